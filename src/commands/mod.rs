@@ -1,0 +1,23 @@
+//! Commands: the declarative table (`table.rs`), the execution contexts
+//! handed to handlers, and one module per command family.
+
+pub mod ctx;
+pub mod table;
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+pub use ctx::{ConnCtx, Ctx};
+pub use table::{lookup, CommandSpec, Exec, Group, KeySpec};
+
+use crate::protocol::Reply;
+
+/// Placeholder handler for table entries whose family has not landed yet.
+pub fn not_yet(_ctx: &mut Ctx, args: &[bytes::Bytes]) -> Reply {
+    Reply::err(format!(
+        "command '{}' is not implemented yet",
+        String::from_utf8_lossy(&args[0]).to_lowercase()
+    ))
+}

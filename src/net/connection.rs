@@ -1,0 +1,370 @@
+//! One client connection: read, parse, route, execute, reply.
+//!
+//! A connection task reads whatever the socket has, parses every complete
+//! request in it (a pipeline), executes them in order and writes all replies
+//! with one write. Consecutive commands for the same shard run under one
+//! entry into that shard, so a pipeline costs one lock per shard run, not
+//! one per command.
+
+use crate::commands::table::{self, flags, Command, Exec};
+use crate::commands::{ConnCtx, Ctx};
+use crate::net::client::{ClientInfo, ClientState};
+use crate::protocol::{Reply, RequestParser};
+use crate::server::Server;
+use crate::shard::ShardData;
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub async fn run(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let info = server.clients.register(peer.to_string(), laddr);
+    server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+    let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
+    let mut conn = Connection::new(server.clone(), stream, info.clone());
+    if server.clients.len() > maxclients {
+        server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = conn.stream.write_all(b"-ERR max number of clients reached\r\n").await;
+    } else {
+        conn.serve().await;
+    }
+    server.clients.unregister(info.id);
+}
+
+/// The result of routing one request.
+enum Plan {
+    /// Answered without execution (errors, NOAUTH, CROSSSLOT).
+    Done(Reply),
+    /// A keyed command whose keys all live on one shard.
+    Single(Command, usize),
+    /// A keyed command over keys on several shards (ascending ids).
+    Multi(Command, Vec<usize>),
+    Other(Command),
+}
+
+pub struct Connection {
+    pub server: Arc<Server>,
+    stream: TcpStream,
+    pub client: ClientState,
+    parser: RequestParser,
+    inbuf: BytesMut,
+    out: Vec<u8>,
+}
+
+impl Connection {
+    fn new(server: Arc<Server>, stream: TcpStream, info: Arc<ClientInfo>) -> Connection {
+        let authenticated = server.config.requirepass.read().is_none();
+        Connection {
+            server,
+            stream,
+            client: ClientState { info, db: 0, resp: 2, authenticated, close_after_reply: false },
+            parser: RequestParser::new(),
+            inbuf: BytesMut::with_capacity(16 * 1024),
+            out: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    async fn serve(&mut self) {
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        loop {
+            if self.server.shutting_down.load(Ordering::SeqCst) || self.client.info.killed.load(Ordering::Acquire) {
+                break;
+            }
+            if self.inbuf.capacity() - self.inbuf.len() < 4096 {
+                self.inbuf.reserve(16 * 1024);
+            }
+            let read = tokio::select! {
+                r = self.stream.read_buf(&mut self.inbuf) => r,
+                _ = self.client.info.kill_notify.notified() => break,
+                _ = self.server.shutdown.notified() => break,
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            let mut proto_error = None;
+            let max_bulk = self.server.config.proto_max_bulk_len.load(Ordering::Relaxed);
+            loop {
+                match self.parser.parse(&mut self.inbuf, max_bulk, self.client.authenticated) {
+                    Ok(Some(args)) if args.is_empty() => continue,
+                    Ok(Some(args)) => batch.push(args),
+                    Ok(None) => break,
+                    Err(e) => {
+                        proto_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+                self.execute_batch(&batch).await;
+                batch.clear();
+            }
+            if let Some(e) = proto_error {
+                Reply::Error(e.0).encode(self.client.resp, &mut self.out);
+                self.client.close_after_reply = true;
+            }
+            if !self.flush().await || self.client.close_after_reply {
+                break;
+            }
+            // Give back memory after a burst of big requests.
+            if self.inbuf.is_empty() && self.inbuf.capacity() > 1 << 20 {
+                self.inbuf = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+        let _ = self.flush().await;
+    }
+
+    /// Writes pending output. Returns false when the peer is gone.
+    pub async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let ok = self.stream.write_all(&self.out).await.is_ok();
+        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::with_capacity(16 * 1024);
+        }
+        ok
+    }
+
+    fn push(&mut self, reply: Reply) {
+        if reply.is_error() {
+            self.server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        reply.encode(self.client.resp, &mut self.out);
+    }
+
+    /// Routes one request: resolves the command, checks auth, finds its shard(s).
+    fn plan(&self, args: &[Bytes]) -> Plan {
+        let cmd = match table::resolve(args) {
+            Ok(cmd) => cmd,
+            Err(reply) => return Plan::Done(reply),
+        };
+        if !self.client.authenticated && !cmd.spec.has(flags::NO_AUTH) {
+            self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+            return Plan::Done(Reply::error("NOAUTH Authentication required."));
+        }
+        match cmd.spec.exec {
+            Exec::Keyed(_) => self.plan_keyed(cmd, args),
+            _ => Plan::Other(cmd),
+        }
+    }
+
+    fn plan_keyed(&self, cmd: Command, args: &[Bytes]) -> Plan {
+        let shards = &self.server.shards;
+        let positions = cmd.spec.key_positions(args);
+        let Some((&first, rest)) = positions.split_first() else {
+            return Plan::Single(cmd, self.home_shard());
+        };
+        let first_slot = crate::shard::slot::key_slot(&args[first]);
+        let first_shard = crate::shard::slot::slot_shard(first_slot, shards.len());
+        let mut ids: Option<Vec<usize>> = None;
+        for &p in rest {
+            let slot = crate::shard::slot::key_slot(&args[p]);
+            if slot == first_slot {
+                continue;
+            }
+            if !cmd.spec.has(flags::MULTI_SHARD) {
+                self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+                return Plan::Done(Reply::crossslot());
+            }
+            let shard = crate::shard::slot::slot_shard(slot, shards.len());
+            if shard != first_shard {
+                let v = ids.get_or_insert_with(|| vec![first_shard]);
+                if !v.contains(&shard) {
+                    v.push(shard);
+                }
+            }
+        }
+        match ids {
+            None => Plan::Single(cmd, first_shard),
+            Some(mut v) => {
+                v.sort_unstable();
+                Plan::Multi(cmd, v)
+            }
+        }
+    }
+
+    /// The shard keyless commands run on: spread clients over shards.
+    pub fn home_shard(&self) -> usize {
+        (self.client.id() as usize) % self.server.shards.len()
+    }
+
+    async fn execute_batch(&mut self, batch: &[Vec<Bytes>]) {
+        let mut i = 0;
+        let mut next_plan: Option<Plan> = None;
+        while i < batch.len() {
+            if self.client.close_after_reply {
+                return;
+            }
+            let plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            match plan {
+                Plan::Done(reply) => {
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Single(cmd, shard_id) => {
+                    let server = self.server.clone();
+                    let shard = server.shards.get(shard_id);
+                    let mut guard = match shard.try_lock() {
+                        Some(g) => g,
+                        None => match shard.lock(server.busy_threshold(), false).await {
+                            Ok(g) => g,
+                            Err(busy) => {
+                                self.push(busy.reply());
+                                i += 1;
+                                continue;
+                            }
+                        },
+                    };
+                    // Run this command and every following one bound to the same shard.
+                    let mut cmd = cmd;
+                    loop {
+                        let reply = self.run_keyed(cmd, &batch[i], &mut [&mut guard]);
+                        self.push(reply);
+                        i += 1;
+                        if i >= batch.len() {
+                            break;
+                        }
+                        match self.plan(&batch[i]) {
+                            Plan::Single(c, s) if s == shard_id => cmd = c,
+                            other => {
+                                next_plan = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    drop(guard);
+                }
+                Plan::Multi(cmd, ids) => {
+                    let server = self.server.clone();
+                    let reply = match server.shards.lock_many(&ids, server.busy_threshold()).await {
+                        Ok(mut guards) => {
+                            let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                            self.run_keyed(cmd, &batch[i], &mut refs)
+                        }
+                        Err(busy) => busy.reply(),
+                    };
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Other(cmd) => {
+                    let reply = self.run_other(cmd, &batch[i]).await;
+                    self.push(reply);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs a keyed command with its shard(s) entered, counting it in the stats.
+    fn run_keyed(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData]) -> Reply {
+        let Exec::Keyed(f) = cmd.spec.exec else {
+            return Reply::err("internal routing error");
+        };
+        let start = Instant::now();
+        let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
+        let reply = f(&mut ctx, args);
+        self.count(cmd, start, &reply);
+        reply
+    }
+
+    fn count(&self, cmd: Command, start: Instant, reply: &Reply) {
+        let stats = &self.server.stats;
+        stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+        let s = &stats.commands[cmd.id];
+        s.calls.fetch_add(1, Ordering::Relaxed);
+        s.usec.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if reply.is_error() {
+            s.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.client.info.last_cmd.store(cmd.id, Ordering::Relaxed);
+    }
+
+    /// Commands that are not plain keyed commands.
+    async fn run_other(&mut self, cmd: Command, args: &[Bytes]) -> Reply {
+        let start = Instant::now();
+        let server = self.server.clone();
+        let threshold = server.busy_threshold();
+        let reply = match cmd.spec.exec {
+            Exec::Conn(f) => {
+                let mut ctx = ConnCtx { server: &server, client: &mut self.client };
+                f(&mut ctx, args)
+            }
+            Exec::AllShards(run, merge) => {
+                let mut replies = Vec::with_capacity(server.shards.len());
+                for shard in &server.shards.list {
+                    match shard.lock(threshold, false).await {
+                        Ok(mut g) => {
+                            let mut one = [&mut *g];
+                            let mut ctx = Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
+                            replies.push(run(&mut ctx, args));
+                        }
+                        Err(busy) => {
+                            replies.clear();
+                            replies.push(busy.reply());
+                            break;
+                        }
+                    }
+                }
+                match replies.iter().find(|r| r.is_error()) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let mut ctx = ConnCtx { server: &server, client: &mut self.client };
+                        merge(&mut ctx, args, replies)
+                    }
+                }
+            }
+            Exec::OneShard(route, run, finish) => {
+                let ctx = ConnCtx { server: &server, client: &mut self.client };
+                match route(&ctx, args) {
+                    Err(e) => e,
+                    Ok(id) => match server.shards.get(id).lock(threshold, false).await {
+                        Ok(mut g) => {
+                            let mut one = [&mut *g];
+                            let mut ctx = Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
+                            let r = run(&mut ctx, args);
+                            drop(g);
+                            let ctx = ConnCtx { server: &server, client: &mut self.client };
+                            finish(&ctx, args, id, r)
+                        }
+                        Err(busy) => busy.reply(),
+                    },
+                }
+            }
+            Exec::Special => self.run_special(cmd, args).await,
+            Exec::Keyed(_) | Exec::Container => Reply::err("internal routing error"),
+        };
+        self.count(cmd, start, &reply);
+        reply
+    }
+
+    /// Commands that need the connection loop itself.
+    async fn run_special(&mut self, cmd: Command, args: &[Bytes]) -> Reply {
+        match cmd.spec.name {
+            "quit" => {
+                self.client.close_after_reply = true;
+                Reply::ok()
+            }
+            "reset" => {
+                self.client.set_db(0);
+                self.client.set_resp(2);
+                self.client.authenticated = self.server.config.requirepass.read().is_none();
+                self.client.info.meta.lock().name = None;
+                Reply::status("RESET")
+            }
+            _ => {
+                let _ = args;
+                Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
+            }
+        }
+    }
+}

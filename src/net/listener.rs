@@ -1,0 +1,120 @@
+//! Accepts connections and runs the server until shutdown.
+
+use crate::net::connection;
+use crate::server::Server;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Binds every configured address, then serves until SHUTDOWN or a signal.
+pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Sender<u16>>) -> std::io::Result<()> {
+    let port = server.config.get_i64("port") as u16;
+    let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
+    let mut listeners = Vec::new();
+    for addr in binds.split_whitespace() {
+        let addr = addr.trim_start_matches('-');
+        let target = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
+        let l = TcpListener::bind(&target).await.map_err(|e| std::io::Error::new(e.kind(), format!("bind {target}: {e}")))?;
+        listeners.push(l);
+    }
+    let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
+    server.port.store(bound as u64, Ordering::Relaxed);
+    log(&server, "notice", &format!("Ready to accept connections tcp on port {bound} ({} shards)", server.shards.len()));
+    if let Some(tx) = ready {
+        let _ = tx.send(bound);
+    }
+
+    for listener in listeners {
+        let server = server.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    r = listener.accept() => r,
+                    _ = server.shutdown.notified() => break,
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let server = server.clone();
+                        tokio::spawn(connection::run(server, stream, peer));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+                if server.shutting_down.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        });
+    }
+
+    for shard in 0..server.shards.len() {
+        tokio::spawn(active_expire_loop(server.clone(), shard));
+    }
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => log(&server, "warning", "Received SIGINT scheduling shutdown..."),
+        _ = sigterm.recv() => log(&server, "warning", "Received SIGTERM scheduling shutdown..."),
+        _ = wait_shutdown(&server) => {}
+    }
+    server.request_shutdown();
+    // Let connections flush what they have before the runtime stops.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    log(&server, "warning", "moonshard is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn wait_shutdown(server: &Server) {
+    loop {
+        let notified = server.shutdown.notified();
+        if server.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Expires keys with a passed TTL in the background, as Redis's active cycle
+/// does: a bounded sample every 100 ms, repeated while many are stale.
+async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if server.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        let shard = server.shards.get(shard_id);
+        // Never wait behind a script: skip this round instead.
+        let Some(mut data) = shard.try_lock() else { continue };
+        let now = crate::storage::now_ms();
+        let mut removed = 0;
+        for db in data.dbs.iter_mut() {
+            removed += db.active_expire(now, 200);
+        }
+        drop(data);
+        if removed > 0 {
+            server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes a Redis-style log line to stderr when `level` passes `loglevel`.
+pub fn log(server: &Server, level: &str, msg: &str) {
+    const ORDER: [&str; 5] = ["debug", "verbose", "notice", "warning", "nothing"];
+    let configured = server.config.get("loglevel").unwrap_or_else(|| "notice".into());
+    let rank = |l: &str| ORDER.iter().position(|x| *x == l).unwrap_or(2);
+    if rank(level) < rank(&configured) || configured == "nothing" {
+        return;
+    }
+    let mark = match level {
+        "debug" => '.',
+        "verbose" => '-',
+        "notice" => '*',
+        _ => '#',
+    };
+    eprintln!("{}:M {} {}", std::process::id(), mark, msg);
+}

@@ -1,0 +1,5 @@
+//! Networking: the listener, the per-connection loop, the client registry.
+
+pub mod client;
+pub mod connection;
+pub mod listener;

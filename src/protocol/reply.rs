@@ -1,0 +1,311 @@
+//! Replies as values, encoded for RESP2 or RESP3 at write time.
+
+use bytes::Bytes;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+text`
+    Status(String),
+    /// `-text`; the text carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// Null bulk (`$-1` in RESP2, `_` in RESP3).
+    Nil,
+    /// Null array (`*-1` in RESP2, `_` in RESP3).
+    NilArray,
+    Array(Vec<Reply>),
+    /// RESP3 map; a flat array in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 set; an array in RESP2.
+    Set(Vec<Reply>),
+    /// RESP3 double; a bulk string in RESP2.
+    Double(f64),
+    /// RESP3 boolean; integer 1/0 in RESP2.
+    Bool(bool),
+    /// RESP3 big number; a bulk string in RESP2.
+    BigNumber(String),
+    /// RESP3 verbatim string (format, text); a bulk string in RESP2.
+    Verbatim(&'static str, Bytes),
+    /// RESP3 push; an array in RESP2 (pub/sub messages).
+    Push(Vec<Reply>),
+    /// Several replies written back to back (used by commands such as
+    /// SUBSCRIBE that answer once per argument).
+    Multi(Vec<Reply>),
+    /// Nothing is written (the reply is deferred or suppressed).
+    NoReply,
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::Status("OK".into())
+    }
+    pub fn status(s: &str) -> Reply {
+        Reply::Status(s.to_string())
+    }
+    /// An error with the generic `ERR ` prefix.
+    pub fn err(msg: impl AsRef<str>) -> Reply {
+        Reply::Error(format!("ERR {}", msg.as_ref()))
+    }
+    /// An error whose text already has its own prefix code.
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply::Error(text.into())
+    }
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+    pub fn wrong_type() -> Reply {
+        Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+    }
+    pub fn syntax_error() -> Reply {
+        Reply::err("syntax error")
+    }
+    pub fn not_integer() -> Reply {
+        Reply::err("value is not an integer or out of range")
+    }
+    pub fn not_float() -> Reply {
+        Reply::err("value is not a valid float")
+    }
+    pub fn wrong_arity(name: &str) -> Reply {
+        Reply::err(format!("wrong number of arguments for '{name}' command"))
+    }
+    pub fn crossslot() -> Reply {
+        Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    }
+    /// Encodes `self` for a client speaking RESP `proto` (2 or 3).
+    pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {
+        match self {
+            Reply::Status(s) => {
+                out.push(b'+');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Error(s) => {
+                out.push(b'-');
+                // A newline inside an error would break the framing.
+                for &b in s.as_bytes() {
+                    out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Int(i) => {
+                out.push(b':');
+                push_int(out, *i);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => push_bulk(out, b),
+            Reply::Nil => {
+                if proto >= 3 {
+                    out.extend_from_slice(b"_\r\n")
+                } else {
+                    out.extend_from_slice(b"$-1\r\n")
+                }
+            }
+            Reply::NilArray => {
+                if proto >= 3 {
+                    out.extend_from_slice(b"_\r\n")
+                } else {
+                    out.extend_from_slice(b"*-1\r\n")
+                }
+            }
+            Reply::Array(items) => {
+                push_header(out, b'*', items.len());
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                if proto >= 3 {
+                    push_header(out, b'%', pairs.len());
+                } else {
+                    push_header(out, b'*', pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Set(items) => {
+                push_header(out, if proto >= 3 { b'~' } else { b'*' }, items.len());
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Push(items) => {
+                push_header(out, if proto >= 3 { b'>' } else { b'*' }, items.len());
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                if proto >= 3 {
+                    out.push(b',');
+                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    push_bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Bool(b) => {
+                if proto >= 3 {
+                    out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+                }
+            }
+            Reply::BigNumber(n) => {
+                if proto >= 3 {
+                    out.push(b'(');
+                    out.extend_from_slice(n.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    push_bulk(out, n.as_bytes());
+                }
+            }
+            Reply::Verbatim(fmt, text) => {
+                if proto >= 3 {
+                    push_header(out, b'=', text.len() + 4);
+                    out.extend_from_slice(fmt.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    push_bulk(out, text);
+                }
+            }
+            Reply::Multi(items) => {
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::NoReply => {}
+        }
+    }
+}
+
+fn push_int(out: &mut Vec<u8>, i: i64) {
+    let mut buf = itoa_buf(i);
+    out.extend_from_slice(buf.as_bytes_mut());
+}
+
+fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    push_int(out, len as i64);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    push_header(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Small stack buffer for integer formatting without allocation.
+struct IntBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl IntBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(i: i64) -> IntBuf {
+    let mut buf = [0u8; 20];
+    let mut pos = 20;
+    let neg = i < 0;
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    IntBuf { buf, start: pos }
+}
+
+/// Formats a double the way Redis 7.0 replies with one (`%.17g`, `inf`, `-inf`, `nan`).
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    format_g17(d)
+}
+
+/// C's `%.17g`.
+fn format_g17(d: f64) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let exp = d.abs().log10().floor() as i32;
+    // %g uses scientific notation when exp < -4 or exp >= precision.
+    let sci = format!("{:.16e}", d);
+    let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let real_exp: i32 = e.parse().unwrap_or(exp);
+    if real_exp < -4 || real_exp >= 17 {
+        let m = trim_zeros(mantissa);
+        let sign = if real_exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", m, sign, real_exp.abs())
+    } else {
+        let decimals = (16 - real_exp).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: Reply, proto: u8) -> String {
+        let mut out = Vec::new();
+        r.encode(proto, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_both_protocols() {
+        assert_eq!(enc(Reply::Nil, 2), "$-1\r\n");
+        assert_eq!(enc(Reply::Nil, 3), "_\r\n");
+        assert_eq!(enc(Reply::Int(-42), 2), ":-42\r\n");
+        assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(Reply::Double(1.5), 2), "$3\r\n1.5\r\n");
+        assert_eq!(enc(Reply::Bool(true), 2), ":1\r\n");
+    }
+
+    #[test]
+    fn g17() {
+        assert_eq!(format_double(1.1), "1.1000000000000001");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_double(-2.5), "-2.5");
+    }
+}

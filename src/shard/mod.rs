@@ -1,0 +1,193 @@
+//! Shards: each owns a contiguous range of hash slots, all 16 databases of
+//! those slots, and its own Lua VM. See docs/ARCHITECTURE.md for why a shard
+//! is a lock-protected partition executed by whichever thread asks, rather
+//! than a thread reached by messages.
+
+pub mod slot;
+
+use crate::protocol::Reply;
+use crate::storage::{now_ms, Db};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Everything a shard owns. Only reachable through `Shard::lock*`.
+pub struct ShardData {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    /// Per-shard scripting state (this shard's Lua VM and compiled scripts).
+    pub scripting: crate::scripting::ShardScripting,
+}
+
+impl ShardData {
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+}
+
+pub type ShardGuard<'a> = MutexGuard<'a, ShardData>;
+
+/// Why a shard could not be entered.
+#[derive(Debug)]
+pub enum Busy {
+    /// A script has run longer than `busy-reply-threshold`.
+    Script,
+}
+
+impl Busy {
+    pub fn reply(&self) -> Reply {
+        Reply::error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    }
+}
+
+pub struct Shard {
+    pub id: usize,
+    databases: usize,
+    data: Mutex<ShardData>,
+    /// Unix ms at which the running script started; 0 when none runs.
+    pub script_since: AtomicU64,
+    /// Set by SCRIPT KILL / FUNCTION KILL; the Lua hook checks it.
+    pub script_kill: AtomicBool,
+    /// Set once the running script performed a write (it can no longer be killed).
+    pub script_wrote: AtomicBool,
+    /// True when the running script is a function (FCALL), for FUNCTION KILL vs SCRIPT KILL.
+    pub script_is_function: AtomicBool,
+    /// Woken when a script finishes, so waiters retry without polling.
+    pub script_done: tokio::sync::Notify,
+}
+
+impl Shard {
+    pub fn new(id: usize, databases: usize) -> Shard {
+        Shard {
+            id,
+            databases,
+            data: Mutex::new(ShardData {
+                id,
+                dbs: (0..databases).map(|_| Db::new()).collect(),
+                scripting: crate::scripting::ShardScripting::default(),
+            }),
+            script_since: AtomicU64::new(0),
+            script_kill: AtomicBool::new(false),
+            script_wrote: AtomicBool::new(false),
+            script_is_function: AtomicBool::new(false),
+            script_done: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn script_running(&self) -> bool {
+        self.script_since.load(Ordering::Acquire) != 0
+    }
+
+    /// Milliseconds the running script has been running, if one runs.
+    pub fn script_elapsed_ms(&self) -> Option<u64> {
+        let since = self.script_since.load(Ordering::Acquire);
+        (since != 0).then(|| now_ms().saturating_sub(since))
+    }
+
+    /// Non-blocking attempt to enter the shard.
+    pub fn try_lock(&self) -> Option<ShardGuard<'_>> {
+        self.data.try_lock()
+    }
+
+    /// Enters the shard from a synchronous context that may block (shard
+    /// maintenance, tests). Never call from a connection task.
+    pub fn lock_blocking(&self) -> ShardGuard<'_> {
+        self.data.lock()
+    }
+
+    /// Enters the shard from an async task.
+    ///
+    /// Ordinary commands hold a shard for microseconds, so a short timed wait
+    /// on the mutex is the cheapest way in. A script may hold it for long: the
+    /// task then waits asynchronously (its thread keeps serving other
+    /// connections) and, once the script is past `busy-reply-threshold`, gets
+    /// `BUSY` if `busy_ok` is false.
+    pub async fn lock(&self, threshold_ms: u64, busy_ok: bool) -> Result<ShardGuard<'_>, Busy> {
+        loop {
+            if let Some(g) = self.data.try_lock() {
+                return Ok(g);
+            }
+            if self.script_running() {
+                if !busy_ok && self.script_elapsed_ms().unwrap_or(0) >= threshold_ms {
+                    return Err(Busy::Script);
+                }
+                let notified = self.script_done.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if !self.script_running() {
+                    continue;
+                }
+                // Wake at the threshold at the latest, to answer BUSY then.
+                let wait = Duration::from_millis(threshold_ms.saturating_sub(self.script_elapsed_ms().unwrap_or(0)).clamp(1, 100));
+                let _ = tokio::time::timeout(wait, notified).await;
+                continue;
+            }
+            if let Some(g) = self.data.try_lock_for(Duration::from_micros(200)) {
+                return Ok(g);
+            }
+        }
+    }
+}
+
+/// All shards of the server and the slot → shard map.
+pub struct Shards {
+    pub list: Vec<Shard>,
+}
+
+impl Shards {
+    pub fn new(n: usize, databases: usize) -> Shards {
+        Shards { list: (0..n).map(|i| Shard::new(i, databases)).collect() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn for_key(&self, key: &[u8]) -> usize {
+        slot::slot_shard(slot::key_slot(key), self.list.len())
+    }
+
+    pub fn get(&self, i: usize) -> &Shard {
+        &self.list[i]
+    }
+
+    /// Enters several shards in ascending order (no deadlock between two
+    /// such callers). If any is held by a script, nothing is held while
+    /// waiting for it.
+    pub async fn lock_many(&self, ids: &[usize], threshold_ms: u64) -> Result<Vec<ShardGuard<'_>>, Busy> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        'retry: loop {
+            for &id in ids {
+                let shard = &self.list[id];
+                if shard.script_running() {
+                    // Wait (holding nothing) until it ends or BUSY applies.
+                    drop(shard.lock(threshold_ms, false).await?);
+                }
+            }
+            let mut guards = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let shard = &self.list[id];
+                match shard.data.try_lock_for(Duration::from_millis(1)) {
+                    Some(g) => guards.push(g),
+                    None => {
+                        drop(guards);
+                        tokio::task::yield_now().await;
+                        continue 'retry;
+                    }
+                }
+            }
+            return Ok(guards);
+        }
+    }
+}
+
+impl Shard {
+    /// Number of databases (fixed at start-up).
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+}

@@ -1,0 +1,86 @@
+//! Redis Cluster hash slots: CRC16-XMODEM of the key (or of its `{hash tag}`) mod 16384.
+
+pub const SLOTS: usize = 16384;
+
+/// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as Redis Cluster uses.
+const fn crc16_table() -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+static CRC16_TABLE: [u16; 256] = crc16_table();
+
+pub fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc = (crc << 8) ^ CRC16_TABLE[(((crc >> 8) as u8) ^ b) as usize];
+    }
+    crc
+}
+
+/// The part of the key that is hashed: the text inside the first `{...}` when
+/// it is non-empty, else the whole key.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+pub fn key_slot(key: &[u8]) -> u16 {
+    crc16(hash_tag(key)) & (SLOTS as u16 - 1)
+}
+
+/// Slots map to shards in contiguous ranges, so a shard is a "node" in Redis Cluster terms.
+pub fn slot_shard(slot: u16, shards: usize) -> usize {
+    slot as usize * shards / SLOTS
+}
+
+/// First slot owned by `shard` (inclusive) and the first slot past it.
+pub fn shard_slot_range(shard: usize, shards: usize) -> (usize, usize) {
+    let start = (shard * SLOTS).div_ceil(shards);
+    let end = ((shard + 1) * SLOTS).div_ceil(shards);
+    (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_slots() {
+        // Values given by Redis's CLUSTER KEYSLOT.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn ranges_cover_slots() {
+        for shards in 1..=7 {
+            for slot in 0..SLOTS as u16 {
+                let s = slot_shard(slot, shards);
+                let (a, b) = shard_slot_range(s, shards);
+                assert!((a..b).contains(&(slot as usize)), "slot {slot} shards {shards}");
+            }
+        }
+    }
+}

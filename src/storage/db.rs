@@ -1,0 +1,252 @@
+//! One logical database of one shard: the key map plus the index of keys with a TTL.
+
+use super::Value;
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+use rand::Rng;
+
+type Map<K, V> = IndexMap<K, V, ahash::RandomState>;
+
+#[derive(Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry time in Unix milliseconds, 0 when the key is persistent.
+    pub expire_at: u64,
+}
+
+/// A keyspace. Keys live in an insertion-ordered map so that a random key
+/// and a scan position are O(1); deletion swaps the last key into the hole,
+/// which is why `scan` walks positions from the top down (see there).
+#[derive(Default)]
+pub struct Db {
+    map: Map<Bytes, Entry>,
+    /// Keys that carry a TTL, sampled by the active expiry cycle.
+    volatile: IndexSet<Bytes, ahash::RandomState>,
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// Removes `key` if its TTL has passed. Returns true when it did.
+    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
+        match self.map.get(key) {
+            Some(e) if e.expire_at != 0 && e.expire_at <= now => {
+                self.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_needed(key, now);
+        self.map.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now);
+        self.map.get_mut(key)
+    }
+
+    /// The value under `key`, if any and not expired.
+    pub fn value(&mut self, key: &[u8], now: u64) -> Option<&Value> {
+        self.get(key, now).map(|e| &e.value)
+    }
+
+    pub fn value_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Value> {
+        self.get_mut(key, now).map(|e| &mut e.value)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.get(key, now).is_some()
+    }
+
+    /// Stores `value` under `key`, dropping any TTL (as Redis's plain SET does).
+    pub fn set(&mut self, key: Bytes, value: Value) {
+        self.set_with_expiry(key, value, 0);
+    }
+
+    /// Stores `value` and sets the absolute expiry `expire_at` (0 = none).
+    pub fn set_with_expiry(&mut self, key: Bytes, value: Value, expire_at: u64) {
+        match self.map.get_full_mut(&key[..]) {
+            Some((_, _, e)) => {
+                let had = e.expire_at != 0;
+                e.value = value;
+                e.expire_at = expire_at;
+                if had && expire_at == 0 {
+                    self.volatile.swap_remove(&key[..]);
+                } else if !had && expire_at != 0 {
+                    self.volatile.insert(key);
+                }
+            }
+            None => {
+                if expire_at != 0 {
+                    self.volatile.insert(key.clone());
+                }
+                self.map.insert(key, Entry { value, expire_at });
+            }
+        }
+    }
+
+    /// Replaces the value, keeping the key's TTL (SET KEEPTTL, in-place updates).
+    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value) {
+        match self.map.get_mut(&key[..]) {
+            Some(e) => e.value = value,
+            None => {
+                self.map.insert(key, Entry { value, expire_at: 0 });
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.map.swap_remove(key)?;
+        if e.expire_at != 0 {
+            self.volatile.swap_remove(key);
+        }
+        Some(e)
+    }
+
+    /// Removes a key unless it already expired; returns whether a live key was removed.
+    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
+        if self.expire_if_needed(key, now) {
+            return false;
+        }
+        self.remove(key).is_some()
+    }
+
+    /// The key's absolute expiry in ms, 0 when persistent. None if the key is missing.
+    pub fn expire_at(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        self.get(key, now).map(|e| e.expire_at)
+    }
+
+    /// Sets the absolute expiry of an existing key. Returns false if missing.
+    pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+            return false;
+        };
+        if e.expire_at == 0 && at != 0 {
+            self.volatile.insert(k.clone());
+        } else if e.expire_at != 0 && at == 0 {
+            self.volatile.swap_remove(key);
+        }
+        e.expire_at = at;
+        true
+    }
+
+    /// Drops the TTL of `key`; true when it had one.
+    pub fn persist(&mut self, key: &[u8], now: u64) -> bool {
+        match self.get_mut(key, now) {
+            Some(e) if e.expire_at != 0 => {
+                e.expire_at = 0;
+                self.volatile.swap_remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.map = Map::default();
+        self.volatile = IndexSet::default();
+    }
+
+    /// Takes the whole content out (FLUSHALL ASYNC drops it on another thread).
+    pub fn take(&mut self) -> Db {
+        std::mem::take(self)
+    }
+
+    /// A random live key, or None when the database is empty.
+    pub fn random_key(&mut self, now: u64) -> Option<Bytes> {
+        let mut rng = rand::thread_rng();
+        // Expired keys met on the way are reaped; bound the tries like Redis.
+        for _ in 0..100 {
+            if self.map.is_empty() {
+                return None;
+            }
+            let i = rng.gen_range(0..self.map.len());
+            let (k, e) = self.map.get_index(i)?;
+            if e.expire_at != 0 && e.expire_at <= now {
+                let k = k.clone();
+                self.remove(&k);
+                continue;
+            }
+            return Some(k.clone());
+        }
+        let i = rng.gen_range(0..self.map.len().max(1));
+        self.map.get_index(i).map(|(k, _)| k.clone())
+    }
+
+    /// One step of a SCAN. `pos` is 0 to start, else the value returned by the
+    /// previous step; returns the next position (0 when done).
+    ///
+    /// Positions count down from the top of the map. Removal swaps the last
+    /// entry (already visited) into the hole, and insertion appends at the top
+    /// (not yet visited): so every key present for the whole scan is returned
+    /// at least once, which is SCAN's guarantee.
+    pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&Bytes, &Entry)) -> usize {
+        let mut next = if pos == 0 { self.map.len() } else { (pos - 1).min(self.map.len()) };
+        let mut visited = 0;
+        while next > 0 && visited < count {
+            next -= 1;
+            if let Some((k, e)) = self.map.get_index(next) {
+                f(k, e);
+            }
+            visited += 1;
+        }
+        if next == 0 {
+            0
+        } else {
+            next + 1
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
+    /// Active expiry: samples keys with a TTL and removes the expired ones.
+    /// Returns how many were removed. Stops after `budget` samples.
+    pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        let mut removed = 0;
+        let mut rng = rand::thread_rng();
+        let mut sampled = 0;
+        while sampled < budget && !self.volatile.is_empty() {
+            let mut expired_in_round = 0;
+            let round = 20.min(self.volatile.len());
+            for _ in 0..round {
+                let i = rng.gen_range(0..self.volatile.len());
+                let Some(k) = self.volatile.get_index(i) else { break };
+                let expired = matches!(self.map.get(&k[..]), Some(e) if e.expire_at != 0 && e.expire_at <= now);
+                if expired {
+                    let k = k.clone();
+                    self.remove(&k);
+                    expired_in_round += 1;
+                }
+                sampled += 1;
+                if self.volatile.is_empty() {
+                    break;
+                }
+            }
+            removed += expired_in_round;
+            // Like Redis: keep going only while a quarter of the sample was stale.
+            if expired_in_round * 4 < round {
+                break;
+            }
+        }
+        removed
+    }
+}

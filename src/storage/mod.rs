@@ -1,0 +1,15 @@
+//! Value types, the per-database keyspace and expiry.
+
+mod db;
+mod value;
+
+pub use db::{Db, Entry};
+pub use value::{Hash, List, Set, Value, ZSet};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

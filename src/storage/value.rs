@@ -1,0 +1,55 @@
+//! The value stored under a key.
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+pub type List = VecDeque<Bytes>;
+pub type Hash = HashMap<Bytes, Bytes, ahash::RandomState>;
+pub type Set = HashSet<Bytes, ahash::RandomState>;
+
+/// Sorted set placeholder until the collections family lands.
+#[derive(Default, Debug, Clone)]
+pub struct ZSet {
+    pub members: HashMap<Bytes, f64, ahash::RandomState>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(Bytes),
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(Box<ZSet>),
+}
+
+impl Value {
+    /// The name `TYPE` replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// The name `OBJECT ENCODING` replies with.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => {
+                if s.len() <= 20 && crate::util::parse_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(_) => "hashtable",
+            Value::Set(_) => "hashtable",
+            Value::ZSet(_) => "skiplist",
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Small parsing and matching helpers shared by command families.
+
+/// Parses a Redis integer argument: optional '-', digits, no spaces, no '+'.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    if neg && v == 0 {
+        return None; // "-0" is not a valid integer in Redis's strict parser
+    }
+    Some(v)
+}
+
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    let v = parse_i64(s)?;
+    u64::try_from(v).ok()
+}
+
+/// Parses a float the way Redis's `strtold`-based parser accepts it:
+/// no leading/trailing spaces, "inf"/"-inf"/"+inf" allowed, NaN refused.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let v = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            // Rust accepts forms C does not ("1e" is refused by both; "0x10" only by Rust).
+            if text.contains(['x', 'X', '_']) || text.eq_ignore_ascii_case("nan") {
+                return None;
+            }
+            text.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Case-insensitive ASCII comparison of an argument with a keyword.
+pub fn eq_ic(arg: &[u8], kw: &str) -> bool {
+    arg.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// Glob-style matching as Redis's `stringmatchlen` (`*`, `?`, `[...]`, `\\`).
+///
+/// Iterative with backtracking to the last `*` only, so hostile patterns
+/// such as `a*a*a*...b` cost O(pattern * string), not exponential time.
+pub fn glob_match(p: &[u8], s: &[u8], nocase: bool) -> bool {
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() {
+            if p[pi] == b'*' {
+                star = Some((pi, si));
+                pi += 1;
+                continue;
+            }
+            if let Some(len) = match_token(p, pi, s[si], nocase) {
+                pi += len;
+                si += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Matches the single pattern token at `p[pi..]` against `c`; returns the
+/// token's length when it matches.
+fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    match p[pi] {
+        b'?' => Some(1),
+        b'\\' if pi + 1 < p.len() => eq(p[pi + 1], c).then_some(2),
+        b'[' => {
+            let mut i = pi + 1;
+            let not = i < p.len() && p[i] == b'^';
+            if not {
+                i += 1;
+            }
+            let mut matched = false;
+            while i < p.len() && p[i] != b']' {
+                if p[i] == b'\\' && i + 1 < p.len() {
+                    i += 1;
+                    matched |= eq(p[i], c);
+                    i += 1;
+                } else if i + 2 < p.len() && p[i + 1] == b'-' {
+                    let (mut lo, mut hi) = (p[i], p[i + 2]);
+                    if lo > hi {
+                        std::mem::swap(&mut lo, &mut hi);
+                    }
+                    let (lo, hi, ch) = if nocase {
+                        (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase())
+                    } else {
+                        (lo, hi, c)
+                    };
+                    matched |= ch >= lo && ch <= hi;
+                    i += 3;
+                } else {
+                    matched |= eq(p[i], c);
+                    i += 1;
+                }
+            }
+            // `i` is at the closing ']' or at the end of an unterminated class.
+            let len = (i + 1).min(p.len()) - pi;
+            (matched != not).then_some(len.max(1))
+        }
+        other => eq(other, c).then_some(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_i64(b"123"), Some(123));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"012"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h*llo", b"heeeello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"*", b"", false));
+        assert!(!glob_match(b"a*a*a*a*a*a*a*a*b", &[b'a'; 40], false));
+    }
+}

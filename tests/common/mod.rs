@@ -1,0 +1,191 @@
+//! Test harness: start the real `moonshard` binary (and, for differential
+//! tests, a real `redis-server`) on ephemeral ports and talk to them.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not start listening on {port}");
+}
+
+/// A running server process, killed on drop.
+pub struct Proc {
+    pub port: u16,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        let c = redis::Client::open(self.url()).unwrap();
+        c.get_connection_with_timeout(Duration::from_secs(10)).unwrap()
+    }
+
+    /// Sends raw bytes and returns what arrives until the peer stops sending
+    /// for `quiet` or closes.
+    pub fn raw(&self, input: &[u8], quiet: Duration) -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(input).unwrap();
+        s.set_read_timeout(Some(quiet)).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Runs `redis-cli` against this server (None if redis-cli is missing).
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moonshard with extra flags, e.g. `&["--shards", "4"]`.
+pub fn moonshard(extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .args(["--port", &port.to_string(), "--loglevel", "warning"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start moonshard");
+    wait_for_port(port, &mut child, "moonshard");
+    Proc { port, child }
+}
+
+pub fn has_program(name: &str) -> bool {
+    Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// Starts a real redis-server for differential tests. Returns None (after a
+/// loud notice) when it is not installed, unless MOONSHARD_REQUIRE_REDIS=1,
+/// in which case its absence fails the test.
+pub fn redis_server() -> Option<Proc> {
+    if !has_program("redis-server") {
+        if std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() == Ok("1") {
+            panic!("redis-server is required (MOONSHARD_REQUIRE_REDIS=1) but not installed");
+        }
+        eprintln!("\n*** SKIPPED: redis-server not on PATH; differential test not run (apt-get install redis-server) ***\n");
+        return None;
+    }
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_for_port(port, &mut child, "redis-server");
+    Some(Proc { port, child })
+}
+
+/// Runs one command, returning the reply or the error text as a Value-like string.
+pub fn run(con: &mut redis::Connection, args: &[&[u8]]) -> Result<redis::Value, String> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap_or("?"));
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query::<redis::Value>(con).map_err(|e| error_text(&e))
+}
+
+/// Same, for string arguments.
+pub fn run_str(con: &mut redis::Connection, args: &[&str]) -> Result<redis::Value, String> {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    run(con, &bytes)
+}
+
+/// The error line as the server sent it ("ERR ...", "WRONGTYPE ...").
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// A moonshard and a redis-server side by side; `check` sends the same
+/// command to both and asserts equal replies.
+pub struct Diff {
+    pub ours: Proc,
+    pub theirs: Proc,
+    pub a: redis::Connection,
+    pub b: redis::Connection,
+}
+
+impl Diff {
+    pub fn start(extra: &[&str]) -> Option<Diff> {
+        let theirs = redis_server()?;
+        let ours = moonshard(extra);
+        let a = ours.client();
+        let b = theirs.client();
+        Some(Diff { ours, theirs, a, b })
+    }
+
+    /// Sends `args` to both servers and returns both replies.
+    pub fn both(&mut self, args: &[&str]) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
+        (run_str(&mut self.a, args), run_str(&mut self.b, args))
+    }
+
+    /// Asserts both servers answer `args` identically.
+    #[track_caller]
+    pub fn check(&mut self, args: &[&str]) -> Result<redis::Value, String> {
+        let (ours, theirs) = self.both(args);
+        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
+        ours
+    }
+
+    /// Like `check`, but compares arrays as multisets (order not specified by Redis).
+    #[track_caller]
+    pub fn check_unordered(&mut self, args: &[&str]) {
+        let (ours, theirs) = self.both(args);
+        assert_eq!(sorted(ours), sorted(theirs), "moonshard and redis-server differ on {args:?}");
+    }
+}
+
+fn sorted(v: Result<redis::Value, String>) -> Result<redis::Value, String> {
+    v.map(|v| match v {
+        redis::Value::Array(mut items) => {
+            items.sort_by_key(|i| format!("{i:?}"));
+            redis::Value::Array(items)
+        }
+        other => other,
+    })
+}
