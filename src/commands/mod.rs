@@ -4,10 +4,15 @@
 pub mod ctx;
 pub mod table;
 
+pub mod blocking;
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 pub use ctx::{ConnCtx, Ctx};
 pub use table::{lookup, CommandSpec, Exec, Group, KeySpec};

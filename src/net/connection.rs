@@ -48,7 +48,7 @@ enum Plan {
 
 pub struct Connection {
     pub server: Arc<Server>,
-    stream: TcpStream,
+    pub(crate) stream: TcpStream,
     pub client: ClientState,
     parser: RequestParser,
     inbuf: BytesMut,
@@ -361,10 +361,9 @@ impl Connection {
                 self.client.info.meta.lock().name = None;
                 Reply::status("RESET")
             }
-            _ => {
-                let _ = args;
-                Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
-            }
+            _ if cmd.spec.group == crate::commands::Group::Scripting => crate::scripting::special(self, cmd, args).await,
+            _ if cmd.spec.has(flags::BLOCKING) => crate::commands::blocking::special(self, cmd, args).await,
+            _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
         }
     }
 }

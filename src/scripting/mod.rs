@@ -7,3 +7,13 @@ pub struct ShardScripting {}
 /// The global script cache (SHA1 → source), shared by every connection.
 #[derive(Default)]
 pub struct ScriptCache {}
+
+/// Runs EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO and the SCRIPT and
+/// FUNCTION subcommands for `conn` (called by the connection loop).
+pub async fn special(
+    _conn: &mut crate::net::connection::Connection,
+    cmd: crate::commands::table::Command,
+    _args: &[bytes::Bytes],
+) -> crate::protocol::Reply {
+    crate::protocol::Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
+}

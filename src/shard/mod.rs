@@ -17,6 +17,8 @@ pub struct ShardData {
     pub dbs: Vec<Db>,
     /// Per-shard scripting state (this shard's Lua VM and compiled scripts).
     pub scripting: crate::scripting::ShardScripting,
+    /// Clients blocked on this shard's keys (BLPOP and friends).
+    pub waiters: crate::commands::blocking::Waiters,
 }
 
 impl ShardData {
@@ -65,6 +67,7 @@ impl Shard {
                 id,
                 dbs: (0..databases).map(|_| Db::new()).collect(),
                 scripting: crate::scripting::ShardScripting::default(),
+                waiters: crate::commands::blocking::Waiters::default(),
             }),
             script_since: AtomicU64::new(0),
             script_kill: AtomicBool::new(false),
