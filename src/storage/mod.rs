@@ -1,7 +1,11 @@
 //! Value types, the per-database keyspace and expiry.
 
 mod db;
+pub mod hash;
+pub mod list;
+pub mod set;
 mod value;
+pub mod zset;
 
 pub use db::{Db, Entry};
 pub use value::{Hash, List, Set, Value, ZSet};

@@ -1,17 +1,10 @@
 //! The value stored under a key.
 
+pub use super::hash::Hash;
+pub use super::list::List;
+pub use super::set::Set;
+pub use super::zset::ZSet;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
-
-pub type List = VecDeque<Bytes>;
-pub type Hash = HashMap<Bytes, Bytes, ahash::RandomState>;
-pub type Set = HashSet<Bytes, ahash::RandomState>;
-
-/// Sorted set placeholder until the collections family lands.
-#[derive(Default, Debug, Clone)]
-pub struct ZSet {
-    pub members: HashMap<Bytes, f64, ahash::RandomState>,
-}
 
 #[derive(Debug, Clone)]
 pub enum Value {

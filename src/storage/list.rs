@@ -1,0 +1,6 @@
+//! List values.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+pub type List = VecDeque<Bytes>;
