@@ -17,7 +17,7 @@ fn esc(s: &str) -> String {
 /// One bar group per test; one bar per series (e.g. `-P 1`, `-P 16`).
 /// `None` values are drawn as a red "error" mark.
 pub fn ratio_chart(title: &str, tests: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
-    let (left, top, bar_h, gap, width) = (260.0, 50.0, 12.0, 8.0, 520.0);
+    let (left, top, bar_h, gap, width) = (260.0, 58.0, 12.0, 8.0, 520.0);
     let group_h = bar_h * series.len() as f64 + gap;
     let height = top + group_h * tests.len() as f64 + 60.0;
     let max = series
@@ -84,12 +84,15 @@ pub fn ratio_chart(title: &str, tests: &[String], series: &[(String, Vec<Option<
         }
     }
     let bottom = top + group_h * tests.len() as f64;
-    for (v, dash, label) in [(1.0, "", "1.0 (= redis-server)"), (0.8, "4,3", "0.8")] {
+    // 1.0 is labelled below the bars, 0.8 above them, so the two never overlap.
+    for (v, dash, label, ly) in [
+        (1.0, "", "1.0 (= redis-server)", bottom + 14.0),
+        (0.8, "4,3", "0.8", top - 3.0),
+    ] {
         let _ = writeln!(
             s,
-            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{bottom}" stroke="#333" stroke-dasharray="{dash}"/><text x="{0:.1}" y="{1}" text-anchor="middle">{label}</text>"##,
+            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{bottom}" stroke="#333" stroke-dasharray="{dash}"/><text x="{0:.1}" y="{ly}" text-anchor="middle">{label}</text>"##,
             x(v),
-            bottom + 14.0
         );
     }
     let _ = writeln!(
