@@ -446,11 +446,14 @@ pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     rename_generic(ctx, args, true)
 }
 
-/// Parses a DB index argument; None when it is not an int or out of range.
+/// Parses a DB index argument as Redis's `getIntFromObjectOrReply` + `selectDb`.
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
-    let n = parse_i64(arg)
-        .filter(|n| i32::try_from(*n).is_ok())
-        .ok_or_else(Reply::not_integer)?;
+    let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
+    if i32::try_from(n).is_err() {
+        return Err(Reply::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     let dbs = ctx.server.databases();
     usize::try_from(n)
         .ok()
