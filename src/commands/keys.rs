@@ -622,3 +622,46 @@ pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ];
     Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::strings;
+    use super::*;
+    use crate::server::Server;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+
+    /// Reads count hits and misses, writes do not; a lazily reaped key counts as expired.
+    #[test]
+    fn keyspace_stats() {
+        let server = Server::new(crate::config::Config::default());
+        let mut guard = server.shards.get(0).lock_blocking();
+        let mut one = [&mut *guard];
+        let mut ctx = Ctx::new(&server, &mut one, 0, 2, 1);
+        let st = &server.stats;
+        strings::set(&mut ctx, &args(&["set", "a", "1"]));
+        strings::incr(&mut ctx, &args(&["incr", "nothere"]));
+        assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (0, 0));
+        strings::get(&mut ctx, &args(&["get", "a"]));
+        strings::mget(&mut ctx, &args(&["mget", "a", "b"]));
+        exists(&mut ctx, &args(&["exists", "zz"]));
+        assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (2, 2));
+        let now = ctx.now;
+        ctx.db(b"old").set_with_expiry(
+            Bytes::from_static(b"old"),
+            Value::Str(Bytes::new()),
+            now - 1,
+        );
+        assert_eq!(strings::get(&mut ctx, &args(&["get", "old"])), Reply::Nil);
+        assert_eq!(stat(&st.expired_keys), 1);
+        assert_eq!(stat(&st.keyspace_misses), 3);
+    }
+}
