@@ -264,7 +264,7 @@ fn format_g17(d: f64) -> String {
     let sci = format!("{:.16e}", d);
     let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
     let real_exp: i32 = e.parse().unwrap_or(exp);
-    if real_exp < -4 || real_exp >= 17 {
+    if !(-4..17).contains(&real_exp) {
         let m = trim_zeros(mantissa);
         let sign = if real_exp < 0 { '-' } else { '+' };
         format!("{}e{}{:02}", m, sign, real_exp.abs())

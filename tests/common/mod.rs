@@ -88,15 +88,46 @@ impl Drop for Proc {
 }
 
 /// Starts moonshard with extra flags, e.g. `&["--shards", "4"]`.
+///
+/// The server binds port 0 and reports the port it got on stderr, so
+/// parallel tests never race for a port.
 pub fn moonshard(extra: &[&str]) -> Proc {
-    let port = free_port();
+    use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
-        .args(["--port", &port.to_string(), "--loglevel", "warning"])
+        .args(["--port", "0"])
         .args(extra)
+        .args(["--loglevel", "notice"])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start moonshard");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("tcp on port ").nth(1) {
+                if let Some(tx) = tx.take() {
+                    let port: u16 = rest
+                        .split_whitespace()
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0);
+                    let _ = tx.send(port);
+                }
+                continue;
+            }
+            if !line.contains(":M * ") {
+                eprintln!("[moonshard] {line}");
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("moonshard did not report its port");
     wait_for_port(port, &mut child, "moonshard");
     Proc { port, child }
 }
