@@ -30,8 +30,8 @@ pub enum Kind {
     Bool,
     /// An integer with Redis's inclusive bounds.
     Int(i64, i64),
-    /// A non-negative size with optional unit suffix (k, kb, m, mb, g, gb).
-    Memory,
+    /// A size with optional unit suffix (k, kb, m, mb, g, gb), at least the bound.
+    Memory(i64),
     Str,
     Enum(&'static [&'static str]),
 }
@@ -77,7 +77,7 @@ const POLICIES: &[&str] = &[
 pub static PARAMS: &[Param] = &[
     // moonshard's own
     p!("shards", "0", Kind::Int(0, 1024), Immutable),
-    p!("lua-memory-limit", "268435456", Kind::Memory, Mutable),
+    p!("lua-memory-limit", "268435456", Kind::Memory(0), Mutable),
     // Redis 7.0 (io-threads: 0 means one per core, our default)
     p!(
         "acl-pubsub-default",
@@ -92,7 +92,7 @@ pub static PARAMS: &[Param] = &[
     p!(
         "active-defrag-ignore-bytes",
         "104857600",
-        Kind::Memory,
+        Kind::Memory(1),
         Mutable
     ),
     p!(
@@ -135,7 +135,7 @@ pub static PARAMS: &[Param] = &[
     p!(
         "auto-aof-rewrite-min-size",
         "67108864",
-        Kind::Memory,
+        Kind::Memory(0),
         Mutable
     ),
     p!(
@@ -164,7 +164,7 @@ pub static PARAMS: &[Param] = &[
     p!(
         "client-query-buffer-limit",
         "1073741824",
-        Kind::Memory,
+        Kind::Memory(1048576),
         Mutable
     ),
     p!(
@@ -197,7 +197,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p!("cluster-config-file", "nodes.conf", Kind::Str, Immutable),
     p!("cluster-enabled", "no", Kind::Bool, Immutable),
-    p!("cluster-link-sendbuf-limit", "0", Kind::Memory, Mutable),
+    p!("cluster-link-sendbuf-limit", "0", Kind::Memory(0), Mutable),
     p!(
         "cluster-migration-barrier",
         "1",
@@ -258,11 +258,11 @@ pub static PARAMS: &[Param] = &[
     p!(
         "hash-max-listpack-value",
         "64",
-        Kind::Memory,
+        Kind::Memory(0),
         Mutable,
         alias = "hash-max-ziplist-value"
     ),
-    p!("hll-sparse-max-bytes", "3000", Kind::Memory, Mutable),
+    p!("hll-sparse-max-bytes", "3000", Kind::Memory(0), Mutable),
     p!("hz", "10", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("ignore-warnings", "", Kind::Str, Mutable),
     p!("io-threads", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
@@ -321,8 +321,8 @@ pub static PARAMS: &[Param] = &[
         Kind::Int(1, u32::MAX as i64),
         Mutable
     ),
-    p!("maxmemory", "0", Kind::Memory, Mutable),
-    p!("maxmemory-clients", "0", Kind::Memory, Mutable),
+    p!("maxmemory", "0", Kind::Memory(0), Mutable),
+    p!("maxmemory-clients", "0", Kind::Memory(0), Mutable),
     p!(
         "maxmemory-eviction-tenacity",
         "10",
@@ -379,12 +379,17 @@ pub static PARAMS: &[Param] = &[
         Mutable
     ),
     p!("protected-mode", "yes", Kind::Bool, Mutable),
-    p!("proto-max-bulk-len", "536870912", Kind::Memory, Mutable),
+    p!(
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::Memory(1048576),
+        Mutable
+    ),
     p!("rdb-del-sync-files", "no", Kind::Bool, Mutable),
     p!("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
     p!("rdbchecksum", "yes", Kind::Bool, Immutable),
     p!("rdbcompression", "yes", Kind::Bool, Mutable),
-    p!("repl-backlog-size", "1048576", Kind::Memory, Mutable),
+    p!("repl-backlog-size", "1048576", Kind::Memory(1), Mutable),
     p!("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), Mutable),
     p!("repl-disable-tcp-nodelay", "no", Kind::Bool, Mutable),
     p!(
@@ -519,7 +524,7 @@ pub static PARAMS: &[Param] = &[
         Immutable
     ),
     p!("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
-    p!("stream-node-max-bytes", "4096", Kind::Memory, Mutable),
+    p!("stream-node-max-bytes", "4096", Kind::Memory(0), Mutable),
     p!(
         "stream-node-max-entries",
         "100",
@@ -606,7 +611,7 @@ pub static PARAMS: &[Param] = &[
     p!(
         "zset-max-listpack-value",
         "64",
-        Kind::Memory,
+        Kind::Memory(0),
         Mutable,
         alias = "zset-max-ziplist-value"
     ),
@@ -658,9 +663,16 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Memory => parse_memory(value)
-            .map(|v| v.to_string())
-            .ok_or_else(|| "argument must be a memory value".into()),
+        Kind::Memory(lo) => {
+            let v = parse_memory(value).ok_or("argument must be a memory value")?;
+            if v < lo {
+                return Err(format!(
+                    "argument must be between {lo} and {} inclusive",
+                    i64::MAX
+                ));
+            }
+            Ok(v.to_string())
+        }
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();

@@ -92,6 +92,8 @@ impl ClientState {
 #[derive(Default)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
+    /// Connections admitted (reserved before registering), for `maxclients`.
+    admitted: AtomicUsize,
     pub clients: DashMap<u64, Arc<ClientInfo>>,
 }
 
@@ -120,8 +122,20 @@ impl ClientRegistry {
         info
     }
 
+    /// Claims a connection slot; false (and nothing claimed) when `max` are taken.
+    /// Atomic, so simultaneous connects cannot all slip under the limit.
+    pub fn admit(&self, max: usize) -> bool {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= max {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Removes a registered client and gives back its slot.
     pub fn unregister(&self, id: u64) {
         self.clients.remove(&id);
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {

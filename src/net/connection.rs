@@ -26,7 +26,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         .connections_received
         .fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
-    if server.clients.len() >= maxclients {
+    if !server.clients.admit(maxclients) {
         server
             .stats
             .rejected_connections

@@ -309,4 +309,44 @@ mod tests {
             "ERR Protocol error: unbalanced quotes in request"
         );
     }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let alphabet: &[u8] = b"*$\r\n0123456789-+\"' \\xabc";
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..64);
+            let input: Vec<u8> = (0..len)
+                .map(|_| if rng.gen_bool(0.85) { alphabet[rng.gen_range(0..alphabet.len())] } else { rng.gen() })
+                .collect();
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::new();
+            // Feed in random chunks, as a socket would.
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = rng.gen_range(1..=rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match p.parse(&mut buf, 1 << 20, rng.gen_bool(0.5)) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(e) => {
+                            assert!(e.0.starts_with("ERR Protocol error: "), "{}", e.0);
+                            rest = &[];
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strict_header_integers() {
+        assert_eq!(parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
+        assert!(parse_all(b"*-1\r\n*0\r\n").unwrap().iter().all(|c| c.is_empty()));
+    }
 }
