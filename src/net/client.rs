@@ -134,8 +134,9 @@ impl ClientRegistry {
 
     /// Removes a registered client and gives back its slot.
     pub fn unregister(&self, id: u64) {
-        self.clients.remove(&id);
+        // Slot first: once a client is gone from CLIENT LIST its slot is free.
         self.admitted.fetch_sub(1, Ordering::AcqRel);
+        self.clients.remove(&id);
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {

@@ -318,7 +318,13 @@ mod tests {
         for _ in 0..20_000 {
             let len = rng.gen_range(0..64);
             let input: Vec<u8> = (0..len)
-                .map(|_| if rng.gen_bool(0.85) { alphabet[rng.gen_range(0..alphabet.len())] } else { rng.gen() })
+                .map(|_| {
+                    if rng.gen_bool(0.85) {
+                        alphabet[rng.gen_range(0..alphabet.len())]
+                    } else {
+                        rng.gen()
+                    }
+                })
                 .collect();
             let mut p = RequestParser::new();
             let mut buf = BytesMut::new();
@@ -345,8 +351,17 @@ mod tests {
 
     #[test]
     fn strict_header_integers() {
-        assert_eq!(parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
-        assert_eq!(parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
-        assert!(parse_all(b"*-1\r\n*0\r\n").unwrap().iter().all(|c| c.is_empty()));
+        assert_eq!(
+            parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert!(parse_all(b"*-1\r\n*0\r\n")
+            .unwrap()
+            .iter()
+            .all(|c| c.is_empty()));
     }
 }
