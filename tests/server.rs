@@ -306,7 +306,7 @@ fn command_introspection() {
     let Value::Array(fields) = &items[1] else {
         panic!()
     };
-    let pairs: Vec<String> = fields.iter().cloned().map(|v| format!("{v:?}")).collect();
+    let pairs: Vec<String> = fields.iter().map(|v| format!("{v:?}")).collect();
     assert!(
         pairs.iter().any(|p| p.contains("summary")) && pairs.iter().any(|p| p.contains("1.0.0"))
     );
