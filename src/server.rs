@@ -21,6 +21,8 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Per command (index into `commands::table::all()`).
     pub commands: Vec<CommandStats>,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
+    pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -41,7 +43,24 @@ impl Stats {
         }
     }
 
+    /// Counts one error reply under its code, as INFO errorstats shows it.
+    pub fn count_error(&self, text: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let code = text.split(' ').next().unwrap_or("ERR");
+        let mut errors = self.errors.lock();
+        let len = errors.len();
+        match errors.get_mut(code) {
+            Some(n) => *n += 1,
+            // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
+            None if len < 128 => {
+                errors.insert(code.to_string(), 1);
+            }
+            None => {}
+        }
+    }
+
     pub fn reset(&self) {
+        self.errors.lock().clear();
         for c in [
             &self.connections_received,
             &self.rejected_connections,
@@ -72,6 +91,8 @@ pub struct Server {
     pub stats: Stats,
     pub scripts: crate::scripting::ScriptCache,
     pub started: Instant,
+    /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
+    pub lastsave: AtomicU64,
     pub run_id: String,
     /// The TCP port actually bound (differs from the config when it was 0).
     pub port: AtomicU64,
@@ -105,6 +126,7 @@ impl Server {
             stats: Stats::new(),
             scripts: crate::scripting::ScriptCache::default(),
             started: Instant::now(),
+            lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
             port: AtomicU64::new(config.get_i64("port") as u64),
             shutting_down: AtomicBool::new(false),

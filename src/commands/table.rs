@@ -375,7 +375,14 @@ static CONNECTION: &[CommandSpec] = &[
         G::Connection,
         C(conn::ping),
     ),
-    cmd("echo", 2, FAST, NOKEYS, G::Connection, C(conn::echo)),
+    cmd(
+        "echo",
+        2,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        G::Connection,
+        C(conn::echo),
+    ),
     cmd(
         "quit",
         -1,
@@ -498,7 +505,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     ),
     cmd(
         "command|getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NOKEYS,
         G::Server,
@@ -538,6 +545,38 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         NOKEYS,
         G::Cluster,
         C(srv::cluster_help),
+    ),
+    cmd(
+        "cluster|slots",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_disabled),
+    ),
+    cmd(
+        "cluster|shards",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_disabled),
+    ),
+    cmd(
+        "cluster|nodes",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_disabled),
+    ),
+    cmd(
+        "cluster|myid",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_disabled),
     ),
 ];
 
@@ -1341,6 +1380,10 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
         return Ok(cmd);
     }
     if args.len() < 2 {
+        // A container may have a meaning of its own when called bare (COMMAND).
+        if cmd.spec.arity_ok(args.len()) {
+            return Ok(cmd);
+        }
         return Err(Reply::wrong_arity(cmd.spec.name));
     }
     let Some(sub) = lookup_sub(cmd.spec, &args[1]) else {

@@ -8,7 +8,7 @@
 
 use crate::commands::table::{self, flags, Command, Exec};
 use crate::commands::{ConnCtx, Ctx};
-use crate::net::client::{ClientInfo, ClientState};
+use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::protocol::{Reply, RequestParser};
 use crate::server::Server;
 use crate::shard::ShardData;
@@ -20,30 +20,30 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub async fn run(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let info = server.clients.register(peer.to_string(), laddr);
+pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     server
         .stats
         .connections_received
         .fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
-    let mut conn = Connection::new(server.clone(), stream, info.clone());
-    if server.clients.len() > maxclients {
+    if !server.clients.admit(maxclients) {
         server
             .stats
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let _ = conn
-            .stream
+        let _ = stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
-    } else {
-        conn.serve().await;
+        return;
     }
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let info = server.clients.register(peer.to_string(), laddr, fd);
+    let mut conn = Connection::new(server.clone(), stream, info.clone());
+    conn.serve().await;
     server.clients.unregister(info.id);
 }
 
@@ -79,6 +79,7 @@ impl Connection {
                 resp: 2,
                 authenticated,
                 close_after_reply: false,
+                reply_mode: ReplyMode::On,
             },
             parser: RequestParser::new(),
             inbuf: BytesMut::with_capacity(16 * 1024),
@@ -172,13 +173,15 @@ impl Connection {
     }
 
     fn push(&mut self, reply: Reply) {
-        if reply.is_error() {
-            self.server
-                .stats
-                .error_replies
-                .fetch_add(1, Ordering::Relaxed);
+        if let Reply::Error(text) = &reply {
+            self.server.stats.count_error(text);
         }
-        reply.encode(self.client.resp, &mut self.out);
+        match self.client.reply_mode {
+            ReplyMode::On => reply.encode(self.client.resp, &mut self.out),
+            ReplyMode::Off => {}
+            ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
+            ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
+        }
     }
 
     /// Routes one request: resolves the command, checks auth, finds its shard(s).
@@ -343,6 +346,8 @@ impl Connection {
     /// Commands that are not plain keyed commands.
     async fn run_other(&mut self, cmd: Command, args: &[Bytes]) -> Reply {
         let start = Instant::now();
+        // CLIENT LIST/INFO show the running command as the caller's current one.
+        self.client.info.last_cmd.store(cmd.id, Ordering::Relaxed);
         let server = self.server.clone();
         let threshold = server.busy_threshold();
         let reply = match cmd.spec.exec {
@@ -416,7 +421,17 @@ impl Connection {
                 }
             }
             Exec::Special => self.run_special(cmd, args).await,
-            Exec::Keyed(_) | Exec::Container => Reply::err("internal routing error"),
+            Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
+                Some(f) => {
+                    let mut ctx = ConnCtx {
+                        server: &server,
+                        client: &mut self.client,
+                    };
+                    f(&mut ctx, args)
+                }
+                None => Reply::wrong_arity(cmd.spec.name),
+            },
+            Exec::Keyed(_) => Reply::err("internal routing error"),
         };
         self.count(cmd, start, &reply);
         reply
@@ -432,10 +447,12 @@ impl Connection {
             "reset" => {
                 self.client.set_db(0);
                 self.client.set_resp(2);
+                self.client.reply_mode = ReplyMode::On;
                 self.client.authenticated = self.server.config.requirepass.read().is_none();
                 self.client.info.meta.lock().name = None;
                 Reply::status("RESET")
             }
+            "client|reply" => crate::commands::connection::client_reply(&mut self.client, args),
             _ if cmd.spec.group == crate::commands::Group::Scripting => {
                 crate::scripting::special(self, cmd, args).await
             }
