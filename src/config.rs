@@ -12,33 +12,52 @@ pub struct Param {
     /// Older name accepted as a synonym (e.g. `lua-time-limit`).
     pub alias: Option<&'static str>,
     pub kind: Kind,
-    /// False for parameters only settable at start-up.
-    pub mutable: bool,
+    pub access: Access,
+}
+
+/// Whether `CONFIG SET` may change a parameter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Mutable,
+    /// Only settable at start-up (config file, flags).
+    Immutable,
+    /// Redis refuses these at run time unless `enable-protected-configs` is on.
+    Protected,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Bool,
-    Int,
-    /// A size with optional unit suffix (kb, mb, gb).
-    Memory,
+    /// An integer with Redis's inclusive bounds.
+    Int(i64, i64),
+    /// A size with optional unit suffix (k, kb, m, mb, g, gb), at least the bound.
+    Memory(i64),
     Str,
     Enum(&'static [&'static str]),
 }
 
 macro_rules! p {
-    ($name:expr, $default:expr, $kind:expr) => {
-        Param { name: $name, default: $default, alias: None, kind: $kind, mutable: true }
+    ($name:expr, $default:expr, $kind:expr, $access:ident) => {
+        Param {
+            name: $name,
+            default: $default,
+            alias: None,
+            kind: $kind,
+            access: Access::$access,
+        }
     };
-    ($name:expr, $default:expr, $kind:expr, alias = $alias:expr) => {
-        Param { name: $name, default: $default, alias: Some($alias), kind: $kind, mutable: true }
-    };
-    ($name:expr, $default:expr, $kind:expr, immutable) => {
-        Param { name: $name, default: $default, alias: None, kind: $kind, mutable: false }
+    ($name:expr, $default:expr, $kind:expr, $access:ident, alias = $alias:expr) => {
+        Param {
+            name: $name,
+            default: $default,
+            alias: Some($alias),
+            kind: $kind,
+            access: Access::$access,
+        }
     };
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -50,107 +69,565 @@ const POLICIES: &[&str] = &[
     "noeviction",
 ];
 
-/// Every parameter Redis 7.0 knows, plus moonshard's own. Ones that do not
-/// apply to us (encodings, persistence) are stored and reported so tools that
-/// set them keep working.
+/// Every parameter Redis 7.0 knows (names, defaults, bounds and mutability
+/// as `redis-server` 7.0 reports them), plus moonshard's own. Ones that do
+/// not apply to us (encodings, persistence, replication, TLS) are stored and
+/// reported so tools that set them keep working. `port` and `bind` are
+/// start-up only here: rebinding a live listener is not supported.
 pub static PARAMS: &[Param] = &[
     // moonshard's own
-    p!("shards", "0", Kind::Int, immutable),
-    p!("io-threads", "0", Kind::Int, immutable),
-    p!("lua-memory-limit", "256mb", Kind::Memory),
-    // network and clients
-    p!("port", "6379", Kind::Int, immutable),
-    p!("bind", "127.0.0.1", Kind::Str, immutable),
-    p!("protected-mode", "yes", Kind::Bool),
-    p!("tcp-backlog", "511", Kind::Int, immutable),
-    p!("timeout", "0", Kind::Int),
-    p!("tcp-keepalive", "300", Kind::Int),
-    p!("maxclients", "10000", Kind::Int),
-    p!("databases", "16", Kind::Int, immutable),
-    p!("requirepass", "", Kind::Str),
-    p!("loglevel", "notice", Kind::Enum(LOGLEVELS)),
-    p!("logfile", "", Kind::Str, immutable),
-    p!("proto-max-bulk-len", "512mb", Kind::Memory),
-    p!("client-query-buffer-limit", "1gb", Kind::Memory),
-    p!("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Kind::Str),
-    // memory
-    p!("maxmemory", "0", Kind::Memory),
-    p!("maxmemory-policy", "noeviction", Kind::Enum(POLICIES)),
-    p!("maxmemory-samples", "5", Kind::Int),
-    p!("lfu-log-factor", "10", Kind::Int),
-    p!("lfu-decay-time", "1", Kind::Int),
-    p!("active-expire-effort", "1", Kind::Int),
-    p!("lazyfree-lazy-eviction", "no", Kind::Bool),
-    p!("lazyfree-lazy-expire", "no", Kind::Bool),
-    p!("lazyfree-lazy-server-del", "no", Kind::Bool),
-    p!("lazyfree-lazy-user-del", "no", Kind::Bool),
-    p!("lazyfree-lazy-user-flush", "no", Kind::Bool),
-    // scripting
-    p!("busy-reply-threshold", "5000", Kind::Int, alias = "lua-time-limit"),
-    // events
-    p!("notify-keyspace-events", "", Kind::Str),
-    // persistence: off in moonshard, reported as Redis reports it when off
-    p!("save", "", Kind::Str),
-    p!("appendonly", "no", Kind::Bool),
-    p!("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
-    p!("appendfilename", "appendonly.aof", Kind::Str, immutable),
-    p!("dbfilename", "dump.rdb", Kind::Str),
-    p!("dir", "/", Kind::Str),
-    p!("rdbcompression", "yes", Kind::Bool),
-    p!("rdbchecksum", "yes", Kind::Bool),
-    p!("stop-writes-on-bgsave-error", "yes", Kind::Bool),
-    // encodings: accepted and reported only
-    p!("hash-max-listpack-entries", "128", Kind::Int, alias = "hash-max-ziplist-entries"),
-    p!("hash-max-listpack-value", "64", Kind::Int, alias = "hash-max-ziplist-value"),
-    p!("list-max-listpack-size", "-2", Kind::Int, alias = "list-max-ziplist-size"),
-    p!("list-compress-depth", "0", Kind::Int),
-    p!("set-max-intset-entries", "512", Kind::Int),
-    p!("zset-max-listpack-entries", "128", Kind::Int, alias = "zset-max-ziplist-entries"),
-    p!("zset-max-listpack-value", "64", Kind::Int, alias = "zset-max-ziplist-value"),
-    p!("stream-node-max-bytes", "4096", Kind::Memory),
-    p!("stream-node-max-entries", "100", Kind::Int),
-    p!("hll-sparse-max-bytes", "3000", Kind::Memory),
-    p!("activerehashing", "yes", Kind::Bool),
-    p!("hz", "10", Kind::Int),
-    p!("dynamic-hz", "yes", Kind::Bool),
-    // logs and misc
-    p!("slowlog-log-slower-than", "10000", Kind::Int),
-    p!("slowlog-max-len", "128", Kind::Int),
-    p!("latency-monitor-threshold", "0", Kind::Int),
-    p!("latency-tracking", "yes", Kind::Bool),
-    p!("daemonize", "no", Kind::Bool, immutable),
-    p!("pidfile", "", Kind::Str, immutable),
-    p!("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"])),
-    p!("always-show-logo", "no", Kind::Bool, immutable),
-    p!("set-proc-title", "yes", Kind::Bool, immutable),
-    p!("enable-debug-command", "no", Kind::Str, immutable),
-    p!("cluster-enabled", "no", Kind::Bool, immutable),
-    p!("replicaof", "", Kind::Str, alias = "slaveof"),
-    p!("replica-read-only", "yes", Kind::Bool, alias = "slave-read-only"),
-    p!("min-replicas-to-write", "0", Kind::Int, alias = "min-slaves-to-write"),
-    p!("repl-diskless-sync", "yes", Kind::Bool),
-    p!("io-threads-do-reads", "no", Kind::Bool, immutable),
-    p!("jemalloc-bg-thread", "yes", Kind::Bool),
-    p!("activedefrag", "no", Kind::Bool),
-    p!("lua-replicate-commands", "yes", Kind::Bool),
-    p!("oom-score-adj", "no", Kind::Str),
-    p!("tracking-table-max-keys", "1000000", Kind::Int),
-    p!("acllog-max-len", "128", Kind::Int),
-    p!("aclfile", "", Kind::Str, immutable),
-    p!("unixsocket", "", Kind::Str, immutable),
-    p!("unixsocketperm", "0", Kind::Int, immutable),
-    p!("tls-port", "0", Kind::Int),
+    p!("shards", "0", Kind::Int(0, 1024), Immutable),
+    p!("lua-memory-limit", "268435456", Kind::Memory(0), Mutable),
+    // Redis 7.0 (io-threads: 0 means one per core, our default)
+    p!(
+        "acl-pubsub-default",
+        "resetchannels",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        Mutable
+    ),
+    p!("aclfile", "", Kind::Str, Immutable),
+    p!("acllog-max-len", "128", Kind::Int(0, i64::MAX), Mutable),
+    p!("active-defrag-cycle-max", "25", Kind::Int(1, 99), Mutable),
+    p!("active-defrag-cycle-min", "1", Kind::Int(1, 99), Mutable),
+    p!(
+        "active-defrag-ignore-bytes",
+        "104857600",
+        Kind::Memory(1),
+        Mutable
+    ),
+    p!(
+        "active-defrag-max-scan-fields",
+        "1000",
+        Kind::Int(1, i64::MAX),
+        Mutable
+    ),
+    p!(
+        "active-defrag-threshold-lower",
+        "10",
+        Kind::Int(0, 1000),
+        Mutable
+    ),
+    p!(
+        "active-defrag-threshold-upper",
+        "100",
+        Kind::Int(0, 1000),
+        Mutable
+    ),
+    p!("active-expire-effort", "1", Kind::Int(1, 10), Mutable),
+    p!("activedefrag", "no", Kind::Bool, Mutable),
+    p!("activerehashing", "yes", Kind::Bool, Mutable),
+    p!("always-show-logo", "no", Kind::Bool, Immutable),
+    p!("aof-disable-auto-gc", "no", Kind::Bool, Mutable),
+    p!("aof-load-truncated", "yes", Kind::Bool, Mutable),
+    p!("aof-rewrite-incremental-fsync", "yes", Kind::Bool, Mutable),
+    p!("aof-timestamp-enabled", "no", Kind::Bool, Mutable),
+    p!("aof-use-rdb-preamble", "yes", Kind::Bool, Mutable),
+    p!("aof_rewrite_cpulist", "", Kind::Str, Immutable),
+    p!("appenddirname", "appendonlydir", Kind::Str, Immutable),
+    p!("appendfilename", "appendonly.aof", Kind::Str, Immutable),
+    p!(
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["everysec", "always", "no"]),
+        Mutable
+    ),
+    p!("appendonly", "no", Kind::Bool, Mutable),
+    p!(
+        "auto-aof-rewrite-min-size",
+        "67108864",
+        Kind::Memory(0),
+        Mutable
+    ),
+    p!(
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!("bgsave_cpulist", "", Kind::Str, Immutable),
+    p!("bind", "127.0.0.1", Kind::Str, Immutable),
+    p!("bind-source-addr", "", Kind::Str, Mutable),
+    p!("bio_cpulist", "", Kind::Str, Immutable),
+    p!(
+        "busy-reply-threshold",
+        "5000",
+        Kind::Int(0, i64::MAX),
+        Mutable,
+        alias = "lua-time-limit"
+    ),
+    p!(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Str,
+        Mutable
+    ),
+    p!(
+        "client-query-buffer-limit",
+        "1073741824",
+        Kind::Memory(1048576),
+        Mutable
+    ),
+    p!(
+        "cluster-allow-pubsubshard-when-down",
+        "yes",
+        Kind::Bool,
+        Mutable
+    ),
+    p!("cluster-allow-reads-when-down", "no", Kind::Bool, Mutable),
+    p!(
+        "cluster-allow-replica-migration",
+        "yes",
+        Kind::Bool,
+        Mutable
+    ),
+    p!(
+        "cluster-announce-bus-port",
+        "0",
+        Kind::Int(0, 65535),
+        Mutable
+    ),
+    p!("cluster-announce-hostname", "", Kind::Str, Mutable),
+    p!("cluster-announce-ip", "", Kind::Str, Mutable),
+    p!("cluster-announce-port", "0", Kind::Int(0, 65535), Mutable),
+    p!(
+        "cluster-announce-tls-port",
+        "0",
+        Kind::Int(0, 65535),
+        Mutable
+    ),
+    p!("cluster-config-file", "nodes.conf", Kind::Str, Immutable),
+    p!("cluster-enabled", "no", Kind::Bool, Immutable),
+    p!("cluster-link-sendbuf-limit", "0", Kind::Memory(0), Mutable),
+    p!(
+        "cluster-migration-barrier",
+        "1",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "cluster-node-timeout",
+        "15000",
+        Kind::Int(0, i64::MAX),
+        Mutable
+    ),
+    p!(
+        "cluster-port",
+        "0",
+        Kind::Int(i64::MIN, i64::MAX),
+        Immutable
+    ),
+    p!(
+        "cluster-preferred-endpoint-type",
+        "ip",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        Mutable
+    ),
+    p!(
+        "cluster-replica-no-failover",
+        "no",
+        Kind::Bool,
+        Mutable,
+        alias = "cluster-slave-no-failover"
+    ),
+    p!(
+        "cluster-replica-validity-factor",
+        "10",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable,
+        alias = "cluster-slave-validity-factor"
+    ),
+    p!("cluster-require-full-coverage", "yes", Kind::Bool, Mutable),
+    p!("crash-log-enabled", "yes", Kind::Bool, Mutable),
+    p!("crash-memcheck-enabled", "yes", Kind::Bool, Mutable),
+    p!("daemonize", "no", Kind::Bool, Immutable),
+    p!("databases", "16", Kind::Int(1, i32::MAX as i64), Immutable),
+    p!("dbfilename", "dump.rdb", Kind::Str, Protected),
+    p!("dir", "", Kind::Str, Protected),
+    p!("disable-thp", "yes", Kind::Bool, Immutable),
+    p!("dynamic-hz", "yes", Kind::Bool, Mutable),
+    p!("enable-debug-command", "no", Kind::Bool, Immutable),
+    p!("enable-module-command", "no", Kind::Bool, Immutable),
+    p!("enable-protected-configs", "no", Kind::Bool, Immutable),
+    p!(
+        "hash-max-listpack-entries",
+        "512",
+        Kind::Int(0, i64::MAX),
+        Mutable,
+        alias = "hash-max-ziplist-entries"
+    ),
+    p!(
+        "hash-max-listpack-value",
+        "64",
+        Kind::Memory(0),
+        Mutable,
+        alias = "hash-max-ziplist-value"
+    ),
+    p!("hll-sparse-max-bytes", "3000", Kind::Memory(0), Mutable),
+    p!("hz", "10", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("ignore-warnings", "", Kind::Str, Mutable),
+    p!("io-threads", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
+    p!("io-threads-do-reads", "no", Kind::Bool, Immutable),
+    p!("jemalloc-bg-thread", "yes", Kind::Bool, Mutable),
+    p!(
+        "latency-monitor-threshold",
+        "0",
+        Kind::Int(0, i64::MAX),
+        Mutable
+    ),
+    p!("latency-tracking", "yes", Kind::Bool, Mutable),
+    p!(
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        Kind::Str,
+        Mutable
+    ),
+    p!("lazyfree-lazy-eviction", "no", Kind::Bool, Mutable),
+    p!("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
+    p!("lazyfree-lazy-server-del", "no", Kind::Bool, Mutable),
+    p!("lazyfree-lazy-user-del", "no", Kind::Bool, Mutable),
+    p!("lazyfree-lazy-user-flush", "no", Kind::Bool, Mutable),
+    p!(
+        "lfu-decay-time",
+        "1",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "lfu-log-factor",
+        "10",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "list-compress-depth",
+        "0",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "list-max-listpack-size",
+        "-2",
+        Kind::Int(i32::MIN as i64, i32::MAX as i64),
+        Mutable,
+        alias = "list-max-ziplist-size"
+    ),
+    p!("logfile", "", Kind::Str, Immutable),
+    p!("loglevel", "notice", Kind::Enum(LOGLEVELS), Mutable),
+    p!("masterauth", "", Kind::Str, Mutable),
+    p!("masteruser", "", Kind::Str, Mutable),
+    p!(
+        "maxclients",
+        "10000",
+        Kind::Int(1, u32::MAX as i64),
+        Mutable
+    ),
+    p!("maxmemory", "0", Kind::Memory(0), Mutable),
+    p!("maxmemory-clients", "0", Kind::Memory(0), Mutable),
+    p!(
+        "maxmemory-eviction-tenacity",
+        "10",
+        Kind::Int(0, 100),
+        Mutable
+    ),
+    p!(
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(POLICIES),
+        Mutable
+    ),
+    p!(
+        "maxmemory-samples",
+        "5",
+        Kind::Int(1, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "min-replicas-max-lag",
+        "10",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable,
+        alias = "min-slaves-max-lag"
+    ),
+    p!(
+        "min-replicas-to-write",
+        "0",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable,
+        alias = "min-slaves-to-write"
+    ),
+    p!("no-appendfsync-on-rewrite", "no", Kind::Bool, Mutable),
+    p!("notify-keyspace-events", "", Kind::Str, Mutable),
+    p!(
+        "oom-score-adj",
+        "no",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        Mutable
+    ),
+    p!("oom-score-adj-values", "0 200 800", Kind::Str, Mutable),
+    p!("pidfile", "", Kind::Str, Immutable),
+    p!("port", "6379", Kind::Int(0, 65535), Immutable),
+    p!(
+        "proc-title-template",
+        "{title} {listen-addr} {server-mode}",
+        Kind::Str,
+        Mutable
+    ),
+    p!(
+        "propagation-error-behavior",
+        "ignore",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        Mutable
+    ),
+    p!("protected-mode", "yes", Kind::Bool, Mutable),
+    p!(
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::Memory(1048576),
+        Mutable
+    ),
+    p!("rdb-del-sync-files", "no", Kind::Bool, Mutable),
+    p!("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
+    p!("rdbchecksum", "yes", Kind::Bool, Immutable),
+    p!("rdbcompression", "yes", Kind::Bool, Mutable),
+    p!("repl-backlog-size", "1048576", Kind::Memory(1), Mutable),
+    p!("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), Mutable),
+    p!("repl-disable-tcp-nodelay", "no", Kind::Bool, Mutable),
+    p!(
+        "repl-diskless-load",
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        Mutable
+    ),
+    p!("repl-diskless-sync", "yes", Kind::Bool, Mutable),
+    p!(
+        "repl-diskless-sync-delay",
+        "5",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "repl-diskless-sync-max-replicas",
+        "0",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "repl-ping-replica-period",
+        "10",
+        Kind::Int(1, i32::MAX as i64),
+        Mutable,
+        alias = "repl-ping-slave-period"
+    ),
+    p!("repl-timeout", "60", Kind::Int(1, i32::MAX as i64), Mutable),
+    p!(
+        "replica-announce-ip",
+        "",
+        Kind::Str,
+        Mutable,
+        alias = "slave-announce-ip"
+    ),
+    p!(
+        "replica-announce-port",
+        "0",
+        Kind::Int(0, 65535),
+        Mutable,
+        alias = "slave-announce-port"
+    ),
+    p!("replica-announced", "yes", Kind::Bool, Mutable),
+    p!(
+        "replica-ignore-disk-write-errors",
+        "no",
+        Kind::Bool,
+        Mutable
+    ),
+    p!(
+        "replica-ignore-maxmemory",
+        "yes",
+        Kind::Bool,
+        Mutable,
+        alias = "slave-ignore-maxmemory"
+    ),
+    p!(
+        "replica-lazy-flush",
+        "no",
+        Kind::Bool,
+        Mutable,
+        alias = "slave-lazy-flush"
+    ),
+    p!(
+        "replica-priority",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable,
+        alias = "slave-priority"
+    ),
+    p!(
+        "replica-read-only",
+        "yes",
+        Kind::Bool,
+        Mutable,
+        alias = "slave-read-only"
+    ),
+    p!(
+        "replica-serve-stale-data",
+        "yes",
+        Kind::Bool,
+        Mutable,
+        alias = "slave-serve-stale-data"
+    ),
+    p!("replicaof", "", Kind::Str, Immutable, alias = "slaveof"),
+    p!("requirepass", "", Kind::Str, Mutable),
+    p!(
+        "sanitize-dump-payload",
+        "no",
+        Kind::Enum(&["no", "yes", "clients"]),
+        Mutable
+    ),
+    p!("save", "", Kind::Str, Mutable),
+    p!("server_cpulist", "", Kind::Str, Immutable),
+    p!(
+        "set-max-intset-entries",
+        "512",
+        Kind::Int(0, i64::MAX),
+        Mutable
+    ),
+    p!("set-proc-title", "yes", Kind::Bool, Immutable),
+    p!(
+        "shutdown-on-sigint",
+        "default",
+        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
+        Mutable
+    ),
+    p!(
+        "shutdown-on-sigterm",
+        "default",
+        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
+        Mutable
+    ),
+    p!(
+        "shutdown-timeout",
+        "10",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "slowlog-log-slower-than",
+        "10000",
+        Kind::Int(-1, i64::MAX),
+        Mutable
+    ),
+    p!("slowlog-max-len", "128", Kind::Int(0, i64::MAX), Mutable),
+    p!(
+        "socket-mark-id",
+        "0",
+        Kind::Int(i64::MIN, i64::MAX),
+        Immutable
+    ),
+    p!("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
+    p!("stream-node-max-bytes", "4096", Kind::Memory(0), Mutable),
+    p!(
+        "stream-node-max-entries",
+        "100",
+        Kind::Int(0, i64::MAX),
+        Mutable
+    ),
+    p!(
+        "supervised",
+        "no",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        Immutable
+    ),
+    p!("syslog-enabled", "no", Kind::Bool, Immutable),
+    p!("syslog-facility", "local0", Kind::Str, Immutable),
+    p!("syslog-ident", "redis", Kind::Str, Immutable),
+    p!(
+        "tcp-backlog",
+        "511",
+        Kind::Int(i64::MIN, i64::MAX),
+        Immutable
+    ),
+    p!(
+        "tcp-keepalive",
+        "300",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!("timeout", "0", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!(
+        "tls-auth-clients",
+        "yes",
+        Kind::Enum(&["no", "yes", "optional"]),
+        Mutable
+    ),
+    p!("tls-ca-cert-dir", "", Kind::Str, Mutable),
+    p!("tls-ca-cert-file", "", Kind::Str, Mutable),
+    p!("tls-cert-file", "", Kind::Str, Mutable),
+    p!("tls-ciphers", "", Kind::Str, Mutable),
+    p!("tls-ciphersuites", "", Kind::Str, Mutable),
+    p!("tls-client-cert-file", "", Kind::Str, Mutable),
+    p!("tls-client-key-file", "", Kind::Str, Mutable),
+    p!("tls-client-key-file-pass", "", Kind::Str, Mutable),
+    p!("tls-cluster", "no", Kind::Bool, Mutable),
+    p!("tls-dh-params-file", "", Kind::Str, Mutable),
+    p!("tls-key-file", "", Kind::Str, Mutable),
+    p!("tls-key-file-pass", "", Kind::Str, Mutable),
+    p!("tls-port", "0", Kind::Int(0, 65535), Mutable),
+    p!("tls-prefer-server-ciphers", "no", Kind::Bool, Mutable),
+    p!("tls-protocols", "", Kind::Str, Mutable),
+    p!("tls-replication", "no", Kind::Bool, Mutable),
+    p!(
+        "tls-session-cache-size",
+        "20480",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!(
+        "tls-session-cache-timeout",
+        "300",
+        Kind::Int(0, i32::MAX as i64),
+        Mutable
+    ),
+    p!("tls-session-caching", "yes", Kind::Bool, Mutable),
+    p!(
+        "tracking-table-max-keys",
+        "1000000",
+        Kind::Int(0, i64::MAX),
+        Mutable
+    ),
+    p!("unixsocket", "", Kind::Str, Immutable),
+    p!(
+        "unixsocketperm",
+        "0",
+        Kind::Int(i64::MIN, i64::MAX),
+        Immutable
+    ),
+    p!(
+        "zset-max-listpack-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        Mutable,
+        alias = "zset-max-ziplist-entries"
+    ),
+    p!(
+        "zset-max-listpack-value",
+        "64",
+        Kind::Memory(0),
+        Mutable,
+        alias = "zset-max-ziplist-value"
+    ),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
-    let lower = name.to_ascii_lowercase();
-    PARAMS.iter().find(|p| p.name == lower || p.alias == Some(lower.as_str()))
+    PARAMS.iter().find(|p| {
+        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
 }
 
-/// Parses a Redis memory size: "100", "1k", "1kb", "5mb", "2gb" (case-insensitive).
+/// Parses a Redis memory size: "100", "1k" (1000), "1kb" (1024), "5mb", "2gb"
+/// (units case-insensitive). Negative sizes are refused.
 pub fn parse_memory(s: &str) -> Option<i64> {
-    let lower = s.trim().to_ascii_lowercase();
-    let units: [(&str, i64); 8] = [
+    let lower = s.to_ascii_lowercase();
+    let units: [(&str, i64); 7] = [
         ("kb", 1024),
         ("mb", 1024 * 1024),
         ("gb", 1024 * 1024 * 1024),
@@ -158,20 +635,19 @@ pub fn parse_memory(s: &str) -> Option<i64> {
         ("m", 1_000_000),
         ("g", 1_000_000_000),
         ("b", 1),
-        ("", 1),
     ];
-    for (suffix, mul) in units {
-        if let Some(num) = lower.strip_suffix(suffix) {
-            if num.is_empty() {
-                continue;
-            }
-            return num.parse::<i64>().ok().and_then(|n| n.checked_mul(mul));
-        }
+    let (num, mul) = units
+        .iter()
+        .find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|n| (n, *mul)))
+        .unwrap_or((&lower, 1));
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    None
+    num.parse::<i64>().ok().and_then(|n| n.checked_mul(mul))
 }
 
-/// Validates a value for `param` and returns the canonical text stored.
+/// Validates a value for `param` and returns the canonical text stored
+/// (what `CONFIG GET` shows: sizes in bytes, enums lower-case).
 pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
     match param.kind {
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
@@ -179,14 +655,24 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             "no" => Ok("no".into()),
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
-        Kind::Int => value
-            .trim()
-            .parse::<i64>()
-            .map(|v| v.to_string())
-            .map_err(|_| "argument couldn't be parsed into an integer".into()),
-        Kind::Memory => parse_memory(value)
-            .map(|v| v.to_string())
-            .ok_or_else(|| "argument must be a memory value".into()),
+        Kind::Int(lo, hi) => {
+            let v = crate::util::parse_i64(value.as_bytes())
+                .ok_or("argument couldn't be parsed into an integer")?;
+            if v < lo || v > hi {
+                return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory(lo) => {
+            let v = parse_memory(value).ok_or("argument must be a memory value")?;
+            if v < lo {
+                return Err(format!(
+                    "argument must be between {lo} and {} inclusive",
+                    i64::MAX
+                ));
+            }
+            Ok(v.to_string())
+        }
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -209,13 +695,27 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
-    /// Bumped on every change to `requirepass` so connections can re-read it.
+    /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
+    /// Absolute path of the config file the server started with.
+    pub file: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let values = PARAMS.iter().map(|p| (p.name, normalize(p, p.default).unwrap_or_default())).collect();
+        let mut values: BTreeMap<&'static str, String> = PARAMS
+            .iter()
+            .map(|p| {
+                (
+                    p.name,
+                    normalize(p, p.default).unwrap_or_else(|_| p.default.to_string()),
+                )
+            })
+            .collect();
+        // Redis reports its working directory as `dir`.
+        if let Ok(cwd) = std::env::current_dir() {
+            values.insert("dir", cwd.to_string_lossy().into_owned());
+        }
         let cfg = Config {
             values: RwLock::new(values),
             proto_max_bulk_len: AtomicI64::new(0),
@@ -225,12 +725,18 @@ impl Default for Config {
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
             requirepass: RwLock::new(None),
+            file: None,
         };
         for p in PARAMS {
             cfg.refresh_hot(p.name);
         }
         cfg
     }
+}
+
+/// The error prefix Redis puts before a refused `CONFIG SET` value.
+fn set_failed(name: &str, why: &str) -> String {
+    format!("CONFIG SET failed (possibly related to argument '{name}') - {why}")
 }
 
 impl Config {
@@ -246,40 +752,92 @@ impl Config {
 
     /// Sets a parameter. `startup` allows immutable ones (config file, flags).
     pub fn set(&self, name: &str, value: &str, startup: bool) -> Result<(), String> {
-        let p = find_param(name).ok_or_else(|| format!("Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
-        if !p.mutable && !startup {
-            return Err(format!("CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", p.name));
+        self.set_many(&[(name, value)], startup)
+    }
+
+    /// Sets several parameters at once, all or nothing, with Redis's checks
+    /// in Redis's order: names, mutability and duplicates first, then values.
+    pub fn set_many(&self, pairs: &[(&str, &str)], startup: bool) -> Result<(), String> {
+        let mut found: Vec<(&'static Param, &str)> = Vec::with_capacity(pairs.len());
+        for &(name, value) in pairs {
+            let Some(p) = find_param(name) else {
+                return Err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            };
+            if !startup {
+                match p.access {
+                    Access::Immutable => {
+                        return Err(set_failed(name, "can't set immutable config"))
+                    }
+                    Access::Protected => {
+                        return Err(set_failed(name, "can't set protected config"))
+                    }
+                    Access::Mutable => {}
+                }
+                // Redis compares the names as given: a name and its alias may both appear.
+                if pairs[..found.len()]
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                {
+                    return Err(set_failed(name, "duplicate parameter"));
+                }
+            }
+            found.push((p, value));
         }
-        let v = normalize(p, value).map_err(|e| format!("CONFIG SET failed (possibly related to argument '{}') - {e}", p.name))?;
-        self.values.write().insert(p.name, v);
-        self.refresh_hot(p.name);
+        let mut normalized = Vec::with_capacity(found.len());
+        for (i, (p, value)) in found.iter().enumerate() {
+            let v = normalize(p, value).map_err(|e| set_failed(pairs[i].0, &e))?;
+            normalized.push((p.name, v));
+        }
+        let mut values = self.values.write();
+        for (name, v) in &normalized {
+            values.insert(name, v.clone());
+        }
+        drop(values);
+        for (name, _) in normalized {
+            self.refresh_hot(name);
+        }
         Ok(())
     }
 
     /// All (name, value) pairs whose name or alias matches the glob `pattern`.
-    pub fn matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let values = self.values.read();
         let mut out = Vec::new();
         for p in PARAMS {
             let v = values.get(p.name).cloned().unwrap_or_default();
             if crate::util::glob_match(pattern, p.name.as_bytes(), true) {
-                out.push((p.name.to_string(), v.clone()));
+                out.push((p.name, v.clone()));
             }
             if let Some(alias) = p.alias {
                 if crate::util::glob_match(pattern, alias.as_bytes(), true) {
-                    out.push((alias.to_string(), v));
+                    out.push((alias, v));
                 }
             }
         }
         out
     }
 
+    /// Every parameter's current value, canonical names only (CONFIG REWRITE).
+    pub fn snapshot(&self) -> Vec<(&'static str, String)> {
+        let values = self.values.read();
+        PARAMS
+            .iter()
+            .map(|p| (p.name, values.get(p.name).cloned().unwrap_or_default()))
+            .collect()
+    }
+
     fn refresh_hot(&self, name: &str) {
         let v = self.get_i64(name);
         match name {
             "proto-max-bulk-len" => self.proto_max_bulk_len.store(v, Ordering::Relaxed),
-            "busy-reply-threshold" => self.busy_reply_threshold_ms.store(v.max(0) as u64, Ordering::Relaxed),
-            "lua-memory-limit" => self.lua_memory_limit.store(v.max(0) as u64, Ordering::Relaxed),
+            "busy-reply-threshold" => self
+                .busy_reply_threshold_ms
+                .store(v.max(0) as u64, Ordering::Relaxed),
+            "lua-memory-limit" => self
+                .lua_memory_limit
+                .store(v.max(0) as u64, Ordering::Relaxed),
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
@@ -294,12 +852,17 @@ impl Config {
     /// Builds the configuration from the command line: an optional config file
     /// as the first argument, then `--name value...` pairs overriding it.
     pub fn from_args(args: &[String]) -> Result<Config, String> {
-        let cfg = Config::default();
+        let mut cfg = Config::default();
         let mut rest = args;
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
-                let text = std::fs::read_to_string(first).map_err(|e| format!("can't open config file '{first}': {e}"))?;
+                let text = std::fs::read_to_string(first)
+                    .map_err(|e| format!("can't open config file '{first}': {e}"))?;
                 cfg.load_file_text(&text)?;
+                let path = std::fs::canonicalize(first)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| first.clone());
+                cfg.file = Some(path);
                 rest = &rest[1..];
             }
         }
@@ -318,7 +881,8 @@ impl Config {
                 values.push(rest[i].clone());
                 i += 1;
             }
-            cfg.set(name, &values.join(" "), true).map_err(|e| format!("--{name}: {e}"))?;
+            cfg.set(name, &values.join(" "), true)
+                .map_err(|e| format!("--{name}: {e}"))?;
         }
         Ok(cfg)
     }
@@ -329,12 +893,32 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let args = crate::protocol::split_args_str(line).ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
-            let Some((name, values)) = args.split_first() else { continue };
-            if name.eq_ignore_ascii_case("include") || name.eq_ignore_ascii_case("rename-command") {
+            let args = crate::protocol::split_args_str(line)
+                .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
+            let Some((name, values)) = args.split_first() else {
+                continue;
+            };
+            // Directives that are not parameters; `rename-command` and modules are not supported.
+            if ["include", "rename-command", "loadmodule", "user"]
+                .iter()
+                .any(|d| name.eq_ignore_ascii_case(d))
+            {
                 continue;
             }
-            self.set(name, &values.join(" "), true).map_err(|e| format!("line {}: {e}", lineno + 1))?;
+            // `save` may appear on several lines; each adds a rule.
+            let value = if name.eq_ignore_ascii_case("save") {
+                let prev = self.get("save").unwrap_or_default();
+                let add = values.join(" ");
+                if prev.is_empty() || add.is_empty() {
+                    add
+                } else {
+                    format!("{prev} {add}")
+                }
+            } else {
+                values.join(" ")
+            };
+            self.set(name, &value, true)
+                .map_err(|e| format!("config file line {}: {e}", lineno + 1))?;
         }
         Ok(())
     }
@@ -350,11 +934,66 @@ mod tests {
         assert_eq!(parse_memory("5MB"), Some(5 << 20));
         assert_eq!(parse_memory("100"), Some(100));
         assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory("-1"), None);
+        assert_eq!(parse_memory("1k"), Some(1000));
+    }
+
+    #[test]
+    fn set_checks_like_redis() {
+        let cfg = Config::default();
+        assert_eq!(cfg.get("hz").unwrap(), "10");
+        let e = cfg
+            .set_many(&[("hz", "5"), ("hz", "6")], false)
+            .unwrap_err();
+        assert!(e.ends_with("duplicate parameter"), "{e}");
+        let e = cfg
+            .set_many(&[("hz", "5"), ("maxmemory", "x")], false)
+            .unwrap_err();
+        assert!(e.ends_with("argument must be a memory value"), "{e}");
+        assert_eq!(
+            cfg.get("hz").unwrap(),
+            "10",
+            "a failed CONFIG SET changes nothing"
+        );
+        assert!(cfg
+            .set("daemonize", "yes", false)
+            .unwrap_err()
+            .ends_with("can't set immutable config"));
+        assert!(cfg
+            .set("hz", "-1", false)
+            .unwrap_err()
+            .ends_with("between 0 and 2147483647 inclusive"));
+        cfg.set_many(&[("hz", "5"), ("maxmemory", "1mb")], false)
+            .unwrap();
+        assert_eq!(cfg.get("maxmemory").unwrap(), "1048576");
+    }
+
+    #[test]
+    fn config_file_then_flags() {
+        let dir = std::env::temp_dir().join(format!("moonshard-cfg-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "# comment\nport 7001\nmaxclients 5\nsave 900 1\nsave 300 10\nrequirepass \"a b\"\n",
+        )
+        .unwrap();
+        let path = dir.to_string_lossy().into_owned();
+        let cfg = Config::from_args(&[path, "--port".into(), "7002".into()]).unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!(cfg.get("port").unwrap(), "7002");
+        assert_eq!(cfg.get("maxclients").unwrap(), "5");
+        assert_eq!(cfg.get("save").unwrap(), "900 1 300 10");
+        assert_eq!(cfg.requirepass.read().as_deref(), Some("a b"));
     }
 
     #[test]
     fn aliases_and_flags() {
-        let cfg = Config::from_args(&["--port".into(), "7000".into(), "--lua-time-limit".into(), "100".into()]).unwrap();
+        let cfg = Config::from_args(&[
+            "--port".into(),
+            "7000".into(),
+            "--lua-time-limit".into(),
+            "100".into(),
+        ])
+        .unwrap();
         assert_eq!(cfg.get("port").unwrap(), "7000");
         assert_eq!(cfg.get("busy-reply-threshold").unwrap(), "100");
         assert_eq!(cfg.busy_reply_threshold_ms.load(Ordering::Relaxed), 100);

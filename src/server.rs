@@ -21,6 +21,8 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Per command (index into `commands::table::all()`).
     pub commands: Vec<CommandStats>,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
+    pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -34,12 +36,31 @@ pub struct CommandStats {
 impl Stats {
     fn new() -> Stats {
         Stats {
-            commands: (0..crate::commands::table::all().len()).map(|_| CommandStats::default()).collect(),
+            commands: (0..crate::commands::table::all().len())
+                .map(|_| CommandStats::default())
+                .collect(),
             ..Default::default()
         }
     }
 
+    /// Counts one error reply under its code, as INFO errorstats shows it.
+    pub fn count_error(&self, text: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let code = text.split(' ').next().unwrap_or("ERR");
+        let mut errors = self.errors.lock();
+        let len = errors.len();
+        match errors.get_mut(code) {
+            Some(n) => *n += 1,
+            // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
+            None if len < 128 => {
+                errors.insert(code.to_string(), 1);
+            }
+            None => {}
+        }
+    }
+
     pub fn reset(&self) {
+        self.errors.lock().clear();
         for c in [
             &self.connections_received,
             &self.rejected_connections,
@@ -70,6 +91,8 @@ pub struct Server {
     pub stats: Stats,
     pub scripts: crate::scripting::ScriptCache,
     pub started: Instant,
+    /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
+    pub lastsave: AtomicU64,
     pub run_id: String,
     /// The TCP port actually bound (differs from the config when it was 0).
     pub port: AtomicU64,
@@ -81,7 +104,9 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Server {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let shards = match config.get_i64("shards") {
             n if n > 0 => (n as usize).min(1024),
             _ => cores,
@@ -92,13 +117,16 @@ impl Server {
             _ => cores.max(shards).max(2),
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
         Server {
             shards: Shards::new(shards, databases),
             clients: ClientRegistry::default(),
             stats: Stats::new(),
             scripts: crate::scripting::ScriptCache::default(),
             started: Instant::now(),
+            lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
             port: AtomicU64::new(config.get_i64("port") as u64),
             shutting_down: AtomicBool::new(false),

@@ -1,8 +1,12 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, CLIENT ...
 
 use super::ConnCtx;
+use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::protocol::Reply;
+use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 pub fn ping(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
@@ -17,24 +21,487 @@ pub fn echo(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let Some(db) = crate::util::parse_i64(&args[1]) else {
+    let Some(db) = parse_i64(&args[1]) else {
         return Reply::not_integer();
     };
-    if db < 0 || db as usize >= ctx.server.databases() {
+    if db < 0 || db as u64 >= ctx.server.databases() as u64 {
         return Reply::err("DB index is out of range");
     }
     ctx.client.set_db(db as usize);
     Reply::ok()
 }
 
-pub use crate::commands::server::conn_not_yet as hello;
-pub use crate::commands::server::conn_not_yet as auth;
-pub use crate::commands::server::conn_not_yet as client_id;
-pub use crate::commands::server::conn_not_yet as client_setname;
-pub use crate::commands::server::conn_not_yet as client_getname;
-pub use crate::commands::server::conn_not_yet as client_setinfo;
-pub use crate::commands::server::conn_not_yet as client_list;
-pub use crate::commands::server::conn_not_yet as client_info;
-pub use crate::commands::server::conn_not_yet as client_kill;
-pub use crate::commands::server::conn_not_yet as client_no_evict;
-pub use crate::commands::server::conn_not_yet as client_help;
+/// Checks a user/password pair against the only user moonshard has:
+/// `default`, whose password is `requirepass` (none means any password).
+fn check_password(ctx: &ConnCtx, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match ctx.server.config.requirepass.read().as_deref() {
+        None => true,
+        Some(p) => p.as_bytes() == pass,
+    }
+}
+
+fn wrongpass() -> Reply {
+    Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+}
+
+pub fn auth(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let (user, pass): (&[u8], &[u8]) = match args.len() {
+        2 => {
+            if ctx.server.config.requirepass.read().is_none() {
+                return Reply::err(
+                    "AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?",
+                );
+            }
+            (b"default", &args[1])
+        }
+        3 => (&args[1], &args[2]),
+        _ => return Reply::syntax_error(),
+    };
+    if !check_password(ctx, user, pass) {
+        return wrongpass();
+    }
+    ctx.client.authenticated = true;
+    Reply::ok()
+}
+
+pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let mut proto = None;
+    if let Some(v) = args.get(1) {
+        let Some(v) = parse_i64(v) else {
+            return Reply::err("Protocol version is not an integer or out of range");
+        };
+        if !(2..=3).contains(&v) {
+            return Reply::error("NOPROTO unsupported protocol version");
+        }
+        proto = Some(v as u8);
+    }
+    let mut credentials = None;
+    let mut name = None;
+    let mut j = 2;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if eq_ic(&args[j], "auth") && more >= 2 {
+            credentials = Some((&args[j + 1], &args[j + 2]));
+            j += 3;
+        } else if eq_ic(&args[j], "setname") && more >= 1 {
+            name = Some(&args[j + 1]);
+            j += 2;
+        } else {
+            return Reply::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[j])
+            ));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        if !check_password(ctx, user, pass) {
+            return wrongpass();
+        }
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH \
+             <user> <pass> option can be used to authenticate the client and select the RESP protocol version \
+             at the same time",
+        );
+    }
+    if let Some(name) = name {
+        if let Err(e) = set_name(ctx.client, name) {
+            return e;
+        }
+    }
+    if let Some(p) = proto {
+        ctx.client.set_resp(p);
+    }
+    let s = |t: &str| Reply::bulk_str(t);
+    Reply::Map(vec![
+        (s("server"), s("redis")),
+        (s("version"), s(crate::REDIS_VERSION)),
+        (s("proto"), Reply::Int(ctx.client.resp as i64)),
+        (s("id"), Reply::Int(ctx.client.id() as i64)),
+        (s("mode"), s("standalone")),
+        (s("role"), s("master")),
+        (s("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+/// Redis allows only printable ASCII without spaces in client names and
+/// library attributes, so CLIENT LIST stays one line with space-separated fields.
+fn valid_attr(v: &[u8]) -> bool {
+    v.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+fn set_name(client: &mut ClientState, name: &Bytes) -> Result<(), Reply> {
+    if !valid_attr(name) {
+        return Err(Reply::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    client.info.meta.lock().name = (!name.is_empty()).then(|| name.clone());
+    Ok(())
+}
+
+pub fn client_id(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    Reply::Int(ctx.client.id() as i64)
+}
+
+pub fn client_setname(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    match set_name(ctx.client, &args[2]) {
+        Ok(()) => Reply::ok(),
+        Err(e) => e,
+    }
+}
+
+pub fn client_getname(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    match &ctx.client.info.meta.lock().name {
+        Some(n) => Reply::Bulk(n.clone()),
+        None => Reply::Nil,
+    }
+}
+
+/// CLIENT SETINFO (Redis 7.2; client libraries send it on connect).
+pub fn client_setinfo(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let attr = String::from_utf8_lossy(&args[2]).into_owned();
+    let lib_name = if attr.eq_ignore_ascii_case("lib-name") {
+        true
+    } else if attr.eq_ignore_ascii_case("lib-ver") {
+        false
+    } else {
+        return Reply::err(format!("Unrecognized option '{attr}'"));
+    };
+    if !valid_attr(&args[3]) {
+        return Reply::err(format!(
+            "{attr} cannot contain spaces, newlines or special characters."
+        ));
+    }
+    let value = (!args[3].is_empty()).then(|| String::from_utf8_lossy(&args[3]).into_owned());
+    let mut meta = ctx.client.info.meta.lock();
+    if lib_name {
+        meta.lib_name = value;
+    } else {
+        meta.lib_ver = value;
+    }
+    Reply::ok()
+}
+
+/// One CLIENT LIST line in Redis 7's field order (7.2's lib-name/lib-ver at the end).
+/// Buffer sizes are not tracked per client and show as constants.
+pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
+    let meta = c.meta.lock().clone();
+    let age = c.created.elapsed().as_secs();
+    let idle = now_ms.saturating_sub(c.last_active.load(Ordering::Relaxed)) / 1000;
+    let cmd = match c.last_cmd.load(Ordering::Relaxed) {
+        usize::MAX => "NULL",
+        i => crate::commands::table::all()
+            .get(i)
+            .map(|s| s.name)
+            .unwrap_or("NULL"),
+    };
+    let mut flags = meta.flags.clone();
+    if meta.sub + meta.psub + meta.ssub > 0 && !flags.contains('P') {
+        flags.push('P');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let name = meta
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
+         qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+         cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        name,
+        age,
+        idle,
+        flags,
+        c.db.load(Ordering::Relaxed),
+        meta.sub,
+        meta.psub,
+        meta.ssub,
+        meta.multi,
+        cmd,
+        meta.user,
+        meta.resp,
+        meta.lib_name.as_deref().unwrap_or(""),
+        meta.lib_ver.as_deref().unwrap_or(""),
+    )
+}
+
+fn is_pubsub(c: &ClientInfo) -> bool {
+    let m = c.meta.lock();
+    m.sub + m.psub + m.ssub > 0
+}
+
+/// Client types of CLIENT LIST/KILL TYPE. moonshard has no replicas or masters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    Pubsub,
+}
+
+fn parse_type(arg: &[u8]) -> Result<ClientType, Reply> {
+    let t = if eq_ic(arg, "normal") {
+        ClientType::Normal
+    } else if eq_ic(arg, "replica") || eq_ic(arg, "slave") {
+        ClientType::Replica
+    } else if eq_ic(arg, "master") {
+        ClientType::Master
+    } else if eq_ic(arg, "pubsub") {
+        ClientType::Pubsub
+    } else {
+        return Err(Reply::err(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(arg)
+        )));
+    };
+    Ok(t)
+}
+
+fn type_matches(c: &ClientInfo, t: ClientType) -> bool {
+    match t {
+        ClientType::Normal => !is_pubsub(c),
+        ClientType::Pubsub => is_pubsub(c),
+        ClientType::Replica | ClientType::Master => false,
+    }
+}
+
+fn lines(clients: impl Iterator<Item = Arc<ClientInfo>>) -> Reply {
+    let now = crate::storage::now_ms();
+    let mut text = String::new();
+    for c in clients {
+        text.push_str(&client_line(&c, now));
+        text.push('\n');
+    }
+    Reply::Verbatim("txt", Bytes::from(text))
+}
+
+pub fn client_list(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let all = ctx.server.clients.snapshot();
+    if args.len() == 2 {
+        return lines(all.into_iter());
+    }
+    if args.len() == 4 && eq_ic(&args[2], "type") {
+        let t = match parse_type(&args[3]) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        return lines(all.into_iter().filter(|c| type_matches(c, t)));
+    }
+    if args.len() >= 4 && eq_ic(&args[2], "id") {
+        let mut ids = Vec::with_capacity(args.len() - 3);
+        for a in &args[3..] {
+            match parse_i64(a) {
+                Some(id) => ids.push(id),
+                None => return Reply::err("Invalid client ID"),
+            }
+        }
+        // Redis lists them in the order asked, each once per mention.
+        let now = crate::storage::now_ms();
+        let mut text = String::new();
+        for id in ids {
+            if let Some(c) = u64::try_from(id)
+                .ok()
+                .and_then(|id| ctx.server.clients.get(id))
+            {
+                text.push_str(&client_line(&c, now));
+                text.push('\n');
+            }
+        }
+        return Reply::Verbatim("txt", Bytes::from(text));
+    }
+    Reply::syntax_error()
+}
+
+pub fn client_info(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    let mut line = client_line(&ctx.client.info, crate::storage::now_ms());
+    line.push('\n');
+    Reply::Verbatim("txt", Bytes::from(line))
+}
+
+/// CLIENT KILL's filters (new form); every given one must match.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    kind: Option<ClientType>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    user: Option<String>,
+    skipme: bool,
+}
+
+fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, Reply> {
+    let mut f = KillFilter {
+        skipme: true,
+        ..Default::default()
+    };
+    if !args.len().is_multiple_of(2) {
+        return Err(Reply::syntax_error());
+    }
+    for pair in args.chunks(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        let text = || String::from_utf8_lossy(val).into_owned();
+        if eq_ic(opt, "id") {
+            match parse_i64(val) {
+                Some(id) if id > 0 => f.id = Some(id as u64),
+                _ => return Err(Reply::err("client-id should be greater than 0")),
+            }
+        } else if eq_ic(opt, "type") {
+            f.kind = Some(parse_type(val)?);
+        } else if eq_ic(opt, "addr") {
+            f.addr = Some(text());
+        } else if eq_ic(opt, "laddr") {
+            f.laddr = Some(text());
+        } else if eq_ic(opt, "user") {
+            if val.as_ref() != b"default" {
+                return Err(Reply::err(format!("No such user '{}'", text())));
+            }
+            f.user = Some(text());
+        } else if eq_ic(opt, "skipme") {
+            f.skipme = if eq_ic(val, "yes") {
+                true
+            } else if eq_ic(val, "no") {
+                false
+            } else {
+                return Err(Reply::syntax_error());
+            };
+        } else {
+            return Err(Reply::syntax_error());
+        }
+    }
+    Ok(f)
+}
+
+impl KillFilter {
+    fn matches(&self, c: &ClientInfo, me: u64) -> bool {
+        (!self.skipme || c.id != me)
+            && self.id.is_none_or(|id| c.id == id)
+            && self.kind.is_none_or(|t| type_matches(c, t))
+            && self.addr.as_ref().is_none_or(|a| &c.addr == a)
+            && self.laddr.as_ref().is_none_or(|a| &c.laddr == a)
+            && self.user.as_ref().is_none_or(|u| &c.meta.lock().user == u)
+    }
+}
+
+/// Kills `c`; the own connection closes once this reply is written.
+fn kill(ctx: &mut ConnCtx, c: &ClientInfo) {
+    if c.id == ctx.client.id() {
+        ctx.client.close_after_reply = true;
+    } else {
+        c.kill();
+    }
+}
+
+pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let me = ctx.client.id();
+    if args.len() == 3 {
+        // The old form: CLIENT KILL addr:port, which may kill the caller too.
+        let addr = String::from_utf8_lossy(&args[2]);
+        let Some(c) = ctx
+            .server
+            .clients
+            .snapshot()
+            .into_iter()
+            .find(|c| c.addr == addr)
+        else {
+            return Reply::err("No such client");
+        };
+        kill(ctx, &c);
+        return Reply::ok();
+    }
+    let filter = match parse_kill_filter(&args[2..]) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let mut killed = 0;
+    for c in ctx.server.clients.snapshot() {
+        if filter.matches(&c, me) {
+            kill(ctx, &c);
+            killed += 1;
+        }
+    }
+    Reply::Int(killed)
+}
+
+pub fn client_no_evict(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    if eq_ic(&args[2], "on") || eq_ic(&args[2], "off") {
+        Reply::ok()
+    } else {
+        Reply::syntax_error()
+    }
+}
+
+/// CLIENT REPLY ON|OFF|SKIP; the connection loop drops replies per the mode.
+pub fn client_reply(client: &mut ClientState, args: &[Bytes]) -> Reply {
+    let Some(mode) = args.get(2) else {
+        return Reply::wrong_arity("client|reply");
+    };
+    if eq_ic(mode, "on") {
+        client.reply_mode = ReplyMode::On;
+        Reply::ok()
+    } else if eq_ic(mode, "off") {
+        client.reply_mode = ReplyMode::Off;
+        Reply::NoReply
+    } else if eq_ic(mode, "skip") {
+        // Only when replies are on: SKIP under OFF changes nothing.
+        if client.reply_mode != ReplyMode::Off {
+            client.reply_mode = ReplyMode::SkipNext;
+        }
+        Reply::NoReply
+    } else {
+        Reply::syntax_error()
+    }
+}
+
+/// A HELP reply: the title line, then each line as a status.
+pub fn help(title: &str, lines: &[&str]) -> Reply {
+    let mut out = Vec::with_capacity(lines.len() + 1);
+    out.push(Reply::status(title));
+    out.extend(lines.iter().map(|l| Reply::status(l)));
+    out.push(Reply::status("HELP"));
+    out.push(Reply::status("    Print this help."));
+    Reply::Array(out)
+}
+
+pub fn client_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    help(
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        &[
+            "GETNAME",
+            "    The name of this connection, or nil.",
+            "ID",
+            "    The id of this connection.",
+            "INFO",
+            "    A CLIENT LIST line about this connection.",
+            "KILL <ip:port>",
+            "    Close the connection from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Close every connection matching all the filters: ID <id>, ADDR <ip:port>,",
+            "    LADDR <ip:port>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB), USER <name>,",
+            "    SKIPME (YES|NO) (default YES: spare this connection).",
+            "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
+            "    One line of details per connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Accepted for compatibility; clients are never evicted.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Turn replies on or off for this connection, or skip the next one.",
+            "SETINFO (LIB-NAME|LIB-VER) <value>",
+            "    Record the client library's name or version.",
+            "SETNAME <name>",
+            "    Name this connection.",
+        ],
+    )
+}

@@ -1,14 +1,58 @@
-//! Keyspace commands (Redis's db.c and expire.c).
+//! Keyspace commands (Redis's db.c, expire.c and object.c).
 
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
+use crate::storage::{Entry, Value};
+use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
+use rand::seq::SliceRandom;
+use std::sync::atomic::Ordering::Relaxed;
+
+// ------------------------------------------------------------------ lookups
+
+/// Redis's `lookupKeyRead`: counts a keyspace hit or miss, and the key if
+/// this lookup reaped it.
+pub(crate) fn lookup_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
+    let server = ctx.server;
+    let e = lookup_write(ctx, key);
+    let counter = if e.is_some() {
+        &server.stats.keyspace_hits
+    } else {
+        &server.stats.keyspace_misses
+    };
+    counter.fetch_add(1, Relaxed);
+    e
+}
+
+/// Redis's `lookupKeyWrite`: no hit/miss accounting.
+pub(crate) fn lookup_write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
+    let (server, now) = (ctx.server, ctx.now);
+    let (e, reaped) = ctx.db(key).lookup(key, now);
+    if reaped {
+        server.stats.expired_keys.fetch_add(1, Relaxed);
+    }
+    e
+}
+
+/// Whether a live key exists, without hit/miss accounting.
+pub(crate) fn exists_w(ctx: &mut Ctx, key: &[u8]) -> bool {
+    lookup_write(ctx, key).is_some()
+}
+
+/// Removes a live key, returning it; a key whose TTL passed counts as expired.
+pub(crate) fn take_key(ctx: &mut Ctx, key: &[u8]) -> Option<Entry> {
+    if !exists_w(ctx, key) {
+        return None;
+    }
+    ctx.db(key).remove(key)
+}
+
+// -------------------------------------------------------------- DEL & co.
 
 pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
     let mut n = 0;
     for key in &args[1..] {
-        if ctx.db(key).delete(key, now) {
+        if take_key(ctx, key).is_some() {
             ctx.written(key, "del");
             n += 1;
         }
@@ -16,47 +60,608 @@ pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Int(n)
 }
 
+/// EXISTS counts a key once per mention, as Redis does.
 pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    let mut n = 0;
-    for key in &args[1..] {
-        if ctx.db(key).contains(key, now) {
-            n += 1;
+    Reply::Int(
+        args[1..]
+            .iter()
+            .filter(|k| lookup_read(ctx, k).is_some())
+            .count() as i64,
+    )
+}
+
+/// TOUCH: we keep no access clock, so it only counts live keys.
+pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    exists(ctx, args)
+}
+
+pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match lookup_read(ctx, &args[1]) {
+        Some(e) => Reply::status(e.value.type_name()),
+        None => Reply::status("none"),
+    }
+}
+
+// ---------------------------------------------------------------- expiry
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
+    let mut f = ExpireFlags::default();
+    for a in args {
+        if eq_ic(a, "nx") {
+            f.nx = true;
+        } else if eq_ic(a, "xx") {
+            f.xx = true;
+        } else if eq_ic(a, "gt") {
+            f.gt = true;
+        } else if eq_ic(a, "lt") {
+            f.lt = true;
+        } else {
+            return Err(Reply::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(a)
+            )));
         }
     }
-    Reply::Int(n)
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(Reply::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if f.gt && f.lt {
+        return Err(Reply::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(f)
 }
 
-pub use super::not_yet as touch;
-pub use super::not_yet as type_;
-pub use super::not_yet as expire;
-pub use super::not_yet as pexpire;
-pub use super::not_yet as expireat;
-pub use super::not_yet as pexpireat;
-pub use super::not_yet as ttl;
-pub use super::not_yet as pttl;
-pub use super::not_yet as expiretime;
-pub use super::not_yet as pexpiretime;
-pub use super::not_yet as persist;
-pub use super::not_yet as keys_shard;
-pub use super::not_yet as randomkey_shard;
-pub use super::not_yet as scan_shard;
-pub use super::not_yet as rename;
-pub use super::not_yet as renamenx;
-pub use super::not_yet as copy;
+/// Whether the NX/XX/GT/LT condition lets a new expiry `when` replace `current` (0 = none).
+fn expire_allowed(f: &ExpireFlags, current: u64, when: i64) -> bool {
+    let none = current == 0;
+    let cur = current as i64;
+    !(f.nx && !none
+        || f.xx && none
+        || f.gt && (none || when <= cur)
+        || f.lt && !none && when >= cur)
+}
 
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `base` is added to the time
+/// (now for the relative forms), `secs` scales it from seconds.
+fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, base: i64, secs: bool) -> Reply {
+    let flags = match parse_expire_flags(&args[3..]) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let Some(mut when) = parse_i64(&args[2]) else {
+        return Reply::not_integer();
+    };
+    let bad = || Reply::err(format!("invalid expire time in '{name}' command"));
+    if secs {
+        match when.checked_mul(1000) {
+            Some(ms) => when = ms,
+            None => return bad(),
+        }
+    }
+    let Some(when) = when.checked_add(base) else {
+        return bad();
+    };
+    let key = &args[1];
+    let now = ctx.now;
+    let Some(e) = lookup_write(ctx, key) else {
+        return Reply::Int(0);
+    };
+    if !expire_allowed(&flags, e.expire_at, when) {
+        return Reply::Int(0);
+    }
+    if when <= now as i64 {
+        ctx.db(key).remove(key);
+        ctx.written(key, "del");
+    } else {
+        ctx.db(key).set_expire(key, when as u64);
+        ctx.written(key, "expire");
+    }
+    Reply::Int(1)
+}
+
+pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now as i64;
+    expire_generic(ctx, args, "expire", now, true)
+}
+
+pub fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now as i64;
+    expire_generic(ctx, args, "pexpire", now, false)
+}
+
+pub fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "expireat", 0, true)
+}
+
+pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "pexpireat", 0, false)
+}
+
+/// TTL family: `ms` picks the unit, `absolute` the Unix time instead of the remainder.
+fn ttl_generic(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) -> Reply {
+    let now = ctx.now;
+    let Some(e) = lookup_read(ctx, key) else {
+        return Reply::Int(-2);
+    };
+    if e.expire_at == 0 {
+        return Reply::Int(-1);
+    }
+    let t = if absolute {
+        e.expire_at
+    } else {
+        e.expire_at.saturating_sub(now)
+    };
+    let t = t.min(i64::MAX as u64) as i64;
+    Reply::Int(if ms { t } else { t.saturating_add(500) / 1000 })
+}
+
+pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], false, false)
+}
+
+pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], true, false)
+}
+
+pub fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], false, true)
+}
+
+pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], true, true)
+}
+
+pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    match lookup_write(ctx, key) {
+        Some(e) if e.expire_at != 0 => {
+            ctx.db(key).set_expire(key, 0);
+            ctx.written(key, "persist");
+            Reply::Int(1)
+        }
+        _ => Reply::Int(0),
+    }
+}
+
+// ------------------------------------------------------ whole keyspace
+
+pub fn keys_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (now, db) = (ctx.now, ctx.db);
+    let pattern = &args[1][..];
+    let all = pattern == b"*";
+    let keys = ctx.home().dbs[db]
+        .iter()
+        .filter(|(k, e)| {
+            !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false))
+        })
+        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .collect();
+    Reply::Array(keys)
+}
+
+/// Concatenates the shards' key lists.
 pub fn keys_merge(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    replies.into_iter().next().unwrap_or(Reply::Array(vec![]))
+    let mut out = Vec::new();
+    for r in replies {
+        if let Reply::Array(items) = r {
+            out.extend(items);
+        }
+    }
+    Reply::Array(out)
 }
 
+pub fn randomkey_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let (now, db) = (ctx.now, ctx.db);
+    match ctx.home().dbs[db].random_key(now) {
+        Some(k) => Reply::Bulk(k),
+        None => Reply::Nil,
+    }
+}
+
+/// Picks one of the shards' random keys.
 pub fn randomkey_merge(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    replies.into_iter().next().unwrap_or(Reply::Nil)
+    let found: Vec<Reply> = replies
+        .into_iter()
+        .filter(|r| matches!(r, Reply::Bulk(_)))
+        .collect();
+    found
+        .choose(&mut rand::thread_rng())
+        .cloned()
+        .unwrap_or(Reply::Nil)
 }
 
-pub fn scan_route(_ctx: &ConnCtx, _args: &[Bytes]) -> Result<usize, Reply> {
-    Ok(0)
+// ------------------------------------------------------------------ SCAN
+//
+// A SCAN cursor is `position * shards + shard`: the low part names the shard,
+// the high part the position inside it as `Db::scan` understands it (0 = the
+// shard's start). Cursor 0 is shard 0's start; the last shard's end gives 0.
+
+/// Parses a cursor as Redis's `strtoul` does (a leading '-' wraps around).
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
-pub fn scan_finish(_ctx: &ConnCtx, _args: &[Bytes], _shard: usize, reply: Reply) -> Reply {
-    reply
+pub fn scan_route(ctx: &ConnCtx, args: &[Bytes]) -> Result<usize, Reply> {
+    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err("invalid cursor"))?;
+    let n = ctx.server.shards.len().max(1) as u64;
+    Ok((cursor % n) as usize)
+}
+
+struct ScanOpts<'a> {
+    count: usize,
+    pattern: Option<&'a [u8]>,
+    type_: Option<&'a [u8]>,
+}
+
+fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Reply> {
+    let mut o = ScanOpts {
+        count: 10,
+        pattern: None,
+        type_: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1);
+        match value {
+            Some(v) if eq_ic(&args[i], "count") => {
+                let n = parse_i64(v).ok_or_else(Reply::not_integer)?;
+                if n < 1 {
+                    return Err(Reply::syntax_error());
+                }
+                o.count = n.min(1 << 20) as usize;
+            }
+            Some(v) if eq_ic(&args[i], "match") => o.pattern = (&v[..] != b"*").then_some(&v[..]),
+            Some(v) if eq_ic(&args[i], "type") => o.type_ = Some(&v[..]),
+            _ => return Err(Reply::syntax_error()),
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// One SCAN step on the routed shard. Replies `[position, keys]` for `scan_finish`.
+pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let opts = match parse_scan_opts(&args[2..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let cursor = parse_cursor(&args[1]).unwrap_or(0);
+    let n = ctx.server.shards.len().max(1) as u64;
+    let pos = usize::try_from(cursor / n).unwrap_or(usize::MAX);
+    let (now, dbi, server) = (ctx.now, ctx.db, ctx.server);
+    let db = &mut ctx.home().dbs[dbi];
+    let mut keys = Vec::new();
+    let mut expired = Vec::new();
+    let next = db.scan(pos, opts.count, |k, e| {
+        if opts.pattern.is_some_and(|p| !glob_match(p, k, false)) {
+            return;
+        }
+        let stale = e.expire_at != 0 && e.expire_at <= now;
+        if let Some(t) = opts.type_ {
+            // Redis looks the key up to learn its type, counting it as a read.
+            let counter = if stale {
+                &server.stats.keyspace_misses
+            } else {
+                &server.stats.keyspace_hits
+            };
+            counter.fetch_add(1, Relaxed);
+            if stale || !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+                if stale {
+                    expired.push(k.clone());
+                }
+                return;
+            }
+        }
+        if stale {
+            expired.push(k.clone());
+        } else {
+            keys.push(Reply::Bulk(k.clone()));
+        }
+    });
+    // Removing visited keys only moves visited keys (see `Db::scan`).
+    for k in &expired {
+        db.remove(k);
+    }
+    server
+        .stats
+        .expired_keys
+        .fetch_add(expired.len() as u64, Relaxed);
+    Reply::Array(vec![Reply::Int(next as i64), Reply::Array(keys)])
+}
+
+/// Turns the shard's position into the client's cursor.
+pub fn scan_finish(ctx: &ConnCtx, _args: &[Bytes], shard: usize, reply: Reply) -> Reply {
+    let Reply::Array(mut parts) = reply else {
+        return reply;
+    };
+    let (Some(Reply::Array(keys)), Some(Reply::Int(pos))) = (parts.pop(), parts.pop()) else {
+        return Reply::err("internal scan error");
+    };
+    let n = ctx.server.shards.len().max(1) as u64;
+    let cursor = if pos == 0 {
+        let next = shard as u64 + 1;
+        if next >= n {
+            0
+        } else {
+            next
+        }
+    } else {
+        (pos as u64).saturating_mul(n).saturating_add(shard as u64)
+    };
+    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(keys)])
+}
+
+// -------------------------------------------------------- RENAME, COPY, MOVE
+
+fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    if !exists_w(ctx, src) {
+        return Reply::err("no such key");
+    }
+    if src == dst {
+        return if nx { Reply::Int(0) } else { Reply::ok() };
+    }
+    if nx && exists_w(ctx, dst) {
+        return Reply::Int(0);
+    }
+    let Some(entry) = ctx.db(src).remove(src) else {
+        return Reply::err("no such key");
+    };
+    ctx.db(dst).put(dst.clone(), entry);
+    ctx.written(src, "rename_from");
+    ctx.written(dst, "rename_to");
+    if nx {
+        Reply::Int(1)
+    } else {
+        Reply::ok()
+    }
+}
+
+pub fn rename(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    rename_generic(ctx, args, false)
+}
+
+pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    rename_generic(ctx, args, true)
+}
+
+/// Parses a DB index argument as Redis's `getIntFromObjectOrReply` + `selectDb`.
+fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
+    let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
+    if i32::try_from(n).is_err() {
+        return Err(Reply::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    let dbs = ctx.server.databases();
+    usize::try_from(n)
+        .ok()
+        .filter(|&i| i < dbs)
+        .ok_or_else(|| Reply::err("DB index is out of range"))
+}
+
+pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    let mut replace = false;
+    let mut target = ctx.db;
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(&args[j], "replace") {
+            replace = true;
+        } else if eq_ic(&args[j], "db") && j + 1 < args.len() {
+            match db_index(ctx, &args[j + 1]) {
+                Ok(i) => target = i,
+                Err(e) => return e,
+            }
+            j += 1;
+        } else {
+            return Reply::syntax_error();
+        }
+        j += 1;
+    }
+    if target == ctx.db && src == dst {
+        return Reply::err("source and destination objects are the same");
+    }
+    let Some(e) = lookup_read(ctx, src) else {
+        return Reply::Int(0);
+    };
+    let copied = Entry {
+        value: e.value.clone(),
+        expire_at: e.expire_at,
+    };
+    let now = ctx.now;
+    let dest = ctx.db_at(dst, target);
+    if dest.get(dst, now).is_some() && !replace {
+        return Reply::Int(0);
+    }
+    dest.put(dst.clone(), copied);
+    ctx.written(dst, "copy_to");
+    Reply::Int(1)
+}
+
+pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let target = match db_index(ctx, &args[2]) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    if target == ctx.db {
+        return Reply::err("source and destination objects are the same");
+    }
+    if !exists_w(ctx, key) {
+        return Reply::Int(0);
+    }
+    let now = ctx.now;
+    if ctx.db_at(key, target).get(key, now).is_some() {
+        return Reply::Int(0);
+    }
+    let Some(entry) = ctx.db(key).remove(key) else {
+        return Reply::Int(0);
+    };
+    ctx.db_at(key, target).put(key.clone(), entry);
+    ctx.written(key, "move_from");
+    ctx.written(key, "move_to");
+    Reply::Int(1)
+}
+
+/// SWAPDB on one shard; every shard swaps the same pair.
+pub fn swapdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let parse = |a: &[u8], what: &str| {
+        parse_i64(a)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| Reply::err(what))
+    };
+    let (a, b) = match (
+        parse(&args[1], "invalid first DB index"),
+        parse(&args[2], "invalid second DB index"),
+    ) {
+        (Err(e), _) | (_, Err(e)) => return e,
+        (Ok(a), Ok(b)) => (a, b),
+    };
+    let dbs = ctx.server.databases() as i64;
+    if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
+        return Reply::err("DB index is out of range");
+    }
+    ctx.home().dbs.swap(a as usize, b as usize);
+    Reply::ok()
+}
+
+pub fn swapdb_merge(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) -> Reply {
+    Reply::ok()
+}
+
+// ------------------------------------------------------------------ OBJECT
+
+fn object_lookup<'c>(ctx: &'c mut Ctx, args: &[Bytes]) -> Option<&'c mut Entry> {
+    lookup_read(ctx, &args[2])
+}
+
+pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    object_lookup(ctx, args).map_or(Reply::Nil, |e| Reply::bulk_str(e.value.encoding()))
+}
+
+/// Redis shares the objects of small integers (refcount INT_MAX); every
+/// other value has one reference.
+pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(e) = object_lookup(ctx, args) else {
+        return Reply::Nil;
+    };
+    let shared =
+        matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+    Reply::Int(if shared { i32::MAX as i64 } else { 1 })
+}
+
+fn lfu_policy(ctx: &Ctx) -> bool {
+    ctx.server
+        .config
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.contains("lfu"))
+}
+
+/// No access clock is kept: every key reads as just used.
+pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let lfu = lfu_policy(ctx);
+    let Some(_) = object_lookup(ctx, args) else {
+        return Reply::Nil;
+    };
+    if lfu {
+        return Reply::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    Reply::Int(0)
+}
+
+pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let lfu = lfu_policy(ctx);
+    let Some(_) = object_lookup(ctx, args) else {
+        return Reply::Nil;
+    };
+    if !lfu {
+        return Reply::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    Reply::Int(0)
+}
+
+pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    const LINES: &[&str] = &[
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::strings;
+    use super::*;
+    use crate::server::Server;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+
+    /// Reads count hits and misses, writes do not; a lazily reaped key counts as expired.
+    #[test]
+    fn keyspace_stats() {
+        let server = Server::new(crate::config::Config::default());
+        let mut guard = server.shards.get(0).lock_blocking();
+        let mut one = [&mut *guard];
+        let mut ctx = Ctx::new(&server, &mut one, 0, 2, 1);
+        let st = &server.stats;
+        strings::set(&mut ctx, &args(&["set", "a", "1"]));
+        strings::incr(&mut ctx, &args(&["incr", "nothere"]));
+        assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (0, 0));
+        strings::get(&mut ctx, &args(&["get", "a"]));
+        strings::mget(&mut ctx, &args(&["mget", "a", "b"]));
+        exists(&mut ctx, &args(&["exists", "zz"]));
+        assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (2, 2));
+        let now = ctx.now;
+        ctx.db(b"old").set_with_expiry(
+            Bytes::from_static(b"old"),
+            Value::Str(Bytes::new()),
+            now - 1,
+        );
+        assert_eq!(strings::get(&mut ctx, &args(&["get", "old"])), Reply::Nil);
+        assert_eq!(stat(&st.expired_keys), 1);
+        assert_eq!(stat(&st.keyspace_misses), 3);
+    }
 }

@@ -1,11 +1,41 @@
 //! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSH*, TIME, SHUTDOWN ...
+//!
+//! Persistence: moonshard keeps data in memory only. SAVE and BGSAVE succeed
+//! with Redis's replies (nothing is written) and move LASTSAVE forward, so
+//! tools that save before a restart or poll LASTSAVE after BGSAVE keep
+//! working; CONFIG GET reports `save ""` and `appendonly no`, as Redis does
+//! with persistence switched off. SHUTDOWN SAVE therefore behaves as NOSAVE.
 
+mod command;
+mod docs_data;
+mod info;
+
+pub use command::{
+    command_count, command_docs, command_getkeys, command_help, command_info, command_list,
+};
+pub use info::{info_merge, info_shard};
+
+use super::table::ConnFn;
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
+use crate::util::eq_ic;
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))
+    Reply::err(format!(
+        "command '{}' is not implemented yet",
+        String::from_utf8_lossy(&args[0]).to_lowercase()
+    ))
+}
+
+/// The handler of a container command called without a subcommand
+/// (`COMMAND` alone), if it has one.
+pub fn bare_container(name: &str) -> Option<ConnFn> {
+    match name {
+        "command" => Some(command::command),
+        _ => None,
+    }
 }
 
 pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -14,19 +44,57 @@ pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn merge_sum(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
+    Reply::Int(
+        replies
+            .iter()
+            .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
+            .sum(),
+    )
 }
 
-pub fn flushdb_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+/// FLUSHDB/FLUSHALL's optional mode: Some(true) for ASYNC.
+fn flush_async(args: &[Bytes]) -> Result<bool, Reply> {
+    match args.len() {
+        1 => Ok(false),
+        2 if eq_ic(&args[1], "async") => Ok(true),
+        2 if eq_ic(&args[1], "sync") => Ok(false),
+        _ => Err(Reply::syntax_error()),
+    }
+}
+
+/// Empties `dbs`; with ASYNC the old contents are freed on a background
+/// thread so a huge keyspace does not hold the shard while it is dropped.
+fn flush(dbs: &mut [crate::storage::Db], asynchronous: bool) {
+    if !asynchronous {
+        dbs.iter_mut().for_each(|db| db.clear());
+        return;
+    }
+    let old: Vec<crate::storage::Db> = dbs
+        .iter_mut()
+        .filter(|db| !db.is_empty())
+        .map(|db| db.take())
+        .collect();
+    if !old.is_empty() {
+        std::thread::spawn(move || drop(old));
+    }
+}
+
+pub fn flushdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let asynchronous = match flush_async(args) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
     let db = ctx.db;
-    ctx.home().dbs[db].clear();
+    flush(std::slice::from_mut(&mut ctx.home().dbs[db]), asynchronous);
     Reply::ok()
 }
 
-pub fn flushall_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    for db in ctx.home().dbs.iter_mut() {
-        db.clear();
-    }
+pub fn flushall_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let asynchronous = match flush_async(args) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    flush(&mut ctx.home().dbs, asynchronous);
     Reply::ok()
 }
 
@@ -34,32 +102,217 @@ pub fn merge_flush(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) ->
     Reply::ok()
 }
 
-pub fn shutdown(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let mut abort = false;
+    for a in &args[1..] {
+        if eq_ic(a, "abort") {
+            abort = true;
+        } else if !["nosave", "save", "now", "force"]
+            .iter()
+            .any(|k| eq_ic(a, k))
+        {
+            return Reply::syntax_error();
+        }
+    }
+    if abort {
+        // Shutdown here is immediate, so there is never one in progress to abort.
+        if args.len() > 2 {
+            return Reply::syntax_error();
+        }
+        return Reply::err("No shutdown in progress.");
+    }
+    crate::net::listener::log(ctx.server, "warning", "User requested shutdown...");
     ctx.server.request_shutdown();
     ctx.client.close_after_reply = true;
     Reply::NoReply
 }
 
-pub use super::not_yet as info_shard;
-pub fn info_merge(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) -> Reply {
-    Reply::bulk_str("# Server\r\nredis_version:7.0.15\r\n")
+pub fn time(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string()),
+        Reply::bulk(now.subsec_micros().to_string()),
+    ])
 }
 
-pub use conn_not_yet as config_get;
-pub use conn_not_yet as config_set;
-pub use conn_not_yet as config_resetstat;
-pub use conn_not_yet as config_rewrite;
-pub use conn_not_yet as config_help;
-pub use conn_not_yet as command_count;
-pub use conn_not_yet as command_info;
-pub use conn_not_yet as command_docs;
-pub use conn_not_yet as command_list;
-pub use conn_not_yet as command_getkeys;
-pub use conn_not_yet as command_help;
-pub use conn_not_yet as cluster_keyslot;
-pub use conn_not_yet as cluster_info;
-pub use conn_not_yet as cluster_help;
-pub use conn_not_yet as time;
-pub use conn_not_yet as lastsave;
-pub use conn_not_yet as save;
-pub use conn_not_yet as bgsave;
+pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64)
+}
+
+fn mark_saved(ctx: &ConnCtx) {
+    ctx.server
+        .lastsave
+        .store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+}
+
+pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    mark_saved(ctx);
+    Reply::ok()
+}
+
+pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    match args.len() {
+        1 => {
+            mark_saved(ctx);
+            Reply::status("Background saving started")
+        }
+        2 if eq_ic(&args[1], "schedule") => {
+            mark_saved(ctx);
+            Reply::status("Background saving scheduled")
+        }
+        _ => Reply::syntax_error(),
+    }
+}
+
+// -------------------------------------------------------------------- CONFIG
+
+pub fn config_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let mut pairs: Vec<(&'static str, String)> = Vec::new();
+    for pattern in &args[2..] {
+        for (name, value) in ctx.server.config.matching(pattern) {
+            if !pairs.iter().any(|(n, _)| *n == name) {
+                pairs.push((name, value));
+            }
+        }
+    }
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(n, v)| (Reply::bulk_str(n), Reply::bulk(v)))
+            .collect(),
+    )
+}
+
+pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let rest = &args[2..];
+    if !rest.len().is_multiple_of(2) {
+        return Reply::syntax_error();
+    }
+    let text: Vec<String> = rest
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let pairs: Vec<(&str, &str)> = text
+        .chunks(2)
+        .map(|p| (p[0].as_str(), p[1].as_str()))
+        .collect();
+    match ctx.server.config.set_many(&pairs, false) {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::err(e),
+    }
+}
+
+pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    ctx.server.stats.reset();
+    Reply::ok()
+}
+
+pub fn config_rewrite(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    let Some(path) = ctx.server.config.file.clone() else {
+        return Reply::err("The server is running without a config file");
+    };
+    match rewrite_file(&ctx.server.config, &path) {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::err(format!("Rewriting config file: {e}")),
+    }
+}
+
+/// Rewrites the config file in place: each known parameter's first line
+/// gets the running value, repeated lines of it go, comments and unknown
+/// lines stay, and parameters changed from their default are appended.
+fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path)?;
+    let values = config.snapshot();
+    let mut written: Vec<&str> = Vec::new();
+    let mut out = String::new();
+    for line in old.lines() {
+        let word = line.split_whitespace().next().unwrap_or("");
+        let param = (!word.starts_with('#'))
+            .then(|| crate::config::find_param(word))
+            .flatten();
+        match param {
+            Some(p) => {
+                if !written.contains(&p.name) {
+                    written.push(p.name);
+                    let v = values
+                        .iter()
+                        .find(|(n, _)| *n == p.name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("");
+                    out.push_str(&format_directive(p.name, v));
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (name, value) in &values {
+        let p = crate::config::find_param(name);
+        let default = p
+            .map(|p| crate::config::normalize(p, p.default).unwrap_or_default())
+            .unwrap_or_default();
+        if !written.contains(name) && *value != default && *name != "dir" {
+            out.push_str(&format_directive(name, value));
+        }
+    }
+    let tmp = format!("{path}.moonshard-tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn format_directive(name: &str, value: &str) -> String {
+    if value.is_empty()
+        || value.contains(['"', '\''])
+        || (value.contains(' ') && !is_multiword(name))
+    {
+        format!(
+            "{name} \"{}\"\n",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    } else {
+        format!("{name} {value}\n")
+    }
+}
+
+/// Parameters whose value is a list of words on one line.
+fn is_multiword(name: &str) -> bool {
+    matches!(
+        name,
+        "save"
+            | "bind"
+            | "client-output-buffer-limit"
+            | "oom-score-adj-values"
+            | "latency-tracking-info-percentiles"
+    )
+}
+
+pub fn config_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    super::connection::help(
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        &[
+            "GET <pattern> [<pattern> ...]",
+            "    Parameters whose name matches any glob pattern, with their values.",
+            "SET <directive> <value> [<directive> <value> ...]",
+            "    Change parameters at run time; all change or none does.",
+            "RESETSTAT",
+            "    Zero the statistics INFO reports.",
+            "REWRITE",
+            "    Save the running configuration into the config file.",
+        ],
+    )
+}
+
+// ------------------------------------------------------------------- CLUSTER
+
+/// moonshard answers CLUSTER as a standalone Redis does: cluster mode is off.
+pub fn cluster_disabled(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    Reply::err("This instance has cluster support disabled")
+}
+
+pub use cluster_disabled as cluster_keyslot;
+pub use cluster_disabled as cluster_info;
+pub use cluster_disabled as cluster_help;

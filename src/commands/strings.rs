@@ -1,41 +1,658 @@
 //! String commands (Redis's t_string.c).
 
+use super::keys::{exists_w, lookup_read, lookup_write};
 use super::Ctx;
 use crate::protocol::Reply;
-use crate::storage::Value;
-use bytes::Bytes;
+use crate::storage::{Entry, Value};
+use crate::util::{eq_ic, parse_i64};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering::Relaxed;
 
-pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    match ctx.db(&args[1]).value(&args[1], now) {
-        Some(Value::Str(s)) => Reply::Bulk(s.clone()),
-        Some(_) => Reply::wrong_type(),
-        None => Reply::Nil,
+mod longdouble;
+
+/// The string held by an entry, or WRONGTYPE.
+fn as_str(e: &Entry) -> Result<&Bytes, Reply> {
+    match &e.value {
+        Value::Str(s) => Ok(s),
+        _ => Err(Reply::wrong_type()),
     }
 }
 
+/// Redis's `getGenericCommand`: the value as a reply (nil when missing).
+fn get_reply(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
+    match lookup_read(ctx, key) {
+        None => Ok(Reply::Nil),
+        Some(e) => as_str(e).map(|s| Reply::Bulk(s.clone())),
+    }
+}
+
+fn result(r: Result<Reply, Reply>) -> Reply {
+    r.unwrap_or_else(|e| e)
+}
+
+/// Redis's `checkStringLength`: a string may not outgrow `proto-max-bulk-len`.
+fn check_len(ctx: &Ctx, size: u64, append: u64) -> Result<(), Reply> {
+    let max = ctx.server.config.proto_max_bulk_len.load(Relaxed);
+    match size.checked_add(append) {
+        Some(total) if total <= i64::MAX as u64 && total as i64 <= max => Ok(()),
+        _ => Err(Reply::err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        )),
+    }
+}
+
+pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    result(get_reply(ctx, &args[1]))
+}
+
+// ------------------------------------------------------------- SET family
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpireKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl ExpireKind {
+    fn parse(a: &[u8]) -> Option<ExpireKind> {
+        [
+            ("ex", ExpireKind::Ex),
+            ("px", ExpireKind::Px),
+            ("exat", ExpireKind::ExAt),
+            ("pxat", ExpireKind::PxAt),
+        ]
+        .into_iter()
+        .find(|(name, _)| eq_ic(a, name))
+        .map(|(_, k)| k)
+    }
+}
+
+#[derive(Default)]
+struct SetOpts<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(ExpireKind, &'a [u8])>,
+}
+
+/// Redis's `parseExtendedStringArgumentsOrReply` for SET (`for_set`) and GETEX:
+/// conflicting options are a syntax error, repeating the same one is not.
+fn parse_set_opts(args: &[Bytes], for_set: bool) -> Result<SetOpts<'_>, Reply> {
+    let mut o = SetOpts::default();
+    let mut j = 0;
+    while j < args.len() {
+        let a = &args[j][..];
+        if for_set && eq_ic(a, "nx") && !o.xx {
+            o.nx = true;
+        } else if for_set && eq_ic(a, "xx") && !o.nx {
+            o.xx = true;
+        } else if for_set && eq_ic(a, "get") {
+            o.get = true;
+        } else if for_set && eq_ic(a, "keepttl") && !o.persist && o.expire.is_none() {
+            o.keepttl = true;
+        } else if !for_set && eq_ic(a, "persist") && !o.keepttl && o.expire.is_none() {
+            o.persist = true;
+        } else if let (Some(kind), Some(v)) = (ExpireKind::parse(a), args.get(j + 1)) {
+            if o.keepttl || o.persist || o.expire.is_some_and(|(k, _)| k != kind) {
+                return Err(Reply::syntax_error());
+            }
+            o.expire = Some((kind, v));
+            j += 1;
+        } else {
+            return Err(Reply::syntax_error());
+        }
+        j += 1;
+    }
+    Ok(o)
+}
+
+/// Redis's `getExpireMillisecondsOrReply`: the absolute expiry in ms.
+fn expire_ms(kind: ExpireKind, arg: &[u8], now: u64, cmd: &str) -> Result<u64, Reply> {
+    let v = parse_i64(arg).ok_or_else(Reply::not_integer)?;
+    let bad = || Reply::err(format!("invalid expire time in '{cmd}' command"));
+    if v <= 0 {
+        return Err(bad());
+    }
+    let ms = match kind {
+        ExpireKind::Ex | ExpireKind::ExAt => v.checked_mul(1000).ok_or_else(bad)?,
+        ExpireKind::Px | ExpireKind::PxAt => v,
+    };
+    let ms = match kind {
+        ExpireKind::Ex | ExpireKind::Px => ms.checked_add(now as i64).ok_or_else(bad)?,
+        ExpireKind::ExAt | ExpireKind::PxAt => ms,
+    };
+    Ok(ms as u64)
+}
+
+/// Redis's `setGenericCommand`. `replies` overrides the (ok, aborted) replies.
+fn set_generic(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    val: &Bytes,
+    o: &SetOpts,
+    cmd: &str,
+    replies: Option<(i64, i64)>,
+) -> Reply {
+    let at = match o
+        .expire
+        .map(|(kind, arg)| expire_ms(kind, arg, ctx.now, cmd))
+        .transpose()
+    {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    let old = if o.get {
+        match get_reply(ctx, key) {
+            Ok(r) => Some(r),
+            Err(e) => return e,
+        }
+    } else {
+        None
+    };
+    let found = exists_w(ctx, key);
+    if o.nx && found || o.xx && !found {
+        return old.unwrap_or(match replies {
+            Some((_, aborted)) => Reply::Int(aborted),
+            None => Reply::Nil,
+        });
+    }
+    let value = Value::Str(val.clone());
+    let db = ctx.db(key);
+    if o.keepttl {
+        db.set_keep_ttl(key.clone(), value);
+    } else {
+        db.set_with_expiry(key.clone(), value, at.unwrap_or(0));
+    }
+    ctx.written(key, "set");
+    if at.is_some() {
+        ctx.written(key, "expire");
+    }
+    old.unwrap_or(match replies {
+        Some((ok, _)) => Reply::Int(ok),
+        None => Reply::ok(),
+    })
+}
+
 pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match parse_set_opts(&args[3..], true) {
+        Ok(o) => set_generic(ctx, &args[1], &args[2], &o, "set", None),
+        Err(e) => e,
+    }
+}
+
+pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let o = SetOpts {
+        nx: true,
+        ..Default::default()
+    };
+    set_generic(ctx, &args[1], &args[2], &o, "setnx", Some((1, 0)))
+}
+
+pub fn setex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let o = SetOpts {
+        expire: Some((ExpireKind::Ex, &args[2])),
+        ..Default::default()
+    };
+    set_generic(ctx, &args[1], &args[3], &o, "setex", None)
+}
+
+pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let o = SetOpts {
+        expire: Some((ExpireKind::Px, &args[2])),
+        ..Default::default()
+    };
+    set_generic(ctx, &args[1], &args[3], &o, "psetex", None)
+}
+
+pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
+    let old = match get_reply(ctx, key) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     ctx.db(key).set(key.clone(), Value::Str(args[2].clone()));
     ctx.written(key, "set");
+    old
+}
+
+pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let old = match get_reply(ctx, key) {
+        Ok(Reply::Nil) => return Reply::Nil,
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    ctx.db(key).remove(key);
+    ctx.written(key, "del");
+    old
+}
+
+pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let o = match parse_set_opts(&args[2..], false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let key = &args[1];
+    let now = ctx.now;
+    let value = match lookup_read(ctx, key) {
+        None => return Reply::Nil,
+        Some(e) => match as_str(e) {
+            Ok(s) => s.clone(),
+            Err(err) => return err,
+        },
+    };
+    let at = match o
+        .expire
+        .map(|(kind, arg)| expire_ms(kind, arg, now, "getex"))
+        .transpose()
+    {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    let absolute = matches!(o.expire, Some((ExpireKind::ExAt | ExpireKind::PxAt, _)));
+    match at {
+        Some(at) if absolute && at <= now => {
+            ctx.db(key).remove(key);
+            ctx.written(key, "del");
+        }
+        Some(at) => {
+            ctx.db(key).set_expire(key, at);
+            ctx.written(key, "expire");
+        }
+        None if o.persist && ctx.db(key).persist(key, now) => ctx.written(key, "persist"),
+        None => {}
+    }
+    Reply::Bulk(value)
+}
+
+// ------------------------------------------------------------ multi-key
+
+pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let items = args[1..]
+        .iter()
+        .map(|k| match lookup_read(ctx, k).map(|e| &e.value) {
+            Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+            _ => Reply::Nil,
+        })
+        .collect();
+    Reply::Array(items)
+}
+
+fn mset_arity(args: &[Bytes], name: &str) -> Result<(), Reply> {
+    if args.len().is_multiple_of(2) {
+        Err(Reply::wrong_arity(name))
+    } else {
+        Ok(())
+    }
+}
+
+fn mset_all(ctx: &mut Ctx, args: &[Bytes]) {
+    for pair in args[1..].chunks_exact(2) {
+        ctx.db(&pair[0])
+            .set(pair[0].clone(), Value::Str(pair[1].clone()));
+        ctx.written(&pair[0], "set");
+    }
+}
+
+pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if let Err(e) = mset_arity(args, "mset") {
+        return e;
+    }
+    mset_all(ctx, args);
     Reply::ok()
 }
 
-pub use super::not_yet as setnx;
-pub use super::not_yet as setex;
-pub use super::not_yet as psetex;
-pub use super::not_yet as getset;
-pub use super::not_yet as getdel;
-pub use super::not_yet as getex;
-pub use super::not_yet as mget;
-pub use super::not_yet as mset;
-pub use super::not_yet as msetnx;
-pub use super::not_yet as incr;
-pub use super::not_yet as decr;
-pub use super::not_yet as incrby;
-pub use super::not_yet as decrby;
-pub use super::not_yet as incrbyfloat;
-pub use super::not_yet as append;
-pub use super::not_yet as strlen;
-pub use super::not_yet as getrange;
-pub use super::not_yet as setrange;
+pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if let Err(e) = mset_arity(args, "msetnx") {
+        return e;
+    }
+    if args[1..].iter().step_by(2).any(|k| exists_w(ctx, k)) {
+        return Reply::Int(0);
+    }
+    mset_all(ctx, args);
+    Reply::Int(1)
+}
+
+// ------------------------------------------------------------- counters
+
+/// Replaces a string value in place, keeping the key's TTL.
+fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: Bytes) {
+    let now = ctx.now;
+    let db = ctx.db(key);
+    match db.get_mut(key, now) {
+        Some(e) => e.value = Value::Str(value),
+        None => db.set(key.clone(), Value::Str(value)),
+    }
+}
+
+/// The current string under `key` for a read-modify-write (None when missing).
+fn current_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+    match lookup_write(ctx, key) {
+        None => Ok(None),
+        Some(e) => as_str(e).map(|s| Some(s.clone())),
+    }
+}
+
+fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
+    let cur = match current_str(ctx, key) {
+        Ok(None) => 0,
+        Ok(Some(s)) => match parse_i64(&s) {
+            Some(n) => n,
+            None => return Reply::not_integer(),
+        },
+        Err(e) => return e,
+    };
+    let Some(new) = cur.checked_add(by) else {
+        return Reply::err("increment or decrement would overflow");
+    };
+    store_keep_ttl(ctx, key, Bytes::from(new.to_string()));
+    ctx.written(key, "incrby");
+    Reply::Int(new)
+}
+
+pub fn incr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match parse_i64(&args[2]) {
+        Some(by) => incr_by(ctx, &args[1], by),
+        None => Reply::not_integer(),
+    }
+}
+
+pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match parse_i64(&args[2]) {
+        Some(i64::MIN) => Reply::err("decrement would overflow"),
+        Some(by) => incr_by(ctx, &args[1], -by),
+        None => Reply::not_integer(),
+    }
+}
+
+/// INCRBYFLOAT computes in x87 extended precision like Redis on x86-64, so
+/// results (and their 17-decimal rendering) match it digit for digit.
+pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let cur = match current_str(ctx, key) {
+        Ok(None) => longdouble::Ld::ZERO,
+        Ok(Some(s)) => match longdouble::parse(&s) {
+            Some(v) => v,
+            None => return Reply::not_float(),
+        },
+        Err(e) => return e,
+    };
+    let Some(by) = longdouble::parse(&args[2]) else {
+        return Reply::not_float();
+    };
+    let Some(sum) = cur.add(by) else {
+        return Reply::err("increment would produce NaN or Infinity");
+    };
+    let text = Bytes::from(sum.to_human());
+    store_keep_ttl(ctx, key, text.clone());
+    ctx.written(key, "incrbyfloat");
+    Reply::Bulk(text)
+}
+
+// ------------------------------------------------------ string surgery
+
+/// Appends in place when the buffer is not shared, so repeated APPENDs are
+/// amortized O(1) as in Redis.
+fn concat(old: Bytes, tail: &[u8], at: usize) -> Bytes {
+    let mut buf = old
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    if buf.len() < at {
+        buf.resize(at, 0);
+    }
+    let end = at + tail.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[at..end].copy_from_slice(tail);
+    buf.freeze()
+}
+
+/// Takes the string out of `key` for an in-place edit (no copy when unshared).
+fn take_str(ctx: &mut Ctx, key: &[u8]) -> Bytes {
+    let now = ctx.now;
+    match ctx.db(key).get_mut(key, now) {
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => std::mem::take(s),
+        _ => Bytes::new(),
+    }
+}
+
+pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (key, tail) = (&args[1], &args[2]);
+    let len = match current_str(ctx, key) {
+        Ok(None) => {
+            ctx.db(key).set(key.clone(), Value::Str(tail.clone()));
+            tail.len()
+        }
+        Ok(Some(cur)) => {
+            if let Err(e) = check_len(ctx, cur.len() as u64, tail.len() as u64) {
+                return e;
+            }
+            let at = cur.len();
+            drop(cur);
+            let old = take_str(ctx, key);
+            let new = concat(old, tail, at);
+            let len = new.len();
+            store_keep_ttl(ctx, key, new);
+            len
+        }
+        Err(e) => return e,
+    };
+    ctx.written(key, "append");
+    Reply::Int(len as i64)
+}
+
+pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match lookup_read(ctx, &args[1]) {
+        None => Reply::Int(0),
+        Some(e) => match as_str(e) {
+            Ok(s) => Reply::Int(s.len() as i64),
+            Err(err) => err,
+        },
+    }
+}
+
+pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+        return Reply::not_integer();
+    };
+    let s = match lookup_read(ctx, &args[1]) {
+        None => return Reply::bulk_str(""),
+        Some(e) => match as_str(e) {
+            Ok(s) => s.clone(),
+            Err(err) => return err,
+        },
+    };
+    let len = s.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Reply::bulk_str("");
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+    if start > end || len == 0 {
+        return Reply::bulk_str("");
+    }
+    Reply::Bulk(s.slice(start as usize..=end as usize))
+}
+
+pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (key, value) = (&args[1], &args[3]);
+    let Some(offset) = parse_i64(&args[2]) else {
+        return Reply::not_integer();
+    };
+    let Ok(offset) = u64::try_from(offset) else {
+        return Reply::err("offset is out of range");
+    };
+    let cur = match current_str(ctx, key) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if value.is_empty() {
+        return Reply::Int(cur.map_or(0, |c| c.len() as i64));
+    }
+    if let Err(e) = check_len(ctx, offset, value.len() as u64) {
+        return e;
+    }
+    // check_len bounds offset + len by proto-max-bulk-len, so it fits memory.
+    let at = offset as usize;
+    let new = match cur {
+        None => concat(Bytes::new(), value, at),
+        Some(c) => {
+            drop(c);
+            let old = take_str(ctx, key);
+            concat(old, value, at)
+        }
+    };
+    let len = new.len();
+    store_keep_ttl(ctx, key, new);
+    ctx.written(key, "setrange");
+    Reply::Int(len as i64)
+}
+
+// ------------------------------------------------------------------ LCS
+
+pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    // Redis reads both keys before it looks at the options.
+    let mut fetch = |k: &[u8]| match lookup_read(ctx, k) {
+        None => Ok(Bytes::new()),
+        Some(e) => match &e.value {
+            Value::Str(s) => Ok(s.clone()),
+            _ => Err(Reply::err("The specified keys must contain string values")),
+        },
+    };
+    let (a, b) = match (fetch(&args[1]), fetch(&args[2])) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let opts = match parse_lcs_opts(&args[3..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    if opts.idx && opts.len {
+        return Reply::err("If you want both the length and indexes, please just use IDX.");
+    }
+    // The DP table is (len(a)+1) x (len(b)+1) u32 cells, bounded like Redis's.
+    let cells = (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1);
+    let max = ctx.server.config.proto_max_bulk_len.load(Relaxed).max(0) as u64;
+    if cells.saturating_mul(4) > max {
+        return Reply::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    lcs_reply(&a, &b, cells as usize, &opts)
+}
+
+fn parse_lcs_opts(args: &[Bytes]) -> Result<LcsOpts, Reply> {
+    let mut opts = LcsOpts::default();
+    let mut j = 0;
+    while j < args.len() {
+        let a = &args[j];
+        if eq_ic(a, "idx") {
+            opts.idx = true;
+        } else if eq_ic(a, "len") {
+            opts.len = true;
+        } else if eq_ic(a, "withmatchlen") {
+            opts.withmatchlen = true;
+        } else if eq_ic(a, "minmatchlen") && j + 1 < args.len() {
+            opts.minmatchlen = parse_i64(&args[j + 1])
+                .ok_or_else(Reply::not_integer)?
+                .max(0) as u64;
+            j += 1;
+        } else {
+            return Err(Reply::syntax_error());
+        }
+        j += 1;
+    }
+    Ok(opts)
+}
+
+#[derive(Default)]
+struct LcsOpts {
+    idx: bool,
+    len: bool,
+    withmatchlen: bool,
+    minmatchlen: u64,
+}
+
+fn lcs_reply(a: &[u8], b: &[u8], cells: usize, o: &LcsOpts) -> Reply {
+    let w = b.len() + 1;
+    let mut dp = vec![0u32; cells];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            dp[i * w + j] = if a[i - 1] == b[j - 1] {
+                dp[(i - 1) * w + j - 1] + 1
+            } else {
+                dp[(i - 1) * w + j].max(dp[i * w + j - 1])
+            };
+        }
+    }
+    let total = dp[a.len() * w + b.len()];
+    if o.len {
+        return Reply::Int(total as i64);
+    }
+    // Walk back from the end, collecting the common string and its ranges.
+    let mut out = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let (mut i, mut j) = (a.len(), b.len());
+    let mut matches = Vec::new();
+    let mut range: Option<(usize, usize, usize, usize)> = None; // a start,end; b start,end
+    let emit = |r: (usize, usize, usize, usize), matches: &mut Vec<Reply>| {
+        let len = (r.1 - r.0 + 1) as u64;
+        if len >= o.minmatchlen {
+            let mut m = vec![
+                Reply::Array(vec![Reply::Int(r.0 as i64), Reply::Int(r.1 as i64)]),
+                Reply::Array(vec![Reply::Int(r.2 as i64), Reply::Int(r.3 as i64)]),
+            ];
+            if o.withmatchlen {
+                m.push(Reply::Int(len as i64));
+            }
+            matches.push(Reply::Array(m));
+        }
+    };
+    while i > 0 && j > 0 {
+        if a[i - 1] == b[j - 1] {
+            idx -= 1;
+            out[idx] = a[i - 1];
+            let (ai, bj) = (i - 1, j - 1);
+            range = match range {
+                Some(r) if r.0 == ai + 1 && r.2 == bj + 1 => Some((ai, r.1, bj, r.3)),
+                Some(r) => {
+                    emit(r, &mut matches);
+                    Some((ai, ai, bj, bj))
+                }
+                None => Some((ai, ai, bj, bj)),
+            };
+            i -= 1;
+            j -= 1;
+        } else if dp[(i - 1) * w + j] > dp[i * w + j - 1] {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    if let Some(r) = range {
+        emit(r, &mut matches);
+    }
+    if !o.idx {
+        return Reply::Bulk(Bytes::from(out));
+    }
+    Reply::Map(vec![
+        (Reply::bulk_str("matches"), Reply::Array(matches)),
+        (Reply::bulk_str("len"), Reply::Int(total as i64)),
+    ])
+}

@@ -12,6 +12,8 @@ pub struct ClientInfo {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
+    /// The socket's descriptor, shown by CLIENT LIST.
+    pub fd: i32,
     pub created: Instant,
     pub db: AtomicUsize,
     /// Unix ms of the last command.
@@ -35,6 +37,7 @@ pub struct ClientMeta {
     pub sub: usize,
     pub psub: usize,
     pub ssub: usize,
+    /// Commands queued in MULTI, -1 outside a transaction (as CLIENT LIST shows it).
     pub multi: i64,
     pub flags: String,
 }
@@ -46,6 +49,19 @@ impl ClientInfo {
     }
 }
 
+/// CLIENT REPLY's modes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Drop the reply of the next command only.
+    Skip,
+    /// Set by CLIENT REPLY SKIP itself: becomes `Skip` once its own (suppressed)
+    /// reply is dropped.
+    SkipNext,
+}
+
 /// The state a connection keeps for itself.
 pub struct ClientState {
     pub info: Arc<ClientInfo>,
@@ -54,6 +70,7 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Close the connection once the pending replies are written (QUIT, protocol error).
     pub close_after_reply: bool,
+    pub reply_mode: ReplyMode,
 }
 
 impl ClientState {
@@ -75,21 +92,29 @@ impl ClientState {
 #[derive(Default)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
+    /// Connections admitted (reserved before registering), for `maxclients`.
+    admitted: AtomicUsize,
     pub clients: DashMap<u64, Arc<ClientInfo>>,
 }
 
 impl ClientRegistry {
-    pub fn register(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+    pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(ClientInfo {
             id,
             addr,
             laddr,
+            fd,
             created: Instant::now(),
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),
             last_cmd: AtomicUsize::new(usize::MAX),
-            meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), ..Default::default() }),
+            meta: Mutex::new(ClientMeta {
+                resp: 2,
+                user: "default".into(),
+                multi: -1,
+                ..Default::default()
+            }),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
         });
@@ -97,8 +122,25 @@ impl ClientRegistry {
         info
     }
 
+    /// Claims a connection slot; false (and nothing claimed) when `max` are taken.
+    /// Atomic, so simultaneous connects cannot all slip under the limit.
+    pub fn admit(&self, max: usize) -> bool {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= max {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Removes a registered client and gives back its slot.
     pub fn unregister(&self, id: u64) {
+        // Slot first: once a client is gone from CLIENT LIST its slot is free.
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
         self.clients.remove(&id);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.get(&id).map(|e| e.value().clone())
     }
 
     pub fn len(&self) -> usize {

@@ -51,16 +51,16 @@ impl RequestParser {
             if buf[0] != b'*' {
                 return parse_inline(buf);
             }
-            let Some(line) = take_line(buf, 1)? else {
+            let Some(count) = take_int_line(buf) else {
                 if buf.len() > MAX_INLINE {
                     return Err(ParseError::new("too big mbulk count string"));
                 }
                 return Ok(None);
             };
-            let count = parse_int(&line).ok_or_else(|| ParseError::new("invalid multibulk length"))?;
-            if count > i32::MAX as i64 {
-                return Err(ParseError::new("invalid multibulk length"));
-            }
+            let count = match count {
+                Some(c) if c <= i32::MAX as i64 => c,
+                _ => return Err(ParseError::new("invalid multibulk length")),
+            };
             if !authenticated && count > UNAUTH_MAX_MULTIBULK {
                 return Err(ParseError::new("unauthenticated multibulk length"));
             }
@@ -81,13 +81,13 @@ impl RequestParser {
                         let got = String::from_utf8_lossy(&buf[..1]).into_owned();
                         return Err(ParseError::new(&format!("expected '$', got '{got}'")));
                     }
-                    let Some(line) = take_line(buf, 1)? else {
+                    let Some(len) = take_int_line(buf) else {
                         if buf.len() > MAX_INLINE {
                             return Err(ParseError::new("too big bulk count string"));
                         }
                         return Ok(None);
                     };
-                    let len = parse_int(&line).ok_or_else(|| ParseError::new("invalid bulk length"))?;
+                    let len = len.ok_or_else(|| ParseError::new("invalid bulk length"))?;
                     if len < 0 || len > max_bulk {
                         return Err(ParseError::new("invalid bulk length"));
                     }
@@ -116,23 +116,20 @@ impl RequestParser {
     }
 }
 
-/// Takes a `\r\n`-terminated line starting after `skip` header bytes.
-fn take_line(buf: &mut BytesMut, skip: usize) -> Result<Option<Bytes>, ParseError> {
+/// Takes a `*N` or `$N` header line, returning `None` until its `\r` and the
+/// byte after it have arrived, then `Some(number)` (`Some(None)` when the
+/// number is not a strict Redis integer). No allocation: this runs for every
+/// argument of every request.
+fn take_int_line(buf: &mut BytesMut) -> Option<Option<i64>> {
     let limit = buf.len().min(MAX_INLINE + 2);
-    let Some(pos) = buf[..limit].iter().position(|&b| b == b'\r') else {
-        return Ok(None);
-    };
+    let pos = buf[..limit].iter().position(|&b| b == b'\r')?;
     if pos + 1 >= buf.len() {
-        return Ok(None);
+        return None;
     }
-    let line = Bytes::copy_from_slice(&buf[skip..pos]);
-    // Redis only looks for '\r' and skips the following byte.
+    let n = crate::util::parse_i64(&buf[1..pos]);
+    // Like Redis, only the '\r' is looked for; the byte after it is skipped unseen.
     buf.advance(pos + 2);
-    Ok(Some(line))
-}
-
-fn parse_int(s: &[u8]) -> Option<i64> {
-    std::str::from_utf8(s).ok()?.parse::<i64>().ok()
+    Some(n)
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
@@ -176,7 +173,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -290,9 +292,76 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse_all(b"*1\r\n+x\r\n").unwrap_err().0, "ERR Protocol error: expected '$', got '+'");
-        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
-        assert_eq!(parse_all(b"*1\r\n$-2\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
-        assert_eq!(parse_all(b"set \"a\r\n").unwrap_err().0, "ERR Protocol error: unbalanced quotes in request");
+        assert_eq!(
+            parse_all(b"*1\r\n+x\r\n").unwrap_err().0,
+            "ERR Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            parse_all(b"*x\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-2\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"set \"a\r\n").unwrap_err().0,
+            "ERR Protocol error: unbalanced quotes in request"
+        );
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let alphabet: &[u8] = b"*$\r\n0123456789-+\"' \\xabc";
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..64);
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.gen_bool(0.85) {
+                        alphabet[rng.gen_range(0..alphabet.len())]
+                    } else {
+                        rng.gen()
+                    }
+                })
+                .collect();
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::new();
+            // Feed in random chunks, as a socket would.
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = rng.gen_range(1..=rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match p.parse(&mut buf, 1 << 20, rng.gen_bool(0.5)) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(e) => {
+                            assert!(e.0.starts_with("ERR Protocol error: "), "{}", e.0);
+                            rest = &[];
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strict_header_integers() {
+        assert_eq!(
+            parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert!(parse_all(b"*-1\r\n*0\r\n")
+            .unwrap()
+            .iter()
+            .all(|c| c.is_empty()));
     }
 }

@@ -15,5 +15,8 @@ pub async fn special(
     cmd: crate::commands::table::Command,
     _args: &[bytes::Bytes],
 ) -> crate::protocol::Reply {
-    crate::protocol::Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
+    crate::protocol::Reply::err(format!(
+        "command '{}' is not implemented yet",
+        cmd.spec.name
+    ))
 }

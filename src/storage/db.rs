@@ -22,6 +22,9 @@ pub struct Db {
     map: Map<Bytes, Entry>,
     /// Keys that carry a TTL, sampled by the active expiry cycle.
     volatile: IndexSet<Bytes, ahash::RandomState>,
+    /// Keys reaped lazily (on access) and not yet added to the server's
+    /// `expired_keys`: a `Db` cannot see the server, so whoever can drains it.
+    lazy_expired: u64,
 }
 
 impl Db {
@@ -46,10 +49,37 @@ impl Db {
         match self.map.get(key) {
             Some(e) if e.expire_at != 0 && e.expire_at <= now => {
                 self.remove(key);
+                self.lazy_expired += 1;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Lazily reaped keys since the last call (for `expired_keys`).
+    pub fn take_lazy_expired(&mut self) -> u64 {
+        std::mem::take(&mut self.lazy_expired)
+    }
+
+    /// Looks `key` up with one hash probe, reaping it if its TTL has passed.
+    /// The flag is true when this call reaped it: the caller counts it in
+    /// `expired_keys` itself (it is not added to the lazy counter).
+    pub fn lookup(&mut self, key: &[u8], now: u64) -> (Option<&mut Entry>, bool) {
+        let Some(i) = self.map.get_index_of(key) else {
+            return (None, false);
+        };
+        let at = self.map.get_index(i).map_or(0, |(_, e)| e.expire_at);
+        if at != 0 && at <= now {
+            self.remove(key);
+            return (None, true);
+        }
+        (self.map.get_index_mut(i).map(|(_, e)| e), false)
+    }
+
+    /// True when `key` is present but its TTL has passed (KEYS skips such
+    /// keys without deleting them, as Redis does).
+    pub fn is_expired(&self, key: &[u8], now: u64) -> bool {
+        matches!(self.map.get(key), Some(e) if e.expire_at != 0 && e.expire_at <= now)
     }
 
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
@@ -107,7 +137,13 @@ impl Db {
         match self.map.get_mut(&key[..]) {
             Some(e) => e.value = value,
             None => {
-                self.map.insert(key, Entry { value, expire_at: 0 });
+                self.map.insert(
+                    key,
+                    Entry {
+                        value,
+                        expire_at: 0,
+                    },
+                );
             }
         }
     }
@@ -164,6 +200,12 @@ impl Db {
         self.volatile = IndexSet::default();
     }
 
+    /// Stores `entry` as is (value and TTL), replacing any previous key:
+    /// RENAME, COPY and MOVE carry the TTL along.
+    pub fn put(&mut self, key: Bytes, entry: Entry) {
+        self.set_with_expiry(key, entry.value, entry.expire_at);
+    }
+
     /// Takes the whole content out (FLUSHALL ASYNC drops it on another thread).
     pub fn take(&mut self) -> Db {
         std::mem::take(self)
@@ -182,6 +224,7 @@ impl Db {
             if e.expire_at != 0 && e.expire_at <= now {
                 let k = k.clone();
                 self.remove(&k);
+                self.lazy_expired += 1;
                 continue;
             }
             return Some(k.clone());
@@ -198,7 +241,11 @@ impl Db {
     /// (not yet visited): so every key present for the whole scan is returned
     /// at least once, which is SCAN's guarantee.
     pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&Bytes, &Entry)) -> usize {
-        let mut next = if pos == 0 { self.map.len() } else { (pos - 1).min(self.map.len()) };
+        let mut next = if pos == 0 {
+            self.map.len()
+        } else {
+            (pos - 1).min(self.map.len())
+        };
         let mut visited = 0;
         while next > 0 && visited < count {
             next -= 1;
@@ -229,7 +276,9 @@ impl Db {
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
                 let i = rng.gen_range(0..self.volatile.len());
-                let Some(k) = self.volatile.get_index(i) else { break };
+                let Some(k) = self.volatile.get_index(i) else {
+                    break;
+                };
                 let expired = matches!(self.map.get(&k[..]), Some(e) if e.expire_at != 0 && e.expire_at <= now);
                 if expired {
                     let k = k.clone();

@@ -8,7 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -38,7 +42,8 @@ impl Proc {
 
     pub fn client(&self) -> redis::Connection {
         let c = redis::Client::open(self.url()).unwrap();
-        c.get_connection_with_timeout(Duration::from_secs(10)).unwrap()
+        c.get_connection_with_timeout(Duration::from_secs(10))
+            .unwrap()
     }
 
     /// Sends raw bytes and returns what arrives until the peer stops sending
@@ -61,7 +66,12 @@ impl Proc {
 
     /// Runs `redis-cli` against this server (None if redis-cli is missing).
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().ok()?;
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -78,21 +88,57 @@ impl Drop for Proc {
 }
 
 /// Starts moonshard with extra flags, e.g. `&["--shards", "4"]`.
+///
+/// The server binds port 0 and reports the port it got on stderr, so
+/// parallel tests never race for a port.
 pub fn moonshard(extra: &[&str]) -> Proc {
-    let port = free_port();
+    use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
-        .args(["--port", &port.to_string(), "--loglevel", "warning"])
+        .args(["--port", "0"])
         .args(extra)
+        .args(["--loglevel", "notice"])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start moonshard");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("tcp on port ").nth(1) {
+                if let Some(tx) = tx.take() {
+                    let port: u16 = rest
+                        .split_whitespace()
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0);
+                    let _ = tx.send(port);
+                }
+                continue;
+            }
+            if !line.contains(":M * ") {
+                eprintln!("[moonshard] {line}");
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("moonshard did not report its port");
     wait_for_port(port, &mut child, "moonshard");
     Proc { port, child }
 }
 
 pub fn has_program(name: &str) -> bool {
-    Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 /// Starts a real redis-server for differential tests. Returns None (after a
@@ -108,7 +154,16 @@ pub fn redis_server() -> Option<Proc> {
     }
     let port = free_port();
     let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,7 +215,10 @@ impl Diff {
     }
 
     /// Sends `args` to both servers and returns both replies.
-    pub fn both(&mut self, args: &[&str]) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
+    pub fn both(
+        &mut self,
+        args: &[&str],
+    ) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
         (run_str(&mut self.a, args), run_str(&mut self.b, args))
     }
 
@@ -168,7 +226,10 @@ impl Diff {
     #[track_caller]
     pub fn check(&mut self, args: &[&str]) -> Result<redis::Value, String> {
         let (ours, theirs) = self.both(args);
-        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
+        assert_eq!(
+            ours, theirs,
+            "moonshard and redis-server differ on {args:?}"
+        );
         ours
     }
 
@@ -176,7 +237,11 @@ impl Diff {
     #[track_caller]
     pub fn check_unordered(&mut self, args: &[&str]) {
         let (ours, theirs) = self.both(args);
-        assert_eq!(sorted(ours), sorted(theirs), "moonshard and redis-server differ on {args:?}");
+        assert_eq!(
+            sorted(ours),
+            sorted(theirs),
+            "moonshard and redis-server differ on {args:?}"
+        );
     }
 }
 

@@ -1,0 +1,378 @@
+//! COMMAND and its subcommands, answered from the command table.
+
+use super::docs_data;
+use crate::commands::table::{self, flags, CommandSpec, Exec, Group, KeySpec};
+use crate::commands::ConnCtx;
+use crate::protocol::Reply;
+use crate::util::{eq_ic, glob_match, parse_i64};
+use bytes::Bytes;
+
+/// ACL categories in Redis's bit order (the order COMMAND INFO lists them).
+const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// Categories Redis gives some commands beyond those their flags and group imply.
+const EXTRA: &[(&str, &[&str])] = &[
+    ("keys", &["dangerous"]),
+    ("flushdb", &["keyspace", "dangerous"]),
+    ("flushall", &["keyspace", "dangerous"]),
+    ("dbsize", &["keyspace"]),
+    ("swapdb", &["keyspace", "dangerous"]),
+    ("info", &["dangerous"]),
+    ("sort", &["dangerous"]),
+    ("lastsave", &["admin", "dangerous"]),
+    ("role", &["dangerous"]),
+    ("migrate", &["dangerous"]),
+    ("restore", &["dangerous"]),
+];
+
+fn group_category(g: Group) -> Option<&'static str> {
+    Some(match g {
+        Group::Generic => "keyspace",
+        Group::String => "string",
+        Group::List => "list",
+        Group::Set => "set",
+        Group::SortedSet => "sortedset",
+        Group::Hash => "hash",
+        Group::Stream => "stream",
+        Group::Pubsub => "pubsub",
+        Group::Transactions => "transaction",
+        Group::Connection => "connection",
+        Group::Scripting => "scripting",
+        Group::Server | Group::Cluster => return None,
+    })
+}
+
+/// ACL categories of a command, derived as Redis derives them: from its
+/// flags, its group, and a short list of extra @dangerous commands.
+pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
+    let mut set: Vec<&str> = Vec::new();
+    // Containers carry no flags and sit in no group category of their own.
+    let container = matches!(spec.exec, Exec::Container);
+    if !container {
+        if let Some(c) = group_category(spec.group) {
+            set.push(c);
+        }
+    }
+    if spec.has(flags::WRITE) {
+        set.push("write");
+    }
+    if spec.has(flags::READONLY) && spec.group != Group::Scripting {
+        set.push("read");
+    }
+    if spec.has(flags::ADMIN) {
+        set.push("admin");
+        set.push("dangerous");
+    }
+    if spec.has(flags::PUBSUB) {
+        set.push("pubsub");
+    }
+    set.push(if spec.has(flags::FAST) {
+        "fast"
+    } else {
+        "slow"
+    });
+    if spec.has(flags::BLOCKING) {
+        set.push("blocking");
+    }
+    if let Some((_, extra)) = EXTRA.iter().find(|(n, _)| *n == spec.name) {
+        set.extend_from_slice(extra);
+    }
+    // Redis files COMMAND under the server group but in the @connection category.
+    if spec.name == "command" || spec.name.starts_with("command|") {
+        set.push("connection");
+    }
+    CATEGORIES
+        .iter()
+        .copied()
+        .filter(|c| set.contains(c))
+        .collect()
+}
+
+fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
+    let mut out: Vec<Reply> = flags::NAMES
+        .iter()
+        .filter(|(bit, name)| spec.flags & bit != 0 && *name != "sentinel")
+        .map(|(_, name)| Reply::status(name))
+        .collect();
+    if spec.movable_keys() {
+        // Redis lists movablekeys just before allow_busy.
+        let pos = out
+            .iter()
+            .position(|r| matches!(r, Reply::Status(s) if s == "allow_busy"))
+            .unwrap_or(out.len());
+        out.insert(pos, Reply::status("movablekeys"));
+    }
+    out
+}
+
+fn key_spec_flags(spec: &CommandSpec) -> Reply {
+    let names: &[&str] = if spec.has(flags::WRITE) {
+        &["RW", "update"]
+    } else {
+        &["RO", "access"]
+    };
+    Reply::Array(names.iter().map(|n| Reply::status(n)).collect())
+}
+
+fn key_specs(spec: &CommandSpec) -> Reply {
+    let s = |t: &str| Reply::bulk_str(t);
+    let begin = |index: i64| Reply::Map(vec![(s("index"), Reply::Int(index))]);
+    let range = |first: i32, last: i32, step: i32| {
+        let lastkey = if last < 0 { last } else { last - first };
+        Reply::Map(vec![
+            (s("lastkey"), Reply::Int(lastkey as i64)),
+            (s("keystep"), Reply::Int(step as i64)),
+            (s("limit"), Reply::Int(0)),
+        ])
+    };
+    let one = |begin_spec: Reply, find_type: &str, find_spec: Reply| {
+        Reply::Map(vec![
+            (s("flags"), key_spec_flags(spec)),
+            (
+                s("begin_search"),
+                Reply::Map(vec![(s("type"), s("index")), (s("spec"), begin_spec)]),
+            ),
+            (
+                s("find_keys"),
+                Reply::Map(vec![(s("type"), s(find_type)), (s("spec"), find_spec)]),
+            ),
+        ])
+    };
+    match spec.keys {
+        KeySpec::None => Reply::Array(Vec::new()),
+        KeySpec::Range { first, last, step } => Reply::Array(vec![one(
+            begin(first as i64),
+            "range",
+            range(first, last, step),
+        )]),
+        KeySpec::Custom {
+            legacy: (first, last, step),
+            ..
+        } if first > 0 => Reply::Array(vec![one(
+            begin(first as i64),
+            "range",
+            range(first, last, step),
+        )]),
+        KeySpec::Custom { .. } => Reply::Array(Vec::new()),
+        KeySpec::NumKeys { numkeys } => {
+            let find = Reply::Map(vec![
+                (s("keynumidx"), Reply::Int(0)),
+                (s("firstkey"), Reply::Int(1)),
+                (s("keystep"), Reply::Int(1)),
+            ]);
+            Reply::Array(vec![one(begin(numkeys as i64), "keynum", find)])
+        }
+    }
+}
+
+/// One command's COMMAND INFO entry (Redis 7.0's ten fields).
+pub fn info_entry(spec: &CommandSpec) -> Reply {
+    let (first, last, step) = spec.legacy_keys();
+    Reply::Array(vec![
+        Reply::bulk_str(spec.name),
+        Reply::Int(spec.arity as i64),
+        Reply::Set(flag_names(spec)),
+        Reply::Int(first as i64),
+        Reply::Int(last as i64),
+        Reply::Int(step as i64),
+        Reply::Set(
+            categories(spec)
+                .into_iter()
+                .map(|c| Reply::status(&format!("@{c}")))
+                .collect(),
+        ),
+        Reply::Set(
+            docs_data::tips(spec.name)
+                .iter()
+                .map(|t| Reply::bulk_str(t))
+                .collect(),
+        ),
+        key_specs(spec),
+        Reply::Array(spec.subcommands.iter().map(info_entry).collect()),
+    ])
+}
+
+pub fn command(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    Reply::Array(table::top_level().map(info_entry).collect())
+}
+
+pub fn command_count(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    Reply::Int(table::top_level().count() as i64)
+}
+
+fn find(name: &[u8]) -> Option<&'static CommandSpec> {
+    table::lookup(name).map(|c| c.spec)
+}
+
+pub fn command_info(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    if args.len() == 2 {
+        return Reply::Array(table::top_level().map(info_entry).collect());
+    }
+    Reply::Array(
+        args[2..]
+            .iter()
+            .map(|n| find(n).map(info_entry).unwrap_or(Reply::NilArray))
+            .collect(),
+    )
+}
+
+fn docs_entry(spec: &CommandSpec) -> Reply {
+    let s = |t: &str| Reply::bulk_str(t);
+    let (since, summary) = docs_data::lookup(spec.name).unwrap_or(("1.0.0", ""));
+    let summary = if !spec.summary.is_empty() {
+        spec.summary
+    } else if !summary.is_empty() {
+        summary
+    } else {
+        "A moonshard command."
+    };
+    let mut fields = vec![
+        (s("summary"), s(summary)),
+        (s("since"), s(since)),
+        (s("group"), s(spec.group.name())),
+    ];
+    if !spec.subcommands.is_empty() {
+        let subs = spec
+            .subcommands
+            .iter()
+            .map(|sub| (s(sub.name), docs_entry(sub)))
+            .collect();
+        fields.push((s("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(fields)
+}
+
+pub fn command_docs(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let specs: Vec<&CommandSpec> = if args.len() == 2 {
+        table::top_level().collect()
+    } else {
+        args[2..].iter().filter_map(|n| find(n)).collect()
+    };
+    Reply::Map(
+        specs
+            .into_iter()
+            .map(|spec| (Reply::bulk_str(spec.name), docs_entry(spec)))
+            .collect(),
+    )
+}
+
+pub fn command_list(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let names = table::all().iter().copied();
+    let filter: Box<dyn Fn(&CommandSpec) -> bool> = match args.len() {
+        2 => Box::new(|_| true),
+        5 if eq_ic(&args[2], "filterby") => {
+            let value = args[4].clone();
+            if eq_ic(&args[3], "module") {
+                Box::new(|_| false)
+            } else if eq_ic(&args[3], "aclcat") {
+                let cat = String::from_utf8_lossy(&value).to_ascii_lowercase();
+                Box::new(move |spec| categories(spec).contains(&cat.as_str()))
+            } else if eq_ic(&args[3], "pattern") {
+                Box::new(move |spec| glob_match(&value, spec.name.as_bytes(), true))
+            } else {
+                return Reply::syntax_error();
+            }
+        }
+        _ => return Reply::syntax_error(),
+    };
+    Reply::Array(
+        names
+            .filter(|s| filter(s))
+            .map(|s| Reply::bulk_str(s.name))
+            .collect(),
+    )
+}
+
+/// Resolves the command line of COMMAND GETKEYS to its table entry.
+fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
+    let invalid = || Reply::err("Invalid command specified");
+    let mut spec = find(&line[0]).ok_or_else(invalid)?;
+    if matches!(spec.exec, Exec::Container) {
+        let sub = line
+            .get(1)
+            .ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
+        spec = table::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
+    }
+    if matches!(spec.keys, KeySpec::None) {
+        return Err(Reply::err("The command has no key arguments"));
+    }
+    if !spec.arity_ok(line.len()) {
+        return Err(Reply::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    Ok(spec)
+}
+
+pub fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let line = &args[2..];
+    let spec = match getkeys_target(line) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    if let KeySpec::NumKeys { numkeys } = spec.keys {
+        let n = line.get(numkeys).and_then(|a| parse_i64(a));
+        let fits =
+            n.is_some_and(|n| n >= 0 && (numkeys as i64).saturating_add(n) < line.len() as i64);
+        if !fits {
+            // Redis answers an empty list where keys are optional (EVAL).
+            if spec.has(flags::NO_MANDATORY_KEYS) {
+                return Reply::Array(Vec::new());
+            }
+            return Reply::err("Invalid arguments specified for command");
+        }
+    }
+    let positions = spec.key_positions(line);
+    if positions.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
+        return Reply::err("Invalid arguments specified for command");
+    }
+    Reply::Array(
+        positions
+            .into_iter()
+            .filter_map(|p| line.get(p))
+            .map(|k| Reply::Bulk(k.clone()))
+            .collect(),
+    )
+}
+
+pub fn command_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    crate::commands::connection::help(
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        &[
+            "(no subcommand)",
+            "    Describe every command.",
+            "COUNT",
+            "    The number of commands.",
+            "DOCS [<command-name> ...]",
+            "    Documentation of the named commands, or of all.",
+            "GETKEYS <full-command>",
+            "    The keys of a full command line.",
+            "INFO [<command-name> ...]",
+            "    Details of the named commands, or of all.",
+            "LIST [FILTERBY (MODULE <name>|ACLCAT <category>|PATTERN <glob>)]",
+            "    Command names, optionally filtered.",
+        ],
+    )
+}
