@@ -6,6 +6,7 @@ pub mod list;
 pub mod set;
 mod value;
 pub mod zset;
+mod zskiplist;
 
 pub use db::{Db, Entry};
 pub use value::{Hash, List, Set, Value, ZSet};
