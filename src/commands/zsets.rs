@@ -97,15 +97,49 @@ pub fn parse_score(arg: &[u8]) -> Option<f64> {
     Some(v)
 }
 
-/// The subset of C's strtod syntax that Redis users meet: decimal and
-/// exponent forms, "inf"/"infinity" with a sign. NaN is refused.
+/// C's strtod syntax over a whole text: decimal and exponent forms,
+/// hexadecimal ("0x1.8p3"), "inf"/"infinity" with a sign. NaN is refused.
 fn parse_c_double(text: &str) -> Option<f64> {
     let body = text.trim_start_matches(['+', '-']);
-    if text.len() - body.len() > 1 || body.contains(['_', 'x', 'X']) || body.starts_with(['+', '-']) {
+    if text.len() - body.len() > 1 {
+        return None;
+    }
+    if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        let v = parse_hex_float(hex)?;
+        return Some(if text.starts_with('-') { -v } else { v });
+    }
+    if body.contains('_') {
         return None;
     }
     let v: f64 = text.parse().ok()?;
     (!v.is_nan()).then_some(v)
+}
+
+/// The part of a C hexadecimal float after "0x": hex digits with an
+/// optional point, then an optional binary exponent "p[+-]digits".
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = match s.find(['p', 'P']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars().chain(frac.chars()) {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut e: i64 = -4 * frac.len() as i64;
+    if let Some(exp) = exp {
+        let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: i64 = digits.parse().unwrap_or(i64::MAX / 4).min(100_000);
+        e += if exp.starts_with('-') { -n } else { n };
+    }
+    Some(v * 2f64.powi(e.clamp(-100_000, 100_000) as i32))
 }
 
 /// A score interval as ZRANGEBYSCORE takes it: "(" marks an open end.
@@ -465,6 +499,8 @@ fn select(z: &ZSet, range: &Range, rev: bool, limit: Option<(i64, i64)>) -> Vec<
         Range::Score(r) => r.ranks(z),
         Range::Lex(min, max) => lex_ranks(z, min, max),
     };
+    // A rank range with REV counts its indexes from the top.
+    let (lo, hi) = if rev && matches!(range, Range::Rank(..)) { (z.len() - hi, z.len() - lo) } else { (lo, hi) };
     if hi <= lo {
         return Vec::new();
     }
@@ -1027,6 +1063,16 @@ pub fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Int(if o.limit != 0 { n.min(o.limit) } else { n } as i64)
 }
 
+/// A score as ZSCAN shows it: Redis hands out a listpack's stored text,
+/// where integral scores within +-2^62 are kept as integers.
+fn scan_score(s: f64, packed: bool) -> String {
+    const LIMIT: f64 = 4611686018427387904.0;
+    if packed && (-LIMIT..=LIMIT).contains(&s) && s.trunc() == s {
+        return (s as i64).to_string();
+    }
+    format_double(s)
+}
+
 pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
     let z = match read(ctx, &args[1]) {
@@ -1039,10 +1085,11 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let mut items = Vec::new();
+    let packed = z.encoding() == "listpack";
     let next = z.scan(cursor, count, |m, s| {
         if pattern.is_none_or(|p| glob_match(p, m, false)) {
             items.push(Reply::Bulk(Bytes::copy_from_slice(m)));
-            items.push(Reply::bulk_str(&format_double(s)));
+            items.push(Reply::bulk_str(&scan_score(s, packed)));
         }
     });
     Reply::Array(vec![Reply::bulk_str(&next.to_string()), Reply::Array(items)])

@@ -347,6 +347,8 @@ impl Packed {
     }
 
     fn encode(member: &[u8], score: f64) -> Vec<u8> {
+        // Redis keeps integral scores in a listpack as integers, which turns -0 into 0.
+        let score = if score == 0.0 { 0.0 } else { score };
         let mut e = Vec::with_capacity(member.len() + 10);
         put_varint(&mut e, member.len());
         e.extend_from_slice(member);
