@@ -41,8 +41,8 @@ impl Value {
             }
             Value::List(_) => "quicklist",
             Value::Hash(_) => "hashtable",
-            Value::Set(_) => "hashtable",
-            Value::ZSet(_) => "skiplist",
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }
