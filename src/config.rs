@@ -100,7 +100,7 @@ pub static PARAMS: &[Param] = &[
     p!("rdbchecksum", "yes", Kind::Bool),
     p!("stop-writes-on-bgsave-error", "yes", Kind::Bool),
     // encodings: accepted and reported only
-    p!("hash-max-listpack-entries", "128", Kind::Int, alias = "hash-max-ziplist-entries"),
+    p!("hash-max-listpack-entries", "512", Kind::Int, alias = "hash-max-ziplist-entries"),
     p!("hash-max-listpack-value", "64", Kind::Int, alias = "hash-max-ziplist-value"),
     p!("list-max-listpack-size", "-2", Kind::Int, alias = "list-max-ziplist-size"),
     p!("list-compress-depth", "0", Kind::Int),
@@ -209,6 +209,9 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
+    /// Read by every hash write to pick the encoding.
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
     /// Bumped on every change to `requirepass` so connections can re-read it.
     pub requirepass: RwLock<Option<String>>,
 }
@@ -224,6 +227,8 @@ impl Default for Config {
             maxmemory: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
             requirepass: RwLock::new(None),
         };
         for p in PARAMS {
@@ -283,6 +288,8 @@ impl Config {
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();
                 *self.requirepass.write() = if pass.is_empty() { None } else { Some(pass) };

@@ -4,7 +4,7 @@
 //! the handler. Routing, arity checks, slot checks, `COMMAND` replies and the
 //! scripting rules all read this table; nothing else lists commands.
 
-use super::{connection as conn, keys, server as srv, strings as str_};
+use super::{connection as conn, hashes, keys, lists, server as srv, strings as str_};
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -397,23 +397,23 @@ static SCRIPTING: &[CommandSpec] = &[
 
 // --------------------------------------------------------------------- lists
 static LISTS: &[CommandSpec] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("rpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("llen", 2, READONLY | FAST, K1, G::List, NY),
-    cmd("lrange", 4, READONLY, K1, G::List, NY),
-    cmd("lindex", 3, READONLY, K1, G::List, NY),
-    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lrem", 4, WRITE, K1, G::List, NY),
-    cmd("ltrim", 4, WRITE, K1, G::List, NY),
-    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lpos", -3, READONLY, K1, G::List, NY),
-    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("lmpop", -4, WRITE, nk(1), G::List, NY),
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpush)),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpush)),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpushx)),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpushx)),
+    cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lists::lpop)),
+    cmd("rpop", -2, WRITE | FAST, K1, G::List, K(lists::rpop)),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(lists::llen)),
+    cmd("lrange", 4, READONLY, K1, G::List, K(lists::lrange)),
+    cmd("lindex", 3, READONLY, K1, G::List, K(lists::lindex)),
+    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lists::lset)),
+    cmd("lrem", 4, WRITE, K1, G::List, K(lists::lrem)),
+    cmd("ltrim", 4, WRITE, K1, G::List, K(lists::ltrim)),
+    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, K(lists::linsert)),
+    cmd("lpos", -3, READONLY, K1, G::List, K(lists::lpos)),
+    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, K(lists::lmove)),
+    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, K(lists::rpoplpush)),
+    cmd("lmpop", -4, WRITE, nk(1), G::List, K(lists::lmpop)),
     cmd("blpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
     cmd("brpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
     cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
@@ -423,22 +423,22 @@ static LISTS: &[CommandSpec] = &[
 
 // -------------------------------------------------------------------- hashes
 static HASHES: &[CommandSpec] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hget", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hgetall", 2, READONLY, K1, G::Hash, NY),
-    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, NY),
-    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hkeys", 2, READONLY, K1, G::Hash, NY),
-    cmd("hvals", 2, READONLY, K1, G::Hash, NY),
-    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hrandfield", -2, READONLY, K1, G::Hash, NY),
-    cmd("hscan", -3, READONLY, K1, G::Hash, NY),
+    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hset)),
+    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hsetnx)),
+    cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hashes::hget)),
+    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hmset)),
+    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hashes::hmget)),
+    cmd("hgetall", 2, READONLY, K1, G::Hash, K(hashes::hgetall)),
+    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hashes::hdel)),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hashes::hexists)),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hashes::hlen)),
+    cmd("hkeys", 2, READONLY, K1, G::Hash, K(hashes::hkeys)),
+    cmd("hvals", 2, READONLY, K1, G::Hash, K(hashes::hvals)),
+    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrby)),
+    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrbyfloat)),
+    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hashes::hstrlen)),
+    cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hashes::hrandfield)),
+    cmd("hscan", -3, READONLY, K1, G::Hash, K(hashes::hscan)),
 ];
 
 // ---------------------------------------------------------------------- sets
