@@ -294,26 +294,24 @@ fn lpos_opts(args: &[Bytes]) -> Result<LposOpts, Reply> {
         let Some(v) = args.get(i + 1) else {
             return Err(Reply::syntax_error());
         };
-        let n = || parse_i64(v).ok_or_else(Reply::not_integer);
         if eq_ic(&args[i], "rank") {
-            o.rank = n()?;
+            o.rank = parse_i64(v).ok_or_else(Reply::not_integer)?;
             if o.rank == 0 {
                 return Err(Reply::err(
                     "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
         } else if eq_ic(&args[i], "count") {
-            let c = n()?;
-            if c < 0 {
-                return Err(Reply::err("COUNT can't be negative"));
+            // Redis reports a non-integer COUNT or MAXLEN as negative.
+            match parse_i64(v) {
+                Some(c) if c >= 0 => o.count = Some(c as usize),
+                _ => return Err(Reply::err("COUNT can't be negative")),
             }
-            o.count = Some(c as usize);
         } else if eq_ic(&args[i], "maxlen") {
-            let m = n()?;
-            if m < 0 {
-                return Err(Reply::err("MAXLEN can't be negative"));
+            match parse_i64(v) {
+                Some(m) if m >= 0 => o.maxlen = m as usize,
+                _ => return Err(Reply::err("MAXLEN can't be negative")),
             }
-            o.maxlen = m as usize;
         } else {
             return Err(Reply::syntax_error());
         }
