@@ -231,7 +231,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// Largest |count| HRANDFIELD serves: the reply is built in memory.
-const MAX_RANDFIELD: u64 = 1 << 26;
+const MAX_RANDFIELD: u64 = 1 << 20;
 
 pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(count_arg) = args.get(2) else {

@@ -237,6 +237,11 @@ impl Hash {
             }
         }
         let Hash::Table(t) = self else { return false };
+        if t.len() == t.capacity() {
+            // Grow the pair array by a quarter: left alone, the index set
+            // sizes it like its hash table (up to 1.75x the pairs held).
+            t.reserve_exact((t.len() / 4).max(8));
+        }
         t.replace(Pair::new(field, value)).is_none()
     }
 
