@@ -329,6 +329,9 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
+    /// Read by every hash write to pick the encoding.
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -353,6 +356,8 @@ impl Default for Config {
             maxmemory: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -454,6 +459,8 @@ impl Config {
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();
                 *self.requirepass.write() = if pass.is_empty() { None } else { Some(pass) };

@@ -75,7 +75,10 @@ impl<'a, 's> Ctx<'a, 's> {
 
     /// Called by every handler after it modified `key`: the hook for
     /// WATCH, keyspace notifications and waking blocked clients.
-    pub fn written(&mut self, _key: &[u8], _event: &'static str) {}
+    pub fn written(&mut self, key: &[u8], _event: &'static str) {
+        let db = self.db;
+        self.shard_for(key).waiters.signal(db, key);
+    }
 }
 
 /// Context of a connection-level command.

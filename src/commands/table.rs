@@ -4,7 +4,7 @@
 //! the handler. Routing, arity checks, slot checks, `COMMAND` replies and the
 //! scripting rules all read this table; nothing else lists commands.
 
-use super::{connection as conn, keys, server as srv, sets, strings as str_, zsets};
+use super::{connection as conn, hashes, keys, lists, server as srv, sets, strings as str_, zsets};
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -263,7 +263,6 @@ const fn nk(numkeys: usize) -> KeySpec {
 use Exec::{AllShards as All, Conn as C, Keyed as K, OneShard, Special as S};
 use Group as G;
 
-const NY: Exec = K(super::not_yet);
 
 // ---------------------------------------------------------------- connection
 static CLIENT_SUBS: &[CommandSpec] = &[
@@ -438,11 +437,11 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
 ];
 
 static SCRIPTING: &[CommandSpec] = &[
-    cmd("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
-    cmd("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("eval", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("evalsha", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
     cmd("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
     cmd("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
-    cmd("fcall", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("fcall", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
     cmd("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
     container("script", -2, 0, G::Scripting, SCRIPT_SUBS),
     container("function", -2, 0, G::Scripting, FUNCTION_SUBS),
@@ -450,48 +449,48 @@ static SCRIPTING: &[CommandSpec] = &[
 
 // --------------------------------------------------------------------- lists
 static LISTS: &[CommandSpec] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("rpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("llen", 2, READONLY | FAST, K1, G::List, NY),
-    cmd("lrange", 4, READONLY, K1, G::List, NY),
-    cmd("lindex", 3, READONLY, K1, G::List, NY),
-    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lrem", 4, WRITE, K1, G::List, NY),
-    cmd("ltrim", 4, WRITE, K1, G::List, NY),
-    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lpos", -3, READONLY, K1, G::List, NY),
-    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("lmpop", -4, WRITE, nk(1), G::List, NY),
-    cmd("blpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
-    cmd("brpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
-    cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
-    cmd("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpush)),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpush)),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpushx)),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpushx)),
+    cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lists::lpop)),
+    cmd("rpop", -2, WRITE | FAST, K1, G::List, K(lists::rpop)),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(lists::llen)),
+    cmd("lrange", 4, READONLY, K1, G::List, K(lists::lrange)),
+    cmd("lindex", 3, READONLY, K1, G::List, K(lists::lindex)),
+    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lists::lset)),
+    cmd("lrem", 4, WRITE, K1, G::List, K(lists::lrem)),
+    cmd("ltrim", 4, WRITE, K1, G::List, K(lists::ltrim)),
+    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, K(lists::linsert)),
+    cmd("lpos", -3, READONLY, K1, G::List, K(lists::lpos)),
+    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, K(lists::lmove)),
+    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, K(lists::rpoplpush)),
+    cmd("lmpop", -4, WRITE, nk(1), G::List, K(lists::lmpop)),
+    cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
+    cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
+    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S),
+    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S),
     cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, S),
 ];
 
 // -------------------------------------------------------------------- hashes
 static HASHES: &[CommandSpec] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hget", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hgetall", 2, READONLY, K1, G::Hash, NY),
-    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, NY),
-    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hkeys", 2, READONLY, K1, G::Hash, NY),
-    cmd("hvals", 2, READONLY, K1, G::Hash, NY),
-    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hrandfield", -2, READONLY, K1, G::Hash, NY),
-    cmd("hscan", -3, READONLY, K1, G::Hash, NY),
+    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hset)),
+    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hsetnx)),
+    cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hashes::hget)),
+    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hmset)),
+    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hashes::hmget)),
+    cmd("hgetall", 2, READONLY, K1, G::Hash, K(hashes::hgetall)),
+    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hashes::hdel)),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hashes::hexists)),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hashes::hlen)),
+    cmd("hkeys", 2, READONLY, K1, G::Hash, K(hashes::hkeys)),
+    cmd("hvals", 2, READONLY, K1, G::Hash, K(hashes::hvals)),
+    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrby)),
+    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrbyfloat)),
+    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hashes::hstrlen)),
+    cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hashes::hrandfield)),
+    cmd("hscan", -3, READONLY, K1, G::Hash, K(hashes::hscan)),
 ];
 
 // ---------------------------------------------------------------------- sets
@@ -561,8 +560,8 @@ static ZSETS: &[CommandSpec] = &[
     cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zdiff)),
     cmd("zintercard", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zintercard)),
     cmd("zscan", -3, READONLY, K1, G::SortedSet, K(zsets::zscan)),
-    cmd("bzpopmin", -3, WRITE | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
-    cmd("bzpopmax", -3, WRITE | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
+    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
+    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
     cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S),
 ];
 
