@@ -38,22 +38,10 @@ pub enum Kind {
 
 macro_rules! p {
     ($name:expr, $default:expr, $kind:expr, $access:ident) => {
-        Param {
-            name: $name,
-            default: $default,
-            alias: None,
-            kind: $kind,
-            access: Access::$access,
-        }
+        Param { name: $name, default: $default, alias: None, kind: $kind, access: Access::$access }
     };
     ($name:expr, $default:expr, $kind:expr, $access:ident, alias = $alias:expr) => {
-        Param {
-            name: $name,
-            default: $default,
-            alias: Some($alias),
-            kind: $kind,
-            access: Access::$access,
-        }
+        Param { name: $name, default: $default, alias: Some($alias), kind: $kind, access: Access::$access }
     };
 }
 
@@ -79,40 +67,15 @@ pub static PARAMS: &[Param] = &[
     p!("shards", "0", Kind::Int(0, 1024), Immutable),
     p!("lua-memory-limit", "268435456", Kind::Memory(0), Mutable),
     // Redis 7.0 (io-threads: 0 means one per core, our default)
-    p!(
-        "acl-pubsub-default",
-        "resetchannels",
-        Kind::Enum(&["allchannels", "resetchannels"]),
-        Mutable
-    ),
+    p!("acl-pubsub-default", "resetchannels", Kind::Enum(&["allchannels", "resetchannels"]), Mutable),
     p!("aclfile", "", Kind::Str, Immutable),
     p!("acllog-max-len", "128", Kind::Int(0, i64::MAX), Mutable),
     p!("active-defrag-cycle-max", "25", Kind::Int(1, 99), Mutable),
     p!("active-defrag-cycle-min", "1", Kind::Int(1, 99), Mutable),
-    p!(
-        "active-defrag-ignore-bytes",
-        "104857600",
-        Kind::Memory(1),
-        Mutable
-    ),
-    p!(
-        "active-defrag-max-scan-fields",
-        "1000",
-        Kind::Int(1, i64::MAX),
-        Mutable
-    ),
-    p!(
-        "active-defrag-threshold-lower",
-        "10",
-        Kind::Int(0, 1000),
-        Mutable
-    ),
-    p!(
-        "active-defrag-threshold-upper",
-        "100",
-        Kind::Int(0, 1000),
-        Mutable
-    ),
+    p!("active-defrag-ignore-bytes", "104857600", Kind::Memory(1), Mutable),
+    p!("active-defrag-max-scan-fields", "1000", Kind::Int(1, i64::MAX), Mutable),
+    p!("active-defrag-threshold-lower", "10", Kind::Int(0, 1000), Mutable),
+    p!("active-defrag-threshold-upper", "100", Kind::Int(0, 1000), Mutable),
     p!("active-expire-effort", "1", Kind::Int(1, 10), Mutable),
     p!("activedefrag", "no", Kind::Bool, Mutable),
     p!("activerehashing", "yes", Kind::Bool, Mutable),
@@ -125,110 +88,38 @@ pub static PARAMS: &[Param] = &[
     p!("aof_rewrite_cpulist", "", Kind::Str, Immutable),
     p!("appenddirname", "appendonlydir", Kind::Str, Immutable),
     p!("appendfilename", "appendonly.aof", Kind::Str, Immutable),
-    p!(
-        "appendfsync",
-        "everysec",
-        Kind::Enum(&["everysec", "always", "no"]),
-        Mutable
-    ),
+    p!("appendfsync", "everysec", Kind::Enum(&["everysec", "always", "no"]), Mutable),
     p!("appendonly", "no", Kind::Bool, Mutable),
-    p!(
-        "auto-aof-rewrite-min-size",
-        "67108864",
-        Kind::Memory(0),
-        Mutable
-    ),
-    p!(
-        "auto-aof-rewrite-percentage",
-        "100",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
+    p!("auto-aof-rewrite-min-size", "67108864", Kind::Memory(0), Mutable),
+    p!("auto-aof-rewrite-percentage", "100", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("bgsave_cpulist", "", Kind::Str, Immutable),
     p!("bind", "127.0.0.1", Kind::Str, Immutable),
     p!("bind-source-addr", "", Kind::Str, Mutable),
     p!("bio_cpulist", "", Kind::Str, Immutable),
-    p!(
-        "busy-reply-threshold",
-        "5000",
-        Kind::Int(0, i64::MAX),
-        Mutable,
-        alias = "lua-time-limit"
-    ),
+    p!("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), Mutable, alias = "lua-time-limit"),
     p!(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         Kind::Str,
         Mutable
     ),
-    p!(
-        "client-query-buffer-limit",
-        "1073741824",
-        Kind::Memory(1048576),
-        Mutable
-    ),
-    p!(
-        "cluster-allow-pubsubshard-when-down",
-        "yes",
-        Kind::Bool,
-        Mutable
-    ),
+    p!("client-query-buffer-limit", "1073741824", Kind::Memory(1048576), Mutable),
+    p!("cluster-allow-pubsubshard-when-down", "yes", Kind::Bool, Mutable),
     p!("cluster-allow-reads-when-down", "no", Kind::Bool, Mutable),
-    p!(
-        "cluster-allow-replica-migration",
-        "yes",
-        Kind::Bool,
-        Mutable
-    ),
-    p!(
-        "cluster-announce-bus-port",
-        "0",
-        Kind::Int(0, 65535),
-        Mutable
-    ),
+    p!("cluster-allow-replica-migration", "yes", Kind::Bool, Mutable),
+    p!("cluster-announce-bus-port", "0", Kind::Int(0, 65535), Mutable),
     p!("cluster-announce-hostname", "", Kind::Str, Mutable),
     p!("cluster-announce-ip", "", Kind::Str, Mutable),
     p!("cluster-announce-port", "0", Kind::Int(0, 65535), Mutable),
-    p!(
-        "cluster-announce-tls-port",
-        "0",
-        Kind::Int(0, 65535),
-        Mutable
-    ),
+    p!("cluster-announce-tls-port", "0", Kind::Int(0, 65535), Mutable),
     p!("cluster-config-file", "nodes.conf", Kind::Str, Immutable),
     p!("cluster-enabled", "no", Kind::Bool, Immutable),
     p!("cluster-link-sendbuf-limit", "0", Kind::Memory(0), Mutable),
-    p!(
-        "cluster-migration-barrier",
-        "1",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "cluster-node-timeout",
-        "15000",
-        Kind::Int(0, i64::MAX),
-        Mutable
-    ),
-    p!(
-        "cluster-port",
-        "0",
-        Kind::Int(i64::MIN, i64::MAX),
-        Immutable
-    ),
-    p!(
-        "cluster-preferred-endpoint-type",
-        "ip",
-        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
-        Mutable
-    ),
-    p!(
-        "cluster-replica-no-failover",
-        "no",
-        Kind::Bool,
-        Mutable,
-        alias = "cluster-slave-no-failover"
-    ),
+    p!("cluster-migration-barrier", "1", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("cluster-node-timeout", "15000", Kind::Int(0, i64::MAX), Mutable),
+    p!("cluster-port", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
+    p!("cluster-preferred-endpoint-type", "ip", Kind::Enum(&["ip", "hostname", "unknown-endpoint"]), Mutable),
+    p!("cluster-replica-no-failover", "no", Kind::Bool, Mutable, alias = "cluster-slave-no-failover"),
     p!(
         "cluster-replica-validity-factor",
         "10",
@@ -248,62 +139,25 @@ pub static PARAMS: &[Param] = &[
     p!("enable-debug-command", "no", Kind::Bool, Immutable),
     p!("enable-module-command", "no", Kind::Bool, Immutable),
     p!("enable-protected-configs", "no", Kind::Bool, Immutable),
-    p!(
-        "hash-max-listpack-entries",
-        "512",
-        Kind::Int(0, i64::MAX),
-        Mutable,
-        alias = "hash-max-ziplist-entries"
-    ),
-    p!(
-        "hash-max-listpack-value",
-        "64",
-        Kind::Memory(0),
-        Mutable,
-        alias = "hash-max-ziplist-value"
-    ),
+    p!("hash-max-listpack-entries", "512", Kind::Int(0, i64::MAX), Mutable, alias = "hash-max-ziplist-entries"),
+    p!("hash-max-listpack-value", "64", Kind::Memory(0), Mutable, alias = "hash-max-ziplist-value"),
     p!("hll-sparse-max-bytes", "3000", Kind::Memory(0), Mutable),
     p!("hz", "10", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("ignore-warnings", "", Kind::Str, Mutable),
     p!("io-threads", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
     p!("io-threads-do-reads", "no", Kind::Bool, Immutable),
     p!("jemalloc-bg-thread", "yes", Kind::Bool, Mutable),
-    p!(
-        "latency-monitor-threshold",
-        "0",
-        Kind::Int(0, i64::MAX),
-        Mutable
-    ),
+    p!("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), Mutable),
     p!("latency-tracking", "yes", Kind::Bool, Mutable),
-    p!(
-        "latency-tracking-info-percentiles",
-        "50 99 99.9",
-        Kind::Str,
-        Mutable
-    ),
+    p!("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, Mutable),
     p!("lazyfree-lazy-eviction", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-server-del", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-user-del", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-user-flush", "no", Kind::Bool, Mutable),
-    p!(
-        "lfu-decay-time",
-        "1",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "lfu-log-factor",
-        "10",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "list-compress-depth",
-        "0",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
+    p!("lfu-decay-time", "1", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("lfu-log-factor", "10", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("list-compress-depth", "0", Kind::Int(0, i32::MAX as i64), Mutable),
     p!(
         "list-max-listpack-size",
         "-2",
@@ -315,76 +169,24 @@ pub static PARAMS: &[Param] = &[
     p!("loglevel", "notice", Kind::Enum(LOGLEVELS), Mutable),
     p!("masterauth", "", Kind::Str, Mutable),
     p!("masteruser", "", Kind::Str, Mutable),
-    p!(
-        "maxclients",
-        "10000",
-        Kind::Int(1, u32::MAX as i64),
-        Mutable
-    ),
+    p!("maxclients", "10000", Kind::Int(1, u32::MAX as i64), Mutable),
     p!("maxmemory", "0", Kind::Memory(0), Mutable),
     p!("maxmemory-clients", "0", Kind::Memory(0), Mutable),
-    p!(
-        "maxmemory-eviction-tenacity",
-        "10",
-        Kind::Int(0, 100),
-        Mutable
-    ),
-    p!(
-        "maxmemory-policy",
-        "noeviction",
-        Kind::Enum(POLICIES),
-        Mutable
-    ),
-    p!(
-        "maxmemory-samples",
-        "5",
-        Kind::Int(1, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "min-replicas-max-lag",
-        "10",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable,
-        alias = "min-slaves-max-lag"
-    ),
-    p!(
-        "min-replicas-to-write",
-        "0",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable,
-        alias = "min-slaves-to-write"
-    ),
+    p!("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), Mutable),
+    p!("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), Mutable),
+    p!("maxmemory-samples", "5", Kind::Int(1, i32::MAX as i64), Mutable),
+    p!("min-replicas-max-lag", "10", Kind::Int(0, i32::MAX as i64), Mutable, alias = "min-slaves-max-lag"),
+    p!("min-replicas-to-write", "0", Kind::Int(0, i32::MAX as i64), Mutable, alias = "min-slaves-to-write"),
     p!("no-appendfsync-on-rewrite", "no", Kind::Bool, Mutable),
     p!("notify-keyspace-events", "", Kind::Str, Mutable),
-    p!(
-        "oom-score-adj",
-        "no",
-        Kind::Enum(&["no", "yes", "relative", "absolute"]),
-        Mutable
-    ),
+    p!("oom-score-adj", "no", Kind::Enum(&["no", "yes", "relative", "absolute"]), Mutable),
     p!("oom-score-adj-values", "0 200 800", Kind::Str, Mutable),
     p!("pidfile", "", Kind::Str, Immutable),
     p!("port", "6379", Kind::Int(0, 65535), Immutable),
-    p!(
-        "proc-title-template",
-        "{title} {listen-addr} {server-mode}",
-        Kind::Str,
-        Mutable
-    ),
-    p!(
-        "propagation-error-behavior",
-        "ignore",
-        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
-        Mutable
-    ),
+    p!("proc-title-template", "{title} {listen-addr} {server-mode}", Kind::Str, Mutable),
+    p!("propagation-error-behavior", "ignore", Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), Mutable),
     p!("protected-mode", "yes", Kind::Bool, Mutable),
-    p!(
-        "proto-max-bulk-len",
-        "536870912",
-        Kind::Memory(1048576),
-        Mutable
-    ),
+    p!("proto-max-bulk-len", "536870912", Kind::Memory(1048576), Mutable),
     p!("rdb-del-sync-files", "no", Kind::Bool, Mutable),
     p!("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
     p!("rdbchecksum", "yes", Kind::Bool, Immutable),
@@ -392,173 +194,45 @@ pub static PARAMS: &[Param] = &[
     p!("repl-backlog-size", "1048576", Kind::Memory(1), Mutable),
     p!("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), Mutable),
     p!("repl-disable-tcp-nodelay", "no", Kind::Bool, Mutable),
-    p!(
-        "repl-diskless-load",
-        "disabled",
-        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
-        Mutable
-    ),
+    p!("repl-diskless-load", "disabled", Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), Mutable),
     p!("repl-diskless-sync", "yes", Kind::Bool, Mutable),
-    p!(
-        "repl-diskless-sync-delay",
-        "5",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "repl-diskless-sync-max-replicas",
-        "0",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "repl-ping-replica-period",
-        "10",
-        Kind::Int(1, i32::MAX as i64),
-        Mutable,
-        alias = "repl-ping-slave-period"
-    ),
+    p!("repl-diskless-sync-delay", "5", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("repl-diskless-sync-max-replicas", "0", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("repl-ping-replica-period", "10", Kind::Int(1, i32::MAX as i64), Mutable, alias = "repl-ping-slave-period"),
     p!("repl-timeout", "60", Kind::Int(1, i32::MAX as i64), Mutable),
-    p!(
-        "replica-announce-ip",
-        "",
-        Kind::Str,
-        Mutable,
-        alias = "slave-announce-ip"
-    ),
-    p!(
-        "replica-announce-port",
-        "0",
-        Kind::Int(0, 65535),
-        Mutable,
-        alias = "slave-announce-port"
-    ),
+    p!("replica-announce-ip", "", Kind::Str, Mutable, alias = "slave-announce-ip"),
+    p!("replica-announce-port", "0", Kind::Int(0, 65535), Mutable, alias = "slave-announce-port"),
     p!("replica-announced", "yes", Kind::Bool, Mutable),
-    p!(
-        "replica-ignore-disk-write-errors",
-        "no",
-        Kind::Bool,
-        Mutable
-    ),
-    p!(
-        "replica-ignore-maxmemory",
-        "yes",
-        Kind::Bool,
-        Mutable,
-        alias = "slave-ignore-maxmemory"
-    ),
-    p!(
-        "replica-lazy-flush",
-        "no",
-        Kind::Bool,
-        Mutable,
-        alias = "slave-lazy-flush"
-    ),
-    p!(
-        "replica-priority",
-        "100",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable,
-        alias = "slave-priority"
-    ),
-    p!(
-        "replica-read-only",
-        "yes",
-        Kind::Bool,
-        Mutable,
-        alias = "slave-read-only"
-    ),
-    p!(
-        "replica-serve-stale-data",
-        "yes",
-        Kind::Bool,
-        Mutable,
-        alias = "slave-serve-stale-data"
-    ),
+    p!("replica-ignore-disk-write-errors", "no", Kind::Bool, Mutable),
+    p!("replica-ignore-maxmemory", "yes", Kind::Bool, Mutable, alias = "slave-ignore-maxmemory"),
+    p!("replica-lazy-flush", "no", Kind::Bool, Mutable, alias = "slave-lazy-flush"),
+    p!("replica-priority", "100", Kind::Int(0, i32::MAX as i64), Mutable, alias = "slave-priority"),
+    p!("replica-read-only", "yes", Kind::Bool, Mutable, alias = "slave-read-only"),
+    p!("replica-serve-stale-data", "yes", Kind::Bool, Mutable, alias = "slave-serve-stale-data"),
     p!("replicaof", "", Kind::Str, Immutable, alias = "slaveof"),
     p!("requirepass", "", Kind::Str, Mutable),
-    p!(
-        "sanitize-dump-payload",
-        "no",
-        Kind::Enum(&["no", "yes", "clients"]),
-        Mutable
-    ),
+    p!("sanitize-dump-payload", "no", Kind::Enum(&["no", "yes", "clients"]), Mutable),
     p!("save", "", Kind::Str, Mutable),
     p!("server_cpulist", "", Kind::Str, Immutable),
-    p!(
-        "set-max-intset-entries",
-        "512",
-        Kind::Int(0, i64::MAX),
-        Mutable
-    ),
+    p!("set-max-intset-entries", "512", Kind::Int(0, i64::MAX), Mutable),
     p!("set-proc-title", "yes", Kind::Bool, Immutable),
-    p!(
-        "shutdown-on-sigint",
-        "default",
-        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
-        Mutable
-    ),
-    p!(
-        "shutdown-on-sigterm",
-        "default",
-        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
-        Mutable
-    ),
-    p!(
-        "shutdown-timeout",
-        "10",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "slowlog-log-slower-than",
-        "10000",
-        Kind::Int(-1, i64::MAX),
-        Mutable
-    ),
+    p!("shutdown-on-sigint", "default", Kind::Enum(&["default", "save", "nosave", "now", "force"]), Mutable),
+    p!("shutdown-on-sigterm", "default", Kind::Enum(&["default", "save", "nosave", "now", "force"]), Mutable),
+    p!("shutdown-timeout", "10", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), Mutable),
     p!("slowlog-max-len", "128", Kind::Int(0, i64::MAX), Mutable),
-    p!(
-        "socket-mark-id",
-        "0",
-        Kind::Int(i64::MIN, i64::MAX),
-        Immutable
-    ),
+    p!("socket-mark-id", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
     p!("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
     p!("stream-node-max-bytes", "4096", Kind::Memory(0), Mutable),
-    p!(
-        "stream-node-max-entries",
-        "100",
-        Kind::Int(0, i64::MAX),
-        Mutable
-    ),
-    p!(
-        "supervised",
-        "no",
-        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
-        Immutable
-    ),
+    p!("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), Mutable),
+    p!("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), Immutable),
     p!("syslog-enabled", "no", Kind::Bool, Immutable),
     p!("syslog-facility", "local0", Kind::Str, Immutable),
     p!("syslog-ident", "redis", Kind::Str, Immutable),
-    p!(
-        "tcp-backlog",
-        "511",
-        Kind::Int(i64::MIN, i64::MAX),
-        Immutable
-    ),
-    p!(
-        "tcp-keepalive",
-        "300",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
+    p!("tcp-backlog", "511", Kind::Int(i64::MIN, i64::MAX), Immutable),
+    p!("tcp-keepalive", "300", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("timeout", "0", Kind::Int(0, i32::MAX as i64), Mutable),
-    p!(
-        "tls-auth-clients",
-        "yes",
-        Kind::Enum(&["no", "yes", "optional"]),
-        Mutable
-    ),
+    p!("tls-auth-clients", "yes", Kind::Enum(&["no", "yes", "optional"]), Mutable),
     p!("tls-ca-cert-dir", "", Kind::Str, Mutable),
     p!("tls-ca-cert-file", "", Kind::Str, Mutable),
     p!("tls-cert-file", "", Kind::Str, Mutable),
@@ -575,52 +249,18 @@ pub static PARAMS: &[Param] = &[
     p!("tls-prefer-server-ciphers", "no", Kind::Bool, Mutable),
     p!("tls-protocols", "", Kind::Str, Mutable),
     p!("tls-replication", "no", Kind::Bool, Mutable),
-    p!(
-        "tls-session-cache-size",
-        "20480",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
-    p!(
-        "tls-session-cache-timeout",
-        "300",
-        Kind::Int(0, i32::MAX as i64),
-        Mutable
-    ),
+    p!("tls-session-cache-size", "20480", Kind::Int(0, i32::MAX as i64), Mutable),
+    p!("tls-session-cache-timeout", "300", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("tls-session-caching", "yes", Kind::Bool, Mutable),
-    p!(
-        "tracking-table-max-keys",
-        "1000000",
-        Kind::Int(0, i64::MAX),
-        Mutable
-    ),
+    p!("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), Mutable),
     p!("unixsocket", "", Kind::Str, Immutable),
-    p!(
-        "unixsocketperm",
-        "0",
-        Kind::Int(i64::MIN, i64::MAX),
-        Immutable
-    ),
-    p!(
-        "zset-max-listpack-entries",
-        "128",
-        Kind::Int(0, i64::MAX),
-        Mutable,
-        alias = "zset-max-ziplist-entries"
-    ),
-    p!(
-        "zset-max-listpack-value",
-        "64",
-        Kind::Memory(0),
-        Mutable,
-        alias = "zset-max-ziplist-value"
-    ),
+    p!("unixsocketperm", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
+    p!("zset-max-listpack-entries", "128", Kind::Int(0, i64::MAX), Mutable, alias = "zset-max-ziplist-entries"),
+    p!("zset-max-listpack-value", "64", Kind::Memory(0), Mutable, alias = "zset-max-ziplist-value"),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|p| {
-        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
-    })
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// Parses a Redis memory size: "100", "1k" (1000), "1kb" (1024), "5mb", "2gb"
@@ -636,10 +276,8 @@ pub fn parse_memory(s: &str) -> Option<i64> {
         ("g", 1_000_000_000),
         ("b", 1),
     ];
-    let (num, mul) = units
-        .iter()
-        .find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|n| (n, *mul)))
-        .unwrap_or((&lower, 1));
+    let (num, mul) =
+        units.iter().find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|n| (n, *mul))).unwrap_or((&lower, 1));
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -656,8 +294,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Int(lo, hi) => {
-            let v = crate::util::parse_i64(value.as_bytes())
-                .ok_or("argument couldn't be parsed into an integer")?;
+            let v = crate::util::parse_i64(value.as_bytes()).ok_or("argument couldn't be parsed into an integer")?;
             if v < lo || v > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -666,10 +303,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
         Kind::Memory(lo) => {
             let v = parse_memory(value).ok_or("argument must be a memory value")?;
             if v < lo {
-                return Err(format!(
-                    "argument must be between {lo} and {} inclusive",
-                    i64::MAX
-                ));
+                return Err(format!("argument must be between {lo} and {} inclusive", i64::MAX));
             }
             Ok(v.to_string())
         }
@@ -695,6 +329,9 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
+    /// Read by every hash write to pick the encoding.
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -705,12 +342,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut values: BTreeMap<&'static str, String> = PARAMS
             .iter()
-            .map(|p| {
-                (
-                    p.name,
-                    normalize(p, p.default).unwrap_or_else(|_| p.default.to_string()),
-                )
-            })
+            .map(|p| (p.name, normalize(p, p.default).unwrap_or_else(|_| p.default.to_string())))
             .collect();
         // Redis reports its working directory as `dir`.
         if let Ok(cwd) = std::env::current_dir() {
@@ -724,6 +356,8 @@ impl Default for Config {
             maxmemory: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -761,25 +395,16 @@ impl Config {
         let mut found: Vec<(&'static Param, &str)> = Vec::with_capacity(pairs.len());
         for &(name, value) in pairs {
             let Some(p) = find_param(name) else {
-                return Err(format!(
-                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
+                return Err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'"));
             };
             if !startup {
                 match p.access {
-                    Access::Immutable => {
-                        return Err(set_failed(name, "can't set immutable config"))
-                    }
-                    Access::Protected => {
-                        return Err(set_failed(name, "can't set protected config"))
-                    }
+                    Access::Immutable => return Err(set_failed(name, "can't set immutable config")),
+                    Access::Protected => return Err(set_failed(name, "can't set protected config")),
                     Access::Mutable => {}
                 }
                 // Redis compares the names as given: a name and its alias may both appear.
-                if pairs[..found.len()]
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-                {
+                if pairs[..found.len()].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
                     return Err(set_failed(name, "duplicate parameter"));
                 }
             }
@@ -822,25 +447,20 @@ impl Config {
     /// Every parameter's current value, canonical names only (CONFIG REWRITE).
     pub fn snapshot(&self) -> Vec<(&'static str, String)> {
         let values = self.values.read();
-        PARAMS
-            .iter()
-            .map(|p| (p.name, values.get(p.name).cloned().unwrap_or_default()))
-            .collect()
+        PARAMS.iter().map(|p| (p.name, values.get(p.name).cloned().unwrap_or_default())).collect()
     }
 
     fn refresh_hot(&self, name: &str) {
         let v = self.get_i64(name);
         match name {
             "proto-max-bulk-len" => self.proto_max_bulk_len.store(v, Ordering::Relaxed),
-            "busy-reply-threshold" => self
-                .busy_reply_threshold_ms
-                .store(v.max(0) as u64, Ordering::Relaxed),
-            "lua-memory-limit" => self
-                .lua_memory_limit
-                .store(v.max(0) as u64, Ordering::Relaxed),
+            "busy-reply-threshold" => self.busy_reply_threshold_ms.store(v.max(0) as u64, Ordering::Relaxed),
+            "lua-memory-limit" => self.lua_memory_limit.store(v.max(0) as u64, Ordering::Relaxed),
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();
                 *self.requirepass.write() = if pass.is_empty() { None } else { Some(pass) };
@@ -856,8 +476,8 @@ impl Config {
         let mut rest = args;
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
-                let text = std::fs::read_to_string(first)
-                    .map_err(|e| format!("can't open config file '{first}': {e}"))?;
+                let text =
+                    std::fs::read_to_string(first).map_err(|e| format!("can't open config file '{first}': {e}"))?;
                 cfg.load_file_text(&text)?;
                 let path = std::fs::canonicalize(first)
                     .map(|p| p.to_string_lossy().into_owned())
@@ -881,8 +501,7 @@ impl Config {
                 values.push(rest[i].clone());
                 i += 1;
             }
-            cfg.set(name, &values.join(" "), true)
-                .map_err(|e| format!("--{name}: {e}"))?;
+            cfg.set(name, &values.join(" "), true).map_err(|e| format!("--{name}: {e}"))?;
         }
         Ok(cfg)
     }
@@ -899,10 +518,7 @@ impl Config {
                 continue;
             };
             // Directives that are not parameters; `rename-command` and modules are not supported.
-            if ["include", "rename-command", "loadmodule", "user"]
-                .iter()
-                .any(|d| name.eq_ignore_ascii_case(d))
-            {
+            if ["include", "rename-command", "loadmodule", "user"].iter().any(|d| name.eq_ignore_ascii_case(d)) {
                 continue;
             }
             // `save` may appear on several lines; each adds a rule.
@@ -917,8 +533,7 @@ impl Config {
             } else {
                 values.join(" ")
             };
-            self.set(name, &value, true)
-                .map_err(|e| format!("config file line {}: {e}", lineno + 1))?;
+            self.set(name, &value, true).map_err(|e| format!("config file line {}: {e}", lineno + 1))?;
         }
         Ok(())
     }
@@ -942,40 +557,22 @@ mod tests {
     fn set_checks_like_redis() {
         let cfg = Config::default();
         assert_eq!(cfg.get("hz").unwrap(), "10");
-        let e = cfg
-            .set_many(&[("hz", "5"), ("hz", "6")], false)
-            .unwrap_err();
+        let e = cfg.set_many(&[("hz", "5"), ("hz", "6")], false).unwrap_err();
         assert!(e.ends_with("duplicate parameter"), "{e}");
-        let e = cfg
-            .set_many(&[("hz", "5"), ("maxmemory", "x")], false)
-            .unwrap_err();
+        let e = cfg.set_many(&[("hz", "5"), ("maxmemory", "x")], false).unwrap_err();
         assert!(e.ends_with("argument must be a memory value"), "{e}");
-        assert_eq!(
-            cfg.get("hz").unwrap(),
-            "10",
-            "a failed CONFIG SET changes nothing"
-        );
-        assert!(cfg
-            .set("daemonize", "yes", false)
-            .unwrap_err()
-            .ends_with("can't set immutable config"));
-        assert!(cfg
-            .set("hz", "-1", false)
-            .unwrap_err()
-            .ends_with("between 0 and 2147483647 inclusive"));
-        cfg.set_many(&[("hz", "5"), ("maxmemory", "1mb")], false)
-            .unwrap();
+        assert_eq!(cfg.get("hz").unwrap(), "10", "a failed CONFIG SET changes nothing");
+        assert!(cfg.set("daemonize", "yes", false).unwrap_err().ends_with("can't set immutable config"));
+        assert!(cfg.set("hz", "-1", false).unwrap_err().ends_with("between 0 and 2147483647 inclusive"));
+        cfg.set_many(&[("hz", "5"), ("maxmemory", "1mb")], false).unwrap();
         assert_eq!(cfg.get("maxmemory").unwrap(), "1048576");
     }
 
     #[test]
     fn config_file_then_flags() {
         let dir = std::env::temp_dir().join(format!("moonshard-cfg-{}", std::process::id()));
-        std::fs::write(
-            &dir,
-            "# comment\nport 7001\nmaxclients 5\nsave 900 1\nsave 300 10\nrequirepass \"a b\"\n",
-        )
-        .unwrap();
+        std::fs::write(&dir, "# comment\nport 7001\nmaxclients 5\nsave 900 1\nsave 300 10\nrequirepass \"a b\"\n")
+            .unwrap();
         let path = dir.to_string_lossy().into_owned();
         let cfg = Config::from_args(&[path, "--port".into(), "7002".into()]).unwrap();
         std::fs::remove_file(&dir).ok();
@@ -987,13 +584,8 @@ mod tests {
 
     #[test]
     fn aliases_and_flags() {
-        let cfg = Config::from_args(&[
-            "--port".into(),
-            "7000".into(),
-            "--lua-time-limit".into(),
-            "100".into(),
-        ])
-        .unwrap();
+        let cfg =
+            Config::from_args(&["--port".into(), "7000".into(), "--lua-time-limit".into(), "100".into()]).unwrap();
         assert_eq!(cfg.get("port").unwrap(), "7000");
         assert_eq!(cfg.get("busy-reply-threshold").unwrap(), "100");
         assert_eq!(cfg.busy_reply_threshold_ms.load(Ordering::Relaxed), 100);

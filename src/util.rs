@@ -5,11 +5,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let (neg, digits) = if s[0] == b'-' {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
     if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
@@ -19,11 +15,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
             return None;
         }
         let d = (c - b'0') as i64;
-        v = if neg {
-            v.checked_mul(10)?.checked_sub(d)?
-        } else {
-            v.checked_mul(10)?.checked_add(d)?
-        };
+        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
     }
     if neg && v == 0 {
         return None; // "-0" is not a valid integer in Redis's strict parser
@@ -131,11 +123,7 @@ fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
                         std::mem::swap(&mut lo, &mut hi);
                     }
                     let (lo, hi, ch) = if nocase {
-                        (
-                            lo.to_ascii_lowercase(),
-                            hi.to_ascii_lowercase(),
-                            c.to_ascii_lowercase(),
-                        )
+                        (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase())
                     } else {
                         (lo, hi, c)
                     };

@@ -35,32 +35,17 @@ fn every_redis_parameter_is_known_with_its_default() {
     let ours = pairs(common::run_str(&mut d.a, &["CONFIG", "GET", "*"]).unwrap());
     let theirs = pairs(common::run_str(&mut d.b, &["CONFIG", "GET", "*"]).unwrap());
     // Values that depend on how each process was started, or where moonshard's meaning differs.
-    let differ = [
-        "port",
-        "dir",
-        "bind",
-        "pidfile",
-        "daemonize",
-        "io-threads",
-        "loglevel",
-        "save",
-        "appendonly",
-        "logfile",
-    ];
+    let differ =
+        ["port", "dir", "bind", "pidfile", "daemonize", "io-threads", "loglevel", "save", "appendonly", "logfile"];
     for (name, value) in &theirs {
-        let Some(mine) = ours.get(name) else {
-            panic!("CONFIG GET * lacks {name}")
-        };
+        let Some(mine) = ours.get(name) else { panic!("CONFIG GET * lacks {name}") };
         if !differ.contains(&name.as_str()) {
             assert_eq!(mine, value, "default of {name}");
         }
     }
     assert_eq!(ours.get("save").map(String::as_str), Some(""));
     assert_eq!(ours.get("appendonly").map(String::as_str), Some("no"));
-    assert!(
-        ours.contains_key("shards"),
-        "moonshard's own parameters are listed too"
-    );
+    assert!(ours.contains_key("shards"), "moonshard's own parameters are listed too");
 }
 
 #[test]
@@ -90,23 +75,9 @@ fn config_get_and_set_match_redis() {
         &["CONFIG", "GET", "maxmemory"],
         &["CONFIG", "SET", "hz", "30", "maxmemory", "x"],
         &["CONFIG", "GET", "hz"],
-        &[
-            "CONFIG",
-            "SET",
-            "maxmemory",
-            "2mb",
-            "MAXMEMORY-POLICY",
-            "ALLKEYS-LRU",
-        ],
+        &["CONFIG", "SET", "maxmemory", "2mb", "MAXMEMORY-POLICY", "ALLKEYS-LRU"],
         &["CONFIG", "GET", "maxmemory-policy"],
-        &[
-            "CONFIG",
-            "SET",
-            "lua-time-limit",
-            "10",
-            "busy-reply-threshold",
-            "20",
-        ],
+        &["CONFIG", "SET", "lua-time-limit", "10", "busy-reply-threshold", "20"],
         &["CONFIG", "GET", "busy-reply-threshold"],
         &["CONFIG", "SET", "appendonly", "NO"],
         &["CONFIG", "SET", "maxmemory", "0"],
@@ -122,13 +93,9 @@ fn config_get_and_set_match_redis() {
         let _ = d.check(c);
     }
     // Reply order of CONFIG GET is unspecified in Redis (a hash table): compare as maps.
-    for pattern in [
-        &["maxmemory*"][..],
-        &["*max-*-entries*"],
-        &["hz", "lua-t*", "HZ"],
-        &["slave*"],
-        &["notify-keyspace-events"],
-    ] {
+    for pattern in
+        [&["maxmemory*"][..], &["*max-*-entries*"], &["hz", "lua-t*", "HZ"], &["slave*"], &["notify-keyspace-events"]]
+    {
         let mut args = vec!["CONFIG", "GET"];
         args.extend_from_slice(pattern);
         let (ours, theirs) = d.both(&args);
@@ -140,10 +107,8 @@ fn config_get_and_set_match_redis() {
 fn config_get_in_resp3_is_a_map() {
     let s = common::moonshard(&[]);
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    c.write_all(b"HELLO 3\r\nCONFIG GET maxclients\r\nPING\r\n")
-        .unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    c.write_all(b"HELLO 3\r\nCONFIG GET maxclients\r\nPING\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = c.read(&mut buf) {
@@ -153,10 +118,7 @@ fn config_get_in_resp3_is_a_map() {
         out.extend_from_slice(&buf[..n]);
     }
     let out = String::from_utf8(out).unwrap();
-    assert!(
-        out.ends_with("%1\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n+PONG\r\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("%1\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n+PONG\r\n"), "{out}");
 }
 
 fn spawn(args: &[&str], port: u16) -> common::Proc {
@@ -170,10 +132,7 @@ fn spawn(args: &[&str], port: u16) -> common::Proc {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(p.alive(), "moonshard exited early");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moonshard did not start"
-        );
+        assert!(std::time::Instant::now() < deadline, "moonshard did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
     p
@@ -194,43 +153,21 @@ fn config_file_then_flags_override() {
     )
     .unwrap();
     let path = file.to_string_lossy().into_owned();
-    let s = spawn(
-        &[
-            &path,
-            "--port",
-            &port.to_string(),
-            "--hz",
-            "25",
-            "--requirepass",
-            "flag pass",
-        ],
-        port,
-    );
+    let s = spawn(&[&path, "--port", &port.to_string(), "--hz", "25", "--requirepass", "flag pass"], port);
     let mut c = s.client();
-    assert_eq!(
-        common::run_str(&mut c, &["PING"]),
-        Err("NOAUTH Authentication required.".into())
-    );
+    assert_eq!(common::run_str(&mut c, &["PING"]), Err("NOAUTH Authentication required.".into()));
     assert_eq!(
         common::run_str(&mut c, &["AUTH", "from file"]),
         Err("WRONGPASS invalid username-password pair or user is disabled.".into())
     );
-    assert_eq!(
-        common::run_str(&mut c, &["AUTH", "flag pass"]),
-        Ok(Value::Okay)
-    );
+    assert_eq!(common::run_str(&mut c, &["AUTH", "flag pass"]), Ok(Value::Okay));
     let get = |c: &mut redis::Connection, name: &str| {
-        pairs(common::run_str(c, &["CONFIG", "GET", name]).unwrap())
-            .remove(name)
-            .unwrap()
+        pairs(common::run_str(c, &["CONFIG", "GET", name]).unwrap()).remove(name).unwrap()
     };
     assert_eq!(get(&mut c, "hz"), "25", "flags override the file");
     assert_eq!(get(&mut c, "maxclients"), "77", "the file applies");
     assert_eq!(get(&mut c, "save"), "900 1 300 10");
-    assert_eq!(
-        common::run_str(&mut c, &["SELECT", "4"]),
-        Err("ERR DB index is out of range".into())
-    );
+    assert_eq!(common::run_str(&mut c, &["SELECT", "4"]), Err("ERR DB index is out of range".into()));
     assert_eq!(common::run_str(&mut c, &["SELECT", "3"]), Ok(Value::Okay));
 
     // INFO names the file; CONFIG REWRITE writes the running values back.
@@ -238,28 +175,13 @@ fn config_file_then_flags_override() {
         Value::BulkString(b) => String::from_utf8(b).unwrap(),
         other => panic!("{other:?}"),
     };
-    assert!(
-        info.contains(&format!(
-            "config_file:{}",
-            std::fs::canonicalize(&file).unwrap().display()
-        )),
-        "{info}"
-    );
-    common::run_str(
-        &mut c,
-        &["CONFIG", "SET", "maxclients", "88", "maxmemory", "5mb"],
-    )
-    .unwrap();
-    assert_eq!(
-        common::run_str(&mut c, &["CONFIG", "REWRITE"]),
-        Ok(Value::Okay)
-    );
+    assert!(info.contains(&format!("config_file:{}", std::fs::canonicalize(&file).unwrap().display())), "{info}");
+    common::run_str(&mut c, &["CONFIG", "SET", "maxclients", "88", "maxmemory", "5mb"]).unwrap();
+    assert_eq!(common::run_str(&mut c, &["CONFIG", "REWRITE"]), Ok(Value::Okay));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("# test config\n"), "{text}");
     assert!(
-        text.contains("maxclients 88\n")
-            && text.contains("hz 25\n")
-            && text.contains("maxmemory 5242880\n"),
+        text.contains("maxclients 88\n") && text.contains("hz 25\n") && text.contains("maxmemory 5242880\n"),
         "{text}"
     );
     assert!(text.contains(&format!("port {port}\n")), "{text}");
@@ -310,9 +232,7 @@ fn maxclients_is_enforced() {
         std::thread::sleep(Duration::from_millis(10));
     }
     common::run_str(&mut control, &["CONFIG", "SET", "maxclients", "3"]).unwrap();
-    let mut held: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
-        .collect();
+    let mut held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap()).collect();
     // Make sure both are admitted before the fourth arrives.
     for c in held.iter_mut() {
         c.write_all(b"PING\r\n").unwrap();
@@ -322,9 +242,7 @@ fn maxclients_is_enforced() {
         assert_eq!(&buf, b"+PONG\r\n");
     }
     let mut extra = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut out = Vec::new();
     let _ = extra.read_to_end(&mut out);
     assert_eq!(out, b"-ERR max number of clients reached\r\n");
@@ -345,9 +263,7 @@ fn maxclients_is_enforced() {
     }
     let mut again = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     again.write_all(b"PING\r\n").unwrap();
-    again
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    again.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 7];
     again.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+PONG\r\n");

@@ -8,8 +8,7 @@ use std::time::Duration;
 fn exchange(port: u16, input: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(input).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     while let Ok(n) = s.read(&mut buf) {
@@ -99,12 +98,12 @@ fn replies_and_errors_match_redis() {
 #[test]
 fn hello_switches_protocol() {
     let s = common::moonshard(&[]);
-    let out = String::from_utf8(exchange(
-        s.port,
-        b"HELLO 3 SETNAME app\r\nGET nokey\r\nCLIENT GETNAME\r\nHELLO\r\n",
-    ))
-    .unwrap();
-    assert!(out.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"), "{out}");
+    let out = String::from_utf8(exchange(s.port, b"HELLO 3 SETNAME app\r\nGET nokey\r\nCLIENT GETNAME\r\nHELLO\r\n"))
+        .unwrap();
+    assert!(
+        out.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"),
+        "{out}"
+    );
     assert!(out.contains("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n_\r\n$3\r\napp\r\n%7"), "{out}");
     // HELLO with no version keeps RESP3.
     assert!(out.ends_with("$7\r\nmodules\r\n*0\r\n"), "{out}");
@@ -123,18 +122,10 @@ fn auth_flow_matches_redis() {
         let s = String::from_utf8_lossy(&v).into_owned();
         // HELLO's id differs; cut it out.
         s.split("$2\r\nid\r\n")
-            .map(|part| {
-                part.split_once("\r\n")
-                    .map(|(_, r)| r)
-                    .unwrap_or(part)
-                    .to_string()
-            })
+            .map(|part| part.split_once("\r\n").map(|(_, r)| r).unwrap_or(part).to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        mask(exchange(d.ours.port, script)),
-        mask(exchange(d.theirs.port, script))
-    );
+    assert_eq!(mask(exchange(d.ours.port, script)), mask(exchange(d.theirs.port, script)));
     let _ = d.check(&["CONFIG", "SET", "requirepass", ""]);
 }
 
@@ -152,10 +143,7 @@ fn select_and_reset_match_redis() {
     };
     let script: &[u8] = b"SELECT 2\r\nSET k v2\r\nSELECT 0\r\nGET k\r\nSELECT 2\r\nGET k\r\nCLIENT SETNAME n\r\nRESET\r\nGET k\r\nCLIENT GETNAME\r\n\
         CLIENT REPLY OFF\r\nRESET\r\nPING\r\n";
-    assert_eq!(
-        exchange(d.ours.port, script),
-        exchange(d.theirs.port, script)
-    );
+    assert_eq!(exchange(d.ours.port, script), exchange(d.theirs.port, script));
 }
 
 fn field<'a>(line: &'a str, name: &str) -> &'a str {
@@ -188,11 +176,7 @@ fn client_list_info_and_setinfo() {
     let info = text(common::run_str(&mut a, &["CLIENT", "INFO"]).unwrap());
     assert!(info.ends_with('\n'));
     let info = info.trim_end();
-    let names: Vec<&str> = info
-        .trim_end()
-        .split(' ')
-        .map(|f| f.split('=').next().unwrap())
-        .collect();
+    let names: Vec<&str> = info.trim_end().split(' ').map(|f| f.split('=').next().unwrap()).collect();
     assert_eq!(
         names,
         [
@@ -240,10 +224,7 @@ fn client_list_info_and_setinfo() {
 
     let list = text(common::run_str(&mut b, &["CLIENT", "LIST"]).unwrap());
     assert_eq!(list.lines().count(), 2, "{list}");
-    let ids: Vec<i64> = list
-        .lines()
-        .map(|l| field(l, "id").parse().unwrap())
-        .collect();
+    let ids: Vec<i64> = list.lines().map(|l| field(l, "id").parse().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by id: {list}");
     let only = text(common::run_str(&mut b, &["CLIENT", "LIST", "ID", &id_a.to_string()]).unwrap());
     assert_eq!(only.lines().count(), 1);
@@ -266,44 +247,23 @@ fn client_kill_forms() {
         redis::Value::Int(i) => i.to_string(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(
-        common::run_str(&mut me, &["CLIENT", "KILL", "ID", &my_id]),
-        Ok(redis::Value::Int(0))
-    );
-    assert_eq!(
-        common::run_str(&mut me, &["CLIENT", "KILL", "ID", &id]),
-        Ok(redis::Value::Int(1))
-    );
-    victim
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(
-        victim.read(&mut buf).unwrap_or(0),
-        0,
-        "killed connection must be closed"
-    );
+    assert_eq!(common::run_str(&mut me, &["CLIENT", "KILL", "ID", &my_id]), Ok(redis::Value::Int(0)));
+    assert_eq!(common::run_str(&mut me, &["CLIENT", "KILL", "ID", &id]), Ok(redis::Value::Int(1)));
+    victim.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(victim.read(&mut buf).unwrap_or(0), 0, "killed connection must be closed");
 
     // Old form by address.
     let mut other = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     let addr = other.local_addr().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        common::run_str(&mut me, &["CLIENT", "KILL", &addr]),
-        Ok(redis::Value::Okay)
-    );
-    other
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    assert_eq!(common::run_str(&mut me, &["CLIENT", "KILL", &addr]), Ok(redis::Value::Okay));
+    other.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(other.read(&mut buf).unwrap_or(0), 0);
-    assert_eq!(
-        common::run_str(&mut me, &["CLIENT", "KILL", &addr]),
-        Err("ERR No such client".into())
-    );
+    assert_eq!(common::run_str(&mut me, &["CLIENT", "KILL", &addr]), Err("ERR No such client".into()));
 
     // SKIPME NO with a filter matching only the caller: it replies, then closes.
     let mut last = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    last.write_all(b"CLIENT KILL USER default SKIPME no\r\n")
-        .unwrap();
+    last.write_all(b"CLIENT KILL USER default SKIPME no\r\n").unwrap();
     last.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut out = Vec::new();
     let _ = last.read_to_end(&mut out);
@@ -316,8 +276,5 @@ fn client_kill_forms() {
 fn client_reply_modes() {
     let s = common::moonshard(&[]);
     let out = exchange(s.port, b"CLIENT REPLY OFF\r\nSET a 1\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nGET a\r\nCLIENT REPLY SKIP\r\nGET a\r\nPING\r\n");
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "+OK\r\n$1\r\n1\r\n+PONG\r\n"
-    );
+    assert_eq!(String::from_utf8(out).unwrap(), "+OK\r\n$1\r\n1\r\n+PONG\r\n");
 }

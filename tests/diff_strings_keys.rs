@@ -139,10 +139,7 @@ fn getex_and_ttls() {
 }
 
 fn common_now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[test]
@@ -238,12 +235,7 @@ fn ranges_and_append() {
             &["GETRANGE", "s", "0", "-1"],
             &["GETRANGE", "s", "0", "100"],
             &["GETRANGE", "s", "-100", "2"],
-            &[
-                "GETRANGE",
-                "s",
-                "-9223372036854775808",
-                "9223372036854775807",
-            ],
+            &["GETRANGE", "s", "-9223372036854775808", "9223372036854775807"],
             &["GETRANGE", "s", "20", "30"],
             &["GETRANGE", "s", "x", "1"],
             &["GETRANGE", "nokey", "0", "-1"],
@@ -274,15 +266,7 @@ fn ranges_and_append() {
             &["LCS", "{t}a", "{t}b"],
             &["LCS", "{t}a", "{t}b", "LEN"],
             &["LCS", "{t}a", "{t}b", "IDX"],
-            &[
-                "LCS",
-                "{t}a",
-                "{t}b",
-                "IDX",
-                "MINMATCHLEN",
-                "4",
-                "WITHMATCHLEN",
-            ],
+            &["LCS", "{t}a", "{t}b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
             &["LCS", "{t}a", "{t}b", "IDX", "MINMATCHLEN", "-4"],
             &["LCS", "{t}a", "{t}b", "IDX", "LEN"],
             &["LCS", "{t}a", "{t}b", "FOO"],
@@ -450,22 +434,7 @@ fn type_rename_copy_move() {
 #[test]
 fn object_and_keys() {
     let Some(mut d) = start() else { return };
-    ck(
-        &mut d,
-        &[
-            "MSET",
-            "n",
-            "123",
-            "big",
-            "12345",
-            "neg",
-            "-1",
-            "s",
-            "hello",
-            "l",
-            &"x".repeat(50),
-        ],
-    );
+    ck(&mut d, &["MSET", "n", "123", "big", "12345", "neg", "-1", "s", "hello", "l", &"x".repeat(50)]);
     for k in ["n", "big", "neg", "s", "l", "nokey"] {
         ck(&mut d, &["OBJECT", "ENCODING", k]);
         ck(&mut d, &["OBJECT", "REFCOUNT", k]);
@@ -489,13 +458,7 @@ fn object_and_keys() {
     d.check_unordered(&["KEYS", "nomatch*"]);
     // A random key on each side: only its kind can be compared.
     let (ours, theirs) = d.both(&["RANDOMKEY"]);
-    assert!(
-        matches!(
-            (&ours, &theirs),
-            (Ok(Value::BulkString(_)), Ok(Value::BulkString(_)))
-        ),
-        "{ours:?} {theirs:?}"
-    );
+    assert!(matches!((&ours, &theirs), (Ok(Value::BulkString(_)), Ok(Value::BulkString(_)))), "{ours:?} {theirs:?}");
     ck(&mut d, &["FLUSHALL"]);
     ck(&mut d, &["RANDOMKEY"]);
     ck(&mut d, &["SCAN", "abc"]);
@@ -513,12 +476,8 @@ fn scan_all(con: &mut redis::Connection, extra: &[&str]) -> Vec<String> {
     for _ in 0..100_000 {
         let mut args = vec!["SCAN", cursor.as_str()];
         args.extend_from_slice(extra);
-        let Ok(Value::Array(parts)) = common::run_str(con, &args) else {
-            panic!("bad SCAN reply")
-        };
-        let [Value::BulkString(c), Value::Array(keys)] = &parts[..] else {
-            panic!("bad SCAN shape")
-        };
+        let Ok(Value::Array(parts)) = common::run_str(con, &args) else { panic!("bad SCAN reply") };
+        let [Value::BulkString(c), Value::Array(keys)] = &parts[..] else { panic!("bad SCAN shape") };
         for k in keys {
             if let Value::BulkString(k) = k {
                 out.push(String::from_utf8_lossy(k).into_owned());
@@ -559,22 +518,8 @@ fn scan_returns_the_same_keys() {
 
 const PLAIN: &[&str] = &["k1", "k2", "k3", "k4", "{a}x", "{a}y", "{b}x", "{b}y"];
 const TAGGED: &[&[&str]] = &[&["{a}x", "{a}y", "{a}z"], &["{b}x", "{b}y"]];
-const VALUES: &[&str] = &[
-    "",
-    "0",
-    "1",
-    "-7",
-    "42",
-    "abc",
-    "hello world",
-    "3.5",
-    "9223372036854775806",
-    "007",
-    "1e3",
-];
-const FLOATS: &[&str] = &[
-    "0.1", "-1.5", "1e3", "3.14159", "10.5", "abc", "-0", "2.5e-3", "inf",
-];
+const VALUES: &[&str] = &["", "0", "1", "-7", "42", "abc", "hello world", "3.5", "9223372036854775806", "007", "1e3"];
+const FLOATS: &[&str] = &["0.1", "-1.5", "1e3", "3.14159", "10.5", "abc", "-0", "2.5e-3", "inf"];
 
 fn rel(rng: &mut StdRng) -> u64 {
     rng.gen_range(100..1000)
@@ -625,12 +570,7 @@ fn random_command(rng: &mut StdRng, base: u64) -> Vec<String> {
         6 => vec![s("GETDEL"), k],
         7 => match rng.gen_range(0..4) {
             0 => vec![s("GETEX"), k, s("EX"), rel(rng).to_string()],
-            1 => vec![
-                s("GETEX"),
-                k,
-                s("PXAT"),
-                (abs(rng).parse::<u64>().unwrap() * 1000).to_string(),
-            ],
+            1 => vec![s("GETEX"), k, s("PXAT"), (abs(rng).parse::<u64>().unwrap() * 1000).to_string()],
             2 => vec![s("GETEX"), k, s("PERSIST")],
             _ => vec![s("GETEX"), k],
         },
@@ -653,11 +593,7 @@ fn random_command(rng: &mut StdRng, base: u64) -> Vec<String> {
         11 => vec![s("INCR"), k],
         12 => vec![s("DECR"), k],
         13 => vec![s("INCRBY"), k, rng.gen_range(-100i64..100).to_string()],
-        14 => vec![
-            s("DECRBY"),
-            k,
-            pick(rng, &["5", "-3", "9223372036854775807", "x"]).to_string(),
-        ],
+        14 => vec![s("DECRBY"), k, pick(rng, &["5", "-3", "9223372036854775807", "x"]).to_string()],
         15 => vec![s("INCRBYFLOAT"), k, pick(rng, FLOATS).to_string()],
         16 => vec![s("APPEND"), k, v],
         17 => vec![s("STRLEN"), k],
@@ -672,16 +608,8 @@ fn random_command(rng: &mut StdRng, base: u64) -> Vec<String> {
         21 => vec![s("TYPE"), k],
         22 => {
             let mut c = vec![s(pick(rng, &["EXPIRE", "PEXPIRE"])), k];
-            let t = if c[0] == "EXPIRE" {
-                rel(rng)
-            } else {
-                rel(rng) * 1000
-            };
-            c.push(if rng.gen_range(0..6) == 0 {
-                s("-1")
-            } else {
-                t.to_string()
-            });
+            let t = if c[0] == "EXPIRE" { rel(rng) } else { rel(rng) * 1000 };
+            c.push(if rng.gen_range(0..6) == 0 { s("-1") } else { t.to_string() });
             if rng.gen_bool(0.3) {
                 c.push(s(pick(rng, &["NX", "XX"])));
             }
@@ -700,10 +628,7 @@ fn random_command(rng: &mut StdRng, base: u64) -> Vec<String> {
             (abs(rng).parse::<u64>().unwrap() * 1000 + 5).to_string(),
             s(pick(rng, &["GT", "LT", "XX"])),
         ],
-        25 => vec![
-            s(pick(rng, &["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"])),
-            k,
-        ],
+        25 => vec![s(pick(rng, &["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"])), k],
         26 => vec![s("PERSIST"), k],
         27 => vec![s("RENAME"), g1, g2],
         28 => vec![s("RENAMENX"), g1, g2],
@@ -745,12 +670,7 @@ fn randomized_sequence() {
     let Some(mut d) = start() else { return };
     let base = common_now_secs();
     // MOONSHARD_SEED / MOONSHARD_STEPS explore other sequences locally.
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let mut rng = StdRng::seed_from_u64(env("MOONSHARD_SEED", 0x5eed_5717));
     for i in 0..env("MOONSHARD_STEPS", 3000) {
         let cmd = random_command(&mut rng, base);
@@ -770,10 +690,7 @@ fn randomized_sequence() {
             }
             _ => ours == theirs,
         };
-        assert!(
-            ok,
-            "step {i}: {args:?}: moonshard {ours:?} vs redis {theirs:?}"
-        );
+        assert!(ok, "step {i}: {args:?}: moonshard {ours:?} vs redis {theirs:?}");
     }
     // The final state, key by key, in both databases.
     for db in ["0", "1"] {

@@ -39,10 +39,7 @@ fn active_expiry_empties_every_shard_without_access() {
     run_str(&mut c, &["SET", "late", "v", "EX", "1000"]).unwrap();
     let n = wait_dbsize(&mut c, 9, Duration::from_secs(15));
     assert_eq!(n, 9, "expired keys were not removed in the background");
-    assert_eq!(
-        run_str(&mut c, &["EXISTS", "keep0", "keep7", "late"]),
-        Ok(Value::Int(3))
-    );
+    assert_eq!(run_str(&mut c, &["EXISTS", "keep0", "keep7", "late"]), Ok(Value::Int(3)));
 }
 
 #[test]
@@ -66,10 +63,7 @@ fn lazy_expiry_on_access() {
     std::thread::sleep(Duration::from_millis(80));
     assert_eq!(run_str(&mut c, &["GET", "a"]), Ok(Value::Nil));
     assert_eq!(run_str(&mut c, &["TTL", "b"]), Ok(Value::Int(-2)));
-    assert_eq!(
-        run_str(&mut c, &["RENAME", "{b}c", "{b}d"]),
-        Err("ERR no such key".into())
-    );
+    assert_eq!(run_str(&mut c, &["RENAME", "{b}c", "{b}d"]), Err("ERR no such key".into()));
     assert_eq!(run_str(&mut c, &["INCR", "a"]), Ok(Value::Int(1)));
     assert_eq!(run_str(&mut c, &["TTL", "a"]), Ok(Value::Int(-1)));
 }
@@ -84,10 +78,7 @@ fn persist_and_overwrite_cancel_expiry() {
     run_str(&mut c, &["SET", "x", "1", "PX", "100"]).unwrap();
     assert_eq!(run_str(&mut c, &["PERSIST", "p"]), Ok(Value::Int(1)));
     assert_eq!(run_str(&mut c, &["SET", "o", "2"]), Ok(Value::Okay));
-    assert_eq!(
-        run_str(&mut c, &["GETEX", "g", "PERSIST"]),
-        Ok(Value::BulkString(b"1".to_vec()))
-    );
+    assert_eq!(run_str(&mut c, &["GETEX", "g", "PERSIST"]), Ok(Value::BulkString(b"1".to_vec())));
     assert_eq!(wait_dbsize(&mut c, 3, Duration::from_secs(15)), 3);
     assert_eq!(
         run_str(&mut c, &["MGET", "p", "o", "g", "x"]).map(|v| format!("{v:?}")),
@@ -117,12 +108,8 @@ fn keys_and_scan_skip_expired_keys() {
     let mut cursor = "0".to_string();
     let mut seen = Vec::new();
     loop {
-        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
-            .arg(&cursor)
-            .arg("COUNT")
-            .arg(100)
-            .query(&mut c)
-            .unwrap();
+        let (next, keys): (String, Vec<String>) =
+            redis::cmd("SCAN").arg(&cursor).arg("COUNT").arg(100).query(&mut c).unwrap();
         seen.extend(keys);
         cursor = next;
         if cursor == "0" {

@@ -12,8 +12,7 @@ use std::time::Duration;
 fn exchange(port: u16, input: &[u8]) -> (Vec<u8>, bool) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(input).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(150)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
@@ -76,10 +75,7 @@ fn raw_protocol_matches_redis() {
             let mut s = String::from_utf8_lossy(v).into_owned();
             let mut from = 0;
             while let Some(i) = s[from..].find("$2\r\nid\r\n:").map(|i| i + from) {
-                let end = s[i + 9..]
-                    .find("\r\n")
-                    .map(|e| i + 9 + e)
-                    .unwrap_or(s.len());
+                let end = s[i + 9..].find("\r\n").map(|e| i + 9 + e).unwrap_or(s.len());
                 s.replace_range(i + 9..end, "#");
                 from = i + 9;
             }
@@ -101,22 +97,14 @@ fn proto_max_bulk_len_and_unauthenticated_limits() {
     };
     let _ = d.check(&["CONFIG", "SET", "proto-max-bulk-len", "1000"]);
     let _ = d.check(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]);
-    for input in [
-        &b"*2\r\n$4\r\nECHO\r\n$1048577\r\n"[..],
-        b"*2\r\n$4\r\nECHO\r\n$1048576\r\n",
-    ] {
+    for input in [&b"*2\r\n$4\r\nECHO\r\n$1048577\r\n"[..], b"*2\r\n$4\r\nECHO\r\n$1048576\r\n"] {
         let a = exchange(d.ours.port, input);
         let b = exchange(d.theirs.port, input);
         assert_eq!(a, b, "{:?}", String::from_utf8_lossy(input));
     }
     let _ = d.check(&["CONFIG", "SET", "proto-max-bulk-len", "512mb"]);
     let _ = d.check(&["CONFIG", "SET", "requirepass", "pw"]);
-    for input in [
-        &b"*11\r\n"[..],
-        b"*1\r\n$16385\r\n",
-        b"*1\r\n$16384\r\n",
-        b"*10\r\n",
-    ] {
+    for input in [&b"*11\r\n"[..], b"*1\r\n$16385\r\n", b"*1\r\n$16384\r\n", b"*10\r\n"] {
         let a = exchange(d.ours.port, input);
         let b = exchange(d.theirs.port, input);
         assert_eq!(a, b, "{:?}", String::from_utf8_lossy(input));
@@ -175,20 +163,11 @@ fn pipeline_across_shards_keeps_order() {
     let mut expected = Vec::new();
     for i in 0..1000 {
         let (k, v) = (format!("key:{i}"), format!("value-{i}"));
-        req.extend_from_slice(
-            format!(
-                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
-                k.len(),
-                v.len()
-            )
-            .as_bytes(),
-        );
+        req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes());
         expected.push("+OK".to_string());
         // Read back an earlier key so consecutive commands hit different shards.
         let back = format!("key:{}", i / 2);
-        req.extend_from_slice(
-            format!("*2\r\n$3\r\nGET\r\n${}\r\n{back}\r\n", back.len()).as_bytes(),
-        );
+        req.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n{back}\r\n", back.len()).as_bytes());
         expected.push(format!("value-{}", i / 2));
     }
     req.extend_from_slice(b"*1\r\n$6\r\nDBSIZE\r\n");
@@ -212,14 +191,8 @@ fn client_vanishing_mid_pipeline_harms_nobody() {
         drop(c);
     }
     let mut con = s.client();
-    assert_eq!(
-        common::run_str(&mut con, &["SET", "alive", "1"]),
-        Ok(redis::Value::Okay)
-    );
-    assert_eq!(
-        common::run_str(&mut con, &["GET", "alive"]),
-        Ok(redis::Value::BulkString(b"1".to_vec()))
-    );
+    assert_eq!(common::run_str(&mut con, &["SET", "alive", "1"]), Ok(redis::Value::Okay));
+    assert_eq!(common::run_str(&mut con, &["GET", "alive"]), Ok(redis::Value::BulkString(b"1".to_vec())));
 }
 
 #[test]
@@ -230,13 +203,7 @@ fn random_garbage_never_kills_the_server() {
     for _ in 0..200 {
         let len = rng.gen_range(1..300);
         let input: Vec<u8> = (0..len)
-            .map(|_| {
-                if rng.gen_bool(0.8) {
-                    alphabet[rng.gen_range(0..alphabet.len())]
-                } else {
-                    rng.gen()
-                }
-            })
+            .map(|_| if rng.gen_bool(0.8) { alphabet[rng.gen_range(0..alphabet.len())] } else { rng.gen() })
             .collect();
         if let Ok(mut c) = TcpStream::connect(("127.0.0.1", s.port)) {
             let _ = c.write_all(&input);
@@ -247,8 +214,5 @@ fn random_garbage_never_kills_the_server() {
     }
     assert!(s.alive(), "moonshard died on random input");
     let mut con = s.client();
-    assert_eq!(
-        common::run_str(&mut con, &["PING"]),
-        Ok(redis::Value::SimpleString("PONG".into()))
-    );
+    assert_eq!(common::run_str(&mut con, &["PING"]), Ok(redis::Value::SimpleString("PONG".into())));
 }

@@ -15,9 +15,7 @@ fn text(v: Value) -> String {
 }
 
 fn info_field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
-        .map(|v| v.trim_end().to_string())
+    info.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':'))).map(|v| v.trim_end().to_string())
 }
 
 #[test]
@@ -139,11 +137,7 @@ fn info_sections_and_keyspace_across_shards() {
     }
     let _ = d.check(&["SELECT", "0"]);
     let (ours, theirs) = d.both(&["INFO", "keyspace"]);
-    let strip = |s: String| {
-        s.lines()
-            .map(|l| l.split(",avg_ttl").next().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    let strip = |s: String| s.lines().map(|l| l.split(",avg_ttl").next().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(strip(text(ours.unwrap())), strip(text(theirs.unwrap())));
 
     let info = text(common::run_str(&mut d.a, &["INFO"]).unwrap());
@@ -164,47 +158,20 @@ fn info_sections_and_keyspace_across_shards() {
             "# Keyspace"
         ]
     );
-    assert!(
-        info.contains("\r\n\r\n# Clients\r\n"),
-        "sections are separated by a blank line"
-    );
-    assert_eq!(
-        info_field(&info, "redis_version").as_deref(),
-        Some("7.0.15")
-    );
-    assert_eq!(
-        info_field(&info, "redis_mode").as_deref(),
-        Some("standalone")
-    );
+    assert!(info.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
+    assert_eq!(info_field(&info, "redis_version").as_deref(), Some("7.0.15"));
+    assert_eq!(info_field(&info, "redis_mode").as_deref(), Some("standalone"));
     assert_eq!(info_field(&info, "tcp_port"), Some(d.ours.port.to_string()));
     assert_eq!(info_field(&info, "role").as_deref(), Some("master"));
     assert_eq!(info_field(&info, "connected_slaves").as_deref(), Some("0"));
     assert_eq!(info_field(&info, "cluster_enabled").as_deref(), Some("0"));
     assert_eq!(info_field(&info, "loading").as_deref(), Some("0"));
-    assert_eq!(
-        info_field(&info, "maxmemory_policy").as_deref(),
-        Some("noeviction")
-    );
+    assert_eq!(info_field(&info, "maxmemory_policy").as_deref(), Some("noeviction"));
     assert_eq!(info_field(&info, "maxmemory").as_deref(), Some("0"));
     assert!(info_field(&info, "moonshard_version").is_some());
-    assert!(
-        info_field(&info, "used_memory")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            > 0
-    );
-    assert!(
-        info_field(&info, "connected_clients")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
-    assert!(info_field(&info, "process_id")
-        .unwrap()
-        .parse::<u32>()
-        .is_ok());
+    assert!(info_field(&info, "used_memory").unwrap().parse::<u64>().unwrap() > 0);
+    assert!(info_field(&info, "connected_clients").unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(info_field(&info, "process_id").unwrap().parse::<u32>().is_ok());
 
     let some = text(common::run_str(&mut d.a, &["INFO", "cluster", "SERVER"]).unwrap());
     let headers: Vec<&str> = some.lines().filter(|l| l.starts_with('#')).collect();
@@ -229,20 +196,10 @@ fn commandstats_and_errorstats() {
     let get = info_field(&info, "cmdstat_get").unwrap();
     assert!(get.starts_with("calls=2,usec="), "{get}");
     assert!(get.ends_with(",rejected_calls=0,failed_calls=0"), "{get}");
-    assert!(info_field(&info, "cmdstat_config|get")
-        .unwrap()
-        .starts_with("calls=1,"));
-    assert!(info_field(&info, "cmdstat_config|set")
-        .unwrap()
-        .ends_with("failed_calls=1"));
-    assert_eq!(
-        info_field(&info, "errorstat_ERR").as_deref(),
-        Some("count=2")
-    );
-    assert_eq!(
-        info_field(&info, "errorstat_NOPROTO").as_deref(),
-        Some("count=1")
-    );
+    assert!(info_field(&info, "cmdstat_config|get").unwrap().starts_with("calls=1,"));
+    assert!(info_field(&info, "cmdstat_config|set").unwrap().ends_with("failed_calls=1"));
+    assert_eq!(info_field(&info, "errorstat_ERR").as_deref(), Some("count=2"));
+    assert_eq!(info_field(&info, "errorstat_NOPROTO").as_deref(), Some("count=1"));
     common::run_str(&mut c, &["CONFIG", "RESETSTAT"]).unwrap();
     let info = text(common::run_str(&mut c, &["INFO", "commandstats"]).unwrap());
     assert!(info_field(&info, "cmdstat_get").is_none());
@@ -266,50 +223,28 @@ fn command_introspection() {
         other => panic!("{other:?}"),
     };
     assert!(list.contains(&"config|get".to_string()) && list.contains(&"get".to_string()));
-    let pattern = match common::run_str(
-        &mut c,
-        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"],
-    )
-    .unwrap()
-    {
+    let pattern = match common::run_str(&mut c, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"]).unwrap() {
         Value::Array(v) => v.into_iter().map(text).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
-    assert!(
-        pattern.iter().all(|n| n.starts_with("client|"))
-            && pattern.contains(&"client|kill".to_string())
-    );
-    let conn = match common::run_str(
-        &mut c,
-        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "connection"],
-    )
-    .unwrap()
-    {
+    assert!(pattern.iter().all(|n| n.starts_with("client|")) && pattern.contains(&"client|kill".to_string()));
+    let conn = match common::run_str(&mut c, &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "connection"]).unwrap() {
         Value::Array(v) => v.into_iter().map(text).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
     assert!(conn.contains(&"ping".to_string()) && !conn.contains(&"get".to_string()));
     assert_eq!(
         common::run_str(&mut c, &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"]),
-        Ok(Value::Array(vec![
-            Value::BulkString(b"a".to_vec()),
-            Value::BulkString(b"b".to_vec())
-        ]))
+        Ok(Value::Array(vec![Value::BulkString(b"a".to_vec()), Value::BulkString(b"b".to_vec())]))
     );
     // COMMAND DOCS: a map of name -> docs with summary, since and group.
     let docs = common::run_str(&mut c, &["COMMAND", "DOCS", "get", "config"]).unwrap();
-    let Value::Array(items) = docs else {
-        panic!("{docs:?}")
-    };
+    let Value::Array(items) = docs else { panic!("{docs:?}") };
     assert_eq!(items.len(), 4);
     assert_eq!(text(items[0].clone()), "get");
-    let Value::Array(fields) = &items[1] else {
-        panic!()
-    };
+    let Value::Array(fields) = &items[1] else { panic!() };
     let pairs: Vec<String> = fields.iter().map(|v| format!("{v:?}")).collect();
-    assert!(
-        pairs.iter().any(|p| p.contains("summary")) && pairs.iter().any(|p| p.contains("1.0.0"))
-    );
+    assert!(pairs.iter().any(|p| p.contains("summary")) && pairs.iter().any(|p| p.contains("1.0.0")));
 }
 
 #[test]
@@ -318,10 +253,7 @@ fn redis_cli_uses_command_docs() {
     let Some(out) = s.cli(&["COMMAND", "DOCS", "set"]) else {
         return;
     };
-    assert!(
-        out.contains("summary") && out.contains("group") && out.contains("string"),
-        "{out}"
-    );
+    assert!(out.contains("summary") && out.contains("group") && out.contains("string"), "{out}");
     let out = s.cli(&["PING"]).unwrap();
     assert_eq!(out.trim(), "PONG");
     // Commands piped on stdin, as in scripted redis-cli use.
@@ -348,32 +280,20 @@ fn redis_cli_uses_command_docs() {
 fn time_save_lastsave() {
     let s = common::moonshard(&[]);
     let mut c = s.client();
-    let Value::Array(t) = common::run_str(&mut c, &["TIME"]).unwrap() else {
-        panic!()
-    };
+    let Value::Array(t) = common::run_str(&mut c, &["TIME"]).unwrap() else { panic!() };
     let secs: u64 = text(t[0].clone()).parse().unwrap();
     let micros: u64 = text(t[1].clone()).parse().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!(secs.abs_diff(now) < 60 && micros < 1_000_000);
-    let Value::Int(before) = common::run_str(&mut c, &["LASTSAVE"]).unwrap() else {
-        panic!()
-    };
+    let Value::Int(before) = common::run_str(&mut c, &["LASTSAVE"]).unwrap() else { panic!() };
     assert!((before as u64).abs_diff(now) < 60);
     assert_eq!(common::run_str(&mut c, &["SAVE"]), Ok(Value::Okay));
-    assert_eq!(
-        common::run_str(&mut c, &["BGSAVE"]),
-        Ok(Value::SimpleString("Background saving started".into()))
-    );
+    assert_eq!(common::run_str(&mut c, &["BGSAVE"]), Ok(Value::SimpleString("Background saving started".into())));
     assert_eq!(
         common::run_str(&mut c, &["BGSAVE", "SCHEDULE"]),
         Ok(Value::SimpleString("Background saving scheduled".into()))
     );
-    let Value::Int(after) = common::run_str(&mut c, &["LASTSAVE"]).unwrap() else {
-        panic!()
-    };
+    let Value::Int(after) = common::run_str(&mut c, &["LASTSAVE"]).unwrap() else { panic!() };
     assert!(after >= before);
 }
 
@@ -391,10 +311,7 @@ fn dbsize_and_flush_across_shards() {
     assert_eq!(common::run_str(&mut c, &["DBSIZE"]), Ok(Value::Int(0)));
     common::run_str(&mut c, &["SELECT", "0"]).unwrap();
     assert_eq!(common::run_str(&mut c, &["DBSIZE"]), Ok(Value::Int(200)));
-    assert_eq!(
-        common::run_str(&mut c, &["FLUSHALL", "ASYNC"]),
-        Ok(Value::Okay)
-    );
+    assert_eq!(common::run_str(&mut c, &["FLUSHALL", "ASYNC"]), Ok(Value::Okay));
     assert_eq!(common::run_str(&mut c, &["DBSIZE"]), Ok(Value::Int(0)));
     assert_eq!(common::run_str(&mut c, &["GET", "k1"]), Ok(Value::Nil));
 }
@@ -412,18 +329,11 @@ fn wait_exit(p: &mut common::Proc) -> std::process::ExitStatus {
 
 #[test]
 fn shutdown_exits_cleanly() {
-    for args in [
-        &["SHUTDOWN"][..],
-        &["SHUTDOWN", "NOSAVE"],
-        &["SHUTDOWN", "SAVE", "NOW", "FORCE"],
-    ] {
+    for args in [&["SHUTDOWN"][..], &["SHUTDOWN", "NOSAVE"], &["SHUTDOWN", "SAVE", "NOW", "FORCE"]] {
         let mut s = common::moonshard(&["--shards", "2"]);
         let mut other = s.client();
         let mut c = s.client();
-        assert!(
-            common::run_str(&mut c, args).is_err(),
-            "SHUTDOWN closes the connection without a reply"
-        );
+        assert!(common::run_str(&mut c, args).is_err(), "SHUTDOWN closes the connection without a reply");
         assert!(wait_exit(&mut s).success());
         assert!(common::run_str(&mut other, &["PING"]).is_err());
     }

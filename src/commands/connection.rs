@@ -91,10 +91,7 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             name = Some(&args[j + 1]);
             j += 2;
         } else {
-            return Reply::err(format!(
-                "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&args[j])
-            ));
+            return Reply::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[j])));
         }
     }
     if let Some((user, pass)) = credentials {
@@ -138,9 +135,7 @@ fn valid_attr(v: &[u8]) -> bool {
 
 fn set_name(client: &mut ClientState, name: &Bytes) -> Result<(), Reply> {
     if !valid_attr(name) {
-        return Err(Reply::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(Reply::err("Client names cannot contain spaces, newlines or special characters."));
     }
     client.info.meta.lock().name = (!name.is_empty()).then(|| name.clone());
     Ok(())
@@ -175,9 +170,7 @@ pub fn client_setinfo(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         return Reply::err(format!("Unrecognized option '{attr}'"));
     };
     if !valid_attr(&args[3]) {
-        return Reply::err(format!(
-            "{attr} cannot contain spaces, newlines or special characters."
-        ));
+        return Reply::err(format!("{attr} cannot contain spaces, newlines or special characters."));
     }
     let value = (!args[3].is_empty()).then(|| String::from_utf8_lossy(&args[3]).into_owned());
     let mut meta = ctx.client.info.meta.lock();
@@ -197,10 +190,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     let idle = now_ms.saturating_sub(c.last_active.load(Ordering::Relaxed)) / 1000;
     let cmd = match c.last_cmd.load(Ordering::Relaxed) {
         usize::MAX => "NULL",
-        i => crate::commands::table::all()
-            .get(i)
-            .map(|s| s.name)
-            .unwrap_or("NULL"),
+        i => crate::commands::table::all().get(i).map(|s| s.name).unwrap_or("NULL"),
     };
     let mut flags = meta.flags.clone();
     if meta.sub + meta.psub + meta.ssub > 0 && !flags.contains('P') {
@@ -209,11 +199,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let name = meta
-        .name
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
+    let name = meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
          qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
@@ -263,10 +249,7 @@ fn parse_type(arg: &[u8]) -> Result<ClientType, Reply> {
     } else if eq_ic(arg, "pubsub") {
         ClientType::Pubsub
     } else {
-        return Err(Reply::err(format!(
-            "Unknown client type '{}'",
-            String::from_utf8_lossy(arg)
-        )));
+        return Err(Reply::err(format!("Unknown client type '{}'", String::from_utf8_lossy(arg))));
     };
     Ok(t)
 }
@@ -313,10 +296,7 @@ pub fn client_list(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         let now = crate::storage::now_ms();
         let mut text = String::new();
         for id in ids {
-            if let Some(c) = u64::try_from(id)
-                .ok()
-                .and_then(|id| ctx.server.clients.get(id))
-            {
+            if let Some(c) = u64::try_from(id).ok().and_then(|id| ctx.server.clients.get(id)) {
                 text.push_str(&client_line(&c, now));
                 text.push('\n');
             }
@@ -344,10 +324,7 @@ struct KillFilter {
 }
 
 fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, Reply> {
-    let mut f = KillFilter {
-        skipme: true,
-        ..Default::default()
-    };
+    let mut f = KillFilter { skipme: true, ..Default::default() };
     if !args.len().is_multiple_of(2) {
         return Err(Reply::syntax_error());
     }
@@ -410,13 +387,7 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if args.len() == 3 {
         // The old form: CLIENT KILL addr:port, which may kill the caller too.
         let addr = String::from_utf8_lossy(&args[2]);
-        let Some(c) = ctx
-            .server
-            .clients
-            .snapshot()
-            .into_iter()
-            .find(|c| c.addr == addr)
-        else {
+        let Some(c) = ctx.server.clients.snapshot().into_iter().find(|c| c.addr == addr) else {
             return Reply::err("No such client");
         };
         kill(ctx, &c);

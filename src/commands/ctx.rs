@@ -31,23 +31,8 @@ pub struct Ctx<'a, 's> {
 }
 
 impl<'a, 's> Ctx<'a, 's> {
-    pub fn new(
-        server: &'a Server,
-        shards: &'a mut [&'s mut ShardData],
-        db: usize,
-        resp: u8,
-        client_id: u64,
-    ) -> Self {
-        Ctx {
-            server,
-            shards,
-            db,
-            now: crate::storage::now_ms(),
-            resp,
-            client_id,
-            in_script: false,
-            redirect: None,
-        }
+    pub fn new(server: &'a Server, shards: &'a mut [&'s mut ShardData], db: usize, resp: u8, client_id: u64) -> Self {
+        Ctx { server, shards, db, now: crate::storage::now_ms(), resp, client_id, in_script: false, redirect: None }
     }
 
     /// Index into `shards` of the shard that owns `key`.
@@ -56,10 +41,7 @@ impl<'a, 's> Ctx<'a, 's> {
             return 0;
         }
         let id = self.server.shards.for_key(key);
-        self.shards
-            .iter()
-            .position(|s| s.id == id)
-            .expect("key routed to a shard that was not entered")
+        self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
     }
 
     /// The selected database on the shard owning `key`.
@@ -93,7 +75,10 @@ impl<'a, 's> Ctx<'a, 's> {
 
     /// Called by every handler after it modified `key`: the hook for
     /// WATCH, keyspace notifications and waking blocked clients.
-    pub fn written(&mut self, _key: &[u8], _event: &'static str) {}
+    pub fn written(&mut self, key: &[u8], _event: &'static str) {
+        let db = self.db;
+        self.shard_for(key).waiters.signal(db, key);
+    }
 }
 
 /// Context of a connection-level command.

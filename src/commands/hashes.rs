@@ -1,1 +1,397 @@
-//! Hashes commands.
+//! Hash commands (Redis's t_hash.c).
+
+use super::Ctx;
+use crate::protocol::Reply;
+use crate::storage::hash::Limits;
+use crate::storage::{Db, Hash, Value};
+use crate::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use bytes::Bytes;
+use rand::Rng;
+
+fn hash_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut Hash>, Reply> {
+    match db.value_mut(key, now) {
+        None => Ok(None),
+        Some(Value::Hash(h)) => Ok(Some(h)),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+/// The hash under `key`, created empty when missing.
+fn hash_or_create<'d>(db: &'d mut Db, key: &Bytes, now: u64) -> Result<&'d mut Hash, Reply> {
+    if hash_mut(db, key, now)?.is_none() {
+        db.set(key.clone(), Value::Hash(Hash::new()));
+    }
+    match db.value_mut(key, now) {
+        Some(Value::Hash(h)) => Ok(h),
+        _ => Err(Reply::wrong_type()),
+    }
+}
+
+/// The packed-encoding limits, from the live config.
+fn limits(ctx: &Ctx) -> Limits {
+    let c = &ctx.server.config;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    Limits { max_entries: get(&c.hash_max_listpack_entries), max_value: get(&c.hash_max_listpack_value) }
+}
+
+fn bulk(b: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(b))
+}
+
+fn set_pairs(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
+    if !args.len().is_multiple_of(2) {
+        return Err(Reply::wrong_arity(name));
+    }
+    let lim = limits(ctx);
+    let now = ctx.now;
+    let h = hash_or_create(ctx.db(&args[1]), &args[1], now)?;
+    let mut created = 0;
+    for pair in args[2..].chunks_exact(2) {
+        if h.set(&pair[0], &pair[1], lim) {
+            created += 1;
+        }
+    }
+    ctx.written(&args[1], "hset");
+    Ok(created)
+}
+
+pub fn hset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_pairs(ctx, args, "hset").map_or_else(|e| e, Reply::Int)
+}
+
+pub fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_pairs(ctx, args, "hmset").map_or_else(|e| e, |_| Reply::ok())
+}
+
+pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let lim = limits(ctx);
+    let now = ctx.now;
+    let h = match hash_or_create(ctx.db(&args[1]), &args[1], now) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    if h.contains(&args[2]) {
+        return Reply::Int(0);
+    }
+    h.set(&args[2], &args[3], lim);
+    ctx.written(&args[1], "hset");
+    Reply::Int(1)
+}
+
+/// Runs `f` on the hash under `key` (None when missing) for read commands.
+fn read<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Option<&Hash>) -> R) -> Result<R, Reply> {
+    let now = ctx.now;
+    Ok(f(hash_mut(ctx.db(key), key, now)?.map(|h| &*h)))
+}
+
+fn reply(r: Result<Reply, Reply>) -> Reply {
+    r.unwrap_or_else(|e| e)
+}
+
+pub fn hget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| h.and_then(|h| h.get(&args[2])).map_or(Reply::Nil, bulk)))
+}
+
+pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| {
+        Reply::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Nil, bulk)).collect())
+    }))
+}
+
+pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| {
+        Reply::Map(h.map(|h| h.iter().map(|(f, v)| (bulk(f), bulk(v))).collect()).unwrap_or_default())
+    }))
+}
+
+pub fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| {
+        Reply::Array(h.map(|h| h.iter().map(|(f, _)| bulk(f)).collect()).unwrap_or_default())
+    }))
+}
+
+pub fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| {
+        Reply::Array(h.map(|h| h.iter().map(|(_, v)| bulk(v)).collect()).unwrap_or_default())
+    }))
+}
+
+pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| Reply::Int(h.is_some_and(|h| h.contains(&args[2])) as i64)))
+}
+
+pub fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| Reply::Int(h.map_or(0, |h| h.len() as i64))))
+}
+
+pub fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    reply(read(ctx, &args[1], |h| Reply::Int(h.and_then(|h| h.get(&args[2])).map_or(0, |v| v.len() as i64))))
+}
+
+pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let now = ctx.now;
+    let db = ctx.db(key);
+    let h = match hash_mut(db, key, now) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(h)) => h,
+    };
+    let removed = args[2..].iter().filter(|f| h.remove(f)).count();
+    if h.is_empty() {
+        db.remove(key);
+    }
+    if removed > 0 {
+        ctx.written(key, "hdel");
+    }
+    Reply::Int(removed as i64)
+}
+
+pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(incr) = parse_i64(&args[3]) else {
+        return Reply::not_integer();
+    };
+    let lim = limits(ctx);
+    let now = ctx.now;
+    let h = match hash_or_create(ctx.db(&args[1]), &args[1], now) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let cur = match h.get(&args[2]) {
+        None => 0,
+        Some(v) => match parse_i64(v) {
+            Some(n) => n,
+            None => return drop_new_empty(ctx, &args[1], Reply::err("hash value is not an integer")),
+        },
+    };
+    let Some(new) = cur.checked_add(incr) else {
+        return drop_new_empty(ctx, &args[1], Reply::err("increment or decrement would overflow"));
+    };
+    h.set(&args[2], new.to_string().as_bytes(), lim);
+    ctx.written(&args[1], "hincrby");
+    Reply::Int(new)
+}
+
+/// An error after `hash_or_create` must not leave an empty hash behind.
+fn drop_new_empty(ctx: &mut Ctx, key: &[u8], r: Reply) -> Reply {
+    let db = ctx.db(key);
+    if matches!(db.value_mut(key, 0), Some(Value::Hash(h)) if h.is_empty()) {
+        db.remove(key);
+    }
+    r
+}
+
+/// Formats a float the way Redis's HINCRBYFLOAT does (fixed notation,
+/// trailing zeros trimmed). Redis computes in `long double`; in f64 we keep
+/// 15 significant digits, which gives Redis's text for everyday values
+/// (10.1 + 0.2 = "10.3") where 17 would show binary noise.
+pub fn format_incr_float(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i64;
+    let decimals = (14 - magnitude).clamp(0, 17) as usize;
+    let s = format!("{:.*}", decimals, v);
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(incr) = parse_f64(&args[3]) else {
+        return Reply::not_float();
+    };
+    if incr.is_infinite() {
+        return Reply::err("value is NaN or Infinity");
+    }
+    let lim = limits(ctx);
+    let now = ctx.now;
+    let h = match hash_or_create(ctx.db(&args[1]), &args[1], now) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    let cur = match h.get(&args[2]) {
+        None => 0.0,
+        Some(v) => match parse_f64(v) {
+            Some(n) => n,
+            None => return drop_new_empty(ctx, &args[1], Reply::err("hash value is not a float")),
+        },
+    };
+    let new = cur + incr;
+    if !new.is_finite() {
+        return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
+    }
+    let text = format_incr_float(new);
+    h.set(&args[2], text.as_bytes(), lim);
+    ctx.written(&args[1], "hincrbyfloat");
+    Reply::Bulk(Bytes::from(text))
+}
+
+/// Largest |count| HRANDFIELD serves: the reply is built in memory.
+const MAX_RANDFIELD: u64 = 1 << 20;
+
+pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(count_arg) = args.get(2) else {
+        return reply(read(ctx, &args[1], |h| match h {
+            Some(h) if !h.is_empty() => {
+                let i = rand::thread_rng().gen_range(0..h.len());
+                h.get_index(i).map_or(Reply::Nil, |(f, _)| bulk(f))
+            }
+            _ => Reply::Nil,
+        }));
+    };
+    let Some(count) = parse_i64(count_arg) else {
+        return Reply::not_integer();
+    };
+    if count == i64::MIN {
+        return Reply::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807");
+    }
+    let withvalues = match args.get(3) {
+        None => false,
+        Some(a) if args.len() == 4 && eq_ic(a, "withvalues") => true,
+        Some(_) => return Reply::syntax_error(),
+    };
+    if withvalues && count.unsigned_abs() > (i64::MAX / 2) as u64 {
+        return Reply::err("value is out of range");
+    }
+    if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
+        return Reply::err("value is out of range");
+    }
+    let resp = ctx.resp;
+    reply(read(ctx, &args[1], |h| {
+        let Some(h) = h else {
+            return Reply::Array(vec![]);
+        };
+        let picks = pick_fields(h, count);
+        // A packed hash has no O(1) positions: index it once.
+        let packed: Vec<(&[u8], &[u8])> = match h {
+            Hash::Packed(_) => h.iter().collect(),
+            Hash::Table(_) => Vec::new(),
+        };
+        let at = |i: usize| {
+            if packed.is_empty() {
+                h.get_index(i)
+            } else {
+                packed.get(i).copied()
+            }
+        };
+        let mut out = Vec::with_capacity(picks.len() * if withvalues { 2 } else { 1 });
+        for i in picks {
+            let Some((f, v)) = at(i) else { continue };
+            match (withvalues, resp) {
+                (false, _) => out.push(bulk(f)),
+                (true, 3) => out.push(Reply::Array(vec![bulk(f), bulk(v)])),
+                (true, _) => {
+                    out.push(bulk(f));
+                    out.push(bulk(v));
+                }
+            }
+        }
+        Reply::Array(out)
+    }))
+}
+
+/// Positions for HRANDFIELD: `count` distinct ones when positive (all of
+/// them, in order, when count >= len), |count| independent draws when negative.
+fn pick_fields(h: &Hash, count: i64) -> Vec<usize> {
+    let len = h.len();
+    let mut rng = rand::thread_rng();
+    if count < 0 {
+        return (0..count.unsigned_abs()).map(|_| rng.gen_range(0..len)).collect();
+    }
+    let count = count as u64;
+    if count >= len as u64 {
+        return (0..len).collect();
+    }
+    rand::seq::index::sample(&mut rng, len, count as usize).into_vec()
+}
+
+/// Redis's `strtoul`-based cursor parse.
+fn parse_cursor(s: &[u8]) -> Option<u64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(cursor) = parse_cursor(&args[2]) else {
+        return Reply::err("invalid cursor");
+    };
+    let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
+    let now = ctx.now;
+    match hash_mut(ctx.db(&args[1]), &args[1], now) {
+        Err(e) => return e,
+        Ok(None) => return empty(),
+        Ok(Some(_)) => {}
+    }
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let Some(v) = args.get(i + 1) else {
+            return Reply::syntax_error();
+        };
+        if eq_ic(&args[i], "count") {
+            match parse_i64(v) {
+                None => return Reply::not_integer(),
+                Some(n) if n < 1 => return Reply::syntax_error(),
+                Some(n) => count = n.min(1 << 20) as usize,
+            }
+        } else if eq_ic(&args[i], "match") {
+            pattern = Some(v);
+        } else {
+            return Reply::syntax_error();
+        }
+        i += 2;
+    }
+    let Ok(Some(h)) = hash_mut(ctx.db(&args[1]), &args[1], now) else {
+        return empty();
+    };
+    let mut items = Vec::new();
+    let pos = usize::try_from(cursor).unwrap_or(usize::MAX);
+    let next = h.scan(pos, count, |f, v| {
+        if pattern.is_none_or(|p| glob_match(p, f, false)) {
+            items.push(bulk(f));
+            items.push(bulk(v));
+        }
+    });
+    Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(items)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incr_float_text() {
+        assert_eq!(format_incr_float(10.1 + 0.2), "10.3");
+        assert_eq!(format_incr_float(0.1 + 0.2), "0.3");
+        assert_eq!(format_incr_float(100.0), "100");
+        assert_eq!(format_incr_float(0.005), "0.005");
+        assert_eq!(format_incr_float(-2.5), "-2.5");
+        assert_eq!(format_incr_float(1e20), "100000000000000000000");
+        assert_eq!(format_incr_float(0.0), "0");
+    }
+
+    #[test]
+    fn cursors() {
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"12"), Some(12));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"x"), None);
+        assert_eq!(parse_cursor(b"99999999999999999999999"), None);
+    }
+}

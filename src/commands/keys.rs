@@ -15,11 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) fn lookup_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
     let server = ctx.server;
     let e = lookup_write(ctx, key);
-    let counter = if e.is_some() {
-        &server.stats.keyspace_hits
-    } else {
-        &server.stats.keyspace_misses
-    };
+    let counter = if e.is_some() { &server.stats.keyspace_hits } else { &server.stats.keyspace_misses };
     counter.fetch_add(1, Relaxed);
     e
 }
@@ -62,12 +58,7 @@ pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// EXISTS counts a key once per mention, as Redis does.
 pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    Reply::Int(
-        args[1..]
-            .iter()
-            .filter(|k| lookup_read(ctx, k).is_some())
-            .count() as i64,
-    )
+    Reply::Int(args[1..].iter().filter(|k| lookup_read(ctx, k).is_some()).count() as i64)
 }
 
 /// TOUCH: we keep no access clock, so it only counts live keys.
@@ -104,21 +95,14 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
         } else if eq_ic(a, "lt") {
             f.lt = true;
         } else {
-            return Err(Reply::err(format!(
-                "Unsupported option {}",
-                String::from_utf8_lossy(a)
-            )));
+            return Err(Reply::err(format!("Unsupported option {}", String::from_utf8_lossy(a))));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
-        return Err(Reply::err(
-            "NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(Reply::err("NX and XX, GT or LT options at the same time are not compatible"));
     }
     if f.gt && f.lt {
-        return Err(Reply::err(
-            "GT and LT options at the same time are not compatible",
-        ));
+        return Err(Reply::err("GT and LT options at the same time are not compatible"));
     }
     Ok(f)
 }
@@ -127,10 +111,7 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
 fn expire_allowed(f: &ExpireFlags, current: u64, when: i64) -> bool {
     let none = current == 0;
     let cur = current as i64;
-    !(f.nx && !none
-        || f.xx && none
-        || f.gt && (none || when <= cur)
-        || f.lt && !none && when >= cur)
+    !(f.nx && !none || f.xx && none || f.gt && (none || when <= cur) || f.lt && !none && when >= cur)
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `base` is added to the time
@@ -198,11 +179,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) -> Reply {
     if e.expire_at == 0 {
         return Reply::Int(-1);
     }
-    let t = if absolute {
-        e.expire_at
-    } else {
-        e.expire_at.saturating_sub(now)
-    };
+    let t = if absolute { e.expire_at } else { e.expire_at.saturating_sub(now) };
     let t = t.min(i64::MAX as u64) as i64;
     Reply::Int(if ms { t } else { t.saturating_add(500) / 1000 })
 }
@@ -243,9 +220,7 @@ pub fn keys_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let all = pattern == b"*";
     let keys = ctx.home().dbs[db]
         .iter()
-        .filter(|(k, e)| {
-            !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false))
-        })
+        .filter(|(k, e)| !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false)))
         .map(|(k, _)| Reply::Bulk(k.clone()))
         .collect();
     Reply::Array(keys)
@@ -272,14 +247,8 @@ pub fn randomkey_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 /// Picks one of the shards' random keys.
 pub fn randomkey_merge(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    let found: Vec<Reply> = replies
-        .into_iter()
-        .filter(|r| matches!(r, Reply::Bulk(_)))
-        .collect();
-    found
-        .choose(&mut rand::thread_rng())
-        .cloned()
-        .unwrap_or(Reply::Nil)
+    let found: Vec<Reply> = replies.into_iter().filter(|r| matches!(r, Reply::Bulk(_))).collect();
+    found.choose(&mut rand::thread_rng()).cloned().unwrap_or(Reply::Nil)
 }
 
 // ------------------------------------------------------------------ SCAN
@@ -315,11 +284,7 @@ struct ScanOpts<'a> {
 }
 
 fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Reply> {
-    let mut o = ScanOpts {
-        count: 10,
-        pattern: None,
-        type_: None,
-    };
+    let mut o = ScanOpts { count: 10, pattern: None, type_: None };
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1);
@@ -360,11 +325,7 @@ pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let stale = e.expire_at != 0 && e.expire_at <= now;
         if let Some(t) = opts.type_ {
             // Redis looks the key up to learn its type, counting it as a read.
-            let counter = if stale {
-                &server.stats.keyspace_misses
-            } else {
-                &server.stats.keyspace_hits
-            };
+            let counter = if stale { &server.stats.keyspace_misses } else { &server.stats.keyspace_hits };
             counter.fetch_add(1, Relaxed);
             if stale || !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
                 if stale {
@@ -383,10 +344,7 @@ pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for k in &expired {
         db.remove(k);
     }
-    server
-        .stats
-        .expired_keys
-        .fetch_add(expired.len() as u64, Relaxed);
+    server.stats.expired_keys.fetch_add(expired.len() as u64, Relaxed);
     Reply::Array(vec![Reply::Int(next as i64), Reply::Array(keys)])
 }
 
@@ -450,15 +408,10 @@ pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
     let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
     if i32::try_from(n).is_err() {
-        return Err(Reply::err(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
+        return Err(Reply::err("value is out of range, value must between -2147483648 and 2147483647"));
     }
     let dbs = ctx.server.databases();
-    usize::try_from(n)
-        .ok()
-        .filter(|&i| i < dbs)
-        .ok_or_else(|| Reply::err("DB index is out of range"))
+    usize::try_from(n).ok().filter(|&i| i < dbs).ok_or_else(|| Reply::err("DB index is out of range"))
 }
 
 pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -486,10 +439,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(e) = lookup_read(ctx, src) else {
         return Reply::Int(0);
     };
-    let copied = Entry {
-        value: e.value.clone(),
-        expire_at: e.expire_at,
-    };
+    let copied = Entry { value: e.value.clone(), expire_at: e.expire_at };
     let now = ctx.now;
     let dest = ctx.db_at(dst, target);
     if dest.get(dst, now).is_some() && !replace {
@@ -527,15 +477,9 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// SWAPDB on one shard; every shard swaps the same pair.
 pub fn swapdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let parse = |a: &[u8], what: &str| {
-        parse_i64(a)
-            .filter(|n| i32::try_from(*n).is_ok())
-            .ok_or_else(|| Reply::err(what))
-    };
-    let (a, b) = match (
-        parse(&args[1], "invalid first DB index"),
-        parse(&args[2], "invalid second DB index"),
-    ) {
+    let parse =
+        |a: &[u8], what: &str| parse_i64(a).filter(|n| i32::try_from(*n).is_ok()).ok_or_else(|| Reply::err(what));
+    let (a, b) = match (parse(&args[1], "invalid first DB index"), parse(&args[2], "invalid second DB index")) {
         (Err(e), _) | (_, Err(e)) => return e,
         (Ok(a), Ok(b)) => (a, b),
     };
@@ -567,16 +511,12 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(e) = object_lookup(ctx, args) else {
         return Reply::Nil;
     };
-    let shared =
-        matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+    let shared = matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
     Reply::Int(if shared { i32::MAX as i64 } else { 1 })
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
-    ctx.server
-        .config
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.contains("lfu"))
+    ctx.server.config.get("maxmemory-policy").is_some_and(|p| p.contains("lfu"))
 }
 
 /// No access clock is kept: every key reads as just used.
@@ -630,9 +570,7 @@ mod tests {
     use crate::server::Server;
 
     fn args(a: &[&str]) -> Vec<Bytes> {
-        a.iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect()
+        a.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
     fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
@@ -655,11 +593,7 @@ mod tests {
         exists(&mut ctx, &args(&["exists", "zz"]));
         assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (2, 2));
         let now = ctx.now;
-        ctx.db(b"old").set_with_expiry(
-            Bytes::from_static(b"old"),
-            Value::Str(Bytes::new()),
-            now - 1,
-        );
+        ctx.db(b"old").set_with_expiry(Bytes::from_static(b"old"), Value::Str(Bytes::new()), now - 1);
         assert_eq!(strings::get(&mut ctx, &args(&["get", "old"])), Reply::Nil);
         assert_eq!(stat(&st.expired_keys), 1);
         assert_eq!(stat(&st.keyspace_misses), 3);

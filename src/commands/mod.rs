@@ -21,8 +21,5 @@ use crate::protocol::Reply;
 
 /// Placeholder handler for table entries whose family has not landed yet.
 pub fn not_yet(_ctx: &mut Ctx, args: &[bytes::Bytes]) -> Reply {
-    Reply::err(format!(
-        "command '{}' is not implemented yet",
-        String::from_utf8_lossy(&args[0]).to_lowercase()
-    ))
+    Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))
 }

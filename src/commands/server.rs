@@ -10,9 +10,7 @@ mod command;
 mod docs_data;
 mod info;
 
-pub use command::{
-    command_count, command_docs, command_getkeys, command_help, command_info, command_list,
-};
+pub use command::{command_count, command_docs, command_getkeys, command_help, command_info, command_list};
 pub use info::{info_merge, info_shard};
 
 use super::table::ConnFn;
@@ -23,10 +21,7 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    Reply::err(format!(
-        "command '{}' is not implemented yet",
-        String::from_utf8_lossy(&args[0]).to_lowercase()
-    ))
+    Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))
 }
 
 /// The handler of a container command called without a subcommand
@@ -44,12 +39,7 @@ pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn merge_sum(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    Reply::Int(
-        replies
-            .iter()
-            .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
-            .sum(),
-    )
+    Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
 }
 
 /// FLUSHDB/FLUSHALL's optional mode: Some(true) for ASYNC.
@@ -69,11 +59,7 @@ fn flush(dbs: &mut [crate::storage::Db], asynchronous: bool) {
         dbs.iter_mut().for_each(|db| db.clear());
         return;
     }
-    let old: Vec<crate::storage::Db> = dbs
-        .iter_mut()
-        .filter(|db| !db.is_empty())
-        .map(|db| db.take())
-        .collect();
+    let old: Vec<crate::storage::Db> = dbs.iter_mut().filter(|db| !db.is_empty()).map(|db| db.take()).collect();
     if !old.is_empty() {
         std::thread::spawn(move || drop(old));
     }
@@ -107,10 +93,7 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     for a in &args[1..] {
         if eq_ic(a, "abort") {
             abort = true;
-        } else if !["nosave", "save", "now", "force"]
-            .iter()
-            .any(|k| eq_ic(a, k))
-        {
+        } else if !["nosave", "save", "now", "force"].iter().any(|k| eq_ic(a, k)) {
             return Reply::syntax_error();
         }
     }
@@ -128,13 +111,8 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn time(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Reply::Array(vec![
-        Reply::bulk(now.as_secs().to_string()),
-        Reply::bulk(now.subsec_micros().to_string()),
-    ])
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Reply::Array(vec![Reply::bulk(now.as_secs().to_string()), Reply::bulk(now.subsec_micros().to_string())])
 }
 
 pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
@@ -142,9 +120,7 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 fn mark_saved(ctx: &ConnCtx) {
-    ctx.server
-        .lastsave
-        .store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
 }
 
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
@@ -177,12 +153,7 @@ pub fn config_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             }
         }
     }
-    Reply::Map(
-        pairs
-            .into_iter()
-            .map(|(n, v)| (Reply::bulk_str(n), Reply::bulk(v)))
-            .collect(),
-    )
+    Reply::Map(pairs.into_iter().map(|(n, v)| (Reply::bulk_str(n), Reply::bulk(v))).collect())
 }
 
 pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
@@ -190,14 +161,8 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if !rest.len().is_multiple_of(2) {
         return Reply::syntax_error();
     }
-    let text: Vec<String> = rest
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let pairs: Vec<(&str, &str)> = text
-        .chunks(2)
-        .map(|p| (p[0].as_str(), p[1].as_str()))
-        .collect();
+    let text: Vec<String> = rest.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let pairs: Vec<(&str, &str)> = text.chunks(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
     match ctx.server.config.set_many(&pairs, false) {
         Ok(()) => Reply::ok(),
         Err(e) => Reply::err(e),
@@ -229,18 +194,12 @@ fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<(
     let mut out = String::new();
     for line in old.lines() {
         let word = line.split_whitespace().next().unwrap_or("");
-        let param = (!word.starts_with('#'))
-            .then(|| crate::config::find_param(word))
-            .flatten();
+        let param = (!word.starts_with('#')).then(|| crate::config::find_param(word)).flatten();
         match param {
             Some(p) => {
                 if !written.contains(&p.name) {
                     written.push(p.name);
-                    let v = values
-                        .iter()
-                        .find(|(n, _)| *n == p.name)
-                        .map(|(_, v)| v.as_str())
-                        .unwrap_or("");
+                    let v = values.iter().find(|(n, _)| *n == p.name).map(|(_, v)| v.as_str()).unwrap_or("");
                     out.push_str(&format_directive(p.name, v));
                 }
             }
@@ -252,9 +211,7 @@ fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<(
     }
     for (name, value) in &values {
         let p = crate::config::find_param(name);
-        let default = p
-            .map(|p| crate::config::normalize(p, p.default).unwrap_or_default())
-            .unwrap_or_default();
+        let default = p.map(|p| crate::config::normalize(p, p.default).unwrap_or_default()).unwrap_or_default();
         if !written.contains(name) && *value != default && *name != "dir" {
             out.push_str(&format_directive(name, value));
         }
@@ -265,14 +222,8 @@ fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<(
 }
 
 fn format_directive(name: &str, value: &str) -> String {
-    if value.is_empty()
-        || value.contains(['"', '\''])
-        || (value.contains(' ') && !is_multiword(name))
-    {
-        format!(
-            "{name} \"{}\"\n",
-            value.replace('\\', "\\\\").replace('"', "\\\"")
-        )
+    if value.is_empty() || value.contains(['"', '\'']) || (value.contains(' ') && !is_multiword(name)) {
+        format!("{name} \"{}\"\n", value.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         format!("{name} {value}\n")
     }
@@ -282,11 +233,7 @@ fn format_directive(name: &str, value: &str) -> String {
 fn is_multiword(name: &str) -> bool {
     matches!(
         name,
-        "save"
-            | "bind"
-            | "client-output-buffer-limit"
-            | "oom-score-adj-values"
-            | "latency-tracking-info-percentiles"
+        "save" | "bind" | "client-output-buffer-limit" | "oom-score-adj-values" | "latency-tracking-info-percentiles"
     )
 }
 

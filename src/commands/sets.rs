@@ -1,1 +1,443 @@
-//! Sets commands.
+//! Set commands (Redis 7.0's t_set.c), with its reply shapes and error texts.
+//!
+//! Multi-key reads (SINTER, SUNION, SDIFF, SINTERCARD) may see keys on
+//! several shards: each source is looked at through `ctx.db(key)` in turn, and
+//! only the smallest source (SINTER) or the result is copied.
+
+use super::Ctx;
+use crate::protocol::Reply;
+use crate::storage::{Set, Value};
+use crate::util::{eq_ic, glob_match, parse_i64};
+use bytes::Bytes;
+use rand::Rng;
+
+/// Most elements a random-member command with a negative count may reply
+/// with: a bound on the reply's memory that Redis lacks.
+pub const RANDOM_REPLY_MAX: u64 = 10_000_000;
+
+fn max_intset(ctx: &Ctx) -> usize {
+    usize::try_from(ctx.server.config.get_i64("set-max-intset-entries")).unwrap_or(0)
+}
+
+/// The set under `key`: None when missing, WRONGTYPE for another type.
+fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, Reply> {
+    let now = ctx.now;
+    match ctx.db(key).value(key, now) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
+    let now = ctx.now;
+    match ctx.db(key).value_mut(key, now) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some(s)),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+/// Deletes `key` when the set under it became empty (Redis never keeps one).
+fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
+    let now = ctx.now;
+    if matches!(ctx.db(key).value(key, now), Some(Value::Set(s)) if s.is_empty()) {
+        ctx.db(key).remove(key);
+        ctx.written(key, "del");
+    }
+}
+
+fn bulks(members: Vec<Bytes>) -> Vec<Reply> {
+    members.into_iter().map(Reply::Bulk).collect()
+}
+
+pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let max = max_intset(ctx);
+    let now = ctx.now;
+    let db = ctx.db(key);
+    match db.value(key, now) {
+        Some(Value::Set(_)) => {}
+        Some(_) => return Reply::wrong_type(),
+        None => db.set(key.clone(), Value::Set(Set::for_member(&args[2]))),
+    }
+    let Some(Value::Set(set)) = db.value_mut(key, now) else { return Reply::wrong_type() };
+    let added = args[2..].iter().filter(|m| set.insert(m, max)).count();
+    if added > 0 {
+        ctx.written(key, "sadd");
+    }
+    Reply::Int(added as i64)
+}
+
+pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let set = match write(ctx, key) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::Int(0),
+        Err(e) => return e,
+    };
+    let mut removed = 0;
+    for m in &args[2..] {
+        if set.remove(m) {
+            removed += 1;
+            if set.is_empty() {
+                break;
+            }
+        }
+    }
+    if removed > 0 {
+        ctx.written(key, "srem");
+        drop_if_empty(ctx, key);
+    }
+    Reply::Int(removed)
+}
+
+pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match read(ctx, &args[1]) {
+        Ok(Some(s)) => Reply::Set(bulks(s.members())),
+        Ok(None) => Reply::Set(vec![]),
+        Err(e) => e,
+    }
+}
+
+pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match read(ctx, &args[1]) {
+        Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&args[2])) as i64),
+        Err(e) => e,
+    }
+}
+
+pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match read(ctx, &args[1]) {
+        Ok(s) => Reply::Array(args[2..].iter().map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64)).collect()),
+        Err(e) => e,
+    }
+}
+
+pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match read(ctx, &args[1]) {
+        Ok(s) => Reply::Int(s.map_or(0, |s| s.len()) as i64),
+        Err(e) => e,
+    }
+}
+
+pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    if args.len() > 3 {
+        return Reply::syntax_error();
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match parse_i64(a) {
+            Some(n) if n >= 0 => Some(n as u64),
+            _ => return Reply::err("value is out of range, must be positive"),
+        },
+    };
+    let set = match write(ctx, key) {
+        Ok(Some(s)) => s,
+        Ok(None) => return if count.is_some() { Reply::Set(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let mut rng = rand::thread_rng();
+    let reply = match count {
+        None => {
+            let i = set.random_index(&mut rng).unwrap_or(0);
+            set.remove_at(i).map_or(Reply::Nil, Reply::Bulk)
+        }
+        Some(0) => return Reply::Set(vec![]),
+        Some(n) if n >= set.len() as u64 => {
+            let all = std::mem::take(set).members();
+            Reply::Set(bulks(all))
+        }
+        Some(n) => {
+            let mut out = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let Some(i) = set.random_index(&mut rng) else { break };
+                out.extend(set.remove_at(i).map(Reply::Bulk));
+            }
+            Reply::Set(out)
+        }
+    };
+    ctx.written(key, "spop");
+    drop_if_empty(ctx, key);
+    reply
+}
+
+pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() > 3 {
+        return Reply::syntax_error();
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match parse_i64(a) {
+            None => return Reply::not_integer(),
+            Some(i64::MIN) => {
+                return Reply::err(
+                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                )
+            }
+            Some(n) if n.unsigned_abs() > RANDOM_REPLY_MAX && n < 0 => return Reply::err("value is out of range"),
+            Some(n) => Some(n),
+        },
+    };
+    let set = match read(ctx, &args[1]) {
+        Ok(Some(s)) => s,
+        Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let mut rng = rand::thread_rng();
+    let Some(count) = count else {
+        return set.random_index(&mut rng).and_then(|i| set.member_at(i)).map_or(Reply::Nil, Reply::Bulk);
+    };
+    Reply::Array(random_members(set, count, &mut rng))
+}
+
+/// SRANDMEMBER's sampling: distinct members for a positive count, draws
+/// with repetition for a negative one.
+fn random_members(set: &Set, count: i64, rng: &mut impl Rng) -> Vec<Reply> {
+    let len = set.len();
+    if count >= 0 {
+        let n = count as u64;
+        if n >= len as u64 {
+            return bulks(set.members());
+        }
+        let picks = rand::seq::index::sample(rng, len, n as usize);
+        return picks.into_iter().filter_map(|i| set.member_at(i)).map(Reply::Bulk).collect();
+    }
+    (0..count.unsigned_abs().min(RANDOM_REPLY_MAX))
+        .filter_map(|_| set.member_at(rng.gen_range(0..len)))
+        .map(Reply::Bulk)
+        .collect()
+}
+
+pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (src, dst, member) = (&args[1], &args[2], &args[3]);
+    let now = ctx.now;
+    let src_has = match read(ctx, src) {
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(s)) => s.contains(member),
+        Err(e) => return e,
+    };
+    let dst_exists = match read(ctx, dst) {
+        Ok(d) => d.is_some(),
+        Err(e) => return e,
+    };
+    if src == dst || !src_has {
+        return Reply::Int(src_has as i64);
+    }
+    if let Ok(Some(s)) = write(ctx, src) {
+        s.remove(member);
+    }
+    ctx.written(src, "srem");
+    drop_if_empty(ctx, src);
+    let max = max_intset(ctx);
+    if !dst_exists {
+        ctx.db(dst).set(dst.clone(), Value::Set(Set::for_member(member)));
+    }
+    let added = match ctx.db(dst).value_mut(dst, now) {
+        Some(Value::Set(d)) => d.insert(member, max),
+        _ => false,
+    };
+    if added {
+        ctx.written(dst, "sadd");
+    }
+    Reply::Int(1)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// Type-checks every key (as Redis does before computing) and returns each
+/// key's cardinality, None for a missing key.
+fn sizes(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<usize>>, Reply> {
+    keys.iter().map(|k| read(ctx, k).map(|s| s.map(|s| s.len()))).collect()
+}
+
+/// The result of SINTER/SUNION/SDIFF over `keys`, built as Redis builds its
+/// temporary set (starting as an intset), so the encoding and, for an
+/// intset, the reply order match. `limit` stops an intersection early.
+fn compute(ctx: &mut Ctx, keys: &[Bytes], op: Op, limit: usize) -> Result<Set, Reply> {
+    let sizes = sizes(ctx, keys)?;
+    let max = max_intset(ctx);
+    let mut out = Set::default();
+    match op {
+        Op::Inter => {
+            if sizes.iter().any(|s| s.unwrap_or(0) == 0) {
+                return Ok(out);
+            }
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by_key(|&i| sizes[i]);
+            let mut cands = read(ctx, &keys[order[0]])?.map(|s| s.members()).unwrap_or_default();
+            for &i in &order[1..] {
+                let Some(s) = read(ctx, &keys[i])? else { return Ok(out) };
+                cands.retain(|m| s.contains(m));
+            }
+            for m in cands {
+                out.insert(&m, max);
+                if limit != 0 && out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Op::Union => {
+            for k in keys {
+                if let Some(s) = read(ctx, k)? {
+                    s.for_each(|m| {
+                        out.insert(m, max);
+                    });
+                }
+            }
+        }
+        Op::Diff => {
+            let Some(first) = read(ctx, &keys[0])? else { return Ok(out) };
+            let mut cands = first.members();
+            for k in &keys[1..] {
+                if cands.is_empty() {
+                    break;
+                }
+                if let Some(s) = read(ctx, k)? {
+                    cands.retain(|m| !s.contains(m));
+                }
+            }
+            for m in cands {
+                out.insert(&m, max);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_op(ctx: &mut Ctx, args: &[Bytes], op: Op) -> Reply {
+    match compute(ctx, &args[1..], op, 0) {
+        Ok(s) => Reply::Set(bulks(s.members())),
+        Err(e) => e,
+    }
+}
+
+fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op, event: &'static str) -> Reply {
+    let dst = &args[1];
+    let result = match compute(ctx, &args[2..], op, 0) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let n = result.len();
+    let now = ctx.now;
+    if n == 0 {
+        if ctx.db(dst).delete(dst, now) {
+            ctx.written(dst, "del");
+        }
+    } else {
+        ctx.db(dst).set(dst.clone(), Value::Set(result));
+        ctx.written(dst, event);
+    }
+    Reply::Int(n as i64)
+}
+
+pub fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Inter)
+}
+
+pub fn sunion(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Union)
+}
+
+pub fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Diff)
+}
+
+pub fn sinterstore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Inter, "sinterstore")
+}
+
+pub fn sunionstore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Union, "sunionstore")
+}
+
+pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Diff, "sdiffstore")
+}
+
+pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let numkeys = match parse_i64(&args[1]) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Reply::err("numkeys should be greater than 0"),
+    };
+    if numkeys > (args.len() - 2) as u64 {
+        return Reply::err("Number of keys can't be greater than number of args");
+    }
+    let end = 2 + numkeys as usize;
+    let mut limit = 0usize;
+    let mut j = end;
+    while j < args.len() {
+        if eq_ic(&args[j], "limit") && j + 1 < args.len() {
+            limit = match parse_i64(&args[j + 1]) {
+                Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return Reply::err("LIMIT can't be negative"),
+            };
+            j += 2;
+        } else {
+            return Reply::syntax_error();
+        }
+    }
+    match compute(ctx, &args[2..end], Op::Inter, limit) {
+        Ok(s) => Reply::Int(s.len() as i64),
+        Err(e) => e,
+    }
+}
+
+/// The options of SSCAN/HSCAN/ZSCAN after the cursor: (pattern, count).
+pub fn scan_options(args: &[Bytes]) -> Result<(Option<&[u8]>, usize), Reply> {
+    let mut pattern = None;
+    let mut count = 10usize;
+    let mut j = 0;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if eq_ic(&args[j], "count") && more {
+            match parse_i64(&args[j + 1]) {
+                None => return Err(Reply::not_integer()),
+                Some(n) if n < 1 => return Err(Reply::syntax_error()),
+                Some(n) => count = usize::try_from(n).unwrap_or(usize::MAX),
+            }
+        } else if eq_ic(&args[j], "match") && more {
+            let p = &args[j + 1][..];
+            // "*" matches everything: skip the matching work, as Redis does.
+            pattern = (p != b"*").then_some(p);
+        } else {
+            return Err(Reply::syntax_error());
+        }
+        j += 2;
+    }
+    Ok((pattern, count))
+}
+
+/// Parses a SCAN cursor as Redis's strtoul-based parser accepts it.
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    if arg.is_empty() || !arg.iter().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
+    let set = match read(ctx, &args[1]) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),
+        Err(e) => return e,
+    };
+    let (pattern, count) = match scan_options(&args[3..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let mut items = Vec::new();
+    let next = set.scan(cursor, count, |m| {
+        if pattern.is_none_or(|p| glob_match(p, &m, false)) {
+            items.push(Reply::Bulk(m));
+        }
+    });
+    Reply::Array(vec![Reply::bulk_str(&next.to_string()), Reply::Array(items)])
+}

@@ -35,9 +35,7 @@ fn check_len(ctx: &Ctx, size: u64, append: u64) -> Result<(), Reply> {
     let max = ctx.server.config.proto_max_bulk_len.load(Relaxed);
     match size.checked_add(append) {
         Some(total) if total <= i64::MAX as u64 && total as i64 <= max => Ok(()),
-        _ => Err(Reply::err(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        )),
+        _ => Err(Reply::err("string exceeds maximum allowed size (proto-max-bulk-len)")),
     }
 }
 
@@ -57,15 +55,10 @@ enum ExpireKind {
 
 impl ExpireKind {
     fn parse(a: &[u8]) -> Option<ExpireKind> {
-        [
-            ("ex", ExpireKind::Ex),
-            ("px", ExpireKind::Px),
-            ("exat", ExpireKind::ExAt),
-            ("pxat", ExpireKind::PxAt),
-        ]
-        .into_iter()
-        .find(|(name, _)| eq_ic(a, name))
-        .map(|(_, k)| k)
+        [("ex", ExpireKind::Ex), ("px", ExpireKind::Px), ("exat", ExpireKind::ExAt), ("pxat", ExpireKind::PxAt)]
+            .into_iter()
+            .find(|(name, _)| eq_ic(a, name))
+            .map(|(_, k)| k)
     }
 }
 
@@ -129,19 +122,8 @@ fn expire_ms(kind: ExpireKind, arg: &[u8], now: u64, cmd: &str) -> Result<u64, R
 }
 
 /// Redis's `setGenericCommand`. `replies` overrides the (ok, aborted) replies.
-fn set_generic(
-    ctx: &mut Ctx,
-    key: &Bytes,
-    val: &Bytes,
-    o: &SetOpts,
-    cmd: &str,
-    replies: Option<(i64, i64)>,
-) -> Reply {
-    let at = match o
-        .expire
-        .map(|(kind, arg)| expire_ms(kind, arg, ctx.now, cmd))
-        .transpose()
-    {
+fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, replies: Option<(i64, i64)>) -> Reply {
+    let at = match o.expire.map(|(kind, arg)| expire_ms(kind, arg, ctx.now, cmd)).transpose() {
         Ok(at) => at,
         Err(e) => return e,
     };
@@ -185,26 +167,17 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let o = SetOpts {
-        nx: true,
-        ..Default::default()
-    };
+    let o = SetOpts { nx: true, ..Default::default() };
     set_generic(ctx, &args[1], &args[2], &o, "setnx", Some((1, 0)))
 }
 
 pub fn setex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let o = SetOpts {
-        expire: Some((ExpireKind::Ex, &args[2])),
-        ..Default::default()
-    };
+    let o = SetOpts { expire: Some((ExpireKind::Ex, &args[2])), ..Default::default() };
     set_generic(ctx, &args[1], &args[3], &o, "setex", None)
 }
 
 pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let o = SetOpts {
-        expire: Some((ExpireKind::Px, &args[2])),
-        ..Default::default()
-    };
+    let o = SetOpts { expire: Some((ExpireKind::Px, &args[2])), ..Default::default() };
     set_generic(ctx, &args[1], &args[3], &o, "psetex", None)
 }
 
@@ -245,11 +218,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Err(err) => return err,
         },
     };
-    let at = match o
-        .expire
-        .map(|(kind, arg)| expire_ms(kind, arg, now, "getex"))
-        .transpose()
-    {
+    let at = match o.expire.map(|(kind, arg)| expire_ms(kind, arg, now, "getex")).transpose() {
         Ok(at) => at,
         Err(e) => return e,
     };
@@ -292,8 +261,7 @@ fn mset_arity(args: &[Bytes], name: &str) -> Result<(), Reply> {
 
 fn mset_all(ctx: &mut Ctx, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
-        ctx.db(&pair[0])
-            .set(pair[0].clone(), Value::Str(pair[1].clone()));
+        ctx.db(&pair[0]).set(pair[0].clone(), Value::Str(pair[1].clone()));
         ctx.written(&pair[0], "set");
     }
 }
@@ -406,9 +374,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// Appends in place when the buffer is not shared, so repeated APPENDs are
 /// amortized O(1) as in Redis.
 fn concat(old: Bytes, tail: &[u8], at: usize) -> Bytes {
-    let mut buf = old
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    let mut buf = old.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     if buf.len() < at {
         buf.resize(at, 0);
     }
@@ -424,10 +390,7 @@ fn concat(old: Bytes, tail: &[u8], at: usize) -> Bytes {
 fn take_str(ctx: &mut Ctx, key: &[u8]) -> Bytes {
     let now = ctx.now;
     match ctx.db(key).get_mut(key, now) {
-        Some(Entry {
-            value: Value::Str(s),
-            ..
-        }) => std::mem::take(s),
+        Some(Entry { value: Value::Str(s), .. }) => std::mem::take(s),
         _ => Bytes::new(),
     }
 }
@@ -550,9 +513,7 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let cells = (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1);
     let max = ctx.server.config.proto_max_bulk_len.load(Relaxed).max(0) as u64;
     if cells.saturating_mul(4) > max {
-        return Reply::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        );
+        return Reply::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
     }
     lcs_reply(&a, &b, cells as usize, &opts)
 }
@@ -569,9 +530,7 @@ fn parse_lcs_opts(args: &[Bytes]) -> Result<LcsOpts, Reply> {
         } else if eq_ic(a, "withmatchlen") {
             opts.withmatchlen = true;
         } else if eq_ic(a, "minmatchlen") && j + 1 < args.len() {
-            opts.minmatchlen = parse_i64(&args[j + 1])
-                .ok_or_else(Reply::not_integer)?
-                .max(0) as u64;
+            opts.minmatchlen = parse_i64(&args[j + 1]).ok_or_else(Reply::not_integer)?.max(0) as u64;
             j += 1;
         } else {
             return Err(Reply::syntax_error());

@@ -4,7 +4,7 @@
 //! the handler. Routing, arity checks, slot checks, `COMMAND` replies and the
 //! scripting rules all read this table; nothing else lists commands.
 
-use super::{connection as conn, keys, server as srv, strings as str_};
+use super::{connection as conn, hashes, keys, lists, server as srv, sets, strings as str_, zsets};
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -225,25 +225,8 @@ impl CommandSpec {
     }
 }
 
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: KeySpec,
-    group: Group,
-    exec: Exec,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group,
-        exec,
-        subcommands: &[],
-        summary: "",
-        since: "1.0.0",
-    }
+const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, group: Group, exec: Exec) -> CommandSpec {
+    CommandSpec { name, arity, flags, keys, group, exec, subcommands: &[], summary: "", since: "1.0.0" }
 }
 
 const fn container(
@@ -280,117 +263,25 @@ const fn nk(numkeys: usize) -> KeySpec {
 use Exec::{AllShards as All, Conn as C, Keyed as K, OneShard, Special as S};
 use Group as G;
 
-const NY: Exec = K(super::not_yet);
 
 // ---------------------------------------------------------------- connection
 static CLIENT_SUBS: &[CommandSpec] = &[
-    cmd(
-        "client|id",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_id),
-    ),
-    cmd(
-        "client|setname",
-        3,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_setname),
-    ),
-    cmd(
-        "client|getname",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_getname),
-    ),
-    cmd(
-        "client|setinfo",
-        4,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_setinfo),
-    ),
-    cmd(
-        "client|list",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_list),
-    ),
-    cmd(
-        "client|info",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_info),
-    ),
-    cmd(
-        "client|kill",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_kill),
-    ),
-    cmd(
-        "client|no-evict",
-        3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_no_evict),
-    ),
-    cmd(
-        "client|reply",
-        3,
-        NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        S,
-    ),
-    cmd(
-        "client|help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Connection,
-        C(conn::client_help),
-    ),
+    cmd("client|id", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_id)),
+    cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_setname)),
+    cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_getname)),
+    cmd("client|setinfo", 4, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_setinfo)),
+    cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_list)),
+    cmd("client|info", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_info)),
+    cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_kill)),
+    cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_no_evict)),
+    cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, S),
+    cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(conn::client_help)),
 ];
 
 static CONNECTION: &[CommandSpec] = &[
-    cmd(
-        "ping",
-        -1,
-        FAST | SENTINEL,
-        NOKEYS,
-        G::Connection,
-        C(conn::ping),
-    ),
-    cmd(
-        "echo",
-        2,
-        LOADING | STALE | FAST,
-        NOKEYS,
-        G::Connection,
-        C(conn::echo),
-    ),
-    cmd(
-        "quit",
-        -1,
-        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
-        NOKEYS,
-        G::Connection,
-        S,
-    ),
+    cmd("ping", -1, FAST | SENTINEL, NOKEYS, G::Connection, C(conn::ping)),
+    cmd("echo", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(conn::echo)),
+    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, S),
     cmd(
         "hello",
         -1,
@@ -407,223 +298,48 @@ static CONNECTION: &[CommandSpec] = &[
         G::Connection,
         C(conn::auth),
     ),
-    cmd(
-        "select",
-        2,
-        LOADING | STALE | FAST,
-        NOKEYS,
-        G::Connection,
-        C(conn::select),
-    ),
-    cmd(
-        "reset",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
-        NOKEYS,
-        G::Connection,
-        S,
-    ),
+    cmd("select", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(conn::select)),
+    cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, G::Connection, S),
     container("client", -2, SENTINEL, G::Connection, CLIENT_SUBS),
 ];
 
 // -------------------------------------------------------------------- server
 static CONFIG_SUBS: &[CommandSpec] = &[
-    cmd(
-        "config|get",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::config_get),
-    ),
-    cmd(
-        "config|set",
-        -4,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::config_set),
-    ),
-    cmd(
-        "config|resetstat",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::config_resetstat),
-    ),
-    cmd(
-        "config|rewrite",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::config_rewrite),
-    ),
-    cmd(
-        "config|help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::config_help),
-    ),
+    cmd("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_get)),
+    cmd("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_set)),
+    cmd("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_resetstat)),
+    cmd("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_rewrite)),
+    cmd("config|help", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::config_help)),
 ];
 
 static COMMAND_SUBS: &[CommandSpec] = &[
-    cmd(
-        "command|count",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_count),
-    ),
-    cmd(
-        "command|info",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_info),
-    ),
-    cmd(
-        "command|docs",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_docs),
-    ),
-    cmd(
-        "command|list",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_list),
-    ),
-    cmd(
-        "command|getkeys",
-        -4,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_getkeys),
-    ),
-    cmd(
-        "command|help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Server,
-        C(srv::command_help),
-    ),
+    cmd("command|count", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_count)),
+    cmd("command|info", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_info)),
+    cmd("command|docs", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_docs)),
+    cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_list)),
+    cmd("command|getkeys", -4, LOADING | STALE, NOKEYS, G::Server, C(srv::command_getkeys)),
+    cmd("command|help", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_help)),
 ];
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
-    cmd(
-        "cluster|keyslot",
-        3,
-        STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_keyslot),
-    ),
-    cmd(
-        "cluster|info",
-        2,
-        STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_info),
-    ),
-    cmd(
-        "cluster|help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_help),
-    ),
-    cmd(
-        "cluster|slots",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_disabled),
-    ),
-    cmd(
-        "cluster|shards",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_disabled),
-    ),
-    cmd(
-        "cluster|nodes",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_disabled),
-    ),
-    cmd(
-        "cluster|myid",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Cluster,
-        C(srv::cluster_disabled),
-    ),
+    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(srv::cluster_keyslot)),
+    cmd("cluster|info", 2, STALE, NOKEYS, G::Cluster, C(srv::cluster_info)),
+    cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_help)),
+    cmd("cluster|slots", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_disabled)),
+    cmd("cluster|shards", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_disabled)),
+    cmd("cluster|nodes", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_disabled)),
+    cmd("cluster|myid", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_disabled)),
 ];
 
 static SERVER: &[CommandSpec] = &[
-    cmd(
-        "info",
-        -1,
-        LOADING | STALE | SENTINEL,
-        NOKEYS,
-        G::Server,
-        All(srv::info_shard, srv::info_merge),
-    ),
+    cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(srv::info_shard, srv::info_merge)),
     container("command", -1, LOADING | STALE, G::Server, COMMAND_SUBS),
     container("config", -2, 0, G::Server, CONFIG_SUBS),
     container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS),
-    cmd(
-        "dbsize",
-        1,
-        READONLY | FAST,
-        NOKEYS,
-        G::Server,
-        All(srv::dbsize_shard, srv::merge_sum),
-    ),
-    cmd(
-        "flushdb",
-        -1,
-        WRITE,
-        NOKEYS,
-        G::Server,
-        All(srv::flushdb_shard, srv::merge_flush),
-    ),
-    cmd(
-        "flushall",
-        -1,
-        WRITE,
-        NOKEYS,
-        G::Server,
-        All(srv::flushall_shard, srv::merge_flush),
-    ),
-    cmd(
-        "time",
-        1,
-        LOADING | STALE | FAST,
-        NOKEYS,
-        G::Server,
-        C(srv::time),
-    ),
+    cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(srv::dbsize_shard, srv::merge_sum)),
+    cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(srv::flushdb_shard, srv::merge_flush)),
+    cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(srv::flushall_shard, srv::merge_flush)),
+    cmd("time", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(srv::time)),
     cmd(
         "shutdown",
         -1,
@@ -632,534 +348,170 @@ static SERVER: &[CommandSpec] = &[
         G::Server,
         C(srv::shutdown),
     ),
-    cmd(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        NOKEYS,
-        G::Server,
-        C(srv::lastsave),
-    ),
-    cmd(
-        "save",
-        1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        NOKEYS,
-        G::Server,
-        C(srv::save),
-    ),
-    cmd(
-        "bgsave",
-        -1,
-        ADMIN | NOSCRIPT,
-        NOKEYS,
-        G::Server,
-        C(srv::bgsave),
-    ),
+    cmd("lastsave", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(srv::lastsave)),
+    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, G::Server, C(srv::save)),
+    cmd("bgsave", -1, ADMIN | NOSCRIPT, NOKEYS, G::Server, C(srv::bgsave)),
 ];
 
 // ---------------------------------------------------------------------- keys
 static KEYS: &[CommandSpec] = &[
-    cmd(
-        "del",
-        -2,
-        WRITE | MULTI_SHARD,
-        KALL,
-        G::Generic,
-        K(keys::del),
-    ),
-    cmd(
-        "unlink",
-        -2,
-        WRITE | FAST | MULTI_SHARD,
-        KALL,
-        G::Generic,
-        K(keys::del),
-    ),
-    cmd(
-        "exists",
-        -2,
-        READONLY | FAST | MULTI_SHARD,
-        KALL,
-        G::Generic,
-        K(keys::exists),
-    ),
-    cmd(
-        "touch",
-        -2,
-        READONLY | FAST | MULTI_SHARD,
-        KALL,
-        G::Generic,
-        K(keys::touch),
-    ),
+    cmd("del", -2, WRITE | MULTI_SHARD, KALL, G::Generic, K(keys::del)),
+    cmd("unlink", -2, WRITE | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::del)),
+    cmd("exists", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::exists)),
+    cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::touch)),
     cmd("type", 2, READONLY | FAST, K1, G::Generic, K(keys::type_)),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(keys::expire)),
-    cmd(
-        "pexpire",
-        -3,
-        WRITE | FAST,
-        K1,
-        G::Generic,
-        K(keys::pexpire),
-    ),
-    cmd(
-        "expireat",
-        -3,
-        WRITE | FAST,
-        K1,
-        G::Generic,
-        K(keys::expireat),
-    ),
-    cmd(
-        "pexpireat",
-        -3,
-        WRITE | FAST,
-        K1,
-        G::Generic,
-        K(keys::pexpireat),
-    ),
+    cmd("pexpire", -3, WRITE | FAST, K1, G::Generic, K(keys::pexpire)),
+    cmd("expireat", -3, WRITE | FAST, K1, G::Generic, K(keys::expireat)),
+    cmd("pexpireat", -3, WRITE | FAST, K1, G::Generic, K(keys::pexpireat)),
     cmd("ttl", 2, READONLY | FAST, K1, G::Generic, K(keys::ttl)),
     cmd("pttl", 2, READONLY | FAST, K1, G::Generic, K(keys::pttl)),
-    cmd(
-        "expiretime",
-        2,
-        READONLY | FAST,
-        K1,
-        G::Generic,
-        K(keys::expiretime),
-    ),
-    cmd(
-        "pexpiretime",
-        2,
-        READONLY | FAST,
-        K1,
-        G::Generic,
-        K(keys::pexpiretime),
-    ),
+    cmd("expiretime", 2, READONLY | FAST, K1, G::Generic, K(keys::expiretime)),
+    cmd("pexpiretime", 2, READONLY | FAST, K1, G::Generic, K(keys::pexpiretime)),
     cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(keys::persist)),
-    cmd(
-        "keys",
-        2,
-        READONLY,
-        NOKEYS,
-        G::Generic,
-        All(keys::keys_shard, keys::keys_merge),
-    ),
-    cmd(
-        "scan",
-        -2,
-        READONLY,
-        NOKEYS,
-        G::Generic,
-        OneShard(keys::scan_route, keys::scan_shard, keys::scan_finish),
-    ),
-    cmd(
-        "randomkey",
-        1,
-        READONLY,
-        NOKEYS,
-        G::Generic,
-        All(keys::randomkey_shard, keys::randomkey_merge),
-    ),
+    cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys::keys_shard, keys::keys_merge)),
+    cmd("scan", -2, READONLY, NOKEYS, G::Generic, OneShard(keys::scan_route, keys::scan_shard, keys::scan_finish)),
+    cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(keys::randomkey_shard, keys::randomkey_merge)),
     cmd("rename", 3, WRITE, K12, G::Generic, K(keys::rename)),
-    cmd(
-        "renamenx",
-        3,
-        WRITE | FAST,
-        K12,
-        G::Generic,
-        K(keys::renamenx),
-    ),
+    cmd("renamenx", 3, WRITE | FAST, K12, G::Generic, K(keys::renamenx)),
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(keys::copy)),
     cmd("move", 3, WRITE | FAST, K1, G::Generic, K(keys::move_)),
-    cmd(
-        "swapdb",
-        3,
-        WRITE | FAST,
-        NOKEYS,
-        G::Server,
-        All(keys::swapdb_shard, keys::swapdb_merge),
-    ),
+    cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(keys::swapdb_shard, keys::swapdb_merge)),
     container("object", -2, 0, G::Generic, OBJECT_SUBS),
 ];
 
 const K2: KeySpec = k(2, 2, 1);
 static OBJECT_SUBS: &[CommandSpec] = &[
-    cmd(
-        "object|encoding",
-        3,
-        READONLY,
-        K2,
-        G::Generic,
-        K(keys::object_encoding),
-    ),
-    cmd(
-        "object|refcount",
-        3,
-        READONLY,
-        K2,
-        G::Generic,
-        K(keys::object_refcount),
-    ),
-    cmd(
-        "object|idletime",
-        3,
-        READONLY,
-        K2,
-        G::Generic,
-        K(keys::object_idletime),
-    ),
-    cmd(
-        "object|freq",
-        3,
-        READONLY,
-        K2,
-        G::Generic,
-        K(keys::object_freq),
-    ),
-    cmd(
-        "object|help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        G::Generic,
-        K(keys::object_help),
-    ),
+    cmd("object|encoding", 3, READONLY, K2, G::Generic, K(keys::object_encoding)),
+    cmd("object|refcount", 3, READONLY, K2, G::Generic, K(keys::object_refcount)),
+    cmd("object|idletime", 3, READONLY, K2, G::Generic, K(keys::object_idletime)),
+    cmd("object|freq", 3, READONLY, K2, G::Generic, K(keys::object_freq)),
+    cmd("object|help", 2, LOADING | STALE, NOKEYS, G::Generic, K(keys::object_help)),
 ];
 
 // ------------------------------------------------------------------- strings
 static STRINGS: &[CommandSpec] = &[
     cmd("get", 2, READONLY | FAST, K1, G::String, K(str_::get)),
     cmd("set", -3, WRITE | DENYOOM, K1, G::String, K(str_::set)),
-    cmd(
-        "setnx",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::setnx),
-    ),
+    cmd("setnx", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::setnx)),
     cmd("setex", 4, WRITE | DENYOOM, K1, G::String, K(str_::setex)),
     cmd("psetex", 4, WRITE | DENYOOM, K1, G::String, K(str_::psetex)),
-    cmd(
-        "getset",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::getset),
-    ),
+    cmd("getset", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::getset)),
     cmd("getdel", 2, WRITE | FAST, K1, G::String, K(str_::getdel)),
     cmd("getex", -2, WRITE | FAST, K1, G::String, K(str_::getex)),
-    cmd(
-        "mget",
-        -2,
-        READONLY | FAST | MULTI_SHARD,
-        KALL,
-        G::String,
-        K(str_::mget),
-    ),
-    cmd(
-        "mset",
-        -3,
-        WRITE | DENYOOM | MULTI_SHARD,
-        k(1, -1, 2),
-        G::String,
-        K(str_::mset),
-    ),
-    cmd(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        k(1, -1, 2),
-        G::String,
-        K(str_::msetnx),
-    ),
-    cmd(
-        "incr",
-        2,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::incr),
-    ),
-    cmd(
-        "decr",
-        2,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::decr),
-    ),
-    cmd(
-        "incrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::incrby),
-    ),
-    cmd(
-        "decrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::decrby),
-    ),
-    cmd(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::incrbyfloat),
-    ),
-    cmd(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        K1,
-        G::String,
-        K(str_::append),
-    ),
+    cmd("mget", -2, READONLY | FAST | MULTI_SHARD, KALL, G::String, K(str_::mget)),
+    cmd("mset", -3, WRITE | DENYOOM | MULTI_SHARD, k(1, -1, 2), G::String, K(str_::mset)),
+    cmd("msetnx", -3, WRITE | DENYOOM, k(1, -1, 2), G::String, K(str_::msetnx)),
+    cmd("incr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incr)),
+    cmd("decr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(str_::decr)),
+    cmd("incrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incrby)),
+    cmd("decrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::decrby)),
+    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incrbyfloat)),
+    cmd("append", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::append)),
     cmd("strlen", 2, READONLY | FAST, K1, G::String, K(str_::strlen)),
     cmd("getrange", 4, READONLY, K1, G::String, K(str_::getrange)),
     cmd("substr", 4, READONLY, K1, G::String, K(str_::getrange)),
-    cmd(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        K1,
-        G::String,
-        K(str_::setrange),
-    ),
+    cmd("setrange", 4, WRITE | DENYOOM, K1, G::String, K(str_::setrange)),
     cmd("lcs", -3, READONLY, K12, G::String, K(str_::lcs)),
 ];
 
 // ----------------------------------------------------------------- scripting
 static SCRIPT_SUBS: &[CommandSpec] = &[
     cmd("script|load", 3, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
-    cmd(
-        "script|exists",
-        -3,
-        NOSCRIPT | STALE,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "script|flush",
-        -2,
-        NOSCRIPT | STALE,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "script|kill",
-        2,
-        NOSCRIPT | ALLOW_BUSY,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
+    cmd("script|exists", -3, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
+    cmd("script|flush", -2, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
+    cmd("script|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
     cmd("script|help", 2, LOADING | STALE, NOKEYS, G::Scripting, S),
 ];
 
 static FUNCTION_SUBS: &[CommandSpec] = &[
-    cmd(
-        "function|load",
-        -3,
-        WRITE | DENYOOM | NOSCRIPT,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "function|delete",
-        3,
-        WRITE | NOSCRIPT,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "function|flush",
-        -2,
-        WRITE | NOSCRIPT,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
+    cmd("function|load", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, G::Scripting, S),
+    cmd("function|delete", 3, WRITE | NOSCRIPT, NOKEYS, G::Scripting, S),
+    cmd("function|flush", -2, WRITE | NOSCRIPT, NOKEYS, G::Scripting, S),
     cmd("function|list", -2, NOSCRIPT, NOKEYS, G::Scripting, S),
     cmd("function|dump", 2, NOSCRIPT, NOKEYS, G::Scripting, S),
-    cmd(
-        "function|restore",
-        -3,
-        WRITE | DENYOOM | NOSCRIPT,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "function|stats",
-        2,
-        NOSCRIPT | ALLOW_BUSY,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "function|kill",
-        2,
-        NOSCRIPT | ALLOW_BUSY,
-        NOKEYS,
-        G::Scripting,
-        S,
-    ),
+    cmd("function|restore", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, G::Scripting, S),
+    cmd("function|stats", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
+    cmd("function|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
     cmd("function|help", 2, LOADING | STALE, NOKEYS, G::Scripting, S),
 ];
 
 static SCRIPTING: &[CommandSpec] = &[
-    cmd(
-        "eval",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "evalsha",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "eval_ro",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "evalsha_ro",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "fcall",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
-    cmd(
-        "fcall_ro",
-        -3,
-        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
-        nk(2),
-        G::Scripting,
-        S,
-    ),
+    cmd("eval", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("evalsha", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
+    cmd("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
+    cmd("fcall", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
+    cmd("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
     container("script", -2, 0, G::Scripting, SCRIPT_SUBS),
     container("function", -2, 0, G::Scripting, FUNCTION_SUBS),
 ];
 
 // --------------------------------------------------------------------- lists
 static LISTS: &[CommandSpec] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, NY),
-    cmd("lpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("rpop", -2, WRITE | FAST, K1, G::List, NY),
-    cmd("llen", 2, READONLY | FAST, K1, G::List, NY),
-    cmd("lrange", 4, READONLY, K1, G::List, NY),
-    cmd("lindex", 3, READONLY, K1, G::List, NY),
-    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lrem", 4, WRITE, K1, G::List, NY),
-    cmd("ltrim", 4, WRITE, K1, G::List, NY),
-    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, NY),
-    cmd("lpos", -3, READONLY, K1, G::List, NY),
-    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, NY),
-    cmd("lmpop", -4, WRITE, nk(1), G::List, NY),
-    cmd(
-        "blpop",
-        -3,
-        WRITE | BLOCKING | MULTI_SHARD,
-        k(1, -2, 1),
-        G::List,
-        S,
-    ),
-    cmd(
-        "brpop",
-        -3,
-        WRITE | BLOCKING | MULTI_SHARD,
-        k(1, -2, 1),
-        G::List,
-        S,
-    ),
-    cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
-    cmd("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
-    cmd(
-        "blmpop",
-        -5,
-        WRITE | BLOCKING | MULTI_SHARD,
-        nk(2),
-        G::List,
-        S,
-    ),
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpush)),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpush)),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::lpushx)),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lists::rpushx)),
+    cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lists::lpop)),
+    cmd("rpop", -2, WRITE | FAST, K1, G::List, K(lists::rpop)),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(lists::llen)),
+    cmd("lrange", 4, READONLY, K1, G::List, K(lists::lrange)),
+    cmd("lindex", 3, READONLY, K1, G::List, K(lists::lindex)),
+    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lists::lset)),
+    cmd("lrem", 4, WRITE, K1, G::List, K(lists::lrem)),
+    cmd("ltrim", 4, WRITE, K1, G::List, K(lists::ltrim)),
+    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, K(lists::linsert)),
+    cmd("lpos", -3, READONLY, K1, G::List, K(lists::lpos)),
+    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, K(lists::lmove)),
+    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, K(lists::rpoplpush)),
+    cmd("lmpop", -4, WRITE, nk(1), G::List, K(lists::lmpop)),
+    cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
+    cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
+    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S),
+    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S),
+    cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, S),
 ];
 
 // -------------------------------------------------------------------- hashes
 static HASHES: &[CommandSpec] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hget", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hgetall", 2, READONLY, K1, G::Hash, NY),
-    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, NY),
-    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hkeys", 2, READONLY, K1, G::Hash, NY),
-    cmd("hvals", 2, READONLY, K1, G::Hash, NY),
-    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, NY),
-    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, NY),
-    cmd("hrandfield", -2, READONLY, K1, G::Hash, NY),
-    cmd("hscan", -3, READONLY, K1, G::Hash, NY),
+    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hset)),
+    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hsetnx)),
+    cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hashes::hget)),
+    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hmset)),
+    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hashes::hmget)),
+    cmd("hgetall", 2, READONLY, K1, G::Hash, K(hashes::hgetall)),
+    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hashes::hdel)),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hashes::hexists)),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hashes::hlen)),
+    cmd("hkeys", 2, READONLY, K1, G::Hash, K(hashes::hkeys)),
+    cmd("hvals", 2, READONLY, K1, G::Hash, K(hashes::hvals)),
+    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrby)),
+    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hashes::hincrbyfloat)),
+    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hashes::hstrlen)),
+    cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hashes::hrandfield)),
+    cmd("hscan", -3, READONLY, K1, G::Hash, K(hashes::hscan)),
 ];
 
 // ---------------------------------------------------------------------- sets
 static SETS: &[CommandSpec] = &[
-    cmd("sadd", -3, WRITE | DENYOOM | FAST, K1, G::Set, NY),
-    cmd("srem", -3, WRITE | FAST, K1, G::Set, NY),
-    cmd("smembers", 2, READONLY, K1, G::Set, NY),
-    cmd("sismember", 3, READONLY | FAST, K1, G::Set, NY),
-    cmd("smismember", -3, READONLY | FAST, K1, G::Set, NY),
-    cmd("scard", 2, READONLY | FAST, K1, G::Set, NY),
-    cmd("spop", -2, WRITE | FAST, K1, G::Set, NY),
-    cmd("srandmember", -2, READONLY, K1, G::Set, NY),
-    cmd("smove", 4, WRITE | FAST, K12, G::Set, NY),
-    cmd("sinter", -2, READONLY | MULTI_SHARD, KALL, G::Set, NY),
-    cmd("sintercard", -3, READONLY | MULTI_SHARD, nk(1), G::Set, NY),
-    cmd("sunion", -2, READONLY | MULTI_SHARD, KALL, G::Set, NY),
-    cmd("sdiff", -2, READONLY | MULTI_SHARD, KALL, G::Set, NY),
-    cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, NY),
-    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, NY),
-    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, NY),
-    cmd("sscan", -3, READONLY, K1, G::Set, NY),
+    cmd("sadd", -3, WRITE | DENYOOM | FAST, K1, G::Set, K(sets::sadd)),
+    cmd("srem", -3, WRITE | FAST, K1, G::Set, K(sets::srem)),
+    cmd("smembers", 2, READONLY, K1, G::Set, K(sets::smembers)),
+    cmd("sismember", 3, READONLY | FAST, K1, G::Set, K(sets::sismember)),
+    cmd("smismember", -3, READONLY | FAST, K1, G::Set, K(sets::smismember)),
+    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(sets::scard)),
+    cmd("spop", -2, WRITE | FAST, K1, G::Set, K(sets::spop)),
+    cmd("srandmember", -2, READONLY, K1, G::Set, K(sets::srandmember)),
+    cmd("smove", 4, WRITE | FAST, K12, G::Set, K(sets::smove)),
+    cmd("sinter", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sets::sinter)),
+    cmd("sintercard", -3, READONLY | MULTI_SHARD, nk(1), G::Set, K(sets::sintercard)),
+    cmd("sunion", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sets::sunion)),
+    cmd("sdiff", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sets::sdiff)),
+    cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sets::sinterstore)),
+    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sets::sunionstore)),
+    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sets::sdiffstore)),
+    cmd("sscan", -3, READONLY, K1, G::Set, K(sets::sscan)),
 ];
 
 // --------------------------------------------------------------- sorted sets
@@ -1173,116 +525,48 @@ fn store_numkeys_keys(args: &[Bytes]) -> Vec<usize> {
     }
     out
 }
-const STORE_NK: KeySpec = KeySpec::Custom {
-    find: store_numkeys_keys,
-    legacy: (1, 1, 1),
-};
+const STORE_NK: KeySpec = KeySpec::Custom { find: store_numkeys_keys, legacy: (1, 1, 1) };
 
 static ZSETS: &[CommandSpec] = &[
-    cmd("zadd", -4, WRITE | DENYOOM | FAST, K1, G::SortedSet, NY),
-    cmd("zrem", -3, WRITE | FAST, K1, G::SortedSet, NY),
-    cmd("zscore", 3, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zmscore", -3, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST, K1, G::SortedSet, NY),
-    cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zrank", 3, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zrevrank", 3, READONLY | FAST, K1, G::SortedSet, NY),
-    cmd("zrange", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zrangestore", -5, WRITE | DENYOOM, K12, G::SortedSet, NY),
-    cmd("zrangebyscore", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zrevrangebyscore", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zrangebylex", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zrevrangebylex", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zrevrange", -4, READONLY, K1, G::SortedSet, NY),
-    cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, NY),
-    cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, NY),
-    cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, NY),
-    cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, NY),
-    cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, NY),
-    cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, NY),
-    cmd("zrandmember", -2, READONLY, K1, G::SortedSet, NY),
-    cmd(
-        "zunionstore",
-        -4,
-        WRITE | DENYOOM,
-        STORE_NK,
-        G::SortedSet,
-        NY,
-    ),
-    cmd(
-        "zinterstore",
-        -4,
-        WRITE | DENYOOM,
-        STORE_NK,
-        G::SortedSet,
-        NY,
-    ),
-    cmd(
-        "zdiffstore",
-        -4,
-        WRITE | DENYOOM,
-        STORE_NK,
-        G::SortedSet,
-        NY,
-    ),
-    cmd(
-        "zunion",
-        -3,
-        READONLY | MULTI_SHARD,
-        nk(1),
-        G::SortedSet,
-        NY,
-    ),
-    cmd(
-        "zinter",
-        -3,
-        READONLY | MULTI_SHARD,
-        nk(1),
-        G::SortedSet,
-        NY,
-    ),
-    cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, NY),
-    cmd(
-        "zintercard",
-        -3,
-        READONLY | MULTI_SHARD,
-        nk(1),
-        G::SortedSet,
-        NY,
-    ),
-    cmd("zscan", -3, READONLY, K1, G::SortedSet, NY),
-    cmd(
-        "bzpopmin",
-        -3,
-        WRITE | BLOCKING | FAST | MULTI_SHARD,
-        k(1, -2, 1),
-        G::SortedSet,
-        S,
-    ),
-    cmd(
-        "bzpopmax",
-        -3,
-        WRITE | BLOCKING | FAST | MULTI_SHARD,
-        k(1, -2, 1),
-        G::SortedSet,
-        S,
-    ),
-    cmd(
-        "bzmpop",
-        -5,
-        WRITE | BLOCKING | MULTI_SHARD,
-        nk(2),
-        G::SortedSet,
-        S,
-    ),
+    cmd("zadd", -4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zsets::zadd)),
+    cmd("zrem", -3, WRITE | FAST, K1, G::SortedSet, K(zsets::zrem)),
+    cmd("zscore", 3, READONLY | FAST, K1, G::SortedSet, K(zsets::zscore)),
+    cmd("zmscore", -3, READONLY | FAST, K1, G::SortedSet, K(zsets::zmscore)),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zsets::zincrby)),
+    cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, K(zsets::zcard)),
+    cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, K(zsets::zcount)),
+    cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, K(zsets::zlexcount)),
+    cmd("zrank", 3, READONLY | FAST, K1, G::SortedSet, K(zsets::zrank)),
+    cmd("zrevrank", 3, READONLY | FAST, K1, G::SortedSet, K(zsets::zrevrank)),
+    cmd("zrange", -4, READONLY, K1, G::SortedSet, K(zsets::zrange)),
+    cmd("zrangestore", -5, WRITE | DENYOOM, K12, G::SortedSet, K(zsets::zrangestore)),
+    cmd("zrangebyscore", -4, READONLY, K1, G::SortedSet, K(zsets::zrangebyscore)),
+    cmd("zrevrangebyscore", -4, READONLY, K1, G::SortedSet, K(zsets::zrevrangebyscore)),
+    cmd("zrangebylex", -4, READONLY, K1, G::SortedSet, K(zsets::zrangebylex)),
+    cmd("zrevrangebylex", -4, READONLY, K1, G::SortedSet, K(zsets::zrevrangebylex)),
+    cmd("zrevrange", -4, READONLY, K1, G::SortedSet, K(zsets::zrevrange)),
+    cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, K(zsets::zremrangebyscore)),
+    cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, K(zsets::zremrangebyrank)),
+    cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, K(zsets::zremrangebylex)),
+    cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, K(zsets::zpopmin)),
+    cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, K(zsets::zpopmax)),
+    cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, K(zsets::zmpop)),
+    cmd("zrandmember", -2, READONLY, K1, G::SortedSet, K(zsets::zrandmember)),
+    cmd("zunionstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zsets::zunionstore)),
+    cmd("zinterstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zsets::zinterstore)),
+    cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zsets::zdiffstore)),
+    cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zunion)),
+    cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zinter)),
+    cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zdiff)),
+    cmd("zintercard", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zsets::zintercard)),
+    cmd("zscan", -3, READONLY, K1, G::SortedSet, K(zsets::zscan)),
+    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
+    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
+    cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S),
 ];
 
 /// Every family's entries. Adding a command means adding one line above.
-static FAMILIES: &[&[CommandSpec]] = &[
-    CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS,
-];
+static FAMILIES: &[&[CommandSpec]] = &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]
@@ -1303,22 +587,10 @@ fn index() -> &'static Index {
         let mut by_name = HashMap::new();
         for family in FAMILIES {
             for spec in family.iter() {
-                by_name.insert(
-                    spec.name,
-                    Command {
-                        id: all.len(),
-                        spec,
-                    },
-                );
+                by_name.insert(spec.name, Command { id: all.len(), spec });
                 all.push(spec);
                 for sub in spec.subcommands {
-                    by_name.insert(
-                        sub.name,
-                        Command {
-                            id: all.len(),
-                            spec: sub,
-                        },
-                    );
+                    by_name.insert(sub.name, Command { id: all.len(), spec: sub });
                     all.push(sub);
                 }
             }
@@ -1360,11 +632,7 @@ pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<Command> {
     name.push('|');
     name.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
     let cmd = index().by_name.get(name.as_str()).copied()?;
-    parent
-        .subcommands
-        .iter()
-        .any(|s| std::ptr::eq(s, cmd.spec))
-        .then_some(cmd)
+    parent.subcommands.iter().any(|s| std::ptr::eq(s, cmd.spec)).then_some(cmd)
 }
 
 /// Resolves `args` to the command that runs: the subcommand for containers.
@@ -1415,11 +683,7 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
         shown.push_str(&truncate_for_error(a));
         shown.push_str("' ");
     }
-    Reply::err(format!(
-        "unknown command '{}', with args beginning with: {}",
-        truncate_for_error(&args[0]),
-        shown
-    ))
+    Reply::err(format!("unknown command '{}', with args beginning with: {}", truncate_for_error(&args[0]), shown))
 }
 
 #[cfg(test)]
@@ -1437,21 +701,9 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        let args: Vec<Bytes> = ["mset", "a", "1", "b", "2"]
-            .iter()
-            .map(|s| Bytes::from(*s))
-            .collect();
-        assert_eq!(
-            lookup(b"MSET").unwrap().spec.key_positions(&args),
-            vec![1, 3]
-        );
-        let args: Vec<Bytes> = ["eval", "s", "2", "a", "b", "x"]
-            .iter()
-            .map(|s| Bytes::from(*s))
-            .collect();
-        assert_eq!(
-            lookup(b"eval").unwrap().spec.key_positions(&args),
-            vec![3, 4]
-        );
+        let args: Vec<Bytes> = ["mset", "a", "1", "b", "2"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(lookup(b"MSET").unwrap().spec.key_positions(&args), vec![1, 3]);
+        let args: Vec<Bytes> = ["eval", "s", "2", "a", "b", "x"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(lookup(b"eval").unwrap().spec.key_positions(&args), vec![3, 4]);
     }
 }

@@ -109,12 +109,7 @@ impl ClientRegistry {
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),
             last_cmd: AtomicUsize::new(usize::MAX),
-            meta: Mutex::new(ClientMeta {
-                resp: 2,
-                user: "default".into(),
-                multi: -1,
-                ..Default::default()
-            }),
+            meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
         });

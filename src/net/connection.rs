@@ -21,25 +21,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    server
-        .stats
-        .connections_received
-        .fetch_add(1, Ordering::Relaxed);
+    server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
     if !server.clients.admit(maxclients) {
-        server
-            .stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     }
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let info = server.clients.register(peer.to_string(), laddr, fd);
     let mut conn = Connection::new(server.clone(), stream, info.clone());
@@ -90,9 +79,7 @@ impl Connection {
     async fn serve(&mut self) {
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
-            if self.server.shutting_down.load(Ordering::SeqCst)
-                || self.client.info.killed.load(Ordering::Acquire)
-            {
+            if self.server.shutting_down.load(Ordering::SeqCst) || self.client.info.killed.load(Ordering::Acquire) {
                 break;
             }
             if self.inbuf.capacity() - self.inbuf.len() < 4096 {
@@ -106,23 +93,13 @@ impl Connection {
             match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    self.server
-                        .stats
-                        .net_input_bytes
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
             let mut proto_error = None;
-            let max_bulk = self
-                .server
-                .config
-                .proto_max_bulk_len
-                .load(Ordering::Relaxed);
+            let max_bulk = self.server.config.proto_max_bulk_len.load(Ordering::Relaxed);
             loop {
-                match self
-                    .parser
-                    .parse(&mut self.inbuf, max_bulk, self.client.authenticated)
-                {
+                match self.parser.parse(&mut self.inbuf, max_bulk, self.client.authenticated) {
                     Ok(Some(args)) if args.is_empty() => continue,
                     Ok(Some(args)) => batch.push(args),
                     Ok(None) => break,
@@ -133,10 +110,7 @@ impl Connection {
                 }
             }
             if !batch.is_empty() {
-                self.client
-                    .info
-                    .last_active
-                    .store(crate::storage::now_ms(), Ordering::Relaxed);
+                self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
                 self.execute_batch(&batch).await;
                 batch.clear();
             }
@@ -161,10 +135,7 @@ impl Connection {
             return true;
         }
         let ok = self.stream.write_all(&self.out).await.is_ok();
-        self.server
-            .stats
-            .net_output_bytes
-            .fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::with_capacity(16 * 1024);
@@ -191,9 +162,7 @@ impl Connection {
             Err(reply) => return Plan::Done(reply),
         };
         if !self.client.authenticated && !cmd.spec.has(flags::NO_AUTH) {
-            self.server.stats.commands[cmd.id]
-                .rejected
-                .fetch_add(1, Ordering::Relaxed);
+            self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
             return Plan::Done(Reply::error("NOAUTH Authentication required."));
         }
         match cmd.spec.exec {
@@ -217,9 +186,7 @@ impl Connection {
                 continue;
             }
             if !cmd.spec.has(flags::MULTI_SHARD) {
-                self.server.stats.commands[cmd.id]
-                    .rejected
-                    .fetch_add(1, Ordering::Relaxed);
+                self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
                 return Plan::Done(Reply::crossslot());
             }
             let shard = crate::shard::slot::slot_shard(slot, shards.len());
@@ -294,8 +261,7 @@ impl Connection {
                     let server = self.server.clone();
                     let reply = match server.shards.lock_many(&ids, server.busy_threshold()).await {
                         Ok(mut guards) => {
-                            let mut refs: Vec<&mut ShardData> =
-                                guards.iter_mut().map(|g| &mut **g).collect();
+                            let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                             self.run_keyed(cmd, &batch[i], &mut refs)
                         }
                         Err(busy) => busy.reply(),
@@ -318,13 +284,7 @@ impl Connection {
             return Reply::err("internal routing error");
         };
         let start = Instant::now();
-        let mut ctx = Ctx::new(
-            &self.server,
-            shards,
-            self.client.db,
-            self.client.resp,
-            self.client.id(),
-        );
+        let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
         let reply = f(&mut ctx, args);
         self.count(cmd, start, &reply);
         reply
@@ -335,8 +295,7 @@ impl Connection {
         stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         let s = &stats.commands[cmd.id];
         s.calls.fetch_add(1, Ordering::Relaxed);
-        s.usec
-            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        s.usec.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         if reply.is_error() {
             s.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -352,10 +311,7 @@ impl Connection {
         let threshold = server.busy_threshold();
         let reply = match cmd.spec.exec {
             Exec::Conn(f) => {
-                let mut ctx = ConnCtx {
-                    server: &server,
-                    client: &mut self.client,
-                };
+                let mut ctx = ConnCtx { server: &server, client: &mut self.client };
                 f(&mut ctx, args)
             }
             Exec::AllShards(run, merge) => {
@@ -364,13 +320,8 @@ impl Connection {
                     match shard.lock(threshold, false).await {
                         Ok(mut g) => {
                             let mut one = [&mut *g];
-                            let mut ctx = Ctx::new(
-                                &server,
-                                &mut one,
-                                self.client.db,
-                                self.client.resp,
-                                self.client.id(),
-                            );
+                            let mut ctx =
+                                Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
                             replies.push(run(&mut ctx, args));
                         }
                         Err(busy) => {
@@ -383,37 +334,23 @@ impl Connection {
                 match replies.iter().find(|r| r.is_error()) {
                     Some(e) => e.clone(),
                     None => {
-                        let mut ctx = ConnCtx {
-                            server: &server,
-                            client: &mut self.client,
-                        };
+                        let mut ctx = ConnCtx { server: &server, client: &mut self.client };
                         merge(&mut ctx, args, replies)
                     }
                 }
             }
             Exec::OneShard(route, run, finish) => {
-                let ctx = ConnCtx {
-                    server: &server,
-                    client: &mut self.client,
-                };
+                let ctx = ConnCtx { server: &server, client: &mut self.client };
                 match route(&ctx, args) {
                     Err(e) => e,
                     Ok(id) => match server.shards.get(id).lock(threshold, false).await {
                         Ok(mut g) => {
                             let mut one = [&mut *g];
-                            let mut ctx = Ctx::new(
-                                &server,
-                                &mut one,
-                                self.client.db,
-                                self.client.resp,
-                                self.client.id(),
-                            );
+                            let mut ctx =
+                                Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
                             let r = run(&mut ctx, args);
                             drop(g);
-                            let ctx = ConnCtx {
-                                server: &server,
-                                client: &mut self.client,
-                            };
+                            let ctx = ConnCtx { server: &server, client: &mut self.client };
                             finish(&ctx, args, id, r)
                         }
                         Err(busy) => busy.reply(),
@@ -423,10 +360,7 @@ impl Connection {
             Exec::Special => self.run_special(cmd, args).await,
             Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
                 Some(f) => {
-                    let mut ctx = ConnCtx {
-                        server: &server,
-                        client: &mut self.client,
-                    };
+                    let mut ctx = ConnCtx { server: &server, client: &mut self.client };
                     f(&mut ctx, args)
                 }
                 None => Reply::wrong_arity(cmd.spec.name),
@@ -456,13 +390,8 @@ impl Connection {
             _ if cmd.spec.group == crate::commands::Group::Scripting => {
                 crate::scripting::special(self, cmd, args).await
             }
-            _ if cmd.spec.has(flags::BLOCKING) => {
-                crate::commands::blocking::special(self, cmd, args).await
-            }
-            _ => Reply::err(format!(
-                "command '{}' is not implemented yet",
-                cmd.spec.name
-            )),
+            _ if cmd.spec.has(flags::BLOCKING) => crate::commands::blocking::special(self, cmd, args).await,
+            _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
         }
     }
 }

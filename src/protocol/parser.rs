@@ -173,12 +173,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && is_hex(line[i + 2])
-                    && is_hex(line[i + 3])
-                {
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -292,22 +287,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            parse_all(b"*1\r\n+x\r\n").unwrap_err().0,
-            "ERR Protocol error: expected '$', got '+'"
-        );
-        assert_eq!(
-            parse_all(b"*x\r\n").unwrap_err().0,
-            "ERR Protocol error: invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$-2\r\n").unwrap_err().0,
-            "ERR Protocol error: invalid bulk length"
-        );
-        assert_eq!(
-            parse_all(b"set \"a\r\n").unwrap_err().0,
-            "ERR Protocol error: unbalanced quotes in request"
-        );
+        assert_eq!(parse_all(b"*1\r\n+x\r\n").unwrap_err().0, "ERR Protocol error: expected '$', got '+'");
+        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n$-2\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
+        assert_eq!(parse_all(b"set \"a\r\n").unwrap_err().0, "ERR Protocol error: unbalanced quotes in request");
     }
 
     #[test]
@@ -318,13 +301,7 @@ mod tests {
         for _ in 0..20_000 {
             let len = rng.gen_range(0..64);
             let input: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.gen_bool(0.85) {
-                        alphabet[rng.gen_range(0..alphabet.len())]
-                    } else {
-                        rng.gen()
-                    }
-                })
+                .map(|_| if rng.gen_bool(0.85) { alphabet[rng.gen_range(0..alphabet.len())] } else { rng.gen() })
                 .collect();
             let mut p = RequestParser::new();
             let mut buf = BytesMut::new();
@@ -351,17 +328,8 @@ mod tests {
 
     #[test]
     fn strict_header_integers() {
-        assert_eq!(
-            parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0,
-            "ERR Protocol error: invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0,
-            "ERR Protocol error: invalid bulk length"
-        );
-        assert!(parse_all(b"*-1\r\n*0\r\n")
-            .unwrap()
-            .iter()
-            .all(|c| c.is_empty()));
+        assert_eq!(parse_all(b"*+1\r\n$1\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n$01\r\nx\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
+        assert!(parse_all(b"*-1\r\n*0\r\n").unwrap().iter().all(|c| c.is_empty()));
     }
 }

@@ -15,8 +15,5 @@ pub async fn special(
     cmd: crate::commands::table::Command,
     _args: &[bytes::Bytes],
 ) -> crate::protocol::Reply {
-    crate::protocol::Reply::err(format!(
-        "command '{}' is not implemented yet",
-        cmd.spec.name
-    ))
+    crate::protocol::Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
 }

@@ -137,13 +137,7 @@ impl Db {
         match self.map.get_mut(&key[..]) {
             Some(e) => e.value = value,
             None => {
-                self.map.insert(
-                    key,
-                    Entry {
-                        value,
-                        expire_at: 0,
-                    },
-                );
+                self.map.insert(key, Entry { value, expire_at: 0 });
             }
         }
     }
@@ -241,11 +235,7 @@ impl Db {
     /// (not yet visited): so every key present for the whole scan is returned
     /// at least once, which is SCAN's guarantee.
     pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&Bytes, &Entry)) -> usize {
-        let mut next = if pos == 0 {
-            self.map.len()
-        } else {
-            (pos - 1).min(self.map.len())
-        };
+        let mut next = if pos == 0 { self.map.len() } else { (pos - 1).min(self.map.len()) };
         let mut visited = 0;
         while next > 0 && visited < count {
             next -= 1;

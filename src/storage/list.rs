@@ -1,6 +1,493 @@
-//! List values.
+//! List values, stored compactly as Redis's quicklist does: a deque of
+//! chunks, each a packed byte buffer of entries.
+//!
+//! An entry is `len` as LEB128, the bytes, then `len`'s LEB128 bytes again in
+//! reverse order, so a chunk can be walked from either end (what a listpack's
+//! back-length is for). A small element costs its length plus two bytes,
+//! instead of a pointer-sized handle plus a heap block per element.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-pub type List = VecDeque<Bytes>;
+/// Chunk size limit in bytes (Redis's `list-max-listpack-size -2`).
+const CHUNK_BYTES: usize = 8192;
+
+#[derive(Debug, Clone, Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn encoded_len(e: &[u8]) -> usize {
+    e.len() + 2 * varint_len(e.len())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) -> usize {
+    let start = out.len();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.len() - start
+}
+
+fn put_entry(out: &mut Vec<u8>, e: &[u8]) {
+    let start = out.len();
+    let n = put_varint(out, e.len());
+    out.extend_from_slice(e);
+    for i in (0..n).rev() {
+        let b = out[start + i];
+        out.push(b);
+    }
+}
+
+/// Decodes the entry starting at `pos`: (data start, data len, next entry).
+fn entry_at(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+    let (mut len, mut shift, mut i) = (0usize, 0u32, pos);
+    loop {
+        let b = buf[i];
+        len |= ((b & 0x7f) as usize) << shift;
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let hdr = i - pos;
+    (i, len, i + len + hdr)
+}
+
+/// Decodes the entry ending at `end`: (data start, data len, entry start).
+fn entry_before(buf: &[u8], end: usize) -> (usize, usize, usize) {
+    let (mut len, mut shift, mut i) = (0usize, 0u32, end);
+    loop {
+        i -= 1;
+        let b = buf[i];
+        len |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let hdr = end - i;
+    let data = i - len;
+    (data, len, data - hdr)
+}
+
+impl Chunk {
+    fn fits(&self, e: &[u8]) -> bool {
+        self.count == 0 || self.buf.len() + encoded_len(e) <= CHUNK_BYTES
+    }
+
+    fn push_back(&mut self, e: &[u8]) {
+        self.buf.reserve_exact(encoded_len(e));
+        put_entry(&mut self.buf, e);
+        self.count += 1;
+    }
+
+    fn push_front(&mut self, e: &[u8]) {
+        let mut enc = Vec::with_capacity(encoded_len(e));
+        put_entry(&mut enc, e);
+        self.buf.reserve_exact(enc.len());
+        self.buf.splice(0..0, enc);
+        self.count += 1;
+    }
+
+    fn pop_front(&mut self) -> Bytes {
+        let (d, n, next) = entry_at(&self.buf, 0);
+        let out = Bytes::copy_from_slice(&self.buf[d..d + n]);
+        self.buf.drain(..next);
+        self.count -= 1;
+        out
+    }
+
+    fn pop_back(&mut self) -> Bytes {
+        let (d, n, start) = entry_before(&self.buf, self.buf.len());
+        let out = Bytes::copy_from_slice(&self.buf[d..d + n]);
+        self.buf.truncate(start);
+        self.count -= 1;
+        out
+    }
+
+    fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter { buf: &self.buf, front: 0, back: self.buf.len() }
+    }
+
+    /// Byte offset of entry `i` (or the end for `i == count`).
+    fn offset_of(&self, i: usize) -> usize {
+        let mut pos = 0;
+        for _ in 0..i {
+            pos = entry_at(&self.buf, pos).2;
+        }
+        pos
+    }
+
+    /// Packs `items` into chunks of at most `CHUNK_BYTES` (one oversized
+    /// element gets a chunk of its own).
+    fn pack<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        let mut cur = Chunk::default();
+        for e in items {
+            if !cur.fits(e) {
+                cur.buf.shrink_to_fit();
+                out.push(std::mem::take(&mut cur));
+            }
+            put_entry(&mut cur.buf, e);
+            cur.count += 1;
+        }
+        if cur.count > 0 {
+            cur.buf.shrink_to_fit();
+            out.push(cur);
+        }
+        out
+    }
+}
+
+/// Walks a chunk's entries from both ends.
+struct ChunkIter<'a> {
+    buf: &'a [u8],
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iterator for ChunkIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (d, n, next) = entry_at(self.buf, self.front);
+        self.front = next;
+        Some(&self.buf[d..d + n])
+    }
+}
+
+impl<'a> DoubleEndedIterator for ChunkIter<'a> {
+    fn next_back(&mut self) -> Option<&'a [u8]> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (d, n, start) = entry_before(self.buf, self.back);
+        self.back = start;
+        Some(&self.buf[d..d + n])
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct List {
+    chunks: VecDeque<Chunk>,
+    len: usize,
+}
+
+impl List {
+    pub fn new() -> List {
+        List::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push_back(&mut self, e: &[u8]) {
+        match self.chunks.back_mut() {
+            Some(c) if c.fits(e) => c.push_back(e),
+            _ => {
+                let mut c = Chunk::default();
+                c.push_back(e);
+                self.chunks.push_back(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn push_front(&mut self, e: &[u8]) {
+        match self.chunks.front_mut() {
+            Some(c) if c.fits(e) => c.push_front(e),
+            _ => {
+                let mut c = Chunk::default();
+                c.push_back(e);
+                self.chunks.push_front(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        let c = self.chunks.front_mut()?;
+        let e = c.pop_front();
+        if c.count == 0 {
+            self.chunks.pop_front();
+        }
+        self.len -= 1;
+        Some(e)
+    }
+
+    pub fn pop_back(&mut self) -> Option<Bytes> {
+        let c = self.chunks.back_mut()?;
+        let e = c.pop_back();
+        if c.count == 0 {
+            self.chunks.pop_back();
+        }
+        self.len -= 1;
+        Some(e)
+    }
+
+    /// Pops from the head (`left`) or the tail.
+    pub fn pop(&mut self, left: bool) -> Option<Bytes> {
+        if left {
+            self.pop_front()
+        } else {
+            self.pop_back()
+        }
+    }
+
+    pub fn push(&mut self, left: bool, e: &[u8]) {
+        if left {
+            self.push_front(e)
+        } else {
+            self.push_back(e)
+        }
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// The chunk holding element `i` and the element's index inside it.
+    fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        if i >= self.len {
+            return None;
+        }
+        if i < self.len / 2 {
+            let mut rest = i;
+            for (ci, c) in self.chunks.iter().enumerate() {
+                if rest < c.count {
+                    return Some((ci, rest));
+                }
+                rest -= c.count;
+            }
+        } else {
+            let mut from_end = self.len - 1 - i;
+            for (ci, c) in self.chunks.iter().enumerate().rev() {
+                if from_end < c.count {
+                    return Some((ci, c.count - 1 - from_end));
+                }
+                from_end -= c.count;
+            }
+        }
+        None
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let (ci, off) = self.locate(i)?;
+        self.chunks.get(ci)?.iter().nth(off)
+    }
+
+    /// Elements `start..=stop` (already clamped by the caller).
+    pub fn range(&self, start: usize, stop: usize) -> Vec<Bytes> {
+        let Some((ci, off)) = self.locate(start) else {
+            return Vec::new();
+        };
+        let want = stop.saturating_sub(start) + 1;
+        self.chunks.iter().skip(ci).flat_map(|c| c.iter()).skip(off).take(want).map(Bytes::copy_from_slice).collect()
+    }
+
+    /// Rewrites the chunk holding element `i`: `f` gets its elements and the
+    /// position of `i` among them.
+    fn edit_chunk(&mut self, i: usize, f: impl FnOnce(&mut Vec<Vec<u8>>, usize)) -> bool {
+        let Some((ci, off)) = self.locate(i) else {
+            return false;
+        };
+        let Some(c) = self.chunks.get(ci) else {
+            return false;
+        };
+        let mut items: Vec<Vec<u8>> = c.iter().map(|e| e.to_vec()).collect();
+        let before = items.len();
+        f(&mut items, off);
+        self.len = self.len + items.len() - before;
+        let packed = Chunk::pack(items.iter().map(|v| v.as_slice()));
+        self.chunks.remove(ci);
+        for (k, c) in packed.into_iter().enumerate() {
+            self.chunks.insert(ci + k, c);
+        }
+        true
+    }
+
+    pub fn set(&mut self, i: usize, e: &[u8]) -> bool {
+        self.edit_chunk(i, |items, off| {
+            if let Some(slot) = items.get_mut(off) {
+                *slot = e.to_vec();
+            }
+        })
+    }
+
+    /// Inserts `e` before (or after) element `i`.
+    pub fn insert(&mut self, i: usize, after: bool, e: &[u8]) -> bool {
+        self.edit_chunk(i, |items, off| {
+            let at = if after { off + 1 } else { off };
+            items.insert(at.min(items.len()), e.to_vec());
+        })
+    }
+
+    /// Removes the first `n` elements.
+    pub fn drop_front(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            let Some(c) = self.chunks.front_mut() else {
+                break;
+            };
+            if n >= c.count {
+                n -= c.count;
+                self.chunks.pop_front();
+            } else {
+                let cut = c.offset_of(n);
+                c.buf.drain(..cut);
+                c.buf.shrink_to_fit();
+                c.count -= n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Removes the last `n` elements.
+    pub fn drop_back(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            let Some(c) = self.chunks.back_mut() else {
+                break;
+            };
+            if n >= c.count {
+                n -= c.count;
+                self.chunks.pop_back();
+            } else {
+                let keep = c.count - n;
+                let cut = c.offset_of(keep);
+                c.buf.truncate(cut);
+                c.buf.shrink_to_fit();
+                c.count = keep;
+                n = 0;
+            }
+        }
+    }
+
+    /// Keeps only the elements for which `keep(index, element)` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, &[u8]) -> bool) {
+        let rebuilt = {
+            let kept = self.iter().enumerate().filter(|(i, e)| keep(*i, e)).map(|(_, e)| e);
+            List::from_chunks(Chunk::pack(kept))
+        };
+        *self = rebuilt;
+    }
+
+    fn from_chunks(chunks: Vec<Chunk>) -> List {
+        let len = chunks.iter().map(|c| c.count).sum();
+        List { chunks: chunks.into(), len }
+    }
+
+    /// Approximate heap bytes used (MEMORY USAGE).
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.buf.capacity() + std::mem::size_of::<Chunk>()).sum()
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for List {
+    fn from_iter<T: IntoIterator<Item = &'a [u8]>>(iter: T) -> List {
+        List::from_chunks(Chunk::pack(iter.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn model_check(l: &List, m: &VecDeque<Vec<u8>>) {
+        assert_eq!(l.len(), m.len());
+        let got: Vec<&[u8]> = l.iter().collect();
+        let want: Vec<&[u8]> = m.iter().map(|v| v.as_slice()).collect();
+        assert_eq!(got, want);
+        let back: Vec<&[u8]> = l.iter().rev().collect();
+        let want_back: Vec<&[u8]> = m.iter().rev().map(|v| v.as_slice()).collect();
+        assert_eq!(back, want_back);
+        assert_eq!(l.chunks.iter().map(|c| c.count).sum::<usize>(), l.len);
+    }
+
+    #[test]
+    fn matches_a_deque_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut l = List::new();
+        let mut m: VecDeque<Vec<u8>> = VecDeque::new();
+        for step in 0..20_000 {
+            let len = if rng.gen_bool(0.01) { rng.gen_range(100..20_000) } else { rng.gen_range(0..40) };
+            let e: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            match rng.gen_range(0..10) {
+                0..=2 => {
+                    l.push_front(&e);
+                    m.push_front(e);
+                }
+                3..=5 => {
+                    l.push_back(&e);
+                    m.push_back(e);
+                }
+                6 => assert_eq!(l.pop_front().map(|b| b.to_vec()), m.pop_front()),
+                7 => assert_eq!(l.pop_back().map(|b| b.to_vec()), m.pop_back()),
+                8 if !m.is_empty() => {
+                    let i = rng.gen_range(0..m.len());
+                    assert_eq!(l.get(i), Some(m[i].as_slice()));
+                    if rng.gen_bool(0.5) {
+                        l.set(i, &e);
+                        m[i] = e;
+                    } else {
+                        l.insert(i, true, &e);
+                        m.insert(i + 1, e);
+                    }
+                }
+                _ if !m.is_empty() => {
+                    let n = rng.gen_range(0..3.min(m.len()) + 1);
+                    if rng.gen_bool(0.5) {
+                        l.drop_front(n);
+                        m.drain(..n);
+                    } else {
+                        l.drop_back(n);
+                        m.truncate(m.len() - n);
+                    }
+                }
+                _ => {}
+            }
+            if step % 997 == 0 {
+                model_check(&l, &m);
+                let a = rng.gen_range(0..m.len().max(1));
+                let b = rng.gen_range(a..m.len().max(1));
+                if !m.is_empty() {
+                    let got = l.range(a, b);
+                    let want: Vec<Bytes> = m.range(a..=b).map(|v| Bytes::copy_from_slice(v)).collect();
+                    assert_eq!(got, want);
+                }
+            }
+        }
+        model_check(&l, &m);
+        l.retain(|i, _| i % 3 == 0);
+        let m: VecDeque<Vec<u8>> = m.into_iter().enumerate().filter(|(i, _)| i % 3 == 0).map(|(_, e)| e).collect();
+        model_check(&l, &m);
+    }
+}

@@ -6,14 +6,12 @@ pub mod list;
 pub mod set;
 mod value;
 pub mod zset;
+mod zskiplist;
 
 pub use db::{Db, Entry};
 pub use value::{Hash, List, Set, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

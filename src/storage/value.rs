@@ -39,10 +39,11 @@ impl Value {
                     "raw"
                 }
             }
+            // Redis 7.0 reports every list as a quicklist (listpack lists came in 7.2).
             Value::List(_) => "quicklist",
-            Value::Hash(_) => "hashtable",
-            Value::Set(_) => "hashtable",
-            Value::ZSet(_) => "skiplist",
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

@@ -8,11 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -42,8 +38,7 @@ impl Proc {
 
     pub fn client(&self) -> redis::Connection {
         let c = redis::Client::open(self.url()).unwrap();
-        c.get_connection_with_timeout(Duration::from_secs(10))
-            .unwrap()
+        c.get_connection_with_timeout(Duration::from_secs(10)).unwrap()
     }
 
     /// Sends raw bytes and returns what arrives until the peer stops sending
@@ -66,12 +61,7 @@ impl Proc {
 
     /// Runs `redis-cli` against this server (None if redis-cli is missing).
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .ok()?;
+        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -105,17 +95,10 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("tcp on port ").nth(1) {
                 if let Some(tx) = tx.take() {
-                    let port: u16 = rest
-                        .split_whitespace()
-                        .next()
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(0);
+                    let port: u16 = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
                     let _ = tx.send(port);
                 }
                 continue;
@@ -125,20 +108,13 @@ pub fn moonshard(extra: &[&str]) -> Proc {
             }
         }
     });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("moonshard did not report its port");
+    let port = rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port");
     wait_for_port(port, &mut child, "moonshard");
     Proc { port, child }
 }
 
 pub fn has_program(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
+    Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
 /// Starts a real redis-server for differential tests. Returns None (after a
@@ -149,21 +125,14 @@ pub fn redis_server() -> Option<Proc> {
         if std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() == Ok("1") {
             panic!("redis-server is required (MOONSHARD_REQUIRE_REDIS=1) but not installed");
         }
-        eprintln!("\n*** SKIPPED: redis-server not on PATH; differential test not run (apt-get install redis-server) ***\n");
+        eprintln!(
+            "\n*** SKIPPED: redis-server not on PATH; differential test not run (apt-get install redis-server) ***\n"
+        );
         return None;
     }
     let port = free_port();
     let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-        ])
+        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -215,10 +184,7 @@ impl Diff {
     }
 
     /// Sends `args` to both servers and returns both replies.
-    pub fn both(
-        &mut self,
-        args: &[&str],
-    ) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
+    pub fn both(&mut self, args: &[&str]) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
         (run_str(&mut self.a, args), run_str(&mut self.b, args))
     }
 
@@ -226,10 +192,7 @@ impl Diff {
     #[track_caller]
     pub fn check(&mut self, args: &[&str]) -> Result<redis::Value, String> {
         let (ours, theirs) = self.both(args);
-        assert_eq!(
-            ours, theirs,
-            "moonshard and redis-server differ on {args:?}"
-        );
+        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
         ours
     }
 
@@ -237,11 +200,7 @@ impl Diff {
     #[track_caller]
     pub fn check_unordered(&mut self, args: &[&str]) {
         let (ours, theirs) = self.both(args);
-        assert_eq!(
-            sorted(ours),
-            sorted(theirs),
-            "moonshard and redis-server differ on {args:?}"
-        );
+        assert_eq!(sorted(ours), sorted(theirs), "moonshard and redis-server differ on {args:?}");
     }
 }
 

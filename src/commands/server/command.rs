@@ -88,11 +88,7 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if spec.has(flags::PUBSUB) {
         set.push("pubsub");
     }
-    set.push(if spec.has(flags::FAST) {
-        "fast"
-    } else {
-        "slow"
-    });
+    set.push(if spec.has(flags::FAST) { "fast" } else { "slow" });
     if spec.has(flags::BLOCKING) {
         set.push("blocking");
     }
@@ -103,11 +99,7 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if spec.name == "command" || spec.name.starts_with("command|") {
         set.push("connection");
     }
-    CATEGORIES
-        .iter()
-        .copied()
-        .filter(|c| set.contains(c))
-        .collect()
+    CATEGORIES.iter().copied().filter(|c| set.contains(c)).collect()
 }
 
 fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
@@ -118,21 +110,14 @@ fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
         .collect();
     if spec.movable_keys() {
         // Redis lists movablekeys just before allow_busy.
-        let pos = out
-            .iter()
-            .position(|r| matches!(r, Reply::Status(s) if s == "allow_busy"))
-            .unwrap_or(out.len());
+        let pos = out.iter().position(|r| matches!(r, Reply::Status(s) if s == "allow_busy")).unwrap_or(out.len());
         out.insert(pos, Reply::status("movablekeys"));
     }
     out
 }
 
 fn key_spec_flags(spec: &CommandSpec) -> Reply {
-    let names: &[&str] = if spec.has(flags::WRITE) {
-        &["RW", "update"]
-    } else {
-        &["RO", "access"]
-    };
+    let names: &[&str] = if spec.has(flags::WRITE) { &["RW", "update"] } else { &["RO", "access"] };
     Reply::Array(names.iter().map(|n| Reply::status(n)).collect())
 }
 
@@ -150,31 +135,18 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     let one = |begin_spec: Reply, find_type: &str, find_spec: Reply| {
         Reply::Map(vec![
             (s("flags"), key_spec_flags(spec)),
-            (
-                s("begin_search"),
-                Reply::Map(vec![(s("type"), s("index")), (s("spec"), begin_spec)]),
-            ),
-            (
-                s("find_keys"),
-                Reply::Map(vec![(s("type"), s(find_type)), (s("spec"), find_spec)]),
-            ),
+            (s("begin_search"), Reply::Map(vec![(s("type"), s("index")), (s("spec"), begin_spec)])),
+            (s("find_keys"), Reply::Map(vec![(s("type"), s(find_type)), (s("spec"), find_spec)])),
         ])
     };
     match spec.keys {
         KeySpec::None => Reply::Array(Vec::new()),
-        KeySpec::Range { first, last, step } => Reply::Array(vec![one(
-            begin(first as i64),
-            "range",
-            range(first, last, step),
-        )]),
-        KeySpec::Custom {
-            legacy: (first, last, step),
-            ..
-        } if first > 0 => Reply::Array(vec![one(
-            begin(first as i64),
-            "range",
-            range(first, last, step),
-        )]),
+        KeySpec::Range { first, last, step } => {
+            Reply::Array(vec![one(begin(first as i64), "range", range(first, last, step))])
+        }
+        KeySpec::Custom { legacy: (first, last, step), .. } if first > 0 => {
+            Reply::Array(vec![one(begin(first as i64), "range", range(first, last, step))])
+        }
         KeySpec::Custom { .. } => Reply::Array(Vec::new()),
         KeySpec::NumKeys { numkeys } => {
             let find = Reply::Map(vec![
@@ -197,18 +169,8 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
         Reply::Int(first as i64),
         Reply::Int(last as i64),
         Reply::Int(step as i64),
-        Reply::Set(
-            categories(spec)
-                .into_iter()
-                .map(|c| Reply::status(&format!("@{c}")))
-                .collect(),
-        ),
-        Reply::Set(
-            docs_data::tips(spec.name)
-                .iter()
-                .map(|t| Reply::bulk_str(t))
-                .collect(),
-        ),
+        Reply::Set(categories(spec).into_iter().map(|c| Reply::status(&format!("@{c}"))).collect()),
+        Reply::Set(docs_data::tips(spec.name).iter().map(|t| Reply::bulk_str(t)).collect()),
         key_specs(spec),
         Reply::Array(spec.subcommands.iter().map(info_entry).collect()),
     ])
@@ -230,12 +192,7 @@ pub fn command_info(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if args.len() == 2 {
         return Reply::Array(table::top_level().map(info_entry).collect());
     }
-    Reply::Array(
-        args[2..]
-            .iter()
-            .map(|n| find(n).map(info_entry).unwrap_or(Reply::NilArray))
-            .collect(),
-    )
+    Reply::Array(args[2..].iter().map(|n| find(n).map(info_entry).unwrap_or(Reply::NilArray)).collect())
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
@@ -248,34 +205,18 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
     } else {
         "A moonshard command."
     };
-    let mut fields = vec![
-        (s("summary"), s(summary)),
-        (s("since"), s(since)),
-        (s("group"), s(spec.group.name())),
-    ];
+    let mut fields = vec![(s("summary"), s(summary)), (s("since"), s(since)), (s("group"), s(spec.group.name()))];
     if !spec.subcommands.is_empty() {
-        let subs = spec
-            .subcommands
-            .iter()
-            .map(|sub| (s(sub.name), docs_entry(sub)))
-            .collect();
+        let subs = spec.subcommands.iter().map(|sub| (s(sub.name), docs_entry(sub))).collect();
         fields.push((s("subcommands"), Reply::Map(subs)));
     }
     Reply::Map(fields)
 }
 
 pub fn command_docs(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let specs: Vec<&CommandSpec> = if args.len() == 2 {
-        table::top_level().collect()
-    } else {
-        args[2..].iter().filter_map(|n| find(n)).collect()
-    };
-    Reply::Map(
-        specs
-            .into_iter()
-            .map(|spec| (Reply::bulk_str(spec.name), docs_entry(spec)))
-            .collect(),
-    )
+    let specs: Vec<&CommandSpec> =
+        if args.len() == 2 { table::top_level().collect() } else { args[2..].iter().filter_map(|n| find(n)).collect() };
+    Reply::Map(specs.into_iter().map(|spec| (Reply::bulk_str(spec.name), docs_entry(spec))).collect())
 }
 
 pub fn command_list(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
@@ -297,12 +238,7 @@ pub fn command_list(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         }
         _ => return Reply::syntax_error(),
     };
-    Reply::Array(
-        names
-            .filter(|s| filter(s))
-            .map(|s| Reply::bulk_str(s.name))
-            .collect(),
-    )
+    Reply::Array(names.filter(|s| filter(s)).map(|s| Reply::bulk_str(s.name)).collect())
 }
 
 /// Resolves the command line of COMMAND GETKEYS to its table entry.
@@ -310,18 +246,14 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     let invalid = || Reply::err("Invalid command specified");
     let mut spec = find(&line[0]).ok_or_else(invalid)?;
     if matches!(spec.exec, Exec::Container) {
-        let sub = line
-            .get(1)
-            .ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
+        let sub = line.get(1).ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
         spec = table::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
     }
     if matches!(spec.keys, KeySpec::None) {
         return Err(Reply::err("The command has no key arguments"));
     }
     if !spec.arity_ok(line.len()) {
-        return Err(Reply::err(
-            "Invalid number of arguments specified for command",
-        ));
+        return Err(Reply::err("Invalid number of arguments specified for command"));
     }
     Ok(spec)
 }
@@ -334,8 +266,7 @@ pub fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     };
     if let KeySpec::NumKeys { numkeys } = spec.keys {
         let n = line.get(numkeys).and_then(|a| parse_i64(a));
-        let fits =
-            n.is_some_and(|n| n >= 0 && (numkeys as i64).saturating_add(n) < line.len() as i64);
+        let fits = n.is_some_and(|n| n >= 0 && (numkeys as i64).saturating_add(n) < line.len() as i64);
         if !fits {
             // Redis answers an empty list where keys are optional (EVAL).
             if spec.has(flags::NO_MANDATORY_KEYS) {
@@ -348,13 +279,7 @@ pub fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if positions.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
         return Reply::err("Invalid arguments specified for command");
     }
-    Reply::Array(
-        positions
-            .into_iter()
-            .filter_map(|p| line.get(p))
-            .map(|k| Reply::Bulk(k.clone()))
-            .collect(),
-    )
+    Reply::Array(positions.into_iter().filter_map(|p| line.get(p)).map(|k| Reply::Bulk(k.clone())).collect())
 }
 
 pub fn command_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {

@@ -235,7 +235,11 @@ pub static DOCS: &[(&str, &str, &str)] = &[
     ("zintercard", "7.0.0", "Counts the members of the intersection of sorted sets."),
     ("zscan", "2.8.0", "Iterates the members of a sorted set with a cursor."),
     ("bzpopmin", "5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty."),
-    ("bzpopmax", "5.0.0", "Pops the highest-scored member of the first non-empty sorted set, waiting if all are empty."),
+    (
+        "bzpopmax",
+        "5.0.0",
+        "Pops the highest-scored member of the first non-empty sorted set, waiting if all are empty.",
+    ),
     ("bzmpop", "7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty."),
     // transactions and pub/sub
     ("multi", "1.2.0", "Starts a transaction."),
@@ -253,140 +257,49 @@ pub static DOCS: &[(&str, &str, &str)] = &[
 
 /// The (since, summary) of `name` (`parent|sub` for subcommands).
 pub fn lookup(name: &str) -> Option<(&'static str, &'static str)> {
-    DOCS.iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, since, summary)| (*since, *summary))
+    DOCS.iter().find(|(n, _, _)| *n == name).map(|(_, since, summary)| (*since, *summary))
 }
 
 /// Redis 7.0's command tips (hints for cluster-aware clients), per command.
 pub static TIPS: &[(&str, &[&str])] = &[
     ("client|list", &["nondeterministic_output"]),
     ("client|info", &["nondeterministic_output"]),
-    (
-        "ping",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
-    (
-        "config|set",
-        &["request_policy:all_nodes", "response_policy:all_succeeded"],
-    ),
+    ("ping", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("config|set", &["request_policy:all_nodes", "response_policy:all_succeeded"]),
     ("command", &["nondeterministic_output_order"]),
     ("command|info", &["nondeterministic_output_order"]),
     ("command|docs", &["nondeterministic_output_order"]),
     ("command|list", &["nondeterministic_output_order"]),
     ("cluster|info", &["nondeterministic_output"]),
-    (
-        "info",
-        &[
-            "nondeterministic_output",
-            "request_policy:all_shards",
-            "response_policy:special",
-        ],
-    ),
-    (
-        "dbsize",
-        &["request_policy:all_shards", "response_policy:agg_sum"],
-    ),
-    (
-        "flushdb",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
-    (
-        "flushall",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
+    ("info", &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    ("dbsize", &["request_policy:all_shards", "response_policy:agg_sum"]),
+    ("flushdb", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("flushall", &["request_policy:all_shards", "response_policy:all_succeeded"]),
     ("time", &["nondeterministic_output"]),
     ("lastsave", &["nondeterministic_output"]),
-    (
-        "del",
-        &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ),
-    (
-        "unlink",
-        &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ),
-    (
-        "exists",
-        &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ),
-    (
-        "touch",
-        &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ),
+    ("del", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("unlink", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("exists", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("touch", &["request_policy:multi_shard", "response_policy:agg_sum"]),
     ("ttl", &["nondeterministic_output"]),
     ("pttl", &["nondeterministic_output"]),
-    (
-        "keys",
-        &["request_policy:all_shards", "nondeterministic_output_order"],
-    ),
-    (
-        "scan",
-        &["nondeterministic_output", "request_policy:special"],
-    ),
-    (
-        "randomkey",
-        &["request_policy:all_shards", "nondeterministic_output"],
-    ),
+    ("keys", &["request_policy:all_shards", "nondeterministic_output_order"]),
+    ("scan", &["nondeterministic_output", "request_policy:special"]),
+    ("randomkey", &["request_policy:all_shards", "nondeterministic_output"]),
     ("mget", &["request_policy:multi_shard"]),
-    (
-        "mset",
-        &[
-            "request_policy:multi_shard",
-            "response_policy:all_succeeded",
-        ],
-    ),
-    (
-        "msetnx",
-        &["request_policy:multi_shard", "response_policy:agg_min"],
-    ),
-    (
-        "script|load",
-        &["request_policy:all_nodes", "response_policy:all_succeeded"],
-    ),
-    (
-        "script|exists",
-        &[
-            "request_policy:all_shards",
-            "response_policy:agg_logical_and",
-        ],
-    ),
-    (
-        "script|flush",
-        &["request_policy:all_nodes", "response_policy:all_succeeded"],
-    ),
-    (
-        "script|kill",
-        &["request_policy:all_shards", "response_policy:one_succeeded"],
-    ),
-    (
-        "function|load",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
-    (
-        "function|delete",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
-    (
-        "function|flush",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
+    ("mset", &["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    ("msetnx", &["request_policy:multi_shard", "response_policy:agg_min"]),
+    ("script|load", &["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    ("script|exists", &["request_policy:all_shards", "response_policy:agg_logical_and"]),
+    ("script|flush", &["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    ("script|kill", &["request_policy:all_shards", "response_policy:one_succeeded"]),
+    ("function|load", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("function|delete", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("function|flush", &["request_policy:all_shards", "response_policy:all_succeeded"]),
     ("function|list", &["nondeterministic_output_order"]),
-    (
-        "function|restore",
-        &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ),
-    (
-        "function|stats",
-        &[
-            "nondeterministic_output",
-            "request_policy:all_shards",
-            "response_policy:special",
-        ],
-    ),
-    (
-        "function|kill",
-        &["request_policy:all_shards", "response_policy:one_succeeded"],
-    ),
+    ("function|restore", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("function|stats", &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    ("function|kill", &["request_policy:all_shards", "response_policy:one_succeeded"]),
     ("hgetall", &["nondeterministic_output_order"]),
     ("hkeys", &["nondeterministic_output_order"]),
     ("hvals", &["nondeterministic_output_order"]),
@@ -405,8 +318,5 @@ pub static TIPS: &[(&str, &[&str])] = &[
 ];
 
 pub fn tips(name: &str) -> &'static [&'static str] {
-    TIPS.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
-        .unwrap_or(&[])
+    TIPS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).unwrap_or(&[])
 }

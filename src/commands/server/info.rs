@@ -107,17 +107,11 @@ fn render(server: &Server, name: &str, totals: &[(i64, i64)], out: &mut String) 
             f("connected_slaves", "0".into());
             f("master_failover_state", "no-failover".into());
             f("master_replid", server.run_id.clone());
-            f(
-                "master_replid2",
-                "0000000000000000000000000000000000000000".into(),
-            );
+            f("master_replid2", "0000000000000000000000000000000000000000".into());
             f("master_repl_offset", "0".into());
             f("second_repl_offset", "-1".into());
             f("repl_backlog_active", "0".into());
-            f(
-                "repl_backlog_size",
-                server.config.get("repl-backlog-size").unwrap_or_default(),
-            );
+            f("repl_backlog_size", server.config.get("repl-backlog-size").unwrap_or_default());
             f("repl_backlog_first_byte_offset", "0".into());
             f("repl_backlog_histlen", "0".into());
         }
@@ -132,10 +126,7 @@ fn render(server: &Server, name: &str, totals: &[(i64, i64)], out: &mut String) 
         "keyspace" => {
             for (i, (keys, expires)) in totals.iter().enumerate() {
                 if *keys > 0 {
-                    f(
-                        &format!("db{i}"),
-                        format!("keys={keys},expires={expires},avg_ttl=0"),
-                    );
+                    f(&format!("db{i}"), format!("keys={keys},expires={expires},avg_ttl=0"));
                 }
             }
         }
@@ -155,9 +146,7 @@ fn server_section(server: &Server, f: &mut Field) {
         std::fs::read_to_string("/proc/sys/kernel/ostype")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "Linux".into()),
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default(),
         std::env::consts::ARCH
     );
     let hz = server.config.get("hz").unwrap_or_else(|| "10".into());
@@ -176,28 +165,14 @@ fn server_section(server: &Server, f: &mut Field) {
     f("process_supervised", "no".into());
     f("run_id", server.run_id.clone());
     f("tcp_port", server.port.load(Ordering::Relaxed).to_string());
-    f(
-        "server_time_usec",
-        (crate::storage::now_ms() * 1000).to_string(),
-    );
+    f("server_time_usec", (crate::storage::now_ms() * 1000).to_string());
     f("uptime_in_seconds", uptime.to_string());
     f("uptime_in_days", (uptime / 86400).to_string());
     f("hz", hz.clone());
     f("configured_hz", hz);
-    f(
-        "lru_clock",
-        ((crate::storage::now_ms() / 1000) & ((1 << 24) - 1)).to_string(),
-    );
-    f(
-        "executable",
-        std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    f(
-        "config_file",
-        server.config.file.clone().unwrap_or_default(),
-    );
+    f("lru_clock", ((crate::storage::now_ms() / 1000) & ((1 << 24) - 1)).to_string());
+    f("executable", std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default());
+    f("config_file", server.config.file.clone().unwrap_or_default());
     f("io_threads_active", "0".into());
     f("shards", server.shards.len().to_string());
 }
@@ -205,10 +180,7 @@ fn server_section(server: &Server, f: &mut Field) {
 fn clients_section(server: &Server, f: &mut Field) {
     f("connected_clients", server.clients.len().to_string());
     f("cluster_connections", "0".into());
-    f(
-        "maxclients",
-        server.config.maxclients.load(Ordering::Relaxed).to_string(),
-    );
+    f("maxclients", server.config.maxclients.load(Ordering::Relaxed).to_string());
     f("client_recent_max_input_buffer", "0".into());
     f("client_recent_max_output_buffer", "0".into());
     f("blocked_clients", "0".into());
@@ -220,11 +192,7 @@ fn clients_section(server: &Server, f: &mut Field) {
 fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
         .unwrap_or(0);
     pages * 4096
 }
@@ -232,12 +200,7 @@ fn rss_bytes() -> u64 {
 /// Redis's `bytesToHuman`: B, K, M, G, T with two decimals.
 pub fn human(n: u64) -> String {
     let n = n as f64;
-    const UNITS: [(&str, u64); 4] = [
-        ("T", 1 << 40),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-    ];
+    const UNITS: [(&str, u64); 4] = [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
     for (unit, size) in UNITS {
         let size = size as f64;
         if n >= size {
@@ -283,13 +246,7 @@ fn memory_section(server: &Server, f: &mut Field) {
     f("used_memory_scripts_human", "0B".into());
     f("maxmemory", maxmemory.to_string());
     f("maxmemory_human", human(maxmemory));
-    f(
-        "maxmemory_policy",
-        server
-            .config
-            .get("maxmemory-policy")
-            .unwrap_or_else(|| "noeviction".into()),
-    );
+    f("maxmemory_policy", server.config.get("maxmemory-policy").unwrap_or_else(|| "noeviction".into()));
     f("mem_fragmentation_ratio", "1.00".into());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
@@ -376,13 +333,7 @@ fn cpu_times() -> (f64, f64) {
     // Fields after the parenthesised name; utime and stime are the 12th and 13th there.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     (ticks(11), ticks(12))
 }
 
@@ -399,25 +350,17 @@ fn commandstats(server: &Server, f: &mut Field) {
         let Some(s) = server.stats.commands.get(i) else {
             continue;
         };
-        let (calls, usec) = (
-            s.calls.load(Ordering::Relaxed),
-            s.usec.load(Ordering::Relaxed),
-        );
-        let (rejected, failed) = (
-            s.rejected.load(Ordering::Relaxed),
-            s.failed.load(Ordering::Relaxed),
-        );
+        let (calls, usec) = (s.calls.load(Ordering::Relaxed), s.usec.load(Ordering::Relaxed));
+        let (rejected, failed) = (s.rejected.load(Ordering::Relaxed), s.failed.load(Ordering::Relaxed));
         if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
-        let per_call = if calls == 0 {
-            0.0
-        } else {
-            usec as f64 / calls as f64
-        };
+        let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
         f(
             &format!("cmdstat_{}", spec.name),
-            format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
+            format!(
+                "calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"
+            ),
         );
     }
 }
@@ -431,10 +374,7 @@ mod tests {
         let b = |s: &str| Bytes::from(s.to_string());
         assert!(!selected(&[]).contains(&"commandstats"));
         assert!(selected(&[b("ALL")]).contains(&"commandstats"));
-        assert_eq!(
-            selected(&[b("keyspace"), b("server")]),
-            vec!["keyspace", "server"]
-        );
+        assert_eq!(selected(&[b("keyspace"), b("server")]), vec!["keyspace", "server"]);
         assert!(selected(&[b("nosuch")]).is_empty());
         assert_eq!(human(1024), "1.00K");
         assert_eq!(human(10), "10B");

@@ -24,12 +24,7 @@ pub struct Ld {
 }
 
 impl Ld {
-    pub const ZERO: Ld = Ld {
-        neg: false,
-        m: 0,
-        e: 0,
-        inf: false,
-    };
+    pub const ZERO: Ld = Ld { neg: false, m: 0, e: 0, inf: false };
 
     /// The correctly rounded sum; None when it is infinite or NaN.
     pub fn add(self, o: Ld) -> Option<Ld> {
@@ -42,21 +37,13 @@ impl Ld {
         if self.m == 0 {
             return Some(o);
         }
-        let (big, small) = if (self.e, self.m) >= (o.e, o.m) {
-            (self, o)
-        } else {
-            (o, self)
-        };
+        let (big, small) = if (self.e, self.m) >= (o.e, o.m) { (self, o) } else { (o, self) };
         // 62 guard bits below the larger mantissa keep the result exact
         // enough for one correct rounding, as guard/round/sticky bits do.
         let x = (big.m as u128) << 62;
         let d = big.e - small.e;
         let full = (small.m as u128) << 62;
-        let (y, lost) = if d >= 128 {
-            (0, true)
-        } else {
-            (full >> d, full & ((1u128 << d) - 1) != 0)
-        };
+        let (y, lost) = if d >= 128 { (0, true) } else { (full >> d, full & ((1u128 << d) - 1) != 0) };
         let (z, sticky) = if big.neg == small.neg {
             (x + y, lost)
         } else {
@@ -90,11 +77,7 @@ impl Ld {
         };
         let (int, frac) = digits.split_at(digits.len() - 17);
         let frac = frac.trim_end_matches('0');
-        let body = if frac.is_empty() {
-            int.to_string()
-        } else {
-            format!("{int}.{frac}")
-        };
+        let body = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
         if self.neg && body != "0" {
             format!("-{body}")
         } else {
@@ -114,11 +97,7 @@ fn round(neg: bool, x: u128, e: i64, sticky: bool) -> Option<Ld> {
         (0, e + shift)
     } else {
         let kept = if shift == 128 { 0 } else { x >> shift };
-        let rest = if shift == 128 {
-            x
-        } else {
-            x & ((1u128 << shift) - 1)
-        };
+        let rest = if shift == 128 { x } else { x & ((1u128 << shift) - 1) };
         let half = 1u128 << (shift - 1);
         let up = rest > half || rest == half && (sticky || kept & 1 == 1);
         let m = kept + up as u128;
@@ -129,31 +108,18 @@ fn round(neg: bool, x: u128, e: i64, sticky: bool) -> Option<Ld> {
         }
     };
     if m == 0 {
-        return Some(Ld {
-            neg,
-            m: 0,
-            e: MIN_E,
-            inf: false,
-        });
+        return Some(Ld { neg, m: 0, e: MIN_E, inf: false });
     }
     if e > MAX_E {
         return None;
     }
-    Some(Ld {
-        neg,
-        m,
-        e,
-        inf: false,
-    })
+    Some(Ld { neg, m, e, inf: false })
 }
 
 /// Parses text as Redis's `string2ld` (glibc `strtold` over the whole
 /// string): None for anything it refuses, NaN, or a value out of range.
 pub fn parse(s: &[u8]) -> Option<Ld> {
-    if s.is_empty()
-        || s.len() >= 5 * 1024
-        || matches!(s[0], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-    {
+    if s.is_empty() || s.len() >= 5 * 1024 || matches!(s[0], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
         return None;
     }
     let (neg, body) = match s[0] {
@@ -162,12 +128,7 @@ pub fn parse(s: &[u8]) -> Option<Ld> {
         _ => (false, s),
     };
     if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
-        return Some(Ld {
-            neg,
-            m: 0,
-            e: 0,
-            inf: true,
-        });
+        return Some(Ld { neg, m: 0, e: 0, inf: true });
     }
     let v = if body.len() > 2 && body[0] == b'0' && (body[1] | 0x20) == b'x' {
         parse_hex(neg, &body[2..])?
@@ -207,9 +168,7 @@ fn exponent(rest: &[u8], marker: u8) -> Option<i64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = digits.iter().fold(0i64, |acc, d| {
-        acc.saturating_mul(10).saturating_add((d - b'0') as i64)
-    });
+    let v = digits.iter().fold(0i64, |acc, d| acc.saturating_mul(10).saturating_add((d - b'0') as i64));
     Some(if neg { -v } else { v })
 }
 
@@ -253,10 +212,7 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<Ld> {
         return Some(Ld { neg, ..Ld::ZERO });
     }
     let (x, shift, sticky) = d.top128();
-    let e = p
-        .saturating_sub(4 * frac as i64)
-        .saturating_add(shift)
-        .clamp(-100_000, 100_000);
+    let e = p.saturating_sub(4 * frac as i64).saturating_add(shift).clamp(-100_000, 100_000);
     let v = round(neg, x, e, sticky)?;
     (v.m != 0).then_some(v)
 }
@@ -439,9 +395,7 @@ impl Big {
             n.trim();
             chunks.push(rem as u32);
         }
-        let mut out = chunks
-            .pop()
-            .map_or_else(|| "0".to_string(), |c| c.to_string());
+        let mut out = chunks.pop().map_or_else(|| "0".to_string(), |c| c.to_string());
         for c in chunks.iter().rev() {
             out.push_str(&format!("{c:09}"));
         }
@@ -461,59 +415,31 @@ mod tests {
     fn matches_redis_on_x86_64() {
         // Expected strings are what redis-server 7.0 (x86-64) replies.
         assert_eq!(incr("0", "1000.1").unwrap(), "1000.09999999999999998");
-        assert_eq!(
-            incr("1000.09999999999999998", "0.1").unwrap(),
-            "1000.19999999999999996"
-        );
+        assert_eq!(incr("1000.09999999999999998", "0.1").unwrap(), "1000.19999999999999996");
         assert_eq!(incr("0", "300.3").unwrap(), "300.29999999999999999");
-        assert_eq!(
-            incr("0", "123456789.123").unwrap(),
-            "123456789.12299999999959255"
-        );
-        assert_eq!(
-            incr("123456789.12299999999959255", "0.001").unwrap(),
-            "123456789.12399999999615829"
-        );
+        assert_eq!(incr("0", "123456789.123").unwrap(), "123456789.12299999999959255");
+        assert_eq!(incr("123456789.12299999999959255", "0.001").unwrap(), "123456789.12399999999615829");
         assert_eq!(incr("0.1", "0.2").unwrap(), "0.3");
         assert_eq!(incr("10.5", "0.1").unwrap(), "10.6");
         assert_eq!(incr("0.1", "0.1").unwrap(), "0.2");
         assert_eq!(incr("5000", "1e-5").unwrap(), "5000.00001000000000007");
-        assert_eq!(
-            incr("0", "3.14159265358979323846").unwrap(),
-            "3.14159265358979324"
-        );
+        assert_eq!(incr("0", "3.14159265358979323846").unwrap(), "3.14159265358979324");
         assert_eq!(incr("1e20", "1.5").unwrap(), "100000000000000000000");
         assert_eq!(incr("0", "1e-20").unwrap(), "0");
         assert_eq!(incr("0", "-0.0").unwrap(), "0");
         assert_eq!(incr("1500", "-1500").unwrap(), "0");
         assert_eq!(incr("0", "0x10").unwrap(), "16");
-        assert!(incr("0", "1e400")
-            .unwrap()
-            .starts_with("10000000000000000000281880683947586514586"));
+        assert!(incr("0", "1e400").unwrap().starts_with("10000000000000000000281880683947586514586"));
         assert_eq!(incr("1e4932", "1e4932"), None);
         assert_eq!(incr("0", "inf"), None);
     }
 
     #[test]
     fn refuses_what_strtold_refuses() {
-        for bad in [
-            "", " 1", "1 ", "abc", "1e", "0x", "nan", "1.2.3", "--1", "1e99999", "1e-99999", ".",
-            "e5",
-        ] {
+        for bad in ["", " 1", "1 ", "abc", "1e", "0x", "nan", "1.2.3", "--1", "1e99999", "1e-99999", ".", "e5"] {
             assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in [
-            "1.",
-            ".5",
-            "+3",
-            "-2.5e+3",
-            "1E5",
-            "INF",
-            "-Infinity",
-            "0e99999",
-            "0x1p4",
-            "0x.8",
-        ] {
+        for good in ["1.", ".5", "+3", "-2.5e+3", "1E5", "INF", "-Infinity", "0e99999", "0x1p4", "0x.8"] {
             assert!(parse(good.as_bytes()).is_some(), "{good:?}");
         }
     }
