@@ -14,11 +14,7 @@ fn set_pipeline(n: usize) -> Vec<u8> {
     for i in 0..n {
         let key = format!("key:{i:012}");
         out.extend_from_slice(
-            format!(
-                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$16\r\nxxxxxxxxxxxxxxxx\r\n",
-                key.len()
-            )
-            .as_bytes(),
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$16\r\nxxxxxxxxxxxxxxxx\r\n", key.len()).as_bytes(),
         );
     }
     out
@@ -52,18 +48,8 @@ fn reply_encode(c: &mut Criterion) {
     let cases = [
         ("ok", Reply::ok()),
         ("int", Reply::Int(1_234_567)),
-        (
-            "bulk16",
-            Reply::Bulk(Bytes::from_static(b"xxxxxxxxxxxxxxxx")),
-        ),
-        (
-            "array100",
-            Reply::Array(
-                (0..100)
-                    .map(|i| Reply::Bulk(Bytes::from(format!("element:{i}"))))
-                    .collect(),
-            ),
-        ),
+        ("bulk16", Reply::Bulk(Bytes::from_static(b"xxxxxxxxxxxxxxxx"))),
+        ("array100", Reply::Array((0..100).map(|i| Reply::Bulk(Bytes::from(format!("element:{i}")))).collect())),
         ("double", Reply::Double(1234.5678)),
     ];
     for (name, reply) in &cases {
@@ -89,9 +75,7 @@ fn slot_hashing(c: &mut Criterion) {
         b"{t0012345}list",
         b"a-rather-long-key-name-without-any-hash-tag-0001",
     ] {
-        g.bench_function(String::from_utf8_lossy(key).into_owned(), |b| {
-            b.iter(|| key_slot(black_box(key)))
-        });
+        g.bench_function(String::from_utf8_lossy(key).into_owned(), |b| b.iter(|| key_slot(black_box(key))));
     }
     g.finish();
 }
@@ -100,14 +84,9 @@ fn keyspace(c: &mut Criterion) {
     const KEYS: u64 = 100_000;
     let mut g = c.benchmark_group("keyspace");
     let mut db = Db::new();
-    let keys: Vec<Bytes> = (0..KEYS)
-        .map(|i| Bytes::from(format!("key:{i:012}")))
-        .collect();
+    let keys: Vec<Bytes> = (0..KEYS).map(|i| Bytes::from(format!("key:{i:012}"))).collect();
     for k in &keys {
-        db.set(
-            k.clone(),
-            Value::Str(Bytes::from_static(b"xxxxxxxxxxxxxxxx")),
-        );
+        db.set(k.clone(), Value::Str(Bytes::from_static(b"xxxxxxxxxxxxxxxx")));
     }
     let value = Bytes::from_static(b"yyyyyyyyyyyyyyyy");
     // A fixed stride walks the key space without a random number per iteration.
@@ -118,9 +97,7 @@ fn keyspace(c: &mut Criterion) {
             black_box(db.get(&keys[i], 0).is_some())
         })
     });
-    g.bench_function("get_miss_100k", |b| {
-        b.iter(|| black_box(db.get(b"no-such-key", 0).is_some()))
-    });
+    g.bench_function("get_miss_100k", |b| b.iter(|| black_box(db.get(b"no-such-key", 0).is_some())));
     g.bench_function("set_overwrite_100k", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();

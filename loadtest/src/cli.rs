@@ -48,10 +48,7 @@ pub struct Flags {
 
 impl Flags {
     pub fn new(args: &[String]) -> Flags {
-        Flags {
-            args: args.to_vec(),
-            i: 0,
-        }
+        Flags { args: args.to_vec(), i: 0 }
     }
 
     pub fn next_flag(&mut self) -> Option<String> {
@@ -61,27 +58,20 @@ impl Flags {
     }
 
     pub fn value(&mut self, flag: &str) -> Result<String, String> {
-        let v = self
-            .args
-            .get(self.i)
-            .cloned()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let v = self.args.get(self.i).cloned().ok_or_else(|| format!("{flag} needs a value"))?;
         self.i += 1;
         Ok(v)
     }
 
     pub fn num<T: std::str::FromStr>(&mut self, flag: &str) -> Result<T, String> {
         let v = self.value(flag)?;
-        v.parse()
-            .map_err(|_| format!("{flag}: '{v}' is not a valid number"))
+        v.parse().map_err(|_| format!("{flag}: '{v}' is not a valid number"))
     }
 }
 
 /// The CPUs this process may use (affinity-aware), at least 1.
 pub fn usable_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 pub struct RunOptions {
@@ -159,8 +149,7 @@ fn parse_run(args: &[String]) -> Result<Option<RunOptions>, String> {
     if !(0.0..=1.0).contains(&o.get_ratio) {
         return Err("--get-ratio must be between 0 and 1".into());
     }
-    if o.value_size > 512 * 1024 * 1024 || o.cfg.pipeline > 1_000_000 || o.cfg.connections > 100_000
-    {
+    if o.value_size > 512 * 1024 * 1024 || o.cfg.pipeline > 1_000_000 || o.cfg.connections > 100_000 {
         return Err("value size, pipeline or connection count out of range".into());
     }
     o.cfg.addr = format!("{}:{}", o.host, o.port);
@@ -178,8 +167,7 @@ fn secs(s: f64) -> Result<Duration, String> {
 /// Runs the workload, prints the Markdown table, writes JSON if asked.
 pub fn run_command(o: &RunOptions) -> Result<Report, String> {
     let setup_timeout = o.cfg.io_timeout.max(Duration::from_secs(5));
-    let mut admin = Client::connect(&o.cfg.addr, setup_timeout)
-        .map_err(|e| format!("connect {}: {e}", o.cfg.addr))?;
+    let mut admin = Client::connect(&o.cfg.addr, setup_timeout).map_err(|e| format!("connect {}: {e}", o.cfg.addr))?;
     if o.flush {
         admin.call_str(&["FLUSHALL"])?;
     }
@@ -191,29 +179,17 @@ pub fn run_command(o: &RunOptions) -> Result<Report, String> {
                 "set" => 0.0,
                 _ => o.get_ratio,
             };
-            Workload::get_set(
-                ratio,
-                o.value_size,
-                KeyPicker::new(o.keyspace.unwrap_or(100_000), o.zipf)?,
-            )
+            Workload::get_set(ratio, o.value_size, KeyPicker::new(o.keyspace.unwrap_or(100_000), o.zipf)?)
         }
         "seed" => {
-            let tags = Arc::new(slot::spread_tags(
-                o.keyspace.unwrap_or(slot::SLOTS as u64) as usize
-            )?);
+            let tags = Arc::new(slot::spread_tags(o.keyspace.unwrap_or(slot::SLOTS as u64) as usize)?);
             let sha = seed::load_script(&mut admin)?;
             seed_tags = Some(tags.clone());
             Workload::seed(&sha, o.seed_args.clamp(1, 1000), tags)
         }
         "command" => {
-            let line = o
-                .command
-                .as_deref()
-                .ok_or("-w command needs --command \"...\"")?;
-            Workload::command(
-                &workload::split_words(line)?,
-                KeyPicker::new(o.keyspace.unwrap_or(100_000), o.zipf)?,
-            )?
+            let line = o.command.as_deref().ok_or("-w command needs --command \"...\"")?;
+            Workload::command(&workload::split_words(line)?, KeyPicker::new(o.keyspace.unwrap_or(100_000), o.zipf)?)?
         }
         other => return Err(format!("unknown workload '{other}'")),
     };

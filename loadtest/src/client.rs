@@ -18,11 +18,7 @@ impl Client {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
-        Ok(Client {
-            stream,
-            buf: Vec::new(),
-            pos: 0,
-        })
+        Ok(Client { stream, buf: Vec::new(), pos: 0 })
     }
 
     pub fn call(&mut self, args: &[&[u8]]) -> Result<Value, String> {
@@ -41,9 +37,7 @@ impl Client {
         for c in cmds {
             resp::encode(c, &mut out);
         }
-        self.stream
-            .write_all(&out)
-            .map_err(|e| format!("write: {e}"))?;
+        self.stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
         (0..cmds.len()).map(|_| self.read_reply()).collect()
     }
 
@@ -58,10 +52,7 @@ impl Client {
                 return Ok(v);
             }
             let mut chunk = [0u8; 64 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| format!("read: {e}"))?;
+            let n = self.stream.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
             if n == 0 {
                 return Err("connection closed by server".into());
             }
@@ -72,9 +63,5 @@ impl Client {
 
 /// Extracts `field:value` from an INFO reply.
 pub fn info_field(info: &str, field: &str) -> Option<String> {
-    info.lines().find_map(|l| {
-        l.strip_prefix(field)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    })
+    info.lines().find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_string()))
 }

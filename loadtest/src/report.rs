@@ -76,11 +76,7 @@ impl Report {
 
     pub fn json(&self) -> String {
         let r = &self.result;
-        let lat: Vec<String> = self
-            .latency()
-            .iter()
-            .map(|(k, v)| format!("\"{k}\": {v:.4}"))
-            .collect();
+        let lat: Vec<String> = self.latency().iter().map(|(k, v)| format!("\"{k}\": {v:.4}")).collect();
         let verification = match &self.verification {
             None => "null".to_string(),
             Some(v) => format!(

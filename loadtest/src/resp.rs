@@ -48,10 +48,7 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 fn parse_len(digits: &[u8]) -> Result<i64, ()> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(())
+    std::str::from_utf8(digits).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(())
 }
 
 /// Ok(Some(end)) after a whole reply, Ok(None) when more bytes are needed.
@@ -73,19 +70,12 @@ fn skip(buf: &[u8], pos: usize, depth: usize) -> Result<Option<usize>, ()> {
             if n < 0 {
                 return Ok(Some(after));
             }
-            let end = after
-                .checked_add(n as usize)
-                .and_then(|e| e.checked_add(2))
-                .ok_or(())?;
+            let end = after.checked_add(n as usize).and_then(|e| e.checked_add(2)).ok_or(())?;
             Ok((end <= buf.len()).then_some(end))
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n = parse_len(&buf[pos + 1..eol])?;
-            let items = if matches!(kind, b'%' | b'|') {
-                n.saturating_mul(2)
-            } else {
-                n
-            };
+            let items = if matches!(kind, b'%' | b'|') { n.saturating_mul(2) } else { n };
             let mut at = after;
             for _ in 0..items.max(0) {
                 match skip(buf, at, depth + 1)? {
@@ -169,11 +159,7 @@ fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize
             if n < 0 {
                 return Ok(Some((Value::Nil, after)));
             }
-            let items = if matches!(kind, b'%' | b'|') {
-                n.saturating_mul(2)
-            } else {
-                n
-            };
+            let items = if matches!(kind, b'%' | b'|') { n.saturating_mul(2) } else { n };
             let mut at = after;
             let mut out = Vec::with_capacity((items as usize).min(4096));
             for _ in 0..items {
@@ -223,10 +209,7 @@ mod tests {
         let buf = b"*3\r\n$1\r\na\r\n:7\r\n$-1\r\n";
         let (v, end) = parse(buf, 0).unwrap().unwrap();
         assert_eq!(end, buf.len());
-        assert_eq!(
-            v,
-            Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Int(7), Value::Nil])
-        );
+        assert_eq!(v, Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Int(7), Value::Nil]));
         assert_eq!(parse(b"$3\r\nab", 0).unwrap(), None);
     }
 }

@@ -111,9 +111,7 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
         deadline: cfg.duration.map(|d| started + d),
     });
     let threads = cfg.threads.clamp(1, cfg.connections);
-    let progress = cfg
-        .progress
-        .then(|| spawn_progress(shared.clone(), started, limit));
+    let progress = cfg.progress.then(|| spawn_progress(shared.clone(), started, limit));
     let mut handles = Vec::new();
     for t in 0..threads {
         let conns: Vec<usize> = (t..cfg.connections).step_by(threads).collect();
@@ -128,9 +126,7 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
     let mut connect_error = None;
     for h in handles {
         match h.join() {
-            Ok(Ok(th)) => hist
-                .add(&th)
-                .map_err(|e| format!("merge histograms: {e}"))?,
+            Ok(Ok(th)) => hist.add(&th).map_err(|e| format!("merge histograms: {e}"))?,
             Ok(Err(e)) => connect_error = Some(e),
             Err(_) => connect_error = Some("a load thread panicked".into()),
         }
@@ -169,9 +165,8 @@ fn run_thread(
         // Connect everything first so no connection starts its clock early.
         let mut streams = Vec::new();
         for &c in &conns {
-            let s = tokio::net::TcpStream::connect(&cfg.addr)
-                .await
-                .map_err(|e| format!("connect {}: {e}", cfg.addr))?;
+            let s =
+                tokio::net::TcpStream::connect(&cfg.addr).await.map_err(|e| format!("connect {}: {e}", cfg.addr))?;
             s.set_nodelay(true).map_err(|e| e.to_string())?;
             streams.push((c, s));
         }
@@ -180,8 +175,7 @@ fn run_thread(
             let (workload, shared) = (workload.clone(), shared.clone());
             let (pipeline, timeout, seed) = (cfg.pipeline, cfg.io_timeout, cfg.seed);
             tasks.push(tokio::spawn(async move {
-                let rng =
-                    SmallRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let rng = SmallRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 drive(s, &workload, &shared, pipeline, timeout, rng).await
             }));
         }
@@ -222,9 +216,7 @@ async fn drive(
             lose(shared, k, format!("write: {e}"));
             break;
         }
-        if let Err(e) =
-            read_replies(&mut stream, &mut rbuf, k, start, shared, &mut hist, timeout).await
-        {
+        if let Err(e) = read_replies(&mut stream, &mut rbuf, k, start, shared, &mut hist, timeout).await {
             break_with(shared, e);
             break;
         }
@@ -269,18 +261,14 @@ async fn read_replies(
             match resp::scan(rbuf, pos) {
                 Scan::Done { end, error } => {
                     if error && shared.errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        shared.note_error(
-                            String::from_utf8_lossy(rbuf[pos + 1..end - 2].trim_ascii_end())
-                                .into_owned(),
-                        );
+                        shared
+                            .note_error(String::from_utf8_lossy(rbuf[pos + 1..end - 2].trim_ascii_end()).into_owned());
                     }
                     pos = end;
                     complete += 1;
                 }
                 Scan::Incomplete => break,
-                Scan::Invalid => {
-                    return Err((want - got - complete, "invalid RESP from server".into()))
-                }
+                Scan::Invalid => return Err((want - got - complete, "invalid RESP from server".into())),
             }
         }
         if complete > 0 {
@@ -301,11 +289,7 @@ async fn read_replies(
     Ok(())
 }
 
-fn spawn_progress(
-    shared: Arc<Shared>,
-    started: Instant,
-    limit: u64,
-) -> std::thread::JoinHandle<()> {
+fn spawn_progress(shared: Arc<Shared>, started: Instant, limit: u64) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut last = (Instant::now(), 0u64);
         while !shared.stop.load(Ordering::Relaxed) {
@@ -316,11 +300,7 @@ fn spawn_progress(
             }
             let done = shared.done.load(Ordering::Relaxed);
             let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-            let of = if limit == u64::MAX {
-                String::new()
-            } else {
-                format!("/{limit}")
-            };
+            let of = if limit == u64::MAX { String::new() } else { format!("/{limit}") };
             eprint!(
                 "\r  {:6.1}s  {done}{of} replies  {rate:>10.0} req/s  errors {}   ",
                 started.elapsed().as_secs_f64(),

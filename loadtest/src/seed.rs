@@ -34,11 +34,7 @@ impl Verification {
 /// Checks every `{t<n>}list`/`{t<n>}sum` pair: the list's elements must sum to
 /// the counter, and its length must be a whole number of script calls
 /// (`args_per_call` elements each). A torn script shows up as either.
-pub fn verify(
-    client: &mut Client,
-    tags: &[u32],
-    args_per_call: usize,
-) -> Result<Verification, String> {
+pub fn verify(client: &mut Client, tags: &[u32], args_per_call: usize) -> Result<Verification, String> {
     let mut v = Verification::default();
     for chunk in tags.chunks(256) {
         let names: Vec<(String, String)> = chunk
@@ -50,12 +46,7 @@ pub fn verify(
             .collect();
         let cmds: Vec<Vec<&[u8]>> = names
             .iter()
-            .flat_map(|(l, s)| {
-                [
-                    vec![&b"LRANGE"[..], l.as_bytes(), b"0", b"-1"],
-                    vec![&b"GET"[..], s.as_bytes()],
-                ]
-            })
+            .flat_map(|(l, s)| [vec![&b"LRANGE"[..], l.as_bytes(), b"0", b"-1"], vec![&b"GET"[..], s.as_bytes()]])
             .collect();
         let replies = client.pipeline(&cmds)?;
         for (i, pair) in replies.chunks(2).enumerate() {
@@ -72,12 +63,7 @@ pub fn verify(
     Ok(v)
 }
 
-fn check_pair(
-    list: &Value,
-    counter: &Value,
-    args_per_call: usize,
-    elements: &mut u64,
-) -> Option<String> {
+fn check_pair(list: &Value, counter: &Value, args_per_call: usize, elements: &mut u64) -> Option<String> {
     let items = match list {
         Value::Array(items) => items,
         other => return Some(format!("LRANGE replied {other:?}")),
@@ -101,10 +87,7 @@ fn check_pair(
         return Some(format!("list sums to {sum}, counter says {count}"));
     }
     if args_per_call > 0 && items.len() % args_per_call != 0 {
-        return Some(format!(
-            "list has {} elements, not a multiple of {args_per_call}",
-            items.len()
-        ));
+        return Some(format!("list has {} elements, not a multiple of {args_per_call}", items.len()));
     }
     None
 }
@@ -115,31 +98,11 @@ mod tests {
 
     #[test]
     fn pair_checks() {
-        let list = |xs: &[&str]| {
-            Value::Array(
-                xs.iter()
-                    .map(|x| Value::Bulk(x.as_bytes().to_vec()))
-                    .collect(),
-            )
-        };
+        let list = |xs: &[&str]| Value::Array(xs.iter().map(|x| Value::Bulk(x.as_bytes().to_vec())).collect());
         let mut n = 0;
         assert_eq!(check_pair(&list(&[]), &Value::Nil, 3, &mut n), None);
-        assert_eq!(
-            check_pair(
-                &list(&["1", "2", "3"]),
-                &Value::Bulk(b"6".to_vec()),
-                3,
-                &mut n
-            ),
-            None
-        );
-        assert!(check_pair(
-            &list(&["1", "2", "3"]),
-            &Value::Bulk(b"7".to_vec()),
-            3,
-            &mut n
-        )
-        .is_some());
+        assert_eq!(check_pair(&list(&["1", "2", "3"]), &Value::Bulk(b"6".to_vec()), 3, &mut n), None);
+        assert!(check_pair(&list(&["1", "2", "3"]), &Value::Bulk(b"7".to_vec()), 3, &mut n).is_some());
         assert!(check_pair(&list(&["1", "2"]), &Value::Bulk(b"3".to_vec()), 3, &mut n).is_some());
         assert_eq!(n, 8);
     }

@@ -9,11 +9,7 @@ pub fn crc16(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= (b as u16) << 8;
         for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
         }
     }
     crc
@@ -89,17 +85,11 @@ mod tests {
     #[test]
     fn tags_cover_all_slots_evenly() {
         let tags = spread_tags(SLOTS).unwrap();
-        let mut slots: Vec<usize> = tags
-            .iter()
-            .map(|&n| tag_slot(tag_text(n).as_bytes()))
-            .collect();
+        let mut slots: Vec<usize> = tags.iter().map(|&n| tag_slot(tag_text(n).as_bytes())).collect();
         slots.sort_unstable();
         assert_eq!(slots, (0..SLOTS).collect::<Vec<_>>());
         let few = spread_tags(4).unwrap();
-        let s: Vec<usize> = few
-            .iter()
-            .map(|&n| tag_slot(tag_text(n).as_bytes()))
-            .collect();
+        let s: Vec<usize> = few.iter().map(|&n| tag_slot(tag_text(n).as_bytes())).collect();
         assert_eq!(s, vec![0, 4096, 8192, 12288]);
         assert!(spread_tags(0).is_err());
     }

@@ -60,11 +60,7 @@ impl Template {
             'outer: while i < a.len() {
                 for &(marker, width, kind) in marks {
                     if a[i..].starts_with(marker.as_bytes()) {
-                        local.push(Field {
-                            offset: arg.len(),
-                            width,
-                            kind,
-                        });
+                        local.push(Field { offset: arg.len(), width, kind });
                         arg.extend(std::iter::repeat_n(b'0', width));
                         i += marker.len();
                         continue 'outer;
@@ -75,10 +71,7 @@ impl Template {
             }
             bytes.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
             let base = bytes.len();
-            fields.extend(local.into_iter().map(|f| Field {
-                offset: base + f.offset,
-                ..f
-            }));
+            fields.extend(local.into_iter().map(|f| Field { offset: base + f.offset, ..f }));
             bytes.extend_from_slice(&arg);
             bytes.extend_from_slice(b"\r\n");
         }
@@ -162,12 +155,7 @@ impl KeyPicker {
 #[derive(Clone, Debug)]
 pub enum Workload {
     /// GET with probability `get_ratio`, else SET, on `key:<n>`.
-    GetSet {
-        get_ratio: f64,
-        get: Template,
-        set: Template,
-        keys: KeyPicker,
-    },
+    GetSet { get_ratio: f64, get: Template, set: Template, keys: KeyPicker },
     /// EVALSHA of the seed script over `{t<n>}list`/`{t<n>}sum`.
     Seed { tpl: Template, tags: Arc<Vec<u32>> },
     /// A user command; `__rand_int__` fields draw from `keys`.
@@ -180,12 +168,7 @@ impl Workload {
         let key = format!("key:{RAND_INT}").into_bytes();
         let get = Template::build(&[b"GET".to_vec(), key.clone()], &marks);
         let set = Template::build(&[b"SET".to_vec(), key, vec![b'x'; value_size]], &marks);
-        Workload::GetSet {
-            get_ratio,
-            get,
-            set,
-            keys,
-        }
+        Workload::GetSet { get_ratio, get, set, keys }
     }
 
     pub fn seed(sha: &str, args_per_call: usize, tags: Arc<Vec<u32>>) -> Workload {
@@ -223,17 +206,8 @@ impl Workload {
     pub fn fill(&self, rng: &mut SmallRng, out: &mut Vec<u8>, count: u64) {
         for _ in 0..count {
             match self {
-                Workload::GetSet {
-                    get_ratio,
-                    get,
-                    set,
-                    keys,
-                } => {
-                    let tpl = if rng.gen::<f64>() < *get_ratio {
-                        get
-                    } else {
-                        set
-                    };
+                Workload::GetSet { get_ratio, get, set, keys } => {
+                    let tpl = if rng.gen::<f64>() < *get_ratio { get } else { set };
                     tpl.append(out, rng, keys, 0);
                 }
                 Workload::Seed { tpl, tags } => {
@@ -250,11 +224,7 @@ impl Workload {
         let tpl = match self {
             Workload::GetSet { get_ratio, set, .. } => {
                 let size = set.bytes.len();
-                return format!(
-                    "GET/SET mix, {:.0}% GET ({}-byte SET request)",
-                    get_ratio * 100.0,
-                    size
-                );
+                return format!("GET/SET mix, {:.0}% GET ({}-byte SET request)", get_ratio * 100.0, size);
             }
             Workload::Seed { tpl, .. } | Workload::Command { tpl, .. } => tpl,
         };
@@ -262,11 +232,9 @@ impl Workload {
         let mut out = Vec::new();
         tpl.append(&mut out, &mut rng, &KeyPicker::Uniform(1), 0);
         match crate::resp::parse(&out, 0) {
-            Ok(Some((crate::resp::Value::Array(words), _))) => words
-                .iter()
-                .filter_map(|w| w.as_text())
-                .collect::<Vec<_>>()
-                .join(" "),
+            Ok(Some((crate::resp::Value::Array(words), _))) => {
+                words.iter().filter_map(|w| w.as_text()).collect::<Vec<_>>().join(" ")
+            }
             _ => String::from_utf8_lossy(&out).into_owned(),
         }
     }
@@ -278,10 +246,7 @@ fn merge_tag_digits(tpl: &mut Template) {
     let mut merged: Vec<Field> = Vec::new();
     for f in tpl.fields.drain(..) {
         if let Some(last) = merged.last_mut() {
-            if last.kind == FieldKind::Tag
-                && f.kind == FieldKind::Tag
-                && last.offset + last.width == f.offset
-            {
+            if last.kind == FieldKind::Tag && f.kind == FieldKind::Tag && last.offset + last.width == f.offset {
                 last.width += 1;
                 continue;
             }
@@ -349,11 +314,8 @@ mod tests {
 
     #[test]
     fn command_template_fills_rand_int() {
-        let w = Workload::command(
-            &split_words("HSET h:__rand_int__ f 'a b'").unwrap(),
-            KeyPicker::Uniform(1000),
-        )
-        .unwrap();
+        let w =
+            Workload::command(&split_words("HSET h:__rand_int__ f 'a b'").unwrap(), KeyPicker::Uniform(1000)).unwrap();
         let mut rng = SmallRng::seed_from_u64(7);
         let mut out = Vec::new();
         w.fill(&mut rng, &mut out, 2);
@@ -383,9 +345,7 @@ mod tests {
             assert!(tag == "{t1234567}" || tag == "{t0000042}", "{tag}");
             assert_eq!(req[4], format!("{tag}sum"));
             assert_eq!(req.len(), 8);
-            assert!(req[5..]
-                .iter()
-                .all(|d| (1..=9).contains(&d.parse::<u32>().unwrap())));
+            assert!(req[5..].iter().all(|d| (1..=9).contains(&d.parse::<u32>().unwrap())));
         }
     }
 

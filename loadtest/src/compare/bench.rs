@@ -79,16 +79,9 @@ fn base_args(load: &Load, server: &Server) -> Vec<String> {
 
 /// Runs redis-benchmark once; returns the CSV rows it printed (name, rps) and
 /// the error text if it failed.
-fn invoke(
-    p: &Programs,
-    load: &Load,
-    server: &Server,
-    extra: &[String],
-) -> (Vec<(String, f64)>, Option<String>) {
+fn invoke(p: &Programs, load: &Load, server: &Server, extra: &[String]) -> (Vec<(String, f64)>, Option<String>) {
     let mut cmd = p.pinned(&load.client_cpus, &p.redis_benchmark);
-    cmd.args(base_args(load, server))
-        .args(extra)
-        .stdin(Stdio::null());
+    cmd.args(base_args(load, server)).args(extra).stdin(Stdio::null());
     let out = match cmd.output() {
         Ok(o) => o,
         Err(e) => return (Vec::new(), Some(format!("start redis-benchmark: {e}"))),
@@ -99,11 +92,7 @@ fn invoke(
     let error_line = stdout
         .lines()
         .chain(stderr.lines())
-        .find(|l| {
-            l.contains("Error from server")
-                || l.starts_with("Error")
-                || l.contains("Connection refused")
-        })
+        .find(|l| l.contains("Error from server") || l.starts_with("Error") || l.contains("Connection refused"))
         .map(|l| l.trim().to_string());
     let failed = match (out.status.success(), error_line) {
         (_, Some(e)) => Some(e),
@@ -127,12 +116,7 @@ pub fn parse_csv(text: &str) -> Vec<(String, f64)> {
 
 /// Runs the `groups` in order against `server`, restarting after a failing
 /// group. Returns one outcome per expected row name.
-pub fn run_groups(
-    p: &Programs,
-    load: &Load,
-    server: &Server,
-    groups: &[&str],
-) -> Vec<(String, Outcome)> {
+pub fn run_groups(p: &Programs, load: &Load, server: &Server, groups: &[&str]) -> Vec<(String, Outcome)> {
     let mut results: Vec<(String, Outcome)> = Vec::new();
     let mut rest: Vec<&str> = groups.to_vec();
     // Each pass either finishes or drops at least the failing group: bounded.
@@ -143,19 +127,10 @@ pub fn run_groups(
             let expected = group_rows(g);
             let found: Vec<Option<f64>> = expected
                 .iter()
-                .map(|name| {
-                    rows.iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                        .map(|(_, r)| *r)
-                })
+                .map(|name| rows.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, r)| *r))
                 .collect();
             if found.iter().all(Option::is_some) {
-                results.extend(
-                    expected
-                        .into_iter()
-                        .zip(found)
-                        .map(|(n, r)| (n, Ok(r.unwrap_or(0.0)))),
-                );
+                results.extend(expected.into_iter().zip(found).map(|(n, r)| (n, Ok(r.unwrap_or(0.0)))));
                 consumed += 1;
                 continue;
             }
@@ -173,13 +148,7 @@ pub fn run_groups(
 }
 
 /// Runs one custom command (e.g. EVALSHA ...) and names its row `name`.
-pub fn run_command(
-    p: &Programs,
-    load: &Load,
-    server: &Server,
-    name: &str,
-    words: &[String],
-) -> Outcome {
+pub fn run_command(p: &Programs, load: &Load, server: &Server, name: &str, words: &[String]) -> Outcome {
     let (rows, failed) = invoke(p, load, server, words);
     match (rows.first(), failed) {
         (_, Some(e)) => Err(e),
@@ -194,12 +163,6 @@ mod tests {
     fn csv_rows() {
         let text = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"74074.07\",\"0.074\"\n\"MSET (10 keys)\",\"105263.16\",\"0.068\"\n";
         let rows = super::parse_csv(text);
-        assert_eq!(
-            rows,
-            vec![
-                ("SET".to_string(), 74074.07),
-                ("MSET (10 keys)".to_string(), 105263.16)
-            ]
-        );
+        assert_eq!(rows, vec![("SET".to_string(), 74074.07), ("MSET (10 keys)".to_string(), 105263.16)]);
     }
 }

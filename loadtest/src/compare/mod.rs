@@ -63,10 +63,7 @@ struct Opts {
 }
 
 fn list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(|x| x.trim().to_string())
-        .filter(|x| !x.is_empty())
-        .collect()
+    s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
 }
 
 fn parse(args: &[String]) -> Result<Option<Opts>, String> {
@@ -87,10 +84,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         keyspace: 100_000,
         pipelines: vec![1, 16],
         rounds: 3,
-        tests: bench::DEFAULT_GROUPS
-            .iter()
-            .map(|(g, _)| g.to_string())
-            .collect(),
+        tests: bench::DEFAULT_GROUPS.iter().map(|(g, _)| g.to_string()).collect(),
         sections: list("percore,scaling,memory,generator"),
         max_shards: cores,
         scale_server_cpus: None,
@@ -157,11 +151,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
 }
 
 fn median(v: &mut [f64]) -> Option<f64> {
@@ -170,11 +160,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    })
+    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
 }
 
 fn geomean(v: &[f64]) -> Option<f64> {
@@ -202,11 +188,7 @@ impl Cell {
     }
 
     fn medians(&self) -> (Option<f64>, Option<f64>) {
-        let ok = |v: &[Outcome]| {
-            v.iter()
-                .filter_map(|o| o.as_ref().ok().copied())
-                .collect::<Vec<f64>>()
-        };
+        let ok = |v: &[Outcome]| v.iter().filter_map(|o| o.as_ref().ok().copied()).collect::<Vec<f64>>();
         (median(&mut ok(&self.moon)), median(&mut ok(&self.redis)))
     }
 
@@ -260,10 +242,7 @@ fn compare(o: &mut Opts) -> Result<bool, String> {
     }
     for p in [&o.progs.redis_server, &o.progs.redis_benchmark] {
         if !p.is_file() && which(&p.to_string_lossy()).is_none() {
-            return Err(format!(
-                "{} not found (apt-get install redis-server redis-tools)",
-                p.display()
-            ));
+            return Err(format!("{} not found (apt-get install redis-server redis-tools)", p.display()));
         }
     }
     o.progs.taskset = which("taskset");
@@ -300,10 +279,7 @@ fn compare(o: &mut Opts) -> Result<bool, String> {
 
 fn header(o: &Opts) -> String {
     let pin = if o.progs.taskset.is_some() {
-        format!(
-            "servers pinned to CPUs `{}`, redis-benchmark to CPUs `{}`",
-            o.server_cpus, o.client_cpus
-        )
+        format!("servers pinned to CPUs `{}`, redis-benchmark to CPUs `{}`", o.server_cpus, o.client_cpus)
     } else {
         "taskset not found: NOT pinned".to_string()
     };
@@ -349,10 +325,8 @@ fn one_pass(
     let _ = s.flush();
     let evalsha = match sha {
         Ok(sha) => {
-            let words: Vec<String> = ["evalsha", sha, "2", "{s}list", "{s}sum", "2", "1", "2"]
-                .iter()
-                .map(|w| w.to_string())
-                .collect();
+            let words: Vec<String> =
+                ["evalsha", sha, "2", "{s}list", "{s}sum", "2", "1", "2"].iter().map(|w| w.to_string()).collect();
             bench::run_command(&o.progs, &load, s, EVALSHA_ROW, &words)
                 .and_then(|rps| check_seed_key(s, o.requests).map(|_| rps))
         }
@@ -407,12 +381,7 @@ fn per_core(o: &Opts) -> Result<(String, bool), String> {
                 [(&redis, &shas[1]), (&moon, &shas[0])]
             };
             for (s, sha) in pair {
-                eprogress(&format!(
-                    "per-core: round {}/{}, -P {p}, {}",
-                    round + 1,
-                    o.rounds,
-                    s.kind.label()
-                ));
+                eprogress(&format!("per-core: round {}/{}, -P {p}, {}", round + 1, o.rounds, s.kind.label()));
                 one_pass(o, s, p, sha, &mut cells, &mut order);
             }
         }
@@ -424,11 +393,7 @@ fn per_core(o: &Opts) -> Result<(String, bool), String> {
 
 /// Our own generator's seed workload over tags on every slot, with the
 /// end-of-run atomicity check, once per server.
-fn seed_correctness(
-    o: &Opts,
-    moon: &Server,
-    redis: &Server,
-) -> Vec<(Kind, Result<String, String>)> {
+fn seed_correctness(o: &Opts, moon: &Server, redis: &Server) -> Vec<(Kind, Result<String, String>)> {
     [moon, redis]
         .iter()
         .map(|s| {
@@ -478,7 +443,8 @@ fn per_core_report(
     let mut tests: Vec<String> = Vec::new();
     let mut series: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     for &p in &o.pipelines {
-        let _ = writeln!(md, "### -P {p}\n\n| test | moonshard req/s | redis-server req/s | ratio |\n|---|---:|---:|---:|");
+        let _ =
+            writeln!(md, "### -P {p}\n\n| test | moonshard req/s | redis-server req/s | ratio |\n|---|---:|---:|---:|");
         let mut ratios = Vec::new();
         let mut values = Vec::new();
         for key in order.iter().filter(|k| k.ends_with(&format!("\u{0}{p}"))) {
@@ -493,20 +459,14 @@ fn per_core_report(
                 None => "ERROR".into(),
             };
             let _ = writeln!(md, "| {name} | {} | {} | {rt} |", fmt(m), fmt(r));
-            errors.extend(
-                cell.errors()
-                    .into_iter()
-                    .map(|e| format!("{name} -P {p}: {e}")),
-            );
+            errors.extend(cell.errors().into_iter().map(|e| format!("{name} -P {p}: {e}")));
             ratios.extend(ratio);
             if !tests.contains(&name) {
                 tests.push(name.clone());
             }
             values.push((name, ratio));
         }
-        let g = geomean(&ratios)
-            .map(|g| format!("{g:.3}"))
-            .unwrap_or_else(|| "-".into());
+        let g = geomean(&ratios).map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             md,
             "\nGeometric mean of ratios at -P {p}: **{g}** over {} test(s) without errors.\n",
@@ -514,17 +474,10 @@ fn per_core_report(
         );
         series.push((
             format!("-P {p} (geomean {g})"),
-            tests
-                .iter()
-                .map(|t| values.iter().find(|(n, _)| n == t).and_then(|(_, r)| *r))
-                .collect(),
+            tests.iter().map(|t| values.iter().find(|(n, _)| n == t).and_then(|(_, r)| *r)).collect(),
         ));
     }
-    let svg = svg::ratio_chart(
-        &format!("moonshard --shards {} / redis-server, per core", o.shards),
-        &tests,
-        &series,
-    );
+    let svg = svg::ratio_chart(&format!("moonshard --shards {} / redis-server, per core", o.shards), &tests, &series);
     let _ = std::fs::write(o.out.join("ratios.svg"), svg);
     md += "![ratios](ratios.svg)\n\n### Correctness under load (loadtest seed workload, -P 16)\n\n";
     for (k, r) in &correctness {
@@ -556,10 +509,8 @@ fn scaling(o: &Opts) -> Result<String, String> {
     let all = format!("0-{}", usable_cpus() - 1);
     let cpus = o.scale_server_cpus.clone().unwrap_or_else(|| {
         let client: Vec<&str> = o.client_cpus.split(',').collect();
-        let rest: Vec<String> = (0..usable_cpus())
-            .map(|c| c.to_string())
-            .filter(|c| !client.contains(&c.as_str()))
-            .collect();
+        let rest: Vec<String> =
+            (0..usable_cpus()).map(|c| c.to_string()).filter(|c| !client.contains(&c.as_str())).collect();
         if rest.is_empty() || server::cpu_count(&o.client_cpus) != Some(client.len()) {
             all.clone()
         } else {
@@ -623,14 +574,8 @@ fn scaling(o: &Opts) -> Result<String, String> {
     let mut lines = Vec::new();
     for (name, rv) in &redis {
         let r = median(&mut rv.clone());
-        let vals: Vec<Option<f64>> = moon
-            .iter()
-            .map(|m| m.get(name).and_then(|v| median(&mut v.clone())))
-            .collect();
-        let cell = |v: Option<f64>| {
-            v.map(|v| format!("{v:.0}"))
-                .unwrap_or_else(|| "ERROR".into())
-        };
+        let vals: Vec<Option<f64>> = moon.iter().map(|m| m.get(name).and_then(|v| median(&mut v.clone()))).collect();
+        let cell = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "ERROR".into());
         let _ = write!(md, "| {name} | {} |", cell(r));
         for v in &vals {
             let ratio = match (v, r) {
@@ -671,10 +616,7 @@ fn memory(o: &Opts) -> Result<String, String> {
         let s = Server::start(&o.progs, kind, &o.server_cpus, shards)?;
         let before = s.rss().unwrap_or(0);
         let outcome = bench::run_groups(&o.progs, &load, &s, &["set"]);
-        let failed: Vec<String> = outcome
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().err().cloned())
-            .collect();
+        let failed: Vec<String> = outcome.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
         let keys = s.dbsize().unwrap_or(0);
         let after = s.rss().unwrap_or(0);
         let used = s.used_memory();
@@ -694,11 +636,7 @@ fn memory(o: &Opts) -> Result<String, String> {
             bpk(rss_pk),
             used.map(|u| u.to_string()).unwrap_or_else(|| "n/a".into()),
             used.map(bpk).unwrap_or_else(|| "-".into()),
-            if failed.is_empty() {
-                String::new()
-            } else {
-                format!(" load errors: {}", failed.join("; "))
-            }
+            if failed.is_empty() { String::new() } else { format!(" load errors: {}", failed.join("; ")) }
         );
     }
     if let [(_, mk, mb), (_, rk, rb)] = per_key[..] {
@@ -750,14 +688,7 @@ fn generator(o: &Opts) -> Result<String, String> {
                 let out = o
                     .progs
                     .pinned(&o.client_cpus, &exe)
-                    .args([
-                        "-p",
-                        &redis.port.to_string(),
-                        "-c",
-                        &o.clients.to_string(),
-                        "-n",
-                        &o.requests.to_string(),
-                    ])
+                    .args(["-p", &redis.port.to_string(), "-c", &o.clients.to_string(), "-n", &o.requests.to_string()])
                     .args([
                         "-r",
                         &o.keyspace.to_string(),
@@ -772,36 +703,18 @@ fn generator(o: &Opts) -> Result<String, String> {
                     .arg(&json)
                     .output();
                 let text = std::fs::read_to_string(&json).unwrap_or_default();
-                match (
-                    out,
-                    json_number(&text, "requests_per_sec"),
-                    json_number(&text, "errors"),
-                ) {
-                    (Ok(st), Some(rps), Some(errs)) if st.status.success() && errs == 0.0 => {
-                        ours.push(rps)
-                    }
-                    (out, ..) => problems.push(format!(
-                        "loadtest failed: {:?} {text}",
-                        out.map(|o| o.status)
-                    )),
+                match (out, json_number(&text, "requests_per_sec"), json_number(&text, "errors")) {
+                    (Ok(st), Some(rps), Some(errs)) if st.status.success() && errs == 0.0 => ours.push(rps),
+                    (out, ..) => problems.push(format!("loadtest failed: {:?} {text}", out.map(|o| o.status))),
                 }
             }
             let (t, u) = (median(&mut theirs), median(&mut ours));
-            let f = |v: Option<f64>| {
-                v.map(|v| format!("{v:.0}"))
-                    .unwrap_or_else(|| "ERROR".into())
-            };
+            let f = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "ERROR".into());
             let ratio = match (u, t) {
                 (Some(u), Some(t)) if t > 0.0 => format!("{:.2}", u / t),
                 _ => "-".into(),
             };
-            let _ = writeln!(
-                md,
-                "| {} | {p} | {} | {} | {ratio} |",
-                test.to_uppercase(),
-                f(t),
-                f(u)
-            );
+            let _ = writeln!(md, "| {} | {p} | {} | {} | {ratio} |", test.to_uppercase(), f(t), f(u));
             for pr in problems {
                 let _ = writeln!(md, "\n- {}", pr.replace('\n', " "));
             }
@@ -815,10 +728,7 @@ fn generator(o: &Opts) -> Result<String, String> {
 /// The number after `"name": ` in loadtest's JSON report.
 fn json_number(json: &str, name: &str) -> Option<f64> {
     let at = json.find(&format!("\"{name}\": "))? + name.len() + 4;
-    let text: String = json[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
+    let text: String = json[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     text.parse().ok()
 }
 
@@ -828,13 +738,7 @@ mod tests {
 
     #[test]
     fn reads_json_numbers() {
-        assert_eq!(
-            json_number(
-                "{\"errors\": 0,\n\"requests_per_sec\": 12.5}",
-                "requests_per_sec"
-            ),
-            Some(12.5)
-        );
+        assert_eq!(json_number("{\"errors\": 0,\n\"requests_per_sec\": 12.5}", "requests_per_sec"), Some(12.5));
         assert_eq!(json_number("{}", "errors"), None);
     }
 
@@ -843,15 +747,9 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0]), Some(2.5));
         assert!((geomean(&[2.0, 0.5]).unwrap() - 1.0).abs() < 1e-12);
-        let cell = Cell {
-            moon: vec![Ok(110.0), Ok(90.0), Ok(100.0)],
-            redis: vec![Ok(100.0), Ok(100.0), Ok(100.0)],
-        };
+        let cell = Cell { moon: vec![Ok(110.0), Ok(90.0), Ok(100.0)], redis: vec![Ok(100.0), Ok(100.0), Ok(100.0)] };
         assert_eq!(cell.ratio(), Some(1.0));
-        let bad = Cell {
-            moon: vec![Err("x".into())],
-            redis: vec![Ok(1.0)],
-        };
+        let bad = Cell { moon: vec![Err("x".into())], redis: vec![Ok(1.0)] };
         assert_eq!(bad.ratio(), None);
         assert_eq!(bad.errors().len(), 1);
     }

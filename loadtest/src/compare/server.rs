@@ -113,10 +113,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "{} exited at start ({status}); see its log",
-                    self.kind.label()
-                ));
+                return Err(format!("{} exited at start ({status}); see its log", self.kind.label()));
             }
             if let Ok(mut c) = Client::connect(&self.addr(), Duration::from_secs(2)) {
                 if c.call_str(&["PING"]).is_ok() {
@@ -125,10 +122,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!(
-            "{} did not answer PING within 20s",
-            self.kind.label()
-        ))
+        Err(format!("{} did not answer PING within 20s", self.kind.label()))
     }
 
     pub fn addr(&self) -> String {
@@ -148,22 +142,13 @@ impl Server {
     /// Resident set size in bytes, from /proc.
     pub fn rss(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let kb: u64 = info_field(&status, "VmRSS")?
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let kb: u64 = info_field(&status, "VmRSS")?.trim_end_matches("kB").trim().parse().ok()?;
         Some(kb * 1024)
     }
 
     /// INFO memory's used_memory, if the server reports it.
     pub fn used_memory(&self) -> Option<u64> {
-        let info = self
-            .client()
-            .ok()?
-            .call_str(&["INFO", "memory"])
-            .ok()?
-            .as_text()?;
+        let info = self.client().ok()?.call_str(&["INFO", "memory"]).ok()?.as_text()?;
         info_field(&info, "used_memory")?.parse().ok()
     }
 

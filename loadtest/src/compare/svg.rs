@@ -3,15 +3,10 @@
 
 use std::fmt::Write;
 
-const COLORS: &[&str] = &[
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-];
+const COLORS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// One bar group per test; one bar per series (e.g. `-P 1`, `-P 16`).
@@ -20,12 +15,7 @@ pub fn ratio_chart(title: &str, tests: &[String], series: &[(String, Vec<Option<
     let (left, top, bar_h, gap, width) = (260.0, 58.0, 12.0, 8.0, 520.0);
     let group_h = bar_h * series.len() as f64 + gap;
     let height = top + group_h * tests.len() as f64 + 60.0;
-    let max = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().flatten())
-        .fold(1.2f64, |m, &x| m.max(x))
-        .min(10.0)
-        * 1.05;
+    let max = series.iter().flat_map(|(_, v)| v.iter().flatten()).fold(1.2f64, |m, &x| m.max(x)).min(10.0) * 1.05;
     let x = |v: f64| left + v.min(max) / max * width;
     let mut s = String::new();
     let total_w = left + width + 40.0;
@@ -34,19 +24,10 @@ pub fn ratio_chart(title: &str, tests: &[String], series: &[(String, Vec<Option<
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        10,
-        esc(title)
-    );
+    let _ = writeln!(s, r#"<text x="{}" y="20" font-size="14" font-weight="bold">{}</text>"#, 10, esc(title));
     for (i, (name, _)) in series.iter().enumerate() {
         let lx = left + 160.0 * i as f64;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{lx}" y="30" width="10" height="10" fill="{}"/>"#,
-            COLORS[i % COLORS.len()]
-        );
+        let _ = writeln!(s, r#"<rect x="{lx}" y="30" width="10" height="10" fill="{}"/>"#, COLORS[i % COLORS.len()]);
         let _ = writeln!(s, r#"<text x="{}" y="39">{}</text>"#, lx + 14.0, esc(name));
     }
     for (ti, test) in tests.iter().enumerate() {
@@ -85,10 +66,7 @@ pub fn ratio_chart(title: &str, tests: &[String], series: &[(String, Vec<Option<
     }
     let bottom = top + group_h * tests.len() as f64;
     // 1.0 is labelled below the bars, 0.8 above them, so the two never overlap.
-    for (v, dash, label, ly) in [
-        (1.0, "", "1.0 (= redis-server)", bottom + 14.0),
-        (0.8, "4,3", "0.8", top - 3.0),
-    ] {
+    for (v, dash, label, ly) in [(1.0, "", "1.0 (= redis-server)", bottom + 14.0), (0.8, "4,3", "0.8", top - 3.0)] {
         let _ = writeln!(
             s,
             r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{bottom}" stroke="#333" stroke-dasharray="{dash}"/><text x="{0:.1}" y="{ly}" text-anchor="middle">{label}</text>"##,
@@ -113,11 +91,8 @@ pub type ScalingLine = (String, Vec<Option<f64>>, Option<f64>);
 /// throughput for the same test as a dashed horizontal line.
 pub fn scaling_chart(title: &str, shards: &[usize], lines: &[ScalingLine]) -> String {
     let (left, top, w, h) = (80.0, 50.0, 480.0, 280.0);
-    let max = lines
-        .iter()
-        .flat_map(|(_, v, r)| v.iter().flatten().chain(r.iter()))
-        .fold(1.0f64, |m, &x| m.max(x))
-        * 1.1;
+    let max =
+        lines.iter().flat_map(|(_, v, r)| v.iter().flatten().chain(r.iter())).fold(1.0f64, |m, &x| m.max(x)) * 1.1;
     let n = shards.len().max(1);
     let px = |i: usize| {
         if n == 1 {
@@ -135,11 +110,7 @@ pub fn scaling_chart(title: &str, shards: &[usize], lines: &[ScalingLine]) -> St
         top + h + 60.0
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#, esc(title));
     let _ = writeln!(
         s,
         r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{0}" stroke="#333"/><line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#333"/>"##,
@@ -157,12 +128,7 @@ pub fn scaling_chart(title: &str, shards: &[usize], lines: &[ScalingLine]) -> St
         );
     }
     for (i, sh) in shards.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{sh}</text>"#,
-            px(i),
-            top + h + 14.0
-        );
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{sh}</text>"#, px(i), top + h + 14.0);
     }
     let _ = writeln!(
         s,
@@ -172,16 +138,9 @@ pub fn scaling_chart(title: &str, shards: &[usize], lines: &[ScalingLine]) -> St
     );
     for (li, (name, values, redis)) in lines.iter().enumerate() {
         let color = COLORS[li % COLORS.len()];
-        let pts: Vec<String> = values
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", px(i), py(v))))
-            .collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-            pts.join(" ")
-        );
+        let pts: Vec<String> =
+            values.iter().enumerate().filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", px(i), py(v)))).collect();
+        let _ = writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
         for p in &pts {
             let (cx, cy) = p.split_once(',').unwrap_or(("0", "0"));
             let _ = writeln!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>"#);
@@ -213,18 +172,10 @@ pub fn scaling_chart(title: &str, shards: &[usize], lines: &[ScalingLine]) -> St
 mod tests {
     #[test]
     fn charts_are_wellformed_enough() {
-        let r = super::ratio_chart(
-            "t",
-            &["SET".into(), "GET".into()],
-            &[("-P 1".into(), vec![Some(1.1), None])],
-        );
+        let r = super::ratio_chart("t", &["SET".into(), "GET".into()], &[("-P 1".into(), vec![Some(1.1), None])]);
         assert!(r.starts_with("<svg") && r.trim_end().ends_with("</svg>"));
         assert!(r.contains("error / not run"));
-        let s = super::scaling_chart(
-            "s",
-            &[1, 2],
-            &[("SET".into(), vec![Some(1000.0), Some(1800.0)], Some(1500.0))],
-        );
+        let s = super::scaling_chart("s", &[1, 2], &[("SET".into(), vec![Some(1000.0), Some(1800.0)], Some(1500.0))]);
         assert_eq!(s.matches("<circle").count(), 2);
     }
 }
