@@ -28,13 +28,31 @@ pub enum Kind {
 
 macro_rules! p {
     ($name:expr, $default:expr, $kind:expr) => {
-        Param { name: $name, default: $default, alias: None, kind: $kind, mutable: true }
+        Param {
+            name: $name,
+            default: $default,
+            alias: None,
+            kind: $kind,
+            mutable: true,
+        }
     };
     ($name:expr, $default:expr, $kind:expr, alias = $alias:expr) => {
-        Param { name: $name, default: $default, alias: Some($alias), kind: $kind, mutable: true }
+        Param {
+            name: $name,
+            default: $default,
+            alias: Some($alias),
+            kind: $kind,
+            mutable: true,
+        }
     };
     ($name:expr, $default:expr, $kind:expr, immutable) => {
-        Param { name: $name, default: $default, alias: None, kind: $kind, mutable: false }
+        Param {
+            name: $name,
+            default: $default,
+            alias: None,
+            kind: $kind,
+            mutable: false,
+        }
     };
 }
 
@@ -72,7 +90,11 @@ pub static PARAMS: &[Param] = &[
     p!("logfile", "", Kind::Str, immutable),
     p!("proto-max-bulk-len", "512mb", Kind::Memory),
     p!("client-query-buffer-limit", "1gb", Kind::Memory),
-    p!("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Kind::Str),
+    p!(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Str
+    ),
     // memory
     p!("maxmemory", "0", Kind::Memory),
     p!("maxmemory-policy", "noeviction", Kind::Enum(POLICIES)),
@@ -86,13 +108,22 @@ pub static PARAMS: &[Param] = &[
     p!("lazyfree-lazy-user-del", "no", Kind::Bool),
     p!("lazyfree-lazy-user-flush", "no", Kind::Bool),
     // scripting
-    p!("busy-reply-threshold", "5000", Kind::Int, alias = "lua-time-limit"),
+    p!(
+        "busy-reply-threshold",
+        "5000",
+        Kind::Int,
+        alias = "lua-time-limit"
+    ),
     // events
     p!("notify-keyspace-events", "", Kind::Str),
     // persistence: off in moonshard, reported as Redis reports it when off
     p!("save", "", Kind::Str),
     p!("appendonly", "no", Kind::Bool),
-    p!("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
+    p!(
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["always", "everysec", "no"])
+    ),
     p!("appendfilename", "appendonly.aof", Kind::Str, immutable),
     p!("dbfilename", "dump.rdb", Kind::Str),
     p!("dir", "/", Kind::Str),
@@ -100,13 +131,38 @@ pub static PARAMS: &[Param] = &[
     p!("rdbchecksum", "yes", Kind::Bool),
     p!("stop-writes-on-bgsave-error", "yes", Kind::Bool),
     // encodings: accepted and reported only
-    p!("hash-max-listpack-entries", "128", Kind::Int, alias = "hash-max-ziplist-entries"),
-    p!("hash-max-listpack-value", "64", Kind::Int, alias = "hash-max-ziplist-value"),
-    p!("list-max-listpack-size", "-2", Kind::Int, alias = "list-max-ziplist-size"),
+    p!(
+        "hash-max-listpack-entries",
+        "128",
+        Kind::Int,
+        alias = "hash-max-ziplist-entries"
+    ),
+    p!(
+        "hash-max-listpack-value",
+        "64",
+        Kind::Int,
+        alias = "hash-max-ziplist-value"
+    ),
+    p!(
+        "list-max-listpack-size",
+        "-2",
+        Kind::Int,
+        alias = "list-max-ziplist-size"
+    ),
     p!("list-compress-depth", "0", Kind::Int),
     p!("set-max-intset-entries", "512", Kind::Int),
-    p!("zset-max-listpack-entries", "128", Kind::Int, alias = "zset-max-ziplist-entries"),
-    p!("zset-max-listpack-value", "64", Kind::Int, alias = "zset-max-ziplist-value"),
+    p!(
+        "zset-max-listpack-entries",
+        "128",
+        Kind::Int,
+        alias = "zset-max-ziplist-entries"
+    ),
+    p!(
+        "zset-max-listpack-value",
+        "64",
+        Kind::Int,
+        alias = "zset-max-ziplist-value"
+    ),
     p!("stream-node-max-bytes", "4096", Kind::Memory),
     p!("stream-node-max-entries", "100", Kind::Int),
     p!("hll-sparse-max-bytes", "3000", Kind::Memory),
@@ -120,14 +176,28 @@ pub static PARAMS: &[Param] = &[
     p!("latency-tracking", "yes", Kind::Bool),
     p!("daemonize", "no", Kind::Bool, immutable),
     p!("pidfile", "", Kind::Str, immutable),
-    p!("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"])),
+    p!(
+        "supervised",
+        "no",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"])
+    ),
     p!("always-show-logo", "no", Kind::Bool, immutable),
     p!("set-proc-title", "yes", Kind::Bool, immutable),
     p!("enable-debug-command", "no", Kind::Str, immutable),
     p!("cluster-enabled", "no", Kind::Bool, immutable),
     p!("replicaof", "", Kind::Str, alias = "slaveof"),
-    p!("replica-read-only", "yes", Kind::Bool, alias = "slave-read-only"),
-    p!("min-replicas-to-write", "0", Kind::Int, alias = "min-slaves-to-write"),
+    p!(
+        "replica-read-only",
+        "yes",
+        Kind::Bool,
+        alias = "slave-read-only"
+    ),
+    p!(
+        "min-replicas-to-write",
+        "0",
+        Kind::Int,
+        alias = "min-slaves-to-write"
+    ),
     p!("repl-diskless-sync", "yes", Kind::Bool),
     p!("io-threads-do-reads", "no", Kind::Bool, immutable),
     p!("jemalloc-bg-thread", "yes", Kind::Bool),
@@ -144,7 +214,9 @@ pub static PARAMS: &[Param] = &[
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
-    PARAMS.iter().find(|p| p.name == lower || p.alias == Some(lower.as_str()))
+    PARAMS
+        .iter()
+        .find(|p| p.name == lower || p.alias == Some(lower.as_str()))
 }
 
 /// Parses a Redis memory size: "100", "1k", "1kb", "5mb", "2gb" (case-insensitive).
@@ -215,7 +287,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let values = PARAMS.iter().map(|p| (p.name, normalize(p, p.default).unwrap_or_default())).collect();
+        let values = PARAMS
+            .iter()
+            .map(|p| (p.name, normalize(p, p.default).unwrap_or_default()))
+            .collect();
         let cfg = Config {
             values: RwLock::new(values),
             proto_max_bulk_len: AtomicI64::new(0),
@@ -246,11 +321,18 @@ impl Config {
 
     /// Sets a parameter. `startup` allows immutable ones (config file, flags).
     pub fn set(&self, name: &str, value: &str, startup: bool) -> Result<(), String> {
-        let p = find_param(name).ok_or_else(|| format!("Unknown option or number of arguments for CONFIG SET - '{name}'"))?;
+        let p = find_param(name).ok_or_else(|| {
+            format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
+        })?;
         if !p.mutable && !startup {
             return Err(format!("CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", p.name));
         }
-        let v = normalize(p, value).map_err(|e| format!("CONFIG SET failed (possibly related to argument '{}') - {e}", p.name))?;
+        let v = normalize(p, value).map_err(|e| {
+            format!(
+                "CONFIG SET failed (possibly related to argument '{}') - {e}",
+                p.name
+            )
+        })?;
         self.values.write().insert(p.name, v);
         self.refresh_hot(p.name);
         Ok(())
@@ -278,8 +360,12 @@ impl Config {
         let v = self.get_i64(name);
         match name {
             "proto-max-bulk-len" => self.proto_max_bulk_len.store(v, Ordering::Relaxed),
-            "busy-reply-threshold" => self.busy_reply_threshold_ms.store(v.max(0) as u64, Ordering::Relaxed),
-            "lua-memory-limit" => self.lua_memory_limit.store(v.max(0) as u64, Ordering::Relaxed),
+            "busy-reply-threshold" => self
+                .busy_reply_threshold_ms
+                .store(v.max(0) as u64, Ordering::Relaxed),
+            "lua-memory-limit" => self
+                .lua_memory_limit
+                .store(v.max(0) as u64, Ordering::Relaxed),
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
@@ -298,7 +384,8 @@ impl Config {
         let mut rest = args;
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
-                let text = std::fs::read_to_string(first).map_err(|e| format!("can't open config file '{first}': {e}"))?;
+                let text = std::fs::read_to_string(first)
+                    .map_err(|e| format!("can't open config file '{first}': {e}"))?;
                 cfg.load_file_text(&text)?;
                 rest = &rest[1..];
             }
@@ -318,7 +405,8 @@ impl Config {
                 values.push(rest[i].clone());
                 i += 1;
             }
-            cfg.set(name, &values.join(" "), true).map_err(|e| format!("--{name}: {e}"))?;
+            cfg.set(name, &values.join(" "), true)
+                .map_err(|e| format!("--{name}: {e}"))?;
         }
         Ok(cfg)
     }
@@ -329,12 +417,16 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let args = crate::protocol::split_args_str(line).ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
-            let Some((name, values)) = args.split_first() else { continue };
+            let args = crate::protocol::split_args_str(line)
+                .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
+            let Some((name, values)) = args.split_first() else {
+                continue;
+            };
             if name.eq_ignore_ascii_case("include") || name.eq_ignore_ascii_case("rename-command") {
                 continue;
             }
-            self.set(name, &values.join(" "), true).map_err(|e| format!("line {}: {e}", lineno + 1))?;
+            self.set(name, &values.join(" "), true)
+                .map_err(|e| format!("line {}: {e}", lineno + 1))?;
         }
         Ok(())
     }
@@ -354,7 +446,13 @@ mod tests {
 
     #[test]
     fn aliases_and_flags() {
-        let cfg = Config::from_args(&["--port".into(), "7000".into(), "--lua-time-limit".into(), "100".into()]).unwrap();
+        let cfg = Config::from_args(&[
+            "--port".into(),
+            "7000".into(),
+            "--lua-time-limit".into(),
+            "100".into(),
+        ])
+        .unwrap();
         assert_eq!(cfg.get("port").unwrap(), "7000");
         assert_eq!(cfg.get("busy-reply-threshold").unwrap(), "100");
         assert_eq!(cfg.busy_reply_threshold_ms.load(Ordering::Relaxed), 100);

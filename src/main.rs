@@ -3,7 +3,8 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-const USAGE: &str = "Usage: moonshard [/path/to/moonshard.conf] [--port N] [--bind ADDR...] [--shards N]
+const USAGE: &str =
+    "Usage: moonshard [/path/to/moonshard.conf] [--port N] [--bind ADDR...] [--shards N]
                  [--requirepass PASS] [--maxclients N] [--databases N] [--loglevel LEVEL]
                  [--<any config parameter> VALUE...]";
 
@@ -16,7 +17,11 @@ fn main() {
             return;
         }
         Err(e) if e == "version" => {
-            println!("moonshard {} (Redis {} compatible)", env!("CARGO_PKG_VERSION"), moonshard::REDIS_VERSION);
+            println!(
+                "moonshard {} (Redis {} compatible)",
+                env!("CARGO_PKG_VERSION"),
+                moonshard::REDIS_VERSION
+            );
             return;
         }
         Err(e) => {

@@ -34,7 +34,9 @@ pub struct CommandStats {
 impl Stats {
     fn new() -> Stats {
         Stats {
-            commands: (0..crate::commands::table::all().len()).map(|_| CommandStats::default()).collect(),
+            commands: (0..crate::commands::table::all().len())
+                .map(|_| CommandStats::default())
+                .collect(),
             ..Default::default()
         }
     }
@@ -81,7 +83,9 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Server {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let shards = match config.get_i64("shards") {
             n if n > 0 => (n as usize).min(1024),
             _ => cores,
@@ -92,7 +96,9 @@ impl Server {
             _ => cores.max(shards).max(2),
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
         Server {
             shards: Shards::new(shards, databases),
             clients: ClientRegistry::default(),

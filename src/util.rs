@@ -5,7 +5,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
@@ -99,7 +103,13 @@ pub fn glob_match(p: &[u8], s: &[u8], nocase: bool) -> bool {
 /// Matches the single pattern token at `p[pi..]` against `c`; returns the
 /// token's length when it matches.
 fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     match p[pi] {
         b'?' => Some(1),
         b'\\' if pi + 1 < p.len() => eq(p[pi + 1], c).then_some(2),
@@ -121,7 +131,11 @@ fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
                         std::mem::swap(&mut lo, &mut hi);
                     }
                     let (lo, hi, ch) = if nocase {
-                        (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase())
+                        (
+                            lo.to_ascii_lowercase(),
+                            hi.to_ascii_lowercase(),
+                            c.to_ascii_lowercase(),
+                        )
                     } else {
                         (lo, hi, c)
                     };

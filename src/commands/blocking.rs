@@ -12,5 +12,8 @@ pub struct Waiters {}
 
 /// Runs a blocking command for `conn` (called by the connection loop).
 pub async fn special(_conn: &mut Connection, cmd: Command, _args: &[Bytes]) -> Reply {
-    Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
+    Reply::err(format!(
+        "command '{}' is not implemented yet",
+        cmd.spec.name
+    ))
 }

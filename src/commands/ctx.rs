@@ -31,8 +31,23 @@ pub struct Ctx<'a, 's> {
 }
 
 impl<'a, 's> Ctx<'a, 's> {
-    pub fn new(server: &'a Server, shards: &'a mut [&'s mut ShardData], db: usize, resp: u8, client_id: u64) -> Self {
-        Ctx { server, shards, db, now: crate::storage::now_ms(), resp, client_id, in_script: false, redirect: None }
+    pub fn new(
+        server: &'a Server,
+        shards: &'a mut [&'s mut ShardData],
+        db: usize,
+        resp: u8,
+        client_id: u64,
+    ) -> Self {
+        Ctx {
+            server,
+            shards,
+            db,
+            now: crate::storage::now_ms(),
+            resp,
+            client_id,
+            in_script: false,
+            redirect: None,
+        }
     }
 
     /// Index into `shards` of the shard that owns `key`.
@@ -41,7 +56,10 @@ impl<'a, 's> Ctx<'a, 's> {
             return 0;
         }
         let id = self.server.shards.for_key(key);
-        self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
+        self.shards
+            .iter()
+            .position(|s| s.id == id)
+            .expect("key routed to a shard that was not entered")
     }
 
     /// The selected database on the shard owning `key`.

@@ -5,7 +5,10 @@ use crate::protocol::Reply;
 use bytes::Bytes;
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))
+    Reply::err(format!(
+        "command '{}' is not implemented yet",
+        String::from_utf8_lossy(&args[0]).to_lowercase()
+    ))
 }
 
 pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -14,7 +17,12 @@ pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn merge_sum(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
+    Reply::Int(
+        replies
+            .iter()
+            .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
+            .sum(),
+    )
 }
 
 pub fn flushdb_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

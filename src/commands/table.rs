@@ -44,11 +44,20 @@ pub enum Exec {
 pub enum KeySpec {
     None,
     /// Keys at `first`, `first+step`, ... up to `last` (negative: from the end).
-    Range { first: i32, last: i32, step: i32 },
+    Range {
+        first: i32,
+        last: i32,
+        step: i32,
+    },
     /// A count at `numkeys`, then that many keys from `numkeys + 1` (EVAL, LMPOP).
-    NumKeys { numkeys: usize },
+    NumKeys {
+        numkeys: usize,
+    },
     /// Anything else (ZUNIONSTORE's destination plus numkeys, XREAD's STREAMS).
-    Custom { find: KeysFn, legacy: (i32, i32, i32) },
+    Custom {
+        find: KeysFn,
+        legacy: (i32, i32, i32),
+    },
 }
 
 pub mod flags {
@@ -216,11 +225,34 @@ impl CommandSpec {
     }
 }
 
-const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, group: Group, exec: Exec) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys, group, exec, subcommands: &[], summary: "", since: "1.0.0" }
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: KeySpec,
+    group: Group,
+    exec: Exec,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        exec,
+        subcommands: &[],
+        summary: "",
+        since: "1.0.0",
+    }
 }
 
-const fn container(name: &'static str, arity: i32, flags: u32, group: Group, subs: &'static [CommandSpec]) -> CommandSpec {
+const fn container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: Group,
+    subs: &'static [CommandSpec],
+) -> CommandSpec {
     CommandSpec {
         name,
         arity,
@@ -252,89 +284,453 @@ const NY: Exec = K(super::not_yet);
 
 // ---------------------------------------------------------------- connection
 static CLIENT_SUBS: &[CommandSpec] = &[
-    cmd("client|id", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_id)),
-    cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_setname)),
-    cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_getname)),
-    cmd("client|setinfo", 4, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_setinfo)),
-    cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_list)),
-    cmd("client|info", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_info)),
-    cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_kill)),
-    cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_no_evict)),
-    cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, S),
-    cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(conn::client_help)),
+    cmd(
+        "client|id",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_id),
+    ),
+    cmd(
+        "client|setname",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_setname),
+    ),
+    cmd(
+        "client|getname",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_getname),
+    ),
+    cmd(
+        "client|setinfo",
+        4,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_setinfo),
+    ),
+    cmd(
+        "client|list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_list),
+    ),
+    cmd(
+        "client|info",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_info),
+    ),
+    cmd(
+        "client|kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_kill),
+    ),
+    cmd(
+        "client|no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_no_evict),
+    ),
+    cmd(
+        "client|reply",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        S,
+    ),
+    cmd(
+        "client|help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Connection,
+        C(conn::client_help),
+    ),
 ];
 
 static CONNECTION: &[CommandSpec] = &[
-    cmd("ping", -1, FAST | SENTINEL, NOKEYS, G::Connection, C(conn::ping)),
+    cmd(
+        "ping",
+        -1,
+        FAST | SENTINEL,
+        NOKEYS,
+        G::Connection,
+        C(conn::ping),
+    ),
     cmd("echo", 2, FAST, NOKEYS, G::Connection, C(conn::echo)),
-    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, S),
-    cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NOKEYS, G::Connection, C(conn::hello)),
-    cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NOKEYS, G::Connection, C(conn::auth)),
-    cmd("select", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(conn::select)),
-    cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, G::Connection, S),
+    cmd(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NOKEYS,
+        G::Connection,
+        S,
+    ),
+    cmd(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        C(conn::hello),
+    ),
+    cmd(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        C(conn::auth),
+    ),
+    cmd(
+        "select",
+        2,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        G::Connection,
+        C(conn::select),
+    ),
+    cmd(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        S,
+    ),
     container("client", -2, SENTINEL, G::Connection, CLIENT_SUBS),
 ];
 
 // -------------------------------------------------------------------- server
 static CONFIG_SUBS: &[CommandSpec] = &[
-    cmd("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_get)),
-    cmd("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_set)),
-    cmd("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_resetstat)),
-    cmd("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(srv::config_rewrite)),
-    cmd("config|help", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::config_help)),
+    cmd(
+        "config|get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::config_get),
+    ),
+    cmd(
+        "config|set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::config_set),
+    ),
+    cmd(
+        "config|resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::config_resetstat),
+    ),
+    cmd(
+        "config|rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::config_rewrite),
+    ),
+    cmd(
+        "config|help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::config_help),
+    ),
 ];
 
 static COMMAND_SUBS: &[CommandSpec] = &[
-    cmd("command|count", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_count)),
-    cmd("command|info", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_info)),
-    cmd("command|docs", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_docs)),
-    cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_list)),
-    cmd("command|getkeys", -3, LOADING | STALE, NOKEYS, G::Server, C(srv::command_getkeys)),
-    cmd("command|help", 2, LOADING | STALE, NOKEYS, G::Server, C(srv::command_help)),
+    cmd(
+        "command|count",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_count),
+    ),
+    cmd(
+        "command|info",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_info),
+    ),
+    cmd(
+        "command|docs",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_docs),
+    ),
+    cmd(
+        "command|list",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_list),
+    ),
+    cmd(
+        "command|getkeys",
+        -3,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_getkeys),
+    ),
+    cmd(
+        "command|help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Server,
+        C(srv::command_help),
+    ),
 ];
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
-    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(srv::cluster_keyslot)),
-    cmd("cluster|info", 2, STALE, NOKEYS, G::Cluster, C(srv::cluster_info)),
-    cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(srv::cluster_help)),
+    cmd(
+        "cluster|keyslot",
+        3,
+        STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_keyslot),
+    ),
+    cmd(
+        "cluster|info",
+        2,
+        STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_info),
+    ),
+    cmd(
+        "cluster|help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        G::Cluster,
+        C(srv::cluster_help),
+    ),
 ];
 
 static SERVER: &[CommandSpec] = &[
-    cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(srv::info_shard, srv::info_merge)),
+    cmd(
+        "info",
+        -1,
+        LOADING | STALE | SENTINEL,
+        NOKEYS,
+        G::Server,
+        All(srv::info_shard, srv::info_merge),
+    ),
     container("command", -1, LOADING | STALE, G::Server, COMMAND_SUBS),
     container("config", -2, 0, G::Server, CONFIG_SUBS),
     container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS),
-    cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(srv::dbsize_shard, srv::merge_sum)),
-    cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(srv::flushdb_shard, srv::merge_flush)),
-    cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(srv::flushall_shard, srv::merge_flush)),
-    cmd("time", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(srv::time)),
-    cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, NOKEYS, G::Server, C(srv::shutdown)),
-    cmd("lastsave", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(srv::lastsave)),
-    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, G::Server, C(srv::save)),
-    cmd("bgsave", -1, ADMIN | NOSCRIPT, NOKEYS, G::Server, C(srv::bgsave)),
+    cmd(
+        "dbsize",
+        1,
+        READONLY | FAST,
+        NOKEYS,
+        G::Server,
+        All(srv::dbsize_shard, srv::merge_sum),
+    ),
+    cmd(
+        "flushdb",
+        -1,
+        WRITE,
+        NOKEYS,
+        G::Server,
+        All(srv::flushdb_shard, srv::merge_flush),
+    ),
+    cmd(
+        "flushall",
+        -1,
+        WRITE,
+        NOKEYS,
+        G::Server,
+        All(srv::flushall_shard, srv::merge_flush),
+    ),
+    cmd(
+        "time",
+        1,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        G::Server,
+        C(srv::time),
+    ),
+    cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Server,
+        C(srv::shutdown),
+    ),
+    cmd(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        NOKEYS,
+        G::Server,
+        C(srv::lastsave),
+    ),
+    cmd(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        NOKEYS,
+        G::Server,
+        C(srv::save),
+    ),
+    cmd(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT,
+        NOKEYS,
+        G::Server,
+        C(srv::bgsave),
+    ),
 ];
 
 // ---------------------------------------------------------------------- keys
 static KEYS: &[CommandSpec] = &[
-    cmd("del", -2, WRITE | MULTI_SHARD, KALL, G::Generic, K(keys::del)),
-    cmd("unlink", -2, WRITE | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::del)),
-    cmd("exists", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::exists)),
-    cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(keys::touch)),
+    cmd(
+        "del",
+        -2,
+        WRITE | MULTI_SHARD,
+        KALL,
+        G::Generic,
+        K(keys::del),
+    ),
+    cmd(
+        "unlink",
+        -2,
+        WRITE | FAST | MULTI_SHARD,
+        KALL,
+        G::Generic,
+        K(keys::del),
+    ),
+    cmd(
+        "exists",
+        -2,
+        READONLY | FAST | MULTI_SHARD,
+        KALL,
+        G::Generic,
+        K(keys::exists),
+    ),
+    cmd(
+        "touch",
+        -2,
+        READONLY | FAST | MULTI_SHARD,
+        KALL,
+        G::Generic,
+        K(keys::touch),
+    ),
     cmd("type", 2, READONLY | FAST, K1, G::Generic, K(keys::type_)),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(keys::expire)),
-    cmd("pexpire", -3, WRITE | FAST, K1, G::Generic, K(keys::pexpire)),
-    cmd("expireat", -3, WRITE | FAST, K1, G::Generic, K(keys::expireat)),
-    cmd("pexpireat", -3, WRITE | FAST, K1, G::Generic, K(keys::pexpireat)),
+    cmd(
+        "pexpire",
+        -3,
+        WRITE | FAST,
+        K1,
+        G::Generic,
+        K(keys::pexpire),
+    ),
+    cmd(
+        "expireat",
+        -3,
+        WRITE | FAST,
+        K1,
+        G::Generic,
+        K(keys::expireat),
+    ),
+    cmd(
+        "pexpireat",
+        -3,
+        WRITE | FAST,
+        K1,
+        G::Generic,
+        K(keys::pexpireat),
+    ),
     cmd("ttl", 2, READONLY | FAST, K1, G::Generic, K(keys::ttl)),
     cmd("pttl", 2, READONLY | FAST, K1, G::Generic, K(keys::pttl)),
-    cmd("expiretime", 2, READONLY | FAST, K1, G::Generic, K(keys::expiretime)),
-    cmd("pexpiretime", 2, READONLY | FAST, K1, G::Generic, K(keys::pexpiretime)),
+    cmd(
+        "expiretime",
+        2,
+        READONLY | FAST,
+        K1,
+        G::Generic,
+        K(keys::expiretime),
+    ),
+    cmd(
+        "pexpiretime",
+        2,
+        READONLY | FAST,
+        K1,
+        G::Generic,
+        K(keys::pexpiretime),
+    ),
     cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(keys::persist)),
-    cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys::keys_shard, keys::keys_merge)),
-    cmd("scan", -2, READONLY, NOKEYS, G::Generic, OneShard(keys::scan_route, keys::scan_shard, keys::scan_finish)),
-    cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(keys::randomkey_shard, keys::randomkey_merge)),
+    cmd(
+        "keys",
+        2,
+        READONLY,
+        NOKEYS,
+        G::Generic,
+        All(keys::keys_shard, keys::keys_merge),
+    ),
+    cmd(
+        "scan",
+        -2,
+        READONLY,
+        NOKEYS,
+        G::Generic,
+        OneShard(keys::scan_route, keys::scan_shard, keys::scan_finish),
+    ),
+    cmd(
+        "randomkey",
+        1,
+        READONLY,
+        NOKEYS,
+        G::Generic,
+        All(keys::randomkey_shard, keys::randomkey_merge),
+    ),
     cmd("rename", 3, WRITE, K12, G::Generic, K(keys::rename)),
-    cmd("renamenx", 3, WRITE | FAST, K12, G::Generic, K(keys::renamenx)),
+    cmd(
+        "renamenx",
+        3,
+        WRITE | FAST,
+        K12,
+        G::Generic,
+        K(keys::renamenx),
+    ),
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(keys::copy)),
 ];
 
@@ -342,55 +738,244 @@ static KEYS: &[CommandSpec] = &[
 static STRINGS: &[CommandSpec] = &[
     cmd("get", 2, READONLY | FAST, K1, G::String, K(str_::get)),
     cmd("set", -3, WRITE | DENYOOM, K1, G::String, K(str_::set)),
-    cmd("setnx", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::setnx)),
+    cmd(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::setnx),
+    ),
     cmd("setex", 4, WRITE | DENYOOM, K1, G::String, K(str_::setex)),
     cmd("psetex", 4, WRITE | DENYOOM, K1, G::String, K(str_::psetex)),
-    cmd("getset", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::getset)),
+    cmd(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::getset),
+    ),
     cmd("getdel", 2, WRITE | FAST, K1, G::String, K(str_::getdel)),
     cmd("getex", -2, WRITE | FAST, K1, G::String, K(str_::getex)),
-    cmd("mget", -2, READONLY | FAST | MULTI_SHARD, KALL, G::String, K(str_::mget)),
-    cmd("mset", -3, WRITE | DENYOOM | MULTI_SHARD, k(1, -1, 2), G::String, K(str_::mset)),
-    cmd("msetnx", -3, WRITE | DENYOOM, k(1, -1, 2), G::String, K(str_::msetnx)),
-    cmd("incr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incr)),
-    cmd("decr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(str_::decr)),
-    cmd("incrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incrby)),
-    cmd("decrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::decrby)),
-    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::incrbyfloat)),
-    cmd("append", 3, WRITE | DENYOOM | FAST, K1, G::String, K(str_::append)),
+    cmd(
+        "mget",
+        -2,
+        READONLY | FAST | MULTI_SHARD,
+        KALL,
+        G::String,
+        K(str_::mget),
+    ),
+    cmd(
+        "mset",
+        -3,
+        WRITE | DENYOOM | MULTI_SHARD,
+        k(1, -1, 2),
+        G::String,
+        K(str_::mset),
+    ),
+    cmd(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        k(1, -1, 2),
+        G::String,
+        K(str_::msetnx),
+    ),
+    cmd(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::incr),
+    ),
+    cmd(
+        "decr",
+        2,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::decr),
+    ),
+    cmd(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::incrby),
+    ),
+    cmd(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::decrby),
+    ),
+    cmd(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::incrbyfloat),
+    ),
+    cmd(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        K1,
+        G::String,
+        K(str_::append),
+    ),
     cmd("strlen", 2, READONLY | FAST, K1, G::String, K(str_::strlen)),
     cmd("getrange", 4, READONLY, K1, G::String, K(str_::getrange)),
     cmd("substr", 4, READONLY, K1, G::String, K(str_::getrange)),
-    cmd("setrange", 4, WRITE | DENYOOM, K1, G::String, K(str_::setrange)),
+    cmd(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        K1,
+        G::String,
+        K(str_::setrange),
+    ),
 ];
 
 // ----------------------------------------------------------------- scripting
 static SCRIPT_SUBS: &[CommandSpec] = &[
     cmd("script|load", 3, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
-    cmd("script|exists", -3, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
-    cmd("script|flush", -2, NOSCRIPT | STALE, NOKEYS, G::Scripting, S),
-    cmd("script|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
+    cmd(
+        "script|exists",
+        -3,
+        NOSCRIPT | STALE,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "script|flush",
+        -2,
+        NOSCRIPT | STALE,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "script|kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
     cmd("script|help", 2, LOADING | STALE, NOKEYS, G::Scripting, S),
 ];
 
 static FUNCTION_SUBS: &[CommandSpec] = &[
-    cmd("function|load", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, G::Scripting, S),
-    cmd("function|delete", 3, WRITE | NOSCRIPT, NOKEYS, G::Scripting, S),
-    cmd("function|flush", -2, WRITE | NOSCRIPT, NOKEYS, G::Scripting, S),
+    cmd(
+        "function|load",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "function|delete",
+        3,
+        WRITE | NOSCRIPT,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "function|flush",
+        -2,
+        WRITE | NOSCRIPT,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
     cmd("function|list", -2, NOSCRIPT, NOKEYS, G::Scripting, S),
     cmd("function|dump", 2, NOSCRIPT, NOKEYS, G::Scripting, S),
-    cmd("function|restore", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, G::Scripting, S),
-    cmd("function|stats", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
-    cmd("function|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, S),
+    cmd(
+        "function|restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "function|stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "function|kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NOKEYS,
+        G::Scripting,
+        S,
+    ),
     cmd("function|help", 2, LOADING | STALE, NOKEYS, G::Scripting, S),
 ];
 
 static SCRIPTING: &[CommandSpec] = &[
-    cmd("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
-    cmd("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
-    cmd("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
-    cmd("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
-    cmd("fcall", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, nk(2), G::Scripting, S),
-    cmd("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, nk(2), G::Scripting, S),
+    cmd(
+        "eval",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "evalsha",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "eval_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "fcall",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
+    cmd(
+        "fcall_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        nk(2),
+        G::Scripting,
+        S,
+    ),
     container("script", -2, 0, G::Scripting, SCRIPT_SUBS),
     container("function", -2, 0, G::Scripting, FUNCTION_SUBS),
 ];
@@ -414,11 +999,32 @@ static LISTS: &[CommandSpec] = &[
     cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, NY),
     cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, NY),
     cmd("lmpop", -4, WRITE, nk(1), G::List, NY),
-    cmd("blpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
-    cmd("brpop", -3, WRITE | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S),
+    cmd(
+        "blpop",
+        -3,
+        WRITE | BLOCKING | MULTI_SHARD,
+        k(1, -2, 1),
+        G::List,
+        S,
+    ),
+    cmd(
+        "brpop",
+        -3,
+        WRITE | BLOCKING | MULTI_SHARD,
+        k(1, -2, 1),
+        G::List,
+        S,
+    ),
     cmd("blmove", 6, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
     cmd("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, K12, G::List, S),
-    cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, S),
+    cmd(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING | MULTI_SHARD,
+        nk(2),
+        G::List,
+        S,
+    ),
 ];
 
 // -------------------------------------------------------------------- hashes
@@ -473,7 +1079,10 @@ fn store_numkeys_keys(args: &[Bytes]) -> Vec<usize> {
     }
     out
 }
-const STORE_NK: KeySpec = KeySpec::Custom { find: store_numkeys_keys, legacy: (1, 1, 1) };
+const STORE_NK: KeySpec = KeySpec::Custom {
+    find: store_numkeys_keys,
+    legacy: (1, 1, 1),
+};
 
 static ZSETS: &[CommandSpec] = &[
     cmd("zadd", -4, WRITE | DENYOOM | FAST, K1, G::SortedSet, NY),
@@ -500,21 +1109,86 @@ static ZSETS: &[CommandSpec] = &[
     cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, NY),
     cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, NY),
     cmd("zrandmember", -2, READONLY, K1, G::SortedSet, NY),
-    cmd("zunionstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, NY),
-    cmd("zinterstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, NY),
-    cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, NY),
-    cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, NY),
-    cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, NY),
+    cmd(
+        "zunionstore",
+        -4,
+        WRITE | DENYOOM,
+        STORE_NK,
+        G::SortedSet,
+        NY,
+    ),
+    cmd(
+        "zinterstore",
+        -4,
+        WRITE | DENYOOM,
+        STORE_NK,
+        G::SortedSet,
+        NY,
+    ),
+    cmd(
+        "zdiffstore",
+        -4,
+        WRITE | DENYOOM,
+        STORE_NK,
+        G::SortedSet,
+        NY,
+    ),
+    cmd(
+        "zunion",
+        -3,
+        READONLY | MULTI_SHARD,
+        nk(1),
+        G::SortedSet,
+        NY,
+    ),
+    cmd(
+        "zinter",
+        -3,
+        READONLY | MULTI_SHARD,
+        nk(1),
+        G::SortedSet,
+        NY,
+    ),
     cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, NY),
-    cmd("zintercard", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, NY),
+    cmd(
+        "zintercard",
+        -3,
+        READONLY | MULTI_SHARD,
+        nk(1),
+        G::SortedSet,
+        NY,
+    ),
     cmd("zscan", -3, READONLY, K1, G::SortedSet, NY),
-    cmd("bzpopmin", -3, WRITE | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
-    cmd("bzpopmax", -3, WRITE | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S),
-    cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S),
+    cmd(
+        "bzpopmin",
+        -3,
+        WRITE | BLOCKING | FAST | MULTI_SHARD,
+        k(1, -2, 1),
+        G::SortedSet,
+        S,
+    ),
+    cmd(
+        "bzpopmax",
+        -3,
+        WRITE | BLOCKING | FAST | MULTI_SHARD,
+        k(1, -2, 1),
+        G::SortedSet,
+        S,
+    ),
+    cmd(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING | MULTI_SHARD,
+        nk(2),
+        G::SortedSet,
+        S,
+    ),
 ];
 
 /// Every family's entries. Adding a command means adding one line above.
-static FAMILIES: &[&[CommandSpec]] = &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS];
+static FAMILIES: &[&[CommandSpec]] = &[
+    CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS,
+];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]
@@ -535,10 +1209,22 @@ fn index() -> &'static Index {
         let mut by_name = HashMap::new();
         for family in FAMILIES {
             for spec in family.iter() {
-                by_name.insert(spec.name, Command { id: all.len(), spec });
+                by_name.insert(
+                    spec.name,
+                    Command {
+                        id: all.len(),
+                        spec,
+                    },
+                );
                 all.push(spec);
                 for sub in spec.subcommands {
-                    by_name.insert(sub.name, Command { id: all.len(), spec: sub });
+                    by_name.insert(
+                        sub.name,
+                        Command {
+                            id: all.len(),
+                            spec: sub,
+                        },
+                    );
                     all.push(sub);
                 }
             }
@@ -580,7 +1266,11 @@ pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<Command> {
     name.push('|');
     name.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
     let cmd = index().by_name.get(name.as_str()).copied()?;
-    parent.subcommands.iter().any(|s| std::ptr::eq(s, cmd.spec)).then_some(cmd)
+    parent
+        .subcommands
+        .iter()
+        .any(|s| std::ptr::eq(s, cmd.spec))
+        .then_some(cmd)
 }
 
 /// Resolves `args` to the command that runs: the subcommand for containers.
@@ -649,9 +1339,21 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        let args: Vec<Bytes> = ["mset", "a", "1", "b", "2"].iter().map(|s| Bytes::from(*s)).collect();
-        assert_eq!(lookup(b"MSET").unwrap().spec.key_positions(&args), vec![1, 3]);
-        let args: Vec<Bytes> = ["eval", "s", "2", "a", "b", "x"].iter().map(|s| Bytes::from(*s)).collect();
-        assert_eq!(lookup(b"eval").unwrap().spec.key_positions(&args), vec![3, 4]);
+        let args: Vec<Bytes> = ["mset", "a", "1", "b", "2"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert_eq!(
+            lookup(b"MSET").unwrap().spec.key_positions(&args),
+            vec![1, 3]
+        );
+        let args: Vec<Bytes> = ["eval", "s", "2", "a", "b", "x"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert_eq!(
+            lookup(b"eval").unwrap().spec.key_positions(&args),
+            vec![3, 4]
+        );
     }
 }

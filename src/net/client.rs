@@ -89,7 +89,11 @@ impl ClientRegistry {
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),
             last_cmd: AtomicUsize::new(usize::MAX),
-            meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), ..Default::default() }),
+            meta: Mutex::new(ClientMeta {
+                resp: 2,
+                user: "default".into(),
+                ..Default::default()
+            }),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
         });

@@ -21,14 +21,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub async fn run(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let info = server.clients.register(peer.to_string(), laddr);
-    server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+    server
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
     let mut conn = Connection::new(server.clone(), stream, info.clone());
     if server.clients.len() > maxclients {
-        server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        let _ = conn.stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        server
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = conn
+            .stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
     } else {
         conn.serve().await;
     }
@@ -61,7 +73,13 @@ impl Connection {
         Connection {
             server,
             stream,
-            client: ClientState { info, db: 0, resp: 2, authenticated, close_after_reply: false },
+            client: ClientState {
+                info,
+                db: 0,
+                resp: 2,
+                authenticated,
+                close_after_reply: false,
+            },
             parser: RequestParser::new(),
             inbuf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(16 * 1024),
@@ -71,7 +89,9 @@ impl Connection {
     async fn serve(&mut self) {
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
-            if self.server.shutting_down.load(Ordering::SeqCst) || self.client.info.killed.load(Ordering::Acquire) {
+            if self.server.shutting_down.load(Ordering::SeqCst)
+                || self.client.info.killed.load(Ordering::Acquire)
+            {
                 break;
             }
             if self.inbuf.capacity() - self.inbuf.len() < 4096 {
@@ -85,13 +105,23 @@ impl Connection {
             match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    self.server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    self.server
+                        .stats
+                        .net_input_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
             let mut proto_error = None;
-            let max_bulk = self.server.config.proto_max_bulk_len.load(Ordering::Relaxed);
+            let max_bulk = self
+                .server
+                .config
+                .proto_max_bulk_len
+                .load(Ordering::Relaxed);
             loop {
-                match self.parser.parse(&mut self.inbuf, max_bulk, self.client.authenticated) {
+                match self
+                    .parser
+                    .parse(&mut self.inbuf, max_bulk, self.client.authenticated)
+                {
                     Ok(Some(args)) if args.is_empty() => continue,
                     Ok(Some(args)) => batch.push(args),
                     Ok(None) => break,
@@ -102,7 +132,10 @@ impl Connection {
                 }
             }
             if !batch.is_empty() {
-                self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+                self.client
+                    .info
+                    .last_active
+                    .store(crate::storage::now_ms(), Ordering::Relaxed);
                 self.execute_batch(&batch).await;
                 batch.clear();
             }
@@ -127,7 +160,10 @@ impl Connection {
             return true;
         }
         let ok = self.stream.write_all(&self.out).await.is_ok();
-        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        self.server
+            .stats
+            .net_output_bytes
+            .fetch_add(self.out.len() as u64, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::with_capacity(16 * 1024);
@@ -137,7 +173,10 @@ impl Connection {
 
     fn push(&mut self, reply: Reply) {
         if reply.is_error() {
-            self.server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            self.server
+                .stats
+                .error_replies
+                .fetch_add(1, Ordering::Relaxed);
         }
         reply.encode(self.client.resp, &mut self.out);
     }
@@ -149,7 +188,9 @@ impl Connection {
             Err(reply) => return Plan::Done(reply),
         };
         if !self.client.authenticated && !cmd.spec.has(flags::NO_AUTH) {
-            self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+            self.server.stats.commands[cmd.id]
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
             return Plan::Done(Reply::error("NOAUTH Authentication required."));
         }
         match cmd.spec.exec {
@@ -173,7 +214,9 @@ impl Connection {
                 continue;
             }
             if !cmd.spec.has(flags::MULTI_SHARD) {
-                self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+                self.server.stats.commands[cmd.id]
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 return Plan::Done(Reply::crossslot());
             }
             let shard = crate::shard::slot::slot_shard(slot, shards.len());
@@ -248,7 +291,8 @@ impl Connection {
                     let server = self.server.clone();
                     let reply = match server.shards.lock_many(&ids, server.busy_threshold()).await {
                         Ok(mut guards) => {
-                            let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                            let mut refs: Vec<&mut ShardData> =
+                                guards.iter_mut().map(|g| &mut **g).collect();
                             self.run_keyed(cmd, &batch[i], &mut refs)
                         }
                         Err(busy) => busy.reply(),
@@ -271,7 +315,13 @@ impl Connection {
             return Reply::err("internal routing error");
         };
         let start = Instant::now();
-        let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
+        let mut ctx = Ctx::new(
+            &self.server,
+            shards,
+            self.client.db,
+            self.client.resp,
+            self.client.id(),
+        );
         let reply = f(&mut ctx, args);
         self.count(cmd, start, &reply);
         reply
@@ -282,7 +332,8 @@ impl Connection {
         stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         let s = &stats.commands[cmd.id];
         s.calls.fetch_add(1, Ordering::Relaxed);
-        s.usec.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        s.usec
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         if reply.is_error() {
             s.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -296,7 +347,10 @@ impl Connection {
         let threshold = server.busy_threshold();
         let reply = match cmd.spec.exec {
             Exec::Conn(f) => {
-                let mut ctx = ConnCtx { server: &server, client: &mut self.client };
+                let mut ctx = ConnCtx {
+                    server: &server,
+                    client: &mut self.client,
+                };
                 f(&mut ctx, args)
             }
             Exec::AllShards(run, merge) => {
@@ -305,7 +359,13 @@ impl Connection {
                     match shard.lock(threshold, false).await {
                         Ok(mut g) => {
                             let mut one = [&mut *g];
-                            let mut ctx = Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
+                            let mut ctx = Ctx::new(
+                                &server,
+                                &mut one,
+                                self.client.db,
+                                self.client.resp,
+                                self.client.id(),
+                            );
                             replies.push(run(&mut ctx, args));
                         }
                         Err(busy) => {
@@ -318,22 +378,37 @@ impl Connection {
                 match replies.iter().find(|r| r.is_error()) {
                     Some(e) => e.clone(),
                     None => {
-                        let mut ctx = ConnCtx { server: &server, client: &mut self.client };
+                        let mut ctx = ConnCtx {
+                            server: &server,
+                            client: &mut self.client,
+                        };
                         merge(&mut ctx, args, replies)
                     }
                 }
             }
             Exec::OneShard(route, run, finish) => {
-                let ctx = ConnCtx { server: &server, client: &mut self.client };
+                let ctx = ConnCtx {
+                    server: &server,
+                    client: &mut self.client,
+                };
                 match route(&ctx, args) {
                     Err(e) => e,
                     Ok(id) => match server.shards.get(id).lock(threshold, false).await {
                         Ok(mut g) => {
                             let mut one = [&mut *g];
-                            let mut ctx = Ctx::new(&server, &mut one, self.client.db, self.client.resp, self.client.id());
+                            let mut ctx = Ctx::new(
+                                &server,
+                                &mut one,
+                                self.client.db,
+                                self.client.resp,
+                                self.client.id(),
+                            );
                             let r = run(&mut ctx, args);
                             drop(g);
-                            let ctx = ConnCtx { server: &server, client: &mut self.client };
+                            let ctx = ConnCtx {
+                                server: &server,
+                                client: &mut self.client,
+                            };
                             finish(&ctx, args, id, r)
                         }
                         Err(busy) => busy.reply(),
@@ -361,9 +436,16 @@ impl Connection {
                 self.client.info.meta.lock().name = None;
                 Reply::status("RESET")
             }
-            _ if cmd.spec.group == crate::commands::Group::Scripting => crate::scripting::special(self, cmd, args).await,
-            _ if cmd.spec.has(flags::BLOCKING) => crate::commands::blocking::special(self, cmd, args).await,
-            _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
+            _ if cmd.spec.group == crate::commands::Group::Scripting => {
+                crate::scripting::special(self, cmd, args).await
+            }
+            _ if cmd.spec.has(flags::BLOCKING) => {
+                crate::commands::blocking::special(self, cmd, args).await
+            }
+            _ => Reply::err(format!(
+                "command '{}' is not implemented yet",
+                cmd.spec.name
+            )),
         }
     }
 }

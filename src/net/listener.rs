@@ -8,19 +8,42 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Binds every configured address, then serves until SHUTDOWN or a signal.
-pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Sender<u16>>) -> std::io::Result<()> {
+pub async fn serve(
+    server: Arc<Server>,
+    ready: Option<tokio::sync::oneshot::Sender<u16>>,
+) -> std::io::Result<()> {
     let port = server.config.get_i64("port") as u16;
-    let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
+    let binds = server
+        .config
+        .get("bind")
+        .unwrap_or_else(|| "127.0.0.1".into());
     let mut listeners = Vec::new();
     for addr in binds.split_whitespace() {
         let addr = addr.trim_start_matches('-');
-        let target = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
-        let l = TcpListener::bind(&target).await.map_err(|e| std::io::Error::new(e.kind(), format!("bind {target}: {e}")))?;
+        let target = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        let l = TcpListener::bind(&target)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {target}: {e}")))?;
         listeners.push(l);
     }
-    let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
+    let bound = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .unwrap_or(port);
     server.port.store(bound as u64, Ordering::Relaxed);
-    log(&server, "notice", &format!("Ready to accept connections tcp on port {bound} ({} shards)", server.shards.len()));
+    log(
+        &server,
+        "notice",
+        &format!(
+            "Ready to accept connections tcp on port {bound} ({} shards)",
+            server.shards.len()
+        ),
+    );
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
@@ -64,7 +87,11 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    log(&server, "warning", "moonshard is now ready to exit, bye bye...");
+    log(
+        &server,
+        "warning",
+        "moonshard is now ready to exit, bye bye...",
+    );
     Ok(())
 }
 
@@ -89,7 +116,9 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         }
         let shard = server.shards.get(shard_id);
         // Never wait behind a script: skip this round instead.
-        let Some(mut data) = shard.try_lock() else { continue };
+        let Some(mut data) = shard.try_lock() else {
+            continue;
+        };
         let now = crate::storage::now_ms();
         let mut removed = 0;
         for db in data.dbs.iter_mut() {
@@ -97,7 +126,10 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         }
         drop(data);
         if removed > 0 {
-            server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+            server
+                .stats
+                .expired_keys
+                .fetch_add(removed as u64, Ordering::Relaxed);
         }
     }
 }
@@ -105,7 +137,10 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
 /// Writes a Redis-style log line to stderr when `level` passes `loglevel`.
 pub fn log(server: &Server, level: &str, msg: &str) {
     const ORDER: [&str; 5] = ["debug", "verbose", "notice", "warning", "nothing"];
-    let configured = server.config.get("loglevel").unwrap_or_else(|| "notice".into());
+    let configured = server
+        .config
+        .get("loglevel")
+        .unwrap_or_else(|| "notice".into());
     let rank = |l: &str| ORDER.iter().position(|x| *x == l).unwrap_or(2);
     if rank(level) < rank(&configured) || configured == "nothing" {
         return;

@@ -8,5 +8,9 @@ pub use reply::{format_double, Reply};
 
 /// Splits a config-file or inline line into words (quotes as in Redis).
 pub fn split_args_str(line: &str) -> Option<Vec<String>> {
-    parser::split_args(line.as_bytes()).map(|v| v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect())
+    parser::split_args(line.as_bytes()).map(|v| {
+        v.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    })
 }

@@ -57,7 +57,8 @@ impl RequestParser {
                 }
                 return Ok(None);
             };
-            let count = parse_int(&line).ok_or_else(|| ParseError::new("invalid multibulk length"))?;
+            let count =
+                parse_int(&line).ok_or_else(|| ParseError::new("invalid multibulk length"))?;
             if count > i32::MAX as i64 {
                 return Err(ParseError::new("invalid multibulk length"));
             }
@@ -87,7 +88,8 @@ impl RequestParser {
                         }
                         return Ok(None);
                     };
-                    let len = parse_int(&line).ok_or_else(|| ParseError::new("invalid bulk length"))?;
+                    let len =
+                        parse_int(&line).ok_or_else(|| ParseError::new("invalid bulk length"))?;
                     if len < 0 || len > max_bulk {
                         return Err(ParseError::new("invalid bulk length"));
                     }
@@ -176,7 +178,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -290,9 +297,21 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse_all(b"*1\r\n+x\r\n").unwrap_err().0, "ERR Protocol error: expected '$', got '+'");
-        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
-        assert_eq!(parse_all(b"*1\r\n$-2\r\n").unwrap_err().0, "ERR Protocol error: invalid bulk length");
-        assert_eq!(parse_all(b"set \"a\r\n").unwrap_err().0, "ERR Protocol error: unbalanced quotes in request");
+        assert_eq!(
+            parse_all(b"*1\r\n+x\r\n").unwrap_err().0,
+            "ERR Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            parse_all(b"*x\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-2\r\n").unwrap_err().0,
+            "ERR Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"set \"a\r\n").unwrap_err().0,
+            "ERR Protocol error: unbalanced quotes in request"
+        );
     }
 }

@@ -253,7 +253,11 @@ pub fn format_double(d: f64) -> String {
 /// C's `%.17g`.
 fn format_g17(d: f64) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exp = d.abs().log10().floor() as i32;
     // %g uses scientific notation when exp < -4 or exp >= precision.
@@ -293,8 +297,14 @@ mod tests {
         assert_eq!(enc(Reply::Nil, 2), "$-1\r\n");
         assert_eq!(enc(Reply::Nil, 3), "_\r\n");
         assert_eq!(enc(Reply::Int(-42), 2), ":-42\r\n");
-        assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 2), "*2\r\n$1\r\na\r\n:1\r\n");
-        assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(
+            enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 2),
+            "*2\r\n$1\r\na\r\n:1\r\n"
+        );
+        assert_eq!(
+            enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 3),
+            "%1\r\n$1\r\na\r\n:1\r\n"
+        );
         assert_eq!(enc(Reply::Double(1.5), 2), "$3\r\n1.5\r\n");
         assert_eq!(enc(Reply::Bool(true), 2), ":1\r\n");
     }

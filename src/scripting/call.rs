@@ -116,7 +116,11 @@ pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value>
         Ok(v) => Ok(v),
         Err(CallErr::Abort) => Err(mlua::Error::RuntimeError("script aborted".into())),
         Err(CallErr::Msg(m)) if raise => Err(super::api::coded(format!("ERR {m}"))),
-        Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(lua, m, false)?)),
+        Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(
+            lua,
+            &format!("ERR {m}"),
+            false,
+        )?)),
         Err(CallErr::Reply(t)) if raise => {
             let text = match &t {
                 Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),

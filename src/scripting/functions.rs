@@ -589,7 +589,7 @@ fn restore(server: &Server, args: &[Bytes]) -> Reply {
         }
     };
     let Some(codes) = undump(&args[2]) else {
-        return Reply::err("payload version or checksum are wrong");
+        return Reply::err("DUMP payload version or checksum are wrong");
     };
     let mut libs = Vec::new();
     for code in &codes {

@@ -121,7 +121,11 @@ impl Shard {
                     continue;
                 }
                 // Wake at the threshold at the latest, to answer BUSY then.
-                let wait = Duration::from_millis(threshold_ms.saturating_sub(self.script_elapsed_ms().unwrap_or(0)).clamp(1, 100));
+                let wait = Duration::from_millis(
+                    threshold_ms
+                        .saturating_sub(self.script_elapsed_ms().unwrap_or(0))
+                        .clamp(1, 100),
+                );
                 let _ = tokio::time::timeout(wait, notified).await;
                 continue;
             }
@@ -139,7 +143,9 @@ pub struct Shards {
 
 impl Shards {
     pub fn new(n: usize, databases: usize) -> Shards {
-        Shards { list: (0..n).map(|i| Shard::new(i, databases)).collect() }
+        Shards {
+            list: (0..n).map(|i| Shard::new(i, databases)).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -161,7 +167,11 @@ impl Shards {
     /// Enters several shards in ascending order (no deadlock between two
     /// such callers). If any is held by a script, nothing is held while
     /// waiting for it.
-    pub async fn lock_many(&self, ids: &[usize], threshold_ms: u64) -> Result<Vec<ShardGuard<'_>>, Busy> {
+    pub async fn lock_many(
+        &self,
+        ids: &[usize],
+        threshold_ms: u64,
+    ) -> Result<Vec<ShardGuard<'_>>, Busy> {
         debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
         'retry: loop {
             for &id in ids {

@@ -10,7 +10,11 @@ const fn crc16_table() -> [u16; 256] {
         let mut crc = (i as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
             bit += 1;
         }
         table[i] = crc;
@@ -79,7 +83,10 @@ mod tests {
             for slot in 0..SLOTS as u16 {
                 let s = slot_shard(slot, shards);
                 let (a, b) = shard_slot_range(s, shards);
-                assert!((a..b).contains(&(slot as usize)), "slot {slot} shards {shards}");
+                assert!(
+                    (a..b).contains(&(slot as usize)),
+                    "slot {slot} shards {shards}"
+                );
             }
         }
     }

@@ -107,7 +107,13 @@ impl Db {
         match self.map.get_mut(&key[..]) {
             Some(e) => e.value = value,
             None => {
-                self.map.insert(key, Entry { value, expire_at: 0 });
+                self.map.insert(
+                    key,
+                    Entry {
+                        value,
+                        expire_at: 0,
+                    },
+                );
             }
         }
     }
@@ -198,7 +204,11 @@ impl Db {
     /// (not yet visited): so every key present for the whole scan is returned
     /// at least once, which is SCAN's guarantee.
     pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&Bytes, &Entry)) -> usize {
-        let mut next = if pos == 0 { self.map.len() } else { (pos - 1).min(self.map.len()) };
+        let mut next = if pos == 0 {
+            self.map.len()
+        } else {
+            (pos - 1).min(self.map.len())
+        };
         let mut visited = 0;
         while next > 0 && visited < count {
             next -= 1;
@@ -229,7 +239,9 @@ impl Db {
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
                 let i = rng.gen_range(0..self.volatile.len());
-                let Some(k) = self.volatile.get_index(i) else { break };
+                let Some(k) = self.volatile.get_index(i) else {
+                    break;
+                };
                 let expired = matches!(self.map.get(&k[..]), Some(e) if e.expire_at != 0 && e.expire_at <= now);
                 if expired {
                     let k = k.clone();

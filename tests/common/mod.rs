@@ -8,7 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -38,7 +42,8 @@ impl Proc {
 
     pub fn client(&self) -> redis::Connection {
         let c = redis::Client::open(self.url()).unwrap();
-        c.get_connection_with_timeout(Duration::from_secs(10)).unwrap()
+        c.get_connection_with_timeout(Duration::from_secs(10))
+            .unwrap()
     }
 
     /// Sends raw bytes and returns what arrives until the peer stops sending
@@ -61,7 +66,12 @@ impl Proc {
 
     /// Runs `redis-cli` against this server (None if redis-cli is missing).
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().ok()?;
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -92,7 +102,12 @@ pub fn moonshard(extra: &[&str]) -> Proc {
 }
 
 pub fn has_program(name: &str) -> bool {
-    Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 /// Starts a real redis-server for differential tests. Returns None (after a
@@ -108,7 +123,16 @@ pub fn redis_server() -> Option<Proc> {
     }
     let port = free_port();
     let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,7 +184,10 @@ impl Diff {
     }
 
     /// Sends `args` to both servers and returns both replies.
-    pub fn both(&mut self, args: &[&str]) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
+    pub fn both(
+        &mut self,
+        args: &[&str],
+    ) -> (Result<redis::Value, String>, Result<redis::Value, String>) {
         (run_str(&mut self.a, args), run_str(&mut self.b, args))
     }
 
@@ -168,7 +195,10 @@ impl Diff {
     #[track_caller]
     pub fn check(&mut self, args: &[&str]) -> Result<redis::Value, String> {
         let (ours, theirs) = self.both(args);
-        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
+        assert_eq!(
+            ours, theirs,
+            "moonshard and redis-server differ on {args:?}"
+        );
         ours
     }
 
@@ -176,7 +206,11 @@ impl Diff {
     #[track_caller]
     pub fn check_unordered(&mut self, args: &[&str]) {
         let (ours, theirs) = self.both(args);
-        assert_eq!(sorted(ours), sorted(theirs), "moonshard and redis-server differ on {args:?}");
+        assert_eq!(
+            sorted(ours),
+            sorted(theirs),
+            "moonshard and redis-server differ on {args:?}"
+        );
     }
 }
 
