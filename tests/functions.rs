@@ -145,22 +145,22 @@ fn load_errors_match_redis() {
         "#!lua name=l4\nredis.register_function('f9', function() return 1 end)\nredis.register_function('f9', function() return 1 end)",
     ];
     for code in bad {
-        d.check(&["FUNCTION", "LOAD", code]);
+        let _ = d.check(&["FUNCTION", "LOAD", code]);
     }
-    d.check(&["FUNCTION", "LOAD", LIB]);
-    d.check(&[
+    let _ = d.check(&["FUNCTION", "LOAD", LIB]);
+    let _ = d.check(&[
         "FUNCTION",
         "LOAD",
         "#!lua name=other\nredis.register_function('echo1', function() return 1 end)",
     ]);
-    d.check(&["FCALL", "echo1", "0", "x"]);
-    d.check(&["FCALL", "getk", "1", "k"]);
-    d.check(&["FCALL", "oops", "0"]);
-    d.check(&["FCALL_RO", "setk", "1", "k", "v"]);
-    d.check(&["FCALL", "nosuch", "0"]);
-    d.check(&["FCALL", "echo1", "-1"]);
-    d.check(&["FUNCTION", "DELETE", "nosuch"]);
-    d.check(&["FUNCTION", "FLUSH", "bad"]);
-    d.check(&["FUNCTION", "RESTORE", "garbage"]);
-    d.check(&["FUNCTION", "KILL"]);
+    let _ = d.check(&["FCALL", "echo1", "0", "x"]);
+    let _ = d.check(&["FCALL", "getk", "1", "k"]);
+    let _ = d.check(&["FCALL", "oops", "0"]);
+    let _ = d.check(&["FCALL_RO", "setk", "1", "k", "v"]);
+    let _ = d.check(&["FCALL", "nosuch", "0"]);
+    let _ = d.check(&["FCALL", "echo1", "-1"]);
+    let _ = d.check(&["FUNCTION", "DELETE", "nosuch"]);
+    let _ = d.check(&["FUNCTION", "FLUSH", "bad"]);
+    let _ = d.check(&["FUNCTION", "RESTORE", "garbage"]);
+    let _ = d.check(&["FUNCTION", "KILL"]);
 }

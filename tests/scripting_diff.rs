@@ -76,7 +76,7 @@ fn conversions_and_errors() {
         return;
     };
     for script in SCRIPTS {
-        d.check(&["EVAL", script, "0"]);
+        let _ = d.check(&["EVAL", script, "0"]);
     }
     for (n, args) in [
         ("-1", vec![]),
@@ -86,24 +86,24 @@ fn conversions_and_errors() {
     ] {
         let mut all = vec!["EVAL", "return {KEYS[1], ARGV[1]}", n];
         all.extend(args);
-        d.check(&all);
+        let _ = d.check(&all);
     }
-    d.check(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]);
-    d.check(&["EVALSHA", "short", "0"]);
-    d.check(&["SCRIPT", "LOAD", "return 1 +"]);
-    d.check(&["SCRIPT", "LOAD", "return 'loaded'"]);
-    d.check(&["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]);
-    d.check(&[
+    let _ = d.check(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]);
+    let _ = d.check(&["EVALSHA", "short", "0"]);
+    let _ = d.check(&["SCRIPT", "LOAD", "return 1 +"]);
+    let _ = d.check(&["SCRIPT", "LOAD", "return 'loaded'"]);
+    let _ = d.check(&["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]);
+    let _ = d.check(&[
         "SCRIPT",
         "EXISTS",
         "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
         "x",
     ]);
-    d.check(&["SCRIPT", "FLUSH", "SYNC"]);
-    d.check(&["SCRIPT", "KILL"]);
-    d.check(&["EVAL_RO", "return redis.call('set', 'a', 'b')", "1", "a"]);
-    d.check(&["EVAL_RO", "#!lua\nreturn 1", "0"]);
-    d.check(&[
+    let _ = d.check(&["SCRIPT", "FLUSH", "SYNC"]);
+    let _ = d.check(&["SCRIPT", "KILL"]);
+    let _ = d.check(&["EVAL_RO", "return redis.call('set', 'a', 'b')", "1", "a"]);
+    let _ = d.check(&["EVAL_RO", "#!lua\nreturn 1", "0"]);
+    let _ = d.check(&[
         "EVALSHA_RO",
         "ffffffffffffffffffffffffffffffffffffffff",
         "0",
@@ -200,20 +200,20 @@ fn cjson_and_libraries() {
         "return struct.size('>iH')",
     ];
     for script in scripts {
-        d.check(&["EVAL", script, "0"]);
+        let _ = d.check(&["EVAL", script, "0"]);
     }
 }
 
 #[test]
 fn randomized_tables() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let Some(mut d) = Diff::start(&["--shards", "1"]) else {
         return;
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for _ in 0..60 {
         let expr = random_value(&mut rng, 0);
-        d.check(&["EVAL", &format!("return {expr}"), "0"]);
+        let _ = d.check(&["EVAL", &format!("return {expr}"), "0"]);
     }
 }
 
