@@ -1,0 +1,301 @@
+//! `redis.call` / `redis.pcall`: running commands from a script directly on
+//! the shard the script holds, with Redis's script rules (noscript commands,
+//! read-only scripts, the slot rules of scripting.md).
+
+use super::cache::Flags;
+use super::convert;
+use crate::commands::table::{self, flags, Command, Exec};
+use crate::commands::{ConnCtx, Ctx};
+use crate::net::client::ClientState;
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::shard::{slot, Shard, ShardData};
+use bytes::Bytes;
+use mlua::{Lua, MultiValue, Value};
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a running script must stop no matter what it catches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abort {
+    Kill,
+    /// A script with no declared keys touched another shard's key first:
+    /// rerun it there.
+    Redirect(usize),
+    Shutdown,
+}
+
+impl Abort {
+    pub fn message(self) -> &'static str {
+        match self {
+            Abort::Kill => "ERR Script killed by user with SCRIPT KILL...",
+            Abort::Redirect(_) => "ERR script moved to another shard",
+            Abort::Shutdown => "ERR Script killed by server shutdown",
+        }
+    }
+}
+
+/// Everything a script's `redis.call` needs while it runs.
+pub struct Run<'a> {
+    pub server: &'a Arc<Server>,
+    pub shard: &'a Shard,
+    /// The shard's data, entered by the runner (its VM moved out meanwhile).
+    pub data: *mut ShardData,
+    /// A copy of the caller's state for connection-level commands (SELECT
+    /// in a script only affects the script, as in Redis 7).
+    pub client: ClientState,
+    pub db: usize,
+    /// RESP version the script speaks (`redis.setresp`).
+    pub resp: u8,
+    pub now: u64,
+    pub read_only: bool,
+    pub flags: Flags,
+    /// The slot undeclared keys must match (shebang scripts).
+    pub slot: Option<u16>,
+    /// No key touched yet by a script with no declared keys.
+    pub unbound: bool,
+    /// False once the script was restarted (no second redirect).
+    pub may_redirect: bool,
+    pub wrote: bool,
+    pub abort: Option<Abort>,
+    pub started: Instant,
+    /// The worker thread was handed to the runtime (long script).
+    pub handed_off: bool,
+    pub args_buf: Vec<Bytes>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*mut ()> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Makes `run` the current script of this thread until dropped.
+pub struct Enter(());
+
+impl Enter {
+    pub fn new(run: &mut Run<'_>) -> Enter {
+        CURRENT.with(|c| c.set(run as *mut Run<'_> as *mut ()));
+        Enter(())
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null_mut()));
+    }
+}
+
+/// Runs `f` on the script currently running on this thread, if any.
+pub fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `CURRENT` is set only by `Enter::new` from a `&mut Run` that
+    // outlives the `Enter` guard, and cleared when the guard drops. A script
+    // runs synchronously on this thread, so nothing else uses the Run while
+    // a Lua callback holds this reference; callbacks never nest (commands
+    // run from scripts cannot run scripts).
+    let run = unsafe { &mut *(p as *mut Run<'_>) };
+    Some(f(run))
+}
+
+/// `redis.call` (`raise`) and `redis.pcall`.
+pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+    let outcome = with_run(|run| call_in_run(lua, run, args));
+    let Some(reply) = outcome else {
+        // Library code being loaded may not run commands (Redis hides them).
+        let name = if raise { "call" } else { "pcall" };
+        return Err(super::api::lua_error(
+            lua,
+            format!("Script attempted to access nonexistent global variable '{name}'"),
+        ));
+    };
+    match reply {
+        Ok(v) => Ok(v),
+        Err(CallErr::Abort) => Err(mlua::Error::RuntimeError("script aborted".into())),
+        Err(CallErr::Msg(m)) if raise => Err(super::api::coded(format!("ERR {m}"))),
+        Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(lua, &format!("ERR {m}"), false)?)),
+        Err(CallErr::Reply(t)) if raise => {
+            let text = match &t {
+                Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                _ => String::new(),
+            };
+            Err(super::api::coded(text))
+        }
+        Err(CallErr::Reply(t)) => Ok(t),
+    }
+}
+
+enum CallErr {
+    Msg(&'static str),
+    Reply(Value),
+    Abort,
+}
+
+fn call_in_run(lua: &Lua, run: &mut Run<'_>, args: MultiValue) -> Result<Value, CallErr> {
+    if run.abort.is_some() {
+        return Err(CallErr::Abort);
+    }
+    if args.is_empty() {
+        return Err(CallErr::Msg("Please specify at least one argument for this redis lib call"));
+    }
+    let mut argv = std::mem::take(&mut run.args_buf);
+    argv.clear();
+    for a in args.iter() {
+        match to_arg(a) {
+            Some(b) => argv.push(b),
+            None => {
+                run.args_buf = argv;
+                return Err(CallErr::Msg("Lua redis lib command arguments must be strings or integers"));
+            }
+        }
+    }
+    let result = execute(run, &argv);
+    argv.clear();
+    run.args_buf = argv;
+    match result {
+        Ok(reply) if reply.is_error() => {
+            let Reply::Error(e) = &reply else { unreachable!() };
+            let t = convert::error_table(lua, e, true).map_err(|_| CallErr::Msg("out of memory"))?;
+            Err(CallErr::Reply(Value::Table(t)))
+        }
+        Ok(reply) => convert::reply_to_lua(lua, &reply, run.resp).map_err(|_| CallErr::Msg("out of memory")),
+        Err(e) => Err(e),
+    }
+}
+
+fn to_arg(v: &Value) -> Option<Bytes> {
+    match v {
+        Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Integer(i) => Some(Bytes::from(i.to_string())),
+        Value::Number(n) => Some(Bytes::from(crate::protocol::format_double(*n))),
+        _ => None,
+    }
+}
+
+/// Checks and runs one command for the script.
+fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
+    let cmd = match table::resolve(argv) {
+        Ok(c) => c,
+        Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
+            return Err(CallErr::Msg("Wrong number of args calling Redis command from script"))
+        }
+        Err(_) => return Err(CallErr::Msg("Unknown Redis command called from script")),
+    };
+    let spec = cmd.spec;
+    if spec.has(flags::NOSCRIPT) {
+        return Err(CallErr::Msg("This Redis command is not allowed from script"));
+    }
+    if spec.is_write() && run.read_only {
+        return Err(CallErr::Msg("Write commands are not allowed from read-only scripts."));
+    }
+    check_keys(run, cmd, argv)?;
+    if spec.is_write() {
+        run.wrote = true;
+        run.shard.script_wrote.store(true, Ordering::Release);
+    }
+    let reply = dispatch(run, cmd, argv);
+    let stats = &run.server.stats.commands[cmd.id];
+    stats.calls.fetch_add(1, Ordering::Relaxed);
+    if reply.is_error() {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(reply)
+}
+
+/// The slot rules for keys a script touches (scripting.md, "Where a script runs").
+fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), CallErr> {
+    let shards = run.server.shards.len();
+    for pos in cmd.spec.key_positions(argv) {
+        let s = slot::key_slot(&argv[pos]);
+        let owner = slot::slot_shard(s, shards);
+        if run.unbound {
+            if owner != run.shard.id {
+                if !run.wrote && run.may_redirect {
+                    run.abort = Some(Abort::Redirect(owner));
+                    return Err(CallErr::Abort);
+                }
+                return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+            }
+            run.unbound = false;
+        }
+        if owner != run.shard.id {
+            return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+        }
+        if !run.flags.compat && !run.flags.allow_cross_slot {
+            match run.slot {
+                None => run.slot = Some(s),
+                Some(want) if want != s => {
+                    return Err(CallErr::Msg("Script attempted to access keys that do not hash to the same slot"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
+    match cmd.spec.exec {
+        Exec::Keyed(f) => with_ctx(run, |ctx| f(ctx, argv)),
+        Exec::AllShards(f, merge) => {
+            let r = with_ctx(run, |ctx| f(ctx, argv));
+            if r.is_error() {
+                return r;
+            }
+            let server = run.server;
+            let mut ctx = ConnCtx { server, client: &mut run.client };
+            merge(&mut ctx, argv, vec![r])
+        }
+        Exec::OneShard(route, f, finish) => {
+            let server = run.server;
+            let id = {
+                let ctx = ConnCtx { server, client: &mut run.client };
+                route(&ctx, argv)
+            };
+            match id {
+                Err(e) => e,
+                Ok(id) if id != run.shard.id => {
+                    Reply::err("Script attempted to access a non local key in a cluster node")
+                }
+                Ok(id) => {
+                    let r = with_ctx(run, |ctx| f(ctx, argv));
+                    let ctx = ConnCtx { server, client: &mut run.client };
+                    finish(&ctx, argv, id, r)
+                }
+            }
+        }
+        Exec::Conn(f) => {
+            run.client.db = run.db;
+            run.client.resp = run.resp;
+            let server = run.server;
+            let mut ctx = ConnCtx { server, client: &mut run.client };
+            let r = f(&mut ctx, argv);
+            run.db = run.client.db;
+            r
+        }
+        Exec::Special if cmd.spec.has(flags::BLOCKING) => nonblocking(run, argv),
+        _ => Reply::err("This Redis command is not allowed from script"),
+    }
+}
+
+/// Blocking commands run as their non-blocking form inside scripts.
+fn nonblocking(_run: &mut Run<'_>, _argv: &[Bytes]) -> Reply {
+    // Until crate::commands::blocking::run_nonblocking lands: a timeout.
+    Reply::NilArray
+}
+
+fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
+    // SAFETY: `run.data` points at the ShardData the runner holds locked for
+    // the whole script (see `vm::Vm::run`); the runner touches it only
+    // through this pointer until the script returns, and the VM that is
+    // running us was moved out of it, so this is the only live reference.
+    let data = unsafe { &mut *run.data };
+    let mut one = [data];
+    let mut ctx = Ctx::new(run.server, &mut one, run.db, run.resp, run.client.id());
+    ctx.now = run.now;
+    ctx.in_script = true;
+    f(&mut ctx)
+}

@@ -1,0 +1,568 @@
+//! Redis 7 functions: libraries (`#!lua name=lib`) registered globally,
+//! loaded lazily into each shard's VM, called with FCALL/FCALL_RO through
+//! the same routing as EVAL.
+
+use super::cache::Flags;
+use super::router::{self, Job, Request};
+use super::vm::Vm;
+use crate::commands::table::Command;
+use crate::net::connection::Connection;
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::util::eq_ic;
+use bytes::Bytes;
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use parking_lot::RwLock;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct FuncMeta {
+    pub name: String,
+    pub description: Option<String>,
+    pub flags: Flags,
+}
+
+pub struct Library {
+    pub name: String,
+    pub code: Bytes,
+    pub functions: Vec<FuncMeta>,
+}
+
+#[derive(Default)]
+struct Libs {
+    libs: BTreeMap<String, Arc<Library>>,
+    /// function name → library name
+    funcs: BTreeMap<String, String>,
+}
+
+/// All loaded libraries; `version` changes with every change so shard VMs
+/// know to reload.
+#[derive(Default)]
+pub struct Registry {
+    inner: RwLock<Libs>,
+    version: AtomicU64,
+    /// The function running on each shard (FUNCTION STATS).
+    running: parking_lot::Mutex<BTreeMap<usize, Running>>,
+}
+
+/// A running function: name, the FCALL arguments, start (Unix ms).
+type Running = (String, Vec<Bytes>, u64);
+
+/// What FCALL needs about its function.
+pub struct FunctionRef {
+    pub name: String,
+    pub flags: Flags,
+}
+
+impl Registry {
+    fn lookup(&self, name: &str) -> Option<FunctionRef> {
+        let libs = self.inner.read();
+        let lib = libs.libs.get(libs.funcs.get(name)?)?;
+        let meta = lib.functions.iter().find(|f| f.name == name)?;
+        Some(FunctionRef { name: meta.name.clone(), flags: meta.flags })
+    }
+
+    fn snapshot(&self) -> (u64, Vec<Arc<Library>>) {
+        let libs = self.inner.read();
+        (self.version.load(Ordering::Acquire), libs.libs.values().cloned().collect())
+    }
+
+    fn bump(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Adds libraries; `replace` allows replacing same-named ones.
+    fn install(&self, new: Vec<Library>, replace: bool) -> Result<(), String> {
+        let mut libs = self.inner.write();
+        for lib in &new {
+            if libs.libs.contains_key(&lib.name) && !replace {
+                return Err(format!("Library '{}' already exists", lib.name));
+            }
+            for f in &lib.functions {
+                if let Some(owner) = libs.funcs.get(&f.name) {
+                    if owner != &lib.name {
+                        return Err(format!("Function {} already exists", f.name));
+                    }
+                }
+            }
+        }
+        for lib in new {
+            if let Some(old) = libs.libs.remove(&lib.name) {
+                for f in &old.functions {
+                    libs.funcs.remove(&f.name);
+                }
+            }
+            for f in &lib.functions {
+                libs.funcs.insert(f.name.clone(), lib.name.clone());
+            }
+            libs.libs.insert(lib.name.clone(), Arc::new(lib));
+        }
+        drop(libs);
+        self.bump();
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> bool {
+        let mut libs = self.inner.write();
+        let Some(old) = libs.libs.remove(name) else {
+            return false;
+        };
+        for f in &old.functions {
+            libs.funcs.remove(&f.name);
+        }
+        drop(libs);
+        self.bump();
+        true
+    }
+
+    fn flush(&self) {
+        *self.inner.write() = Libs::default();
+        self.bump();
+    }
+}
+
+// ------------------------------------------------------------ registering
+
+struct Registered {
+    meta: FuncMeta,
+    f: Function,
+}
+
+thread_local! {
+    /// The functions registered by the library code being loaded on this thread.
+    static LOADING: RefCell<Option<Vec<Registered>>> = const { RefCell::new(None) };
+}
+
+fn reg_err(msg: &str) -> mlua::Error {
+    super::api::coded(format!("ERR {msg}"))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// `redis.register_function(name, callback)` or `({function_name=...,
+/// callback=..., flags={...}, description=...})`.
+pub fn register_function(_: &Lua, args: MultiValue) -> mlua::Result<()> {
+    if !LOADING.with(|l| l.borrow().is_some()) {
+        return Err(reg_err("redis.register_function can only be called on FUNCTION LOAD command"));
+    }
+    let (name, f, flags, description) = match args.len() {
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return Err(reg_err(
+                    "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                ));
+            };
+            named_args(t)?
+        }
+        2 => {
+            let name = match args.front() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => return Err(reg_err("function_name argument given to redis.register_function must be a string")),
+            };
+            let Some(Value::Function(f)) = args.get(1) else {
+                return Err(reg_err("callback argument given to redis.register_function must be a function"));
+            };
+            (name, f.clone(), Flags::default(), None)
+        }
+        _ => return Err(reg_err("wrong number of arguments to redis.register_function")),
+    };
+    if !valid_name(&name) {
+        return Err(reg_err(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    LOADING.with(|l| {
+        let mut l = l.borrow_mut();
+        let list = l.as_mut().expect("checked above");
+        if list.iter().any(|r| r.meta.name == name) {
+            return Err(reg_err("Function already exists in the library"));
+        }
+        list.push(Registered { meta: FuncMeta { name, description, flags }, f });
+        Ok(())
+    })
+}
+
+type NamedArgs = (String, Function, Flags, Option<String>);
+
+fn named_args(t: &Table) -> mlua::Result<NamedArgs> {
+    let (mut name, mut f, mut flags, mut description) = (None, None, Flags::default(), None);
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let key = match &k {
+            Value::String(s) => s.to_string_lossy(),
+            _ => return Err(reg_err("named argument key given to redis.register_function is not a string")),
+        };
+        match key.as_str() {
+            "function_name" => match v {
+                Value::String(s) => name = Some(s.to_string_lossy()),
+                _ => return Err(reg_err("function_name argument given to redis.register_function must be a string")),
+            },
+            "description" => match v {
+                Value::String(s) => description = Some(s.to_string_lossy()),
+                _ => return Err(reg_err("description argument given to redis.register_function must be a string")),
+            },
+            "callback" => match v {
+                Value::Function(cb) => f = Some(cb),
+                _ => return Err(reg_err("callback argument given to redis.register_function must be a function")),
+            },
+            "flags" => {
+                let Value::Table(list) = v else {
+                    return Err(reg_err(
+                        "flags argument to redis.register_function must be a table representing function flags",
+                    ));
+                };
+                for item in list.sequence_values::<Value>() {
+                    let ok = match item? {
+                        Value::String(s) => flags.set(&s.to_string_lossy()),
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(reg_err("unknown flag given"));
+                    }
+                }
+            }
+            _ => return Err(reg_err("unknown argument given to redis.register_function")),
+        }
+    }
+    let name = name.ok_or_else(|| reg_err("redis.register_function must get a function name argument"))?;
+    let f = f.ok_or_else(|| reg_err("redis.register_function must get a callback argument"))?;
+    Ok((name, f, flags, description))
+}
+
+/// Parses `#!lua name=lib` (Redis's texts, without "ERR ").
+fn parse_meta(code: &[u8]) -> Result<String, String> {
+    if !code.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let Some(end) = code.iter().position(|&c| c == b'\n') else {
+        return Err("Invalid library metadata".into());
+    };
+    let line = String::from_utf8_lossy(&code[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("#!").trim_start_matches("#!").to_string();
+    let mut name = None;
+    for part in parts {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+            if name.is_some() {
+                return Err("Invalid metadata value, name argument was given multiple times".into());
+            }
+            name = Some(part[5..].to_string());
+            continue;
+        }
+        return Err(format!("Invalid metadata value given: {part}"));
+    }
+    let name = name.ok_or_else(|| "Library name was not given".to_string())?;
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("Engine '{engine}' not found"));
+    }
+    if !valid_name(&name) {
+        return Err(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
+        );
+    }
+    Ok(name)
+}
+
+/// Runs a library's code in `vm`, returning what it registered.
+fn run_library(vm: &mut Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
+    let end = code.iter().position(|&c| c == b'\n').unwrap_or(code.len());
+    let f = super::vm::compile(&vm.lua, &code[end..], "@user_function")
+        .map_err(|e| format!("Error compiling function: {e}"))?;
+    LOADING.with(|l| *l.borrow_mut() = Some(Vec::new()));
+    let result = vm.fn_runner.call::<(bool, Value)>((f, Value::Nil, Value::Nil));
+    let registered = LOADING.with(|l| l.borrow_mut().take()).unwrap_or_default();
+    match result {
+        Ok((true, _)) => Ok(registered),
+        Ok((false, Value::Table(t))) => {
+            let msg: String = t.raw_get("err").unwrap_or_else(|_| "ERR unknown error".into());
+            Err(format!("Error registering functions: {msg}"))
+        }
+        Ok((false, _)) => {
+            vm.broken = true;
+            Err("Error registering functions: ERR out of memory".into())
+        }
+        Err(e) => Err(format!("Error registering functions: {e}")),
+    }
+}
+
+/// Validates `code` on the checker VM and builds its library.
+fn build_library(server: &Server, code: &Bytes) -> Result<Library, String> {
+    let name = parse_meta(code)?;
+    let registered = router::with_checker(server, |vm| run_library(vm, code))?;
+    if registered.is_empty() {
+        return Err("No functions registered".into());
+    }
+    let functions = registered.into_iter().map(|r| r.meta).collect();
+    Ok(Library { name, code: code.clone(), functions })
+}
+
+/// The compiled function `name` in `vm`, (re)loading the libraries when the
+/// registry changed since this VM last loaded them.
+pub fn load_into(server: &Server, vm: &mut Vm, name: &str) -> Result<Function, Reply> {
+    let reg = &server.scripts.functions;
+    if vm.fn_version != reg.version.load(Ordering::Acquire) || vm.functions.is_empty() {
+        let (version, libs) = reg.snapshot();
+        vm.functions.clear();
+        for lib in libs {
+            let funcs = run_library(vm, &lib.code).map_err(Reply::err)?;
+            for r in funcs {
+                vm.functions.insert(r.meta.name, r.f);
+            }
+        }
+        vm.fn_version = version;
+    }
+    vm.functions.get(name).cloned().ok_or_else(|| Reply::err("Function not found"))
+}
+
+// ---------------------------------------------------------------- commands
+
+pub async fn fcall(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+    let ro = cmd.spec.name == "fcall_ro";
+    let server = conn.server.clone();
+    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    let Some(fref) = server.scripts.functions.lookup(&name) else {
+        return Reply::err("Function not found");
+    };
+    let (keys, argv) = match router::split_keys(args) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if ro && !fref.flags.no_writes {
+        return Reply::err("Can not execute a script with write flag using *_ro command.");
+    }
+    let flags = fref.flags;
+    let read_only = ro || flags.no_writes;
+    let home = conn.home_shard();
+    let started = crate::storage::now_ms();
+    server.scripts.functions.running.lock().insert(home, (name, args.to_vec(), started));
+    let req = Request { job: Job::Function(&fref), keys, argv, flags, read_only };
+    let reply = router::run_routed(conn, &req).await;
+    server.scripts.functions.running.lock().remove(&home);
+    reply
+}
+
+/// FUNCTION LOAD | DELETE | FLUSH | LIST | DUMP | RESTORE | STATS | KILL | HELP.
+pub fn command(conn: &mut Connection, sub: &str, args: &[Bytes]) -> Reply {
+    let server = conn.server.clone();
+    let reg = &server.scripts.functions;
+    match sub {
+        "load" => load(&server, args),
+        "delete" => {
+            if reg.delete(&String::from_utf8_lossy(&args[2])) {
+                Reply::ok()
+            } else {
+                Reply::err("Library not found")
+            }
+        }
+        "flush" => {
+            if args.len() > 3 || (args.len() == 3 && !eq_ic(&args[2], "sync") && !eq_ic(&args[2], "async")) {
+                return Reply::err("FUNCTION FLUSH only supports SYNC|ASYNC option");
+            }
+            reg.flush();
+            Reply::ok()
+        }
+        "list" => list(reg, args),
+        "dump" => Reply::Bulk(dump(reg)),
+        "restore" => restore(&server, args),
+        "stats" => stats(&server),
+        "kill" => router::kill(&server, true),
+        _ => help(),
+    }
+}
+
+fn load(server: &Server, args: &[Bytes]) -> Reply {
+    let mut replace = false;
+    let mut i = 2;
+    while i < args.len() - 1 {
+        if eq_ic(&args[i], "replace") {
+            replace = true;
+        } else {
+            return Reply::err(format!("Unknown option given: {}", String::from_utf8_lossy(&args[i])));
+        }
+        i += 1;
+    }
+    if i != args.len() - 1 {
+        return Reply::err("Function code was not given");
+    }
+    let code = &args[args.len() - 1];
+    let lib = match build_library(server, code) {
+        Ok(l) => l,
+        Err(e) => return Reply::err(e),
+    };
+    let name = lib.name.clone();
+    match server.scripts.functions.install(vec![lib], replace) {
+        Ok(()) => Reply::Bulk(Bytes::from(name)),
+        Err(e) => Reply::err(e),
+    }
+}
+
+fn list(reg: &Registry, args: &[Bytes]) -> Reply {
+    let mut pattern: Option<&[u8]> = None;
+    let mut with_code = false;
+    let mut i = 2;
+    while i < args.len() {
+        if eq_ic(&args[i], "withcode") && !with_code {
+            with_code = true;
+        } else if eq_ic(&args[i], "libraryname") && pattern.is_none() {
+            let Some(p) = args.get(i + 1) else {
+                return Reply::err("library name argument was not given");
+            };
+            pattern = Some(p);
+            i += 1;
+        } else {
+            return Reply::err(format!("Unknown argument {}", String::from_utf8_lossy(&args[i])));
+        }
+        i += 1;
+    }
+    let (_, libs) = reg.snapshot();
+    let mut out = Vec::new();
+    for lib in libs {
+        if let Some(p) = pattern {
+            if !crate::util::glob_match(p, lib.name.as_bytes(), false) {
+                continue;
+            }
+        }
+        let funcs = lib
+            .functions
+            .iter()
+            .map(|f| {
+                Reply::Map(vec![
+                    (Reply::bulk_str("name"), Reply::bulk_str(&f.name)),
+                    (Reply::bulk_str("description"), f.description.as_deref().map_or(Reply::Nil, Reply::bulk_str)),
+                    (Reply::bulk_str("flags"), Reply::Set(f.flags.names().into_iter().map(Reply::status).collect())),
+                ])
+            })
+            .collect();
+        let mut m = vec![
+            (Reply::bulk_str("library_name"), Reply::bulk_str(&lib.name)),
+            (Reply::bulk_str("engine"), Reply::bulk_str("LUA")),
+            (Reply::bulk_str("functions"), Reply::Array(funcs)),
+        ];
+        if with_code {
+            m.push((Reply::bulk_str("library_code"), Reply::Bulk(lib.code.clone())));
+        }
+        out.push(Reply::Map(m));
+    }
+    Reply::Array(out)
+}
+
+/// Payload: "MSFN1", then per library a u32 LE length and its code, then
+/// the first 8 bytes of the SHA1 of everything before as a checksum.
+const MAGIC: &[u8] = b"MSFN1";
+
+fn dump(reg: &Registry) -> Bytes {
+    let (_, libs) = reg.snapshot();
+    let mut out = MAGIC.to_vec();
+    for lib in libs {
+        out.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
+        out.extend_from_slice(&lib.code);
+    }
+    let sum = super::cache::sha1_hex(&out);
+    out.extend_from_slice(&sum[..16]);
+    Bytes::from(out)
+}
+
+fn undump(payload: &[u8]) -> Option<Vec<Bytes>> {
+    let body = payload.strip_prefix(MAGIC)?;
+    if body.len() < 16 {
+        return None;
+    }
+    let (mut rest, sum) = body.split_at(body.len() - 16);
+    if super::cache::sha1_hex(&payload[..payload.len() - 16])[..16] != *sum {
+        return None;
+    }
+    let mut codes = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let code = rest.get(4..4usize.checked_add(len)?)?;
+        codes.push(Bytes::copy_from_slice(code));
+        rest = &rest[4 + len..];
+    }
+    Some(codes)
+}
+
+fn restore(server: &Server, args: &[Bytes]) -> Reply {
+    #[derive(PartialEq)]
+    enum Policy {
+        Flush,
+        Append,
+        Replace,
+    }
+    let policy = match args.get(3) {
+        None => Policy::Append,
+        Some(p) if args.len() == 4 && eq_ic(p, "flush") => Policy::Flush,
+        Some(p) if args.len() == 4 && eq_ic(p, "append") => Policy::Append,
+        Some(p) if args.len() == 4 && eq_ic(p, "replace") => Policy::Replace,
+        Some(_) => return Reply::err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
+    };
+    let Some(codes) = undump(&args[2]) else {
+        return Reply::err("DUMP payload version or checksum are wrong");
+    };
+    let mut libs = Vec::new();
+    for code in &codes {
+        match build_library(server, code) {
+            Ok(l) => libs.push(l),
+            Err(e) => return Reply::err(e),
+        }
+    }
+    let reg = &server.scripts.functions;
+    if policy == Policy::Flush {
+        reg.flush();
+    }
+    match reg.install(libs, policy != Policy::Append) {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::err(e),
+    }
+}
+
+fn stats(server: &Server) -> Reply {
+    let reg = &server.scripts.functions;
+    let running = reg.running.lock().values().next().cloned();
+    let running = match running {
+        Some((name, args, since)) if server.shards.list.iter().any(|s| s.script_running()) => Reply::Map(vec![
+            (Reply::bulk_str("name"), Reply::bulk_str(&name)),
+            (Reply::bulk_str("command"), Reply::Array(args.into_iter().map(Reply::Bulk).collect())),
+            (Reply::bulk_str("duration_ms"), Reply::Int(crate::storage::now_ms().saturating_sub(since) as i64)),
+        ]),
+        _ => Reply::Nil,
+    };
+    let (libs, funcs) = {
+        let l = reg.inner.read();
+        (l.libs.len(), l.funcs.len())
+    };
+    Reply::Map(vec![
+        (Reply::bulk_str("running_script"), running),
+        (
+            Reply::bulk_str("engines"),
+            Reply::Map(vec![(
+                Reply::bulk_str("LUA"),
+                Reply::Map(vec![
+                    (Reply::bulk_str("libraries_count"), Reply::Int(libs as i64)),
+                    (Reply::bulk_str("functions_count"), Reply::Int(funcs as i64)),
+                ]),
+            )]),
+        ),
+    ])
+}
+
+fn help() -> Reply {
+    let lines = [
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "DELETE <LIBRARY NAME>",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "FLUSH [ASYNC|SYNC]",
+        "DUMP",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "STATS",
+        "KILL",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+}

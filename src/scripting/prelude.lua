@@ -1,0 +1,140 @@
+-- The sandbox every shard's VM runs scripts in. Run once per VM with a
+-- table of Rust functions; returns the runners. Everything here keeps what
+-- it needs in locals, so a script cannot reach or alter it.
+local R = ...
+local G = _G
+local error, type, tostring, rawset, rawget = error, type, tostring, rawset, rawget
+local setmetatable, getmetatable, pcall, xpcall = setmetatable, getmetatable, pcall, xpcall
+local loadstring_raw, setfenv_raw, select, next = loadstring, setfenv, select, next
+local getinfo = debug.getinfo
+local aborted, errmsg, sbyte, concat = R.aborted, R.errmsg, string.byte, table.concat
+
+for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'require', 'os', 'io', 'package'}) do
+  G[name] = nil
+end
+
+-- Redis's pcall: an error table with a string `err` comes back as that
+-- string; a kill or a move to another shard cannot be caught.
+local function pcheck(ok, ...)
+  if ok then return ok, ... end
+  if aborted() then error(nil, 0) end
+  local e = ...
+  local te = type(e)
+  if te == 'table' then
+    local m = e.err
+    if type(m) == 'string' then return false, m end
+  elseif te == 'userdata' then
+    return false, (errmsg(e))
+  end
+  return false, e
+end
+G.pcall = function(...) return pcheck(pcall(...)) end
+local function xcheck(ok, ...)
+  if not ok and aborted() then error(nil, 0) end
+  return ok, ...
+end
+G.xpcall = function(f, h) return xcheck(xpcall(f, h)) end
+
+-- Compiled code only; bytecode is refused.
+local function loadstring_safe(s, name)
+  if type(s) == 'string' and sbyte(s, 1) == 27 then
+    return nil, 'attempt to load a binary chunk'
+  end
+  return loadstring_raw(s, name)
+end
+G.loadstring = loadstring_safe
+G.load = function(f, name)
+  if type(f) ~= 'function' then return loadstring_safe(f, name) end
+  local parts = {}
+  while true do
+    local piece = f()
+    if piece == nil or piece == '' then break end
+    if type(piece) ~= 'string' then return nil, 'reader function must return a string' end
+    parts[#parts + 1] = piece
+  end
+  return loadstring_safe(concat(parts), name)
+end
+
+local protected = setmetatable({}, {__mode = 'k'})
+local function readonly_error() error('Attempt to modify a readonly table', 2) end
+G.rawset = function(t, k, v)
+  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  return rawset(t, k, v)
+end
+G.setmetatable = function(t, m)
+  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  return setmetatable(t, m)
+end
+G.setfenv = function(f, t)
+  if f == 0 or type(f) == 'thread' then error('Attempt to modify a readonly table', 2) end
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  return setfenv_raw(f, t)
+end
+
+-- A read-only view of `t`.
+local function readonly(t)
+  local p = setmetatable({}, {__index = t, __newindex = readonly_error, __metatable = false})
+  protected[p] = true
+  return p
+end
+
+local redis = R.redis
+local math_ = G.math
+math_.random = R.random
+math_.randomseed = R.randomseed
+G.redis = redis
+G.cjson = R.cjson
+G.cmsgpack = R.cmsgpack
+G.bit = R.bit
+G.struct = R.struct
+
+redis.status_reply = function(s) return {ok = s} end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.replicate_commands = function() return true end
+
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'cjson', 'cmsgpack', 'bit', 'struct'}) do
+  if type(G[name]) == 'table' then G[name] = readonly(G[name]) end
+end
+-- Method calls on strings go through the read-only view too.
+local smt = getmetatable('')
+smt.__index = G.string
+smt.__metatable = readonly({__index = G.string})
+
+setmetatable(G, {__index = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+local proxy = readonly(G)
+rawset(G, '_G', proxy)
+setfenv_raw(0, proxy)
+
+-- Uncaught errors: the error table Redis builds, with the script line.
+local function handler(e)
+  local a = aborted()
+  if a then
+    e = {err = a}
+  elseif type(e) == 'userdata' then
+    local msg, coded = errmsg(e)
+    if coded then e = {err = msg} else e = {err = 'ERR ' .. msg} end
+  elseif type(e) ~= 'table' then
+    e = {err = 'ERR ' .. tostring(e)}
+  end
+  for level = 2, 64 do
+    local i = getinfo(level, 'Sl')
+    if not i then break end
+    if i.what ~= 'C' and i.what ~= 'tail' and i.source ~= '=sandbox' then
+      e.source = i.source
+      e.line = i.currentline
+      break
+    end
+  end
+  return e
+end
+
+local function run(f)
+  return xpcall(f, handler)
+end
+local function runf(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+return run, runf, G

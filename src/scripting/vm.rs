@@ -1,0 +1,339 @@
+//! One sandboxed Lua 5.1 VM: creation, compiling scripts once, running them
+//! with the kill/time hook.
+
+use super::cache::Script;
+use super::call::{self, with_run, Abort, Run};
+use super::{convert, libs};
+use crate::protocol::Reply;
+use ahash::AHashMap;
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Instructions between two checks of the kill flag.
+const HOOK_EVERY: u32 = 10_000;
+/// After this long a script hands its worker thread's other tasks to a
+/// fresh thread (see `hand_off`).
+const HAND_OFF_AFTER: Duration = Duration::from_millis(20);
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+pub struct Vm {
+    pub lua: Lua,
+    runner: Function,
+    pub(crate) fn_runner: Function,
+    /// The real globals table (scripts see a read-only view of it).
+    globals: Table,
+    keys: Table,
+    argv: Table,
+    keys_len: usize,
+    argv_len: usize,
+    scripts: AHashMap<[u8; 40], Function>,
+    /// The cache epoch the compiled set belongs to.
+    pub epoch: u64,
+    mem_limit: u64,
+    /// Compiled functions of the loaded libraries, by function name.
+    pub(crate) functions: AHashMap<String, Function>,
+    /// The function registry version loaded into `functions`.
+    pub(crate) fn_version: u64,
+    /// Set after an out-of-memory error: the VM is replaced.
+    pub broken: bool,
+}
+
+impl Vm {
+    pub fn new(mem_limit: u64) -> mlua::Result<Vm> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is needed by the prelude's error handler,
+        // which keeps it in a local and removes it from the globals before
+        // any script runs; no C module can be loaded (no package library).
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        let rng = Arc::new(AtomicU64::new(libs::random::INITIAL_STATE));
+        let api = lua.create_table()?;
+        api.raw_set("aborted", lua.create_function(|_, ()| Ok(aborted_message()))?)?;
+        api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
+        api.raw_set("redis", super::api::redis_table(&lua)?)?;
+        api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
+        api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
+        api.raw_set("cjson", libs::cjson::table(&lua)?)?;
+        api.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
+        api.raw_set("bit", libs::bit::table(&lua)?)?;
+        api.raw_set("struct", libs::struct_::table(&lua)?)?;
+        let (runner, fn_runner, globals): (Function, Function, Table) =
+            lua.load(PRELUDE).set_name("=sandbox").call(api)?;
+        let keys = lua.create_table()?;
+        let argv = lua.create_table()?;
+        globals.raw_set("KEYS", keys.clone())?;
+        globals.raw_set("ARGV", argv.clone())?;
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| hook());
+        if mem_limit > 0 {
+            lua.set_memory_limit(mem_limit as usize)?;
+        }
+        Ok(Vm {
+            lua,
+            runner,
+            fn_runner,
+            globals,
+            keys,
+            argv,
+            keys_len: 0,
+            argv_len: 0,
+            scripts: AHashMap::default(),
+            epoch: 0,
+
+            mem_limit,
+            functions: AHashMap::default(),
+            fn_version: 0,
+            broken: false,
+        })
+    }
+
+    /// Applies a changed `lua-memory-limit`.
+    pub fn set_memory_limit(&mut self, limit: u64) {
+        if limit != self.mem_limit && self.lua.set_memory_limit(limit as usize).is_ok() {
+            self.mem_limit = limit;
+        }
+    }
+
+    /// Drops compiled scripts after SCRIPT FLUSH.
+    pub fn sync_epoch(&mut self, epoch: u64) {
+        if self.epoch != epoch {
+            self.scripts.clear();
+            self.epoch = epoch;
+        }
+    }
+
+    /// The compiled function of `script`, compiling it on first use.
+    pub fn function(&mut self, script: &Script) -> Result<Function, Reply> {
+        if let Some(f) = self.scripts.get(&script.sha) {
+            return Ok(f.clone());
+        }
+        let f = compile(&self.lua, script.body(), "@user_script")
+            .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
+        self.scripts.insert(script.sha, f.clone());
+        Ok(f)
+    }
+
+    pub fn compiled_count(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// Sets KEYS and ARGV for the next run, reusing their tables.
+    pub fn set_keys_argv(&mut self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> mlua::Result<()> {
+        self.keys_len = fill(&self.lua, &self.keys, keys, self.keys_len)?;
+        self.argv_len = fill(&self.lua, &self.argv, argv, self.argv_len)?;
+        Ok(())
+    }
+
+    /// After a failed script: fresh KEYS/ARGV tables, garbage collected.
+    pub fn reset_after_error(&mut self) {
+        let fresh = (|| -> mlua::Result<()> {
+            self.keys = self.lua.create_table()?;
+            self.argv = self.lua.create_table()?;
+            self.globals.raw_set("KEYS", self.keys.clone())?;
+            self.globals.raw_set("ARGV", self.argv.clone())?;
+            self.keys_len = 0;
+            self.argv_len = 0;
+            self.lua.gc_collect()
+        })();
+        if fresh.is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Runs `f` (a compiled script) inside `run`; the script's reply.
+    pub fn run(&mut self, run: &mut Run<'_>, f: &Function, name: &str) -> Reply {
+        let result = {
+            let _enter = call::Enter::new(run);
+            self.runner.call::<(bool, Value)>(f)
+        };
+        self.finish(run, result, name)
+    }
+
+    /// Runs a library function with (keys, args) tables.
+    pub fn run_function(
+        &mut self,
+        run: &mut Run<'_>,
+        f: &Function,
+        keys: &[bytes::Bytes],
+        args: &[bytes::Bytes],
+        name: &str,
+    ) -> Reply {
+        let result = (|| {
+            let k = self.lua.create_sequence_from(
+                keys.iter().map(|b| self.lua.create_string(b)).collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let a = self.lua.create_sequence_from(
+                args.iter().map(|b| self.lua.create_string(b)).collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let _enter = call::Enter::new(run);
+            self.fn_runner.call::<(bool, Value)>((f, k, a))
+        })();
+        self.finish(run, result, name)
+    }
+
+    fn finish(&mut self, run: &mut Run<'_>, result: mlua::Result<(bool, Value)>, name: &str) -> Reply {
+        match result {
+            Ok((true, v)) => convert::lua_to_reply(&v, run.resp),
+            Ok((false, e)) => {
+                self.reset_after_error();
+                if let Some(Abort::Redirect(_)) = run.abort {
+                    return Reply::NoReply;
+                }
+                self.error_reply(&e, name)
+            }
+            Err(e) => {
+                self.reset_after_error();
+                self.broken = matches!(e, mlua::Error::MemoryError(_)) || self.broken;
+                Reply::err(format!("Error running script {name}: {}", error_message(&Value::Error(Box::new(e))).0))
+            }
+        }
+    }
+
+    /// Formats an error object from the prelude's handler as Redis does.
+    fn error_reply(&mut self, e: &Value, name: &str) -> Reply {
+        let Value::Table(t) = e else {
+            // Not passed through the handler: an out-of-memory error.
+            let msg = match e {
+                Value::String(s) => s.to_string_lossy(),
+                _ => "execution failure".into(),
+            };
+            if msg.contains("not enough memory") {
+                self.broken = true;
+                return Reply::err(format!("Error running script {name}: Lua VM out of memory (lua-memory-limit)"));
+            }
+            return Reply::err(format!("Error running script {name}, {msg}"));
+        };
+        let msg: String = match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            _ => "ERR unknown error".into(),
+        };
+        let source = t.raw_get::<Option<mlua::String>>("source").ok().flatten();
+        let line = t.raw_get::<Option<i64>>("line").ok().flatten();
+        let text = match (source, line) {
+            (Some(s), Some(l)) => format!("{msg} script: {name}, on {}:{l}.", s.to_string_lossy()),
+            _ => msg,
+        };
+        Reply::Error(text.strip_prefix('-').unwrap_or(&text).to_string())
+    }
+}
+
+/// Compiles `body` as a text chunk named `chunk`.
+pub fn compile(lua: &Lua, body: &[u8], chunk: &str) -> Result<Function, String> {
+    if body.first() == Some(&27) {
+        // Redis's Lua refuses bytecode as an unexpected symbol.
+        return Err(format!("{}:1: unexpected symbol near 'char(27)'", chunk.trim_start_matches('@')));
+    }
+    lua.load(body).set_name(chunk).set_mode(ChunkMode::Text).into_function().map_err(|e| match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        other => error_message(&Value::Error(Box::new(other))).0,
+    })
+}
+
+fn fill(lua: &Lua, t: &Table, items: &[bytes::Bytes], old_len: usize) -> mlua::Result<usize> {
+    for (i, b) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(b)?)?;
+    }
+    let len = t.raw_len().max(old_len);
+    for i in items.len() + 1..=len {
+        t.raw_set(i, Value::Nil)?;
+    }
+    Ok(items.len())
+}
+
+/// The count hook: stops killed scripts, notices shutdown, and keeps a long
+/// script from starving the other tasks of its worker thread.
+fn hook() -> mlua::Result<VmState> {
+    let stop = with_run(|run| {
+        if run.abort.is_some() {
+            return true;
+        }
+        if run.shard.script_kill.load(Ordering::SeqCst) && !run.wrote {
+            run.abort = Some(Abort::Kill);
+            return true;
+        }
+        if run.server.shutting_down.load(Ordering::Relaxed) {
+            run.abort = Some(Abort::Shutdown);
+            return true;
+        }
+        if !run.handed_off && run.started.elapsed() >= HAND_OFF_AFTER {
+            run.handed_off = true;
+            hand_off();
+        }
+        false
+    });
+    if stop == Some(true) {
+        return Err(mlua::Error::RuntimeError("script aborted".into()));
+    }
+    Ok(VmState::Continue)
+}
+
+/// Keeps a long script from starving the rest of the runtime. A script
+/// runs synchronously on a worker thread; left alone, the tasks queued on
+/// that worker wait, and if the other workers are parked, nobody polls the
+/// I/O driver. `block_in_place` gives this worker's queue to a fresh thread
+/// (the short sleep lets that thread take it over before the runtime tries
+/// to reclaim it), and the spawned no-op task wakes a parked worker so
+/// another thread takes up the I/O driver.
+fn hand_off() {
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            // Spawned from outside the runtime, the task lands in the shared
+            // queue and wakes a parked worker; spawned from this worker it
+            // would sit in this worker's LIFO slot and wake nobody.
+            let waker = h.clone();
+            let _ = std::thread::Builder::new().name("moonshard-wake".into()).spawn(move || {
+                waker.spawn(async {});
+            });
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
+        }
+    }
+}
+
+/// The error text of the running script's abort, if it was aborted.
+fn aborted_message() -> Option<&'static str> {
+    with_run(|run| run.abort.map(|a| a.message())).flatten()
+}
+
+/// The text of an mlua error value and whether it already carries an error
+/// code (a command's error reply) rather than needing "ERR ".
+pub fn error_message(e: &Value) -> (String, bool) {
+    fn root(e: &mlua::Error) -> (String, bool) {
+        match e {
+            mlua::Error::CallbackError { cause, .. } => root(cause),
+            mlua::Error::RuntimeError(m) => (m.clone(), false),
+            mlua::Error::MemoryError(m) => (m.clone(), false),
+            mlua::Error::SyntaxError { message, .. } => (message.clone(), false),
+            mlua::Error::ExternalError(x) => match x.downcast_ref::<super::api::CodedError>() {
+                Some(c) => (c.0.clone(), true),
+                None => (x.to_string(), false),
+            },
+            other => (other.to_string(), false),
+        }
+    }
+    match e {
+        Value::Error(e) => root(e),
+        Value::String(s) => (s.to_string_lossy(), false),
+        other => (format!("{other:?}"), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_fires() {
+        let vm = Vm::new(0).unwrap();
+        let n = Arc::new(AtomicU64::new(0));
+        let n2 = n.clone();
+        vm.lua.set_hook(HookTriggers::new().every_nth_instruction(1000), move |_, _| {
+            n2.fetch_add(1, Ordering::Relaxed);
+            Ok(VmState::Continue)
+        });
+        let f = compile(&vm.lua, b"local i = 0 for j = 1, 100000 do i = i + j end return i", "@user_script").unwrap();
+        let (ok, _v): (bool, Value) = vm.runner.call(f).unwrap();
+        assert!(ok);
+        assert!(n.load(Ordering::Relaxed) > 10, "{}", n.load(Ordering::Relaxed));
+    }
+}
