@@ -263,7 +263,6 @@ const fn nk(numkeys: usize) -> KeySpec {
 use Exec::{AllShards as All, Conn as C, Keyed as K, OneShard, Special as S};
 use Group as G;
 
-
 // ---------------------------------------------------------------- connection
 static CLIENT_SUBS: &[CommandSpec] = &[
     cmd("client|id", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(conn::client_id)),
