@@ -11,6 +11,8 @@
 //! that moves value between keys atomically) to the good clients and check
 //! the atomicity invariant here as the issue asks.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, Read, Write};
@@ -352,4 +354,26 @@ fn hostile_clients_do_not_disturb_good_ones() {
         let n: Option<i64> = redis::cmd("GET").arg(format!("good:{id}:counter")).query(&mut con).unwrap();
         assert!(n.unwrap_or(0) > 0);
     }
+}
+
+/// The key counts that once overflowed the key finder (found by the test above).
+#[test]
+fn giant_numkeys_are_errors_like_redis() {
+    let Some(mut d) = common::Diff::start(&["--shards", "4"]) else {
+        return;
+    };
+    for n in ["9223372036854775807", "9223372036854775806", "2147483648", "-9223372036854775808"] {
+        for args in [
+            &["SINTERCARD", n, "a"][..],
+            &["LMPOP", n, "a", "LEFT"],
+            &["ZINTERCARD", n, "a"],
+            &["ZMPOP", n, "a", "MIN"],
+            &["ZUNIONSTORE", "d", n, "a"],
+            &["ZDIFF", n, "a"],
+        ] {
+            // Same error text as Redis, and the connection survives it.
+            assert!(d.check(args).is_err(), "{args:?}");
+        }
+    }
+    assert_eq!(common::run_str(&mut d.a, &["PING"]), Ok(redis::Value::SimpleString("PONG".into())));
 }
