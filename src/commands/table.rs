@@ -202,7 +202,7 @@ impl CommandSpec {
                 let Some(n) = args.get(numkeys).and_then(|a| crate::util::parse_i64(a)) else {
                     return Vec::new();
                 };
-                if n < 0 || numkeys as i64 + 1 + n > argc as i64 {
+                if n < 0 || (numkeys as i64 + 1).saturating_add(n) > argc as i64 {
                     return Vec::new();
                 }
                 (numkeys + 1..numkeys + 1 + n as usize).collect()

@@ -283,6 +283,11 @@ impl Connection {
         let Exec::Keyed(f) = cmd.spec.exec else {
             return Reply::err("internal routing error");
         };
+        // maxmemory: evict or refuse before a write (hardening hook, storage/memory.rs).
+        if let Some(oom) = crate::storage::memory::check_oom(&self.server, cmd, shards) {
+            self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+            return oom;
+        }
         let start = Instant::now();
         let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
         let reply = f(&mut ctx, args);

@@ -2,6 +2,7 @@
 
 use crate::net::connection;
 use crate::server::Server;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,10 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         let server = server.clone();
+                        if refused_by_protected_mode(&server, &peer) {
+                            tokio::spawn(deny(server, stream));
+                            continue;
+                        }
                         tokio::spawn(connection::run(server, stream, peer));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -57,6 +62,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     for shard in 0..server.shards.len() {
         tokio::spawn(active_expire_loop(server.clone(), shard));
     }
+    tokio::spawn(crate::storage::memory::cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -72,6 +78,48 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     log(&server, "warning", "moonshard is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// Redis's reply to a client refused by protected mode (clients match on it,
+/// so the text, typos included, is Redis's).
+pub const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no \
+password is set for the default user. In this mode connections are only accepted from the loopback interface. \
+If you want to connect from external computers to Redis you may adopt one of the following solutions: \
+1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface \
+by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly \
+accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you \
+can just disable the protected mode by editing the Redis configuration file, and setting the protected mode \
+option to 'no', and then restarting the server. 3) If you started the server manually just for testing, \
+restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. \
+NOTE: You only need to do one of the above things in order for the server to start accepting connections from \
+the outside.\r\n";
+
+fn refused_by_protected_mode(server: &Server, peer: &SocketAddr) -> bool {
+    let protected = server.config.get("protected-mode").is_some_and(|v| v == "yes");
+    protected_mode_refuses(protected, server.config.requirepass.read().is_some(), peer.ip())
+}
+
+/// Protected mode as Redis 7.0 applies it: with it on and no password for the
+/// default user, only loopback peers are served, whatever addresses are bound
+/// (binding only loopback makes the check moot, binding more does not lift it).
+pub fn protected_mode_refuses(protected: bool, has_password: bool, peer: IpAddr) -> bool {
+    if !protected || has_password {
+        return false;
+    }
+    let loopback = match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    !loopback
+}
+
+/// Tells a refused client why, then closes. Counted like Redis: a received and
+/// a rejected connection.
+async fn deny(server: Arc<Server>, mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+    server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(DENIED.as_bytes())).await;
 }
 
 async fn wait_shutdown(server: &Server) {
@@ -127,4 +175,24 @@ pub fn log(server: &Server, level: &str, msg: &str) {
         _ => '#',
     };
     eprintln!("{}:M {} {}", std::process::id(), mark, msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_decision() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(protected_mode_refuses(true, false, ip("192.0.2.2")));
+        assert!(protected_mode_refuses(true, false, ip("2001:db8::1")));
+        assert!(!protected_mode_refuses(true, false, ip("127.0.0.1")));
+        assert!(!protected_mode_refuses(true, false, ip("127.3.4.5")));
+        assert!(!protected_mode_refuses(true, false, ip("::1")));
+        assert!(!protected_mode_refuses(true, false, ip("::ffff:127.0.0.1")));
+        assert!(!protected_mode_refuses(true, true, ip("192.0.2.2")), "a password lifts it");
+        assert!(!protected_mode_refuses(false, false, ip("192.0.2.2")), "protected-mode no lifts it");
+        assert!(DENIED.starts_with("-DENIED Redis is running in protected mode") && DENIED.ends_with("outside.\r\n"));
+        assert!(!DENIED.contains("  "));
+    }
 }

@@ -1,11 +1,26 @@
 //! One logical database of one shard: the key map plus the index of keys with a TTL.
 
-use super::Value;
+use super::{memory, Value};
 use bytes::Bytes;
 use indexmap::{IndexMap, IndexSet};
 use rand::Rng;
 
 type Map<K, V> = IndexMap<K, V, ahash::RandomState>;
+
+/// What the map stores per key: the entry plus its access word for eviction
+/// (kept beside `Entry` so that `Entry` stays what callers build and see).
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    /// Last access for LRU, or LFU time and counter: see `storage::memory`.
+    access: u32,
+}
+
+impl Slot {
+    fn new(entry: Entry) -> Slot {
+        Slot { entry, access: memory::new_access() }
+    }
+}
 
 #[derive(Debug)]
 pub struct Entry {
@@ -19,7 +34,7 @@ pub struct Entry {
 /// which is why `scan` walks positions from the top down (see there).
 #[derive(Default)]
 pub struct Db {
-    map: Map<Bytes, Entry>,
+    map: Map<Bytes, Slot>,
     /// Keys that carry a TTL, sampled by the active expiry cycle.
     volatile: IndexSet<Bytes, ahash::RandomState>,
     /// Keys reaped lazily (on access) and not yet added to the server's
@@ -47,7 +62,7 @@ impl Db {
     /// Removes `key` if its TTL has passed. Returns true when it did.
     fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
-            Some(e) if e.expire_at != 0 && e.expire_at <= now => {
+            Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now => {
                 self.remove(key);
                 self.lazy_expired += 1;
                 true
@@ -68,28 +83,53 @@ impl Db {
         let Some(i) = self.map.get_index_of(key) else {
             return (None, false);
         };
-        let at = self.map.get_index(i).map_or(0, |(_, e)| e.expire_at);
+        let at = self.map.get_index(i).map_or(0, |(_, s)| s.entry.expire_at);
         if at != 0 && at <= now {
             self.remove(key);
             return (None, true);
         }
-        (self.map.get_index_mut(i).map(|(_, e)| e), false)
+        let slot = self.map.get_index_mut(i).map(|(_, s)| {
+            memory::touch(&mut s.access, now);
+            &mut s.entry
+        });
+        (slot, false)
     }
 
     /// True when `key` is present but its TTL has passed (KEYS skips such
     /// keys without deleting them, as Redis does).
     pub fn is_expired(&self, key: &[u8], now: u64) -> bool {
-        matches!(self.map.get(key), Some(e) if e.expire_at != 0 && e.expire_at <= now)
+        matches!(self.map.get(key), Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now)
     }
 
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now);
-        self.map.get(key)
+        self.get_mut(key, now).map(|e| &*e)
     }
 
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now);
-        self.map.get_mut(key)
+        let s = self.map.get_mut(key)?;
+        memory::touch(&mut s.access, now);
+        Some(&mut s.entry)
+    }
+
+    /// Looks `key` up without counting it as an access (OBJECT, eviction).
+    /// Expired keys are reaped as by any lookup.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_needed(key, now);
+        self.map.get(key).map(|s| &s.entry)
+    }
+
+    /// Seconds since the key was last accessed (OBJECT IDLETIME; meaningful
+    /// while no LFU policy is selected).
+    pub fn idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        self.expire_if_needed(key, now);
+        self.map.get(key).map(|s| memory::idle_secs(s.access, now))
+    }
+
+    /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
+    pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
+        self.expire_if_needed(key, now);
+        self.map.get(key).map(|s| memory::lfu_counter(s.access, now))
     }
 
     /// The value under `key`, if any and not expired.
@@ -113,7 +153,10 @@ impl Db {
     /// Stores `value` and sets the absolute expiry `expire_at` (0 = none).
     pub fn set_with_expiry(&mut self, key: Bytes, value: Value, expire_at: u64) {
         match self.map.get_full_mut(&key[..]) {
-            Some((_, _, e)) => {
+            Some((_, _, s)) => {
+                // An overwrite is a new object in Redis: it starts a fresh access history.
+                s.access = memory::new_access();
+                let e = &mut s.entry;
                 let had = e.expire_at != 0;
                 e.value = value;
                 e.expire_at = expire_at;
@@ -127,7 +170,7 @@ impl Db {
                 if expire_at != 0 {
                     self.volatile.insert(key.clone());
                 }
-                self.map.insert(key, Entry { value, expire_at });
+                self.map.insert(key, Slot::new(Entry { value, expire_at }));
             }
         }
     }
@@ -135,19 +178,22 @@ impl Db {
     /// Replaces the value, keeping the key's TTL (SET KEEPTTL, in-place updates).
     pub fn set_keep_ttl(&mut self, key: Bytes, value: Value) {
         match self.map.get_mut(&key[..]) {
-            Some(e) => e.value = value,
+            Some(s) => {
+                s.access = memory::new_access();
+                s.entry.value = value;
+            }
             None => {
-                self.map.insert(key, Entry { value, expire_at: 0 });
+                self.map.insert(key, Slot::new(Entry { value, expire_at: 0 }));
             }
         }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.swap_remove(key)?;
-        if e.expire_at != 0 {
+        let s = self.map.swap_remove(key)?;
+        if s.entry.expire_at != 0 {
             self.volatile.swap_remove(key);
         }
-        Some(e)
+        Some(s.entry)
     }
 
     /// Removes a key unless it already expired; returns whether a live key was removed.
@@ -165,9 +211,10 @@ impl Db {
 
     /// Sets the absolute expiry of an existing key. Returns false if missing.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
-        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+        let Some((_, k, s)) = self.map.get_full_mut(key) else {
             return false;
         };
+        let e = &mut s.entry;
         if e.expire_at == 0 && at != 0 {
             self.volatile.insert(k.clone());
         } else if e.expire_at != 0 && at == 0 {
@@ -214,8 +261,8 @@ impl Db {
                 return None;
             }
             let i = rng.gen_range(0..self.map.len());
-            let (k, e) = self.map.get_index(i)?;
-            if e.expire_at != 0 && e.expire_at <= now {
+            let (k, s) = self.map.get_index(i)?;
+            if s.entry.expire_at != 0 && s.entry.expire_at <= now {
                 let k = k.clone();
                 self.remove(&k);
                 self.lazy_expired += 1;
@@ -239,8 +286,8 @@ impl Db {
         let mut visited = 0;
         while next > 0 && visited < count {
             next -= 1;
-            if let Some((k, e)) = self.map.get_index(next) {
-                f(k, e);
+            if let Some((k, s)) = self.map.get_index(next) {
+                f(k, &s.entry);
             }
             visited += 1;
         }
@@ -252,7 +299,39 @@ impl Db {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter()
+        self.map.iter().map(|(k, s)| (k, &s.entry))
+    }
+
+    /// Calls `f` with up to `n` keys drawn at random (with repetition; only
+    /// keys with a TTL when `volatile`), their entry and access word: the
+    /// sample eviction picks its victims from.
+    pub fn sample(&self, volatile: bool, n: usize, rng: &mut impl Rng, mut f: impl FnMut(&Bytes, &Entry, u32)) {
+        let len = if volatile { self.volatile.len() } else { self.map.len() };
+        if len == 0 {
+            return;
+        }
+        for _ in 0..n.min(len) {
+            let i = rng.gen_range(0..len);
+            let found = if volatile {
+                self.volatile.get_index(i).and_then(|k| self.map.get_key_value(&k[..]))
+            } else {
+                self.map.get_index(i)
+            };
+            if let Some((k, s)) = found {
+                f(k, &s.entry, s.access);
+            }
+        }
+    }
+
+    /// A key drawn at random (only keys with a TTL when `volatile`), expired or not.
+    pub fn random_candidate(&self, volatile: bool, rng: &mut impl Rng) -> Option<Bytes> {
+        if volatile {
+            let len = self.volatile.len();
+            (len > 0).then(|| self.volatile.get_index(rng.gen_range(0..len)).cloned()).flatten()
+        } else {
+            let len = self.map.len();
+            (len > 0).then(|| self.map.get_index(rng.gen_range(0..len)).map(|(k, _)| k.clone())).flatten()
+        }
     }
 
     /// Active expiry: samples keys with a TTL and removes the expired ones.
@@ -269,7 +348,8 @@ impl Db {
                 let Some(k) = self.volatile.get_index(i) else {
                     break;
                 };
-                let expired = matches!(self.map.get(&k[..]), Some(e) if e.expire_at != 0 && e.expire_at <= now);
+                let expired =
+                    matches!(self.map.get(&k[..]), Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now);
                 if expired {
                     let k = k.clone();
                     self.remove(&k);

@@ -1,8 +1,10 @@
 //! Value types, the per-database keyspace and expiry.
 
 mod db;
+pub mod eviction;
 pub mod hash;
 pub mod list;
+pub mod memory;
 pub mod set;
 mod value;
 pub mod zset;

@@ -188,15 +188,6 @@ fn clients_section(server: &Server, f: &mut Field) {
     f("clients_in_timeout_table", "0".into());
 }
 
-/// Bytes resident in memory, from /proc (0 where unavailable).
-fn rss_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// Redis's `bytesToHuman`: B, K, M, G, T with two decimals.
 pub fn human(n: u64) -> String {
     let n = n as f64;
@@ -222,22 +213,27 @@ fn total_system_memory() -> u64 {
 }
 
 fn memory_section(server: &Server, f: &mut Field) {
-    // moonshard does not account allocations per value; the resident size
-    // of the process is the honest figure it has.
-    let used = rss_bytes();
+    use crate::storage::memory;
+    let rss = memory::rss_bytes();
+    // Without the counting allocator (a library embedding), RSS is the only figure.
+    let used = if memory::is_counting() { memory::used_memory() } else { rss };
+    let peak = memory::peak_memory().max(used);
+    let startup = memory::startup_memory().min(used);
     let maxmemory = server.config.maxmemory.load(Ordering::Relaxed);
     let system = total_system_memory();
+    let perc =
+        |part: u64, whole: u64| format!("{:.2}%", if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 });
     f("used_memory", used.to_string());
     f("used_memory_human", human(used));
-    f("used_memory_rss", used.to_string());
-    f("used_memory_rss_human", human(used));
-    f("used_memory_peak", used.to_string());
-    f("used_memory_peak_human", human(used));
-    f("used_memory_peak_perc", "100.00%".into());
-    f("used_memory_overhead", "0".into());
-    f("used_memory_startup", "0".into());
-    f("used_memory_dataset", used.to_string());
-    f("used_memory_dataset_perc", "100.00%".into());
+    f("used_memory_rss", rss.to_string());
+    f("used_memory_rss_human", human(rss));
+    f("used_memory_peak", peak.to_string());
+    f("used_memory_peak_human", human(peak));
+    f("used_memory_peak_perc", perc(used, peak));
+    f("used_memory_overhead", startup.to_string());
+    f("used_memory_startup", startup.to_string());
+    f("used_memory_dataset", (used - startup).to_string());
+    f("used_memory_dataset_perc", perc(used - startup, used));
     f("total_system_memory", system.to_string());
     f("total_system_memory_human", human(system));
     f("used_memory_lua", "0".into());
@@ -247,7 +243,10 @@ fn memory_section(server: &Server, f: &mut Field) {
     f("maxmemory", maxmemory.to_string());
     f("maxmemory_human", human(maxmemory));
     f("maxmemory_policy", server.config.get("maxmemory-policy").unwrap_or_else(|| "noeviction".into()));
-    f("mem_fragmentation_ratio", "1.00".into());
+    let ratio = if used == 0 { 0.0 } else { rss as f64 / used as f64 };
+    f("mem_fragmentation_ratio", format!("{ratio:.2}"));
+    f("mem_fragmentation_bytes", (rss as i64 - used as i64).to_string());
+    f("mem_not_counted_for_evict", "0".into());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
     f("lazyfree_pending_objects", "0".into());
@@ -313,6 +312,8 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("expired_time_cap_reached_count", "0".into());
     f("evicted_keys", get(&s.evicted_keys));
     f("evicted_clients", "0".into());
+    f("total_eviction_exceeded_time", "0".into());
+    f("current_eviction_exceeded_time", "0".into());
     f("keyspace_hits", get(&s.keyspace_hits));
     f("keyspace_misses", get(&s.keyspace_misses));
     f("pubsub_channels", "0".into());

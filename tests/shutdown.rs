@@ -1,0 +1,189 @@
+//! SIGTERM during load: the server finishes the replies of requests it is
+//! executing, closes connections on reply boundaries, and exits 0.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Length of the first complete RESP reply in `buf`, None if it is incomplete.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[1..line_end]).expect("header is text");
+    let after = line_end + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' => Some(after),
+        b'$' => {
+            let n: i64 = line.parse().expect("bulk length");
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then(|| {
+                assert_eq!(&buf[end - 2..end], b"\r\n", "bulk not terminated");
+                end
+            })
+        }
+        b'*' => {
+            let n: i64 = line.parse().expect("array length");
+            let mut at = after;
+            for _ in 0..n.max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        other => panic!("not a RESP reply: starts with {:?}", *other as char),
+    }
+}
+
+/// Splits `buf` into complete replies; panics on garbage.
+fn split_replies(buf: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        match reply_len(&buf[at..]) {
+            Some(n) => {
+                out.push(&buf[at..at + n]);
+                at += n;
+            }
+            None => break,
+        }
+    }
+    (out, buf.len() - at)
+}
+
+/// Reads until EOF or reset; returns the bytes.
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Pipelines INCR in batches of 200, reading each batch's replies: returns
+/// every byte received and the number of INCRs sent.
+fn lockstep_client(port: u16, key: String, stop: Arc<AtomicBool>) -> (Vec<u8>, usize) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let one = format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len());
+    let batch = one.repeat(200);
+    let mut received = Vec::new();
+    let mut sent = 0;
+    let mut buf = [0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        if s.write_all(batch.as_bytes()).is_err() {
+            break;
+        }
+        sent += 200;
+        // Read this batch's replies (or whatever arrives before the close).
+        let target = split_replies(&received).0.len() + 200;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return (received, sent),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+            if split_replies(&received).0.len() >= target {
+                break;
+            }
+        }
+    }
+    received.extend(read_to_close(&mut s));
+    (received, sent)
+}
+
+/// Writes INCRs as fast as it can on one thread, reads on another.
+fn firehose_client(port: u16, key: String, stop: Arc<AtomicBool>) -> Vec<u8> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let one = format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len());
+    let batch = one.repeat(500);
+    let w = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if writer.write_all(batch.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = s;
+    reader.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let got = read_to_close(&mut reader);
+    let _ = w.join();
+    got
+}
+
+/// The replies must be complete and count 1, 2, 3, ... in order.
+fn check_incr_stream(who: &str, bytes: &[u8]) -> usize {
+    let (replies, leftover) = split_replies(bytes);
+    assert_eq!(leftover, 0, "{who}: the connection closed in the middle of a reply");
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(*r, format!(":{}\r\n", i + 1).as_bytes(), "{who}: reply {i}");
+    }
+    replies.len()
+}
+
+#[test]
+fn sigterm_under_load_completes_replies_and_exits_zero() {
+    let mut server = common::moonshard(&["--shards", "4"]);
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let lockstep: Vec<_> = (0..3)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || lockstep_client(port, format!("lock{i}"), stop))
+        })
+        .collect();
+    let firehose: Vec<_> = (0..2)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || firehose_client(port, format!("fire{i}"), stop))
+        })
+        .collect();
+
+    // Let the load build up, then SIGTERM while it runs.
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
+
+    let mut total = 0;
+    for (i, h) in lockstep.into_iter().enumerate() {
+        let (bytes, sent) = h.join().unwrap();
+        let n = check_incr_stream(&format!("lockstep client {i}"), &bytes);
+        assert!(n <= sent);
+        total += n;
+    }
+    for (i, h) in firehose.into_iter().enumerate() {
+        total += check_incr_stream(&format!("firehose client {i}"), &h.join().unwrap());
+    }
+    eprintln!("replies received before the close: {total}");
+    assert!(total > 1000, "the load never got going ({total} replies)");
+    // Nothing listens any more.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn reply_splitter_detects_partial_replies() {
+    assert_eq!(split_replies(b":1\r\n:2\r\n").1, 0);
+    assert_eq!(split_replies(b":1\r\n:2").1, 2);
+    assert_eq!(split_replies(b"$3\r\nab").1, 6);
+    assert_eq!(split_replies(b"*2\r\n:1\r\n$-1\r\n+OK\r\n").0.len(), 2);
+    assert_eq!(split_replies(b"*2\r\n:1\r\n").1, 8);
+}
