@@ -1,35 +1,9 @@
 //! List commands against the real binary (expected replies are Redis 7.0's).
 mod common;
 
-use redis::Value;
+use common::q;
 
-/// Renders a reply compactly: `a`, `3`, `nil`, `[a,b]`, or the error text.
-fn show(r: Result<Value, String>) -> String {
-    fn v(x: &Value) -> String {
-        match x {
-            Value::Nil => "nil".into(),
-            Value::Int(i) => i.to_string(),
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            Value::Okay => "OK".into(),
-            Value::Array(items) => {
-                format!("[{}]", items.iter().map(v).collect::<Vec<_>>().join(","))
-            }
-            other => format!("{other:?}"),
-        }
-    }
-    match r {
-        Ok(x) => v(&x),
-        Err(e) => e,
-    }
-}
-
-fn q(c: &mut redis::Connection, cmd: &str) -> String {
-    let args: Vec<&str> = cmd.split(' ').collect();
-    show(common::run_str(c, &args))
-}
-
-const WRONG: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+const WRONG: &str = common::WRONGTYPE;
 
 #[test]
 fn push_pop_len_range() {

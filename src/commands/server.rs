@@ -260,6 +260,10 @@ pub fn cluster_disabled(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::err("This instance has cluster support disabled")
 }
 
-pub use cluster_disabled as cluster_keyslot;
+/// CLUSTER KEYSLOT works as on a Redis Cluster node: hash slots are how
+/// moonshard places keys, and users co-locate keys by checking them.
+pub fn cluster_keyslot(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    Reply::Int(crate::shard::slot::key_slot(&args[2]) as i64)
+}
 pub use cluster_disabled as cluster_info;
 pub use cluster_disabled as cluster_help;

@@ -213,3 +213,31 @@ fn sorted(v: Result<redis::Value, String>) -> Result<redis::Value, String> {
         other => other,
     })
 }
+
+/// Renders a reply compactly for assertions: `a`, `3`, `nil`, `[a,b]`, or the error text.
+pub fn show(r: Result<redis::Value, String>) -> String {
+    fn v(x: &redis::Value) -> String {
+        use redis::Value;
+        match x {
+            Value::Nil => "nil".into(),
+            Value::Int(i) => i.to_string(),
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            Value::Okay => "OK".into(),
+            Value::Array(items) => format!("[{}]", items.iter().map(v).collect::<Vec<_>>().join(",")),
+            other => format!("{other:?}"),
+        }
+    }
+    match r {
+        Ok(x) => v(&x),
+        Err(e) => e,
+    }
+}
+
+/// Runs a space-separated command and renders the reply with `show`.
+pub fn q(c: &mut redis::Connection, cmd: &str) -> String {
+    let args: Vec<&str> = cmd.split(' ').collect();
+    show(run_str(c, &args))
+}
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
