@@ -164,6 +164,14 @@ fn resolve(ctx: &mut Ctx, req: &ReadReq) -> Result<Vec<Pos>, Reply> {
 /// the caller should block. A retry (after a wake-up) skips keys that are no
 /// longer streams instead of failing, as a blocked Redis client does.
 pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
+    // A caller holding only some shards (a script on its own shard) must not
+    // reach a stream elsewhere.
+    for key in &req.keys {
+        let owner = ctx.server.shards.for_key(key);
+        if !ctx.shards().iter().any(|s| s.id == owner) {
+            return Some(Reply::err("Script attempted to access a non local key in a cluster node"));
+        }
+    }
     if !retry {
         match resolve(ctx, req) {
             Ok(r) => req.resolved = r,
