@@ -1,5 +1,6 @@
 //! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
-//! BZPOPMAX, BZMPOP): the per-shard waiter queues and the connection-side wait.
+//! BZPOPMAX, BZMPOP, XREAD, XREADGROUP): the per-shard waiter queues and the
+//! connection-side wait.
 //!
 //! Design: a blocked client never holds a shard while it waits, and it is the
 //! only one that pops for itself. Under the locks of all its keys' shards it
@@ -12,8 +13,12 @@
 //! of several shards pops exactly one element in total. Whenever a client
 //! leaves a queue while the key still holds data, the next client in line is
 //! woken, so a push of N elements serves N waiters in arrival order.
+//!
+//! Stream readers (XREAD, XREADGROUP) follow the same path, but reading does
+//! not consume, so XADD wakes every reader of the key (`signal_all`).
 
 use crate::commands::lists;
+use crate::commands::streams::read::{self as xread, ReadReq};
 use crate::commands::table::{self, Command, Exec};
 use crate::commands::Ctx;
 use crate::net::connection::Connection;
@@ -46,6 +51,16 @@ impl Waiters {
         }
         if let Some(w) = self.queues.get(key).and_then(|q| q.iter().find(|w| w.db == db)) {
             w.notify.notify_one();
+        }
+    }
+
+    /// Wakes every client blocked on `key` in `db` (XADD: readers do not
+    /// consume, so each of them may be served).
+    pub fn signal_all(&self, db: usize, key: &[u8]) {
+        if let Some(q) = self.queues.get(key) {
+            for w in q.iter().filter(|w| w.db == db) {
+                w.notify.notify_one();
+            }
         }
     }
 
@@ -89,11 +104,27 @@ impl Waiters {
 
 /// What a blocking command pops once an element is there.
 enum Kind {
-    Pop { left: bool },
-    MPop { left: bool, count: usize },
-    Move { dst: Bytes, from_left: bool, to_left: bool },
-    ZPop { max: bool },
-    ZMPop { max: bool, count: usize },
+    Pop {
+        left: bool,
+    },
+    MPop {
+        left: bool,
+        count: usize,
+    },
+    Move {
+        dst: Bytes,
+        from_left: bool,
+        to_left: bool,
+    },
+    ZPop {
+        max: bool,
+    },
+    ZMPop {
+        max: bool,
+        count: usize,
+    },
+    /// XREAD / XREADGROUP.
+    Stream(Box<ReadReq>),
 }
 
 struct Request {
@@ -113,7 +144,7 @@ impl Request {
 
     /// The reply when the command may not block (MULTI, scripts).
     fn denied(&self) -> Reply {
-        match self.kind {
+        match &self.kind {
             Kind::Move { .. } => Reply::Nil,
             _ => Reply::NilArray,
         }
@@ -143,8 +174,14 @@ fn side(arg: &[u8]) -> Result<bool, Reply> {
     }
 }
 
-/// Parses a blocking command in Redis's order of checks.
-fn parse(name: &str, args: &[Bytes]) -> Result<Request, Reply> {
+/// Parses a blocking command in Redis's order of checks. XREAD and
+/// XREADGROUP block only with BLOCK (`in_script`: where BLOCK is an error).
+fn parse(name: &str, args: &[Bytes], in_script: bool) -> Result<Request, Reply> {
+    if matches!(name, "xread" | "xreadgroup") {
+        let r = xread::parse(args, in_script)?;
+        let timeout = r.block.flatten();
+        return Ok(Request { keys: r.keys.clone(), kind: Kind::Stream(Box::new(r)), timeout });
+    }
     let last = args.len() - 1;
     let (keys, kind, timeout_at) = match name {
         "blpop" | "brpop" => (args[1..last].to_vec(), Kind::Pop { left: name == "blpop" }, last),
@@ -210,6 +247,7 @@ fn serve(ctx: &mut Ctx, req: &Request, key: &Bytes) -> Option<Reply> {
                 Bytes::from(count.to_string()),
             ],
         ),
+        Kind::Stream(_) => return None,
     };
     match r {
         Reply::Nil | Reply::NilArray => None,
@@ -220,7 +258,10 @@ fn serve(ctx: &mut Ctx, req: &Request, key: &Bytes) -> Option<Reply> {
 /// One non-blocking try over the keys in order. The first try reports a
 /// key of the wrong type as Redis does; a retry after a wake-up skips it
 /// (Redis keeps such a client blocked).
-fn attempt(ctx: &mut Ctx, req: &Request, retry: bool) -> Option<Reply> {
+fn attempt(ctx: &mut Ctx, req: &mut Request, retry: bool) -> Option<Reply> {
+    if let Kind::Stream(r) = &mut req.kind {
+        return xread::attempt(ctx, r, retry);
+    }
     let now = ctx.now;
     for key in &req.keys {
         let Some(t) = ctx.db(key).value(key, now).map(|v| v.type_name()) else {
@@ -245,9 +286,9 @@ pub fn run_nonblocking(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(cmd) = table::lookup(&args[0]) else {
         return table::unknown_command(args);
     };
-    match parse(cmd.spec.name, args) {
+    match parse(cmd.spec.name, args, ctx.in_script) {
         Err(e) => e,
-        Ok(req) => attempt(ctx, &req, false).unwrap_or_else(|| req.denied()),
+        Ok(mut req) => attempt(ctx, &mut req, false).unwrap_or_else(|| req.denied()),
     }
 }
 
@@ -311,10 +352,12 @@ pub async fn special(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Rep
     {
         return Reply::crossslot();
     }
-    let req = match parse(name, args) {
+    let mut req = match parse(name, args, false) {
         Ok(r) => r,
         Err(e) => return e,
     };
+    // XREAD without BLOCK is an ordinary read over possibly several shards.
+    let may_block = !matches!(&req.kind, Kind::Stream(r) if r.block.is_none());
     let server = conn.server.clone();
     let mut ids: Vec<usize> = req.keys.iter().map(|k| server.shards.for_key(k)).collect();
     if let Kind::Move { dst, .. } = &req.kind {
@@ -336,7 +379,7 @@ pub async fn special(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Rep
             Ok(mut guards) => {
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let mut ctx = Ctx::new(&server, &mut refs, db, resp, client_id);
-                let got = if gone { Some(Reply::NoReply) } else { attempt(&mut ctx, &req, registered) };
+                let got = if gone { Some(Reply::NoReply) } else { attempt(&mut ctx, &mut req, registered) };
                 match got {
                     Some(r) => {
                         if registered {
@@ -344,6 +387,7 @@ pub async fn special(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Rep
                         }
                         Some(r)
                     }
+                    None if !may_block => Some(Reply::NilArray),
                     None => {
                         if registered {
                             pass_on(&mut ctx, &req, &waiter);

@@ -4,7 +4,7 @@
 //! the handler. Routing, arity checks, slot checks, `COMMAND` replies and the
 //! scripting rules all read this table; nothing else lists commands.
 
-use super::{connection as conn, hashes, keys, lists, server as srv, sets, strings as str_, zsets};
+use super::{connection as conn, hashes, keys, lists, server as srv, sets, streams as xs, strings as str_, zsets};
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -564,8 +564,49 @@ static ZSETS: &[CommandSpec] = &[
     cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S),
 ];
 
+// ------------------------------------------------------------------- streams
+const XREAD_KEYS: KeySpec = KeySpec::Custom { find: xs::read::xread_keys, legacy: (0, 0, 0) };
+const XREADGROUP_KEYS: KeySpec = KeySpec::Custom { find: xs::read::xreadgroup_keys, legacy: (0, 0, 0) };
+
+static XGROUP_SUBS: &[CommandSpec] = &[
+    cmd("xgroup|create", -5, WRITE | DENYOOM, K2, G::Stream, K(xs::xgroup)),
+    cmd("xgroup|setid", -5, WRITE, K2, G::Stream, K(xs::xgroup)),
+    cmd("xgroup|destroy", 4, WRITE, K2, G::Stream, K(xs::xgroup)),
+    cmd("xgroup|createconsumer", 5, WRITE | DENYOOM, K2, G::Stream, K(xs::xgroup)),
+    cmd("xgroup|delconsumer", 5, WRITE, K2, G::Stream, K(xs::xgroup)),
+    cmd("xgroup|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xs::xgroup_help)),
+];
+
+static XINFO_SUBS: &[CommandSpec] = &[
+    cmd("xinfo|stream", -3, READONLY, K2, G::Stream, K(xs::xinfo)),
+    cmd("xinfo|groups", 3, READONLY, K2, G::Stream, K(xs::xinfo)),
+    cmd("xinfo|consumers", 4, READONLY, K2, G::Stream, K(xs::xinfo)),
+    cmd("xinfo|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xs::xinfo_help)),
+];
+
+static STREAMS: &[CommandSpec] = &[
+    cmd("xadd", -5, WRITE | DENYOOM | FAST, K1, G::Stream, K(xs::xadd)),
+    cmd("xlen", 2, READONLY | FAST, K1, G::Stream, K(xs::xlen)),
+    cmd("xrange", -4, READONLY, K1, G::Stream, K(xs::xrange)),
+    cmd("xrevrange", -4, READONLY, K1, G::Stream, K(xs::xrevrange)),
+    cmd("xdel", -3, WRITE | FAST, K1, G::Stream, K(xs::xdel)),
+    cmd("xtrim", -4, WRITE, K1, G::Stream, K(xs::xtrim)),
+    cmd("xsetid", -3, WRITE | DENYOOM | FAST, K1, G::Stream, K(xs::xsetid)),
+    cmd("xack", -4, WRITE | FAST, K1, G::Stream, K(xs::xack)),
+    cmd("xpending", -3, READONLY, K1, G::Stream, K(xs::xpending)),
+    cmd("xclaim", -6, WRITE | FAST, K1, G::Stream, K(xs::xclaim)),
+    cmd("xautoclaim", -6, WRITE | FAST, K1, G::Stream, K(xs::xautoclaim)),
+    // Both may block, so the connection loop runs them (commands::blocking);
+    // their streams may live on several shards.
+    cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, S),
+    cmd("xreadgroup", -7, WRITE | BLOCKING | MULTI_SHARD, XREADGROUP_KEYS, G::Stream, S),
+    container("xgroup", -2, 0, G::Stream, XGROUP_SUBS),
+    container("xinfo", -2, 0, G::Stream, XINFO_SUBS),
+];
+
 /// Every family's entries. Adding a command means adding one line above.
-static FAMILIES: &[&[CommandSpec]] = &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS];
+static FAMILIES: &[&[CommandSpec]] =
+    &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS, STREAMS];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]

@@ -6,12 +6,13 @@ pub mod hash;
 pub mod list;
 pub mod memory;
 pub mod set;
+pub mod stream;
 mod value;
 pub mod zset;
 mod zskiplist;
 
 pub use db::{Db, Entry};
-pub use value::{Hash, List, Set, Value, ZSet};
+pub use value::{Hash, List, Set, Stream, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

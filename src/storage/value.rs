@@ -3,6 +3,7 @@
 pub use super::hash::Hash;
 pub use super::list::List;
 pub use super::set::Set;
+pub use super::stream::Stream;
 pub use super::zset::ZSet;
 use bytes::Bytes;
 
@@ -13,6 +14,7 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -24,6 +26,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -44,6 +47,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

@@ -253,6 +253,32 @@ pub static DOCS: &[(&str, &str, &str)] = &[
     ("punsubscribe", "2.0.0", "Stops listening on channel patterns."),
     ("publish", "2.0.0", "Sends a message to a channel."),
     ("pubsub", "2.8.0", "Container for pub/sub introspection subcommands."),
+    // streams
+    ("xadd", "5.0.0", "Appends an entry to a stream, creating it unless told not to; can trim in the same call."),
+    ("xlen", "5.0.0", "Counts the entries of a stream."),
+    ("xrange", "5.0.0", "Returns the entries between two IDs, oldest first."),
+    ("xrevrange", "5.0.0", "Returns the entries between two IDs, newest first."),
+    ("xdel", "5.0.0", "Deletes entries by ID and counts those removed."),
+    ("xtrim", "5.0.0", "Drops the oldest entries by length or by minimal ID."),
+    ("xsetid", "5.0.0", "Sets a stream's last ID and, optionally, its added and deleted counters."),
+    ("xread", "5.0.0", "Reads entries after given IDs from one or more streams, waiting if asked."),
+    ("xreadgroup", "5.0.0", "Reads entries for a consumer of a group, tracking them as pending."),
+    ("xack", "5.0.0", "Acknowledges pending entries of a group."),
+    ("xpending", "5.0.0", "Summarizes or lists the pending entries of a group."),
+    ("xclaim", "5.0.0", "Moves pending entries to another consumer."),
+    ("xautoclaim", "6.2.0", "Scans the pending entries and claims the idle ones for a consumer."),
+    ("xgroup", "5.0.0", "Container for consumer-group management subcommands."),
+    ("xgroup|create", "5.0.0", "Creates a consumer group at a position of the stream."),
+    ("xgroup|setid", "5.0.0", "Moves a group's last-delivered ID."),
+    ("xgroup|destroy", "5.0.0", "Deletes a consumer group with its pending entries."),
+    ("xgroup|createconsumer", "6.2.0", "Adds a consumer to a group."),
+    ("xgroup|delconsumer", "5.0.0", "Removes a consumer and its pending entries from a group."),
+    ("xgroup|help", "5.0.0", "Lists the XGROUP subcommands."),
+    ("xinfo", "5.0.0", "Container for stream introspection subcommands."),
+    ("xinfo|stream", "5.0.0", "Describes a stream, or fully with FULL."),
+    ("xinfo|groups", "5.0.0", "Lists a stream's consumer groups."),
+    ("xinfo|consumers", "5.0.0", "Lists the consumers of a group."),
+    ("xinfo|help", "5.0.0", "Lists the XINFO subcommands."),
 ];
 
 /// The (since, summary) of `name` (`parent|sub` for subcommands).
@@ -315,6 +341,12 @@ pub static TIPS: &[(&str, &[&str])] = &[
     ("zrandmember", &["nondeterministic_output"]),
     ("zscan", &["nondeterministic_output"]),
     ("object|encoding", &["nondeterministic_output"]),
+    ("xadd", &["nondeterministic_output"]),
+    ("xtrim", &["nondeterministic_output"]),
+    ("xpending", &["nondeterministic_output"]),
+    ("xclaim", &["nondeterministic_output"]),
+    ("xautoclaim", &["nondeterministic_output"]),
+    ("xinfo|consumers", &["nondeterministic_output"]),
 ];
 
 pub fn tips(name: &str) -> &'static [&'static str] {
