@@ -49,6 +49,23 @@ impl Raw {
         self.w.set_read_timeout(Some(t)).unwrap();
     }
 
+    /// Reads and discards everything until the server closes the
+    /// connection; false if it is still open after `wait`.
+    pub fn drain_to_eof(&mut self, wait: Duration) -> bool {
+        self.w.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 1 << 16];
+        while std::time::Instant::now() < deadline {
+            match self.r.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// Reads one complete reply, or "" on timeout/EOF.
     pub fn reply(&mut self) -> String {
         let mut out = Vec::new();
