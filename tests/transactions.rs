@@ -68,6 +68,10 @@ fn crossslot_command_inside_multi_aborts_the_transaction() {
     assert!(e.starts_with("CROSSSLOT"), "{e}");
     let e = common::run_str(&mut con, &["EXEC"]).unwrap_err();
     assert_eq!(e, "EXECABORT Transaction discarded because of previous errors.");
+    common::run_str(&mut con, &["MULTI"]).unwrap();
+    let e = common::run_str(&mut con, &["BLMOVE", "a", "b", "LEFT", "LEFT", "0"]).unwrap_err();
+    assert!(e.starts_with("CROSSSLOT"), "{e}");
+    common::run_str(&mut con, &["DISCARD"]).unwrap();
     // Same-slot keys are fine.
     common::run_str(&mut con, &["SET", "{t}a", "1"]).unwrap();
     common::run_str(&mut con, &["MULTI"]).unwrap();

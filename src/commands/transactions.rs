@@ -428,6 +428,15 @@ pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
         txn.failed = true;
         return Some(Reply::err("Command not allowed inside a transaction"));
     }
+    // Keyed commands were checked by routing; blocking ones are not routed.
+    if cmd.spec.has(flags::BLOCKING) && !cmd.spec.has(flags::MULTI_SHARD) {
+        let slots: Vec<u16> =
+            cmd.spec.key_positions(args).iter().map(|&p| crate::shard::slot::key_slot(&args[p])).collect();
+        if slots.windows(2).any(|w| w[0] != w[1]) {
+            txn.failed = true;
+            return Some(Reply::crossslot());
+        }
+    }
     txn.queued.push((cmd, args.to_vec()));
     Some(Reply::status("QUEUED"))
 }

@@ -353,6 +353,48 @@ pub fn merge_output_limits(current: &str, new: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn subscriber(reg: &Registry, ch: &Bytes) -> (Arc<Subscriber>, mpsc::UnboundedReceiver<Message>) {
+        let clients = crate::net::client::ClientRegistry::default();
+        let (s, rx) = Subscriber::new(clients.register("a".into(), "b".into(), 0));
+        reg.subscribe(Via::Channel, ch, &s);
+        (s, rx)
+    }
+
+    #[test]
+    fn hard_and_soft_limits_disconnect() {
+        let limits = Arc::new(Limits::default());
+        let reg = Registry::new(2, limits.clone());
+        let ch = Bytes::from_static(b"ch");
+        let payload = Bytes::from(vec![b'x'; 1000]);
+        limits.hard.store(10_000, Ordering::Relaxed);
+        let (s, mut rx) = subscriber(&reg, &ch);
+        for _ in 0..9 {
+            reg.publish(&ch, &payload);
+        }
+        assert!(!s.info.killed.load(Ordering::Relaxed));
+        // Writing what was queued makes room again.
+        let mut n = 0;
+        while let Ok(m) = rx.try_recv() {
+            s.written(m.size());
+            n += 1;
+        }
+        assert_eq!(n, 9);
+        for _ in 0..20 {
+            reg.publish(&ch, &payload);
+        }
+        assert!(s.info.killed.load(Ordering::Relaxed));
+        // Soft limit with no grace: the second delivery over it disconnects.
+        limits.hard.store(0, Ordering::Relaxed);
+        limits.soft.store(1500, Ordering::Relaxed);
+        let (s2, _rx2) = subscriber(&reg, &Bytes::from_static(b"soft"));
+        let soft = Bytes::from_static(b"soft");
+        reg.publish(&soft, &payload);
+        reg.publish(&soft, &payload);
+        assert!(!s2.info.killed.load(Ordering::Relaxed));
+        reg.publish(&soft, &payload);
+        assert!(s2.info.killed.load(Ordering::Relaxed));
+    }
+
     #[test]
     fn output_limits_merge_like_redis() {
         let def = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
