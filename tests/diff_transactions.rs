@@ -216,7 +216,7 @@ fn blocking_select_and_resp3_inside_multi() {
         "FLUSHALL",
         "MULTI",
         "BLPOP empty 0",
-        "BRPOPLPUSH empty other 0",
+        "BRPOPLPUSH {e}mpty {e}other 0",
         "RPUSH l a b",
         "BLPOP l 0",
         "BZPOPMIN emptyz 0",
