@@ -3,7 +3,8 @@
 
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// One known configuration parameter.
 pub struct Param {
@@ -307,6 +308,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
+        Kind::Str if param.name == "notify-keyspace-events" => crate::pubsub::notify::normalize(value),
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -332,6 +334,10 @@ pub struct Config {
     /// Read by every hash write to pick the encoding.
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
+    /// `notify-keyspace-events` as flags, read by every write.
+    pub notify_flags: AtomicU32,
+    /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
+    pub pubsub_limits: Arc<crate::pubsub::Limits>,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -358,6 +364,8 @@ impl Default for Config {
             timeout_secs: AtomicU64::new(0),
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
+            notify_flags: AtomicU32::new(0),
+            pubsub_limits: Arc::default(),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -412,7 +420,13 @@ impl Config {
         }
         let mut normalized = Vec::with_capacity(found.len());
         for (i, (p, value)) in found.iter().enumerate() {
-            let v = normalize(p, value).map_err(|e| set_failed(pairs[i].0, &e))?;
+            let v = if p.name == "client-output-buffer-limit" {
+                let current = self.get(p.name).unwrap_or_default();
+                crate::pubsub::merge_output_limits(&current, value)
+            } else {
+                normalize(p, value)
+            };
+            let v = v.map_err(|e| set_failed(pairs[i].0, &e))?;
             normalized.push((p.name, v));
         }
         let mut values = self.values.write();
@@ -461,6 +475,17 @@ impl Config {
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
+            "notify-keyspace-events" => {
+                let flags = crate::pubsub::notify::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);
+                self.notify_flags.store(flags, Ordering::Relaxed);
+            }
+            "client-output-buffer-limit" => {
+                let value = self.get(name).unwrap_or_default();
+                let (hard, soft, secs) = crate::pubsub::output_limits(&value, "pubsub").unwrap_or((0, 0, 0));
+                self.pubsub_limits.hard.store(hard, Ordering::Relaxed);
+                self.pubsub_limits.soft.store(soft, Ordering::Relaxed);
+                self.pubsub_limits.soft_secs.store(secs, Ordering::Relaxed);
+            }
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();
                 *self.requirepass.write() = if pass.is_empty() { None } else { Some(pass) };

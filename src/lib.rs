@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod net;
 pub mod protocol;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod shard;

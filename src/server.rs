@@ -88,6 +88,8 @@ pub struct Server {
     pub clients: ClientRegistry,
     pub stats: Stats,
     pub scripts: crate::scripting::ScriptCache,
+    /// Pub/sub subscriptions (channels, patterns, shard channels).
+    pub pubsub: crate::pubsub::Registry,
     pub started: Instant,
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
@@ -119,6 +121,7 @@ impl Server {
             clients: ClientRegistry::default(),
             stats: Stats::new(),
             scripts: crate::scripting::ScriptCache::default(),
+            pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,

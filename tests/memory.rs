@@ -252,8 +252,12 @@ fn volatile_ttl_evicts_the_soonest_expiring() {
     assert!(settle(&mut con, max) <= max);
     let gone: Vec<usize> = (0..200).filter(|i| !exists(&mut con, &format!("v{i}"))).collect();
     assert!(gone.len() >= 80, "only {} evicted", gone.len());
+    // Sampling approximates the order: the soonest-expiring half goes first
+    // (at least 90% of it, or of what was evicted), the latest quarter last.
     let early = gone.iter().filter(|&&i| i < 100).count();
-    assert!(early * 10 >= gone.len() * 9, "evicted {gone:?}: the soonest-expiring half should go first");
+    let late = gone.iter().filter(|&&i| i >= 150).count();
+    assert!(early * 10 >= gone.len().min(100) * 9, "evicted {gone:?}: the soonest-expiring half should go first");
+    assert!(late * 10 <= gone.len(), "evicted {gone:?}: the latest-expiring keys should stay");
     assert!((0..100).all(|i| exists(&mut con, &format!("p{i}"))));
     assert_eq!(num(&mut con, "stats", "evicted_keys"), gone.len() as u64);
 }

@@ -8,6 +8,7 @@ use crate::net::client::ClientState;
 use crate::server::Server;
 use crate::shard::ShardData;
 use crate::storage::Db;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub struct Ctx<'a, 's> {
@@ -75,9 +76,78 @@ impl<'a, 's> Ctx<'a, 's> {
 
     /// Called by every handler after it modified `key`: the hook for
     /// WATCH, keyspace notifications and waking blocked clients.
-    pub fn written(&mut self, key: &[u8], _event: &'static str) {
+    pub fn written(&mut self, key: &[u8], event: &'static str) {
         let db = self.db;
-        self.shard_for(key).waiters.signal(db, key);
+        self.written_in(key, db, event);
+    }
+
+    /// `written` for a key of database `db` other than the selected one
+    /// (MOVE's and COPY ... DB's destination).
+    pub fn written_in(&mut self, key: &[u8], db: usize, event: &'static str) {
+        let now = self.now;
+        let server = self.server;
+        let ShardData { waiters, watches, dbs, .. } = self.shard_for(key);
+        waiters.signal(db, key);
+        if !watches.is_empty() {
+            if let Some(d) = dbs.get_mut(db) {
+                watches.touch(db, key, d, now);
+            }
+        }
+        let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        if flags != 0 {
+            crate::pubsub::notify::keyspace_event(server, flags, event, key, db);
+        }
+    }
+
+    /// Publishes `expired` notifications for keys the entered shards reaped
+    /// (lazily, during this command) when `notify-keyspace-events` wants them.
+    pub fn expired_events(&mut self) {
+        let server = self.server;
+        let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        for shard in self.shards.iter_mut() {
+            publish_expired(server, flags, &mut shard.dbs);
+        }
+    }
+
+    /// Database `db` of every entered shard is about to be emptied
+    /// (FLUSHDB, FLUSHALL): watchers of its existing keys become dirty.
+    pub fn flushing(&mut self, db: usize) {
+        let now = self.now;
+        for shard in self.shards.iter_mut() {
+            let ShardData { watches, dbs, .. } = &mut **shard;
+            if !watches.is_empty() {
+                watches.touch_db(dbs, db, None, now);
+            }
+        }
+    }
+
+    /// Databases `a` and `b` of every entered shard are about to be swapped.
+    pub fn swapping(&mut self, a: usize, b: usize) {
+        let now = self.now;
+        for shard in self.shards.iter_mut() {
+            let ShardData { watches, dbs, .. } = &mut **shard;
+            if !watches.is_empty() {
+                watches.touch_db(dbs, a, Some(b), now);
+                watches.touch_db(dbs, b, Some(a), now);
+            }
+        }
+    }
+}
+
+/// Drains the expired-key logs of `dbs`, publishing `expired` events when
+/// `flags` select them.
+pub fn publish_expired(server: &Server, flags: u32, dbs: &mut [Db]) {
+    use crate::pubsub::notify;
+    for (i, db) in dbs.iter_mut().enumerate() {
+        if !db.has_expired_log() {
+            continue;
+        }
+        let keys = db.take_expired_log();
+        if flags & notify::EXPIRED != 0 {
+            for key in keys {
+                notify::keyspace_event(server, flags, "expired", &key, i);
+            }
+        }
     }
 }
 

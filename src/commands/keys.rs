@@ -446,7 +446,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     dest.put(dst.clone(), copied);
-    ctx.written(dst, "copy_to");
+    ctx.written_in(dst, target, "copy_to");
     Reply::Int(1)
 }
 
@@ -471,7 +471,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.db_at(key, target).put(key.clone(), entry);
     ctx.written(key, "move_from");
-    ctx.written(key, "move_to");
+    ctx.written_in(key, target, "move_to");
     Reply::Int(1)
 }
 
@@ -487,6 +487,7 @@ pub fn swapdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
         return Reply::err("DB index is out of range");
     }
+    ctx.swapping(a as usize, b as usize);
     ctx.home().dbs.swap(a as usize, b as usize);
     Reply::ok()
 }

@@ -9,10 +9,12 @@ pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod streams;
 pub mod strings;
+pub mod transactions;
 pub mod zsets;
 
 pub use ctx::{ConnCtx, Ctx};

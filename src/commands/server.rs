@@ -71,6 +71,7 @@ pub fn flushdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let db = ctx.db;
+    ctx.flushing(db);
     flush(std::slice::from_mut(&mut ctx.home().dbs[db]), asynchronous);
     Reply::ok()
 }
@@ -80,6 +81,9 @@ pub fn flushall_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(a) => a,
         Err(e) => return e,
     };
+    for db in 0..ctx.home().dbs.len() {
+        ctx.flushing(db);
+    }
     flush(&mut ctx.home().dbs, asynchronous);
     Reply::ok()
 }

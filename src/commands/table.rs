@@ -4,7 +4,9 @@
 //! the handler. Routing, arity checks, slot checks, `COMMAND` replies and the
 //! scripting rules all read this table; nothing else lists commands.
 
-use super::{connection as conn, hashes, keys, lists, server as srv, sets, streams as xs, strings as str_, zsets};
+use super::{
+    connection as conn, hashes, keys, lists, pubsub as ps, server as srv, sets, streams as xs, strings as str_, zsets,
+};
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -604,9 +606,40 @@ static STREAMS: &[CommandSpec] = &[
     container("xinfo", -2, 0, G::Stream, XINFO_SUBS),
 ];
 
+// -------------------------------------------------------------- transactions
+static TRANSACTIONS: &[CommandSpec] = &[
+    cmd("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S),
+    cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEYS, G::Transactions, S),
+    cmd("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S),
+    cmd("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | MULTI_SHARD, KALL, G::Transactions, S),
+    cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S),
+];
+
+// -------------------------------------------------------------------- pubsub
+static PUBSUB_SUBS: &[CommandSpec] = &[
+    cmd("pubsub|channels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_channels)),
+    cmd("pubsub|numsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_numsub)),
+    cmd("pubsub|numpat", 2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_numpat)),
+    cmd("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_shardchannels)),
+    cmd("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_shardnumsub)),
+    cmd("pubsub|help", 2, LOADING | STALE, NOKEYS, G::Pubsub, C(ps::pubsub_help)),
+];
+
+static PUBSUB_CMDS: &[CommandSpec] = &[
+    cmd("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S),
+    cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S),
+    cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, S),
+    cmd("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S),
+    cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S),
+    cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, S),
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NOKEYS, G::Pubsub, K(ps::publish)),
+    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, K1, G::Pubsub, K(ps::spublish)),
+    container("pubsub", -2, 0, G::Pubsub, PUBSUB_SUBS),
+];
+
 /// Every family's entries. Adding a command means adding one line above.
 static FAMILIES: &[&[CommandSpec]] =
-    &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS, STREAMS];
+    &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS, STREAMS, TRANSACTIONS, PUBSUB_CMDS];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]

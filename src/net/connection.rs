@@ -54,6 +54,19 @@ pub struct Connection {
     parser: RequestParser,
     inbuf: BytesMut,
     out: Vec<u8>,
+    /// Open transaction (between MULTI and EXEC).
+    pub(crate) txn: Option<Box<crate::commands::transactions::Multi>>,
+    /// Keys under WATCH.
+    pub(crate) watch: Option<Box<crate::commands::transactions::WatchSet>>,
+    /// Subscriptions and the incoming message queue.
+    pub(crate) sub: Option<Box<crate::commands::pubsub::SubState>>,
+}
+
+/// What woke a subscribed connection.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Message,
+    Stop,
 }
 
 impl Connection {
@@ -73,6 +86,9 @@ impl Connection {
             parser: RequestParser::new(),
             inbuf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(16 * 1024),
+            txn: None,
+            watch: None,
+            sub: None,
         }
     }
 
@@ -85,10 +101,23 @@ impl Connection {
             if self.inbuf.capacity() - self.inbuf.len() < 4096 {
                 self.inbuf.reserve(16 * 1024);
             }
-            let read = tokio::select! {
-                r = self.stream.read_buf(&mut self.inbuf) => r,
-                _ = self.client.info.kill_notify.notified() => break,
-                _ = self.server.shutdown.notified() => break,
+            let read = if self.sub.is_some() {
+                match self.wait_subscribed().await {
+                    Woke::Read(r) => r,
+                    Woke::Message => {
+                        if !self.flush().await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Woke::Stop => break,
+                }
+            } else {
+                tokio::select! {
+                    r = self.stream.read_buf(&mut self.inbuf) => r,
+                    _ = self.client.info.kill_notify.notified() => break,
+                    _ = self.server.shutdown.notified() => break,
+                }
             };
             match read {
                 Ok(0) | Err(_) => break,
@@ -127,6 +156,48 @@ impl Connection {
             }
         }
         let _ = self.flush().await;
+        self.txn = None;
+        crate::commands::transactions::unwatch_all(self).await;
+        crate::commands::pubsub::unsubscribe_all(self);
+    }
+
+    /// Waits for input or a published message; a message (and whatever else
+    /// is queued, up to a write's worth) is encoded into the output.
+    async fn wait_subscribed(&mut self) -> Woke {
+        let Some(sub) = self.sub.as_mut() else {
+            return Woke::Stop;
+        };
+        let woke = tokio::select! {
+            r = self.stream.read_buf(&mut self.inbuf) => return Woke::Read(r),
+            m = sub.rx.recv() => m,
+            _ = self.client.info.kill_notify.notified() => return Woke::Stop,
+            _ = self.server.shutdown.notified() => return Woke::Stop,
+        };
+        let Some(msg) = woke else {
+            return Woke::Stop;
+        };
+        msg.reply().encode(self.client.resp, &mut self.out);
+        sub.unflushed += msg.size();
+        while self.out.len() < 64 * 1024 {
+            let Ok(msg) = sub.rx.try_recv() else {
+                break;
+            };
+            msg.reply().encode(self.client.resp, &mut self.out);
+            sub.unflushed += msg.size();
+        }
+        Woke::Message
+    }
+
+    /// Moves every message already queued for this subscriber into the
+    /// output, so it goes out before the reply being produced (as in Redis).
+    pub(crate) fn drain_messages(&mut self) {
+        let Some(sub) = self.sub.as_mut() else {
+            return;
+        };
+        while let Ok(msg) = sub.rx.try_recv() {
+            msg.reply().encode(self.client.resp, &mut self.out);
+            sub.unflushed += msg.size();
+        }
     }
 
     /// Writes pending output. Returns false when the peer is gone.
@@ -134,7 +205,19 @@ impl Connection {
         if self.out.is_empty() {
             return true;
         }
-        let ok = self.stream.write_all(&self.out).await.is_ok();
+        let ok = match self.sub.as_mut() {
+            None => self.stream.write_all(&self.out).await.is_ok(),
+            // A subscriber that does not read may be disconnected by the
+            // output buffer limit while this write waits.
+            Some(sub) => {
+                let ok = tokio::select! {
+                    r = self.stream.write_all(&self.out) => r.is_ok(),
+                    _ = self.client.info.kill_notify.notified() => false,
+                };
+                sub.sub.written(std::mem::take(&mut sub.unflushed));
+                ok
+            }
+        };
         self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1 << 20 {
@@ -144,6 +227,9 @@ impl Connection {
     }
 
     fn push(&mut self, reply: Reply) {
+        if self.sub.is_some() {
+            self.drain_messages();
+        }
         if let Reply::Error(text) = &reply {
             self.server.stats.count_error(text);
         }
@@ -218,7 +304,17 @@ impl Connection {
             if self.client.close_after_reply {
                 return;
             }
-            let plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            if self.txn.is_some() || self.sub.is_some() {
+                match self.intercept(plan, &batch[i]) {
+                    Ok(p) => plan = p,
+                    Err(reply) => {
+                        self.push(reply);
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
             match plan {
                 Plan::Done(reply) => {
                     self.push(reply);
@@ -278,6 +374,48 @@ impl Connection {
         }
     }
 
+    /// Subscribed-mode rules and MULTI queuing, in Redis's order. Err is the
+    /// reply that takes the place of running the command now.
+    fn intercept(&mut self, plan: Plan, args: &[Bytes]) -> Result<Plan, Reply> {
+        let cmd = match &plan {
+            Plan::Done(reply) => {
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.failed = true;
+                }
+                return Err(reply.clone());
+            }
+            Plan::Single(cmd, _) | Plan::Multi(cmd, _) | Plan::Other(cmd) => *cmd,
+        };
+        if self.client.resp == 2 && self.sub.as_ref().is_some_and(|s| s.active()) {
+            if !crate::commands::pubsub::allowed_when_subscribed(cmd.spec.name) {
+                return Err(crate::commands::pubsub::not_allowed_when_subscribed(cmd.spec.name));
+            }
+            if self.txn.is_none() {
+                if let Some(pong) = self.subscribed_ping(cmd, args) {
+                    return Err(pong);
+                }
+            }
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(plan);
+        };
+        match crate::commands::transactions::queue(txn, cmd, args) {
+            None => Ok(plan),
+            Some(reply) => {
+                let n = txn.queued.len() as i64;
+                self.client.info.meta.lock().multi = n;
+                Err(reply)
+            }
+        }
+    }
+
+    /// PING's reply in RESP2 subscribed mode, if that is what `cmd` is.
+    pub(crate) fn subscribed_ping(&self, cmd: Command, args: &[Bytes]) -> Option<Reply> {
+        let subscribed = self.client.resp == 2 && self.sub.as_ref().is_some_and(|s| s.active());
+        (subscribed && cmd.spec.name == "ping" && args.len() <= 2)
+            .then(|| crate::commands::pubsub::subscribed_ping(args))
+    }
+
     /// Runs a keyed command with its shard(s) entered, counting it in the stats.
     fn run_keyed(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData]) -> Reply {
         let Exec::Keyed(f) = cmd.spec.exec else {
@@ -291,11 +429,14 @@ impl Connection {
         let start = Instant::now();
         let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
         let reply = f(&mut ctx, args);
+        if self.server.config.notify_flags.load(Ordering::Relaxed) & crate::pubsub::notify::EXPIRED != 0 {
+            ctx.expired_events();
+        }
         self.count(cmd, start, &reply);
         reply
     }
 
-    fn count(&self, cmd: Command, start: Instant, reply: &Reply) {
+    pub(crate) fn count(&self, cmd: Command, start: Instant, reply: &Reply) {
         let stats = &self.server.stats;
         stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         let s = &stats.commands[cmd.id];
@@ -384,6 +525,10 @@ impl Connection {
                 Reply::ok()
             }
             "reset" => {
+                self.txn = None;
+                self.client.info.meta.lock().multi = -1;
+                crate::commands::transactions::unwatch_all(self).await;
+                crate::commands::pubsub::unsubscribe_all(self);
                 self.client.set_db(0);
                 self.client.set_resp(2);
                 self.client.reply_mode = ReplyMode::On;
@@ -396,6 +541,12 @@ impl Connection {
                 crate::scripting::special(self, cmd, args).await
             }
             _ if cmd.spec.has(flags::BLOCKING) => crate::commands::blocking::special(self, cmd, args).await,
+            _ if cmd.spec.group == crate::commands::Group::Transactions => {
+                crate::commands::transactions::special(self, cmd, args).await
+            }
+            _ if cmd.spec.group == crate::commands::Group::Pubsub => {
+                crate::commands::pubsub::subscription(self, cmd, args)
+            }
             _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
         }
     }

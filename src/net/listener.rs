@@ -153,6 +153,8 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             // Keys reaped on access by commands that do not count them themselves.
             removed += db.take_lazy_expired() as usize;
         }
+        let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        crate::commands::ctx::publish_expired(&server, flags, &mut data.dbs);
         drop(data);
         if removed > 0 {
             server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);

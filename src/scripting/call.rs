@@ -282,9 +282,8 @@ fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
 }
 
 /// Blocking commands run as their non-blocking form inside scripts.
-fn nonblocking(_run: &mut Run<'_>, _argv: &[Bytes]) -> Reply {
-    // Until crate::commands::blocking::run_nonblocking lands: a timeout.
-    Reply::NilArray
+fn nonblocking(run: &mut Run<'_>, argv: &[Bytes]) -> Reply {
+    with_ctx(run, |ctx| crate::commands::blocking::run_nonblocking(ctx, argv))
 }
 
 fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {

@@ -19,6 +19,8 @@ pub struct ShardData {
     pub scripting: crate::scripting::ShardScripting,
     /// Clients blocked on this shard's keys (BLPOP and friends).
     pub waiters: crate::commands::blocking::Waiters,
+    /// Clients WATCHing this shard's keys.
+    pub watches: crate::commands::transactions::Watches,
 }
 
 impl ShardData {
@@ -68,6 +70,7 @@ impl Shard {
                 dbs: (0..databases).map(|_| Db::new()).collect(),
                 scripting: crate::scripting::ShardScripting::default(),
                 waiters: crate::commands::blocking::Waiters::default(),
+                watches: crate::commands::transactions::Watches::default(),
             }),
             script_since: AtomicU64::new(0),
             script_kill: AtomicBool::new(false),

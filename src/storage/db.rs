@@ -40,7 +40,13 @@ pub struct Db {
     /// Keys reaped lazily (on access) and not yet added to the server's
     /// `expired_keys`: a `Db` cannot see the server, so whoever can drains it.
     lazy_expired: u64,
+    /// Keys removed by expiry (lazily or actively) since the last drain, for
+    /// `expired` keyspace notifications. Bounded: drained every expiry cycle.
+    expired_log: Vec<Bytes>,
 }
+
+/// Most expired keys remembered between two drains of the log.
+const EXPIRED_LOG_MAX: usize = 4096;
 
 impl Db {
     pub fn new() -> Self {
@@ -63,12 +69,32 @@ impl Db {
     fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
             Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now => {
-                self.remove(key);
+                self.remove_expired(key);
                 self.lazy_expired += 1;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Removes a key whose TTL passed, remembering it for notifications.
+    fn remove_expired(&mut self, key: &[u8]) {
+        if let Some((_, k, _)) = self.map.swap_remove_full(key) {
+            self.volatile.swap_remove(key);
+            if self.expired_log.len() < EXPIRED_LOG_MAX {
+                self.expired_log.push(k);
+            }
+        }
+    }
+
+    /// Keys removed by expiry since the last call (`expired` notifications).
+    pub fn take_expired_log(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.expired_log)
+    }
+
+    /// True when some expired key waits in the log.
+    pub fn has_expired_log(&self) -> bool {
+        !self.expired_log.is_empty()
     }
 
     /// Lazily reaped keys since the last call (for `expired_keys`).
@@ -85,7 +111,7 @@ impl Db {
         };
         let at = self.map.get_index(i).map_or(0, |(_, s)| s.entry.expire_at);
         if at != 0 && at <= now {
-            self.remove(key);
+            self.remove_expired(key);
             return (None, true);
         }
         let slot = self.map.get_index_mut(i).map(|(_, s)| {
@@ -264,7 +290,7 @@ impl Db {
             let (k, s) = self.map.get_index(i)?;
             if s.entry.expire_at != 0 && s.entry.expire_at <= now {
                 let k = k.clone();
-                self.remove(&k);
+                self.remove_expired(&k);
                 self.lazy_expired += 1;
                 continue;
             }
@@ -352,7 +378,7 @@ impl Db {
                     matches!(self.map.get(&k[..]), Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now);
                 if expired {
                     let k = k.clone();
-                    self.remove(&k);
+                    self.remove_expired(&k);
                     expired_in_round += 1;
                 }
                 sampled += 1;

@@ -1,0 +1,412 @@
+//! Pub/sub: the registry of subscriptions and delivery to subscribers.
+//!
+//! Publishers on any thread look subscribers up in concurrent maps and hand
+//! each one the message through its own unbounded queue; the subscriber's
+//! connection loop drains the queue alongside socket reads. The queue is
+//! unbounded as a channel but bounded in bytes: every subscriber counts the
+//! bytes waiting for it (queued plus not yet written to the socket), and
+//! `client-output-buffer-limit pubsub` disconnects one that falls too far
+//! behind instead of letting it grow memory.
+
+pub mod notify;
+
+use crate::net::client::ClientInfo;
+use crate::protocol::Reply;
+use bytes::Bytes;
+use dashmap::DashMap;
+use indexmap::IndexMap;
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Which subscription a message was delivered through.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Via {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+/// One message on its way to one subscriber. Cloning shares the bytes.
+pub struct Message {
+    via: Via,
+    /// The matching pattern (pmessage only).
+    pattern: Bytes,
+    channel: Bytes,
+    payload: Bytes,
+}
+
+impl Message {
+    /// What the subscriber receives: a push in RESP3, an array in RESP2.
+    pub fn reply(&self) -> Reply {
+        let mut items = Vec::with_capacity(4);
+        let kind: &'static [u8] = match self.via {
+            Via::Channel => b"message",
+            Via::Pattern => b"pmessage",
+            Via::Shard => b"smessage",
+        };
+        items.push(Reply::Bulk(Bytes::from_static(kind)));
+        if self.via == Via::Pattern {
+            items.push(Reply::Bulk(self.pattern.clone()));
+        }
+        items.push(Reply::Bulk(self.channel.clone()));
+        items.push(Reply::Bulk(self.payload.clone()));
+        Reply::Push(items)
+    }
+
+    /// Bytes the message takes once encoded (what the output limit counts).
+    pub fn size(&self) -> usize {
+        let bulk = |n: usize| n + 16;
+        8 + bulk(9) + bulk(self.pattern.len()) + bulk(self.channel.len()) + bulk(self.payload.len())
+    }
+}
+
+/// The `pubsub` class of `client-output-buffer-limit` in bytes/seconds (0 = none).
+#[derive(Default)]
+pub struct Limits {
+    pub hard: AtomicU64,
+    pub soft: AtomicU64,
+    pub soft_secs: AtomicU64,
+}
+
+/// The publishing side of one subscribed connection.
+pub struct Subscriber {
+    pub info: Arc<ClientInfo>,
+    tx: mpsc::UnboundedSender<Message>,
+    /// Bytes queued or in the connection's unwritten output.
+    pending: AtomicUsize,
+    /// Unix ms since which `pending` has been over the soft limit (0: not over).
+    soft_since: AtomicU64,
+}
+
+impl Subscriber {
+    pub fn new(info: Arc<ClientInfo>) -> (Arc<Subscriber>, mpsc::UnboundedReceiver<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(Subscriber { info, tx, pending: AtomicUsize::new(0), soft_since: AtomicU64::new(0) }), rx)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    /// The connection wrote `n` bytes of messages to its socket.
+    pub fn written(&self, n: usize) {
+        self.pending.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Queues `msg` unless the subscriber is over its limits, in which case
+    /// it is disconnected (as Redis closes a client that overcomes them).
+    fn deliver(&self, msg: Message, limits: &Limits) {
+        if self.info.killed.load(Ordering::Relaxed) {
+            return;
+        }
+        let size = msg.size();
+        let pending = self.pending.fetch_add(size, Ordering::AcqRel) + size;
+        if self.over_limits(pending as u64, limits) {
+            self.pending.fetch_sub(size, Ordering::AcqRel);
+            self.info.kill();
+            return;
+        }
+        if self.tx.send(msg).is_err() {
+            self.pending.fetch_sub(size, Ordering::AcqRel);
+        }
+    }
+
+    fn over_limits(&self, pending: u64, limits: &Limits) -> bool {
+        let hard = limits.hard.load(Ordering::Relaxed);
+        if hard > 0 && pending >= hard {
+            return true;
+        }
+        let soft = limits.soft.load(Ordering::Relaxed);
+        if soft == 0 || pending < soft {
+            self.soft_since.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let now = crate::storage::now_ms();
+        match self.soft_since.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => false,
+            Err(since) => now.saturating_sub(since) >= limits.soft_secs.load(Ordering::Relaxed).saturating_mul(1000),
+        }
+    }
+}
+
+type Subs = Vec<Arc<Subscriber>>;
+type ChannelMap = DashMap<Bytes, Subs, ahash::RandomState>;
+
+/// Every subscription of the server.
+pub struct Registry {
+    channels: ChannelMap,
+    /// Pattern → subscribers, in first-subscription order.
+    patterns: RwLock<IndexMap<Bytes, Subs, ahash::RandomState>>,
+    /// Number of patterns, read without the lock by every PUBLISH.
+    npatterns: AtomicUsize,
+    /// Shard channels, one map per shard: a shard channel lives on the
+    /// shard that owns its slot.
+    shard_channels: Vec<ChannelMap>,
+    limits: Arc<Limits>,
+}
+
+fn add(subs: &mut Subs, s: &Arc<Subscriber>) {
+    if !subs.iter().any(|x| x.id() == s.id()) {
+        subs.push(s.clone());
+    }
+}
+
+fn remove_from(map: &ChannelMap, channel: &[u8], id: u64) {
+    if let Some(mut subs) = map.get_mut(channel) {
+        subs.retain(|x| x.id() != id);
+    }
+    map.remove_if(channel, |_, subs| subs.is_empty());
+}
+
+fn count_in(map: &ChannelMap, channel: &[u8]) -> usize {
+    map.get(channel).map_or(0, |s| s.len())
+}
+
+fn names_in(map: &ChannelMap, pattern: Option<&[u8]>, out: &mut Vec<Bytes>) {
+    for e in map.iter() {
+        if pattern.is_none_or(|p| crate::util::glob_match(p, e.key(), false)) {
+            out.push(e.key().clone());
+        }
+    }
+}
+
+impl Registry {
+    pub fn new(shards: usize, limits: Arc<Limits>) -> Registry {
+        Registry {
+            channels: ChannelMap::default(),
+            patterns: RwLock::new(IndexMap::default()),
+            npatterns: AtomicUsize::new(0),
+            shard_channels: (0..shards.max(1)).map(|_| ChannelMap::default()).collect(),
+            limits,
+        }
+    }
+
+    fn shard_map(&self, channel: &[u8]) -> &ChannelMap {
+        let id = crate::shard::slot::slot_shard(crate::shard::slot::key_slot(channel), self.shard_channels.len());
+        &self.shard_channels[id]
+    }
+
+    pub fn subscribe(&self, via: Via, channel: &Bytes, s: &Arc<Subscriber>) {
+        match via {
+            Via::Channel => add(&mut self.channels.entry(channel.clone()).or_default(), s),
+            Via::Shard => add(&mut self.shard_map(channel).entry(channel.clone()).or_default(), s),
+            Via::Pattern => {
+                let mut pats = self.patterns.write();
+                add(pats.entry(channel.clone()).or_default(), s);
+                self.npatterns.store(pats.len(), Ordering::Release);
+            }
+        }
+    }
+
+    pub fn unsubscribe(&self, via: Via, channel: &[u8], id: u64) {
+        match via {
+            Via::Channel => remove_from(&self.channels, channel, id),
+            Via::Shard => remove_from(self.shard_map(channel), channel, id),
+            Via::Pattern => {
+                let mut pats = self.patterns.write();
+                if let Some(subs) = pats.get_mut(channel) {
+                    subs.retain(|x| x.id() != id);
+                    if subs.is_empty() {
+                        pats.shift_remove(channel);
+                    }
+                }
+                self.npatterns.store(pats.len(), Ordering::Release);
+            }
+        }
+    }
+
+    /// PUBLISH: delivers to channel subscribers then to matching patterns;
+    /// returns the number of deliveries (Redis's receiver count).
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let mut n = 0;
+        if let Some(subs) = self.channels.get(&channel[..]) {
+            for s in subs.iter() {
+                let msg = Message {
+                    via: Via::Channel,
+                    pattern: Bytes::new(),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                s.deliver(msg, &self.limits);
+                n += 1;
+            }
+        }
+        if self.npatterns.load(Ordering::Acquire) == 0 {
+            return n;
+        }
+        let pats = self.patterns.read();
+        for (pattern, subs) in pats.iter() {
+            if !crate::util::glob_match(pattern, channel, false) {
+                continue;
+            }
+            for s in subs {
+                let msg = Message {
+                    via: Via::Pattern,
+                    pattern: pattern.clone(),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                s.deliver(msg, &self.limits);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// SPUBLISH: delivers to the shard channel's subscribers.
+    pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let Some(subs) = self.shard_map(channel).get(&channel[..]) else {
+            return 0;
+        };
+        for s in subs.iter() {
+            let msg =
+                Message { via: Via::Shard, pattern: Bytes::new(), channel: channel.clone(), payload: payload.clone() };
+            s.deliver(msg, &self.limits);
+        }
+        subs.len()
+    }
+
+    /// True when someone listens on `channel` directly or through a pattern
+    /// (lets keyspace notifications skip building messages nobody reads).
+    pub fn has_listeners(&self) -> bool {
+        !self.channels.is_empty() || self.npatterns.load(Ordering::Acquire) > 0
+    }
+
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        names_in(&self.channels, pattern, &mut out);
+        out
+    }
+
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        for map in &self.shard_channels {
+            names_in(map, pattern, &mut out);
+        }
+        out
+    }
+
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        count_in(&self.channels, channel)
+    }
+
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        count_in(self.shard_map(channel), channel)
+    }
+
+    pub fn numpat(&self) -> usize {
+        self.npatterns.load(Ordering::Acquire)
+    }
+}
+
+/// Parses one class of `client-output-buffer-limit` ("pubsub") out of the
+/// full value: (hard, soft, soft seconds).
+pub fn output_limits(value: &str, class: &str) -> Option<(u64, u64, u64)> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    for w in words.chunks(4) {
+        if w.len() == 4 && w[0].eq_ignore_ascii_case(class) {
+            let hard = crate::config::parse_memory(w[1])?;
+            let soft = crate::config::parse_memory(w[2])?;
+            let secs: i64 = w[3].parse().ok()?;
+            return Some((hard.max(0) as u64, soft.max(0) as u64, secs.max(0) as u64));
+        }
+    }
+    None
+}
+
+/// Validates a `CONFIG SET client-output-buffer-limit` value and merges it
+/// into the current one (classes not named keep their limits), as Redis does.
+pub fn merge_output_limits(current: &str, new: &str) -> Result<String, String> {
+    let words: Vec<&str> = new.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut classes: Vec<(String, [i64; 3])> = Vec::new();
+    for w in current.split_whitespace().collect::<Vec<_>>().chunks(4) {
+        if w.len() == 4 {
+            let n = |s: &str| crate::config::parse_memory(s).unwrap_or(0);
+            classes.push((w[0].to_string(), [n(w[1]), n(w[2]), w[3].parse().unwrap_or(0)]));
+        }
+    }
+    for w in words.chunks(4) {
+        let class = match w[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
+        let hard = crate::config::parse_memory(w[1]).filter(|v| *v >= 0).ok_or_else(bad)?;
+        let soft = crate::config::parse_memory(w[2]).filter(|v| *v >= 0).ok_or_else(bad)?;
+        let secs = crate::util::parse_i64(w[3].as_bytes()).filter(|v| *v >= 0).ok_or_else(bad)?;
+        match classes.iter_mut().find(|(c, _)| c == class) {
+            Some((_, v)) => *v = [hard, soft, secs],
+            None => classes.push((class.to_string(), [hard, soft, secs])),
+        }
+    }
+    Ok(classes.iter().map(|(c, v)| format!("{c} {} {} {}", v[0], v[1], v[2])).collect::<Vec<_>>().join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(reg: &Registry, ch: &Bytes) -> (Arc<Subscriber>, mpsc::UnboundedReceiver<Message>) {
+        let clients = crate::net::client::ClientRegistry::default();
+        let (s, rx) = Subscriber::new(clients.register("a".into(), "b".into(), 0));
+        reg.subscribe(Via::Channel, ch, &s);
+        (s, rx)
+    }
+
+    #[test]
+    fn hard_and_soft_limits_disconnect() {
+        let limits = Arc::new(Limits::default());
+        let reg = Registry::new(2, limits.clone());
+        let ch = Bytes::from_static(b"ch");
+        let payload = Bytes::from(vec![b'x'; 1000]);
+        limits.hard.store(10_000, Ordering::Relaxed);
+        let (s, mut rx) = subscriber(&reg, &ch);
+        for _ in 0..9 {
+            reg.publish(&ch, &payload);
+        }
+        assert!(!s.info.killed.load(Ordering::Relaxed));
+        // Writing what was queued makes room again.
+        let mut n = 0;
+        while let Ok(m) = rx.try_recv() {
+            s.written(m.size());
+            n += 1;
+        }
+        assert_eq!(n, 9);
+        for _ in 0..20 {
+            reg.publish(&ch, &payload);
+        }
+        assert!(s.info.killed.load(Ordering::Relaxed));
+        // Soft limit with no grace: the second delivery over it disconnects.
+        limits.hard.store(0, Ordering::Relaxed);
+        limits.soft.store(1500, Ordering::Relaxed);
+        let (s2, _rx2) = subscriber(&reg, &Bytes::from_static(b"soft"));
+        let soft = Bytes::from_static(b"soft");
+        reg.publish(&soft, &payload);
+        reg.publish(&soft, &payload);
+        assert!(!s2.info.killed.load(Ordering::Relaxed));
+        reg.publish(&soft, &payload);
+        assert!(s2.info.killed.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn output_limits_merge_like_redis() {
+        let def = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+        assert_eq!(
+            merge_output_limits(def, "pubsub 1mb 512kb 1").unwrap(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 1"
+        );
+        assert!(merge_output_limits(def, "pubsub 1mb 512kb").unwrap_err().contains("Wrong number"));
+        assert!(merge_output_limits(def, "foo 1 1 1").unwrap_err().contains("Invalid client class"));
+        assert!(merge_output_limits(def, "master 1 1 1").unwrap_err().contains("Invalid client class"));
+        assert!(merge_output_limits(def, "pubsub x 1 1").unwrap_err().contains("hard, soft"));
+        assert!(merge_output_limits(def, "pubsub -1 1 1").unwrap_err().contains("hard, soft"));
+        assert_eq!(output_limits(def, "pubsub"), Some((33554432, 8388608, 60)));
+    }
+}
