@@ -3,12 +3,12 @@
 use super::keys::{exists_w, lookup_read, lookup_write};
 use super::Ctx;
 use crate::protocol::Reply;
-use crate::storage::{Entry, Value};
+use crate::storage::{Entry, StrHint, Value};
 use crate::util::{eq_ic, parse_i64};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering::Relaxed;
 
-mod longdouble;
+pub(crate) mod longdouble;
 
 /// The string held by an entry, or WRONGTYPE.
 fn as_str(e: &Entry) -> Result<&Bytes, Reply> {
@@ -288,13 +288,14 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 // ------------------------------------------------------------- counters
 
 /// Replaces a string value in place, keeping the key's TTL.
-fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: Bytes) {
+fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: Bytes, hint: StrHint) {
     let now = ctx.now;
     let db = ctx.db(key);
     match db.get_mut(key, now) {
         Some(e) => e.value = Value::Str(value),
         None => db.set(key.clone(), Value::Str(value)),
     }
+    db.set_str_hint(key, hint);
 }
 
 /// The current string under `key` for a read-modify-write (None when missing).
@@ -317,7 +318,7 @@ fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
     let Some(new) = cur.checked_add(by) else {
         return Reply::err("increment or decrement would overflow");
     };
-    store_keep_ttl(ctx, key, Bytes::from(new.to_string()));
+    store_keep_ttl(ctx, key, Bytes::from(new.to_string()), StrHint::Plain);
     ctx.written(key, "incrby");
     Reply::Int(new)
 }
@@ -364,7 +365,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("increment would produce NaN or Infinity");
     };
     let text = Bytes::from(sum.to_human());
-    store_keep_ttl(ctx, key, text.clone());
+    store_keep_ttl(ctx, key, text.clone(), StrHint::Embstr);
     ctx.written(key, "incrbyfloat");
     Reply::Bulk(text)
 }
@@ -411,7 +412,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             let old = take_str(ctx, key);
             let new = concat(old, tail, at);
             let len = new.len();
-            store_keep_ttl(ctx, key, new);
+            store_keep_ttl(ctx, key, new, StrHint::Raw);
             len
         }
         Err(e) => return e,
@@ -482,7 +483,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     };
     let len = new.len();
-    store_keep_ttl(ctx, key, new);
+    store_keep_ttl(ctx, key, new, StrHint::Raw);
     ctx.written(key, "setrange");
     Reply::Int(len as i64)
 }

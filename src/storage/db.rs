@@ -14,12 +14,27 @@ struct Slot {
     entry: Entry,
     /// Last access for LRU, or LFU time and counter: see `storage::memory`.
     access: u32,
+    /// How a string value was last written, where that decides its OBJECT
+    /// ENCODING (fits in `Slot`'s padding).
+    str_hint: StrHint,
 }
 
 impl Slot {
     fn new(entry: Entry) -> Slot {
-        Slot { entry, access: memory::new_access() }
+        Slot { entry, access: memory::new_access(), str_hint: StrHint::Plain }
     }
+}
+
+/// Redis encodes a string by how it was produced, not only by its content:
+/// edited in place (APPEND, SETRANGE) it is `raw`, from INCRBYFLOAT `embstr`
+/// even when it reads as an integer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StrHint {
+    /// Encoded from the content (`int`, `embstr` or `raw` by length).
+    #[default]
+    Plain,
+    Raw,
+    Embstr,
 }
 
 #[derive(Debug)]
@@ -158,6 +173,18 @@ impl Db {
         self.map.get(key).map(|s| memory::lfu_counter(s.access, now))
     }
 
+    /// How the string under `key` was last written (Plain when missing).
+    pub fn str_hint(&self, key: &[u8]) -> StrHint {
+        self.map.get(key).map_or(StrHint::Plain, |s| s.str_hint)
+    }
+
+    /// Records how the string under `key` was just written.
+    pub fn set_str_hint(&mut self, key: &[u8], hint: StrHint) {
+        if let Some(s) = self.map.get_mut(key) {
+            s.str_hint = hint;
+        }
+    }
+
     /// The value under `key`, if any and not expired.
     pub fn value(&mut self, key: &[u8], now: u64) -> Option<&Value> {
         self.get(key, now).map(|e| &e.value)
@@ -182,6 +209,7 @@ impl Db {
             Some((_, _, s)) => {
                 // An overwrite is a new object in Redis: it starts a fresh access history.
                 s.access = memory::new_access();
+                s.str_hint = StrHint::Plain;
                 let e = &mut s.entry;
                 let had = e.expire_at != 0;
                 e.value = value;
@@ -206,6 +234,7 @@ impl Db {
         match self.map.get_mut(&key[..]) {
             Some(s) => {
                 s.access = memory::new_access();
+                s.str_hint = StrHint::Plain;
                 s.entry.value = value;
             }
             None => {

@@ -11,7 +11,7 @@ mod value;
 pub mod zset;
 mod zskiplist;
 
-pub use db::{Db, Entry};
+pub use db::{Db, Entry, StrHint};
 pub use value::{Hash, List, Set, Stream, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.
