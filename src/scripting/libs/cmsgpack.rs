@@ -207,6 +207,10 @@ fn pack(lua: &Lua, next: &Function, args: MultiValue) -> mlua::Result<mlua::Stri
     if args.is_empty() {
         return Err(Args::new(&args, "pack").error(lua, 0, "MessagePack pack needs input."));
     }
+    // lua_checkstack(L, nargs) with the arguments already on the stack.
+    if args.len() * 2 >= MAX_STACK {
+        return Err(Args::new(&args, "pack").error(lua, 0, "Too many arguments for MessagePack pack."));
+    }
     let mut out = Vec::new();
     for v in args {
         pack_value(&mut out, next, v)?;
