@@ -36,8 +36,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            // Redis's build converts excessively sparse arrays to objects.
-            sparse_convert: true,
+            sparse_convert: false,
             sparse_ratio: 2,
             sparse_safe: 10,
             encode_max_depth: 1000,
@@ -196,13 +195,18 @@ fn bool_option(lua: &Lua, args: &MultiValue, name: &'static str, setting: &mut b
 fn sparse_array(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<(Value, f64, f64)> {
     let a = Args::new(&args, "encode_sparse_array");
     check_arg_count(lua, &a, 3)?;
-    let mut c = *cfg.lock();
-    let mut convert = c.sparse_convert as i32;
+    // Each setting is stored as soon as it is read, as lua-cjson does, so
+    // a bad later argument leaves the earlier ones changed.
+    let mut convert = cfg.lock().sparse_convert as i32;
     let conv = enum_option(lua, &a, 1, &mut convert, &["off", "on"])?;
-    c.sparse_convert = convert != 0;
-    set_int(lua, &a, 2, 0, i32::MAX, &mut c.sparse_ratio)?;
-    set_int(lua, &a, 3, 0, i32::MAX, &mut c.sparse_safe)?;
-    *cfg.lock() = c;
+    cfg.lock().sparse_convert = convert != 0;
+    let mut ratio = cfg.lock().sparse_ratio;
+    set_int(lua, &a, 2, 0, i32::MAX, &mut ratio)?;
+    cfg.lock().sparse_ratio = ratio;
+    let mut safe = cfg.lock().sparse_safe;
+    set_int(lua, &a, 3, 0, i32::MAX, &mut safe)?;
+    cfg.lock().sparse_safe = safe;
+    let c = *cfg.lock();
     Ok((conv, c.sparse_ratio as f64, c.sparse_safe as f64))
 }
 
