@@ -244,7 +244,13 @@ struct Encoder<'a> {
     next: &'a Function,
     cfg: Config,
     out: Vec<u8>,
+    /// mlua references the open objects may still hold in collected pairs.
+    refs_left: usize,
 }
+
+/// Collected pairs of all open objects together hold at most this many
+/// mlua references; a table that does not fit is walked with `next`.
+const PAIR_REFS: usize = 1024;
 
 enum Frame {
     Array {
@@ -252,12 +258,15 @@ enum Frame {
         len: i32,
         i: i32,
     },
-    /// Walked with Lua's `next` from the last key, so a wide table holds no
-    /// more than one key and one value at a time.
+    /// Small tables come with their pairs, collected in the scan; others
+    /// are walked with Lua's `next` from the last key, so a wide table holds
+    /// no more than one key and one value at a time.
     Object {
         t: Table,
         key: Value,
         first: bool,
+        pairs: Option<std::vec::IntoIter<(Value, Value)>>,
+        refs: usize,
     },
 }
 
@@ -353,7 +362,16 @@ impl Encoder<'_> {
         let mut max: i32 = 0;
         let mut items: i32 = 0;
         let mut array = true;
-        t.for_each(|k: Value, _: Value| {
+        let mut pairs = Some(Vec::new());
+        let budget = self.refs_left / 2;
+        t.for_each(|k: Value, v: Value| {
+            if let Some(p) = &mut pairs {
+                if p.len() < budget {
+                    p.push((k.clone(), v));
+                } else {
+                    pairs = None;
+                }
+            }
             if !array {
                 return Ok(());
             }
@@ -381,7 +399,9 @@ impl Encoder<'_> {
             }
         }
         self.out.push(b'{');
-        Ok(Frame::Object { t, key: Value::Nil, first: true })
+        let refs = pairs.as_ref().map_or(0, |p| p.len() * 2);
+        self.refs_left -= refs;
+        Ok(Frame::Object { t, key: Value::Nil, first: true, pairs: pairs.map(Vec::into_iter), refs })
     }
 
     fn key(&mut self, k: &Value) -> mlua::Result<()> {
@@ -421,10 +441,14 @@ impl Encoder<'_> {
                         stack.pop();
                     }
                 }
-                Frame::Object { t, key, first } => {
-                    let (k, v): (Value, Value) = self.next.call((t.clone(), std::mem::take(key)))?;
+                Frame::Object { t, key, first, pairs, refs } => {
+                    let (k, v): (Value, Value) = match pairs {
+                        Some(p) => p.next().unwrap_or((Value::Nil, Value::Nil)),
+                        None => self.next.call((t.clone(), std::mem::take(key)))?,
+                    };
                     if k.is_nil() {
                         self.out.push(b'}');
+                        self.refs_left += *refs;
                         stack.pop();
                     } else {
                         if !*first {
@@ -433,7 +457,9 @@ impl Encoder<'_> {
                         *first = false;
                         self.key(&k)?;
                         next = Some(exact(v, t, k.clone())?);
-                        *key = k;
+                        if pairs.is_none() {
+                            *key = k;
+                        }
                     }
                 }
             }
@@ -443,7 +469,7 @@ impl Encoder<'_> {
 
 /// cjson.encode of `v` with `cfg`.
 pub fn encode(lua: &Lua, next: &Function, cfg: Config, v: Value) -> mlua::Result<Vec<u8>> {
-    let mut e = Encoder { lua, next, cfg, out: Vec::new() };
+    let mut e = Encoder { lua, next, cfg, out: Vec::new(), refs_left: PAIR_REFS };
     e.run(v)?;
     Ok(e.out)
 }
