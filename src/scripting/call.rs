@@ -59,6 +59,8 @@ pub struct Run<'a> {
     /// False once the script was restarted (no second redirect).
     pub may_redirect: bool,
     pub wrote: bool,
+    /// Memory was over `maxmemory` when the script started.
+    pub pre_oom: bool,
     pub abort: Option<Abort>,
     pub started: Instant,
     /// The worker thread was handed to the runtime (long script).
@@ -117,6 +119,8 @@ pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value>
         Err(CallErr::Abort) => Err(mlua::Error::RuntimeError("script aborted".into())),
         Err(CallErr::Msg(m)) if raise => Err(super::api::coded(format!("ERR {m}"))),
         Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(lua, &format!("ERR {m}"), false)?)),
+        Err(CallErr::Coded(m)) if raise => Err(super::api::coded(m)),
+        Err(CallErr::Coded(m)) => Ok(Value::Table(convert::error_table(lua, m, false)?)),
         Err(CallErr::Reply(t)) if raise => {
             let text = match &t {
                 Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
@@ -130,6 +134,8 @@ pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value>
 
 enum CallErr {
     Msg(&'static str),
+    /// A message that carries its own error code.
+    Coded(&'static str),
     Reply(Value),
     Abort,
 }
@@ -190,6 +196,10 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     }
     if spec.is_write() && run.read_only {
         return Err(CallErr::Msg("Write commands are not allowed from read-only scripts."));
+    }
+    // Only before the first write: a script cannot be stopped halfway.
+    if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
+        return Err(CallErr::Coded(crate::storage::memory::OOM_TEXT));
     }
     check_keys(run, cmd, argv)?;
     if spec.is_write() {
