@@ -25,6 +25,9 @@ pub enum Abort {
     /// rerun it there.
     Redirect(usize),
     Shutdown,
+    /// The VM hit `lua-memory-limit`: a script that catches that error
+    /// (pcall) would go on allocating on a VM that has nothing left.
+    OutOfMemory,
 }
 
 impl Abort {
@@ -33,6 +36,7 @@ impl Abort {
             Abort::Kill => "ERR Script killed by user with SCRIPT KILL...",
             Abort::Redirect(_) => "ERR script moved to another shard",
             Abort::Shutdown => "ERR Script killed by server shutdown",
+            Abort::OutOfMemory => "ERR Error running script: Lua VM out of memory (lua-memory-limit)",
         }
     }
 }
