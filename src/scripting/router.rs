@@ -298,14 +298,8 @@ fn run_with_vm(
         server,
         shard,
         data,
-        client: ClientState {
-            info: client.info.clone(),
-            db: client.db,
-            resp: client.resp,
-            authenticated: true,
-            close_after_reply: false,
-            reply_mode: Default::default(),
-        },
+        caller: client,
+        conn_state: None,
         db: client.db,
         resp: 2,
         now: crate::storage::now_ms(),
@@ -323,10 +317,9 @@ fn run_with_vm(
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
-            let f = match vm.function(script) {
-                Ok(f) => f,
-                Err(r) => return (r, None),
-            };
+            if let Err(r) = vm.ensure_compiled(script) {
+                return (r, None);
+            }
             if !cached {
                 server.scripts.insert((*script).clone());
             }
@@ -334,9 +327,8 @@ fn run_with_vm(
                 vm.broken = true;
                 return (Reply::err(format!("Error running script: {e}")), None);
             }
-            let name = String::from_utf8_lossy(&script.sha).into_owned();
             let _busy = Busy::new(shard, false);
-            vm.run(&mut run, &f, &name)
+            vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
             let f = match super::functions::load_into(server, vm, &fref.name) {

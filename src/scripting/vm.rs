@@ -100,15 +100,15 @@ impl Vm {
         }
     }
 
-    /// The compiled function of `script`, compiling it on first use.
-    pub fn function(&mut self, script: &Script) -> Result<Function, Reply> {
-        if let Some(f) = self.scripts.get(&script.sha) {
-            return Ok(f.clone());
+    /// Compiles `script` into this VM unless it already is.
+    pub fn ensure_compiled(&mut self, script: &Script) -> Result<(), Reply> {
+        if self.scripts.contains_key(&script.sha) {
+            return Ok(());
         }
         let f = compile(&self.lua, script.body(), "@user_script")
             .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
-        self.scripts.insert(script.sha, f.clone());
-        Ok(f)
+        self.scripts.insert(script.sha, f);
+        Ok(())
     }
 
     pub fn compiled_count(&self) -> usize {
@@ -117,11 +117,30 @@ impl Vm {
 
     /// Sets KEYS and ARGV for the next run. The tables are new each time, as
     /// in Redis: a script may modify them (even set a metatable on them),
-    /// and nothing it does may reach the next script.
+    /// and nothing it does may reach the next script. Built with the raw
+    /// API in one protected call: per-value API calls through mlua would
+    /// each be a protected call of their own.
     pub fn set_keys_argv(&mut self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> mlua::Result<()> {
-        self.globals.raw_set("KEYS", sequence(&self.lua, keys)?)?;
-        self.globals.raw_set("ARGV", sequence(&self.lua, argv)?)?;
-        Ok(())
+        // SAFETY: the closure runs inside mlua's protected call with the
+        // globals table at stack index 1; it only pushes and raw-sets, with
+        // stack space checked first. A Lua error (out of memory) jumps out of
+        // it, which is sound: it owns nothing that needs dropping.
+        unsafe {
+            self.lua.exec_raw::<()>(&self.globals, |state| {
+                for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+                    if ffi::lua_checkstack(state, 4) == 0 {
+                        return;
+                    }
+                    ffi::lua_pushstring(state, name.as_ptr());
+                    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as std::ffi::c_int, 0);
+                    for (i, b) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(state, b.as_ptr() as *const std::ffi::c_char, b.len());
+                        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                    }
+                    ffi::lua_rawset(state, 1);
+                }
+            })
+        }
     }
 
     /// After a failed script: its garbage collected.
@@ -131,13 +150,16 @@ impl Vm {
         }
     }
 
-    /// Runs `f` (a compiled script) inside `run`; the script's reply.
-    pub fn run(&mut self, run: &mut Run<'_>, f: &Function, name: &str) -> Reply {
+    /// Runs the script `sha` (compiled by `ensure_compiled`) inside `run`.
+    pub fn run_script(&mut self, run: &mut Run<'_>, sha: &[u8; 40]) -> Reply {
         let result = {
+            let Some(f) = self.scripts.get(sha) else {
+                return Reply::err("script not compiled");
+            };
             let _enter = call::Enter::new(run);
             self.runner.call::<(bool, Value)>(f)
         };
-        self.finish(run, result, name)
+        self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"))
     }
 
     /// Runs a library function with (keys, args) tables.
@@ -361,6 +383,14 @@ mod tests {
         });
         let f = compile(&vm.lua, b"local i = 0 for j = 1, 100000 do i = i + j end return i", "@user_script").unwrap();
         let (ok, _v): (bool, Value) = vm.runner.call(f).unwrap();
+        assert!(ok);
+        let mut vm = vm;
+        vm.set_keys_argv(&[bytes::Bytes::from("k")], &[bytes::Bytes::from("a"), bytes::Bytes::from("b")]).unwrap();
+        let lens: i64 = vm.lua.load("return #KEYS * 10 + #ARGV").call(()).unwrap();
+        assert_eq!(lens, 12);
+        vm.set_keys_argv(&[], &[bytes::Bytes::from("c")]).unwrap();
+        let lens: i64 = vm.lua.load("return #KEYS * 10 + #ARGV").call(()).unwrap();
+        assert_eq!(lens, 1);
         assert!(ok);
         assert!(n.load(Ordering::Relaxed) > 10, "{}", n.load(Ordering::Relaxed));
     }
