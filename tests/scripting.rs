@@ -395,3 +395,234 @@ fn seed_script_lpush_incrby() {
     assert_eq!(eval(&mut c, &[script, "2", "{s}list", "{s}sum", "10"]), Ok(Value::Int(15)));
     assert_eq!(run_str(&mut c, &["LLEN", "{s}list"]), Ok(Value::Int(4)));
 }
+
+// ------------------------------------------------------------ MULTI / EXEC
+
+/// Asserts both servers answer `args` identically.
+#[track_caller]
+fn same(d: &mut common::Diff, args: &[&str]) {
+    let _ = d.check(args);
+}
+
+/// Sends every command of a transaction to both servers and compares each
+/// reply, EXEC's array included.
+fn diff_txn(d: &mut common::Diff, cmds: &[&[&str]]) {
+    same(d, &["MULTI"]);
+    for c in cmds {
+        same(d, c);
+    }
+    let (ours, theirs) = (exec_items(&mut d.a), exec_items(&mut d.b));
+    assert_eq!(ours, theirs, "EXEC differs for {cmds:?}");
+}
+
+/// EXEC's reply with every element kept (errors inside the array too,
+/// which `query` would turn into one Err).
+fn exec_items(con: &mut redis::Connection) -> Result<Value, String> {
+    use redis::ConnectionLike;
+    con.req_command(&redis::cmd("EXEC")).map_err(|e| common::error_text(&e))
+}
+
+#[test]
+fn eval_inside_multi_diff() {
+    let Some(mut d) = common::Diff::start(&["--shards", "4"]) else { return };
+    let seven = "59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9";
+    diff_txn(
+        &mut d,
+        &[
+            &["EVAL", "return 1", "0"],
+            &["EVAL", "return redis.call('set',KEYS[1],'v')", "1", "k"],
+            &["EVALSHA", "0123456789012345678901234567890123456789", "0"],
+            &["EVAL", "error('x')", "0"],
+            &["EVAL", "return {err='boom'}", "0"],
+            &["EVAL", "return redis.pcall('incr', KEYS[1])", "1", "k"],
+            &["EVAL", "syntax error(", "0"],
+            &["EVAL", "return 1", "-1"],
+            &["EVAL", "return 1", "5"],
+            &["EVAL", "return 1", "x"],
+            &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set','a','b')", "0"],
+            &["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+            &["EVAL_RO", "return redis.call('set','a','b')", "0"],
+            &["EVAL", "return redis.call('get',KEYS[1])", "1", "k"],
+            &["SCRIPT", "LOAD", "return 7"],
+            &["EVALSHA", seven, "0"],
+            &["SCRIPT", "EXISTS", seven, "0123456789012345678901234567890123456789"],
+            // Keyless scripts move to the shard of the first key they touch.
+            &["EVAL", "return redis.call('incr','counter')", "0"],
+            &["EVAL", "redis.call('set','x1','1') return redis.call('get','x1')", "0"],
+            &["FCALL", "nosuch", "0"],
+            &["GET", "counter"],
+        ],
+    );
+    // A script flushed inside the transaction is gone for the next command.
+    diff_txn(&mut d, &[&["SCRIPT", "LOAD", "return 7"], &["SCRIPT", "FLUSH"], &["EVALSHA", seven, "0"]]);
+    // NOSCRIPT is not a queuing error: the rest of the transaction runs.
+    diff_txn(&mut d, &[&["EVALSHA", seven, "1", "k"], &["SET", "k", "after"], &["GET", "k"]]);
+    // SELECT inside the transaction applies to the scripts after it.
+    diff_txn(
+        &mut d,
+        &[&["SELECT", "3"], &["EVAL", "return redis.call('set',KEYS[1],'db3')", "1", "k"], &["SELECT", "0"]],
+    );
+    same(&mut d, &["GET", "k"]);
+    same(&mut d, &["SELECT", "3"]);
+    same(&mut d, &["GET", "k"]);
+    same(&mut d, &["SELECT", "0"]);
+    // An unknown command or wrong arity while queuing still aborts EXEC.
+    same(&mut d, &["MULTI"]);
+    same(&mut d, &["EVAL", "return 1"]);
+    same(&mut d, &["EVAL", "return 1", "0"]);
+    same(&mut d, &["EXEC"]);
+}
+
+#[test]
+fn eval_inside_multi_randomized_diff() {
+    use rand::{Rng, SeedableRng};
+    let Some(mut d) = common::Diff::start(&["--shards", "4"]) else { return };
+    let incr = "return redis.call('incrby', KEYS[1], ARGV[1])";
+    let sha = match d.check(&["SCRIPT", "LOAD", incr]) {
+        Ok(Value::BulkString(b)) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let keys = ["a", "b", "c", "{a}2", "d", "e"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..40 {
+        same(&mut d, &["MULTI"]);
+        for _ in 0..rng.gen_range(1..6) {
+            let k = keys[rng.gen_range(0..keys.len())];
+            let n = rng.gen_range(-5..10).to_string();
+            let script_keyless = format!("return redis.call('incrby', '{k}', {n})");
+            let cmd: Vec<&str> = match rng.gen_range(0..7) {
+                0 => vec!["EVAL", incr, "1", k, &n],
+                1 => vec!["EVALSHA", &sha, "1", k, &n],
+                2 => vec!["EVAL", &script_keyless, "0"],
+                3 => vec!["SET", k, "x"],
+                4 => vec!["GET", k],
+                5 => vec!["EVAL", "return redis.call('lpush', KEYS[1], ARGV[1])", "1", k, &n],
+                _ => vec!["EVALSHA_RO", &sha, "1", k, &n],
+            };
+            same(&mut d, &cmd);
+        }
+        let (ours, theirs) = (exec_items(&mut d.a), exec_items(&mut d.b));
+        assert_eq!(ours, theirs);
+    }
+    for k in keys {
+        same(&mut d, &["TYPE", k]);
+    }
+}
+
+#[test]
+fn watch_then_eval_in_multi() {
+    let Some(mut d) = common::Diff::start(&["--shards", "4"]) else { return };
+    same(&mut d, &["SET", "w", "1"]);
+    same(&mut d, &["WATCH", "w"]);
+    run_str(&mut d.ours.client(), &["SET", "w", "2"]).unwrap();
+    run_str(&mut d.theirs.client(), &["SET", "w", "2"]).unwrap();
+    diff_txn(&mut d, &[&["EVAL", "return redis.call('incr', KEYS[1])", "1", "w"]]);
+    same(&mut d, &["GET", "w"]);
+    // A script inside EXEC marks watched keys dirty like any write.
+    same(&mut d, &["WATCH", "w"]);
+    diff_txn(&mut d, &[&["EVAL", "return redis.call('incr', KEYS[1])", "1", "w"]]);
+    same(&mut d, &["GET", "w"]);
+}
+
+#[test]
+fn script_inside_exec_can_be_killed_and_others_serve() {
+    let srv = moonshard(&["--shards", "4", "--busy-reply-threshold", "100"]);
+    let mut c = srv.client();
+    run_str(&mut c, &["SET", "{b}x", "2"]).unwrap();
+    let port = srv.port;
+    let h = std::thread::spawn(move || {
+        let cl = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut con = cl.get_connection().unwrap();
+        run_str(&mut con, &["MULTI"]).unwrap();
+        run_str(&mut con, &["SET", "{a}before", "1"]).unwrap();
+        run_str(&mut con, &["EVAL", "local i = 0 while true do i = i + 1 end", "1", "{a}k"]).unwrap();
+        run_str(&mut con, &["EVAL", "return redis.call('get', KEYS[1])", "1", "{a}before"]).unwrap();
+        exec_items(&mut con)
+    });
+    wait_busy(&mut c, "{a}x");
+    assert_eq!(run_str(&mut c, &["GET", "{b}x"]), Ok(s("2")));
+    assert_eq!(run_str(&mut c, &["SCRIPT", "KILL"]), Ok(Value::Okay));
+    let r = h.join().unwrap();
+    let Ok(Value::Array(items)) = r else { panic!("EXEC did not return an array: {r:?}") };
+    assert_eq!(items[0], Value::Okay);
+    assert!(format!("{:?}", items[1]).contains("Script killed by user"), "{:?}", items[1]);
+    assert_eq!(items[2], s("1"));
+    assert_eq!(eval(&mut c, &["return 1", "0"]), Ok(Value::Int(1)));
+}
+
+// ------------------------------------------------------------ maxmemory
+
+#[test]
+fn allow_oom_rules_diff() {
+    let Some(mut d) = common::Diff::start(&["--shards", "4"]) else { return };
+    let lib = "#!lua name=oomlib\n\
+        redis.register_function('plain', function(k, a) return redis.call('set', k[1], 'f') end)\n\
+        redis.register_function{function_name='oomok', callback=function(k, a) return redis.call('set', k[1], 'g') end, flags={'allow-oom'}}\n\
+        redis.register_function{function_name='ro', callback=function(k, a) return redis.call('get', k[1]) end, flags={'no-writes'}}\n";
+    same(&mut d, &["FUNCTION", "LOAD", lib]);
+    same(&mut d, &["SET", "k", "v"]);
+    let loaded = d.check(&["SCRIPT", "LOAD", "#!lua\nreturn redis.call('get', KEYS[1])"]);
+    let Ok(Value::BulkString(sha)) = loaded else { panic!("{loaded:?}") };
+    let sha = String::from_utf8(sha).unwrap();
+    same(&mut d, &["CONFIG", "SET", "maxmemory", "1"]);
+    let cases: &[&[&str]] = &[
+        // Declared flags, may write, no allow-oom: refused before it starts.
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('get', KEYS[1])", "1", "k"],
+        &["EVALSHA", &sha, "1", "k"],
+        &["EVAL", "#!lua\nsyntax error(", "0"],
+        &["EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], 'w')", "1", "k"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", "1", "k"],
+        // Eval-compat scripts start, and fail on their first denyoom command.
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "k"],
+        &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "k"],
+        &["EVAL", "return redis.pcall('set', KEYS[1], 'x')", "1", "k"],
+        &["EVAL", "local r = redis.pcall('set', KEYS[1], 'x') return r['err']", "1", "k"],
+        // Not denyoom, and after a write the script may go on.
+        &["EVAL", "return redis.call('del', KEYS[1])", "1", "nosuch"],
+        &["EVAL", "redis.call('expire', KEYS[1], 1000) return redis.call('set', KEYS[1], 'y')", "1", "k"],
+        &["EVAL", "redis.call('del', '{k}nosuch') return redis.call('set', KEYS[1], 'z')", "1", "k"],
+        &["EVALSHA", "0123456789012345678901234567890123456789", "0"],
+        &["FCALL", "plain", "1", "k"],
+        &["FCALL", "oomok", "1", "k"],
+        &["FCALL", "ro", "1", "k"],
+        &["FCALL_RO", "ro", "1", "k"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('f', function() return 1 end)"],
+        &["FUNCTION", "RESTORE", "garbage"],
+        &["SCRIPT", "LOAD", "return 2"],
+        &["FUNCTION", "DELETE", "nosuch"],
+        &["GET", "k"],
+    ];
+    for c in cases {
+        same(&mut d, c);
+    }
+    // EXEC over the limit: refused whole when a queued command is denyoom
+    // (a script's flags decide), run when none is.
+    // The limit is raised from another connection: queuing is not under test.
+    let other = |d: &mut common::Diff, args: &[&str]| {
+        let a = run_str(&mut d.ours.client(), args);
+        let b = run_str(&mut d.theirs.client(), args);
+        assert_eq!(a, b);
+    };
+    same(&mut d, &["CONFIG", "SET", "maxmemory", "0"]);
+    for txn in [
+        &[&["EVAL", "#!lua\nreturn 1", "0"] as &[&str], &["GET", "k"]] as &[&[&str]],
+        &[&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"], &["GET", "k"]],
+        &[&["EVAL", "return redis.call('set', KEYS[1], 'm')", "1", "k"], &["GET", "k"]],
+        &[&["EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], 'n')", "1", "k"]],
+        &[&["FCALL", "plain", "1", "k"]],
+        &[&["FCALL", "ro", "1", "k"]],
+        &[&["SET", "k", "q"]],
+    ] {
+        same(&mut d, &["MULTI"]);
+        for c in txn {
+            same(&mut d, c);
+        }
+        other(&mut d, &["CONFIG", "SET", "maxmemory", "1"]);
+        let (ours, theirs) = (exec_items(&mut d.a), exec_items(&mut d.b));
+        assert_eq!(ours, theirs, "EXEC differs for {txn:?}");
+        other(&mut d, &["CONFIG", "SET", "maxmemory", "0"]);
+    }
+    same(&mut d, &["CONFIG", "SET", "maxmemory", "0"]);
+    same(&mut d, &["GET", "k"]);
+}

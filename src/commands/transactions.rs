@@ -284,6 +284,11 @@ async fn exec(conn: &mut Connection) -> Reply {
         unwatch_all(conn).await;
         return Reply::NilArray;
     }
+    if refused_for_memory(conn, &txn) {
+        unwatch_all(conn).await;
+        let text = crate::storage::memory::OOM_TEXT;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     let mut ids = Vec::new();
     for (cmd, args) in &txn.queued {
         shards_needed(conn, *cmd, args, &mut ids);
@@ -306,6 +311,20 @@ async fn exec(conn: &mut Connection) -> Reply {
     busy.reply()
 }
 
+/// Redis refuses the whole EXEC over `maxmemory` when any queued command
+/// is denyoom (a script's flags decide for EVAL/FCALL), evicting first.
+fn refused_for_memory(conn: &Connection, txn: &Multi) -> bool {
+    let server = &conn.server;
+    if !crate::storage::memory::over_maxmemory(server) {
+        return false;
+    }
+    let denyoom = txn.queued.iter().any(|(cmd, args)| match cmd.spec.group {
+        Group::Scripting => crate::scripting::denyoom_queued(server, *cmd, args),
+        _ => cmd.spec.has(flags::DENYOOM),
+    });
+    denyoom && crate::storage::memory::check_oom_for(server, true, &mut []).is_some()
+}
+
 /// The shards a queued command will enter, added to `ids`.
 fn shards_needed(conn: &mut Connection, cmd: Command, args: &[Bytes], ids: &mut Vec<usize>) {
     let shards = &conn.server.shards;
@@ -319,8 +338,9 @@ fn shards_needed(conn: &mut Connection, cmd: Command, args: &[Bytes], ids: &mut 
     match cmd.spec.exec {
         Exec::Keyed(_) => keyed(ids, conn.home_shard()),
         Exec::AllShards(..) => ids.extend(0..shards.len()),
-        // A script may touch keys it did not declare: give it every shard.
-        Exec::Special if cmd.spec.group == Group::Scripting => ids.extend(0..shards.len()),
+        Exec::Special if cmd.spec.group == Group::Scripting => {
+            ids.extend(crate::scripting::shards_for_queued(&conn.server, cmd, args))
+        }
         Exec::Special if cmd.spec.has(flags::BLOCKING) => keyed(ids, conn.home_shard()),
         Exec::OneShard(route, ..) => {
             let server = conn.server.clone();
@@ -403,7 +423,8 @@ fn run_queued(
         },
         Exec::Special => match cmd.spec.name {
             _ if cmd.spec.group == Group::Scripting => {
-                crate::scripting::run_in_transaction(&mut Ctx::new(&server, refs, db, resp, id), cmd, args)
+                let home = conn.home_shard();
+                crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
             }
             _ if cmd.spec.has(flags::BLOCKING) => {
                 crate::commands::blocking::run_nonblocking(&mut Ctx::new(&server, refs, db, resp, id), args)

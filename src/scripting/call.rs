@@ -25,6 +25,9 @@ pub enum Abort {
     /// rerun it there.
     Redirect(usize),
     Shutdown,
+    /// The VM hit `lua-memory-limit`: a script that catches that error
+    /// (pcall) would go on allocating on a VM that has nothing left.
+    OutOfMemory,
 }
 
 impl Abort {
@@ -33,6 +36,7 @@ impl Abort {
             Abort::Kill => "ERR Script killed by user with SCRIPT KILL...",
             Abort::Redirect(_) => "ERR script moved to another shard",
             Abort::Shutdown => "ERR Script killed by server shutdown",
+            Abort::OutOfMemory => "ERR Error running script: Lua VM out of memory (lua-memory-limit)",
         }
     }
 }
@@ -43,9 +47,11 @@ pub struct Run<'a> {
     pub shard: &'a Shard,
     /// The shard's data, entered by the runner (its VM moved out meanwhile).
     pub data: *mut ShardData,
-    /// A copy of the caller's state for connection-level commands (SELECT
-    /// in a script only affects the script, as in Redis 7).
-    pub client: ClientState,
+    /// The caller's state.
+    pub caller: &'a ClientState,
+    /// A copy of it for connection-level commands (SELECT in a script only
+    /// affects the script, as in Redis 7), made on the first such command.
+    pub conn_state: Option<ClientState>,
     pub db: usize,
     /// RESP version the script speaks (`redis.setresp`).
     pub resp: u8,
@@ -59,6 +65,8 @@ pub struct Run<'a> {
     /// False once the script was restarted (no second redirect).
     pub may_redirect: bool,
     pub wrote: bool,
+    /// Memory was over `maxmemory` when the script started.
+    pub pre_oom: bool,
     pub abort: Option<Abort>,
     pub started: Instant,
     /// The worker thread was handed to the runtime (long script).
@@ -117,6 +125,8 @@ pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value>
         Err(CallErr::Abort) => Err(mlua::Error::RuntimeError("script aborted".into())),
         Err(CallErr::Msg(m)) if raise => Err(super::api::coded(format!("ERR {m}"))),
         Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(lua, &format!("ERR {m}"), false)?)),
+        Err(CallErr::Coded(m)) if raise => Err(super::api::coded(m)),
+        Err(CallErr::Coded(m)) => Ok(Value::Table(convert::error_table(lua, m, false)?)),
         Err(CallErr::Reply(t)) if raise => {
             let text = match &t {
                 Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
@@ -130,6 +140,8 @@ pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value>
 
 enum CallErr {
     Msg(&'static str),
+    /// A message that carries its own error code.
+    Coded(&'static str),
     Reply(Value),
     Abort,
 }
@@ -191,6 +203,10 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() && run.read_only {
         return Err(CallErr::Msg("Write commands are not allowed from read-only scripts."));
     }
+    // Only before the first write: a script cannot be stopped halfway.
+    if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
+        return Err(CallErr::Coded(crate::storage::memory::OOM_TEXT));
+    }
     check_keys(run, cmd, argv)?;
     if spec.is_write() {
         run.wrote = true;
@@ -237,6 +253,23 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
     Ok(())
 }
 
+/// The script's own copy of the caller's state, for connection-level
+/// commands, in step with the script's database and RESP version.
+fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
+    let caller = run.caller;
+    let state = run.conn_state.get_or_insert_with(|| ClientState {
+        info: caller.info.clone(),
+        db: caller.db,
+        resp: caller.resp,
+        authenticated: true,
+        close_after_reply: false,
+        reply_mode: Default::default(),
+    });
+    state.db = run.db;
+    state.resp = run.resp;
+    state
+}
+
 fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
     match cmd.spec.exec {
         Exec::Keyed(f) => with_ctx(run, |ctx| f(ctx, argv)),
@@ -246,13 +279,13 @@ fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
                 return r;
             }
             let server = run.server;
-            let mut ctx = ConnCtx { server, client: &mut run.client };
+            let mut ctx = ConnCtx { server, client: conn_state(run) };
             merge(&mut ctx, argv, vec![r])
         }
         Exec::OneShard(route, f, finish) => {
             let server = run.server;
             let id = {
-                let ctx = ConnCtx { server, client: &mut run.client };
+                let ctx = ConnCtx { server, client: conn_state(run) };
                 route(&ctx, argv)
             };
             match id {
@@ -262,18 +295,16 @@ fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
                 }
                 Ok(id) => {
                     let r = with_ctx(run, |ctx| f(ctx, argv));
-                    let ctx = ConnCtx { server, client: &mut run.client };
+                    let ctx = ConnCtx { server, client: conn_state(run) };
                     finish(&ctx, argv, id, r)
                 }
             }
         }
         Exec::Conn(f) => {
-            run.client.db = run.db;
-            run.client.resp = run.resp;
             let server = run.server;
-            let mut ctx = ConnCtx { server, client: &mut run.client };
+            let mut ctx = ConnCtx { server, client: conn_state(run) };
             let r = f(&mut ctx, argv);
-            run.db = run.client.db;
+            run.db = ctx.client.db;
             r
         }
         Exec::Special if cmd.spec.has(flags::BLOCKING) => nonblocking(run, argv),
@@ -293,7 +324,7 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     // running us was moved out of it, so this is the only live reference.
     let data = unsafe { &mut *run.data };
     let mut one = [data];
-    let mut ctx = Ctx::new(run.server, &mut one, run.db, run.resp, run.client.id());
+    let mut ctx = Ctx::new(run.server, &mut one, run.db, run.resp, run.caller.id());
     ctx.now = run.now;
     ctx.in_script = true;
     f(&mut ctx)

@@ -321,37 +321,80 @@ pub fn load_into(server: &Server, vm: &mut Vm, name: &str) -> Result<Function, R
 
 // ---------------------------------------------------------------- commands
 
-pub async fn fcall(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+/// The flags of function `name`, if it exists.
+pub fn flags_of(server: &Server, name: &str) -> Option<Flags> {
+    server.scripts.functions.lookup(name).map(|f| f.flags)
+}
+
+/// FCALL*'s checks before it runs anywhere.
+pub struct Prepared<'a> {
+    pub fref: FunctionRef,
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    pub read_only: bool,
+}
+
+impl Prepared<'_> {
+    pub fn request(&self, in_exec: bool) -> Request<'_> {
+        Request {
+            job: Job::Function(&self.fref),
+            keys: self.keys,
+            argv: self.argv,
+            flags: self.fref.flags,
+            read_only: self.read_only,
+            in_exec,
+        }
+    }
+}
+
+pub fn prepare<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Prepared<'a>, Reply> {
     let ro = cmd.spec.name == "fcall_ro";
-    let server = conn.server.clone();
-    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    let name = String::from_utf8_lossy(&args[1]);
     let Some(fref) = server.scripts.functions.lookup(&name) else {
-        return Reply::err("Function not found");
+        return Err(Reply::err("Function not found"));
     };
-    let (keys, argv) = match router::split_keys(args) {
-        Ok(x) => x,
+    let (keys, argv) = router::split_keys(args)?;
+    if ro && !fref.flags.no_writes {
+        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+    }
+    let read_only = ro || fref.flags.no_writes;
+    Ok(Prepared { fref, keys, argv, read_only })
+}
+
+/// Records the function running for FUNCTION STATS while `f` runs it.
+pub fn tracking<R>(server: &Server, home: usize, args: &[Bytes], name: &str, f: impl FnOnce() -> R) -> R {
+    let started = crate::storage::now_ms();
+    server.scripts.functions.running.lock().insert(home, (name.to_string(), args.to_vec(), started));
+    let r = f();
+    server.scripts.functions.running.lock().remove(&home);
+    r
+}
+
+pub async fn fcall(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+    let server = conn.server.clone();
+    let p = match prepare(&server, cmd, args) {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    if ro && !fref.flags.no_writes {
-        return Reply::err("Can not execute a script with write flag using *_ro command.");
-    }
-    let flags = fref.flags;
-    let read_only = ro || flags.no_writes;
     let home = conn.home_shard();
     let started = crate::storage::now_ms();
-    server.scripts.functions.running.lock().insert(home, (name, args.to_vec(), started));
-    let req = Request { job: Job::Function(&fref), keys, argv, flags, read_only };
-    let reply = router::run_routed(conn, &req).await;
+    server.scripts.functions.running.lock().insert(home, (p.fref.name.clone(), args.to_vec(), started));
+    let reply = router::run_routed(conn, &p.request(false)).await;
     server.scripts.functions.running.lock().remove(&home);
     reply
 }
 
 /// FUNCTION LOAD | DELETE | FLUSH | LIST | DUMP | RESTORE | STATS | KILL | HELP.
-pub fn command(conn: &mut Connection, sub: &str, args: &[Bytes]) -> Reply {
-    let server = conn.server.clone();
+pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
     let reg = &server.scripts.functions;
+    if matches!(sub, "load" | "restore") {
+        // The denyoom subcommands: refused over `maxmemory`, as Redis does.
+        if let Some(oom) = crate::storage::memory::check_oom_for(server, true, &mut []) {
+            return oom;
+        }
+    }
     match sub {
-        "load" => load(&server, args),
+        "load" => load(server, args),
         "delete" => {
             if reg.delete(&String::from_utf8_lossy(&args[2])) {
                 Reply::ok()
@@ -368,9 +411,9 @@ pub fn command(conn: &mut Connection, sub: &str, args: &[Bytes]) -> Reply {
         }
         "list" => list(reg, args),
         "dump" => Reply::Bulk(dump(reg)),
-        "restore" => restore(&server, args),
-        "stats" => stats(&server),
-        "kill" => router::kill(&server, true),
+        "restore" => restore(server, args),
+        "stats" => stats(server),
+        "kill" => router::kill(server, true),
         _ => help(),
     }
 }

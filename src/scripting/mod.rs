@@ -18,10 +18,13 @@ mod vm;
 pub use cache::ScriptCache;
 
 use crate::commands::table::Command;
+use crate::net::client::ClientState;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::server::Server;
+use crate::shard::ShardData;
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// A shard's scripting state: its Lua VM (created on first use) and the
 /// scripts compiled into it.
@@ -62,18 +65,68 @@ pub async fn special(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Rep
     match cmd.spec.name {
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => router::eval(conn, cmd, args).await,
         "fcall" | "fcall_ro" => functions::fcall(conn, cmd, args).await,
-        name if name.starts_with("script|") => router::script(conn, &name[7..], args),
-        name if name.starts_with("function|") => functions::command(conn, &name[9..], args),
+        name if name.starts_with("script|") => router::script(&conn.server, &name[7..], args),
+        name if name.starts_with("function|") => functions::command(&conn.server, &name[9..], args),
         _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
     }
 }
 
-/// Runs EVAL/EVALSHA/FCALL queued in a transaction, on shards EXEC has
-/// already entered (all of them, since a script may touch undeclared keys).
+/// The shards EXEC must enter for a queued scripting command (see
+/// `router::shards_for_queued`).
+pub fn shards_for_queued(server: &Server, cmd: Command, args: &[Bytes]) -> Vec<usize> {
+    if router::is_runner(cmd) {
+        router::shards_for_queued(server, cmd, args)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether a queued scripting command counts as `denyoom` for EXEC's memory
+/// check, as Redis derives it: a script or function that declared flags and
+/// may write without `allow-oom`, and FUNCTION LOAD/RESTORE.
+pub fn denyoom_queued(server: &Server, cmd: Command, args: &[Bytes]) -> bool {
+    let flags = match cmd.spec.name {
+        "eval" | "eval_ro" => match server.scripts.get(&cache::sha1_hex(&args[1])) {
+            Some(s) => s.flags,
+            None => cache::parse_shebang(&args[1]).unwrap_or(cache::Flags::COMPAT),
+        },
+        "evalsha" | "evalsha_ro" => match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
+            Some(s) => s.flags,
+            None => return false,
+        },
+        "fcall" | "fcall_ro" => match functions::flags_of(server, &String::from_utf8_lossy(&args[1])) {
+            Some(f) => f,
+            None => return false,
+        },
+        _ => return cmd.spec.has(crate::commands::table::flags::DENYOOM),
+    };
+    !flags.compat && !flags.allow_oom && !flags.no_writes
+}
+
+/// Runs a scripting command queued in a transaction, during EXEC. `refs`
+/// are the shards EXEC entered (at least those `shards_for_queued` named):
+/// nothing here locks or waits. `home` is where a keyless script starts.
 pub fn run_in_transaction(
-    _ctx: &mut crate::commands::Ctx,
-    cmd: crate::commands::table::Command,
-    _args: &[bytes::Bytes],
-) -> crate::protocol::Reply {
-    crate::protocol::Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name))
+    server: &Arc<Server>,
+    client: &ClientState,
+    home: usize,
+    refs: &mut [&mut ShardData],
+    cmd: Command,
+    args: &[Bytes],
+) -> Reply {
+    match cmd.spec.name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => match router::prepare_eval(server, cmd, args) {
+            Ok(e) => router::run_entered(server, client, home, refs, &e.request(true)),
+            Err(r) => r,
+        },
+        "fcall" | "fcall_ro" => match functions::prepare(server, cmd, args) {
+            Ok(p) => functions::tracking(server, home, args, &p.fref.name, || {
+                router::run_entered(server, client, home, refs, &p.request(true))
+            }),
+            Err(r) => r,
+        },
+        name if name.starts_with("script|") => router::script(server, &name[7..], args),
+        name if name.starts_with("function|") => functions::command(server, &name[9..], args),
+        _ => Reply::err(format!("command '{}' cannot run inside a transaction", cmd.spec.name)),
+    }
 }

@@ -6,10 +6,17 @@ local G = _G
 local error, type, tostring, rawset, rawget = error, type, tostring, rawset, rawget
 local setmetatable, getmetatable, pcall, xpcall = setmetatable, getmetatable, pcall, xpcall
 local loadstring_raw, setfenv_raw, select, next = loadstring, setfenv, select, next
+local resume = coroutine.resume
 local getinfo = debug.getinfo
 local aborted, errmsg, sbyte, concat = R.aborted, R.errmsg, string.byte, table.concat
+local oom = R.oom
 
-for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'require', 'os', 'io', 'package'}) do
+-- Redis 7.0 has none of these. getfenv would hand out the real globals
+-- table (the environment of every C function), setfenv could swap a
+-- function's, and newproxy is the only way to a __gc metamethod, which runs
+-- with hooks off (SCRIPT KILL could not stop it) at any later allocation.
+for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'require', 'os', 'io', 'package',
+                       'getfenv', 'setfenv', 'newproxy'}) do
   G[name] = nil
 end
 
@@ -17,8 +24,9 @@ end
 -- string; a kill or a move to another shard cannot be caught.
 local function pcheck(ok, ...)
   if ok then return ok, ... end
-  if aborted() then error(nil, 0) end
   local e = ...
+  if e == 'not enough memory' then oom() end
+  if aborted() then error(nil, 0) end
   local te = type(e)
   if te == 'table' then
     local m = e.err
@@ -30,10 +38,15 @@ local function pcheck(ok, ...)
 end
 G.pcall = function(...) return pcheck(pcall(...)) end
 local function xcheck(ok, ...)
-  if not ok and aborted() then error(nil, 0) end
+  if not ok then
+    if ... == 'not enough memory' then oom() end
+    if aborted() then error(nil, 0) end
+  end
   return ok, ...
 end
 G.xpcall = function(f, h) return xcheck(xpcall(f, h)) end
+-- A kill inside a coroutine ends the script, not just the coroutine.
+coroutine.resume = function(co, ...) return xcheck(resume(co, ...)) end
 
 -- Compiled code only; bytecode is refused.
 local function loadstring_safe(s, name)
@@ -64,11 +77,6 @@ end
 G.setmetatable = function(t, m)
   if protected[t] then error('Attempt to modify a readonly table', 2) end
   return setmetatable(t, m)
-end
-G.setfenv = function(f, t)
-  if f == 0 or type(f) == 'thread' then error('Attempt to modify a readonly table', 2) end
-  if type(f) == 'number' and f > 0 then f = f + 1 end
-  return setfenv_raw(f, t)
 end
 
 -- A read-only view of `t`.

@@ -63,20 +63,41 @@ pub struct Request<'a> {
     pub argv: &'a [Bytes],
     pub flags: Flags,
     pub read_only: bool,
+    /// Queued in MULTI and run by EXEC (Redis words the OOM refusal differently there).
+    pub in_exec: bool,
 }
 
-pub async fn eval(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+/// EVAL*'s checks before it runs anywhere: the script, whether it is
+/// already in the cache, and its split arguments.
+pub struct Eval<'a> {
+    pub script: Arc<Script>,
+    pub cached: bool,
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    pub read_only: bool,
+}
+
+impl Eval<'_> {
+    pub fn request(&self, in_exec: bool) -> Request<'_> {
+        Request {
+            job: Job::Script(&self.script, self.cached),
+            keys: self.keys,
+            argv: self.argv,
+            flags: self.script.flags,
+            read_only: self.read_only,
+            in_exec,
+        }
+    }
+}
+
+pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Eval<'a>, Reply> {
     let by_sha = cmd.spec.name.starts_with("evalsha");
     let ro = cmd.spec.name.ends_with("_ro");
-    let (keys, argv) = match split_keys(args) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let server = conn.server.clone();
+    let (keys, argv) = split_keys(args)?;
     let (script, cached) = if by_sha {
         match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
             Some(s) => (s, true),
-            None => return Reply::error("NOSCRIPT No matching script. Please use EVAL."),
+            None => return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL.")),
         }
     } else {
         let sha = cache::sha1_hex(&args[1]);
@@ -84,16 +105,22 @@ pub async fn eval(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply 
             Some(s) => (s, true),
             None => match cache::parse_shebang(&args[1]) {
                 Ok(flags) => (Arc::new(Script { sha, source: args[1].clone(), flags }), false),
-                Err(e) => return Reply::err(e),
+                Err(e) => return Err(Reply::err(e)),
             },
         }
     };
     let flags = script.flags;
     if ro && !flags.compat && !flags.no_writes {
-        return Reply::err("Can not execute a script with write flag using *_ro command.");
+        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
     }
-    let req = Request { job: Job::Script(&script, cached), keys, argv, flags, read_only: ro || flags.no_writes };
-    run_routed(conn, &req).await
+    Ok(Eval { script, cached, keys, argv, read_only: ro || flags.no_writes })
+}
+
+pub async fn eval(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+    match prepare_eval(&conn.server, cmd, args) {
+        Ok(e) => run_routed(conn, &e.request(false)).await,
+        Err(r) => r,
+    }
 }
 
 /// Runs `req` on the shard its keys pick, restarting a keyless script once
@@ -122,6 +149,66 @@ pub async fn run_routed(conn: &mut Connection, req: &Request<'_>) -> Reply {
                 may_redirect = false;
             }
             _ => return reply,
+        }
+    }
+}
+
+/// The shards EXEC must enter for a queued EVAL*/FCALL*: the owner of its
+/// declared keys, or every shard for a keyless script (it may move to the
+/// shard of the first key it touches). None when routing will refuse it.
+pub fn shards_for_queued(server: &Server, cmd: Command, args: &[Bytes]) -> Vec<usize> {
+    let Ok((keys, _)) = split_keys(args) else {
+        return Vec::new();
+    };
+    // The script's own flags are looked up at EXEC; the widest rule here.
+    let wide = Flags { allow_cross_slot: true, ..Flags::default() };
+    match route(server, keys, &wide) {
+        Ok(Some((shard, _))) => vec![shard],
+        Ok(None) if is_runner(cmd) => (0..server.shards.len()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// EVAL*, EVALSHA*, FCALL* (the commands that run code on a shard).
+pub fn is_runner(cmd: Command) -> bool {
+    matches!(cmd.spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
+/// `run_routed` for EXEC: every shard the request may need is already
+/// entered (`refs`), so nothing here locks or waits. A keyless script starts
+/// on `home` (or the first entered shard) and may move once to another
+/// entered shard.
+pub fn run_entered(
+    server: &Arc<Server>,
+    client: &ClientState,
+    home: usize,
+    refs: &mut [&mut ShardData],
+    req: &Request<'_>,
+) -> Reply {
+    let (mut shard_id, slot) = match route(server, req.keys, &req.flags) {
+        Ok(Some((shard, slot))) => (shard, slot),
+        Ok(None) if refs.iter().any(|d| d.id == home) => (home, None),
+        Ok(None) => match refs.first() {
+            Some(d) => (d.id, None),
+            None => return Reply::err("internal routing error"),
+        },
+        Err(r) => return r,
+    };
+    let unbound = req.keys.is_empty();
+    let mut may_redirect = unbound;
+    loop {
+        let Some(data) = refs.iter_mut().find(|d| d.id == shard_id) else {
+            return Reply::err("Script attempted to access a non local key in a cluster node");
+        };
+        let start = Start { slot, unbound, may_redirect };
+        let (reply, redirect) = run_on_shard(server, server.shards.get(shard_id), data, client, req, start);
+        match redirect {
+            Some(to) if may_redirect && refs.iter().any(|d| d.id == to) => {
+                shard_id = to;
+                may_redirect = false;
+            }
+            Some(_) => return Reply::err("Script attempted to access a non local key in a cluster node"),
+            None => return reply,
         }
     }
 }
@@ -163,15 +250,40 @@ fn run_on_shard(
     req: &Request<'_>,
     start: Start,
 ) -> (Reply, Option<usize>) {
+    let pre_oom = match oom_at_start(server, data, req) {
+        Ok(over) => over,
+        Err(r) => return (r, None),
+    };
     let mut vm = match data.scripting.take_vm(server) {
         Ok(vm) => vm,
         Err(r) => return (r, None),
     };
-    let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start);
+    let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
     data.scripting.put_vm(vm);
     (reply, redirect)
 }
 
+/// Redis 7.0's memory rule at script start: over `maxmemory` (after trying
+/// to evict), a script that declared flags and may write is refused unless
+/// it has `allow-oom`. Ok(true): over the limit, so an eval-compat script
+/// fails on its first denyoom command (see `call::execute`).
+fn oom_at_start(server: &Server, data: &mut ShardData, req: &Request<'_>) -> Result<bool, Reply> {
+    if server.config.maxmemory.load(Ordering::Relaxed) == 0 {
+        return Ok(false);
+    }
+    let over = crate::storage::memory::check_oom_for(server, true, &mut [data]).is_some();
+    let f = req.flags;
+    if over && !f.compat && !f.allow_oom && !f.no_writes {
+        return Err(if req.in_exec {
+            Reply::error("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
+        } else {
+            crate::storage::memory::oom_reply()
+        });
+    }
+    Ok(over)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_with_vm(
     server: &Arc<Server>,
     shard: &Shard,
@@ -180,19 +292,14 @@ fn run_with_vm(
     client: &ClientState,
     req: &Request<'_>,
     start: Start,
+    pre_oom: bool,
 ) -> (Reply, Option<usize>) {
     let mut run = Run {
         server,
         shard,
         data,
-        client: ClientState {
-            info: client.info.clone(),
-            db: client.db,
-            resp: client.resp,
-            authenticated: true,
-            close_after_reply: false,
-            reply_mode: Default::default(),
-        },
+        caller: client,
+        conn_state: None,
         db: client.db,
         resp: 2,
         now: crate::storage::now_ms(),
@@ -202,6 +309,7 @@ fn run_with_vm(
         unbound: start.unbound,
         may_redirect: start.may_redirect,
         wrote: false,
+        pre_oom,
         abort: None,
         started: Instant::now(),
         handed_off: false,
@@ -209,10 +317,9 @@ fn run_with_vm(
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
-            let f = match vm.function(script) {
-                Ok(f) => f,
-                Err(r) => return (r, None),
-            };
+            if let Err(r) = vm.ensure_compiled(script) {
+                return (r, None);
+            }
             if !cached {
                 server.scripts.insert((*script).clone());
             }
@@ -220,9 +327,8 @@ fn run_with_vm(
                 vm.broken = true;
                 return (Reply::err(format!("Error running script: {e}")), None);
             }
-            let name = String::from_utf8_lossy(&script.sha).into_owned();
             let _busy = Busy::new(shard, false);
-            vm.run(&mut run, &f, &name)
+            vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
             let f = match super::functions::load_into(server, vm, &fref.name) {
@@ -242,8 +348,7 @@ fn run_with_vm(
 }
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
-pub fn script(conn: &mut Connection, sub: &str, args: &[Bytes]) -> Reply {
-    let server = &conn.server;
+pub fn script(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
     match sub {
         "load" => load(server, &args[2]),
         "exists" => Reply::Array(

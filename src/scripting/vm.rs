@@ -6,7 +6,7 @@ use super::call::{self, with_run, Abort, Run};
 use super::{convert, libs};
 use crate::protocol::Reply;
 use ahash::AHashMap;
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +25,6 @@ pub struct Vm {
     pub(crate) fn_runner: Function,
     /// The real globals table (scripts see a read-only view of it).
     globals: Table,
-    keys: Table,
-    argv: Table,
-    keys_len: usize,
-    argv_len: usize,
     scripts: AHashMap<[u8; 40], Function>,
     /// The cache epoch the compiled set belongs to.
     pub epoch: u64,
@@ -51,6 +47,13 @@ impl Vm {
         let rng = Arc::new(AtomicU64::new(libs::random::INITIAL_STATE));
         let api = lua.create_table()?;
         api.raw_set("aborted", lua.create_function(|_, ()| Ok(aborted_message()))?)?;
+        api.raw_set(
+            "oom",
+            lua.create_function(|_, ()| {
+                out_of_memory();
+                Ok(())
+            })?,
+        )?;
         api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
         api.raw_set("redis", super::api::redis_table(&lua)?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
@@ -61,11 +64,9 @@ impl Vm {
         api.raw_set("struct", libs::struct_::table(&lua)?)?;
         let (runner, fn_runner, globals): (Function, Function, Table) =
             lua.load(PRELUDE).set_name("=sandbox").call(api)?;
-        let keys = lua.create_table()?;
-        let argv = lua.create_table()?;
-        globals.raw_set("KEYS", keys.clone())?;
-        globals.raw_set("ARGV", argv.clone())?;
-        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| hook());
+        globals.raw_set("KEYS", lua.create_table()?)?;
+        globals.raw_set("ARGV", lua.create_table()?)?;
+        install_hook(&lua)?;
         if mem_limit > 0 {
             lua.set_memory_limit(mem_limit as usize)?;
         }
@@ -74,10 +75,6 @@ impl Vm {
             runner,
             fn_runner,
             globals,
-            keys,
-            argv,
-            keys_len: 0,
-            argv_len: 0,
             scripts: AHashMap::default(),
             epoch: 0,
 
@@ -103,51 +100,66 @@ impl Vm {
         }
     }
 
-    /// The compiled function of `script`, compiling it on first use.
-    pub fn function(&mut self, script: &Script) -> Result<Function, Reply> {
-        if let Some(f) = self.scripts.get(&script.sha) {
-            return Ok(f.clone());
+    /// Compiles `script` into this VM unless it already is.
+    pub fn ensure_compiled(&mut self, script: &Script) -> Result<(), Reply> {
+        if self.scripts.contains_key(&script.sha) {
+            return Ok(());
         }
         let f = compile(&self.lua, script.body(), "@user_script")
             .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
-        self.scripts.insert(script.sha, f.clone());
-        Ok(f)
+        self.scripts.insert(script.sha, f);
+        Ok(())
     }
 
     pub fn compiled_count(&self) -> usize {
         self.scripts.len()
     }
 
-    /// Sets KEYS and ARGV for the next run, reusing their tables.
+    /// Sets KEYS and ARGV for the next run. The tables are new each time, as
+    /// in Redis: a script may modify them (even set a metatable on them),
+    /// and nothing it does may reach the next script. Built with the raw
+    /// API in one protected call: per-value API calls through mlua would
+    /// each be a protected call of their own.
     pub fn set_keys_argv(&mut self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> mlua::Result<()> {
-        self.keys_len = fill(&self.lua, &self.keys, keys, self.keys_len)?;
-        self.argv_len = fill(&self.lua, &self.argv, argv, self.argv_len)?;
-        Ok(())
+        // SAFETY: the closure runs inside mlua's protected call with the
+        // globals table at stack index 1; it only pushes and raw-sets, with
+        // stack space checked first. A Lua error (out of memory) jumps out of
+        // it, which is sound: it owns nothing that needs dropping.
+        unsafe {
+            self.lua.exec_raw::<()>(&self.globals, |state| {
+                for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+                    if ffi::lua_checkstack(state, 4) == 0 {
+                        return;
+                    }
+                    ffi::lua_pushstring(state, name.as_ptr());
+                    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as std::ffi::c_int, 0);
+                    for (i, b) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(state, b.as_ptr() as *const std::ffi::c_char, b.len());
+                        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                    }
+                    ffi::lua_rawset(state, 1);
+                }
+            })
+        }
     }
 
-    /// After a failed script: fresh KEYS/ARGV tables, garbage collected.
+    /// After a failed script: its garbage collected.
     pub fn reset_after_error(&mut self) {
-        let fresh = (|| -> mlua::Result<()> {
-            self.keys = self.lua.create_table()?;
-            self.argv = self.lua.create_table()?;
-            self.globals.raw_set("KEYS", self.keys.clone())?;
-            self.globals.raw_set("ARGV", self.argv.clone())?;
-            self.keys_len = 0;
-            self.argv_len = 0;
-            self.lua.gc_collect()
-        })();
-        if fresh.is_err() {
+        if self.lua.gc_collect().is_err() {
             self.broken = true;
         }
     }
 
-    /// Runs `f` (a compiled script) inside `run`; the script's reply.
-    pub fn run(&mut self, run: &mut Run<'_>, f: &Function, name: &str) -> Reply {
+    /// Runs the script `sha` (compiled by `ensure_compiled`) inside `run`.
+    pub fn run_script(&mut self, run: &mut Run<'_>, sha: &[u8; 40]) -> Reply {
         let result = {
+            let Some(f) = self.scripts.get(sha) else {
+                return Reply::err("script not compiled");
+            };
             let _enter = call::Enter::new(run);
             self.runner.call::<(bool, Value)>(f)
         };
-        self.finish(run, result, name)
+        self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"))
     }
 
     /// Runs a library function with (keys, args) tables.
@@ -160,12 +172,8 @@ impl Vm {
         name: &str,
     ) -> Reply {
         let result = (|| {
-            let k = self.lua.create_sequence_from(
-                keys.iter().map(|b| self.lua.create_string(b)).collect::<mlua::Result<Vec<_>>>()?,
-            )?;
-            let a = self.lua.create_sequence_from(
-                args.iter().map(|b| self.lua.create_string(b)).collect::<mlua::Result<Vec<_>>>()?,
-            )?;
+            let k = sequence(&self.lua, keys)?;
+            let a = sequence(&self.lua, args)?;
             let _enter = call::Enter::new(run);
             self.fn_runner.call::<(bool, Value)>((f, k, a))
         })();
@@ -173,6 +181,10 @@ impl Vm {
     }
 
     fn finish(&mut self, run: &mut Run<'_>, result: mlua::Result<(bool, Value)>, name: &str) -> Reply {
+        if run.abort == Some(Abort::OutOfMemory) {
+            // Start the next script on a fresh VM.
+            self.broken = true;
+        }
         match result {
             Ok((true, v)) => convert::lua_to_reply(&v, run.resp),
             Ok((false, e)) => {
@@ -230,20 +242,51 @@ pub fn compile(lua: &Lua, body: &[u8], chunk: &str) -> Result<Function, String> 
     })
 }
 
-fn fill(lua: &Lua, t: &Table, items: &[bytes::Bytes], old_len: usize) -> mlua::Result<usize> {
+/// A Lua array of `items` as strings.
+fn sequence(lua: &Lua, items: &[bytes::Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, b) in items.iter().enumerate() {
         t.raw_set(i + 1, lua.create_string(b)?)?;
     }
-    let len = t.raw_len().max(old_len);
-    for i in items.len() + 1..=len {
-        t.raw_set(i, Value::Nil)?;
-    }
-    Ok(items.len())
+    Ok(t)
 }
 
-/// The count hook: stops killed scripts, notices shutdown, and keeps a long
-/// script from starving the other tasks of its worker thread.
-fn hook() -> mlua::Result<VmState> {
+/// Installs the count hook on the VM's main thread as a raw Lua hook.
+///
+/// mlua's own hook serves one thread only: a coroutine inherits the hook
+/// from the thread that creates it (Lua 5.1 copies it in `lua_newthread`),
+/// but mlua's hook procedure removes itself from any thread but the one it
+/// was set for, so a loop inside a coroutine could not be killed and would
+/// hold its worker thread forever. A raw hook is inherited and kept by every
+/// coroutine the script creates.
+fn install_hook(lua: &Lua) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure on the main state (no callback is
+    // running while the VM is built), and `count_hook` has the signature Lua
+    // expects of a hook.
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY as std::ffi::c_int);
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // Nothing that needs dropping is alive when `lua_error` jumps out of
+    // this frame; a panic never crosses into Lua.
+    let stop = std::panic::catch_unwind(hook_says_stop).unwrap_or(true);
+    if stop {
+        // SAFETY: raising an error from a count hook is allowed in Lua 5.1,
+        // and a hook always has LUA_MINSTACK free slots for the message.
+        unsafe {
+            ffi::lua_pushstring(state, c"script aborted".as_ptr());
+            ffi::lua_error(state);
+        }
+    }
+}
+
+/// The count hook's work: stops killed scripts, notices shutdown, and keeps
+/// a long script from starving the other tasks of its worker thread.
+fn hook_says_stop() -> bool {
     let stop = with_run(|run| {
         if run.abort.is_some() {
             return true;
@@ -262,10 +305,7 @@ fn hook() -> mlua::Result<VmState> {
         }
         false
     });
-    if stop == Some(true) {
-        return Err(mlua::Error::RuntimeError("script aborted".into()));
-    }
-    Ok(VmState::Continue)
+    stop == Some(true)
 }
 
 /// Keeps a long script from starving the rest of the runtime. A script
@@ -288,6 +328,15 @@ fn hand_off() {
             tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1)));
         }
     }
+}
+
+/// A protected call caught Lua's out-of-memory error: the script ends.
+fn out_of_memory() {
+    with_run(|run| {
+        if run.abort.is_none() {
+            run.abort = Some(Abort::OutOfMemory);
+        }
+    });
 }
 
 /// The error text of the running script's abort, if it was aborted.
@@ -321,6 +370,7 @@ pub fn error_message(e: &Value) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::{HookTriggers, VmState};
 
     #[test]
     fn hook_fires() {
@@ -333,6 +383,14 @@ mod tests {
         });
         let f = compile(&vm.lua, b"local i = 0 for j = 1, 100000 do i = i + j end return i", "@user_script").unwrap();
         let (ok, _v): (bool, Value) = vm.runner.call(f).unwrap();
+        assert!(ok);
+        let mut vm = vm;
+        vm.set_keys_argv(&[bytes::Bytes::from("k")], &[bytes::Bytes::from("a"), bytes::Bytes::from("b")]).unwrap();
+        let lens: i64 = vm.lua.load("return #KEYS * 10 + #ARGV").call(()).unwrap();
+        assert_eq!(lens, 12);
+        vm.set_keys_argv(&[], &[bytes::Bytes::from("c")]).unwrap();
+        let lens: i64 = vm.lua.load("return #KEYS * 10 + #ARGV").call(()).unwrap();
+        assert_eq!(lens, 1);
         assert!(ok);
         assert!(n.load(Ordering::Relaxed) > 10, "{}", n.load(Ordering::Relaxed));
     }
