@@ -308,15 +308,18 @@ pub fn load_into(server: &Server, vm: &mut Vm, name: &str) -> Result<Function, R
     if vm.fn_version != reg.version.load(Ordering::Acquire) || vm.functions.is_empty() {
         let (version, libs) = reg.snapshot();
         vm.functions.clear();
+        vm.lua.expire_registry_values();
         for lib in libs {
             let funcs = run_library(vm, &lib.code).map_err(Reply::err)?;
             for r in funcs {
-                vm.functions.insert(r.meta.name, r.f);
+                let key = vm.lua.create_registry_value(r.f).map_err(|e| Reply::err(e.to_string()))?;
+                vm.functions.insert(r.meta.name, key);
             }
         }
         vm.fn_version = version;
     }
-    vm.functions.get(name).cloned().ok_or_else(|| Reply::err("Function not found"))
+    let key = vm.functions.get(name).ok_or_else(|| Reply::err("Function not found"))?;
+    vm.lua.registry_value::<Function>(key).map_err(|e| Reply::err(e.to_string()))
 }
 
 // ---------------------------------------------------------------- commands

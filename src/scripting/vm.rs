@@ -25,12 +25,15 @@ pub struct Vm {
     pub(crate) fn_runner: Function,
     /// The real globals table (scripts see a read-only view of it).
     globals: Table,
-    scripts: AHashMap<[u8; 40], Function>,
+    /// Compiled scripts by SHA. Kept as registry keys, not `Function`
+    /// handles: each handle pins a slot of mlua's auxiliary stack (about
+    /// 8000 slots), so thousands of distinct scripts would exhaust it.
+    scripts: AHashMap<[u8; 40], mlua::RegistryKey>,
     /// The cache epoch the compiled set belongs to.
     pub epoch: u64,
     mem_limit: u64,
     /// Compiled functions of the loaded libraries, by function name.
-    pub(crate) functions: AHashMap<String, Function>,
+    pub(crate) functions: AHashMap<String, mlua::RegistryKey>,
     /// The function registry version loaded into `functions`.
     pub(crate) fn_version: u64,
     /// Set after an out-of-memory error: the VM is replaced.
@@ -96,6 +99,7 @@ impl Vm {
     pub fn sync_epoch(&mut self, epoch: u64) {
         if self.epoch != epoch {
             self.scripts.clear();
+            self.lua.expire_registry_values();
             self.epoch = epoch;
         }
     }
@@ -107,7 +111,8 @@ impl Vm {
         }
         let f = compile(&self.lua, script.body(), "@user_script")
             .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
-        self.scripts.insert(script.sha, f);
+        let key = self.lua.create_registry_value(f).map_err(|e| Reply::err(format!("Error compiling script: {e}")))?;
+        self.scripts.insert(script.sha, key);
         Ok(())
     }
 
@@ -153,11 +158,15 @@ impl Vm {
     /// Runs the script `sha` (compiled by `ensure_compiled`) inside `run`.
     pub fn run_script(&mut self, run: &mut Run<'_>, sha: &[u8; 40]) -> Reply {
         let result = {
-            let Some(f) = self.scripts.get(sha) else {
+            let Some(key) = self.scripts.get(sha) else {
                 return Reply::err("script not compiled");
             };
+            let f = match self.lua.registry_value::<Function>(key) {
+                Ok(f) => f,
+                Err(e) => return Reply::err(format!("Error running script: {e}")),
+            };
             let _enter = call::Enter::new(run);
-            self.runner.call::<(bool, Value)>(f)
+            self.runner.call::<(bool, Value)>(&f)
         };
         self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"))
     }
