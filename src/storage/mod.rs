@@ -1,5 +1,6 @@
 //! Value types, the per-database keyspace and expiry.
 
+pub mod alloc;
 mod db;
 pub mod eviction;
 pub mod hash;
