@@ -112,8 +112,26 @@ fn keyspace(c: &mut Criterion) {
 // (shared/brief/measuring.md) on a shard in-process, once the scripting module
 // exposes a way to run a loaded script against a shard without a connection.
 
-// TODO(scripting): "cjson_encode" / "cjson_decode": cjson.encode/decode of a
-// small table inside the shard's Lua VM, once the scripting API lands.
+/// cjson.encode/decode of a small job-like table (the shape BullMQ scripts
+/// handle), called from Lua as scripts call them; measures the library,
+/// not the script cache or routing.
+fn cjson(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cjson");
+    let lua = mlua::Lua::new();
+    let table = moonshard::scripting::libs::cjson::table(&lua).expect("cjson table");
+    lua.globals().set("cjson", table).expect("set cjson");
+    let setup = r#"
+        value = {name = 'job', data = {x = 1, y = {1, 2, 3}, s = 'a/b "q"'},
+                 opts = {attempts = 3, backoff = {type = 'fixed', delay = 100}}, ts = 1712345678901.5}
+        text = cjson.encode(value)
+    "#;
+    lua.load(setup).exec().expect("setup");
+    let encode: mlua::Function = lua.load("return function() return cjson.encode(value) end").eval().expect("encode");
+    let decode: mlua::Function = lua.load("return function() return cjson.decode(text) end").eval().expect("decode");
+    g.bench_function("cjson_encode", |b| b.iter(|| black_box(encode.call::<mlua::String>(()).expect("encode"))));
+    g.bench_function("cjson_decode", |b| b.iter(|| black_box(decode.call::<mlua::Table>(()).expect("decode"))));
+    g.finish();
+}
 
-criterion_group!(benches, resp_parse, reply_encode, slot_hashing, keyspace);
+criterion_group!(benches, resp_parse, reply_encode, slot_hashing, keyspace, cjson);
 criterion_main!(benches);

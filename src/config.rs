@@ -338,6 +338,10 @@ pub struct Config {
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
     pub pubsub_limits: Arc<crate::pubsub::Limits>,
+    /// The normal class of `client-output-buffer-limit`, read by every connection loop turn.
+    pub normal_limits: Arc<crate::pubsub::Limits>,
+    /// `client-query-buffer-limit`, checked after every read.
+    pub query_buffer_limit: AtomicU64,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -366,6 +370,8 @@ impl Default for Config {
             hash_max_listpack_value: AtomicU64::new(0),
             notify_flags: AtomicU32::new(0),
             pubsub_limits: Arc::default(),
+            normal_limits: Arc::default(),
+            query_buffer_limit: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -473,6 +479,7 @@ impl Config {
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
+            "client-query-buffer-limit" => self.query_buffer_limit.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
@@ -485,6 +492,10 @@ impl Config {
                 self.pubsub_limits.hard.store(hard, Ordering::Relaxed);
                 self.pubsub_limits.soft.store(soft, Ordering::Relaxed);
                 self.pubsub_limits.soft_secs.store(secs, Ordering::Relaxed);
+                let (hard, soft, secs) = crate::pubsub::output_limits(&value, "normal").unwrap_or((0, 0, 0));
+                self.normal_limits.hard.store(hard, Ordering::Relaxed);
+                self.normal_limits.soft.store(soft, Ordering::Relaxed);
+                self.normal_limits.soft_secs.store(secs, Ordering::Relaxed);
             }
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();

@@ -45,7 +45,6 @@ fn prepare() -> bool {
 }
 
 #[test]
-#[ignore = "needs Lua scripting (EVAL/EVALSHA/SCRIPT) on main: BullMQ runs everything through scripts"]
 fn bullmq_and_ioredis_end_to_end() {
     if !prepare() {
         return;

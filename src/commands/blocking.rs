@@ -151,10 +151,13 @@ impl Request {
     }
 }
 
-/// Redis's blocking timeout: float seconds, truncated to whole milliseconds
-/// (so 0.0001 means "forever", as in Redis).
+/// Redis's blocking timeout: float seconds as `strtold` reads them (hex
+/// forms included), truncated to whole milliseconds (so 0.0001 means
+/// "forever", as in Redis).
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
-    let secs = crate::util::parse_f64(arg).ok_or_else(|| Reply::err("timeout is not a float or out of range"))?;
+    let secs = crate::commands::strings::longdouble::parse(arg)
+        .ok_or_else(|| Reply::err("timeout is not a float or out of range"))?
+        .to_f64();
     let ms = secs * 1000.0;
     // C's cast of an out-of-range value gives LLONG_MIN: Redis then says "negative".
     if !ms.is_finite() || !(-9.2e18..9.2e18).contains(&ms) || (ms as i64) < 0 {

@@ -1,10 +1,11 @@
 //! Hash commands (Redis's t_hash.c).
 
 use super::Ctx;
+use crate::commands::strings::longdouble;
 use crate::protocol::Reply;
 use crate::storage::hash::Limits;
 use crate::storage::{Db, Hash, Value};
-use crate::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::Rng;
 
@@ -138,11 +139,16 @@ pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(Some(h)) => h,
     };
     let removed = args[2..].iter().filter(|f| h.remove(f)).count();
-    if h.is_empty() {
+    let dropped = h.is_empty();
+    if dropped {
         db.remove(key);
     }
     if removed > 0 {
         ctx.written(key, "hdel");
+        // Redis reports the deletion of the emptied key after the HDEL itself.
+        if dropped {
+            ctx.written(key, "del");
+        }
     }
     Reply::Int(removed as i64)
 }
@@ -181,30 +187,13 @@ fn drop_new_empty(ctx: &mut Ctx, key: &[u8], r: Reply) -> Reply {
     r
 }
 
-/// Formats a float the way Redis's HINCRBYFLOAT does (fixed notation,
-/// trailing zeros trimmed). Redis computes in `long double`; in f64 we keep
-/// 15 significant digits, which gives Redis's text for everyday values
-/// (10.1 + 0.2 = "10.3") where 17 would show binary noise.
-pub fn format_incr_float(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i64;
-    let decimals = (14 - magnitude).clamp(0, 17) as usize;
-    let s = format!("{:.*}", decimals, v);
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
+/// HINCRBYFLOAT computes in x87 extended precision like Redis on x86-64
+/// (the same emulation as INCRBYFLOAT), so results match it digit for digit.
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(incr) = parse_f64(&args[3]) else {
+    let Some(incr) = longdouble::parse(&args[3]) else {
         return Reply::not_float();
     };
-    if incr.is_infinite() {
+    if incr.is_inf() {
         return Reply::err("value is NaN or Infinity");
     }
     let lim = limits(ctx);
@@ -214,17 +203,16 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let cur = match h.get(&args[2]) {
-        None => 0.0,
-        Some(v) => match parse_f64(v) {
+        None => longdouble::Ld::ZERO,
+        Some(v) => match longdouble::parse(v) {
             Some(n) => n,
             None => return drop_new_empty(ctx, &args[1], Reply::err("hash value is not a float")),
         },
     };
-    let new = cur + incr;
-    if !new.is_finite() {
+    let Some(new) = cur.add(incr) else {
         return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
-    }
-    let text = format_incr_float(new);
+    };
+    let text = new.to_human();
     h.set(&args[2], text.as_bytes(), lim);
     ctx.written(&args[1], "hincrbyfloat");
     Reply::Bulk(Bytes::from(text))
@@ -374,17 +362,6 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn incr_float_text() {
-        assert_eq!(format_incr_float(10.1 + 0.2), "10.3");
-        assert_eq!(format_incr_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_incr_float(100.0), "100");
-        assert_eq!(format_incr_float(0.005), "0.005");
-        assert_eq!(format_incr_float(-2.5), "-2.5");
-        assert_eq!(format_incr_float(1e20), "100000000000000000000");
-        assert_eq!(format_incr_float(0.0), "0");
-    }
 
     #[test]
     fn cursors() {

@@ -2,7 +2,7 @@
 
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
-use crate::storage::{Entry, Value};
+use crate::storage::{Entry, StrHint, Value};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::seq::SliceRandom;
@@ -15,6 +15,16 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) fn lookup_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
     let server = ctx.server;
     let e = lookup_write(ctx, key);
+    let counter = if e.is_some() { &server.stats.keyspace_hits } else { &server.stats.keyspace_misses };
+    counter.fetch_add(1, Relaxed);
+    e
+}
+
+/// `lookup_read` that does not count as an access to the key (Redis's
+/// LOOKUP_NOTOUCH: EXISTS, TYPE, TTL and OBJECT leave LRU/LFU data alone).
+pub(crate) fn peek_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c Entry> {
+    let (server, now) = (ctx.server, ctx.now);
+    let e = ctx.db(key).peek(key, now);
     let counter = if e.is_some() { &server.stats.keyspace_hits } else { &server.stats.keyspace_misses };
     counter.fetch_add(1, Relaxed);
     e
@@ -58,16 +68,16 @@ pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// EXISTS counts a key once per mention, as Redis does.
 pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    Reply::Int(args[1..].iter().filter(|k| peek_read(ctx, k).is_some()).count() as i64)
+}
+
+/// TOUCH counts the live keys, recording an access to each.
+pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Int(args[1..].iter().filter(|k| lookup_read(ctx, k).is_some()).count() as i64)
 }
 
-/// TOUCH: we keep no access clock, so it only counts live keys.
-pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    exists(ctx, args)
-}
-
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match lookup_read(ctx, &args[1]) {
+    match peek_read(ctx, &args[1]) {
         Some(e) => Reply::status(e.value.type_name()),
         None => Reply::status("none"),
     }
@@ -173,7 +183,7 @@ pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// TTL family: `ms` picks the unit, `absolute` the Unix time instead of the remainder.
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) -> Reply {
     let now = ctx.now;
-    let Some(e) = lookup_read(ctx, key) else {
+    let Some(e) = peek_read(ctx, key) else {
         return Reply::Int(-2);
     };
     if e.expire_at == 0 {
@@ -383,10 +393,12 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     if nx && exists_w(ctx, dst) {
         return Reply::Int(0);
     }
+    let hint = ctx.db(src).str_hint(src);
     let Some(entry) = ctx.db(src).remove(src) else {
         return Reply::err("no such key");
     };
     ctx.db(dst).put(dst.clone(), entry);
+    ctx.db(dst).set_str_hint(dst, hint);
     ctx.written(src, "rename_from");
     ctx.written(dst, "rename_to");
     if nx {
@@ -440,12 +452,14 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     };
     let copied = Entry { value: e.value.clone(), expire_at: e.expire_at };
+    let hint = ctx.db(src).str_hint(src);
     let now = ctx.now;
     let dest = ctx.db_at(dst, target);
     if dest.get(dst, now).is_some() && !replace {
         return Reply::Int(0);
     }
     dest.put(dst.clone(), copied);
+    dest.set_str_hint(dst, hint);
     ctx.written_in(dst, target, "copy_to");
     Reply::Int(1)
 }
@@ -466,10 +480,13 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if ctx.db_at(key, target).get(key, now).is_some() {
         return Reply::Int(0);
     }
+    let hint = ctx.db(key).str_hint(key);
     let Some(entry) = ctx.db(key).remove(key) else {
         return Reply::Int(0);
     };
-    ctx.db_at(key, target).put(key.clone(), entry);
+    let dest = ctx.db_at(key, target);
+    dest.put(key.clone(), entry);
+    dest.set_str_hint(key, hint);
     ctx.written(key, "move_from");
     ctx.written_in(key, target, "move_to");
     Reply::Int(1)
@@ -498,12 +515,30 @@ pub fn swapdb_merge(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) -
 
 // ------------------------------------------------------------------ OBJECT
 
-fn object_lookup<'c>(ctx: &'c mut Ctx, args: &[Bytes]) -> Option<&'c mut Entry> {
-    lookup_read(ctx, &args[2])
+fn object_lookup<'c>(ctx: &'c mut Ctx, args: &[Bytes]) -> Option<&'c Entry> {
+    peek_read(ctx, &args[2])
 }
 
 pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    object_lookup(ctx, args).map_or(Reply::Nil, |e| Reply::bulk_str(e.value.encoding()))
+    let Some(e) = object_lookup(ctx, args) else {
+        return Reply::Nil;
+    };
+    let enc = match &e.value {
+        Value::Str(s) => string_encoding(s.len(), e.value.encoding(), ctx.db(&args[2]).str_hint(&args[2])),
+        v => v.encoding(),
+    };
+    Reply::bulk_str(enc)
+}
+
+/// A string's encoding given how it was last written: Redis keeps strings
+/// edited in place `raw`, and INCRBYFLOAT results `embstr` up to 44 bytes.
+fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
+    match hint {
+        StrHint::Plain => by_content,
+        StrHint::Raw => "raw",
+        StrHint::Embstr if len <= 44 => "embstr",
+        StrHint::Embstr => "raw",
+    }
 }
 
 /// Redis shares the objects of small integers (refcount INT_MAX); every
@@ -517,30 +552,34 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
-    ctx.server.config.get("maxmemory-policy").is_some_and(|p| p.contains("lfu"))
+    crate::storage::memory::Policy::of(ctx.server).lfu()
 }
 
-/// No access clock is kept: every key reads as just used.
+/// Seconds since the key was last accessed; refused under an LFU policy,
+/// where the access word holds a frequency instead.
 pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let lfu = lfu_policy(ctx);
-    let Some(_) = object_lookup(ctx, args) else {
+    if object_lookup(ctx, args).is_none() {
         return Reply::Nil;
-    };
+    }
     if lfu {
         return Reply::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    Reply::Int(0)
+    let now = ctx.now;
+    ctx.db(&args[2]).idle_secs(&args[2], now).map_or(Reply::Nil, |s| Reply::Int(s as i64))
 }
 
+/// The key's logarithmic access counter, decayed to now; only under an LFU policy.
 pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let lfu = lfu_policy(ctx);
-    let Some(_) = object_lookup(ctx, args) else {
+    if object_lookup(ctx, args).is_none() {
         return Reply::Nil;
-    };
+    }
     if !lfu {
         return Reply::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    Reply::Int(0)
+    let now = ctx.now;
+    ctx.db(&args[2]).lfu_freq(&args[2], now).map_or(Reply::Nil, |f| Reply::Int(f as i64))
 }
 
 pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -16,13 +16,24 @@ fn list_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut L
     }
 }
 
-/// Removes `key` if its list became empty (Redis never keeps empty collections).
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
+/// Removes `key` if its list became empty (Redis never keeps empty
+/// collections); true when it did.
+fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
     let db = ctx.db(key);
-    if let Some(Value::List(l)) = db.value_mut(key, 0) {
-        if l.is_empty() {
-            db.remove(key);
-        }
+    let empty = matches!(db.value_mut(key, 0), Some(Value::List(l)) if l.is_empty());
+    if empty {
+        db.remove(key);
+    }
+    empty
+}
+
+/// Reports a change to `key` with `event`, then its deletion when the change
+/// emptied it: Redis notifies in that order.
+fn written_maybe_dropped(ctx: &mut Ctx, key: &[u8], event: &'static str) {
+    let dropped = drop_if_empty(ctx, key);
+    ctx.written(key, event);
+    if dropped {
+        ctx.written(key, "del");
     }
 }
 
@@ -102,8 +113,7 @@ pub fn pop_many(ctx: &mut Ctx, key: &[u8], left: bool, count: usize) -> Result<O
     let n = count.min(l.len());
     let out: Vec<Bytes> = (0..n).filter_map(|_| l.pop(left)).collect();
     if !out.is_empty() {
-        drop_if_empty(ctx, key);
-        ctx.written(key, if left { "lpop" } else { "rpop" });
+        written_maybe_dropped(ctx, key, if left { "lpop" } else { "rpop" });
     }
     Ok(Some(out))
 }
@@ -226,8 +236,7 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut drop = hits.clone();
     drop.sort_unstable();
     l.retain(|i, _| drop.binary_search(&i).is_err());
-    drop_if_empty(ctx, key);
-    ctx.written(key, "lrem");
+    written_maybe_dropped(ctx, key, "lrem");
     Reply::Int(hits.len() as i64)
 }
 
@@ -247,13 +256,10 @@ pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         None => (len, 0),
         Some((a, b)) => (a, len - 1 - b),
     };
-    if front == 0 && back == 0 {
-        return Reply::ok();
-    }
+    // Redis reports (and dirties WATCH) even when nothing was trimmed.
     l.drop_front(front);
     l.drop_back(back);
-    drop_if_empty(ctx, key);
-    ctx.written(key, "ltrim");
+    written_maybe_dropped(ctx, key, "ltrim");
     Reply::ok()
 }
 
@@ -378,14 +384,16 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
     let Some(e) = l.pop(from_left) else {
         return Reply::Nil;
     };
+    let (push_event, pop_event) = (if to_left { "lpush" } else { "rpush" }, if from_left { "lpop" } else { "rpop" });
     if src == dst {
         // Rotation: the list never goes through the empty state.
         l.push(to_left, &e);
-        ctx.written(src, "lpush");
+        ctx.written(src, push_event);
+        ctx.written(src, pop_event);
         return Reply::Bulk(e);
     }
-    drop_if_empty(ctx, src);
-    ctx.written(src, if from_left { "lpop" } else { "rpop" });
+    // Redis pushes (and notifies) on the destination before it reports the
+    // pop and a possible deletion of the source.
     let db = ctx.db(dst);
     match list_mut(db, dst, now) {
         Ok(Some(d)) => d.push(to_left, &e),
@@ -395,7 +403,8 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
             db.set(dst, Value::List(Box::new(d)));
         }
     }
-    ctx.written(dst, if to_left { "lpush" } else { "rpush" });
+    ctx.written(dst, push_event);
+    written_maybe_dropped(ctx, src, pop_event);
     Reply::Bulk(e)
 }
 

@@ -3,12 +3,12 @@
 use super::keys::{exists_w, lookup_read, lookup_write};
 use super::Ctx;
 use crate::protocol::Reply;
-use crate::storage::{Entry, SmallBytes, Value};
+use crate::storage::{Entry, SmallBytes, StrHint, Value};
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
-mod longdouble;
+pub(crate) mod longdouble;
 
 /// The string held by an entry, or WRONGTYPE.
 fn as_str(e: &Entry) -> Result<&SmallBytes, Reply> {
@@ -288,13 +288,14 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 // ------------------------------------------------------------- counters
 
 /// Replaces a string value in place, keeping the key's TTL.
-fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: SmallBytes) {
+fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: SmallBytes, hint: StrHint) {
     let now = ctx.now;
     let db = ctx.db(key);
     match db.get_mut(key, now) {
         Some(e) => e.value = Value::Str(value),
         None => db.set(key, Value::Str(value)),
     }
+    db.set_str_hint(key, hint);
 }
 
 /// The current string under `key` for a read-modify-write (None when missing).
@@ -316,14 +317,15 @@ fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
             let Some(new) = cur.checked_add(by) else {
                 return Reply::err("increment or decrement would overflow");
             };
-            // In place: the key keeps its TTL and slot, no second lookup.
+            // In place: the key keeps its TTL and slot.
             *s = SmallBytes::from_i64(new);
+            ctx.db(key).set_str_hint(key, StrHint::Plain);
             ctx.written(key, "incrby");
             return Reply::Int(new);
         }
         Err(e) => return e,
     };
-    store_keep_ttl(ctx, key, SmallBytes::from_i64(new));
+    store_keep_ttl(ctx, key, SmallBytes::from_i64(new), StrHint::Plain);
     ctx.written(key, "incrby");
     Reply::Int(new)
 }
@@ -370,7 +372,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("increment would produce NaN or Infinity");
     };
     let text = Bytes::from(sum.to_human());
-    store_keep_ttl(ctx, key, SmallBytes::from_slice(&text));
+    store_keep_ttl(ctx, key, SmallBytes::from_slice(&text), StrHint::Embstr);
     ctx.written(key, "incrbyfloat");
     Reply::Bulk(text)
 }
@@ -394,13 +396,15 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             // Edited in place; `write_at` preallocates, so repeated APPENDs
             // are amortized O(1) as in Redis.
-            match current_str(ctx, key) {
+            let len = match current_str(ctx, key) {
                 Ok(Some(s)) => {
                     s.write_at(at, tail);
                     s.len()
                 }
                 _ => return Reply::err("internal error"),
-            }
+            };
+            ctx.db(key).set_str_hint(key, StrHint::Raw);
+            len
         }
     };
     ctx.written(key, "append");
@@ -463,13 +467,15 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let len = match current_str(ctx, key) {
         Ok(Some(s)) => {
             s.write_at(at, value);
-            s.len()
+            let len = s.len();
+            ctx.db(key).set_str_hint(key, StrHint::Raw);
+            len
         }
         _ => {
             let mut s = SmallBytes::new();
             s.write_at(at, value);
             let len = s.len();
-            store_keep_ttl(ctx, key, s);
+            store_keep_ttl(ctx, key, s, StrHint::Raw);
             len
         }
     };

@@ -16,8 +16,12 @@ pub struct ClientInfo {
     pub fd: i32,
     pub created: Instant,
     pub db: AtomicUsize,
-    /// Unix ms of the last command.
+    /// Unix ms of the last interaction (bytes read or written), as Redis's
+    /// `lastinteraction`: CLIENT LIST's idle and the `timeout` check read it.
     pub last_active: AtomicU64,
+    /// Set while the connection runs commands (a blocked or scripting client
+    /// included): such a client is not idle, whatever `timeout` says.
+    pub busy: AtomicBool,
     /// Index in the command table of the last command run.
     pub last_cmd: AtomicUsize,
     pub meta: Mutex<ClientMeta>,
@@ -108,6 +112,7 @@ impl ClientRegistry {
             created: Instant::now(),
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),
+            busy: AtomicBool::new(false),
             last_cmd: AtomicUsize::new(usize::MAX),
             meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
             killed: AtomicBool::new(false),

@@ -9,6 +9,8 @@
 use crate::commands::table::{self, flags, Command, Exec, KeySpec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
+use crate::net::limits::sleep_until;
+use crate::net::limits::OutputLimit;
 use crate::protocol::{Reply, RequestParser};
 use crate::server::Server;
 use crate::shard::ShardData;
@@ -108,6 +110,10 @@ pub struct Connection {
     parser: RequestParser,
     inbuf: BytesMut,
     out: Vec<u8>,
+    /// The normal class of `client-output-buffer-limit`, applied to `out`.
+    out_limit: OutputLimit,
+    /// Set when `out` overcame its limit: it was dropped and the client is closing.
+    out_dropped: bool,
     /// Open transaction (between MULTI and EXEC).
     pub(crate) txn: Option<Box<crate::commands::transactions::Multi>>,
     /// Keys under WATCH.
@@ -142,6 +148,8 @@ impl Connection {
             parser: RequestParser::new(),
             inbuf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(16 * 1024),
+            out_limit: OutputLimit::default(),
+            out_dropped: false,
             txn: None,
             watch: None,
             sub: None,
@@ -155,9 +163,8 @@ impl Connection {
             if self.server.shutting_down.load(Ordering::SeqCst) || self.client.info.killed.load(Ordering::Acquire) {
                 break;
             }
-            if self.inbuf.capacity() - self.inbuf.len() < 4096 {
-                self.inbuf.reserve(16 * 1024);
-            }
+            let qbuf_limit = self.server.config.query_buffer_limit.load(Ordering::Relaxed);
+            self.parser.grow_for_read(&mut self.inbuf, usize::try_from(qbuf_limit).unwrap_or(usize::MAX));
             let read = if self.sub.is_some() {
                 match self.wait_subscribed().await {
                     Woke::Read(r) => r,
@@ -184,6 +191,9 @@ impl Connection {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     self.server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    if !self.after_read() {
+                        break;
+                    }
                 }
             }
             let mut proto_error = None;
@@ -200,8 +210,10 @@ impl Connection {
                 }
             }
             if !batch.is_empty() {
-                self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+                self.refresh_out_limit();
+                self.client.info.busy.store(true, Ordering::Release);
                 self.execute_batch(&batch).await;
+                self.client.info.busy.store(false, Ordering::Release);
                 batch.clear();
             }
             if let Some(e) = proto_error {
@@ -261,30 +273,93 @@ impl Connection {
         }
     }
 
-    /// Writes pending output. Returns false when the peer is gone.
+    /// Writes pending output. Returns false when the peer is gone, the client
+    /// was killed, or its output overcame the soft limit while waiting.
     pub async fn flush(&mut self) -> bool {
+        if self.out_dropped {
+            self.out = Vec::new();
+            return false;
+        }
         if self.out.is_empty() {
             return true;
         }
-        let ok = match self.sub.as_mut() {
-            None => self.stream.write_all(&self.out).await.is_ok(),
-            // A subscriber that does not read may be disconnected by the
-            // output buffer limit while this write waits.
-            Some(sub) => {
-                let ok = tokio::select! {
-                    r = self.stream.write_all(&self.out) => r.is_ok(),
-                    _ = self.client.info.kill_notify.notified() => false,
-                };
-                sub.sub.written(std::mem::take(&mut sub.unflushed));
-                ok
-            }
-        };
+        let ok = self.write_out().await;
+        if let Some(sub) = self.sub.as_mut() {
+            sub.sub.written(std::mem::take(&mut sub.unflushed));
+        }
         self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::with_capacity(16 * 1024);
         }
         ok
+    }
+
+    /// Writes all of `out`. A client that does not read must not hold its
+    /// connection (nor its output) forever: the wait ends on CLIENT KILL (the
+    /// idle timeout and the pubsub limits kill too) or when the pending bytes
+    /// stay over the soft output limit for too long.
+    async fn write_out(&mut self) -> bool {
+        let mut written = 0;
+        while written < self.out.len() {
+            if self.client.info.killed.load(Ordering::Acquire) {
+                return false;
+            }
+            let deadline = self.out_limit.soft_deadline(self.out.len() - written);
+            let n = tokio::select! {
+                r = self.stream.write(&self.out[written..]) => r,
+                _ = self.client.info.kill_notify.notified() => return false,
+                _ = sleep_until(deadline) => {
+                    self.output_overcome();
+                    return false;
+                }
+            };
+            match n {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => written += n,
+            }
+            self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// After every read: the client is active, and its buffered request must
+    /// stay within `client-query-buffer-limit`.
+    fn after_read(&mut self) -> bool {
+        self.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+        // Like Redis 7.0, only the unparsed input counts, not arguments already parsed.
+        !crate::net::limits::query_buffer_overcome(&self.server, &self.client.info, &self.inbuf)
+    }
+
+    /// Reads the output limit for the batch about to run; subscribed clients
+    /// answer to the pubsub class instead (enforced where messages are queued).
+    fn refresh_out_limit(&mut self) {
+        if self.sub.as_ref().is_some_and(|s| s.active()) {
+            self.out_limit.disable();
+        } else {
+            self.out_limit.refresh(&self.server.config.normal_limits);
+        }
+    }
+
+    /// Called when the output reaches the lowest limit: drops the output and
+    /// closes the client if it overcame the limits (no further command runs).
+    #[cold]
+    fn check_output_limit(&mut self) {
+        if !self.out_dropped && self.out_limit.overcome(self.out.len()) {
+            self.output_overcome();
+        }
+    }
+
+    fn output_overcome(&mut self) {
+        let msg = format!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            self.client.id(),
+            self.client.info.addr
+        );
+        crate::net::listener::log(&self.server, "warning", &msg);
+        self.out = Vec::new();
+        self.out_dropped = true;
+        self.client.close_after_reply = true;
     }
 
     fn push(&mut self, reply: Reply) {
@@ -295,7 +370,12 @@ impl Connection {
             self.server.stats.count_error(text);
         }
         match self.client.reply_mode {
-            ReplyMode::On => reply.encode(self.client.resp, &mut self.out),
+            ReplyMode::On => {
+                reply.encode(self.client.resp, &mut self.out);
+                if self.out.len() >= self.out_limit.check_from {
+                    self.check_output_limit();
+                }
+            }
             ReplyMode::Off => {}
             ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
             ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
@@ -447,7 +527,7 @@ impl Connection {
                         let reply = self.run_keyed(cmd, &batch[i], &mut [&mut guard], &mut clock, &mut tally);
                         self.push(reply);
                         i += 1;
-                        if i >= batch.len() {
+                        if i >= batch.len() || self.client.close_after_reply {
                             break;
                         }
                         match self.plan(&batch[i]) {

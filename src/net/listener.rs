@@ -63,6 +63,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         tokio::spawn(active_expire_loop(server.clone(), shard));
     }
     tokio::spawn(crate::storage::memory::cron(server.clone()));
+    tokio::spawn(crate::net::limits::idle_cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod connection;
+pub mod limits;
 pub mod listener;

@@ -11,6 +11,13 @@ const MAX_INLINE: usize = 64 * 1024;
 /// Before authentication Redis allows only small requests.
 const UNAUTH_MAX_MULTIBULK: i64 = 10;
 const UNAUTH_MAX_BULK: i64 = 16384;
+/// Bulks at least this long get a buffer sized for them (Redis's PROTO_MBULK_BIG_ARG).
+const BIG_ARG: usize = 32 * 1024;
+/// What a big bulk's header alone may reserve; more is reserved as data arrives.
+const FIRST_BIG_RESERVE: usize = 1 << 20;
+/// A read is attempted with at least this much room, else the buffer grows by `READ_CHUNK`.
+const MIN_READ: usize = 4096;
+const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
@@ -53,12 +60,6 @@ impl RequestParser {
         let mut pos = 0;
         let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated);
         buf.advance(pos);
-        if let (Ok(None), Some(len)) = (&r, self.pending_bulk) {
-            if len >= 32 * 1024 && buf.capacity() < len + 2 {
-                // Big argument: grow the buffer once instead of many times.
-                buf.reserve(len + 2 - buf.len().min(len + 2));
-            }
-        }
         r
     }
 
@@ -130,6 +131,32 @@ impl RequestParser {
             self.remaining -= 1;
         }
         Ok(Some(std::mem::take(&mut self.args)))
+    }
+
+    /// Makes room in `buf` before the next read. A big bulk is not reserved
+    /// whole when its header arrives (a client could declare 500 MB and stall):
+    /// the buffer grows with the data that actually arrives, at most doubling,
+    /// never past the bulk's end nor past `limit` (the query buffer limit).
+    pub fn grow_for_read(&self, buf: &mut BytesMut, limit: usize) {
+        let spare = buf.capacity() - buf.len();
+        let big = self.pending_bulk.filter(|&len| len >= BIG_ARG);
+        let Some(len) = big else {
+            if spare < MIN_READ {
+                buf.reserve(READ_CHUNK);
+            }
+            return;
+        };
+        let total = len.saturating_add(2);
+        let missing = total.saturating_sub(buf.len());
+        if spare >= missing.min(READ_CHUNK) {
+            return;
+        }
+        let target = buf.len().saturating_mul(2).max(FIRST_BIG_RESERVE).min(total).min(limit.saturating_add(1));
+        let target = target.max(buf.len() + missing.min(READ_CHUNK));
+        // An exact allocation: `reserve` would round up by doubling, past the bulk's end.
+        let mut grown = BytesMut::with_capacity(target);
+        grown.extend_from_slice(buf);
+        *buf = grown;
     }
 }
 
@@ -342,6 +369,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn big_bulk_grows_with_arrivals() {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$500000000\r\nab"[..]);
+        assert_eq!(p.parse(&mut buf, 1 << 30, true).unwrap(), None);
+        p.grow_for_read(&mut buf, usize::MAX);
+        assert!(buf.capacity() <= 2 << 20, "header alone reserved {}", buf.capacity());
+        // As data arrives the buffer grows with it, never past twice what came plus 1 MB.
+        let len = 3_000_000;
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(format!("*2\r\n$3\r\nGET\r\n${len}\r\n").as_bytes());
+        assert_eq!(p.parse(&mut buf, 1 << 30, true).unwrap(), None);
+        let mut sent = 0;
+        while sent < len {
+            p.grow_for_read(&mut buf, usize::MAX);
+            let room = (buf.capacity() - buf.len()).min(len - sent).min(100_000);
+            assert!(room > 0);
+            buf.extend_from_slice(&vec![b'z'; room]);
+            sent += room;
+            assert!(buf.capacity() <= 2 * buf.len() + (2 << 20), "{} for {}", buf.capacity(), buf.len());
+            assert_eq!(p.parse(&mut buf, 1 << 30, true).unwrap(), None);
+        }
+        buf.extend_from_slice(b"\r\n");
+        let args = p.parse(&mut buf, 1 << 30, true).unwrap().unwrap();
+        assert_eq!(args[1].len(), len);
+        // The query buffer limit caps the growth.
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$400000000\r\n"[..]);
+        assert_eq!(p.parse(&mut buf, 1 << 30, true).unwrap(), None);
+        buf.extend_from_slice(&vec![0u8; 1 << 20]);
+        p.grow_for_read(&mut buf, 1 << 20);
+        assert!(buf.capacity() <= (1 << 20) + READ_CHUNK);
     }
 
     #[test]

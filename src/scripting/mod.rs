@@ -11,7 +11,7 @@ pub mod cache;
 mod call;
 pub mod convert;
 pub mod functions;
-mod libs;
+pub mod libs;
 mod router;
 mod vm;
 

@@ -34,13 +34,21 @@ pub type ShardGuard<'a> = MutexGuard<'a, ShardData>;
 /// Why a shard could not be entered.
 #[derive(Debug)]
 pub enum Busy {
-    /// A script has run longer than `busy-reply-threshold`.
-    Script,
+    /// A script has run longer than `busy-reply-threshold`; `function` when
+    /// it was started by FCALL (only FUNCTION KILL can stop it then).
+    Script { function: bool },
 }
 
 impl Busy {
     pub fn reply(&self) -> Reply {
-        Reply::error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+        match self {
+            Busy::Script { function: false } => {
+                Reply::error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+            }
+            Busy::Script { function: true } => {
+                Reply::error("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.")
+            }
+        }
     }
 }
 
@@ -115,7 +123,7 @@ impl Shard {
             }
             if self.script_running() {
                 if !busy_ok && self.script_elapsed_ms().unwrap_or(0) >= threshold_ms {
-                    return Err(Busy::Script);
+                    return Err(Busy::Script { function: self.script_is_function.load(Ordering::SeqCst) });
                 }
                 let notified = self.script_done.notified();
                 tokio::pin!(notified);

@@ -34,9 +34,44 @@ struct Slot {
     entry: Entry,
     /// Last access for LRU, or LFU time and counter: see `storage::memory`.
     access: u32,
-    /// The key's hash (see `Db::hash`), kept so the index can grow without rehashing.
-    hash: u32,
+    /// The key's 30-bit hash (see `Db::hash`) above a 2-bit `StrHint`: the
+    /// hash lets the index grow without rehashing keys, and both fit where
+    /// the slot would otherwise have padding.
+    meta: u32,
 }
+
+/// Redis encodes a string by how it was produced, not only by its content:
+/// edited in place (APPEND, SETRANGE) it is `raw`, from INCRBYFLOAT `embstr`
+/// even when it reads as an integer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StrHint {
+    /// Encoded from the content (`int`, `embstr` or `raw` by length).
+    #[default]
+    Plain,
+    Raw,
+    Embstr,
+}
+
+impl StrHint {
+    fn bits(self) -> u32 {
+        match self {
+            StrHint::Plain => 0,
+            StrHint::Raw => 1,
+            StrHint::Embstr => 2,
+        }
+    }
+
+    fn from_bits(b: u32) -> StrHint {
+        match b & HINT_MASK {
+            1 => StrHint::Raw,
+            2 => StrHint::Embstr,
+            _ => StrHint::Plain,
+        }
+    }
+}
+
+/// The low bits of `Slot::meta` that hold the `StrHint`.
+const HINT_MASK: u32 = 3;
 
 #[derive(Debug)]
 pub struct Entry {
@@ -119,8 +154,8 @@ pub struct Db {
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
-/// The index's 64-bit hash from a slot's 32-bit one: hashbrown takes bucket
-/// bits from the bottom and its tag from the top, so spread the 32 bits over both.
+/// The index's 64-bit hash from a slot's 30-bit one: hashbrown takes bucket
+/// bits from the bottom and its tag from the top, so spread the bits over both.
 fn spread(h: u32) -> u64 {
     (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
@@ -130,8 +165,9 @@ impl Db {
         Self::default()
     }
 
+    /// The key's 30-bit hash (the top bits of `Slot::meta`).
     fn hash(&self, key: &[u8]) -> u32 {
-        self.hasher.hash_one(key) as u32
+        (self.hasher.hash_one(key) as u32) >> 2
     }
 
     /// Position of `key`'s slot.
@@ -142,7 +178,7 @@ impl Db {
     fn find_hashed(&self, key: &[u8], h: u32) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(spread(h), |&i| slots.get(i as usize).is_some_and(|s| s.hash == h && s.key[..] == *key))
+            .find(spread(h), |&i| slots.get(i as usize).is_some_and(|s| s.meta >> 2 == h && s.key[..] == *key))
             .map(|&i| i as usize)
     }
 
@@ -161,14 +197,14 @@ impl Db {
         // Positions are u32: 4 billion keys in one database of one shard
         // would need hundreds of GiB, far past any maxmemory.
         let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
-        self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), hash: h });
+        self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
         let slots = &self.slots;
-        self.index.insert_unique(spread(h), pos, |&j| spread(slots.get(j as usize).map_or(0, |s| s.hash)));
+        self.index.insert_unique(spread(h), pos, |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)));
     }
 
     /// Removes the slot at position `i` from the index and the table.
     fn remove_at(&mut self, i: usize) -> Option<Slot> {
-        let h = self.slots.get(i)?.hash;
+        let h = self.slots.get(i)?.meta >> 2;
         if let Ok(e) = self.index.find_entry(spread(h), |&j| j as usize == i) {
             e.remove();
         }
@@ -176,7 +212,7 @@ impl Db {
         let slot = self.slots.swap_remove(i)?;
         if i != last {
             // The last slot moved into the hole: repoint its index entry.
-            let moved = self.slots.get(i).map_or(0, |s| s.hash);
+            let moved = self.slots.get(i).map_or(0, |s| s.meta >> 2);
             if let Some(p) = self.index.find_mut(spread(moved), |&j| j as usize == last) {
                 *p = i as u32;
             }
@@ -291,6 +327,18 @@ impl Db {
         self.slot(key).map(|s| memory::lfu_counter(s.access, now))
     }
 
+    /// How the string under `key` was last written (Plain when missing).
+    pub fn str_hint(&self, key: &[u8]) -> StrHint {
+        self.slot(key).map_or(StrHint::Plain, |s| StrHint::from_bits(s.meta))
+    }
+
+    /// Records how the string under `key` was just written.
+    pub fn set_str_hint(&mut self, key: &[u8], hint: StrHint) {
+        if let Some(s) = self.slot_mut(key) {
+            s.meta = (s.meta & !HINT_MASK) | hint.bits();
+        }
+    }
+
     /// The value under `key`, if any and not expired.
     pub fn value(&mut self, key: &[u8], now: u64) -> Option<&Value> {
         self.get(key, now).map(|e| &e.value)
@@ -326,6 +374,7 @@ impl Db {
         };
         // An overwrite is a new object in Redis: it starts a fresh access history.
         s.access = memory::new_access();
+        s.meta &= !HINT_MASK;
         let e = &mut s.entry;
         let had = e.expire_at != 0;
         // The old value is dropped after the slot is updated (a big one may take a while).
@@ -346,6 +395,7 @@ impl Db {
         match self.find_hashed(key, h).and_then(|i| self.slots.get_mut(i)) {
             Some(s) => {
                 s.access = memory::new_access();
+                s.meta &= !HINT_MASK;
                 s.entry.value = value;
             }
             None => self.insert_new(key, h, Entry { value, expire_at: 0 }),

@@ -13,7 +13,7 @@ mod value;
 pub mod zset;
 mod zskiplist;
 
-pub use db::{Db, Entry};
+pub use db::{Db, Entry, StrHint};
 pub use value::{Hash, List, Set, SmallBytes, Stream, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.

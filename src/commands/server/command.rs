@@ -118,10 +118,42 @@ fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
 
 fn key_spec_flags(spec: &CommandSpec) -> Reply {
     let names: &[&str] = if spec.has(flags::WRITE) { &["RW", "update"] } else { &["RO", "access"] };
-    Reply::Array(names.iter().map(|n| Reply::status(n)).collect())
+    Reply::Set(names.iter().map(|n| Reply::status(n)).collect())
+}
+
+/// A key spec from the docs data, in Redis's field order.
+fn documented_key_spec(k: &docs_data::KeySpecDoc) -> Reply {
+    use docs_data::{Begin, Find};
+    let s = |t: &str| Reply::bulk_str(t);
+    let map = |fields: &[(&str, Reply)]| Reply::Map(fields.iter().map(|(n, v)| (s(n), v.clone())).collect());
+    let (btype, bspec) = match k.begin {
+        Begin::Index(i) => ("index", map(&[("index", Reply::Int(i))])),
+        Begin::Keyword(word, from) => ("keyword", map(&[("keyword", s(word)), ("startfrom", Reply::Int(from))])),
+    };
+    let (ftype, fspec) = match k.find {
+        Find::Range(last, step, limit) => (
+            "range",
+            map(&[("lastkey", Reply::Int(last)), ("keystep", Reply::Int(step)), ("limit", Reply::Int(limit))]),
+        ),
+        Find::Keynum(idx, first, step) => (
+            "keynum",
+            map(&[("keynumidx", Reply::Int(idx)), ("firstkey", Reply::Int(first)), ("keystep", Reply::Int(step))]),
+        ),
+    };
+    let mut fields = Vec::with_capacity(4);
+    if !k.notes.is_empty() {
+        fields.push(("notes", s(k.notes)));
+    }
+    fields.push(("flags", Reply::Set(k.flags.iter().map(|f| Reply::status(f)).collect())));
+    fields.push(("begin_search", map(&[("type", s(btype)), ("spec", bspec)])));
+    fields.push(("find_keys", map(&[("type", s(ftype)), ("spec", fspec)])));
+    map(&fields)
 }
 
 fn key_specs(spec: &CommandSpec) -> Reply {
+    if let Some(docs) = docs_data::key_specs(spec.name) {
+        return Reply::Set(docs.iter().map(documented_key_spec).collect());
+    }
     let s = |t: &str| Reply::bulk_str(t);
     let begin = |index: i64| Reply::Map(vec![(s("index"), Reply::Int(index))]);
     let range = |first: i32, last: i32, step: i32| {
@@ -140,23 +172,31 @@ fn key_specs(spec: &CommandSpec) -> Reply {
         ])
     };
     match spec.keys {
-        KeySpec::None => Reply::Array(Vec::new()),
+        KeySpec::None => Reply::Set(Vec::new()),
         KeySpec::Range { first, last, step } => {
-            Reply::Array(vec![one(begin(first as i64), "range", range(first, last, step))])
+            Reply::Set(vec![one(begin(first as i64), "range", range(first, last, step))])
         }
         KeySpec::Custom { legacy: (first, last, step), .. } if first > 0 => {
-            Reply::Array(vec![one(begin(first as i64), "range", range(first, last, step))])
+            Reply::Set(vec![one(begin(first as i64), "range", range(first, last, step))])
         }
-        KeySpec::Custom { .. } => Reply::Array(Vec::new()),
+        KeySpec::Custom { .. } => Reply::Set(Vec::new()),
         KeySpec::NumKeys { numkeys } => {
             let find = Reply::Map(vec![
                 (s("keynumidx"), Reply::Int(0)),
                 (s("firstkey"), Reply::Int(1)),
                 (s("keystep"), Reply::Int(1)),
             ]);
-            Reply::Array(vec![one(begin(numkeys as i64), "keynum", find)])
+            Reply::Set(vec![one(begin(numkeys as i64), "keynum", find)])
         }
     }
+}
+
+/// The subcommand entries; RESP3 shows a command without any as an empty set.
+fn subcommands(spec: &CommandSpec) -> Reply {
+    if spec.subcommands.is_empty() {
+        return Reply::Set(Vec::new());
+    }
+    Reply::Array(spec.subcommands.iter().map(info_entry).collect())
 }
 
 /// One command's COMMAND INFO entry (Redis 7.0's ten fields).
@@ -172,7 +212,7 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
         Reply::Set(categories(spec).into_iter().map(|c| Reply::status(&format!("@{c}"))).collect()),
         Reply::Set(docs_data::tips(spec.name).iter().map(|t| Reply::bulk_str(t)).collect()),
         key_specs(spec),
-        Reply::Array(spec.subcommands.iter().map(info_entry).collect()),
+        subcommands(spec),
     ])
 }
 

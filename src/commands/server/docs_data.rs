@@ -352,3 +352,188 @@ pub static TIPS: &[(&str, &[&str])] = &[
 pub fn tips(name: &str) -> &'static [&'static str] {
     TIPS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).unwrap_or(&[])
 }
+
+/// One key spec as COMMAND INFO reports it.
+pub struct KeySpecDoc {
+    /// Redis's note on the spec; empty when it has none.
+    pub notes: &'static str,
+    pub flags: &'static [&'static str],
+    pub begin: Begin,
+    pub find: Find,
+}
+
+/// Where the search for keys starts.
+pub enum Begin {
+    /// At a fixed argument index.
+    Index(i64),
+    /// After the first match of a keyword, searched from `startfrom`.
+    Keyword(&'static str, i64),
+}
+
+/// How keys are found from the start.
+pub enum Find {
+    /// `lastkey` (relative; negative counts from the end), `keystep`, `limit`.
+    Range(i64, i64, i64),
+    /// `keynumidx`, `firstkey`, `keystep`: a count argument then the keys.
+    Keynum(i64, i64, i64),
+}
+
+const fn ks(flags: &'static [&'static str], begin: Begin, find: Find) -> KeySpecDoc {
+    KeySpecDoc { notes: "", flags, begin, find }
+}
+
+const fn ks_noted(notes: &'static str, flags: &'static [&'static str], begin: Begin, find: Find) -> KeySpecDoc {
+    KeySpecDoc { notes, flags, begin, find }
+}
+
+const fn idx(i: i64) -> Begin {
+    Begin::Index(i)
+}
+
+const fn kw(keyword: &'static str, startfrom: i64) -> Begin {
+    Begin::Keyword(keyword, startfrom)
+}
+
+const fn range(lastkey: i64, keystep: i64, limit: i64) -> Find {
+    Find::Range(lastkey, keystep, limit)
+}
+
+const fn keynum(keynumidx: i64, firstkey: i64, keystep: i64) -> Find {
+    Find::Keynum(keynumidx, firstkey, keystep)
+}
+
+/// Redis 7.0's exact key specs for the most used commands; the others get
+/// specs derived from the command table.
+pub static KEY_SPECS: &[(&str, &[KeySpecDoc])] = &[
+    ("get", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    (
+        "set",
+        &[ks_noted(
+            "RW and ACCESS due to the optional `GET` argument",
+            &["RW", "access", "update", "variable_flags"],
+            idx(1),
+            range(0, 1, 0),
+        )],
+    ),
+    ("del", &[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
+    ("mset", &[ks(&["OW", "update"], idx(1), range(-1, 2, 0))]),
+    ("mget", &[ks(&["RO", "access"], idx(1), range(-1, 1, 0))]),
+    (
+        "rename",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))],
+    ),
+    ("lpush", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    (
+        "eval",
+        &[ks_noted(
+            "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+            &["RW", "access", "update"],
+            idx(2),
+            keynum(0, 1, 1),
+        )],
+    ),
+    ("xread", &[ks(&["RO", "access"], kw("STREAMS", 1), range(-1, 1, 2))]),
+    ("zunionstore", &[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
+    ("getset", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("setnx", &[ks(&["OW", "insert"], idx(1), range(0, 1, 0))]),
+    ("setex", &[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
+    ("psetex", &[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
+    (
+        "getex",
+        &[ks_noted("RW and UPDATE because it changes the TTL", &["RW", "access", "update"], idx(1), range(0, 1, 0))],
+    ),
+    ("getdel", &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    ("incr", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("incrby", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("decr", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("append", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    ("exists", &[ks(&["RO"], idx(1), range(-1, 1, 0))]),
+    ("expire", &[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    ("ttl", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("unlink", &[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
+    (
+        "renamenx",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["OW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+    ("msetnx", &[ks(&["OW", "insert"], idx(1), range(-1, 2, 0))]),
+    ("copy", &[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
+    ("hset", &[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    ("hget", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("hgetall", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("hdel", &[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    ("hincrby", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("sadd", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    ("srem", &[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    ("smembers", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("sinterstore", &[ks(&["RW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
+    (
+        "smove",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+    ("zadd", &[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    ("zrange", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("zrem", &[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    ("zinterstore", &[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
+    ("zrangestore", &[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
+    ("zincrby", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("lpop", &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    ("rpush", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    ("rpop", &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    ("lrange", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    (
+        "lmove",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+    ("blpop", &[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    ("brpop", &[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    (
+        "blmove",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+    ("lmpop", &[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
+    ("blmpop", &[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
+    ("zmpop", &[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
+    ("bzpopmin", &[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    ("evalsha", &[ks(&["RW", "access", "update"], idx(2), keynum(0, 1, 1))]),
+    (
+        "eval_ro",
+        &[ks_noted(
+            "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+            &["RO", "access"],
+            idx(2),
+            keynum(0, 1, 1),
+        )],
+    ),
+    (
+        "fcall",
+        &[ks_noted(
+            "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+            &["RW", "access", "update"],
+            idx(2),
+            keynum(0, 1, 1),
+        )],
+    ),
+    (
+        "xadd",
+        &[ks_noted(
+            "UPDATE instead of INSERT because of the optional trimming feature",
+            &["RW", "update"],
+            idx(1),
+            range(0, 1, 0),
+        )],
+    ),
+    ("xrange", &[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    ("xreadgroup", &[ks(&["RO", "access"], kw("STREAMS", 4), range(-1, 1, 2))]),
+    ("xack", &[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    ("lrem", &[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    ("ltrim", &[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    ("linsert", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    (
+        "rpoplpush",
+        &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+];
+
+pub fn key_specs(name: &str) -> Option<&'static [KeySpecDoc]> {
+    KEY_SPECS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+}

@@ -56,6 +56,33 @@ impl Ld {
         round(big.neg, z, big.e - 62, sticky)
     }
 
+    /// True for the infinities that "inf" and "infinity" parse to.
+    pub fn is_inf(self) -> bool {
+        self.inf
+    }
+
+    /// The nearest `f64` (for uses that need no extended precision, such as
+    /// blocking timeouts); out of range values become infinite or zero.
+    pub fn to_f64(self) -> f64 {
+        let mut v = if self.inf { f64::INFINITY } else { self.m as f64 };
+        let mut e = if self.inf || self.m == 0 { 0 } else { self.e };
+        // Scale in steps that are themselves representable.
+        while e > 1000 {
+            v *= 2f64.powi(1000);
+            e -= 1000;
+        }
+        while e < -1000 {
+            v *= 2f64.powi(-1000);
+            e += 1000;
+        }
+        v *= 2f64.powi(e as i32);
+        if self.neg {
+            -v
+        } else {
+            v
+        }
+    }
+
     /// `%.17Lf` with trailing zeros (and a bare '.') removed, "-0" as "0":
     /// Redis's human-friendly long double rendering.
     pub fn to_human(self) -> String {
@@ -432,6 +459,19 @@ mod tests {
         assert!(incr("0", "1e400").unwrap().starts_with("10000000000000000000281880683947586514586"));
         assert_eq!(incr("1e4932", "1e4932"), None);
         assert_eq!(incr("0", "inf"), None);
+    }
+
+    #[test]
+    fn converts_to_f64() {
+        let f = |s: &str| parse(s.as_bytes()).map(Ld::to_f64);
+        assert_eq!(f("0x0.1"), Some(0.0625));
+        assert_eq!(f("-2.5"), Some(-2.5));
+        assert_eq!(f("0.1"), Some(0.1));
+        assert_eq!(f("1e400"), Some(f64::INFINITY));
+        assert_eq!(f("-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(f("1e-400"), Some(0.0));
+        assert_eq!(f("0"), Some(0.0));
+        assert!(parse(b"inf").is_some_and(Ld::is_inf) && !parse(b"1e4000").is_some_and(Ld::is_inf));
     }
 
     #[test]
