@@ -1,9 +1,9 @@
-use mimalloc::MiMalloc;
+use moonshard::storage::alloc::Mimalloc;
 use moonshard::storage::memory::Counting;
 
 // Counting wrapper: INFO's used_memory and the maxmemory check read its total.
 #[global_allocator]
-static GLOBAL: Counting<MiMalloc> = Counting(MiMalloc);
+static GLOBAL: Counting<Mimalloc> = Counting(Mimalloc);
 
 const USAGE: &str = "Usage: moonshard [/path/to/moonshard.conf] [--port N] [--bind ADDR...] [--shards N]
                  [--requirepass PASS] [--maxclients N] [--databases N] [--loglevel LEVEL]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 pub fn ping(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
-        1 => Reply::status("PONG"),
+        1 => Reply::status_static("PONG"),
         2 => Reply::Bulk(args[1].clone()),
         _ => Reply::wrong_arity("ping"),
     }

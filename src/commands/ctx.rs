@@ -33,7 +33,20 @@ pub struct Ctx<'a, 's> {
 
 impl<'a, 's> Ctx<'a, 's> {
     pub fn new(server: &'a Server, shards: &'a mut [&'s mut ShardData], db: usize, resp: u8, client_id: u64) -> Self {
-        Ctx { server, shards, db, now: crate::storage::now_ms(), resp, client_id, in_script: false, redirect: None }
+        Self::at(server, shards, db, resp, client_id, crate::storage::now_ms())
+    }
+
+    /// A context whose "now" (Unix ms) the caller already read: the
+    /// connection reuses one clock reading per command for this and its stats.
+    pub fn at(
+        server: &'a Server,
+        shards: &'a mut [&'s mut ShardData],
+        db: usize,
+        resp: u8,
+        client_id: u64,
+        now: u64,
+    ) -> Self {
+        Ctx { server, shards, db, now, resp, client_id, in_script: false, redirect: None }
     }
 
     /// Index into `shards` of the shard that owns `key`.

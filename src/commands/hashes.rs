@@ -20,7 +20,7 @@ fn hash_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut H
 /// The hash under `key`, created empty when missing.
 fn hash_or_create<'d>(db: &'d mut Db, key: &Bytes, now: u64) -> Result<&'d mut Hash, Reply> {
     if hash_mut(db, key, now)?.is_none() {
-        db.set(key.clone(), Value::Hash(Hash::new()));
+        db.set(key.clone(), Value::Hash(Box::default()));
     }
     match db.value_mut(key, now) {
         Some(Value::Hash(h)) => Ok(h),

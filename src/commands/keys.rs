@@ -231,7 +231,7 @@ pub fn keys_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let keys = ctx.home().dbs[db]
         .iter()
         .filter(|(k, e)| !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false)))
-        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k)))
         .collect();
     Reply::Array(keys)
 }
@@ -339,15 +339,15 @@ pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             counter.fetch_add(1, Relaxed);
             if stale || !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
                 if stale {
-                    expired.push(k.clone());
+                    expired.push(Bytes::copy_from_slice(k));
                 }
                 return;
             }
         }
         if stale {
-            expired.push(k.clone());
+            expired.push(Bytes::copy_from_slice(k));
         } else {
-            keys.push(Reply::Bulk(k.clone()));
+            keys.push(Reply::Bulk(Bytes::copy_from_slice(k)));
         }
     });
     // Removing visited keys only moves visited keys (see `Db::scan`).
@@ -633,7 +633,7 @@ mod tests {
         exists(&mut ctx, &args(&["exists", "zz"]));
         assert_eq!((stat(&st.keyspace_hits), stat(&st.keyspace_misses)), (2, 2));
         let now = ctx.now;
-        ctx.db(b"old").set_with_expiry(Bytes::from_static(b"old"), Value::Str(Bytes::new()), now - 1);
+        ctx.db(b"old").set_with_expiry(Bytes::from_static(b"old"), Value::Str(Default::default()), now - 1);
         assert_eq!(strings::get(&mut ctx, &args(&["get", "old"])), Reply::Nil);
         assert_eq!(stat(&st.expired_keys), 1);
         assert_eq!(stat(&st.keyspace_misses), 3);

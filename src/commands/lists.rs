@@ -79,7 +79,7 @@ fn push_generic(ctx: &mut Ctx, args: &[Bytes], left: bool, only_existing: bool) 
             let mut l = List::new();
             args[2..].iter().for_each(|e| l.push(left, e));
             let n = l.len();
-            db.set(key.clone(), Value::List(l));
+            db.set(key, Value::List(Box::new(l)));
             n
         }
     };
@@ -400,7 +400,7 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
         _ => {
             let mut d = List::new();
             d.push(to_left, &e);
-            db.set(dst.clone(), Value::List(d));
+            db.set(dst, Value::List(Box::new(d)));
         }
     }
     ctx.written(dst, push_event);

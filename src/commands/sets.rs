@@ -59,7 +59,7 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match db.value(key, now) {
         Some(Value::Set(_)) => {}
         Some(_) => return Reply::wrong_type(),
-        None => db.set(key.clone(), Value::Set(Set::for_member(&args[2]))),
+        None => db.set(key, Value::Set(Box::new(Set::for_member(&args[2])))),
     }
     let Some(Value::Set(set)) = db.value_mut(key, now) else { return Reply::wrong_type() };
     let added = args[2..].iter().filter(|m| set.insert(m, max)).count();
@@ -232,7 +232,7 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     drop_if_empty(ctx, src);
     let max = max_intset(ctx);
     if !dst_exists {
-        ctx.db(dst).set(dst.clone(), Value::Set(Set::for_member(member)));
+        ctx.db(dst).set(dst, Value::Set(Box::new(Set::for_member(member))));
     }
     let added = match ctx.db(dst).value_mut(dst, now) {
         Some(Value::Set(d)) => d.insert(member, max),
@@ -331,7 +331,7 @@ fn store_op(ctx: &mut Ctx, args: &[Bytes], op: Op, event: &'static str) -> Reply
             ctx.written(dst, "del");
         }
     } else {
-        ctx.db(dst).set(dst.clone(), Value::Set(result));
+        ctx.db(dst).set(dst, Value::Set(Box::new(result)));
         ctx.written(dst, event);
     }
     Reply::Int(n as i64)

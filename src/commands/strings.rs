@@ -3,15 +3,15 @@
 use super::keys::{exists_w, lookup_read, lookup_write};
 use super::Ctx;
 use crate::protocol::Reply;
-use crate::storage::{Entry, StrHint, Value};
+use crate::storage::{Entry, SmallBytes, StrHint, Value};
 use crate::util::{eq_ic, parse_i64};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) mod longdouble;
 
 /// The string held by an entry, or WRONGTYPE.
-fn as_str(e: &Entry) -> Result<&Bytes, Reply> {
+fn as_str(e: &Entry) -> Result<&SmallBytes, Reply> {
     match &e.value {
         Value::Str(s) => Ok(s),
         _ => Err(Reply::wrong_type()),
@@ -22,7 +22,7 @@ fn as_str(e: &Entry) -> Result<&Bytes, Reply> {
 fn get_reply(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
     match lookup_read(ctx, key) {
         None => Ok(Reply::Nil),
-        Some(e) => as_str(e).map(|s| Reply::Bulk(s.clone())),
+        Some(e) => as_str(e).map(|s| Reply::Bulk(s.to_bytes())),
     }
 }
 
@@ -142,12 +142,12 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
             None => Reply::Nil,
         });
     }
-    let value = Value::Str(val.clone());
+    let value = Value::Str(SmallBytes::from_slice(val));
     let db = ctx.db(key);
     if o.keepttl {
-        db.set_keep_ttl(key.clone(), value);
+        db.set_keep_ttl(key, value);
     } else {
-        db.set_with_expiry(key.clone(), value, at.unwrap_or(0));
+        db.set_with_expiry(key, value, at.unwrap_or(0));
     }
     ctx.written(key, "set");
     if at.is_some() {
@@ -187,7 +187,7 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    ctx.db(key).set(key.clone(), Value::Str(args[2].clone()));
+    ctx.db(key).set(key, Value::Str(SmallBytes::from_slice(&args[2])));
     ctx.written(key, "set");
     old
 }
@@ -214,7 +214,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let value = match lookup_read(ctx, key) {
         None => return Reply::Nil,
         Some(e) => match as_str(e) {
-            Ok(s) => s.clone(),
+            Ok(s) => s.to_bytes(),
             Err(err) => return err,
         },
     };
@@ -244,7 +244,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let items = args[1..]
         .iter()
         .map(|k| match lookup_read(ctx, k).map(|e| &e.value) {
-            Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+            Some(Value::Str(s)) => Reply::Bulk(s.to_bytes()),
             _ => Reply::Nil,
         })
         .collect();
@@ -261,7 +261,7 @@ fn mset_arity(args: &[Bytes], name: &str) -> Result<(), Reply> {
 
 fn mset_all(ctx: &mut Ctx, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
-        ctx.db(&pair[0]).set(pair[0].clone(), Value::Str(pair[1].clone()));
+        ctx.db(&pair[0]).set(&pair[0], Value::Str(SmallBytes::from_slice(&pair[1])));
         ctx.written(&pair[0], "set");
     }
 }
@@ -288,37 +288,44 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 // ------------------------------------------------------------- counters
 
 /// Replaces a string value in place, keeping the key's TTL.
-fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: Bytes, hint: StrHint) {
+fn store_keep_ttl(ctx: &mut Ctx, key: &Bytes, value: SmallBytes, hint: StrHint) {
     let now = ctx.now;
     let db = ctx.db(key);
     match db.get_mut(key, now) {
         Some(e) => e.value = Value::Str(value),
-        None => db.set(key.clone(), Value::Str(value)),
+        None => db.set(key, Value::Str(value)),
     }
     db.set_str_hint(key, hint);
 }
 
 /// The current string under `key` for a read-modify-write (None when missing).
-fn current_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+fn current_str<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut SmallBytes>, Reply> {
     match lookup_write(ctx, key) {
         None => Ok(None),
-        Some(e) => as_str(e).map(|s| Some(s.clone())),
+        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        Some(_) => Err(Reply::wrong_type()),
     }
 }
 
 fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
-    let cur = match current_str(ctx, key) {
-        Ok(None) => 0,
-        Ok(Some(s)) => match parse_i64(&s) {
-            Some(n) => n,
-            None => return Reply::not_integer(),
-        },
+    let new = match current_str(ctx, key) {
+        Ok(None) => by,
+        Ok(Some(s)) => {
+            let Some(cur) = parse_i64(s) else {
+                return Reply::not_integer();
+            };
+            let Some(new) = cur.checked_add(by) else {
+                return Reply::err("increment or decrement would overflow");
+            };
+            // In place: the key keeps its TTL and slot.
+            *s = SmallBytes::from_i64(new);
+            ctx.db(key).set_str_hint(key, StrHint::Plain);
+            ctx.written(key, "incrby");
+            return Reply::Int(new);
+        }
         Err(e) => return e,
     };
-    let Some(new) = cur.checked_add(by) else {
-        return Reply::err("increment or decrement would overflow");
-    };
-    store_keep_ttl(ctx, key, Bytes::from(new.to_string()), StrHint::Plain);
+    store_keep_ttl(ctx, key, SmallBytes::from_i64(new), StrHint::Plain);
     ctx.written(key, "incrby");
     Reply::Int(new)
 }
@@ -352,7 +359,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let cur = match current_str(ctx, key) {
         Ok(None) => longdouble::Ld::ZERO,
-        Ok(Some(s)) => match longdouble::parse(&s) {
+        Ok(Some(s)) => match longdouble::parse(s) {
             Some(v) => v,
             None => return Reply::not_float(),
         },
@@ -365,57 +372,40 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("increment would produce NaN or Infinity");
     };
     let text = Bytes::from(sum.to_human());
-    store_keep_ttl(ctx, key, text.clone(), StrHint::Embstr);
+    store_keep_ttl(ctx, key, SmallBytes::from_slice(&text), StrHint::Embstr);
     ctx.written(key, "incrbyfloat");
     Reply::Bulk(text)
 }
 
 // ------------------------------------------------------ string surgery
 
-/// Appends in place when the buffer is not shared, so repeated APPENDs are
-/// amortized O(1) as in Redis.
-fn concat(old: Bytes, tail: &[u8], at: usize) -> Bytes {
-    let mut buf = old.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    if buf.len() < at {
-        buf.resize(at, 0);
-    }
-    let end = at + tail.len();
-    if buf.len() < end {
-        buf.resize(end, 0);
-    }
-    buf[at..end].copy_from_slice(tail);
-    buf.freeze()
-}
-
-/// Takes the string out of `key` for an in-place edit (no copy when unshared).
-fn take_str(ctx: &mut Ctx, key: &[u8]) -> Bytes {
-    let now = ctx.now;
-    match ctx.db(key).get_mut(key, now) {
-        Some(Entry { value: Value::Str(s), .. }) => std::mem::take(s),
-        _ => Bytes::new(),
-    }
-}
-
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (key, tail) = (&args[1], &args[2]);
-    let len = match current_str(ctx, key) {
-        Ok(None) => {
-            ctx.db(key).set(key.clone(), Value::Str(tail.clone()));
+    let cur_len = match current_str(ctx, key) {
+        Ok(cur) => cur.map(|c| c.len()),
+        Err(e) => return e,
+    };
+    let len = match cur_len {
+        None => {
+            ctx.db(key).set(key, Value::Str(SmallBytes::from_slice(tail)));
             tail.len()
         }
-        Ok(Some(cur)) => {
-            if let Err(e) = check_len(ctx, cur.len() as u64, tail.len() as u64) {
+        Some(at) => {
+            if let Err(e) = check_len(ctx, at as u64, tail.len() as u64) {
                 return e;
             }
-            let at = cur.len();
-            drop(cur);
-            let old = take_str(ctx, key);
-            let new = concat(old, tail, at);
-            let len = new.len();
-            store_keep_ttl(ctx, key, new, StrHint::Raw);
+            // Edited in place; `write_at` preallocates, so repeated APPENDs
+            // are amortized O(1) as in Redis.
+            let len = match current_str(ctx, key) {
+                Ok(Some(s)) => {
+                    s.write_at(at, tail);
+                    s.len()
+                }
+                _ => return Reply::err("internal error"),
+            };
+            ctx.db(key).set_str_hint(key, StrHint::Raw);
             len
         }
-        Err(e) => return e,
     };
     ctx.written(key, "append");
     Reply::Int(len as i64)
@@ -438,7 +428,7 @@ pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let s = match lookup_read(ctx, &args[1]) {
         None => return Reply::bulk_str(""),
         Some(e) => match as_str(e) {
-            Ok(s) => s.clone(),
+            Ok(s) => s,
             Err(err) => return err,
         },
     };
@@ -451,7 +441,7 @@ pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if start > end || len == 0 {
         return Reply::bulk_str("");
     }
-    Reply::Bulk(s.slice(start as usize..=end as usize))
+    Reply::Bulk(Bytes::copy_from_slice(&s[start as usize..=end as usize]))
 }
 
 pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -462,28 +452,33 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Ok(offset) = u64::try_from(offset) else {
         return Reply::err("offset is out of range");
     };
-    let cur = match current_str(ctx, key) {
-        Ok(c) => c,
+    let cur_len = match current_str(ctx, key) {
+        Ok(c) => c.map(|c| c.len()),
         Err(e) => return e,
     };
     if value.is_empty() {
-        return Reply::Int(cur.map_or(0, |c| c.len() as i64));
+        return Reply::Int(cur_len.map_or(0, |c| c as i64));
     }
     if let Err(e) = check_len(ctx, offset, value.len() as u64) {
         return e;
     }
     // check_len bounds offset + len by proto-max-bulk-len, so it fits memory.
     let at = offset as usize;
-    let new = match cur {
-        None => concat(Bytes::new(), value, at),
-        Some(c) => {
-            drop(c);
-            let old = take_str(ctx, key);
-            concat(old, value, at)
+    let len = match current_str(ctx, key) {
+        Ok(Some(s)) => {
+            s.write_at(at, value);
+            let len = s.len();
+            ctx.db(key).set_str_hint(key, StrHint::Raw);
+            len
+        }
+        _ => {
+            let mut s = SmallBytes::new();
+            s.write_at(at, value);
+            let len = s.len();
+            store_keep_ttl(ctx, key, s, StrHint::Raw);
+            len
         }
     };
-    let len = new.len();
-    store_keep_ttl(ctx, key, new, StrHint::Raw);
     ctx.written(key, "setrange");
     Reply::Int(len as i64)
 }
@@ -495,7 +490,7 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut fetch = |k: &[u8]| match lookup_read(ctx, k) {
         None => Ok(Bytes::new()),
         Some(e) => match &e.value {
-            Value::Str(s) => Ok(s.clone()),
+            Value::Str(s) => Ok(s.to_bytes()),
             _ => Err(Reply::err("The specified keys must contain string values")),
         },
     };

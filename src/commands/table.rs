@@ -650,14 +650,14 @@ pub struct Command {
 
 struct Index {
     all: Vec<&'static CommandSpec>,
-    by_name: HashMap<&'static str, Command>,
+    by_name: HashMap<&'static str, Command, ahash::RandomState>,
 }
 
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         let mut all = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::default();
         for family in FAMILIES {
             for spec in family.iter() {
                 by_name.insert(spec.name, Command { id: all.len(), spec });

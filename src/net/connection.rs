@@ -6,7 +6,7 @@
 //! entry into that shard, so a pipeline costs one lock per shard run, not
 //! one per command.
 
-use crate::commands::table::{self, flags, Command, Exec};
+use crate::commands::table::{self, flags, Command, Exec, KeySpec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::net::limits::sleep_until;
@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,6 +49,60 @@ enum Plan {
     Other(Command),
 }
 
+/// Wall-clock time since the Unix epoch (the clock `storage::now_ms` reads).
+fn wall_clock() -> Duration {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Statistics of the keyed commands of one same-shard run, published when
+/// the command changes and when the run ends: a pipeline of N SETs costs a
+/// few atomic adds instead of 4N.
+#[derive(Default)]
+struct Tally {
+    cmd: Option<Command>,
+    calls: u64,
+    usec: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, server: &Server, client: &ClientState, cmd: Command, took: Duration, failed: bool) {
+        if self.cmd.is_some_and(|c| c.id != cmd.id) {
+            self.publish(server, client);
+        }
+        self.cmd = Some(cmd);
+        self.calls += 1;
+        self.usec += took.as_micros() as u64;
+        self.failed += failed as u64;
+    }
+
+    fn publish(&mut self, server: &Server, client: &ClientState) {
+        let Some(cmd) = self.cmd.take() else {
+            return;
+        };
+        let stats = &server.stats;
+        stats.commands_processed.fetch_add(self.calls, Ordering::Relaxed);
+        let s = &stats.commands[cmd.id];
+        s.calls.fetch_add(self.calls, Ordering::Relaxed);
+        s.usec.fetch_add(self.usec, Ordering::Relaxed);
+        if self.failed > 0 {
+            s.failed.fetch_add(self.failed, Ordering::Relaxed);
+        }
+        client.info.last_cmd.store(cmd.id, Ordering::Relaxed);
+        *self = Tally::default();
+    }
+}
+
+/// Longest command name the resolve cache remembers.
+const LAST_NAME_MAX: usize = 16;
+
+#[derive(Clone, Copy)]
+struct LastResolved {
+    name: [u8; LAST_NAME_MAX],
+    len: u8,
+    cmd: Command,
+}
+
 pub struct Connection {
     pub server: Arc<Server>,
     pub(crate) stream: TcpStream,
@@ -66,6 +120,8 @@ pub struct Connection {
     pub(crate) watch: Option<Box<crate::commands::transactions::WatchSet>>,
     /// Subscriptions and the incoming message queue.
     pub(crate) sub: Option<Box<crate::commands::pubsub::SubState>>,
+    /// The last command resolved, by its name as sent (see `resolve`).
+    last_resolved: std::cell::Cell<Option<LastResolved>>,
 }
 
 /// What woke a subscribed connection.
@@ -97,6 +153,7 @@ impl Connection {
             txn: None,
             watch: None,
             sub: None,
+            last_resolved: std::cell::Cell::new(None),
         }
     }
 
@@ -120,7 +177,11 @@ impl Connection {
                     Woke::Stop => break,
                 }
             } else {
+                // Biased, read first: no random branch order to draw, and when
+                // input is ready the notifications are not even registered.
+                // Kills and shutdowns are also seen by the checks at the loop top.
                 tokio::select! {
+                    biased;
                     r = self.stream.read_buf(&mut self.inbuf) => r,
                     _ = self.client.info.kill_notify.notified() => break,
                     _ = self.server.shutdown.notified() => break,
@@ -321,9 +382,34 @@ impl Connection {
         }
     }
 
+    /// `table::resolve` behind a one-entry cache of the last plain command:
+    /// pipelines and most clients repeat the same few commands, and comparing
+    /// the name as sent is cheaper than a case-folding table lookup.
+    fn resolve(&self, args: &[Bytes]) -> Result<Command, Reply> {
+        if let Some(last) = self.last_resolved.get() {
+            if last.name[..last.len as usize] == args[0][..] {
+                if last.cmd.spec.arity_ok(args.len()) {
+                    return Ok(last.cmd);
+                }
+                return Err(Reply::wrong_arity(last.cmd.spec.name));
+            }
+        }
+        let r = table::resolve(args);
+        if let Ok(cmd) = &r {
+            // Subcommands depend on args[1] as well: not cached.
+            let plain = !cmd.spec.name.contains('|') && !matches!(cmd.spec.exec, Exec::Container);
+            if plain && args[0].len() <= LAST_NAME_MAX {
+                let mut name = [0u8; LAST_NAME_MAX];
+                name[..args[0].len()].copy_from_slice(&args[0]);
+                self.last_resolved.set(Some(LastResolved { name, len: args[0].len() as u8, cmd: *cmd }));
+            }
+        }
+        r
+    }
+
     /// Routes one request: resolves the command, checks auth, finds its shard(s).
     fn plan(&self, args: &[Bytes]) -> Plan {
-        let cmd = match table::resolve(args) {
+        let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => return Plan::Done(reply),
         };
@@ -338,15 +424,34 @@ impl Connection {
     }
 
     fn plan_keyed(&self, cmd: Command, args: &[Bytes]) -> Plan {
+        // The common key spec (one key, or a range) is walked without
+        // building a vector of positions.
+        match cmd.spec.keys {
+            KeySpec::Range { first, last, step } => {
+                let argc = args.len() as i32;
+                let last = if last < 0 { argc + last } else { last }.min(argc - 1);
+                if first < 0 || first > last {
+                    return Plan::Single(cmd, self.home_shard());
+                }
+                let keys = (first as usize..=last as usize).step_by(step.max(1) as usize);
+                self.route_keys(cmd, args, keys)
+            }
+            _ => {
+                let positions = cmd.spec.key_positions(args);
+                self.route_keys(cmd, args, positions.into_iter())
+            }
+        }
+    }
+
+    fn route_keys(&self, cmd: Command, args: &[Bytes], mut positions: impl Iterator<Item = usize>) -> Plan {
         let shards = &self.server.shards;
-        let positions = cmd.spec.key_positions(args);
-        let Some((&first, rest)) = positions.split_first() else {
+        let Some(first) = positions.next() else {
             return Plan::Single(cmd, self.home_shard());
         };
         let first_slot = crate::shard::slot::key_slot(&args[first]);
         let first_shard = crate::shard::slot::slot_shard(first_slot, shards.len());
         let mut ids: Option<Vec<usize>> = None;
-        for &p in rest {
+        for p in positions {
             let slot = crate::shard::slot::key_slot(&args[p]);
             if slot == first_slot {
                 continue;
@@ -416,8 +521,10 @@ impl Connection {
                     };
                     // Run this command and every following one bound to the same shard.
                     let mut cmd = cmd;
+                    let mut clock = wall_clock();
+                    let mut tally = Tally::default();
                     loop {
-                        let reply = self.run_keyed(cmd, &batch[i], &mut [&mut guard]);
+                        let reply = self.run_keyed(cmd, &batch[i], &mut [&mut guard], &mut clock, &mut tally);
                         self.push(reply);
                         i += 1;
                         if i >= batch.len() || self.client.close_after_reply {
@@ -431,6 +538,7 @@ impl Connection {
                             }
                         }
                     }
+                    tally.publish(&self.server, &self.client);
                     drop(guard);
                 }
                 Plan::Multi(cmd, ids) => {
@@ -438,7 +546,10 @@ impl Connection {
                     let reply = match server.shards.lock_many(&ids, server.busy_threshold()).await {
                         Ok(mut guards) => {
                             let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
-                            self.run_keyed(cmd, &batch[i], &mut refs)
+                            let mut tally = Tally::default();
+                            let r = self.run_keyed(cmd, &batch[i], &mut refs, &mut wall_clock(), &mut tally);
+                            tally.publish(&self.server, &self.client);
+                            r
                         }
                         Err(busy) => busy.reply(),
                     };
@@ -496,8 +607,18 @@ impl Connection {
             .then(|| crate::commands::pubsub::subscribed_ping(args))
     }
 
-    /// Runs a keyed command with its shard(s) entered, counting it in the stats.
-    fn run_keyed(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData]) -> Reply {
+    /// Runs a keyed command with its shard(s) entered, counting it in `tally`.
+    /// `clock` is the wall-clock time the command starts at (its `ctx.now`);
+    /// it is left at the time it ended, which is when the next command of
+    /// the same run starts: one clock reading per command.
+    fn run_keyed(
+        &mut self,
+        cmd: Command,
+        args: &[Bytes],
+        shards: &mut [&mut ShardData],
+        clock: &mut Duration,
+        tally: &mut Tally,
+    ) -> Reply {
         let Exec::Keyed(f) = cmd.spec.exec else {
             return Reply::err("internal routing error");
         };
@@ -506,13 +627,16 @@ impl Connection {
             self.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
             return oom;
         }
-        let start = Instant::now();
-        let mut ctx = Ctx::new(&self.server, shards, self.client.db, self.client.resp, self.client.id());
+        let start = *clock;
+        let now = start.as_millis() as u64;
+        let mut ctx = Ctx::at(&self.server, shards, self.client.db, self.client.resp, self.client.id(), now);
         let reply = f(&mut ctx, args);
         if self.server.config.notify_flags.load(Ordering::Relaxed) & crate::pubsub::notify::EXPIRED != 0 {
             ctx.expired_events();
         }
-        self.count(cmd, start, &reply);
+        let end = wall_clock();
+        *clock = end;
+        tally.add(&self.server, &self.client, cmd, end.saturating_sub(start), reply.is_error());
         reply
     }
 

@@ -45,21 +45,37 @@ impl RequestParser {
 
     /// Parses one request from `buf`. Returns `Ok(None)` when more input is
     /// needed. An empty inline line yields `Some(vec![])`, which callers skip.
+    ///
+    /// The request is read through a cursor and `buf` is advanced once at the
+    /// end: advancing a `BytesMut` per header line costs more than the scan.
     pub fn parse(
         &mut self,
         buf: &mut BytesMut,
         max_bulk: i64,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ParseError> {
+        if self.remaining == 0 && buf.first().is_some_and(|&b| b != b'*') {
+            return parse_inline(buf);
+        }
+        let mut pos = 0;
+        let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated);
+        buf.advance(pos);
+        r
+    }
+
+    fn parse_multibulk(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        max_bulk: i64,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ParseError> {
         if self.remaining == 0 {
-            if buf.is_empty() {
+            if data.is_empty() {
                 return Ok(None);
             }
-            if buf[0] != b'*' {
-                return parse_inline(buf);
-            }
-            let Some(count) = take_int_line(buf) else {
-                if buf.len() > MAX_INLINE {
+            let Some(count) = take_int_line(data, pos) else {
+                if data.len() > MAX_INLINE {
                     return Err(ParseError::new("too big mbulk count string"));
                 }
                 return Ok(None);
@@ -78,18 +94,19 @@ impl RequestParser {
             self.args = Vec::with_capacity(self.remaining.min(1024));
         }
         while self.remaining > 0 {
+            let rest = &data[*pos..];
             let len = match self.pending_bulk {
                 Some(len) => len,
                 None => {
-                    if buf.is_empty() {
+                    let Some(&first) = rest.first() else {
                         return Ok(None);
-                    }
-                    if buf[0] != b'$' {
-                        let got = String::from_utf8_lossy(&buf[..1]).into_owned();
+                    };
+                    if first != b'$' {
+                        let got = String::from_utf8_lossy(&[first]).into_owned();
                         return Err(ParseError::new(&format!("expected '$', got '{got}'")));
                     }
-                    let Some(len) = take_int_line(buf) else {
-                        if buf.len() > MAX_INLINE {
+                    let Some(len) = take_int_line(data, pos) else {
+                        if rest.len() > MAX_INLINE {
                             return Err(ParseError::new("too big bulk count string"));
                         }
                         return Ok(None);
@@ -101,18 +118,16 @@ impl RequestParser {
                     if !authenticated && len > UNAUTH_MAX_BULK {
                         return Err(ParseError::new("unauthenticated bulk length"));
                     }
-                    let len = len as usize;
-                    self.pending_bulk = Some(len);
-                    len
+                    self.pending_bulk = Some(len as usize);
+                    len as usize
                 }
             };
-            if buf.len() < len + 2 {
+            let Some(arg) = data.get(*pos..).and_then(|r| r.get(..len)).filter(|_| data.len() >= *pos + len + 2) else {
                 return Ok(None);
-            }
-            let arg = Bytes::copy_from_slice(&buf[..len]);
-            buf.advance(len + 2);
+            };
+            self.args.push(Bytes::copy_from_slice(arg));
+            *pos += len + 2;
             self.pending_bulk = None;
-            self.args.push(arg);
             self.remaining -= 1;
         }
         Ok(Some(std::mem::take(&mut self.args)))
@@ -145,19 +160,20 @@ impl RequestParser {
     }
 }
 
-/// Takes a `*N` or `$N` header line, returning `None` until its `\r` and the
-/// byte after it have arrived, then `Some(number)` (`Some(None)` when the
-/// number is not a strict Redis integer). No allocation: this runs for every
-/// argument of every request.
-fn take_int_line(buf: &mut BytesMut) -> Option<Option<i64>> {
-    let limit = buf.len().min(MAX_INLINE + 2);
-    let pos = buf[..limit].iter().position(|&b| b == b'\r')?;
-    if pos + 1 >= buf.len() {
+/// Takes a `*N` or `$N` header line at `*pos`, returning `None` until its
+/// `\r` and the byte after it have arrived, then `Some(number)` (`Some(None)`
+/// when the number is not a strict Redis integer). No allocation: this runs
+/// for every argument of every request.
+fn take_int_line(data: &[u8], pos: &mut usize) -> Option<Option<i64>> {
+    let rest = &data[*pos..];
+    let limit = rest.len().min(MAX_INLINE + 2);
+    let cr = rest[..limit].iter().position(|&b| b == b'\r')?;
+    if cr + 1 >= rest.len() {
         return None;
     }
-    let n = crate::util::parse_i64(&buf[1..pos]);
+    let n = crate::util::parse_i64(&rest[1..cr]);
     // Like Redis, only the '\r' is looked for; the byte after it is skipped unseen.
-    buf.advance(pos + 2);
+    *pos += cr + 2;
     Some(n)
 }
 

@@ -1,11 +1,13 @@
 //! Replies as values, encoded for RESP2 or RESP3 at write time.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    /// `+text`
-    Status(String),
+    /// `+text`; borrowed for the fixed texts (`OK`, `PONG`, ...) so the
+    /// commonest replies allocate nothing.
+    Status(Cow<'static, str>),
     /// `-text`; the text carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
     Int(i64),
@@ -38,10 +40,14 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok() -> Reply {
-        Reply::Status("OK".into())
+        Reply::Status(Cow::Borrowed("OK"))
     }
     pub fn status(s: &str) -> Reply {
-        Reply::Status(s.to_string())
+        Reply::Status(Cow::Owned(s.to_string()))
+    }
+    /// A status reply with a fixed text (no allocation).
+    pub fn status_static(s: &'static str) -> Reply {
+        Reply::Status(Cow::Borrowed(s))
     }
     /// An error with the generic `ERR ` prefix.
     pub fn err(msg: impl AsRef<str>) -> Reply {

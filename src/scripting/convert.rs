@@ -12,7 +12,7 @@ const MAX_DEPTH: usize = 200;
 /// reply becomes `{err=...}` (the caller decides whether to raise it).
 pub fn reply_to_lua(lua: &Lua, r: &Reply, resp: u8) -> mlua::Result<Value> {
     Ok(match r {
-        Reply::Status(s) => Value::Table(single(lua, "ok", lua.create_string(s)?)?),
+        Reply::Status(s) => Value::Table(single(lua, "ok", lua.create_string(s.as_bytes())?)?),
         Reply::Error(e) => Value::Table(error_table(lua, e, true)?),
         Reply::Int(i) => Value::Number(*i as f64),
         Reply::Bulk(b) => Value::String(lua.create_string(b)?),
@@ -154,7 +154,7 @@ fn table_to_reply(t: &Table, resp: u8, depth: usize) -> Result<Reply, ()> {
     }
     if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
         let s = s.to_string_lossy().replace(['\r', '\n'], " ");
-        return Ok(Reply::Status(s));
+        return Ok(Reply::Status(s.into()));
     }
     match t.raw_get::<Value>("double") {
         Ok(Value::Number(n)) => return Ok(Reply::Double(n)),

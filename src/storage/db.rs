@@ -1,28 +1,43 @@
-//! One logical database of one shard: the key map plus the index of keys with a TTL.
+//! One logical database of one shard: the key table plus the index of keys with a TTL.
+//!
+//! # Layout (why it is not an `IndexMap<Bytes, ...>`)
+//!
+//! Redis spends about 100 bytes per small string key. A key here costs one
+//! 64-byte [`Slot`] plus about 10 bytes of hash index:
+//! - the key and a string value are [`SmallBytes`] (24 bytes each, inline up
+//!   to 22 bytes: no allocation for typical keys and values);
+//! - `Value` is 24 bytes (non-string types are boxed);
+//! - slots live in fixed-size chunks rather than one vector, so growth never
+//!   copies the whole keyspace nor leaves up to half of a doubled vector
+//!   unused, and a slot's position is stable until a removal swaps the last
+//!   slot into a hole;
+//! - the hash index holds 4-byte slot positions (`hashbrown::HashTable<u32>`);
+//!   the slot keeps the key's 32-bit hash, so growing the index rehashes no key.
+//!
+//! Positions are dense (`0..len`), which keeps RANDOMKEY, sampling and SCAN's
+//! cursor O(1) as with an insertion-ordered map.
 
-use super::{memory, Value};
+use super::{memory, SmallBytes, Value};
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
+use hashbrown::HashTable;
+use indexmap::IndexSet;
 use rand::Rng;
 
-type Map<K, V> = IndexMap<K, V, ahash::RandomState>;
+/// Slots per chunk (64 KiB of slots); only the first chunk grows gradually.
+const CHUNK_SHIFT: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_SHIFT;
 
-/// What the map stores per key: the entry plus its access word for eviction
-/// (kept beside `Entry` so that `Entry` stays what callers build and see).
+/// What the table stores per key.
 #[derive(Debug)]
 struct Slot {
+    key: SmallBytes,
     entry: Entry,
     /// Last access for LRU, or LFU time and counter: see `storage::memory`.
     access: u32,
-    /// How a string value was last written, where that decides its OBJECT
-    /// ENCODING (fits in `Slot`'s padding).
-    str_hint: StrHint,
-}
-
-impl Slot {
-    fn new(entry: Entry) -> Slot {
-        Slot { entry, access: memory::new_access(), str_hint: StrHint::Plain }
-    }
+    /// The key's 30-bit hash (see `Db::hash`) above a 2-bit `StrHint`: the
+    /// hash lets the index grow without rehashing keys, and both fit where
+    /// the slot would otherwise have padding.
+    meta: u32,
 }
 
 /// Redis encodes a string by how it was produced, not only by its content:
@@ -37,6 +52,27 @@ pub enum StrHint {
     Embstr,
 }
 
+impl StrHint {
+    fn bits(self) -> u32 {
+        match self {
+            StrHint::Plain => 0,
+            StrHint::Raw => 1,
+            StrHint::Embstr => 2,
+        }
+    }
+
+    fn from_bits(b: u32) -> StrHint {
+        match b & HINT_MASK {
+            1 => StrHint::Raw,
+            2 => StrHint::Embstr,
+            _ => StrHint::Plain,
+        }
+    }
+}
+
+/// The low bits of `Slot::meta` that hold the `StrHint`.
+const HINT_MASK: u32 = 3;
+
 #[derive(Debug)]
 pub struct Entry {
     pub value: Value,
@@ -44,14 +80,69 @@ pub struct Entry {
     pub expire_at: u64,
 }
 
-/// A keyspace. Keys live in an insertion-ordered map so that a random key
-/// and a scan position are O(1); deletion swaps the last key into the hole,
-/// which is why `scan` walks positions from the top down (see there).
+/// Slots at dense positions, in chunks of `CHUNK`: every chunk but the last is full.
+#[derive(Default)]
+struct Slots {
+    chunks: Vec<Vec<Slot>>,
+    len: usize,
+}
+
+impl Slots {
+    fn get(&self, i: usize) -> Option<&Slot> {
+        self.chunks.get(i >> CHUNK_SHIFT)?.get(i & (CHUNK - 1))
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.chunks.get_mut(i >> CHUNK_SHIFT)?.get_mut(i & (CHUNK - 1))
+    }
+
+    fn push(&mut self, slot: Slot) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(slot),
+            _ => {
+                // The first chunk grows like a vector (small databases stay
+                // small); later ones are allocated whole, once.
+                let mut c = if self.chunks.is_empty() { Vec::new() } else { Vec::with_capacity(CHUNK) };
+                c.push(slot);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Removes the slot at `i`, moving the last slot into its place.
+    fn swap_remove(&mut self, i: usize) -> Option<Slot> {
+        if i >= self.len {
+            return None;
+        }
+        // An emptied last chunk is kept until the next removal, so a key
+        // added and removed at a chunk boundary does not allocate each time.
+        if self.chunks.last().is_some_and(|c| c.is_empty()) {
+            self.chunks.pop();
+        }
+        let last = self.chunks.last_mut()?.pop()?;
+        self.len -= 1;
+        if i == self.len {
+            return Some(last);
+        }
+        self.get_mut(i).map(|s| std::mem::replace(s, last))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.chunks.iter().flatten()
+    }
+}
+
+/// A keyspace. Removal swaps the last key into the hole, which is why
+/// `scan` walks positions from the top down (see there).
 #[derive(Default)]
 pub struct Db {
-    map: Map<Bytes, Slot>,
+    /// Positions in `slots`, found by the key's hash.
+    index: HashTable<u32>,
+    slots: Slots,
+    hasher: ahash::RandomState,
     /// Keys that carry a TTL, sampled by the active expiry cycle.
-    volatile: IndexSet<Bytes, ahash::RandomState>,
+    volatile: IndexSet<SmallBytes, ahash::RandomState>,
     /// Keys reaped lazily (on access) and not yet added to the server's
     /// `expired_keys`: a `Db` cannot see the server, so whoever can drains it.
     lazy_expired: u64,
@@ -63,17 +154,81 @@ pub struct Db {
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
+/// The index's 64-bit hash from a slot's 30-bit one: hashbrown takes bucket
+/// bits from the bottom and its tag from the top, so spread the bits over both.
+fn spread(h: u32) -> u64 {
+    (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 impl Db {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The key's 30-bit hash (the top bits of `Slot::meta`).
+    fn hash(&self, key: &[u8]) -> u32 {
+        (self.hasher.hash_one(key) as u32) >> 2
+    }
+
+    /// Position of `key`'s slot.
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.find_hashed(key, self.hash(key))
+    }
+
+    fn find_hashed(&self, key: &[u8], h: u32) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(spread(h), |&i| slots.get(i as usize).is_some_and(|s| s.meta >> 2 == h && s.key[..] == *key))
+            .map(|&i| i as usize)
+    }
+
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
+        self.find(key).and_then(|i| self.slots.get(i))
+    }
+
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        let i = self.find(key)?;
+        self.slots.get_mut(i)
+    }
+
+    /// Appends a slot for a key known to be absent.
+    fn insert_new(&mut self, key: &[u8], h: u32, entry: Entry) {
+        let i = self.slots.len;
+        // Positions are u32: 4 billion keys in one database of one shard
+        // would need hundreds of GiB, far past any maxmemory.
+        let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
+        self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
+        let slots = &self.slots;
+        self.index.insert_unique(spread(h), pos, |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)));
+    }
+
+    /// Removes the slot at position `i` from the index and the table.
+    fn remove_at(&mut self, i: usize) -> Option<Slot> {
+        let h = self.slots.get(i)?.meta >> 2;
+        if let Ok(e) = self.index.find_entry(spread(h), |&j| j as usize == i) {
+            e.remove();
+        }
+        let last = self.slots.len - 1;
+        let slot = self.slots.swap_remove(i)?;
+        if i != last {
+            // The last slot moved into the hole: repoint its index entry.
+            let moved = self.slots.get(i).map_or(0, |s| s.meta >> 2);
+            if let Some(p) = self.index.find_mut(spread(moved), |&j| j as usize == last) {
+                *p = i as u32;
+            }
+        }
+        if slot.entry.expire_at != 0 {
+            self.volatile.swap_remove(&slot.key[..]);
+        }
+        Some(slot)
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.len == 0
     }
 
     pub fn volatile_len(&self) -> usize {
@@ -82,9 +237,9 @@ impl Db {
 
     /// Removes `key` if its TTL has passed. Returns true when it did.
     fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
-        match self.map.get(key) {
-            Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now => {
-                self.remove_expired(key);
+        match self.find(key) {
+            Some(i) if self.stale_at(i, now) => {
+                self.remove_expired(i);
                 self.lazy_expired += 1;
                 true
             }
@@ -92,12 +247,15 @@ impl Db {
         }
     }
 
-    /// Removes a key whose TTL passed, remembering it for notifications.
-    fn remove_expired(&mut self, key: &[u8]) {
-        if let Some((_, k, _)) = self.map.swap_remove_full(key) {
-            self.volatile.swap_remove(key);
+    fn stale_at(&self, i: usize, now: u64) -> bool {
+        self.slots.get(i).is_some_and(|s| s.entry.expire_at != 0 && s.entry.expire_at <= now)
+    }
+
+    /// Removes the key at `i` whose TTL passed, remembering it for notifications.
+    fn remove_expired(&mut self, i: usize) {
+        if let Some(s) = self.remove_at(i) {
             if self.expired_log.len() < EXPIRED_LOG_MAX {
-                self.expired_log.push(k);
+                self.expired_log.push(s.key.to_bytes());
             }
         }
     }
@@ -121,15 +279,14 @@ impl Db {
     /// The flag is true when this call reaped it: the caller counts it in
     /// `expired_keys` itself (it is not added to the lazy counter).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> (Option<&mut Entry>, bool) {
-        let Some(i) = self.map.get_index_of(key) else {
+        let Some(i) = self.find(key) else {
             return (None, false);
         };
-        let at = self.map.get_index(i).map_or(0, |(_, s)| s.entry.expire_at);
-        if at != 0 && at <= now {
-            self.remove_expired(key);
+        if self.stale_at(i, now) {
+            self.remove_expired(i);
             return (None, true);
         }
-        let slot = self.map.get_index_mut(i).map(|(_, s)| {
+        let slot = self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             &mut s.entry
         });
@@ -139,7 +296,7 @@ impl Db {
     /// True when `key` is present but its TTL has passed (KEYS skips such
     /// keys without deleting them, as Redis does).
     pub fn is_expired(&self, key: &[u8], now: u64) -> bool {
-        matches!(self.map.get(key), Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now)
+        self.find(key).is_some_and(|i| self.stale_at(i, now))
     }
 
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
@@ -147,41 +304,38 @@ impl Db {
     }
 
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(key, now);
-        let s = self.map.get_mut(key)?;
-        memory::touch(&mut s.access, now);
-        Some(&mut s.entry)
+        self.lookup(key, now).0
     }
 
     /// Looks `key` up without counting it as an access (OBJECT, eviction).
     /// Expired keys are reaped as by any lookup.
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now);
-        self.map.get(key).map(|s| &s.entry)
+        self.slot(key).map(|s| &s.entry)
     }
 
     /// Seconds since the key was last accessed (OBJECT IDLETIME; meaningful
     /// while no LFU policy is selected).
     pub fn idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {
         self.expire_if_needed(key, now);
-        self.map.get(key).map(|s| memory::idle_secs(s.access, now))
+        self.slot(key).map(|s| memory::idle_secs(s.access, now))
     }
 
     /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
     pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
         self.expire_if_needed(key, now);
-        self.map.get(key).map(|s| memory::lfu_counter(s.access, now))
+        self.slot(key).map(|s| memory::lfu_counter(s.access, now))
     }
 
     /// How the string under `key` was last written (Plain when missing).
     pub fn str_hint(&self, key: &[u8]) -> StrHint {
-        self.map.get(key).map_or(StrHint::Plain, |s| s.str_hint)
+        self.slot(key).map_or(StrHint::Plain, |s| StrHint::from_bits(s.meta))
     }
 
     /// Records how the string under `key` was just written.
     pub fn set_str_hint(&mut self, key: &[u8], hint: StrHint) {
-        if let Some(s) = self.map.get_mut(key) {
-            s.str_hint = hint;
+        if let Some(s) = self.slot_mut(key) {
+            s.meta = (s.meta & !HINT_MASK) | hint.bits();
         }
     }
 
@@ -199,56 +353,58 @@ impl Db {
     }
 
     /// Stores `value` under `key`, dropping any TTL (as Redis's plain SET does).
-    pub fn set(&mut self, key: Bytes, value: Value) {
+    pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value) {
         self.set_with_expiry(key, value, 0);
     }
 
     /// Stores `value` and sets the absolute expiry `expire_at` (0 = none).
-    pub fn set_with_expiry(&mut self, key: Bytes, value: Value, expire_at: u64) {
-        match self.map.get_full_mut(&key[..]) {
-            Some((_, _, s)) => {
-                // An overwrite is a new object in Redis: it starts a fresh access history.
-                s.access = memory::new_access();
-                s.str_hint = StrHint::Plain;
-                let e = &mut s.entry;
-                let had = e.expire_at != 0;
-                e.value = value;
-                e.expire_at = expire_at;
-                if had && expire_at == 0 {
-                    self.volatile.swap_remove(&key[..]);
-                } else if !had && expire_at != 0 {
-                    self.volatile.insert(key);
-                }
+    /// The key is copied: nothing stored refers to a request's buffer.
+    pub fn set_with_expiry(&mut self, key: impl AsRef<[u8]>, value: Value, expire_at: u64) {
+        let key = key.as_ref();
+        let h = self.hash(key);
+        let Some(i) = self.find_hashed(key, h) else {
+            if expire_at != 0 {
+                self.volatile.insert(SmallBytes::from_slice(key));
             }
-            None => {
-                if expire_at != 0 {
-                    self.volatile.insert(key.clone());
-                }
-                self.map.insert(key, Slot::new(Entry { value, expire_at }));
-            }
+            self.insert_new(key, h, Entry { value, expire_at });
+            return;
+        };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        // An overwrite is a new object in Redis: it starts a fresh access history.
+        s.access = memory::new_access();
+        s.meta &= !HINT_MASK;
+        let e = &mut s.entry;
+        let had = e.expire_at != 0;
+        // The old value is dropped after the slot is updated (a big one may take a while).
+        let old = std::mem::replace(&mut e.value, value);
+        e.expire_at = expire_at;
+        if had && expire_at == 0 {
+            self.volatile.swap_remove(key);
+        } else if !had && expire_at != 0 {
+            self.volatile.insert(SmallBytes::from_slice(key));
         }
+        drop(old);
     }
 
     /// Replaces the value, keeping the key's TTL (SET KEEPTTL, in-place updates).
-    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value) {
-        match self.map.get_mut(&key[..]) {
+    pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value) {
+        let key = key.as_ref();
+        let h = self.hash(key);
+        match self.find_hashed(key, h).and_then(|i| self.slots.get_mut(i)) {
             Some(s) => {
                 s.access = memory::new_access();
-                s.str_hint = StrHint::Plain;
+                s.meta &= !HINT_MASK;
                 s.entry.value = value;
             }
-            None => {
-                self.map.insert(key, Slot::new(Entry { value, expire_at: 0 }));
-            }
+            None => self.insert_new(key, h, Entry { value, expire_at: 0 }),
         }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let s = self.map.swap_remove(key)?;
-        if s.entry.expire_at != 0 {
-            self.volatile.swap_remove(key);
-        }
-        Some(s.entry)
+        let i = self.find(key)?;
+        self.remove_at(i).map(|s| s.entry)
     }
 
     /// Removes a key unless it already expired; returns whether a live key was removed.
@@ -266,16 +422,17 @@ impl Db {
 
     /// Sets the absolute expiry of an existing key. Returns false if missing.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
-        let Some((_, k, s)) = self.map.get_full_mut(key) else {
+        let Some(s) = self.slot_mut(key) else {
             return false;
         };
         let e = &mut s.entry;
-        if e.expire_at == 0 && at != 0 {
-            self.volatile.insert(k.clone());
-        } else if e.expire_at != 0 && at == 0 {
+        let was = e.expire_at;
+        e.expire_at = at;
+        if was == 0 && at != 0 {
+            self.volatile.insert(SmallBytes::from_slice(key));
+        } else if was != 0 && at == 0 {
             self.volatile.swap_remove(key);
         }
-        e.expire_at = at;
         true
     }
 
@@ -292,13 +449,14 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        self.map = Map::default();
+        self.index = HashTable::new();
+        self.slots = Slots::default();
         self.volatile = IndexSet::default();
     }
 
     /// Stores `entry` as is (value and TTL), replacing any previous key:
     /// RENAME, COPY and MOVE carry the TTL along.
-    pub fn put(&mut self, key: Bytes, entry: Entry) {
+    pub fn put(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
         self.set_with_expiry(key, entry.value, entry.expire_at);
     }
 
@@ -312,37 +470,36 @@ impl Db {
         let mut rng = rand::thread_rng();
         // Expired keys met on the way are reaped; bound the tries like Redis.
         for _ in 0..100 {
-            if self.map.is_empty() {
+            if self.slots.len == 0 {
                 return None;
             }
-            let i = rng.gen_range(0..self.map.len());
-            let (k, s) = self.map.get_index(i)?;
-            if s.entry.expire_at != 0 && s.entry.expire_at <= now {
-                let k = k.clone();
-                self.remove_expired(&k);
+            let i = rng.gen_range(0..self.slots.len);
+            if self.stale_at(i, now) {
+                self.remove_expired(i);
                 self.lazy_expired += 1;
                 continue;
             }
-            return Some(k.clone());
+            return self.slots.get(i).map(|s| s.key.to_bytes());
         }
-        let i = rng.gen_range(0..self.map.len().max(1));
-        self.map.get_index(i).map(|(k, _)| k.clone())
+        let i = rng.gen_range(0..self.slots.len.max(1));
+        self.slots.get(i).map(|s| s.key.to_bytes())
     }
 
     /// One step of a SCAN. `pos` is 0 to start, else the value returned by the
     /// previous step; returns the next position (0 when done).
     ///
-    /// Positions count down from the top of the map. Removal swaps the last
+    /// Positions count down from the top of the table. Removal swaps the last
     /// entry (already visited) into the hole, and insertion appends at the top
     /// (not yet visited): so every key present for the whole scan is returned
     /// at least once, which is SCAN's guarantee.
-    pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&Bytes, &Entry)) -> usize {
-        let mut next = if pos == 0 { self.map.len() } else { (pos - 1).min(self.map.len()) };
+    pub fn scan(&self, pos: usize, count: usize, mut f: impl FnMut(&[u8], &Entry)) -> usize {
+        let len = self.slots.len;
+        let mut next = if pos == 0 { len } else { (pos - 1).min(len) };
         let mut visited = 0;
         while next > 0 && visited < count {
             next -= 1;
-            if let Some((k, s)) = self.map.get_index(next) {
-                f(k, &s.entry);
+            if let Some(s) = self.slots.get(next) {
+                f(&s.key, &s.entry);
             }
             visited += 1;
         }
@@ -353,27 +510,24 @@ impl Db {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().map(|(k, s)| (k, &s.entry))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.slots.iter().map(|s| (&s.key[..], &s.entry))
     }
 
     /// Calls `f` with up to `n` keys drawn at random (with repetition; only
     /// keys with a TTL when `volatile`), their entry and access word: the
     /// sample eviction picks its victims from.
-    pub fn sample(&self, volatile: bool, n: usize, rng: &mut impl Rng, mut f: impl FnMut(&Bytes, &Entry, u32)) {
-        let len = if volatile { self.volatile.len() } else { self.map.len() };
+    pub fn sample(&self, volatile: bool, n: usize, rng: &mut impl Rng, mut f: impl FnMut(&[u8], &Entry, u32)) {
+        let len = if volatile { self.volatile.len() } else { self.slots.len };
         if len == 0 {
             return;
         }
         for _ in 0..n.min(len) {
             let i = rng.gen_range(0..len);
-            let found = if volatile {
-                self.volatile.get_index(i).and_then(|k| self.map.get_key_value(&k[..]))
-            } else {
-                self.map.get_index(i)
-            };
-            if let Some((k, s)) = found {
-                f(k, &s.entry, s.access);
+            let found =
+                if volatile { self.volatile.get_index(i).and_then(|k| self.slot(k)) } else { self.slots.get(i) };
+            if let Some(s) = found {
+                f(&s.key, &s.entry, s.access);
             }
         }
     }
@@ -382,10 +536,10 @@ impl Db {
     pub fn random_candidate(&self, volatile: bool, rng: &mut impl Rng) -> Option<Bytes> {
         if volatile {
             let len = self.volatile.len();
-            (len > 0).then(|| self.volatile.get_index(rng.gen_range(0..len)).cloned()).flatten()
+            (len > 0).then(|| self.volatile.get_index(rng.gen_range(0..len)).map(|k| k.to_bytes())).flatten()
         } else {
-            let len = self.map.len();
-            (len > 0).then(|| self.map.get_index(rng.gen_range(0..len)).map(|(k, _)| k.clone())).flatten()
+            let len = self.slots.len;
+            (len > 0).then(|| self.slots.get(rng.gen_range(0..len)).map(|s| s.key.to_bytes())).flatten()
         }
     }
 
@@ -403,11 +557,8 @@ impl Db {
                 let Some(k) = self.volatile.get_index(i) else {
                     break;
                 };
-                let expired =
-                    matches!(self.map.get(&k[..]), Some(s) if s.entry.expire_at != 0 && s.entry.expire_at <= now);
-                if expired {
-                    let k = k.clone();
-                    self.remove_expired(&k);
+                if let Some(pos) = self.find(k).filter(|&p| self.stale_at(p, now)) {
+                    self.remove_expired(pos);
                     expired_in_round += 1;
                 }
                 sampled += 1;
@@ -422,5 +573,77 @@ impl Db {
             }
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::HashMap;
+
+    fn val(s: &str) -> Value {
+        Value::Str(SmallBytes::from(s))
+    }
+
+    fn text(db: &mut Db, key: &[u8]) -> Option<Vec<u8>> {
+        match db.value(key, 0) {
+            Some(Value::Str(s)) => Some(s.to_vec()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn slot_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    }
+
+    /// Random inserts, overwrites, removals and TTL changes across several
+    /// chunks agree with a HashMap model, and every position stays indexed.
+    #[test]
+    fn matches_a_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut db = Db::new();
+        let mut model: HashMap<Vec<u8>, (String, u64)> = HashMap::new();
+        for step in 0..30_000u32 {
+            let k = format!("key:{}{}", rng.gen_range(0..3000), "x".repeat(rng.gen_range(0..30))).into_bytes();
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let v = format!("v{step}");
+                    let at = if rng.gen_bool(0.2) { 1_000_000 + step as u64 } else { 0 };
+                    db.set_with_expiry(&k, val(&v), at);
+                    model.insert(k, (v, at));
+                }
+                5..=7 => assert_eq!(db.remove(&k).is_some(), model.remove(&k).is_some()),
+                8 => {
+                    let ok = db.set_expire(&k, 5);
+                    assert_eq!(ok, model.get_mut(&k).map(|e| e.1 = 5).is_some());
+                }
+                _ => assert_eq!(text(&mut db, &k), model.get(&k).map(|e| e.0.clone().into_bytes())),
+            }
+        }
+        assert_eq!(db.len(), model.len());
+        let volatile = model.values().filter(|e| e.1 != 0).count();
+        assert_eq!(db.volatile_len(), volatile);
+        for (k, (v, at)) in &model {
+            assert_eq!(db.expire_at(k, 0), Some(*at));
+            assert_eq!(text(&mut db, k).as_deref(), Some(v.as_bytes()));
+        }
+        let mut seen = 0;
+        let mut pos = 0;
+        loop {
+            pos = db.scan(pos, 100, |_, _| seen += 1);
+            if pos == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, model.len());
+        // Expire everything with a TTL at once.
+        let mut reaped = 0;
+        while db.volatile_len() > 0 {
+            reaped += db.active_expire(u64::MAX - 1, 1000);
+        }
+        assert_eq!(reaped, volatile);
+        assert_eq!(db.len(), model.len() - volatile);
     }
 }

@@ -140,7 +140,7 @@ fn pooled_victim(
         for (di, db) in shard.dbs.iter().enumerate() {
             db.sample(policy.volatile(), samples, rng, |key, entry, access| {
                 let score = score(policy, entry.expire_at, access, now);
-                offer(pool, Candidate { score, shard: si, db: di, key: key.clone() });
+                offer(pool, Candidate { score, shard: si, db: di, key: Bytes::copy_from_slice(key) });
             });
         }
     }
@@ -200,7 +200,7 @@ mod tests {
             let key = Bytes::from(format!("k{i}"));
             let mut g = server.shards.get(server.shards.for_key(&key)).lock_blocking();
             let at = ttl_base.map_or(0, |b| b + i as u64 * 1000);
-            g.dbs[0].set_with_expiry(key, Value::Str(Bytes::from_static(b"v")), at);
+            g.dbs[0].set_with_expiry(key, Value::Str(b"v"[..].into()), at);
         }
     }
 

@@ -1,18 +1,20 @@
 //! Value types, the per-database keyspace and expiry.
 
+pub mod alloc;
 mod db;
 pub mod eviction;
 pub mod hash;
 pub mod list;
 pub mod memory;
 pub mod set;
+pub mod small;
 pub mod stream;
 mod value;
 pub mod zset;
 mod zskiplist;
 
 pub use db::{Db, Entry, StrHint};
-pub use value::{Hash, List, Set, Stream, Value, ZSet};
+pub use value::{Hash, List, Set, SmallBytes, Stream, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

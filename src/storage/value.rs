@@ -3,16 +3,18 @@
 pub use super::hash::Hash;
 pub use super::list::List;
 pub use super::set::Set;
+pub use super::small::SmallBytes;
 pub use super::stream::Stream;
 pub use super::zset::ZSet;
-use bytes::Bytes;
 
+/// 24 bytes: strings are stored inline when short (see `SmallBytes`), every
+/// other type is boxed, so a key's slot in the keyspace stays small.
 #[derive(Debug, Clone)]
 pub enum Value {
-    Str(Bytes),
-    List(List),
-    Hash(Hash),
-    Set(Set),
+    Str(SmallBytes),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
 }

@@ -55,7 +55,7 @@ pub fn xgroup_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::Status((*l).to_string())).collect())
+    Reply::Array(lines.iter().map(|l| Reply::status_static(l)).collect())
 }
 
 /// Every XGROUP subcommand but HELP, in Redis's order of checks.

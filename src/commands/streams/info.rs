@@ -28,7 +28,7 @@ pub fn xinfo_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::Status((*l).to_string())).collect())
+    Reply::Array(lines.iter().map(|l| Reply::status_static(l)).collect())
 }
 
 pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
