@@ -56,7 +56,7 @@ fn reply(inp: &mut Input, depth: usize, plain: &mut bool) -> Reply {
         }
         4 => {
             let n = (inp.byte() % 8) as usize;
-            Reply::Status(String::from_utf8_lossy(&inp.bytes(n)).replace(['\r', '\n'], " "))
+            Reply::Status(String::from_utf8_lossy(&inp.bytes(n)).replace(['\r', '\n'], " ").into())
         }
         5 => Reply::Nil,
         6 => {
