@@ -334,6 +334,10 @@ pub struct Config {
     /// Read by every hash write to pick the encoding.
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
+    /// Read by every sorted-set and set write, likewise.
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
     /// `notify-keyspace-events` as flags, read by every write.
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
@@ -368,6 +372,9 @@ impl Default for Config {
             timeout_secs: AtomicU64::new(0),
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(0),
             notify_flags: AtomicU32::new(0),
             pubsub_limits: Arc::default(),
             normal_limits: Arc::default(),
@@ -481,6 +488,9 @@ impl Config {
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
             "client-query-buffer-limit" => self.query_buffer_limit.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "zset-max-listpack-entries" => self.zset_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "zset-max-listpack-value" => self.zset_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
+            "set-max-intset-entries" => self.set_max_intset_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 let flags = crate::pubsub::notify::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);

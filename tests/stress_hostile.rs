@@ -3,13 +3,10 @@
 //! Hostile threads open connection after connection and send random garbage,
 //! truncated frames, giant length prefixes and random (valid but weird)
 //! commands on their own keys. Well-behaved clients meanwhile run a
-//! SET/GET/INCR workload whose every reply is known in advance. At the end
-//! the server is alive, logged no panic, and the good clients saw only the
-//! expected replies.
-//!
-//! TODO(scripting): once EVAL lands, add the seed-script workload (a script
-//! that moves value between keys atomically) to the good clients and check
-//! the atomicity invariant here as the issue asks.
+//! SET/GET/INCR workload whose every reply is known in advance, and the seed
+//! script (LPUSH integers + INCRBY their sum, atomically) by EVALSHA. At the
+//! end the server is alive, logged no panic, the good clients saw only the
+//! expected replies, and every seed list sums to its counter (atomicity).
 
 mod common;
 
@@ -297,6 +294,40 @@ fn good(port: u16, id: u64, stop: Arc<AtomicU64>) -> u64 {
     checked
 }
 
+const SEED_SCRIPT: &str = "local sum = 0\nfor _, v in ipairs(ARGV) do sum = sum + tonumber(v); redis.call('LPUSH', KEYS[1], v) end\nreturn redis.call('INCRBY', KEYS[2], sum)";
+
+/// Runs the seed script by EVALSHA on 8 tag pairs, predicting every reply;
+/// at the end each list must sum to its counter. Returns the checked replies.
+fn seed_client(port: u16, id: u64, stop: Arc<AtomicU64>) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(10)).unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SEED_SCRIPT).query(&mut con).expect("SCRIPT LOAD");
+    let mut rng = StdRng::seed_from_u64(id);
+    let mut sums = [0i64; 8];
+    let mut checked = 0u64;
+    let mut i = 0usize;
+    while stop.load(Ordering::Relaxed) == 0 && i < 20_000 {
+        let t = i % 8;
+        let (list, sum) = (format!("{{seed{id}-{t}}}list"), format!("{{seed{id}-{t}}}sum"));
+        let args: Vec<i64> = (0..rng.gen_range(1..5)).map(|_| rng.gen_range(-50..100)).collect();
+        sums[t] += args.iter().sum::<i64>();
+        let got: i64 =
+            redis::cmd("EVALSHA").arg(&sha).arg(2).arg(&list).arg(&sum).arg(&args).query(&mut con).expect("EVALSHA");
+        assert_eq!(got, sums[t], "seed client {id}: EVALSHA reply");
+        checked += 1;
+        i += 1;
+    }
+    for (t, expected) in sums.iter().enumerate() {
+        let items: Vec<i64> =
+            redis::cmd("LRANGE").arg(format!("{{seed{id}-{t}}}list")).arg(0).arg(-1).query(&mut con).unwrap();
+        let counter: Option<i64> = redis::cmd("GET").arg(format!("{{seed{id}-{t}}}sum")).query(&mut con).unwrap();
+        assert_eq!(items.iter().sum::<i64>(), counter.unwrap_or(0), "seed client {id}: list {t} vs its counter");
+        assert_eq!(counter.unwrap_or(0), *expected, "seed client {id}: counter {t}");
+    }
+    checked
+}
+
 /// Fixed by default so a failure replays; MOONSHARD_STRESS_SEED explores others.
 fn base_seed() -> u64 {
     std::env::var("MOONSHARD_STRESS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xbad0)
@@ -324,6 +355,12 @@ fn hostile_clients_do_not_disturb_good_ones() {
             std::thread::spawn(move || good(port, id, stop))
         })
         .collect();
+    let seeds: Vec<_> = (0..2)
+        .map(|id| {
+            let stop = stop.clone();
+            std::thread::spawn(move || seed_client(port, 100 + id, stop))
+        })
+        .collect();
     let hostiles: Vec<_> = (0..HOSTILE_THREADS)
         .map(|t| {
             let (commands, tally) = (commands.clone(), tally.clone());
@@ -335,7 +372,7 @@ fn hostile_clients_do_not_disturb_good_ones() {
     }
     stop.store(1, Ordering::Relaxed);
     let mut checked = 0;
-    for g in goods {
+    for g in goods.into_iter().chain(seeds) {
         checked += g.join().expect("a well-behaved client saw a wrong reply (see above)");
     }
 

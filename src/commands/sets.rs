@@ -16,7 +16,8 @@ use rand::Rng;
 pub const RANDOM_REPLY_MAX: u64 = 10_000_000;
 
 fn max_intset(ctx: &Ctx) -> usize {
-    usize::try_from(ctx.server.config.get_i64("set-max-intset-entries")).unwrap_or(0)
+    let n = ctx.server.config.set_max_intset_entries.load(std::sync::atomic::Ordering::Relaxed);
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// The set under `key`: None when missing, WRONGTYPE for another type.

@@ -13,8 +13,10 @@ use rand::Rng;
 use std::collections::HashMap;
 
 fn limits(ctx: &Ctx) -> Limits {
-    let get = |name| usize::try_from(ctx.server.config.get_i64(name)).unwrap_or(0);
-    Limits { entries: get("zset-max-listpack-entries"), value: get("zset-max-listpack-value") }
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &ctx.server.config;
+    let get = |a: &std::sync::atomic::AtomicU64| usize::try_from(a.load(Relaxed)).unwrap_or(usize::MAX);
+    Limits { entries: get(&c.zset_max_listpack_entries), value: get(&c.zset_max_listpack_value) }
 }
 
 /// The zset under `key`: None when missing, WRONGTYPE for another type.
