@@ -324,8 +324,8 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     // running us was moved out of it, so this is the only live reference.
     let data = unsafe { &mut *run.data };
     let mut one = [data];
-    let mut ctx = Ctx::new(run.server, &mut one, run.db, run.resp, run.caller.id());
-    ctx.now = run.now;
+    // The script's clock is fixed at its start (as in Redis): no clock read per call.
+    let mut ctx = Ctx::at(run.server, &mut one, run.db, run.resp, run.caller.id(), run.now);
     ctx.in_script = true;
     f(&mut ctx)
 }
