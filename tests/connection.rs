@@ -6,18 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 fn exchange(port: u16, input: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(input).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
+    common::exchange(port, input, Duration::from_millis(300))
 }
 
 fn text(v: redis::Value) -> String {

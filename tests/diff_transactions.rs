@@ -7,73 +7,14 @@ mod raw_resp;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use raw_resp::Raw;
+use raw_resp::{start_pair, Both};
 use std::time::Duration;
-
-struct Pair {
-    _ours: common::Proc,
-    _theirs: common::Proc,
-    ports: [u16; 2],
-}
-
-fn start() -> Option<Pair> {
-    let theirs = common::redis_server()?;
-    let ours = common::moonshard(&["--shards", "4"]);
-    let ports = [ours.port, theirs.port];
-    Some(Pair { _ours: ours, _theirs: theirs, ports })
-}
-
-/// One client per server, driven in lockstep.
-struct Both {
-    c: [Raw; 2],
-}
-
-impl Both {
-    fn new(p: &Pair) -> Both {
-        Both { c: [Raw::connect(p.ports[0]), Raw::connect(p.ports[1])] }
-    }
-
-    /// Sends one command given as a line of words and compares `n` replies.
-    #[track_caller]
-    fn line_n(&mut self, line: &str, n: usize) -> String {
-        let args: Vec<&str> = line.split_whitespace().collect();
-        self.check_n(&args, n)
-    }
-
-    #[track_caller]
-    fn check_n(&mut self, args: &[&str], n: usize) -> String {
-        let ours = self.c[0].call_n(args, n);
-        let theirs = self.c[1].call_n(args, n);
-        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
-        ours
-    }
-
-    /// Sends to both without comparing (replies with ids, versions).
-    fn unchecked(&mut self, args: &[&str]) {
-        self.c[0].call(args);
-        self.c[1].call(args);
-    }
-
-    #[track_caller]
-    fn check(&mut self, args: &[&str]) -> String {
-        self.check_n(args, 1)
-    }
-
-    /// Runs a script of commands (whitespace-separated words), one reply each.
-    #[track_caller]
-    fn script(&mut self, lines: &[&str]) {
-        for line in lines {
-            let args: Vec<&str> = line.split_whitespace().collect();
-            self.check(&args);
-        }
-    }
-}
 
 #[test]
 fn queuing_errors_and_execabort() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
-    a.script(&[
+    a.lines(&[
         "FLUSHALL",
         "EXEC",
         "DISCARD",
@@ -98,9 +39,9 @@ fn queuing_errors_and_execabort() {
 
 #[test]
 fn runtime_errors_are_reported_per_command() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
-    a.script(&[
+    a.lines(&[
         "FLUSHALL",
         "MULTI",
         "SET a hello",
@@ -125,50 +66,50 @@ fn runtime_errors_are_reported_per_command() {
 
 #[test]
 fn watch_aborts_on_changes_by_anyone() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let mut b = Both::new(&p);
-    a.script(&["FLUSHALL", "SET w 1", "WATCH w", "SET w 2", "MULTI", "INCR w", "EXEC", "GET w"]);
+    a.lines(&["FLUSHALL", "SET w 1", "WATCH w", "SET w 2", "MULTI", "INCR w", "EXEC", "GET w"]);
     // Another client's write.
-    a.script(&["WATCH w", "MULTI", "INCR w"]);
+    a.lines(&["WATCH w", "MULTI", "INCR w"]);
     b.line_n("INCR w", 1);
-    a.script(&["EXEC", "GET w"]);
+    a.lines(&["EXEC", "GET w"]);
     // A key that did not exist, created by someone else.
-    a.script(&["WATCH fresh", "MULTI", "SET fresh mine"]);
+    a.lines(&["WATCH fresh", "MULTI", "SET fresh mine"]);
     b.line_n("SET fresh theirs", 1);
-    a.script(&["EXEC", "GET fresh"]);
+    a.lines(&["EXEC", "GET fresh"]);
     // Deleted by someone else; several keys on different shards.
-    a.script(&["SET k1 1", "SET k2 2", "SET k3 3", "WATCH k1 k2 k3", "MULTI", "GET k1"]);
+    a.lines(&["SET k1 1", "SET k2 2", "SET k3 3", "WATCH k1 k2 k3", "MULTI", "GET k1"]);
     b.line_n("DEL k3", 1);
-    a.script(&["EXEC"]);
+    a.lines(&["EXEC"]);
     // Untouched keys: EXEC runs, and the watch is gone afterwards.
-    a.script(&["WATCH k1 k2", "MULTI", "INCR k1", "INCR k2", "EXEC", "SET k1 5", "MULTI", "GET k1", "EXEC"]);
+    a.lines(&["WATCH k1 k2", "MULTI", "INCR k1", "INCR k2", "EXEC", "SET k1 5", "MULTI", "GET k1", "EXEC"]);
     // UNWATCH and DISCARD forget the watch.
-    a.script(&["WATCH k1", "UNWATCH", "SET k1 9", "MULTI", "GET k1", "EXEC"]);
-    a.script(&["WATCH k1", "MULTI", "DISCARD", "SET k1 10", "MULTI", "GET k1", "EXEC"]);
+    a.lines(&["WATCH k1", "UNWATCH", "SET k1 9", "MULTI", "GET k1", "EXEC"]);
+    a.lines(&["WATCH k1", "MULTI", "DISCARD", "SET k1 10", "MULTI", "GET k1", "EXEC"]);
     // A write that changes nothing still counts (as in Redis).
-    a.script(&["WATCH k1", "SET k1 10", "MULTI", "GET k1", "EXEC"]);
+    a.lines(&["WATCH k1", "SET k1 10", "MULTI", "GET k1", "EXEC"]);
     // Reading does not.
-    a.script(&["WATCH k1", "GET k1", "EXISTS k1", "MULTI", "GET k1", "EXEC"]);
+    a.lines(&["WATCH k1", "GET k1", "EXISTS k1", "MULTI", "GET k1", "EXEC"]);
     // Watching in another db.
-    a.script(&["SELECT 3", "WATCH d3", "SELECT 0", "SET d3 x", "MULTI", "PING", "EXEC"]);
-    a.script(&[
+    a.lines(&["SELECT 3", "WATCH d3", "SELECT 0", "SET d3 x", "MULTI", "PING", "EXEC"]);
+    a.lines(&[
         "SELECT 3", "WATCH d3", "SET d3 x", "SELECT 0", "MULTI", "PING", "EXEC", "SELECT 3", "FLUSHDB", "SELECT 0",
     ]);
 }
 
 #[test]
 fn watch_and_flush_swap_move() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
-    a.script(&["FLUSHALL", "SET w 1", "WATCH nokey", "FLUSHDB", "MULTI", "PING", "EXEC"]);
-    a.script(&["SET w 1", "WATCH w", "FLUSHDB", "MULTI", "PING", "EXEC"]);
-    a.script(&["SET w 1", "WATCH w", "FLUSHALL", "MULTI", "PING", "EXEC"]);
-    a.script(&["SET w 1", "WATCH w", "SELECT 5", "FLUSHDB", "SELECT 0", "MULTI", "PING", "EXEC"]);
-    a.script(&["SET g 1", "WATCH g", "SWAPDB 0 1", "MULTI", "PING", "EXEC", "SWAPDB 0 1"]);
-    a.script(&["WATCH zz", "SELECT 1", "SET zz 1", "SELECT 0", "SWAPDB 0 1", "MULTI", "PING", "EXEC", "SWAPDB 0 1"]);
-    a.script(&["WATCH zz", "SELECT 1", "MOVE zz 0", "SELECT 0", "MULTI", "PING", "EXEC"]);
-    a.script(&[
+    a.lines(&["FLUSHALL", "SET w 1", "WATCH nokey", "FLUSHDB", "MULTI", "PING", "EXEC"]);
+    a.lines(&["SET w 1", "WATCH w", "FLUSHDB", "MULTI", "PING", "EXEC"]);
+    a.lines(&["SET w 1", "WATCH w", "FLUSHALL", "MULTI", "PING", "EXEC"]);
+    a.lines(&["SET w 1", "WATCH w", "SELECT 5", "FLUSHDB", "SELECT 0", "MULTI", "PING", "EXEC"]);
+    a.lines(&["SET g 1", "WATCH g", "SWAPDB 0 1", "MULTI", "PING", "EXEC", "SWAPDB 0 1"]);
+    a.lines(&["WATCH zz", "SELECT 1", "SET zz 1", "SELECT 0", "SWAPDB 0 1", "MULTI", "PING", "EXEC", "SWAPDB 0 1"]);
+    a.lines(&["WATCH zz", "SELECT 1", "MOVE zz 0", "SELECT 0", "MULTI", "PING", "EXEC"]);
+    a.lines(&[
         "SET {z}z 1",
         "WATCH {z}z",
         "COPY {z}z {z}c DB 2",
@@ -181,7 +122,7 @@ fn watch_and_flush_swap_move() {
         "PING",
         "EXEC",
     ]);
-    a.script(&[
+    a.lines(&[
         "SELECT 2",
         "WATCH {z}c",
         "SELECT 0",
@@ -195,24 +136,24 @@ fn watch_and_flush_swap_move() {
 
 #[test]
 fn watch_sees_expiry() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
-    a.script(&["FLUSHALL", "SET e 1 PX 100", "WATCH e", "MULTI", "PING"]);
+    a.lines(&["FLUSHALL", "SET e 1 PX 100", "WATCH e", "MULTI", "PING"]);
     std::thread::sleep(Duration::from_millis(250));
-    a.script(&["EXEC"]);
+    a.lines(&["EXEC"]);
     // Already expired when watched: its removal is no change.
-    a.script(&["SET f 1 PX 50"]);
+    a.lines(&["SET f 1 PX 50"]);
     std::thread::sleep(Duration::from_millis(150));
-    a.script(&["WATCH f", "MULTI", "PING", "EXEC"]);
+    a.lines(&["WATCH f", "MULTI", "PING", "EXEC"]);
     // Expiry set after WATCH is a write.
-    a.script(&["SET g 1", "WATCH g", "EXPIRE g 100", "MULTI", "PING", "EXEC", "WATCH g", "PERSIST g", "MULTI", "EXEC"]);
+    a.lines(&["SET g 1", "WATCH g", "EXPIRE g 100", "MULTI", "PING", "EXEC", "WATCH g", "PERSIST g", "MULTI", "EXEC"]);
 }
 
 #[test]
 fn blocking_select_and_resp3_inside_multi() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
-    a.script(&[
+    a.lines(&[
         "FLUSHALL",
         "MULTI",
         "BLPOP empty 0",
@@ -232,7 +173,7 @@ fn blocking_select_and_resp3_inside_multi() {
         "SELECT 0",
     ]);
     a.unchecked(&["HELLO", "3"]);
-    a.script(&[
+    a.lines(&[
         "SET w 1",
         "WATCH w",
         "INCR w",
@@ -250,13 +191,13 @@ fn blocking_select_and_resp3_inside_multi() {
 
 #[test]
 fn pubsub_replies() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let mut s = Both::new(&p);
     s.line_n("SUBSCRIBE news weather", 2);
     s.line_n("PSUBSCRIBE n*", 1);
     s.line_n("SSUBSCRIBE {s}a {s}b", 2);
-    a.script(&[
+    a.lines(&[
         "PUBSUB NUMSUB news weather nobody",
         "PUBSUB NUMPAT",
         "PUBSUB CHANNELS news",
@@ -284,7 +225,7 @@ fn pubsub_replies() {
     s.line_n("UNSUBSCRIBE", 1);
     s.line_n("PUNSUBSCRIBE", 1);
     s.check(&["PING"]);
-    a.script(&["PUBSUB NUMSUB news weather", "PUBSUB NUMPAT", "PUBSUB CHANNELS", "PUBLISH news x"]);
+    a.lines(&["PUBSUB NUMSUB news weather", "PUBSUB NUMPAT", "PUBSUB CHANNELS", "PUBLISH news x"]);
     // RESP3: pushes and ordinary replies side by side; self-publish arrives first.
     s.unchecked(&["HELLO", "3"]);
     s.line_n("SUBSCRIBE me", 1);
@@ -298,7 +239,7 @@ fn pubsub_replies() {
     s.check(&["PING"]);
     // SUBSCRIBE queued in a transaction.
     let mut t = Both::new(&p);
-    t.script(&["MULTI", "SUBSCRIBE ch", "PING"]);
+    t.lines(&["MULTI", "SUBSCRIBE ch", "PING"]);
     t.line_n("EXEC", 1);
     t.check(&["PING"]);
     t.check(&["UNSUBSCRIBE"]);
@@ -306,10 +247,10 @@ fn pubsub_replies() {
 
 #[test]
 fn keyspace_notifications_match() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let mut s = Both::new(&p);
-    a.script(&["FLUSHALL", "CONFIG SET notify-keyspace-events KEA", "CONFIG GET notify-keyspace-events"]);
+    a.lines(&["FLUSHALL", "CONFIG SET notify-keyspace-events KEA", "CONFIG GET notify-keyspace-events"]);
     s.line_n("PSUBSCRIBE __key*__:*", 1);
     let cmds = [
         "SET {k}a 1",
@@ -347,17 +288,7 @@ fn keyspace_notifications_match() {
     // Collect what arrived on each side (two notifications per event).
     std::thread::sleep(Duration::from_millis(400));
     a.line_n("GET {k}t", 1);
-    let mut got = [Vec::new(), Vec::new()];
-    for (i, side) in got.iter_mut().enumerate() {
-        s.c[i].set_timeout(Duration::from_millis(300));
-        loop {
-            let m = s.c[i].reply();
-            if m.is_empty() {
-                break;
-            }
-            side.push(m);
-        }
-    }
+    let got = s.drain();
     assert!(got[1].len() >= expected_msgs, "redis-server sent too few notifications: {}", got[1].len());
     assert_eq!(got[0], got[1]);
     a.check(&["CONFIG", "SET", "notify-keyspace-events", ""]);
@@ -366,7 +297,7 @@ fn keyspace_notifications_match() {
 /// Seeded random MULTI/EXEC/WATCH sequences from two clients per server.
 #[test]
 fn randomized_transactions() {
-    let Some(p) = start() else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let keys = ["a", "b", "c", "d", "e", "{a}x"];
     for seed in 0..4u64 {
         let mut rng = StdRng::seed_from_u64(seed);

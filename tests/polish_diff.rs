@@ -9,93 +9,12 @@ mod raw_resp;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use raw_resp::Raw;
+use raw_resp::{start_pair, Both, Raw};
 use std::time::{Duration, Instant};
-
-struct Pair {
-    _ours: common::Proc,
-    _theirs: common::Proc,
-    ports: [u16; 2],
-}
-
-fn start(extra: &[&str]) -> Option<Pair> {
-    let theirs = common::redis_server()?;
-    let mut args = vec!["--shards", "4"];
-    args.extend_from_slice(extra);
-    let ours = common::moonshard(&args);
-    let ports = [ours.port, theirs.port];
-    Some(Pair { _ours: ours, _theirs: theirs, ports })
-}
-
-/// One raw client per server, driven in lockstep.
-struct Both {
-    c: [Raw; 2],
-}
-
-impl Both {
-    fn new(p: &Pair) -> Both {
-        Both { c: [Raw::connect(p.ports[0]), Raw::connect(p.ports[1])] }
-    }
-
-    /// Sends one command and asserts both replies are the same bytes.
-    #[track_caller]
-    fn check(&mut self, args: &[&str]) -> String {
-        let ours = self.c[0].call(args);
-        let theirs = self.c[1].call(args);
-        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
-        ours
-    }
-
-    /// `check` on a line of whitespace-separated words.
-    #[track_caller]
-    fn line(&mut self, line: &str) -> String {
-        let args: Vec<&str> = line.split_whitespace().collect();
-        self.check(&args)
-    }
-
-    #[track_caller]
-    fn lines(&mut self, lines: &[&str]) {
-        for l in lines {
-            self.line(l);
-        }
-    }
-
-    /// Sends to both without reading the replies.
-    fn send(&mut self, args: &[&str]) {
-        self.c[0].send(args);
-        self.c[1].send(args);
-    }
-
-    /// Reads one pending reply from each and asserts they are equal.
-    #[track_caller]
-    fn expect_same_reply(&mut self, what: &str) -> String {
-        let ours = self.c[0].reply();
-        let theirs = self.c[1].reply();
-        assert!(!theirs.is_empty(), "redis-server sent no reply for {what}");
-        assert_eq!(ours, theirs, "moonshard and redis-server differ on {what}");
-        ours
-    }
-}
-
-/// Everything each subscriber received until it has been quiet for a while.
-fn drain(sub: &mut Both) -> [Vec<String>; 2] {
-    let mut got = [Vec::new(), Vec::new()];
-    for (i, side) in got.iter_mut().enumerate() {
-        sub.c[i].set_timeout(Duration::from_millis(300));
-        loop {
-            let m = sub.c[i].reply();
-            if m.is_empty() {
-                break;
-            }
-            side.push(m);
-        }
-    }
-    got
-}
 
 #[test]
 fn emptied_lists_and_hashes_notify_del() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let mut sub = Both::new(&p);
     a.lines(&["FLUSHALL", "CONFIG SET notify-keyspace-events KEA"]);
@@ -153,7 +72,7 @@ fn emptied_lists_and_hashes_notify_del() {
     a.line("LPUSH {k}x v");
     b.expect_same_reply("BLMOVE {k}x {k}y RIGHT LEFT 5");
 
-    let got = drain(&mut sub);
+    let got = sub.drain();
     let dels = got[1].iter().filter(|m| m.contains("\r\ndel\r\n")).count();
     assert!(dels >= 10, "redis-server sent too few del events: {dels}");
     assert_eq!(got[0], got[1]);
@@ -162,7 +81,7 @@ fn emptied_lists_and_hashes_notify_del() {
 
 #[test]
 fn object_idletime_and_freq() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     a.lines(&[
         "FLUSHALL",
@@ -219,7 +138,7 @@ fn object_idletime_and_freq() {
 
 #[test]
 fn string_encodings_follow_history() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let long = "x".repeat(50);
     let steps: Vec<String> = vec![
@@ -283,7 +202,7 @@ fn string_encodings_follow_history() {
 
 #[test]
 fn float_parsing_matches_strtold() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     a.lines(&[
         "FLUSHALL",
@@ -350,7 +269,7 @@ fn float_parsing_matches_strtold() {
 
 #[test]
 fn busy_text_names_the_kill_command() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     a.lines(&["FUNCTION FLUSH", "CONFIG SET busy-reply-threshold 100"]);
     a.check(&[
@@ -389,7 +308,7 @@ fn wait_busy(c: &mut Raw) {
 
 #[test]
 fn command_info_key_specs() {
-    let Some(p) = start(&[]) else { return };
+    let Some(p) = start_pair(&[]) else { return };
     let mut a = Both::new(&p);
     let names = [
         "get",

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Diff;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -98,16 +98,7 @@ fn conversions_and_errors() {
 
 /// Reads what the peer sends until it is quiet.
 fn read_quiet(s: &mut TcpStream) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
+    common::read_quiet(s, Duration::from_millis(300))
 }
 
 fn resp(args: &[&str]) -> Vec<u8> {

@@ -18,26 +18,8 @@ fn run(c: &mut redis::Connection, cmd: &str) -> Result<Value, String> {
     common::run_str(c, &a)
 }
 
-fn show(r: Result<Value, String>) -> String {
-    fn v(x: &Value) -> String {
-        match x {
-            Value::Nil => "nil".into(),
-            Value::Int(i) => i.to_string(),
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            Value::Okay => "OK".into(),
-            Value::Array(items) => format!("[{}]", items.iter().map(v).collect::<Vec<_>>().join(",")),
-            other => format!("{other:?}"),
-        }
-    }
-    match r {
-        Ok(x) => v(&x),
-        Err(e) => e,
-    }
-}
-
 fn q(c: &mut redis::Connection, cmd: &str) -> String {
-    show(run(c, cmd))
+    common::show(run(c, cmd))
 }
 
 fn blocked(s: &common::Proc, cmd: &str) -> JoinHandle<String> {

@@ -25,6 +25,28 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not start listening on {port}");
 }
 
+/// Connects, sends raw bytes and returns what arrives until the peer
+/// closes or stays quiet for `quiet`.
+pub fn exchange(port: u16, input: &[u8], quiet: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(input).unwrap();
+    read_quiet(&mut s, quiet)
+}
+
+/// Reads from `s` until the peer closes or stays quiet for `quiet`.
+pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(quiet)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
 /// A running server process, killed on drop.
 pub struct Proc {
     pub port: u16,
@@ -44,19 +66,7 @@ impl Proc {
     /// Sends raw bytes and returns what arrives until the peer stops sending
     /// for `quiet` or closes.
     pub fn raw(&self, input: &[u8], quiet: Duration) -> Vec<u8> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(input).unwrap();
-        s.set_read_timeout(Some(quiet)).unwrap();
-        let mut out = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(_) => break,
-            }
-        }
-        out
+        exchange(self.port, input, quiet)
     }
 
     /// Runs `redis-cli` against this server (None if redis-cli is missing).

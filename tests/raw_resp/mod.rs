@@ -105,3 +105,108 @@ impl Raw {
         Ok(())
     }
 }
+
+/// A moonshard (4 shards plus `extra` flags) and a real redis-server, for
+/// byte-for-byte differential tests. None (after a loud skip note) when
+/// redis-server is not installed.
+pub struct Pair {
+    _ours: crate::common::Proc,
+    _theirs: crate::common::Proc,
+    pub ports: [u16; 2],
+}
+
+pub fn start_pair(extra: &[&str]) -> Option<Pair> {
+    let theirs = crate::common::redis_server()?;
+    let mut args = vec!["--shards", "4"];
+    args.extend_from_slice(extra);
+    let ours = crate::common::moonshard(&args);
+    let ports = [ours.port, theirs.port];
+    Some(Pair { _ours: ours, _theirs: theirs, ports })
+}
+
+/// One raw client per server, driven in lockstep.
+pub struct Both {
+    pub c: [Raw; 2],
+}
+
+impl Both {
+    pub fn new(p: &Pair) -> Both {
+        Both { c: [Raw::connect(p.ports[0]), Raw::connect(p.ports[1])] }
+    }
+
+    /// Sends one command and asserts both servers send the same `n` replies.
+    #[track_caller]
+    pub fn check_n(&mut self, args: &[&str], n: usize) -> String {
+        let ours = self.c[0].call_n(args, n);
+        let theirs = self.c[1].call_n(args, n);
+        assert_eq!(ours, theirs, "moonshard and redis-server differ on {args:?}");
+        ours
+    }
+
+    /// Sends one command and asserts both replies are the same bytes.
+    #[track_caller]
+    pub fn check(&mut self, args: &[&str]) -> String {
+        self.check_n(args, 1)
+    }
+
+    /// `check_n` on a line of whitespace-separated words.
+    #[track_caller]
+    pub fn line_n(&mut self, line: &str, n: usize) -> String {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.check_n(&args, n)
+    }
+
+    /// `check` on a line of whitespace-separated words.
+    #[track_caller]
+    pub fn line(&mut self, line: &str) -> String {
+        self.line_n(line, 1)
+    }
+
+    /// `line` for each line in turn.
+    #[track_caller]
+    pub fn lines(&mut self, lines: &[&str]) {
+        for l in lines {
+            self.line(l);
+        }
+    }
+
+    /// Sends to both and reads one reply each without comparing (replies
+    /// with ids or versions).
+    pub fn unchecked(&mut self, args: &[&str]) {
+        self.c[0].call(args);
+        self.c[1].call(args);
+    }
+
+    /// Sends to both without reading the replies.
+    pub fn send(&mut self, args: &[&str]) {
+        self.c[0].send(args);
+        self.c[1].send(args);
+    }
+
+    /// Everything each side received until it has been quiet for a while
+    /// (pub/sub messages, keyspace notifications).
+    pub fn drain(&mut self) -> [Vec<String>; 2] {
+        let mut got = [Vec::new(), Vec::new()];
+        for (i, side) in got.iter_mut().enumerate() {
+            self.c[i].set_timeout(Duration::from_millis(300));
+            loop {
+                let m = self.c[i].reply();
+                if m.is_empty() {
+                    break;
+                }
+                side.push(m);
+            }
+        }
+        got
+    }
+
+    /// Reads one pending reply from each and asserts they are equal.
+    #[track_caller]
+    pub fn expect_same_reply(&mut self, what: &str) -> String {
+        let ours = self.c[0].reply();
+        let theirs = self.c[1].reply();
+        assert!(!theirs.is_empty(), "redis-server sent no reply for {what}");
+        assert_eq!(ours, theirs, "moonshard and redis-server differ on {what}");
+        ours
+    }
+}
