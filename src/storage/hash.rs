@@ -29,39 +29,18 @@ impl Default for Limits {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    super::varint::put(out, n as u64);
 }
 
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
+fn varint_len(n: usize) -> usize {
+    super::varint::len(n as u64)
 }
 
 /// Reads the varint at `pos`: (value, position after it).
 fn get_varint(buf: &[u8], pos: usize) -> (usize, usize) {
-    let (mut v, mut shift, mut i) = (0usize, 0u32, pos);
-    loop {
-        let b = buf[i];
-        v |= ((b & 0x7f) as usize) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            return (v, i);
-        }
-        shift += 7;
-    }
+    let (v, next) = super::varint::get(buf, pos).expect("packed hash entry is well formed");
+    (v as usize, next)
 }
 
 /// One field/value pair in a single allocation: varint(field len), field, value.

@@ -18,31 +18,16 @@ struct Chunk {
     count: usize,
 }
 
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
+fn varint_len(n: usize) -> usize {
+    super::varint::len(n as u64)
 }
 
 fn encoded_len(e: &[u8]) -> usize {
     e.len() + 2 * varint_len(e.len())
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: usize) -> usize {
-    let start = out.len();
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    }
-    out.len() - start
+fn put_varint(out: &mut Vec<u8>, n: usize) -> usize {
+    super::varint::put(out, n as u64)
 }
 
 fn put_entry(out: &mut Vec<u8>, e: &[u8]) {

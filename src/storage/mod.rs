@@ -10,6 +10,7 @@ pub mod set;
 pub mod small;
 pub mod stream;
 mod value;
+pub mod varint;
 pub mod zset;
 mod zskiplist;
 

@@ -252,16 +252,8 @@ pub struct Packed {
     len: usize,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    super::varint::put(out, n as u64);
 }
 
 impl Packed {
@@ -275,18 +267,8 @@ impl Packed {
 
     /// Decodes the entry at byte offset `at`: (member, score, next offset).
     fn entry(&self, at: usize) -> Option<(&[u8], f64, usize)> {
-        let mut n = 0usize;
-        let mut shift = 0;
-        let mut i = at;
-        loop {
-            let b = *self.buf.get(i)?;
-            i += 1;
-            n |= ((b & 0x7f) as usize) << shift;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
+        let (n, i) = super::varint::get(&self.buf, at)?;
+        let n = usize::try_from(n).ok()?;
         let member = self.buf.get(i..i + n)?;
         let raw = self.buf.get(i + n..i + n + 8)?;
         let score = f64::from_le_bytes(raw.try_into().ok()?);

@@ -26,27 +26,22 @@ pub struct Node {
     last: u32,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+fn put_varint(out: &mut Vec<u8>, n: u64) {
+    crate::storage::varint::put(out, n);
 }
 
+/// Reads the varint at `*pos` and moves past it (0 at a truncated end).
 fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
-    let (mut n, mut shift) = (0u64, 0u32);
-    while let Some(&b) = buf.get(*pos) {
-        *pos += 1;
-        if shift < 64 {
-            n |= u64::from(b & 0x7f) << shift;
+    match crate::storage::varint::get(buf, *pos) {
+        Some((n, next)) => {
+            *pos = next;
+            n
         }
-        if b & 0x80 == 0 {
-            break;
+        None => {
+            *pos = buf.len();
+            0
         }
-        shift += 7;
     }
-    n
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
