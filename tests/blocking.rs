@@ -5,7 +5,6 @@
 //! `SETTLE` first; the assertions are on the data, never on durations.
 mod common;
 
-use moonshard::shard::slot::{key_slot, slot_shard};
 use redis::Value;
 use std::io::Write;
 use std::thread::{self, JoinHandle};
@@ -36,10 +35,8 @@ fn blocked(s: &common::Proc, cmd: &str) -> JoinHandle<String> {
 
 /// Two keys, without hash tags, owned by different shards of `n`.
 fn keys_on_two_shards(n: usize) -> (String, String) {
-    let a = "q0".to_string();
-    let sa = slot_shard(key_slot(a.as_bytes()), n);
-    let b = (1..).map(|i| format!("q{i}")).find(|k| slot_shard(key_slot(k.as_bytes()), n) != sa).unwrap();
-    (a, b)
+    let mut k = common::keys_on_different_shards("q", n, 2).into_iter();
+    (k.next().unwrap_or_default(), k.next().unwrap_or_default())
 }
 
 #[test]

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{moonshard, run_str};
-use moonshard::shard::slot::{key_slot, slot_shard};
 use redis::Value;
 use std::collections::HashSet;
 
@@ -30,27 +29,11 @@ fn set_of(items: &[&str]) -> HashSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Keys that live on pairwise different shards out of `shards`.
-fn keys_on_different_shards(shards: usize, n: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut used = HashSet::new();
-    for i in 0.. {
-        let k = format!("key{i}");
-        if used.insert(slot_shard(key_slot(k.as_bytes()), shards)) {
-            out.push(k);
-            if out.len() == n {
-                break;
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn multi_key_reads_span_shards() {
     let server = moonshard(&["--shards", "4"]);
     let mut c = server.client();
-    let k = keys_on_different_shards(4, 3);
+    let k = common::keys_on_different_shards("key", 4, 3);
     run_str(&mut c, &["SADD", &k[0], "a", "b", "c", "1"]).unwrap();
     run_str(&mut c, &["SADD", &k[1], "b", "c", "d"]).unwrap();
     run_str(&mut c, &["SADD", &k[2], "c", "e"]).unwrap();

@@ -6,7 +6,6 @@
 //! `SETTLE` first; the assertions are on the data, never on durations.
 mod common;
 
-use moonshard::shard::slot::{key_slot, slot_shard};
 use redis::Value;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -28,29 +27,11 @@ fn blocked(s: &common::Proc, cmd: &str) -> JoinHandle<String> {
     thread::spawn(move || q(&mut c, &cmd))
 }
 
-/// `n` keys, without hash tags, each owned by a different shard.
-fn keys_on_shards(n: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut used = Vec::new();
-    for i in 0.. {
-        let k = format!("st{i}");
-        let sh = slot_shard(key_slot(k.as_bytes()), 4);
-        if !used.contains(&sh) {
-            used.push(sh);
-            out.push(k);
-        }
-        if out.len() == n {
-            break;
-        }
-    }
-    out
-}
-
 #[test]
 fn xread_blocks_across_shards_and_wakes_on_first_entry() {
     let s = common::moonshard(&["--shards", "4"]);
     let mut c = s.client();
-    let keys = keys_on_shards(4);
+    let keys = common::keys_on_different_shards("st", 4, 4);
     let ks = keys.join(" ");
     // `$` on missing keys means "after 0-0".
     let h = blocked(&s, &format!("XREAD BLOCK 0 STREAMS {ks} $ $ $ $"));
@@ -78,7 +59,7 @@ fn xread_blocks_across_shards_and_wakes_on_first_entry() {
 fn one_xadd_wakes_every_reader() {
     let s = common::moonshard(&["--shards", "4"]);
     let mut c = s.client();
-    let keys = keys_on_shards(2);
+    let keys = common::keys_on_different_shards("st", 4, 2);
     let hs: Vec<_> = (0..5)
         .map(|i| {
             let order =
@@ -97,7 +78,7 @@ fn one_xadd_wakes_every_reader() {
 fn xreadgroup_blocking_delivers_each_entry_once() {
     let s = common::moonshard(&["--shards", "4"]);
     let mut c = s.client();
-    let keys = keys_on_shards(2);
+    let keys = common::keys_on_different_shards("st", 4, 2);
     for k in &keys {
         assert_eq!(q(&mut c, &format!("XGROUP CREATE {k} g $ MKSTREAM")), "OK");
     }

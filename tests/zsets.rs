@@ -5,11 +5,10 @@
 mod common;
 
 use common::{moonshard, run_str};
-use moonshard::shard::slot::{key_slot, slot_shard};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
@@ -28,26 +27,11 @@ fn strings(v: Value) -> Vec<String> {
     }
 }
 
-fn keys_on_different_shards(shards: usize, n: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut used = HashSet::new();
-    for i in 0.. {
-        let k = format!("zkey{i}");
-        if used.insert(slot_shard(key_slot(k.as_bytes()), shards)) {
-            out.push(k);
-            if out.len() == n {
-                break;
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn multi_key_reads_span_shards() {
     let server = moonshard(&["--shards", "4"]);
     let mut c = server.client();
-    let k = keys_on_different_shards(4, 3);
+    let k = common::keys_on_different_shards("zkey", 4, 3);
     run_str(&mut c, &["ZADD", &k[0], "1", "a", "2", "b", "3", "c"]).unwrap();
     run_str(&mut c, &["ZADD", &k[1], "10", "b", "20", "c", "30", "d"]).unwrap();
     run_str(&mut c, &["SADD", &k[2], "c", "e"]).unwrap();

@@ -252,3 +252,21 @@ pub fn q(c: &mut redis::Connection, cmd: &str) -> String {
 }
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// `n` keys named `{prefix}{i}` that live on pairwise different shards out of
+/// `shards` (uses the server's own slot math).
+pub fn keys_on_different_shards(prefix: &str, shards: usize, n: usize) -> Vec<String> {
+    use moonshard::shard::slot::{key_slot, slot_shard};
+    let mut out = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for i in 0.. {
+        let k = format!("{prefix}{i}");
+        if used.insert(slot_shard(key_slot(k.as_bytes()), shards)) {
+            out.push(k);
+            if out.len() == n {
+                break;
+            }
+        }
+    }
+    out
+}
