@@ -106,17 +106,7 @@ fn config_get_and_set_match_redis() {
 #[test]
 fn config_get_in_resp3_is_a_map() {
     let s = common::moonshard(&[]);
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    c.write_all(b"HELLO 3\r\nCONFIG GET maxclients\r\nPING\r\n").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = c.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
+    let out = s.raw(b"HELLO 3\r\nCONFIG GET maxclients\r\nPING\r\n", Duration::from_millis(300));
     let out = String::from_utf8(out).unwrap();
     assert!(out.ends_with("%1\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n+PONG\r\n"), "{out}");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,19 +21,10 @@ fn outside_address() -> Option<IpAddr> {
 /// Connects, optionally sends `input`, and returns everything until close or 1 s of silence.
 fn exchange(addr: SocketAddr, input: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     if !input.is_empty() {
         let _ = s.write_all(input);
     }
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
+    common::read_quiet(&mut s, Duration::from_secs(1))
 }
 
 fn redis_on_all_interfaces() -> Option<common::Proc> {
