@@ -133,6 +133,16 @@ fn memory_bombs_hit_the_lua_memory_limit() {
          n = n + 1 end",
         "",
     );
+    // The limit reached while redis.call hands a reply to the script.
+    let grow = "redis.call('del', KEYS[1]) for i = 1, 500 do redis.call('rpush', KEYS[1], 'v' .. i) end \
+                local keep = {} while true do keep[#keep + 1] = CALL('lrange', KEYS[1], 0, -1) end";
+    refused(&mut c, &grow.replace("CALL", "redis.call"), "out of memory");
+    refused(&mut c, &grow.replace("CALL", "redis.pcall"), "out of memory");
+    refused(
+        &mut c,
+        "local keep = {} while true do local ok, v = pcall(redis.call, 'lrange', KEYS[1], 0, -1) keep[#keep + 1] = v end",
+        "out of memory",
+    );
     healthy(&srv, &mut c);
     // The limit is settable at run time.
     assert_eq!(run_str(&mut c, &["CONFIG", "SET", "lua-memory-limit", "8388608"]), Ok(Value::Okay));

@@ -64,8 +64,9 @@ pub fn type_name(v: &Value) -> &'static str {
 
 pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.raw_set("call", lua.create_function(|lua, args: MultiValue| call::lua_call(lua, args, true))?)?;
-    t.raw_set("pcall", lua.create_function(|lua, args: MultiValue| call::lua_call(lua, args, false))?)?;
+    // SAFETY: both are C functions with the signature Lua expects.
+    t.raw_set("call", unsafe { lua.create_c_function(call::redis_call) }?)?;
+    t.raw_set("pcall", unsafe { lua.create_c_function(call::redis_pcall) }?)?;
     t.raw_set("error_reply", lua.create_function(error_reply)?)?;
     t.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
     t.raw_set("log", lua.create_function(log)?)?;
@@ -94,7 +95,7 @@ fn error_reply(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
         _ => "wrong number or type of arguments".to_string(),
     };
     let text = if msg.starts_with('-') { msg } else { format!("-{msg}") };
-    Ok(Value::Table(super::convert::error_table(lua, &text, false)?))
+    Ok(Value::Table(super::convert::error_table(lua, &text)?))
 }
 
 fn sha1hex(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {

@@ -3,7 +3,7 @@
 //! read-only scripts, the slot rules of scripting.md).
 
 use super::cache::Flags;
-use super::convert;
+use super::convert::{self, push_bytes};
 use crate::commands::table::{self, flags, Command, Exec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::ClientState;
@@ -11,8 +11,9 @@ use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::{slot, Shard, ShardData};
 use bytes::Bytes;
-use mlua::{Lua, MultiValue, Value};
+use mlua::ffi;
 use std::cell::Cell;
+use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,6 +73,9 @@ pub struct Run<'a> {
     /// The worker thread was handed to the runtime (long script).
     pub handed_off: bool,
     pub args_buf: Vec<Bytes>,
+    /// The last command's reply, kept here while it is pushed to Lua (see
+    /// `raw_call`).
+    pub reply: Reply,
 }
 
 thread_local! {
@@ -109,58 +113,161 @@ pub fn with_run<R>(f: impl FnOnce(&mut Run<'_>) -> R) -> Option<R> {
     Some(f(run))
 }
 
-/// `redis.call` (`raise`) and `redis.pcall`.
-pub fn lua_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let outcome = with_run(|run| call_in_run(lua, run, args));
-    let Some(reply) = outcome else {
-        // Library code being loaded may not run commands (Redis hides them).
-        let name = if raise { "call" } else { "pcall" };
-        return Err(super::api::lua_error(
-            lua,
-            format!("Script attempted to access nonexistent global variable '{name}'"),
-        ));
-    };
-    match reply {
-        Ok(v) => Ok(v),
-        Err(CallErr::Abort) => Err(mlua::Error::RuntimeError("script aborted".into())),
-        Err(CallErr::Msg(m)) if raise => Err(super::api::coded(format!("ERR {m}"))),
-        Err(CallErr::Msg(m)) => Ok(Value::Table(convert::error_table(lua, &format!("ERR {m}"), false)?)),
-        Err(CallErr::Coded(m)) if raise => Err(super::api::coded(m)),
-        Err(CallErr::Coded(m)) => Ok(Value::Table(convert::error_table(lua, m, false)?)),
-        Err(CallErr::Reply(t)) if raise => {
-            let text = match &t {
-                Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
-                _ => String::new(),
-            };
-            Err(super::api::coded(text))
-        }
-        Err(CallErr::Reply(t)) => Ok(t),
-    }
+/// `redis.call`: runs a command, raising its error reply.
+///
+/// Both entry points are raw C functions rather than mlua callbacks: the
+/// per-call argument and value handling of a callback cost more than the
+/// command itself for small commands (the seed script's LPUSH).
+pub unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a C function with a valid state.
+    unsafe { raw_call(state, true) }
 }
 
-enum CallErr {
+/// `redis.pcall`: runs a command, returning its error reply as a table.
+pub unsafe extern "C-unwind" fn redis_pcall(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a C function with a valid state.
+    unsafe { raw_call(state, false) }
+}
+
+/// What the Rust half of a call produced, for the Lua half to push. Holds
+/// nothing that needs dropping: everything owned (arguments, the reply)
+/// stays in the `Run`.
+#[derive(Clone, Copy)]
+enum Outcome {
+    /// Not inside a script (library code being loaded may not run commands).
+    NoScript,
+    Abort,
+    /// A message that needs "ERR " in front.
     Msg(&'static str),
     /// A message that carries its own error code.
     Coded(&'static str),
-    Reply(Value),
-    Abort,
+    /// The command ran; its reply (prepared for pushing) is in `reply`.
+    Ran {
+        reply: *const Reply,
+        resp: u8,
+        is_error: bool,
+    },
+    Panicked,
 }
 
-fn call_in_run(lua: &Lua, run: &mut Run<'_>, args: MultiValue) -> Result<Value, CallErr> {
-    if run.abort.is_some() {
-        return Err(CallErr::Abort);
+/// The two halves of `redis.call`/`redis.pcall`.
+///
+/// The first half reads the arguments (strings in place, numbers converted
+/// in Rust, so Lua allocates nothing) and runs the command; the second
+/// pushes the result. Only the second half calls Lua functions that may
+/// raise (out of memory, or the error `redis.call` raises on purpose), and
+/// Lua raises with `longjmp`: the frames it jumps over own nothing that
+/// needs dropping, because the arguments and the reply live in the `Run`.
+///
+/// # Safety
+/// `state` is the Lua state calling this C function.
+unsafe fn raw_call(state: *mut ffi::lua_State, raise: bool) -> c_int {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the caller passes a valid state; `run_command` only reads
+        // this call's stack slots.
+        with_run(|run| unsafe { run_command(state, run) }).unwrap_or(Outcome::NoScript)
+    }))
+    .unwrap_or(Outcome::Panicked);
+    // SAFETY: `state` is valid; every pushed value is checked for stack
+    // space first (`lua_checkstack`).
+    unsafe {
+        if ffi::lua_checkstack(state, 4) == 0 {
+            return raise_static(state, c"stack overflow");
+        }
+        match outcome {
+            Outcome::NoScript => {
+                ffi::luaL_where(state, 1);
+                let msg: &[u8] = if raise {
+                    b"Script attempted to access nonexistent global variable 'call'"
+                } else {
+                    b"Script attempted to access nonexistent global variable 'pcall'"
+                };
+                push_bytes(state, msg);
+                ffi::lua_concat(state, 2);
+                ffi::lua_error(state)
+            }
+            Outcome::Abort => raise_static(state, c"script aborted"),
+            Outcome::Panicked => raise_static(state, c"ERR internal error running the command"),
+            Outcome::Msg(m) => {
+                ffi::lua_createtable(state, 0, 1);
+                push_bytes(state, b"ERR ");
+                push_bytes(state, m.as_bytes());
+                ffi::lua_concat(state, 2);
+                ffi::lua_setfield(state, -2, c"err".as_ptr());
+                if raise {
+                    ffi::lua_error(state)
+                }
+                1
+            }
+            Outcome::Coded(m) => {
+                ffi::lua_createtable(state, 0, 1);
+                push_bytes(state, m.as_bytes());
+                ffi::lua_setfield(state, -2, c"err".as_ptr());
+                if raise {
+                    ffi::lua_error(state)
+                }
+                1
+            }
+            Outcome::Ran { reply, resp, is_error } => {
+                // SAFETY: the reply lives in the Run, which outlives the
+                // script, and nothing else touches it until the next call.
+                convert::push_reply(state, &*reply, resp);
+                if is_error && raise {
+                    ffi::lua_error(state)
+                }
+                1
+            }
+        }
     }
-    if args.is_empty() {
-        return Err(CallErr::Msg("Please specify at least one argument for this redis lib call"));
+}
+
+/// Raises a fixed message.
+///
+/// # Safety
+/// `state` is valid with one free stack slot.
+unsafe fn raise_static(state: *mut ffi::lua_State, msg: &'static std::ffi::CStr) -> c_int {
+    // SAFETY: per the function's contract.
+    unsafe {
+        ffi::lua_pushstring(state, msg.as_ptr());
+        ffi::lua_error(state)
+    }
+}
+
+/// The Rust half of a call: arguments, checks, the command itself.
+///
+/// # Safety
+/// `state` is the Lua state of the running call.
+unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome {
+    if run.abort.is_some() {
+        return Outcome::Abort;
+    }
+    // SAFETY: reading this call's own arguments, which Lua keeps on the
+    // stack (and so alive) for the whole call.
+    let argc = unsafe { ffi::lua_gettop(state) };
+    if argc <= 0 {
+        return Outcome::Msg("Please specify at least one argument for this redis lib call");
     }
     let mut argv = std::mem::take(&mut run.args_buf);
     argv.clear();
-    for a in args.iter() {
-        match to_arg(a) {
+    for i in 1..=argc {
+        // SAFETY: as above; `lua_type`, `lua_tolstring` on a string and
+        // `lua_tonumber` neither allocate nor raise.
+        let arg = unsafe {
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    Some(Bytes::copy_from_slice(std::slice::from_raw_parts(p as *const u8, len)))
+                }
+                ffi::LUA_TNUMBER => Some(number_arg(ffi::lua_tonumber(state, i))),
+                _ => None,
+            }
+        };
+        match arg {
             Some(b) => argv.push(b),
             None => {
                 run.args_buf = argv;
-                return Err(CallErr::Msg("Lua redis lib command arguments must be strings or integers"));
+                return Outcome::Msg("Lua redis lib command arguments must be strings or integers");
             }
         }
     }
@@ -168,22 +275,31 @@ fn call_in_run(lua: &Lua, run: &mut Run<'_>, args: MultiValue) -> Result<Value, 
     argv.clear();
     run.args_buf = argv;
     match result {
-        Ok(reply) if reply.is_error() => {
-            let Reply::Error(e) = &reply else { unreachable!() };
-            let t = convert::error_table(lua, e, true).map_err(|_| CallErr::Msg("out of memory"))?;
-            Err(CallErr::Reply(Value::Table(t)))
+        Ok(reply) => {
+            let is_error = reply.is_error();
+            run.reply = convert::prepare_for_lua(reply, run.resp);
+            Outcome::Ran { reply: &run.reply, resp: run.resp, is_error }
         }
-        Ok(reply) => convert::reply_to_lua(lua, &reply, run.resp).map_err(|_| CallErr::Msg("out of memory")),
-        Err(e) => Err(e),
+        Err(CallErr::Abort) => Outcome::Abort,
+        Err(CallErr::Msg(m)) => Outcome::Msg(m),
+        Err(CallErr::Coded(m)) => Outcome::Coded(m),
     }
 }
 
-fn to_arg(v: &Value) -> Option<Bytes> {
-    match v {
-        Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Integer(i) => Some(Bytes::from(i.to_string())),
-        Value::Number(n) => Some(Bytes::from(crate::protocol::format_double(*n))),
-        _ => None,
+enum CallErr {
+    Msg(&'static str),
+    /// A message that carries its own error code.
+    Coded(&'static str),
+    Abort,
+}
+
+/// A number argument as Redis 7.0 sends it to the command (`%.17g`).
+fn number_arg(n: f64) -> Bytes {
+    // Integers of up to 17 digits print the same through %.17g; -0 does not.
+    if n.fract() == 0.0 && n.abs() < 1e17 && !(n == 0.0 && n.is_sign_negative()) {
+        Bytes::from((n as i64).to_string())
+    } else {
+        Bytes::from(crate::protocol::format_double(n))
     }
 }
 

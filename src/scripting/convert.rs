@@ -3,86 +3,172 @@
 
 use crate::protocol::format_double;
 use crate::protocol::Reply;
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, Lua, Table, Value};
+use std::ffi::{c_char, c_int};
 
 /// Nesting beyond this is refused (a table may even contain itself).
 const MAX_DEPTH: usize = 200;
 
-/// Converts a command reply for a script speaking RESP `resp`. An error
-/// reply becomes `{err=...}` (the caller decides whether to raise it).
-pub fn reply_to_lua(lua: &Lua, r: &Reply, resp: u8) -> mlua::Result<Value> {
-    Ok(match r {
-        Reply::Status(s) => Value::Table(single(lua, "ok", lua.create_string(s.as_bytes())?)?),
-        Reply::Error(e) => Value::Table(error_table(lua, e, true)?),
-        Reply::Int(i) => Value::Number(*i as f64),
-        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
-        Reply::Nil | Reply::NilArray | Reply::NoReply => null(resp),
-        Reply::Array(items) | Reply::Push(items) | Reply::Multi(items) => array(lua, items, resp)?,
-        Reply::Map(pairs) if resp >= 3 => {
-            let t = lua.create_table_with_capacity(0, pairs.len())?;
-            for (k, v) in pairs {
-                let k = reply_to_lua(lua, k, resp)?;
-                if !k.is_nil() {
-                    t.raw_set(k, reply_to_lua(lua, v, resp)?)?;
-                }
-            }
-            Value::Table(single(lua, "map", t)?)
-        }
+/// Rewrites a command reply into the shapes `push_reply` pushes as they
+/// are: error texts normalized, and RESP3-only types a RESP2 script sees as
+/// strings already formatted. Common replies pass through untouched.
+pub fn prepare_for_lua(r: Reply, resp: u8) -> Reply {
+    match r {
+        Reply::Error(e) => Reply::Error(normalize_error(&e)),
+        Reply::Double(d) if resp < 3 => Reply::Bulk(format_double(d).into()),
+        Reply::BigNumber(n) if resp < 3 => Reply::Bulk(n.into()),
+        Reply::Verbatim(_, text) if resp < 3 => Reply::Bulk(text),
+        Reply::Array(items) => Reply::Array(prepare_all(items, resp)),
+        Reply::Push(items) => Reply::Push(prepare_all(items, resp)),
+        Reply::Multi(items) => Reply::Multi(prepare_all(items, resp)),
+        Reply::Set(items) => Reply::Set(prepare_all(items, resp)),
         Reply::Map(pairs) => {
-            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                t.raw_set(i * 2 + 1, reply_to_lua(lua, k, resp)?)?;
-                t.raw_set(i * 2 + 2, reply_to_lua(lua, v, resp)?)?;
-            }
-            Value::Table(t)
+            Reply::Map(pairs.into_iter().map(|(k, v)| (prepare_for_lua(k, resp), prepare_for_lua(v, resp))).collect())
         }
-        Reply::Set(items) if resp >= 3 => {
-            let t = lua.create_table_with_capacity(0, items.len())?;
-            for item in items {
-                let k = reply_to_lua(lua, item, resp)?;
-                if !k.is_nil() {
-                    t.raw_set(k, true)?;
+        other => other,
+    }
+}
+
+fn prepare_all(items: Vec<Reply>, resp: u8) -> Vec<Reply> {
+    items.into_iter().map(|r| prepare_for_lua(r, resp)).collect()
+}
+
+/// A command reply as the Lua value a script receives (what `push_reply`
+/// pushes, as an mlua handle: for tests and the fuzz harness).
+pub fn reply_to_lua(lua: &Lua, r: &Reply, resp: u8) -> mlua::Result<Value> {
+    let r = prepare_for_lua(r.clone(), resp);
+    // SAFETY: the closure pushes one value inside mlua's protected call,
+    // which catches anything Lua raises.
+    unsafe { lua.exec_raw::<Value>((), |state| push_reply(state, &r, resp)) }
+}
+
+/// Pushes a command reply, prepared by `prepare_for_lua`, as the Lua value
+/// Redis 7.0 gives a script speaking RESP `resp`. An error reply becomes
+/// `{err=...}` (the caller decides whether to raise it).
+///
+/// # Safety
+/// `state` is a valid Lua state. Lua may raise (out of memory) from here:
+/// this function owns nothing that needs dropping.
+pub unsafe fn push_reply(state: *mut ffi::lua_State, r: &Reply, resp: u8) {
+    // SAFETY: stack space for a container, a key and a value is reserved
+    // before anything is pushed (`luaL_checkstack` raises if it cannot).
+    unsafe {
+        ffi::luaL_checkstack(state, 4, std::ptr::null());
+        match r {
+            Reply::Status(s) => {
+                ffi::lua_createtable(state, 0, 1);
+                push_bytes(state, s.as_bytes());
+                ffi::lua_setfield(state, -2, c"ok".as_ptr());
+            }
+            Reply::Error(e) => {
+                ffi::lua_createtable(state, 0, 1);
+                push_bytes(state, e.as_bytes());
+                ffi::lua_setfield(state, -2, c"err".as_ptr());
+            }
+            Reply::Int(i) => ffi::lua_pushnumber(state, *i as f64),
+            Reply::Bulk(b) => push_bytes(state, b),
+            Reply::Nil | Reply::NilArray | Reply::NoReply => push_null(state, resp),
+            Reply::Array(items) | Reply::Push(items) | Reply::Multi(items) => push_array(state, items, resp),
+            Reply::Map(pairs) if resp >= 3 => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_createtable(state, 0, pairs.len().min(i32::MAX as usize) as c_int);
+                for (k, v) in pairs {
+                    if !is_null(k) {
+                        push_reply(state, k, resp);
+                        push_reply(state, v, resp);
+                        ffi::lua_rawset(state, -3);
+                    }
+                }
+                ffi::lua_setfield(state, -2, c"map".as_ptr());
+            }
+            Reply::Map(pairs) => {
+                ffi::lua_createtable(state, (pairs.len().saturating_mul(2)).min(i32::MAX as usize) as c_int, 0);
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    push_reply(state, k, resp);
+                    ffi::lua_rawseti_(state, -2, (i * 2 + 1) as c_int);
+                    push_reply(state, v, resp);
+                    ffi::lua_rawseti_(state, -2, (i * 2 + 2) as c_int);
                 }
             }
-            Value::Table(single(lua, "set", t)?)
+            Reply::Set(items) if resp >= 3 => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_createtable(state, 0, items.len().min(i32::MAX as usize) as c_int);
+                for item in items {
+                    if !is_null(item) {
+                        push_reply(state, item, resp);
+                        ffi::lua_pushboolean(state, 1);
+                        ffi::lua_rawset(state, -3);
+                    }
+                }
+                ffi::lua_setfield(state, -2, c"set".as_ptr());
+            }
+            Reply::Set(items) => push_array(state, items, resp),
+            Reply::Double(d) => {
+                // RESP2 doubles were turned into strings by `prepare_for_lua`.
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushnumber(state, *d);
+                ffi::lua_setfield(state, -2, c"double".as_ptr());
+            }
+            Reply::Bool(b) if resp >= 3 => ffi::lua_pushboolean(state, *b as c_int),
+            Reply::Bool(b) => ffi::lua_pushnumber(state, if *b { 1.0 } else { 0.0 }),
+            Reply::BigNumber(n) => {
+                ffi::lua_createtable(state, 0, 1);
+                push_bytes(state, n.as_bytes());
+                ffi::lua_setfield(state, -2, c"big_number".as_ptr());
+            }
+            Reply::Verbatim(fmt, text) => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_createtable(state, 0, 2);
+                push_bytes(state, fmt.as_bytes());
+                ffi::lua_setfield(state, -2, c"format".as_ptr());
+                push_bytes(state, text);
+                ffi::lua_setfield(state, -2, c"string".as_ptr());
+                ffi::lua_setfield(state, -2, c"verbatim_string".as_ptr());
+            }
         }
-        Reply::Set(items) => array(lua, items, resp)?,
-        Reply::Double(d) if resp >= 3 => Value::Table(single(lua, "double", *d)?),
-        Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
-        Reply::Bool(b) if resp >= 3 => Value::Boolean(*b),
-        Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
-        Reply::BigNumber(n) if resp >= 3 => Value::Table(single(lua, "big_number", lua.create_string(n)?)?),
-        Reply::BigNumber(n) => Value::String(lua.create_string(n)?),
-        Reply::Verbatim(fmt, text) if resp >= 3 => {
-            let inner = lua.create_table_with_capacity(0, 2)?;
-            inner.raw_set("format", *fmt)?;
-            inner.raw_set("string", lua.create_string(text)?)?;
-            Value::Table(single(lua, "verbatim_string", inner)?)
-        }
-        Reply::Verbatim(_, text) => Value::String(lua.create_string(text)?),
-    })
-}
-
-fn null(resp: u8) -> Value {
-    if resp >= 3 {
-        Value::Nil
-    } else {
-        Value::Boolean(false)
     }
 }
 
-fn array(lua: &Lua, items: &[Reply], resp: u8) -> mlua::Result<Value> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, reply_to_lua(lua, item, resp)?)?;
-    }
-    Ok(Value::Table(t))
+/// A reply that becomes `nil` in RESP3 (and cannot be a table key).
+fn is_null(r: &Reply) -> bool {
+    matches!(r, Reply::Nil | Reply::NilArray | Reply::NoReply)
 }
 
-fn single(lua: &Lua, key: &str, v: impl mlua::IntoLua) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set(key, v)?;
-    Ok(t)
+/// # Safety
+/// As `push_reply`.
+unsafe fn push_null(state: *mut ffi::lua_State, resp: u8) {
+    // SAFETY: per the function's contract (space checked by the caller).
+    unsafe {
+        if resp >= 3 {
+            ffi::lua_pushnil(state)
+        } else {
+            ffi::lua_pushboolean(state, 0)
+        }
+    }
+}
+
+/// # Safety
+/// As `push_reply`.
+unsafe fn push_array(state: *mut ffi::lua_State, items: &[Reply], resp: u8) {
+    // SAFETY: per the function's contract (space checked by the caller).
+    unsafe {
+        ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
+        for (i, item) in items.iter().enumerate() {
+            push_reply(state, item, resp);
+            ffi::lua_rawseti_(state, -2, (i + 1).min(i32::MAX as usize) as c_int);
+        }
+    }
+}
+
+/// Pushes `b` as a Lua string.
+///
+/// # Safety
+/// `state` is valid with one free stack slot.
+pub(crate) unsafe fn push_bytes(state: *mut ffi::lua_State, b: &[u8]) {
+    // SAFETY: per the function's contract; `b` is valid for its length.
+    unsafe {
+        ffi::lua_pushlstring(state, b.as_ptr() as *const c_char, b.len());
+    }
 }
 
 /// Redis's normal form of an error text: "CODE message", with "ERR" as the
@@ -96,14 +182,10 @@ pub fn normalize_error(text: &str) -> String {
     out
 }
 
-/// `{err=...}` for a command's error reply; `from_command` adds Redis's
-/// `ignore_err_stats_update` marker (the error was already counted).
-pub fn error_table(lua: &Lua, text: &str, from_command: bool) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 2)?;
+/// `{err=...}`, as `redis.error_reply` builds it.
+pub fn error_table(lua: &Lua, text: &str) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 1)?;
     t.raw_set("err", normalize_error(text))?;
-    if from_command {
-        t.raw_set("ignore_err_stats_update", true)?;
-    }
     Ok(t)
 }
 
@@ -237,6 +319,10 @@ mod tests {
         let m = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Double(1.5))]);
         let v = reply_to_lua(&lua, &m, 3).unwrap();
         assert_eq!(lua_to_reply(&v, 3), m);
+        let v = reply_to_lua(&lua, &Reply::Array(vec![Reply::Double(1.5), Reply::Nil]), 2).unwrap();
+        assert_eq!(lua_to_reply(&v, 2), Reply::Array(vec![Reply::bulk_str("1.5"), Reply::Nil]));
+        let v = reply_to_lua(&lua, &Reply::Error("-FOO bar".into()), 2).unwrap();
+        assert_eq!(lua_to_reply(&v, 2), Reply::Error("FOO bar".into()));
         let t: Table = lua.load("local t = {} t[1] = t return t").eval().unwrap();
         assert_eq!(lua_to_reply(&Value::Table(t), 2), Reply::err("reached lua stack limit"));
     }

@@ -314,6 +314,7 @@ fn run_with_vm(
         started: Instant::now(),
         handed_off: false,
         args_buf: Vec::new(),
+        reply: Reply::Nil,
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
