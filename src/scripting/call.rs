@@ -16,7 +16,6 @@ use std::cell::Cell;
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Why a running script must stop no matter what it catches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +68,8 @@ pub struct Run<'a> {
     /// Memory was over `maxmemory` when the script started.
     pub pre_oom: bool,
     pub abort: Option<Abort>,
-    pub started: Instant,
+    /// When the script started (ms), as `now`: one clock read serves both.
+    pub started_ms: u64,
     /// The worker thread was handed to the runtime (long script).
     pub handed_off: bool,
     pub args_buf: Vec<Bytes>,

@@ -12,7 +12,6 @@ use crate::shard::{slot, Shard, ShardData};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Splits `cmd script numkeys key... arg...` into keys and args.
 pub fn split_keys(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), Reply> {
@@ -223,11 +222,11 @@ pub struct Start {
 struct Busy<'a>(&'a Shard);
 
 impl<'a> Busy<'a> {
-    fn new(shard: &'a Shard, function: bool) -> Busy<'a> {
+    fn new(shard: &'a Shard, function: bool, now: u64) -> Busy<'a> {
         shard.script_kill.store(false, Ordering::SeqCst);
         shard.script_wrote.store(false, Ordering::SeqCst);
         shard.script_is_function.store(function, Ordering::SeqCst);
-        shard.script_since.store(crate::storage::now_ms().max(1), Ordering::Release);
+        shard.script_since.store(now.max(1), Ordering::Release);
         Busy(shard)
     }
 }
@@ -294,6 +293,7 @@ fn run_with_vm(
     start: Start,
     pre_oom: bool,
 ) -> (Reply, Option<usize>) {
+    let now = crate::storage::now_ms();
     let mut run = Run {
         server,
         shard,
@@ -302,7 +302,7 @@ fn run_with_vm(
         conn_state: None,
         db: client.db,
         resp: 2,
-        now: crate::storage::now_ms(),
+        now,
         read_only: req.read_only,
         flags: req.flags,
         slot: start.slot,
@@ -311,7 +311,7 @@ fn run_with_vm(
         wrote: false,
         pre_oom,
         abort: None,
-        started: Instant::now(),
+        started_ms: now,
         handed_off: false,
         args_buf: Vec::new(),
         reply: Reply::Nil,
@@ -328,7 +328,7 @@ fn run_with_vm(
                 vm.broken = true;
                 return (Reply::err(format!("Error running script: {e}")), None);
             }
-            let _busy = Busy::new(shard, false);
+            let _busy = Busy::new(shard, false, now);
             vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
@@ -336,7 +336,7 @@ fn run_with_vm(
                 Ok(f) => f,
                 Err(r) => return (r, None),
             };
-            let _busy = Busy::new(shard, true);
+            let _busy = Busy::new(shard, true, now);
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };

@@ -15,7 +15,7 @@ use std::time::Duration;
 const HOOK_EVERY: u32 = 10_000;
 /// After this long a script hands its worker thread's other tasks to a
 /// fresh thread (see `hand_off`).
-const HAND_OFF_AFTER: Duration = Duration::from_millis(20);
+const HAND_OFF_AFTER_MS: u64 = 20;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -308,7 +308,7 @@ fn hook_says_stop() -> bool {
             run.abort = Some(Abort::Shutdown);
             return true;
         }
-        if !run.handed_off && run.started.elapsed() >= HAND_OFF_AFTER {
+        if !run.handed_off && crate::storage::now_ms().saturating_sub(run.started_ms) >= HAND_OFF_AFTER_MS {
             run.handed_off = true;
             hand_off();
         }

@@ -11,10 +11,17 @@ use std::collections::VecDeque;
 
 /// Chunk size limit in bytes (Redis's `list-max-listpack-size -2`).
 const CHUNK_BYTES: usize = 8192;
+/// Most free room a push to the head makes in front of a chunk's entries.
+const FRONT_ROOM: usize = 2048;
 
+/// A packed run of entries. The entries are `buf[head..]`: the bytes before
+/// `head` are free room, so pushing to (and popping from) the front of the
+/// head chunk moves nothing most of the time, where a listpack moves the
+/// whole buffer on every push.
 #[derive(Debug, Clone, Default)]
 struct Chunk {
     buf: Vec<u8>,
+    head: usize,
     count: usize,
 }
 
@@ -74,8 +81,22 @@ fn entry_before(buf: &[u8], end: usize) -> (usize, usize, usize) {
 }
 
 impl Chunk {
+    /// The packed entries.
+    fn data(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
     fn fits(&self, e: &[u8]) -> bool {
-        self.count == 0 || self.buf.len() + encoded_len(e) <= CHUNK_BYTES
+        self.count == 0 || self.data().len() + encoded_len(e) <= CHUNK_BYTES
+    }
+
+    /// Drops the free room in front (a chunk that stops being the head).
+    fn compact(&mut self) {
+        if self.head > 0 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.shrink_to_fit();
     }
 
     fn push_back(&mut self, e: &[u8]) {
@@ -85,17 +106,35 @@ impl Chunk {
     }
 
     fn push_front(&mut self, e: &[u8]) {
-        let mut enc = Vec::with_capacity(encoded_len(e));
-        put_entry(&mut enc, e);
-        self.buf.reserve_exact(enc.len());
-        self.buf.splice(0..0, enc);
+        let need = encoded_len(e);
+        if self.head < need {
+            // Move the entries once to make room for this and later pushes:
+            // as much room again as there are bytes, up to FRONT_ROOM.
+            let len = self.data().len();
+            let room = need.max(len.min(FRONT_ROOM));
+            let mut grown = Vec::with_capacity(room + len);
+            grown.resize(room, 0);
+            grown.extend_from_slice(self.data());
+            self.buf = grown;
+            self.head = room;
+        }
+        let start = self.head - need;
+        // The entry layout of `put_entry`, written in place.
+        let (hdr, n) = super::varint::encode(e.len() as u64);
+        let slot = &mut self.buf[start..self.head];
+        slot[..n].copy_from_slice(&hdr[..n]);
+        slot[n..n + e.len()].copy_from_slice(e);
+        for (dst, b) in slot[n + e.len()..].iter_mut().zip(hdr[..n].iter().rev()) {
+            *dst = *b;
+        }
+        self.head = start;
         self.count += 1;
     }
 
     fn pop_front(&mut self) -> Bytes {
-        let (d, n, next) = entry_at(&self.buf, 0);
+        let (d, n, next) = entry_at(&self.buf, self.head);
         let out = Bytes::copy_from_slice(&self.buf[d..d + n]);
-        self.buf.drain(..next);
+        self.head = next;
         self.count -= 1;
         out
     }
@@ -103,18 +142,18 @@ impl Chunk {
     fn pop_back(&mut self) -> Bytes {
         let (d, n, start) = entry_before(&self.buf, self.buf.len());
         let out = Bytes::copy_from_slice(&self.buf[d..d + n]);
-        self.buf.truncate(start);
+        self.buf.truncate(start.max(self.head));
         self.count -= 1;
         out
     }
 
     fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter { buf: &self.buf, front: 0, back: self.buf.len() }
+        ChunkIter { buf: &self.buf, front: self.head, back: self.buf.len() }
     }
 
-    /// Byte offset of entry `i` (or the end for `i == count`).
+    /// Byte offset in `buf` of entry `i` (or the end for `i == count`).
     fn offset_of(&self, i: usize) -> usize {
-        let mut pos = 0;
+        let mut pos = self.head;
         for _ in 0..i {
             pos = entry_at(&self.buf, pos).2;
         }
@@ -207,6 +246,9 @@ impl List {
         match self.chunks.front_mut() {
             Some(c) if c.fits(e) => c.push_front(e),
             _ => {
+                if let Some(old) = self.chunks.front_mut() {
+                    old.compact();
+                }
                 let mut c = Chunk::default();
                 c.push_back(e);
                 self.chunks.push_front(c);
@@ -344,9 +386,8 @@ impl List {
                 n -= c.count;
                 self.chunks.pop_front();
             } else {
-                let cut = c.offset_of(n);
-                c.buf.drain(..cut);
-                c.buf.shrink_to_fit();
+                c.head = c.offset_of(n);
+                c.compact();
                 c.count -= n;
                 n = 0;
             }
@@ -415,6 +456,20 @@ mod tests {
         let want_back: Vec<&[u8]> = m.iter().rev().map(|v| v.as_slice()).collect();
         assert_eq!(back, want_back);
         assert_eq!(l.chunks.iter().map(|c| c.count).sum::<usize>(), l.len);
+    }
+
+    #[test]
+    fn head_pushes_leave_room_only_in_the_head_chunk() {
+        let mut l = List::new();
+        for i in 0..100_000u32 {
+            l.push_front(i.to_string().as_bytes());
+        }
+        let data: usize = l.chunks.iter().map(|c| c.data().len()).sum();
+        let spare: usize = l.chunks.iter().map(|c| c.buf.capacity() - c.data().len()).sum();
+        assert!(spare <= FRONT_ROOM, "{spare} spare bytes over {data} bytes of entries");
+        assert!(l.chunks.iter().skip(1).all(|c| c.head == 0));
+        assert_eq!(l.get(0), Some(&b"99999"[..]));
+        assert_eq!(l.get(99_999), Some(&b"0"[..]));
     }
 
     #[test]

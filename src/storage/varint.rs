@@ -2,14 +2,23 @@
 //! all but the last), the length prefix of every packed collection layout.
 
 /// Appends `n`; returns how many bytes it took.
-pub fn put(out: &mut Vec<u8>, mut n: u64) -> usize {
-    let start = out.len();
+pub fn put(out: &mut Vec<u8>, n: u64) -> usize {
+    let (bytes, len) = encode(n);
+    out.extend_from_slice(&bytes[..len]);
+    len
+}
+
+/// The bytes of `n` (the first `len` of the array) and `len`.
+pub fn encode(mut n: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     while n >= 0x80 {
-        out.push((n as u8) | 0x80);
+        bytes[len] = (n as u8) | 0x80;
         n >>= 7;
+        len += 1;
     }
-    out.push(n as u8);
-    out.len() - start
+    bytes[len] = n as u8;
+    (bytes, len + 1)
 }
 
 /// Bytes `put` would take for `n`.
