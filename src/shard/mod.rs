@@ -68,6 +68,10 @@ pub struct Shard {
     pub script_done: tokio::sync::Notify,
 }
 
+/// Thread yields a task spends waiting for a script that just started
+/// before waiting for it asynchronously.
+const SHORT_SCRIPT_YIELDS: usize = 4;
+
 impl Shard {
     pub fn new(id: usize, databases: usize) -> Shard {
         Shard {
@@ -122,6 +126,18 @@ impl Shard {
                 return Ok(g);
             }
             if self.script_running() {
+                // Most scripts take microseconds: wait for them as for a
+                // command, yielding the thread so that the script's thread
+                // (possibly preempted on this same CPU) can finish it. Only a
+                // script still running after that is waited for as a long one.
+                if self.script_elapsed_ms().unwrap_or(0) == 0 {
+                    for _ in 0..SHORT_SCRIPT_YIELDS {
+                        std::thread::yield_now();
+                        if let Some(g) = self.data.try_lock() {
+                            return Ok(g);
+                        }
+                    }
+                }
                 if !busy_ok && self.script_elapsed_ms().unwrap_or(0) >= threshold_ms {
                     return Err(Busy::Script { function: self.script_is_function.load(Ordering::SeqCst) });
                 }
