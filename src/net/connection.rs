@@ -209,6 +209,7 @@ impl Connection {
                     }
                 }
             }
+            let pipelined = batch.len() > 1;
             if !batch.is_empty() {
                 self.refresh_out_limit();
                 self.client.info.busy.store(true, Ordering::Release);
@@ -219,6 +220,17 @@ impl Connection {
             if let Some(e) = proto_error {
                 Reply::Error(e.0).encode(self.client.resp, &mut self.out);
                 self.client.close_after_reply = true;
+            }
+            if pipelined && !self.out.is_empty() {
+                // Let the other connections that are ready run their commands
+                // first, so the replies go out together at the end of the
+                // round (as Redis writes them before it sleeps). Writing as
+                // soon as each batch is done wakes a sleeping client once per
+                // batch, and on loopback each wake-up is paid for by the
+                // sender: at pipeline 16 that was a fifth of the server's time.
+                // A lone request skips the wait, which would add a poll of
+                // the event queue to its round trip.
+                tokio::task::yield_now().await;
             }
             if !self.flush().await || self.client.close_after_reply {
                 break;
