@@ -178,7 +178,7 @@ impl ScoreRange {
 
     /// The rank interval [lo, hi) of the elements inside.
     fn ranks(&self, z: &ZSet) -> (usize, usize) {
-        (z.count_while(|s, _| self.below_min(s)), z.count_while(|s, _| self.within_max(s)))
+        (z.count_while_score(|s| self.below_min(s)), z.count_while_score(|s| self.within_max(s)))
     }
 }
 
@@ -269,6 +269,7 @@ fn rank_interval(start: i64, end: i64, len: usize) -> (usize, usize) {
 
 // ------------------------------------------------------------------ ZADD
 
+#[derive(Clone, Copy)]
 struct AddFlags {
     nx: bool,
     xx: bool,
@@ -323,12 +324,34 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Reply {
         None => db.set(key.clone(), Value::ZSet(Box::new(ZSet::for_first_member(pairs[0].1, limits)))),
     }
     let Some(Value::ZSet(z)) = db.value_mut(key, now) else { return Reply::wrong_type() };
+    let (added, updated, last, nan) = add_pairs(z, &pairs, f, limits);
+    // Only a zset this call created can be empty (NaN on its first INCR).
+    let emptied = z.is_empty();
+    if added + updated > 0 {
+        ctx.written(key, if f.incr { "zincr" } else { "zadd" });
+    }
+    if emptied {
+        ctx.db(key).remove(key);
+        ctx.written(key, "del");
+    }
+    if nan {
+        return Reply::err("resulting score is not a number (NaN)");
+    }
+    if f.incr {
+        return last.map_or(Reply::Nil, Reply::Double);
+    }
+    Reply::Int(if f.ch { added + updated } else { added })
+}
+
+/// ZADD's loop over (score, member) pairs: (added, updated, the last score
+/// set, whether an increment gave NaN, which stops it).
+fn add_pairs(z: &mut ZSet, pairs: &[(f64, &Bytes)], f: AddFlags, limits: Limits) -> (i64, i64, Option<f64>, bool) {
     let (mut added, mut updated) = (0, 0);
     let mut last = None;
     let mut nan = false;
-    for (score, member) in pairs {
-        match z.score(member) {
-            Some(cur) => {
+    for &(score, member) in pairs {
+        match z.find(member) {
+            Some((cur, at)) => {
                 if f.nx {
                     continue;
                 }
@@ -341,7 +364,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Reply {
                     continue;
                 }
                 if new != cur {
-                    z.insert(member, new, limits);
+                    z.rescore(at, member, new);
                     updated += 1;
                 }
                 last = Some(new);
@@ -350,23 +373,13 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Reply {
                 if f.xx {
                     continue;
                 }
-                z.insert(member, score, limits);
+                z.add(member, score, limits);
                 added += 1;
                 last = Some(score);
             }
         }
     }
-    if added + updated > 0 {
-        ctx.written(key, if f.incr { "zincr" } else { "zadd" });
-    }
-    drop_if_empty(ctx, key);
-    if nan {
-        return Reply::err("resulting score is not a number (NaN)");
-    }
-    if f.incr {
-        return last.map_or(Reply::Nil, Reply::Double);
-    }
-    Reply::Int(if f.ch { added + updated } else { added })
+    (added, updated, last, nan)
 }
 
 pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -667,18 +680,22 @@ pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 // ------------------------------------------------------------------- pops
 
 /// Pops up to `count` elements from the low (`max` false) or high end of
-/// the zset at `key`, which must exist; deletes the key when emptied.
-fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Vec<(Bytes, f64)> {
-    let Ok(Some(z)) = write(ctx, key) else { return Vec::new() };
+/// the zset at `key`; deletes the key when emptied. One key lookup.
+fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes, f64)>, Reply> {
+    let Some(z) = write(ctx, key)? else { return Ok(Vec::new()) };
     let n = count.min(z.len());
     let (lo, hi) = if max { (z.len() - n, z.len()) } else { (0, n) };
     let items = z.range(lo, hi, max);
     z.remove_range(lo, hi);
+    let emptied = z.is_empty();
     if !items.is_empty() {
         ctx.written(key, if max { "zpopmax" } else { "zpopmin" });
-        drop_if_empty(ctx, key);
     }
-    items
+    if emptied {
+        ctx.db(key).remove(key);
+        ctx.written(key, "del");
+    }
+    Ok(items)
 }
 
 fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
@@ -692,12 +709,10 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
         Some(Some(0)) => return Reply::Array(vec![]),
         Some(Some(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
     };
-    match read(ctx, &args[1]) {
-        Ok(Some(_)) => {}
-        Ok(None) => return Reply::Array(vec![]),
+    let items = match pop(ctx, &args[1], max, count.unwrap_or(1)) {
+        Ok(items) => items,
         Err(e) => return e,
-    }
-    let items = pop(ctx, &args[1], max, count.unwrap_or(1));
+    };
     match count {
         Some(_) => elements_reply(ctx.resp, items, true),
         None => elements_reply(2, items, true),
@@ -742,12 +757,9 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     for key in &args[2..where_idx] {
-        match read(ctx, key) {
-            Ok(Some(_)) => {
-                let items = pop(ctx, key, max, count.unwrap_or(1));
-                return Reply::Array(vec![Reply::Bulk(key.clone()), elements_reply(3, items, true)]);
-            }
-            Ok(None) => continue,
+        match pop(ctx, key, max, count.unwrap_or(1)) {
+            Ok(items) if items.is_empty() => continue,
+            Ok(items) => return Reply::Array(vec![Reply::Bulk(key.clone()), elements_reply(3, items, true)]),
             Err(e) => return e,
         }
     }

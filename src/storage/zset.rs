@@ -23,6 +23,10 @@ impl Default for Limits {
     }
 }
 
+/// Where `find` found a member: only good until the next edit.
+#[derive(Clone, Copy, Debug)]
+pub struct Found(usize, usize);
+
 #[derive(Debug, Clone)]
 pub enum ZSet {
     Packed(Packed),
@@ -102,23 +106,56 @@ impl ZSet {
 
     /// Inserts or re-scores `member`; returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: Limits) -> Option<f64> {
-        if let ZSet::Packed(p) = self {
-            if let Some((start, end, old)) = p.find(member) {
-                if old != score {
+        match self.find(member) {
+            Some((old, at)) => {
+                self.rescore(at, member, score);
+                Some(old)
+            }
+            None => {
+                self.add(member, score, limits);
+                None
+            }
+        }
+    }
+
+    /// `member`'s score and where it is, for one `rescore` before any other
+    /// edit: ZADD looks a member up once, then decides.
+    pub fn find(&self, member: &[u8]) -> Option<(f64, Found)> {
+        match self {
+            ZSet::Packed(p) => p.find(member).map(|(start, end, s)| (s, Found(start, end))),
+            ZSet::Skip(s) => s.find(member).map(|(idx, sc)| (sc, Found(idx as usize, 0))),
+        }
+    }
+
+    /// Gives the member `find` returned `at` for a new score.
+    pub fn rescore(&mut self, at: Found, member: &[u8], score: f64) {
+        match self {
+            ZSet::Packed(p) => {
+                let Found(start, end) = at;
+                if p.entry(start).is_some_and(|(_, old, _)| old != score) {
                     p.remove_span(start, end);
                     p.insert_sorted(member, score);
                 }
-                return Some(old);
             }
+            ZSet::Skip(s) => {
+                if let Ok(idx) = u32::try_from(at.0) {
+                    s.rescore(idx, score);
+                }
+            }
+        }
+    }
+
+    /// Adds a member `find` did not find, converting to a skiplist past the limits.
+    pub fn add(&mut self, member: &[u8], score: f64, limits: Limits) {
+        if let ZSet::Packed(p) = self {
             if p.len < limits.entries && member.len() <= limits.value {
                 p.insert_sorted(member, score);
-                return None;
+                return;
             }
             self.convert_to_skiplist();
         }
-        match self {
-            ZSet::Skip(s) => s.set(member, score),
-            ZSet::Packed(_) => None,
+        if let ZSet::Skip(s) = self {
+            s.insert(member.into(), score);
         }
     }
 
@@ -178,6 +215,15 @@ impl ZSet {
                 n
             }
             ZSet::Skip(s) => s.count_while(pred),
+        }
+    }
+
+    /// `count_while` for a predicate on the score alone, which spares the
+    /// skiplist reading members.
+    pub fn count_while_score(&self, mut pred: impl FnMut(f64) -> bool) -> usize {
+        match self {
+            ZSet::Skip(s) => s.count_while_score(pred),
+            _ => self.count_while(|s, _| pred(s)),
         }
     }
 

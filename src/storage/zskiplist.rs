@@ -2,10 +2,23 @@
 //! many elements a link jumps over), as in Redis, so rank lookups and rank
 //! ranges are O(log n); plus a hash index from member to node.
 //!
-//! Nodes live in one arena (`Vec<Node>`) and link to each other by u32 index,
-//! which keeps the code free of unsafe and a node at 48 bytes. The member's
-//! bytes are stored once, in the node; the index holds only node numbers and
-//! hashes the member through the arena. Freed slots are reused.
+//! The layout is chosen for cache misses, which is what a search in a big
+//! set costs: a search should touch one cache line per step.
+//! - Nodes live in one arena (`Vec<Node>`) and link to each other by u32
+//!   index, which keeps the code free of unsafe. A node holds the member, the
+//!   score and the level-0 links.
+//! - The links of levels 1 and up (one node in four has any) live in a second
+//!   arena, `towers`: one block of 16-byte slots per node, a header slot
+//!   (owner node, number of links) then one slot per level. An upper-level link
+//!   points at the next node's tower, not at its node, so following it lands
+//!   directly on the links to read next.
+//! - Every link also holds the score of the element it points to, so the step
+//!   that overshoots (the next element is not before the target) is decided
+//!   without visiting that element; only a tie on the score visits its member.
+//!
+//! The member's bytes are stored once, in the node; the index holds only node
+//! numbers and hashes the member through the arena. Freed nodes and towers
+//! are reused (towers by size).
 
 use super::zset::before;
 use hashbrown::HashTable;
@@ -15,32 +28,51 @@ const MAX_LEVEL: usize = 32;
 const NIL: u32 = u32::MAX;
 /// `next0` of a slot on the free list (never a valid node number).
 const FREE: u32 = u32::MAX - 1;
-/// Slot 0 is the header: no element, links at every level.
+/// Node 0 is the header: no element, links at every level.
 const HEAD: u32 = 0;
+/// The header's tower is the first block of `towers`.
+const HEAD_TOWER: u32 = 0;
 
-#[derive(Clone, Copy, Debug)]
-struct Link {
+/// A link at level >= 1, or the header slot of a tower (`next`: the owner
+/// node, `span`: how many links follow, `score` unused).
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// The next node's tower, NIL at the end.
     next: u32,
     /// Elements passed by following this link (to NIL: elements after the node).
     span: u32,
+    /// The next node's score (meaningless when `next` is NIL).
+    score: f64,
 }
 
 #[derive(Clone, Debug)]
 struct Node {
     member: Box<[u8]>,
     score: f64,
+    /// The score of `next0` (meaningless when `next0` is NIL).
+    next_score: f64,
     /// The previous node at level 0, NIL for the first.
     back: u32,
     /// Level 0 needs no span: it is always 1.
     next0: u32,
-    /// Levels 1.. (three nodes in four have none).
-    upper: Option<Box<[Link]>>,
+    /// Offset of this node's tower in `towers`, NIL for a node of level 1.
+    tower: u32,
+}
+
+/// Where a search compares: an upper-level link names a tower, level 0 a node.
+#[derive(Clone, Copy)]
+enum Target {
+    Tower(u32),
+    Node(u32),
 }
 
 #[derive(Clone)]
 pub struct SkipList {
     nodes: Vec<Node>,
     free: Vec<u32>,
+    towers: Vec<Slot>,
+    /// Freed towers, by number of links.
+    free_towers: Vec<Vec<u32>>,
     level: usize,
     tail: u32,
     len: usize,
@@ -70,18 +102,30 @@ fn random_level() -> usize {
     level
 }
 
+/// The predecessors of a position: `at[0]` is a node, `at[i]` for i >= 1 a
+/// tower; `rank[i]` is the rank of `at[i]` (the header has rank 0).
+struct Update {
+    at: [u32; MAX_LEVEL],
+    rank: [usize; MAX_LEVEL],
+}
+
 impl SkipList {
     pub fn new() -> SkipList {
         let head = Node {
             member: Box::default(),
             score: f64::NEG_INFINITY,
+            next_score: 0.0,
             back: NIL,
             next0: NIL,
-            upper: Some(vec![Link { next: NIL, span: 0 }; MAX_LEVEL - 1].into_boxed_slice()),
+            tower: HEAD_TOWER,
         };
+        let mut towers = vec![Slot { next: NIL, span: 0, score: 0.0 }; MAX_LEVEL];
+        towers[HEAD_TOWER as usize] = Slot { next: HEAD, span: (MAX_LEVEL - 1) as u32, score: 0.0 };
         SkipList {
             nodes: vec![head],
             free: Vec::new(),
+            towers,
+            free_towers: vec![Vec::new(); MAX_LEVEL],
             level: 1,
             tail: NIL,
             len: 0,
@@ -106,39 +150,32 @@ impl SkipList {
         &mut self.nodes[x as usize]
     }
 
-    fn next(&self, x: u32, lvl: usize) -> u32 {
-        let n = self.node(x);
-        if lvl == 0 {
-            n.next0
-        } else {
-            n.upper.as_ref().and_then(|u| u.get(lvl - 1)).map_or(NIL, |l| l.next)
-        }
+    /// The link at level `lvl` >= 1 of tower `t`.
+    fn up(&self, t: u32, lvl: usize) -> Slot {
+        self.towers[t as usize + lvl]
     }
 
-    fn span(&self, x: u32, lvl: usize) -> usize {
-        if lvl == 0 {
-            return 1;
-        }
-        self.node(x).upper.as_ref().and_then(|u| u.get(lvl - 1)).map_or(0, |l| l.span as usize)
+    fn up_mut(&mut self, t: u32, lvl: usize) -> &mut Slot {
+        &mut self.towers[t as usize + lvl]
     }
 
-    fn set_link(&mut self, x: u32, lvl: usize, next: u32, span: usize) {
-        let n = self.node_mut(x);
-        if lvl == 0 {
-            n.next0 = next;
-        } else if let Some(l) = n.upper.as_mut().and_then(|u| u.get_mut(lvl - 1)) {
-            *l = Link { next, span: span as u32 };
-        }
-    }
-
-    fn add_span(&mut self, x: u32, lvl: usize, delta: isize) {
-        if let Some(l) = self.node_mut(x).upper.as_mut().and_then(|u| u.get_mut(lvl - 1)) {
-            l.span = (l.span as isize + delta).max(0) as u32;
-        }
+    /// The node owning tower `t`.
+    fn owner(&self, t: u32) -> u32 {
+        self.towers[t as usize].next
     }
 
     fn node_level(&self, x: u32) -> usize {
-        1 + self.node(x).upper.as_ref().map_or(0, |u| u.len())
+        match self.node(x).tower {
+            NIL => 1,
+            t => 1 + self.towers[t as usize].span as usize,
+        }
+    }
+
+    fn member_of(&self, t: Target) -> &[u8] {
+        match t {
+            Target::Tower(t) => &self.node(self.owner(t)).member,
+            Target::Node(x) => &self.node(x).member,
+        }
     }
 
     fn hash(&self, member: &[u8]) -> u64 {
@@ -154,57 +191,72 @@ impl SkipList {
     }
 
     /// For each level, the last node ordered before (score, member) and its rank.
-    fn find_update(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [usize; MAX_LEVEL]) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut rank = [0usize; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
+    fn find_update(&self, score: f64, member: &[u8]) -> Update {
+        let mut u = Update { at: [HEAD_TOWER; MAX_LEVEL], rank: [0; MAX_LEVEL] };
+        let goes_before = |s: f64, t: Target| s < score || (s == score && self.member_of(t) < member);
+        let mut t = HEAD_TOWER;
+        let mut rank = 0;
+        for i in (1..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
+                let l = self.up(t, i);
+                if l.next == NIL || !goes_before(l.score, Target::Tower(l.next)) {
                     break;
                 }
-                let n = self.node(nx);
-                if !before(n.score, &n.member, score, member) {
-                    break;
-                }
-                rank[i] += self.span(x, i);
-                x = nx;
+                rank += l.span as usize;
+                t = l.next;
             }
-            update[i] = x;
+            u.at[i] = t;
+            u.rank[i] = rank;
         }
-        (update, rank)
+        let mut x = self.owner(t);
+        loop {
+            let n = self.node(x);
+            if n.next0 == NIL || !goes_before(n.next_score, Target::Node(n.next0)) {
+                break;
+            }
+            rank += 1;
+            x = n.next0;
+        }
+        u.at[0] = x;
+        u.rank[0] = rank;
+        u
     }
 
-    /// Threads the (already filled) slot `idx` into the list at its place.
+    /// Threads the (already filled) node `idx`, with its tower, into the list at its place.
     fn link(&mut self, idx: u32) {
         let lvl = self.node_level(idx);
         let n = self.node(idx);
-        let (mut update, mut rank) = self.find_update(n.score, &n.member);
+        let (score, tower) = (n.score, n.tower);
+        let mut u = self.find_update(score, &n.member);
         if lvl > self.level {
             for i in self.level..lvl {
-                rank[i] = 0;
-                update[i] = HEAD;
-                let len = self.len;
-                self.set_link(HEAD, i, NIL, len);
+                u.rank[i] = 0;
+                u.at[i] = HEAD_TOWER;
+                let len = self.len as u32;
+                *self.up_mut(HEAD_TOWER, i) = Slot { next: NIL, span: len, score: 0.0 };
             }
             self.level = lvl;
         }
-        for i in 0..lvl {
-            let prev = update[i];
-            let after = self.next(prev, i);
-            let prev_span = self.span(prev, i);
-            let skipped = rank[0] - rank[i];
-            self.set_link(idx, i, after, prev_span.saturating_sub(skipped));
-            self.set_link(prev, i, idx, skipped + 1);
+        for i in 1..lvl {
+            let prev = self.up(u.at[i], i);
+            let skipped = u.rank[0] - u.rank[i];
+            let span = (prev.span as usize).saturating_sub(skipped) as u32;
+            *self.up_mut(tower, i) = Slot { next: prev.next, span, score: prev.score };
+            *self.up_mut(u.at[i], i) = Slot { next: tower, span: (skipped + 1) as u32, score };
         }
-        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
-            self.add_span(u, i, 1);
+        for i in lvl..self.level {
+            let l = self.up_mut(u.at[i], i);
+            l.span += 1;
         }
-        let back = if update[0] == HEAD { NIL } else { update[0] };
-        self.node_mut(idx).back = back;
-        let after = self.node(idx).next0;
+        let prev = u.at[0];
+        let p = self.node_mut(prev);
+        let (after, after_score) = (p.next0, p.next_score);
+        p.next0 = idx;
+        p.next_score = score;
+        let n = self.node_mut(idx);
+        n.next0 = after;
+        n.next_score = after_score;
+        n.back = if prev == HEAD { NIL } else { prev };
         if after == NIL {
             self.tail = idx;
         } else {
@@ -214,23 +266,30 @@ impl SkipList {
     }
 
     /// Takes `idx` out of the list, given the nodes before it at each level.
-    fn unlink_with(&mut self, idx: u32, update: &[u32; MAX_LEVEL]) {
-        for (i, &u) in update.iter().enumerate().take(self.level) {
-            if self.next(u, i) == idx {
-                let span = (self.span(u, i) + self.span(idx, i)).saturating_sub(1);
-                let after = self.next(idx, i);
-                self.set_link(u, i, after, span);
-            } else if i > 0 {
-                self.add_span(u, i, -1);
+    fn unlink_with(&mut self, idx: u32, u: &Update) {
+        let lvl = self.node_level(idx);
+        let n = self.node(idx);
+        let (tower, back, after, after_score) = (n.tower, n.back, n.next0, n.next_score);
+        for i in 1..self.level {
+            let prev = u.at[i];
+            if i < lvl && self.up(prev, i).next == tower {
+                let mine = self.up(tower, i);
+                let l = self.up_mut(prev, i);
+                *l = Slot { next: mine.next, span: (l.span + mine.span).saturating_sub(1), score: mine.score };
+            } else {
+                let l = self.up_mut(prev, i);
+                l.span = l.span.saturating_sub(1);
             }
         }
-        let (back, after) = (self.node(idx).back, self.node(idx).next0);
+        let p = self.node_mut(u.at[0]);
+        p.next0 = after;
+        p.next_score = after_score;
         if after == NIL {
             self.tail = back;
         } else {
             self.node_mut(after).back = back;
         }
-        while self.level > 1 && self.next(HEAD, self.level - 1) == NIL {
+        while self.level > 1 && self.up(HEAD_TOWER, self.level - 1).next == NIL {
             self.level -= 1;
         }
         self.len -= 1;
@@ -238,8 +297,8 @@ impl SkipList {
 
     fn unlink(&mut self, idx: u32) {
         let n = self.node(idx);
-        let (update, _) = self.find_update(n.score, &n.member);
-        self.unlink_with(idx, &update);
+        let u = self.find_update(n.score, &n.member);
+        self.unlink_with(idx, &u);
     }
 
     fn alloc(&mut self, node: Node) -> u32 {
@@ -255,15 +314,36 @@ impl SkipList {
         }
     }
 
-    /// Drops slot `idx` from the index and puts it on the free list.
+    /// A tower of `links` links (levels 1..=links) owned by node `owner`.
+    fn alloc_tower(&mut self, links: usize, owner: u32) -> u32 {
+        let t = match self.free_towers.get_mut(links).and_then(Vec::pop) {
+            Some(t) => t,
+            None => {
+                let t = self.towers.len();
+                self.towers.resize(t + links + 1, Slot::default());
+                t as u32
+            }
+        };
+        self.towers[t as usize] = Slot { next: owner, span: links as u32, score: 0.0 };
+        t
+    }
+
+    /// Drops node `idx` from the index and puts it (and its tower) on the free lists.
     fn release(&mut self, idx: u32) {
         let h = self.hash(&self.node(idx).member);
         if let Ok(e) = self.index.find_entry(h, |&i| i == idx) {
             e.remove();
         }
+        let tower = self.node(idx).tower;
+        if tower != NIL {
+            let links = self.towers[tower as usize].span as usize;
+            if let Some(f) = self.free_towers.get_mut(links) {
+                f.push(tower);
+            }
+        }
         let n = self.node_mut(idx);
         n.member = Box::default();
-        n.upper = None;
+        n.tower = NIL;
         n.next0 = FREE;
         self.free.push(idx);
     }
@@ -271,9 +351,12 @@ impl SkipList {
     /// Adds a member known to be absent.
     pub fn insert(&mut self, member: Box<[u8]>, score: f64) {
         let lvl = random_level();
-        let upper = (lvl > 1).then(|| vec![Link { next: NIL, span: 0 }; lvl - 1].into_boxed_slice());
         let h = self.hash(&member);
-        let idx = self.alloc(Node { member, score, back: NIL, next0: NIL, upper });
+        let idx = self.alloc(Node { member, score, next_score: 0.0, back: NIL, next0: NIL, tower: NIL });
+        if lvl > 1 {
+            let t = self.alloc_tower(lvl - 1, idx);
+            self.node_mut(idx).tower = t;
+        }
         self.link(idx);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         self.index.insert_unique(h, idx, |&i| hasher.hash_one(&*nodes[i as usize].member));
@@ -285,28 +368,44 @@ impl SkipList {
             self.insert(member.into(), score);
             return None;
         };
+        Some(self.rescore(idx, score))
+    }
+
+    /// The node holding `member` (a handle for `rescore`) and its score.
+    pub fn find(&self, member: &[u8]) -> Option<(u32, f64)> {
+        self.lookup(member).map(|i| (i, self.node(i).score))
+    }
+
+    /// Gives node `idx` (from `find`, no edit since) a new score; returns the old one.
+    pub fn rescore(&mut self, idx: u32, score: f64) -> f64 {
         let n = self.node(idx);
         let old = n.score;
         if old == score {
-            return Some(old);
+            return old;
         }
         // Keep the node where it is when the new score does not move it.
         let fits_back = n.back == NIL || {
             let b = self.node(n.back);
-            before(b.score, &b.member, score, member)
+            before(b.score, &b.member, score, &n.member)
         };
-        let fits_next = n.next0 == NIL || {
-            let a = self.node(n.next0);
-            before(score, member, a.score, &a.member)
-        };
-        if fits_back && fits_next {
-            self.node_mut(idx).score = score;
-        } else {
+        let fits_next = n.next0 == NIL || before(score, &n.member, n.next_score, &self.node(n.next0).member);
+        if !(fits_back && fits_next) {
             self.unlink(idx);
             self.node_mut(idx).score = score;
             self.link(idx);
+            return old;
         }
-        Some(old)
+        // In place: only the links to it, which carry its score, change.
+        let back = if n.back == NIL { HEAD } else { n.back };
+        if n.tower != NIL {
+            let u = self.find_update(old, &n.member);
+            for i in 1..self.node_level(idx) {
+                self.up_mut(u.at[i], i).score = score;
+            }
+        }
+        self.node_mut(back).next_score = score;
+        self.node_mut(idx).score = score;
+        old
     }
 
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
@@ -317,51 +416,76 @@ impl SkipList {
         Some(score)
     }
 
-    /// Number of leading elements satisfying the monotone `pred`.
-    pub fn count_while(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
-        let mut x = HEAD;
+    /// Number of leading elements for which the monotone `goes` holds; it is
+    /// given a score and where the element is, to read its member only on need.
+    fn count_by(&self, mut goes: impl FnMut(f64, Target) -> bool) -> usize {
+        let mut t = HEAD_TOWER;
         let mut rank = 0;
-        for i in (0..self.level).rev() {
+        for i in (1..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
+                let l = self.up(t, i);
+                if l.next == NIL || !goes(l.score, Target::Tower(l.next)) {
                     break;
                 }
-                let n = self.node(nx);
-                if !pred(n.score, &n.member) {
-                    break;
-                }
-                rank += self.span(x, i);
-                x = nx;
+                rank += l.span as usize;
+                t = l.next;
             }
+        }
+        let mut x = self.owner(t);
+        loop {
+            let n = self.node(x);
+            if n.next0 == NIL || !goes(n.next_score, Target::Node(n.next0)) {
+                break;
+            }
+            rank += 1;
+            x = n.next0;
         }
         rank
     }
 
+    /// Number of leading elements satisfying the monotone `pred`.
+    pub fn count_while(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        self.count_by(|s, t| pred(s, self.member_of(t)))
+    }
+
+    /// Number of leading elements whose score satisfies the monotone `pred`
+    /// (never reads a member).
+    pub fn count_while_score(&self, mut pred: impl FnMut(f64) -> bool) -> usize {
+        self.count_by(|s, _| pred(s))
+    }
+
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let n = self.node(self.lookup(member)?);
-        Some(self.count_while(|s, m| before(s, m, n.score, &n.member)))
+        Some(self.count_by(|s, t| s < n.score || (s == n.score && self.member_of(t) < &*n.member)))
     }
 
     /// The node with 0-based rank `r`, or NIL.
     fn node_at(&self, r: usize) -> u32 {
         let target = r + 1;
         let mut traversed = 0;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
+        let mut t = HEAD_TOWER;
+        for i in (1..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL || traversed + self.span(x, i) > target {
+                let l = self.up(t, i);
+                if l.next == NIL || traversed + l.span as usize > target {
                     break;
                 }
-                traversed += self.span(x, i);
-                x = nx;
+                traversed += l.span as usize;
+                t = l.next;
             }
             if traversed == target {
-                return x;
+                return self.owner(t);
             }
         }
-        NIL
+        let mut x = self.owner(t);
+        while traversed < target {
+            x = self.node(x).next0;
+            if x == NIL {
+                return NIL;
+            }
+            traversed += 1;
+        }
+        x
     }
 
     /// Visits ranks `start..end` (end <= len), backwards when `rev`.
@@ -382,27 +506,36 @@ impl SkipList {
 
     /// Removes ranks `start..end` (end <= len) in O(log n + m).
     pub fn remove_ranks(&mut self, start: usize, end: usize) {
-        let mut update = [HEAD; MAX_LEVEL];
+        let mut u = Update { at: [HEAD_TOWER; MAX_LEVEL], rank: [0; MAX_LEVEL] };
         let mut traversed = 0;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
+        let mut t = HEAD_TOWER;
+        for i in (1..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL || traversed + self.span(x, i) > start {
+                let l = self.up(t, i);
+                if l.next == NIL || traversed + l.span as usize > start {
                     break;
                 }
-                traversed += self.span(x, i);
-                x = nx;
+                traversed += l.span as usize;
+                t = l.next;
             }
-            update[i] = x;
+            u.at[i] = t;
         }
-        let mut x = self.node(update[0]).next0;
+        let mut x = self.owner(t);
+        while traversed < start {
+            match self.node(x).next0 {
+                NIL => return,
+                next => x = next,
+            }
+            traversed += 1;
+        }
+        u.at[0] = x;
+        let mut x = self.node(x).next0;
         for _ in start..end {
             if x == NIL {
                 break;
             }
             let after = self.node(x).next0;
-            self.unlink_with(x, &update);
+            self.unlink_with(x, &u);
             self.release(x);
             x = after;
         }
@@ -433,7 +566,54 @@ impl SkipList {
 mod tests {
     use super::*;
 
+    /// Walks every level: order, back links, cached scores, spans, towers.
+    fn check_links(s: &SkipList) {
+        let mut rank_of = std::collections::HashMap::new();
+        let (mut x, mut rank, mut prev) = (HEAD, 0usize, NIL);
+        loop {
+            let n = s.node(x);
+            if x != HEAD {
+                assert_eq!(n.back, prev, "back of {x}");
+                let p = s.node(if prev == NIL { HEAD } else { prev });
+                if prev != NIL {
+                    assert!(before(p.score, &p.member, n.score, &n.member), "order at {x}");
+                }
+                assert_eq!(p.next_score, n.score, "cached score before {x}");
+            }
+            rank_of.insert(x, rank);
+            if n.next0 == NIL {
+                assert_eq!(s.tail, if x == HEAD { NIL } else { x });
+                break;
+            }
+            (prev, x, rank) = (if x == HEAD { NIL } else { x }, n.next0, rank + 1);
+        }
+        assert_eq!(rank, s.len());
+        for i in 1..MAX_LEVEL {
+            let mut t = HEAD_TOWER;
+            loop {
+                let owner = s.owner(t);
+                assert_eq!(s.node(owner).tower, t);
+                assert!(s.node_level(owner) > i);
+                let l = s.up(t, i);
+                let from = rank_of[&owner];
+                if l.next == NIL || i >= s.level {
+                    if i < s.level {
+                        assert_eq!(l.span as usize, s.len() - from, "span to the end, level {i}");
+                    } else {
+                        assert_eq!(l.next, NIL, "level {i} above the list's level");
+                    }
+                    break;
+                }
+                let to = s.owner(l.next);
+                assert_eq!(l.score, s.node(to).score, "cached score at level {i}");
+                assert_eq!(l.span as usize, rank_of[&to] - from, "span at level {i}");
+                t = l.next;
+            }
+        }
+    }
+
     fn check_spans(s: &SkipList) {
+        check_links(s);
         // Every rank must round-trip through node_at and count_while.
         for r in 0..s.len() {
             let x = s.node_at(r);
@@ -481,5 +661,63 @@ mod tests {
             }
         }
         assert_eq!(seen, model.len());
+    }
+
+    /// Thousands of elements (levels up to 7 or so) with scores that collide,
+    /// re-scores that stay in place and that move, and pops from both ends.
+    #[test]
+    fn towers_survive_big_random_edits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut s = SkipList::new();
+        let mut model = std::collections::BTreeMap::new();
+        for step in 0..60_000 {
+            let m = format!("m{}", rng.gen_range(0..6000));
+            let score = rng.gen_range(0..400) as f64 / 4.0;
+            match rng.gen_range(0..10) {
+                0 => assert_eq!(s.remove(m.as_bytes()), model.remove(&m)),
+                1 => {
+                    // A small nudge mostly keeps the node in place.
+                    if let Some((idx, old)) = s.find(m.as_bytes()) {
+                        let new = old + 0.001;
+                        assert_eq!(s.rescore(idx, new), old);
+                        model.insert(m.clone(), new);
+                        if step < 8000 {
+                            check_links(&s);
+                        }
+                    }
+                }
+                2 if !s.is_empty() => {
+                    let n = rng.gen_range(1..4).min(s.len());
+                    let (a, b) = if rng.gen_bool(0.5) { (0, n) } else { (s.len() - n, s.len()) };
+                    let mut gone = vec![];
+                    s.for_range(a, b, false, |m, _| gone.push(String::from_utf8(m.to_vec()).unwrap()));
+                    s.remove_ranks(a, b);
+                    for g in gone {
+                        model.remove(&g);
+                    }
+                }
+                _ => assert_eq!(s.set(m.as_bytes(), score), model.insert(m.clone(), score)),
+            }
+            if step % 15_000 == 0 {
+                check_spans(&s);
+            }
+        }
+        check_spans(&s);
+        assert!(s.level >= 5, "level {}", s.level);
+        let mut sorted: Vec<(f64, String)> = model.iter().map(|(m, &sc)| (sc, m.clone())).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut got = vec![];
+        s.for_range(0, s.len(), false, |m, sc| got.push((sc, String::from_utf8(m.to_vec()).unwrap())));
+        assert_eq!(got, sorted);
+        for (r, (sc, m)) in sorted.iter().enumerate().step_by(97) {
+            assert_eq!(s.rank(m.as_bytes()), Some(r));
+            assert_eq!(s.count_while_score(|x| x < *sc), sorted.iter().take_while(|e| e.0 < *sc).count());
+        }
+        // Emptying it brings the level back down.
+        s.remove_ranks(0, s.len());
+        assert!(s.is_empty());
+        assert_eq!(s.level, 1);
+        check_spans(&s);
     }
 }
