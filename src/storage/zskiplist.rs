@@ -192,14 +192,29 @@ impl SkipList {
 
     /// For each level, the last node ordered before (score, member) and its rank.
     fn find_update(&self, score: f64, member: &[u8]) -> Update {
+        self.find_before(score, member, NIL)
+    }
+
+    /// The nodes before node `me`, which is in the list: a step that would
+    /// land on `me` stops without comparing members. In a search for an
+    /// element already there, the score tie is mostly with itself.
+    fn find_preds(&self, me: u32) -> Update {
+        let n = self.node(me);
+        self.find_before(n.score, &n.member, me)
+    }
+
+    /// `find_update`, where `me` (or NIL) is the node holding (score, member).
+    fn find_before(&self, score: f64, member: &[u8], me: u32) -> Update {
         let mut u = Update { at: [HEAD_TOWER; MAX_LEVEL], rank: [0; MAX_LEVEL] };
         let goes_before = |s: f64, t: Target| s < score || (s == score && self.member_of(t) < member);
+        // NIL when `me` is NIL or has no tower: never taken for another node.
+        let my_tower = if me == NIL { NIL } else { self.node(me).tower };
         let mut t = HEAD_TOWER;
         let mut rank = 0;
         for i in (1..self.level).rev() {
             loop {
                 let l = self.up(t, i);
-                if l.next == NIL || !goes_before(l.score, Target::Tower(l.next)) {
+                if l.next == NIL || l.next == my_tower || !goes_before(l.score, Target::Tower(l.next)) {
                     break;
                 }
                 rank += l.span as usize;
@@ -211,7 +226,7 @@ impl SkipList {
         let mut x = self.owner(t);
         loop {
             let n = self.node(x);
-            if n.next0 == NIL || !goes_before(n.next_score, Target::Node(n.next0)) {
+            if n.next0 == NIL || n.next0 == me || !goes_before(n.next_score, Target::Node(n.next0)) {
                 break;
             }
             rank += 1;
@@ -296,8 +311,7 @@ impl SkipList {
     }
 
     fn unlink(&mut self, idx: u32) {
-        let n = self.node(idx);
-        let u = self.find_update(n.score, &n.member);
+        let u = self.find_preds(idx);
         self.unlink_with(idx, &u);
     }
 
@@ -383,13 +397,15 @@ impl SkipList {
         if old == score {
             return old;
         }
-        // Keep the node where it is when the new score does not move it.
-        let fits_back = n.back == NIL || {
-            let b = self.node(n.back);
-            before(b.score, &b.member, score, &n.member)
-        };
+        // Keep the node where it is when the new score does not move it. The
+        // next score is at hand; the previous node is read only if needed.
         let fits_next = n.next0 == NIL || before(score, &n.member, n.next_score, &self.node(n.next0).member);
-        if !(fits_back && fits_next) {
+        let fits = fits_next
+            && (n.back == NIL || {
+                let b = self.node(n.back);
+                before(b.score, &b.member, score, &n.member)
+            });
+        if !fits {
             self.unlink(idx);
             self.node_mut(idx).score = score;
             self.link(idx);
@@ -398,7 +414,7 @@ impl SkipList {
         // In place: only the links to it, which carry its score, change.
         let back = if n.back == NIL { HEAD } else { n.back };
         if n.tower != NIL {
-            let u = self.find_update(old, &n.member);
+            let u = self.find_preds(idx);
             for i in 1..self.node_level(idx) {
                 self.up_mut(u.at[i], i).score = score;
             }
