@@ -2,7 +2,7 @@
 //! errors or after them exactly where Redis checks them.
 
 use super::Ctx;
-use crate::protocol::Reply;
+use crate::protocol::{BulkArray, Reply};
 use crate::storage::{Db, List, Value};
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
@@ -166,7 +166,14 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     match clamp_range(start, stop, l.len()) {
         None => Reply::Array(vec![]),
-        Some((a, b)) => Reply::Array(l.range(a, b).into_iter().map(Reply::Bulk).collect()),
+        Some((a, b)) => {
+            // Written straight into wire form: no allocation per element.
+            let mut out = BulkArray::with_capacity((b - a + 1).saturating_mul(16).min(1 << 20));
+            for e in l.range_iter(a, b) {
+                out.push(e);
+            }
+            Reply::BulkArray(out)
+        }
     }
 }
 

@@ -31,11 +31,57 @@ pub enum Reply {
     Verbatim(&'static str, Bytes),
     /// RESP3 push; an array in RESP2 (pub/sub messages).
     Push(Vec<Reply>),
+    /// An array of bulk strings already in wire form (see `BulkArray`).
+    BulkArray(BulkArray),
     /// Several replies written back to back (used by commands such as
     /// SUBSCRIBE that answer once per argument).
     Multi(Vec<Reply>),
     /// Nothing is written (the reply is deferred or suppressed).
     NoReply,
+}
+
+/// An array of bulk strings kept in its wire form, which is the same in
+/// RESP2 and RESP3. A reply of many elements (LRANGE) is then one buffer
+/// written element by element, instead of an allocation per element.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BulkArray {
+    count: usize,
+    /// `$len\r\nbytes\r\n` per element.
+    body: Vec<u8>,
+}
+
+impl BulkArray {
+    /// An empty array with room for about `bytes` bytes of elements.
+    pub fn with_capacity(bytes: usize) -> BulkArray {
+        BulkArray { count: 0, body: Vec::with_capacity(bytes) }
+    }
+
+    pub fn push(&mut self, element: &[u8]) {
+        push_bulk(&mut self.body, element);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The elements, read back from the wire form.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest = &self.body[..];
+        std::iter::from_fn(move || {
+            // Only `push` writes the body: `$`, digits, CRLF, bytes, CRLF.
+            let digits_end = rest.iter().position(|&b| b == b'\r')?;
+            let len: usize = std::str::from_utf8(rest.get(1..digits_end)?).ok()?.parse().ok()?;
+            let start = digits_end + 2;
+            let element = rest.get(start..start + len)?;
+            rest = rest.get(start + len + 2..)?;
+            Some(element)
+        })
+    }
 }
 
 impl Reply {
@@ -199,6 +245,10 @@ impl Reply {
                     item.encode(proto, out);
                 }
             }
+            Reply::BulkArray(a) => {
+                push_header(out, b'*', a.count);
+                out.extend_from_slice(&a.body);
+            }
             Reply::NoReply => {}
         }
     }
@@ -287,6 +337,26 @@ fn trim_zeros(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_array_is_an_array_of_bulks_on_the_wire() {
+        let items: [&[u8]; 4] = [b"a", b"", b"with\r\ncrlf", &[0u8, 255, 36]];
+        let mut packed = BulkArray::with_capacity(8);
+        for item in items {
+            packed.push(item);
+        }
+        assert_eq!(packed.iter().collect::<Vec<_>>(), items.to_vec());
+        let plain = Reply::Array(items.iter().map(|b| Reply::Bulk(Bytes::copy_from_slice(b))).collect());
+        for proto in [2, 3] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            Reply::BulkArray(packed.clone()).encode(proto, &mut a);
+            plain.encode(proto, &mut b);
+            assert_eq!(a, b);
+        }
+        let mut empty = Vec::new();
+        Reply::BulkArray(BulkArray::default()).encode(2, &mut empty);
+        assert_eq!(empty, b"*0\r\n");
+    }
 
     fn enc(r: Reply, proto: u8) -> String {
         let mut out = Vec::new();

@@ -295,12 +295,7 @@ enum CallErr {
 
 /// A number argument as Redis 7.0 sends it to the command (`%.17g`).
 fn number_arg(n: f64) -> Bytes {
-    // Integers of up to 17 digits print the same through %.17g; -0 does not.
-    if n.fract() == 0.0 && n.abs() < 1e17 && !(n == 0.0 && n.is_sign_negative()) {
-        Bytes::from((n as i64).to_string())
-    } else {
-        Bytes::from(crate::protocol::format_double(n))
-    }
+    Bytes::from(crate::protocol::format_double(n))
 }
 
 /// Checks and runs one command for the script.

@@ -69,6 +69,13 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, r: &Reply, resp: u8) {
             Reply::Bulk(b) => push_bytes(state, b),
             Reply::Nil | Reply::NilArray | Reply::NoReply => push_null(state, resp),
             Reply::Array(items) | Reply::Push(items) | Reply::Multi(items) => push_array(state, items, resp),
+            Reply::BulkArray(a) => {
+                ffi::lua_createtable(state, a.len().min(i32::MAX as usize) as c_int, 0);
+                for (i, element) in a.iter().enumerate() {
+                    push_bytes(state, element);
+                    ffi::lua_rawseti_(state, -2, (i + 1).min(i32::MAX as usize) as c_int);
+                }
+            }
             Reply::Map(pairs) if resp >= 3 => {
                 ffi::lua_createtable(state, 0, 1);
                 ffi::lua_createtable(state, 0, pairs.len().min(i32::MAX as usize) as c_int);
