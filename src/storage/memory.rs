@@ -127,8 +127,12 @@ pub fn is_counting() -> bool {
     COUNTING.load(Ordering::Relaxed)
 }
 
-pub fn peak_memory() -> u64 {
-    PEAK.load(Ordering::Relaxed).max(used_memory())
+/// The most memory ever in use, at least `used` and any `used` given before:
+/// a thread's unflushed allocations count in its own readings only, so each
+/// reading is recorded (INFO must never show a peak below a used_memory it
+/// showed before).
+pub fn peak_memory(used: u64) -> u64 {
+    PEAK.fetch_max(used, Ordering::Relaxed).max(used)
 }
 
 /// Used memory when the server finished starting (INFO's `used_memory_startup`).

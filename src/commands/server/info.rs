@@ -217,7 +217,8 @@ fn memory_section(server: &Server, f: &mut Field) {
     let rss = memory::rss_bytes();
     // Without the counting allocator (a library embedding), RSS is the only figure.
     let used = if memory::is_counting() { memory::used_memory() } else { rss };
-    let peak = memory::peak_memory().max(used);
+    // Records `used` as a peak too (see `peak_memory`).
+    let peak = memory::peak_memory(used);
     let startup = memory::startup_memory().min(used);
     let maxmemory = server.config.maxmemory.load(Ordering::Relaxed);
     let system = total_system_memory();
