@@ -137,10 +137,11 @@ enum Outcome {
     /// Not inside a script (library code being loaded may not run commands).
     NoScript,
     Abort,
-    /// A message that needs "ERR " in front.
-    Msg(&'static str),
-    /// A message that carries its own error code.
-    Coded(&'static str),
+    /// An error of the call itself: `{err = code .. text}`.
+    Failed {
+        code: &'static str,
+        text: &'static str,
+    },
     /// The command ran; its reply (prepared for pushing) is in `reply`.
     Ran {
         reply: *const Reply,
@@ -188,20 +189,11 @@ unsafe fn raw_call(state: *mut ffi::lua_State, raise: bool) -> c_int {
             }
             Outcome::Abort => raise_static(state, c"script aborted"),
             Outcome::Panicked => raise_static(state, c"ERR internal error running the command"),
-            Outcome::Msg(m) => {
+            Outcome::Failed { code, text } => {
                 ffi::lua_createtable(state, 0, 1);
-                push_bytes(state, b"ERR ");
-                push_bytes(state, m.as_bytes());
+                push_bytes(state, code.as_bytes());
+                push_bytes(state, text.as_bytes());
                 ffi::lua_concat(state, 2);
-                ffi::lua_setfield(state, -2, c"err".as_ptr());
-                if raise {
-                    ffi::lua_error(state)
-                }
-                1
-            }
-            Outcome::Coded(m) => {
-                ffi::lua_createtable(state, 0, 1);
-                push_bytes(state, m.as_bytes());
                 ffi::lua_setfield(state, -2, c"err".as_ptr());
                 if raise {
                     ffi::lua_error(state)
@@ -245,7 +237,7 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
     // stack (and so alive) for the whole call.
     let argc = unsafe { ffi::lua_gettop(state) };
     if argc <= 0 {
-        return Outcome::Msg("Please specify at least one argument for this redis lib call");
+        return Outcome::Failed { code: "ERR ", text: "Please specify at least one argument for this redis lib call" };
     }
     let mut argv = std::mem::take(&mut run.args_buf);
     argv.clear();
@@ -267,7 +259,10 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             Some(b) => argv.push(b),
             None => {
                 run.args_buf = argv;
-                return Outcome::Msg("Lua redis lib command arguments must be strings or integers");
+                return Outcome::Failed {
+                    code: "ERR ",
+                    text: "Lua redis lib command arguments must be strings or integers",
+                };
             }
         }
     }
@@ -281,8 +276,8 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             Outcome::Ran { reply: &run.reply, resp: run.resp, is_error }
         }
         Err(CallErr::Abort) => Outcome::Abort,
-        Err(CallErr::Msg(m)) => Outcome::Msg(m),
-        Err(CallErr::Coded(m)) => Outcome::Coded(m),
+        Err(CallErr::Msg(m)) => Outcome::Failed { code: "ERR ", text: m },
+        Err(CallErr::Coded(m)) => Outcome::Failed { code: "", text: m },
     }
 }
 

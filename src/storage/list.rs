@@ -33,17 +33,19 @@ fn encoded_len(e: &[u8]) -> usize {
     e.len() + 2 * varint_len(e.len())
 }
 
-fn put_varint(out: &mut Vec<u8>, n: usize) -> usize {
-    super::varint::put(out, n as u64)
-}
-
 fn put_entry(out: &mut Vec<u8>, e: &[u8]) {
     let start = out.len();
-    let n = put_varint(out, e.len());
-    out.extend_from_slice(e);
-    for i in (0..n).rev() {
-        let b = out[start + i];
-        out.push(b);
+    out.resize(start + encoded_len(e), 0);
+    write_entry(&mut out[start..], e);
+}
+
+/// Writes the entry for `e` into `slot`, which is exactly `encoded_len(e)` long.
+fn write_entry(slot: &mut [u8], e: &[u8]) {
+    let (hdr, n) = super::varint::encode(e.len() as u64);
+    slot[..n].copy_from_slice(&hdr[..n]);
+    slot[n..n + e.len()].copy_from_slice(e);
+    for (dst, b) in slot[n + e.len()..].iter_mut().zip(hdr[..n].iter().rev()) {
+        *dst = *b;
     }
 }
 
@@ -119,14 +121,7 @@ impl Chunk {
             self.head = room;
         }
         let start = self.head - need;
-        // The entry layout of `put_entry`, written in place.
-        let (hdr, n) = super::varint::encode(e.len() as u64);
-        let slot = &mut self.buf[start..self.head];
-        slot[..n].copy_from_slice(&hdr[..n]);
-        slot[n..n + e.len()].copy_from_slice(e);
-        for (dst, b) in slot[n + e.len()..].iter_mut().zip(hdr[..n].iter().rev()) {
-            *dst = *b;
-        }
+        write_entry(&mut self.buf[start..self.head], e);
         self.head = start;
         self.count += 1;
     }
