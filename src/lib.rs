@@ -5,11 +5,14 @@
 pub mod commands;
 pub mod config;
 pub mod net;
+pub mod propagate;
 pub mod protocol;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
+pub mod session;
 pub mod shard;
+pub mod stats;
 pub mod storage;
 pub mod util;
 

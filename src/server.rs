@@ -3,90 +3,19 @@
 use crate::config::Config;
 use crate::net::client::ClientRegistry;
 use crate::shard::Shards;
+use crate::stats::{Observers, Stats};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-
-/// Counters behind `INFO stats` and `INFO commandstats`.
-#[derive(Default)]
-pub struct Stats {
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub evicted_keys: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub error_replies: AtomicU64,
-    /// Per command (index into `commands::registry::all()`).
-    pub commands: Vec<CommandStats>,
-    /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
-    pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
-}
-
-#[derive(Default)]
-pub struct CommandStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub rejected: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-impl Stats {
-    fn new() -> Stats {
-        Stats {
-            commands: (0..crate::commands::registry::all().len()).map(|_| CommandStats::default()).collect(),
-            ..Default::default()
-        }
-    }
-
-    /// Counts one error reply under its code, as INFO errorstats shows it.
-    pub fn count_error(&self, text: &str) {
-        self.error_replies.fetch_add(1, Ordering::Relaxed);
-        let code = text.split(' ').next().unwrap_or("ERR");
-        let mut errors = self.errors.lock();
-        let len = errors.len();
-        match errors.get_mut(code) {
-            Some(n) => *n += 1,
-            // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
-            None if len < 128 => {
-                errors.insert(code.to_string(), 1);
-            }
-            None => {}
-        }
-    }
-
-    pub fn reset(&self) {
-        self.errors.lock().clear();
-        for c in [
-            &self.connections_received,
-            &self.rejected_connections,
-            &self.commands_processed,
-            &self.keyspace_hits,
-            &self.keyspace_misses,
-            &self.expired_keys,
-            &self.evicted_keys,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
-            &self.error_replies,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-        for c in &self.commands {
-            c.calls.store(0, Ordering::Relaxed);
-            c.usec.store(0, Ordering::Relaxed);
-            c.rejected.store(0, Ordering::Relaxed);
-            c.failed.store(0, Ordering::Relaxed);
-        }
-    }
-}
 
 pub struct Server {
     pub config: Config,
     pub shards: Shards,
     pub clients: ClientRegistry,
     pub stats: Stats,
+    /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
+    pub observers: Observers,
+    /// The propagated write stream (AOF and replicas follow it).
+    pub propagation: crate::propagate::Stream,
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
@@ -116,10 +45,12 @@ impl Server {
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
-        Server {
+        let server = Server {
             shards: Shards::new(shards, databases),
             clients: ClientRegistry::default(),
             stats: Stats::new(),
+            observers: Observers::default(),
+            propagation: crate::propagate::Stream::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),
@@ -130,7 +61,21 @@ impl Server {
             shutdown: tokio::sync::Notify::new(),
             io_threads,
             config,
-        }
+        };
+        server.apply_config();
+        server
+    }
+
+    /// Copies the parameters the observers read on every command into
+    /// their atomics (at start-up and after every CONFIG SET).
+    pub fn apply_config(&self) {
+        let c = &self.config;
+        let o = &self.observers;
+        o.slowlog.slower_than.store(c.get_i64("slowlog-log-slower-than"), Ordering::Relaxed);
+        o.slowlog.max_len.store(c.get_i64("slowlog-max-len").max(0) as u64, Ordering::Relaxed);
+        o.slowlog.trim();
+        o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
+        o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
     }
 
     pub fn databases(&self) -> usize {

@@ -142,6 +142,26 @@ fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
     }
 }
 
+/// Appends `s` quoted as Redis's `sdscatrepr` quotes it (MONITOR, CLIENT
+/// LIST's argv): printable ASCII as is, `\\` `\"` `\n` `\r` `\t` `\a` `\b`
+/// escaped, any other byte as `\xhh`.
+pub fn quote_repr(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' | b'"' => out.extend_from_slice(&[b'\\', c]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(c),
+            _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         .doc("2.4.0", "Closes the connections matching the given filters."),
     cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_no_evict))
         .doc("7.0.0", "Sets whether this connection may be evicted."),
-    cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, S)
+    cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, Session(Op::ClientReply))
         .doc("3.2.0", "Turns the server's replies to this connection on or off."),
     cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(client_help))
         .doc("5.0.0", "Lists the CLIENT subcommands."),
@@ -41,7 +41,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Answers PONG, or echoes the argument; checks the connection is alive.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd("echo", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(echo)).doc("1.0.0", "Returns the given string."),
-    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, S)
+    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, Session(Op::Quit))
         .doc("1.0.0", "Closes the connection after replying."),
     cmd(
         "hello",
@@ -63,8 +63,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("1.0.0", "Authenticates the connection."),
     cmd("select", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(select))
         .doc("1.0.0", "Switches the connection to another logical database."),
-    cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, G::Connection, S)
-        .doc("6.2.0", "Returns the connection to its initial state."),
+    cmd(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        Session(Op::Reset),
+    )
+    .doc("6.2.0", "Returns the connection to its initial state."),
     container("client", -2, SENTINEL, G::Connection, CLIENT_SUBS)
         .doc("2.4.0", "Container for connection management subcommands."),
 ];
@@ -504,7 +511,7 @@ pub fn help(title: &str, lines: &[&str]) -> Reply {
     out.push(Reply::status(title));
     out.extend(lines.iter().map(|l| Reply::status(l)));
     out.push(Reply::status("HELP"));
-    out.push(Reply::status("    Print this help."));
+    out.push(Reply::status("    Prints this help."));
     Reply::Array(out)
 }
 

@@ -4,12 +4,26 @@
 //! entered (locked) and gets a `Ctx`. Connection-level handlers
 //! (`Exec::Conn`) get a `ConnCtx` with the client's state and the server.
 
-use crate::net::client::ClientState;
+use super::dispatch::Origin;
+use crate::net::client::{ClientInfo, ClientState};
 use crate::server::Server;
 use crate::shard::ShardData;
 use crate::storage::Db;
+use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// What a command changed, recorded by its handler and drained by dispatch.
+#[derive(Default)]
+pub struct Effects {
+    /// Changes made (Redis's `server.dirty`): they count towards
+    /// `rdb_changes_since_last_save`, and a command that made none is not
+    /// propagated.
+    pub dirty: u64,
+    /// The command's replayable form, when it differs from what the client
+    /// sent (relative expiry made absolute, randomness made concrete).
+    pub rewritten: Option<Vec<Vec<Bytes>>>,
+}
 
 pub struct Ctx<'a, 's> {
     pub server: &'a Server,
@@ -22,31 +36,52 @@ pub struct Ctx<'a, 's> {
     pub now: u64,
     /// RESP version of the caller (2 or 3).
     pub resp: u8,
-    pub client_id: u64,
-    /// True while running inside a Lua script (`redis.call`).
-    pub in_script: bool,
-    /// Set by a handler that must run on another shard instead (a script with
-    /// no declared keys whose first key lives elsewhere); the caller reruns
-    /// the whole command there.
-    pub redirect: Option<usize>,
+    /// The calling client (the script's caller for `redis.call`).
+    pub client: &'a ClientInfo,
+    pub origin: Origin,
+    pub effects: Effects,
 }
 
 impl<'a, 's> Ctx<'a, 's> {
-    pub fn new(server: &'a Server, shards: &'a mut [&'s mut ShardData], db: usize, resp: u8, client_id: u64) -> Self {
-        Self::at(server, shards, db, resp, client_id, crate::storage::now_ms())
-    }
-
-    /// A context whose "now" (Unix ms) the caller already read: the
-    /// connection reuses one clock reading per command for this and its stats.
-    pub fn at(
+    /// A context for `client`'s command; dispatch sets `now` when it runs.
+    pub fn new(
         server: &'a Server,
         shards: &'a mut [&'s mut ShardData],
+        client: &'a ClientInfo,
         db: usize,
         resp: u8,
-        client_id: u64,
-        now: u64,
+        origin: Origin,
     ) -> Self {
-        Ctx { server, shards, db, now, resp, client_id, in_script: false, redirect: None }
+        let now = crate::storage::now_ms();
+        Ctx { server, shards, db, now, resp, client, origin, effects: Effects::default() }
+    }
+
+    /// True while running inside a Lua script (`redis.call`).
+    pub fn in_script(&self) -> bool {
+        self.origin == Origin::Script
+    }
+
+    /// The client's id.
+    pub fn client_id(&self) -> u64 {
+        self.client.id
+    }
+
+    /// Counts `n` more changes than `written` calls counted (LPUSH of many
+    /// elements, MSET of many keys), as Redis's dirty counter does.
+    pub fn dirty(&mut self, n: u64) {
+        self.effects.dirty += n;
+    }
+
+    /// Propagates `argv` instead of the command as sent (call once per
+    /// replacement command, in order).
+    pub fn propagate_as(&mut self, argv: Vec<Bytes>) {
+        self.effects.rewritten.get_or_insert_with(Vec::new).push(argv);
+    }
+
+    /// True when someone follows the write stream (AOF, replicas): handlers
+    /// skip building rewritten forms nobody reads.
+    pub fn propagating(&self) -> bool {
+        self.server.propagation.active()
     }
 
     /// Index into `shards` of the shard that owns `key`.
@@ -97,28 +132,19 @@ impl<'a, 's> Ctx<'a, 's> {
     /// `written` for a key of database `db` other than the selected one
     /// (MOVE's and COPY ... DB's destination).
     pub fn written_in(&mut self, key: &[u8], db: usize, event: &'static str) {
-        let now = self.now;
-        let server = self.server;
-        let ShardData { waiters, watches, dbs, .. } = self.shard_for(key);
-        waiters.signal(db, key);
-        if !watches.is_empty() {
-            if let Some(d) = dbs.get_mut(db) {
-                watches.touch(db, key, d, now);
-            }
-        }
-        let flags = server.config.notify_flags.load(Ordering::Relaxed);
-        if flags != 0 {
-            crate::pubsub::notify::keyspace_event(server, flags, event, key, db);
-        }
+        self.effects.dirty += 1;
+        let (now, server) = (self.now, self.server);
+        self.shard_for(key).key_changed(server, db, key, event, now);
     }
 
-    /// Publishes `expired` notifications for keys the entered shards reaped
-    /// (lazily, during this command) when `notify-keyspace-events` wants them.
-    pub fn expired_events(&mut self) {
+    /// Keys the entered shards reaped by expiry during this command:
+    /// `expired` notifications when `notify-keyspace-events` wants them, and
+    /// (`propagate`) their deletion in the write stream, ahead of the command.
+    pub fn drain_expired(&mut self, propagate: bool) {
         let server = self.server;
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         for shard in self.shards.iter_mut() {
-            publish_expired(server, flags, &mut shard.dbs);
+            drain_expired_log(server, flags, &mut shard.dbs, propagate);
         }
     }
 
@@ -147,15 +173,23 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 }
 
-/// Drains the expired-key logs of `dbs`, publishing `expired` events when
-/// `flags` select them.
-pub fn publish_expired(server: &Server, flags: u32, dbs: &mut [Db]) {
+/// Drains the expired-key logs of `dbs`: `expired` events when `flags`
+/// select them, and DEL (UNLINK with `lazyfree-lazy-expire`) in the write
+/// stream when `propagate`, as Redis propagates an expiry.
+pub fn drain_expired_log(server: &Server, flags: u32, dbs: &mut [Db], propagate: bool) {
     use crate::pubsub::notify;
     for (i, db) in dbs.iter_mut().enumerate() {
         if !db.has_expired_log() {
             continue;
         }
         let keys = db.take_expired_log();
+        if propagate {
+            let lazy = server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes");
+            let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            for key in &keys {
+                crate::propagate::emit(&server.propagation, i, &[Bytes::from_static(verb), key.clone()]);
+            }
+        }
         if flags & notify::EXPIRED != 0 {
             for key in keys {
                 notify::keyspace_event(server, flags, "expired", &key, i);

@@ -1,6 +1,6 @@
 //! Keyspace commands (Redis's db.c, expire.c and object.c).
 
-use super::{ConnCtx, Ctx};
+use super::Ctx;
 use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::storage::{Entry, StrHint, Value};
@@ -49,14 +49,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("pexpiretime", 2, READONLY | FAST, K1, G::Generic, K(pexpiretime))
         .doc("7.0.0", "Returns a key's expiry as a Unix time in milliseconds."),
     cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(persist)).doc("2.2.0", "Removes a key's expiry."),
-    cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys_shard, keys_merge))
+    cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys))
         .doc("1.0.0", "Lists the keys matching a glob pattern.")
         .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
         .acl(&["dangerous"]),
-    cmd("scan", -2, READONLY, NOKEYS, G::Generic, OneShard(scan_route, scan_shard, scan_finish))
+    cmd("scan", -2, READONLY, NOKEYS, G::Generic, Routed(scan_route, scan))
         .doc("2.8.0", "Iterates the keyspace with a cursor.")
         .tips(&["nondeterministic_output", "request_policy:special"]),
-    cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(randomkey_shard, randomkey_merge))
+    cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(randomkey))
         .doc("1.0.0", "Returns a random key.")
         .tips(&["request_policy:all_shards", "nondeterministic_output"]),
     cmd("rename", 3, WRITE, K12, G::Generic, K(rename))
@@ -75,7 +75,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("6.2.0", "Copies a key's value to another key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
     cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_)).doc("1.0.0", "Moves a key to another database."),
-    cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb_shard, swapdb_merge))
+    cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb))
         .doc("4.0.0", "Exchanges the contents of two databases.")
         .acl(&["keyspace", "dangerous"]),
     container("object", -2, 0, G::Generic, OBJECT_SUBS).doc("2.2.3", "Container for value introspection subcommands."),
@@ -311,41 +311,29 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 // ------------------------------------------------------ whole keyspace
 
-pub fn keys_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+/// KEYS over every shard (all entered: one point in time).
+pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (now, db) = (ctx.now, ctx.db);
     let pattern = &args[1][..];
     let all = pattern == b"*";
-    let keys = ctx.home().dbs[db]
-        .iter()
-        .filter(|(k, e)| !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false)))
-        .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k)))
-        .collect();
+    let mut keys = Vec::new();
+    for shard in ctx.shards().iter() {
+        keys.extend(
+            shard.dbs[db]
+                .iter()
+                .filter(|(k, e)| !(e.expire_at != 0 && e.expire_at <= now) && (all || glob_match(pattern, k, false)))
+                .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k))),
+        );
+    }
     Reply::Array(keys)
 }
 
-/// Concatenates the shards' key lists.
-pub fn keys_merge(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    let mut out = Vec::new();
-    for r in replies {
-        if let Reply::Array(items) = r {
-            out.extend(items);
-        }
-    }
-    Reply::Array(out)
-}
-
-pub fn randomkey_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+/// RANDOMKEY: a random live key of a random shard that has one.
+pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let (now, db) = (ctx.now, ctx.db);
-    match ctx.home().dbs[db].random_key(now) {
-        Some(k) => Reply::Bulk(k),
-        None => Reply::Nil,
-    }
-}
-
-/// Picks one of the shards' random keys.
-pub fn randomkey_merge(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    let found: Vec<Reply> = replies.into_iter().filter(|r| matches!(r, Reply::Bulk(_))).collect();
-    found.choose(&mut rand::thread_rng()).cloned().unwrap_or(Reply::Nil)
+    let mut found: Vec<Bytes> = ctx.shards().iter_mut().filter_map(|s| s.dbs[db].random_key(now)).collect();
+    found.shuffle(&mut rand::thread_rng());
+    found.pop().map_or(Reply::Nil, Reply::Bulk)
 }
 
 // ------------------------------------------------------------------ SCAN
@@ -368,9 +356,9 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-pub fn scan_route(ctx: &ConnCtx, args: &[Bytes]) -> Result<usize, Reply> {
+pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
     let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err("invalid cursor"))?;
-    let n = ctx.server.shards.len().max(1) as u64;
+    let n = server.shards.len().max(1) as u64;
     Ok((cursor % n) as usize)
 }
 
@@ -402,8 +390,8 @@ fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Reply> {
     Ok(o)
 }
 
-/// One SCAN step on the routed shard. Replies `[position, keys]` for `scan_finish`.
-pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+/// One SCAN step on the shard the cursor routed to.
+pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let opts = match parse_scan_opts(&args[2..]) {
         Ok(o) => o,
         Err(e) => return e,
@@ -442,29 +430,22 @@ pub fn scan_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         db.remove(k);
     }
     server.stats.expired_keys.fetch_add(expired.len() as u64, Relaxed);
-    Reply::Array(vec![Reply::Int(next as i64), Reply::Array(keys)])
+    let shard = ctx.home().id;
+    Reply::Array(vec![Reply::bulk(client_cursor(n, shard, next).to_string()), Reply::Array(keys)])
 }
 
-/// Turns the shard's position into the client's cursor.
-pub fn scan_finish(ctx: &ConnCtx, _args: &[Bytes], shard: usize, reply: Reply) -> Reply {
-    let Reply::Array(mut parts) = reply else {
-        return reply;
-    };
-    let (Some(Reply::Array(keys)), Some(Reply::Int(pos))) = (parts.pop(), parts.pop()) else {
-        return Reply::err("internal scan error");
-    };
-    let n = ctx.server.shards.len().max(1) as u64;
-    let cursor = if pos == 0 {
+/// Turns a position in `shard` (0: its end) into the client's cursor.
+fn client_cursor(shards: u64, shard: usize, pos: usize) -> u64 {
+    if pos == 0 {
         let next = shard as u64 + 1;
-        if next >= n {
+        if next >= shards {
             0
         } else {
             next
         }
     } else {
-        (pos as u64).saturating_mul(n).saturating_add(shard as u64)
-    };
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(keys)])
+        (pos as u64).saturating_mul(shards).saturating_add(shard as u64)
+    }
 }
 
 // -------------------------------------------------------- RENAME, COPY, MOVE
@@ -579,8 +560,8 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Int(1)
 }
 
-/// SWAPDB on one shard; every shard swaps the same pair.
-pub fn swapdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+/// SWAPDB: every shard swaps the same pair.
+pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let parse =
         |a: &[u8], what: &str| parse_i64(a).filter(|n| i32::try_from(*n).is_ok()).ok_or_else(|| Reply::err(what));
     let (a, b) = match (parse(&args[1], "invalid first DB index"), parse(&args[2], "invalid second DB index")) {
@@ -592,11 +573,9 @@ pub fn swapdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("DB index is out of range");
     }
     ctx.swapping(a as usize, b as usize);
-    ctx.home().dbs.swap(a as usize, b as usize);
-    Reply::ok()
-}
-
-pub fn swapdb_merge(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) -> Reply {
+    for shard in ctx.shards().iter_mut() {
+        shard.dbs.swap(a as usize, b as usize);
+    }
     Reply::ok()
 }
 
@@ -710,7 +689,8 @@ mod tests {
         let server = Server::new(crate::config::Config::default());
         let mut guard = server.shards.get(0).lock_blocking();
         let mut one = [&mut *guard];
-        let mut ctx = Ctx::new(&server, &mut one, 0, 2, 1);
+        let client = crate::net::client::ClientInfo::new(1, String::new(), String::new(), -1);
+        let mut ctx = Ctx::new(&server, &mut one, &client, 0, 2, crate::commands::dispatch::Origin::Client);
         let st = &server.stats;
         strings::set(&mut ctx, &args(&["set", "a", "1"]));
         strings::incr(&mut ctx, &args(&["incr", "nothere"]));

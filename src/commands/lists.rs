@@ -60,21 +60,35 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("lmpop", -4, WRITE, nk(1), G::List, K(lmpop))
         .doc("7.0.0", "Pops elements from the first non-empty of several lists.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
-    cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S)
-        .doc("2.0.0", "Pops from the head of the first non-empty list, waiting if all are empty.")
-        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
-    cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S)
-        .doc("2.0.0", "Pops from the tail of the first non-empty list, waiting if all are empty.")
-        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
-    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S)
+    cmd(
+        "blpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD,
+        k(1, -2, 1),
+        G::List,
+        B(crate::commands::blocking::attempt),
+    )
+    .doc("2.0.0", "Pops from the head of the first non-empty list, waiting if all are empty.")
+    .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    cmd(
+        "brpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD,
+        k(1, -2, 1),
+        G::List,
+        B(crate::commands::blocking::attempt),
+    )
+    .doc("2.0.0", "Pops from the tail of the first non-empty list, waiting if all are empty.")
+    .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
         .doc("6.2.0", "Moves an element between lists, waiting for one to arrive.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
-    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S)
+    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
         .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty."),
-    cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, S)
+    cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, B(crate::commands::blocking::attempt))
         .doc("7.0.0", "Pops elements from the first non-empty of several lists, waiting if all are empty.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
 ];

@@ -3,6 +3,7 @@
 //! module per command family, each declaring its commands next to its handlers.
 
 pub mod ctx;
+pub mod dispatch;
 pub mod registry;
 pub mod spec;
 

@@ -8,9 +8,10 @@
 
 mod command;
 mod info;
+mod latency;
+mod slowlog;
 
 pub use command::{command_count, command_docs, command_getkeys, command_help, command_info, command_list};
-pub use info::{info_merge, info_shard};
 
 use super::spec::ConnFn;
 use super::{ConnCtx, Ctx};
@@ -73,7 +74,7 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(info_shard, info_merge))
+    cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(info::info))
         .doc("1.0.0", "Reports server state and statistics, by section.")
         .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
         .acl(&["dangerous"]),
@@ -81,17 +82,22 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.8.13", "Describes every command.")
         .tips(&["nondeterministic_output_order"]),
     container("config", -2, 0, G::Server, CONFIG_SUBS).doc("2.0.0", "Container for configuration subcommands."),
+    container("slowlog", -2, 0, G::Server, slowlog::SLOWLOG_SUBS).doc("2.2.12", "Container for slow log subcommands."),
+    container("latency", -2, 0, G::Server, latency::LATENCY_SUBS)
+        .doc("2.8.13", "Container for latency diagnostics subcommands."),
+    cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, Session(Op::Monitor))
+        .doc("1.0.0", "Streams every command the server runs, as it runs."),
     container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS)
         .doc("3.0.0", "Container for cluster subcommands (cluster mode is off)."),
-    cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize_shard, merge_sum))
+    cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize))
         .doc("1.0.0", "Counts the keys in the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
         .acl(&["keyspace"]),
-    cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(flushdb_shard, merge_flush))
+    cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(flushdb))
         .doc("1.0.0", "Deletes every key of the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
         .acl(&["keyspace", "dangerous"]),
-    cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(flushall_shard, merge_flush))
+    cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(flushall))
         .doc("1.0.0", "Deletes every key of every database.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
         .acl(&["keyspace", "dangerous"]),
@@ -130,13 +136,9 @@ pub fn bare_container(name: &str) -> Option<ConnFn> {
     }
 }
 
-pub fn dbsize_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let db = ctx.db;
-    Reply::Int(ctx.home().dbs[db].len() as i64)
-}
-
-pub fn merge_sum(_ctx: &mut ConnCtx, _args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
+    Reply::Int(ctx.shards().iter().map(|s| s.dbs[db].len() as i64).sum())
 }
 
 /// FLUSHDB/FLUSHALL's optional mode: Some(true) for ASYNC.
@@ -162,30 +164,30 @@ fn flush(dbs: &mut [crate::storage::Db], asynchronous: bool) {
     }
 }
 
-pub fn flushdb_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let asynchronous = match flush_async(args) {
         Ok(a) => a,
         Err(e) => return e,
     };
     let db = ctx.db;
     ctx.flushing(db);
-    flush(std::slice::from_mut(&mut ctx.home().dbs[db]), asynchronous);
+    for shard in ctx.shards().iter_mut() {
+        flush(std::slice::from_mut(&mut shard.dbs[db]), asynchronous);
+    }
     Reply::ok()
 }
 
-pub fn flushall_shard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let asynchronous = match flush_async(args) {
         Ok(a) => a,
         Err(e) => return e,
     };
-    for db in 0..ctx.home().dbs.len() {
+    for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
-    flush(&mut ctx.home().dbs, asynchronous);
-    Reply::ok()
-}
-
-pub fn merge_flush(_ctx: &mut ConnCtx, _args: &[Bytes], _replies: Vec<Reply>) -> Reply {
+    for shard in ctx.shards().iter_mut() {
+        flush(&mut shard.dbs, asynchronous);
+    }
     Reply::ok()
 }
 
@@ -265,13 +267,17 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let text: Vec<String> = rest.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let pairs: Vec<(&str, &str)> = text.chunks(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
     match ctx.server.config.set_many(&pairs, false) {
-        Ok(()) => Reply::ok(),
+        Ok(()) => {
+            ctx.server.apply_config();
+            Reply::ok()
+        }
         Err(e) => Reply::err(e),
     }
 }
 
 pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
+    ctx.server.observers.latency.reset();
     Reply::ok()
 }
 

@@ -11,30 +11,61 @@ use bytes::Bytes;
 
 pub type KeyedFn = fn(&mut Ctx, &[Bytes]) -> Reply;
 pub type ConnFn = fn(&mut ConnCtx, &[Bytes]) -> Reply;
-pub type MergeFn = fn(&mut ConnCtx, &[Bytes], Vec<Reply>) -> Reply;
-pub type RouteFn = fn(&ConnCtx, &[Bytes]) -> Result<usize, Reply>;
-pub type FinishFn = fn(&ConnCtx, &[Bytes], usize, Reply) -> Reply;
+pub type RouteFn = fn(&crate::server::Server, &[Bytes]) -> Result<usize, Reply>;
 pub type KeysFn = fn(&[Bytes]) -> Vec<usize>;
 
-/// How a command executes.
+/// How a command executes. Every kind but `Session` runs through
+/// `dispatch::call` (shards entered) or `dispatch::call_conn` (none).
 #[derive(Clone, Copy)]
 pub enum Exec {
     /// Runs with the shard(s) owning its keys entered. A command with no
     /// keys runs on the client's home shard.
     Keyed(KeyedFn),
-    /// Runs on every shard in turn; the replies are combined by the merge fn
-    /// (DBSIZE, KEYS, FLUSHALL, ...).
-    AllShards(KeyedFn, MergeFn),
-    /// Runs on the one shard the route fn picks (SCAN: the shard its cursor
-    /// names); the finish fn shapes the reply.
-    OneShard(RouteFn, KeyedFn, FinishFn),
-    /// Runs on the connection with no shard entered.
+    /// A command that may wait for data (BLPOP, XREAD BLOCK, ...): routed
+    /// like `Keyed`; the handler tries its non-blocking form and answers
+    /// `Reply::Blocked` when the client should wait (never inside EXEC or a
+    /// script, where it gives the timeout reply). The session does the waiting
+    /// and retries through dispatch when a write wakes it.
+    Blocking(KeyedFn),
+    /// Runs with every shard entered at once (DBSIZE, KEYS, FLUSHALL, INFO):
+    /// one point in time across the keyspace, as on a single-threaded Redis.
+    AllShards(KeyedFn),
+    /// Runs with the one shard the route fn names entered (SCAN: the shard
+    /// its cursor points into).
+    Routed(RouteFn, KeyedFn),
+    /// Runs with no shard entered: it reads or changes the client's state or
+    /// the server's (CLIENT, CONFIG, SCRIPT LOAD, ...).
     Conn(ConnFn),
-    /// Handled by the connection loop itself (transactions, blocking, pub/sub,
-    /// scripts' routing).
-    Special,
+    /// Part of the session's own state machine (transactions, subscriptions,
+    /// blocking waits, scripts that pick their shard, MONITOR): the session
+    /// handles it, and every command it runs goes through dispatch.
+    Session(SessionOp),
     /// A container such as CONFIG or CLIENT: dispatch on the subcommand.
     Container,
+}
+
+/// The commands the session handles itself (see `Exec::Session`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SessionOp {
+    Quit,
+    Reset,
+    ClientReply,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+    /// EVAL, EVALSHA and their _RO forms.
+    Eval,
+    /// FCALL and FCALL_RO.
+    Fcall,
+    Monitor,
 }
 
 /// Where the keys of a command are.
@@ -357,8 +388,9 @@ pub const fn keynum(keynumidx: i64, firstkey: i64, keystep: i64) -> Find {
 /// Everything a family file needs to declare its commands.
 pub mod prelude {
     pub use super::flags::*;
-    pub use super::Exec::{AllShards as All, Conn as C, Keyed as K, OneShard, Special as S};
+    pub use super::Exec::{AllShards as All, Blocking as B, Conn as C, Keyed as K, Routed, Session};
     pub use super::Group as G;
+    pub use super::SessionOp as Op;
     pub use super::{cmd, container, idx, k, keynum, ks, ks_noted, kw, nk, range, CommandSpec, KeySpec};
     pub use super::{K1, K12, K2, KALL, NOKEYS};
 }

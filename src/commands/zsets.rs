@@ -102,12 +102,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zscan", -3, READONLY, K1, G::SortedSet, K(zscan))
     .doc("2.8.0", "Iterates the members of a sorted set with a cursor.")
     .tips(&["nondeterministic_output"]),
-    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S)
+    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
     .doc("5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
-    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S)
+    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
     .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available."),
-    cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S)
+    cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, B(crate::commands::blocking::attempt))
     .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty."),
 ];
 

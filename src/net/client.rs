@@ -28,6 +28,12 @@ pub struct ClientInfo {
     /// Set by CLIENT KILL; the connection closes at its next wakeup.
     pub killed: AtomicBool,
     pub kill_notify: tokio::sync::Notify,
+    /// Set while the client waits in a blocking command.
+    pub blocked: AtomicBool,
+    /// CLIENT UNBLOCK: wakes a blocked client, with an error when
+    /// `unblock_error` is set.
+    pub unblock: tokio::sync::Notify,
+    pub unblock_error: AtomicBool,
 }
 
 #[derive(Default, Clone)]
@@ -47,6 +53,40 @@ pub struct ClientMeta {
 }
 
 impl ClientInfo {
+    /// A client record; `register` lists it, an internal client (AOF
+    /// loading, tests) stays unlisted.
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32) -> ClientInfo {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            db: AtomicUsize::new(0),
+            last_active: AtomicU64::new(crate::storage::now_ms()),
+            busy: AtomicBool::new(false),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
+            killed: AtomicBool::new(false),
+            kill_notify: tokio::sync::Notify::new(),
+            blocked: AtomicBool::new(false),
+            unblock: tokio::sync::Notify::new(),
+            unblock_error: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets or clears one of CLIENT LIST's flag letters.
+    pub fn set_flag(&self, flag: char, on: bool) {
+        let mut meta = self.meta.lock();
+        if on {
+            if !meta.flags.contains(flag) {
+                meta.flags.push(flag);
+            }
+        } else {
+            meta.flags.retain(|c| c != flag);
+        }
+    }
+
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
@@ -104,20 +144,7 @@ pub struct ClientRegistry {
 impl ClientRegistry {
     pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let info = Arc::new(ClientInfo {
-            id,
-            addr,
-            laddr,
-            fd,
-            created: Instant::now(),
-            db: AtomicUsize::new(0),
-            last_active: AtomicU64::new(crate::storage::now_ms()),
-            busy: AtomicBool::new(false),
-            last_cmd: AtomicUsize::new(usize::MAX),
-            meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
-            killed: AtomicBool::new(false),
-            kill_notify: tokio::sync::Notify::new(),
-        });
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd));
         self.clients.insert(id, info.clone());
         info
     }

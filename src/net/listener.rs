@@ -155,7 +155,7 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             removed += db.take_lazy_expired() as usize;
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
-        crate::commands::ctx::publish_expired(&server, flags, &mut data.dbs);
+        crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
         drop(data);
         if removed > 0 {
             server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);

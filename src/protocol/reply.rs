@@ -38,6 +38,9 @@ pub enum Reply {
     Multi(Vec<Reply>),
     /// Nothing is written (the reply is deferred or suppressed).
     NoReply,
+    /// A blocking command found nothing: the session makes the client wait
+    /// (see `Exec::Blocking`). Never written.
+    Blocked,
 }
 
 /// An array of bulk strings kept in its wire form, which is the same in
@@ -249,7 +252,7 @@ impl Reply {
                 push_header(out, b'*', a.count);
                 out.extend_from_slice(&a.body);
             }
-            Reply::NoReply => {}
+            Reply::NoReply | Reply::Blocked => {}
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::cache::Flags;
 use super::convert::{self, push_bytes};
+use crate::commands::dispatch::{self, Origin, Tally};
 use crate::commands::registry::{self, flags, Command, Exec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::ClientState;
@@ -318,13 +319,7 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
         run.wrote = true;
         run.shard.script_wrote.store(true, Ordering::Release);
     }
-    let reply = dispatch(run, cmd, argv);
-    let stats = &run.server.stats.commands[cmd.id];
-    stats.calls.fetch_add(1, Ordering::Relaxed);
-    if reply.is_error() {
-        stats.failed.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(reply)
+    Ok(run_through_dispatch(run, cmd, argv))
 }
 
 /// The slot rules for keys a script touches (scripting.md, "Where a script runs").
@@ -376,51 +371,36 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
     state
 }
 
-fn dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
-    match cmd.spec.exec {
-        Exec::Keyed(f) => with_ctx(run, |ctx| f(ctx, argv)),
-        Exec::AllShards(f, merge) => {
-            let r = with_ctx(run, |ctx| f(ctx, argv));
-            if r.is_error() {
-                return r;
-            }
+/// Runs the checked command through dispatch, on the script's shard.
+fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
+    let mut tally = Tally::start();
+    let reply = match cmd.spec.exec {
+        Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
+            with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally))
+        }
+        Exec::Routed(route, _) => match route(run.server, argv) {
+            Err(e) => e,
+            Ok(id) if id != run.shard.id => Reply::err("Script attempted to access a non local key in a cluster node"),
+            Ok(_) => with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally)),
+        },
+        Exec::Conn(_) => {
             let server = run.server;
             let mut ctx = ConnCtx { server, client: conn_state(run) };
-            merge(&mut ctx, argv, vec![r])
-        }
-        Exec::OneShard(route, f, finish) => {
-            let server = run.server;
-            let id = {
-                let ctx = ConnCtx { server, client: conn_state(run) };
-                route(&ctx, argv)
-            };
-            match id {
-                Err(e) => e,
-                Ok(id) if id != run.shard.id => {
-                    Reply::err("Script attempted to access a non local key in a cluster node")
-                }
-                Ok(id) => {
-                    let r = with_ctx(run, |ctx| f(ctx, argv));
-                    let ctx = ConnCtx { server, client: conn_state(run) };
-                    finish(&ctx, argv, id, r)
-                }
-            }
-        }
-        Exec::Conn(f) => {
-            let server = run.server;
-            let mut ctx = ConnCtx { server, client: conn_state(run) };
-            let r = f(&mut ctx, argv);
+            let r = dispatch::call_conn(&mut ctx, cmd, argv, Origin::Script);
             run.db = ctx.client.db;
             r
         }
-        Exec::Special if cmd.spec.has(flags::BLOCKING) => nonblocking(run, argv),
-        _ => Reply::err("This Redis command is not allowed from script"),
-    }
-}
-
-/// Blocking commands run as their non-blocking form inside scripts.
-fn nonblocking(run: &mut Run<'_>, argv: &[Bytes]) -> Reply {
-    with_ctx(run, |ctx| crate::commands::blocking::run_nonblocking(ctx, argv))
+        Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
+            Some(f) => {
+                let server = run.server;
+                f(&mut ConnCtx { server, client: conn_state(run) }, argv)
+            }
+            None => Reply::wrong_arity(cmd.spec.name),
+        },
+        Exec::Session(_) => Reply::err("This Redis command is not allowed from script"),
+    };
+    tally.publish(run.server, &run.caller.info);
+    reply
 }
 
 fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
@@ -430,8 +410,8 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     // running us was moved out of it, so this is the only live reference.
     let data = unsafe { &mut *run.data };
     let mut one = [data];
-    // The script's clock is fixed at its start (as in Redis): no clock read per call.
-    let mut ctx = Ctx::at(run.server, &mut one, run.db, run.resp, run.caller.id(), run.now);
-    ctx.in_script = true;
+    let mut ctx = Ctx::new(run.server, &mut one, &run.caller.info, run.db, run.resp, Origin::Script);
+    // The script's clock is fixed at its start (as in Redis).
+    ctx.now = run.now;
     f(&mut ctx)
 }

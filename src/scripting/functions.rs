@@ -6,9 +6,9 @@ use super::cache::Flags;
 use super::router::{self, Job, Request};
 use super::vm::Vm;
 use crate::commands::registry::Command;
-use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::server::Server;
+use crate::session::Session;
 use crate::util::eq_ic;
 use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -373,7 +373,7 @@ pub fn tracking<R>(server: &Server, home: usize, args: &[Bytes], name: &str, f: 
     r
 }
 
-pub async fn fcall(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+pub async fn fcall(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     let server = conn.server.clone();
     let p = match prepare(&server, cmd, args) {
         Ok(p) => p,
@@ -392,7 +392,7 @@ pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
     let reg = &server.scripts.functions;
     if matches!(sub, "load" | "restore") {
         // The denyoom subcommands: refused over `maxmemory`, as Redis does.
-        if let Some(oom) = crate::storage::memory::check_oom_for(server, true, &mut []) {
+        if let Some(oom) = crate::shard::eviction::check_oom_for(server, true, &mut []) {
             return oom;
         }
     }

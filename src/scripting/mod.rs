@@ -13,14 +13,13 @@ pub mod commands;
 pub mod convert;
 pub mod functions;
 pub mod libs;
-mod router;
+pub mod router;
 mod vm;
 
 pub use cache::ScriptCache;
 
 use crate::commands::registry::Command;
 use crate::net::client::ClientState;
-use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::ShardData;
@@ -57,18 +56,6 @@ impl ShardScripting {
     /// Number of scripts compiled into this shard's VM (tests, INFO).
     pub fn compiled_scripts(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.compiled_count())
-    }
-}
-
-/// Runs EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO and the SCRIPT and
-/// FUNCTION subcommands for `conn` (called by the connection loop).
-pub async fn special(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
-    match cmd.spec.name {
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => router::eval(conn, cmd, args).await,
-        "fcall" | "fcall_ro" => functions::fcall(conn, cmd, args).await,
-        name if name.starts_with("script|") => router::script(&conn.server, &name[7..], args),
-        name if name.starts_with("function|") => functions::command(&conn.server, &name[9..], args),
-        _ => Reply::err(format!("command '{}' is not implemented yet", cmd.spec.name)),
     }
 }
 

@@ -5,9 +5,9 @@ use super::call::{Abort, Run};
 use super::vm::Vm;
 use crate::commands::registry::Command;
 use crate::net::client::ClientState;
-use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::server::Server;
+use crate::session::Session;
 use crate::shard::{slot, Shard, ShardData};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -115,7 +115,7 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
     Ok(Eval { script, cached, keys, argv, read_only: ro || flags.no_writes })
 }
 
-pub async fn eval(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply {
+pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     match prepare_eval(&conn.server, cmd, args) {
         Ok(e) => run_routed(conn, &e.request(false)).await,
         Err(r) => r,
@@ -124,7 +124,7 @@ pub async fn eval(conn: &mut Connection, cmd: Command, args: &[Bytes]) -> Reply 
 
 /// Runs `req` on the shard its keys pick, restarting a keyless script once
 /// on the shard of the first key it touches.
-pub async fn run_routed(conn: &mut Connection, req: &Request<'_>) -> Reply {
+pub async fn run_routed(conn: &mut Session, req: &Request<'_>) -> Reply {
     let server = conn.server.clone();
     let (mut shard_id, slot) = match route(&server, req.keys, &req.flags) {
         Ok(Some((shard, slot))) => (shard, slot),
@@ -270,7 +270,7 @@ fn oom_at_start(server: &Server, data: &mut ShardData, req: &Request<'_>) -> Res
     if server.config.maxmemory.load(Ordering::Relaxed) == 0 {
         return Ok(false);
     }
-    let over = crate::storage::memory::check_oom_for(server, true, &mut [data]).is_some();
+    let over = crate::shard::eviction::check_oom_for(server, true, &mut [data]).is_some();
     let f = req.flags;
     if over && !f.compat && !f.allow_oom && !f.no_writes {
         return Err(if req.in_exec {
@@ -329,6 +329,8 @@ fn run_with_vm(
                 return (Reply::err(format!("Error running script: {e}")), None);
             }
             let _busy = Busy::new(shard, false, now);
+            // The script's writes reach the stream as one unit.
+            let _unit = crate::propagate::Unit::begin(&server.propagation);
             vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
@@ -337,6 +339,7 @@ fn run_with_vm(
                 Err(r) => return (r, None),
             };
             let _busy = Busy::new(shard, true, now);
+            let _unit = crate::propagate::Unit::begin(&server.propagation);
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };

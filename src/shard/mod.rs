@@ -3,7 +3,10 @@
 //! is a lock-protected partition executed by whichever thread asks, rather
 //! than a thread reached by messages.
 
+pub mod eviction;
 pub mod slot;
+pub mod waiters;
+pub mod watches;
 
 use crate::protocol::Reply;
 use crate::storage::{now_ms, Db};
@@ -18,14 +21,48 @@ pub struct ShardData {
     /// Per-shard scripting state (this shard's Lua VM and compiled scripts).
     pub scripting: crate::scripting::ShardScripting,
     /// Clients blocked on this shard's keys (BLPOP and friends).
-    pub waiters: crate::commands::blocking::Waiters,
+    pub waiters: waiters::Waiters,
     /// Clients WATCHing this shard's keys.
-    pub watches: crate::commands::transactions::Watches,
+    pub watches: watches::Watches,
 }
 
 impl ShardData {
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
+    }
+
+    /// `key` in database `db` changed: its WATCHers become dirty, the first
+    /// client blocked on it wakes, and keyspace notifications go out.
+    pub fn key_changed(
+        &mut self,
+        server: &crate::server::Server,
+        db: usize,
+        key: &[u8],
+        event: &'static str,
+        now: u64,
+    ) {
+        self.waiters.signal(db, key);
+        if !self.watches.is_empty() {
+            if let Some(d) = self.dbs.get_mut(db) {
+                self.watches.touch(db, key, d, now);
+            }
+        }
+        let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        if flags != 0 {
+            crate::pubsub::notify::keyspace_event(server, flags, event, key, db);
+        }
+    }
+}
+
+/// The server removed `key` on its own (eviction): like a write, and
+/// replayed as DEL (UNLINK with `lazyfree-lazy-eviction`).
+pub fn key_removed(server: &crate::server::Server, data: &mut ShardData, db: usize, key: &[u8], event: &'static str) {
+    data.key_changed(server, db, key, event, now_ms());
+    if server.propagation.active() {
+        let lazy = server.config.get("lazyfree-lazy-eviction").as_deref() == Some("yes");
+        let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        let argv = [bytes::Bytes::from_static(verb), bytes::Bytes::copy_from_slice(key)];
+        crate::propagate::emit(&server.propagation, db, &argv);
     }
 }
 
@@ -81,8 +118,8 @@ impl Shard {
                 id,
                 dbs: (0..databases).map(|_| Db::new()).collect(),
                 scripting: crate::scripting::ShardScripting::default(),
-                waiters: crate::commands::blocking::Waiters::default(),
-                watches: crate::commands::transactions::Watches::default(),
+                waiters: waiters::Waiters::default(),
+                watches: watches::Watches::default(),
             }),
             script_since: AtomicU64::new(0),
             script_kill: AtomicBool::new(false),

@@ -27,10 +27,8 @@
 //! LFU policy it is Redis's layout: minutes (24 bits) of the last decrement and
 //! an 8-bit logarithmic counter. Touching a key under LRU is a plain store.
 
-use crate::commands::registry::{flags, Command};
 use crate::protocol::Reply;
 use crate::server::Server;
-use crate::shard::ShardData;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -319,52 +317,6 @@ pub fn oom_reply() -> Reply {
     Reply::error(OOM_TEXT)
 }
 
-/// The maxmemory check run before a command with its shard(s) entered.
-///
-/// With `maxmemory` 0 this is one relaxed load. Over the limit, keys are
-/// evicted first (any policy but noeviction), as Redis does before every
-/// command; a command flagged `denyoom` then gets the OOM error if memory
-/// could not be brought under the limit. Reads always run.
-#[inline]
-pub fn check_oom(server: &Server, cmd: Command, shards: &mut [&mut ShardData]) -> Option<Reply> {
-    let max = server.config.maxmemory.load(Ordering::Relaxed);
-    if max == 0 {
-        return None;
-    }
-    over_limit(server, max, cmd.spec.has(flags::DENYOOM), shards)
-}
-
-/// The same check for callers that decide themselves whether the work may
-/// grow memory (scripts: `deny` is true unless the script allows OOM, and
-/// `redis.call` of a denyoom command inside a script that started over the
-/// limit). `shards` are the shards the caller has entered.
-pub fn check_oom_for(server: &Server, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
-    let max = server.config.maxmemory.load(Ordering::Relaxed);
-    if max == 0 {
-        return None;
-    }
-    over_limit(server, max, deny, shards)
-}
-
-/// True when memory is over a non-zero `maxmemory` (no eviction attempted).
-pub fn over_maxmemory(server: &Server) -> bool {
-    let max = server.config.maxmemory.load(Ordering::Relaxed);
-    max != 0 && is_counting() && used_memory() > max
-}
-
-#[cold]
-fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
-    if !is_counting() || used_memory() <= max {
-        return None;
-    }
-    let policy = Policy::of(server);
-    let outcome = match policy {
-        Policy::NoEviction => super::eviction::Outcome::Fail,
-        _ => super::eviction::perform(server, policy, max, shards),
-    };
-    (deny && outcome == super::eviction::Outcome::Fail).then(oom_reply)
-}
-
 /// Background duties: keeps the coarse clock and tracking mode current,
 /// records the start-up baseline, and evicts when memory is over the limit
 /// while no command arrives to do it.
@@ -382,7 +334,7 @@ pub async fn cron(server: std::sync::Arc<Server>) {
         if max != 0 && is_counting() && used_memory() > max {
             let policy = Policy::of(&server);
             if policy != Policy::NoEviction {
-                super::eviction::perform(&server, policy, max, &mut []);
+                crate::shard::eviction::perform(&server, policy, max, &mut []);
             }
         }
     }

@@ -2,7 +2,6 @@
 
 pub mod alloc;
 mod db;
-pub mod eviction;
 pub mod hash;
 pub mod list;
 pub mod memory;

@@ -1,9 +1,9 @@
 //! INFO: Redis 7.0's sections and field names, filled from moonshard's state.
 //!
-//! INFO runs on every shard (`info_shard` reports its key counts per
-//! database); `info_merge` adds them up and renders the requested sections.
+//! INFO runs with every shard entered (the keyspace section adds up the
+//! shards' key counts) and renders the requested sections.
 
-use crate::commands::{ConnCtx, Ctx};
+use crate::commands::Ctx;
 use crate::protocol::Reply;
 use crate::server::Server;
 use bytes::Bytes;
@@ -27,29 +27,13 @@ const SECTIONS: &[(&str, bool)] = &[
     ("keyspace", true),
 ];
 
-/// Per shard: `[keys, expires]` for each database.
-pub fn info_shard(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    let dbs = &ctx.home().dbs;
-    let mut out = Vec::with_capacity(dbs.len() * 2);
-    for db in dbs.iter() {
-        out.push(Reply::Int(db.len() as i64));
-        out.push(Reply::Int(db.volatile_len() as i64));
-    }
-    Reply::Array(out)
-}
-
-pub fn info_merge(ctx: &mut ConnCtx, args: &[Bytes], replies: Vec<Reply>) -> Reply {
-    let mut totals: Vec<(i64, i64)> = Vec::new();
-    for r in replies {
-        let Reply::Array(items) = r else { continue };
-        for (i, pair) in items.chunks(2).enumerate() {
-            if let [Reply::Int(k), Reply::Int(e)] = pair {
-                if totals.len() <= i {
-                    totals.resize(i + 1, (0, 0));
-                }
-                totals[i].0 += k;
-                totals[i].1 += e;
-            }
+/// INFO, with every shard entered so the keyspace figures are one point in time.
+pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut totals: Vec<(i64, i64)> = vec![(0, 0); ctx.server.databases()];
+    for shard in ctx.shards().iter() {
+        for (i, db) in shard.dbs.iter().enumerate() {
+            totals[i].0 += db.len() as i64;
+            totals[i].1 += db.volatile_len() as i64;
         }
     }
     let wanted = selected(&args[1..]);

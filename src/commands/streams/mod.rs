@@ -84,12 +84,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"]),
     // Both may block, so the connection loop runs them (commands::blocking);
     // their streams may live on several shards.
-    cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, S)
+    cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, B(crate::commands::blocking::attempt))
         .doc("5.0.0", "Reads entries after given IDs from one or more streams, waiting if asked.")
         .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 1), range(-1, 1, 2))]),
-    cmd("xreadgroup", -7, WRITE | BLOCKING | MULTI_SHARD, XREADGROUP_KEYS, G::Stream, S)
-        .doc("5.0.0", "Reads entries for a consumer of a group, tracking them as pending.")
-        .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 4), range(-1, 1, 2))]),
+    cmd(
+        "xreadgroup",
+        -7,
+        WRITE | BLOCKING | MULTI_SHARD,
+        XREADGROUP_KEYS,
+        G::Stream,
+        B(crate::commands::blocking::attempt),
+    )
+    .doc("5.0.0", "Reads entries for a consumer of a group, tracking them as pending.")
+    .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 4), range(-1, 1, 2))]),
     container("xgroup", -2, 0, G::Stream, XGROUP_SUBS)
         .doc("5.0.0", "Container for consumer-group management subcommands."),
     container("xinfo", -2, 0, G::Stream, XINFO_SUBS).doc("5.0.0", "Container for stream introspection subcommands."),

@@ -44,6 +44,28 @@ fn keys_after_streams(args: &[Bytes], from: usize) -> Vec<usize> {
     (at + 1..at + 1 + n).collect()
 }
 
+/// XREAD's arguments with each `$` replaced by its stream's last ID now
+/// (0-0 for a missing stream): a blocked XREAD waits for entries after the
+/// IDs it saw when it blocked, whatever its retries see. None when there is
+/// no `$` to fix.
+pub fn pin_ids(ctx: &mut Ctx, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    let keys = xread_keys(args);
+    let n = keys.len();
+    let first = *keys.first()?;
+    let mut out = None;
+    for (i, &k) in keys.iter().enumerate() {
+        let at = first + n + i;
+        if args.get(at).is_some_and(|a| &a[..] == b"$") {
+            let last = match stream_of(ctx, &args[k]) {
+                Ok(Some(s)) => s.last_id,
+                _ => StreamId::MIN,
+            };
+            out.get_or_insert_with(|| args.to_vec())[at] = Bytes::from(last.to_string());
+        }
+    }
+    out
+}
+
 pub fn xread_keys(args: &[Bytes]) -> Vec<usize> {
     keys_after_streams(args, 1)
 }
@@ -177,6 +199,17 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
             Ok(r) => req.resolved = r,
             Err(e) => return Some(e),
         }
+    } else {
+        // A retry's IDs were fixed when the client blocked (`pin_ids`): no
+        // type or group checks now, a blocked client skips such keys.
+        req.resolved = req
+            .id_args
+            .iter()
+            .map(|a| match parse_id(a, 0, true, false) {
+                Some(p) if !(p.id == StreamId::MAX && req.group.is_some()) => Pos::After(p.id),
+                _ => Pos::New,
+            })
+            .collect();
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
     for i in 0..req.keys.len() {

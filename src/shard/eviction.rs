@@ -12,10 +12,10 @@
 //! connection doing the same. Work per call is bounded by time, derived from
 //! `maxmemory-eviction-tenacity` like Redis's; the memory cron carries on.
 
-use super::memory::{self, Policy};
-use crate::commands::Ctx;
+use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::ShardData;
+use crate::storage::memory::{self, is_counting, used_memory, Policy};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -104,9 +104,8 @@ pub fn evict_while(
         };
         if shards[si].dbs[db].remove(&key).is_some() {
             evicted += 1;
-            // WATCH, keyspace notifications and blocked clients learn of it like of any write.
-            let mut one = [&mut *shards[si]];
-            Ctx::new(server, &mut one, db, 2, 0).written(&key, "evicted");
+            // WATCH, keyspace notifications and the write stream learn of it like of any write.
+            super::key_removed(server, shards[si], db, &key, "evicted");
         }
         rounds += 1;
         if rounds.is_multiple_of(16) && start.elapsed() >= budget {
@@ -181,6 +180,55 @@ fn random_victim(
         }
     }
     None
+}
+
+// ---------------------------------------------------------------------------
+// The maxmemory check
+
+/// The maxmemory check run before a command with its shard(s) entered.
+///
+/// With `maxmemory` 0 this is one relaxed load. Over the limit, keys are
+/// evicted first (any policy but noeviction), as Redis does before every
+/// command; a command flagged `denyoom` then gets the OOM error if memory
+/// could not be brought under the limit. Reads always run.
+#[inline]
+pub fn check_oom(server: &Server, denyoom: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
+    let max = server.config.maxmemory.load(Ordering::Relaxed);
+    if max == 0 {
+        return None;
+    }
+    over_limit(server, max, denyoom, shards)
+}
+
+/// The same check for callers that decide themselves whether the work may
+/// grow memory (scripts: `deny` is true unless the script allows OOM, and
+/// `redis.call` of a denyoom command inside a script that started over the
+/// limit). `shards` are the shards the caller has entered.
+pub fn check_oom_for(server: &Server, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
+    let max = server.config.maxmemory.load(Ordering::Relaxed);
+    if max == 0 {
+        return None;
+    }
+    over_limit(server, max, deny, shards)
+}
+
+/// True when memory is over a non-zero `maxmemory` (no eviction attempted).
+pub fn over_maxmemory(server: &Server) -> bool {
+    let max = server.config.maxmemory.load(Ordering::Relaxed);
+    max != 0 && is_counting() && used_memory() > max
+}
+
+#[cold]
+fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
+    if !is_counting() || used_memory() <= max {
+        return None;
+    }
+    let policy = Policy::of(server);
+    let outcome = match policy {
+        Policy::NoEviction => Outcome::Fail,
+        _ => perform(server, policy, max, shards),
+    };
+    (deny && outcome == Outcome::Fail).then(memory::oom_reply)
 }
 
 #[cfg(test)]

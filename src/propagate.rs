@@ -1,0 +1,214 @@
+//! The propagated write stream: every change to the dataset, in the
+//! replayable form Redis propagates it, in one global order. The AOF writer
+//! and (later) replication subscribe to it; replaying it into an empty
+//! server reproduces the dataset.
+//!
+//! Order: a command emits while it still holds its shards, and the stream's
+//! lock orders emissions globally, so two writes to one key appear in the
+//! order they happened, and a cross-shard transaction (emitted with all its
+//! shards held) appears as one unit.
+//!
+//! Units: a script's or EXEC's writes are collected while it runs (`Unit`)
+//! and emitted together, wrapped in MULTI/EXEC when there is more than one,
+//! as Redis 7.0 does. The stream is RESP, with SELECT emitted whenever the
+//! database changes.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A follower of the stream. `append` runs under the stream's lock, in
+/// global order: keep it short (copy the bytes into a buffer).
+pub trait Subscriber: Send + Sync {
+    fn append(&self, bytes: &[u8]);
+}
+
+#[derive(Default)]
+pub struct Stream {
+    /// True while anyone subscribes: commands skip all stream work otherwise.
+    active: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The database the stream last selected (None: next emission selects).
+    selected: Option<usize>,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+    buf: Vec<u8>,
+}
+
+impl Stream {
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Adds a follower; its stream starts with a SELECT.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+        let mut inner = self.inner.lock();
+        inner.subscribers.push(s);
+        inner.selected = None;
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    pub fn unsubscribe(&self, s: &Arc<dyn Subscriber>) {
+        let mut inner = self.inner.lock();
+        inner.subscribers.retain(|x| !Arc::ptr_eq(x, s));
+        self.active.store(!inner.subscribers.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Emits one unit: its commands `(db, argv)` in order, wrapped in
+    /// MULTI/EXEC when there are several.
+    fn emit_unit(&self, commands: &[(usize, Vec<Bytes>)]) {
+        if commands.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        if inner.subscribers.is_empty() {
+            return;
+        }
+        let Inner { selected, subscribers, buf } = &mut *inner;
+        buf.clear();
+        let wrap = commands.len() > 1;
+        if wrap {
+            // Redis emits MULTI with no database: any SELECT follows it.
+            encode(buf, &[b"MULTI"]);
+        }
+        for (db, argv) in commands {
+            select(buf, selected, *db);
+            encode(buf, argv);
+        }
+        if wrap {
+            encode(buf, &[b"EXEC"]);
+        }
+        for s in subscribers.iter() {
+            s.append(buf);
+        }
+    }
+}
+
+fn select(buf: &mut Vec<u8>, selected: &mut Option<usize>, db: usize) {
+    if *selected != Some(db) {
+        encode(buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
+        *selected = Some(db);
+    }
+}
+
+/// Appends `argv` as a RESP array of bulk strings.
+pub fn encode<A: AsRef<[u8]>>(buf: &mut Vec<u8>, argv: &[A]) {
+    buf.push(b'*');
+    buf.extend_from_slice(argv.len().to_string().as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    for a in argv {
+        let a = a.as_ref();
+        buf.push(b'$');
+        buf.extend_from_slice(a.len().to_string().as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+}
+
+thread_local! {
+    /// The unit being collected on this thread (a script or EXEC running).
+    static UNIT: RefCell<UnitState> = RefCell::new(UnitState::default());
+}
+
+#[derive(Default)]
+struct UnitState {
+    depth: u32,
+    commands: Vec<(usize, Vec<Bytes>)>,
+}
+
+/// Emits one command: into the unit being collected on this thread, or
+/// straight into the stream.
+pub fn emit(stream: &Stream, db: usize, argv: &[Bytes]) {
+    let collected = UNIT.with(|u| {
+        let mut u = u.borrow_mut();
+        if u.depth == 0 {
+            return false;
+        }
+        u.commands.push((db, argv.to_vec()));
+        true
+    });
+    if !collected {
+        stream.emit_unit(&[(db, argv.to_vec())]);
+    }
+}
+
+/// Collects the writes of a script or transaction on this thread until
+/// dropped, then emits them as one unit (nested units join the outer one,
+/// so an EVAL inside EXEC is not wrapped twice).
+pub struct Unit<'a> {
+    stream: &'a Stream,
+}
+
+impl<'a> Unit<'a> {
+    pub fn begin(stream: &'a Stream) -> Unit<'a> {
+        UNIT.with(|u| u.borrow_mut().depth += 1);
+        Unit { stream }
+    }
+}
+
+impl Drop for Unit<'_> {
+    fn drop(&mut self) {
+        let done = UNIT.with(|u| {
+            let mut u = u.borrow_mut();
+            u.depth -= 1;
+            if u.depth == 0 {
+                std::mem::take(&mut u.commands)
+            } else {
+                Vec::new()
+            }
+        });
+        self.stream.emit_unit(&done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<u8>>);
+
+    impl Subscriber for Capture {
+        fn append(&self, bytes: &[u8]) {
+            self.0.lock().extend_from_slice(bytes);
+        }
+    }
+
+    fn b(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+    }
+
+    #[test]
+    fn units_select_and_wrap() {
+        let stream = Stream::default();
+        emit(&stream, 0, &b(&["SET", "a", "1"]));
+        assert!(!stream.active(), "nothing subscribed: nothing kept");
+        let cap = Arc::new(Capture::default());
+        stream.subscribe(cap.clone());
+        emit(&stream, 0, &b(&["SET", "a", "1"]));
+        {
+            let _unit = Unit::begin(&stream);
+            emit(&stream, 0, &b(&["INCR", "n"]));
+            {
+                let _inner = Unit::begin(&stream);
+                emit(&stream, 2, &b(&["DEL", "x"]));
+            }
+        }
+        {
+            let _single = Unit::begin(&stream);
+            emit(&stream, 2, &b(&["DEL", "y"]));
+        }
+        let text = String::from_utf8(cap.0.lock().clone()).unwrap().replace("\r\n", " ");
+        assert_eq!(
+            text,
+            "*2 $6 SELECT $1 0 *3 $3 SET $1 a $1 1 *1 $5 MULTI *2 $4 INCR $1 n *2 $6 SELECT $1 2 \
+             *2 $3 DEL $1 x *1 $4 EXEC *2 $3 DEL $1 y "
+        );
+    }
+}

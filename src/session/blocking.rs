@@ -1,0 +1,190 @@
+//! Waiting for a blocking command (BLPOP, BZPOPMIN, XREAD BLOCK, ...).
+//!
+//! A blocked client never holds a shard while it waits, and it is the only
+//! one that pops for itself. Under the locks of all its keys' shards it runs
+//! the command through dispatch; if that answers `Reply::Blocked` it joins the
+//! FIFO queue of every key (still under the locks, so no write can slip in
+//! between) and waits. A write to a key (`Ctx::written`) wakes the first
+//! queued client of that key; the client retries through dispatch under the
+//! locks and either is served (then leaves every queue) or finds the element
+//! gone and keeps its place. Whenever a client leaves a queue while the key
+//! still holds data, the next client in line is woken, so a push of N
+//! elements serves N waiters in arrival order.
+
+use super::Session;
+use crate::commands::blocking::{self as cmd_blocking, join, leave, pass_on};
+use crate::commands::dispatch::{self, Origin, Tally};
+use crate::commands::registry::Command;
+use crate::commands::Ctx;
+use crate::net::client::ClientInfo;
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::shard::waiters::Waiter;
+use crate::shard::ShardData;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// True when the peer has closed its side (checked right before popping on
+/// its behalf, so an element is never handed to a client that is gone).
+fn peer_closed(stream: &TcpStream) -> bool {
+    use std::os::fd::AsFd;
+    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let s = std::net::TcpStream::from(fd);
+    let mut b = [0u8; 1];
+    match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+enum Wake {
+    Notified,
+    Timeout,
+    Unblocked,
+    Gone,
+}
+
+/// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`,
+/// CLIENT UNBLOCK) for as long as it lives.
+struct Blocked(Arc<Server>, Arc<ClientInfo>);
+
+impl Blocked {
+    fn new(s: &Session) -> Blocked {
+        let info = s.client.info.clone();
+        info.unblock_error.store(false, Ordering::Relaxed);
+        info.blocked.store(true, Ordering::Release);
+        s.server.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        info.set_flag('b', true);
+        Blocked(s.server.clone(), info)
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        self.1.blocked.store(false, Ordering::Release);
+        self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        self.1.set_flag('b', false);
+    }
+}
+
+/// Runs a blocking command whose keys live on the shards `ids` (ascending).
+pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usize>, stream: &TcpStream) -> Reply {
+    let server = conn.server.clone();
+    let (db, resp) = (conn.client.db, conn.client.resp);
+    let waiter = Arc::new(Waiter::new(db));
+    // Known once the first attempt asks to wait (its arguments parsed then).
+    let mut keys: Vec<Bytes> = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    let mut registered = false;
+    let mut pinned: Option<Vec<Bytes>> = None;
+    let mut watch_socket = true;
+    let mut blocked: Option<Blocked> = None;
+    loop {
+        let gone = registered && peer_closed(stream);
+        // A retry waits out a running script instead of answering BUSY.
+        let threshold = if registered { u64::MAX } else { server.busy_threshold() };
+        let done = match server.shards.lock_many(&ids, threshold).await {
+            Err(busy) => {
+                let reply = busy.reply();
+                dispatch::rejected(&server, cmd, &reply);
+                Some(reply)
+            }
+            Ok(mut guards) => {
+                let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                let origin = if registered { Origin::Blocked } else { Origin::Client };
+                let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, origin);
+                let reply = if gone {
+                    Reply::NoReply
+                } else {
+                    let mut tally = Tally::start();
+                    let r = dispatch::call(&mut ctx, cmd, pinned.as_deref().unwrap_or(args), &mut tally);
+                    tally.publish(&server, &conn.client.info);
+                    r
+                };
+                match reply {
+                    Reply::Blocked => {
+                        if registered {
+                            pass_on(&mut ctx, &keys, &waiter);
+                        } else {
+                            let req = match cmd_blocking::parse(cmd.spec.name, args, false) {
+                                Ok(r) => r,
+                                Err(e) => return e,
+                            };
+                            deadline = req.timeout.map(|t| Instant::now() + t);
+                            keys = req.keys;
+                            pinned = cmd_blocking::pinned_args(&mut ctx, args);
+                            join(&mut ctx, &keys, &waiter);
+                            registered = true;
+                        }
+                        None
+                    }
+                    r => {
+                        if registered {
+                            leave(&mut ctx, &keys, &waiter);
+                        }
+                        Some(r)
+                    }
+                }
+            }
+        };
+        if let Some(r) = done {
+            return r;
+        }
+        if blocked.is_none() {
+            blocked = Some(Blocked::new(conn));
+        }
+        let info = &conn.client.info;
+        let wake = loop {
+            let far = Instant::now() + Duration::from_secs(86400 * 365);
+            let mut peek = [0u8; 1];
+            let w = tokio::select! {
+                biased;
+                r = stream.peek(&mut peek), if watch_socket => match r {
+                    Ok(0) | Err(_) => Some(Wake::Gone),
+                    // Pipelined input behind the blocking command: it waits
+                    // for us; stop watching the socket (it stays readable).
+                    Ok(_) => {
+                        watch_socket = false;
+                        None
+                    }
+                },
+                _ = info.kill_notify.notified() => Some(Wake::Gone),
+                _ = server.shutdown.notified() => Some(Wake::Gone),
+                _ = info.unblock.notified() => Some(Wake::Unblocked),
+                _ = waiter.notify.notified() => Some(Wake::Notified),
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Some(Wake::Timeout),
+            };
+            if let Some(w) = w {
+                break w;
+            }
+        };
+        let reply = match wake {
+            Wake::Notified => continue,
+            Wake::Timeout => Reply::NilArray,
+            Wake::Unblocked if info.unblock_error.load(Ordering::Relaxed) => {
+                Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            }
+            Wake::Unblocked => Reply::NilArray,
+            Wake::Gone => Reply::NoReply,
+        };
+        drop(blocked);
+        if let Ok(mut guards) = server.shards.lock_many(&ids, u64::MAX).await {
+            let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, Origin::Blocked);
+            leave(&mut ctx, &keys, &waiter);
+        }
+        if !matches!(reply, Reply::NoReply) {
+            // The command ends without being served: counted as Redis counts
+            // a timed-out or unblocked command.
+            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::wall_clock(), &reply);
+        }
+        return reply;
+    }
+}

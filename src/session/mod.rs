@@ -1,0 +1,538 @@
+//! A client's session: what a connection's commands do to the client's own
+//! state, and the path from a parsed request to `commands::dispatch`.
+//!
+//! For each request the session resolves the command, authorizes it,
+//! applies its own state machine (subscribed mode, MULTI queuing), routes it
+//! to the shard(s) its keys live on, enters them and hands it to dispatch.
+//! Consecutive pipelined commands for the same shard run under one entry, so
+//! a pipeline costs one lock per shard run, not one per command. Commands
+//! declared `Exec::Session` (transactions, subscriptions, blocking waits,
+//! scripts, MONITOR) are handled here, and every command they run goes
+//! through dispatch as well. Replies are encoded into `out`, which the
+//! connection (`net::connection`) writes.
+
+pub mod blocking;
+pub mod multi;
+pub mod subscribe;
+
+use crate::commands::dispatch::{self, Origin, Tally};
+use crate::commands::registry::{self, flags, Command, Exec, KeySpec};
+use crate::commands::spec::SessionOp;
+use crate::commands::{ConnCtx, Ctx};
+use crate::net::client::{ClientInfo, ClientState, ReplyMode};
+use crate::net::limits::OutputLimit;
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::shard::ShardData;
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// The result of routing one request.
+enum Plan {
+    /// Answered without execution (errors, NOAUTH, CROSSSLOT).
+    Done(Reply),
+    /// A keyed command whose keys all live on one shard.
+    Single(Command, usize),
+    /// A keyed command over keys on several shards (ascending ids).
+    Multi(Command, Vec<usize>),
+    /// A command that runs with every shard entered.
+    All(Command),
+    /// A command that needs no shard.
+    Conn(Command),
+    /// A command the session runs itself.
+    Session(Command, SessionOp),
+}
+
+/// Longest command name the resolve cache remembers.
+const LAST_NAME_MAX: usize = 16;
+
+#[derive(Clone, Copy)]
+struct LastResolved {
+    name: [u8; LAST_NAME_MAX],
+    len: u8,
+    cmd: Command,
+}
+
+pub struct Session {
+    pub server: Arc<Server>,
+    pub client: ClientState,
+    /// Encoded replies not yet written.
+    pub out: Vec<u8>,
+    /// The normal class of `client-output-buffer-limit`, applied to `out`.
+    pub out_limit: OutputLimit,
+    /// Set when `out` overcame its limit: it was dropped and the client is closing.
+    pub out_dropped: bool,
+    /// Open transaction (between MULTI and EXEC).
+    pub(crate) txn: Option<Box<multi::Multi>>,
+    /// Keys under WATCH.
+    pub(crate) watch: Option<Box<multi::WatchSet>>,
+    /// Subscriptions and the incoming message queue.
+    pub(crate) sub: Option<Box<subscribe::SubState>>,
+    /// MONITOR's feed, once the client is monitoring.
+    pub(crate) monitor: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// The last command resolved, by its name as sent (see `resolve`).
+    last_resolved: std::cell::Cell<Option<LastResolved>>,
+}
+
+impl Session {
+    pub fn new(server: Arc<Server>, info: Arc<ClientInfo>) -> Session {
+        let authenticated = server.config.requirepass.read().is_none();
+        Session {
+            server,
+            client: ClientState {
+                info,
+                db: 0,
+                resp: 2,
+                authenticated,
+                close_after_reply: false,
+                reply_mode: ReplyMode::On,
+            },
+            out: Vec::with_capacity(16 * 1024),
+            out_limit: OutputLimit::default(),
+            out_dropped: false,
+            txn: None,
+            watch: None,
+            sub: None,
+            monitor: None,
+            last_resolved: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Encodes a reply into the output, as CLIENT REPLY allows.
+    pub fn push(&mut self, reply: Reply) {
+        if self.sub.is_some() {
+            self.drain_messages();
+        }
+        match self.client.reply_mode {
+            ReplyMode::On => {
+                reply.encode(self.client.resp, &mut self.out);
+                if self.out.len() >= self.out_limit.check_from {
+                    self.check_output_limit();
+                }
+            }
+            ReplyMode::Off => {}
+            ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
+            ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
+        }
+    }
+
+    /// Moves every message already queued for this subscriber into the
+    /// output, so it goes out before the reply being produced (as in Redis).
+    pub fn drain_messages(&mut self) {
+        let Some(sub) = self.sub.as_mut() else {
+            return;
+        };
+        while let Ok(msg) = sub.rx.try_recv() {
+            msg.reply().encode(self.client.resp, &mut self.out);
+            sub.unflushed += msg.size();
+        }
+    }
+
+    /// Reads the output limit for the batch about to run; subscribed clients
+    /// answer to the pubsub class instead (enforced where messages are queued).
+    pub fn refresh_out_limit(&mut self) {
+        if self.sub.as_ref().is_some_and(|s| s.active()) {
+            self.out_limit.disable();
+        } else {
+            self.out_limit.refresh(&self.server.config.normal_limits);
+        }
+    }
+
+    /// Called when the output reaches the lowest limit: drops the output and
+    /// closes the client if it overcame the limits (no further command runs).
+    #[cold]
+    fn check_output_limit(&mut self) {
+        if !self.out_dropped && self.out_limit.overcome(self.out.len()) {
+            self.output_overcome();
+        }
+    }
+
+    pub fn output_overcome(&mut self) {
+        let msg = format!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            self.client.id(),
+            self.client.info.addr
+        );
+        crate::net::listener::log(&self.server, "warning", &msg);
+        self.out = Vec::new();
+        self.out_dropped = true;
+        self.client.close_after_reply = true;
+    }
+
+    /// The client is going away: leave every transaction, watch, channel and
+    /// the monitor list.
+    pub async fn close(&mut self) {
+        self.txn = None;
+        multi::unwatch_all(self).await;
+        subscribe::unsubscribe_all(self);
+        if self.monitor.take().is_some() {
+            self.server.observers.monitors.remove(self.client.id());
+        }
+    }
+
+    /// `registry::resolve` behind a one-entry cache of the last plain command:
+    /// pipelines and most clients repeat the same few commands, and comparing
+    /// the name as sent is cheaper than a case-folding table lookup.
+    fn resolve(&self, args: &[Bytes]) -> Result<Command, Reply> {
+        if let Some(last) = self.last_resolved.get() {
+            if last.name[..last.len as usize] == args[0][..] {
+                if last.cmd.spec.arity_ok(args.len()) {
+                    return Ok(last.cmd);
+                }
+                return Err(Reply::wrong_arity(last.cmd.spec.name));
+            }
+        }
+        let r = registry::resolve(args);
+        if let Ok(cmd) = &r {
+            // Subcommands depend on args[1] as well: not cached.
+            let plain = !cmd.spec.name.contains('|') && !matches!(cmd.spec.exec, Exec::Container);
+            if plain && args[0].len() <= LAST_NAME_MAX {
+                let mut name = [0u8; LAST_NAME_MAX];
+                name[..args[0].len()].copy_from_slice(&args[0]);
+                self.last_resolved.set(Some(LastResolved { name, len: args[0].len() as u8, cmd: *cmd }));
+            }
+        }
+        r
+    }
+
+    /// Routes one request: resolves the command, authorizes it, finds its shard(s).
+    fn plan(&self, args: &[Bytes]) -> Plan {
+        let cmd = match self.resolve(args) {
+            Ok(cmd) => cmd,
+            Err(reply) => {
+                if let Reply::Error(text) = &reply {
+                    self.server.stats.count_error(text);
+                }
+                return Plan::Done(reply);
+            }
+        };
+        if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        match cmd.spec.exec {
+            Exec::Keyed(_) | Exec::Blocking(_) => self.plan_keyed(cmd, args),
+            Exec::AllShards(_) => Plan::All(cmd),
+            Exec::Routed(route, _) => match route(&self.server, args) {
+                Ok(id) => Plan::Single(cmd, id.min(self.server.shards.len() - 1)),
+                Err(e) => {
+                    dispatch::rejected(&self.server, cmd, &e);
+                    Plan::Done(e)
+                }
+            },
+            Exec::Conn(_) | Exec::Container => Plan::Conn(cmd),
+            Exec::Session(op) => Plan::Session(cmd, op),
+        }
+    }
+
+    fn plan_keyed(&self, cmd: Command, args: &[Bytes]) -> Plan {
+        // The common key spec (one key, or a range) is walked without
+        // building a vector of positions.
+        match cmd.spec.keys {
+            KeySpec::Range { first, last, step } => {
+                let argc = args.len() as i32;
+                let last = if last < 0 { argc + last } else { last }.min(argc - 1);
+                if first < 0 || first > last {
+                    return Plan::Single(cmd, self.home_shard());
+                }
+                let keys = (first as usize..=last as usize).step_by(step.max(1) as usize);
+                self.route_keys(cmd, args, keys)
+            }
+            _ => {
+                let positions = cmd.spec.key_positions(args);
+                self.route_keys(cmd, args, positions.into_iter())
+            }
+        }
+    }
+
+    fn route_keys(&self, cmd: Command, args: &[Bytes], mut positions: impl Iterator<Item = usize>) -> Plan {
+        let shards = &self.server.shards;
+        let Some(first) = positions.next() else {
+            return Plan::Single(cmd, self.home_shard());
+        };
+        let first_slot = crate::shard::slot::key_slot(&args[first]);
+        let first_shard = crate::shard::slot::slot_shard(first_slot, shards.len());
+        let mut ids: Option<Vec<usize>> = None;
+        for p in positions {
+            let slot = crate::shard::slot::key_slot(&args[p]);
+            if slot == first_slot {
+                continue;
+            }
+            if !cmd.spec.has(flags::MULTI_SHARD) {
+                let reply = Reply::crossslot();
+                dispatch::rejected(&self.server, cmd, &reply);
+                return Plan::Done(reply);
+            }
+            let shard = crate::shard::slot::slot_shard(slot, shards.len());
+            if shard != first_shard {
+                let v = ids.get_or_insert_with(|| vec![first_shard]);
+                if !v.contains(&shard) {
+                    v.push(shard);
+                }
+            }
+        }
+        match ids {
+            None => Plan::Single(cmd, first_shard),
+            Some(mut v) => {
+                v.sort_unstable();
+                Plan::Multi(cmd, v)
+            }
+        }
+    }
+
+    /// The shard keyless commands run on: spread clients over shards.
+    pub fn home_shard(&self) -> usize {
+        (self.client.id() as usize) % self.server.shards.len()
+    }
+
+    /// Runs a pipeline of parsed requests, in order. `stream` is the
+    /// client's socket (a blocked command watches it for the peer leaving).
+    pub async fn execute_batch(&mut self, batch: &[Vec<Bytes>], stream: &TcpStream) {
+        let mut i = 0;
+        let mut next_plan: Option<Plan> = None;
+        while i < batch.len() {
+            if self.client.close_after_reply {
+                return;
+            }
+            let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            if self.txn.is_some() || self.sub.is_some() {
+                match self.intercept(plan, &batch[i]) {
+                    Ok(p) => plan = p,
+                    Err(reply) => {
+                        self.push(reply);
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            match plan {
+                Plan::Done(reply) => {
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Single(cmd, shard_id) if !matches!(cmd.spec.exec, Exec::Blocking(_)) => {
+                    let server = self.server.clone();
+                    let shard = server.shards.get(shard_id);
+                    let mut guard = match shard.try_lock() {
+                        Some(g) => g,
+                        None => match shard.lock(server.busy_threshold(), false).await {
+                            Ok(g) => g,
+                            Err(busy) => {
+                                let reply = busy.reply();
+                                dispatch::rejected(&server, cmd, &reply);
+                                self.push(reply);
+                                i += 1;
+                                continue;
+                            }
+                        },
+                    };
+                    // Run this command and every following one bound to the same shard.
+                    let mut cmd = cmd;
+                    let mut tally = Tally::start();
+                    loop {
+                        let reply = self.call(cmd, &batch[i], &mut [&mut guard], &mut tally);
+                        self.push(reply);
+                        i += 1;
+                        if i >= batch.len() || self.client.close_after_reply {
+                            break;
+                        }
+                        match self.plan(&batch[i]) {
+                            Plan::Single(c, s)
+                                if s == shard_id
+                                    && self.txn.is_none()
+                                    && self.sub.is_none()
+                                    && !matches!(c.spec.exec, Exec::Blocking(_)) =>
+                            {
+                                cmd = c
+                            }
+                            other => {
+                                next_plan = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    tally.publish(&self.server, &self.client.info);
+                    drop(guard);
+                }
+                Plan::Single(cmd, id) => {
+                    let reply = blocking::run(self, cmd, &batch[i], vec![id], stream).await;
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Multi(cmd, ids) if matches!(cmd.spec.exec, Exec::Blocking(_)) => {
+                    let reply = blocking::run(self, cmd, &batch[i], ids, stream).await;
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Multi(cmd, ids) => {
+                    let reply = self.call_entered(cmd, &batch[i], &ids).await;
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::All(cmd) => {
+                    let ids: Vec<usize> = (0..self.server.shards.len()).collect();
+                    let reply = self.call_entered(cmd, &batch[i], &ids).await;
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Conn(cmd) => {
+                    let reply = self.call_conn(cmd, &batch[i]);
+                    self.push(reply);
+                    i += 1;
+                }
+                Plan::Session(cmd, op) => {
+                    let start = dispatch::wall_clock();
+                    let reply = self.session_op(op, cmd, &batch[i]).await;
+                    let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
+                    dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
+                    self.push(reply);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// One command through dispatch with `shards` entered.
+    fn call(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
+        let server = self.server.clone();
+        let mut ctx = Ctx::new(&server, shards, &self.client.info, self.client.db, self.client.resp, Origin::Client);
+        dispatch::call(&mut ctx, cmd, args, tally)
+    }
+
+    /// Enters the shards `ids` (ascending) and runs one command.
+    async fn call_entered(&mut self, cmd: Command, args: &[Bytes], ids: &[usize]) -> Reply {
+        let server = self.server.clone();
+        let locked = server.shards.lock_many(ids, server.busy_threshold()).await;
+        let reply = match locked {
+            Ok(mut guards) => {
+                let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                let mut tally = Tally::start();
+                let r = self.call(cmd, args, &mut refs, &mut tally);
+                tally.publish(&self.server, &self.client.info);
+                r
+            }
+            Err(busy) => {
+                let reply = busy.reply();
+                dispatch::rejected(&server, cmd, &reply);
+                reply
+            }
+        };
+        reply
+    }
+
+    /// A command that needs no shard, through dispatch.
+    fn call_conn(&mut self, cmd: Command, args: &[Bytes]) -> Reply {
+        if let Exec::Container = cmd.spec.exec {
+            // A container called bare (COMMAND): its own meaning, if it has one.
+            return match crate::commands::server::bare_container(cmd.spec.name) {
+                Some(f) => {
+                    let server = self.server.clone();
+                    f(&mut ConnCtx { server: &server, client: &mut self.client }, args)
+                }
+                None => Reply::wrong_arity(cmd.spec.name),
+            };
+        }
+        let server = self.server.clone();
+        let mut ctx = ConnCtx { server: &server, client: &mut self.client };
+        dispatch::call_conn(&mut ctx, cmd, args, Origin::Client)
+    }
+
+    /// Subscribed-mode rules and MULTI queuing, in Redis's order. Err is the
+    /// reply that takes the place of running the command now.
+    fn intercept(&mut self, plan: Plan, args: &[Bytes]) -> Result<Plan, Reply> {
+        let cmd = match &plan {
+            Plan::Done(reply) => {
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.failed = true;
+                }
+                return Err(reply.clone());
+            }
+            Plan::Single(cmd, _) | Plan::Multi(cmd, _) | Plan::All(cmd) | Plan::Conn(cmd) | Plan::Session(cmd, _) => {
+                *cmd
+            }
+        };
+        if self.client.resp == 2 && self.sub.as_ref().is_some_and(|s| s.active()) {
+            if !subscribe::allowed_when_subscribed(cmd.spec.name) {
+                let reply = subscribe::not_allowed_when_subscribed(cmd.spec.name);
+                dispatch::rejected(&self.server, cmd, &reply);
+                return Err(reply);
+            }
+            if self.txn.is_none() {
+                if let Some(pong) = self.subscribed_ping(cmd, args) {
+                    return Err(pong);
+                }
+            }
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(plan);
+        };
+        match multi::queue(txn, cmd, args) {
+            None => Ok(plan),
+            Some(reply) => {
+                if reply.is_error() {
+                    dispatch::rejected(&self.server, cmd, &reply);
+                }
+                let n = txn.queued.len() as i64;
+                self.client.info.meta.lock().multi = n;
+                Err(reply)
+            }
+        }
+    }
+
+    /// PING's reply in RESP2 subscribed mode, if that is what `cmd` is.
+    pub(crate) fn subscribed_ping(&self, cmd: Command, args: &[Bytes]) -> Option<Reply> {
+        let subscribed = self.client.resp == 2 && self.sub.as_ref().is_some_and(|s| s.active());
+        (subscribed && cmd.spec.name == "ping" && args.len() <= 2).then(|| subscribe::subscribed_ping(args))
+    }
+
+    /// The commands the session handles itself.
+    async fn session_op(&mut self, op: SessionOp, cmd: Command, args: &[Bytes]) -> Reply {
+        match op {
+            SessionOp::Quit => {
+                self.client.close_after_reply = true;
+                Reply::ok()
+            }
+            SessionOp::Reset => self.reset().await,
+            SessionOp::ClientReply => crate::commands::connection::client_reply(&mut self.client, args),
+            SessionOp::Multi | SessionOp::Exec | SessionOp::Discard | SessionOp::Watch | SessionOp::Unwatch => {
+                multi::run(self, op, args).await
+            }
+            SessionOp::Subscribe
+            | SessionOp::Unsubscribe
+            | SessionOp::PSubscribe
+            | SessionOp::PUnsubscribe
+            | SessionOp::SSubscribe
+            | SessionOp::SUnsubscribe => subscribe::run(self, op, args),
+            SessionOp::Eval => crate::scripting::router::eval(self, cmd, args).await,
+            SessionOp::Fcall => crate::scripting::functions::fcall(self, cmd, args).await,
+            SessionOp::Monitor => self.start_monitor(),
+        }
+    }
+
+    async fn reset(&mut self) -> Reply {
+        self.txn = None;
+        self.client.info.meta.lock().multi = -1;
+        multi::unwatch_all(self).await;
+        subscribe::unsubscribe_all(self);
+        if self.monitor.take().is_some() {
+            self.server.observers.monitors.remove(self.client.id());
+            self.client.info.set_flag('O', false);
+        }
+        self.client.set_db(0);
+        self.client.set_resp(2);
+        self.client.reply_mode = ReplyMode::On;
+        self.client.authenticated = self.server.config.requirepass.read().is_none();
+        self.client.info.meta.lock().name = None;
+        Reply::status("RESET")
+    }
+
+    /// MONITOR: from now on the client sees every command the server runs.
+    fn start_monitor(&mut self) -> Reply {
+        if self.monitor.is_none() {
+            self.monitor = Some(self.server.observers.monitors.add(self.client.info.clone()));
+            self.client.info.set_flag('O', true);
+        }
+        Reply::ok()
+    }
+}

@@ -1,0 +1,343 @@
+//! MULTI, EXEC, DISCARD, WATCH, UNWATCH: the session's side of transactions.
+//!
+//! Queuing lives on the session (`Multi`). EXEC enters every shard the
+//! queued commands (and the watched keys) need, in ascending shard order,
+//! holds them for the whole transaction and runs each queued command through
+//! dispatch with those shards entered: nobody else can observe a partial
+//! transaction, a transaction on one shard costs one lock, and its writes go
+//! to the propagated stream as one MULTI/EXEC unit.
+//!
+//! WATCH registers the client on each key in the owning shard's `Watches`;
+//! `Ctx::written` (and FLUSHDB/FLUSHALL/SWAPDB) mark the watchers dirty.
+//! Expiry is checked at EXEC time under the locks, as Redis 7.0 does.
+
+use super::Session;
+use crate::commands::dispatch::{self, Origin, Tally};
+use crate::commands::registry::{flags, Command, Exec};
+use crate::commands::spec::SessionOp;
+use crate::commands::{ConnCtx, Ctx};
+use crate::protocol::Reply;
+use crate::shard::watches::{Seen, Watcher};
+use crate::shard::ShardData;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// A transaction being queued (between MULTI and EXEC).
+#[derive(Default)]
+pub struct Multi {
+    pub queued: Vec<(Command, Vec<Bytes>)>,
+    /// A command was refused while queuing: EXEC answers EXECABORT.
+    pub failed: bool,
+}
+
+/// The keys one client watches.
+pub struct WatchSet {
+    w: Arc<Watcher>,
+    /// (shard, db, key)
+    keys: Vec<(usize, usize, Bytes)>,
+}
+
+impl WatchSet {
+    fn shard_ids(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = self.keys.iter().map(|k| k.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn dirty(&self) -> bool {
+        self.w.dirty()
+    }
+
+    /// Checks expiry and unregisters every key; `shards` holds (at least)
+    /// every shard of the watched keys. Returns true when EXEC may run.
+    fn release(&self, shards: &mut [&mut ShardData], now: u64) -> bool {
+        let mut clean = !self.dirty();
+        for (sid, db, key) in &self.keys {
+            let Some(shard) = shards.iter_mut().find(|s| s.id == *sid) else {
+                continue;
+            };
+            let ShardData { dbs, watches, .. } = &mut **shard;
+            if clean {
+                if let Some(d) = dbs.get_mut(*db) {
+                    clean = watches.unexpired(*db, key, &self.w, d, now);
+                }
+            }
+            watches.remove(*db, key, &self.w);
+        }
+        clean
+    }
+}
+
+/// MULTI/EXEC/DISCARD/WATCH/UNWATCH.
+pub async fn run(conn: &mut Session, op: SessionOp, args: &[Bytes]) -> Reply {
+    match op {
+        SessionOp::Multi => {
+            if conn.txn.is_some() {
+                return Reply::err("MULTI calls can not be nested");
+            }
+            conn.txn = Some(Box::default());
+            conn.client.info.meta.lock().multi = 0;
+            Reply::ok()
+        }
+        SessionOp::Exec => exec(conn).await,
+        SessionOp::Discard => {
+            if conn.txn.take().is_none() {
+                return Reply::err("DISCARD without MULTI");
+            }
+            conn.client.info.meta.lock().multi = -1;
+            unwatch_all(conn).await;
+            Reply::ok()
+        }
+        SessionOp::Watch => watch(conn, &args[1..]).await,
+        _ => {
+            unwatch_all(conn).await;
+            Reply::ok()
+        }
+    }
+}
+
+async fn watch(conn: &mut Session, keys: &[Bytes]) -> Reply {
+    if conn.txn.is_some() {
+        return Reply::err("WATCH inside MULTI is not allowed");
+    }
+    let set = conn.watch.get_or_insert_with(|| Box::new(WatchSet { w: Arc::default(), keys: Vec::new() }));
+    // Redis: no point in watching more once the transaction is doomed.
+    if set.dirty() {
+        return Reply::ok();
+    }
+    let server = conn.server.clone();
+    let mut ids: Vec<usize> = keys.iter().map(|k| server.shards.for_key(k)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut guards = match server.shards.lock_many(&ids, server.busy_threshold()).await {
+        Ok(g) => g,
+        Err(busy) => return busy.reply(),
+    };
+    let (db, now) = (conn.client.db, crate::storage::now_ms());
+    for key in keys {
+        if set.keys.iter().any(|(_, d, k)| *d == db && k == key) {
+            continue;
+        }
+        let sid = server.shards.for_key(key);
+        let Some(shard) = guards.iter_mut().find(|g| g.id == sid) else {
+            continue;
+        };
+        let ShardData { dbs, watches, .. } = &mut **shard;
+        let Some(d) = dbs.get_mut(db) else {
+            continue;
+        };
+        let seen = if d.is_expired(key, now) {
+            Seen::Expired
+        } else if d.contains(key, now) {
+            Seen::Live
+        } else {
+            Seen::Absent
+        };
+        watches.add(db, key, &set.w, seen);
+        set.keys.push((sid, db, key.clone()));
+    }
+    Reply::ok()
+}
+
+/// Forgets every watched key of the client (UNWATCH, DISCARD, RESET, EXEC
+/// that did not run, disconnection).
+pub async fn unwatch_all(conn: &mut Session) {
+    let Some(set) = conn.watch.take() else {
+        return;
+    };
+    let server = conn.server.clone();
+    // Wait out a running script rather than leaving stale registrations.
+    let locked = server.shards.lock_many(&set.shard_ids(), u64::MAX).await;
+    if let Ok(mut guards) = locked {
+        let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+        set.release(&mut refs, 0);
+    }
+}
+
+async fn exec(conn: &mut Session) -> Reply {
+    let Some(txn) = conn.txn.take() else {
+        return Reply::err("EXEC without MULTI");
+    };
+    conn.client.info.meta.lock().multi = -1;
+    if txn.failed {
+        unwatch_all(conn).await;
+        return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    if conn.watch.as_ref().is_some_and(|w| w.dirty()) {
+        unwatch_all(conn).await;
+        return Reply::NilArray;
+    }
+    if refused_for_memory(conn, &txn) {
+        unwatch_all(conn).await;
+        let text = crate::storage::memory::OOM_TEXT;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
+    let mut ids = Vec::new();
+    for (cmd, args) in &txn.queued {
+        shards_needed(conn, *cmd, args, &mut ids);
+    }
+    if let Some(w) = &conn.watch {
+        ids.extend(w.shard_ids());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let server = conn.server.clone();
+    let locked = server.shards.lock_many(&ids, server.busy_threshold()).await;
+    let busy = match locked {
+        Ok(mut guards) => {
+            let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+            return run_locked(conn, &txn, &ids, &mut refs);
+        }
+        Err(busy) => busy,
+    };
+    unwatch_all(conn).await;
+    busy.reply()
+}
+
+/// Redis refuses the whole EXEC over `maxmemory` when any queued command
+/// is denyoom (a script's flags decide for EVAL/FCALL), evicting first.
+fn refused_for_memory(conn: &Session, txn: &Multi) -> bool {
+    let server = &conn.server;
+    if !crate::shard::eviction::over_maxmemory(server) {
+        return false;
+    }
+    let denyoom = txn.queued.iter().any(|(cmd, args)| match cmd.spec.exec {
+        Exec::Session(SessionOp::Eval | SessionOp::Fcall) => crate::scripting::denyoom_queued(server, *cmd, args),
+        _ => cmd.spec.has(flags::DENYOOM),
+    });
+    denyoom && crate::shard::eviction::check_oom_for(server, true, &mut []).is_some()
+}
+
+/// The shards a queued command will enter, added to `ids`.
+fn shards_needed(conn: &mut Session, cmd: Command, args: &[Bytes], ids: &mut Vec<usize>) {
+    let shards = &conn.server.shards;
+    let keyed = |ids: &mut Vec<usize>, home: usize| {
+        let positions = cmd.spec.key_positions(args);
+        if positions.is_empty() {
+            ids.push(home);
+        }
+        ids.extend(positions.iter().map(|&p| shards.for_key(&args[p])));
+    };
+    match cmd.spec.exec {
+        Exec::Keyed(_) | Exec::Blocking(_) => keyed(ids, conn.home_shard()),
+        Exec::AllShards(..) => ids.extend(0..shards.len()),
+        Exec::Session(SessionOp::Eval | SessionOp::Fcall) => {
+            ids.extend(crate::scripting::shards_for_queued(&conn.server, cmd, args))
+        }
+        Exec::Routed(route, _) => {
+            if let Ok(id) = route(&conn.server, args) {
+                ids.push(id.min(shards.len().saturating_sub(1)));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs the queued commands with every needed shard entered. Nothing here
+/// awaits: the shards stay entered from the first command to the last.
+fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut ShardData]) -> Reply {
+    if let Some(set) = conn.watch.take() {
+        if !set.release(refs, crate::storage::now_ms()) {
+            return Reply::NilArray;
+        }
+    }
+    let server = conn.server.clone();
+    // The transaction's writes reach the stream as one MULTI/EXEC unit.
+    let _unit = crate::propagate::Unit::begin(&server.propagation);
+    let mut tally = Tally::start();
+    let mut replies = Vec::with_capacity(txn.queued.len());
+    for (cmd, args) in &txn.queued {
+        let reply = run_queued(conn, *cmd, args, ids, refs, &mut tally);
+        replies.push(reply);
+    }
+    tally.publish(&server, &conn.client.info);
+    Reply::Array(replies)
+}
+
+/// One queued command, through dispatch with the shards it needs.
+fn run_queued(
+    conn: &mut Session,
+    cmd: Command,
+    args: &[Bytes],
+    ids: &[usize],
+    refs: &mut [&mut ShardData],
+    tally: &mut Tally,
+) -> Reply {
+    let server = conn.server.clone();
+    let (db, resp) = (conn.client.db, conn.client.resp);
+    match cmd.spec.exec {
+        Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
+            let mut ctx = Ctx::new(&server, refs, &conn.client.info, db, resp, Origin::Exec);
+            dispatch::call(&mut ctx, cmd, args, tally)
+        }
+        Exec::Routed(route, _) => {
+            let sid = match route(&server, args) {
+                Ok(sid) => sid,
+                Err(e) => return e,
+            };
+            let Some(pos) = ids.iter().position(|&i| i == sid) else {
+                return Reply::err("internal routing error");
+            };
+            let mut one = [&mut *refs[pos]];
+            let mut ctx = Ctx::new(&server, &mut one, &conn.client.info, db, resp, Origin::Exec);
+            dispatch::call(&mut ctx, cmd, args, tally)
+        }
+        Exec::Conn(_) => {
+            if let Some(pong) = conn.subscribed_ping(cmd, args) {
+                return pong;
+            }
+            dispatch::call_conn(&mut ConnCtx { server: &server, client: &mut conn.client }, cmd, args, Origin::Exec)
+        }
+        Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
+            Some(f) => f(&mut ConnCtx { server: &server, client: &mut conn.client }, args),
+            None => Reply::wrong_arity(cmd.spec.name),
+        },
+        Exec::Session(op) => {
+            let start = dispatch::wall_clock();
+            let reply = match op {
+                SessionOp::Eval | SessionOp::Fcall => {
+                    let home = conn.home_shard();
+                    crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
+                }
+                SessionOp::Subscribe
+                | SessionOp::Unsubscribe
+                | SessionOp::PSubscribe
+                | SessionOp::PUnsubscribe
+                | SessionOp::SSubscribe
+                | SessionOp::SUnsubscribe => super::subscribe::run(conn, op, args),
+                SessionOp::ClientReply => crate::commands::connection::client_reply(&mut conn.client, args),
+                // EXEC has already forgotten the watched keys.
+                SessionOp::Unwatch => Reply::ok(),
+                _ => Reply::err(format!("command '{}' cannot run inside a transaction", cmd.spec.name)),
+            };
+            dispatch::account_session(&server, &conn.client.info, conn.client.db, cmd, args, start, &reply);
+            reply
+        }
+    }
+}
+
+/// Handles a request while MULTI is open: queues it (QUEUED) or refuses it,
+/// flagging the transaction as Redis does. None: run it now (EXEC, DISCARD,
+/// MULTI, WATCH, QUIT, RESET).
+pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
+    if matches!(
+        cmd.spec.exec,
+        Exec::Session(
+            SessionOp::Exec
+                | SessionOp::Discard
+                | SessionOp::Multi
+                | SessionOp::Watch
+                | SessionOp::Quit
+                | SessionOp::Reset
+        )
+    ) {
+        return None;
+    }
+    if cmd.spec.has(flags::NO_MULTI) {
+        txn.failed = true;
+        return Some(Reply::err("Command not allowed inside a transaction"));
+    }
+    txn.queued.push((cmd, args.to_vec()));
+    Some(Reply::status("QUEUED"))
+}

@@ -1,0 +1,66 @@
+//! MONITOR: clients that see every command the server runs, as Redis
+//! formats it: `+<unix time with µs> [<db> <client address>] "arg" ...`, with
+//! `lua` as the address of commands a script runs.
+
+use crate::commands::dispatch::Origin;
+use crate::net::client::ClientInfo;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+struct Watcher {
+    info: Arc<ClientInfo>,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+#[derive(Default)]
+pub struct Monitors {
+    count: AtomicUsize,
+    list: Mutex<Vec<Watcher>>,
+}
+
+impl Monitors {
+    /// Adds a monitoring client; its lines arrive on the returned queue.
+    pub fn add(&self, info: Arc<ClientInfo>) -> mpsc::UnboundedReceiver<Bytes> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut list = self.list.lock();
+        list.push(Watcher { info, tx });
+        self.count.store(list.len(), Ordering::Release);
+        rx
+    }
+
+    pub fn remove(&self, id: u64) {
+        let mut list = self.list.lock();
+        list.retain(|w| w.info.id != id);
+        self.count.store(list.len(), Ordering::Release);
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shows a command that ran in database `db` to every monitor.
+    pub fn feed(&self, client: &ClientInfo, origin: Origin, db: usize, args: &[Bytes]) {
+        if self.count.load(Ordering::Relaxed) == 0 || origin == Origin::AofLoad {
+            return;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let addr = if origin == Origin::Script { "lua" } else { client.addr.as_str() };
+        let mut line = format!("+{}.{:06} [{} {}]", now.as_secs(), now.subsec_micros(), db, addr).into_bytes();
+        for a in crate::stats::slowlog::shown_args(args).iter() {
+            line.push(b' ');
+            crate::util::quote_repr(&mut line, a);
+        }
+        line.extend_from_slice(b"\r\n");
+        let line = Bytes::from(line);
+        let mut list = self.list.lock();
+        list.retain(|w| !w.info.killed.load(Ordering::Relaxed) && w.tx.send(line.clone()).is_ok());
+        self.count.store(list.len(), Ordering::Release);
+    }
+}
