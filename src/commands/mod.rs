@@ -4,6 +4,7 @@
 pub mod ctx;
 pub mod table;
 
+pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
 pub mod hashes;

@@ -113,6 +113,14 @@ pub static DOCS: &[(&str, &str, &str)] = &[
     ("substr", "1.0.0", "Returns part of a string value (older name of GETRANGE)."),
     ("setrange", "2.2.0", "Overwrites part of a string value at an offset."),
     ("lcs", "7.0.0", "Finds the longest common subsequence of two strings."),
+    // bitmap
+    ("setbit", "2.2.0", "Sets or clears one bit of a string, growing it as needed; returns the old bit."),
+    ("getbit", "2.2.0", "Returns one bit of a string (0 past its end)."),
+    ("bitcount", "2.6.0", "Counts the set bits of a string, or of a byte or bit range of it."),
+    ("bitpos", "2.8.7", "Finds the first set or clear bit of a string, optionally within a range."),
+    ("bitop", "2.6.0", "Stores the AND, OR, XOR or NOT of strings under a destination key."),
+    ("bitfield", "3.2.0", "Reads, writes and increments integers of any width at bit offsets of a string."),
+    ("bitfield_ro", "6.0.0", "BITFIELD restricted to GET, for read-only contexts."),
     ("getbit", "2.2.0", "Returns one bit of a string value."),
     ("setbit", "2.2.0", "Sets one bit of a string value."),
     ("bitcount", "2.6.0", "Counts the set bits of a string value."),
@@ -531,6 +539,17 @@ pub static KEY_SPECS: &[(&str, &[KeySpecDoc])] = &[
     (
         "rpoplpush",
         &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
+    ),
+    ("setbit", &[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    ("bitop", &[ks(&["OW", "update"], idx(2), range(0, 1, 0)), ks(&["RO", "access"], idx(3), range(-1, 1, 0))]),
+    (
+        "bitfield",
+        &[ks_noted(
+            "This command allows both access and modification of the key",
+            &["RW", "access", "update", "variable_flags"],
+            idx(1),
+            range(0, 1, 0),
+        )],
     ),
 ];
 
