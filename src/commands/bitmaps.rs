@@ -12,8 +12,8 @@
 //! saturates upwards as Redis's overflow check does.
 
 use super::keys::lookup_read;
-use super::table::{cmd, flags::*, k, CommandSpec, Exec::Keyed as K, Group, K1};
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::storage::small::INLINE;
 use crate::storage::{Entry, SmallBytes, StrHint, Value};
@@ -21,14 +21,31 @@ use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
+// ------------------------------------------------------------ declarations
+
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("setbit", 4, WRITE | DENYOOM, K1, Group::Bitmap, K(setbit)),
-    cmd("getbit", 3, READONLY | FAST, K1, Group::Bitmap, K(getbit)),
-    cmd("bitcount", -2, READONLY, K1, Group::Bitmap, K(bitcount)),
-    cmd("bitpos", -3, READONLY, K1, Group::Bitmap, K(bitpos)),
-    cmd("bitop", -4, WRITE | DENYOOM, k(2, -1, 1), Group::Bitmap, K(bitop)),
-    cmd("bitfield", -2, WRITE | DENYOOM, K1, Group::Bitmap, K(bitfield)),
-    cmd("bitfield_ro", -2, READONLY | FAST, K1, Group::Bitmap, K(bitfield_ro)),
+    cmd("setbit", 4, WRITE | DENYOOM, K1, G::Bitmap, K(setbit))
+        .doc("2.2.0", "Sets or clears one bit of a string, growing it as needed; returns the old bit.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("getbit", 3, READONLY | FAST, K1, G::Bitmap, K(getbit))
+        .doc("2.2.0", "Returns one bit of a string (0 past its end)."),
+    cmd("bitcount", -2, READONLY, K1, G::Bitmap, K(bitcount))
+        .doc("2.6.0", "Counts the set bits of a string, or of a byte or bit range of it."),
+    cmd("bitpos", -3, READONLY, K1, G::Bitmap, K(bitpos))
+        .doc("2.8.7", "Finds the first set or clear bit of a string, optionally within a range."),
+    cmd("bitop", -4, WRITE | DENYOOM, k(2, -1, 1), G::Bitmap, K(bitop))
+        .doc("2.6.0", "Stores the AND, OR, XOR or NOT of strings under a destination key.")
+        .key_specs(&[ks(&["OW", "update"], idx(2), range(0, 1, 0)), ks(&["RO", "access"], idx(3), range(-1, 1, 0))]),
+    cmd("bitfield", -2, WRITE | DENYOOM, K1, G::Bitmap, K(bitfield))
+        .doc("3.2.0", "Reads, writes and increments integers of any width at bit offsets of a string.")
+        .key_specs(&[ks_noted(
+            "This command allows both access and modification of the key",
+            &["RW", "access", "update", "variable_flags"],
+            idx(1),
+            range(0, 1, 0),
+        )]),
+    cmd("bitfield_ro", -2, READONLY | FAST, K1, G::Bitmap, K(bitfield_ro))
+        .doc("6.0.0", "BITFIELD restricted to GET, for read-only contexts."),
 ];
 
 const ERR_OFFSET: &str = "bit offset is not an integer or out of range";
