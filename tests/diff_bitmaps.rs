@@ -590,3 +590,30 @@ fn resp3_null_for_failed_overflow() {
     both.check(&["BITFIELD", "{bm}r", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9", "GET", "u2", "0"]);
     both.check(&["BITFIELD_RO", "{bm}r", "GET", "i2", "0"]);
 }
+
+/// WATCH sees a SETBIT or BITFIELD only when it changed a bit or grew the
+/// string, as Redis signals the key only then.
+#[test]
+fn watch_sees_only_real_changes() {
+    let Some(mut d) = start() else { return };
+    let mut other = [d.ours.client(), d.theirs.client()];
+    let _ = d.check(&["SETBIT", "{bm}w", "5", "1"]);
+    let writes: &[&[&str]] = &[
+        &["SETBIT", "{bm}w", "5", "1"],
+        &["SETBIT", "{bm}w", "5", "0"],
+        &["BITFIELD", "{bm}w", "SET", "u4", "0", "0"],
+        &["BITFIELD", "{bm}w", "SET", "u4", "0", "3"],
+        &["BITFIELD", "{bm}w", "OVERFLOW", "FAIL", "INCRBY", "u4", "0", "100"],
+        &["SETBIT", "{bm}w", "100", "0"],
+        &["BITFIELD", "{bm}w", "GET", "u4", "0"],
+        &["BITOP", "OR", "{bm}w", "{bm}w"],
+    ];
+    for w in writes {
+        let _ = d.check(&["WATCH", "{bm}w"]);
+        let (ours, theirs) = (common::run_str(&mut other[0], w), common::run_str(&mut other[1], w));
+        assert_eq!(ours, theirs, "{w:?}");
+        let _ = d.check(&["MULTI"]);
+        let _ = d.check(&["GET", "{bm}w"]);
+        let _ = d.check(&["EXEC"]);
+    }
+}
