@@ -22,6 +22,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::streams::COMMANDS,
     super::transactions::COMMANDS,
     super::pubsub::COMMANDS,
+    super::bitmaps::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

@@ -153,6 +153,7 @@ pub enum Group {
     Scripting,
     Cluster,
     Stream,
+    Bitmap,
 }
 
 impl Group {
@@ -171,6 +172,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::Cluster => "cluster",
             Group::Stream => "stream",
+            Group::Bitmap => "bitmap",
         }
     }
 }

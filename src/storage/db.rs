@@ -293,6 +293,25 @@ impl Db {
         (slot, false)
     }
 
+    /// `lookup` for an in-place edit of a string: the hit slot's `StrHint`
+    /// becomes `hint` in the same probe (SETBIT, BITFIELD: Redis unshares
+    /// the value into a raw string before it edits it).
+    pub fn lookup_hinted(&mut self, key: &[u8], now: u64, hint: StrHint) -> (Option<&mut Entry>, bool) {
+        let Some(i) = self.find(key) else {
+            return (None, false);
+        };
+        if self.stale_at(i, now) {
+            self.remove_expired(i);
+            return (None, true);
+        }
+        let slot = self.slots.get_mut(i).map(|s| {
+            memory::touch(&mut s.access, now);
+            s.meta = (s.meta & !HINT_MASK) | hint.bits();
+            &mut s.entry
+        });
+        (slot, false)
+    }
+
     /// True when `key` is present but its TTL has passed (KEYS skips such
     /// keys without deleting them, as Redis does).
     pub fn is_expired(&self, key: &[u8], now: u64) -> bool {

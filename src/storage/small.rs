@@ -89,6 +89,11 @@ impl SmallBytes {
         }
     }
 
+    /// The string's bytes, for edits that keep its length (SETBIT, BITFIELD).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.bytes_mut()
+    }
+
     /// A `Bytes` copy, for replies (which outlive the shard lock).
     pub fn to_bytes(&self) -> Bytes {
         Bytes::copy_from_slice(self.as_slice())

@@ -212,6 +212,13 @@ impl Cell {
 
 const EVALSHA_ROW: &str = "EVALSHA seed script";
 
+/// Bitmap rows, run as custom commands after EVALSHA. The key carries the
+/// randomness: redis-benchmark writes `__rand_int__` with leading zeros,
+/// which Redis refuses as a bit offset. SETBIT fills the bitmaps (126 bytes
+/// each) that BITCOUNT then counts.
+const BITMAP_ROWS: &[(&str, &[&str])] =
+    &[("SETBIT", &["setbit", "bitmap:__rand_int__", "1000", "1"]), ("BITCOUNT", &["bitcount", "bitmap:__rand_int__"])];
+
 pub fn main(args: &[String]) -> i32 {
     let mut o = match parse(args) {
         Ok(Some(o)) => o,
@@ -302,7 +309,7 @@ fn seed_sha(s: &Server) -> Result<String, String> {
     crate::seed::load_script(&mut c)
 }
 
-/// Runs the default tests plus EVALSHA on `server` at pipeline `p`.
+/// Runs the default tests plus EVALSHA, SETBIT and BITCOUNT on `server` at pipeline `p`.
 fn one_pass(
     o: &Opts,
     s: &Server,
@@ -333,6 +340,11 @@ fn one_pass(
         Err(e) => Err(e.clone()),
     };
     rows.push((EVALSHA_ROW.to_string(), evalsha));
+    let _ = s.flush();
+    for (name, words) in BITMAP_ROWS {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        rows.push((name.to_string(), bench::run_command(&o.progs, &load, s, name, &words)));
+    }
     for (name, outcome) in rows {
         let key = format!("{name}\u{0}{p}");
         if !cells.contains_key(&key) {
