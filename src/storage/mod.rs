@@ -4,6 +4,7 @@ pub mod alloc;
 mod db;
 pub mod eviction;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod memory;
 pub mod set;
