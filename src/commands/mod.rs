@@ -7,6 +7,7 @@ pub mod table;
 pub mod blocking;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;

@@ -126,6 +126,7 @@ pub enum Group {
     Scripting,
     Cluster,
     Stream,
+    Hyperloglog,
 }
 
 impl Group {
@@ -144,6 +145,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::Cluster => "cluster",
             Group::Stream => "stream",
+            Group::Hyperloglog => "hyperloglog",
         }
     }
 }
@@ -638,8 +640,21 @@ static PUBSUB_CMDS: &[CommandSpec] = &[
 ];
 
 /// Every family's entries. Adding a command means adding one line above.
-static FAMILIES: &[&[CommandSpec]] =
-    &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS, STREAMS, TRANSACTIONS, PUBSUB_CMDS];
+static FAMILIES: &[&[CommandSpec]] = &[
+    CONNECTION,
+    SERVER,
+    KEYS,
+    STRINGS,
+    SCRIPTING,
+    LISTS,
+    HASHES,
+    SETS,
+    ZSETS,
+    STREAMS,
+    TRANSACTIONS,
+    PUBSUB_CMDS,
+    super::hyperloglog::COMMANDS,
+];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]

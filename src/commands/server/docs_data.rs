@@ -279,6 +279,20 @@ pub static DOCS: &[(&str, &str, &str)] = &[
     ("xinfo|groups", "5.0.0", "Lists a stream's consumer groups."),
     ("xinfo|consumers", "5.0.0", "Lists the consumers of a group."),
     ("xinfo|help", "5.0.0", "Lists the XINFO subcommands."),
+    // hyperloglog
+    (
+        "pfadd",
+        "2.8.9",
+        "Adds elements to a HyperLogLog, creating it if needed; says whether its estimate may have changed.",
+    ),
+    (
+        "pfcount",
+        "2.8.9",
+        "Estimates the number of distinct elements seen by one HyperLogLog, or by the union of several.",
+    ),
+    ("pfmerge", "2.8.9", "Stores the union of HyperLogLogs in the destination key."),
+    ("pfdebug", "2.8.9", "Internal debugging of a HyperLogLog's representation."),
+    ("pfselftest", "2.8.9", "Internal self-test of the HyperLogLog implementation."),
 ];
 
 /// The (since, summary) of `name` (`parent|sub` for subcommands).
@@ -532,6 +546,21 @@ pub static KEY_SPECS: &[(&str, &[KeySpecDoc])] = &[
         "rpoplpush",
         &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
     ),
+    ("pfadd", &[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    (
+        "pfcount",
+        &[ks_noted(
+            "RW because it may change the internal representation of the key, and propagate to replicas",
+            &["RW", "access"],
+            idx(1),
+            range(-1, 1, 0),
+        )],
+    ),
+    (
+        "pfmerge",
+        &[ks(&["RW", "access", "insert"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))],
+    ),
+    ("pfdebug", &[ks(&["RW", "access"], idx(2), range(0, 1, 0))]),
 ];
 
 pub fn key_specs(name: &str) -> Option<&'static [KeySpecDoc]> {
