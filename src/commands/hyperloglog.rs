@@ -58,16 +58,18 @@ fn hll_of(e: &Entry) -> Result<&[u8], Reply> {
 }
 
 /// Runs `f` on the entry's HLL bytes as a vector (moved out and back, no
-/// copy for values on the heap). The caller checked `hll_of`.
-fn edit<R>(e: &mut Entry, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+/// copy for values on the heap); returns its result and the new length.
+/// The caller checked `hll_of`.
+fn edit<R>(e: &mut Entry, f: impl FnOnce(&mut Vec<u8>) -> R) -> (R, usize) {
     let Value::Str(s) = &mut e.value else {
         // Unreachable after `hll_of`; an empty edit keeps it harmless.
-        return f(&mut Vec::new());
+        return (f(&mut Vec::new()), 0);
     };
     let mut v = std::mem::take(s).into_vec();
     let r = f(&mut v);
+    let len = v.len();
     *s = SmallBytes::from_vec(v);
-    r
+    (r, len)
 }
 
 fn max_bytes(ctx: &Ctx) -> u64 {
@@ -75,9 +77,13 @@ fn max_bytes(ctx: &Ctx) -> u64 {
 }
 
 /// Redis's `dbUnshareStringValue`: a value an HLL command goes on with is
-/// kept raw-encoded from then on.
-fn unshare(ctx: &mut Ctx, key: &[u8]) {
-    ctx.db(key).set_str_hint(key, StrHint::Raw);
+/// raw-encoded from then on. Strings longer than 44 bytes are reported raw
+/// whatever their hint, so only short ones (new, small sparse values) need
+/// the hint, and the others skip its lookup.
+fn unshare(ctx: &mut Ctx, key: &[u8], len: usize) {
+    if len <= 44 {
+        ctx.db(key).set_str_hint(key, StrHint::Raw);
+    }
 }
 
 /// Redis's `signalModifiedKey` without a keyspace notification: what PFCOUNT
@@ -98,7 +104,7 @@ pub fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let max = max_bytes(ctx);
     let mut updated = 0;
-    let result = match lookup_write(ctx, key) {
+    let (result, len) = match lookup_write(ctx, key) {
         None => {
             let mut v = hll::new_sparse();
             for ele in &args[2..] {
@@ -107,9 +113,10 @@ pub fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             // Creating the key counts as an update, which invalidates the cache.
             hll::invalidate(&mut v);
+            let len = v.len();
             ctx.db(key).set(key, Value::Str(SmallBytes::from_vec(v)));
             updated += 1;
-            Ok(())
+            (Ok(()), len)
         }
         Some(e) => match hll_of(e) {
             Err(r) => return r,
@@ -128,7 +135,7 @@ pub fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }),
         },
     };
-    unshare(ctx, key);
+    unshare(ctx, key, len);
     if let Err(e) = result {
         return e;
     }
@@ -148,18 +155,22 @@ pub fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (card, computed) = match lookup_read(ctx, key) {
         None => return Reply::Int(0),
         Some(e) => {
-            if let Err(r) = hll_of(e) {
-                return r;
-            }
-            let r = edit(e, |v| match hll::cached(v) {
+            let (cached, len) = match hll_of(e) {
+                Ok(v) => (hll::cached(v), v.len()),
+                Err(r) => return r,
+            };
+            let r = match cached {
                 Some(card) => Ok((card, false)),
                 None => {
-                    let card = hll::count(v).ok_or_else(corrupted)?;
-                    hll::set_cached(v, card);
-                    Ok((card, true))
+                    edit(e, |v| {
+                        let card = hll::count(v).ok_or_else(corrupted)?;
+                        hll::set_cached(v, card);
+                        Ok((card, true))
+                    })
+                    .0
                 }
-            });
-            unshare(ctx, key);
+            };
+            unshare(ctx, key, len);
             match r {
                 Ok(x) => x,
                 Err(e) => return e,
@@ -213,16 +224,17 @@ pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return corrupted();
         }
     }
-    let result = match lookup_write(ctx, dest) {
+    let (result, len) = match lookup_write(ctx, dest) {
         Some(e) => edit(e, |v| store(v, &max, use_dense, max_b)),
         None => {
             let mut v = hll::new_sparse();
             let r = store(&mut v, &max, use_dense, max_b);
+            let len = v.len();
             ctx.db(dest).set(dest, Value::Str(SmallBytes::from_vec(v)));
-            r
+            (r, len)
         }
     };
-    unshare(ctx, dest);
+    unshare(ctx, dest, len);
     if let Err(e) = result {
         return e;
     }
@@ -255,7 +267,7 @@ pub fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Err(r) = hll_of(e) {
         return r;
     }
-    let reply = edit(e, |v| {
+    let (reply, len) = edit(e, |v| {
         if sub.eq_ignore_ascii_case(b"getreg") {
             if !hll::make_dense(v) {
                 return corrupted();
@@ -280,7 +292,7 @@ pub fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::err(format!("Unknown PFDEBUG subcommand '{shown}'"))
         }
     });
-    unshare(ctx, key);
+    unshare(ctx, key, len);
     reply
 }
 
