@@ -3,8 +3,8 @@
 //! (`storage::hll`), so it moves between redis-server and moonshard as is.
 
 use super::keys::{lookup_read, lookup_write};
-use super::table::{flags::*, CommandSpec, Exec, Group, KeySpec};
 use super::{ConnCtx, Ctx};
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::shard::ShardData;
 use crate::storage::hll::{self, Set};
@@ -12,32 +12,33 @@ use crate::storage::{Entry, SmallBytes, StrHint, Value};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
-const K1: KeySpec = KeySpec::Range { first: 1, last: 1, step: 1 };
-const KALL: KeySpec = KeySpec::Range { first: 1, last: -1, step: 1 };
-const K2: KeySpec = KeySpec::Range { first: 2, last: 2, step: 1 };
-
-const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, exec: Exec) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        keys,
-        group: Group::Hyperloglog,
-        exec,
-        subcommands: &[],
-        summary: "",
-        since: "2.8.9",
-    }
-}
+// ------------------------------------------------------------ declarations
 
 /// Keys of PFCOUNT and PFMERGE must share a slot (CROSSSLOT otherwise), as
 /// on Redis Cluster.
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("pfadd", -2, WRITE | DENYOOM | FAST, K1, Exec::Keyed(pfadd)),
-    cmd("pfcount", -2, READONLY, KALL, Exec::Keyed(pfcount)),
-    cmd("pfmerge", -2, WRITE | DENYOOM, KALL, Exec::Keyed(pfmerge)),
-    cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, K2, Exec::Keyed(pfdebug)),
-    cmd("pfselftest", 1, ADMIN, KeySpec::None, Exec::Conn(pfselftest)),
+    cmd("pfadd", -2, WRITE | DENYOOM | FAST, K1, G::Hyperloglog, K(pfadd))
+        .doc("2.8.9", "Adds elements to a HyperLogLog, creating it if needed.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("pfcount", -2, READONLY, KALL, G::Hyperloglog, K(pfcount))
+        .doc("2.8.9", "Estimates the number of distinct elements seen by one HyperLogLog, or by the union of several.")
+        .key_specs(&[ks_noted(
+            "RW because it may change the internal representation of the key, and propagate to replicas",
+            &["RW", "access"],
+            idx(1),
+            range(-1, 1, 0),
+        )]),
+    cmd("pfmerge", -2, WRITE | DENYOOM, KALL, G::Hyperloglog, K(pfmerge))
+        .doc("2.8.9", "Stores the union of HyperLogLogs in the destination key.")
+        .key_specs(&[
+            ks(&["RW", "access", "insert"], idx(1), range(0, 1, 0)),
+            ks(&["RO", "access"], idx(2), range(-1, 1, 0)),
+        ]),
+    cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, K2, G::Hyperloglog, K(pfdebug))
+        .doc("2.8.9", "Internal debugging of a HyperLogLog's representation.")
+        .key_specs(&[ks(&["RW", "access"], idx(2), range(0, 1, 0))]),
+    cmd("pfselftest", 1, ADMIN, NOKEYS, G::Hyperloglog, C(pfselftest))
+        .doc("2.8.9", "Internal self-test of the HyperLogLog implementation."),
 ];
 
 fn not_hll() -> Reply {
