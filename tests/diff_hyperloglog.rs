@@ -665,6 +665,24 @@ fn errors_and_metadata() {
     let v = p.redis_value("{x}empty");
     p.set_both("{x}copy", &v);
     p.lines(&["OBJECT ENCODING {x}copy", "PFCOUNT {x}copy", "OBJECT ENCODING {x}copy", "TYPE {x}copy"]);
+    // From scripts and transactions.
+    p.ck(&[
+        b"EVAL",
+        b"return {redis.call('pfadd', KEYS[1], 'a', 'b'), redis.call('pfcount', KEYS[1])}",
+        b"1",
+        b"{x}lua",
+    ]);
+    p.ck(&[b"EVAL", b"return redis.call('pfmerge', KEYS[1], KEYS[2])", b"2", b"{x}lua2", b"{x}lua"]);
+    p.lines(&[
+        "GET {x}lua",
+        "GET {x}lua2",
+        "MULTI",
+        "PFADD {x}tx a",
+        "PFCOUNT {x}tx",
+        "PFADD {x}tx",
+        "EXEC",
+        "GET {x}tx",
+    ]);
     // Keys of different slots: Redis Cluster's CROSSSLOT here.
     let ours = p.c[0].call(&[b"PFCOUNT", b"a", b"b"]);
     assert!(ours.starts_with(b"-CROSSSLOT"), "{}", show_reply(&ours));
