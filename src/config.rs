@@ -338,6 +338,8 @@ pub struct Config {
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
+    /// Read by every sparse HyperLogLog write.
+    pub hll_sparse_max_bytes: AtomicU64,
     /// `notify-keyspace-events` as flags, read by every write.
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
@@ -375,6 +377,7 @@ impl Default for Config {
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
+            hll_sparse_max_bytes: AtomicU64::new(0),
             notify_flags: AtomicU32::new(0),
             pubsub_limits: Arc::default(),
             normal_limits: Arc::default(),
@@ -492,6 +495,7 @@ impl Config {
             "zset-max-listpack-value" => self.zset_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "set-max-intset-entries" => self.set_max_intset_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
+            "hll-sparse-max-bytes" => self.hll_sparse_max_bytes.store(v.max(0) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 let flags = crate::pubsub::notify::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);
                 self.notify_flags.store(flags, Ordering::Relaxed);

@@ -23,6 +23,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::transactions::COMMANDS,
     super::pubsub::COMMANDS,
     super::bitmaps::COMMANDS,
+    super::hyperloglog::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

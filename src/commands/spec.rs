@@ -154,6 +154,7 @@ pub enum Group {
     Cluster,
     Stream,
     Bitmap,
+    Hyperloglog,
 }
 
 impl Group {
@@ -173,6 +174,7 @@ impl Group {
             Group::Cluster => "cluster",
             Group::Stream => "stream",
             Group::Bitmap => "bitmap",
+            Group::Hyperloglog => "hyperloglog",
         }
     }
 }

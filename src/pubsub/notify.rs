@@ -81,6 +81,7 @@ pub fn normalize(value: &str) -> Result<String, String> {
 pub fn class_of(event: &str) -> u32 {
     match event {
         "set" | "setrange" | "incrby" | "incrbyfloat" | "append" | "decrby" | "incr" | "decr" | "mset" => STRING,
+        "pfadd" => STRING,
         "lpush" | "rpush" | "lpop" | "rpop" | "linsert" | "lset" | "lrem" | "ltrim" | "sortstore" | "lmove" => LIST,
         "sadd" | "srem" | "spop" | "sinterstore" | "sunionstore" | "sdiffstore" | "smove" => SET,
         "hset" | "hdel" | "hincrby" | "hincrbyfloat" => HASH,

@@ -3,6 +3,7 @@
 pub mod alloc;
 mod db;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod memory;
 pub mod set;

@@ -218,6 +218,15 @@ const EVALSHA_ROW: &str = "EVALSHA seed script";
 /// each) that BITCOUNT then counts.
 const BITMAP_ROWS: &[(&str, &[&str])] =
     &[("SETBIT", &["setbit", "bitmap:__rand_int__", "1000", "1"]), ("BITCOUNT", &["bitcount", "bitmap:__rand_int__"])];
+/// HyperLogLog rows, run in this order after EVALSHA: PFADD of random
+/// elements into one key (dense after a few thousand), PFCOUNT of that key
+/// (answered from the cached cardinality), and PFCOUNT of the key twice,
+/// which takes the union path (merge and estimate on every call).
+const HLL_ROWS: &[(&str, &[&str])] = &[
+    ("PFADD", &["pfadd", "{s}hll", "__rand_int__"]),
+    ("PFCOUNT", &["pfcount", "{s}hll"]),
+    ("PFCOUNT union of 2", &["pfcount", "{s}hll", "{s}hll"]),
+];
 
 pub fn main(args: &[String]) -> i32 {
     let mut o = match parse(args) {
@@ -309,7 +318,7 @@ fn seed_sha(s: &Server) -> Result<String, String> {
     crate::seed::load_script(&mut c)
 }
 
-/// Runs the default tests plus EVALSHA, SETBIT and BITCOUNT on `server` at pipeline `p`.
+/// Runs the default tests plus EVALSHA, the bitmap rows and the HyperLogLog rows on `server` at pipeline `p`.
 fn one_pass(
     o: &Opts,
     s: &Server,
@@ -344,6 +353,10 @@ fn one_pass(
     for (name, words) in BITMAP_ROWS {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         rows.push((name.to_string(), bench::run_command(&o.progs, &load, s, name, &words)));
+    }
+    for (row, words) in HLL_ROWS {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        rows.push((row.to_string(), bench::run_command(&o.progs, &load, s, row, &words)));
     }
     for (name, outcome) in rows {
         let key = format!("{name}\u{0}{p}");

@@ -42,6 +42,7 @@ fn group_category(g: Group) -> Option<&'static str> {
         Group::Hash => "hash",
         Group::Stream => "stream",
         Group::Bitmap => "bitmap",
+        Group::Hyperloglog => "hyperloglog",
         Group::Pubsub => "pubsub",
         Group::Transactions => "transaction",
         Group::Connection => "connection",
