@@ -3,6 +3,7 @@
 pub mod alloc;
 mod db;
 pub mod eviction;
+pub mod geohash;
 pub mod hash;
 pub mod list;
 pub mod memory;
