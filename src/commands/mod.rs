@@ -6,6 +6,7 @@ pub mod table;
 
 pub mod blocking;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

@@ -5,7 +5,8 @@
 //! scripting rules all read this table; nothing else lists commands.
 
 use super::{
-    connection as conn, hashes, keys, lists, pubsub as ps, server as srv, sets, streams as xs, strings as str_, zsets,
+    connection as conn, geo, hashes, keys, lists, pubsub as ps, server as srv, sets, streams as xs, strings as str_,
+    zsets,
 };
 use super::{ConnCtx, Ctx};
 use crate::protocol::Reply;
@@ -126,6 +127,7 @@ pub enum Group {
     Scripting,
     Cluster,
     Stream,
+    Geo,
 }
 
 impl Group {
@@ -144,6 +146,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::Cluster => "cluster",
             Group::Stream => "stream",
+            Group::Geo => "geo",
         }
     }
 }
@@ -227,7 +230,7 @@ impl CommandSpec {
     }
 }
 
-const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, group: Group, exec: Exec) -> CommandSpec {
+pub const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, group: Group, exec: Exec) -> CommandSpec {
     CommandSpec { name, arity, flags, keys, group, exec, subcommands: &[], summary: "", since: "1.0.0" }
 }
 
@@ -252,7 +255,7 @@ const fn container(
 }
 
 const NOKEYS: KeySpec = KeySpec::None;
-const fn k(first: i32, last: i32, step: i32) -> KeySpec {
+pub const fn k(first: i32, last: i32, step: i32) -> KeySpec {
     KeySpec::Range { first, last, step }
 }
 const K1: KeySpec = k(1, 1, 1);
@@ -638,8 +641,21 @@ static PUBSUB_CMDS: &[CommandSpec] = &[
 ];
 
 /// Every family's entries. Adding a command means adding one line above.
-static FAMILIES: &[&[CommandSpec]] =
-    &[CONNECTION, SERVER, KEYS, STRINGS, SCRIPTING, LISTS, HASHES, SETS, ZSETS, STREAMS, TRANSACTIONS, PUBSUB_CMDS];
+static FAMILIES: &[&[CommandSpec]] = &[
+    CONNECTION,
+    SERVER,
+    KEYS,
+    STRINGS,
+    SCRIPTING,
+    LISTS,
+    HASHES,
+    SETS,
+    ZSETS,
+    STREAMS,
+    TRANSACTIONS,
+    PUBSUB_CMDS,
+    geo::COMMANDS,
+];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
 #[derive(Clone, Copy)]

@@ -56,6 +56,7 @@ fn group_category(g: Group) -> Option<&'static str> {
         Group::SortedSet => "sortedset",
         Group::Hash => "hash",
         Group::Stream => "stream",
+        Group::Geo => "geo",
         Group::Pubsub => "pubsub",
         Group::Transactions => "transaction",
         Group::Connection => "connection",

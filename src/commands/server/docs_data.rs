@@ -279,6 +279,17 @@ pub static DOCS: &[(&str, &str, &str)] = &[
     ("xinfo|groups", "5.0.0", "Lists a stream's consumer groups."),
     ("xinfo|consumers", "5.0.0", "Lists the consumers of a group."),
     ("xinfo|help", "5.0.0", "Lists the XINFO subcommands."),
+    // geo
+    ("geoadd", "3.2.0", "Stores members at longitude/latitude positions in a sorted set (scores are geohashes)."),
+    ("geodist", "3.2.0", "Returns the distance between two members of a geo set."),
+    ("geohash", "3.2.0", "Returns members' positions as standard 11-character geohash strings."),
+    ("geopos", "3.2.0", "Returns members' longitude and latitude."),
+    ("geosearch", "6.2.0", "Finds the members inside a circle or a box around a member or a position."),
+    ("geosearchstore", "6.2.0", "Stores the result of a GEOSEARCH-like query in a sorted set."),
+    ("georadius", "3.2.0", "Finds the members within a radius of a position; can store the result."),
+    ("georadiusbymember", "3.2.0", "Finds the members within a radius of a member; can store the result."),
+    ("georadius_ro", "3.2.10", "Read-only GEORADIUS: finds the members within a radius of a position."),
+    ("georadiusbymember_ro", "3.2.10", "Read-only GEORADIUSBYMEMBER: finds the members within a radius of a member."),
 ];
 
 /// The (since, summary) of `name` (`parent|sub` for subcommands).
@@ -532,6 +543,23 @@ pub static KEY_SPECS: &[(&str, &[KeySpecDoc])] = &[
         "rpoplpush",
         &[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)), ks(&["RW", "insert"], idx(2), range(0, 1, 0))],
     ),
+    (
+        "georadius",
+        &[
+            ks(&["RO", "access"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STORE", 6), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STOREDIST", 6), range(0, 1, 0)),
+        ],
+    ),
+    (
+        "georadiusbymember",
+        &[
+            ks(&["RO", "access"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STORE", 5), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STOREDIST", 5), range(0, 1, 0)),
+        ],
+    ),
+    ("geosearchstore", &[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
 ];
 
 pub fn key_specs(name: &str) -> Option<&'static [KeySpecDoc]> {
