@@ -19,7 +19,7 @@ pub struct Stats {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
-    /// Per command (index into `commands::table::all()`).
+    /// Per command (index into `commands::registry::all()`).
     pub commands: Vec<CommandStats>,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
     pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
@@ -36,7 +36,7 @@ pub struct CommandStats {
 impl Stats {
     fn new() -> Stats {
         Stats {
-            commands: (0..crate::commands::table::all().len()).map(|_| CommandStats::default()).collect(),
+            commands: (0..crate::commands::registry::all().len()).map(|_| CommandStats::default()).collect(),
             ..Default::default()
         }
     }

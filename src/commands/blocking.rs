@@ -18,8 +18,8 @@
 //! not consume, so XADD wakes every reader of the key (`signal_all`).
 
 use crate::commands::lists;
+use crate::commands::registry::{self, Command, Exec};
 use crate::commands::streams::read::{self as xread, ReadReq};
-use crate::commands::table::{self, Command, Exec};
 use crate::commands::Ctx;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
@@ -212,7 +212,7 @@ fn parse(name: &str, args: &[Bytes], in_script: bool) -> Result<Request, Reply> 
 
 /// Runs a keyed command of another family through the command table.
 fn call(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match table::lookup(&args[0]).map(|c| c.spec.exec) {
+    match registry::lookup(&args[0]).map(|c| c.spec.exec) {
         Some(Exec::Keyed(f)) => f(ctx, args),
         _ => Reply::err("internal error: missing non-blocking command"),
     }
@@ -286,8 +286,8 @@ fn attempt(ctx: &mut Ctx, req: &mut Request, retry: bool) -> Option<Reply> {
 /// The blocking command run as its non-blocking form, as inside MULTI or a
 /// script: the result if something is there, else the "timed out" reply.
 pub fn run_nonblocking(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cmd) = table::lookup(&args[0]) else {
-        return table::unknown_command(args);
+    let Some(cmd) = registry::lookup(&args[0]) else {
+        return registry::unknown_command(args);
     };
     match parse(cmd.spec.name, args, ctx.in_script) {
         Err(e) => e,

@@ -1,12 +1,73 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, CLIENT ...
 
 use super::ConnCtx;
+use crate::commands::spec::prelude::*;
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::protocol::Reply;
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+// ------------------------------------------------------------ declarations
+
+static CLIENT_SUBS: &[CommandSpec] = &[
+    cmd("client|id", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_id))
+        .doc("5.0.0", "Returns this connection's unique id."),
+    cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_setname))
+        .doc("2.6.9", "Gives this connection a name."),
+    cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_getname))
+        .doc("2.6.9", "Returns this connection's name."),
+    cmd("client|setinfo", 4, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_setinfo))
+        .doc("7.2.0", "Records the client library's name or version."),
+    cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_list))
+        .doc("2.4.0", "Describes the open connections, one line each.")
+        .tips(&["nondeterministic_output"]),
+    cmd("client|info", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_info))
+        .doc("6.2.0", "Describes this connection.")
+        .tips(&["nondeterministic_output"]),
+    cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_kill))
+        .doc("2.4.0", "Closes the connections matching the given filters."),
+    cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_no_evict))
+        .doc("7.0.0", "Sets whether this connection may be evicted."),
+    cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, S)
+        .doc("3.2.0", "Turns the server's replies to this connection on or off."),
+    cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(client_help))
+        .doc("5.0.0", "Lists the CLIENT subcommands."),
+];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("ping", -1, FAST | SENTINEL, NOKEYS, G::Connection, C(ping))
+        .doc("1.0.0", "Answers PONG, or echoes the argument; checks the connection is alive.")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    cmd("echo", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(echo)).doc("1.0.0", "Returns the given string."),
+    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, S)
+        .doc("1.0.0", "Closes the connection after replying."),
+    cmd(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        C(hello),
+    )
+    .doc("6.0.0", "Picks the protocol version, optionally authenticates and names the connection."),
+    cmd(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Connection,
+        C(auth),
+    )
+    .doc("1.0.0", "Authenticates the connection."),
+    cmd("select", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(select))
+        .doc("1.0.0", "Switches the connection to another logical database."),
+    cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, G::Connection, S)
+        .doc("6.2.0", "Returns the connection to its initial state."),
+    container("client", -2, SENTINEL, G::Connection, CLIENT_SUBS)
+        .doc("2.4.0", "Container for connection management subcommands."),
+];
 
 pub fn ping(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
@@ -190,7 +251,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     let idle = now_ms.saturating_sub(c.last_active.load(Ordering::Relaxed)) / 1000;
     let cmd = match c.last_cmd.load(Ordering::Relaxed) {
         usize::MAX => "NULL",
-        i => crate::commands::table::all().get(i).map(|s| s.name).unwrap_or("NULL"),
+        i => crate::commands::registry::all().get(i).map(|s| s.name).unwrap_or("NULL"),
     };
     let mut flags = meta.flags.clone();
     if meta.sub + meta.psub + meta.ssub > 0 && !flags.contains('P') {

@@ -9,9 +9,9 @@
 //! so even ties come back in the same order.
 
 use super::keys::lookup_read;
-use super::table::{cmd, k, CommandSpec, Exec, Group, KeySpec};
 use super::zsets::{parse_score, store_result};
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::shard::slot::key_slot;
 use crate::storage::geohash::{self, Shape, ShapeKind};
@@ -20,7 +20,7 @@ use crate::storage::Value;
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 
-use super::table::flags::{DENYOOM, READONLY, WRITE};
+// ------------------------------------------------------------ declarations
 
 /// GEORADIUS and GEORADIUSBYMEMBER: the source, plus the key after the
 /// first STORE and after the first STOREDIST found from `from` on (the
@@ -43,21 +43,40 @@ fn georadiusbymember_keys(args: &[Bytes]) -> Vec<usize> {
     radius_store_keys(args, 5)
 }
 
-const K1: KeySpec = k(1, 1, 1);
 const GEORADIUS_KEYS: KeySpec = KeySpec::Custom { find: georadius_keys, legacy: (1, 1, 1) };
 const GEORADIUSBYMEMBER_KEYS: KeySpec = KeySpec::Custom { find: georadiusbymember_keys, legacy: (1, 1, 1) };
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("geoadd", -5, WRITE | DENYOOM, K1, Group::Geo, Exec::Keyed(geoadd)),
-    cmd("geodist", -4, READONLY, K1, Group::Geo, Exec::Keyed(geodist)),
-    cmd("geohash", -2, READONLY, K1, Group::Geo, Exec::Keyed(geohash)),
-    cmd("geopos", -2, READONLY, K1, Group::Geo, Exec::Keyed(geopos)),
-    cmd("geosearch", -7, READONLY, K1, Group::Geo, Exec::Keyed(geosearch)),
-    cmd("geosearchstore", -8, WRITE | DENYOOM, k(1, 2, 1), Group::Geo, Exec::Keyed(geosearchstore)),
-    cmd("georadius", -6, WRITE | DENYOOM, GEORADIUS_KEYS, Group::Geo, Exec::Keyed(georadius)),
-    cmd("georadiusbymember", -5, WRITE | DENYOOM, GEORADIUSBYMEMBER_KEYS, Group::Geo, Exec::Keyed(georadiusbymember)),
-    cmd("georadius_ro", -6, READONLY, K1, Group::Geo, Exec::Keyed(georadius_ro)),
-    cmd("georadiusbymember_ro", -5, READONLY, K1, Group::Geo, Exec::Keyed(georadiusbymember_ro)),
+    cmd("geoadd", -5, WRITE | DENYOOM, K1, G::Geo, K(geoadd))
+        .doc("3.2.0", "Stores members at longitude/latitude positions in a sorted set (scores are geohashes)."),
+    cmd("geodist", -4, READONLY, K1, G::Geo, K(geodist))
+        .doc("3.2.0", "Returns the distance between two members of a geo set."),
+    cmd("geohash", -2, READONLY, K1, G::Geo, K(geohash))
+        .doc("3.2.0", "Returns members' positions as standard 11-character geohash strings."),
+    cmd("geopos", -2, READONLY, K1, G::Geo, K(geopos)).doc("3.2.0", "Returns members' longitude and latitude."),
+    cmd("geosearch", -7, READONLY, K1, G::Geo, K(geosearch))
+        .doc("6.2.0", "Finds the members inside a circle or a box around a member or a position."),
+    cmd("geosearchstore", -8, WRITE | DENYOOM, K12, G::Geo, K(geosearchstore))
+        .doc("6.2.0", "Stores the result of a GEOSEARCH-like query in a sorted set.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
+    cmd("georadius", -6, WRITE | DENYOOM, GEORADIUS_KEYS, G::Geo, K(georadius))
+        .doc("3.2.0", "Finds the members within a radius of a position; can store the result.")
+        .key_specs(&[
+            ks(&["RO", "access"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STORE", 6), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STOREDIST", 6), range(0, 1, 0)),
+        ]),
+    cmd("georadiusbymember", -5, WRITE | DENYOOM, GEORADIUSBYMEMBER_KEYS, G::Geo, K(georadiusbymember))
+        .doc("3.2.0", "Finds the members within a radius of a member; can store the result.")
+        .key_specs(&[
+            ks(&["RO", "access"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STORE", 5), range(0, 1, 0)),
+            ks(&["OW", "update"], kw("STOREDIST", 5), range(0, 1, 0)),
+        ]),
+    cmd("georadius_ro", -6, READONLY, K1, G::Geo, K(georadius_ro))
+        .doc("3.2.10", "Read-only GEORADIUS: finds the members within a radius of a position."),
+    cmd("georadiusbymember_ro", -5, READONLY, K1, G::Geo, K(georadiusbymember_ro))
+        .doc("3.2.10", "Read-only GEORADIUSBYMEMBER: finds the members within a radius of a member."),
 ];
 
 // ------------------------------------------------------------------ helpers

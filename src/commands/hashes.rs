@@ -1,6 +1,7 @@
 //! Hash commands (Redis's t_hash.c).
 
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::commands::strings::longdouble;
 use crate::protocol::Reply;
 use crate::storage::hash::Limits;
@@ -8,6 +9,52 @@ use crate::storage::{Db, Hash, Value};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::Rng;
+
+// ------------------------------------------------------------ declarations
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hset))
+        .doc("2.0.0", "Sets fields of a hash.")
+        .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hsetnx))
+        .doc("2.0.0", "Sets a hash field only if it does not exist."),
+    cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hget))
+        .doc("2.0.0", "Returns the value of a hash field.")
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hmset))
+        .doc("2.0.0", "Sets fields of a hash (older form of HSET)."),
+    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hmget)).doc("2.0.0", "Returns the values of several hash fields."),
+    cmd("hgetall", 2, READONLY, K1, G::Hash, K(hgetall))
+        .doc("2.0.0", "Returns every field and value of a hash.")
+        .tips(&["nondeterministic_output_order"])
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hdel)).doc("2.0.0", "Removes fields from a hash.").key_specs(&[ks(
+        &["RW", "delete"],
+        idx(1),
+        range(0, 1, 0),
+    )]),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists)).doc("2.0.0", "Tells whether a hash field exists."),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen)).doc("2.0.0", "Counts the fields of a hash."),
+    cmd("hkeys", 2, READONLY, K1, G::Hash, K(hkeys))
+        .doc("2.0.0", "Returns the field names of a hash.")
+        .tips(&["nondeterministic_output_order"]),
+    cmd("hvals", 2, READONLY, K1, G::Hash, K(hvals))
+        .doc("2.0.0", "Returns the values of a hash.")
+        .tips(&["nondeterministic_output_order"]),
+    cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrby))
+        .doc("2.0.0", "Adds an integer to a hash field.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrbyfloat))
+        .doc("2.6.0", "Adds a floating point number to a hash field."),
+    cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hstrlen))
+        .doc("3.2.0", "Returns the length of a hash field's value."),
+    cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hrandfield))
+        .doc("6.2.0", "Returns random fields of a hash.")
+        .tips(&["nondeterministic_output"]),
+    cmd("hscan", -3, READONLY, K1, G::Hash, K(hscan))
+        .doc("2.8.0", "Iterates the fields of a hash with a cursor.")
+        .tips(&["nondeterministic_output"]),
+];
 
 fn hash_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut Hash>, Reply> {
     match db.value_mut(key, now) {

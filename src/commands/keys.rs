@@ -1,12 +1,99 @@
 //! Keyspace commands (Redis's db.c, expire.c and object.c).
 
 use super::{ConnCtx, Ctx};
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::storage::{Entry, StrHint, Value};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::seq::SliceRandom;
 use std::sync::atomic::Ordering::Relaxed;
+
+// ------------------------------------------------------------ declarations
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("del", -2, WRITE | MULTI_SHARD, KALL, G::Generic, K(del))
+        .doc("1.0.0", "Removes keys.")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
+    cmd("unlink", -2, WRITE | FAST | MULTI_SHARD, KALL, G::Generic, K(del))
+        .doc("4.0.0", "Removes keys, freeing their memory in the background.")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
+    cmd("exists", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(exists))
+        .doc("1.0.0", "Counts how many of the given keys exist.")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
+    cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(touch))
+        .doc("3.2.1", "Marks keys as accessed; counts those that exist.")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_)).doc("1.0.0", "Returns the type of the value at a key."),
+    cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(expire))
+        .doc("1.0.0", "Sets a key's time to live in seconds.")
+        .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("pexpire", -3, WRITE | FAST, K1, G::Generic, K(pexpire))
+        .doc("2.6.0", "Sets a key's time to live in milliseconds."),
+    cmd("expireat", -3, WRITE | FAST, K1, G::Generic, K(expireat))
+        .doc("1.2.0", "Sets a key's expiry as a Unix time in seconds."),
+    cmd("pexpireat", -3, WRITE | FAST, K1, G::Generic, K(pexpireat))
+        .doc("2.6.0", "Sets a key's expiry as a Unix time in milliseconds."),
+    cmd("ttl", 2, READONLY | FAST, K1, G::Generic, K(ttl))
+        .doc("1.0.0", "Returns a key's remaining time to live in seconds.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("pttl", 2, READONLY | FAST, K1, G::Generic, K(pttl))
+        .doc("2.6.0", "Returns a key's remaining time to live in milliseconds.")
+        .tips(&["nondeterministic_output"]),
+    cmd("expiretime", 2, READONLY | FAST, K1, G::Generic, K(expiretime))
+        .doc("7.0.0", "Returns a key's expiry as a Unix time in seconds."),
+    cmd("pexpiretime", 2, READONLY | FAST, K1, G::Generic, K(pexpiretime))
+        .doc("7.0.0", "Returns a key's expiry as a Unix time in milliseconds."),
+    cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(persist)).doc("2.2.0", "Removes a key's expiry."),
+    cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys_shard, keys_merge))
+        .doc("1.0.0", "Lists the keys matching a glob pattern.")
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
+        .acl(&["dangerous"]),
+    cmd("scan", -2, READONLY, NOKEYS, G::Generic, OneShard(scan_route, scan_shard, scan_finish))
+        .doc("2.8.0", "Iterates the keyspace with a cursor.")
+        .tips(&["nondeterministic_output", "request_policy:special"]),
+    cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(randomkey_shard, randomkey_merge))
+        .doc("1.0.0", "Returns a random key.")
+        .tips(&["request_policy:all_shards", "nondeterministic_output"]),
+    cmd("rename", 3, WRITE, K12, G::Generic, K(rename))
+        .doc("1.0.0", "Renames a key, replacing any existing destination.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "update"], idx(2), range(0, 1, 0)),
+        ]),
+    cmd("renamenx", 3, WRITE | FAST, K12, G::Generic, K(renamenx))
+        .doc("1.0.0", "Renames a key only if the new name is free.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["OW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
+    cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(copy))
+        .doc("6.2.0", "Copies a key's value to another key.")
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
+    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_)).doc("1.0.0", "Moves a key to another database."),
+    cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb_shard, swapdb_merge))
+        .doc("4.0.0", "Exchanges the contents of two databases.")
+        .acl(&["keyspace", "dangerous"]),
+    container("object", -2, 0, G::Generic, OBJECT_SUBS).doc("2.2.3", "Container for value introspection subcommands."),
+];
+
+static OBJECT_SUBS: &[CommandSpec] = &[
+    cmd("object|encoding", 3, READONLY, K2, G::Generic, K(object_encoding))
+        .doc("2.2.3", "Returns the internal encoding of a value.")
+        .tips(&["nondeterministic_output"]),
+    cmd("object|refcount", 3, READONLY, K2, G::Generic, K(object_refcount))
+        .doc("2.2.3", "Returns the reference count of a value."),
+    cmd("object|idletime", 3, READONLY, K2, G::Generic, K(object_idletime))
+        .doc("2.2.3", "Returns the seconds since a key was last accessed."),
+    cmd("object|freq", 3, READONLY, K2, G::Generic, K(object_freq))
+        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key."),
+    cmd("object|help", 2, LOADING | STALE, NOKEYS, G::Generic, K(object_help))
+        .doc("6.2.0", "Lists the OBJECT subcommands."),
+];
 
 // ------------------------------------------------------------------ lookups
 

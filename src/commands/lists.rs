@@ -2,10 +2,82 @@
 //! errors or after them exactly where Redis checks them.
 
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::protocol::{BulkArray, Reply};
 use crate::storage::{Db, List, Value};
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
+
+// ------------------------------------------------------------ declarations
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpush))
+        .doc("1.0.0", "Prepends elements to a list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpush))
+        .doc("1.0.0", "Appends elements to a list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpushx))
+        .doc("2.2.0", "Prepends elements to an existing list."),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpushx))
+        .doc("2.2.0", "Appends elements to an existing list."),
+    cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lpop))
+        .doc("1.0.0", "Removes and returns elements from the head of a list.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    cmd("rpop", -2, WRITE | FAST, K1, G::List, K(rpop))
+        .doc("1.0.0", "Removes and returns elements from the tail of a list.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen)).doc("1.0.0", "Returns the length of a list."),
+    cmd("lrange", 4, READONLY, K1, G::List, K(lrange))
+        .doc("1.0.0", "Returns a range of list elements.")
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("lindex", 3, READONLY, K1, G::List, K(lindex)).doc("1.0.0", "Returns the list element at an index."),
+    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lset)).doc("1.0.0", "Replaces the list element at an index."),
+    cmd("lrem", 4, WRITE, K1, G::List, K(lrem))
+        .doc("1.0.0", "Removes occurrences of an element from a list.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    cmd("ltrim", 4, WRITE, K1, G::List, K(ltrim)).doc("1.0.0", "Keeps only a range of a list.").key_specs(&[ks(
+        &["RW", "delete"],
+        idx(1),
+        range(0, 1, 0),
+    )]),
+    cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, K(linsert))
+        .doc("2.2.0", "Inserts an element before or after another in a list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("lpos", -3, READONLY, K1, G::List, K(lpos)).doc("6.0.6", "Finds the positions of an element in a list."),
+    cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, K(lmove))
+        .doc("6.2.0", "Pops an element from one list and pushes it onto another.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
+    cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, K(rpoplpush))
+        .doc("1.2.0", "Pops from the tail of one list and pushes to the head of another.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
+    cmd("lmpop", -4, WRITE, nk(1), G::List, K(lmpop))
+        .doc("7.0.0", "Pops elements from the first non-empty of several lists.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
+    cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S)
+        .doc("2.0.0", "Pops from the head of the first non-empty list, waiting if all are empty.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING | MULTI_SHARD, k(1, -2, 1), G::List, S)
+        .doc("2.0.0", "Pops from the tail of the first non-empty list, waiting if all are empty.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S)
+        .doc("6.2.0", "Moves an element between lists, waiting for one to arrive.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
+    cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, S)
+        .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty."),
+    cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, S)
+        .doc("7.0.0", "Pops elements from the first non-empty of several lists, waiting if all are empty.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
+];
 
 /// The list under `key`: Ok(None) when missing, Err(WRONGTYPE) for another type.
 fn list_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut List>, Reply> {

@@ -1,8 +1,10 @@
-//! Commands: the declarative table (`table.rs`), the execution contexts
-//! handed to handlers, and one module per command family.
+//! Commands: what a declaration is (`spec`), the registry that collects the
+//! families (`registry`), the execution contexts handed to handlers, and one
+//! module per command family, each declaring its commands next to its handlers.
 
 pub mod ctx;
-pub mod table;
+pub mod registry;
+pub mod spec;
 
 pub mod blocking;
 pub mod connection;
@@ -19,11 +21,5 @@ pub mod transactions;
 pub mod zsets;
 
 pub use ctx::{ConnCtx, Ctx};
-pub use table::{lookup, CommandSpec, Exec, Group, KeySpec};
-
-use crate::protocol::Reply;
-
-/// Placeholder handler for table entries whose family has not landed yet.
-pub fn not_yet(_ctx: &mut Ctx, args: &[bytes::Bytes]) -> Reply {
-    Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))
-}
+pub use registry::lookup;
+pub use spec::{CommandSpec, Exec, Group, KeySpec};

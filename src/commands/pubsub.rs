@@ -2,7 +2,8 @@
 //! family, which changes the connection's state (`SubState`).
 
 use super::{ConnCtx, Ctx};
-use crate::commands::table::Command;
+use crate::commands::registry::Command;
+use crate::commands::spec::prelude::*;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::pubsub::{Message, Subscriber, Via};
@@ -10,6 +11,43 @@ use bytes::Bytes;
 use indexmap::IndexSet;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
+
+// ------------------------------------------------------------ declarations
+
+static PUBSUB_SUBS: &[CommandSpec] = &[
+    cmd("pubsub|channels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_channels))
+        .doc("2.8.0", "Lists the active channels, optionally matching a pattern."),
+    cmd("pubsub|numsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_numsub))
+        .doc("2.8.0", "Counts the subscribers of channels."),
+    cmd("pubsub|numpat", 2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_numpat))
+        .doc("2.8.0", "Counts the pattern subscriptions."),
+    cmd("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_shardchannels))
+        .doc("7.0.0", "Lists the active shard channels, optionally matching a pattern."),
+    cmd("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_shardnumsub))
+        .doc("7.0.0", "Counts the subscribers of shard channels."),
+    cmd("pubsub|help", 2, LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_help))
+        .doc("6.2.0", "Lists the PUBSUB subcommands."),
+];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S)
+        .doc("2.0.0", "Listens for messages on channels."),
+    cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S)
+        .doc("2.0.0", "Listens for messages on channels matching patterns."),
+    cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, S)
+        .doc("7.0.0", "Listens for messages published to shard channels."),
+    cmd("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S)
+        .doc("2.0.0", "Stops listening on channels."),
+    cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, S)
+        .doc("2.0.0", "Stops listening on channel patterns."),
+    cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, S)
+        .doc("7.0.0", "Stops listening to shard channels."),
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NOKEYS, G::Pubsub, K(publish))
+        .doc("2.0.0", "Sends a message to a channel."),
+    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, K1, G::Pubsub, K(spublish))
+        .doc("7.0.0", "Posts a message to a shard channel."),
+    container("pubsub", -2, 0, G::Pubsub, PUBSUB_SUBS).doc("2.8.0", "Container for pub/sub introspection subcommands."),
+];
 
 /// A connection's subscriptions and its incoming message queue.
 pub struct SubState {

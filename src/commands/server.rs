@@ -7,18 +7,115 @@
 //! with persistence switched off. SHUTDOWN SAVE therefore behaves as NOSAVE.
 
 mod command;
-mod docs_data;
 mod info;
 
 pub use command::{command_count, command_docs, command_getkeys, command_help, command_info, command_list};
 pub use info::{info_merge, info_shard};
 
-use super::table::ConnFn;
+use super::spec::ConnFn;
 use super::{ConnCtx, Ctx};
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::util::eq_ic;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
+
+// ------------------------------------------------------------ declarations
+
+static CONFIG_SUBS: &[CommandSpec] = &[
+    cmd("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_get))
+        .doc("2.0.0", "Returns configuration parameters matching patterns."),
+    cmd("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_set))
+        .doc("2.0.0", "Changes configuration parameters at run time, all or none.")
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    cmd("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_resetstat))
+        .doc("2.0.0", "Zeroes the statistics reported by INFO."),
+    cmd("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_rewrite))
+        .doc("2.8.0", "Writes the running configuration back to the config file."),
+    cmd("config|help", 2, LOADING | STALE, NOKEYS, G::Server, C(config_help))
+        .doc("5.0.0", "Lists the CONFIG subcommands."),
+];
+
+static COMMAND_SUBS: &[CommandSpec] = &[
+    cmd("command|count", 2, LOADING | STALE, NOKEYS, G::Server, C(command_count))
+        .doc("2.8.13", "Counts the commands the server knows."),
+    cmd("command|info", -2, LOADING | STALE, NOKEYS, G::Server, C(command_info))
+        .doc("2.8.13", "Describes the named commands.")
+        .tips(&["nondeterministic_output_order"]),
+    cmd("command|docs", -2, LOADING | STALE, NOKEYS, G::Server, C(command_docs))
+        .doc("7.0.0", "Returns documentation for commands.")
+        .tips(&["nondeterministic_output_order"]),
+    cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(command_list))
+        .doc("7.0.0", "Lists command names, optionally filtered.")
+        .tips(&["nondeterministic_output_order"]),
+    cmd("command|getkeys", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeys))
+        .doc("2.8.13", "Extracts the key names from a full command line."),
+    cmd("command|help", 2, LOADING | STALE, NOKEYS, G::Server, C(command_help))
+        .doc("5.0.0", "Lists the COMMAND subcommands."),
+];
+
+static CLUSTER_SUBS: &[CommandSpec] = &[
+    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(cluster_keyslot))
+        .doc("3.0.0", "Returns the hash slot of a key."),
+    cmd("cluster|info", 2, STALE, NOKEYS, G::Cluster, C(cluster_info))
+        .doc("3.0.0", "Reports the cluster state.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_help))
+        .doc("5.0.0", "Lists the CLUSTER subcommands."),
+    cmd("cluster|slots", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Maps hash slots to nodes."),
+    cmd("cluster|shards", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Describes the cluster's shards."),
+    cmd("cluster|nodes", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Describes the cluster's nodes."),
+    cmd("cluster|myid", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Returns this node's id."),
+];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(info_shard, info_merge))
+        .doc("1.0.0", "Reports server state and statistics, by section.")
+        .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
+        .acl(&["dangerous"]),
+    container("command", -1, LOADING | STALE, G::Server, COMMAND_SUBS)
+        .doc("2.8.13", "Describes every command.")
+        .tips(&["nondeterministic_output_order"]),
+    container("config", -2, 0, G::Server, CONFIG_SUBS).doc("2.0.0", "Container for configuration subcommands."),
+    container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS)
+        .doc("3.0.0", "Container for cluster subcommands (cluster mode is off)."),
+    cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize_shard, merge_sum))
+        .doc("1.0.0", "Counts the keys in the selected database.")
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
+        .acl(&["keyspace"]),
+    cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(flushdb_shard, merge_flush))
+        .doc("1.0.0", "Deletes every key of the selected database.")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .acl(&["keyspace", "dangerous"]),
+    cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(flushall_shard, merge_flush))
+        .doc("1.0.0", "Deletes every key of every database.")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .acl(&["keyspace", "dangerous"]),
+    cmd("time", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(time))
+        .doc("2.6.0", "Returns the server's clock as seconds and microseconds.")
+        .tips(&["nondeterministic_output"]),
+    cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY,
+        NOKEYS,
+        G::Server,
+        C(shutdown),
+    )
+    .doc("1.0.0", "Stops the server."),
+    cmd("lastsave", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(lastsave))
+        .doc("1.0.0", "Returns the Unix time of the last successful save.")
+        .tips(&["nondeterministic_output"])
+        .acl(&["admin", "dangerous"]),
+    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, G::Server, C(save))
+        .doc("1.0.0", "Saves the dataset synchronously."),
+    cmd("bgsave", -1, ADMIN | NOSCRIPT, NOKEYS, G::Server, C(bgsave))
+        .doc("1.0.0", "Saves the dataset in the background."),
+];
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     Reply::err(format!("command '{}' is not implemented yet", String::from_utf8_lossy(&args[0]).to_lowercase()))

@@ -9,6 +9,82 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) mod longdouble;
+use crate::commands::spec::prelude::*;
+
+// ------------------------------------------------------------ declarations
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("get", 2, READONLY | FAST, K1, G::String, K(get))
+        .doc("1.0.0", "Returns the string value of a key.")
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("set", -3, WRITE | DENYOOM, K1, G::String, K(set))
+        .doc("1.0.0", "Stores a string value, with optional expiry and conditions.")
+        .key_specs(&[ks_noted(
+            "RW and ACCESS due to the optional `GET` argument",
+            &["RW", "access", "update", "variable_flags"],
+            idx(1),
+            range(0, 1, 0),
+        )]),
+    cmd("setnx", 3, WRITE | DENYOOM | FAST, K1, G::String, K(setnx))
+        .doc("1.0.0", "Stores a string value only if the key does not exist.")
+        .key_specs(&[ks(&["OW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("setex", 4, WRITE | DENYOOM, K1, G::String, K(setex))
+        .doc("2.0.0", "Stores a string value with a time to live in seconds.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("psetex", 4, WRITE | DENYOOM, K1, G::String, K(psetex))
+        .doc("2.6.0", "Stores a string value with a time to live in milliseconds.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("getset", 3, WRITE | DENYOOM | FAST, K1, G::String, K(getset))
+        .doc("1.0.0", "Stores a string value and returns the previous one.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("getdel", 2, WRITE | FAST, K1, G::String, K(getdel))
+        .doc("6.2.0", "Returns a string value and deletes the key.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
+    cmd("getex", -2, WRITE | FAST, K1, G::String, K(getex))
+        .doc("6.2.0", "Returns a string value and changes its expiry.")
+        .key_specs(&[ks_noted(
+            "RW and UPDATE because it changes the TTL",
+            &["RW", "access", "update"],
+            idx(1),
+            range(0, 1, 0),
+        )]),
+    cmd("mget", -2, READONLY | FAST | MULTI_SHARD, KALL, G::String, K(mget))
+        .doc("1.0.0", "Returns the values of several keys.")
+        .tips(&["request_policy:multi_shard"])
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(-1, 1, 0))]),
+    cmd("mset", -3, WRITE | DENYOOM | MULTI_SHARD, k(1, -1, 2), G::String, K(mset))
+        .doc("1.0.1", "Stores several string values.")
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(-1, 2, 0))]),
+    cmd("msetnx", -3, WRITE | DENYOOM, k(1, -1, 2), G::String, K(msetnx))
+        .doc("1.0.1", "Stores several string values only if none of the keys exist.")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+        .key_specs(&[ks(&["OW", "insert"], idx(1), range(-1, 2, 0))]),
+    cmd("incr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(incr))
+        .doc("1.0.0", "Adds one to an integer value.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("decr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(decr))
+        .doc("1.0.0", "Subtracts one from an integer value.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("incrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(incrby))
+        .doc("1.0.0", "Adds an integer to an integer value.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("decrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(decrby))
+        .doc("1.0.0", "Subtracts an integer from an integer value."),
+    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, G::String, K(incrbyfloat))
+        .doc("2.6.0", "Adds a floating point number to a numeric value."),
+    cmd("append", 3, WRITE | DENYOOM | FAST, K1, G::String, K(append))
+        .doc("2.0.0", "Appends to a string value.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
+    cmd("strlen", 2, READONLY | FAST, K1, G::String, K(strlen)).doc("2.2.0", "Returns the length of a string value."),
+    cmd("getrange", 4, READONLY, K1, G::String, K(getrange)).doc("2.4.0", "Returns part of a string value."),
+    cmd("substr", 4, READONLY, K1, G::String, K(getrange))
+        .doc("1.0.0", "Returns part of a string value (older name of GETRANGE)."),
+    cmd("setrange", 4, WRITE | DENYOOM, K1, G::String, K(setrange))
+        .doc("2.2.0", "Overwrites part of a string value at an offset."),
+    cmd("lcs", -3, READONLY, K12, G::String, K(lcs))
+        .doc("7.0.0", "Finds the longest common subsequence of two strings."),
+];
 
 /// The string held by an entry, or WRONGTYPE.
 fn as_str(e: &Entry) -> Result<&SmallBytes, Reply> {

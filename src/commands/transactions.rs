@@ -10,7 +10,8 @@
 //! `Ctx::written` (and FLUSHDB/FLUSHALL/SWAPDB) mark the watchers dirty.
 //! Expiry is checked at EXEC time under the locks, as Redis 7.0 does.
 
-use crate::commands::table::{flags, Command, Exec, Group};
+use crate::commands::registry::{flags, Command, Exec, Group};
+use crate::commands::spec::prelude::*;
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
@@ -21,6 +22,21 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+// ------------------------------------------------------------ declarations
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S)
+        .doc("1.2.0", "Starts a transaction."),
+    cmd("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEYS, G::Transactions, S)
+        .doc("1.2.0", "Runs the queued commands of a transaction."),
+    cmd("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S)
+        .doc("2.0.0", "Drops the queued commands of a transaction."),
+    cmd("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | MULTI_SHARD, KALL, G::Transactions, S)
+        .doc("2.2.0", "Makes the next transaction conditional on keys staying unchanged."),
+    cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, S)
+        .doc("2.2.0", "Forgets every watched key."),
+];
 
 /// A transaction being queued (between MULTI and EXEC).
 #[derive(Default)]

@@ -4,6 +4,7 @@
 
 use super::sets::{parse_cursor, scan_options, RANDOM_REPLY_MAX};
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::protocol::{format_double, Reply};
 use crate::storage::zset::{before, Limits, ZSet};
 use crate::storage::Value;
@@ -11,6 +12,104 @@ use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::Rng;
 use std::collections::HashMap;
+
+// ------------------------------------------------------------ declarations
+
+/// ZUNIONSTORE-style: destination at 1, numkeys at 2, then the sources.
+fn store_numkeys_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut out = vec![1];
+    if let Some(n) = args.get(2).and_then(|a| crate::util::parse_i64(a)) {
+        if n > 0 && 3 + n as usize <= args.len() {
+            out.extend(3..3 + n as usize);
+        }
+    }
+    out
+}
+const STORE_NK: KeySpec = KeySpec::Custom { find: store_numkeys_keys, legacy: (1, 1, 1) };
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("zadd", -4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zadd))
+    .doc("1.2.0", "Adds members with scores to a sorted set, or updates their scores.")
+    .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("zrem", -3, WRITE | FAST, K1, G::SortedSet, K(zrem))
+    .doc("1.2.0", "Removes members from a sorted set.")
+    .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
+    cmd("zscore", 3, READONLY | FAST, K1, G::SortedSet, K(zscore))
+    .doc("1.2.0", "Returns a member's score."),
+    cmd("zmscore", -3, READONLY | FAST, K1, G::SortedSet, K(zmscore))
+    .doc("6.2.0", "Returns the scores of several members."),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zincrby))
+    .doc("1.2.0", "Adds to a member's score.")
+    .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
+    cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, K(zcard))
+    .doc("1.2.0", "Counts the members of a sorted set."),
+    cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, K(zcount))
+    .doc("2.0.0", "Counts the members with scores in a range."),
+    cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, K(zlexcount))
+    .doc("2.8.9", "Counts the members in a lexicographical range."),
+    cmd("zrank", 3, READONLY | FAST, K1, G::SortedSet, K(zrank))
+    .doc("2.0.0", "Returns a member's rank, lowest score first."),
+    cmd("zrevrank", 3, READONLY | FAST, K1, G::SortedSet, K(zrevrank))
+    .doc("2.0.0", "Returns a member's rank, highest score first."),
+    cmd("zrange", -4, READONLY, K1, G::SortedSet, K(zrange))
+    .doc("1.2.0", "Returns members by rank, score or lexicographical range.")
+    .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("zrangestore", -5, WRITE | DENYOOM, K12, G::SortedSet, K(zrangestore))
+    .doc("6.2.0", "Stores a range of a sorted set in another key.")
+    .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
+    cmd("zrangebyscore", -4, READONLY, K1, G::SortedSet, K(zrangebyscore))
+    .doc("1.0.5", "Returns members with scores in a range."),
+    cmd("zrevrangebyscore", -4, READONLY, K1, G::SortedSet, K(zrevrangebyscore))
+    .doc("2.2.0", "Returns members with scores in a range, highest first."),
+    cmd("zrangebylex", -4, READONLY, K1, G::SortedSet, K(zrangebylex))
+    .doc("2.8.9", "Returns members in a lexicographical range."),
+    cmd("zrevrangebylex", -4, READONLY, K1, G::SortedSet, K(zrevrangebylex))
+    .doc("2.8.9", "Returns members in a lexicographical range, in reverse."),
+    cmd("zrevrange", -4, READONLY, K1, G::SortedSet, K(zrevrange))
+    .doc("1.2.0", "Returns members by rank, highest score first."),
+    cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, K(zremrangebyscore))
+    .doc("1.2.0", "Removes members with scores in a range."),
+    cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, K(zremrangebyrank))
+    .doc("2.0.0", "Removes members in a rank range."),
+    cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, K(zremrangebylex))
+    .doc("2.8.9", "Removes members in a lexicographical range."),
+    cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmin))
+    .doc("5.0.0", "Removes and returns the lowest-scored members."),
+    cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmax))
+    .doc("5.0.0", "Removes and returns the highest-scored members."),
+    cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, K(zmpop))
+    .doc("7.0.0", "Pops members from the first non-empty of several sorted sets.")
+    .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
+    cmd("zrandmember", -2, READONLY, K1, G::SortedSet, K(zrandmember))
+    .doc("6.2.0", "Returns random members of a sorted set.")
+    .tips(&["nondeterministic_output"]),
+    cmd("zunionstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zunionstore))
+    .doc("2.0.0", "Stores the union of sorted sets.")
+    .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
+    cmd("zinterstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zinterstore))
+    .doc("2.0.0", "Stores the intersection of sorted sets.")
+    .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
+    cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zdiffstore))
+    .doc("6.2.0", "Stores the difference of sorted sets."),
+    cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zunion))
+    .doc("6.2.0", "Unites sorted sets."),
+    cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zinter))
+    .doc("6.2.0", "Intersects sorted sets."),
+    cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zdiff))
+    .doc("6.2.0", "Subtracts sorted sets from the first."),
+    cmd("zintercard", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zintercard))
+    .doc("7.0.0", "Counts the members of the intersection of sorted sets."),
+    cmd("zscan", -3, READONLY, K1, G::SortedSet, K(zscan))
+    .doc("2.8.0", "Iterates the members of a sorted set with a cursor.")
+    .tips(&["nondeterministic_output"]),
+    cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S)
+    .doc("5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty.")
+    .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
+    cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, S)
+    .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available."),
+    cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, S)
+    .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty."),
+];
 
 fn limits(ctx: &Ctx) -> Limits {
     use std::sync::atomic::Ordering::Relaxed;

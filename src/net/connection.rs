@@ -6,7 +6,7 @@
 //! entry into that shard, so a pipeline costs one lock per shard run, not
 //! one per command.
 
-use crate::commands::table::{self, flags, Command, Exec, KeySpec};
+use crate::commands::registry::{self, flags, Command, Exec, KeySpec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::net::limits::sleep_until;
@@ -400,7 +400,7 @@ impl Connection {
         }
     }
 
-    /// `table::resolve` behind a one-entry cache of the last plain command:
+    /// `registry::resolve` behind a one-entry cache of the last plain command:
     /// pipelines and most clients repeat the same few commands, and comparing
     /// the name as sent is cheaper than a case-folding table lookup.
     fn resolve(&self, args: &[Bytes]) -> Result<Command, Reply> {
@@ -412,7 +412,7 @@ impl Connection {
                 return Err(Reply::wrong_arity(last.cmd.spec.name));
             }
         }
-        let r = table::resolve(args);
+        let r = registry::resolve(args);
         if let Ok(cmd) = &r {
             // Subcommands depend on args[1] as well: not cached.
             let plain = !cmd.spec.name.contains('|') && !matches!(cmd.spec.exec, Exec::Container);

@@ -179,7 +179,7 @@ fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
         return Err(coded("ERR Please specify at least one argument for this redis lib call"));
     };
     let name = lua.coerce_string(first.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
-    if crate::commands::table::lookup(&name).is_none() {
+    if crate::commands::registry::lookup(&name).is_none() {
         return Err(coded("ERR Invalid command passed to redis.acl_check_cmd()"));
     }
     Ok(true)

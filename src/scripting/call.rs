@@ -4,7 +4,7 @@
 
 use super::cache::Flags;
 use super::convert::{self, push_bytes};
-use crate::commands::table::{self, flags, Command, Exec};
+use crate::commands::registry::{self, flags, Command, Exec};
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::ClientState;
 use crate::protocol::Reply;
@@ -295,7 +295,7 @@ fn number_arg(n: f64) -> Bytes {
 
 /// Checks and runs one command for the script.
 fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
-    let cmd = match table::resolve(argv) {
+    let cmd = match registry::resolve(argv) {
         Ok(c) => c,
         Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
             return Err(CallErr::Msg("Wrong number of args calling Redis command from script"))

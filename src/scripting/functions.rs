@@ -5,7 +5,7 @@
 use super::cache::Flags;
 use super::router::{self, Job, Request};
 use super::vm::Vm;
-use crate::commands::table::Command;
+use crate::commands::registry::Command;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
 use crate::server::Server;

@@ -9,6 +9,7 @@
 mod api;
 pub mod cache;
 mod call;
+pub mod commands;
 pub mod convert;
 pub mod functions;
 pub mod libs;
@@ -17,7 +18,7 @@ mod vm;
 
 pub use cache::ScriptCache;
 
-use crate::commands::table::Command;
+use crate::commands::registry::Command;
 use crate::net::client::ClientState;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;
@@ -98,7 +99,7 @@ pub fn denyoom_queued(server: &Server, cmd: Command, args: &[Bytes]) -> bool {
             Some(f) => f,
             None => return false,
         },
-        _ => return cmd.spec.has(crate::commands::table::flags::DENYOOM),
+        _ => return cmd.spec.has(crate::commands::registry::flags::DENYOOM),
     };
     !flags.compat && !flags.allow_oom && !flags.no_writes
 }

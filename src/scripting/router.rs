@@ -3,7 +3,7 @@
 use super::cache::{self, Flags, Script};
 use super::call::{Abort, Run};
 use super::vm::Vm;
-use crate::commands::table::Command;
+use crate::commands::registry::Command;
 use crate::net::client::ClientState;
 use crate::net::connection::Connection;
 use crate::protocol::Reply;

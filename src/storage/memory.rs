@@ -27,7 +27,7 @@
 //! LFU policy it is Redis's layout: minutes (24 bits) of the last decrement and
 //! an 8-bit logarithmic counter. Touching a key under LRU is a plain store.
 
-use crate::commands::table::{flags, Command};
+use crate::commands::registry::{flags, Command};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::ShardData;

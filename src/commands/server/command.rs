@@ -1,7 +1,7 @@
 //! COMMAND and its subcommands, answered from the command table.
 
-use super::docs_data;
-use crate::commands::table::{self, flags, CommandSpec, Exec, Group, KeySpec};
+use crate::commands::registry::{self, flags, CommandSpec, Exec, Group, KeySpec};
+use crate::commands::spec::{Begin, Find, KeySpecDoc};
 use crate::commands::ConnCtx;
 use crate::protocol::Reply;
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -30,21 +30,6 @@ const CATEGORIES: &[&str] = &[
     "connection",
     "transaction",
     "scripting",
-];
-
-/// Categories Redis gives some commands beyond those their flags and group imply.
-const EXTRA: &[(&str, &[&str])] = &[
-    ("keys", &["dangerous"]),
-    ("flushdb", &["keyspace", "dangerous"]),
-    ("flushall", &["keyspace", "dangerous"]),
-    ("dbsize", &["keyspace"]),
-    ("swapdb", &["keyspace", "dangerous"]),
-    ("info", &["dangerous"]),
-    ("sort", &["dangerous"]),
-    ("lastsave", &["admin", "dangerous"]),
-    ("role", &["dangerous"]),
-    ("migrate", &["dangerous"]),
-    ("restore", &["dangerous"]),
 ];
 
 fn group_category(g: Group) -> Option<&'static str> {
@@ -93,9 +78,7 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if spec.has(flags::BLOCKING) {
         set.push("blocking");
     }
-    if let Some((_, extra)) = EXTRA.iter().find(|(n, _)| *n == spec.name) {
-        set.extend_from_slice(extra);
-    }
+    set.extend_from_slice(spec.acl_extra);
     // Redis files COMMAND under the server group but in the @connection category.
     if spec.name == "command" || spec.name.starts_with("command|") {
         set.push("connection");
@@ -123,8 +106,7 @@ fn key_spec_flags(spec: &CommandSpec) -> Reply {
 }
 
 /// A key spec from the docs data, in Redis's field order.
-fn documented_key_spec(k: &docs_data::KeySpecDoc) -> Reply {
-    use docs_data::{Begin, Find};
+fn documented_key_spec(k: &KeySpecDoc) -> Reply {
     let s = |t: &str| Reply::bulk_str(t);
     let map = |fields: &[(&str, Reply)]| Reply::Map(fields.iter().map(|(n, v)| (s(n), v.clone())).collect());
     let (btype, bspec) = match k.begin {
@@ -152,8 +134,8 @@ fn documented_key_spec(k: &docs_data::KeySpecDoc) -> Reply {
 }
 
 fn key_specs(spec: &CommandSpec) -> Reply {
-    if let Some(docs) = docs_data::key_specs(spec.name) {
-        return Reply::Set(docs.iter().map(documented_key_spec).collect());
+    if !spec.key_docs.is_empty() {
+        return Reply::Set(spec.key_docs.iter().map(documented_key_spec).collect());
     }
     let s = |t: &str| Reply::bulk_str(t);
     let begin = |index: i64| Reply::Map(vec![(s("index"), Reply::Int(index))]);
@@ -211,42 +193,35 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
         Reply::Int(last as i64),
         Reply::Int(step as i64),
         Reply::Set(categories(spec).into_iter().map(|c| Reply::status(&format!("@{c}"))).collect()),
-        Reply::Set(docs_data::tips(spec.name).iter().map(|t| Reply::bulk_str(t)).collect()),
+        Reply::Set(spec.tips.iter().map(|t| Reply::bulk_str(t)).collect()),
         key_specs(spec),
         subcommands(spec),
     ])
 }
 
 pub fn command(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    Reply::Array(table::top_level().map(info_entry).collect())
+    Reply::Array(registry::top_level().map(info_entry).collect())
 }
 
 pub fn command_count(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    Reply::Int(table::top_level().count() as i64)
+    Reply::Int(registry::top_level().count() as i64)
 }
 
 fn find(name: &[u8]) -> Option<&'static CommandSpec> {
-    table::lookup(name).map(|c| c.spec)
+    registry::lookup(name).map(|c| c.spec)
 }
 
 pub fn command_info(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if args.len() == 2 {
-        return Reply::Array(table::top_level().map(info_entry).collect());
+        return Reply::Array(registry::top_level().map(info_entry).collect());
     }
     Reply::Array(args[2..].iter().map(|n| find(n).map(info_entry).unwrap_or(Reply::NilArray)).collect())
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
     let s = |t: &str| Reply::bulk_str(t);
-    let (since, summary) = docs_data::lookup(spec.name).unwrap_or(("1.0.0", ""));
-    let summary = if !spec.summary.is_empty() {
-        spec.summary
-    } else if !summary.is_empty() {
-        summary
-    } else {
-        "A moonshard command."
-    };
-    let mut fields = vec![(s("summary"), s(summary)), (s("since"), s(since)), (s("group"), s(spec.group.name()))];
+    let mut fields =
+        vec![(s("summary"), s(spec.summary)), (s("since"), s(spec.since)), (s("group"), s(spec.group.name()))];
     if !spec.subcommands.is_empty() {
         let subs = spec.subcommands.iter().map(|sub| (s(sub.name), docs_entry(sub))).collect();
         fields.push((s("subcommands"), Reply::Map(subs)));
@@ -255,13 +230,16 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
 }
 
 pub fn command_docs(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let specs: Vec<&CommandSpec> =
-        if args.len() == 2 { table::top_level().collect() } else { args[2..].iter().filter_map(|n| find(n)).collect() };
+    let specs: Vec<&CommandSpec> = if args.len() == 2 {
+        registry::top_level().collect()
+    } else {
+        args[2..].iter().filter_map(|n| find(n)).collect()
+    };
     Reply::Map(specs.into_iter().map(|spec| (Reply::bulk_str(spec.name), docs_entry(spec))).collect())
 }
 
 pub fn command_list(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let names = table::all().iter().copied();
+    let names = registry::all().iter().copied();
     let filter: Box<dyn Fn(&CommandSpec) -> bool> = match args.len() {
         2 => Box::new(|_| true),
         5 if eq_ic(&args[2], "filterby") => {
@@ -288,7 +266,7 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     let mut spec = find(&line[0]).ok_or_else(invalid)?;
     if matches!(spec.exec, Exec::Container) {
         let sub = line.get(1).ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
-        spec = table::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
+        spec = registry::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
     }
     if matches!(spec.keys, KeySpec::None) {
         return Err(Reply::err("The command has no key arguments"));

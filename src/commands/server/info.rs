@@ -348,7 +348,7 @@ fn cpu_section(f: &mut Field) {
 }
 
 fn commandstats(server: &Server, f: &mut Field) {
-    for (i, spec) in crate::commands::table::all().iter().enumerate() {
+    for (i, spec) in crate::commands::registry::all().iter().enumerate() {
         let Some(s) = server.stats.commands.get(i) else {
             continue;
         };

@@ -11,11 +11,89 @@ pub use group::{xack, xautoclaim, xclaim, xgroup, xgroup_help, xpending};
 pub use info::{xinfo, xinfo_help};
 
 use super::Ctx;
+use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
 use crate::storage::stream::{parse_id, Entry, ParsedId, StreamId, Trim};
 use crate::storage::{Db, Stream, Value};
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
+
+// ------------------------------------------------------------ declarations
+
+const XREAD_KEYS: KeySpec = KeySpec::Custom { find: read::xread_keys, legacy: (0, 0, 0) };
+const XREADGROUP_KEYS: KeySpec = KeySpec::Custom { find: read::xreadgroup_keys, legacy: (0, 0, 0) };
+
+static XGROUP_SUBS: &[CommandSpec] = &[
+    cmd("xgroup|create", -5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
+        .doc("5.0.0", "Creates a consumer group at a position of the stream."),
+    cmd("xgroup|setid", -5, WRITE, K2, G::Stream, K(xgroup)).doc("5.0.0", "Moves a group's last-delivered ID."),
+    cmd("xgroup|destroy", 4, WRITE, K2, G::Stream, K(xgroup))
+        .doc("5.0.0", "Deletes a consumer group with its pending entries."),
+    cmd("xgroup|createconsumer", 5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
+        .doc("6.2.0", "Adds a consumer to a group."),
+    cmd("xgroup|delconsumer", 5, WRITE, K2, G::Stream, K(xgroup))
+        .doc("5.0.0", "Removes a consumer and its pending entries from a group."),
+    cmd("xgroup|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xgroup_help))
+        .doc("5.0.0", "Lists the XGROUP subcommands."),
+];
+
+static XINFO_SUBS: &[CommandSpec] = &[
+    cmd("xinfo|stream", -3, READONLY, K2, G::Stream, K(xinfo)).doc("5.0.0", "Describes a stream, or fully with FULL."),
+    cmd("xinfo|groups", 3, READONLY, K2, G::Stream, K(xinfo)).doc("5.0.0", "Lists a stream's consumer groups."),
+    cmd("xinfo|consumers", 4, READONLY, K2, G::Stream, K(xinfo))
+        .doc("5.0.0", "Lists the consumers of a group.")
+        .tips(&["nondeterministic_output"]),
+    cmd("xinfo|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xinfo_help))
+        .doc("5.0.0", "Lists the XINFO subcommands."),
+];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("xadd", -5, WRITE | DENYOOM | FAST, K1, G::Stream, K(xadd))
+        .doc("5.0.0", "Appends an entry to a stream, creating it unless told not to; can trim in the same call.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks_noted(
+            "UPDATE instead of INSERT because of the optional trimming feature",
+            &["RW", "update"],
+            idx(1),
+            range(0, 1, 0),
+        )]),
+    cmd("xlen", 2, READONLY | FAST, K1, G::Stream, K(xlen)).doc("5.0.0", "Counts the entries of a stream."),
+    cmd("xrange", -4, READONLY, K1, G::Stream, K(xrange))
+        .doc("5.0.0", "Returns the entries between two IDs, oldest first.")
+        .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
+    cmd("xrevrange", -4, READONLY, K1, G::Stream, K(xrevrange))
+        .doc("5.0.0", "Returns the entries between two IDs, newest first."),
+    cmd("xdel", -3, WRITE | FAST, K1, G::Stream, K(xdel))
+        .doc("5.0.0", "Deletes entries by ID and counts those removed."),
+    cmd("xtrim", -4, WRITE, K1, G::Stream, K(xtrim))
+        .doc("5.0.0", "Drops the oldest entries by length or by minimal ID.")
+        .tips(&["nondeterministic_output"]),
+    cmd("xsetid", -3, WRITE | DENYOOM | FAST, K1, G::Stream, K(xsetid))
+        .doc("5.0.0", "Sets a stream's last ID and, optionally, its added and deleted counters."),
+    cmd("xack", -4, WRITE | FAST, K1, G::Stream, K(xack))
+        .doc("5.0.0", "Acknowledges pending entries of a group.")
+        .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
+    cmd("xpending", -3, READONLY, K1, G::Stream, K(xpending))
+        .doc("5.0.0", "Summarizes or lists the pending entries of a group.")
+        .tips(&["nondeterministic_output"]),
+    cmd("xclaim", -6, WRITE | FAST, K1, G::Stream, K(xclaim))
+        .doc("5.0.0", "Moves pending entries to another consumer.")
+        .tips(&["nondeterministic_output"]),
+    cmd("xautoclaim", -6, WRITE | FAST, K1, G::Stream, K(xautoclaim))
+        .doc("6.2.0", "Scans the pending entries and claims the idle ones for a consumer.")
+        .tips(&["nondeterministic_output"]),
+    // Both may block, so the connection loop runs them (commands::blocking);
+    // their streams may live on several shards.
+    cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, S)
+        .doc("5.0.0", "Reads entries after given IDs from one or more streams, waiting if asked.")
+        .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 1), range(-1, 1, 2))]),
+    cmd("xreadgroup", -7, WRITE | BLOCKING | MULTI_SHARD, XREADGROUP_KEYS, G::Stream, S)
+        .doc("5.0.0", "Reads entries for a consumer of a group, tracking them as pending.")
+        .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 4), range(-1, 1, 2))]),
+    container("xgroup", -2, 0, G::Stream, XGROUP_SUBS)
+        .doc("5.0.0", "Container for consumer-group management subcommands."),
+    container("xinfo", -2, 0, G::Stream, XINFO_SUBS).doc("5.0.0", "Container for stream introspection subcommands."),
+];
 
 /// Default LIMIT of an approximate trim: 100 nodes' worth of entries.
 const APPROX_TRIM_LIMIT: u64 = 100 * crate::storage::stream::NODE_MAX_ENTRIES as u64;

@@ -1,0 +1,181 @@
+//! The registry: collects every family's declarations into one index that
+//! routing, `COMMAND` and the statistics read. Adding a family is one line
+//! in `FAMILIES`.
+
+pub use super::spec::{flags, CommandSpec, Exec, Group, KeySpec};
+use crate::protocol::Reply;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Every family's declarations. Adding a command family means adding one line here.
+static FAMILIES: &[&[CommandSpec]] = &[
+    super::connection::COMMANDS,
+    super::server::COMMANDS,
+    super::keys::COMMANDS,
+    super::strings::COMMANDS,
+    crate::scripting::commands::COMMANDS,
+    super::lists::COMMANDS,
+    super::hashes::COMMANDS,
+    super::sets::COMMANDS,
+    super::zsets::COMMANDS,
+    super::streams::COMMANDS,
+    super::transactions::COMMANDS,
+    super::pubsub::COMMANDS,
+    super::geo::COMMANDS,
+];
+
+/// A resolved command: its table entry and its index in `all()` (for stats).
+#[derive(Clone, Copy)]
+pub struct Command {
+    pub id: usize,
+    pub spec: &'static CommandSpec,
+}
+
+struct Index {
+    all: Vec<&'static CommandSpec>,
+    by_name: HashMap<&'static str, Command, ahash::RandomState>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut all = Vec::new();
+        let mut by_name = HashMap::default();
+        for family in FAMILIES {
+            for spec in family.iter() {
+                by_name.insert(spec.name, Command { id: all.len(), spec });
+                all.push(spec);
+                for sub in spec.subcommands {
+                    by_name.insert(sub.name, Command { id: all.len(), spec: sub });
+                    all.push(sub);
+                }
+            }
+        }
+        Index { all, by_name }
+    })
+}
+
+/// Every command and subcommand, in table order.
+pub fn all() -> &'static [&'static CommandSpec] {
+    &index().all
+}
+
+/// Top-level commands only.
+pub fn top_level() -> impl Iterator<Item = &'static CommandSpec> {
+    FAMILIES.iter().flat_map(|f| f.iter())
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<Command> {
+    let mut buf = [0u8; 48];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    index().by_name.get(lower).copied()
+}
+
+/// Resolves a container's subcommand (`CONFIG GET` → `config|get`).
+pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<Command> {
+    if sub.len() > 40 {
+        return None;
+    }
+    let mut name = String::with_capacity(parent.name.len() + 1 + sub.len());
+    name.push_str(parent.name);
+    name.push('|');
+    name.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
+    let cmd = index().by_name.get(name.as_str()).copied()?;
+    parent.subcommands.iter().any(|s| std::ptr::eq(s, cmd.spec)).then_some(cmd)
+}
+
+/// Resolves `args` to the command that runs: the subcommand for containers.
+/// Errors are Redis's texts for unknown commands, subcommands and arity.
+pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
+    let Some(cmd) = lookup(&args[0]) else {
+        return Err(unknown_command(args));
+    };
+    if !matches!(cmd.spec.exec, Exec::Container) {
+        if !cmd.spec.arity_ok(args.len()) {
+            return Err(Reply::wrong_arity(cmd.spec.name));
+        }
+        return Ok(cmd);
+    }
+    if args.len() < 2 {
+        // A container may have a meaning of its own when called bare (COMMAND).
+        if cmd.spec.arity_ok(args.len()) {
+            return Ok(cmd);
+        }
+        return Err(Reply::wrong_arity(cmd.spec.name));
+    }
+    let Some(sub) = lookup_sub(cmd.spec, &args[1]) else {
+        return Err(Reply::err(format!(
+            "unknown subcommand '{}'. Try {} HELP.",
+            truncate_for_error(&args[1]),
+            cmd.spec.name.to_uppercase()
+        )));
+    };
+    if !sub.spec.arity_ok(args.len()) {
+        return Err(Reply::wrong_arity(sub.spec.name));
+    }
+    Ok(sub)
+}
+
+fn truncate_for_error(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    s.chars().take(128).collect()
+}
+
+/// Redis's reply to an unknown command, with the beginning of its arguments.
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let mut shown = String::new();
+    for a in &args[1..] {
+        if shown.len() >= 128 {
+            break;
+        }
+        shown.push('\'');
+        shown.push_str(&truncate_for_error(a));
+        shown.push_str("' ");
+    }
+    Reply::err(format!("unknown command '{}', with args beginning with: {}", truncate_for_error(&args[0]), shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for spec in all() {
+            assert!(seen.insert(spec.name), "duplicate {}", spec.name);
+            assert_eq!(spec.name, spec.name.to_lowercase());
+        }
+    }
+
+    /// A command added without its docs fails here: `COMMAND DOCS` must
+    /// describe every command and subcommand.
+    #[test]
+    fn every_command_is_documented() {
+        for spec in all() {
+            assert!(!spec.summary.is_empty(), "{} has no summary: add .doc(since, summary)", spec.name);
+            let version: Vec<&str> = spec.since.split('.').collect();
+            assert!(
+                version.len() == 3 && version.iter().all(|p| p.parse::<u32>().is_ok()),
+                "{} has no valid `since` version",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn key_positions() {
+        let args: Vec<Bytes> = ["mset", "a", "1", "b", "2"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(lookup(b"MSET").unwrap().spec.key_positions(&args), vec![1, 3]);
+        let args: Vec<Bytes> = ["eval", "s", "2", "a", "b", "x"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(lookup(b"eval").unwrap().spec.key_positions(&args), vec![3, 4]);
+    }
+}
