@@ -468,6 +468,8 @@ fn geoadd_and_errors_match_redis() {
         "EVAL \"return redis.call('geopos', KEYS[1], 'Palermo')\" 1 {e}geo",
         "EVAL \"return redis.call('geosearch', KEYS[1], 'FROMLONLAT', 15, 37, 'BYRADIUS', 200, 'km', 'WITHCOORD')\" 1 {e}geo",
         "EVAL \"return redis.pcall('geoadd', KEYS[1], 500, 0, 'x')\" 1 {e}geo",
+        "EVAL \"redis.setresp(3); return redis.call('geopos', KEYS[1], 'Palermo', 'x')\" 1 {e}geo",
+        "EVAL \"redis.setresp(3); return tostring(redis.call('geopos', KEYS[1], 'Palermo')[1][2]['double'])\" 1 {e}geo",
     ];
     for line in errors {
         let args: Vec<String> = shell_words(line);
