@@ -24,6 +24,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::pubsub::COMMANDS,
     super::bitmaps::COMMANDS,
     super::hyperloglog::COMMANDS,
+    super::geo::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

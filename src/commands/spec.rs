@@ -155,6 +155,7 @@ pub enum Group {
     Stream,
     Bitmap,
     Hyperloglog,
+    Geo,
 }
 
 impl Group {
@@ -175,6 +176,7 @@ impl Group {
             Group::Stream => "stream",
             Group::Bitmap => "bitmap",
             Group::Hyperloglog => "hyperloglog",
+            Group::Geo => "geo",
         }
     }
 }

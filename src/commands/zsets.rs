@@ -146,7 +146,7 @@ fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
 }
 
 /// Stores a computed result at `dst`, or deletes `dst` when it is empty.
-fn store_result(ctx: &mut Ctx, dst: &Bytes, items: Vec<(Bytes, f64)>, event: &'static str) -> Reply {
+pub(crate) fn store_result(ctx: &mut Ctx, dst: &Bytes, items: Vec<(Bytes, f64)>, event: &'static str) -> Reply {
     let n = items.len();
     let now = ctx.now;
     if n == 0 {

@@ -23,6 +23,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// RESP3 double; a bulk string in RESP2.
     Double(f64),
+    /// A RESP3 double already formatted (GEOPOS's coordinates, which Redis
+    /// prints with 17 decimals); a bulk string in RESP2.
+    DoubleText(String),
     /// RESP3 boolean; integer 1/0 in RESP2.
     Bool(bool),
     /// RESP3 big number; a bulk string in RESP2.
@@ -216,6 +219,15 @@ impl Reply {
                     push_bulk(out, format_double(*d).as_bytes());
                 }
             }
+            Reply::DoubleText(t) => {
+                if proto >= 3 {
+                    out.push(b',');
+                    out.extend_from_slice(t.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    push_bulk(out, t.as_bytes());
+                }
+            }
             Reply::Bool(b) => {
                 if proto >= 3 {
                     out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
@@ -396,6 +408,8 @@ mod tests {
         assert_eq!(enc(Reply::Double(42.0), 2), "$2\r\n42\r\n");
         assert_eq!(enc(Reply::Double(42.0), 3), ",42\r\n");
         assert_eq!(enc(Reply::Double(2.5), 3), ",2.5\r\n");
+        assert_eq!(enc(Reply::DoubleText("13.36138933897018433".into()), 3), ",13.36138933897018433\r\n");
+        assert_eq!(enc(Reply::DoubleText("-1.5".into()), 2), "$4\r\n-1.5\r\n");
         assert_eq!(enc(Reply::Double(-1234567.0), 2), "$8\r\n-1234567\r\n");
         for i in [0, 7, 9, 10, 99, 100, -1, -10, 12345, i64::MAX, i64::MIN] {
             assert_eq!(enc(Reply::Int(i), 2), format!(":{i}\r\n"));

@@ -16,6 +16,7 @@ pub fn prepare_for_lua(r: Reply, resp: u8) -> Reply {
     match r {
         Reply::Error(e) => Reply::Error(normalize_error(&e)),
         Reply::Double(d) if resp < 3 => Reply::Bulk(format_double(d).into()),
+        Reply::DoubleText(t) if resp < 3 => Reply::Bulk(t.into()),
         Reply::BigNumber(n) if resp < 3 => Reply::Bulk(n.into()),
         Reply::Verbatim(_, text) if resp < 3 => Reply::Bulk(text),
         Reply::Array(items) => Reply::Array(prepare_all(items, resp)),
@@ -114,6 +115,11 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, r: &Reply, resp: u8) {
                 // RESP2 doubles were turned into strings by `prepare_for_lua`.
                 ffi::lua_createtable(state, 0, 1);
                 ffi::lua_pushnumber(state, *d);
+                ffi::lua_setfield(state, -2, c"double".as_ptr());
+            }
+            Reply::DoubleText(t) => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushnumber(state, t.parse().unwrap_or(0.0));
                 ffi::lua_setfield(state, -2, c"double".as_ptr());
             }
             Reply::Bool(b) if resp >= 3 => ffi::lua_pushboolean(state, *b as c_int),

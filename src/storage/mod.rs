@@ -2,6 +2,7 @@
 
 pub mod alloc;
 mod db;
+pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod list;

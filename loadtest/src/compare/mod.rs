@@ -211,6 +211,8 @@ impl Cell {
 }
 
 const EVALSHA_ROW: &str = "EVALSHA seed script";
+const GEOADD_ROW: &str = "GEOADD (random points)";
+const GEOSEARCH_ROW: &str = "GEOSEARCH (500 m, COUNT 10, 10k points)";
 
 /// Bitmap rows, run as custom commands after EVALSHA. The key carries the
 /// randomness: redis-benchmark writes `__rand_int__` with leading zeros,
@@ -318,7 +320,7 @@ fn seed_sha(s: &Server) -> Result<String, String> {
     crate::seed::load_script(&mut c)
 }
 
-/// Runs the default tests plus EVALSHA, the bitmap rows and the HyperLogLog rows on `server` at pipeline `p`.
+/// Runs the default tests plus EVALSHA, the bitmap, HyperLogLog and geo rows on `server` at pipeline `p`.
 fn one_pass(
     o: &Opts,
     s: &Server,
@@ -358,6 +360,7 @@ fn one_pass(
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         rows.push((row.to_string(), bench::run_command(&o.progs, &load, s, row, &words)));
     }
+    rows.extend(geo_rows(o, s, &load));
     for (name, outcome) in rows {
         let key = format!("{name}\u{0}{p}");
         if !cells.contains_key(&key) {
@@ -369,6 +372,49 @@ fn one_pass(
             Kind::Redis => cell.redis.push(outcome),
         }
     }
+}
+
+/// GEOADD of random points near one place (redis-benchmark fills in
+/// `__rand_int__`), then GEOSEARCH of the 10 nearest within 500 m in a
+/// 100 x 100 grid of points about 110 m apart (some 60 candidates a query).
+fn geo_rows(o: &Opts, s: &Server, load: &Load) -> Vec<(String, Outcome)> {
+    let words = |line: &str| line.split(' ').map(String::from).collect::<Vec<String>>();
+    let _ = s.flush();
+    let add = bench::run_command(
+        &o.progs,
+        load,
+        s,
+        GEOADD_ROW,
+        &words("geoadd {g}add 13.__rand_int__ 38.__rand_int__ m:__rand_int__"),
+    );
+    let _ = s.flush();
+    let search = preload_geo_grid(s).and_then(|_| {
+        bench::run_command(
+            &o.progs,
+            load,
+            s,
+            GEOSEARCH_ROW,
+            &words("geosearch {g}grid fromlonlat 13.0505 38.0505 byradius 500 m asc count 10"),
+        )
+    });
+    vec![(GEOADD_ROW.to_string(), add), (GEOSEARCH_ROW.to_string(), search)]
+}
+
+fn preload_geo_grid(s: &Server) -> Result<(), String> {
+    let mut c = s.client()?;
+    for i in 0..100 {
+        let mut cmd: Vec<String> = vec!["GEOADD".into(), "{g}grid".into()];
+        for j in 0..100 {
+            cmd.push(format!("{:.3}", 13.0 + f64::from(i) * 0.001));
+            cmd.push(format!("{:.3}", 38.0 + f64::from(j) * 0.001));
+            cmd.push(format!("p{i}:{j}"));
+        }
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        if let crate::resp::Value::Error(e) = c.call_str(&args)? {
+            return Err(format!("GEOADD preload on {}: {e}", s.kind.label()));
+        }
+    }
+    Ok(())
 }
 
 /// Each EVALSHA with ARGV 2 1 2 pushes 3 elements and adds 5: the list must

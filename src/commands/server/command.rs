@@ -43,6 +43,7 @@ fn group_category(g: Group) -> Option<&'static str> {
         Group::Stream => "stream",
         Group::Bitmap => "bitmap",
         Group::Hyperloglog => "hyperloglog",
+        Group::Geo => "geo",
         Group::Pubsub => "pubsub",
         Group::Transactions => "transaction",
         Group::Connection => "connection",
