@@ -691,6 +691,7 @@ mod tests {
         let mut one = [&mut *guard];
         let client = crate::net::client::ClientInfo::new(1, String::new(), String::new(), -1);
         let mut ctx = Ctx::new(&server, &mut one, &client, 0, 2, crate::commands::dispatch::Origin::Client);
+        ctx.now = crate::storage::now_ms();
         let st = &server.stats;
         strings::set(&mut ctx, &args(&["set", "a", "1"]));
         strings::incr(&mut ctx, &args(&["incr", "nothere"]));

@@ -100,6 +100,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let origin = if registered { Origin::Blocked } else { Origin::Client };
                 let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, origin);
+                ctx.now = crate::storage::now_ms();
                 let reply = if gone {
                     Reply::NoReply
                 } else {
@@ -178,12 +179,13 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
         if let Ok(mut guards) = server.shards.lock_many(&ids, u64::MAX).await {
             let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, Origin::Blocked);
+            ctx.now = crate::storage::now_ms();
             leave(&mut ctx, &keys, &waiter);
         }
         if !matches!(reply, Reply::NoReply) {
             // The command ends without being served: counted as Redis counts
             // a timed-out or unblocked command.
-            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::wall_clock(), &reply);
+            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::clock_ns(), &reply);
         }
         return reply;
     }

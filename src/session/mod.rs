@@ -382,7 +382,7 @@ impl Session {
                     i += 1;
                 }
                 Plan::Session(cmd, op) => {
-                    let start = dispatch::wall_clock();
+                    let start = dispatch::clock_ns();
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
@@ -394,9 +394,9 @@ impl Session {
     }
 
     /// One command through dispatch with `shards` entered.
-    fn call(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
-        let server = self.server.clone();
-        let mut ctx = Ctx::new(&server, shards, &self.client.info, self.client.db, self.client.resp, Origin::Client);
+    fn call(&self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
+        let c = &self.client;
+        let mut ctx = Ctx::new(&self.server, shards, &c.info, c.db, c.resp, Origin::Client);
         dispatch::call(&mut ctx, cmd, args, tally)
     }
 

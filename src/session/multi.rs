@@ -244,7 +244,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     }
     let server = conn.server.clone();
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
-    let _unit = crate::propagate::Unit::begin(&server.propagation);
+    let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
     let mut replies = Vec::with_capacity(txn.queued.len());
     for (cmd, args) in &txn.queued {
@@ -294,7 +294,7 @@ fn run_queued(
             None => Reply::wrong_arity(cmd.spec.name),
         },
         Exec::Session(op) => {
-            let start = dispatch::wall_clock();
+            let start = dispatch::clock_ns();
             let reply = match op {
                 SessionOp::Eval | SessionOp::Fcall => {
                     let home = conn.home_shard();

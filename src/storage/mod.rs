@@ -20,5 +20,6 @@ pub use value::{Hash, List, Set, SmallBytes, Stream, Value, ZSet};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    let t = crate::util::wall_clock();
+    t.as_secs() * 1000 + t.subsec_millis() as u64
 }
