@@ -14,6 +14,8 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// CLIENT PAUSE.
+    pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
     pub propagation: crate::propagate::Stream,
     pub scripts: crate::scripting::ScriptCache,
@@ -51,6 +53,7 @@ impl Server {
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
+            pause: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),

@@ -142,6 +142,10 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // CLIENT PAUSE WRITE/ALL: the dataset must not change.
+        if server.pause.writes_paused() {
+            continue;
+        }
         let shard = server.shards.get(shard_id);
         // Never wait behind a script: skip this round instead.
         let Some(mut data) = shard.try_lock() else {

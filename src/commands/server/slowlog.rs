@@ -62,14 +62,12 @@ fn slowlog_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         &[
             "GET [<count>]",
-            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-            "    Entries are made of:",
-            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-            "    client name",
+            "    The newest <count> entries (default 10, -1 for all), each as: id, Unix time,",
+            "    duration in microseconds, arguments, client address, client name.",
             "LEN",
-            "    Return the length of the slowlog.",
+            "    How many entries the slow log holds.",
             "RESET",
-            "    Reset the slowlog.",
+            "    Empty the slow log.",
         ],
     )
 }
