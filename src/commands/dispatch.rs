@@ -145,6 +145,40 @@ pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(
     Ok(())
 }
 
+/// Redis's check of protected commands (DEBUG), right after the arity
+/// check and before authentication: refused unless `enable-debug-command`
+/// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.
+pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
+    let (param, what) = match cmd.spec.name {
+        "debug" => ("enable-debug-command", "DEBUG"),
+        _ => return Ok(()),
+    };
+    let allowed = match server.config.get(param).as_deref() {
+        Some("yes") => true,
+        Some("local") => is_local_client(&client.addr),
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let reply = Reply::err(format!(
+        "{what} command not allowed. If the {param} option is set to \"local\", you can run it from a local \
+         connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    ));
+    rejected(server, cmd, &reply);
+    Err(reply)
+}
+
+/// Redis's notion of a local client: the peer address is exactly 127.0.0.1
+/// or ::1 (other loopback addresses such as 127.0.0.2 are not local).
+pub fn is_local_client(addr: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match addr.parse::<SocketAddr>().map(|a| a.ip()) {
+        Ok(ip) => ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Err(_) => false,
+    }
+}
+
 /// Runs `cmd` with the shards it needs entered in `ctx`: refusal checks,
 /// the handler, accounting, effects. The caller's clock and counters are in
 /// `tally`.

@@ -153,8 +153,12 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         };
         let now = crate::storage::now_ms();
         let mut removed = 0;
+        // DEBUG SET-ACTIVE-EXPIRE 0 stops the sampling; keys still expire on access.
+        let active = server.debug.active_expire.load(Ordering::Relaxed);
         for db in data.dbs.iter_mut() {
-            removed += db.active_expire(now, 200);
+            if active {
+                removed += db.active_expire(now, 200);
+            }
             // Keys reaped on access by commands that do not count them themselves.
             removed += db.take_lazy_expired() as usize;
         }

@@ -209,6 +209,11 @@ impl Session {
                 return Plan::Done(reply);
             }
         };
+        if cmd.spec.has(flags::PROTECTED) {
+            if let Err(reply) = dispatch::protected(&self.server, &self.client.info, cmd) {
+                return Plan::Done(reply);
+            }
+        }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
             return Plan::Done(reply);
         }

@@ -342,6 +342,12 @@ impl Db {
         self.slots.get(i).map(|s| &s.entry)
     }
 
+    /// The entry under `key` and its access word, as stored: expired or not,
+    /// and without counting an access (DEBUG OBJECT, DEBUG DIGEST-VALUE).
+    pub fn raw(&self, key: &[u8]) -> Option<(&Entry, u32)> {
+        self.slot(key).map(|s| (&s.entry, s.access))
+    }
+
     /// Seconds since the key was last accessed (OBJECT IDLETIME; meaningful
     /// while no LFU policy is selected).
     pub fn idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {

@@ -425,6 +425,12 @@ impl List {
         List { chunks: chunks.into(), len }
     }
 
+    /// Chunk count and the bytes their entries take (DEBUG OBJECT's
+    /// quicklist figures).
+    pub fn chunk_stats(&self) -> (usize, usize) {
+        (self.chunks.len(), self.chunks.iter().map(|c| c.buf.len() - c.head).sum())
+    }
+
     /// Approximate heap bytes used (MEMORY USAGE).
     pub fn heap_bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.buf.capacity() + std::mem::size_of::<Chunk>()).sum()
