@@ -555,7 +555,10 @@ pub fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         Some(r) if args.len() == 4 && eq_ic(r, "error") => UNBLOCK_ERROR,
         Some(_) if args.len() == 4 => return Reply::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
         Some(_) => {
-            return Reply::err("unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.")
+            return Reply::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))
         }
     };
     let Some(target) = u64::try_from(id).ok().and_then(|id| ctx.server.clients.get(id)) else {

@@ -245,6 +245,15 @@ pub fn account_session(
     tally.publish(server, client);
 }
 
+/// Shows a script run (EVAL*, FCALL*) to MONITOR before the commands it runs,
+/// as Redis does: those commands are flagged `skip_monitor`, so `account`
+/// does not show them when they end.
+pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[Bytes]) {
+    if !server.observers.monitors.is_empty() {
+        server.observers.monitors.feed(client, Origin::Client, db, args);
+    }
+}
+
 /// Step 3: statistics and observers of one finished call.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]

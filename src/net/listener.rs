@@ -23,6 +23,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
     server.port.store(bound as u64, Ordering::Relaxed);
+    // `--port 0` picks a free port: CONFIG GET port reports the one in use.
+    let _ = server.config.set("port", &bound.to_string(), true);
     log(
         &server,
         "notice",

@@ -547,8 +547,14 @@ impl Session {
             | SessionOp::PUnsubscribe
             | SessionOp::SSubscribe
             | SessionOp::SUnsubscribe => subscribe::run(self, op, args),
-            SessionOp::Eval => crate::scripting::router::eval(self, cmd, args).await,
-            SessionOp::Fcall => crate::scripting::functions::fcall(self, cmd, args).await,
+            SessionOp::Eval => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::router::eval(self, cmd, args).await
+            }
+            SessionOp::Fcall => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::functions::fcall(self, cmd, args).await
+            }
             SessionOp::Monitor => self.start_monitor(),
         }
     }

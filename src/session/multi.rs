@@ -301,6 +301,7 @@ fn run_queued(
             let start = dispatch::clock_ns();
             let reply = match op {
                 SessionOp::Eval | SessionOp::Fcall => {
+                    dispatch::monitor_script(&server, &conn.client.info, conn.client.db, args);
                     let home = conn.home_shard();
                     crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
                 }

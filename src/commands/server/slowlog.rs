@@ -25,6 +25,12 @@ pub static SLOWLOG_SUBS: &[CommandSpec] = &[
 
 fn slowlog_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let log = &ctx.server.observers.slowlog;
+    if args.len() > 3 {
+        return Reply::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ));
+    }
     let count = match args.get(2) {
         None => 10,
         Some(a) => match crate::util::parse_i64(a) {
@@ -33,9 +39,6 @@ fn slowlog_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             _ => return Reply::err("count should be greater than or equal to -1"),
         },
     };
-    if args.len() > 3 {
-        return Reply::err("unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.");
-    }
     Reply::Array(log.latest(count, |e| {
         Reply::Array(vec![
             Reply::Int(e.id as i64),
