@@ -14,6 +14,8 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// The append-only file, while `appendonly` is on.
+    pub aof: parking_lot::Mutex<Option<std::sync::Arc<crate::persist::aof::Aof>>>,
     /// CLIENT PAUSE.
     pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
@@ -58,6 +60,7 @@ impl Server {
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
             pause: Default::default(),
+            aof: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),
@@ -85,6 +88,10 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        if let Some(aof) = self.aof.lock().as_ref() {
+            let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
+            aof.policy.store(policy, Ordering::Relaxed);
+        }
     }
 
     pub fn databases(&self) -> usize {

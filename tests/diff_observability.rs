@@ -177,15 +177,20 @@ fn client_pause_holds_writers_not_readers_as_redis() {
         assert!(t >= Duration::from_millis(400), "a write ran during the pause ({t:?}) on {port}");
         let (r, _) = script.join().unwrap();
         assert_eq!(r, ":1\r\n");
-        // ALL holds everything; UNPAUSE releases at once.
-        assert_eq!(c.call(&["CLIENT", "PAUSE", "5000", "ALL"]), "+OK\r\n");
-        let ping = timed(port, &["PING"]);
+        // UNPAUSE (not a write) runs during a WRITE pause and releases the writers at once.
+        assert_eq!(c.call(&["CLIENT", "PAUSE", "5000", "WRITE"]), "+OK\r\n");
+        let writer = timed(port, &["SET", "k", "x"]);
         std::thread::sleep(Duration::from_millis(200));
         let started = Instant::now();
         assert_eq!(c.call(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
-        let (r, _) = ping.join().unwrap();
-        assert_eq!(r, "+PONG\r\n");
+        let (r, _) = writer.join().unwrap();
+        assert_eq!(r, "+OK\r\n");
         assert!(started.elapsed() < Duration::from_secs(2), "UNPAUSE did not release on {port}");
+        // ALL holds everything, reads too, until it ends.
+        assert_eq!(c.call(&["CLIENT", "PAUSE", "500", "ALL"]), "+OK\r\n");
+        let (r, t) = timed(port, &["GET", "k"]).join().unwrap();
+        assert_eq!(r, "$1\r\nx\r\n");
+        assert!(t >= Duration::from_millis(300), "a read ran during CLIENT PAUSE ALL ({t:?}) on {port}");
     }
 }
 

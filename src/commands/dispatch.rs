@@ -223,6 +223,14 @@ pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin
     let reply = f(ctx, args);
     let end = clock_ns();
     let (server, info, db) = (ctx.server.clone(), ctx.client.info.clone(), ctx.client.db);
+    // The few write commands that need no shard (FUNCTION LOAD/DELETE/FLUSH/
+    // RESTORE) change server state that replicas and the AOF must follow.
+    if cmd.spec.is_write() && !reply.is_error() {
+        tally.dirty += 1;
+        if server.propagation.active() {
+            crate::propagate::emit(&server.propagation, db, args);
+        }
+    }
     account(&server, &info, origin, db, cmd, args, end.saturating_sub(start), &reply, &mut tally);
     tally.publish(&server, &info);
     reply
@@ -306,7 +314,7 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);
-    if effects.dirty == 0 {
+    if effects.dirty == 0 && !effects.force {
         return;
     }
     tally.dirty += effects.dirty;

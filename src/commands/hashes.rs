@@ -259,10 +259,14 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(new) = cur.add(incr) else {
         return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
     };
-    let text = new.to_human();
-    h.set(&args[2], text.as_bytes(), lim);
+    let text = Bytes::from(new.to_human());
+    h.set(&args[2], &text, lim);
     ctx.written(&args[1], "hincrbyfloat");
-    Reply::Bulk(Bytes::from(text))
+    if ctx.propagating() {
+        // Replayed as the value it produced, as Redis does.
+        ctx.propagate_as(vec![Bytes::from_static(b"HSET"), args[1].clone(), args[2].clone(), text.clone()]);
+    }
+    Reply::Bulk(text)
 }
 
 /// Largest |count| HRANDFIELD serves: the reply is built in memory.

@@ -239,14 +239,37 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, base: i64, secs: bo
     if !expire_allowed(&flags, e.expire_at, when) {
         return Reply::Int(0);
     }
+    let replay = ctx.propagating();
     if when <= now as i64 {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
+        if replay {
+            ctx.propagate_as(vec![expiry_delete_verb(ctx), key.clone()]);
+        }
     } else {
         ctx.db(key).set_expire(key, when as u64);
         ctx.written(key, "expire");
+        if replay {
+            // Replayed as PEXPIREAT with the absolute time, options kept.
+            let mut argv = Vec::with_capacity(args.len());
+            argv.push(Bytes::from_static(b"PEXPIREAT"));
+            argv.push(key.clone());
+            argv.push(Bytes::from(when.to_string()));
+            argv.extend(args[3..].iter().cloned());
+            ctx.propagate_as(argv);
+        }
     }
     Reply::Int(1)
+}
+
+/// How a key removed because its new expiry is already past is replayed:
+/// UNLINK under `lazyfree-lazy-expire`, else DEL (as Redis propagates it).
+pub fn expiry_delete_verb(ctx: &Ctx) -> Bytes {
+    if ctx.server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        Bytes::from_static(b"UNLINK")
+    } else {
+        Bytes::from_static(b"DEL")
+    }
 }
 
 pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -576,6 +599,7 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for shard in ctx.shards().iter_mut() {
         shard.dbs.swap(a as usize, b as usize);
     }
+    ctx.dirty(1);
     Reply::ok()
 }
 

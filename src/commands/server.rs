@@ -171,9 +171,14 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.dbs[db].len() as u64;
         flush(std::slice::from_mut(&mut shard.dbs[db]), asynchronous);
     }
+    // Redis counts every removed key, and propagates FLUSHDB even when empty.
+    ctx.dirty(removed);
+    ctx.force_propagation();
     Reply::ok()
 }
 
@@ -185,9 +190,13 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.total_keys() as u64;
         flush(&mut shard.dbs, asynchronous);
     }
+    ctx.dirty(removed);
+    ctx.force_propagation();
     Reply::ok()
 }
 
@@ -269,9 +278,25 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match ctx.server.config.set_many(&pairs, false) {
         Ok(()) => {
             ctx.server.apply_config();
+            if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("appendonly")) {
+                if let Err(e) = switch_aof(ctx.server, value) {
+                    let _ = ctx.server.config.set("appendonly", "no", true);
+                    return Reply::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {e}"));
+                }
+            }
             Reply::ok()
         }
         Err(e) => Reply::err(e),
+    }
+}
+
+/// `CONFIG SET appendonly yes|no` at run time.
+fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Result<(), String> {
+    if value.eq_ignore_ascii_case("yes") {
+        crate::persist::aof::enable_at_runtime(server)
+    } else {
+        crate::persist::aof::disable(server);
+        Ok(())
     }
 }
 

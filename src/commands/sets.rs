@@ -194,6 +194,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let mut rng = rand::thread_rng();
+    let took_all = count.is_some_and(|n| n >= set.len() as u64);
     let reply = match count {
         None => {
             let i = set.random_index(&mut rng).unwrap_or(0);
@@ -215,7 +216,36 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.written(key, "spop");
     drop_if_empty(ctx, key);
+    if ctx.propagating() {
+        replay_spop(ctx, key, took_all, &reply);
+    }
     reply
+}
+
+/// SPOP's randomness made concrete for the write stream, as Redis does: the
+/// members it took as SREM (1,024 per command), or DEL/UNLINK when it took
+/// the whole set.
+fn replay_spop(ctx: &mut Ctx, key: &Bytes, took_all: bool, reply: &Reply) {
+    let members: Vec<Bytes> = match reply {
+        Reply::Bulk(m) => vec![m.clone()],
+        Reply::Set(items) => {
+            items.iter().filter_map(|r| if let Reply::Bulk(m) = r { Some(m.clone()) } else { None }).collect()
+        }
+        _ => return,
+    };
+    if took_all {
+        let lazy = ctx.server.config.get("lazyfree-lazy-server-del").as_deref() == Some("yes");
+        let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        ctx.propagate_as(vec![Bytes::from_static(verb), key.clone()]);
+        return;
+    }
+    for chunk in members.chunks(1024) {
+        let mut argv = Vec::with_capacity(chunk.len() + 2);
+        argv.push(Bytes::from_static(b"SREM"));
+        argv.push(key.clone());
+        argv.extend(chunk.iter().cloned());
+        ctx.propagate_as(argv);
+    }
 }
 
 pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -226,8 +226,19 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
         db.set_with_expiry(key, value, at.unwrap_or(0));
     }
     ctx.written(key, "set");
-    if at.is_some() {
+    if let Some(at) = at {
         ctx.written(key, "expire");
+        // One change; replayed with its absolute expiry, as Redis propagates it.
+        ctx.dirty_less(1);
+        if ctx.propagating() && !matches!(o.expire, Some((ExpireKind::PxAt, _))) {
+            ctx.propagate_as(vec![
+                Bytes::from_static(b"SET"),
+                key.clone(),
+                val.clone(),
+                Bytes::from_static(b"PXAT"),
+                Bytes::from(at.to_string()),
+            ]);
+        }
     }
     old.unwrap_or(match replies {
         Some((ok, _)) => Reply::Int(ok),
@@ -277,6 +288,9 @@ pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.db(key).remove(key);
     ctx.written(key, "del");
+    if ctx.propagating() {
+        ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
+    }
     old
 }
 
@@ -299,16 +313,28 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let absolute = matches!(o.expire, Some((ExpireKind::ExAt | ExpireKind::PxAt, _)));
+    let replay = ctx.propagating();
     match at {
         Some(at) if absolute && at <= now => {
             ctx.db(key).remove(key);
             ctx.written(key, "del");
+            if replay {
+                ctx.propagate_as(vec![crate::commands::keys::expiry_delete_verb(ctx), key.clone()]);
+            }
         }
         Some(at) => {
             ctx.db(key).set_expire(key, at);
             ctx.written(key, "expire");
+            if replay {
+                ctx.propagate_as(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(at.to_string())]);
+            }
         }
-        None if o.persist && ctx.db(key).persist(key, now) => ctx.written(key, "persist"),
+        None if o.persist && ctx.db(key).persist(key, now) => {
+            ctx.written(key, "persist");
+            if replay {
+                ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
+            }
+        }
         None => {}
     }
     Reply::Bulk(value)
@@ -450,6 +476,10 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let text = Bytes::from(sum.to_human());
     store_keep_ttl(ctx, key, SmallBytes::from_slice(&text), StrHint::Embstr);
     ctx.written(key, "incrbyfloat");
+    if ctx.propagating() {
+        // Replayed as the value it produced: float formatting must not decide a replica's data.
+        ctx.propagate_as(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
+    }
     Reply::Bulk(text)
 }
 

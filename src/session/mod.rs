@@ -73,6 +73,10 @@ pub struct Session {
     pub(crate) sub: Option<Box<subscribe::SubState>>,
     /// MONITOR's feed, once the client is monitoring.
     pub(crate) monitor: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// The write-stream offset this client's commands reached since its
+    /// replies were last written (0: none): under `appendfsync always` the
+    /// replies wait until the AOF is fsynced that far.
+    pub emitted: u64,
     /// The last command resolved, by its name as sent (see `resolve`).
     last_resolved: std::cell::Cell<Option<LastResolved>>,
 }
@@ -97,12 +101,18 @@ impl Session {
             watch: None,
             sub: None,
             monitor: None,
+            emitted: 0,
             last_resolved: std::cell::Cell::new(None),
         }
     }
 
     /// Encodes a reply into the output, as CLIENT REPLY allows.
     pub fn push(&mut self, reply: Reply) {
+        // Right after the command ran (no await since): what it emitted to
+        // the write stream was emitted by this thread.
+        if self.server.propagation.active() {
+            self.emitted = self.emitted.max(crate::propagate::take_emitted());
+        }
         if self.sub.is_some() {
             self.drain_messages();
         }

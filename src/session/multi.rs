@@ -251,10 +251,14 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
     let mut replies = Vec::with_capacity(txn.queued.len());
+    // The queued commands run as part of the transaction (CLIENT INFO inside
+    // it shows the x flag, as in Redis).
+    conn.client.info.meta.lock().multi = txn.queued.len() as i64;
     for (cmd, args) in &txn.queued {
         let reply = run_queued(conn, *cmd, args, ids, refs, &mut tally);
         replies.push(reply);
     }
+    conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
     Reply::Array(replies)
 }

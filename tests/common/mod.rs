@@ -113,7 +113,9 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 }
                 continue;
             }
-            if !line.contains(":M * ") {
+            // `<pid>:M <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`: notices stay quiet.
+            let notice = line.split_once(":M ").and_then(|(_, r)| r.get(25..)).is_some_and(|t| t.starts_with("* "));
+            if !notice {
                 eprintln!("[moonshard] {line}");
             }
         }
@@ -122,6 +124,17 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
     Proc { port, child }
+}
+
+/// One field of an INFO section, as text ("" when absent).
+pub fn field_of(con: &mut redis::Connection, section: &str, name: &str) -> String {
+    let text = match run_str(con, &["INFO", section]) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        other => panic!("INFO {section} answered {other:?}"),
+    };
+    let prefix = format!("{name}:");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or("").trim().to_string()
 }
 
 pub fn has_program(name: &str) -> bool {

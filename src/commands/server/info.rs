@@ -167,7 +167,7 @@ fn clients_section(server: &Server, f: &mut Field) {
     f("maxclients", server.config.maxclients.load(Ordering::Relaxed).to_string());
     f("client_recent_max_input_buffer", "0".into());
     f("client_recent_max_output_buffer", "0".into());
-    f("blocked_clients", "0".into());
+    f("blocked_clients", server.stats.blocked_clients.load(Ordering::Relaxed).to_string());
     f("tracking_clients", "0".into());
     f("clients_in_timeout_table", "0".into());
 }

@@ -299,6 +299,7 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let now = ctx.now;
     let key = &args[1];
+    let propagating = ctx.propagating();
     let db = ctx.db(key);
     let last = match stream_mut(db, key, now) {
         Err(e) => return e,
@@ -323,9 +324,40 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(how) = p.trim {
         s.trim(how, p.approx, p.limit);
     }
+    let replay = propagating.then(|| {
+        let mut argv = vec![Bytes::from_static(b"XADD"), key.clone()];
+        if p.nomkstream {
+            argv.push(Bytes::from_static(b"NOMKSTREAM"));
+        }
+        argv.extend(exact_trim(&p, s));
+        argv.push(id.to_bytes());
+        argv.extend(args[field_pos..].iter().cloned());
+        argv
+    });
     ctx.written(key, "xadd");
+    if let Some(argv) = replay {
+        ctx.propagate_as(argv);
+    }
     wake_readers(ctx, key);
     id_reply(id)
+}
+
+/// The trimming an XADD or XTRIM did, as exact options for the write stream:
+/// approximate trimming (`~`, LIMIT) removes whole nodes, whose bounds differ
+/// between servers, so it is replayed as the exact length or first ID it
+/// left, as Redis rewrites it.
+fn exact_trim(p: &AddTrim, s: &crate::storage::Stream) -> Vec<Bytes> {
+    let eq = || Bytes::from_static(b"=");
+    match p.trim {
+        None => Vec::new(),
+        Some(Trim::MaxLen(n)) if !p.approx => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from(n.to_string())],
+        Some(Trim::MinId(id)) if !p.approx => vec![Bytes::from_static(b"MINID"), eq(), id.to_bytes()],
+        Some(Trim::MaxLen(_)) => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from(s.len().to_string())],
+        Some(Trim::MinId(_)) => match s.edge_id(false) {
+            Some(first) => vec![Bytes::from_static(b"MINID"), eq(), first.to_bytes()],
+            None => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from_static(b"0")],
+        },
+    }
 }
 
 pub fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -421,6 +453,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let now = ctx.now;
     let key = &args[1];
+    let propagating = ctx.propagating();
     let s = match stream_mut(ctx.db(key), key, now) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
@@ -431,7 +464,15 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let n = s.trim(how, p.approx, p.limit);
     if n > 0 {
+        let replay = propagating.then(|| {
+            let mut argv = vec![Bytes::from_static(b"XTRIM"), key.clone()];
+            argv.extend(exact_trim(&p, s));
+            argv
+        });
         ctx.written(key, "xtrim");
+        if let Some(argv) = replay {
+            ctx.propagate_as(argv);
+        }
     }
     Reply::Int(n as i64)
 }
