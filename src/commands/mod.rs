@@ -15,6 +15,8 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod lolwut;
+pub mod memory;
 pub mod pubsub;
 pub mod server;
 pub mod sets;

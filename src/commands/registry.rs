@@ -26,6 +26,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::hyperloglog::COMMANDS,
     super::geo::COMMANDS,
     super::sort::COMMANDS,
+    super::memory::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
