@@ -76,6 +76,9 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        // A new maxmemory-policy or lfu-* value applies to the next access,
+        // not only after the memory cron's next tick.
+        crate::storage::memory::refresh_tracking(self);
     }
 
     pub fn databases(&self) -> usize {
