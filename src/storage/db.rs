@@ -351,15 +351,18 @@ impl Db {
     /// still measured, as Redis measures what its table holds.
     pub fn memory_usage(&self, key: &[u8], samples: usize) -> Option<usize> {
         use super::usage::{block, value_bytes};
+        use std::mem::size_of;
         let slot = self.slot(key)?;
-        let len = self.slots.len.max(1);
-        let (main, expires) = self.overhead();
-        // The slot and its share of the index (the slot vectors are in `main`).
-        let mut n = std::mem::size_of::<Slot>() + (main - self.slots_bytes()).div_ceil(len);
+        // The slot, and one bucket of the index with its control byte at
+        // the index's full load (7/8): what one more key costs, whatever
+        // the current fill of this shard's tables.
+        let mut n = size_of::<Slot>() + (size_of::<u32>() + 1) * 8 / 7 + 1;
         n += block(slot.key.heap_size());
         if slot.entry.expire_at != 0 {
-            // Its entry in the TTL index and the index's copy of the key.
-            n += expires.div_ceil(self.volatile.len().max(1)) + block(slot.key.heap_size());
+            // Its entry in the TTL index (key handle and hash, a position
+            // bucket with its control byte) and the index's copy of the key.
+            n += size_of::<SmallBytes>() + size_of::<usize>() + (size_of::<usize>() + 1) * 8 / 7 + 1;
+            n += block(slot.key.heap_size());
         }
         Some(n + value_bytes(&slot.entry.value, samples))
     }

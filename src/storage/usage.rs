@@ -4,9 +4,11 @@
 //!
 //! # Method
 //!
-//! - A key costs its slot in the keyspace table (`Db`), its share of the
-//!   hash index over the slots, its bytes when they are too long to live
-//!   inside the slot, and, when it has a TTL, its entry in the TTL index.
+//! - A key costs its slot in the keyspace table (`Db`, 64 bytes), one
+//!   bucket of the hash index over the slots at the index's full load, its
+//!   bytes when they are too long to live inside the slot, and, when it has
+//!   a TTL, its entry in the TTL index. (The tables' current fill is left
+//!   out: a shard holding few keys would charge them its minimum table.)
 //! - A value costs every heap block it owns. A block is counted as the
 //!   block the allocator hands out for the request ([`block`]: mimalloc's
 //!   size classes), not as the bytes asked for.
