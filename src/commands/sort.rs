@@ -43,7 +43,7 @@ use super::keys::lookup_read;
 use super::Ctx;
 use crate::commands::spec::prelude::*;
 use crate::commands::spec::{Begin, Find, KeySpecDoc};
-use crate::protocol::Reply;
+use crate::protocol::{BulkArray, Reply};
 use crate::shard::slot::{crc16, key_slot};
 use crate::storage::zset::Limits as ZLimits;
 use crate::storage::{List, Value, ZSet};
@@ -157,6 +157,12 @@ fn pattern_slot(pattern: &[u8]) -> Option<u16> {
 /// range: an overflow, or an inexact result below the smallest normal
 /// double). The string ends at its first NUL byte, as C sees it.
 pub(crate) fn c_strtod(s: &[u8]) -> Option<f64> {
+    // The common case: a plain integer of up to 15 digits is exact.
+    if s.len() <= 15 {
+        if let Some(v) = parse_i64(s) {
+            return Some(v as f64);
+        }
+    }
     let s = cstr(s);
     let mut i = 0;
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
@@ -409,46 +415,72 @@ fn parse(args: &[Bytes], readonly: bool) -> Result<Options<'_>, Reply> {
     Ok(o)
 }
 
-/// One element to sort with its weight.
-struct Item {
-    elem: Bytes,
-    score: f64,
-    /// The BY value, for an ALPHA sort by pattern (None: key missing).
-    by: Option<Bytes>,
+/// The elements to sort, their bytes packed in one buffer (no allocation
+/// per element), and the ALPHA weights found by pattern in another.
+#[derive(Default)]
+struct Items {
+    bytes: Vec<u8>,
+    weights: Vec<u8>,
+    list: Vec<Item>,
 }
 
-impl Item {
-    fn new(elem: Bytes) -> Item {
-        Item { elem, score: 0.0, by: None }
+/// One element: where its bytes are, its numeric weight, and where its
+/// ALPHA weight is (`NO_WEIGHT` when the BY key was missing).
+#[derive(Clone, Copy)]
+struct Item {
+    at: usize,
+    len: usize,
+    score: f64,
+    by: (usize, usize),
+}
+
+const NO_WEIGHT: (usize, usize) = (usize::MAX, 0);
+
+impl Items {
+    fn with_capacity(n: usize) -> Items {
+        Items { bytes: Vec::new(), weights: Vec::new(), list: Vec::with_capacity(n) }
+    }
+
+    fn push(&mut self, elem: &[u8]) {
+        self.list.push(Item { at: self.bytes.len(), len: elem.len(), score: 0.0, by: NO_WEIGHT });
+        self.bytes.extend_from_slice(elem);
+    }
+
+    fn elem(&self, i: &Item) -> &[u8] {
+        &self.bytes[i.at..i.at + i.len]
     }
 }
 
 /// How two items compare, as Redis's `sortCompare`.
-#[derive(Clone, Copy)]
-struct Order {
+struct Order<'a> {
     desc: bool,
     alpha: bool,
     by_pattern: bool,
     store: bool,
+    bytes: &'a [u8],
+    weights: &'a [u8],
 }
 
-impl Order {
+impl Order<'_> {
     fn cmp(&self, a: &Item, b: &Item) -> Ordering {
         let strings = |x: &[u8], y: &[u8]| if self.store { x.cmp(y) } else { cstr(x).cmp(cstr(y)) };
+        let elem = |i: &Item| &self.bytes[i.at..i.at + i.len];
         let o = if !self.alpha {
             match a.score.partial_cmp(&b.score) {
-                Some(Ordering::Equal) | None => a.elem.cmp(&b.elem),
+                Some(Ordering::Equal) | None => elem(a).cmp(elem(b)),
                 Some(o) => o,
             }
         } else if self.by_pattern {
-            match (&a.by, &b.by) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Less,
-                (Some(_), None) => Ordering::Greater,
-                (Some(x), Some(y)) => strings(x, y),
+            match (a.by == NO_WEIGHT, b.by == NO_WEIGHT) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Less,
+                (false, true) => Ordering::Greater,
+                (false, false) => {
+                    strings(&self.weights[a.by.0..a.by.0 + a.by.1], &self.weights[b.by.0..b.by.0 + b.by.1])
+                }
             }
         } else {
-            strings(&a.elem, &b.elem)
+            strings(elem(a), elem(b))
         };
         if self.desc {
             o.reverse()
@@ -458,36 +490,44 @@ impl Order {
     }
 }
 
-/// What a pattern gives for `elem` (Redis's `lookupKeyByPattern`): `#` is
-/// the element itself; otherwise the first `*` is replaced by the element
-/// and the key read as a string, or, with `->field` after the `*`, as a
-/// hash's field. Missing keys, other types and patterns without `*` give
-/// nothing. `slot` is the sorted key's: the parser let only patterns pinned
-/// to it through, so every key formed here lives on an entered shard.
-fn by_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &[u8], slot: u16) -> Option<Bytes> {
+/// Redis's `lookupKeyByPattern`: hands `f` what `pattern` gives for
+/// `elem`. `#` gives the element itself; otherwise the first `*` is
+/// replaced by the element and the key read as a string, or, with
+/// `->field` after the `*`, as a hash's field. Missing keys, other types
+/// and patterns without `*` give nothing. `slot` is the sorted key's: the
+/// parser let only patterns pinned to it through, so every key formed here
+/// lives on an entered shard. `key` is scratch space for the key's name.
+fn by_pattern<R>(
+    ctx: &mut Ctx,
+    pattern: &[u8],
+    elem: &[u8],
+    slot: u16,
+    key: &mut Vec<u8>,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Option<R> {
     let c = cstr(pattern);
     if c == b"#" {
-        return Some(Bytes::copy_from_slice(elem));
+        return Some(f(elem));
     }
     let star = c.iter().position(|&b| b == b'*')?;
     // A "->" after the star followed by at least one byte names a field,
     // which runs to the pattern's real end.
     let arrow = c[star + 1..].windows(2).position(|w| w == b"->").map(|p| star + 1 + p);
     let (key_end, field) = match arrow {
-        Some(f) if f + 2 < c.len() => (f, Some(&pattern[f + 2..])),
+        Some(at) if at + 2 < c.len() => (at, Some(&pattern[at + 2..])),
         _ => (pattern.len(), None),
     };
-    let mut key = Vec::with_capacity(key_end + elem.len());
+    key.clear();
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(elem);
     key.extend_from_slice(&pattern[star + 1..key_end]);
-    if key_slot(&key) != slot {
+    if key_slot(key) != slot {
         // Unreachable by the parser's rule; never touch a shard not entered.
         return None;
     }
-    match (lookup_read(ctx, &key).map(|e| &e.value), field) {
-        (Some(Value::Str(s)), None) => Some(s.to_bytes()),
-        (Some(Value::Hash(h)), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
+    match (lookup_read(ctx, key).map(|e| &e.value), field) {
+        (Some(Value::Str(s)), None) => Some(f(s.as_slice())),
+        (Some(Value::Hash(h)), Some(name)) => h.get(name).map(f),
         _ => None,
     }
 }
@@ -511,7 +551,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
     let (desc, store) = (o.desc, o.store.is_some());
 
     // The elements, in the order Redis loads them, and the output window.
-    let mut items: Vec<Item>;
+    let mut items: Items;
     let (mut start, mut end): (i64, i64);
     {
         let entry = lookup_read(ctx, key);
@@ -554,112 +594,94 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         }
         let window = end >= start;
         let (s, e) = (start.max(0) as usize, end.max(0) as usize);
-        items = match value.as_deref() {
-            None => Vec::new(),
-            Some(Value::List(l)) if o.dontsort => {
-                let mut v: Vec<Item> = Vec::new();
-                if window {
-                    let n = n as usize;
-                    if desc {
-                        v = l.range_iter(n - 1 - e, n - 1 - s).map(|x| Item::new(Bytes::copy_from_slice(x))).collect();
-                        v.reverse();
-                    } else {
-                        v = l.range_iter(s, e).map(|x| Item::new(Bytes::copy_from_slice(x))).collect();
-                    }
-                    end -= start;
-                    start = 0;
-                }
-                v
-            }
-            Some(Value::List(l)) => l.iter().map(|x| Item::new(Bytes::copy_from_slice(x))).collect(),
-            Some(Value::Set(set)) => {
-                let mut v = Vec::with_capacity(n as usize);
-                set.for_each(|m| v.push(Item::new(Bytes::copy_from_slice(m))));
-                v
-            }
-            Some(Value::ZSet(z)) if o.dontsort => {
-                let mut v = Vec::new();
-                if window {
-                    let n = n as usize;
-                    let (lo, hi) = if desc { (n - 1 - e, n - s) } else { (s, e + 1) };
-                    z.for_range(lo, hi, desc, |m, _| v.push(Item::new(Bytes::copy_from_slice(m))));
+        items = Items::with_capacity(if o.dontsort && window { e - s + 1 } else { n as usize });
+        match value.as_deref() {
+            None => {}
+            Some(Value::List(l)) if o.dontsort && window => {
+                let n = n as usize;
+                if desc {
+                    let picked: Vec<&[u8]> = l.range_iter(n - 1 - e, n - 1 - s).collect();
+                    picked.iter().rev().for_each(|x| items.push(x));
+                } else {
+                    l.range_iter(s, e).for_each(|x| items.push(x));
                 }
                 end -= start;
                 start = 0;
-                v
             }
-            Some(Value::ZSet(z)) => {
-                let mut v = Vec::with_capacity(n as usize);
-                z.for_range(0, n as usize, false, |m, _| v.push(Item::new(Bytes::copy_from_slice(m))));
-                v
+            Some(Value::List(_)) if o.dontsort => {}
+            Some(Value::List(l)) => l.iter().for_each(|x| items.push(x)),
+            Some(Value::Set(set)) => set.for_each(|m| items.push(m)),
+            Some(Value::ZSet(z)) if o.dontsort => {
+                if window {
+                    let n = n as usize;
+                    let (lo, hi) = if desc { (n - 1 - e, n - s) } else { (s, e + 1) };
+                    z.for_range(lo, hi, desc, |m, _| items.push(m));
+                }
+                end -= start;
+                start = 0;
             }
-            Some(_) => Vec::new(),
-        };
+            Some(Value::ZSet(z)) => z.for_range(0, n as usize, false, |m, _| items.push(m)),
+            Some(_) => {}
+        }
     }
 
     // The weights, then the sort.
-    let mut bad_score = false;
+    let mut keybuf = Vec::new();
     if !o.dontsort {
-        for item in items.iter_mut() {
-            let found;
-            let weight: &[u8] = match o.by {
-                Some(p) => match by_pattern(ctx, p, &item.elem, slot) {
-                    Some(v) => {
-                        found = v;
-                        &found
-                    }
-                    None => continue,
-                },
-                None => &item.elem,
-            };
-            if o.alpha {
-                if o.by.is_some() {
-                    item.by = Some(Bytes::copy_from_slice(weight));
-                }
-            } else {
-                match c_strtod(weight) {
+        let mut bad_score = false;
+        let Items { bytes, weights, list } = &mut items;
+        for item in list.iter_mut() {
+            let elem = &bytes[item.at..item.at + item.len];
+            match (o.by, o.alpha) {
+                (None, true) => {}
+                (None, false) => match c_strtod(elem) {
                     Some(v) => item.score = v,
                     None => bad_score = true,
+                },
+                (Some(p), true) => {
+                    let at = weights.len();
+                    if by_pattern(ctx, p, elem, slot, &mut keybuf, |w| weights.extend_from_slice(w)).is_some() {
+                        item.by = (at, weights.len() - at);
+                    }
                 }
+                (Some(p), false) => match by_pattern(ctx, p, elem, slot, &mut keybuf, c_strtod) {
+                    Some(Some(v)) => item.score = v,
+                    Some(None) => bad_score = true,
+                    None => {}
+                },
             }
         }
         if bad_score {
             return Reply::err(ERR_SCORES);
         }
-        let order = Order { desc, alpha: o.alpha, by_pattern: o.by.is_some(), store };
-        let len = items.len() as i64;
+        let order = Order { desc, alpha: o.alpha, by_pattern: o.by.is_some(), store, bytes, weights };
+        let len = list.len() as i64;
         if o.by.is_some() && (start != 0 || end != len - 1) {
             if end >= start {
-                partial_sort(&mut items, start as usize, end as usize, &|a: &Item, b: &Item| order.cmp(a, b));
+                partial_sort(list, start as usize, end as usize, &|a: &Item, b: &Item| order.cmp(a, b));
             }
         } else {
-            items.sort_by(|a, b| order.cmp(a, b));
+            list.sort_by(|a, b| order.cmp(a, b));
         }
     }
 
     // The output.
-    let window: &[Item] = if end >= start { &items[start as usize..=end as usize] } else { &[] };
+    let end = end.min(items.list.len() as i64 - 1);
+    let window: &[Item] = if end >= start && start >= 0 { &items.list[start as usize..=end as usize] } else { &[] };
     let outputlen = if o.gets.is_empty() { window.len() } else { o.gets.len() * window.len() };
     let Some(dst) = o.store else {
-        let mut out = Vec::with_capacity(outputlen);
-        for item in window {
-            if o.gets.is_empty() {
-                out.push(Reply::Bulk(item.elem.clone()));
-            }
-            for p in &o.gets {
-                out.push(by_pattern(ctx, p, &item.elem, slot).map_or(Reply::Nil, Reply::Bulk));
-            }
-        }
-        return Reply::Array(out);
+        return reply(ctx, &o.gets, &items, window, slot, outputlen);
     };
     let mut list = List::new();
     for item in window {
+        let elem = items.elem(item);
         if o.gets.is_empty() {
-            list.push_back(&item.elem);
+            list.push_back(elem);
         }
         for p in &o.gets {
-            let v = by_pattern(ctx, p, &item.elem, slot);
-            list.push_back(v.as_deref().unwrap_or(b""));
+            if by_pattern(ctx, p, elem, slot, &mut keybuf, |v| list.push_back(v)).is_none() {
+                list.push_back(b"");
+            }
         }
     }
     if outputlen > 0 {
@@ -673,6 +695,42 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         }
     }
     Reply::Int(outputlen as i64)
+}
+
+/// The reply: the window's elements, or for each the GET values. Built in
+/// wire form while no value is missing (a missing one is a null, whose
+/// form depends on the protocol).
+fn reply(ctx: &mut Ctx, gets: &[&Bytes], items: &Items, window: &[Item], slot: u16, outputlen: usize) -> Reply {
+    let mut keybuf = Vec::new();
+    let mut wire = BulkArray::with_capacity(window.iter().map(|i| i.len + 16).sum::<usize>().min(1 << 20));
+    let mut out: Option<Vec<Reply>> = None;
+    for item in window {
+        let elem = items.elem(item);
+        if gets.is_empty() {
+            wire.push(elem);
+            continue;
+        }
+        for p in gets {
+            let found = match out.as_mut() {
+                None => by_pattern(ctx, p, elem, slot, &mut keybuf, |v| wire.push(v)),
+                Some(out) => {
+                    by_pattern(ctx, p, elem, slot, &mut keybuf, |v| out.push(Reply::Bulk(Bytes::copy_from_slice(v))))
+                }
+            };
+            if found.is_none() {
+                let out = out.get_or_insert_with(|| {
+                    let mut v = Vec::with_capacity(outputlen);
+                    v.extend(wire.iter().map(|e| Reply::Bulk(Bytes::copy_from_slice(e))));
+                    v
+                });
+                out.push(Reply::Nil);
+            }
+        }
+    }
+    match out {
+        Some(v) => Reply::Array(v),
+        None => Reply::BulkArray(wire),
+    }
 }
 
 // ------------------------------------------------------------ partial sort
