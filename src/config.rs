@@ -46,6 +46,9 @@ macro_rules! p {
     };
 }
 
+/// Who may use a protected action (DEBUG, MODULE, protected configs):
+/// nobody, anyone, or clients connected from 127.0.0.1 / ::1.
+const PROTECTED_ACTION: &[&str] = &["no", "yes", "local"];
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
@@ -137,9 +140,9 @@ pub static PARAMS: &[Param] = &[
     p!("dir", "", Kind::Str, Protected),
     p!("disable-thp", "yes", Kind::Bool, Immutable),
     p!("dynamic-hz", "yes", Kind::Bool, Mutable),
-    p!("enable-debug-command", "no", Kind::Bool, Immutable),
-    p!("enable-module-command", "no", Kind::Bool, Immutable),
-    p!("enable-protected-configs", "no", Kind::Bool, Immutable),
+    p!("enable-debug-command", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
+    p!("enable-module-command", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
+    p!("enable-protected-configs", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
     p!("hash-max-listpack-entries", "512", Kind::Int(0, i64::MAX), Mutable, alias = "hash-max-ziplist-entries"),
     p!("hash-max-listpack-value", "64", Kind::Memory(0), Mutable, alias = "hash-max-ziplist-value"),
     p!("hll-sparse-max-bytes", "3000", Kind::Memory(0), Mutable),

@@ -150,6 +150,14 @@ impl<'a> Unit<'a> {
         UNIT.with(|u| u.borrow_mut().depth += 1);
         Unit { stream }
     }
+
+    /// A unit only while someone follows the stream (no cost otherwise).
+    /// Subscribers join and leave with every shard entered (a point in time
+    /// where no script or transaction runs), so a unit cannot start before
+    /// a subscription and end after it.
+    pub fn begin_if_active(stream: &'a Stream) -> Option<Unit<'a>> {
+        stream.active().then(|| Unit::begin(stream))
+    }
 }
 
 impl Drop for Unit<'_> {

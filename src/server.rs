@@ -14,6 +14,8 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// CLIENT PAUSE.
+    pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
     pub propagation: crate::propagate::Stream,
     pub scripts: crate::scripting::ScriptCache,
@@ -23,6 +25,10 @@ pub struct Server {
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
     pub run_id: String,
+    /// The replication ID INFO reports as `master_replid` (DEBUG CHANGE-REPL-ID renews it).
+    pub replid: parking_lot::Mutex<String>,
+    /// Switches DEBUG turns (active expiry, script rules).
+    pub debug: crate::commands::debug::Switches,
     /// The TCP port actually bound (differs from the config when it was 0).
     pub port: AtomicU64,
     pub shutting_down: AtomicBool,
@@ -44,18 +50,21 @@ impl Server {
             _ => cores.max(shards).max(2),
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id = random_id();
         let server = Server {
             shards: Shards::new(shards, databases),
             clients: ClientRegistry::default(),
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
+            pause: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
+            replid: parking_lot::Mutex::new(random_id()),
+            debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
@@ -95,4 +104,9 @@ impl Server {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown.notify_waiters();
     }
+}
+
+/// 40 random hex digits, as Redis's run and replication IDs.
+pub fn random_id() -> String {
+    (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect()
 }

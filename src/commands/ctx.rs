@@ -43,7 +43,8 @@ pub struct Ctx<'a, 's> {
 }
 
 impl<'a, 's> Ctx<'a, 's> {
-    /// A context for `client`'s command; dispatch sets `now` when it runs.
+    /// A context for `client`'s command. `now` is 0: dispatch sets it when
+    /// the command runs (a caller using the context outside dispatch sets it).
     pub fn new(
         server: &'a Server,
         shards: &'a mut [&'s mut ShardData],
@@ -52,8 +53,7 @@ impl<'a, 's> Ctx<'a, 's> {
         resp: u8,
         origin: Origin,
     ) -> Self {
-        let now = crate::storage::now_ms();
-        Ctx { server, shards, db, now, resp, client, origin, effects: Effects::default() }
+        Ctx { server, shards, db, now: 0, resp, client, origin, effects: Effects::default() }
     }
 
     /// True while running inside a Lua script (`redis.call`).

@@ -598,7 +598,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// A string's encoding given how it was last written: Redis keeps strings
 /// edited in place `raw`, and INCRBYFLOAT results `embstr` up to 44 bytes.
-fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
+pub(crate) fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
     match hint {
         StrHint::Plain => by_content,
         StrHint::Raw => "raw",
@@ -613,8 +613,17 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(e) = object_lookup(ctx, args) else {
         return Reply::Nil;
     };
-    let shared = matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
-    Reply::Int(if shared { i32::MAX as i64 } else { 1 })
+    Reply::Int(refcount(&e.value))
+}
+
+/// The reference count Redis reports for a value.
+pub(crate) fn refcount(value: &Value) -> i64 {
+    let shared = matches!(value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+    if shared {
+        i32::MAX as i64
+    } else {
+        1
+    }
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
@@ -691,6 +700,7 @@ mod tests {
         let mut one = [&mut *guard];
         let client = crate::net::client::ClientInfo::new(1, String::new(), String::new(), -1);
         let mut ctx = Ctx::new(&server, &mut one, &client, 0, 2, crate::commands::dispatch::Origin::Client);
+        ctx.now = crate::storage::now_ms();
         let st = &server.stats;
         strings::set(&mut ctx, &args(&["set", "a", "1"]));
         strings::incr(&mut ctx, &args(&["incr", "nothere"]));

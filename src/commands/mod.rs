@@ -10,6 +10,7 @@ pub mod spec;
 pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
+pub mod debug;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

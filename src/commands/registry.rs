@@ -27,6 +27,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::geo::COMMANDS,
     super::sort::COMMANDS,
     super::memory::COMMANDS,
+    super::debug::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

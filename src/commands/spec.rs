@@ -111,6 +111,9 @@ pub mod flags {
     /// moonshard: keys may live in different slots (and shards); the command
     /// is split per shard or runs with all owning shards entered.
     pub const MULTI_SHARD: u32 = 1 << 24;
+    /// Redis's CMD_PROTECTED (not reported by `COMMAND`): refused unless its
+    /// `enable-*-command` parameter allows the client (`dispatch::protected`).
+    pub const PROTECTED: u32 = 1 << 25;
 
     /// Names as `COMMAND` reports them.
     pub const NAMES: &[(u32, &str)] = &[

@@ -23,6 +23,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
     server.port.store(bound as u64, Ordering::Relaxed);
+    // `--port 0` picks a free port: CONFIG GET port reports the one in use.
+    let _ = server.config.set("port", &bound.to_string(), true);
     log(
         &server,
         "notice",
@@ -142,6 +144,10 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // CLIENT PAUSE WRITE/ALL: the dataset must not change.
+        if server.pause.writes_paused() {
+            continue;
+        }
         let shard = server.shards.get(shard_id);
         // Never wait behind a script: skip this round instead.
         let Some(mut data) = shard.try_lock() else {
@@ -149,8 +155,12 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         };
         let now = crate::storage::now_ms();
         let mut removed = 0;
+        // DEBUG SET-ACTIVE-EXPIRE 0 stops the sampling; keys still expire on access.
+        let active = server.debug.active_expire.load(Ordering::Relaxed);
         for db in data.dbs.iter_mut() {
-            removed += db.active_expire(now, 200);
+            if active {
+                removed += db.active_expire(now, 200);
+            }
             // Keys reaped on access by commands that do not count them themselves.
             removed += db.take_lazy_expired() as usize;
         }

@@ -77,6 +77,8 @@ pub struct Run<'a> {
     /// The last command's reply, kept here while it is pushed to Lua (see
     /// `raw_call`).
     pub reply: Reply,
+    /// Statistics of the script's commands, published when it ends.
+    pub tally: Tally,
 }
 
 thread_local! {
@@ -304,7 +306,7 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
         Err(_) => return Err(CallErr::Msg("Unknown Redis command called from script")),
     };
     let spec = cmd.spec;
-    if spec.has(flags::NOSCRIPT) {
+    if spec.has(flags::NOSCRIPT) && !run.server.debug.deny_scripts_disabled.load(Ordering::Relaxed) {
         return Err(CallErr::Msg("This Redis command is not allowed from script"));
     }
     if spec.is_write() && run.read_only {
@@ -373,15 +375,15 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
 
 /// Runs the checked command through dispatch, on the script's shard.
 fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
-    let mut tally = Tally::start();
-    let reply = match cmd.spec.exec {
+    run.tally.restart();
+    match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
-            with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally))
+            with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally))
         }
         Exec::Routed(route, _) => match route(run.server, argv) {
             Err(e) => e,
             Ok(id) if id != run.shard.id => Reply::err("Script attempted to access a non local key in a cluster node"),
-            Ok(_) => with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally)),
+            Ok(_) => with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally)),
         },
         Exec::Conn(_) => {
             let server = run.server;
@@ -398,12 +400,10 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
             None => Reply::wrong_arity(cmd.spec.name),
         },
         Exec::Session(_) => Reply::err("This Redis command is not allowed from script"),
-    };
-    tally.publish(run.server, &run.caller.info);
-    reply
+    }
 }
 
-fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
+fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
     // SAFETY: `run.data` points at the ShardData the runner holds locked for
     // the whole script (see `vm::Vm::run`); the runner touches it only
     // through this pointer until the script returns, and the VM that is
@@ -413,5 +413,5 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     let mut ctx = Ctx::new(run.server, &mut one, &run.caller.info, run.db, run.resp, Origin::Script);
     // The script's clock is fixed at its start (as in Redis).
     ctx.now = run.now;
-    f(&mut ctx)
+    f(&mut ctx, &mut run.tally)
 }

@@ -315,6 +315,7 @@ fn run_with_vm(
         handed_off: false,
         args_buf: Vec::new(),
         reply: Reply::Nil,
+        tally: crate::commands::dispatch::Tally::start(),
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
@@ -330,7 +331,7 @@ fn run_with_vm(
             }
             let _busy = Busy::new(shard, false, now);
             // The script's writes reach the stream as one unit.
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
@@ -339,10 +340,11 @@ fn run_with_vm(
                 Err(r) => return (r, None),
             };
             let _busy = Busy::new(shard, true, now);
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };
+    run.tally.publish(server, &client.info);
     // SELECT inside a script only affected the script.
     client.info.db.store(client.db, Ordering::Relaxed);
     match run.abort {

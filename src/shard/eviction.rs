@@ -220,7 +220,8 @@ pub fn over_maxmemory(server: &Server) -> bool {
 
 #[cold]
 fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
-    if !is_counting() || used_memory() <= max {
+    // Nothing is evicted while CLIENT PAUSE holds writes (and no write runs).
+    if !is_counting() || used_memory() <= max || server.pause.writes_paused() {
         return None;
     }
     let policy = Policy::of(server);

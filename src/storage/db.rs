@@ -235,16 +235,19 @@ impl Db {
         self.volatile.len()
     }
 
-    /// Removes `key` if its TTL has passed. Returns true when it did.
-    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
-        match self.find(key) {
-            Some(i) if self.stale_at(i, now) => {
+    /// The position of `key` if it is present and live; a key whose TTL has
+    /// passed is removed (kept, but reported missing, while CLIENT PAUSE holds
+    /// writes).
+    fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let i = self.find(key)?;
+        if self.stale_at(i, now) {
+            if !super::expiry_paused(now) {
                 self.remove_expired(i);
                 self.lazy_expired += 1;
-                true
             }
-            _ => false,
+            return None;
         }
+        Some(i)
     }
 
     fn stale_at(&self, i: usize, now: u64) -> bool {
@@ -283,6 +286,9 @@ impl Db {
             return (None, false);
         };
         if self.stale_at(i, now) {
+            if super::expiry_paused(now) {
+                return (None, false);
+            }
             self.remove_expired(i);
             return (None, true);
         }
@@ -301,6 +307,9 @@ impl Db {
             return (None, false);
         };
         if self.stale_at(i, now) {
+            if super::expiry_paused(now) {
+                return (None, false);
+            }
             self.remove_expired(i);
             return (None, true);
         }
@@ -329,21 +338,27 @@ impl Db {
     /// Looks `key` up without counting it as an access (OBJECT, eviction).
     /// Expired keys are reaped as by any lookup.
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| &s.entry)
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| &s.entry)
+    }
+
+    /// The entry under `key` and its access word, as stored: expired or not,
+    /// and without counting an access (DEBUG OBJECT, DEBUG DIGEST-VALUE).
+    pub fn raw(&self, key: &[u8]) -> Option<(&Entry, u32)> {
+        self.slot(key).map(|s| (&s.entry, s.access))
     }
 
     /// Seconds since the key was last accessed (OBJECT IDLETIME; meaningful
     /// while no LFU policy is selected).
     pub fn idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| memory::idle_secs(s.access, now))
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| memory::idle_secs(s.access, now))
     }
 
     /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
     pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| memory::lfu_counter(s.access, now))
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| memory::lfu_counter(s.access, now))
     }
 
     /// MEMORY USAGE of `key` (see `storage::usage` for the method): None
@@ -471,10 +486,10 @@ impl Db {
 
     /// Removes a key unless it already expired; returns whether a live key was removed.
     pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
-        if self.expire_if_needed(key, now) {
-            return false;
+        match self.live_slot(key, now) {
+            Some(i) => self.remove_at(i).is_some(),
+            None => false,
         }
-        self.remove(key).is_some()
     }
 
     /// The key's absolute expiry in ms, 0 when persistent. None if the key is missing.

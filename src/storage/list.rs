@@ -432,6 +432,12 @@ impl List {
         let ring = block(self.chunks.capacity() * std::mem::size_of::<Chunk>());
         ring + sampled(self.chunks.iter().map(|c| block(c.buf.capacity())), self.chunks.len(), samples)
     }
+
+    /// Chunk count and the bytes their entries take (DEBUG OBJECT's
+    /// quicklist figures).
+    pub fn chunk_stats(&self) -> (usize, usize) {
+        (self.chunks.len(), self.chunks.iter().map(|c| c.buf.len() - c.head).sum())
+    }
 }
 
 impl<'a> FromIterator<&'a [u8]> for List {

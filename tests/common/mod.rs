@@ -132,6 +132,11 @@ pub fn has_program(name: &str) -> bool {
 /// loud notice) when it is not installed, unless MOONSHARD_REQUIRE_REDIS=1,
 /// in which case its absence fails the test.
 pub fn redis_server() -> Option<Proc> {
+    redis_server_with(&[])
+}
+
+/// `redis_server` with extra flags, e.g. `&["--enable-debug-command", "yes"]`.
+pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
     if !has_program("redis-server") {
         if std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() == Ok("1") {
             panic!("redis-server is required (MOONSHARD_REQUIRE_REDIS=1) but not installed");
@@ -144,6 +149,7 @@ pub fn redis_server() -> Option<Proc> {
     let port = free_port();
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -187,8 +193,13 @@ pub struct Diff {
 
 impl Diff {
     pub fn start(extra: &[&str]) -> Option<Diff> {
-        let theirs = redis_server()?;
-        let ours = moonshard(extra);
+        Diff::start_with(extra, &[])
+    }
+
+    /// Extra flags for each server: `ours` for moonshard, `theirs` for redis-server.
+    pub fn start_with(ours: &[&str], theirs: &[&str]) -> Option<Diff> {
+        let theirs = redis_server_with(theirs)?;
+        let ours = moonshard(ours);
         let a = ours.client();
         let b = theirs.client();
         Some(Diff { ours, theirs, a, b })

@@ -90,7 +90,7 @@ fn render(server: &Server, name: &str, totals: &[(i64, i64)], out: &mut String) 
             f("role", "master".into());
             f("connected_slaves", "0".into());
             f("master_failover_state", "no-failover".into());
-            f("master_replid", server.run_id.clone());
+            f("master_replid", server.replid.lock().clone());
             f("master_replid2", "0000000000000000000000000000000000000000".into());
             f("master_repl_offset", "0".into());
             f("second_repl_offset", "-1".into());
