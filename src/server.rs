@@ -92,6 +92,9 @@ impl Server {
             let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
             aof.policy.store(policy, Ordering::Relaxed);
         }
+        // A new maxmemory-policy or lfu-* value applies to the next access,
+        // not only after the memory cron's next tick.
+        crate::storage::memory::refresh_tracking(self);
     }
 
     pub fn databases(&self) -> usize {

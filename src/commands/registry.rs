@@ -25,6 +25,8 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::bitmaps::COMMANDS,
     super::hyperloglog::COMMANDS,
     super::geo::COMMANDS,
+    super::sort::COMMANDS,
+    super::memory::COMMANDS,
     super::debug::COMMANDS,
 ];
 

@@ -202,7 +202,8 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     /// Redis's exact key specs, where they say more than `keys` implies.
     pub key_docs: &'static [KeySpecDoc],
-    /// ACL categories beyond those the flags and group imply (@dangerous ...).
+    /// ACL categories beyond those the flags and group imply (@dangerous ...);
+    /// `-name` removes one the group implies.
     pub acl_extra: &'static [&'static str],
 }
 
@@ -360,6 +361,8 @@ pub enum Begin {
     Index(i64),
     /// After the first match of a keyword, searched from `startfrom`.
     Keyword(&'static str, i64),
+    /// Nowhere fixed (SORT's STORE may come anywhere).
+    Unknown,
 }
 
 /// How keys are found from the start.
@@ -368,6 +371,8 @@ pub enum Find {
     Range(i64, i64, i64),
     /// `keynumidx`, `firstkey`, `keystep`: a count argument then the keys.
     Keynum(i64, i64, i64),
+    /// Only the command's own parser knows.
+    Unknown,
 }
 
 pub const fn ks(flags: &'static [&'static str], begin: Begin, find: Find) -> KeySpecDoc {

@@ -361,6 +361,49 @@ impl Db {
         self.slots.get(i).map(|s| memory::lfu_counter(s.access, now))
     }
 
+    /// MEMORY USAGE of `key` (see `storage::usage` for the method): None
+    /// when missing. A key whose TTL passed but that was not reaped yet is
+    /// still measured, as Redis measures what its table holds.
+    pub fn memory_usage(&self, key: &[u8], samples: usize) -> Option<usize> {
+        use super::usage::{block, value_bytes};
+        use std::mem::size_of;
+        let slot = self.slot(key)?;
+        // The slot, and one bucket of the index with its control byte at
+        // the index's full load (7/8): what one more key costs, whatever
+        // the current fill of this shard's tables.
+        let mut n = size_of::<Slot>() + (size_of::<u32>() + 1) * 8 / 7 + 1;
+        n += block(slot.key.heap_size());
+        if slot.entry.expire_at != 0 {
+            // Its entry in the TTL index (key handle and hash, a position
+            // bucket with its control byte) and the index's copy of the key.
+            n += size_of::<SmallBytes>() + size_of::<usize>() + (size_of::<usize>() + 1) * 8 / 7 + 1;
+            n += block(slot.key.heap_size());
+        }
+        Some(n + value_bytes(&slot.entry.value, samples))
+    }
+
+    /// Bytes of the slot vectors.
+    fn slots_bytes(&self) -> usize {
+        self.slots.chunks.iter().map(|c| super::usage::block(c.capacity() * std::mem::size_of::<Slot>())).sum()
+    }
+
+    /// What this keyspace spends besides keys' and values' own bytes
+    /// (MEMORY STATS's `overhead.hashtable.main` and `.expires`): the slot
+    /// vectors and the hash index; the TTL index's entries and hash table.
+    pub fn overhead(&self) -> (usize, usize) {
+        use super::usage::{block, index_set_bytes, table_buckets, table_bytes};
+        use std::mem::size_of;
+        let index = table_bytes(table_buckets(self.index.capacity()), size_of::<u32>());
+        let chunk_list = block(self.slots.chunks.capacity() * size_of::<Vec<Slot>>());
+        let main = self.slots_bytes() + chunk_list + index;
+        let expires = if self.volatile.is_empty() {
+            0
+        } else {
+            index_set_bytes(self.volatile.capacity(), size_of::<SmallBytes>() + size_of::<usize>())
+        };
+        (main, expires)
+    }
+
     /// How the string under `key` was last written (Plain when missing).
     pub fn str_hint(&self, key: &[u8]) -> StrHint {
         self.slot(key).map_or(StrHint::Plain, |s| StrHint::from_bits(s.meta))

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod set;
 pub mod small;
 pub mod stream;
+pub mod usage;
 mod value;
 pub mod varint;
 pub mod zset;

@@ -85,7 +85,10 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if spec.name == "command" || spec.name.starts_with("command|") {
         set.push("connection");
     }
-    CATEGORIES.iter().copied().filter(|c| set.contains(c)).collect()
+    // An extra entry `-name` takes away a category the group implies (SORT
+    // is a generic command outside @keyspace).
+    let removed = |c: &str| spec.acl_extra.iter().any(|x| x.strip_prefix('-') == Some(c));
+    CATEGORIES.iter().copied().filter(|c| set.contains(c) && !removed(c)).collect()
 }
 
 fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
@@ -114,6 +117,7 @@ fn documented_key_spec(k: &KeySpecDoc) -> Reply {
     let (btype, bspec) = match k.begin {
         Begin::Index(i) => ("index", map(&[("index", Reply::Int(i))])),
         Begin::Keyword(word, from) => ("keyword", map(&[("keyword", s(word)), ("startfrom", Reply::Int(from))])),
+        Begin::Unknown => ("unknown", map(&[])),
     };
     let (ftype, fspec) = match k.find {
         Find::Range(last, step, limit) => (
@@ -124,6 +128,7 @@ fn documented_key_spec(k: &KeySpecDoc) -> Reply {
             "keynum",
             map(&[("keynumidx", Reply::Int(idx)), ("firstkey", Reply::Int(first)), ("keystep", Reply::Int(step))]),
         ),
+        Find::Unknown => ("unknown", map(&[])),
     };
     let mut fields = Vec::with_capacity(4);
     if !k.notes.is_empty() {
