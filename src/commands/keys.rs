@@ -26,8 +26,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(touch))
         .doc("3.2.1", "Marks keys as accessed; counts those that exist.")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
-    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_)).doc("1.0.0", "Returns the type of the value at a key."),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
+    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_))
+        .doc("1.0.0", "Returns the type of the value at a key.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(expire))
         .doc("1.0.0", "Sets a key's time to live in seconds.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
@@ -74,7 +77,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(copy))
         .doc("6.2.0", "Copies a key's value to another key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
-    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_)).doc("1.0.0", "Moves a key to another database."),
+    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_))
+        .doc("1.0.0", "Moves a key to another database.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb))
         .doc("4.0.0", "Exchanges the contents of two databases.")
         .acl(&["keyspace", "dangerous"]),
@@ -84,13 +89,20 @@ pub static COMMANDS: &[CommandSpec] = &[
 static OBJECT_SUBS: &[CommandSpec] = &[
     cmd("object|encoding", 3, READONLY, K2, G::Generic, K(object_encoding))
         .doc("2.2.3", "Returns the internal encoding of a value.")
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))])
         .tips(&["nondeterministic_output"]),
     cmd("object|refcount", 3, READONLY, K2, G::Generic, K(object_refcount))
-        .doc("2.2.3", "Returns the reference count of a value."),
+        .doc("2.2.3", "Returns the reference count of a value.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|idletime", 3, READONLY, K2, G::Generic, K(object_idletime))
-        .doc("2.2.3", "Returns the seconds since a key was last accessed."),
+        .doc("2.2.3", "Returns the seconds since a key was last accessed.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|freq", 3, READONLY, K2, G::Generic, K(object_freq))
-        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key."),
+        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|help", 2, LOADING | STALE, NOKEYS, G::Generic, K(object_help))
         .doc("6.2.0", "Lists the OBJECT subcommands."),
 ];

@@ -28,13 +28,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output_order"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("sismember", 3, READONLY | FAST, K1, G::Set, K(sismember))
-        .doc("1.0.0", "Tells whether a value is a member of a set."),
+        .doc("1.0.0", "Tells whether a value is a member of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("smismember", -3, READONLY | FAST, K1, G::Set, K(smismember))
         .doc("6.2.0", "Tells, for several values, whether each is a member of a set."),
-    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard)).doc("1.0.0", "Counts the members of a set."),
+    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard))
+        .doc("1.0.0", "Counts the members of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("spop", -2, WRITE | FAST, K1, G::Set, K(spop))
         .doc("1.0.0", "Removes and returns random members of a set.")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("srandmember", -2, READONLY, K1, G::Set, K(srandmember))
         .doc("1.0.0", "Returns random members of a set.")
         .tips(&["nondeterministic_output"]),
@@ -58,8 +62,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sinterstore))
         .doc("1.0.0", "Stores the intersection of sets.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
-    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore)).doc("1.0.0", "Stores the union of sets."),
-    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore)).doc("1.0.0", "Stores the difference of sets."),
+    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore))
+        .doc("1.0.0", "Stores the union of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
+    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore))
+        .doc("1.0.0", "Stores the difference of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sscan", -3, READONLY, K1, G::Set, K(sscan))
         .doc("2.8.0", "Iterates the members of a set with a cursor.")
         .tips(&["nondeterministic_output"]),

@@ -108,6 +108,7 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
     pub const SENTINEL: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
     /// moonshard: keys may live in different slots (and shards); the command
     /// is split per shard or runs with all owning shards entered.
     pub const MULTI_SHARD: u32 = 1 << 24;
@@ -133,6 +134,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (SENTINEL, "sentinel"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];

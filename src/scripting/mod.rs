@@ -57,6 +57,17 @@ impl ShardScripting {
     pub fn compiled_scripts(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.compiled_count())
     }
+
+    /// The scripting state a shard keeps in its slot (created on first use).
+    pub fn of(slot: &mut crate::shard::ScriptSlot) -> &mut ShardScripting {
+        if !matches!(&slot.0, Some(b) if b.is::<ShardScripting>()) {
+            slot.0 = Some(Box::<ShardScripting>::default());
+        }
+        match slot.0.as_mut().and_then(|b| b.downcast_mut::<ShardScripting>()) {
+            Some(s) => s,
+            None => unreachable!("the slot was just filled with ShardScripting"),
+        }
+    }
 }
 
 /// The shards EXEC must enter for a queued scripting command (see
