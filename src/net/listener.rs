@@ -154,6 +154,7 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             continue;
         };
         let now = crate::storage::now_ms();
+        let started = std::time::Instant::now();
         let mut removed = 0;
         // DEBUG SET-ACTIVE-EXPIRE 0 stops the sampling; keys still expire on access.
         let active = server.debug.active_expire.load(Ordering::Relaxed);
@@ -167,6 +168,7 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
         drop(data);
+        server.observers.latency_monitor.add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         if removed > 0 {
             server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
         }
