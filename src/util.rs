@@ -1,6 +1,26 @@
 //! Small parsing and matching helpers shared by command families.
 
 /// Parses a Redis integer argument: optional '-', digits, no spaces, no '+'.
+/// Wall-clock time since the Unix epoch. Read once per command (its `now`
+/// and its duration), so it avoids std's `SystemTime` arithmetic.
+#[inline]
+pub fn wall_clock() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer;
+    // CLOCK_REALTIME always exists on Linux. On failure `ts` stays zero.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+    }
+    std::time::Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// `wall_clock` in nanoseconds since the Unix epoch: what dispatch times commands with.
+#[inline]
+pub fn clock_ns() -> u64 {
+    let t = wall_clock();
+    t.as_secs() * 1_000_000_000 + t.subsec_nanos() as u64
+}
+
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;

@@ -30,11 +30,33 @@ pub struct ClientInfo {
     pub kill_notify: tokio::sync::Notify,
     /// Set while the client waits in a blocking command.
     pub blocked: AtomicBool,
-    /// CLIENT UNBLOCK: wakes a blocked client, with an error when
-    /// `unblock_error` is set.
+    /// CLIENT UNBLOCK: `unblock_request` says how (UNBLOCK_TIMEOUT or
+    /// UNBLOCK_ERROR, 0 for none) and `unblock` wakes the blocked client.
     pub unblock: tokio::sync::Notify,
-    pub unblock_error: AtomicBool,
+    pub unblock_request: std::sync::atomic::AtomicU8,
+    /// Buffer sizes for CLIENT LIST, published by the connection as they change.
+    pub bufs: Buffers,
 }
+
+/// A connection's buffers as CLIENT LIST reports them (bytes).
+#[derive(Default)]
+pub struct Buffers {
+    /// Unparsed input (`qbuf`) and the input buffer's size (`qbuf-free` is the difference).
+    pub qbuf: AtomicUsize,
+    pub qbuf_cap: AtomicUsize,
+    /// The largest the input buffer has been (`rbp`).
+    pub qbuf_peak: AtomicUsize,
+    /// Arguments of the commands being run (`argv-mem`).
+    pub argv: AtomicUsize,
+    /// Arguments queued in MULTI (`multi-mem`).
+    pub multi: AtomicUsize,
+    /// Replies not yet written to the socket (`omem`), and the reply buffer's size.
+    pub out: AtomicUsize,
+    pub out_cap: AtomicUsize,
+}
+
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+pub const UNBLOCK_ERROR: u8 = 2;
 
 #[derive(Default, Clone)]
 pub struct ClientMeta {
@@ -71,7 +93,8 @@ impl ClientInfo {
             kill_notify: tokio::sync::Notify::new(),
             blocked: AtomicBool::new(false),
             unblock: tokio::sync::Notify::new(),
-            unblock_error: AtomicBool::new(false),
+            unblock_request: std::sync::atomic::AtomicU8::new(0),
+            bufs: Buffers::default(),
         }
     }
 

@@ -170,6 +170,13 @@ impl ScriptCache {
         self.scripts.len()
     }
 
+    /// Bytes the cached scripts hold: each script's record and source text
+    /// (MEMORY STATS `lua.caches`; compiled functions live in the shards' VMs).
+    pub fn bytes(&self) -> usize {
+        use crate::storage::usage::block;
+        self.scripts.iter().map(|e| block(std::mem::size_of::<Script>()) + block(e.value().source.len())).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scripts.is_empty()
     }

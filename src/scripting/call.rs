@@ -82,6 +82,8 @@ pub struct Run<'a> {
     /// statistics already, as Redis counts them while it writes the reply).
     /// None: the reply's own error, if any, is still to be counted.
     pub failed_calls: Option<u32>,
+    /// Statistics of the script's commands, published when it ends.
+    pub tally: Tally,
 }
 
 thread_local! {
@@ -337,7 +339,7 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
         }
     };
     let spec = cmd.spec;
-    if spec.has(flags::NOSCRIPT) {
+    if spec.has(flags::NOSCRIPT) && !run.server.debug.deny_scripts_disabled.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Msg("This Redis command is not allowed from script")));
     }
     if spec.is_write() && run.read_only {
@@ -505,10 +507,10 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
 
 /// Runs the checked command through dispatch, on the script's shard.
 fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
-    let mut tally = Tally::start();
-    let reply = match cmd.spec.exec {
+    run.tally.restart();
+    match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
-            with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally))
+            with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally))
         }
         Exec::Routed(route, _) => match route(run.server, argv) {
             Err(e) => {
@@ -521,7 +523,7 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
                 crate::commands::dispatch::rejected(run.server, cmd, &e);
                 e
             }
-            Ok(_) => with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally)),
+            Ok(_) => with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally)),
         },
         Exec::Conn(_) => {
             let server = run.server;
@@ -542,12 +544,10 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
             crate::commands::dispatch::rejected(run.server, cmd, &e);
             e
         }
-    };
-    tally.publish(run.server, &run.caller.info);
-    reply
+    }
 }
 
-fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
+fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
     // SAFETY: `run.data` points at the ShardData the runner holds locked for
     // the whole script (see `vm::Vm::run`); the runner touches it only
     // through this pointer until the script returns, and the VM that is
@@ -557,5 +557,5 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     let mut ctx = Ctx::new(run.server, &mut one, &run.caller.info, run.db, run.resp, Origin::Script);
     // The script's clock is fixed at its start (as in Redis).
     ctx.now = run.now;
-    f(&mut ctx)
+    f(&mut ctx, &mut run.tally)
 }

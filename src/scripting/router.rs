@@ -280,12 +280,12 @@ fn run_on_shard(
         Ok(over) => over,
         Err(r) => return (r, None),
     };
-    let mut vm = match data.scripting.take_vm(server) {
+    let mut vm = match super::ShardScripting::of(&mut data.scripting).take_vm(server) {
         Ok(vm) => vm,
         Err(r) => return (r, None),
     };
     let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
-    data.scripting.put_vm(vm);
+    super::ShardScripting::of(&mut data.scripting).put_vm(vm);
     (reply, redirect)
 }
 
@@ -343,6 +343,7 @@ fn run_with_vm(
         args_buf: Vec::new(),
         reply: Reply::Nil,
         failed_calls: None,
+        tally: crate::commands::dispatch::Tally::start(),
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
@@ -358,7 +359,7 @@ fn run_with_vm(
             }
             let _busy = Busy::new(shard, false, now);
             // The script's writes reach the stream as one unit.
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
@@ -367,11 +368,12 @@ fn run_with_vm(
                 Err(r) => return (r, None),
             };
             let _busy = Busy::new(shard, true, now);
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };
     req.failed_calls.store(run.failed_calls.unwrap_or(u32::MAX), Ordering::Relaxed);
+    run.tally.publish(server, &client.info);
     // SELECT inside a script only affected the script.
     client.info.db.store(client.db, Ordering::Relaxed);
     match run.abort {

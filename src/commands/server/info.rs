@@ -90,7 +90,7 @@ fn render(server: &Server, name: &str, totals: &[(i64, i64)], out: &mut String) 
             f("role", "master".into());
             f("connected_slaves", "0".into());
             f("master_failover_state", "no-failover".into());
-            f("master_replid", server.run_id.clone());
+            f("master_replid", server.replid.lock().clone());
             f("master_replid2", "0000000000000000000000000000000000000000".into());
             f("master_repl_offset", "0".into());
             f("second_repl_offset", "-1".into());
@@ -167,7 +167,7 @@ fn clients_section(server: &Server, f: &mut Field) {
     f("maxclients", server.config.maxclients.load(Ordering::Relaxed).to_string());
     f("client_recent_max_input_buffer", "0".into());
     f("client_recent_max_output_buffer", "0".into());
-    f("blocked_clients", "0".into());
+    f("blocked_clients", server.stats.blocked_clients.load(Ordering::Relaxed).to_string());
     f("tracking_clients", "0".into());
     f("clients_in_timeout_table", "0".into());
 }
