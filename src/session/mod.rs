@@ -213,7 +213,7 @@ impl Session {
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
-                if let Reply::Error(text) = &reply {
+                if let Some(text) = reply.error_text() {
                     self.server.stats.count_error(text);
                 }
                 return Plan::Done(reply);
@@ -225,6 +225,13 @@ impl Session {
             }
         }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+            && crate::scripting::writes(&self.server, cmd, args)
+        {
+            let reply = Reply::error(crate::scripting::NOREPLICAS);
+            dispatch::rejected(&self.server, cmd, &reply);
             return Plan::Done(reply);
         }
         match cmd.spec.exec {
