@@ -78,7 +78,7 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     let ms = secs * 1000.0;
     // C's cast of an out-of-range value gives LLONG_MIN: Redis then says "negative".
     if !ms.is_finite() || !(-9.2e18..9.2e18).contains(&ms) || (ms as i64) < 0 {
-        return Err(Reply::err("timeout is negative"));
+        return Err(Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE));
     }
     let ms = ms as u64;
     Ok((ms > 0).then(|| Duration::from_millis(ms)))

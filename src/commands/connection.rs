@@ -100,10 +100,10 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     };
     // Redis reads the index as an `int`.
     if i32::try_from(db).is_err() {
-        return Reply::err("value is out of range, value must between -2147483648 and 2147483647");
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32);
     }
     if db < 0 || db as u64 >= ctx.server.databases() as u64 {
-        return Reply::err("DB index is out of range");
+        return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
     ctx.client.set_db(db as usize);
     Reply::ok()
@@ -518,10 +518,10 @@ pub fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 /// CLIENT PAUSE timeout [WRITE|ALL].
 pub fn client_pause(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let Some(ms) = crate::util::parse_i64(&args[2]) else {
-        return Reply::err("timeout is not an integer or out of range");
+        return Reply::err(crate::protocol::errors::TIMEOUT_NOT_INTEGER);
     };
     if ms < 0 {
-        return Reply::err("timeout is negative");
+        return Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE);
     }
     let all = match args.get(3) {
         None => true,

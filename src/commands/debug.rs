@@ -430,7 +430,7 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     let db = ctx.db(key);
     let hint = db.str_hint(key);
     let Some((entry, access)) = db.raw(key) else {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     };
     let value = &entry.value;
     let encoding = match value {
@@ -684,7 +684,7 @@ fn protocol(resp: u8, name: &[u8]) -> Reply {
 /// WATCHers of those keys see them change.
 fn populate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let positive = |a: &[u8]| parse_i64(a).filter(|&n| n >= 0);
-    let out_of_range = || Reply::err("value is out of range, must be positive");
+    let out_of_range = || Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE);
     let Some(count) = positive(&args[2]) else {
         return out_of_range();
     };

@@ -138,7 +138,7 @@ pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
 #[inline]
 pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(), Reply> {
     if !authenticated && !cmd.spec.has(flags::NO_AUTH) {
-        let reply = Reply::error("NOAUTH Authentication required.");
+        let reply = Reply::error(crate::protocol::errors::NOAUTH);
         rejected(server, cmd, &reply);
         return Err(reply);
     }
@@ -198,7 +198,7 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     }
     let reply = match cmd.spec.exec {
         Exec::Keyed(f) | Exec::AllShards(f) | Exec::Routed(_, f) | Exec::Blocking(f) => f(ctx, args),
-        _ => Reply::err("internal routing error"),
+        _ => Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
     };
     if let Reply::Blocked = reply {
         // Nothing happened: the session waits and calls again.
@@ -214,7 +214,7 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
 /// Runs a command that needs no shard (`Exec::Conn`).
 pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin) -> Reply {
     let Exec::Conn(f) = cmd.spec.exec else {
-        return Reply::err("internal routing error");
+        return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };
     let mut tally = Tally::start();
     let start = tally.clock;

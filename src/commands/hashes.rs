@@ -225,7 +225,7 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         },
     };
     let Some(new) = cur.checked_add(incr) else {
-        return drop_new_empty(ctx, &args[1], Reply::err("increment or decrement would overflow"));
+        return drop_new_empty(ctx, &args[1], Reply::err(crate::protocol::errors::INCR_OVERFLOW));
     };
     h.set(&args[2], new.to_string().as_bytes(), lim);
     ctx.written(&args[1], "hincrby");
@@ -264,7 +264,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         },
     };
     let Some(new) = cur.checked_add(incr) else {
-        return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
+        return drop_new_empty(ctx, &args[1], Reply::err(crate::protocol::errors::INCR_NAN));
     };
     let text = Bytes::from(new.to_human());
     h.set(&args[2], &text, lim);
@@ -301,7 +301,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Some(_) => return Reply::syntax_error(),
     };
     if withvalues && count.unsigned_abs() > (i64::MAX / 2) as u64 {
-        return Reply::err("value is out of range");
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
     }
     let resp = ctx.resp;
     reply(read(ctx, &args[1], |h| {
@@ -310,7 +310,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         };
         // Our bound (see `MAX_RANDFIELD`), checked where Redis would start replying.
         if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
-            return Reply::err("value is out of range");
+            return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
         }
         let picks = pick_fields(h, count);
         // A packed hash has no O(1) positions: index it once.
@@ -358,7 +358,7 @@ fn pick_fields(h: &Hash, count: i64) -> Vec<usize> {
 
 pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(cursor) = super::sets::parse_cursor(&args[2]) else {
-        return Reply::err("invalid cursor");
+        return Reply::err(crate::protocol::errors::INVALID_CURSOR);
     };
     let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
     let now = ctx.now;

@@ -380,7 +380,7 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 use super::sets::parse_cursor;
 
 pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
-    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err("invalid cursor"))?;
+    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err(crate::protocol::errors::INVALID_CURSOR))?;
     let n = server.shards.len().max(1) as u64;
     Ok((cursor % n) as usize)
 }
@@ -476,7 +476,7 @@ fn client_cursor(shards: u64, shard: usize, pos: usize) -> u64 {
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     let (src, dst) = (&args[1], &args[2]);
     if !exists_w(ctx, src) {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     }
     if src == dst {
         return if nx { Reply::Int(0) } else { Reply::ok() };
@@ -486,7 +486,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     }
     let hint = ctx.db(src).str_hint(src);
     let Some(entry) = ctx.db(src).remove(src) else {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     };
     ctx.db(dst).put(dst.clone(), entry);
     ctx.db(dst).set_str_hint(dst, hint);
@@ -511,10 +511,13 @@ pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
     let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
     if i32::try_from(n).is_err() {
-        return Err(Reply::err("value is out of range, value must between -2147483648 and 2147483647"));
+        return Err(Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32));
     }
     let dbs = ctx.server.databases();
-    usize::try_from(n).ok().filter(|&i| i < dbs).ok_or_else(|| Reply::err("DB index is out of range"))
+    usize::try_from(n)
+        .ok()
+        .filter(|&i| i < dbs)
+        .ok_or_else(|| Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE))
 }
 
 pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -537,7 +540,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         j += 1;
     }
     if target == ctx.db && src == dst {
-        return Reply::err("source and destination objects are the same");
+        return Reply::err(crate::protocol::errors::SAME_OBJECT);
     }
     let Some(e) = lookup_read(ctx, src) else {
         return Reply::Int(0);
@@ -562,7 +565,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if target == ctx.db {
-        return Reply::err("source and destination objects are the same");
+        return Reply::err(crate::protocol::errors::SAME_OBJECT);
     }
     if !exists_w(ctx, key) {
         return Reply::Int(0);
@@ -593,7 +596,7 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let dbs = ctx.server.databases() as i64;
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
-        return Reply::err("DB index is out of range");
+        return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
     ctx.swapping(a as usize, b as usize);
     for shard in ctx.shards().iter_mut() {

@@ -220,7 +220,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], left: bool) -> Reply {
         None => None,
         Some(a) => match parse_i64(a) {
             Some(n) if n >= 0 => Some(n as usize),
-            _ => return Reply::err("value is out of range, must be positive"),
+            _ => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         },
     };
     match (pop_many(ctx, &args[1], left, count.unwrap_or(1)), count) {
@@ -297,7 +297,7 @@ pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(l)) => l,
     };
     let Some(i) = parse_i64(&args[2]) else {
@@ -533,7 +533,7 @@ pub struct MpopArgs {
 pub fn parse_mpop(args: &[Bytes], at: usize, ends: (&str, &str)) -> Result<MpopArgs, Reply> {
     let numkeys = match args.get(at).and_then(|a| parse_i64(a)) {
         Some(n) if n > 0 => n as u64,
-        _ => return Err(Reply::err("numkeys should be greater than 0")),
+        _ => return Err(Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE)),
     };
     let where_at = (at as u64 + 1).saturating_add(numkeys);
     if where_at >= args.len() as u64 {
@@ -553,7 +553,7 @@ pub fn parse_mpop(args: &[Bytes], at: usize, ends: (&str, &str)) -> Result<MpopA
         if count.is_none() && eq_ic(&args[j], "count") && j + 1 < args.len() {
             match parse_i64(&args[j + 1]) {
                 Some(n) if n > 0 => count = Some(n as usize),
-                _ => return Err(Reply::err("count should be greater than 0")),
+                _ => return Err(Reply::err(crate::protocol::errors::COUNT_POSITIVE)),
             }
             j += 2;
         } else {

@@ -193,7 +193,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         None => None,
         Some(a) => match parse_i64(a) {
             Some(n) if n >= 0 => Some(n as u64),
-            _ => return Reply::err("value is out of range, must be positive"),
+            _ => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         },
     };
     let set = match write(ctx, key) {
@@ -279,7 +279,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
     if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
-        return Reply::err("value is out of range");
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
     }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
@@ -460,10 +460,10 @@ pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let numkeys = match parse_i64(&args[1]) {
         Some(n) if n >= 1 => n as u64,
-        _ => return Reply::err("numkeys should be greater than 0"),
+        _ => return Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE),
     };
     if numkeys > (args.len() - 2) as u64 {
-        return Reply::err("Number of keys can't be greater than number of args");
+        return Reply::err(crate::protocol::errors::NUMKEYS_TOO_MANY);
     }
     let end = 2 + numkeys as usize;
     let mut limit = 0usize;
@@ -472,7 +472,7 @@ pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if eq_ic(&args[j], "limit") && j + 1 < args.len() {
             limit = match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-                _ => return Reply::err("LIMIT can't be negative"),
+                _ => return Reply::err(crate::protocol::errors::LIMIT_NEGATIVE),
             };
             j += 2;
         } else {
@@ -537,7 +537,7 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 }
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
+    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
     let set = match read(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),

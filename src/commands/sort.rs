@@ -378,7 +378,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         // it does not see (hidden behind an option name) must still share
         // the sorted key's slot.
         if key_slot(dst) != slot {
-            return Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
+            return Reply::error(crate::protocol::errors::CROSSSLOT);
         }
     }
     let in_script = ctx.in_script();

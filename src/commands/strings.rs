@@ -421,7 +421,7 @@ fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
                 return Reply::not_integer();
             };
             let Some(new) = cur.checked_add(by) else {
-                return Reply::err("increment or decrement would overflow");
+                return Reply::err(crate::protocol::errors::INCR_OVERFLOW);
             };
             // In place: the key keeps its TTL and slot.
             *s = SmallBytes::from_i64(new);
@@ -475,7 +475,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::not_float();
     };
     let Some(sum) = cur.checked_add(by) else {
-        return Reply::err("increment would produce NaN or Infinity");
+        return Reply::err(crate::protocol::errors::INCR_NAN);
     };
     let text = Bytes::from(sum.to_human());
     store_keep_ttl(ctx, key, SmallBytes::from_slice(&text), StrHint::Embstr);

@@ -546,7 +546,7 @@ pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(range) = ScoreRange::parse(&args[2], &args[3]) else {
-        return Reply::err("min or max is not a float");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT);
     };
     match read(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
@@ -559,7 +559,7 @@ pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some((min, max)) = parse_lex_range(&args[2], &args[3]) else {
-        return Reply::err("min or max not valid string range item");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM);
     };
     match read(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
@@ -694,11 +694,11 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], store: bool, mut by: By, mut di
     let range = match by {
         By::Score => match ScoreRange::parse(a, b) {
             Some(r) => Range::Score(r),
-            None => return Reply::err("min or max is not a float"),
+            None => return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT),
         },
         By::Lex => match parse_lex_range(a, b) {
             Some((min, max)) => Range::Lex(min, max),
-            None => return Reply::err("min or max not valid string range item"),
+            None => return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM),
         },
         _ => match (parse_i64(a), parse_i64(b)) {
             (Some(x), Some(y)) => Range::Rank(x, y),
@@ -777,14 +777,14 @@ pub fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zremrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(r) = ScoreRange::parse(&args[2], &args[3]) else {
-        return Reply::err("min or max is not a float");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT);
     };
     zremrange_generic(ctx, args, Range::Score(r), "zremrangebyscore")
 }
 
 pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some((min, max)) = parse_lex_range(&args[2], &args[3]) else {
-        return Reply::err("min or max not valid string range item");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM);
     };
     zremrange_generic(ctx, args, Range::Lex(min, max), "zremrangebylex")
 }
@@ -816,8 +816,8 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
     }
     let count = match args.get(2).map(|a| parse_i64(a)) {
         None => None,
-        Some(None) => return Reply::err("value is out of range, must be positive"),
-        Some(Some(n)) if n < 0 => return Reply::err("value is out of range, must be positive"),
+        Some(None) => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
+        Some(Some(n)) if n < 0 => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         Some(Some(0)) => return Reply::Array(vec![]),
         Some(Some(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
     };
@@ -843,7 +843,7 @@ pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let numkeys = match parse_i64(&args[1]) {
         Some(n) if n >= 1 => n as u64,
-        _ => return Reply::err("numkeys should be greater than 0"),
+        _ => return Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE),
     };
     let where_idx = 2 + numkeys;
     if where_idx >= args.len() as u64 {
@@ -861,7 +861,7 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if count.is_none() && eq_ic(&args[j], "count") && j + 1 < args.len() {
             count = match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Reply::err("count should be greater than 0"),
+                _ => return Reply::err(crate::protocol::errors::COUNT_POSITIVE),
             };
             j += 2;
         } else {
@@ -896,7 +896,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         withscores = args.len() == 4;
         if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-            return Reply::err("value is out of range");
+            return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
         }
         count = Some(n);
     }
@@ -907,7 +907,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
     if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
-        return Reply::err("value is out of range");
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
     }
     let mut rng = rand::thread_rng();
     let len = z.len();
@@ -1065,7 +1065,7 @@ fn parse_op<'a>(
         } else if card && left >= 1 && eq_ic(a, "limit") {
             o.limit = match parse_i64(&args[j + 1]) {
                 Some(l) if l >= 0 => usize::try_from(l).unwrap_or(usize::MAX),
-                _ => return Err(Reply::err("LIMIT can't be negative")),
+                _ => return Err(Reply::err(crate::protocol::errors::LIMIT_NEGATIVE)),
             };
             j += 1;
         } else {
@@ -1201,7 +1201,7 @@ fn scan_score(s: f64, packed: bool) -> String {
 }
 
 pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
+    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
     let z = match read(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),

@@ -1,5 +1,6 @@
 //! RESP wire format: request parsing and reply encoding. No I/O here.
 
+pub mod errors;
 mod parser;
 mod reply;
 

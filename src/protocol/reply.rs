@@ -149,22 +149,22 @@ impl Reply {
         }
     }
     pub fn wrong_type() -> Reply {
-        Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+        Reply::Error(super::errors::WRONGTYPE.into())
     }
     pub fn syntax_error() -> Reply {
-        Reply::err("syntax error")
+        Reply::err(crate::protocol::errors::SYNTAX)
     }
     pub fn not_integer() -> Reply {
-        Reply::err("value is not an integer or out of range")
+        Reply::err(crate::protocol::errors::NOT_INTEGER)
     }
     pub fn not_float() -> Reply {
-        Reply::err("value is not a valid float")
+        Reply::err(crate::protocol::errors::NOT_FLOAT)
     }
     pub fn wrong_arity(name: &str) -> Reply {
         Reply::err(format!("wrong number of arguments for '{name}' command"))
     }
     pub fn crossslot() -> Reply {
-        Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+        Reply::Error(super::errors::CROSSSLOT.into())
     }
     /// Encodes `self` for a client speaking RESP `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {

@@ -326,13 +326,13 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     let cmd = match registry::resolve(argv) {
         Ok(c) => c,
         Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
-            let err = CallErr::Msg("Wrong number of args calling Redis command from script");
+            let err = CallErr::Msg(crate::protocol::errors::SCRIPT_WRONG_ARITY);
             return Err(refuse(run, found(argv), err));
         }
         Err(_) => {
             let err = match redis_noscript(argv) {
-                Some(true) => CallErr::Msg("This Redis command is not allowed from script"),
-                Some(false) => CallErr::Msg("Wrong number of args calling Redis command from script"),
+                Some(true) => CallErr::Msg(crate::protocol::errors::SCRIPT_DENIED),
+                Some(false) => CallErr::Msg(crate::protocol::errors::SCRIPT_WRONG_ARITY),
                 None => CallErr::Msg("Unknown Redis command called from script"),
             };
             return Err(refuse(run, None, err));
@@ -340,7 +340,7 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     };
     let spec = cmd.spec;
     if spec.has(flags::NOSCRIPT) && !run.server.debug.deny_scripts_disabled.load(Ordering::Relaxed) {
-        return Err(refuse(run, Some(cmd), CallErr::Msg("This Redis command is not allowed from script")));
+        return Err(refuse(run, Some(cmd), CallErr::Msg(crate::protocol::errors::SCRIPT_DENIED)));
     }
     if spec.is_write() && run.read_only {
         return Err(refuse(run, Some(cmd), CallErr::Msg("Write commands are not allowed from read-only scripts.")));
@@ -468,12 +468,12 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
                     run.abort = Some(Abort::Redirect(owner));
                     return Err(CallErr::Abort);
                 }
-                return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+                return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
             }
             run.unbound = false;
         }
         if owner != run.shard.id {
-            return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+            return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
         }
         if !run.flags.compat && !run.flags.allow_cross_slot {
             match run.slot {
@@ -519,7 +519,7 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
                 e
             }
             Ok(id) if id != run.shard.id => {
-                let e = Reply::err("Script attempted to access a non local key in a cluster node");
+                let e = Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
                 crate::commands::dispatch::rejected(run.server, cmd, &e);
                 e
             }
@@ -540,7 +540,7 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
             None => Reply::wrong_arity(cmd.spec.name),
         },
         Exec::Session(_) => {
-            let e = Reply::err("This Redis command is not allowed from script");
+            let e = Reply::err(crate::protocol::errors::SCRIPT_DENIED);
             crate::commands::dispatch::rejected(run.server, cmd, &e);
             e
         }

@@ -372,7 +372,7 @@ pub fn load_into(server: &Server, vm: &mut Vm, name: &str) -> Result<Function, R
         }
         vm.fn_version = version;
     }
-    let key = vm.functions.get(name).ok_or_else(|| Reply::err("Function not found"))?;
+    let key = vm.functions.get(name).ok_or_else(|| Reply::err(crate::protocol::errors::FUNCTION_NOT_FOUND))?;
     vm.lua.registry_value::<Function>(key).map_err(|e| Reply::err(e.to_string()))
 }
 
@@ -408,14 +408,14 @@ impl Prepared<'_> {
 pub fn prepare<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Prepared<'a>, Reply> {
     let ro = cmd.spec.name == "fcall_ro";
     let Some(fref) = server.scripts.functions.lookup(&args[1]) else {
-        return Err(Reply::err("Function not found"));
+        return Err(Reply::err(crate::protocol::errors::FUNCTION_NOT_FOUND));
     };
     if crate::util::parse_i64(&args[2]).is_none() {
         return Err(Reply::err("Bad number of keys provided"));
     }
     let (keys, argv) = router::split_keys(args)?;
     if ro && !fref.flags.no_writes {
-        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+        return Err(Reply::err(crate::protocol::errors::RO_SCRIPT_WRITES));
     }
     let read_only = ro || fref.flags.no_writes;
     Ok(Prepared { fref, keys, argv, read_only })

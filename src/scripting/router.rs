@@ -23,7 +23,7 @@ pub fn split_keys(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), Reply> {
     }
     let rest = &args[3..];
     if n as u64 > rest.len() as u64 {
-        return Err(Reply::err("Number of keys can't be greater than number of args"));
+        return Err(Reply::err(crate::protocol::errors::NUMKEYS_TOO_MANY));
     }
     Ok(rest.split_at(n as usize))
 }
@@ -111,13 +111,13 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
     let ro = cmd.spec.name.ends_with("_ro");
     if by_sha && args[1].len() != 40 {
         // No SHA1 has another length: Redis answers before anything else.
-        return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL."));
+        return Err(Reply::error(crate::protocol::errors::NOSCRIPT));
     }
     let (keys, argv) = split_keys(args)?;
     let (script, cached) = if by_sha {
         match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
             Some(s) => (s, true),
-            None => return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL.")),
+            None => return Err(Reply::error(crate::protocol::errors::NOSCRIPT)),
         }
     } else {
         let sha = cache::sha1_hex(&args[1]);
@@ -131,7 +131,7 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
     };
     let flags = script.flags;
     if ro && !flags.compat && !flags.no_writes {
-        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+        return Err(Reply::err(crate::protocol::errors::RO_SCRIPT_WRITES));
     }
     Ok(Eval { script, cached, keys, argv, read_only: ro || flags.no_writes })
 }
@@ -216,7 +216,7 @@ pub fn run_entered(
         Ok(None) if refs.iter().any(|d| d.id == home) => (home, None),
         Ok(None) => match refs.first() {
             Some(d) => (d.id, None),
-            None => return Reply::err("internal routing error"),
+            None => return Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
         },
         Err(r) => return r,
     };
@@ -224,7 +224,7 @@ pub fn run_entered(
     let mut may_redirect = unbound;
     loop {
         let Some(data) = refs.iter_mut().find(|d| d.id == shard_id) else {
-            return Reply::err("Script attempted to access a non local key in a cluster node");
+            return Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
         };
         let start = Start { slot, unbound, may_redirect };
         let (reply, redirect) = run_on_shard(server, server.shards.get(shard_id), data, client, req, start);
@@ -233,7 +233,7 @@ pub fn run_entered(
                 shard_id = to;
                 may_redirect = false;
             }
-            Some(_) => return Reply::err("Script attempted to access a non local key in a cluster node"),
+            Some(_) => return Reply::err(crate::protocol::errors::NON_LOCAL_KEY),
             None => return reply,
         }
     }

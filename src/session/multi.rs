@@ -293,7 +293,7 @@ fn run_queued(
                 Err(e) => return e,
             };
             let Some(pos) = ids.iter().position(|&i| i == sid) else {
-                return Reply::err("internal routing error");
+                return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
             };
             let mut one = [&mut *refs[pos]];
             let mut ctx = Ctx::new(&server, &mut one, &conn.client.info, db, resp, Origin::Exec);

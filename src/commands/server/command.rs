@@ -272,7 +272,7 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     let invalid = || Reply::err("Invalid command specified");
     let mut spec = find(&line[0]).ok_or_else(invalid)?;
     if matches!(spec.exec, Exec::Container) {
-        let sub = line.get(1).ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
+        let sub = line.get(1).ok_or_else(|| Reply::err(crate::protocol::errors::GETKEYS_ARITY))?;
         spec = registry::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
     }
     // Channels of shard pub/sub are routed like keys but are no keys.
@@ -281,7 +281,7 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
         return Err(Reply::err("The command has no key arguments"));
     }
     if !spec.arity_ok(line.len()) {
-        return Err(Reply::err("Invalid number of arguments specified for command"));
+        return Err(Reply::err(crate::protocol::errors::GETKEYS_ARITY));
     }
     Ok(spec)
 }
@@ -399,12 +399,12 @@ fn getkeys(_ctx: &mut ConnCtx, args: &[Bytes], with_flags: bool) -> Reply {
             if spec.has(flags::NO_MANDATORY_KEYS) {
                 return Reply::Array(Vec::new());
             }
-            return Reply::err("Invalid arguments specified for command");
+            return Reply::err(crate::protocol::errors::GETKEYS_ARGS);
         }
     }
     let positions = spec.key_positions(line);
     if positions.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
-        return Reply::err("Invalid arguments specified for command");
+        return Reply::err(crate::protocol::errors::GETKEYS_ARGS);
     }
     if !with_flags {
         return Reply::Array(

@@ -485,7 +485,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 let max = i64::MAX / 16;
                 count = match crate::util::parse_i64(&args[j + 1]) {
                     Some(n) if (1..=max).contains(&n) => n,
-                    _ => return Err(Reply::err("COUNT must be > 0")),
+                    _ => return Err(Reply::err(crate::protocol::errors::COUNT_GT_ZERO)),
                 };
                 j += 2;
             } else if eq_ic(&args[j], "justid") {

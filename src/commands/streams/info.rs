@@ -36,7 +36,7 @@ pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[2];
     let s = match stream_mut(ctx.db(key), key, now) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
     let sub = &args[1];

@@ -519,7 +519,7 @@ pub fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let s = match stream_mut(ctx.db(key), key, now) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
     if !s.is_empty() {

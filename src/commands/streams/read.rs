@@ -92,9 +92,9 @@ pub fn parse(args: &[Bytes], in_script: bool) -> Result<ReadReq, Reply> {
             }
             i += 1;
             let ms = crate::util::parse_i64(&args[i])
-                .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+                .ok_or_else(|| Reply::err(crate::protocol::errors::TIMEOUT_NOT_INTEGER))?;
             if ms < 0 {
-                return Err(Reply::err("timeout is negative"));
+                return Err(Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE));
             }
             req.block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
         } else if eq_ic(o, "count") && more > 0 {
@@ -193,7 +193,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
     for key in &req.keys {
         let owner = ctx.server.shards.for_key(key);
         if !ctx.shards().iter().any(|s| s.id == owner) {
-            return Some(Reply::err("Script attempted to access a non local key in a cluster node"));
+            return Some(Reply::err(crate::protocol::errors::NON_LOCAL_KEY));
         }
     }
     if !retry {
