@@ -117,6 +117,16 @@ pub(crate) fn peek_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c Entry> {
     e
 }
 
+/// Counts a family's typed read lookup as Redis's `lookupKeyRead` counts
+/// it: a keyspace hit when the key exists (a WRONGTYPE key included), a
+/// miss when it does not.
+#[inline]
+pub(crate) fn count_read<T>(server: &crate::server::Server, found: &Result<Option<T>, Reply>) {
+    let s = &server.stats;
+    let counter = if matches!(found, Ok(None)) { &s.keyspace_misses } else { &s.keyspace_hits };
+    counter.fetch_add(1, Relaxed);
+}
+
 /// Redis's `lookupKeyWrite`: no hit/miss accounting.
 pub(crate) fn lookup_write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
     let (server, now) = (ctx.server, ctx.now);

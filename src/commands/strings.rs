@@ -229,6 +229,8 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
     if at.is_some() {
         ctx.written(key, "expire");
     }
+    // One change, with or without the expiry, as Redis counts it.
+    ctx.set_dirty(1);
     old.unwrap_or(match replies {
         Some((ok, _)) => Reply::Int(ok),
         None => Reply::ok(),

@@ -240,6 +240,7 @@ fn memory_section(server: &Server, f: &mut Field) {
 
 fn persistence_section(server: &Server, f: &mut Field) {
     let lastsave = server.lastsave.load(Ordering::Relaxed);
+    let changes = server.stats.dirty.load(Ordering::Relaxed).saturating_sub(server.stats.dirty_at_save.load(Ordering::Relaxed));
     for (k, v) in [
         ("loading", "0".to_string()),
         ("async_loading", "0".into()),
@@ -249,7 +250,7 @@ fn persistence_section(server: &Server, f: &mut Field) {
         ("current_fork_perc", "0.00".into()),
         ("current_save_keys_processed", "0".into()),
         ("current_save_keys_total", "0".into()),
-        ("rdb_changes_since_last_save", "0".into()),
+        ("rdb_changes_since_last_save", changes.to_string()),
         ("rdb_bgsave_in_progress", "0".into()),
         ("rdb_last_save_time", lastsave.to_string()),
         ("rdb_last_bgsave_status", "ok".into()),

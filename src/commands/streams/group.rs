@@ -128,7 +128,11 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             g.touch_consumer(&args[4], now);
             Some(true)
         });
-        Reply::Int(i64::from(created.flatten() == Some(true)))
+        let created = created.flatten() == Some(true);
+        if created {
+            ctx.dirty(1);
+        }
+        Reply::Int(i64::from(created))
     } else if is("delconsumer") && argc == 5 {
         let pending = with_stream(ctx, key, |s| {
             let g = s.groups.get_mut(name)?;
@@ -138,7 +142,11 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             Some(c.pel.len() as i64)
         });
-        Reply::Int(pending.flatten().unwrap_or(0))
+        let pending = pending.flatten();
+        if pending.is_some() {
+            ctx.dirty(1);
+        }
+        Reply::Int(pending.unwrap_or(0))
     } else {
         sub_syntax_error(args)
     }
@@ -183,6 +191,8 @@ fn create(ctx: &mut Ctx, args: &[Bytes], exists: bool, entries_read: Option<u64>
         return Reply::error("BUSYGROUP Consumer Group name already exists");
     }
     ctx.written(key, "xgroup-create");
+    // One change for the group; making the stream (MKSTREAM) counts none in Redis.
+    ctx.set_dirty(1);
     Reply::ok()
 }
 
@@ -213,8 +223,7 @@ fn setid(ctx: &mut Ctx, args: &[Bytes], entries_read: Option<u64>) -> Reply {
 
 /// The stream and group a command works on, or Redis's NOGROUP.
 fn stream_group<'d>(ctx: &'d mut Ctx, key: &[u8], group: &[u8]) -> Result<(&'d mut Stream, Bytes), Reply> {
-    let now = ctx.now;
-    match stream_mut(ctx.db(key), key, now)? {
+    match super::stream_read(ctx, key)? {
         Some(s) => match s.groups.get_key_value(group) {
             Some((k, _)) => {
                 let k = k.clone();
@@ -227,9 +236,8 @@ fn stream_group<'d>(ctx: &'d mut Ctx, key: &[u8], group: &[u8]) -> Result<(&'d m
 }
 
 pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
     let key = &args[1];
-    let s = match stream_mut(ctx.db(key), key, now) {
+    let s = match super::stream_read(ctx, key) {
         Err(e) => return e,
         Ok(s) => s,
     };

@@ -56,7 +56,7 @@ pub fn pin_ids(ctx: &mut Ctx, args: &[Bytes]) -> Option<Vec<Bytes>> {
     for (i, &k) in keys.iter().enumerate() {
         let at = first + n + i;
         if args.get(at).is_some_and(|a| &a[..] == b"$") {
-            let last = match stream_of(ctx, &args[k]) {
+            let last = match stream_of(ctx, &args[k], false) {
                 Ok(Some(s)) => s.last_id,
                 _ => StreamId::MIN,
             };
@@ -137,7 +137,14 @@ pub fn parse(args: &[Bytes], in_script: bool) -> Result<ReadReq, Reply> {
     Ok(req)
 }
 
-fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>, Reply> {
+/// The stream under `key`; `counted` makes it a read lookup (a keyspace hit
+/// or miss): Redis looks each key up twice in a first try (resolving the
+/// IDs, then serving), and not at all through its read path when it serves
+/// a blocked client.
+fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8], counted: bool) -> Result<Option<&'d mut Stream>, Reply> {
+    if counted {
+        return super::stream_read(ctx, key);
+    }
     let now = ctx.now;
     super::stream_mut(ctx.db(key), key, now)
 }
@@ -147,7 +154,7 @@ fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>,
 fn resolve(ctx: &mut Ctx, req: &ReadReq) -> Result<Vec<Pos>, Reply> {
     let mut out = Vec::with_capacity(req.keys.len());
     for (key, arg) in req.keys.iter().zip(&req.id_args) {
-        let s = stream_of(ctx, key)?;
+        let s = stream_of(ctx, key, true)?;
         if let Some((g, _)) = &req.group {
             if !s.as_ref().is_some_and(|s| s.groups.contains_key(g)) {
                 return Err(Reply::error(format!(
@@ -216,7 +223,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         let key = req.keys[i].clone();
         let pos = req.resolved.get(i).copied().unwrap_or(Pos::New);
         let now = ctx.now;
-        let s = match stream_of(ctx, &key) {
+        let s = match stream_of(ctx, &key, !retry) {
             Ok(Some(s)) => s,
             Ok(None) | Err(_) if retry && req.group.is_some() => {
                 return Some(Reply::error("UNBLOCKED the stream key no longer exists"));
