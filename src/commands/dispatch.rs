@@ -227,7 +227,9 @@ fn account(
 ) {
     let failed = match reply {
         Reply::Error(text) => {
-            server.stats.count_error(text);
+            if !client.error_counted.swap(false, Relaxed) {
+                server.stats.count_error(text);
+            }
             true
         }
         _ => false,

@@ -126,6 +126,17 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
     Ok(sub)
 }
 
+/// The command or subcommand `args` names, whatever its arity: a call
+/// refused for its arity counts in that command's `rejected_calls`. None for
+/// an unknown command or subcommand (no command to count it on).
+pub fn named(args: &[Bytes]) -> Option<Command> {
+    let cmd = lookup(args.first()?)?;
+    match (&cmd.spec.exec, args.get(1)) {
+        (Exec::Container, Some(sub)) => lookup_sub(cmd.spec, sub),
+        _ => Some(cmd),
+    }
+}
+
 fn truncate_for_error(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     s.chars().take(128).collect()

@@ -34,6 +34,10 @@ pub struct ClientInfo {
     /// `unblock_error` is set.
     pub unblock: tokio::sync::Notify,
     pub unblock_error: AtomicBool,
+    /// Set when the error reply about to be accounted was counted already
+    /// (a script's error raised by a command it called): INFO errorstats
+    /// counts it once, as Redis does.
+    pub error_counted: AtomicBool,
 }
 
 #[derive(Default, Clone)]
@@ -72,6 +76,7 @@ impl ClientInfo {
             blocked: AtomicBool::new(false),
             unblock: tokio::sync::Notify::new(),
             unblock_error: AtomicBool::new(false),
+            error_counted: AtomicBool::new(false),
         }
     }
 

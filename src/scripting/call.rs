@@ -140,10 +140,12 @@ enum Outcome {
     /// Not inside a script (library code being loaded may not run commands).
     NoScript,
     Abort,
-    /// An error of the call itself: `{err = code .. text}`.
+    /// An error of the call itself: `{err = code .. text}`; `counted` when
+    /// errorstats counted it already (a check of the command that failed).
     Failed {
         code: &'static str,
         text: &'static str,
+        counted: bool,
     },
     /// The command ran; its reply (prepared for pushing) is in `reply`.
     Ran {
@@ -192,12 +194,16 @@ unsafe fn raw_call(state: *mut ffi::lua_State, raise: bool) -> c_int {
             }
             Outcome::Abort => raise_static(state, c"script aborted"),
             Outcome::Panicked => raise_static(state, c"ERR internal error running the command"),
-            Outcome::Failed { code, text } => {
-                ffi::lua_createtable(state, 0, 1);
+            Outcome::Failed { code, text, counted } => {
+                ffi::lua_createtable(state, 0, 2);
                 push_bytes(state, code.as_bytes());
                 push_bytes(state, text.as_bytes());
                 ffi::lua_concat(state, 2);
                 ffi::lua_setfield(state, -2, c"err".as_ptr());
+                if counted {
+                    ffi::lua_pushboolean(state, 1);
+                    ffi::lua_setfield(state, -2, convert::ERROR_COUNTED.as_ptr());
+                }
                 if raise {
                     ffi::lua_error(state)
                 }
@@ -240,7 +246,11 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
     // stack (and so alive) for the whole call.
     let argc = unsafe { ffi::lua_gettop(state) };
     if argc <= 0 {
-        return Outcome::Failed { code: "ERR ", text: "Please specify at least one argument for this redis lib call" };
+        return Outcome::Failed {
+            code: "ERR ",
+            text: "Please specify at least one argument for this redis lib call",
+            counted: false,
+        };
     }
     let mut argv = std::mem::take(&mut run.args_buf);
     argv.clear();
@@ -265,6 +275,7 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
                 return Outcome::Failed {
                     code: "ERR ",
                     text: "Lua redis lib command arguments must be strings or integers",
+                    counted: false,
                 };
             }
         }
@@ -279,8 +290,8 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             Outcome::Ran { reply: &run.reply, resp: run.resp, is_error }
         }
         Err(CallErr::Abort) => Outcome::Abort,
-        Err(CallErr::Msg(m)) => Outcome::Failed { code: "ERR ", text: m },
-        Err(CallErr::Coded(m)) => Outcome::Failed { code: "", text: m },
+        Err(CallErr::Msg(m)) => Outcome::Failed { code: "ERR ", text: m, counted: true },
+        Err(CallErr::Coded(m)) => Outcome::Failed { code: "", text: m, counted: true },
     }
 }
 
@@ -296,15 +307,44 @@ fn number_arg(n: f64) -> Bytes {
     Bytes::from(crate::protocol::format_double(n))
 }
 
-/// Checks and runs one command for the script.
+/// Checks and runs one command for the script. A check that refuses the
+/// command counts its error (and the command's `rejected_calls`) now, as
+/// Redis does; the script sees it flagged as counted.
 fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     let cmd = match registry::resolve(argv) {
         Ok(c) => c,
         Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
-            return Err(CallErr::Msg("Wrong number of args calling Redis command from script"))
+            let err = CallErr::Msg("Wrong number of args calling Redis command from script");
+            if let Some(cmd) = registry::named(argv) {
+                run.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            count_refusal(run, &err);
+            return Err(err);
         }
-        Err(_) => return Err(CallErr::Msg("Unknown Redis command called from script")),
+        Err(_) => {
+            let err = CallErr::Msg("Unknown Redis command called from script");
+            count_refusal(run, &err);
+            return Err(err);
+        }
     };
+    let result = check_and_run(run, cmd, argv);
+    if let Err(err) = &result {
+        run.server.stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+        count_refusal(run, err);
+    }
+    result
+}
+
+/// Counts a refused call's error in errorstats.
+fn count_refusal(run: &Run<'_>, err: &CallErr) {
+    match err {
+        CallErr::Msg(m) => run.server.stats.count_error(&format!("ERR {m}")),
+        CallErr::Coded(m) => run.server.stats.count_error(m),
+        CallErr::Abort => {}
+    }
+}
+
+fn check_and_run(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<Reply, CallErr> {
     let spec = cmd.spec;
     if spec.has(flags::NOSCRIPT) {
         return Err(CallErr::Msg("This Redis command is not allowed from script"));

@@ -43,6 +43,21 @@ pub fn reply_to_lua(lua: &Lua, r: &Reply, resp: u8) -> mlua::Result<Value> {
     unsafe { lua.exec_raw::<Value>((), |state| push_reply(state, &r, resp)) }
 }
 
+/// The field an error table carries when its error was already counted in
+/// errorstats (the command that failed counted it), as Redis names it.
+pub const ERROR_COUNTED: &std::ffi::CStr = c"ignore_error_stats_update";
+
+/// True when `v` is an error table whose error was already counted.
+pub fn error_already_counted(v: &Value) -> bool {
+    let Value::Table(t) = v else {
+        return false;
+    };
+    let Ok(name) = ERROR_COUNTED.to_str() else {
+        return false;
+    };
+    matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) && matches!(t.raw_get::<Value>(name), Ok(Value::Boolean(true)))
+}
+
 /// Pushes a command reply, prepared by `prepare_for_lua`, as the Lua value
 /// Redis 7.0 gives a script speaking RESP `resp`. An error reply becomes
 /// `{err=...}` (the caller decides whether to raise it).
@@ -62,9 +77,13 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, r: &Reply, resp: u8) {
                 ffi::lua_setfield(state, -2, c"ok".as_ptr());
             }
             Reply::Error(e) => {
-                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_createtable(state, 0, 2);
                 push_bytes(state, e.as_bytes());
                 ffi::lua_setfield(state, -2, c"err".as_ptr());
+                // Counted in errorstats when the command failed: a script
+                // returning it does not count it again (Redis's field).
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_setfield(state, -2, ERROR_COUNTED.as_ptr());
             }
             Reply::Int(i) => ffi::lua_pushnumber(state, *i as f64),
             Reply::Bulk(b) => push_bytes(state, b),

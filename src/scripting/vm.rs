@@ -195,11 +195,20 @@ impl Vm {
             self.broken = true;
         }
         match result {
-            Ok((true, v)) => convert::lua_to_reply(&v, run.resp),
+            Ok((true, v)) => {
+                let reply = convert::lua_to_reply(&v, run.resp);
+                if reply.is_error() && convert::error_already_counted(&v) {
+                    run.caller.info.error_counted.store(true, Ordering::Relaxed);
+                }
+                reply
+            }
             Ok((false, e)) => {
                 self.reset_after_error();
                 if let Some(Abort::Redirect(_)) = run.abort {
                     return Reply::NoReply;
+                }
+                if convert::error_already_counted(&e) {
+                    run.caller.info.error_counted.store(true, Ordering::Relaxed);
                 }
                 self.error_reply(&e, name)
             }

@@ -202,8 +202,14 @@ impl Session {
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
-                if let Reply::Error(text) = &reply {
-                    self.server.stats.count_error(text);
+                // A known command refused for its arity counts as a rejected call of it.
+                match registry::named(args) {
+                    Some(cmd) => dispatch::rejected(&self.server, cmd, &reply),
+                    None => {
+                        if let Reply::Error(text) = &reply {
+                            self.server.stats.count_error(text);
+                        }
+                    }
                 }
                 return Plan::Done(reply);
             }

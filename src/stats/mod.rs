@@ -53,7 +53,11 @@ impl Stats {
     /// Counts one error reply under its code, as INFO errorstats shows it.
     pub fn count_error(&self, text: &str) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
-        let code = text.split(' ').next().unwrap_or("ERR");
+        // The code is the first word when it ends within 31 bytes, else ERR (as Redis reads it).
+        let code = match text.as_bytes().iter().take(31).position(|&b| b == b' ') {
+            Some(end) => &text[..end],
+            None => "ERR",
+        };
         let mut errors = self.errors.lock();
         let len = errors.len();
         match errors.get_mut(code) {
