@@ -479,6 +479,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     ctx.db(dst).set_str_hint(dst, hint);
     ctx.written(src, "rename_from");
     ctx.written(dst, "rename_to");
+    ctx.set_dirty(1);
     if nx {
         Reply::Int(1)
     } else {
@@ -567,6 +568,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     dest.set_str_hint(key, hint);
     ctx.written(key, "move_from");
     ctx.written_in(key, target, "move_to");
+    ctx.set_dirty(1);
     Reply::Int(1)
 }
 
@@ -586,6 +588,7 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for shard in ctx.shards().iter_mut() {
         shard.dbs.swap(a as usize, b as usize);
     }
+    ctx.dirty(1);
     Reply::ok()
 }
 

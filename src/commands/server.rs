@@ -171,9 +171,13 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.dbs[db].len() as u64;
         flush(std::slice::from_mut(&mut shard.dbs[db]), asynchronous);
     }
+    // A change per key removed, as Redis counts.
+    ctx.set_dirty(removed);
     Reply::ok()
 }
 
@@ -185,8 +189,18 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
         flush(&mut shard.dbs, asynchronous);
+    }
+    ctx.set_dirty(removed);
+    // With save points configured Redis saves right after a FLUSHALL: the
+    // changes since the last save (this command's included) start over.
+    if ctx.server.config.get("save").is_some_and(|s| !s.trim().is_empty()) {
+        let stats = &ctx.server.stats;
+        stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed) + removed, Ordering::Relaxed);
+        ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
     }
     Reply::ok()
 }
@@ -222,8 +236,13 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64)
 }
 
+/// A save (SAVE, BGSAVE): LASTSAVE moves on, `rdb_saves` counts it and the
+/// changes since the last save start over.
 fn mark_saved(ctx: &ConnCtx) {
+    let stats = &ctx.server.stats;
     ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    stats.rdb_saves.fetch_add(1, Ordering::Relaxed);
+    stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
@@ -235,10 +254,12 @@ pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
         1 => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving started")
         }
         2 if eq_ic(&args[1], "schedule") => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
         _ => Reply::syntax_error(),
@@ -278,6 +299,9 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
     ctx.server.observers.latency.reset();
+    for shard in &ctx.server.shards.list {
+        shard.stats.reset();
+    }
     Reply::ok()
 }
 

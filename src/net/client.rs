@@ -38,6 +38,13 @@ pub struct ClientInfo {
     /// (a script's error raised by a command it called): INFO errorstats
     /// counts it once, as Redis does.
     pub error_counted: AtomicBool,
+    /// Bytes the connection's input and output buffers hold now, and the
+    /// largest input buffer and pending output seen since INFO's sampler
+    /// last looked (`client_recent_max_*_buffer`, `mem_clients_normal`).
+    pub in_buf: AtomicU64,
+    pub out_buf: AtomicU64,
+    pub peak_in: AtomicU64,
+    pub peak_out: AtomicU64,
 }
 
 #[derive(Default, Clone)]
@@ -77,7 +84,52 @@ impl ClientInfo {
             unblock: tokio::sync::Notify::new(),
             unblock_error: AtomicBool::new(false),
             error_counted: AtomicBool::new(false),
+            in_buf: AtomicU64::new(0),
+            out_buf: AtomicU64::new(0),
+            peak_in: AtomicU64::new(0),
+            peak_out: AtomicU64::new(0),
         }
+    }
+
+    /// The input buffer's size after a read (a store only when it changed).
+    #[inline]
+    pub fn note_input(&self, capacity: usize) {
+        let cap = capacity as u64;
+        if self.in_buf.load(Ordering::Relaxed) != cap {
+            self.in_buf.store(cap, Ordering::Relaxed);
+        }
+        if cap > self.peak_in.load(Ordering::Relaxed) {
+            self.peak_in.store(cap, Ordering::Relaxed);
+        }
+    }
+
+    /// Output about to be written (`pending` bytes) from a buffer of `capacity`.
+    #[inline]
+    pub fn note_output(&self, pending: usize, capacity: usize) {
+        let cap = capacity as u64;
+        if self.out_buf.load(Ordering::Relaxed) != cap {
+            self.out_buf.store(cap, Ordering::Relaxed);
+        }
+        if pending as u64 > self.peak_out.load(Ordering::Relaxed) {
+            self.peak_out.store(pending as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The largest (input buffer, pending output) since the last `take`;
+    /// `take` starts the next period from the present input buffer.
+    pub fn buffer_peaks(&self, take: bool) -> (u64, u64) {
+        if !take {
+            return (self.peak_in.load(Ordering::Relaxed), self.peak_out.load(Ordering::Relaxed));
+        }
+        let now_in = self.in_buf.load(Ordering::Relaxed);
+        (self.peak_in.swap(now_in, Ordering::Relaxed), self.peak_out.swap(0, Ordering::Relaxed))
+    }
+
+    /// Memory this client's connection holds: its buffers and records.
+    pub fn memory(&self) -> u64 {
+        self.in_buf.load(Ordering::Relaxed)
+            + self.out_buf.load(Ordering::Relaxed)
+            + std::mem::size_of::<ClientInfo>() as u64
     }
 
     /// Sets or clears one of CLIENT LIST's flag letters.

@@ -170,6 +170,17 @@ impl ScriptCache {
         self.scripts.len()
     }
 
+    /// Bytes the cached scripts hold (source, SHA and record), as Redis's
+    /// `used_memory_scripts_eval` counts its script dictionary.
+    pub fn memory(&self) -> usize {
+        self.scripts.iter().map(|e| e.value().source.len() + 40 + std::mem::size_of::<Script>()).sum()
+    }
+
+    /// Bytes the private checking VM uses (0 when none, or when it is busy).
+    pub fn checker_memory(&self) -> usize {
+        self.checker.try_lock().and_then(|vm| vm.as_ref().map(|v| v.lua.used_memory())).unwrap_or(0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scripts.is_empty()
     }

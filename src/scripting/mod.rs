@@ -53,6 +53,11 @@ impl ShardScripting {
         }
     }
 
+    /// Bytes this shard's Lua VM uses (0 before its first script).
+    pub fn vm_memory(&self) -> usize {
+        self.vm.as_ref().map_or(0, |v| v.lua.used_memory())
+    }
+
     /// Number of scripts compiled into this shard's VM (tests, INFO).
     pub fn compiled_scripts(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.compiled_count())

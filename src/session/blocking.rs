@@ -52,17 +52,21 @@ enum Wake {
 }
 
 /// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`,
-/// CLIENT UNBLOCK) for as long as it lives.
-struct Blocked(Arc<Server>, Arc<ClientInfo>);
+/// CLIENT UNBLOCK) for as long as it lives; `timed` when the wait has a
+/// timeout (INFO `clients_in_timeout_table`).
+struct Blocked(Arc<Server>, Arc<ClientInfo>, bool);
 
 impl Blocked {
-    fn new(s: &Session) -> Blocked {
+    fn new(s: &Session, timed: bool) -> Blocked {
         let info = s.client.info.clone();
         info.unblock_error.store(false, Ordering::Relaxed);
         info.blocked.store(true, Ordering::Release);
         s.server.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        if timed {
+            s.server.stats.clients_in_timeout_table.fetch_add(1, Ordering::Relaxed);
+        }
         info.set_flag('b', true);
-        Blocked(s.server.clone(), info)
+        Blocked(s.server.clone(), info, timed)
     }
 }
 
@@ -70,6 +74,9 @@ impl Drop for Blocked {
     fn drop(&mut self) {
         self.1.blocked.store(false, Ordering::Release);
         self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        if self.2 {
+            self.0.stats.clients_in_timeout_table.fetch_sub(1, Ordering::Relaxed);
+        }
         self.1.set_flag('b', false);
     }
 }
@@ -105,8 +112,11 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                     Reply::NoReply
                 } else {
                     let mut tally = Tally::start();
+                    let began = tally.clock();
                     let r = dispatch::call(&mut ctx, cmd, pinned.as_deref().unwrap_or(args), &mut tally);
                     tally.publish(&server, &conn.client.info);
+                    let busy = dispatch::clock_ns().saturating_sub(began);
+                    ids.iter().for_each(|&id| server.shards.get(id).stats.ran(1, busy));
                     r
                 };
                 match reply {
@@ -139,7 +149,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             return r;
         }
         if blocked.is_none() {
-            blocked = Some(Blocked::new(conn));
+            blocked = Some(Blocked::new(conn, deadline.is_some()));
         }
         let info = &conn.client.info;
         let wake = loop {

@@ -336,10 +336,12 @@ impl Session {
                     // Run this command and every following one bound to the same shard.
                     let mut cmd = cmd;
                     let mut tally = Tally::start();
+                    let (began, mut ran) = (tally.clock(), 0);
                     loop {
                         let reply = self.call(cmd, &batch[i], &mut [&mut guard], &mut tally);
                         self.push(reply);
                         i += 1;
+                        ran += 1;
                         if i >= batch.len() || self.client.close_after_reply {
                             break;
                         }
@@ -360,6 +362,7 @@ impl Session {
                     }
                     tally.publish(&self.server, &self.client.info);
                     drop(guard);
+                    shard.stats.ran(ran, tally.clock().saturating_sub(began));
                 }
                 Plan::Single(cmd, id) => {
                     let reply = blocking::run(self, cmd, &batch[i], vec![id], stream).await;
@@ -414,8 +417,15 @@ impl Session {
             Ok(mut guards) => {
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let mut tally = Tally::start();
+                let began = tally.clock();
                 let r = self.call(cmd, args, &mut refs, &mut tally);
                 tally.publish(&self.server, &self.client.info);
+                drop(refs);
+                drop(guards);
+                let busy = tally.clock().saturating_sub(began);
+                for &id in ids {
+                    server.shards.get(id).stats.ran(1, busy);
+                }
                 r
             }
             Err(busy) => {

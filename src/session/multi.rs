@@ -246,12 +246,17 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
+    let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
     for (cmd, args) in &txn.queued {
         let reply = run_queued(conn, *cmd, args, ids, refs, &mut tally);
         replies.push(reply);
     }
     tally.publish(&server, &conn.client.info);
+    let busy = dispatch::clock_ns().saturating_sub(began);
+    for &id in ids {
+        server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);
+    }
     Reply::Array(replies)
 }
 

@@ -151,6 +151,15 @@ pub struct Db {
     expired_log: Vec<Bytes>,
 }
 
+/// What one active expiry cycle over a database did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpireCycle {
+    pub removed: usize,
+    pub sampled: usize,
+    /// Stopped at its budget while keys were still found stale.
+    pub capped: bool,
+}
+
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
@@ -565,10 +574,21 @@ impl Db {
     /// Active expiry: samples keys with a TTL and removes the expired ones.
     /// Returns how many were removed. Stops after `budget` samples.
     pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        self.active_expire_cycle(now, budget).removed
+    }
+
+    /// `active_expire`, reporting what it sampled.
+    pub fn active_expire_cycle(&mut self, now: u64, budget: usize) -> ExpireCycle {
         let mut removed = 0;
         let mut rng = rand::thread_rng();
         let mut sampled = 0;
-        while sampled < budget && !self.volatile.is_empty() {
+        let mut capped = false;
+        while !self.volatile.is_empty() {
+            if sampled >= budget {
+                // Out of work for this cycle while a quarter of the last round was stale.
+                capped = true;
+                break;
+            }
             let mut expired_in_round = 0;
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
@@ -591,7 +611,31 @@ impl Db {
                 break;
             }
         }
-        removed
+        ExpireCycle { removed, sampled, capped }
+    }
+
+    /// Bytes the keyspace's own structures hold (the index, the slot table
+    /// and the TTL set), what Redis counts as its dictionaries' overhead in
+    /// `used_memory_overhead`; keys and values themselves are the data set.
+    pub fn overhead_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // hashbrown: one position and one control byte per bucket (capacity is 7/8 of them).
+        let index = self.index.capacity() * 8 / 7 * (size_of::<u32>() + 1);
+        let slots: usize = self.slots.chunks.iter().map(|c| c.capacity() * size_of::<Slot>()).sum();
+        // indexmap: the entries (hash and key) plus an index table of positions.
+        let volatile = self.volatile.capacity() * (size_of::<SmallBytes>() + 2 * size_of::<usize>() + 1);
+        index + slots + volatile
+    }
+
+    /// Up to `n` TTLs (ms from `now`) of keys that carry one, drawn at
+    /// random when there are more (INFO keyspace's `avg_ttl`).
+    pub fn sample_ttls(&self, now: u64, n: usize, rng: &mut impl Rng) -> Vec<u64> {
+        let len = self.volatile.len();
+        let ttl = |k: &SmallBytes| self.slot(k).map(|s| s.entry.expire_at.saturating_sub(now));
+        if len <= n {
+            return self.volatile.iter().filter_map(ttl).collect();
+        }
+        (0..n).filter_map(|_| self.volatile.get_index(rng.gen_range(0..len)).and_then(ttl)).collect()
     }
 }
 
