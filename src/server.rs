@@ -76,6 +76,12 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        // A raised (or removed) maxmemory may end an eviction overrun at once.
+        if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
+            && !crate::shard::eviction::over_maxmemory(self)
+        {
+            self.stats.eviction_over(false);
+        }
     }
 
     pub fn databases(&self) -> usize {

@@ -206,6 +206,9 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut rng = rand::thread_rng();
     // Redis counts a change per member popped (the deletion of the key included).
     let changes = count.map_or(1, |n| n.min(set.len() as u64));
+    // Popping all of it, Redis replies through its SUNION code, whose read
+    // lookup counts a keyspace hit.
+    let whole = count.is_some_and(|n| n > 0 && n >= set.len() as u64);
     let reply = match count {
         None => {
             let i = set.random_index(&mut rng).unwrap_or(0);
@@ -228,6 +231,9 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ctx.written(key, "spop");
     drop_if_empty(ctx, key);
     ctx.set_dirty(changes);
+    if whole {
+        ctx.server.stats.keyspace_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     reply
 }
 

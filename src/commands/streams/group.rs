@@ -254,6 +254,7 @@ pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let acked = ids.into_iter().filter(|&id| g.remove_pending(id).is_some()).count();
     if acked > 0 {
         ctx.written(key, "xack");
+        ctx.set_dirty(acked as u64);
     }
     Reply::Int(acked as i64)
 }
@@ -455,12 +456,18 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(mut g) = s.groups.remove(&gname) else {
         return Reply::Array(vec![]);
     };
-    if o.last_id > g.last_id {
+    let created = !g.consumers.contains_key(consumer);
+    let advanced = o.last_id > g.last_id;
+    if advanced {
         g.last_id = o.last_id;
     }
+    let mut dropped = 0;
     for &id in &o.ids {
         if !s.contains(id) {
-            touched |= g.remove_pending(id).is_some();
+            if g.remove_pending(id).is_some() {
+                touched = true;
+                dropped += 1;
+            }
             continue;
         }
         let mut fresh = false;
@@ -480,10 +487,15 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         touched = true;
         out.push(claimed_reply(s, id, o.justid));
     }
+    let created = created && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
     if touched || o.last_id > StreamId::MIN {
         ctx.written(key, "xclaim");
     }
+    // As Redis counts: each pending entry dropped or claimed, a consumer
+    // created, or else the group's last ID moved forward.
+    let changes = dropped + out.len() as u64;
+    ctx.set_dirty(changes + created as u64 + u64::from(changes == 0 && advanced));
     Reply::Array(out)
 }
 
@@ -526,6 +538,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Array(vec![]);
     };
     let consumer = &args[3];
+    let had_consumer = g.consumers.contains_key(consumer);
     let mut attempts = count.saturating_mul(ATTEMPTS_FACTOR);
     let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
     let mut cursor = start;
@@ -561,9 +574,12 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             break;
         }
     }
+    let created = !had_consumer && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
     if !claimed.is_empty() || !deleted.is_empty() {
         ctx.written(key, "xautoclaim");
     }
+    // A change per pending entry claimed or dropped, and one for a new consumer.
+    ctx.set_dirty((claimed.len() + deleted.len()) as u64 + created as u64);
     Reply::Array(vec![id_reply(next.unwrap_or(StreamId::MIN)), Reply::Array(claimed), Reply::Array(deleted)])
 }

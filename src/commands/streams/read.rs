@@ -219,6 +219,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
             .collect();
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
+    let mut consumers_created = 0;
     for i in 0..req.keys.len() {
         let key = req.keys[i].clone();
         let pos = req.resolved.get(i).copied().unwrap_or(Pos::New);
@@ -238,7 +239,12 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
                         "NOGROUP the consumer group this client was blocked on no longer exists",
                     ));
                 }
-                read_group(s, g, c, pos, req.count, req.noack, now)
+                let known = s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c));
+                let r = read_group(s, g, c, pos, req.count, req.noack, now);
+                if !known && s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c)) {
+                    consumers_created += 1;
+                }
+                r
             }
         };
         if let Some(r) = r {
@@ -252,6 +258,8 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         for (key, _) in &served {
             ctx.written(key, "xreadgroup");
         }
+        // A change per stream served and per consumer created, as Redis counts.
+        ctx.set_dirty((served.len() + consumers_created) as u64);
     }
     Some(if ctx.resp >= 3 {
         Reply::Map(served.into_iter().map(|(k, v)| (Reply::Bulk(k), v)).collect())
