@@ -55,7 +55,8 @@ pub fn error_already_counted(v: &Value) -> bool {
     let Ok(name) = ERROR_COUNTED.to_str() else {
         return false;
     };
-    matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) && matches!(t.raw_get::<Value>(name), Ok(Value::Boolean(true)))
+    matches!(t.raw_get::<Value>("err"), Ok(Value::String(_)))
+        && matches!(t.raw_get::<Value>(name), Ok(Value::Boolean(true)))
 }
 
 /// Pushes a command reply, prepared by `prepare_for_lua`, as the Lua value

@@ -75,7 +75,9 @@ impl Registry {
                 let funcs: usize = l
                     .functions
                     .iter()
-                    .map(|f| std::mem::size_of::<FuncMeta>() + f.name.len() + f.description.as_ref().map_or(0, |d| d.len()))
+                    .map(|f| {
+                        std::mem::size_of::<FuncMeta>() + f.name.len() + f.description.as_ref().map_or(0, |d| d.len())
+                    })
                     .sum();
                 std::mem::size_of::<Library>() + l.name.len() + l.code.len() + funcs
             })

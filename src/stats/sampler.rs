@@ -38,7 +38,7 @@ impl Rate {
     fn sample(&mut self, count: u64, now: Instant) {
         let ms = now.duration_since(self.last_at).as_millis() as u64;
         let delta = count.saturating_sub(self.last_count);
-        self.samples[self.idx] = if ms > 0 { delta.saturating_mul(1000) / ms } else { 0 };
+        self.samples[self.idx] = delta.saturating_mul(1000).checked_div(ms).unwrap_or(0);
         self.idx = (self.idx + 1) % SAMPLES;
         self.last_count = count;
         self.last_at = now;
@@ -96,7 +96,8 @@ impl Sampler {
 /// One sample of the instantaneous metrics.
 pub fn sample(server: &Server) {
     let s = &server.stats;
-    let counts = [s.commands_processed.load(Relaxed), s.net_input_bytes.load(Relaxed), s.net_output_bytes.load(Relaxed)];
+    let counts =
+        [s.commands_processed.load(Relaxed), s.net_input_bytes.load(Relaxed), s.net_output_bytes.load(Relaxed)];
     let now = Instant::now();
     let mut sampler = s.sampler.lock();
     for (rate, count) in sampler.rates.iter_mut().zip(counts) {
@@ -138,9 +139,7 @@ pub async fn cron(server: Arc<Server>) {
         if n.is_multiple_of(10) {
             fold_client_peaks(&server, true);
         }
-        if server.stats.eviction_exceeded_since.load(Relaxed) != 0
-            && !crate::shard::eviction::over_maxmemory(&server)
-        {
+        if server.stats.eviction_exceeded_since.load(Relaxed) != 0 && !crate::shard::eviction::over_maxmemory(&server) {
             server.stats.eviction_over(false);
         }
     }

@@ -331,8 +331,19 @@ impl Db {
         self.get_mut(key, now).map(|e| &*e)
     }
 
+    /// `lookup` for callers that cannot count a reaped key themselves: it
+    /// is counted lazily (see `take_lazy_expired`), so `expired_keys` sees it.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup(key, now).0
+        let i = self.find(key)?;
+        if self.stale_at(i, now) {
+            self.remove_expired(i);
+            self.lazy_expired += 1;
+            return None;
+        }
+        self.slots.get_mut(i).map(|s| {
+            memory::touch(&mut s.access, now);
+            &mut s.entry
+        })
     }
 
     /// Looks `key` up without counting it as an access (OBJECT, eviction).

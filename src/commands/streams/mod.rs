@@ -439,7 +439,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let n = s.trim(how, p.approx, p.limit);
     if n > 0 {
         ctx.written(key, "xtrim");
-        ctx.set_dirty(n as u64);
+        ctx.set_dirty(n);
     }
     Reply::Int(n as i64)
 }
