@@ -369,7 +369,7 @@ fn read_commands_count_hits_and_misses_as_redis() {
             "XREADGROUP GROUP g c1 STREAMS st >",
             "XREADGROUP GROUP nog c1 STREAMS st >",
             "XPENDING st g",
-            "XPENDING st g - + 10",
+            "~XPENDING st g - + 10",
             "XACK st g 1-1",
             "~XCLAIM st g c2 0 2-1",
             "~XAUTOCLAIM st g c3 0 0",
