@@ -23,6 +23,8 @@ pub struct Effects {
     /// The command's replayable form, when it differs from what the client
     /// sent (relative expiry made absolute, randomness made concrete).
     pub rewritten: Option<Vec<Vec<Bytes>>>,
+    /// Propagate even without a change (FLUSHALL of an empty dataset).
+    pub force: bool,
 }
 
 pub struct Ctx<'a, 's> {
@@ -70,6 +72,17 @@ impl<'a, 's> Ctx<'a, 's> {
     /// elements, MSET of many keys), as Redis's dirty counter does.
     pub fn dirty(&mut self, n: u64) {
         self.effects.dirty += n;
+    }
+
+    /// Propagates the command even if it changed nothing.
+    pub fn force_propagation(&mut self) {
+        self.effects.force = true;
+    }
+
+    /// Counts `n` fewer changes: a command that announces one change with
+    /// several events (SET ... EX: `set` and `expire`) is one change for Redis.
+    pub fn dirty_less(&mut self, n: u64) {
+        self.effects.dirty = self.effects.dirty.saturating_sub(n);
     }
 
     /// Sets how many changes this command counts, whatever its `written`

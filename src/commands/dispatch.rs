@@ -150,6 +150,40 @@ pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(
     Ok(())
 }
 
+/// Redis's check of protected commands (DEBUG), right after the arity
+/// check and before authentication: refused unless `enable-debug-command`
+/// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.
+pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
+    let (param, what) = match cmd.spec.name {
+        "debug" => ("enable-debug-command", "DEBUG"),
+        _ => return Ok(()),
+    };
+    let allowed = match server.config.get(param).as_deref() {
+        Some("yes") => true,
+        Some("local") => is_local_client(&client.addr),
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let reply = Reply::err(format!(
+        "{what} command not allowed. If the {param} option is set to \"local\", you can run it from a local \
+         connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    ));
+    rejected(server, cmd, &reply);
+    Err(reply)
+}
+
+/// Redis's notion of a local client: the peer address is exactly 127.0.0.1
+/// or ::1 (other loopback addresses such as 127.0.0.2 are not local).
+pub fn is_local_client(addr: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match addr.parse::<SocketAddr>().map(|a| a.ip()) {
+        Ok(ip) => ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Err(_) => false,
+    }
+}
+
 /// Runs `cmd` with the shards it needs entered in `ctx`: refusal checks,
 /// the handler, accounting, effects. The caller's clock and counters are in
 /// `tally`.
@@ -194,6 +228,14 @@ pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin
     let reply = f(ctx, args);
     let end = clock_ns();
     let (server, info, db) = (ctx.server.clone(), ctx.client.info.clone(), ctx.client.db);
+    // The few write commands that need no shard (FUNCTION LOAD/DELETE/FLUSH/
+    // RESTORE) change server state that replicas and the AOF must follow.
+    if cmd.spec.is_write() && !reply.is_error() {
+        tally.dirty += 1;
+        if server.propagation.active() {
+            crate::propagate::emit(&server.propagation, db, args);
+        }
+    }
     account(&server, &info, origin, db, cmd, args, end.saturating_sub(start), &reply, &mut tally);
     tally.publish(&server, &info);
     reply
@@ -214,6 +256,15 @@ pub fn account_session(
     let end = clock_ns();
     account(server, client, Origin::Client, db, cmd, args, end.saturating_sub(start), reply, &mut tally);
     tally.publish(server, client);
+}
+
+/// Shows a script run (EVAL*, FCALL*) to MONITOR before the commands it runs,
+/// as Redis does: those commands are flagged `skip_monitor`, so `account`
+/// does not show them when they end.
+pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[Bytes]) {
+    if !server.observers.monitors.is_empty() {
+        server.observers.monitors.feed(client, Origin::Client, db, args);
+    }
 }
 
 /// Step 3: statistics and observers of one finished call.
@@ -270,7 +321,7 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);
-    if effects.dirty == 0 {
+    if effects.dirty == 0 && !effects.force {
         return;
     }
     tally.dirty += effects.dirty;

@@ -17,7 +17,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.0.0", "Sets fields of a hash.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hsetnx))
-        .doc("2.0.0", "Sets a hash field only if it does not exist."),
+        .doc("2.0.0", "Sets a hash field only if it does not exist.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hget))
         .doc("2.0.0", "Returns the value of a hash field.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
@@ -33,8 +34,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         idx(1),
         range(0, 1, 0),
     )]),
-    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists)).doc("2.0.0", "Tells whether a hash field exists."),
-    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen)).doc("2.0.0", "Counts the fields of a hash."),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists))
+        .doc("2.0.0", "Tells whether a hash field exists.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen))
+        .doc("2.0.0", "Counts the fields of a hash.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hkeys", 2, READONLY, K1, G::Hash, K(hkeys))
         .doc("2.0.0", "Returns the field names of a hash.")
         .tips(&["nondeterministic_output_order"]),
@@ -45,9 +50,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.0.0", "Adds an integer to a hash field.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrbyfloat))
-        .doc("2.6.0", "Adds a floating point number to a hash field."),
+        .doc("2.6.0", "Adds a floating point number to a hash field.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hstrlen))
-        .doc("3.2.0", "Returns the length of a hash field's value."),
+        .doc("3.2.0", "Returns the length of a hash field's value.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hrandfield))
         .doc("6.2.0", "Returns random fields of a hash.")
         .tips(&["nondeterministic_output"]),
@@ -264,10 +271,14 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(new) = cur.add(incr) else {
         return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
     };
-    let text = new.to_human();
-    h.set(&args[2], text.as_bytes(), lim);
+    let text = Bytes::from(new.to_human());
+    h.set(&args[2], &text, lim);
     ctx.written(&args[1], "hincrbyfloat");
-    Reply::Bulk(Bytes::from(text))
+    if ctx.propagating() {
+        // Replayed as the value it produced, as Redis does.
+        ctx.propagate_as(vec![Bytes::from_static(b"HSET"), args[1].clone(), args[2].clone(), text.clone()]);
+    }
+    Reply::Bulk(text)
 }
 
 /// Largest |count| HRANDFIELD serves: the reply is built in memory.

@@ -26,8 +26,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(touch))
         .doc("3.2.1", "Marks keys as accessed; counts those that exist.")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
-    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_)).doc("1.0.0", "Returns the type of the value at a key."),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
+    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_))
+        .doc("1.0.0", "Returns the type of the value at a key.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(expire))
         .doc("1.0.0", "Sets a key's time to live in seconds.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
@@ -74,7 +77,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(copy))
         .doc("6.2.0", "Copies a key's value to another key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
-    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_)).doc("1.0.0", "Moves a key to another database."),
+    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_))
+        .doc("1.0.0", "Moves a key to another database.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb))
         .doc("4.0.0", "Exchanges the contents of two databases.")
         .acl(&["keyspace", "dangerous"]),
@@ -84,13 +89,20 @@ pub static COMMANDS: &[CommandSpec] = &[
 static OBJECT_SUBS: &[CommandSpec] = &[
     cmd("object|encoding", 3, READONLY, K2, G::Generic, K(object_encoding))
         .doc("2.2.3", "Returns the internal encoding of a value.")
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))])
         .tips(&["nondeterministic_output"]),
     cmd("object|refcount", 3, READONLY, K2, G::Generic, K(object_refcount))
-        .doc("2.2.3", "Returns the reference count of a value."),
+        .doc("2.2.3", "Returns the reference count of a value.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|idletime", 3, READONLY, K2, G::Generic, K(object_idletime))
-        .doc("2.2.3", "Returns the seconds since a key was last accessed."),
+        .doc("2.2.3", "Returns the seconds since a key was last accessed.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|freq", 3, READONLY, K2, G::Generic, K(object_freq))
-        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key."),
+        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|help", 2, LOADING | STALE, NOKEYS, G::Generic, K(object_help))
         .doc("6.2.0", "Lists the OBJECT subcommands."),
 ];
@@ -249,14 +261,37 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, base: i64, secs: bo
     if !expire_allowed(&flags, e.expire_at, when) {
         return Reply::Int(0);
     }
+    let replay = ctx.propagating();
     if when <= now as i64 {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
+        if replay {
+            ctx.propagate_as(vec![expiry_delete_verb(ctx), key.clone()]);
+        }
     } else {
         ctx.db(key).set_expire(key, when as u64);
         ctx.written(key, "expire");
+        if replay {
+            // Replayed as PEXPIREAT with the absolute time, options kept.
+            let mut argv = Vec::with_capacity(args.len());
+            argv.push(Bytes::from_static(b"PEXPIREAT"));
+            argv.push(key.clone());
+            argv.push(Bytes::from(when.to_string()));
+            argv.extend(args[3..].iter().cloned());
+            ctx.propagate_as(argv);
+        }
     }
     Reply::Int(1)
+}
+
+/// How a key removed because its new expiry is already past is replayed:
+/// UNLINK under `lazyfree-lazy-expire`, else DEL (as Redis propagates it).
+pub fn expiry_delete_verb(ctx: &Ctx) -> Bytes {
+    if ctx.server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        Bytes::from_static(b"UNLINK")
+    } else {
+        Bytes::from_static(b"DEL")
+    }
 }
 
 pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -611,7 +646,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// A string's encoding given how it was last written: Redis keeps strings
 /// edited in place `raw`, and INCRBYFLOAT results `embstr` up to 44 bytes.
-fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
+pub(crate) fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
     match hint {
         StrHint::Plain => by_content,
         StrHint::Raw => "raw",
@@ -626,8 +661,17 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(e) = object_lookup(ctx, args) else {
         return Reply::Nil;
     };
-    let shared = matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
-    Reply::Int(if shared { i32::MAX as i64 } else { 1 })
+    Reply::Int(refcount(&e.value))
+}
+
+/// The reference count Redis reports for a value.
+pub(crate) fn refcount(value: &Value) -> i64 {
+    let shared = matches!(value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+    if shared {
+        i32::MAX as i64
+    } else {
+        1
+    }
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {

@@ -18,16 +18,20 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Appends elements to a list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpushx))
-        .doc("2.2.0", "Prepends elements to an existing list."),
+        .doc("2.2.0", "Prepends elements to an existing list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpushx))
-        .doc("2.2.0", "Appends elements to an existing list."),
+        .doc("2.2.0", "Appends elements to an existing list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lpop))
         .doc("1.0.0", "Removes and returns elements from the head of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("rpop", -2, WRITE | FAST, K1, G::List, K(rpop))
         .doc("1.0.0", "Removes and returns elements from the tail of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
-    cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen)).doc("1.0.0", "Returns the length of a list."),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen))
+        .doc("1.0.0", "Returns the length of a list.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("lrange", 4, READONLY, K1, G::List, K(lrange))
         .doc("1.0.0", "Returns a range of list elements.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
@@ -87,7 +91,11 @@ pub static COMMANDS: &[CommandSpec] = &[
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
-        .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty."),
+        .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
     cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, B(crate::commands::blocking::attempt))
         .doc("7.0.0", "Pops elements from the first non-empty of several lists, waiting if all are empty.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),

@@ -25,6 +25,9 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::bitmaps::COMMANDS,
     super::hyperloglog::COMMANDS,
     super::geo::COMMANDS,
+    super::sort::COMMANDS,
+    super::memory::COMMANDS,
+    super::debug::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

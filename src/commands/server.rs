@@ -11,7 +11,9 @@ mod info;
 mod latency;
 mod slowlog;
 
-pub use command::{command_count, command_docs, command_getkeys, command_help, command_info, command_list};
+pub use command::{
+    command_count, command_docs, command_getkeys, command_getkeysandflags, command_help, command_info, command_list,
+};
 
 use super::spec::ConnFn;
 use super::{ConnCtx, Ctx};
@@ -49,6 +51,8 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(command_list))
         .doc("7.0.0", "Lists command names, optionally filtered.")
         .tips(&["nondeterministic_output_order"]),
+    cmd("command|getkeysandflags", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeysandflags))
+        .doc("7.0.0", "Extracts the key names and their access flags from a full command line."),
     cmd("command|getkeys", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeys))
         .doc("2.8.13", "Extracts the key names from a full command line."),
     cmd("command|help", 2, LOADING | STALE, NOKEYS, G::Server, C(command_help))
@@ -63,14 +67,16 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"]),
     cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_help))
         .doc("5.0.0", "Lists the CLUSTER subcommands."),
-    cmd("cluster|slots", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Maps hash slots to nodes."),
-    cmd("cluster|shards", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Describes the cluster's shards."),
-    cmd("cluster|nodes", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Describes the cluster's nodes."),
-    cmd("cluster|myid", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Returns this node's id."),
+    cmd("cluster|slots", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Maps hash slots to nodes.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|shards", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Describes the cluster's shards.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|nodes", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Describes the cluster's nodes.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled)).doc("3.0.0", "Returns this node's id."),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -117,9 +123,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Returns the Unix time of the last successful save.")
         .tips(&["nondeterministic_output"])
         .acl(&["admin", "dangerous"]),
-    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, G::Server, C(save))
+    cmd("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(save))
         .doc("1.0.0", "Saves the dataset synchronously."),
-    cmd("bgsave", -1, ADMIN | NOSCRIPT, NOKEYS, G::Server, C(bgsave))
+    cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgsave))
         .doc("1.0.0", "Saves the dataset in the background."),
 ];
 
@@ -176,8 +182,9 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         removed += shard.dbs[db].len() as u64;
         flush(std::slice::from_mut(&mut shard.dbs[db]), asynchronous);
     }
-    // A change per key removed, as Redis counts.
-    ctx.set_dirty(removed);
+    // Redis counts every removed key, and propagates FLUSHDB even when empty.
+    ctx.dirty(removed);
+    ctx.force_propagation();
     Reply::ok()
 }
 
@@ -191,10 +198,11 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
-        removed += shard.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
+        removed += shard.total_keys() as u64;
         flush(&mut shard.dbs, asynchronous);
     }
-    ctx.set_dirty(removed);
+    ctx.dirty(removed);
+    ctx.force_propagation();
     // With save points configured Redis saves right after a FLUSHALL: the
     // changes since the last save (this command's included) start over.
     if ctx.server.config.get("save").is_some_and(|s| !s.trim().is_empty()) {
@@ -290,9 +298,25 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match ctx.server.config.set_many(&pairs, false) {
         Ok(()) => {
             ctx.server.apply_config();
+            if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("appendonly")) {
+                if let Err(e) = switch_aof(ctx.server, value) {
+                    let _ = ctx.server.config.set("appendonly", "no", true);
+                    return Reply::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {e}"));
+                }
+            }
             Reply::ok()
         }
         Err(e) => Reply::err(e),
+    }
+}
+
+/// `CONFIG SET appendonly yes|no` at run time.
+fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Result<(), String> {
+    if value.eq_ignore_ascii_case("yes") {
+        crate::persist::aof::enable_at_runtime(server)
+    } else {
+        crate::persist::aof::disable(server);
+        Ok(())
     }
 }
 

@@ -28,13 +28,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output_order"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("sismember", 3, READONLY | FAST, K1, G::Set, K(sismember))
-        .doc("1.0.0", "Tells whether a value is a member of a set."),
+        .doc("1.0.0", "Tells whether a value is a member of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("smismember", -3, READONLY | FAST, K1, G::Set, K(smismember))
         .doc("6.2.0", "Tells, for several values, whether each is a member of a set."),
-    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard)).doc("1.0.0", "Counts the members of a set."),
+    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard))
+        .doc("1.0.0", "Counts the members of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("spop", -2, WRITE | FAST, K1, G::Set, K(spop))
         .doc("1.0.0", "Removes and returns random members of a set.")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("srandmember", -2, READONLY, K1, G::Set, K(srandmember))
         .doc("1.0.0", "Returns random members of a set.")
         .tips(&["nondeterministic_output"]),
@@ -58,8 +62,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sinterstore))
         .doc("1.0.0", "Stores the intersection of sets.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
-    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore)).doc("1.0.0", "Stores the union of sets."),
-    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore)).doc("1.0.0", "Stores the difference of sets."),
+    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore))
+        .doc("1.0.0", "Stores the union of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
+    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore))
+        .doc("1.0.0", "Stores the difference of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sscan", -3, READONLY, K1, G::Set, K(sscan))
         .doc("2.8.0", "Iterates the members of a set with a cursor.")
         .tips(&["nondeterministic_output"]),
@@ -206,9 +214,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut rng = rand::thread_rng();
     // Redis counts a change per member popped (the deletion of the key included).
     let changes = count.map_or(1, |n| n.min(set.len() as u64));
-    // Popping all of it, Redis replies through its SUNION code, whose read
-    // lookup counts a keyspace hit.
-    let whole = count.is_some_and(|n| n > 0 && n >= set.len() as u64);
+    let took_all = count.is_some_and(|n| n >= set.len() as u64);
     let reply = match count {
         None => {
             let i = set.random_index(&mut rng).unwrap_or(0);
@@ -231,10 +237,41 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ctx.written(key, "spop");
     drop_if_empty(ctx, key);
     ctx.set_dirty(changes);
-    if whole {
+    if took_all {
+        // Popping all of it, Redis replies through its SUNION code, whose
+        // read lookup counts a keyspace hit.
         ctx.server.stats.keyspace_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    if ctx.propagating() {
+        replay_spop(ctx, key, took_all, &reply);
+    }
     reply
+}
+
+/// SPOP's randomness made concrete for the write stream, as Redis does: the
+/// members it took as SREM (1,024 per command), or DEL/UNLINK when it took
+/// the whole set.
+fn replay_spop(ctx: &mut Ctx, key: &Bytes, took_all: bool, reply: &Reply) {
+    let members: Vec<Bytes> = match reply {
+        Reply::Bulk(m) => vec![m.clone()],
+        Reply::Set(items) => {
+            items.iter().filter_map(|r| if let Reply::Bulk(m) = r { Some(m.clone()) } else { None }).collect()
+        }
+        _ => return,
+    };
+    if took_all {
+        let lazy = ctx.server.config.get("lazyfree-lazy-server-del").as_deref() == Some("yes");
+        let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        ctx.propagate_as(vec![Bytes::from_static(verb), key.clone()]);
+        return;
+    }
+    for chunk in members.chunks(1024) {
+        let mut argv = Vec::with_capacity(chunk.len() + 2);
+        argv.push(Bytes::from_static(b"SREM"));
+        argv.push(key.clone());
+        argv.extend(chunk.iter().cloned());
+        ctx.propagate_as(argv);
+    }
 }
 
 pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -42,7 +42,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("1.2.0", "Adds to a member's score.")
     .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, K(zcard))
-    .doc("1.2.0", "Counts the members of a sorted set."),
+    .doc("1.2.0", "Counts the members of a sorted set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, K(zcount))
     .doc("2.0.0", "Counts the members with scores in a range."),
     cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, K(zlexcount))
@@ -68,15 +69,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zrevrange", -4, READONLY, K1, G::SortedSet, K(zrevrange))
     .doc("1.2.0", "Returns members by rank, highest score first."),
     cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, K(zremrangebyscore))
-    .doc("1.2.0", "Removes members with scores in a range."),
+    .doc("1.2.0", "Removes members with scores in a range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, K(zremrangebyrank))
-    .doc("2.0.0", "Removes members in a rank range."),
+    .doc("2.0.0", "Removes members in a rank range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, K(zremrangebylex))
-    .doc("2.8.9", "Removes members in a lexicographical range."),
+    .doc("2.8.9", "Removes members in a lexicographical range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmin))
-    .doc("5.0.0", "Removes and returns the lowest-scored members."),
+    .doc("5.0.0", "Removes and returns the lowest-scored members.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmax))
-    .doc("5.0.0", "Removes and returns the highest-scored members."),
+    .doc("5.0.0", "Removes and returns the highest-scored members.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, K(zmpop))
     .doc("7.0.0", "Pops members from the first non-empty of several sorted sets.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
@@ -90,7 +96,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("2.0.0", "Stores the intersection of sorted sets.")
     .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zdiffstore))
-    .doc("6.2.0", "Stores the difference of sorted sets."),
+    .doc("6.2.0", "Stores the difference of sorted sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zunion))
     .doc("6.2.0", "Unites sorted sets."),
     cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zinter))
@@ -106,9 +113,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
-    .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available."),
+    .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, B(crate::commands::blocking::attempt))
-    .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty."),
+    .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
 ];
 
 fn limits(ctx: &Ctx) -> Limits {

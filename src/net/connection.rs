@@ -101,6 +101,7 @@ impl Connection {
             }
             let mut proto_error = None;
             let max_bulk = server.config.proto_max_bulk_len.load(Ordering::Relaxed);
+            let unparsed = self.inbuf.len();
             loop {
                 match self.parser.parse(&mut self.inbuf, max_bulk, self.session.client.authenticated) {
                     Ok(Some(args)) if args.is_empty() => continue,
@@ -113,11 +114,19 @@ impl Connection {
                 }
             }
             let pipelined = batch.len() > 1;
+            // CLIENT LIST's buffer fields: the input left unparsed, and the
+            // requests being run (their bytes as they arrived).
+            let bufs = &info.bufs;
+            bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+            bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
+            bufs.qbuf_peak.fetch_max(self.inbuf.capacity(), Ordering::Relaxed);
             if !batch.is_empty() {
+                bufs.argv.store(unparsed - self.inbuf.len(), Ordering::Relaxed);
                 self.session.refresh_out_limit();
                 info.busy.store(true, Ordering::Release);
                 self.session.execute_batch(&batch, &self.stream).await;
                 info.busy.store(false, Ordering::Release);
+                bufs.argv.store(0, Ordering::Relaxed);
                 batch.clear();
             }
             if let Some(e) = proto_error {
@@ -143,7 +152,6 @@ impl Connection {
             // Give back memory after a burst of big requests.
             if self.inbuf.is_empty() && self.inbuf.capacity() > 1 << 20 {
                 self.inbuf = BytesMut::with_capacity(16 * 1024);
-                self.session.client.info.note_input(self.inbuf.capacity());
             }
         }
         let _ = self.flush().await;
@@ -202,6 +210,14 @@ impl Connection {
     /// Writes pending output. Returns false when the peer is gone, the client
     /// was killed, or its output overcame the soft limit while waiting.
     async fn flush(&mut self) -> bool {
+        // appendfsync always: no reply leaves before its writes are on disk.
+        if self.session.emitted > 0 {
+            let offset = std::mem::take(&mut self.session.emitted);
+            let aof = self.session.server.aof.lock().clone();
+            if let Some(aof) = aof.filter(|a| a.policy.load(Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS) {
+                aof.wait_synced(offset).await;
+            }
+        }
         if self.session.out_dropped {
             self.session.out = Vec::new();
             return false;
@@ -209,7 +225,7 @@ impl Connection {
         if self.session.out.is_empty() {
             return true;
         }
-        self.session.client.info.note_output(self.session.out.len(), self.session.out.capacity());
+        self.session.client.info.note_output(self.session.out.len());
         let ok = self.write_out().await;
         let s = &mut self.session;
         if let Some(sub) = s.sub.as_mut() {
@@ -219,7 +235,6 @@ impl Connection {
         s.out.clear();
         if s.out.capacity() > 1 << 20 {
             s.out = Vec::with_capacity(16 * 1024);
-            s.client.info.note_output(0, s.out.capacity());
         }
         ok
     }
@@ -230,6 +245,14 @@ impl Connection {
     /// stay over the soft output limit for too long.
     async fn write_out(&mut self) -> bool {
         let info = self.session.client.info.clone();
+        info.bufs.out.store(self.session.out.len(), Ordering::Relaxed);
+        info.bufs.out_cap.store(self.session.out.capacity(), Ordering::Relaxed);
+        let ok = self.write_all_out(&info).await;
+        info.bufs.out.store(0, Ordering::Relaxed);
+        ok
+    }
+
+    async fn write_all_out(&mut self, info: &crate::net::client::ClientInfo) -> bool {
         let mut written = 0;
         while written < self.session.out.len() {
             if info.killed.load(Ordering::Acquire) {

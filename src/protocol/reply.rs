@@ -34,6 +34,9 @@ pub enum Reply {
     Verbatim(&'static str, Bytes),
     /// RESP3 push; an array in RESP2 (pub/sub messages).
     Push(Vec<Reply>),
+    /// RESP3 attribute: a map about the reply written after it (inside a
+    /// `Multi`); RESP2 clients get nothing (DEBUG PROTOCOL attrib).
+    Attribute(Vec<(Reply, Reply)>),
     /// An array of bulk strings already in wire form (see `BulkArray`).
     BulkArray(BulkArray),
     /// Several replies written back to back (used by commands such as
@@ -199,6 +202,15 @@ impl Reply {
                 push_header(out, if proto >= 3 { b'>' } else { b'*' }, items.len());
                 for item in items {
                     item.encode(proto, out);
+                }
+            }
+            Reply::Attribute(pairs) => {
+                if proto >= 3 {
+                    push_header(out, b'|', pairs.len());
+                    for (k, v) in pairs {
+                        k.encode(proto, out);
+                        v.encode(proto, out);
+                    }
                 }
             }
             Reply::Double(d) => {
@@ -388,6 +400,9 @@ mod tests {
         assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(1.5), 2), "$3\r\n1.5\r\n");
         assert_eq!(enc(Reply::Bool(true), 2), ":1\r\n");
+        let attr = Reply::Attribute(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(enc(attr.clone(), 3), "|1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(attr, 2), "");
     }
 
     #[test]

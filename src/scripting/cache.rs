@@ -170,10 +170,11 @@ impl ScriptCache {
         self.scripts.len()
     }
 
-    /// Bytes the cached scripts hold (source, SHA and record), as Redis's
-    /// `used_memory_scripts_eval` counts its script dictionary.
-    pub fn memory(&self) -> usize {
-        self.scripts.iter().map(|e| e.value().source.len() + 40 + std::mem::size_of::<Script>()).sum()
+    /// Bytes the cached scripts hold: each script's record and source text
+    /// (MEMORY STATS `lua.caches`; compiled functions live in the shards' VMs).
+    pub fn bytes(&self) -> usize {
+        use crate::storage::usage::block;
+        self.scripts.iter().map(|e| block(std::mem::size_of::<Script>()) + block(e.value().source.len())).sum()
     }
 
     /// Bytes the private checking VM uses (0 when none, or when it is busy).

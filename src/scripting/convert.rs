@@ -88,7 +88,10 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, r: &Reply, resp: u8) {
             }
             Reply::Int(i) => ffi::lua_pushnumber(state, *i as f64),
             Reply::Bulk(b) => push_bytes(state, b),
-            Reply::Nil | Reply::NilArray | Reply::NoReply | Reply::Blocked => push_null(state, resp),
+            // An attribute only annotates the reply after it (no command a script may call sends one).
+            Reply::Nil | Reply::NilArray | Reply::NoReply | Reply::Blocked | Reply::Attribute(_) => {
+                push_null(state, resp)
+            }
             Reply::Array(items) | Reply::Push(items) | Reply::Multi(items) => push_array(state, items, resp),
             Reply::BulkArray(a) => {
                 ffi::lua_createtable(state, a.len().min(i32::MAX as usize) as c_int, 0);

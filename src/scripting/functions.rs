@@ -416,7 +416,7 @@ pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
             return oom;
         }
     }
-    let reply = match sub {
+    match sub {
         "load" => load(server, args),
         "delete" => {
             if reg.delete(&String::from_utf8_lossy(&args[2])) {
@@ -438,12 +438,7 @@ pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
         "stats" => stats(server),
         "kill" => router::kill(server, true),
         _ => help(),
-    };
-    if matches!(sub, "load" | "delete" | "flush" | "restore") && !reply.is_error() {
-        // A change to the data set, as Redis counts it (rdb_changes_since_last_save).
-        server.stats.dirty.fetch_add(1, Ordering::Relaxed);
     }
-    reply
 }
 
 fn load(server: &Server, args: &[Bytes]) -> Reply {

@@ -62,6 +62,22 @@ impl ShardScripting {
     pub fn compiled_scripts(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.compiled_count())
     }
+
+    /// Bytes the Lua VM in a shard's slot uses (0 before its first script).
+    pub fn vm_memory_of(slot: &crate::shard::ScriptSlot) -> usize {
+        slot.0.as_ref().and_then(|b| b.downcast_ref::<ShardScripting>()).map_or(0, |s| s.vm_memory())
+    }
+
+    /// The scripting state a shard keeps in its slot (created on first use).
+    pub fn of(slot: &mut crate::shard::ScriptSlot) -> &mut ShardScripting {
+        if !matches!(&slot.0, Some(b) if b.is::<ShardScripting>()) {
+            slot.0 = Some(Box::<ShardScripting>::default());
+        }
+        match slot.0.as_mut().and_then(|b| b.downcast_mut::<ShardScripting>()) {
+            Some(s) => s,
+            None => unreachable!("the slot was just filled with ShardScripting"),
+        }
+    }
 }
 
 /// The shards EXEC must enter for a queued scripting command (see
@@ -78,22 +94,33 @@ pub fn shards_for_queued(server: &Server, cmd: Command, args: &[Bytes]) -> Vec<u
 /// check, as Redis derives it: a script or function that declared flags and
 /// may write without `allow-oom`, and FUNCTION LOAD/RESTORE.
 pub fn denyoom_queued(server: &Server, cmd: Command, args: &[Bytes]) -> bool {
-    let flags = match cmd.spec.name {
+    match script_flags(server, cmd, args) {
+        Some(flags) => !flags.compat && !flags.allow_oom && !flags.no_writes,
+        None => cmd.spec.has(crate::commands::registry::flags::DENYOOM),
+    }
+}
+
+/// Whether an EVAL*/FCALL* may write, as CLIENT PAUSE WRITE judges it: not
+/// the _RO forms, not scripts or functions flagged `no-writes`, not an
+/// unknown script (it fails without running).
+pub fn may_write(server: &Server, cmd: Command, args: &[Bytes]) -> bool {
+    if cmd.spec.name.ends_with("_ro") {
+        return false;
+    }
+    script_flags(server, cmd, args).is_some_and(|f| f.compat || !f.no_writes)
+}
+
+/// The flags of the script or function an EVAL*/FCALL* would run, when known.
+fn script_flags(server: &Server, cmd: Command, args: &[Bytes]) -> Option<cache::Flags> {
+    Some(match cmd.spec.name {
         "eval" | "eval_ro" => match server.scripts.get(&cache::sha1_hex(&args[1])) {
             Some(s) => s.flags,
             None => cache::parse_shebang(&args[1]).unwrap_or(cache::Flags::COMPAT),
         },
-        "evalsha" | "evalsha_ro" => match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
-            Some(s) => s.flags,
-            None => return false,
-        },
-        "fcall" | "fcall_ro" => match functions::flags_of(server, &String::from_utf8_lossy(&args[1])) {
-            Some(f) => f,
-            None => return false,
-        },
-        _ => return cmd.spec.has(crate::commands::registry::flags::DENYOOM),
-    };
-    !flags.compat && !flags.allow_oom && !flags.no_writes
+        "evalsha" | "evalsha_ro" => cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s))?.flags,
+        "fcall" | "fcall_ro" => functions::flags_of(server, &String::from_utf8_lossy(&args[1]))?,
+        _ => return None,
+    })
 }
 
 /// Runs a scripting command queued in a transaction, during EXEC. `refs`

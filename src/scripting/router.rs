@@ -255,12 +255,12 @@ fn run_on_shard(
         Ok(over) => over,
         Err(r) => return (r, None),
     };
-    let mut vm = match data.scripting.take_vm(server) {
+    let mut vm = match super::ShardScripting::of(&mut data.scripting).take_vm(server) {
         Ok(vm) => vm,
         Err(r) => return (r, None),
     };
     let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
-    data.scripting.put_vm(vm);
+    super::ShardScripting::of(&mut data.scripting).put_vm(vm);
     (reply, redirect)
 }
 

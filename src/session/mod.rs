@@ -13,6 +13,7 @@
 
 pub mod blocking;
 pub mod multi;
+pub mod pause;
 pub mod subscribe;
 
 use crate::commands::dispatch::{self, Origin, Tally};
@@ -72,6 +73,10 @@ pub struct Session {
     pub(crate) sub: Option<Box<subscribe::SubState>>,
     /// MONITOR's feed, once the client is monitoring.
     pub(crate) monitor: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// The write-stream offset this client's commands reached since its
+    /// replies were last written (0: none): under `appendfsync always` the
+    /// replies wait until the AOF is fsynced that far.
+    pub emitted: u64,
     /// The last command resolved, by its name as sent (see `resolve`).
     last_resolved: std::cell::Cell<Option<LastResolved>>,
 }
@@ -96,12 +101,18 @@ impl Session {
             watch: None,
             sub: None,
             monitor: None,
+            emitted: 0,
             last_resolved: std::cell::Cell::new(None),
         }
     }
 
     /// Encodes a reply into the output, as CLIENT REPLY allows.
     pub fn push(&mut self, reply: Reply) {
+        // Right after the command ran (no await since): what it emitted to
+        // the write stream was emitted by this thread.
+        if self.server.propagation.active() {
+            self.emitted = self.emitted.max(crate::propagate::take_emitted());
+        }
         if self.sub.is_some() {
             self.drain_messages();
         }
@@ -214,6 +225,11 @@ impl Session {
                 return Plan::Done(reply);
             }
         };
+        if cmd.spec.has(flags::PROTECTED) {
+            if let Err(reply) = dispatch::protected(&self.server, &self.client.info, cmd) {
+                return Plan::Done(reply);
+            }
+        }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
             return Plan::Done(reply);
         }
@@ -302,6 +318,9 @@ impl Session {
                 return;
             }
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            if self.server.pause.maybe_active() {
+                self.wait_if_paused(&plan, &batch[i]).await;
+            }
             if self.txn.is_some() || self.sub.is_some() {
                 match self.intercept(plan, &batch[i]) {
                     Ok(p) => plan = p,
@@ -350,6 +369,7 @@ impl Session {
                                 if s == shard_id
                                     && self.txn.is_none()
                                     && self.sub.is_none()
+                                    && !self.server.pause.maybe_active()
                                     && !matches!(c.spec.exec, Exec::Blocking(_)) =>
                             {
                                 cmd = c
@@ -454,6 +474,38 @@ impl Session {
         dispatch::call_conn(&mut ctx, cmd, args, Origin::Client)
     }
 
+    /// CLIENT PAUSE: waits (as a blocked client) while the pause holds this
+    /// command back.
+    async fn wait_if_paused(&mut self, plan: &Plan, args: &[Bytes]) {
+        let cmd = match plan {
+            Plan::Done(_) => return,
+            Plan::Single(c, _) | Plan::Multi(c, _) | Plan::All(c) | Plan::Conn(c) | Plan::Session(c, _) => *c,
+        };
+        let server = &self.server;
+        let may_write = || match cmd.spec.exec {
+            Exec::Session(SessionOp::Exec) => self.txn.as_ref().is_some_and(|t| {
+                t.queued.iter().any(|(c, a)| {
+                    c.spec.is_write() || c.spec.has(flags::MAY_REPLICATE) || crate::scripting::may_write(server, *c, a)
+                })
+            }),
+            _ => crate::scripting::may_write(server, cmd, args),
+        };
+        if !server.pause.holds(cmd, may_write) {
+            return;
+        }
+        let _blocked = blocking::Blocked::new(self, false, false);
+        while let Some(until) = server.pause.until() {
+            let ended = server.pause.ended.notified();
+            let wait = std::time::Duration::from_millis(until.saturating_sub(crate::storage::now_ms()).max(1));
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.client.info.kill_notify.notified() => return,
+                _ = server.shutdown.notified() => return,
+            }
+        }
+    }
+
     /// Subscribed-mode rules and MULTI queuing, in Redis's order. Err is the
     /// reply that takes the place of running the command now.
     fn intercept(&mut self, plan: Plan, args: &[Bytes]) -> Result<Plan, Reply> {
@@ -490,6 +542,7 @@ impl Session {
                     dispatch::rejected(&self.server, cmd, &reply);
                 }
                 let n = txn.queued.len() as i64;
+                self.client.info.bufs.multi.store(txn.bytes, std::sync::atomic::Ordering::Relaxed);
                 self.client.info.meta.lock().multi = n;
                 Err(reply)
             }
@@ -520,8 +573,14 @@ impl Session {
             | SessionOp::PUnsubscribe
             | SessionOp::SSubscribe
             | SessionOp::SUnsubscribe => subscribe::run(self, op, args),
-            SessionOp::Eval => crate::scripting::router::eval(self, cmd, args).await,
-            SessionOp::Fcall => crate::scripting::functions::fcall(self, cmd, args).await,
+            SessionOp::Eval => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::router::eval(self, cmd, args).await
+            }
+            SessionOp::Fcall => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::functions::fcall(self, cmd, args).await
+            }
             SessionOp::Monitor => self.start_monitor(),
         }
     }
@@ -529,6 +588,7 @@ impl Session {
     async fn reset(&mut self) -> Reply {
         self.txn = None;
         self.client.info.meta.lock().multi = -1;
+        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
         multi::unwatch_all(self).await;
         subscribe::unsubscribe_all(self);
         if self.monitor.take().is_some() {

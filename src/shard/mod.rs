@@ -19,7 +19,7 @@ pub struct ShardData {
     pub id: usize,
     pub dbs: Vec<Db>,
     /// Per-shard scripting state (this shard's Lua VM and compiled scripts).
-    pub scripting: crate::scripting::ShardScripting,
+    pub scripting: ScriptSlot,
     /// Clients blocked on this shard's keys (BLPOP and friends).
     pub waiters: waiters::Waiters,
     /// Clients WATCHing this shard's keys.
@@ -65,6 +65,12 @@ pub fn key_removed(server: &crate::server::Server, data: &mut ShardData, db: usi
         crate::propagate::emit(&server.propagation, db, &argv);
     }
 }
+
+/// This shard's scripting state (its Lua VM and compiled scripts). The
+/// scripting layer owns what is inside; the shard only keeps it, so that it
+/// is entered together with the shard's data.
+#[derive(Default)]
+pub struct ScriptSlot(pub Option<Box<dyn std::any::Any + Send>>);
 
 pub type ShardGuard<'a> = MutexGuard<'a, ShardData>;
 
@@ -159,7 +165,7 @@ impl Shard {
             data: Mutex::new(ShardData {
                 id,
                 dbs: (0..databases).map(|_| Db::new()).collect(),
-                scripting: crate::scripting::ShardScripting::default(),
+                scripting: ScriptSlot::default(),
                 waiters: waiters::Waiters::default(),
                 watches: watches::Watches::default(),
             }),

@@ -185,6 +185,22 @@ impl Hash {
         self.len() == 0
     }
 
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): the packed buffer,
+    /// or the table with one block per pair, sampled over the first
+    /// `samples` pairs.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, index_set_bytes, sampled};
+        use std::mem::size_of;
+        match self {
+            Hash::Packed(p) => block(p.buf.capacity()),
+            Hash::Table(t) => {
+                block(size_of::<Table>())
+                    + index_set_bytes(t.capacity(), size_of::<Pair>() + size_of::<usize>())
+                    + sampled(t.iter().map(|p| block(p.0.len())), t.len(), samples)
+            }
+        }
+    }
+
     /// The name `OBJECT ENCODING` gives.
     pub fn encoding(&self) -> &'static str {
         match self {

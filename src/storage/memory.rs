@@ -331,7 +331,7 @@ pub async fn cron(server: std::sync::Arc<Server>) {
         }
         refresh_tracking(&server);
         let max = server.config.maxmemory.load(Ordering::Relaxed);
-        if max != 0 && is_counting() && used_memory() > max {
+        if max != 0 && is_counting() && used_memory() > max && !server.pause.writes_paused() {
             let policy = Policy::of(&server);
             if policy != Policy::NoEviction {
                 crate::shard::eviction::perform(&server, policy, max, &mut []);

@@ -90,6 +90,14 @@ impl ZSet {
         self.len() == 0
     }
 
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`).
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        match self {
+            ZSet::Packed(p) => super::usage::block(p.buf.capacity()),
+            ZSet::Skip(s) => s.heap_usage(samples),
+        }
+    }
+
     pub fn encoding(&self) -> &'static str {
         match self {
             ZSet::Packed(_) => "listpack",

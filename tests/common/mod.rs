@@ -113,7 +113,9 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 }
                 continue;
             }
-            if !line.contains(":M * ") {
+            // `<pid>:M <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`: notices stay quiet.
+            let notice = line.split_once(":M ").and_then(|(_, r)| r.get(25..)).is_some_and(|t| t.starts_with("* "));
+            if !notice {
                 eprintln!("[moonshard] {line}");
             }
         }
@@ -124,6 +126,17 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     Proc { port, child }
 }
 
+/// One field of an INFO section, as text ("" when absent).
+pub fn field_of(con: &mut redis::Connection, section: &str, name: &str) -> String {
+    let text = match run_str(con, &["INFO", section]) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        other => panic!("INFO {section} answered {other:?}"),
+    };
+    let prefix = format!("{name}:");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or("").trim().to_string()
+}
+
 pub fn has_program(name: &str) -> bool {
     Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
@@ -132,6 +145,11 @@ pub fn has_program(name: &str) -> bool {
 /// loud notice) when it is not installed, unless MOONSHARD_REQUIRE_REDIS=1,
 /// in which case its absence fails the test.
 pub fn redis_server() -> Option<Proc> {
+    redis_server_with(&[])
+}
+
+/// `redis_server` with extra flags, e.g. `&["--enable-debug-command", "yes"]`.
+pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
     if !has_program("redis-server") {
         if std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() == Ok("1") {
             panic!("redis-server is required (MOONSHARD_REQUIRE_REDIS=1) but not installed");
@@ -144,6 +162,7 @@ pub fn redis_server() -> Option<Proc> {
     let port = free_port();
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -187,8 +206,13 @@ pub struct Diff {
 
 impl Diff {
     pub fn start(extra: &[&str]) -> Option<Diff> {
-        let theirs = redis_server()?;
-        let ours = moonshard(extra);
+        Diff::start_with(extra, &[])
+    }
+
+    /// Extra flags for each server: `ours` for moonshard, `theirs` for redis-server.
+    pub fn start_with(ours: &[&str], theirs: &[&str]) -> Option<Diff> {
+        let theirs = redis_server_with(theirs)?;
+        let ours = moonshard(ours);
         let a = ours.client();
         let b = theirs.client();
         Some(Diff { ours, theirs, a, b })

@@ -87,10 +87,11 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     d.ttl_weighted += ttls.iter().sum::<u64>() as f64 / ttls.len() as f64 * e as f64;
                 }
             }
-            figures.keyspace_overhead += db.overhead_bytes() as u64;
+            let (main, expires) = db.overhead();
+            figures.keyspace_overhead += (main + expires) as u64;
         }
         figures.shards.push((keys, expires));
-        figures.lua_vms += shard.scripting.vm_memory() as u64;
+        figures.lua_vms += crate::scripting::ShardScripting::vm_memory_of(&shard.scripting) as u64;
     }
     if lazily_expired > 0 {
         server.stats.expired_keys.fetch_add(lazily_expired, Ordering::Relaxed);
@@ -150,7 +151,7 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
             f("role", "master".into());
             f("connected_slaves", "0".into());
             f("master_failover_state", "no-failover".into());
-            f("master_replid", server.run_id.clone());
+            f("master_replid", server.replid.lock().clone());
             f("master_replid2", "0000000000000000000000000000000000000000".into());
             f("master_repl_offset", "0".into());
             f("second_repl_offset", "-1".into());
@@ -302,7 +303,7 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     let perc =
         |part: u64, whole: u64| format!("{:.2}%", if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 });
     let scripts = &server.scripts;
-    let scripts_eval = scripts.memory() as u64;
+    let scripts_eval = scripts.bytes() as u64;
     let (functions, libraries, functions_mem) = scripts.functions.figures();
     let functions_mem = functions_mem as u64;
     // Every shard's VM runs scripts and functions alike, plus the VM that checks scripts.

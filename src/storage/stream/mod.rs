@@ -295,20 +295,37 @@ impl Stream {
         deleted
     }
 
-    /// Heap bytes, roughly (MEMORY USAGE).
-    pub fn mem_usage(&self) -> usize {
-        let nodes: usize = self.nodes.values().map(|n| n.heap_size() + 48).sum();
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): each node's
+    /// B-tree entry and buffer (buffers sampled over the first `samples`
+    /// nodes), and the consumer groups with their pending entries.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, sampled};
+        use std::mem::size_of;
+        let entry = size_of::<StreamId>() + size_of::<Node>();
+        let nodes = self.nodes.len() * entry
+            + sampled(self.nodes.values().map(|n| block(n.heap_size())), self.nodes.len(), samples);
         let groups: usize = self
             .groups
             .iter()
-            .map(|(k, g)| {
-                k.len()
-                    + 96
-                    + g.pel.len() * 64
-                    + g.consumers.iter().map(|(n, c)| n.len() + 64 + c.pel.len() * 24).sum::<usize>()
+            .map(|(name, g)| {
+                let consumers: usize = g
+                    .consumers
+                    .iter()
+                    .map(|(n, c)| {
+                        size_of::<Bytes>()
+                            + block(n.len())
+                            + size_of::<Consumer>()
+                            + c.pel.len() * size_of::<StreamId>()
+                    })
+                    .sum();
+                size_of::<Bytes>()
+                    + block(name.len())
+                    + size_of::<Group>()
+                    + g.pel.len() * (size_of::<StreamId>() + size_of::<Nack>())
+                    + consumers
             })
             .sum();
-        64 + nodes + groups
+        nodes + groups
     }
 }
 
