@@ -133,7 +133,7 @@ impl Tally {
 /// Counts a command refused before it ran (`rejected_calls`) and its error.
 pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
     server.stats.commands[cmd.id].rejected.fetch_add(1, Relaxed);
-    if let Reply::Error(text) = reply {
+    if let Some(text) = reply.error_text() {
         server.stats.count_error(text);
     }
 }
@@ -281,14 +281,14 @@ fn account(
     reply: &Reply,
     tally: &mut Tally,
 ) {
-    let failed = match reply {
-        Reply::Error(text) => {
-            if !client.error_counted.swap(false, Relaxed) {
-                server.stats.count_error(text);
-            }
+    let failed = match reply.error_text() {
+        // A script's errors are counted as it ran (`scripting::settle`).
+        Some(_) if crate::scripting::settles_errors(cmd) => false,
+        Some(text) => {
+            server.stats.count_error(text);
             true
         }
-        _ => false,
+        None => false,
     };
     let loading = origin == Origin::AofLoad;
     let obs = &server.observers;

@@ -308,14 +308,15 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if withvalues && count.unsigned_abs() > (i64::MAX / 2) as u64 {
         return Reply::err("value is out of range");
     }
-    if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
-        return Reply::err("value is out of range");
-    }
     let resp = ctx.resp;
     reply(read(ctx, &args[1], |h| {
         let Some(h) = h else {
             return Reply::Array(vec![]);
         };
+        // Our bound (see `MAX_RANDFIELD`), checked where Redis would start replying.
+        if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
+            return Reply::err("value is out of range");
+        }
         let picks = pick_fields(h, count);
         // A packed hash has no O(1) positions: index it once.
         let packed: Vec<(&[u8], &[u8])> = match h {
@@ -360,25 +361,8 @@ fn pick_fields(h: &Hash, count: i64) -> Vec<usize> {
     rand::seq::index::sample(&mut rng, len, count as usize).into_vec()
 }
 
-/// Redis's `strtoul`-based cursor parse.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else {
+    let Some(cursor) = super::sets::parse_cursor(&args[2]) else {
         return Reply::err("invalid cursor");
     };
     let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
@@ -426,11 +410,13 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::commands::sets::parse_cursor;
 
     #[test]
     fn cursors() {
         assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-"), None);
+        assert_eq!(parse_cursor(b"-18446744073709551615"), Some(1));
         assert_eq!(parse_cursor(b"12"), Some(12));
         assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
         assert_eq!(parse_cursor(b"x"), None);

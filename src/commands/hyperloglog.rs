@@ -294,9 +294,7 @@ pub fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             Reply::Int(i64::from(was_sparse))
         } else {
-            let shown: String =
-                String::from_utf8_lossy(sub).chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
-            Reply::err(format!("Unknown PFDEBUG subcommand '{shown}'"))
+            Reply::error_concat(&[b"ERR Unknown PFDEBUG subcommand '", crate::protocol::c_str(sub), b"'"])
         }
     });
     unshare(ctx, key, len);

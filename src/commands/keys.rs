@@ -214,7 +214,7 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
         } else if eq_ic(a, "lt") {
             f.lt = true;
         } else {
-            return Err(Reply::err(format!("Unsupported option {}", String::from_utf8_lossy(a))));
+            return Err(Reply::error_concat(&[b"ERR Unsupported option ", crate::protocol::c_str(a)]));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -387,19 +387,7 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 // the high part the position inside it as `Db::scan` understands it (0 = the
 // shard's start). Cursor 0 is shard 0's start; the last shard's end gives 0.
 
-/// Parses a cursor as Redis's `strtoul` does (a leading '-' wraps around).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
-    Some(if neg { v.wrapping_neg() } else { v })
-}
+use super::sets::parse_cursor;
 
 pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
     let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err("invalid cursor"))?;

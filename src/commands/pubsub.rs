@@ -62,10 +62,7 @@ fn names(v: Vec<Bytes>) -> Reply {
 /// CHANNELS/SHARDCHANNELS take at most one pattern (Redis's own error text).
 fn optional_pattern(args: &[Bytes]) -> Result<Option<&[u8]>, Reply> {
     if args.len() > 3 {
-        return Err(Reply::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(crate::commands::registry::subcommand_syntax_error(args));
     }
     Ok(args.get(2).map(|p| &p[..]))
 }

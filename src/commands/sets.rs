@@ -287,7 +287,6 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
                 )
             }
-            Some(n) if n.unsigned_abs() > RANDOM_REPLY_MAX && n < 0 => return Reply::err("value is out of range"),
             Some(n) => Some(n),
         },
     };
@@ -296,6 +295,10 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
+    if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
+        return Reply::err("value is out of range");
+    }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
         return set.random_index(&mut rng).and_then(|i| set.member_at(i)).map_or(Reply::Nil, Reply::Bulk);
@@ -528,11 +531,29 @@ pub fn scan_options(args: &[Bytes]) -> Result<(Option<&[u8]>, usize), Reply> {
 }
 
 /// Parses a SCAN cursor as Redis's strtoul-based parser accepts it.
+/// Parses a SCAN-family cursor as Redis does, with C's `strtoul`: an
+/// optional sign (a '-' wraps around), digits, nothing else; the empty
+/// string is 0; a value past 64 bits is refused.
 pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    if arg.is_empty() || !arg.iter().all(|c| c.is_ascii_digit()) {
+    if arg.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
         return None;
     }
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -683,8 +683,12 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], store: bool, mut by: By, mut di
         by = By::Rank;
     }
     let rev = dir == Dir::Reverse;
-    if limit.is_some() && by == By::Rank {
-        return Reply::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    if by == By::Rank {
+        // Redis tells LIMIT apart by its count only: `LIMIT x -1` is no limit.
+        if limit.is_some_and(|(_, count)| count != -1) {
+            return Reply::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+        }
+        limit = None;
     }
     if withscores && by == By::Lex {
         return Reply::err("syntax error, WITHSCORES not supported in combination with BYLEX");
@@ -903,9 +907,6 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
             return Reply::err("value is out of range");
         }
-        if n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX {
-            return Reply::err("value is out of range");
-        }
         count = Some(n);
     }
     let z = match read(ctx, &args[1]) {
@@ -913,6 +914,10 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
+    if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
+        return Reply::err("value is out of range");
+    }
     let mut rng = rand::thread_rng();
     let len = z.len();
     let Some(count) = count else {

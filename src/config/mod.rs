@@ -354,6 +354,9 @@ pub struct Config {
     pub normal_limits: Arc<output_limits::Limits>,
     /// `client-query-buffer-limit`, checked after every read.
     pub query_buffer_limit: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` both set: with no
+    /// replicas, every write is refused (`NOREPLICAS`), as on Redis.
+    pub writes_need_replicas: std::sync::atomic::AtomicBool,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -388,6 +391,7 @@ impl Default for Config {
             pubsub_limits: Arc::default(),
             normal_limits: Arc::default(),
             query_buffer_limit: AtomicU64::new(0),
+            writes_need_replicas: std::sync::atomic::AtomicBool::new(false),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -516,6 +520,10 @@ impl Config {
                 self.normal_limits.hard.store(hard, Ordering::Relaxed);
                 self.normal_limits.soft.store(soft, Ordering::Relaxed);
                 self.normal_limits.soft_secs.store(secs, Ordering::Relaxed);
+            }
+            "min-replicas-to-write" | "min-replicas-max-lag" => {
+                let on = self.get_i64("min-replicas-to-write") > 0 && self.get_i64("min-replicas-max-lag") > 0;
+                self.writes_need_replicas.store(on, Ordering::Relaxed);
             }
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();

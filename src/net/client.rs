@@ -36,10 +36,6 @@ pub struct ClientInfo {
     pub unblock_request: std::sync::atomic::AtomicU8,
     /// Buffer sizes for CLIENT LIST, published by the connection as they change.
     pub bufs: Buffers,
-    /// Set when the error reply about to be accounted was counted already
-    /// (a script's error raised by a command it called): INFO errorstats
-    /// counts it once, as Redis does.
-    pub error_counted: AtomicBool,
     /// The largest input buffer and pending output seen since INFO's
     /// sampler last looked (`client_recent_max_*_buffer`).
     pub peak_in: AtomicU64,
@@ -103,7 +99,6 @@ impl ClientInfo {
             unblock: tokio::sync::Notify::new(),
             unblock_request: std::sync::atomic::AtomicU8::new(0),
             bufs: Buffers::default(),
-            error_counted: AtomicBool::new(false),
             peak_in: AtomicU64::new(0),
             peak_out: AtomicU64::new(0),
         }

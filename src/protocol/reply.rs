@@ -10,6 +10,9 @@ pub enum Reply {
     Status(Cow<'static, str>),
     /// `-text`; the text carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
+    /// An error whose text is not valid UTF-8 (it quotes client bytes, which
+    /// Redis sends back as they are): see `Reply::error_from_bytes`.
+    ErrorBytes(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk (`$-1` in RESP2, `_` in RESP3).
@@ -42,6 +45,9 @@ pub enum Reply {
     /// Several replies written back to back (used by commands such as
     /// SUBSCRIBE that answer once per argument).
     Multi(Vec<Reply>),
+    /// A reply already in wire form for the protocol of the client it goes
+    /// to (a script's nested result, built without recursion).
+    Encoded(Bytes),
     /// Nothing is written (the reply is deferred or suppressed).
     NoReply,
     /// A blocking command found nothing: the session makes the client wait
@@ -118,8 +124,29 @@ impl Reply {
     pub fn bulk_str(s: &str) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
+    /// An error reply built from bytes that may quote client input: kept as
+    /// text when it is valid UTF-8, else as bytes, so nothing is re-encoded.
+    pub fn error_from_bytes(text: Vec<u8>) -> Reply {
+        match String::from_utf8(text) {
+            Ok(s) => Reply::Error(s),
+            Err(e) => Reply::ErrorBytes(Bytes::from(e.into_bytes())),
+        }
+    }
+    /// An error text made of `parts`; client bytes among them are quoted by
+    /// the caller as C's `%s` quotes them (`c_str`).
+    pub fn error_concat(parts: &[&[u8]]) -> Reply {
+        Reply::error_from_bytes(parts.concat())
+    }
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
+    }
+    /// The text of an error reply (without the leading `-`).
+    pub fn error_text(&self) -> Option<&[u8]> {
+        match self {
+            Reply::Error(s) => Some(s.as_bytes()),
+            Reply::ErrorBytes(b) => Some(b),
+            _ => None,
+        }
     }
     pub fn wrong_type() -> Reply {
         Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
@@ -147,14 +174,9 @@ impl Reply {
                 out.extend_from_slice(s.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
-            Reply::Error(s) => {
-                out.push(b'-');
-                // A newline inside an error would break the framing.
-                for &b in s.as_bytes() {
-                    out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+            Reply::Error(s) => push_error(out, s.as_bytes()),
+            Reply::ErrorBytes(s) => push_error(out, s),
+            Reply::Encoded(b) => out.extend_from_slice(b),
             Reply::Int(i) => {
                 out.push(b':');
                 push_int(out, *i);
@@ -298,6 +320,24 @@ fn push_int(out: &mut Vec<u8>, i: i64) {
     }
 }
 
+fn push_error(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'-');
+    // A newline inside an error would break the framing.
+    for &b in text {
+        out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What C's `%s` prints of client bytes: everything before the first NUL.
+/// Redis formats the client input it quotes in error texts that way.
+pub fn c_str(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(end) => &b[..end],
+        None => b,
+    }
+}
+
 fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     push_int(out, len as i64);
@@ -316,7 +356,8 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d.is_nan() {
-        return "nan".into();
+        // C prints the sign of a NaN too (0/0 is -nan on x86-64).
+        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
     format_g17(d)
 }

@@ -64,6 +64,22 @@ pub struct Request<'a> {
     pub read_only: bool,
     /// Queued in MULTI and run by EXEC (Redis words the OOM refusal differently there).
     pub in_exec: bool,
+    /// What the run's reply adds to `failed_calls`, its errors counted
+    /// (see `call::Run::failed_calls`; `u32::MAX`: none); for `settle`.
+    pub failed_calls: std::sync::atomic::AtomicU32,
+}
+
+impl Request<'_> {
+    /// The `failed_calls` of the last run, once its reply was built.
+    pub fn failed_calls(&self) -> Option<u32> {
+        let n = self.failed_calls.load(Ordering::Relaxed);
+        (n != u32::MAX).then_some(n)
+    }
+}
+
+/// `Request::failed_calls` before any run.
+pub fn not_run() -> std::sync::atomic::AtomicU32 {
+    std::sync::atomic::AtomicU32::new(u32::MAX)
 }
 
 /// EVAL*'s checks before it runs anywhere: the script, whether it is
@@ -85,6 +101,7 @@ impl Eval<'_> {
             flags: self.script.flags,
             read_only: self.read_only,
             in_exec,
+            failed_calls: not_run(),
         }
     }
 }
@@ -92,6 +109,10 @@ impl Eval<'_> {
 pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Eval<'a>, Reply> {
     let by_sha = cmd.spec.name.starts_with("evalsha");
     let ro = cmd.spec.name.ends_with("_ro");
+    if by_sha && args[1].len() != 40 {
+        // No SHA1 has another length: Redis answers before anything else.
+        return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL."));
+    }
     let (keys, argv) = split_keys(args)?;
     let (script, cached) = if by_sha {
         match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
@@ -116,10 +137,16 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
 }
 
 pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
-    match prepare_eval(&conn.server, cmd, args) {
-        Ok(e) => run_routed(conn, &e.request(false)).await,
-        Err(r) => r,
-    }
+    let (reply, failed_calls) = match prepare_eval(&conn.server, cmd, args) {
+        Ok(e) => {
+            let req = e.request(false);
+            let reply = run_routed(conn, &req).await;
+            (reply, req.failed_calls())
+        }
+        Err(r) => (r, None),
+    };
+    super::settle(&conn.server, cmd, &reply, failed_calls);
+    reply
 }
 
 /// Runs `req` on the shard its keys pick, restarting a keyless script once
@@ -317,6 +344,7 @@ fn run_with_vm(
         handed_off: false,
         args_buf: Vec::new(),
         reply: Reply::Nil,
+        failed_calls: None,
         tally: crate::commands::dispatch::Tally::start(),
     };
     let reply = match &req.job {
@@ -346,6 +374,7 @@ fn run_with_vm(
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };
+    req.failed_calls.store(run.failed_calls.unwrap_or(u32::MAX), Ordering::Relaxed);
     run.tally.publish(server, &client.info);
     // SELECT inside a script only affected the script.
     client.info.db.store(client.db, Ordering::Relaxed);

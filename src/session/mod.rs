@@ -217,7 +217,7 @@ impl Session {
                 match registry::named(args) {
                     Some(cmd) => dispatch::rejected(&self.server, cmd, &reply),
                     None => {
-                        if let Reply::Error(text) = &reply {
+                        if let Some(text) = reply.error_text() {
                             self.server.stats.count_error(text);
                         }
                     }
@@ -231,6 +231,13 @@ impl Session {
             }
         }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+            && crate::scripting::writes(&self.server, cmd, args)
+        {
+            let reply = Reply::error(crate::scripting::NOREPLICAS);
+            dispatch::rejected(&self.server, cmd, &reply);
             return Plan::Done(reply);
         }
         match cmd.spec.exec {
@@ -320,6 +327,22 @@ impl Session {
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
             if self.server.pause.maybe_active() {
                 self.wait_if_paused(&plan, &batch[i]).await;
+            }
+            if self.txn.is_some() {
+                // An EXEC refused before it runs (wrong arity) aborts and
+                // discards the transaction, as Redis does.
+                if let Plan::Done(Reply::Error(e)) = &plan {
+                    if batch[i][0].eq_ignore_ascii_case(b"exec") {
+                        let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
+                        self.txn = None;
+                        self.client.info.meta.lock().multi = -1;
+                        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+                        multi::unwatch_all(self).await;
+                        self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
+                        i += 1;
+                        continue;
+                    }
+                }
             }
             if self.txn.is_some() || self.sub.is_some() {
                 match self.intercept(plan, &batch[i]) {

@@ -164,6 +164,14 @@ async fn exec(conn: &mut Session) -> Reply {
     };
     conn.client.info.meta.lock().multi = -1;
     conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+    // A transaction that writes is refused as a whole, as a write command is.
+    if conn.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+        && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
+    {
+        unwatch_all(conn).await;
+        let text = crate::scripting::NOREPLICAS;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     if txn.failed {
         unwatch_all(conn).await;
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");

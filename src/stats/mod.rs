@@ -54,6 +54,15 @@ pub struct Stats {
     pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
+/// The code INFO errorstats counts an error text under, as Redis finds it:
+/// the first word when a space comes within the first 31 bytes, else `ERR`.
+pub fn error_code(text: &[u8]) -> &[u8] {
+    match text.iter().take(31).position(|&c| c == b' ') {
+        Some(end) => &text[..end],
+        None => b"ERR",
+    }
+}
+
 #[derive(Default)]
 pub struct CommandStats {
     pub calls: AtomicU64,
@@ -71,20 +80,16 @@ impl Stats {
     }
 
     /// Counts one error reply under its code, as INFO errorstats shows it.
-    pub fn count_error(&self, text: &str) {
+    pub fn count_error(&self, text: impl AsRef<[u8]>) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
-        // The code is the first word when it ends within 31 bytes, else ERR (as Redis reads it).
-        let code = match text.as_bytes().iter().take(31).position(|&b| b == b' ') {
-            Some(end) => &text[..end],
-            None => "ERR",
-        };
+        let code = String::from_utf8_lossy(error_code(text.as_ref()));
         let mut errors = self.errors.lock();
         let len = errors.len();
-        match errors.get_mut(code) {
+        match errors.get_mut(&*code) {
             Some(n) => *n += 1,
             // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
             None if len < 128 => {
-                errors.insert(code.to_string(), 1);
+                errors.insert(code.into_owned(), 1);
             }
             None => {}
         }

@@ -5,6 +5,7 @@ use super::{
     sub_syntax_error,
 };
 use crate::commands::{ConnCtx, Ctx};
+use crate::protocol::c_str;
 use crate::protocol::Reply;
 use crate::storage::stream::{Group, Nack, StreamId};
 use crate::storage::{Stream, Value};
@@ -12,19 +13,11 @@ use crate::util::eq_ic;
 use bytes::Bytes;
 
 fn nogroup(key: &[u8], group: &[u8]) -> Reply {
-    Reply::error(format!(
-        "NOGROUP No such key '{}' or consumer group '{}'",
-        String::from_utf8_lossy(key),
-        String::from_utf8_lossy(group)
-    ))
+    Reply::error_concat(&[b"NOGROUP No such key '", c_str(key), b"' or consumer group '", c_str(group), b"'"])
 }
 
-fn nogroup_for_key(group: &[u8], key: &[u8]) -> Reply {
-    Reply::error(format!(
-        "NOGROUP No such consumer group '{}' for key name '{}'",
-        String::from_utf8_lossy(group),
-        String::from_utf8_lossy(key)
-    ))
+pub(crate) fn nogroup_for_key(group: &[u8], key: &[u8]) -> Reply {
+    Reply::error_concat(&[b"NOGROUP No such consumer group '", c_str(group), b"' for key name '", c_str(key), b"'"])
 }
 
 fn entries_read_arg(arg: &[u8]) -> Result<Option<u64>, Reply> {
@@ -399,7 +392,7 @@ fn parse_claim(args: &[Bytes], now: i64) -> Result<ClaimOpts, Reply> {
             j += 1;
             o.last_id = strict_id(&args[j])?;
         } else {
-            return Err(Reply::err(format!("Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+            return Err(Reply::error_concat(&[b"ERR Unrecognized XCLAIM option '", c_str(opt), b"'"]));
         }
         j += 1;
     }

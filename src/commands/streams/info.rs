@@ -41,11 +41,7 @@ pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let sub = &args[1];
     if eq_ic(sub, "consumers") && args.len() == 4 {
         let Some(g) = s.groups.get(&args[3]) else {
-            return Reply::error(format!(
-                "NOGROUP No such consumer group '{}' for key name '{}'",
-                String::from_utf8_lossy(&args[3]),
-                String::from_utf8_lossy(key)
-            ));
+            return super::group::nogroup_for_key(&args[3], key);
         };
         let now = crate::storage::now_ms();
         let list = g

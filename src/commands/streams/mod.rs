@@ -173,9 +173,7 @@ pub(crate) fn entries_reply(v: Vec<Entry>) -> Reply {
 
 /// Redis's "unknown subcommand or wrong number of arguments" for containers.
 pub(crate) fn sub_syntax_error(args: &[Bytes]) -> Reply {
-    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-    let sub: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
-    Reply::err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {name} HELP."))
+    crate::commands::registry::subcommand_syntax_error(args)
 }
 
 pub(crate) fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut Stream>, Reply> {

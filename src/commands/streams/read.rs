@@ -157,11 +157,13 @@ fn resolve(ctx: &mut Ctx, req: &ReadReq) -> Result<Vec<Pos>, Reply> {
         let s = stream_of(ctx, key, true)?;
         if let Some((g, _)) = &req.group {
             if !s.as_ref().is_some_and(|s| s.groups.contains_key(g)) {
-                return Err(Reply::error(format!(
-                    "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                    String::from_utf8_lossy(key),
-                    String::from_utf8_lossy(g)
-                )));
+                return Err(Reply::error_concat(&[
+                    b"NOGROUP No such key '",
+                    crate::protocol::c_str(key),
+                    b"' or consumer group '",
+                    crate::protocol::c_str(g),
+                    b"' in XREADGROUP with GROUP option",
+                ]));
             }
         }
         let pos = match &arg[..] {
