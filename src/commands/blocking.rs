@@ -72,7 +72,7 @@ impl Request {
 /// forms included), truncated to whole milliseconds (so 0.0001 means
 /// "forever", as in Redis).
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
-    let secs = crate::commands::strings::longdouble::parse(arg)
+    let secs = crate::util::longdouble::parse(arg)
         .ok_or_else(|| Reply::err("timeout is not a float or out of range"))?
         .to_f64();
     let ms = secs * 1000.0;

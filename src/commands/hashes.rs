@@ -2,10 +2,10 @@
 
 use super::Ctx;
 use crate::commands::spec::prelude::*;
-use crate::commands::strings::longdouble;
 use crate::protocol::Reply;
 use crate::storage::hash::Limits;
 use crate::storage::{Db, Hash, Value};
+use crate::util::longdouble;
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::Rng;
@@ -268,7 +268,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             None => return drop_new_empty(ctx, &args[1], Reply::err("hash value is not a float")),
         },
     };
-    let Some(new) = cur.add(incr) else {
+    let Some(new) = cur.checked_add(incr) else {
         return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
     };
     let text = Bytes::from(new.to_human());

@@ -8,8 +8,8 @@ use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
-pub(crate) mod longdouble;
 use crate::commands::spec::prelude::*;
+use crate::util::longdouble;
 
 // ------------------------------------------------------------ declarations
 
@@ -474,7 +474,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(by) = longdouble::parse(&args[2]) else {
         return Reply::not_float();
     };
-    let Some(sum) = cur.add(by) else {
+    let Some(sum) = cur.checked_add(by) else {
         return Reply::err("increment would produce NaN or Infinity");
     };
     let text = Bytes::from(sum.to_human());

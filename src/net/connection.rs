@@ -211,13 +211,7 @@ impl Connection {
     /// was killed, or its output overcame the soft limit while waiting.
     async fn flush(&mut self) -> bool {
         // appendfsync always: no reply leaves before its writes are on disk.
-        if self.session.emitted > 0 {
-            let offset = std::mem::take(&mut self.session.emitted);
-            let aof = self.session.server.aof.lock().clone();
-            if let Some(aof) = aof.filter(|a| a.policy.load(Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS) {
-                aof.wait_synced(offset).await;
-            }
-        }
+        self.session.wait_for_aof().await;
         if self.session.out_dropped {
             self.session.out = Vec::new();
             return false;

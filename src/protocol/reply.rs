@@ -350,61 +350,13 @@ fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Formats a double the way Redis 7.0 replies with one (`%.17g`, `inf`, `-inf`, `nan`).
-pub fn format_double(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d.is_nan() {
-        // C prints the sign of a NaN too (0/0 is -nan on x86-64).
-        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
-    }
-    format_g17(d)
-}
-
-/// The integer `%.17g` prints for `d`, when it prints one: an integral value
-/// below 1e17 has at most 17 digits, all significant, so it is printed
-/// exactly and without exponent. Integral scores are common, and this spares
-/// them the exact (Dragon4) formatting the general case needs.
-fn printed_as_integer(d: f64) -> Option<i64> {
-    // -0 prints as "-0", which no i64 does.
-    (d.fract() == 0.0 && d.abs() < 1e17 && !(d == 0.0 && d.is_sign_negative())).then_some(d as i64)
-}
-
-/// C's `%.17g`.
-fn format_g17(d: f64) -> String {
-    if let Some(i) = printed_as_integer(d) {
-        return i.to_string();
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let exp = d.abs().log10().floor() as i32;
-    // %g uses scientific notation when exp < -4 or exp >= precision.
-    let sci = format!("{:.16e}", d);
-    let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let real_exp: i32 = e.parse().unwrap_or(exp);
-    if !(-4..17).contains(&real_exp) {
-        let m = trim_zeros(mantissa);
-        let sign = if real_exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", m, sign, real_exp.abs())
-    } else {
-        let decimals = (16 - real_exp).max(0) as usize;
-        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
-    }
-}
-
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
+pub use crate::util::numbers::format_double;
+use crate::util::numbers::printed_as_integer;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::numbers::trim_zeros;
 
     #[test]
     fn bulk_array_is_an_array_of_bulks_on_the_wire() {

@@ -157,6 +157,8 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             return r;
         }
         if blocked.is_none() {
+            // Replies to the commands pipelined before this one go out now.
+            conn.write_pending(stream).await;
             blocked = Some(Blocked::new(conn, true, deadline.is_some()));
         }
         let info = &conn.client.info;

@@ -129,6 +129,47 @@ impl Session {
         }
     }
 
+    /// Writes the replies produced so far before the client starts waiting in
+    /// a blocking command: commands pipelined ahead of it are answered now,
+    /// as Redis answers them (after the AOF has their writes, under `always`).
+    pub async fn write_pending(&mut self, stream: &TcpStream) {
+        self.wait_for_aof().await;
+        if self.out.is_empty() || self.out_dropped {
+            return;
+        }
+        let mut written = 0;
+        while written < self.out.len() {
+            if stream.writable().await.is_err() {
+                return;
+            }
+            match stream.try_write(&self.out[written..]) {
+                Ok(0) => return,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+        if let Some(sub) = self.sub.as_mut() {
+            sub.sub.written(std::mem::take(&mut sub.unflushed));
+        }
+        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.out.clear();
+    }
+
+    /// Under `appendfsync always`, waits until the AOF is fsynced past the
+    /// writes of the replies about to be sent.
+    pub async fn wait_for_aof(&mut self) {
+        if self.emitted == 0 {
+            return;
+        }
+        let offset = std::mem::take(&mut self.emitted);
+        let aof = self.server.aof.lock().clone();
+        let always = crate::persist::aof::FSYNC_ALWAYS;
+        if let Some(aof) = aof.filter(|a| a.policy.load(std::sync::atomic::Ordering::Relaxed) == always) {
+            aof.wait_synced(offset).await;
+        }
+    }
+
     /// Moves every message already queued for this subscriber into the
     /// output, so it goes out before the reply being produced (as in Redis).
     pub fn drain_messages(&mut self) {
