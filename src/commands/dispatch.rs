@@ -72,6 +72,11 @@ impl Tally {
         self.clock = clock_ns();
     }
 
+    /// When the last call ended (the run's start before any), ns since the epoch.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     /// A run starting at `clock` (ns since the epoch), read by the caller.
     pub fn at(clock: u64) -> Tally {
         Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None }

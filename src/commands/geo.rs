@@ -516,7 +516,13 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
     items.sort_by(|a, b| a.0.cmp(&b.0));
     items.dedup_by(|a, b| a.0 == b.0);
     items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(store_result(ctx, dst, items, event))
+    let stored = items.len() as u64;
+    let reply = store_result(ctx, dst, items, event);
+    if stored > 0 {
+        // A change per member stored, as Redis counts.
+        ctx.set_dirty(stored);
+    }
+    Ok(reply)
 }
 
 /// The members inside `shape`, cell by cell in Redis's order. A cell equal

@@ -107,6 +107,8 @@ fn set_pairs(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
         }
     }
     ctx.written(&args[1], "hset");
+    // A change per field given, new or not, as Redis counts.
+    ctx.set_dirty(args.len() as u64 / 2 - 1);
     Ok(created)
 }
 
@@ -135,8 +137,10 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// Runs `f` on the hash under `key` (None when missing) for read commands.
 fn read<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Option<&Hash>) -> R) -> Result<R, Reply> {
-    let now = ctx.now;
-    Ok(f(hash_mut(ctx.db(key), key, now)?.map(|h| &*h)))
+    let (now, server) = (ctx.now, ctx.server);
+    let found = hash_mut(ctx.db(key), key, now);
+    super::keys::count_read(server, &found);
+    Ok(f(found?.map(|h| &*h)))
 }
 
 fn reply(r: Result<Reply, Reply>) -> Reply {
@@ -203,6 +207,7 @@ pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if dropped {
             ctx.written(key, "del");
         }
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed as i64)
 }
@@ -361,8 +366,10 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err(crate::protocol::errors::INVALID_CURSOR);
     };
     let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
-    let now = ctx.now;
-    match hash_mut(ctx.db(&args[1]), &args[1], now) {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = hash_mut(ctx.db(&args[1]), &args[1], now);
+    super::keys::count_read(server, &found);
+    match found {
         Err(e) => return e,
         Ok(None) => return empty(),
         Ok(Some(_)) => {}

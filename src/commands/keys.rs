@@ -129,6 +129,16 @@ pub(crate) fn peek_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c Entry> {
     e
 }
 
+/// Counts a family's typed read lookup as Redis's `lookupKeyRead` counts
+/// it: a keyspace hit when the key exists (a WRONGTYPE key included), a
+/// miss when it does not.
+#[inline]
+pub(crate) fn count_read<T>(server: &crate::server::Server, found: &Result<Option<T>, Reply>) {
+    let s = &server.stats;
+    let counter = if matches!(found, Ok(None)) { &s.keyspace_misses } else { &s.keyspace_hits };
+    counter.fetch_add(1, Relaxed);
+}
+
 /// Redis's `lookupKeyWrite`: no hit/miss accounting.
 pub(crate) fn lookup_write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut Entry> {
     let (server, now) = (ctx.server, ctx.now);
@@ -492,6 +502,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     ctx.db(dst).set_str_hint(dst, hint);
     ctx.written(src, "rename_from");
     ctx.written(dst, "rename_to");
+    ctx.set_dirty(1);
     if nx {
         Reply::Int(1)
     } else {
@@ -583,6 +594,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     dest.set_str_hint(key, hint);
     ctx.written(key, "move_from");
     ctx.written_in(key, target, "move_to");
+    ctx.set_dirty(1);
     Reply::Int(1)
 }
 

@@ -110,6 +110,14 @@ fn list_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut L
     }
 }
 
+/// `list_mut` for read commands: counts a keyspace hit or miss.
+fn list_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply> {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = list_mut(ctx.db(key), key, now);
+    super::keys::count_read(server, &found);
+    found
+}
+
 /// Removes `key` if its list became empty (Redis never keeps empty
 /// collections); true when it did.
 fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
@@ -178,6 +186,8 @@ fn push_generic(ctx: &mut Ctx, args: &[Bytes], left: bool, only_existing: bool) 
         }
     };
     ctx.written(key, if left { "lpush" } else { "rpush" });
+    // A change per element pushed, as Redis counts.
+    ctx.set_dirty(args.len() as u64 - 2);
     Reply::Int(len as i64)
 }
 
@@ -208,6 +218,7 @@ pub fn pop_many(ctx: &mut Ctx, key: &[u8], left: bool, count: usize) -> Result<O
     let out: Vec<Bytes> = (0..n).filter_map(|_| l.pop(left)).collect();
     if !out.is_empty() {
         written_maybe_dropped(ctx, key, if left { "lpop" } else { "rpop" });
+        ctx.set_dirty(out.len() as u64);
     }
     Ok(Some(out))
 }
@@ -241,8 +252,7 @@ pub fn rpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn llen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    match list_mut(ctx.db(&args[1]), &args[1], now) {
+    match list_read(ctx, &args[1]) {
         Err(e) => e,
         Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
     }
@@ -252,8 +262,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return Reply::not_integer();
     };
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(vec![]),
         Ok(Some(l)) => l,
@@ -278,8 +287,7 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 }
 
 pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Nil,
         Ok(Some(l)) => l,
@@ -338,6 +346,7 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     drop.sort_unstable();
     l.retain(|i, _| drop.binary_search(&i).is_err());
     written_maybe_dropped(ctx, key, "lrem");
+    ctx.set_dirty(hits.len() as u64);
     Reply::Int(hits.len() as i64)
 }
 
@@ -361,6 +370,8 @@ pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     l.drop_front(front);
     l.drop_back(back);
     written_maybe_dropped(ctx, key, "ltrim");
+    // A change per element removed: none (and no propagation) when nothing was.
+    ctx.set_dirty((front + back).min(len) as u64);
     Reply::ok()
 }
 
@@ -432,8 +443,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return if o.count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Ok(Some(l)) => l,
@@ -491,6 +501,7 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
         l.push(to_left, &e);
         ctx.written(src, push_event);
         ctx.written(src, pop_event);
+        ctx.set_dirty(1);
         return Reply::Bulk(e);
     }
     // Redis pushes (and notifies) on the destination before it reports the
@@ -506,6 +517,8 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
     }
     ctx.written(dst, push_event);
     written_maybe_dropped(ctx, src, pop_event);
+    // One change for the move, as Redis counts it.
+    ctx.set_dirty(1);
     Reply::Bulk(e)
 }
 

@@ -125,6 +125,17 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
     Ok(sub)
 }
 
+/// The command or subcommand `args` names, whatever its arity: a call
+/// refused for its arity counts in that command's `rejected_calls`. None for
+/// an unknown command or subcommand (no command to count it on).
+pub fn named(args: &[Bytes]) -> Option<Command> {
+    let cmd = lookup(args.first()?)?;
+    match (&cmd.spec.exec, args.get(1)) {
+        (Exec::Container, Some(sub)) => lookup_sub(cmd.spec, sub),
+        _ => Some(cmd),
+    }
+}
+
 /// At most `max` bytes of a client argument as C's `%.*s` prints it
 /// (up to a NUL). Redis sends these bytes back as they are.
 fn quoted(b: &[u8], max: usize) -> &[u8] {

@@ -203,6 +203,13 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.dirty(removed);
     ctx.force_propagation();
+    // With save points configured Redis saves right after a FLUSHALL: the
+    // changes since the last save (this command's included) start over.
+    if ctx.server.config.get("save").is_some_and(|s| !s.trim().is_empty()) {
+        let stats = &ctx.server.stats;
+        stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed) + removed, Ordering::Relaxed);
+        ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    }
     Reply::ok()
 }
 
@@ -237,8 +244,13 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64)
 }
 
+/// A save (SAVE, BGSAVE): LASTSAVE moves on, `rdb_saves` counts it and the
+/// changes since the last save start over.
 fn mark_saved(ctx: &ConnCtx) {
+    let stats = &ctx.server.stats;
     ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    stats.rdb_saves.fetch_add(1, Ordering::Relaxed);
+    stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
@@ -250,10 +262,12 @@ pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
         1 => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving started")
         }
         2 if eq_ic(&args[1], "schedule") => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
         _ => Reply::syntax_error(),
@@ -309,6 +323,9 @@ fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Re
 pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
     ctx.server.observers.latency.reset();
+    for shard in &ctx.server.shards.list {
+        shard.stats.reset();
+    }
     Reply::ok()
 }
 

@@ -92,6 +92,14 @@ fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, Reply> {
     }
 }
 
+/// `read` for a read command's lookup: counts a keyspace hit or miss.
+fn read_counted<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, Reply> {
+    let server = ctx.server;
+    let found = read(ctx, key);
+    super::keys::count_read(server, &found);
+    found
+}
+
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
     let now = ctx.now;
     match ctx.db(key).value_mut(key, now) {
@@ -128,6 +136,7 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let added = args[2..].iter().filter(|m| set.insert(m, max)).count();
     if added > 0 {
         ctx.written(key, "sadd");
+        ctx.set_dirty(added as u64);
     }
     Reply::Int(added as i64)
 }
@@ -151,12 +160,13 @@ pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if removed > 0 {
         ctx.written(key, "srem");
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed)
 }
 
 pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => Reply::Set(bulks(s.members())),
         Ok(None) => Reply::Set(vec![]),
         Err(e) => e,
@@ -164,21 +174,21 @@ pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&args[2])) as i64),
         Err(e) => e,
     }
 }
 
 pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Array(args[2..].iter().map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64)).collect()),
         Err(e) => e,
     }
 }
 
 pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.map_or(0, |s| s.len()) as i64),
         Err(e) => e,
     }
@@ -202,6 +212,8 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let mut rng = rand::thread_rng();
+    // Redis counts a change per member popped (the deletion of the key included).
+    let changes = count.map_or(1, |n| n.min(set.len() as u64));
     let took_all = count.is_some_and(|n| n >= set.len() as u64);
     let reply = match count {
         None => {
@@ -224,6 +236,12 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.written(key, "spop");
     drop_if_empty(ctx, key);
+    ctx.set_dirty(changes);
+    if took_all {
+        // Popping all of it, Redis replies through its SUNION code, whose
+        // read lookup counts a keyspace hit.
+        ctx.server.stats.keyspace_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if ctx.propagating() {
         replay_spop(ctx, key, took_all, &reply);
     }
@@ -272,7 +290,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Some(n) => Some(n),
         },
     };
-    let set = match read(ctx, &args[1]) {
+    let set = match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
@@ -337,6 +355,8 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if added {
         ctx.written(dst, "sadd");
     }
+    // One change for the source, one more when the destination gained the member.
+    ctx.set_dirty(1 + added as u64);
     Reply::Int(1)
 }
 
@@ -350,7 +370,7 @@ enum Op {
 /// Type-checks every key (as Redis does before computing) and returns each
 /// key's cardinality, None for a missing key.
 fn sizes(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<usize>>, Reply> {
-    keys.iter().map(|k| read(ctx, k).map(|s| s.map(|s| s.len()))).collect()
+    keys.iter().map(|k| read_counted(ctx, k).map(|s| s.map(|s| s.len()))).collect()
 }
 
 /// The result of SINTER/SUNION/SDIFF over `keys`, built as Redis builds its
@@ -538,7 +558,7 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
-    let set = match read(ctx, &args[1]) {
+    let set = match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),
         Err(e) => return e,

@@ -128,13 +128,16 @@ fn limits(ctx: &Ctx) -> Limits {
 }
 
 /// The zset under `key`: None when missing, WRONGTYPE for another type.
+/// Every caller is a read command: counts a keyspace hit or miss.
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c ZSet>, Reply> {
-    let now = ctx.now;
-    match ctx.db(key).value(key, now) {
+    let (now, server) = (ctx.now, ctx.server);
+    let found: Result<Option<&ZSet>, Reply> = match ctx.db(key).value(key, now) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
         Some(_) => Err(Reply::wrong_type()),
-    }
+    };
+    super::keys::count_read(server, &found);
+    found
 }
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut ZSet>, Reply> {
@@ -442,6 +445,8 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Reply {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
     }
+    // A change per member added or updated, as Redis counts.
+    ctx.set_dirty((added + updated) as u64);
     if nan {
         return Reply::err("resulting score is not a number (NaN)");
     }
@@ -517,6 +522,7 @@ pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if removed > 0 {
         ctx.written(key, "zrem");
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed)
 }
@@ -764,6 +770,7 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], range: Range, event: &'stati
     if removed > 0 {
         ctx.written(key, event);
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed as i64)
 }
@@ -807,6 +814,8 @@ fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes,
         ctx.db(key).remove(key);
         ctx.written(key, "del");
     }
+    // A change per member popped.
+    ctx.set_dirty(items.len() as u64);
     Ok(items)
 }
 
@@ -977,14 +986,17 @@ fn source_score(ctx: &mut Ctx, key: &[u8], member: &[u8]) -> Option<f64> {
     }
 }
 
+/// A source's size, looked up once per key as Redis's read lookup (counted).
 fn source_len(ctx: &mut Ctx, key: &[u8]) -> Result<usize, Reply> {
-    let now = ctx.now;
-    match ctx.db(key).value(key, now) {
-        None => Ok(0),
-        Some(Value::ZSet(z)) => Ok(z.len()),
-        Some(Value::Set(s)) => Ok(s.len()),
+    let (now, server) = (ctx.now, ctx.server);
+    let found = match ctx.db(key).value(key, now) {
+        None => Ok(None),
+        Some(Value::ZSet(z)) => Ok(Some(z.len())),
+        Some(Value::Set(s)) => Ok(Some(s.len())),
         Some(_) => Err(Reply::wrong_type()),
-    }
+    };
+    super::keys::count_read(server, &found);
+    found.map(|n| n.unwrap_or(0))
 }
 
 /// Every element of a source, weighted (a NaN product counts as 0, as in Redis).

@@ -293,6 +293,11 @@ impl Registry {
     pub fn numpat(&self) -> usize {
         self.npatterns.load(Ordering::Acquire)
     }
+
+    /// Channels, patterns and shard channels with at least one subscriber.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.channels.len(), self.numpat(), self.shard_channels.iter().map(|m| m.len()).sum())
+    }
 }
 
 #[cfg(test)]

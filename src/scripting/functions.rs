@@ -92,6 +92,26 @@ impl Registry {
         Some(FunctionRef { name: meta.name.clone(), flags: meta.flags })
     }
 
+    /// (functions, libraries, bytes their code and records hold), for INFO.
+    pub fn figures(&self) -> (usize, usize, usize) {
+        let libs = self.inner.read();
+        let bytes = libs
+            .libs
+            .values()
+            .map(|l| {
+                let funcs: usize = l
+                    .functions
+                    .iter()
+                    .map(|f| {
+                        std::mem::size_of::<FuncMeta>() + f.name.len() + f.description.as_ref().map_or(0, |d| d.len())
+                    })
+                    .sum();
+                std::mem::size_of::<Library>() + l.name.len() + l.code.len() + funcs
+            })
+            .sum();
+        (libs.funcs.len(), libs.libs.len(), bytes)
+    }
+
     fn snapshot(&self) -> (u64, Vec<Arc<Library>>) {
         let libs = self.inner.read();
         (self.version.load(Ordering::Acquire), libs.libs.values().cloned().collect())

@@ -54,9 +54,19 @@ impl ShardScripting {
         }
     }
 
+    /// Bytes this shard's Lua VM uses (0 before its first script).
+    pub fn vm_memory(&self) -> usize {
+        self.vm.as_ref().map_or(0, |v| v.lua.used_memory())
+    }
+
     /// Number of scripts compiled into this shard's VM (tests, INFO).
     pub fn compiled_scripts(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.compiled_count())
+    }
+
+    /// Bytes the Lua VM in a shard's slot uses (0 before its first script).
+    pub fn vm_memory_of(slot: &crate::shard::ScriptSlot) -> usize {
+        slot.0.as_ref().and_then(|b| b.downcast_ref::<ShardScripting>()).map_or(0, |s| s.vm_memory())
     }
 
     /// The scripting state a shard keeps in its slot (created on first use).

@@ -167,8 +167,10 @@ pub async fn run_routed(conn: &mut Session, req: &Request<'_>) -> Reply {
             Err(busy) => return busy.reply(),
         };
         let start = Start { slot, unbound, may_redirect };
+        let began = crate::util::clock_ns();
         let (reply, redirect) = run_on_shard(&server, shard, &mut guard, &conn.client, req, start);
         drop(guard);
+        shard.stats.ran(1, crate::util::clock_ns().saturating_sub(began));
         match redirect {
             Some(to) if may_redirect => {
                 shard_id = to;

@@ -254,8 +254,14 @@ impl Session {
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
-                if let Some(text) = reply.error_text() {
-                    self.server.stats.count_error(text);
+                // A known command refused for its arity counts as a rejected call of it.
+                match registry::named(args) {
+                    Some(cmd) => dispatch::rejected(&self.server, cmd, &reply),
+                    None => {
+                        if let Some(text) = reply.error_text() {
+                            self.server.stats.count_error(text);
+                        }
+                    }
                 }
                 return Plan::Done(reply);
             }
@@ -413,10 +419,12 @@ impl Session {
                     // Run this command and every following one bound to the same shard.
                     let mut cmd = cmd;
                     let mut tally = Tally::start();
+                    let (began, mut ran) = (tally.clock(), 0);
                     loop {
                         let reply = self.call(cmd, &batch[i], &mut [&mut guard], &mut tally);
                         self.push(reply);
                         i += 1;
+                        ran += 1;
                         if i >= batch.len() || self.client.close_after_reply {
                             break;
                         }
@@ -438,6 +446,7 @@ impl Session {
                     }
                     tally.publish(&self.server, &self.client.info);
                     drop(guard);
+                    shard.stats.ran(ran, tally.clock().saturating_sub(began));
                 }
                 Plan::Single(cmd, id) => {
                     let reply = blocking::run(self, cmd, &batch[i], vec![id], stream).await;
@@ -492,8 +501,15 @@ impl Session {
             Ok(mut guards) => {
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let mut tally = Tally::start();
+                let began = tally.clock();
                 let r = self.call(cmd, args, &mut refs, &mut tally);
                 tally.publish(&self.server, &self.client.info);
+                drop(refs);
+                drop(guards);
+                let busy = tally.clock().saturating_sub(began);
+                for &id in ids {
+                    server.shards.get(id).stats.ran(1, busy);
+                }
                 r
             }
             Err(busy) => {
@@ -541,7 +557,7 @@ impl Session {
         if !server.pause.holds(cmd, may_write) {
             return;
         }
-        let _blocked = blocking::Blocked::new(self, false);
+        let _blocked = blocking::Blocked::new(self, false, false);
         while let Some(until) = server.pause.until() {
             let ended = server.pause.ended.notified();
             let wait = std::time::Duration::from_millis(until.saturating_sub(crate::storage::now_ms()).max(1));

@@ -258,6 +258,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
+    let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
     // The queued commands run as part of the transaction (CLIENT INFO inside
     // it shows the x flag, as in Redis).
@@ -268,6 +269,10 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     }
     conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
+    let busy = dispatch::clock_ns().saturating_sub(began);
+    for &id in ids {
+        server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);
+    }
     Reply::Array(replies)
 }
 

@@ -232,6 +232,7 @@ fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardDat
         Policy::NoEviction => Outcome::Fail,
         _ => perform(server, policy, max, shards),
     };
+    server.stats.eviction_over(outcome != Outcome::Done);
     (deny && outcome == Outcome::Fail).then(memory::oom_reply)
 }
 

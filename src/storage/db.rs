@@ -154,6 +154,15 @@ pub struct Db {
     snap: Option<Box<SnapState>>,
 }
 
+/// What one active expiry cycle over a database did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpireCycle {
+    pub removed: usize,
+    pub sampled: usize,
+    /// Stopped at its budget while keys were still found stale.
+    pub capped: bool,
+}
+
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
@@ -361,8 +370,14 @@ impl Db {
         self.get_mut(key, now).map(|e| &*e)
     }
 
+    /// `lookup` for callers that cannot count a reaped key themselves: it
+    /// is counted lazily (see `take_lazy_expired`), so `expired_keys` sees it.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup(key, now).0
+        let i = self.live_slot(key, now)?;
+        self.slots.get_mut(i).map(|s| {
+            memory::touch(&mut s.access, now);
+            &mut s.entry
+        })
     }
 
     /// Looks `key` up without counting it as an access (OBJECT, eviction).
@@ -706,10 +721,21 @@ impl Db {
     /// Active expiry: samples keys with a TTL and removes the expired ones.
     /// Returns how many were removed. Stops after `budget` samples.
     pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        self.active_expire_cycle(now, budget).removed
+    }
+
+    /// `active_expire`, reporting what it sampled.
+    pub fn active_expire_cycle(&mut self, now: u64, budget: usize) -> ExpireCycle {
         let mut removed = 0;
         let mut rng = rand::thread_rng();
         let mut sampled = 0;
-        while sampled < budget && !self.volatile.is_empty() {
+        let mut capped = false;
+        while !self.volatile.is_empty() {
+            if sampled >= budget {
+                // Out of work for this cycle while a quarter of the last round was stale.
+                capped = true;
+                break;
+            }
             let mut expired_in_round = 0;
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
@@ -732,7 +758,18 @@ impl Db {
                 break;
             }
         }
-        removed
+        ExpireCycle { removed, sampled, capped }
+    }
+
+    /// Up to `n` TTLs (ms from `now`) of keys that carry one, drawn at
+    /// random when there are more (INFO keyspace's `avg_ttl`).
+    pub fn sample_ttls(&self, now: u64, n: usize, rng: &mut impl Rng) -> Vec<u64> {
+        let len = self.volatile.len();
+        let ttl = |k: &SmallBytes| self.slot(k).map(|s| s.entry.expire_at.saturating_sub(now));
+        if len <= n {
+            return self.volatile.iter().filter_map(ttl).collect();
+        }
+        (0..n).filter_map(|_| self.volatile.get_index(rng.gen_range(0..len)).and_then(ttl)).collect()
     }
 }
 

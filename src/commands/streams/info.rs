@@ -1,6 +1,6 @@
 //! XINFO STREAM [FULL [COUNT n]] | GROUPS | CONSUMERS | HELP.
 
-use super::{entries_reply, entry_reply, group_lag, id_reply, int_arg, stream_mut, sub_syntax_error};
+use super::{entries_reply, entry_reply, group_lag, id_reply, int_arg, sub_syntax_error};
 use crate::commands::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use crate::storage::stream::{Group, StreamId};
@@ -32,9 +32,8 @@ pub fn xinfo_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
     let key = &args[2];
-    let s = match stream_mut(ctx.db(key), key, now) {
+    let s = match super::stream_read(ctx, key) {
         Err(e) => return e,
         Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(s)) => s,

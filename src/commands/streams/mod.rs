@@ -186,6 +186,15 @@ pub(crate) fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Opt
 
 /// Wakes every client blocked on `key` (XREAD readers do not consume, so
 /// all of them may have something to read now).
+/// `stream_mut` for a read lookup (Redis's `lookupKeyRead`): counts a
+/// keyspace hit or miss.
+pub(crate) fn stream_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Stream>, Reply> {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = stream_mut(ctx.db(key), key, now);
+    crate::commands::keys::count_read(server, &found);
+    found
+}
+
 fn wake_readers(ctx: &mut Ctx, key: &[u8]) {
     let db = ctx.db;
     ctx.shard_for(key).waiters.signal_all(db, key);
@@ -368,8 +377,7 @@ fn exact_trim(p: &AddTrim, s: &crate::storage::Stream) -> Vec<Bytes> {
 }
 
 pub fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    match stream_mut(ctx.db(&args[1]), &args[1], now) {
+    match stream_read(ctx, &args[1]) {
         Err(e) => e,
         Ok(s) => Reply::Int(s.map_or(0, |s| s.len() as i64)),
     }
@@ -396,8 +404,7 @@ fn range_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> Reply {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let now = ctx.now;
-    let s = match stream_mut(ctx.db(&args[1]), &args[1], now) {
+    let s = match stream_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(vec![]),
         Ok(Some(s)) => s,
@@ -477,6 +484,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             argv
         });
         ctx.written(key, "xtrim");
+        ctx.set_dirty(n);
         if let Some(argv) = replay {
             ctx.propagate_as(argv);
         }

@@ -56,7 +56,7 @@ pub fn pin_ids(ctx: &mut Ctx, args: &[Bytes]) -> Option<Vec<Bytes>> {
     for (i, &k) in keys.iter().enumerate() {
         let at = first + n + i;
         if args.get(at).is_some_and(|a| &a[..] == b"$") {
-            let last = match stream_of(ctx, &args[k]) {
+            let last = match stream_of(ctx, &args[k], false) {
                 Ok(Some(s)) => s.last_id,
                 _ => StreamId::MIN,
             };
@@ -137,7 +137,14 @@ pub fn parse(args: &[Bytes], in_script: bool) -> Result<ReadReq, Reply> {
     Ok(req)
 }
 
-fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>, Reply> {
+/// The stream under `key`; `counted` makes it a read lookup (a keyspace hit
+/// or miss): Redis looks each key up twice in a first try (resolving the
+/// IDs, then serving), and not at all through its read path when it serves
+/// a blocked client.
+fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8], counted: bool) -> Result<Option<&'d mut Stream>, Reply> {
+    if counted {
+        return super::stream_read(ctx, key);
+    }
     let now = ctx.now;
     super::stream_mut(ctx.db(key), key, now)
 }
@@ -147,7 +154,7 @@ fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>,
 fn resolve(ctx: &mut Ctx, req: &ReadReq) -> Result<Vec<Pos>, Reply> {
     let mut out = Vec::with_capacity(req.keys.len());
     for (key, arg) in req.keys.iter().zip(&req.id_args) {
-        let s = stream_of(ctx, key)?;
+        let s = stream_of(ctx, key, true)?;
         if let Some((g, _)) = &req.group {
             if !s.as_ref().is_some_and(|s| s.groups.contains_key(g)) {
                 return Err(Reply::error_concat(&[
@@ -214,11 +221,12 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
             .collect();
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
+    let mut consumers_created = 0;
     for i in 0..req.keys.len() {
         let key = req.keys[i].clone();
         let pos = req.resolved.get(i).copied().unwrap_or(Pos::New);
         let now = ctx.now;
-        let s = match stream_of(ctx, &key) {
+        let s = match stream_of(ctx, &key, !retry) {
             Ok(Some(s)) => s,
             Ok(None) | Err(_) if retry && req.group.is_some() => {
                 return Some(Reply::error("UNBLOCKED the stream key no longer exists"));
@@ -233,7 +241,12 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
                         "NOGROUP the consumer group this client was blocked on no longer exists",
                     ));
                 }
-                read_group(s, g, c, pos, req.count, req.noack, now)
+                let known = s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c));
+                let r = read_group(s, g, c, pos, req.count, req.noack, now);
+                if !known && s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c)) {
+                    consumers_created += 1;
+                }
+                r
             }
         };
         if let Some(r) = r {
@@ -247,6 +260,8 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         for (key, _) in &served {
             ctx.written(key, "xreadgroup");
         }
+        // A change per stream served and per consumer created, as Redis counts.
+        ctx.set_dirty((served.len() + consumers_created) as u64);
     }
     Some(if ctx.resp >= 3 {
         Reply::Map(served.into_iter().map(|(k, v)| (Reply::Bulk(k), v)).collect())
