@@ -213,7 +213,23 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     tally.clock = end;
     account(ctx.server, ctx.client, ctx.origin, ctx.db, cmd, args, end.saturating_sub(start), &reply, tally);
     drain_effects(ctx, args, tally);
+    // Client-side caching: the keys a read-only command read (after the
+    // invalidations of keys it reaped, as Redis orders them). A script's
+    // reads are remembered by the script runner.
+    if cmd.spec.has(flags::READONLY) {
+        let tracking = ctx.client.tracking.flags();
+        if tracking != 0 && ctx.origin != Origin::Script && !cmd.spec.has(flags::PUBSUB) {
+            remember_keys(ctx, cmd, args, tracking);
+        }
+    }
     reply
+}
+
+#[cold]
+fn remember_keys(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tracking: u32) {
+    let positions = cmd.spec.key_positions(args);
+    let (server, client) = (ctx.server, ctx.client);
+    crate::pubsub::tracking::remember(server, client, tracking, ctx.shards(), positions.iter().map(|&i| &args[i]));
 }
 
 /// Runs a command that needs no shard (`Exec::Conn`).
@@ -317,7 +333,7 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
     let propagate = stream.active();
     // Keys the command reaped by expiry: notified, and replayed as DEL/UNLINK.
     let flags = server.config.notify_flags.load(Relaxed);
-    if flags & crate::pubsub::notify::EXPIRED != 0 || propagate {
+    if flags & crate::pubsub::notify::EXPIRED != 0 || propagate || server.tracking.engaged() {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);

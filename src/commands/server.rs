@@ -177,6 +177,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    ctx.flushed_tracking();
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
         removed += shard.dbs[db].len() as u64;
@@ -196,6 +197,7 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    ctx.flushed_tracking();
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
         removed += shard.total_keys() as u64;
