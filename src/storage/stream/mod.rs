@@ -10,7 +10,7 @@ mod id;
 mod node;
 
 pub use id::{parse_id, ParsedId, StreamId};
-use node::Node;
+pub use node::{EntryRef, Node};
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,6 +116,20 @@ impl Stream {
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The nodes in ID order, each under its master ID (RDB encoding).
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Node)> {
+        self.nodes.iter().map(|(k, n)| (*k, n))
+    }
+
+    /// Appends a node decoded from an RDB file: its entries come after
+    /// every entry already present, and none is below `master`. The
+    /// length grows by its live entries; the IDs and counters are the
+    /// caller's to set.
+    pub fn push_node(&mut self, master: StreamId, node: Node) {
+        self.len += u64::from(node.live);
+        self.nodes.insert(master, node);
     }
 
     /// Appends an entry; `id` is above `last_id` (the caller checked).

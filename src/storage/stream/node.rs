@@ -79,6 +79,29 @@ impl Node {
         node
     }
 
+    /// A node with no entries yet whose master entry names `names` (a node
+    /// read back from an RDB file, whose master fields are given).
+    pub fn with_master_fields(names: &[&[u8]]) -> Self {
+        let mut data = Vec::with_capacity(64);
+        put_varint(&mut data, names.len() as u64);
+        for f in names {
+            put_str(&mut data, f);
+        }
+        Node { data, count: 0, live: 0, last: 0 }
+    }
+
+    /// The master entry's field names.
+    pub fn master_fields(&self) -> Vec<&[u8]> {
+        let mut pos = 0;
+        let n = get_varint(&self.data, &mut pos);
+        (0..n).map(|_| get_str(&self.data, &mut pos)).collect()
+    }
+
+    /// True when the entry at `pos` is stored with the master's field names.
+    pub fn same_fields_at(&self, pos: usize) -> bool {
+        self.data.get(pos).is_some_and(|f| f & SAME != 0)
+    }
+
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
@@ -130,6 +153,15 @@ impl Node {
         self.last = start as u32;
         self.count += 1;
         self.live += 1;
+    }
+
+    /// Appends an entry read back from an RDB file, deleted or not; `id`
+    /// is above every ID in the node and not below `master`.
+    pub fn push_loaded(&mut self, master: StreamId, id: StreamId, fields: &[Bytes], deleted: bool) {
+        self.push(master, id, fields);
+        if deleted {
+            self.mark_deleted(self.last as usize);
+        }
     }
 
     /// Decodes the entry header at `pos`; returns it and the position of its fields.
