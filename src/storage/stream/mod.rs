@@ -1,10 +1,11 @@
 //! Stream values: entries in packed nodes (see `node.rs`) indexed by their
 //! first ID in a B-tree, plus consumer groups with their pending lists.
 //!
-//! A node holds at most `NODE_MAX_ENTRIES` entries or about
-//! `NODE_MAX_BYTES` bytes, as Redis's `stream-node-max-entries` and
-//! `stream-node-max-bytes` defaults do, so approximate trimming (`~`) drops
-//! the same whole nodes Redis would for small entries.
+//! A node holds at most `NODE_MAX_ENTRIES` entries or `NODE_MAX_BYTES`
+//! bytes of Redis's listpack for it, as Redis's `stream-node-max-entries`
+//! and `stream-node-max-bytes` defaults do, so nodes split where Redis's
+//! do: approximate trimming (`~`) drops the same whole nodes, and RDB
+//! payloads carry the same listpacks.
 
 mod id;
 mod node;
@@ -138,7 +139,7 @@ impl Stream {
         let fits = self
             .nodes
             .last_key_value()
-            .is_some_and(|(_, n)| n.bytes().saturating_add(total) < NODE_MAX_BYTES && n.count < NODE_MAX_ENTRIES);
+            .is_some_and(|(_, n)| n.lp_bytes().saturating_add(total) < NODE_MAX_BYTES && n.count < NODE_MAX_ENTRIES);
         match self.nodes.last_entry() {
             Some(mut e) if fits => {
                 let master = *e.key();

@@ -24,6 +24,21 @@ pub struct Node {
     pub live: u16,
     /// Offset of the last entry.
     last: u32,
+    /// The size Redis's listpack for this node would have, less its two
+    /// counters (live and deleted entries), which `lp_bytes` adds: Redis
+    /// starts a new node by that size, so nodes split where Redis's do.
+    lp_body: u32,
+}
+
+/// Listpack size of the master entry: header and terminator, the field
+/// count, the names, the closing 0 (the two counters are added apart).
+fn master_lp_size(names: &[&[u8]]) -> usize {
+    use crate::storage::codec::listpack::{entry_size, int_entry_size, HEADER};
+    HEADER
+        + 1
+        + int_entry_size(names.len() as i64)
+        + names.iter().map(|n| entry_size(n)).sum::<usize>()
+        + int_entry_size(0)
 }
 
 fn put_varint(out: &mut Vec<u8>, n: u64) {
@@ -74,7 +89,9 @@ impl Node {
         for f in fields.iter().step_by(2) {
             put_str(&mut data, f);
         }
-        let mut node = Node { data, count: 0, live: 0, last: 0 };
+        let names: Vec<&[u8]> = fields.iter().step_by(2).map(|f| &f[..]).collect();
+        let lp_body = master_lp_size(&names) as u32;
+        let mut node = Node { data, count: 0, live: 0, last: 0, lp_body };
         node.push(master, master, fields);
         node
     }
@@ -87,7 +104,7 @@ impl Node {
         for f in names {
             put_str(&mut data, f);
         }
-        Node { data, count: 0, live: 0, last: 0 }
+        Node { data, count: 0, live: 0, last: 0, lp_body: master_lp_size(names) as u32 }
     }
 
     /// The master entry's field names.
@@ -104,6 +121,12 @@ impl Node {
 
     pub fn bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// The size of the listpack Redis keeps for this node.
+    pub fn lp_bytes(&self) -> usize {
+        use crate::storage::codec::listpack::int_entry_size;
+        self.lp_body as usize + int_entry_size(self.live as i64) + int_entry_size(self.count as i64 - self.live as i64)
     }
 
     pub fn heap_size(&self) -> usize {
@@ -134,7 +157,19 @@ impl Node {
 
     /// Appends an entry; `id` is above every ID in the node.
     pub fn push(&mut self, master: StreamId, id: StreamId, fields: &[Bytes]) {
+        use crate::storage::codec::listpack::{entry_size, int_entry_size};
         let same = self.same_fields(fields);
+        let nf = (fields.len() / 2) as i64;
+        let mut lp = int_entry_size(if same { 2 } else { 0 })
+            + int_entry_size(id.ms.wrapping_sub(master.ms) as i64)
+            + int_entry_size(id.seq.wrapping_sub(master.seq) as i64)
+            + int_entry_size(if same { nf + 3 } else { 2 * nf + 4 });
+        if same {
+            lp += fields.iter().skip(1).step_by(2).map(|v| entry_size(v)).sum::<usize>();
+        } else {
+            lp += int_entry_size(nf) + fields.iter().map(|f| entry_size(f)).sum::<usize>();
+        }
+        self.lp_body = self.lp_body.saturating_add(lp.min(u32::MAX as usize) as u32);
         let start = self.data.len();
         self.data.push(if same { SAME } else { 0 });
         let ms_delta = id.ms - master.ms;
