@@ -774,3 +774,109 @@ fn rdb_saved_by_redis_reads_here() {
     drop::<Proc>(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// FUNCTION DUMP payloads are Redis's: byte-equal for one library, and
+/// each server's payload restored on both.
+#[test]
+fn function_dump_and_restore() {
+    let Some(mut d) = start() else { return };
+    check(&mut d, &c(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]));
+    let ours = bulk(run(&mut d.a, &[b"FUNCTION", b"DUMP"]));
+    let theirs = bulk(run(&mut d.b, &[b"FUNCTION", b"DUMP"]));
+    assert_eq!(ours, theirs);
+    let other = "#!lua name=other\nredis.register_function('two', function() return 2 end)";
+    check(&mut d, &c(&[b"FUNCTION", b"LOAD", other.as_bytes()]));
+    let ours = bulk(run(&mut d.a, &[b"FUNCTION", b"DUMP"]));
+    let theirs = bulk(run(&mut d.b, &[b"FUNCTION", b"DUMP"]));
+    for payload in [&ours, &theirs] {
+        check(&mut d, &c(&[b"FUNCTION", b"DELETE", b"mylib"]));
+        check(&mut d, &c(&[b"FUNCTION", b"RESTORE", payload]));
+        check(&mut d, &c(&[b"FUNCTION", b"FLUSH"]));
+        check(&mut d, &c(&[b"FUNCTION", b"RESTORE", payload]));
+        check(&mut d, &c(&[b"FCALL", b"two", b"0"]));
+        check(&mut d, &c(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]));
+        check(&mut d, &c(&[b"FUNCTION", b"RESTORE", payload, b"FLUSH"]));
+        check(&mut d, &c(&[b"FUNCTION", b"RESTORE", &payload[..payload.len() - 1]]));
+    }
+    let key_payload = {
+        check(&mut d, &c(&[b"SET", b"k", b"v"]));
+        dump(&mut d.b, b"k")
+    };
+    check(&mut d, &c(&[b"FUNCTION", b"RESTORE", &key_payload]));
+    check(&mut d, &c(&[b"FUNCTION", b"RESTORE", &sealed(b"\xf5\x05abc", 10)]));
+    check(&mut d, &c(&[b"FUNCTION", b"RESTORE", &sealed(b"", 10)]));
+    check(&mut d, &c(&[b"FUNCTION", b"RESTORE", &sealed(b"\xf5\x0a#!lua name", 10)]));
+}
+
+/// The commands in an append-only file (RESP arrays of bulk strings).
+fn aof_commands(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    let line = |p: &mut usize| -> Vec<u8> {
+        let end = (*p..data.len()).find(|&i| data[i] == b'\n').unwrap();
+        let l = data[*p..end - 1].to_vec();
+        *p = end + 1;
+        l
+    };
+    while p < data.len() {
+        let head = line(&mut p);
+        assert_eq!(head[0], b'*', "{:?}", String::from_utf8_lossy(&head));
+        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+        let mut cmd = Vec::new();
+        for _ in 0..n {
+            let len: usize = std::str::from_utf8(&line(&mut p)[1..]).unwrap().parse().unwrap();
+            cmd.push(data[p..p + len].to_vec());
+            p += len + 2;
+        }
+        out.push(cmd);
+    }
+    out
+}
+
+/// RESTORE with a relative TTL is replayed with the absolute one and
+/// ABSTTL; one whose TTL already passed replaces nothing or is a DEL;
+/// MIGRATE's removal of the keys it moved is a DEL; MIGRATE COPY and
+/// DUMP write nothing.
+#[test]
+fn propagated_as_redis_propagates() {
+    let Some(target) = common::redis_server() else { return };
+    let dir = tmpdir("prop");
+    let ours = common::moonshard(&["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.to_str().unwrap()]);
+    let mut m = ours.client();
+    run_str(&mut m, &["SET", "src", "hello"]).unwrap();
+    let p = dump(&mut m, b"src");
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(run(&mut m, &[b"RESTORE", b"rel", b"100000", &p]), Ok(Value::Okay));
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(run(&mut m, &[b"RESTORE", b"plain", b"0", &p]), Ok(Value::Okay));
+    assert_eq!(run(&mut m, &[b"RESTORE", b"past", b"5000", &p, b"ABSTTL"]), Ok(Value::Okay));
+    assert_eq!(run(&mut m, &[b"RESTORE", b"plain", b"5000", &p, b"ABSTTL", b"REPLACE"]), Ok(Value::Okay));
+    assert_eq!(run(&mut m, &[b"EXISTS", b"plain", b"past"]), Ok(Value::Int(0)));
+    run_str(&mut m, &["DUMP", "src"]).unwrap();
+    run_str(&mut m, &["SET", "{t}a", "1"]).unwrap();
+    run_str(&mut m, &["SET", "{t}b", "2"]).unwrap();
+    let port = target.port.to_string();
+    assert_eq!(run_str(&mut m, &["MIGRATE", "127.0.0.1", &port, "{t}a", "0", "1000", "COPY"]), Ok(Value::Okay));
+    assert_eq!(
+        run_str(&mut m, &["MIGRATE", "127.0.0.1", &port, "", "0", "1000", "REPLACE", "KEYS", "{t}a", "{t}b", "{t}c"]),
+        Ok(Value::Okay)
+    );
+    let data = std::fs::read(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let cmds: Vec<Vec<String>> = aof_commands(&data)
+        .into_iter()
+        .map(|c| c.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+        .filter(|c: &Vec<String>| c[0] != "SELECT" && c[0] != "select")
+        .collect();
+    let names: Vec<&str> = cmds.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(names, ["SET", "RESTORE", "RESTORE", "DEL", "SET", "SET", "DEL"], "{cmds:?}");
+    let rel = &cmds[1];
+    assert_eq!(rel.len(), 5);
+    let when: i64 = rel[2].parse().unwrap();
+    assert!((before + 100000..=after + 100000).contains(&when), "{rel:?}");
+    assert_eq!(rel[4], "ABSTTL");
+    assert_eq!(cmds[2][1..3], ["plain".to_string(), "0".to_string()]);
+    assert_eq!(cmds[3][1..], ["plain".to_string()]);
+    assert_eq!(cmds[6][1..], ["{t}a".to_string(), "{t}b".to_string()]);
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}

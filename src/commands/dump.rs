@@ -453,12 +453,11 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 None
             };
             match failed {
-                Some(errline) => {
-                    if target_error.is_none() {
-                        sock.last_db = -1;
-                        target_error = Some(String::from_utf8_lossy(&errline[1..]).into_owned());
-                    }
+                Some(errline) if target_error.is_none() => {
+                    sock.last_db = -1;
+                    target_error = Some(String::from_utf8_lossy(&errline[1..]).into_owned());
                 }
+                Some(_) => {}
                 None if !copy => {
                     if ctx.db(key).remove(key).is_some() {
                         ctx.written(key, "del");

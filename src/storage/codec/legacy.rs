@@ -104,9 +104,12 @@ pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, DecodeError> {
 
 // ------------------------------------------------------------------ zipmap
 
+/// A field and its value.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// Decodes a zipmap (count byte, then length-prefixed field, length-prefixed
 /// value with a free-space byte, ..., 0xFF) into field/value pairs.
-pub fn parse_zipmap(zm: &[u8]) -> Result<Vec<(&[u8], &[u8])>, DecodeError> {
+pub fn parse_zipmap(zm: &[u8]) -> Result<Vec<Pair<'_>>, DecodeError> {
     let bad = || DecodeError::new("Zipmap integrity check failed.");
     if zm.len() < 2 || zm[zm.len() - 1] != 0xFF {
         return Err(bad());

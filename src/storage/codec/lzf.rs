@@ -247,7 +247,7 @@ mod tests {
             let mut data = Vec::with_capacity(n);
             for i in 0..n {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                data.push(if (seed >> 40) % 3 == 0 { (seed >> 33) as u8 } else { (i % 7) as u8 + b'a' });
+                data.push(if (seed >> 40).is_multiple_of(3) { (seed >> 33) as u8 } else { (i % 7) as u8 + b'a' });
             }
             round_trip(&data);
             if let Some(c) = compress(&data, data.len() + 64) {
