@@ -288,6 +288,14 @@ fn payloads_byte_equal_and_restored_both_ways() {
         if det {
             assert_eq!(ours, theirs, "DUMP {} (class {class}) differs", String::from_utf8_lossy(&key));
             equal += 1;
+            // DEBUG OBJECT's serializedlength is the size of that encoding.
+            let len = |con: &mut redis::Connection| match run(con, &[b"DEBUG", b"OBJECT", &key]) {
+                Ok(Value::SimpleString(s)) => {
+                    s.split(' ').find(|f| f.starts_with("serializedlength:")).map(str::to_string)
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(len(&mut d.a), len(&mut d.b));
         }
         // Each server's payload restored on both.
         for (prefix, payload) in [(&b"from-redis:"[..], &theirs), (&b"from-moonshard:"[..], &ours)] {
