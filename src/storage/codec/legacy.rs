@@ -1,4 +1,4 @@
-//! The packed layouts of older RDB files, read only: ziplists (lists,
+//! The packed layouts of older RDB files, read here: ziplists (lists,
 //! hashes and sorted sets up to Redis 6.2, quicklist v1 nodes), zipmaps
 //! (hashes of Redis 2.4 and before), and intsets (still written by 7.0 for
 //! small integer sets, so they are written here too).
@@ -100,6 +100,67 @@ pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, DecodeError> {
         return Err(bad());
     }
     Ok(out)
+}
+
+/// The ziplist Redis 6.2 builds for `items` (integers in the narrowest
+/// integer encoding). Moonshard never writes ziplists; this is for tests
+/// and tools that need RDB files of older versions.
+pub fn write_ziplist(items: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut prev = 0usize;
+    let mut tail = 10;
+    for it in items {
+        let start = body.len();
+        tail = 10 + start;
+        if prev < 254 {
+            body.push(prev as u8);
+        } else {
+            body.push(0xFE);
+            body.extend_from_slice(&(prev as u32).to_le_bytes());
+        }
+        match crate::util::parse_i64(it) {
+            Some(v @ 0..=12) => body.push(0xF1 + v as u8),
+            Some(v) if i8::try_from(v).is_ok() => body.extend_from_slice(&[0xFE, v as u8]),
+            Some(v) if i16::try_from(v).is_ok() => {
+                body.push(0xC0);
+                body.extend_from_slice(&(v as i16).to_le_bytes());
+            }
+            Some(v) if (-(1 << 23)..(1 << 23)).contains(&v) => {
+                body.push(0xF0);
+                body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+            }
+            Some(v) if i32::try_from(v).is_ok() => {
+                body.push(0xD0);
+                body.extend_from_slice(&(v as i32).to_le_bytes());
+            }
+            Some(v) => {
+                body.push(0xE0);
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            None if it.len() < 64 => {
+                body.push(it.len() as u8);
+                body.extend_from_slice(it);
+            }
+            None if it.len() < 16384 => {
+                body.push(0x40 | (it.len() >> 8) as u8);
+                body.push(it.len() as u8);
+                body.extend_from_slice(it);
+            }
+            None => {
+                body.push(0x80);
+                body.extend_from_slice(&(it.len() as u32).to_be_bytes());
+                body.extend_from_slice(it);
+            }
+        }
+        prev = body.len() - start;
+    }
+    let mut zl = Vec::new();
+    zl.extend_from_slice(&((body.len() + 11) as u32).to_le_bytes());
+    zl.extend_from_slice(&(tail as u32).to_le_bytes());
+    zl.extend_from_slice(&(items.len() as u16).to_le_bytes());
+    zl.extend_from_slice(&body);
+    zl.push(0xFF);
+    zl
 }
 
 // ------------------------------------------------------------------ zipmap
@@ -204,72 +265,13 @@ pub fn parse_intset(is: &[u8]) -> Result<Vec<i64>, DecodeError> {
 mod tests {
     use super::*;
 
-    /// A ziplist as Redis 6.2 builds it.
-    fn ziplist(items: &[&[u8]]) -> Vec<u8> {
-        let mut body = Vec::new();
-        let mut prev = 0usize;
-        let mut tail = 10;
-        for it in items {
-            let start = body.len();
-            tail = 10 + start;
-            if prev < 254 {
-                body.push(prev as u8);
-            } else {
-                body.push(0xFE);
-                body.extend_from_slice(&(prev as u32).to_le_bytes());
-            }
-            match crate::util::parse_i64(it) {
-                Some(v @ 0..=12) => body.push(0xF1 + v as u8),
-                Some(v) if i8::try_from(v).is_ok() => body.extend_from_slice(&[0xFE, v as u8]),
-                Some(v) if i16::try_from(v).is_ok() => {
-                    body.push(0xC0);
-                    body.extend_from_slice(&(v as i16).to_le_bytes());
-                }
-                Some(v) if (-(1 << 23)..(1 << 23)).contains(&v) => {
-                    body.push(0xF0);
-                    body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-                }
-                Some(v) if i32::try_from(v).is_ok() => {
-                    body.push(0xD0);
-                    body.extend_from_slice(&(v as i32).to_le_bytes());
-                }
-                Some(v) => {
-                    body.push(0xE0);
-                    body.extend_from_slice(&v.to_le_bytes());
-                }
-                None if it.len() < 64 => {
-                    body.push(it.len() as u8);
-                    body.extend_from_slice(it);
-                }
-                None if it.len() < 16384 => {
-                    body.push(0x40 | (it.len() >> 8) as u8);
-                    body.push(it.len() as u8);
-                    body.extend_from_slice(it);
-                }
-                None => {
-                    body.push(0x80);
-                    body.extend_from_slice(&(it.len() as u32).to_be_bytes());
-                    body.extend_from_slice(it);
-                }
-            }
-            prev = body.len() - start;
-        }
-        let mut zl = Vec::new();
-        zl.extend_from_slice(&((body.len() + 11) as u32).to_le_bytes());
-        zl.extend_from_slice(&(tail as u32).to_le_bytes());
-        zl.extend_from_slice(&(items.len() as u16).to_le_bytes());
-        zl.extend_from_slice(&body);
-        zl.push(0xFF);
-        zl
-    }
-
     #[test]
     fn ziplist_round_trip() {
         let big = vec![b'z'; 300];
         let huge = vec![b'h'; 17000];
         let items: Vec<&[u8]> =
             vec![b"a", b"5", b"-100", b"1000", b"-70000", b"3000000000", b"12", b"", &big, &huge, b"x"];
-        let zl = ziplist(&items);
+        let zl = write_ziplist(&items);
         let got = parse_ziplist(&zl).unwrap();
         let back: Vec<Vec<u8>> = got.iter().map(|i| i.to_vec()).collect();
         assert_eq!(back, items.iter().map(|i| i.to_vec()).collect::<Vec<_>>());
@@ -281,7 +283,7 @@ mod tests {
             bad[i] ^= 0x33;
             let _ = parse_ziplist(&bad);
         }
-        assert!(parse_ziplist(&ziplist(&[])).unwrap().is_empty());
+        assert!(parse_ziplist(&write_ziplist(&[])).unwrap().is_empty());
     }
 
     #[test]
