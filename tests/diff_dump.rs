@@ -1107,3 +1107,128 @@ fn older_encodings_restore_alike() {
         same_value(&mut d, &copy);
     }
 }
+
+/// Timing, not a check (run with `--release -- --ignored --nocapture`): a
+/// dataset SAVEd by redis-server, read by `RdbReader`, written again by
+/// `RdbWriter`, loaded by a second redis-server; DUMP of a large value on
+/// both servers.
+#[test]
+#[ignore]
+fn rdb_speed() {
+    use std::time::Instant;
+    let dir = tmpdir("speed");
+    let Some(theirs) = common::redis_server_with(&["--enable-debug-command", "yes", "--dir", dir.to_str().unwrap()])
+    else {
+        return;
+    };
+    let mut r = theirs.client();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut ms = 1;
+    let mut pipe = redis::pipe();
+    let mut n = 0;
+    for i in 0..200_000u32 {
+        let key = format!("key:{i}").into_bytes();
+        let class = if i % 4 == 0 { [1, 3, 5, 6, 7][(i / 4 % 5) as usize] } else { 0 };
+        let (cmds, _) = build(&mut rng, &key, class, &mut ms);
+        for cmd in cmds {
+            let mut c = redis::cmd(std::str::from_utf8(&cmd[0]).unwrap());
+            for a in &cmd[1..] {
+                c.arg(&a[..]);
+            }
+            pipe.add_command(c).ignore();
+            n += 1;
+        }
+        if n > 2000 {
+            pipe.query::<()>(&mut r).unwrap();
+            pipe = redis::pipe();
+            n = 0;
+        }
+    }
+    pipe.query::<()>(&mut r).unwrap();
+    let digest = run_str(&mut r, &["DEBUG", "DIGEST"]);
+    let t = Instant::now();
+    run_str(&mut r, &["SAVE"]).unwrap();
+    let save = t.elapsed();
+    let path = dir.join("dump.rdb");
+    let size = std::fs::metadata(&path).unwrap().len();
+
+    let t = Instant::now();
+    let file = std::fs::File::open(&path).unwrap();
+    let items: Vec<rdb::Item> =
+        rdb::RdbReader::new(std::io::BufReader::with_capacity(1 << 20, file), Default::default())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let read = t.elapsed();
+
+    let t = Instant::now();
+    let out = dir.join("ours.rdb");
+    let f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out).unwrap());
+    let mut w = rdb::RdbWriter::new(f, &rdb::WriterOptions::default()).unwrap();
+    let mut keys = 0;
+    for item in &items {
+        match item {
+            rdb::Item::SelectDb(db) => w.select_db(*db, 0, 0).unwrap(),
+            rdb::Item::Entry(e) => {
+                keys += 1;
+                w.entry(&e.key, &e.value, e.expire_ms.map(|t| t as u64), rdb::Access::None).unwrap();
+            }
+            _ => {}
+        }
+    }
+    w.finish().unwrap().into_inner().unwrap().sync_all().unwrap();
+    let write = t.elapsed();
+    let ours_size = std::fs::metadata(&out).unwrap().len();
+
+    // Both files loaded by redis-server (loading applies the same encoding
+    // rules to both, e.g. small skiplists become listpacks).
+    let load = |file: &str| {
+        let t = Instant::now();
+        let p = common::redis_server_with(&[
+            "--enable-debug-command",
+            "yes",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--dbfilename",
+            file,
+        ])
+        .unwrap();
+        let mut c = p.client();
+        while run_str(&mut c, &["PING"]).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let took = t.elapsed();
+        (run_str(&mut c, &["DEBUG", "DIGEST"]), took, p)
+    };
+    let (theirs_digest, load_theirs, _a) = load("dump.rdb");
+    let (ours_digest, load, _b) = load("ours.rdb");
+    assert_eq!(ours_digest, theirs_digest);
+    assert_ne!(ours_digest, digest.clone().map(|_| redis::Value::Nil));
+
+    // DUMP of a 1,000,000-element list on both servers.
+    let ours = common::moonshard(&[]);
+    let mut m = ours.client();
+    for con in [&mut m, &mut r] {
+        for chunk in 0..100 {
+            let mut cmd = redis::cmd("RPUSH");
+            cmd.arg("big");
+            for j in 0..10_000 {
+                cmd.arg(format!("element-{}", chunk * 10_000 + j));
+            }
+            cmd.query::<i64>(con).unwrap();
+        }
+    }
+    let time_dump = |con: &mut redis::Connection| {
+        let t = Instant::now();
+        let p = dump(con, b"big");
+        (t.elapsed(), p.len())
+    };
+    let (ours_dump, ours_len) = time_dump(&mut m);
+    let (redis_dump, redis_len) = time_dump(&mut r);
+    assert_eq!(ours_len, redis_len);
+    eprintln!(
+        "redis-server SAVE {keys} keys ({size} bytes): {save:?}; RdbReader: {read:?}; RdbWriter: {write:?} ({ours_size} bytes); \
+         redis-server start-up loading that file: {load:?} (its own file: {load_theirs:?}); DUMP of a 1M-element list ({ours_len} bytes): moonshard {ours_dump:?}, redis-server {redis_dump:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

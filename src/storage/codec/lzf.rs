@@ -48,12 +48,53 @@ fn idx(h: u32) -> usize {
 /// byte of slack Redis allocates); None when it does not fit, which is what
 /// makes a caller store the string uncompressed. Empty input gives None.
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let in_len = input.len();
-    if in_len == 0 || out_len == 0 {
+    if input.is_empty() || out_len == 0 || input.len() >= u32::MAX as usize {
         return None;
     }
-    // Slot values are input positions + 1; 0 is an empty slot.
-    let mut htab = vec![0u32; HSIZE];
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        let table = &mut *t;
+        // A new generation empties every slot without touching the table
+        // (Redis leaves its table uninitialised; clearing 256 KiB per call
+        // would cost more than compressing a short string).
+        table.generation = table.generation.wrapping_add(1);
+        if table.generation == 0 {
+            table.slots.iter_mut().for_each(|s| *s = 0);
+            table.generation = 1;
+        }
+        compress_with(input, out_len, table)
+    })
+}
+
+/// The hash table of `compress`: a slot holds `generation << 32 | position + 1`.
+struct Table {
+    slots: Vec<u64>,
+    generation: u32,
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = std::cell::RefCell::new(Table { slots: vec![0; HSIZE], generation: 0 });
+}
+
+impl Table {
+    #[inline]
+    fn get(&self, slot: usize) -> u32 {
+        let v = self.slots[slot];
+        if (v >> 32) as u32 == self.generation {
+            v as u32
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, slot: usize, pos: usize) {
+        self.slots[slot] = (self.generation as u64) << 32 | (pos as u64 + 1);
+    }
+}
+
+fn compress_with(input: &[u8], out_len: usize, htab: &mut Table) -> Option<Vec<u8>> {
+    let in_len = input.len();
     let mut out: Vec<u8> = Vec::with_capacity(out_len + 1);
     // `op` is the write position; out[op - lit - 1] is the open run's control byte.
     let mut op = 1usize;
@@ -66,8 +107,8 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
         while ip < in_len - 2 {
             hval = next(hval, input, ip);
             let slot = idx(hval);
-            let r = htab[slot];
-            htab[slot] = ip as u32 + 1;
+            let r = htab.get(slot);
+            htab.set(slot, ip);
             let candidate = (r != 0).then(|| r as usize - 1);
             let matched = candidate.filter(|&r| {
                 r < ip
@@ -133,10 +174,10 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
                 ip -= 2;
                 hval = first(input, ip);
                 hval = next(hval, input, ip);
-                htab[idx(hval)] = ip as u32 + 1;
+                htab.set(idx(hval), ip);
                 ip += 1;
                 hval = next(hval, input, ip);
-                htab[idx(hval)] = ip as u32 + 1;
+                htab.set(idx(hval), ip);
                 ip += 1;
             } else {
                 if op >= out_len {
@@ -208,11 +249,16 @@ pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             if out.len() + len > out_len {
                 return None;
             }
-            let start = out.len().checked_sub(back + 1)?;
-            // Byte by byte: the source may overlap what is being written.
-            for i in 0..len {
-                let b = out[start + i];
-                out.push(b);
+            let dist = back + 1;
+            let mut from = out.len().checked_sub(dist)?;
+            // A source that overlaps what is written repeats its first
+            // `dist` bytes: copy at most `dist` at a time.
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(dist);
+                out.extend_from_within(from..from + n);
+                from += n;
+                left -= n;
             }
         }
     }

@@ -400,3 +400,38 @@ fn quicklist_nodes_split_like_redis() {
     encode_list(&l, &EncodeOptions { compression: false, list_fill: 10, list_compress_depth: 0 }, &mut out);
     assert_eq!(read_len(&mut SliceInput::new(&out)).unwrap(), 100);
 }
+
+/// Timing, not a check: `cargo test --release --lib codec_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn codec_speed() {
+    use std::time::Instant;
+    let mut l = List::new();
+    for i in 0..1_000_000 {
+        l.push_back(format!("element-{i}").as_bytes());
+    }
+    let v = Value::List(Box::new(l));
+    for compression in [false, true] {
+        let opts = EncodeOptions { compression, ..Default::default() };
+        let t = Instant::now();
+        let mut out = Vec::new();
+        encode_value(&v, &opts, &mut out);
+        let enc = t.elapsed();
+        let t = Instant::now();
+        let back =
+            decode_value(types::LIST_QUICKLIST_2, &mut SliceInput::new(&out), &DecodeOptions::default()).unwrap();
+        let dec = t.elapsed();
+        assert!(back.is_some());
+        let t = Instant::now();
+        let crc = crate::persist::crc64::crc64(0, &out);
+        let crc_t = t.elapsed();
+        eprintln!("1M-element list, compression {compression}: {} bytes, encode {enc:?}, decode {dec:?}, crc64 {crc_t:?} ({crc:x})", out.len());
+    }
+    let data: Vec<u8> = (0..8000u32).flat_map(|i| format!("element-{i}").into_bytes()).collect();
+    let t = Instant::now();
+    let mut n = 0;
+    for _ in 0..100 {
+        n += lzf::compress(&data, data.len() - 4).map_or(0, |c| c.len());
+    }
+    eprintln!("LZF: {} MB in {:?} ({n})", data.len() * 100 / 1_000_000, t.elapsed());
+}
