@@ -95,6 +95,12 @@ impl Server {
         // A new maxmemory-policy or lfu-* value applies to the next access,
         // not only after the memory cron's next tick.
         crate::storage::memory::refresh_tracking(self);
+        // A raised (or removed) maxmemory may end an eviction overrun at once.
+        if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
+            && !crate::shard::eviction::over_maxmemory(self)
+        {
+            self.stats.eviction_over(false);
+        }
     }
 
     pub fn databases(&self) -> usize {

@@ -98,8 +98,12 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let Some(db) = parse_i64(&args[1]) else {
         return Reply::not_integer();
     };
+    // Redis reads the index as an `int`.
+    if i32::try_from(db).is_err() {
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32);
+    }
     if db < 0 || db as u64 >= ctx.server.databases() as u64 {
-        return Reply::err("DB index is out of range");
+        return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
     ctx.client.set_db(db as usize);
     Reply::ok()
@@ -153,26 +157,27 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         }
         proto = Some(v as u8);
     }
-    let mut credentials = None;
-    let mut name = None;
     let mut j = 2;
+    // Options take effect in order, as in Redis 7.0: AUTH authenticates and
+    // SETNAME names the client at once, whatever follows.
     while j < args.len() {
         let more = args.len() - 1 - j;
         if eq_ic(&args[j], "auth") && more >= 2 {
-            credentials = Some((&args[j + 1], &args[j + 2]));
+            if !check_password(ctx, &args[j + 1], &args[j + 2]) {
+                return wrongpass();
+            }
+            ctx.client.authenticated = true;
             j += 3;
         } else if eq_ic(&args[j], "setname") && more >= 1 {
-            name = Some(&args[j + 1]);
+            if let Err(e) = set_name(ctx.client, &args[j + 1]) {
+                return e;
+            }
             j += 2;
         } else {
-            return Reply::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[j])));
+            return Reply::error_from_bytes(
+                [&b"ERR Syntax error in HELLO option '"[..], crate::protocol::c_str(&args[j]), b"'"].concat(),
+            );
         }
-    }
-    if let Some((user, pass)) = credentials {
-        if !check_password(ctx, user, pass) {
-            return wrongpass();
-        }
-        ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
         return Reply::error(
@@ -180,11 +185,6 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
              <user> <pass> option can be used to authenticate the client and select the RESP protocol version \
              at the same time",
         );
-    }
-    if let Some(name) = name {
-        if let Err(e) = set_name(ctx.client, name) {
-            return e;
-        }
     }
     if let Some(p) = proto {
         ctx.client.set_resp(p);
@@ -343,7 +343,7 @@ fn parse_type(arg: &[u8]) -> Result<ClientType, Reply> {
     } else if eq_ic(arg, "pubsub") {
         ClientType::Pubsub
     } else {
-        return Err(Reply::err(format!("Unknown client type '{}'", String::from_utf8_lossy(arg))));
+        return Err(Reply::error_concat(&[b"ERR Unknown client type '", crate::protocol::c_str(arg), b"'"]));
     };
     Ok(t)
 }
@@ -518,10 +518,10 @@ pub fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 /// CLIENT PAUSE timeout [WRITE|ALL].
 pub fn client_pause(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let Some(ms) = crate::util::parse_i64(&args[2]) else {
-        return Reply::err("timeout is not an integer or out of range");
+        return Reply::err(crate::protocol::errors::TIMEOUT_NOT_INTEGER);
     };
     if ms < 0 {
-        return Reply::err("timeout is negative");
+        return Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE);
     }
     let all = match args.get(3) {
         None => true,

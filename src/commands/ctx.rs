@@ -85,6 +85,13 @@ impl<'a, 's> Ctx<'a, 's> {
         self.effects.dirty = self.effects.dirty.saturating_sub(n);
     }
 
+    /// Sets how many changes this command counts, whatever its `written`
+    /// calls counted: Redis counts one change for LMOVE's two keys, none for
+    /// an LTRIM that removed nothing (then it is not propagated either).
+    pub fn set_dirty(&mut self, n: u64) {
+        self.effects.dirty = n;
+    }
+
     /// Propagates `argv` instead of the command as sent (call once per
     /// replacement command, in order).
     pub fn propagate_as(&mut self, argv: Vec<Bytes>) {

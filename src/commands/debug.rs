@@ -432,7 +432,7 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     let db = ctx.db(key);
     let hint = db.str_hint(key);
     let Some((entry, access)) = db.raw(key) else {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     };
     let value = &entry.value;
     let encoding = match value {
@@ -494,49 +494,9 @@ fn atoi(b: &[u8]) -> i64 {
     }
 }
 
-/// C's `strtod` on the longest decimal prefix (leading blanks, sign, digits,
-/// fraction, exponent, or inf/infinity/nan); 0 when there is none. Hex forms
-/// (which C accepts) read as 0.
+/// C's `strtod` on the longest prefix that converts; 0 when there is none.
 fn strtod_prefix(b: &[u8]) -> f64 {
-    let mut i = 0;
-    while i < b.len() && (b[i] == b' ' || (b'\t'..=b'\r').contains(&b[i])) {
-        i += 1;
-    }
-    let start = i;
-    if matches!(b.get(i), Some(b'-' | b'+')) {
-        i += 1;
-    }
-    let rest = &b[i..];
-    for word in ["infinity", "inf", "nan"] {
-        if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word.as_bytes()) {
-            let text = std::str::from_utf8(&b[start..i + word.len()]).unwrap_or("0");
-            return text.parse().unwrap_or(0.0);
-        }
-    }
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-    let int = digits(i);
-    i += int;
-    let mut frac = 0;
-    if b.get(i) == Some(&b'.') {
-        frac = digits(i + 1);
-        if int + frac > 0 {
-            i += 1 + frac;
-        }
-    }
-    if int + frac == 0 {
-        return 0.0;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        let mut j = i + 1;
-        if matches!(b.get(j), Some(b'-' | b'+')) {
-            j += 1;
-        }
-        let exp = digits(j);
-        if exp > 0 {
-            i = j + exp;
-        }
-    }
-    std::str::from_utf8(&b[start..i]).ok().and_then(|t| t.parse().ok()).unwrap_or(0.0)
+    crate::util::numbers::strtod(b).value
 }
 
 /// DEBUG QUICKLIST-PACKED-THRESHOLD: Redis accepts a memory size up to 4 GB
@@ -602,7 +562,7 @@ fn protocol(resp: u8, name: &[u8]) -> Reply {
 /// WATCHers of those keys see them change.
 fn populate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let positive = |a: &[u8]| parse_i64(a).filter(|&n| n >= 0);
-    let out_of_range = || Reply::err("value is out of range, must be positive");
+    let out_of_range = || Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE);
     let Some(count) = positive(&args[2]) else {
         return out_of_range();
     };

@@ -72,6 +72,11 @@ impl Tally {
         self.clock = clock_ns();
     }
 
+    /// When the last call ended (the run's start before any), ns since the epoch.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     /// A run starting at `clock` (ns since the epoch), read by the caller.
     pub fn at(clock: u64) -> Tally {
         Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None }
@@ -128,7 +133,7 @@ impl Tally {
 /// Counts a command refused before it ran (`rejected_calls`) and its error.
 pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
     server.stats.commands[cmd.id].rejected.fetch_add(1, Relaxed);
-    if let Reply::Error(text) = reply {
+    if let Some(text) = reply.error_text() {
         server.stats.count_error(text);
     }
 }
@@ -138,7 +143,7 @@ pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
 #[inline]
 pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(), Reply> {
     if !authenticated && !cmd.spec.has(flags::NO_AUTH) {
-        let reply = Reply::error("NOAUTH Authentication required.");
+        let reply = Reply::error(crate::protocol::errors::NOAUTH);
         rejected(server, cmd, &reply);
         return Err(reply);
     }
@@ -198,7 +203,7 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     }
     let reply = match cmd.spec.exec {
         Exec::Keyed(f) | Exec::AllShards(f) | Exec::Routed(_, f) | Exec::Blocking(f) => f(ctx, args),
-        _ => Reply::err("internal routing error"),
+        _ => Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
     };
     if let Reply::Blocked = reply {
         // Nothing happened: the session waits and calls again.
@@ -214,7 +219,7 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
 /// Runs a command that needs no shard (`Exec::Conn`).
 pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin) -> Reply {
     let Exec::Conn(f) = cmd.spec.exec else {
-        return Reply::err("internal routing error");
+        return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };
     let mut tally = Tally::start();
     let start = tally.clock;
@@ -276,12 +281,14 @@ fn account(
     reply: &Reply,
     tally: &mut Tally,
 ) {
-    let failed = match reply {
-        Reply::Error(text) => {
+    let failed = match reply.error_text() {
+        // A script's errors are counted as it ran (`scripting::settle`).
+        Some(_) if crate::scripting::settles_errors(cmd) => false,
+        Some(text) => {
             server.stats.count_error(text);
             true
         }
-        _ => false,
+        None => false,
     };
     let loading = origin == Origin::AofLoad;
     let obs = &server.observers;

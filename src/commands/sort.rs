@@ -164,179 +164,13 @@ pub(crate) fn c_strtod(s: &[u8]) -> Option<f64> {
         }
     }
     let s = cstr(s);
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let rest = &s[i..];
-    let sign = |v: f64| if neg { -v } else { v };
+    let r = crate::util::numbers::strtod(s);
     // Nothing parsed: strtod gives 0 and points back at the start, so only
     // the empty string passes.
-    let nothing = || if s.is_empty() { Some(0.0) } else { None };
-    let lower = |n: usize| rest.get(..n).map(|p| p.to_ascii_lowercase());
-    if lower(3).as_deref() == Some(b"inf") {
-        let used = if lower(8).as_deref() == Some(b"infinity") { 8 } else { 3 };
-        return (rest.len() == used).then(|| sign(f64::INFINITY));
+    if r.end == 0 {
+        return s.is_empty().then_some(0.0);
     }
-    if lower(3).as_deref() == Some(b"nan") {
-        return None;
-    }
-    if rest.len() >= 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
-        if let Some(v) = hex_strtod(&rest[2..]) {
-            return v.map(sign);
-        }
-        // "0x" without a hex digit: strtod reads the "0" and stops at the "x".
-        return None;
-    }
-    // Decimal: digits [. digits] [e [sign] digits], at least one digit.
-    let digits = |from: usize| rest[from..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let int = digits(0);
-    let mut end = int;
-    let mut frac = 0;
-    if rest.get(end) == Some(&b'.') {
-        frac = digits(end + 1);
-        end += 1 + frac;
-    }
-    if int + frac == 0 {
-        return nothing();
-    }
-    let mantissa_nonzero = rest[..end].iter().any(|b| (b'1'..=b'9').contains(b));
-    if matches!(rest.get(end), Some(b'e' | b'E')) {
-        let mut e = end + 1;
-        if matches!(rest.get(e), Some(b'+' | b'-')) {
-            e += 1;
-        }
-        let n = digits(e);
-        if n > 0 {
-            end = e + n;
-        }
-    }
-    if end != rest.len() {
-        return None;
-    }
-    let text = std::str::from_utf8(rest).ok()?;
-    let v: f64 = text.parse().ok()?;
-    let out_of_range = v.is_infinite() || (v == 0.0 && mantissa_nonzero) || (v != 0.0 && v.abs() < f64::MIN_POSITIVE);
-    (!out_of_range).then(|| sign(v))
-}
-
-/// The hexadecimal form after "0x": `None` when no hex digit follows (the
-/// caller's "0" is then all strtod reads), else the value or `Some(None)`
-/// for trailing bytes or a result out of range.
-fn hex_strtod(s: &[u8]) -> Option<Option<f64>> {
-    let hex = |b: u8| (b as char).to_digit(16);
-    // Up to 16 significant hex digits in `m`; later ones only matter as a
-    // sticky bit. The value is m * 2^exp (+ the sticky part).
-    let (mut m, mut exp, mut sticky, mut any) = (0u64, 0i64, false, false);
-    let mut i = 0;
-    let mut in_frac = false;
-    while i < s.len() {
-        let b = s[i];
-        if b == b'.' && !in_frac {
-            in_frac = true;
-        } else if let Some(d) = hex(b) {
-            any = true;
-            if m >> 60 == 0 {
-                m = m * 16 + d as u64;
-                if in_frac {
-                    exp -= 4;
-                }
-            } else {
-                sticky |= d != 0;
-                if !in_frac {
-                    exp += 4;
-                }
-            }
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    if !any {
-        return None;
-    }
-    if matches!(s.get(i), Some(b'p' | b'P')) {
-        let mut e = i + 1;
-        let neg = match s.get(e) {
-            Some(b'-') => {
-                e += 1;
-                true
-            }
-            Some(b'+') => {
-                e += 1;
-                false
-            }
-            _ => false,
-        };
-        let n = s[e..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if n > 0 {
-            let mut p: i64 = 0;
-            for &d in &s[e..e + n] {
-                p = (p * 10 + (d - b'0') as i64).min(1 << 20);
-            }
-            exp += if neg { -p } else { p };
-            i = e + n;
-        }
-    }
-    if i != s.len() {
-        return Some(None);
-    }
-    Some(round_binary(m, exp, sticky))
-}
-
-/// m * 2^exp (m != 0 unless the value is zero; `sticky`: nonzero bits below
-/// m) rounded to the nearest double, ties to even; `None` on overflow or an
-/// inexact result below the smallest normal double (C's ERANGE).
-fn round_binary(m: u64, exp: i64, sticky: bool) -> Option<f64> {
-    if m == 0 {
-        return Some(0.0);
-    }
-    let lz = m.leading_zeros() as i64;
-    let m = (m as u128) << lz;
-    // value = m / 2^63 * 2^e with m in [2^63, 2^64)
-    let mut e = exp - lz + 63;
-    if e > 1023 {
-        return None;
-    }
-    // Bits of m dropped: 11 for a normal result, more for a subnormal one.
-    let drop = (-e - 1011).max(11);
-    if drop > 127 {
-        return None;
-    }
-    let mut q = m >> drop;
-    let rem = m & ((1u128 << drop) - 1);
-    let half = 1u128 << (drop - 1);
-    let inexact = rem != 0 || sticky;
-    if rem > half || (rem == half && (sticky || q & 1 == 1)) {
-        q += 1;
-    }
-    let bits = if drop == 11 {
-        if q == 1 << 53 {
-            q >>= 1;
-            e += 1;
-            if e > 1023 {
-                return None;
-            }
-        }
-        (((e + 1023) as u64) << 52) | (q as u64 & ((1 << 52) - 1))
-    } else {
-        if inexact && q < 1 << 52 {
-            return None;
-        }
-        q as u64
-    };
-    Some(f64::from_bits(bits))
+    (r.end == s.len() && !r.value.is_nan() && !r.range_error).then_some(r.value)
 }
 
 // ------------------------------------------------------------ the command
@@ -544,7 +378,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         // it does not see (hidden behind an option name) must still share
         // the sorted key's slot.
         if key_slot(dst) != slot {
-            return Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
+            return Reply::error(crate::protocol::errors::CROSSSLOT);
         }
     }
     let in_script = ctx.in_script();

@@ -108,8 +108,9 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
     pub const SENTINEL: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
     /// Redis's CMD_ASKING (RESTORE-ASKING): accepted on an importing slot.
-    pub const ASKING: u32 = 1 << 18;
+    pub const ASKING: u32 = 1 << 19;
     /// moonshard: keys may live in different slots (and shards); the command
     /// is split per shard or runs with all owning shards entered.
     pub const MULTI_SHARD: u32 = 1 << 24;
@@ -136,6 +137,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (SENTINEL, "sentinel"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];

@@ -93,6 +93,7 @@ impl Connection {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    server.stats.reads_processed.fetch_add(1, Ordering::Relaxed);
                     if !self.after_read() {
                         break;
                     }
@@ -210,13 +211,7 @@ impl Connection {
     /// was killed, or its output overcame the soft limit while waiting.
     async fn flush(&mut self) -> bool {
         // appendfsync always: no reply leaves before its writes are on disk.
-        if self.session.emitted > 0 {
-            let offset = std::mem::take(&mut self.session.emitted);
-            let aof = self.session.server.aof.lock().clone();
-            if let Some(aof) = aof.filter(|a| a.policy.load(Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS) {
-                aof.wait_synced(offset).await;
-            }
-        }
+        self.session.wait_for_aof().await;
         if self.session.out_dropped {
             self.session.out = Vec::new();
             return false;
@@ -224,6 +219,7 @@ impl Connection {
         if self.session.out.is_empty() {
             return true;
         }
+        self.session.client.info.note_output(self.session.out.len());
         let ok = self.write_out().await;
         let s = &mut self.session;
         if let Some(sub) = s.sub.as_mut() {
@@ -265,6 +261,7 @@ impl Connection {
                     return false;
                 }
             };
+            self.session.server.stats.writes_processed.fetch_add(1, Ordering::Relaxed);
             match n {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => written += n,
@@ -279,6 +276,7 @@ impl Connection {
     fn after_read(&mut self) -> bool {
         let s = &self.session;
         s.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+        s.client.info.note_input(self.inbuf.capacity());
         // Like Redis 7.0, only the unparsed input counts, not arguments already parsed.
         !crate::net::limits::query_buffer_overcome(&s.server, &s.client.info, &self.inbuf)
     }

@@ -65,6 +65,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         tokio::spawn(active_expire_loop(server.clone(), shard));
     }
     tokio::spawn(crate::storage::memory::cron(server.clone()));
+    tokio::spawn(crate::stats::sampler::cron(server.clone()));
     tokio::spawn(crate::net::limits::idle_cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -153,20 +154,32 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         let Some(mut data) = shard.try_lock() else {
             continue;
         };
+        let started = std::time::Instant::now();
         let now = crate::storage::now_ms();
-        let mut removed = 0;
+        let (mut removed, mut expired, mut sampled, mut capped) = (0, 0, 0, false);
         // DEBUG SET-ACTIVE-EXPIRE 0 stops the sampling; keys still expire on access.
         let active = server.debug.active_expire.load(Ordering::Relaxed);
         for db in data.dbs.iter_mut() {
             if active {
-                removed += db.active_expire(now, 200);
+                let cycle = db.active_expire_cycle(now, 200);
+                (expired, sampled, capped) = (expired + cycle.removed, sampled + cycle.sampled, capped || cycle.capped);
             }
             // Keys reaped on access by commands that do not count them themselves.
             removed += db.take_lazy_expired() as usize;
         }
+        removed += expired;
+        if active {
+            shard.stats.expiry_sampled(expired, sampled);
+            let stats = &server.stats;
+            stats.expire_cycle_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if capped {
+                stats.expire_time_cap_reached.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
         drop(data);
+        server.observers.latency_monitor.add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         if removed > 0 {
             server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
         }

@@ -18,7 +18,6 @@ use crate::commands::registry::{self, Exec};
 use crate::commands::spec::SessionOp;
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
-use crate::protocol::Reply;
 use crate::server::Server;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -557,7 +556,8 @@ impl Loader<'_> {
             Exec::Session(SessionOp::Eval | SessionOp::Fcall) => {
                 let home = 0;
                 let reply = crate::scripting::run_in_transaction(server, &self.client, home, refs, cmd, argv);
-                if let Reply::Error(e) = reply {
+                if let Some(e) = reply.error_text() {
+                    let e = String::from_utf8_lossy(e);
                     crate::net::listener::log(server, "warning", &format!("A script in the AOF failed: {e}"));
                 }
             }

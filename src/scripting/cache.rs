@@ -177,6 +177,11 @@ impl ScriptCache {
         self.scripts.iter().map(|e| block(std::mem::size_of::<Script>()) + block(e.value().source.len())).sum()
     }
 
+    /// Bytes the private checking VM uses (0 when none, or when it is busy).
+    pub fn checker_memory(&self) -> usize {
+        self.checker.try_lock().and_then(|vm| vm.as_ref().map(|v| v.lua.used_memory())).unwrap_or(0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scripts.is_empty()
     }

@@ -54,19 +54,23 @@ enum Wake {
 /// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`)
 /// for as long as it lives; `unblockable` for a blocking command, which
 /// CLIENT UNBLOCK may end (a client held by CLIENT PAUSE is blocked too, but
-/// not unblockable).
-pub struct Blocked(Arc<Server>, Arc<ClientInfo>, bool);
+/// not unblockable); `timed` when the wait has a timeout (INFO
+/// `clients_in_timeout_table`).
+pub struct Blocked(Arc<Server>, Arc<ClientInfo>, bool, bool);
 
 impl Blocked {
-    pub fn new(s: &Session, unblockable: bool) -> Blocked {
+    pub fn new(s: &Session, unblockable: bool, timed: bool) -> Blocked {
         let info = s.client.info.clone();
         if unblockable {
             info.unblock_request.store(0, Ordering::Relaxed);
             info.blocked.store(true, Ordering::Release);
         }
         s.server.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        if timed {
+            s.server.stats.clients_in_timeout_table.fetch_add(1, Ordering::Relaxed);
+        }
         info.set_flag('b', true);
-        Blocked(s.server.clone(), info, unblockable)
+        Blocked(s.server.clone(), info, unblockable, timed)
     }
 }
 
@@ -76,6 +80,9 @@ impl Drop for Blocked {
             self.1.blocked.store(false, Ordering::Release);
         }
         self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        if self.3 {
+            self.0.stats.clients_in_timeout_table.fetch_sub(1, Ordering::Relaxed);
+        }
         self.1.set_flag('b', false);
     }
 }
@@ -113,8 +120,11 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                     Reply::NoReply
                 } else {
                     let mut tally = Tally::start();
+                    let began = tally.clock();
                     let r = dispatch::call(&mut ctx, cmd, pinned.as_deref().unwrap_or(args), &mut tally);
                     tally.publish(&server, &conn.client.info);
+                    let busy = dispatch::clock_ns().saturating_sub(began);
+                    ids.iter().for_each(|&id| server.shards.get(id).stats.ran(1, busy));
                     r
                 };
                 match reply {
@@ -147,7 +157,9 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             return r;
         }
         if blocked.is_none() {
-            blocked = Some(Blocked::new(conn, true));
+            // Replies to the commands pipelined before this one go out now.
+            conn.write_pending(stream).await;
+            blocked = Some(Blocked::new(conn, true, deadline.is_some()));
         }
         let info = &conn.client.info;
         let wake = loop {

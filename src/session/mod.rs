@@ -129,6 +129,47 @@ impl Session {
         }
     }
 
+    /// Writes the replies produced so far before the client starts waiting in
+    /// a blocking command: commands pipelined ahead of it are answered now,
+    /// as Redis answers them (after the AOF has their writes, under `always`).
+    pub async fn write_pending(&mut self, stream: &TcpStream) {
+        self.wait_for_aof().await;
+        if self.out.is_empty() || self.out_dropped {
+            return;
+        }
+        let mut written = 0;
+        while written < self.out.len() {
+            if stream.writable().await.is_err() {
+                return;
+            }
+            match stream.try_write(&self.out[written..]) {
+                Ok(0) => return,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+        if let Some(sub) = self.sub.as_mut() {
+            sub.sub.written(std::mem::take(&mut sub.unflushed));
+        }
+        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.out.clear();
+    }
+
+    /// Under `appendfsync always`, waits until the AOF is fsynced past the
+    /// writes of the replies about to be sent.
+    pub async fn wait_for_aof(&mut self) {
+        if self.emitted == 0 {
+            return;
+        }
+        let offset = std::mem::take(&mut self.emitted);
+        let aof = self.server.aof.lock().clone();
+        let always = crate::persist::aof::FSYNC_ALWAYS;
+        if let Some(aof) = aof.filter(|a| a.policy.load(std::sync::atomic::Ordering::Relaxed) == always) {
+            aof.wait_synced(offset).await;
+        }
+    }
+
     /// Moves every message already queued for this subscriber into the
     /// output, so it goes out before the reply being produced (as in Redis).
     pub fn drain_messages(&mut self) {
@@ -213,8 +254,14 @@ impl Session {
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
-                if let Reply::Error(text) = &reply {
-                    self.server.stats.count_error(text);
+                // A known command refused for its arity counts as a rejected call of it.
+                match registry::named(args) {
+                    Some(cmd) => dispatch::rejected(&self.server, cmd, &reply),
+                    None => {
+                        if let Some(text) = reply.error_text() {
+                            self.server.stats.count_error(text);
+                        }
+                    }
                 }
                 return Plan::Done(reply);
             }
@@ -225,6 +272,13 @@ impl Session {
             }
         }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+            && crate::scripting::writes(&self.server, cmd, args)
+        {
+            let reply = Reply::error(crate::scripting::NOREPLICAS);
+            dispatch::rejected(&self.server, cmd, &reply);
             return Plan::Done(reply);
         }
         match cmd.spec.exec {
@@ -315,6 +369,22 @@ impl Session {
             if self.server.pause.maybe_active() {
                 self.wait_if_paused(&plan, &batch[i]).await;
             }
+            if self.txn.is_some() {
+                // An EXEC refused before it runs (wrong arity) aborts and
+                // discards the transaction, as Redis does.
+                if let Plan::Done(Reply::Error(e)) = &plan {
+                    if batch[i][0].eq_ignore_ascii_case(b"exec") {
+                        let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
+                        self.txn = None;
+                        self.client.info.meta.lock().multi = -1;
+                        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+                        multi::unwatch_all(self).await;
+                        self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
             if self.txn.is_some() || self.sub.is_some() {
                 match self.intercept(plan, &batch[i]) {
                     Ok(p) => plan = p,
@@ -349,10 +419,12 @@ impl Session {
                     // Run this command and every following one bound to the same shard.
                     let mut cmd = cmd;
                     let mut tally = Tally::start();
+                    let (began, mut ran) = (tally.clock(), 0);
                     loop {
                         let reply = self.call(cmd, &batch[i], &mut [&mut guard], &mut tally);
                         self.push(reply);
                         i += 1;
+                        ran += 1;
                         if i >= batch.len() || self.client.close_after_reply {
                             break;
                         }
@@ -374,6 +446,7 @@ impl Session {
                     }
                     tally.publish(&self.server, &self.client.info);
                     drop(guard);
+                    shard.stats.ran(ran, tally.clock().saturating_sub(began));
                 }
                 Plan::Single(cmd, id) => {
                     let reply = blocking::run(self, cmd, &batch[i], vec![id], stream).await;
@@ -428,8 +501,15 @@ impl Session {
             Ok(mut guards) => {
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let mut tally = Tally::start();
+                let began = tally.clock();
                 let r = self.call(cmd, args, &mut refs, &mut tally);
                 tally.publish(&self.server, &self.client.info);
+                drop(refs);
+                drop(guards);
+                let busy = tally.clock().saturating_sub(began);
+                for &id in ids {
+                    server.shards.get(id).stats.ran(1, busy);
+                }
                 r
             }
             Err(busy) => {
@@ -477,7 +557,7 @@ impl Session {
         if !server.pause.holds(cmd, may_write) {
             return;
         }
-        let _blocked = blocking::Blocked::new(self, false);
+        let _blocked = blocking::Blocked::new(self, false, false);
         while let Some(until) = server.pause.until() {
             let ended = server.pause.ended.notified();
             let wait = std::time::Duration::from_millis(until.saturating_sub(crate::storage::now_ms()).max(1));

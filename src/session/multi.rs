@@ -164,6 +164,14 @@ async fn exec(conn: &mut Session) -> Reply {
     };
     conn.client.info.meta.lock().multi = -1;
     conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+    // A transaction that writes is refused as a whole, as a write command is.
+    if conn.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+        && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
+    {
+        unwatch_all(conn).await;
+        let text = crate::scripting::NOREPLICAS;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     if txn.failed {
         unwatch_all(conn).await;
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");
@@ -250,6 +258,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
+    let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
     // The queued commands run as part of the transaction (CLIENT INFO inside
     // it shows the x flag, as in Redis).
@@ -260,6 +269,10 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     }
     conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
+    let busy = dispatch::clock_ns().saturating_sub(began);
+    for &id in ids {
+        server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);
+    }
     Reply::Array(replies)
 }
 
@@ -285,7 +298,7 @@ fn run_queued(
                 Err(e) => return e,
             };
             let Some(pos) = ids.iter().position(|&i| i == sid) else {
-                return Reply::err("internal routing error");
+                return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
             };
             let mut one = [&mut *refs[pos]];
             let mut ctx = Ctx::new(&server, &mut one, &conn.client.info, db, resp, Origin::Exec);

@@ -17,6 +17,7 @@
 //! Positions are dense (`0..len`), which keeps RANDOMKEY, sampling and SCAN's
 //! cursor O(1) as with an insertion-ordered map.
 
+use super::snapshot::{Emit, SnapState};
 use super::{memory, SmallBytes, Value};
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -149,6 +150,17 @@ pub struct Db {
     /// Keys removed by expiry (lazily or actively) since the last drain, for
     /// `expired` keyspace notifications. Bounded: drained every expiry cycle.
     expired_log: Vec<Bytes>,
+    /// A point-in-time snapshot in progress (`storage::snapshot`).
+    snap: Option<Box<SnapState>>,
+}
+
+/// What one active expiry cycle over a database did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpireCycle {
+    pub removed: usize,
+    pub sampled: usize,
+    /// Stopped at its budget while keys were still found stale.
+    pub capped: bool,
 }
 
 /// Most expired keys remembered between two drains of the log.
@@ -188,7 +200,19 @@ impl Db {
 
     fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
         let i = self.find(key)?;
+        self.snap_touch(i);
         self.slots.get_mut(i)
+    }
+
+    /// The slot at `i` may change: a snapshot in progress first keeps its
+    /// value as of the snapshot's start (one branch when none runs).
+    #[inline]
+    fn snap_touch(&mut self, i: usize) {
+        if let Some(snap) = self.snap.as_mut() {
+            if let Some(s) = self.slots.get(i) {
+                snap.touch(i, &s.key, &s.entry, s.access);
+            }
+        }
     }
 
     /// Appends a slot for a key known to be absent.
@@ -198,12 +222,25 @@ impl Db {
         // would need hundreds of GiB, far past any maxmemory.
         let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
         self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
+        if let Some(snap) = self.snap.as_mut() {
+            snap.born(key);
+        }
         let slots = &self.slots;
         self.index.insert_unique(spread(h), pos, |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)));
     }
 
     /// Removes the slot at position `i` from the index and the table.
     fn remove_at(&mut self, i: usize) -> Option<Slot> {
+        if let Some(snap) = self.snap.as_ref() {
+            // The removed key keeps its value in the snapshot; the last key,
+            // moved into a hole the walk has passed, is emitted before it moves.
+            let last = self.slots.len.saturating_sub(1);
+            let behind = i < snap.cursor;
+            self.snap_touch(i);
+            if behind {
+                self.snap_touch(last);
+            }
+        }
         let h = self.slots.get(i)?.meta >> 2;
         if let Ok(e) = self.index.find_entry(spread(h), |&j| j as usize == i) {
             e.remove();
@@ -292,6 +329,7 @@ impl Db {
             self.remove_expired(i);
             return (None, true);
         }
+        self.snap_touch(i);
         let slot = self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             &mut s.entry
@@ -313,6 +351,7 @@ impl Db {
             self.remove_expired(i);
             return (None, true);
         }
+        self.snap_touch(i);
         let slot = self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             s.meta = (s.meta & !HINT_MASK) | hint.bits();
@@ -331,8 +370,14 @@ impl Db {
         self.get_mut(key, now).map(|e| &*e)
     }
 
+    /// `lookup` for callers that cannot count a reaped key themselves: it
+    /// is counted lazily (see `take_lazy_expired`), so `expired_keys` sees it.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup(key, now).0
+        let i = self.live_slot(key, now)?;
+        self.slots.get_mut(i).map(|s| {
+            memory::touch(&mut s.access, now);
+            &mut s.entry
+        })
     }
 
     /// Looks `key` up without counting it as an access (OBJECT, eviction).
@@ -458,6 +503,7 @@ impl Db {
             self.insert_new(key, h, Entry { value, expire_at });
             return;
         };
+        self.snap_touch(i);
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
@@ -481,7 +527,11 @@ impl Db {
     pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value) {
         let key = key.as_ref();
         let h = self.hash(key);
-        match self.find_hashed(key, h).and_then(|i| self.slots.get_mut(i)) {
+        let found = self.find_hashed(key, h);
+        if let Some(i) = found {
+            self.snap_touch(i);
+        }
+        match found.and_then(|i| self.slots.get_mut(i)) {
             Some(s) => {
                 s.access = memory::new_access();
                 s.meta &= !HINT_MASK;
@@ -538,6 +588,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        self.snap_emit_rest();
         self.index = HashTable::new();
         self.slots = Slots::default();
         self.volatile = IndexSet::default();
@@ -550,8 +601,55 @@ impl Db {
     }
 
     /// Takes the whole content out (FLUSHALL ASYNC drops it on another thread).
+    /// A snapshot in progress stays with this database.
     pub fn take(&mut self) -> Db {
-        std::mem::take(self)
+        self.snap_emit_rest();
+        let snap = self.snap.take();
+        let old = std::mem::take(self);
+        self.snap = snap;
+        old
+    }
+
+    // ------------------------------------------------------------ snapshots
+
+    /// Starts a snapshot of this database (call with every shard entered,
+    /// so all databases share one instant). `db` is its index now.
+    pub fn snapshot_begin(&mut self, db: usize, emit: Emit) {
+        self.snap = Some(Box::new(SnapState::new(db, emit)));
+    }
+
+    /// Emits up to `max` more keys of the snapshot in progress. True when it
+    /// has emitted them all (and detaches it).
+    pub fn snapshot_step(&mut self, max: usize) -> bool {
+        let Some(snap) = self.snap.as_mut() else {
+            return true;
+        };
+        let end = self.slots.len.min(snap.cursor.saturating_add(max));
+        while snap.cursor < end {
+            let Some(s) = self.slots.get(snap.cursor) else {
+                break;
+            };
+            snap.step(&s.key, &s.entry, s.access);
+        }
+        if snap.cursor >= self.slots.len {
+            self.snap = None;
+            return true;
+        }
+        false
+    }
+
+    /// Ends a snapshot early (the save failed or was aborted).
+    pub fn snapshot_abort(&mut self) {
+        self.snap = None;
+    }
+
+    /// The whole database is about to go (FLUSHDB, FLUSHALL): a snapshot in
+    /// progress first takes every key it has not emitted.
+    fn snap_emit_rest(&mut self) {
+        if self.snap.is_none() {
+            return;
+        }
+        while !self.snapshot_step(4096) {}
     }
 
     /// A random live key, or None when the database is empty.
@@ -635,10 +733,21 @@ impl Db {
     /// Active expiry: samples keys with a TTL and removes the expired ones.
     /// Returns how many were removed. Stops after `budget` samples.
     pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        self.active_expire_cycle(now, budget).removed
+    }
+
+    /// `active_expire`, reporting what it sampled.
+    pub fn active_expire_cycle(&mut self, now: u64, budget: usize) -> ExpireCycle {
         let mut removed = 0;
         let mut rng = rand::thread_rng();
         let mut sampled = 0;
-        while sampled < budget && !self.volatile.is_empty() {
+        let mut capped = false;
+        while !self.volatile.is_empty() {
+            if sampled >= budget {
+                // Out of work for this cycle while a quarter of the last round was stale.
+                capped = true;
+                break;
+            }
             let mut expired_in_round = 0;
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
@@ -661,7 +770,18 @@ impl Db {
                 break;
             }
         }
-        removed
+        ExpireCycle { removed, sampled, capped }
+    }
+
+    /// Up to `n` TTLs (ms from `now`) of keys that carry one, drawn at
+    /// random when there are more (INFO keyspace's `avg_ttl`).
+    pub fn sample_ttls(&self, now: u64, n: usize, rng: &mut impl Rng) -> Vec<u64> {
+        let len = self.volatile.len();
+        let ttl = |k: &SmallBytes| self.slot(k).map(|s| s.entry.expire_at.saturating_sub(now));
+        if len <= n {
+            return self.volatile.iter().filter_map(ttl).collect();
+        }
+        (0..n).filter_map(|_| self.volatile.get_index(rng.gen_range(0..len)).and_then(ttl)).collect()
     }
 }
 

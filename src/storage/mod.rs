@@ -10,6 +10,7 @@ pub mod list;
 pub mod memory;
 pub mod set;
 pub mod small;
+pub mod snapshot;
 pub mod stream;
 pub mod usage;
 mod value;

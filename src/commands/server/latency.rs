@@ -21,7 +21,7 @@ pub static LATENCY_SUBS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_reset))
         .doc("2.8.13", "Forgets the latency samples of some or all events.")
-        .tips(&["request_policy:all_nodes", "response_policy:agg_sum"]),
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd("latency|graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_graph))
         .doc("2.8.13", "Draws an event's latency samples as an ASCII graph.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
