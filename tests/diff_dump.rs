@@ -666,18 +666,34 @@ fn rdb_written_here_loads_in_redis() {
     let mut w = rdb::RdbWriter::new(std::io::BufWriter::new(file), &rdb::WriterOptions::default()).unwrap();
     w.function(LIB.as_bytes()).unwrap();
     let opts = moonshard::storage::codec::DecodeOptions::default();
+    let mut per_db = Vec::new();
     for db in dbs {
         run_str(&mut d.a, &["SELECT", &db.to_string()]).unwrap();
-        let names = keys(&mut d.a);
-        w.select_db(db, names.len() as u64, 0).unwrap();
-        for k in names {
+        let mut entries = Vec::new();
+        for k in keys(&mut d.a) {
             let p = dump(&mut d.a, &k);
             let value = rdb::restore_payload(&p, &opts).unwrap();
             let expire = match run(&mut d.a, &[b"PEXPIRETIME", &k]) {
                 Ok(Value::Int(t)) if t > 0 => Some(t as u64),
                 _ => None,
             };
-            w.entry(&k, &value, expire, rdb::Access::Idle(3)).unwrap();
+            entries.push((k, value, expire));
+        }
+        per_db.push((db, entries));
+    }
+    // The first database as a whole (with its sizing hint), the others'
+    // keys interleaved, as a snapshot walk may emit them.
+    let (first_db, first) = per_db.remove(0);
+    w.select_db(first_db, first.len() as u64, 0).unwrap();
+    for (k, v, e) in &first {
+        w.entry(k, v, *e, rdb::Access::Idle(3)).unwrap();
+    }
+    let longest = per_db.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
+    for i in 0..longest {
+        for (db, entries) in &per_db {
+            if let Some((k, v, e)) = entries.get(i) {
+                w.entry_at(*db, k, v, *e, rdb::Access::Freq(7)).unwrap();
+            }
         }
     }
     w.finish().unwrap();

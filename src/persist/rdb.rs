@@ -93,6 +93,8 @@ pub struct RdbWriter<W: Write> {
     checksum: bool,
     encode: EncodeOptions,
     written: u64,
+    /// The database the last SELECTDB named.
+    db: Option<usize>,
 }
 
 /// Bytes gathered before they are written out (and checksummed).
@@ -108,6 +110,7 @@ impl<W: Write> RdbWriter<W> {
             checksum: opts.checksum,
             encode: opts.encode,
             written: 0,
+            db: None,
         };
         w.buf.extend_from_slice(format!("REDIS{VERSION:04}").as_bytes());
         w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes())?;
@@ -164,6 +167,7 @@ impl<W: Write> RdbWriter<W> {
     /// Starts database `db`, which holds `keys` keys, `expires` of them
     /// with a TTL (a sizing hint for the loader). Redis skips empty ones.
     pub fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
+        self.db = Some(db);
         self.buf.push(OP_SELECTDB);
         codec::put_len(&mut self.buf, db as u64);
         self.buf.push(OP_RESIZEDB);
@@ -175,6 +179,59 @@ impl<W: Write> RdbWriter<W> {
     /// One key: its absolute expiry in Unix ms (if any), its usage
     /// information, its value.
     pub fn entry(&mut self, key: &[u8], value: &Value, expire_ms: Option<u64>, access: Access) -> io::Result<()> {
+        self.entry_head(expire_ms, access);
+        self.buf.push(codec::type_of(value));
+        codec::put_string(&mut self.buf, key, self.encode.compression);
+        codec::encode_value(value, &self.encode, &mut self.buf);
+        self.maybe_flush()
+    }
+
+    /// `entry` for a key of database `db`, which may differ from the last
+    /// one's (keys emitted out of order by a snapshot walk): a SELECTDB
+    /// (without sizing hint) is written when the database changes. Loaders,
+    /// Redis's included, accept a database selected more than once.
+    pub fn entry_at(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &Value,
+        expire_ms: Option<u64>,
+        access: Access,
+    ) -> io::Result<()> {
+        self.switch_db(db);
+        self.entry(key, value, expire_ms, access)
+    }
+
+    /// A key whose value was encoded beforehand (`codec::type_of` and
+    /// `codec::encode_value`, e.g. under the shard's lock, the file written
+    /// elsewhere), in database `db`.
+    pub fn entry_encoded(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value_type: u8,
+        encoded: &[u8],
+        expire_ms: Option<u64>,
+        access: Access,
+    ) -> io::Result<()> {
+        self.switch_db(db);
+        self.entry_head(expire_ms, access);
+        self.buf.push(value_type);
+        codec::put_string(&mut self.buf, key, self.encode.compression);
+        self.buf.extend_from_slice(encoded);
+        self.maybe_flush()
+    }
+
+    fn switch_db(&mut self, db: usize) {
+        if self.db != Some(db) {
+            self.db = Some(db);
+            self.buf.push(OP_SELECTDB);
+            codec::put_len(&mut self.buf, db as u64);
+        }
+    }
+
+    /// The opcodes before a key: expiry, usage information.
+    fn entry_head(&mut self, expire_ms: Option<u64>, access: Access) {
         if let Some(t) = expire_ms {
             self.buf.push(OP_EXPIRETIME_MS);
             codec::put_ms(&mut self.buf, t);
@@ -190,10 +247,6 @@ impl<W: Write> RdbWriter<W> {
                 self.buf.push(f);
             }
         }
-        self.buf.push(codec::type_of(value));
-        codec::put_string(&mut self.buf, key, self.encode.compression);
-        codec::encode_value(value, &self.encode, &mut self.buf);
-        self.maybe_flush()
     }
 
     /// Bytes produced so far (written or buffered).

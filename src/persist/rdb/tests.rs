@@ -187,3 +187,32 @@ fn reads_the_old_function_opcode_and_expiry_in_seconds() {
     assert!(matches!(&items[0], Item::Function(c) if &c[..] == b"#!LUA name=lib\nreturn 1"));
     assert!(matches!(&items[1], Item::Entry(e) if e.expire_ms == Some(1_000_000_000i64)));
 }
+
+#[test]
+fn entries_out_of_database_order() {
+    let mut w = RdbWriter::new(Vec::new(), &WriterOptions::default()).unwrap();
+    let v = Value::Str("v".into());
+    let mut encoded = Vec::new();
+    codec::encode_value(&v, &EncodeOptions::default(), &mut encoded);
+    w.entry_at(0, b"a", &v, None, Access::None).unwrap();
+    w.entry_at(3, b"b", &v, Some(5), Access::Idle(1)).unwrap();
+    w.entry_encoded(0, b"c", codec::type_of(&v), &encoded, None, Access::Freq(9)).unwrap();
+    w.entry_at(0, b"d", &v, None, Access::None).unwrap();
+    let file = w.finish().unwrap();
+    let got: Vec<(usize, Bytes, Option<i64>, Option<u8>)> = RdbReader::new(&file[..], ReaderOptions::default())
+        .unwrap()
+        .filter_map(|i| match i.unwrap() {
+            Item::Entry(e) => Some((e.db, e.key, e.expire_ms, e.freq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, Bytes::from("a"), None, None),
+            (3, Bytes::from("b"), Some(5), None),
+            (0, Bytes::from("c"), None, Some(9)),
+            (0, Bytes::from("d"), None, None)
+        ]
+    );
+}
