@@ -901,7 +901,12 @@ fn read_id(inp: &mut impl Input) -> Result<StreamId> {
 /// Reads one stream node listpack into `stream`, checking it as Redis's
 /// stream listpack validation does, and that IDs only grow (`prev`: the
 /// last ID seen in earlier nodes).
-fn decode_stream_node(master: StreamId, lp: &[u8], prev: &mut Option<StreamId>) -> Result<Node> {
+/// Entries one in-memory node holds at most (its counters are 16 bits): a
+/// listpack with more (Redis allows it with `stream-node-max-entries 0`)
+/// is split, each part under its first entry's ID.
+const NODE_SPLIT: u16 = 60_000;
+
+fn decode_stream_node(master: StreamId, lp: &[u8], prev: &mut Option<StreamId>) -> Result<Vec<(StreamId, Node)>> {
     let bad = || corrupt("Stream listpack integrity check failed.");
     let items = listpack::parse(lp).map_err(|_| bad())?;
     if items.is_empty() {
@@ -930,7 +935,10 @@ fn decode_stream_node(master: StreamId, lp: &[u8], prev: &mut Option<StreamId>) 
         return Err(corrupt("Stream node IDs out of order"));
     }
     let name_refs: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
+    let mut parts: Vec<(StreamId, Node)> = Vec::new();
     let mut node = Node::with_master_fields(&name_refs);
+    let mut node_master = master;
+    let mut live = 0i64;
     for _ in 0..total {
         let flags = int(&mut it)?;
         let ms_diff = int(&mut it)?;
@@ -962,12 +970,20 @@ fn decode_stream_node(master: StreamId, lp: &[u8], prev: &mut Option<StreamId>) 
             return Err(corrupt("Stream entry IDs out of order"));
         }
         *prev = Some(id);
-        node.push_loaded(master, id, &fields, flags & STREAM_ITEM_DELETED != 0);
+        if node.count >= NODE_SPLIT {
+            let full = std::mem::replace(&mut node, Node::with_master_fields(&name_refs));
+            live += full.live as i64;
+            parts.push((node_master, full));
+            node_master = id;
+        }
+        node.push_loaded(node_master, id, &fields, flags & STREAM_ITEM_DELETED != 0);
     }
-    if it.next().is_some() || node.live as i64 != count {
+    live += node.live as i64;
+    parts.push((node_master, node));
+    if it.next().is_some() || live != count {
         return Err(bad());
     }
-    Ok(node)
+    Ok(parts)
 }
 
 fn decode_stream(v2: bool, inp: &mut impl Input) -> Result<Stream> {
@@ -981,8 +997,9 @@ fn decode_stream(v2: bool, inp: &mut impl Input) -> Result<Stream> {
         }
         let master = read_raw_id(&mut SliceInput::new(&key))?;
         let lp = read_string(inp)?;
-        let node = decode_stream_node(master, &lp, &mut prev)?;
-        s.push_node(master, node);
+        for (m, node) in decode_stream_node(master, &lp, &mut prev)? {
+            s.push_node(m, node);
+        }
     }
     let length = read_len(inp)?;
     if length != s.len() {

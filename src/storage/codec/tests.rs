@@ -435,3 +435,38 @@ fn codec_speed() {
     }
     eprintln!("LZF: {} MB in {:?} ({n})", data.len() * 100 / 1_000_000, t.elapsed());
 }
+
+#[test]
+fn a_stream_node_past_65535_entries_is_split() {
+    let n = 70_000i64;
+    let mut w = listpack::Writer::new();
+    w.push_int(n);
+    w.push_int(0);
+    w.push_int(1);
+    w.push(b"f");
+    w.push_int(0);
+    for i in 0..n {
+        w.push_int(STREAM_ITEM_SAMEFIELDS);
+        w.push_int(0);
+        w.push_int(i);
+        w.push(i.to_string().as_bytes());
+        w.push_int(4);
+    }
+    let lp = w.finish();
+    let mut p = vec![types::STREAM_LISTPACKS_2];
+    put_len(&mut p, 1);
+    put_string(&mut p, &raw_id(StreamId::new(5, 0)), false);
+    put_string(&mut p, &lp, false);
+    put_len(&mut p, n as u64);
+    for id in [StreamId::new(5, n as u64 - 1), StreamId::new(5, 0), StreamId::MIN] {
+        put_len(&mut p, id.ms);
+        put_len(&mut p, id.seq);
+    }
+    put_len(&mut p, n as u64);
+    put_len(&mut p, 0);
+    let Value::Stream(s) = decode_single(&p, &DecodeOptions::default()).unwrap() else { panic!() };
+    assert_eq!(s.len(), n as u64);
+    assert_eq!(s.node_count(), 2);
+    assert_eq!(s.get(StreamId::new(5, 65_000)), Some(vec![Bytes::from("f"), Bytes::from("65000")]));
+    assert_eq!(s.range(StreamId::MIN, StreamId::MAX, false, 0).len(), n as usize);
+}
