@@ -114,7 +114,7 @@ fn start() -> Option<(Diff, TempDir)> {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let p = Proc { port, child };
+        let p = Proc { port, child, dir: None };
         // Someone else's server may answer on that port: make sure it is ours.
         if up && num(&info(&mut p.client(), &["server"]), "Server", "process_id") == i64::from(p.child.id()) {
             break p;

@@ -132,7 +132,7 @@ fn redis_in_temp_dir(dir: &std::path::Path) -> Proc {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let mut p = Proc { port, child };
+        let mut p = Proc { port, child, dir: None };
         while TcpStream::connect(("127.0.0.1", port)).is_err() && matches!(p.child.try_wait(), Ok(None)) {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));

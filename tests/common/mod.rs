@@ -47,10 +47,13 @@ pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> Vec<u8> {
     out
 }
 
-/// A running server process, killed on drop.
+/// A running server process, killed on drop. `dir` is its private working
+/// directory (removed on drop), so no test reads or leaves a `dump.rdb` or
+/// AOF where another test's server would load it.
 pub struct Proc {
     pub port: u16,
     pub child: Child,
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl Proc {
@@ -84,6 +87,29 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh empty directory under the system temp dir, unique per call.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("moonshard-test-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test directory");
+    dir
+}
+
+/// `--dir <fresh temp dir>` unless the caller chose a directory itself.
+fn private_dir(extra: &[&str], what: &str) -> Option<std::path::PathBuf> {
+    if extra.contains(&"--dir") {
+        None
+    } else {
+        Some(temp_dir(what))
     }
 }
 
@@ -93,7 +119,12 @@ impl Drop for Proc {
 /// parallel tests never race for a port.
 pub fn moonshard(extra: &[&str]) -> Proc {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+    let dir = private_dir(extra, "moonshard");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moonshard"));
+    if let Some(dir) = &dir {
+        command.arg("--dir").arg(dir);
+    }
+    let mut child = command
         .args(["--port", "0"])
         .args(extra)
         .args(["--loglevel", "notice"])
@@ -123,7 +154,7 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     let port = rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port");
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
-    Proc { port, child }
+    Proc { port, child, dir }
 }
 
 /// One field of an INFO section, as text ("" when absent).
@@ -160,7 +191,12 @@ pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
         return None;
     }
     let port = free_port();
-    let mut child = Command::new("redis-server")
+    let dir = private_dir(extra, "redis");
+    let mut command = Command::new("redis-server");
+    if let Some(dir) = &dir {
+        command.arg("--dir").arg(dir);
+    }
+    let mut child = command
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
         .args(extra)
         .stdout(Stdio::null())
@@ -168,7 +204,7 @@ pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
         .spawn()
         .expect("start redis-server");
     wait_for_port(port, &mut child, "redis-server");
-    Some(Proc { port, child })
+    Some(Proc { port, child, dir })
 }
 
 /// Runs one command, returning the reply or the error text as a Value-like string.
