@@ -221,7 +221,7 @@ pub fn remember<'k>(
         } else {
             let id = server.shards.for_key(key);
             match shards.iter_mut().find(|s| s.id == id) {
-                Some(s) => &mut **s,
+                Some(s) => s,
                 None => continue,
             }
         };
