@@ -216,11 +216,9 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     // Client-side caching: the keys a read-only command read (after the
     // invalidations of keys it reaped, as Redis orders them). A script's
     // reads are remembered by the script runner.
-    if cmd.spec.has(flags::READONLY) {
-        let tracking = ctx.client.tracking.flags();
-        if tracking != 0 && ctx.origin != Origin::Script && !cmd.spec.has(flags::PUBSUB) {
-            remember_keys(ctx, cmd, args, tracking);
-        }
+    let tracking = ctx.client.tracking.flags();
+    if tracking != 0 && cmd.spec.has(flags::READONLY) && ctx.origin != Origin::Script {
+        remember_keys(ctx, cmd, args, tracking);
     }
     reply
 }

@@ -34,10 +34,11 @@ use std::sync::Arc;
 /// The server-wide part: counters INFO reports and the BCAST prefix table.
 #[derive(Default)]
 pub struct Tracking {
-    /// Clients with tracking on (`tracking_clients`).
-    clients: AtomicUsize,
-    /// Keys and (key, client) pairs in the shards' tables.
-    keys: AtomicU64,
+    /// The clients with tracking on (`tracking_clients`, from bit
+    /// `CLIENTS_SHIFT` up) and the keys in the shards' tables (below it),
+    /// in one word: the check on every change is one load.
+    state: AtomicU64,
+    /// (key, client) pairs in the shards' tables.
     items: AtomicU64,
     /// `tracking-table-max-keys` (0: no limit).
     max_keys: AtomicU64,
@@ -57,11 +58,15 @@ enum Payload<'a> {
     Null,
 }
 
+/// `Tracking::state`: one tracking client, and the mask of the key count.
+const CLIENTS_SHIFT: u32 = 40;
+const KEYS_MASK: u64 = (1 << CLIENTS_SHIFT) - 1;
+
 impl Tracking {
     /// True when some client tracks keys.
     #[inline]
     pub fn active(&self) -> bool {
-        self.clients.load(Relaxed) != 0
+        self.state.load(Relaxed) >> CLIENTS_SHIFT != 0
     }
 
     /// True when a change may concern client-side caching: some client
@@ -70,7 +75,11 @@ impl Tracking {
     /// every change.
     #[inline]
     pub fn engaged(&self) -> bool {
-        self.clients.load(Relaxed) != 0 || self.keys.load(Relaxed) != 0
+        self.state.load(Relaxed) != 0
+    }
+
+    fn keys(&self) -> u64 {
+        self.state.load(Relaxed) & KEYS_MASK
     }
 
     /// True when some BCAST client listens to a prefix.
@@ -82,9 +91,10 @@ impl Tracking {
     /// True when the tables hold more keys than `tracking-table-max-keys`.
     #[inline]
     pub fn over_limit(&self) -> bool {
-        self.active() && {
+        let state = self.state.load(Relaxed);
+        state >> CLIENTS_SHIFT != 0 && {
             let max = self.max_keys.load(Relaxed);
-            max != 0 && self.keys.load(Relaxed) > max
+            max != 0 && state & KEYS_MASK > max
         }
     }
 
@@ -94,12 +104,22 @@ impl Tracking {
 
     /// INFO's figures: (clients, keys, items, prefixes).
     pub fn figures(&self) -> (usize, u64, u64, usize) {
-        (self.clients.load(Relaxed), self.keys.load(Relaxed), self.items.load(Relaxed), self.nprefixes.load(Relaxed))
+        let state = self.state.load(Relaxed);
+        let clients = (state >> CLIENTS_SHIFT) as usize;
+        (clients, state & KEYS_MASK, self.items.load(Relaxed), self.nprefixes.load(Relaxed))
     }
 
     fn counted(&self, keys: i64, items: i64) {
-        add(&self.keys, keys);
+        add(&self.state, keys);
         add(&self.items, items);
+    }
+
+    fn client_on(&self, on: bool) {
+        if on {
+            self.state.fetch_add(1 << CLIENTS_SHIFT, Relaxed);
+        } else {
+            self.state.fetch_sub(1 << CLIENTS_SHIFT, Relaxed);
+        }
     }
 }
 
@@ -121,7 +141,7 @@ pub fn enable(server: &Server, info: &ClientInfo, redirect: u64, options: u32, p
     let t = &info.tracking;
     let old = t.flags();
     if old & tf::ON == 0 {
-        server.tracking.clients.fetch_add(1, Relaxed);
+        server.tracking.client_on(true);
     }
     // CACHING survives, as in Redis; the other mode flags are replaced.
     let keep = old & tf::CACHING;
@@ -164,7 +184,7 @@ pub fn disable(server: &Server, info: &ClientInfo) {
         server.tracking.nprefixes.store(table.len(), Relaxed);
     }
     if old & tf::ON != 0 {
-        server.tracking.clients.fetch_sub(1, Relaxed);
+        server.tracking.client_on(false);
     }
 }
 
@@ -373,7 +393,7 @@ fn keys_array<'k>(keys: impl ExactSizeIterator<Item = &'k Bytes>) -> Vec<u8> {
 pub fn enforce_limit(server: &Server, data: &mut ShardData, current: u64) {
     let max = server.tracking.max_keys.load(Relaxed);
     let who = Who { current, by: 0, running: false };
-    while max != 0 && server.tracking.keys.load(Relaxed) > max {
+    while max != 0 && server.tracking.keys() > max {
         let Some(key) = data.tracked.random_key() else {
             return;
         };

@@ -122,9 +122,18 @@ impl Session {
         if self.sub.is_some() {
             self.drain_messages();
         }
-        // Pushes other clients queued go out before the reply, the
-        // invalidations this command caused for this client after it,
-        // whatever CLIENT REPLY says.
+        if self.caching_armed || self.client.info.pushes.waiting() {
+            return self.push_with_tracking(reply);
+        }
+        self.encode_reply(reply);
+    }
+
+    /// `push` for a client with pushes waiting or a CLIENT CACHING mark.
+    /// Pushes other clients queued go out before the reply, the
+    /// invalidations this command caused for this client after it,
+    /// whatever CLIENT REPLY says.
+    #[inline(never)]
+    fn push_with_tracking(&mut self, reply: Reply) {
         let pushes = self.client.info.pushes.waiting();
         if pushes {
             self.client.info.pushes.take_encoded(&mut self.out, false);
@@ -149,6 +158,7 @@ impl Session {
     }
 
     /// Encodes a reply into the output, as CLIENT REPLY allows.
+    #[inline(always)]
     fn encode_reply(&mut self, reply: Reply) {
         match self.client.reply_mode {
             ReplyMode::On => {
