@@ -11,6 +11,8 @@
 //! back as `#name` before comparing.
 
 mod common;
+#[path = "common/python.rs"]
+mod python;
 mod raw_resp;
 
 use rand::rngs::StdRng;
@@ -692,4 +694,17 @@ fn evicted_keys_are_invalidated() {
     }
     assert!(gone > 0, "nothing was evicted");
     assert_eq!(gone, invalidated.len(), "invalidations for keys that are still there");
+}
+
+/// redis-py's client-side cache (RESP3) stays coherent under concurrent
+/// writers: run against redis-server (so the script itself is checked) and
+/// against moonshard with keys on four shards.
+#[test]
+fn redis_py_cache_stays_coherent() {
+    let Some(py) = python::venv_python() else { return };
+    if let Some(theirs) = common::redis_server() {
+        python::run_script(&py, "tracking_cache.py", theirs.port, "tracking cache ok");
+    }
+    let ours = common::moonshard(&["--shards", "4"]);
+    python::run_script(&py, "tracking_cache.py", ours.port, "tracking cache ok");
 }
