@@ -708,3 +708,26 @@ fn redis_py_cache_stays_coherent() {
     let ours = common::moonshard(&["--shards", "4"]);
     python::run_script(&py, "tracking_cache.py", ours.port, "tracking cache ok");
 }
+
+/// Under CLIENT REPLY OFF the invalidations still arrive (Redis 7.0 sends
+/// pushes whatever the reply mode), its own ones included.
+#[test]
+fn pushes_under_client_reply_off() {
+    let Some(mut w) = World::start() else { return };
+    w.connect("a", true);
+    w.connect("b", false);
+    w.run("a", "CLIENT TRACKING on");
+    w.run("a", "MGET r1 r2");
+    for side in &mut w.sides {
+        side.client("a").send(&["CLIENT", "REPLY", "OFF"]);
+    }
+    w.hold.push("a".into());
+    w.run("b", "SET r1 x");
+    w.unsolicited("a", Duration::from_millis(300));
+    for side in &mut w.sides {
+        side.client("a").send(&["SET", "r2", "x"]);
+    }
+    w.unsolicited("a", Duration::from_millis(300));
+    w.hold.clear();
+    w.run("a", "CLIENT REPLY ON");
+}
