@@ -389,26 +389,112 @@ pub fn open_at_startup(server: &Arc<Server>) -> Result<(), String> {
     Ok(())
 }
 
-/// `CONFIG SET appendonly yes` at run time. Redis first rewrites the AOF
-/// from the dataset; moonshard can do that only for an empty dataset until
-/// snapshots exist (then it starts a fresh AOF with every shard entered, so
-/// no write slips between the check and the subscription).
+/// `CONFIG SET appendonly yes` at run time. Redis first writes a base
+/// from the dataset; here it is written with every shard held (so no write
+/// slips between the base and the subscription to the write stream).
 pub fn enable_at_runtime(server: &Arc<Server>) -> Result<(), String> {
     if server.aof.lock().is_some() {
         return Ok(());
     }
     let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
-    if guards.iter().any(|g| g.total_keys() > 0) {
-        return Err(
-            "appendonly can only be turned on at run time while the dataset is empty (set it at start-up)".into()
-        );
-    }
     let layout = Layout::from_config(server);
-    let manifest = create_fresh(server, &layout).map_err(|e| format!("Can't create the append-only file: {e}"))?;
+    let manifest = if guards.iter().any(|g| g.total_keys() > 0)
+        || !crate::scripting::functions::library_codes(server).is_empty()
+    {
+        let held: Vec<&crate::shard::ShardData> = guards.iter().map(|g| &**g).collect();
+        create_from_dataset(server, &layout, &held)
+    } else {
+        create_fresh(server, &layout)
+    }
+    .map_err(|e| format!("Can't create the append-only file: {e}"))?;
     let aof = start_writer(server, &layout, &manifest).map_err(|e| e.to_string())?;
     drop(guards);
     *server.aof.lock() = Some(aof);
+    crate::net::listener::log(server, "notice", "Background append only file rewriting started");
     Ok(())
+}
+
+/// A new AOF whose base holds the dataset of `shards` (every shard held):
+/// an RDB preamble or commands per `aof-use-rdb-preamble`. Files of an
+/// earlier AOF in the directory are replaced.
+fn create_from_dataset(
+    server: &Server,
+    layout: &Layout,
+    shards: &[&crate::shard::ShardData],
+) -> std::io::Result<Manifest> {
+    std::fs::create_dir_all(&layout.dir)?;
+    let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
+    let old = std::fs::read_to_string(layout.manifest_path()).ok().and_then(|t| Manifest::parse(&t).ok());
+    let seq = old
+        .as_ref()
+        .map_or(0, |m| m.base.as_ref().map_or(0, |b| b.seq).max(m.incrs.iter().map(|i| i.seq).max().unwrap_or(0)))
+        + 1;
+    let base_name = format!("{}.{seq}.base.{}", layout.filename, if preamble { "rdb" } else { "aof" });
+    let tmp = format!("temp-rewriteaof-{}.aof", std::process::id());
+    super::save::write_durably(&layout.path(&base_name), &tmp, |out| {
+        if preamble {
+            super::save::write_held(server, shards, out, true)
+        } else {
+            write_commands(server, shards, out)
+        }
+    })?;
+    let incr_name = format!("{}.{seq}.incr.aof", layout.filename);
+    std::fs::File::create(layout.path(&incr_name))?.sync_all()?;
+    let m = Manifest {
+        base: Some(FileEntry { name: base_name, seq, kind: 'b' }),
+        incrs: vec![FileEntry { name: incr_name, seq, kind: 'i' }],
+    };
+    write_manifest(layout, &m)?;
+    if let Some(old) = old {
+        for f in old.base.iter().chain(old.incrs.iter()) {
+            let _ = std::fs::remove_file(layout.path(&f.name));
+        }
+    }
+    Ok(m)
+}
+
+/// The dataset as commands (a base without RDB preamble): per database a
+/// SELECT, then per key the commands that rebuild it and its PEXPIREAT.
+fn write_commands<W: std::io::Write>(
+    server: &Server,
+    shards: &[&crate::shard::ShardData],
+    mut out: W,
+) -> std::io::Result<W> {
+    let mut buf = Vec::new();
+    for code in crate::scripting::functions::library_codes(server) {
+        push_command(&mut buf, &[b"FUNCTION", b"LOAD", &code]);
+    }
+    for db in 0..server.databases() {
+        if shards.iter().all(|s| s.dbs[db].is_empty()) {
+            continue;
+        }
+        push_command(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
+        for shard in shards {
+            for (key, e) in shard.dbs[db].iter() {
+                // RESTORE of the value's DUMP payload rebuilds any type in one command.
+                let payload = super::rdb::dump_payload(&e.value, &super::rdb::encode_options(&server.config));
+                push_command(&mut buf, &[b"RESTORE", key, b"0", &payload, b"REPLACE"]);
+                if e.expire_at != 0 {
+                    push_command(&mut buf, &[b"PEXPIREAT", key, e.expire_at.to_string().as_bytes()]);
+                }
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+            }
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(out)
+}
+
+fn push_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
 }
 
 /// `CONFIG SET appendonly no`, and shutdown: stops appending, after
@@ -596,12 +682,17 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.kind == 'i' && last => Vec::new(),
             Err(e) => return Err(format!("Can't open the append-only file {}: {e}", f.name)),
         };
-        if f.kind == 'b' && data.starts_with(b"REDIS") {
-            super::rdb::check_empty(&data).map_err(|e| format!("Error reading the RDB base file {}: {e}", f.name))?;
-            continue;
-        }
         let mut pos = 0usize;
-        let mut good = 0usize;
+        if data.starts_with(b"REDIS") {
+            // An RDB preamble (the base of a multi-part AOF, or the head of
+            // an old single-file AOF, whose commands follow it).
+            let mut target = super::load::Target::Lock(&server.shards);
+            let (rest, loaded) = super::load::read_into(server, &data[..], &mut target, true)
+                .map_err(|e| format!("Error reading the RDB preamble of the AOF file {}: {e}", f.name))?;
+            super::load::note_loaded(server, &loaded);
+            pos = data.len() - rest.len();
+        }
+        let mut good = pos;
         loop {
             match next_command(&data, &mut pos) {
                 Ok(None) => break,

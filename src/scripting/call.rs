@@ -350,6 +350,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
     }
+    if spec.is_write() && !run.wrote && run.server.persist.misconf.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Coded(crate::protocol::errors::MISCONF)));
+    }
     if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(crate::storage::memory::OOM_TEXT)));
     }

@@ -274,6 +274,9 @@ impl Session {
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
             return Plan::Done(reply);
         }
+        if let Err(reply) = dispatch::persistence_gate(&self.server, cmd, args) {
+            return Plan::Done(reply);
+        }
         if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
             && crate::scripting::writes(&self.server, cmd, args)
         {

@@ -172,6 +172,13 @@ async fn exec(conn: &mut Session) -> Reply {
         let text = crate::scripting::NOREPLICAS;
         return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
     }
+    if conn.server.persist.misconf.load(std::sync::atomic::Ordering::Relaxed)
+        && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
+    {
+        unwatch_all(conn).await;
+        let text = crate::protocol::errors::MISCONF;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     if txn.failed {
         unwatch_all(conn).await;
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");
