@@ -40,15 +40,20 @@ impl Value {
         }
     }
 
-    /// The first word of an error reply (`ERR`, `WRONGTYPE`, `CROSSSLOT`, ...).
+    /// The first word of an error reply (`ERR`, `WRONGTYPE`, `CROSSSLOT`,
+    /// ...); `error` when the text starts with anything else (a script's
+    /// own error text, say), so that such errors group together.
     pub fn error_word(&self) -> Option<String> {
         self.error().map(|e| {
             let w = e.split(|&c| c == b' ').next().unwrap_or(b"");
-            let word: String = w.iter().take(24).map(|&c| if c.is_ascii_graphic() { c as char } else { '?' }).collect();
-            if word.is_empty() {
-                "(empty)".into()
+            let code = !w.is_empty()
+                && w.len() <= 24
+                && w[0].is_ascii_uppercase()
+                && w.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+            if code {
+                String::from_utf8_lossy(w).into_owned()
             } else {
-                word
+                "error".into()
             }
         })
     }
@@ -359,6 +364,8 @@ mod tests {
             }
         }
         assert_eq!(Value::Error(b"WRONGTYPE x".to_vec()).error_word().as_deref(), Some("WRONGTYPE"));
+        assert_eq!(Value::Error(b"\xff\x01 x".to_vec()).error_word().as_deref(), Some("error"));
+        assert_eq!(Value::Error(b"-1".to_vec()).error_word().as_deref(), Some("error"));
         assert!(parse(b"?x\r\n").is_err());
     }
 

@@ -75,6 +75,8 @@ pub enum Compare {
     Exact,
     /// The top-level aggregate as a multiset.
     Unordered,
+    /// Every aggregate, at every depth, as a multiset.
+    UnorderedDeep,
     /// A flat `[k, v, k, v]` array (or a map) as a multiset of pairs.
     UnorderedPairs,
     /// Like `UnorderedPairs`, leaving out pairs whose key is listed
@@ -206,8 +208,14 @@ pub static COMPARE: &[CompareRule] = &[
                  (README) moonshard's own COMMAND DOCS summaries and FUNCTION DUMP payload format",
     },
     CompareRule {
+        id: "function-order",
+        matcher: Matcher::Commands(&["function|list"]),
+        compare: Compare::UnorderedDeep,
+        reason: "libraries and the functions of a library live in dictionaries: order unspecified at every level",
+    },
+    CompareRule {
         id: "set-order",
-        matcher: Matcher::Commands(&["pubsub|channels", "pubsub|shardchannels", "function|list"]),
+        matcher: Matcher::Commands(&["pubsub|channels", "pubsub|shardchannels"]),
         compare: Compare::Unordered,
         reason: "Redis iterates a dictionary: order unspecified",
     },
@@ -504,6 +512,26 @@ fn pairs_eq(a: &Value, b: &Value, except: &[&str]) -> bool {
     }
 }
 
+/// `v` with every aggregate's elements sorted, recursively.
+fn canonical(v: &Value) -> Value {
+    let sort = |items: &[Value]| {
+        let mut out: Vec<Value> = items.iter().map(canonical).collect();
+        out.sort_by_key(to_bytes);
+        out
+    };
+    match v {
+        Value::Array(items) => Value::Array(sort(items)),
+        Value::Set(items) => Value::Set(sort(items)),
+        Value::Push(items) => Value::Push(sort(items)),
+        Value::Map(m) => {
+            let mut out: Vec<(Value, Value)> = m.iter().map(|(k, x)| (canonical(k), canonical(x))).collect();
+            out.sort_by_key(|(k, x)| (to_bytes(k), to_bytes(x)));
+            Value::Map(out)
+        }
+        other => other.clone(),
+    }
+}
+
 fn shape_eq(a: &Value, b: &Value) -> bool {
     match (a.error(), b.error()) {
         (Some(x), Some(y)) => x == y,
@@ -558,6 +586,7 @@ pub fn equal(cmp: Compare, a: &Value, b: &Value) -> bool {
     match cmp {
         Compare::Exact => a == b,
         Compare::Unordered => multiset_eq(a, b),
+        Compare::UnorderedDeep => canonical(a) == canonical(b),
         Compare::UnorderedPairs => pairs_eq(a, b, &[]),
         Compare::PairsExcept(except) => pairs_eq(a, b, except),
         Compare::Shape => shape_eq(a, b),
@@ -610,6 +639,11 @@ mod tests {
         let c3 = Value::Array(vec![bulk("maxmemory"), bulk("1"), bulk("port"), bulk("2")]);
         assert!(equal(Compare::PairsExcept(&["port"]), &c1, &c2));
         assert!(!equal(Compare::PairsExcept(&["port"]), &c1, &c3));
+        let d1 = Value::Array(vec![Value::Array(vec![bulk("f1"), bulk("f3")]), bulk("x")]);
+        let d2 = Value::Array(vec![bulk("x"), Value::Array(vec![bulk("f3"), bulk("f1")])]);
+        assert!(!equal(Compare::Unordered, &d1, &d2));
+        assert!(equal(Compare::UnorderedDeep, &d1, &d2));
+        assert!(!equal(Compare::UnorderedDeep, &d1, &a));
         assert!(equal(Compare::Tolerance(1), &Value::Int(5), &Value::Int(4)));
         assert!(!equal(Compare::Tolerance(1), &Value::Int(5), &Value::Int(3)));
         assert!(equal(Compare::Shape, &bulk("x"), &bulk("y")));

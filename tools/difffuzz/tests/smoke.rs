@@ -148,3 +148,27 @@ fn servers_are_killed_and_watched_by_pid() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The same seed gives the same stream; another seed another one.
+#[test]
+fn generator_is_deterministic_for_a_seed() {
+    if !have_redis() {
+        return;
+    }
+    use difffuzz::conn::Conn;
+    use difffuzz::docs::{declared, Table};
+    use difffuzz::gen::{Gen, Options};
+    let s = Server::start("redis-server", Launch::Redis { bin: "redis-server".into(), flags: Vec::new() })
+        .expect("start redis-server");
+    let mut c = Conn::connect(s.port).expect("connect");
+    let table = Table::load(&mut c).expect("COMMAND DOCS");
+    let names = declared(&mut c).expect("COMMAND");
+    let stream = |seed: u64| {
+        let mut g = Gen::new(seed, &table, &names, Options::default());
+        (0..20).flat_map(|_| g.sequence()).flat_map(|s| s.cmds).map(|c| c.argv).collect::<Vec<_>>()
+    };
+    let a = stream(42);
+    assert!(a.len() > 500, "only {} commands", a.len());
+    assert_eq!(a, stream(42));
+    assert_ne!(a, stream(43));
+}
