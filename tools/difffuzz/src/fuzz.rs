@@ -115,6 +115,8 @@ pub struct RssStats {
     pub redis_last_kb: Option<u64>,
     /// moonshard's start count when the baseline was taken (a restart resets it).
     pub starts: u32,
+    /// (sequence, moonshard KiB, redis-server KiB) for every sample.
+    pub trace: Vec<(u64, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -664,7 +666,7 @@ fn run_inner(cfg: &Config) -> Result<Summary, String> {
         // RSS after the FLUSHALL that starts each sequence (sampled every 25 sequences).
         let outcome = exec.run(&seq, Some(&mut counters));
         if sum.sequences % 25 == 1 {
-            sample_rss(&mut exec, &mut sum.rss, cfg.hang);
+            sample_rss(&mut exec, &mut sum.rss, cfg.hang, sum.sequences);
         }
         let (kind, cause, failing_step) = match &outcome {
             Outcome::Clean | Outcome::Diverged(_) => continue,
@@ -775,7 +777,7 @@ fn run_inner(cfg: &Config) -> Result<Summary, String> {
     }
 
     // Final RSS after a FLUSHALL.
-    sample_rss(&mut exec, &mut sum.rss, cfg.hang);
+    sample_rss(&mut exec, &mut sum.rss, cfg.hang, sum.sequences);
     if let (Some(b), Some(l)) = (sum.rss.baseline_kb, sum.rss.last_kb) {
         if l > b + cfg.rss_limit_kb {
             sum.findings.push(Finding {
@@ -823,7 +825,7 @@ fn crash_excerpt(log: &str) -> String {
     lines[start..].iter().take(30).copied().collect::<Vec<_>>().join("\n")
 }
 
-fn sample_rss(exec: &mut Exec, rss: &mut RssStats, hang: Duration) {
+fn sample_rss(exec: &mut Exec, rss: &mut RssStats, hang: Duration, sequence: u64) {
     if let Ok(mut c) = Conn::connect(exec.ms.port) {
         let _ = c.call(&[b"FLUSHALL"], hang);
     }
@@ -843,5 +845,6 @@ fn sample_rss(exec: &mut Exec, rss: &mut RssStats, hang: Duration) {
     }
     rss.last_kb = Some(kb);
     rss.redis_last_kb = exec.rs.rss_kb();
+    rss.trace.push((sequence, kb, rss.redis_last_kb.unwrap_or(0)));
     rss.peak_kb = Some(rss.peak_kb.unwrap_or(0).max(kb));
 }

@@ -75,6 +75,18 @@ pub fn markdown(sum: &Summary) -> String {
         kb(sum.rss.redis_baseline_kb),
         kb(sum.rss.redis_last_kb)
     );
+    let trace = &sum.rss.trace;
+    if trace.len() > 2 {
+        // At most 10 evenly spaced samples.
+        let step = trace.len().div_ceil(10);
+        let points: Vec<String> = trace
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || *i == trace.len() - 1)
+            .map(|(_, (seq, ms, rs))| format!("{seq}: {:.1}/{:.1}", *ms as f64 / 1024.0, *rs as f64 / 1024.0))
+            .collect();
+        let _ = writeln!(s, "- RSS after FLUSHALL by sequence (moonshard/redis-server MiB): {}", points.join(", "));
+    }
     if !sum.not_declared.is_empty() {
         let _ = writeln!(s, "- Redis commands moonshard does not declare: {}", sum.not_declared.join(", "));
     }

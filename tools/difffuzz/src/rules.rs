@@ -391,8 +391,8 @@ pub static DOMAINS: &[DomainRule] = &[
         domain: Domain::Structural,
         args: &[],
         reason: "inside MULTI, (S|P)UNSUBSCRIBE with several channels writes one message per channel into \
-                 its single EXEC slot, so stray replies follow the EXEC array (Redis quirk): queued \
-                 unsubscribes name at most one channel",
+                 its single EXEC slot, so stray replies follow the EXEC array (Redis quirk): \
+                 unsubscribes name at most one channel (any command may be queued after a stray MULTI)",
     },
     DomainRule {
         id: "lua-random-per-vm",
