@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A follower of the stream. `append` runs under the stream's lock, in
-/// global order: keep it short (copy the bytes into a buffer).
+/// global order: keep it short (copy the bytes into a buffer). `end` is the
+/// stream offset (bytes since the server started) just past `bytes`.
 pub trait Subscriber: Send + Sync {
-    fn append(&self, bytes: &[u8]);
+    fn append(&self, bytes: &[u8], end: u64);
 }
 
 #[derive(Default)]
@@ -38,6 +39,8 @@ struct Inner {
     selected: Option<usize>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     buf: Vec<u8>,
+    /// Bytes emitted since start-up.
+    offset: u64,
 }
 
 impl Stream {
@@ -45,12 +48,14 @@ impl Stream {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Adds a follower; its stream starts with a SELECT.
-    pub fn subscribe(&self, s: Arc<dyn Subscriber>) {
+    /// Adds a follower; its stream starts with a SELECT. Returns the stream
+    /// offset it starts at.
+    pub fn subscribe(&self, s: Arc<dyn Subscriber>) -> u64 {
         let mut inner = self.inner.lock();
         inner.subscribers.push(s);
         inner.selected = None;
         self.active.store(true, Ordering::SeqCst);
+        inner.offset
     }
 
     pub fn unsubscribe(&self, s: &Arc<dyn Subscriber>) {
@@ -69,7 +74,7 @@ impl Stream {
         if inner.subscribers.is_empty() {
             return;
         }
-        let Inner { selected, subscribers, buf } = &mut *inner;
+        let Inner { selected, subscribers, buf, offset } = &mut *inner;
         buf.clear();
         let wrap = commands.len() > 1;
         if wrap {
@@ -83,10 +88,26 @@ impl Stream {
         if wrap {
             encode(buf, &[b"EXEC"]);
         }
+        *offset += buf.len() as u64;
         for s in subscribers.iter() {
-            s.append(buf);
+            s.append(buf, *offset);
         }
+        let end = *offset;
+        EMITTED.with(|e| e.set(e.get().max(end)));
     }
+}
+
+thread_local! {
+    /// The stream offset past the last unit this thread emitted: a session
+    /// under `appendfsync always` waits for the AOF to be fsynced that far
+    /// before it replies.
+    static EMITTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The offset this thread emitted up to since the last call, and forgets it
+/// (0: nothing emitted). Read right after a synchronous run of commands.
+pub fn take_emitted() -> u64 {
+    EMITTED.with(|e| e.replace(0))
 }
 
 fn select(buf: &mut Vec<u8>, selected: &mut Option<usize>, db: usize) {
@@ -150,6 +171,14 @@ impl<'a> Unit<'a> {
         UNIT.with(|u| u.borrow_mut().depth += 1);
         Unit { stream }
     }
+
+    /// A unit only while someone follows the stream (no cost otherwise).
+    /// Subscribers join and leave with every shard entered (a point in time
+    /// where no script or transaction runs), so a unit cannot start before
+    /// a subscription and end after it.
+    pub fn begin_if_active(stream: &'a Stream) -> Option<Unit<'a>> {
+        stream.active().then(|| Unit::begin(stream))
+    }
 }
 
 impl Drop for Unit<'_> {
@@ -175,8 +204,10 @@ mod tests {
     struct Capture(Mutex<Vec<u8>>);
 
     impl Subscriber for Capture {
-        fn append(&self, bytes: &[u8]) {
-            self.0.lock().extend_from_slice(bytes);
+        fn append(&self, bytes: &[u8], end: u64) {
+            let mut c = self.0.lock();
+            c.extend_from_slice(bytes);
+            assert_eq!(c.len() as u64, end);
         }
     }
 

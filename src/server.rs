@@ -14,6 +14,10 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// The append-only file, while `appendonly` is on.
+    pub aof: parking_lot::Mutex<Option<std::sync::Arc<crate::persist::aof::Aof>>>,
+    /// CLIENT PAUSE.
+    pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
     pub propagation: crate::propagate::Stream,
     pub scripts: crate::scripting::ScriptCache,
@@ -23,6 +27,10 @@ pub struct Server {
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
     pub run_id: String,
+    /// The replication ID INFO reports as `master_replid` (DEBUG CHANGE-REPL-ID renews it).
+    pub replid: parking_lot::Mutex<String>,
+    /// Switches DEBUG turns (active expiry, script rules).
+    pub debug: crate::commands::debug::Switches,
     /// The TCP port actually bound (differs from the config when it was 0).
     pub port: AtomicU64,
     pub shutting_down: AtomicBool,
@@ -44,18 +52,22 @@ impl Server {
             _ => cores.max(shards).max(2),
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id = random_id();
         let server = Server {
             shards: Shards::new(shards, databases),
             clients: ClientRegistry::default(),
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
+            pause: Default::default(),
+            aof: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
+            replid: parking_lot::Mutex::new(random_id()),
+            debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
@@ -76,6 +88,19 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        if let Some(aof) = self.aof.lock().as_ref() {
+            let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
+            aof.policy.store(policy, Ordering::Relaxed);
+        }
+        // A new maxmemory-policy or lfu-* value applies to the next access,
+        // not only after the memory cron's next tick.
+        crate::storage::memory::refresh_tracking(self);
+        // A raised (or removed) maxmemory may end an eviction overrun at once.
+        if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
+            && !crate::shard::eviction::over_maxmemory(self)
+        {
+            self.stats.eviction_over(false);
+        }
     }
 
     pub fn databases(&self) -> usize {
@@ -92,4 +117,9 @@ impl Server {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown.notify_waiters();
     }
+}
+
+/// 40 random hex digits, as Redis's run and replication IDs.
+pub fn random_id() -> String {
+    (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect()
 }

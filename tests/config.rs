@@ -118,7 +118,7 @@ fn spawn(args: &[&str], port: u16) -> common::Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut p = common::Proc { port, child };
+    let mut p = common::Proc { port, child, dir: None };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(p.alive(), "moonshard exited early");

@@ -38,7 +38,7 @@ fn redis_on_all_interfaces() -> Option<common::Proc> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let proc = common::Proc { port, child };
+    let proc = common::Proc { port, child, dir: None };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {

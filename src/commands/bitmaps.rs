@@ -696,7 +696,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
         return Reply::err("BITFIELD_RO only supports the GET subcommand");
     }
     let edited = edit_string(ctx, key, highest, |s, grew| {
-        let mut changes = false;
+        let mut changes = 0u64;
         let replies = fields
             .iter()
             .map(|f| match f.op {
@@ -704,7 +704,9 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
                 _ => {
                     let (reply, changed) = write_field(s, f);
                     // A grown string counts as changed by every write that was not refused.
-                    changes |= changed || (grew && reply != Reply::Nil);
+                    if changed || (grew && reply != Reply::Nil) {
+                        changes += 1;
+                    }
                     reply
                 }
             })
@@ -713,8 +715,10 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
     });
     match edited {
         Ok((replies, changes)) => {
-            if changes {
+            if changes > 0 {
                 ctx.written(key, "setbit");
+                // A change per write that changed the string, as Redis counts.
+                ctx.set_dirty(changes);
             }
             Reply::Array(replies)
         }

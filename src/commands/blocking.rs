@@ -72,13 +72,13 @@ impl Request {
 /// forms included), truncated to whole milliseconds (so 0.0001 means
 /// "forever", as in Redis).
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
-    let secs = crate::commands::strings::longdouble::parse(arg)
+    let secs = crate::util::longdouble::parse(arg)
         .ok_or_else(|| Reply::err("timeout is not a float or out of range"))?
         .to_f64();
     let ms = secs * 1000.0;
     // C's cast of an out-of-range value gives LLONG_MIN: Redis then says "negative".
     if !ms.is_finite() || !(-9.2e18..9.2e18).contains(&ms) || (ms as i64) < 0 {
-        return Err(Reply::err("timeout is negative"));
+        return Err(Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE));
     }
     let ms = ms as u64;
     Ok((ms > 0).then(|| Duration::from_millis(ms)))

@@ -30,6 +30,12 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         .doc("2.4.0", "Closes the connections matching the given filters."),
     cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_no_evict))
         .doc("7.0.0", "Sets whether this connection may be evicted."),
+    cmd("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_pause))
+        .doc("3.0.0", "Holds back clients' commands (all, or those that may write) for a time."),
+    cmd("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_unpause))
+        .doc("6.2.0", "Ends a CLIENT PAUSE."),
+    cmd("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_unblock))
+        .doc("5.0.0", "Ends another connection's wait in a blocking command."),
     cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, Session(Op::ClientReply))
         .doc("3.2.0", "Turns the server's replies to this connection on or off."),
     cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(client_help))
@@ -92,8 +98,12 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let Some(db) = parse_i64(&args[1]) else {
         return Reply::not_integer();
     };
+    // Redis reads the index as an `int`.
+    if i32::try_from(db).is_err() {
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32);
+    }
     if db < 0 || db as u64 >= ctx.server.databases() as u64 {
-        return Reply::err("DB index is out of range");
+        return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
     ctx.client.set_db(db as usize);
     Reply::ok()
@@ -147,26 +157,27 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         }
         proto = Some(v as u8);
     }
-    let mut credentials = None;
-    let mut name = None;
     let mut j = 2;
+    // Options take effect in order, as in Redis 7.0: AUTH authenticates and
+    // SETNAME names the client at once, whatever follows.
     while j < args.len() {
         let more = args.len() - 1 - j;
         if eq_ic(&args[j], "auth") && more >= 2 {
-            credentials = Some((&args[j + 1], &args[j + 2]));
+            if !check_password(ctx, &args[j + 1], &args[j + 2]) {
+                return wrongpass();
+            }
+            ctx.client.authenticated = true;
             j += 3;
         } else if eq_ic(&args[j], "setname") && more >= 1 {
-            name = Some(&args[j + 1]);
+            if let Err(e) = set_name(ctx.client, &args[j + 1]) {
+                return e;
+            }
             j += 2;
         } else {
-            return Reply::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[j])));
+            return Reply::error_from_bytes(
+                [&b"ERR Syntax error in HELLO option '"[..], crate::protocol::c_str(&args[j]), b"'"].concat(),
+            );
         }
-    }
-    if let Some((user, pass)) = credentials {
-        if !check_password(ctx, user, pass) {
-            return wrongpass();
-        }
-        ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
         return Reply::error(
@@ -174,11 +185,6 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
              <user> <pass> option can be used to authenticate the client and select the RESP protocol version \
              at the same time",
         );
-    }
-    if let Some(name) = name {
-        if let Err(e) = set_name(ctx.client, name) {
-            return e;
-        }
     }
     if let Some(p) = proto {
         ctx.client.set_resp(p);
@@ -251,7 +257,8 @@ pub fn client_setinfo(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 }
 
 /// One CLIENT LIST line in Redis 7's field order (7.2's lib-name/lib-ver at the end).
-/// Buffer sizes are not tracked per client and show as constants.
+/// Buffer sizes are the connection's own buffers (`ClientInfo::bufs`): one
+/// input buffer (`qbuf`, `rbs`) and one reply buffer (`obl`, `omem`).
 pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     let meta = c.meta.lock().clone();
     let age = c.created.elapsed().as_secs();
@@ -264,13 +271,22 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     if meta.sub + meta.psub + meta.ssub > 0 && !flags.contains('P') {
         flags.push('P');
     }
+    if meta.multi >= 0 && !flags.contains('x') {
+        flags.push('x');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
+    let b = &c.bufs;
+    let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed);
+    let (qbuf, qbuf_cap, peak) = (load(&b.qbuf), load(&b.qbuf_cap), load(&b.qbuf_peak));
+    let (argv, multi, out, out_cap) = (load(&b.argv), load(&b.multi), load(&b.out), load(&b.out_cap));
+    let tot = qbuf_cap + argv + multi + out_cap;
+    let events = if out > 0 { "rw" } else { "r" };
     let name = meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
-         qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+         qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} \
          cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
@@ -285,6 +301,16 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         meta.psub,
         meta.ssub,
         meta.multi,
+        qbuf,
+        qbuf_cap.saturating_sub(qbuf),
+        argv,
+        multi,
+        qbuf_cap,
+        peak,
+        out,
+        out,
+        tot,
+        events,
         cmd,
         meta.user,
         meta.resp,
@@ -317,7 +343,7 @@ fn parse_type(arg: &[u8]) -> Result<ClientType, Reply> {
     } else if eq_ic(arg, "pubsub") {
         ClientType::Pubsub
     } else {
-        return Err(Reply::err(format!("Unknown client type '{}'", String::from_utf8_lossy(arg))));
+        return Err(Reply::error_concat(&[b"ERR Unknown client type '", crate::protocol::c_str(arg), b"'"]));
     };
     Ok(t)
 }
@@ -475,12 +501,75 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     Reply::Int(killed)
 }
 
-pub fn client_no_evict(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    if eq_ic(&args[2], "on") || eq_ic(&args[2], "off") {
-        Reply::ok()
+/// CLIENT NO-EVICT ON|OFF: recorded as CLIENT LIST's `e` flag. (moonshard
+/// does not evict clients for memory: `maxmemory-clients` is not applied.)
+pub fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let on = if eq_ic(&args[2], "on") {
+        true
+    } else if eq_ic(&args[2], "off") {
+        false
     } else {
-        Reply::syntax_error()
+        return Reply::syntax_error();
+    };
+    ctx.client.info.set_flag('e', on);
+    Reply::ok()
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL].
+pub fn client_pause(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    let Some(ms) = crate::util::parse_i64(&args[2]) else {
+        return Reply::err(crate::protocol::errors::TIMEOUT_NOT_INTEGER);
+    };
+    if ms < 0 {
+        return Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE);
     }
+    let all = match args.get(3) {
+        None => true,
+        Some(m) if eq_ic(m, "all") => true,
+        Some(m) if eq_ic(m, "write") => false,
+        Some(_) => return Reply::err("CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    if args.len() > 4 {
+        return Reply::syntax_error();
+    }
+    let until = crate::storage::now_ms().saturating_add(ms as u64);
+    ctx.server.pause.start(until, all);
+    Reply::ok()
+}
+
+pub fn client_unpause(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    ctx.server.pause.stop();
+    Reply::ok()
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 when the client was waiting in a
+/// blocking command and is now woken.
+pub fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    use crate::net::client::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
+    let Some(id) = crate::util::parse_i64(&args[2]) else {
+        return Reply::not_integer();
+    };
+    let how = match args.get(3) {
+        None => UNBLOCK_TIMEOUT,
+        Some(r) if args.len() == 4 && eq_ic(r, "timeout") => UNBLOCK_TIMEOUT,
+        Some(r) if args.len() == 4 && eq_ic(r, "error") => UNBLOCK_ERROR,
+        Some(_) if args.len() == 4 => return Reply::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        Some(_) => {
+            return Reply::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))
+        }
+    };
+    let Some(target) = u64::try_from(id).ok().and_then(|id| ctx.server.clients.get(id)) else {
+        return Reply::Int(0);
+    };
+    if !target.blocked.load(Ordering::Acquire) {
+        return Reply::Int(0);
+    }
+    target.unblock_request.store(how, Ordering::Release);
+    target.unblock.notify_waiters();
+    Reply::Int(1)
 }
 
 /// CLIENT REPLY ON|OFF|SKIP; the connection loop drops replies per the mode.
@@ -534,13 +623,19 @@ pub fn client_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
             "    One line of details per connection.",
             "NO-EVICT (ON|OFF)",
-            "    Accepted for compatibility; clients are never evicted.",
+            "    Mark this connection as exempt from client eviction (clients are never evicted).",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Hold back every command (ALL, the default), or those that may write, for <timeout> ms.",
             "REPLY (ON|OFF|SKIP)",
             "    Turn replies on or off for this connection, or skip the next one.",
             "SETINFO (LIB-NAME|LIB-VER) <value>",
             "    Record the client library's name or version.",
             "SETNAME <name>",
             "    Name this connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    End the wait of a client blocked in BLPOP and the like, as a timeout or an error.",
+            "UNPAUSE",
+            "    End a CLIENT PAUSE.",
         ],
     )
 }

@@ -23,6 +23,8 @@ pub struct Effects {
     /// The command's replayable form, when it differs from what the client
     /// sent (relative expiry made absolute, randomness made concrete).
     pub rewritten: Option<Vec<Vec<Bytes>>>,
+    /// Propagate even without a change (FLUSHALL of an empty dataset).
+    pub force: bool,
 }
 
 pub struct Ctx<'a, 's> {
@@ -43,7 +45,8 @@ pub struct Ctx<'a, 's> {
 }
 
 impl<'a, 's> Ctx<'a, 's> {
-    /// A context for `client`'s command; dispatch sets `now` when it runs.
+    /// A context for `client`'s command. `now` is 0: dispatch sets it when
+    /// the command runs (a caller using the context outside dispatch sets it).
     pub fn new(
         server: &'a Server,
         shards: &'a mut [&'s mut ShardData],
@@ -52,8 +55,7 @@ impl<'a, 's> Ctx<'a, 's> {
         resp: u8,
         origin: Origin,
     ) -> Self {
-        let now = crate::storage::now_ms();
-        Ctx { server, shards, db, now, resp, client, origin, effects: Effects::default() }
+        Ctx { server, shards, db, now: 0, resp, client, origin, effects: Effects::default() }
     }
 
     /// True while running inside a Lua script (`redis.call`).
@@ -70,6 +72,24 @@ impl<'a, 's> Ctx<'a, 's> {
     /// elements, MSET of many keys), as Redis's dirty counter does.
     pub fn dirty(&mut self, n: u64) {
         self.effects.dirty += n;
+    }
+
+    /// Propagates the command even if it changed nothing.
+    pub fn force_propagation(&mut self) {
+        self.effects.force = true;
+    }
+
+    /// Counts `n` fewer changes: a command that announces one change with
+    /// several events (SET ... EX: `set` and `expire`) is one change for Redis.
+    pub fn dirty_less(&mut self, n: u64) {
+        self.effects.dirty = self.effects.dirty.saturating_sub(n);
+    }
+
+    /// Sets how many changes this command counts, whatever its `written`
+    /// calls counted: Redis counts one change for LMOVE's two keys, none for
+    /// an LTRIM that removed nothing (then it is not propagated either).
+    pub fn set_dirty(&mut self, n: u64) {
+        self.effects.dirty = n;
     }
 
     /// Propagates `argv` instead of the command as sent (call once per

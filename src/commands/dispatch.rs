@@ -21,9 +21,9 @@ use super::{ConnCtx, Ctx};
 use crate::net::client::ClientInfo;
 use crate::protocol::Reply;
 use crate::server::Server;
+use crate::stats::latency::HistogramRef;
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
 
 /// Who runs a command. Decides which checks apply and where its effects go.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,10 +40,7 @@ pub enum Origin {
     AofLoad,
 }
 
-/// Wall-clock time since the Unix epoch (the clock `storage::now_ms` reads).
-pub fn wall_clock() -> Duration {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
-}
+pub use crate::util::clock_ns;
 
 /// The clock and the statistics of consecutive calls by one caller (a
 /// same-shard run of a pipeline, a transaction, a script). Statistics are
@@ -51,34 +48,60 @@ pub fn wall_clock() -> Duration {
 /// of N SETs costs a few atomic adds instead of 4N; one clock reading serves
 /// as the end of one call and the start of the next.
 pub struct Tally {
-    /// When the next call starts (the previous one's end).
-    clock: Duration,
+    /// When the next call starts (the previous one's end), in ns since the epoch.
+    clock: u64,
     cmd: Option<Command>,
     calls: u64,
     usec: u64,
     failed: u64,
     dirty: u64,
+    /// This thread's latency histogram of the current command, looked up
+    /// once per run of that command (None: latency tracking is off).
+    histogram: Option<HistogramRef>,
 }
 
 impl Tally {
     /// A run starting now.
     pub fn start() -> Tally {
-        Tally::at(wall_clock())
+        Tally::at(clock_ns())
     }
 
-    /// A run starting at `clock`, read by the caller.
-    pub fn at(clock: Duration) -> Tally {
-        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0 }
+    /// The next call starts now (a script's command: the Lua code between
+    /// two calls is not theirs).
+    pub fn restart(&mut self) {
+        self.clock = clock_ns();
     }
 
-    fn add(&mut self, server: &Server, client: &ClientInfo, cmd: Command, usec: u64, failed: bool) {
-        if self.cmd.is_some_and(|c| c.id != cmd.id) {
-            self.flush_command(server, client);
+    /// When the last call ended (the run's start before any), ns since the epoch.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// A run starting at `clock` (ns since the epoch), read by the caller.
+    pub fn at(clock: u64) -> Tally {
+        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, server: &Server, client: &ClientInfo, cmd: Command, took_ns: u64, failed: bool, latency: bool) {
+        if self.cmd.map(|c| c.id) != Some(cmd.id) {
+            self.switch_command(server, client, cmd, latency);
         }
-        self.cmd = Some(cmd);
         self.calls += 1;
-        self.usec += usec;
+        self.usec += took_ns / 1000;
         self.failed += failed as u64;
+        if let Some(h) = self.histogram {
+            h.get().add(took_ns);
+        }
+    }
+
+    /// A call of another command than the previous one: publish the
+    /// previous command's counts and look up this one's histogram.
+    #[inline(never)]
+    fn switch_command(&mut self, server: &Server, client: &ClientInfo, cmd: Command, latency: bool) {
+        self.flush_command(server, client);
+        self.cmd = Some(cmd);
+        self.histogram = if latency { server.observers.latency.histogram(cmd.id) } else { None };
     }
 
     fn flush_command(&mut self, server: &Server, client: &ClientInfo) {
@@ -110,20 +133,55 @@ impl Tally {
 /// Counts a command refused before it ran (`rejected_calls`) and its error.
 pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
     server.stats.commands[cmd.id].rejected.fetch_add(1, Relaxed);
-    if let Reply::Error(text) = reply {
+    if let Some(text) = reply.error_text() {
         server.stats.count_error(text);
     }
 }
 
 /// Authorization, before routing: `NOAUTH` until the client authenticated.
 /// (The hook ACL fills: command, keys and channels per user.)
+#[inline]
 pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(), Reply> {
     if !authenticated && !cmd.spec.has(flags::NO_AUTH) {
-        let reply = Reply::error("NOAUTH Authentication required.");
+        let reply = Reply::error(crate::protocol::errors::NOAUTH);
         rejected(server, cmd, &reply);
         return Err(reply);
     }
     Ok(())
+}
+
+/// Redis's check of protected commands (DEBUG), right after the arity
+/// check and before authentication: refused unless `enable-debug-command`
+/// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.
+pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
+    let (param, what) = match cmd.spec.name {
+        "debug" => ("enable-debug-command", "DEBUG"),
+        _ => return Ok(()),
+    };
+    let allowed = match server.config.get(param).as_deref() {
+        Some("yes") => true,
+        Some("local") => is_local_client(&client.addr),
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let reply = Reply::err(format!(
+        "{what} command not allowed. If the {param} option is set to \"local\", you can run it from a local \
+         connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    ));
+    rejected(server, cmd, &reply);
+    Err(reply)
+}
+
+/// Redis's notion of a local client: the peer address is exactly 127.0.0.1
+/// or ::1 (other loopback addresses such as 127.0.0.2 are not local).
+pub fn is_local_client(addr: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match addr.parse::<SocketAddr>().map(|a| a.ip()) {
+        Ok(ip) => ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Err(_) => false,
+    }
 }
 
 /// Runs `cmd` with the shards it needs entered in `ctx`: refusal checks,
@@ -141,17 +199,17 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     let start = tally.clock;
     if ctx.origin != Origin::Script {
         // A script's commands see the time the script started, as in Redis.
-        ctx.now = start.as_millis() as u64;
+        ctx.now = start / 1_000_000;
     }
     let reply = match cmd.spec.exec {
         Exec::Keyed(f) | Exec::AllShards(f) | Exec::Routed(_, f) | Exec::Blocking(f) => f(ctx, args),
-        _ => Reply::err("internal routing error"),
+        _ => Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
     };
     if let Reply::Blocked = reply {
         // Nothing happened: the session waits and calls again.
         return reply;
     }
-    let end = wall_clock();
+    let end = clock_ns();
     tally.clock = end;
     account(ctx.server, ctx.client, ctx.origin, ctx.db, cmd, args, end.saturating_sub(start), &reply, tally);
     drain_effects(ctx, args, tally);
@@ -161,15 +219,23 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
 /// Runs a command that needs no shard (`Exec::Conn`).
 pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin) -> Reply {
     let Exec::Conn(f) = cmd.spec.exec else {
-        return Reply::err("internal routing error");
+        return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };
     let mut tally = Tally::start();
     let start = tally.clock;
     // CLIENT LIST/INFO show the running command as the caller's current one.
     ctx.client.info.last_cmd.store(cmd.id, Relaxed);
     let reply = f(ctx, args);
-    let end = wall_clock();
+    let end = clock_ns();
     let (server, info, db) = (ctx.server.clone(), ctx.client.info.clone(), ctx.client.db);
+    // The few write commands that need no shard (FUNCTION LOAD/DELETE/FLUSH/
+    // RESTORE) change server state that replicas and the AOF must follow.
+    if cmd.spec.is_write() && !reply.is_error() {
+        tally.dirty += 1;
+        if server.propagation.active() {
+            crate::propagate::emit(&server.propagation, db, args);
+        }
+    }
     account(&server, &info, origin, db, cmd, args, end.saturating_sub(start), &reply, &mut tally);
     tally.publish(&server, &info);
     reply
@@ -183,17 +249,27 @@ pub fn account_session(
     db: usize,
     cmd: Command,
     args: &[Bytes],
-    start: Duration,
+    start: u64,
     reply: &Reply,
 ) {
     let mut tally = Tally::at(start);
-    let end = wall_clock();
+    let end = clock_ns();
     account(server, client, Origin::Client, db, cmd, args, end.saturating_sub(start), reply, &mut tally);
     tally.publish(server, client);
 }
 
+/// Shows a script run (EVAL*, FCALL*) to MONITOR before the commands it runs,
+/// as Redis does: those commands are flagged `skip_monitor`, so `account`
+/// does not show them when they end.
+pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[Bytes]) {
+    if !server.observers.monitors.is_empty() {
+        server.observers.monitors.feed(client, Origin::Client, db, args);
+    }
+}
+
 /// Step 3: statistics and observers of one finished call.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn account(
     server: &Server,
     client: &ClientInfo,
@@ -201,29 +277,35 @@ fn account(
     db: usize,
     cmd: Command,
     args: &[Bytes],
-    took: Duration,
+    took_ns: u64,
     reply: &Reply,
     tally: &mut Tally,
 ) {
-    let failed = match reply {
-        Reply::Error(text) => {
+    let failed = match reply.error_text() {
+        // A script's errors are counted as it ran (`scripting::settle`).
+        Some(_) if crate::scripting::settles_errors(cmd) => false,
+        Some(text) => {
             server.stats.count_error(text);
             true
         }
-        _ => false,
+        None => false,
     };
-    let usec = took.as_micros() as u64;
-    tally.add(server, client, cmd, usec, failed);
-    if origin == Origin::AofLoad {
+    let loading = origin == Origin::AofLoad;
+    let obs = &server.observers;
+    tally.add(server, client, cmd, took_ns, failed, !loading && obs.latency.enabled.load(Relaxed));
+    if loading {
         return;
     }
-    let obs = &server.observers;
-    obs.latency.record(cmd.id, took);
-    if !cmd.spec.has(flags::SKIP_SLOWLOG) {
+    let usec = took_ns / 1000;
+    // The rest is cheap checks of atomics first: these observers are rarely on.
+    let slower_than = obs.slowlog.slower_than.load(Relaxed);
+    if slower_than >= 0 && usec as i64 >= slower_than && !cmd.spec.has(flags::SKIP_SLOWLOG) {
         obs.slowlog.offer(server, client, origin, args, usec);
     }
-    obs.latency_monitor.command(server, cmd, usec);
-    if !cmd.spec.has(flags::SKIP_MONITOR) && !cmd.spec.has(flags::ADMIN) {
+    if obs.latency_monitor.threshold.load(Relaxed) != 0 {
+        obs.latency_monitor.command(server, cmd, usec);
+    }
+    if !obs.monitors.is_empty() && !cmd.spec.has(flags::SKIP_MONITOR) && !cmd.spec.has(flags::ADMIN) {
         obs.monitors.feed(client, origin, db, args);
     }
 }
@@ -239,7 +321,7 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);
-    if effects.dirty == 0 {
+    if effects.dirty == 0 && !effects.force {
         return;
     }
     tally.dirty += effects.dirty;

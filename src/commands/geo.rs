@@ -338,8 +338,8 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
         // With no source, the arguments are still parsed to pick the reply.
         Form::Member if !exists => 5,
         Form::Member => {
-            let pos =
-                member_pos(ctx, src, &args[2]).ok_or_else(|| Reply::err("could not decode requested zset member"))?;
+            let pos = member_pos(ctx, src, &args[2])
+                .ok_or_else(|| Reply::err(crate::protocol::errors::ZSET_MEMBER_UNDECODABLE))?;
             center = Some(pos);
             let (r, conv) = parse_radius(&args[3], &args[4])?;
             size = Some((ShapeKind::Radius(r), conv));
@@ -378,7 +378,7 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
         } else if eq_ic(a, "count") && i + 1 < remaining {
             count = parse_i64(&opts[i + 1]).ok_or_else(Reply::not_integer)?;
             if count <= 0 {
-                return Err(Reply::err("COUNT must be > 0"));
+                return Err(Reply::err(crate::protocol::errors::COUNT_GT_ZERO));
             }
             i += 1;
         } else if (eq_ic(a, "store") || eq_ic(a, "storedist")) && i + 1 < remaining && !v.no_store && !search {
@@ -390,7 +390,7 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
         } else if eq_ic(a, "frommember") && i + 1 < remaining && search && !fromloc {
             if exists {
                 let pos = member_pos(ctx, src, &opts[i + 1])
-                    .ok_or_else(|| Reply::err("could not decode requested zset member"))?;
+                    .ok_or_else(|| Reply::err(crate::protocol::errors::ZSET_MEMBER_UNDECODABLE))?;
                 center = Some(pos);
             }
             frommember = true;
@@ -516,7 +516,13 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
     items.sort_by(|a, b| a.0.cmp(&b.0));
     items.dedup_by(|a, b| a.0 == b.0);
     items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(store_result(ctx, dst, items, event))
+    let stored = items.len() as u64;
+    let reply = store_result(ctx, dst, items, event);
+    if stored > 0 {
+        // A change per member stored, as Redis counts.
+        ctx.set_dirty(stored);
+    }
+    Ok(reply)
 }
 
 /// The members inside `shape`, cell by cell in Redis's order. A cell equal

@@ -2,10 +2,10 @@
 
 use super::Ctx;
 use crate::commands::spec::prelude::*;
-use crate::commands::strings::longdouble;
 use crate::protocol::Reply;
 use crate::storage::hash::Limits;
 use crate::storage::{Db, Hash, Value};
+use crate::util::longdouble;
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 use rand::Rng;
@@ -17,7 +17,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.0.0", "Sets fields of a hash.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hsetnx))
-        .doc("2.0.0", "Sets a hash field only if it does not exist."),
+        .doc("2.0.0", "Sets a hash field only if it does not exist.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hget))
         .doc("2.0.0", "Returns the value of a hash field.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
@@ -33,8 +34,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         idx(1),
         range(0, 1, 0),
     )]),
-    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists)).doc("2.0.0", "Tells whether a hash field exists."),
-    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen)).doc("2.0.0", "Counts the fields of a hash."),
+    cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists))
+        .doc("2.0.0", "Tells whether a hash field exists.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
+    cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen))
+        .doc("2.0.0", "Counts the fields of a hash.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hkeys", 2, READONLY, K1, G::Hash, K(hkeys))
         .doc("2.0.0", "Returns the field names of a hash.")
         .tips(&["nondeterministic_output_order"]),
@@ -45,9 +50,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.0.0", "Adds an integer to a hash field.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrbyfloat))
-        .doc("2.6.0", "Adds a floating point number to a hash field."),
+        .doc("2.6.0", "Adds a floating point number to a hash field.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hstrlen))
-        .doc("3.2.0", "Returns the length of a hash field's value."),
+        .doc("3.2.0", "Returns the length of a hash field's value.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hrandfield))
         .doc("6.2.0", "Returns random fields of a hash.")
         .tips(&["nondeterministic_output"]),
@@ -100,6 +107,8 @@ fn set_pairs(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
         }
     }
     ctx.written(&args[1], "hset");
+    // A change per field given, new or not, as Redis counts.
+    ctx.set_dirty(args.len() as u64 / 2 - 1);
     Ok(created)
 }
 
@@ -128,8 +137,10 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// Runs `f` on the hash under `key` (None when missing) for read commands.
 fn read<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Option<&Hash>) -> R) -> Result<R, Reply> {
-    let now = ctx.now;
-    Ok(f(hash_mut(ctx.db(key), key, now)?.map(|h| &*h)))
+    let (now, server) = (ctx.now, ctx.server);
+    let found = hash_mut(ctx.db(key), key, now);
+    super::keys::count_read(server, &found);
+    Ok(f(found?.map(|h| &*h)))
 }
 
 fn reply(r: Result<Reply, Reply>) -> Reply {
@@ -196,6 +207,7 @@ pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if dropped {
             ctx.written(key, "del");
         }
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed as i64)
 }
@@ -218,7 +230,7 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         },
     };
     let Some(new) = cur.checked_add(incr) else {
-        return drop_new_empty(ctx, &args[1], Reply::err("increment or decrement would overflow"));
+        return drop_new_empty(ctx, &args[1], Reply::err(crate::protocol::errors::INCR_OVERFLOW));
     };
     h.set(&args[2], new.to_string().as_bytes(), lim);
     ctx.written(&args[1], "hincrby");
@@ -256,13 +268,17 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             None => return drop_new_empty(ctx, &args[1], Reply::err("hash value is not a float")),
         },
     };
-    let Some(new) = cur.add(incr) else {
-        return drop_new_empty(ctx, &args[1], Reply::err("increment would produce NaN or Infinity"));
+    let Some(new) = cur.checked_add(incr) else {
+        return drop_new_empty(ctx, &args[1], Reply::err(crate::protocol::errors::INCR_NAN));
     };
-    let text = new.to_human();
-    h.set(&args[2], text.as_bytes(), lim);
+    let text = Bytes::from(new.to_human());
+    h.set(&args[2], &text, lim);
     ctx.written(&args[1], "hincrbyfloat");
-    Reply::Bulk(Bytes::from(text))
+    if ctx.propagating() {
+        // Replayed as the value it produced, as Redis does.
+        ctx.propagate_as(vec![Bytes::from_static(b"HSET"), args[1].clone(), args[2].clone(), text.clone()]);
+    }
+    Reply::Bulk(text)
 }
 
 /// Largest |count| HRANDFIELD serves: the reply is built in memory.
@@ -290,16 +306,17 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Some(_) => return Reply::syntax_error(),
     };
     if withvalues && count.unsigned_abs() > (i64::MAX / 2) as u64 {
-        return Reply::err("value is out of range");
-    }
-    if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
-        return Reply::err("value is out of range");
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
     }
     let resp = ctx.resp;
     reply(read(ctx, &args[1], |h| {
         let Some(h) = h else {
             return Reply::Array(vec![]);
         };
+        // Our bound (see `MAX_RANDFIELD`), checked where Redis would start replying.
+        if count.unsigned_abs() > MAX_RANDFIELD && count < 0 {
+            return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
+        }
         let picks = pick_fields(h, count);
         // A packed hash has no O(1) positions: index it once.
         let packed: Vec<(&[u8], &[u8])> = match h {
@@ -344,30 +361,15 @@ fn pick_fields(h: &Hash, count: i64) -> Vec<usize> {
     rand::seq::index::sample(&mut rng, len, count as usize).into_vec()
 }
 
-/// Redis's `strtoul`-based cursor parse.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else {
-        return Reply::err("invalid cursor");
+    let Some(cursor) = super::sets::parse_cursor(&args[2]) else {
+        return Reply::err(crate::protocol::errors::INVALID_CURSOR);
     };
     let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
-    let now = ctx.now;
-    match hash_mut(ctx.db(&args[1]), &args[1], now) {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = hash_mut(ctx.db(&args[1]), &args[1], now);
+    super::keys::count_read(server, &found);
+    match found {
         Err(e) => return e,
         Ok(None) => return empty(),
         Ok(Some(_)) => {}
@@ -408,11 +410,13 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::commands::sets::parse_cursor;
 
     #[test]
     fn cursors() {
         assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-"), None);
+        assert_eq!(parse_cursor(b"-18446744073709551615"), Some(1));
         assert_eq!(parse_cursor(b"12"), Some(12));
         assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
         assert_eq!(parse_cursor(b"x"), None);

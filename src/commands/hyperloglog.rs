@@ -110,7 +110,9 @@ pub fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             let mut v = hll::new_sparse();
             for ele in &args[2..] {
                 // A fresh value is valid: every add succeeds.
-                hll::add(&mut v, ele, max);
+                if let Set::Updated = hll::add(&mut v, ele, max) {
+                    updated += 1;
+                }
             }
             // Creating the key counts as an update, which invalidates the cache.
             hll::invalidate(&mut v);
@@ -142,6 +144,8 @@ pub fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     if updated > 0 {
         ctx.written(key, "pfadd");
+        // Redis counts a change per register raised (and one for creating the key).
+        ctx.set_dirty(updated);
     }
     Reply::Int(i64::from(updated > 0))
 }
@@ -180,6 +184,8 @@ pub fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     if computed {
         signal_modified(ctx, key);
+        // Storing the cached cardinality is a change to the string (propagated, as in Redis).
+        ctx.dirty(1);
     }
     // Redis replies with the unsigned value read as a signed one.
     Reply::Int(card as i64)
@@ -288,9 +294,7 @@ pub fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             Reply::Int(i64::from(was_sparse))
         } else {
-            let shown: String =
-                String::from_utf8_lossy(sub).chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
-            Reply::err(format!("Unknown PFDEBUG subcommand '{shown}'"))
+            Reply::error_concat(&[b"ERR Unknown PFDEBUG subcommand '", crate::protocol::c_str(sub), b"'"])
         }
     });
     unshare(ctx, key, len);

@@ -26,8 +26,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(touch))
         .doc("3.2.1", "Marks keys as accessed; counts those that exist.")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
-    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_)).doc("1.0.0", "Returns the type of the value at a key."),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
+    cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_))
+        .doc("1.0.0", "Returns the type of the value at a key.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(expire))
         .doc("1.0.0", "Sets a key's time to live in seconds.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
@@ -74,7 +77,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(copy))
         .doc("6.2.0", "Copies a key's value to another key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
-    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_)).doc("1.0.0", "Moves a key to another database."),
+    cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_))
+        .doc("1.0.0", "Moves a key to another database.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb))
         .doc("4.0.0", "Exchanges the contents of two databases.")
         .acl(&["keyspace", "dangerous"]),
@@ -84,13 +89,20 @@ pub static COMMANDS: &[CommandSpec] = &[
 static OBJECT_SUBS: &[CommandSpec] = &[
     cmd("object|encoding", 3, READONLY, K2, G::Generic, K(object_encoding))
         .doc("2.2.3", "Returns the internal encoding of a value.")
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))])
         .tips(&["nondeterministic_output"]),
     cmd("object|refcount", 3, READONLY, K2, G::Generic, K(object_refcount))
-        .doc("2.2.3", "Returns the reference count of a value."),
+        .doc("2.2.3", "Returns the reference count of a value.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|idletime", 3, READONLY, K2, G::Generic, K(object_idletime))
-        .doc("2.2.3", "Returns the seconds since a key was last accessed."),
+        .doc("2.2.3", "Returns the seconds since a key was last accessed.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|freq", 3, READONLY, K2, G::Generic, K(object_freq))
-        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key."),
+        .doc("4.0.0", "Returns the logarithmic access frequency counter of a key.")
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|help", 2, LOADING | STALE, NOKEYS, G::Generic, K(object_help))
         .doc("6.2.0", "Lists the OBJECT subcommands."),
 ];
@@ -115,6 +127,16 @@ pub(crate) fn peek_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c Entry> {
     let counter = if e.is_some() { &server.stats.keyspace_hits } else { &server.stats.keyspace_misses };
     counter.fetch_add(1, Relaxed);
     e
+}
+
+/// Counts a family's typed read lookup as Redis's `lookupKeyRead` counts
+/// it: a keyspace hit when the key exists (a WRONGTYPE key included), a
+/// miss when it does not.
+#[inline]
+pub(crate) fn count_read<T>(server: &crate::server::Server, found: &Result<Option<T>, Reply>) {
+    let s = &server.stats;
+    let counter = if matches!(found, Ok(None)) { &s.keyspace_misses } else { &s.keyspace_hits };
+    counter.fetch_add(1, Relaxed);
 }
 
 /// Redis's `lookupKeyWrite`: no hit/miss accounting.
@@ -192,7 +214,7 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
         } else if eq_ic(a, "lt") {
             f.lt = true;
         } else {
-            return Err(Reply::err(format!("Unsupported option {}", String::from_utf8_lossy(a))));
+            return Err(Reply::error_concat(&[b"ERR Unsupported option ", crate::protocol::c_str(a)]));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -239,14 +261,37 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, base: i64, secs: bo
     if !expire_allowed(&flags, e.expire_at, when) {
         return Reply::Int(0);
     }
+    let replay = ctx.propagating();
     if when <= now as i64 {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
+        if replay {
+            ctx.propagate_as(vec![expiry_delete_verb(ctx), key.clone()]);
+        }
     } else {
         ctx.db(key).set_expire(key, when as u64);
         ctx.written(key, "expire");
+        if replay {
+            // Replayed as PEXPIREAT with the absolute time, options kept.
+            let mut argv = Vec::with_capacity(args.len());
+            argv.push(Bytes::from_static(b"PEXPIREAT"));
+            argv.push(key.clone());
+            argv.push(Bytes::from(when.to_string()));
+            argv.extend(args[3..].iter().cloned());
+            ctx.propagate_as(argv);
+        }
     }
     Reply::Int(1)
+}
+
+/// How a key removed because its new expiry is already past is replayed:
+/// UNLINK under `lazyfree-lazy-expire`, else DEL (as Redis propagates it).
+pub fn expiry_delete_verb(ctx: &Ctx) -> Bytes {
+    if ctx.server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        Bytes::from_static(b"UNLINK")
+    } else {
+        Bytes::from_static(b"DEL")
+    }
 }
 
 pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -342,22 +387,10 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 // the high part the position inside it as `Db::scan` understands it (0 = the
 // shard's start). Cursor 0 is shard 0's start; the last shard's end gives 0.
 
-/// Parses a cursor as Redis's `strtoul` does (a leading '-' wraps around).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
-    Some(if neg { v.wrapping_neg() } else { v })
-}
+use super::sets::parse_cursor;
 
 pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
-    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err("invalid cursor"))?;
+    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err(crate::protocol::errors::INVALID_CURSOR))?;
     let n = server.shards.len().max(1) as u64;
     Ok((cursor % n) as usize)
 }
@@ -453,7 +486,7 @@ fn client_cursor(shards: u64, shard: usize, pos: usize) -> u64 {
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     let (src, dst) = (&args[1], &args[2]);
     if !exists_w(ctx, src) {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     }
     if src == dst {
         return if nx { Reply::Int(0) } else { Reply::ok() };
@@ -463,12 +496,13 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     }
     let hint = ctx.db(src).str_hint(src);
     let Some(entry) = ctx.db(src).remove(src) else {
-        return Reply::err("no such key");
+        return Reply::err(crate::protocol::errors::NO_SUCH_KEY);
     };
     ctx.db(dst).put(dst.clone(), entry);
     ctx.db(dst).set_str_hint(dst, hint);
     ctx.written(src, "rename_from");
     ctx.written(dst, "rename_to");
+    ctx.set_dirty(1);
     if nx {
         Reply::Int(1)
     } else {
@@ -488,10 +522,13 @@ pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, Reply> {
     let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
     if i32::try_from(n).is_err() {
-        return Err(Reply::err("value is out of range, value must between -2147483648 and 2147483647"));
+        return Err(Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32));
     }
     let dbs = ctx.server.databases();
-    usize::try_from(n).ok().filter(|&i| i < dbs).ok_or_else(|| Reply::err("DB index is out of range"))
+    usize::try_from(n)
+        .ok()
+        .filter(|&i| i < dbs)
+        .ok_or_else(|| Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE))
 }
 
 pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -514,7 +551,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         j += 1;
     }
     if target == ctx.db && src == dst {
-        return Reply::err("source and destination objects are the same");
+        return Reply::err(crate::protocol::errors::SAME_OBJECT);
     }
     let Some(e) = lookup_read(ctx, src) else {
         return Reply::Int(0);
@@ -539,7 +576,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if target == ctx.db {
-        return Reply::err("source and destination objects are the same");
+        return Reply::err(crate::protocol::errors::SAME_OBJECT);
     }
     if !exists_w(ctx, key) {
         return Reply::Int(0);
@@ -557,6 +594,7 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     dest.set_str_hint(key, hint);
     ctx.written(key, "move_from");
     ctx.written_in(key, target, "move_to");
+    ctx.set_dirty(1);
     Reply::Int(1)
 }
 
@@ -570,12 +608,13 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let dbs = ctx.server.databases() as i64;
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
-        return Reply::err("DB index is out of range");
+        return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
     ctx.swapping(a as usize, b as usize);
     for shard in ctx.shards().iter_mut() {
         shard.dbs.swap(a as usize, b as usize);
     }
+    ctx.dirty(1);
     Reply::ok()
 }
 
@@ -598,7 +637,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// A string's encoding given how it was last written: Redis keeps strings
 /// edited in place `raw`, and INCRBYFLOAT results `embstr` up to 44 bytes.
-fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
+pub(crate) fn string_encoding(len: usize, by_content: &'static str, hint: StrHint) -> &'static str {
     match hint {
         StrHint::Plain => by_content,
         StrHint::Raw => "raw",
@@ -613,8 +652,17 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(e) = object_lookup(ctx, args) else {
         return Reply::Nil;
     };
-    let shared = matches!(&e.value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
-    Reply::Int(if shared { i32::MAX as i64 } else { 1 })
+    Reply::Int(refcount(&e.value))
+}
+
+/// The reference count Redis reports for a value.
+pub(crate) fn refcount(value: &Value) -> i64 {
+    let shared = matches!(value, Value::Str(s) if parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
+    if shared {
+        i32::MAX as i64
+    } else {
+        1
+    }
 }
 
 fn lfu_policy(ctx: &Ctx) -> bool {
@@ -691,6 +739,7 @@ mod tests {
         let mut one = [&mut *guard];
         let client = crate::net::client::ClientInfo::new(1, String::new(), String::new(), -1);
         let mut ctx = Ctx::new(&server, &mut one, &client, 0, 2, crate::commands::dispatch::Origin::Client);
+        ctx.now = crate::storage::now_ms();
         let st = &server.stats;
         strings::set(&mut ctx, &args(&["set", "a", "1"]));
         strings::incr(&mut ctx, &args(&["incr", "nothere"]));

@@ -18,16 +18,20 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Appends elements to a list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpushx))
-        .doc("2.2.0", "Prepends elements to an existing list."),
+        .doc("2.2.0", "Prepends elements to an existing list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpushx))
-        .doc("2.2.0", "Appends elements to an existing list."),
+        .doc("2.2.0", "Appends elements to an existing list.")
+        .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lpop))
         .doc("1.0.0", "Removes and returns elements from the head of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("rpop", -2, WRITE | FAST, K1, G::List, K(rpop))
         .doc("1.0.0", "Removes and returns elements from the tail of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
-    cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen)).doc("1.0.0", "Returns the length of a list."),
+    cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen))
+        .doc("1.0.0", "Returns the length of a list.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("lrange", 4, READONLY, K1, G::List, K(lrange))
         .doc("1.0.0", "Returns a range of list elements.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
@@ -87,7 +91,11 @@ pub static COMMANDS: &[CommandSpec] = &[
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
-        .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty."),
+        .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty.")
+        .key_specs(&[
+            ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
+            ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
+        ]),
     cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, B(crate::commands::blocking::attempt))
         .doc("7.0.0", "Pops elements from the first non-empty of several lists, waiting if all are empty.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
@@ -100,6 +108,14 @@ fn list_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut L
         Some(Value::List(l)) => Ok(Some(l)),
         Some(_) => Err(Reply::wrong_type()),
     }
+}
+
+/// `list_mut` for read commands: counts a keyspace hit or miss.
+fn list_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut List>, Reply> {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = list_mut(ctx.db(key), key, now);
+    super::keys::count_read(server, &found);
+    found
 }
 
 /// Removes `key` if its list became empty (Redis never keeps empty
@@ -170,6 +186,8 @@ fn push_generic(ctx: &mut Ctx, args: &[Bytes], left: bool, only_existing: bool) 
         }
     };
     ctx.written(key, if left { "lpush" } else { "rpush" });
+    // A change per element pushed, as Redis counts.
+    ctx.set_dirty(args.len() as u64 - 2);
     Reply::Int(len as i64)
 }
 
@@ -200,6 +218,7 @@ pub fn pop_many(ctx: &mut Ctx, key: &[u8], left: bool, count: usize) -> Result<O
     let out: Vec<Bytes> = (0..n).filter_map(|_| l.pop(left)).collect();
     if !out.is_empty() {
         written_maybe_dropped(ctx, key, if left { "lpop" } else { "rpop" });
+        ctx.set_dirty(out.len() as u64);
     }
     Ok(Some(out))
 }
@@ -212,7 +231,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], left: bool) -> Reply {
         None => None,
         Some(a) => match parse_i64(a) {
             Some(n) if n >= 0 => Some(n as usize),
-            _ => return Reply::err("value is out of range, must be positive"),
+            _ => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         },
     };
     match (pop_many(ctx, &args[1], left, count.unwrap_or(1)), count) {
@@ -233,8 +252,7 @@ pub fn rpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn llen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    match list_mut(ctx.db(&args[1]), &args[1], now) {
+    match list_read(ctx, &args[1]) {
         Err(e) => e,
         Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
     }
@@ -244,8 +262,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return Reply::not_integer();
     };
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(vec![]),
         Ok(Some(l)) => l,
@@ -270,8 +287,7 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 }
 
 pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Nil,
         Ok(Some(l)) => l,
@@ -289,7 +305,7 @@ pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(l)) => l,
     };
     let Some(i) = parse_i64(&args[2]) else {
@@ -330,6 +346,7 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     drop.sort_unstable();
     l.retain(|i, _| drop.binary_search(&i).is_err());
     written_maybe_dropped(ctx, key, "lrem");
+    ctx.set_dirty(hits.len() as u64);
     Reply::Int(hits.len() as i64)
 }
 
@@ -353,6 +370,8 @@ pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     l.drop_front(front);
     l.drop_back(back);
     written_maybe_dropped(ctx, key, "ltrim");
+    // A change per element removed: none (and no propagation) when nothing was.
+    ctx.set_dirty((front + back).min(len) as u64);
     Reply::ok()
 }
 
@@ -424,8 +443,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let now = ctx.now;
-    let l = match list_mut(ctx.db(&args[1]), &args[1], now) {
+    let l = match list_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return if o.count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Ok(Some(l)) => l,
@@ -483,6 +501,7 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
         l.push(to_left, &e);
         ctx.written(src, push_event);
         ctx.written(src, pop_event);
+        ctx.set_dirty(1);
         return Reply::Bulk(e);
     }
     // Redis pushes (and notifies) on the destination before it reports the
@@ -498,6 +517,8 @@ pub fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_left: bool, to_lef
     }
     ctx.written(dst, push_event);
     written_maybe_dropped(ctx, src, pop_event);
+    // One change for the move, as Redis counts it.
+    ctx.set_dirty(1);
     Reply::Bulk(e)
 }
 
@@ -525,7 +546,7 @@ pub struct MpopArgs {
 pub fn parse_mpop(args: &[Bytes], at: usize, ends: (&str, &str)) -> Result<MpopArgs, Reply> {
     let numkeys = match args.get(at).and_then(|a| parse_i64(a)) {
         Some(n) if n > 0 => n as u64,
-        _ => return Err(Reply::err("numkeys should be greater than 0")),
+        _ => return Err(Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE)),
     };
     let where_at = (at as u64 + 1).saturating_add(numkeys);
     if where_at >= args.len() as u64 {
@@ -545,7 +566,7 @@ pub fn parse_mpop(args: &[Bytes], at: usize, ends: (&str, &str)) -> Result<MpopA
         if count.is_none() && eq_ic(&args[j], "count") && j + 1 < args.len() {
             match parse_i64(&args[j + 1]) {
                 Some(n) if n > 0 => count = Some(n as usize),
-                _ => return Err(Reply::err("count should be greater than 0")),
+                _ => return Err(Reply::err(crate::protocol::errors::COUNT_POSITIVE)),
             }
             j += 2;
         } else {

@@ -20,7 +20,8 @@ static PUBSUB_SUBS: &[CommandSpec] = &[
     cmd("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_shardnumsub))
         .doc("7.0.0", "Counts the subscribers of shard channels."),
     cmd("pubsub|help", 2, LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_help))
-        .doc("6.2.0", "Lists the PUBSUB subcommands."),
+        .doc("6.2.0", "Lists the PUBSUB subcommands.")
+        .acl(&["-pubsub"]),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -29,17 +30,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::PSubscribe))
         .doc("2.0.0", "Listens for messages on channels matching patterns."),
     cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, Session(Op::SSubscribe))
-        .doc("7.0.0", "Listens for messages published to shard channels."),
+        .doc("7.0.0", "Listens for messages published to shard channels.")
+        .key_specs(&[ks(&["not_key"], idx(1), range(-1, 1, 0))]),
     cmd("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::Unsubscribe))
         .doc("2.0.0", "Stops listening on channels."),
     cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::PUnsubscribe))
         .doc("2.0.0", "Stops listening on channel patterns."),
     cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, Session(Op::SUnsubscribe))
-        .doc("7.0.0", "Stops listening to shard channels."),
+        .doc("7.0.0", "Stops listening to shard channels.")
+        .key_specs(&[ks(&["not_key"], idx(1), range(-1, 1, 0))]),
     cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NOKEYS, G::Pubsub, K(publish))
         .doc("2.0.0", "Sends a message to a channel."),
     cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, K1, G::Pubsub, K(spublish))
-        .doc("7.0.0", "Posts a message to a shard channel."),
+        .doc("7.0.0", "Posts a message to a shard channel.")
+        .key_specs(&[ks(&["not_key"], idx(1), range(0, 1, 0))]),
     container("pubsub", -2, 0, G::Pubsub, PUBSUB_SUBS).doc("2.8.0", "Container for pub/sub introspection subcommands."),
 ];
 
@@ -58,10 +62,7 @@ fn names(v: Vec<Bytes>) -> Reply {
 /// CHANNELS/SHARDCHANNELS take at most one pattern (Redis's own error text).
 fn optional_pattern(args: &[Bytes]) -> Result<Option<&[u8]>, Reply> {
     if args.len() > 3 {
-        return Err(Reply::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
+        return Err(crate::commands::registry::subcommand_syntax_error(args));
     }
     Ok(args.get(2).map(|p| &p[..]))
 }

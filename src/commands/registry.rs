@@ -25,6 +25,10 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::bitmaps::COMMANDS,
     super::hyperloglog::COMMANDS,
     super::geo::COMMANDS,
+    super::sort::COMMANDS,
+    super::memory::COMMANDS,
+    super::debug::COMMANDS,
+    super::dump::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
@@ -114,11 +118,7 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
         return Err(Reply::wrong_arity(cmd.spec.name));
     }
     let Some(sub) = lookup_sub(cmd.spec, &args[1]) else {
-        return Err(Reply::err(format!(
-            "unknown subcommand '{}'. Try {} HELP.",
-            truncate_for_error(&args[1]),
-            cmd.spec.name.to_uppercase()
-        )));
+        return Err(unknown_subcommand(&args[1], cmd.spec.name));
     };
     if !sub.spec.arity_ok(args.len()) {
         return Err(Reply::wrong_arity(sub.spec.name));
@@ -126,23 +126,67 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
     Ok(sub)
 }
 
-fn truncate_for_error(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    s.chars().take(128).collect()
+/// The command or subcommand `args` names, whatever its arity: a call
+/// refused for its arity counts in that command's `rejected_calls`. None for
+/// an unknown command or subcommand (no command to count it on).
+pub fn named(args: &[Bytes]) -> Option<Command> {
+    let cmd = lookup(args.first()?)?;
+    match (&cmd.spec.exec, args.get(1)) {
+        (Exec::Container, Some(sub)) => lookup_sub(cmd.spec, sub),
+        _ => Some(cmd),
+    }
 }
 
-/// Redis's reply to an unknown command, with the beginning of its arguments.
+/// At most `max` bytes of a client argument as C's `%.*s` prints it
+/// (up to a NUL). Redis sends these bytes back as they are.
+fn quoted(b: &[u8], max: usize) -> &[u8] {
+    let b = crate::protocol::c_str(b);
+    &b[..b.len().min(max)]
+}
+
+/// Redis's reply to a subcommand given the wrong arguments
+/// (`addReplySubcommandSyntaxError`): the subcommand as typed, the command
+/// upper-cased.
+pub fn subcommand_syntax_error(args: &[Bytes]) -> Reply {
+    let cmd = String::from_utf8_lossy(crate::protocol::c_str(&args[0])).to_uppercase();
+    Reply::error_concat(&[
+        b"ERR unknown subcommand or wrong number of arguments for '",
+        quoted(&args[1], 128),
+        b"'. Try ",
+        cmd.as_bytes(),
+        b" HELP.",
+    ])
+}
+
+/// Redis's reply to an unknown subcommand of the container `parent`.
+pub fn unknown_subcommand(sub: &[u8], parent: &str) -> Reply {
+    let mut text = b"ERR unknown subcommand '".to_vec();
+    text.extend_from_slice(quoted(sub, 128));
+    text.extend_from_slice(b"'. Try ");
+    text.extend_from_slice(parent.to_uppercase().as_bytes());
+    text.extend_from_slice(b" HELP.");
+    Reply::error_from_bytes(text)
+}
+
+/// Redis's reply to an unknown command, with the beginning of its
+/// arguments: 128 bytes of the name, then arguments while the list is
+/// shorter than 128 bytes, each cut to what is left of those 128.
 pub fn unknown_command(args: &[Bytes]) -> Reply {
-    let mut shown = String::new();
+    let mut shown = Vec::new();
     for a in &args[1..] {
         if shown.len() >= 128 {
             break;
         }
-        shown.push('\'');
-        shown.push_str(&truncate_for_error(a));
-        shown.push_str("' ");
+        let room = 128 - shown.len();
+        shown.push(b'\'');
+        shown.extend_from_slice(quoted(a, room));
+        shown.extend_from_slice(b"' ");
     }
-    Reply::err(format!("unknown command '{}', with args beginning with: {}", truncate_for_error(&args[0]), shown))
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(quoted(&args[0], 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&shown);
+    Reply::error_from_bytes(text)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ mod info;
 mod latency;
 mod slowlog;
 
-pub use command::{command_count, command_docs, command_getkeys, command_help, command_info, command_list};
+pub use command::{
+    command_count, command_docs, command_getkeys, command_getkeysandflags, command_help, command_info, command_list,
+};
 
 use super::spec::ConnFn;
 use super::{ConnCtx, Ctx};
@@ -49,6 +51,8 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(command_list))
         .doc("7.0.0", "Lists command names, optionally filtered.")
         .tips(&["nondeterministic_output_order"]),
+    cmd("command|getkeysandflags", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeysandflags))
+        .doc("7.0.0", "Extracts the key names and their access flags from a full command line."),
     cmd("command|getkeys", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeys))
         .doc("2.8.13", "Extracts the key names from a full command line."),
     cmd("command|help", 2, LOADING | STALE, NOKEYS, G::Server, C(command_help))
@@ -63,14 +67,16 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"]),
     cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_help))
         .doc("5.0.0", "Lists the CLUSTER subcommands."),
-    cmd("cluster|slots", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Maps hash slots to nodes."),
-    cmd("cluster|shards", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Describes the cluster's shards."),
-    cmd("cluster|nodes", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Describes the cluster's nodes."),
-    cmd("cluster|myid", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Returns this node's id."),
+    cmd("cluster|slots", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Maps hash slots to nodes.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|shards", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Describes the cluster's shards.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|nodes", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Describes the cluster's nodes.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled)).doc("3.0.0", "Returns this node's id."),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -117,9 +123,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Returns the Unix time of the last successful save.")
         .tips(&["nondeterministic_output"])
         .acl(&["admin", "dangerous"]),
-    cmd("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, G::Server, C(save))
+    cmd("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(save))
         .doc("1.0.0", "Saves the dataset synchronously."),
-    cmd("bgsave", -1, ADMIN | NOSCRIPT, NOKEYS, G::Server, C(bgsave))
+    cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgsave))
         .doc("1.0.0", "Saves the dataset in the background."),
 ];
 
@@ -171,9 +177,14 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.dbs[db].len() as u64;
         flush(std::slice::from_mut(&mut shard.dbs[db]), asynchronous);
     }
+    // Redis counts every removed key, and propagates FLUSHDB even when empty.
+    ctx.dirty(removed);
+    ctx.force_propagation();
     Reply::ok()
 }
 
@@ -185,8 +196,19 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
+        removed += shard.total_keys() as u64;
         flush(&mut shard.dbs, asynchronous);
+    }
+    ctx.dirty(removed);
+    ctx.force_propagation();
+    // With save points configured Redis saves right after a FLUSHALL: the
+    // changes since the last save (this command's included) start over.
+    if ctx.server.config.get("save").is_some_and(|s| !s.trim().is_empty()) {
+        let stats = &ctx.server.stats;
+        stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed) + removed, Ordering::Relaxed);
+        ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
     }
     Reply::ok()
 }
@@ -222,8 +244,13 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64)
 }
 
+/// A save (SAVE, BGSAVE): LASTSAVE moves on, `rdb_saves` counts it and the
+/// changes since the last save start over.
 fn mark_saved(ctx: &ConnCtx) {
+    let stats = &ctx.server.stats;
     ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    stats.rdb_saves.fetch_add(1, Ordering::Relaxed);
+    stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
@@ -235,10 +262,12 @@ pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match args.len() {
         1 => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving started")
         }
         2 if eq_ic(&args[1], "schedule") => {
             mark_saved(ctx);
+            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
         _ => Reply::syntax_error(),
@@ -269,15 +298,34 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     match ctx.server.config.set_many(&pairs, false) {
         Ok(()) => {
             ctx.server.apply_config();
+            if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("appendonly")) {
+                if let Err(e) = switch_aof(ctx.server, value) {
+                    let _ = ctx.server.config.set("appendonly", "no", true);
+                    return Reply::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {e}"));
+                }
+            }
             Reply::ok()
         }
         Err(e) => Reply::err(e),
     }
 }
 
+/// `CONFIG SET appendonly yes|no` at run time.
+fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Result<(), String> {
+    if value.eq_ignore_ascii_case("yes") {
+        crate::persist::aof::enable_at_runtime(server)
+    } else {
+        crate::persist::aof::disable(server);
+        Ok(())
+    }
+}
+
 pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
     ctx.server.observers.latency.reset();
+    for shard in &ctx.server.shards.list {
+        shard.stats.reset();
+    }
     Reply::ok()
 }
 

@@ -28,13 +28,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output_order"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("sismember", 3, READONLY | FAST, K1, G::Set, K(sismember))
-        .doc("1.0.0", "Tells whether a value is a member of a set."),
+        .doc("1.0.0", "Tells whether a value is a member of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("smismember", -3, READONLY | FAST, K1, G::Set, K(smismember))
         .doc("6.2.0", "Tells, for several values, whether each is a member of a set."),
-    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard)).doc("1.0.0", "Counts the members of a set."),
+    cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard))
+        .doc("1.0.0", "Counts the members of a set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("spop", -2, WRITE | FAST, K1, G::Set, K(spop))
         .doc("1.0.0", "Removes and returns random members of a set.")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("srandmember", -2, READONLY, K1, G::Set, K(srandmember))
         .doc("1.0.0", "Returns random members of a set.")
         .tips(&["nondeterministic_output"]),
@@ -58,8 +62,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sinterstore))
         .doc("1.0.0", "Stores the intersection of sets.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
-    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore)).doc("1.0.0", "Stores the union of sets."),
-    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore)).doc("1.0.0", "Stores the difference of sets."),
+    cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore))
+        .doc("1.0.0", "Stores the union of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
+    cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore))
+        .doc("1.0.0", "Stores the difference of sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sscan", -3, READONLY, K1, G::Set, K(sscan))
         .doc("2.8.0", "Iterates the members of a set with a cursor.")
         .tips(&["nondeterministic_output"]),
@@ -82,6 +90,14 @@ fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, Reply> {
         Some(Value::Set(s)) => Ok(Some(s)),
         Some(_) => Err(Reply::wrong_type()),
     }
+}
+
+/// `read` for a read command's lookup: counts a keyspace hit or miss.
+fn read_counted<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c Set>, Reply> {
+    let server = ctx.server;
+    let found = read(ctx, key);
+    super::keys::count_read(server, &found);
+    found
 }
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Set>, Reply> {
@@ -120,6 +136,7 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let added = args[2..].iter().filter(|m| set.insert(m, max)).count();
     if added > 0 {
         ctx.written(key, "sadd");
+        ctx.set_dirty(added as u64);
     }
     Reply::Int(added as i64)
 }
@@ -143,12 +160,13 @@ pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if removed > 0 {
         ctx.written(key, "srem");
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed)
 }
 
 pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => Reply::Set(bulks(s.members())),
         Ok(None) => Reply::Set(vec![]),
         Err(e) => e,
@@ -156,21 +174,21 @@ pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&args[2])) as i64),
         Err(e) => e,
     }
 }
 
 pub fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Array(args[2..].iter().map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64)).collect()),
         Err(e) => e,
     }
 }
 
 pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]) {
+    match read_counted(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.map_or(0, |s| s.len()) as i64),
         Err(e) => e,
     }
@@ -185,7 +203,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         None => None,
         Some(a) => match parse_i64(a) {
             Some(n) if n >= 0 => Some(n as u64),
-            _ => return Reply::err("value is out of range, must be positive"),
+            _ => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         },
     };
     let set = match write(ctx, key) {
@@ -194,6 +212,9 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let mut rng = rand::thread_rng();
+    // Redis counts a change per member popped (the deletion of the key included).
+    let changes = count.map_or(1, |n| n.min(set.len() as u64));
+    let took_all = count.is_some_and(|n| n >= set.len() as u64);
     let reply = match count {
         None => {
             let i = set.random_index(&mut rng).unwrap_or(0);
@@ -215,7 +236,42 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.written(key, "spop");
     drop_if_empty(ctx, key);
+    ctx.set_dirty(changes);
+    if took_all {
+        // Popping all of it, Redis replies through its SUNION code, whose
+        // read lookup counts a keyspace hit.
+        ctx.server.stats.keyspace_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if ctx.propagating() {
+        replay_spop(ctx, key, took_all, &reply);
+    }
     reply
+}
+
+/// SPOP's randomness made concrete for the write stream, as Redis does: the
+/// members it took as SREM (1,024 per command), or DEL/UNLINK when it took
+/// the whole set.
+fn replay_spop(ctx: &mut Ctx, key: &Bytes, took_all: bool, reply: &Reply) {
+    let members: Vec<Bytes> = match reply {
+        Reply::Bulk(m) => vec![m.clone()],
+        Reply::Set(items) => {
+            items.iter().filter_map(|r| if let Reply::Bulk(m) = r { Some(m.clone()) } else { None }).collect()
+        }
+        _ => return,
+    };
+    if took_all {
+        let lazy = ctx.server.config.get("lazyfree-lazy-server-del").as_deref() == Some("yes");
+        let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        ctx.propagate_as(vec![Bytes::from_static(verb), key.clone()]);
+        return;
+    }
+    for chunk in members.chunks(1024) {
+        let mut argv = Vec::with_capacity(chunk.len() + 2);
+        argv.push(Bytes::from_static(b"SREM"));
+        argv.push(key.clone());
+        argv.extend(chunk.iter().cloned());
+        ctx.propagate_as(argv);
+    }
 }
 
 pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -231,15 +287,18 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
                 )
             }
-            Some(n) if n.unsigned_abs() > RANDOM_REPLY_MAX && n < 0 => return Reply::err("value is out of range"),
             Some(n) => Some(n),
         },
     };
-    let set = match read(ctx, &args[1]) {
+    let set = match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
+    if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
+    }
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
         return set.random_index(&mut rng).and_then(|i| set.member_at(i)).map_or(Reply::Nil, Reply::Bulk);
@@ -296,6 +355,8 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if added {
         ctx.written(dst, "sadd");
     }
+    // One change for the source, one more when the destination gained the member.
+    ctx.set_dirty(1 + added as u64);
     Reply::Int(1)
 }
 
@@ -309,7 +370,7 @@ enum Op {
 /// Type-checks every key (as Redis does before computing) and returns each
 /// key's cardinality, None for a missing key.
 fn sizes(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<usize>>, Reply> {
-    keys.iter().map(|k| read(ctx, k).map(|s| s.map(|s| s.len()))).collect()
+    keys.iter().map(|k| read_counted(ctx, k).map(|s| s.map(|s| s.len()))).collect()
 }
 
 /// The result of SINTER/SUNION/SDIFF over `keys`, built as Redis builds its
@@ -419,10 +480,10 @@ pub fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let numkeys = match parse_i64(&args[1]) {
         Some(n) if n >= 1 => n as u64,
-        _ => return Reply::err("numkeys should be greater than 0"),
+        _ => return Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE),
     };
     if numkeys > (args.len() - 2) as u64 {
-        return Reply::err("Number of keys can't be greater than number of args");
+        return Reply::err(crate::protocol::errors::NUMKEYS_TOO_MANY);
     }
     let end = 2 + numkeys as usize;
     let mut limit = 0usize;
@@ -431,7 +492,7 @@ pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if eq_ic(&args[j], "limit") && j + 1 < args.len() {
             limit = match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-                _ => return Reply::err("LIMIT can't be negative"),
+                _ => return Reply::err(crate::protocol::errors::LIMIT_NEGATIVE),
             };
             j += 2;
         } else {
@@ -470,16 +531,34 @@ pub fn scan_options(args: &[Bytes]) -> Result<(Option<&[u8]>, usize), Reply> {
 }
 
 /// Parses a SCAN cursor as Redis's strtoul-based parser accepts it.
+/// Parses a SCAN-family cursor as Redis does, with C's `strtoul`: an
+/// optional sign (a '-' wraps around), digits, nothing else; the empty
+/// string is 0; a value past 64 bits is refused.
 pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    if arg.is_empty() || !arg.iter().all(|c| c.is_ascii_digit()) {
+    if arg.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
         return None;
     }
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
-    let set = match read(ctx, &args[1]) {
+    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
+    let set = match read_counted(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),
         Err(e) => return e,

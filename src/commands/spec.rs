@@ -108,9 +108,15 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
     pub const SENTINEL: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// Redis's CMD_ASKING (RESTORE-ASKING): accepted on an importing slot.
+    pub const ASKING: u32 = 1 << 19;
     /// moonshard: keys may live in different slots (and shards); the command
     /// is split per shard or runs with all owning shards entered.
     pub const MULTI_SHARD: u32 = 1 << 24;
+    /// Redis's CMD_PROTECTED (not reported by `COMMAND`): refused unless its
+    /// `enable-*-command` parameter allows the client (`dispatch::protected`).
+    pub const PROTECTED: u32 = 1 << 25;
 
     /// Names as `COMMAND` reports them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -125,11 +131,13 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (SENTINEL, "sentinel"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -199,7 +207,8 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     /// Redis's exact key specs, where they say more than `keys` implies.
     pub key_docs: &'static [KeySpecDoc],
-    /// ACL categories beyond those the flags and group imply (@dangerous ...).
+    /// ACL categories beyond those the flags and group imply (@dangerous ...);
+    /// `-name` removes one the group implies.
     pub acl_extra: &'static [&'static str],
 }
 
@@ -357,6 +366,8 @@ pub enum Begin {
     Index(i64),
     /// After the first match of a keyword, searched from `startfrom`.
     Keyword(&'static str, i64),
+    /// Nowhere fixed (SORT's STORE may come anywhere).
+    Unknown,
 }
 
 /// How keys are found from the start.
@@ -365,6 +376,8 @@ pub enum Find {
     Range(i64, i64, i64),
     /// `keynumidx`, `firstkey`, `keystep`: a count argument then the keys.
     Keynum(i64, i64, i64),
+    /// Only the command's own parser knows.
+    Unknown,
 }
 
 pub const fn ks(flags: &'static [&'static str], begin: Begin, find: Find) -> KeySpecDoc {

@@ -8,8 +8,8 @@ use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
-pub(crate) mod longdouble;
 use crate::commands::spec::prelude::*;
+use crate::util::longdouble;
 
 // ------------------------------------------------------------ declarations
 
@@ -70,13 +70,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Adds an integer to an integer value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("decrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(decrby))
-        .doc("1.0.0", "Subtracts an integer from an integer value."),
+        .doc("1.0.0", "Subtracts an integer from an integer value.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, G::String, K(incrbyfloat))
-        .doc("2.6.0", "Adds a floating point number to a numeric value."),
+        .doc("2.6.0", "Adds a floating point number to a numeric value.")
+        .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("append", 3, WRITE | DENYOOM | FAST, K1, G::String, K(append))
         .doc("2.0.0", "Appends to a string value.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
-    cmd("strlen", 2, READONLY | FAST, K1, G::String, K(strlen)).doc("2.2.0", "Returns the length of a string value."),
+    cmd("strlen", 2, READONLY | FAST, K1, G::String, K(strlen))
+        .doc("2.2.0", "Returns the length of a string value.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("getrange", 4, READONLY, K1, G::String, K(getrange)).doc("2.4.0", "Returns part of a string value."),
     cmd("substr", 4, READONLY, K1, G::String, K(getrange))
         .doc("1.0.0", "Returns part of a string value (older name of GETRANGE)."),
@@ -226,8 +230,19 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
         db.set_with_expiry(key, value, at.unwrap_or(0));
     }
     ctx.written(key, "set");
-    if at.is_some() {
+    if let Some(at) = at {
         ctx.written(key, "expire");
+        // One change; replayed with its absolute expiry, as Redis propagates it.
+        ctx.dirty_less(1);
+        if ctx.propagating() && !matches!(o.expire, Some((ExpireKind::PxAt, _))) {
+            ctx.propagate_as(vec![
+                Bytes::from_static(b"SET"),
+                key.clone(),
+                val.clone(),
+                Bytes::from_static(b"PXAT"),
+                Bytes::from(at.to_string()),
+            ]);
+        }
     }
     old.unwrap_or(match replies {
         Some((ok, _)) => Reply::Int(ok),
@@ -277,6 +292,9 @@ pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.db(key).remove(key);
     ctx.written(key, "del");
+    if ctx.propagating() {
+        ctx.propagate_as(vec![Bytes::from_static(b"DEL"), key.clone()]);
+    }
     old
 }
 
@@ -299,16 +317,28 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let absolute = matches!(o.expire, Some((ExpireKind::ExAt | ExpireKind::PxAt, _)));
+    let replay = ctx.propagating();
     match at {
         Some(at) if absolute && at <= now => {
             ctx.db(key).remove(key);
             ctx.written(key, "del");
+            if replay {
+                ctx.propagate_as(vec![crate::commands::keys::expiry_delete_verb(ctx), key.clone()]);
+            }
         }
         Some(at) => {
             ctx.db(key).set_expire(key, at);
             ctx.written(key, "expire");
+            if replay {
+                ctx.propagate_as(vec![Bytes::from_static(b"PEXPIREAT"), key.clone(), Bytes::from(at.to_string())]);
+            }
         }
-        None if o.persist && ctx.db(key).persist(key, now) => ctx.written(key, "persist"),
+        None if o.persist && ctx.db(key).persist(key, now) => {
+            ctx.written(key, "persist");
+            if replay {
+                ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
+            }
+        }
         None => {}
     }
     Reply::Bulk(value)
@@ -391,7 +421,7 @@ fn incr_by(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
                 return Reply::not_integer();
             };
             let Some(new) = cur.checked_add(by) else {
-                return Reply::err("increment or decrement would overflow");
+                return Reply::err(crate::protocol::errors::INCR_OVERFLOW);
             };
             // In place: the key keeps its TTL and slot.
             *s = SmallBytes::from_i64(new);
@@ -444,12 +474,16 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(by) = longdouble::parse(&args[2]) else {
         return Reply::not_float();
     };
-    let Some(sum) = cur.add(by) else {
-        return Reply::err("increment would produce NaN or Infinity");
+    let Some(sum) = cur.checked_add(by) else {
+        return Reply::err(crate::protocol::errors::INCR_NAN);
     };
     let text = Bytes::from(sum.to_human());
     store_keep_ttl(ctx, key, SmallBytes::from_slice(&text), StrHint::Embstr);
     ctx.written(key, "incrbyfloat");
+    if ctx.propagating() {
+        // Replayed as the value it produced: float formatting must not decide a replica's data.
+        ctx.propagate_as(vec![Bytes::from_static(b"SET"), key.clone(), text.clone(), Bytes::from_static(b"KEEPTTL")]);
+    }
     Reply::Bulk(text)
 }
 

@@ -42,7 +42,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("1.2.0", "Adds to a member's score.")
     .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, K(zcard))
-    .doc("1.2.0", "Counts the members of a sorted set."),
+    .doc("1.2.0", "Counts the members of a sorted set.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, K(zcount))
     .doc("2.0.0", "Counts the members with scores in a range."),
     cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, K(zlexcount))
@@ -68,15 +69,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zrevrange", -4, READONLY, K1, G::SortedSet, K(zrevrange))
     .doc("1.2.0", "Returns members by rank, highest score first."),
     cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, K(zremrangebyscore))
-    .doc("1.2.0", "Removes members with scores in a range."),
+    .doc("1.2.0", "Removes members with scores in a range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, K(zremrangebyrank))
-    .doc("2.0.0", "Removes members in a rank range."),
+    .doc("2.0.0", "Removes members in a rank range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, K(zremrangebylex))
-    .doc("2.8.9", "Removes members in a lexicographical range."),
+    .doc("2.8.9", "Removes members in a lexicographical range.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmin))
-    .doc("5.0.0", "Removes and returns the lowest-scored members."),
+    .doc("5.0.0", "Removes and returns the lowest-scored members.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmax))
-    .doc("5.0.0", "Removes and returns the highest-scored members."),
+    .doc("5.0.0", "Removes and returns the highest-scored members.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, K(zmpop))
     .doc("7.0.0", "Pops members from the first non-empty of several sorted sets.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
@@ -90,7 +96,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("2.0.0", "Stores the intersection of sorted sets.")
     .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zdiffstore))
-    .doc("6.2.0", "Stores the difference of sorted sets."),
+    .doc("6.2.0", "Stores the difference of sorted sets.")
+        .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zunion))
     .doc("6.2.0", "Unites sorted sets."),
     cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zinter))
@@ -106,9 +113,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
-    .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available."),
+    .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, B(crate::commands::blocking::attempt))
-    .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty."),
+    .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty.")
+        .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
 ];
 
 fn limits(ctx: &Ctx) -> Limits {
@@ -119,13 +128,16 @@ fn limits(ctx: &Ctx) -> Limits {
 }
 
 /// The zset under `key`: None when missing, WRONGTYPE for another type.
+/// Every caller is a read command: counts a keyspace hit or miss.
 fn read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c ZSet>, Reply> {
-    let now = ctx.now;
-    match ctx.db(key).value(key, now) {
+    let (now, server) = (ctx.now, ctx.server);
+    let found: Result<Option<&ZSet>, Reply> = match ctx.db(key).value(key, now) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
         Some(_) => Err(Reply::wrong_type()),
-    }
+    };
+    super::keys::count_read(server, &found);
+    found
 }
 
 fn write<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut ZSet>, Reply> {
@@ -433,6 +445,8 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Reply {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
     }
+    // A change per member added or updated, as Redis counts.
+    ctx.set_dirty((added + updated) as u64);
     if nan {
         return Reply::err("resulting score is not a number (NaN)");
     }
@@ -508,6 +522,7 @@ pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if removed > 0 {
         ctx.written(key, "zrem");
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed)
 }
@@ -537,7 +552,7 @@ pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(range) = ScoreRange::parse(&args[2], &args[3]) else {
-        return Reply::err("min or max is not a float");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT);
     };
     match read(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
@@ -550,7 +565,7 @@ pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zlexcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some((min, max)) = parse_lex_range(&args[2], &args[3]) else {
-        return Reply::err("min or max not valid string range item");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM);
     };
     match read(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
@@ -668,8 +683,12 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], store: bool, mut by: By, mut di
         by = By::Rank;
     }
     let rev = dir == Dir::Reverse;
-    if limit.is_some() && by == By::Rank {
-        return Reply::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    if by == By::Rank {
+        // Redis tells LIMIT apart by its count only: `LIMIT x -1` is no limit.
+        if limit.is_some_and(|(_, count)| count != -1) {
+            return Reply::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+        }
+        limit = None;
     }
     if withscores && by == By::Lex {
         return Reply::err("syntax error, WITHSCORES not supported in combination with BYLEX");
@@ -681,11 +700,11 @@ fn zrange_generic(ctx: &mut Ctx, args: &[Bytes], store: bool, mut by: By, mut di
     let range = match by {
         By::Score => match ScoreRange::parse(a, b) {
             Some(r) => Range::Score(r),
-            None => return Reply::err("min or max is not a float"),
+            None => return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT),
         },
         By::Lex => match parse_lex_range(a, b) {
             Some((min, max)) => Range::Lex(min, max),
-            None => return Reply::err("min or max not valid string range item"),
+            None => return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM),
         },
         _ => match (parse_i64(a), parse_i64(b)) {
             (Some(x), Some(y)) => Range::Rank(x, y),
@@ -751,6 +770,7 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[Bytes], range: Range, event: &'stati
     if removed > 0 {
         ctx.written(key, event);
         drop_if_empty(ctx, key);
+        ctx.set_dirty(removed as u64);
     }
     Reply::Int(removed as i64)
 }
@@ -764,14 +784,14 @@ pub fn zremrangebyrank(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn zremrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(r) = ScoreRange::parse(&args[2], &args[3]) else {
-        return Reply::err("min or max is not a float");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_FLOAT);
     };
     zremrange_generic(ctx, args, Range::Score(r), "zremrangebyscore")
 }
 
 pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some((min, max)) = parse_lex_range(&args[2], &args[3]) else {
-        return Reply::err("min or max not valid string range item");
+        return Reply::err(crate::protocol::errors::MIN_MAX_NOT_RANGE_ITEM);
     };
     zremrange_generic(ctx, args, Range::Lex(min, max), "zremrangebylex")
 }
@@ -794,6 +814,8 @@ fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes,
         ctx.db(key).remove(key);
         ctx.written(key, "del");
     }
+    // A change per member popped.
+    ctx.set_dirty(items.len() as u64);
     Ok(items)
 }
 
@@ -803,8 +825,8 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
     }
     let count = match args.get(2).map(|a| parse_i64(a)) {
         None => None,
-        Some(None) => return Reply::err("value is out of range, must be positive"),
-        Some(Some(n)) if n < 0 => return Reply::err("value is out of range, must be positive"),
+        Some(None) => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
+        Some(Some(n)) if n < 0 => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         Some(Some(0)) => return Reply::Array(vec![]),
         Some(Some(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
     };
@@ -830,7 +852,7 @@ pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let numkeys = match parse_i64(&args[1]) {
         Some(n) if n >= 1 => n as u64,
-        _ => return Reply::err("numkeys should be greater than 0"),
+        _ => return Reply::err(crate::protocol::errors::NUMKEYS_POSITIVE),
     };
     let where_idx = 2 + numkeys;
     if where_idx >= args.len() as u64 {
@@ -848,7 +870,7 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if count.is_none() && eq_ic(&args[j], "count") && j + 1 < args.len() {
             count = match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Reply::err("count should be greater than 0"),
+                _ => return Reply::err(crate::protocol::errors::COUNT_POSITIVE),
             };
             j += 2;
         } else {
@@ -883,10 +905,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         withscores = args.len() == 4;
         if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-            return Reply::err("value is out of range");
-        }
-        if n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX {
-            return Reply::err("value is out of range");
+            return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
         }
         count = Some(n);
     }
@@ -895,6 +914,10 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    // Our bound (see `RANDOM_REPLY_MAX`), checked where Redis would start replying.
+    if count.is_some_and(|n| n < 0 && n.unsigned_abs() > RANDOM_REPLY_MAX) {
+        return Reply::err(crate::protocol::errors::OUT_OF_RANGE);
+    }
     let mut rng = rand::thread_rng();
     let len = z.len();
     let Some(count) = count else {
@@ -963,14 +986,17 @@ fn source_score(ctx: &mut Ctx, key: &[u8], member: &[u8]) -> Option<f64> {
     }
 }
 
+/// A source's size, looked up once per key as Redis's read lookup (counted).
 fn source_len(ctx: &mut Ctx, key: &[u8]) -> Result<usize, Reply> {
-    let now = ctx.now;
-    match ctx.db(key).value(key, now) {
-        None => Ok(0),
-        Some(Value::ZSet(z)) => Ok(z.len()),
-        Some(Value::Set(s)) => Ok(s.len()),
+    let (now, server) = (ctx.now, ctx.server);
+    let found = match ctx.db(key).value(key, now) {
+        None => Ok(None),
+        Some(Value::ZSet(z)) => Ok(Some(z.len())),
+        Some(Value::Set(s)) => Ok(Some(s.len())),
         Some(_) => Err(Reply::wrong_type()),
-    }
+    };
+    super::keys::count_read(server, &found);
+    found.map(|n| n.unwrap_or(0))
 }
 
 /// Every element of a source, weighted (a NaN product counts as 0, as in Redis).
@@ -1051,7 +1077,7 @@ fn parse_op<'a>(
         } else if card && left >= 1 && eq_ic(a, "limit") {
             o.limit = match parse_i64(&args[j + 1]) {
                 Some(l) if l >= 0 => usize::try_from(l).unwrap_or(usize::MAX),
-                _ => return Err(Reply::err("LIMIT can't be negative")),
+                _ => return Err(Reply::err(crate::protocol::errors::LIMIT_NEGATIVE)),
             };
             j += 1;
         } else {
@@ -1187,7 +1213,7 @@ fn scan_score(s: f64, packed: bool) -> String {
 }
 
 pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err("invalid cursor") };
+    let Some(cursor) = parse_cursor(&args[2]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
     let z = match read(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]),

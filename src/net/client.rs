@@ -30,11 +30,37 @@ pub struct ClientInfo {
     pub kill_notify: tokio::sync::Notify,
     /// Set while the client waits in a blocking command.
     pub blocked: AtomicBool,
-    /// CLIENT UNBLOCK: wakes a blocked client, with an error when
-    /// `unblock_error` is set.
+    /// CLIENT UNBLOCK: `unblock_request` says how (UNBLOCK_TIMEOUT or
+    /// UNBLOCK_ERROR, 0 for none) and `unblock` wakes the blocked client.
     pub unblock: tokio::sync::Notify,
-    pub unblock_error: AtomicBool,
+    pub unblock_request: std::sync::atomic::AtomicU8,
+    /// Buffer sizes for CLIENT LIST, published by the connection as they change.
+    pub bufs: Buffers,
+    /// The largest input buffer and pending output seen since INFO's
+    /// sampler last looked (`client_recent_max_*_buffer`).
+    pub peak_in: AtomicU64,
+    pub peak_out: AtomicU64,
 }
+
+/// A connection's buffers as CLIENT LIST reports them (bytes).
+#[derive(Default)]
+pub struct Buffers {
+    /// Unparsed input (`qbuf`) and the input buffer's size (`qbuf-free` is the difference).
+    pub qbuf: AtomicUsize,
+    pub qbuf_cap: AtomicUsize,
+    /// The largest the input buffer has been (`rbp`).
+    pub qbuf_peak: AtomicUsize,
+    /// Arguments of the commands being run (`argv-mem`).
+    pub argv: AtomicUsize,
+    /// Arguments queued in MULTI (`multi-mem`).
+    pub multi: AtomicUsize,
+    /// Replies not yet written to the socket (`omem`), and the reply buffer's size.
+    pub out: AtomicUsize,
+    pub out_cap: AtomicUsize,
+}
+
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+pub const UNBLOCK_ERROR: u8 = 2;
 
 #[derive(Default, Clone)]
 pub struct ClientMeta {
@@ -71,8 +97,50 @@ impl ClientInfo {
             kill_notify: tokio::sync::Notify::new(),
             blocked: AtomicBool::new(false),
             unblock: tokio::sync::Notify::new(),
-            unblock_error: AtomicBool::new(false),
+            unblock_request: std::sync::atomic::AtomicU8::new(0),
+            bufs: Buffers::default(),
+            peak_in: AtomicU64::new(0),
+            peak_out: AtomicU64::new(0),
         }
+    }
+
+    /// The input buffer's size after a read (a store only when it grew past
+    /// the recent peak).
+    #[inline]
+    pub fn note_input(&self, capacity: usize) {
+        let cap = capacity as u64;
+        if cap > self.peak_in.load(Ordering::Relaxed) {
+            self.peak_in.store(cap, Ordering::Relaxed);
+        }
+    }
+
+    /// Output about to be written (`pending` bytes).
+    #[inline]
+    pub fn note_output(&self, pending: usize) {
+        if pending as u64 > self.peak_out.load(Ordering::Relaxed) {
+            self.peak_out.store(pending as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The largest (input buffer, pending output) since the last `take`;
+    /// `take` starts the next period from the present input buffer.
+    pub fn buffer_peaks(&self, take: bool) -> (u64, u64) {
+        if !take {
+            return (self.peak_in.load(Ordering::Relaxed), self.peak_out.load(Ordering::Relaxed));
+        }
+        let now_in = self.bufs.qbuf_cap.load(Ordering::Relaxed) as u64;
+        (self.peak_in.swap(now_in, Ordering::Relaxed), self.peak_out.swap(0, Ordering::Relaxed))
+    }
+
+    /// Memory this client's connection holds: its buffers, the arguments
+    /// being run or queued in MULTI, and its record.
+    pub fn memory(&self) -> u64 {
+        let b = &self.bufs;
+        (b.qbuf_cap.load(Ordering::Relaxed)
+            + b.out_cap.load(Ordering::Relaxed)
+            + b.argv.load(Ordering::Relaxed)
+            + b.multi.load(Ordering::Relaxed)
+            + std::mem::size_of::<ClientInfo>()) as u64
     }
 
     /// Sets or clears one of CLIENT LIST's flag letters.

@@ -93,6 +93,7 @@ impl Connection {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    server.stats.reads_processed.fetch_add(1, Ordering::Relaxed);
                     if !self.after_read() {
                         break;
                     }
@@ -100,6 +101,7 @@ impl Connection {
             }
             let mut proto_error = None;
             let max_bulk = server.config.proto_max_bulk_len.load(Ordering::Relaxed);
+            let unparsed = self.inbuf.len();
             loop {
                 match self.parser.parse(&mut self.inbuf, max_bulk, self.session.client.authenticated) {
                     Ok(Some(args)) if args.is_empty() => continue,
@@ -112,11 +114,19 @@ impl Connection {
                 }
             }
             let pipelined = batch.len() > 1;
+            // CLIENT LIST's buffer fields: the input left unparsed, and the
+            // requests being run (their bytes as they arrived).
+            let bufs = &info.bufs;
+            bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+            bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
+            bufs.qbuf_peak.fetch_max(self.inbuf.capacity(), Ordering::Relaxed);
             if !batch.is_empty() {
+                bufs.argv.store(unparsed - self.inbuf.len(), Ordering::Relaxed);
                 self.session.refresh_out_limit();
                 info.busy.store(true, Ordering::Release);
                 self.session.execute_batch(&batch, &self.stream).await;
                 info.busy.store(false, Ordering::Release);
+                bufs.argv.store(0, Ordering::Relaxed);
                 batch.clear();
             }
             if let Some(e) = proto_error {
@@ -200,6 +210,8 @@ impl Connection {
     /// Writes pending output. Returns false when the peer is gone, the client
     /// was killed, or its output overcame the soft limit while waiting.
     async fn flush(&mut self) -> bool {
+        // appendfsync always: no reply leaves before its writes are on disk.
+        self.session.wait_for_aof().await;
         if self.session.out_dropped {
             self.session.out = Vec::new();
             return false;
@@ -207,6 +219,7 @@ impl Connection {
         if self.session.out.is_empty() {
             return true;
         }
+        self.session.client.info.note_output(self.session.out.len());
         let ok = self.write_out().await;
         let s = &mut self.session;
         if let Some(sub) = s.sub.as_mut() {
@@ -226,6 +239,14 @@ impl Connection {
     /// stay over the soft output limit for too long.
     async fn write_out(&mut self) -> bool {
         let info = self.session.client.info.clone();
+        info.bufs.out.store(self.session.out.len(), Ordering::Relaxed);
+        info.bufs.out_cap.store(self.session.out.capacity(), Ordering::Relaxed);
+        let ok = self.write_all_out(&info).await;
+        info.bufs.out.store(0, Ordering::Relaxed);
+        ok
+    }
+
+    async fn write_all_out(&mut self, info: &crate::net::client::ClientInfo) -> bool {
         let mut written = 0;
         while written < self.session.out.len() {
             if info.killed.load(Ordering::Acquire) {
@@ -240,6 +261,7 @@ impl Connection {
                     return false;
                 }
             };
+            self.session.server.stats.writes_processed.fetch_add(1, Ordering::Relaxed);
             match n {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => written += n,
@@ -254,6 +276,7 @@ impl Connection {
     fn after_read(&mut self) -> bool {
         let s = &self.session;
         s.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+        s.client.info.note_input(self.inbuf.capacity());
         // Like Redis 7.0, only the unparsed input counts, not arguments already parsed.
         !crate::net::limits::query_buffer_overcome(&s.server, &s.client.info, &self.inbuf)
     }

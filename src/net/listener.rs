@@ -23,6 +23,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
     server.port.store(bound as u64, Ordering::Relaxed);
+    // `--port 0` picks a free port: CONFIG GET port reports the one in use.
+    let _ = server.config.set("port", &bound.to_string(), true);
     log(
         &server,
         "notice",
@@ -63,6 +65,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         tokio::spawn(active_expire_loop(server.clone(), shard));
     }
     tokio::spawn(crate::storage::memory::cron(server.clone()));
+    tokio::spawn(crate::stats::sampler::cron(server.clone()));
     tokio::spawn(crate::net::limits::idle_cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -142,21 +145,41 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // CLIENT PAUSE WRITE/ALL: the dataset must not change.
+        if server.pause.writes_paused() {
+            continue;
+        }
         let shard = server.shards.get(shard_id);
         // Never wait behind a script: skip this round instead.
         let Some(mut data) = shard.try_lock() else {
             continue;
         };
+        let started = std::time::Instant::now();
         let now = crate::storage::now_ms();
-        let mut removed = 0;
+        let (mut removed, mut expired, mut sampled, mut capped) = (0, 0, 0, false);
+        // DEBUG SET-ACTIVE-EXPIRE 0 stops the sampling; keys still expire on access.
+        let active = server.debug.active_expire.load(Ordering::Relaxed);
         for db in data.dbs.iter_mut() {
-            removed += db.active_expire(now, 200);
+            if active {
+                let cycle = db.active_expire_cycle(now, 200);
+                (expired, sampled, capped) = (expired + cycle.removed, sampled + cycle.sampled, capped || cycle.capped);
+            }
             // Keys reaped on access by commands that do not count them themselves.
             removed += db.take_lazy_expired() as usize;
+        }
+        removed += expired;
+        if active {
+            shard.stats.expiry_sampled(expired, sampled);
+            let stats = &server.stats;
+            stats.expire_cycle_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if capped {
+                stats.expire_time_cap_reached.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
         drop(data);
+        server.observers.latency_monitor.add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         if removed > 0 {
             server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
         }
@@ -177,12 +200,44 @@ pub fn log(server: &Server, level: &str, msg: &str) {
         "notice" => '*',
         _ => '#',
     };
-    eprintln!("{}:M {} {}", std::process::id(), mark, msg);
+    eprintln!("{}:M {} {} {}", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
+}
+
+/// The time as Redis's log lines show it: `06 Dec 2026 02:35:03.913` (UTC).
+fn log_time(t: std::time::Duration) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = t.as_secs();
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02} {} {year} {:02}:{:02}:{:02}.{:03}",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_millis()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_times_as_redis_prints_them() {
+        assert_eq!(log_time(std::time::Duration::from_millis(0)), "01 Jan 1970 00:00:00.000");
+        assert_eq!(log_time(std::time::Duration::from_millis(1_796_524_503_913)), "06 Dec 2026 02:35:03.913");
+        assert_eq!(log_time(std::time::Duration::from_secs(951_782_400)), "29 Feb 2000 00:00:00.000");
+    }
 
     #[test]
     fn protected_mode_decision() {

@@ -1,10 +1,11 @@
 //! RESP wire format: request parsing and reply encoding. No I/O here.
 
+pub mod errors;
 mod parser;
 mod reply;
 
-pub use parser::{ParseError, RequestParser};
-pub use reply::{format_double, BulkArray, Reply};
+pub use parser::{split_args, ParseError, RequestParser};
+pub use reply::{c_str, format_double, BulkArray, Reply};
 
 /// Splits a config-file or inline line into words (quotes as in Redis).
 pub fn split_args_str(line: &str) -> Option<Vec<String>> {

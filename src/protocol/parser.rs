@@ -101,16 +101,19 @@ impl RequestParser {
                     let Some(&first) = rest.first() else {
                         return Ok(None);
                     };
-                    if first != b'$' {
-                        let got = String::from_utf8_lossy(&[first]).into_owned();
-                        return Err(ParseError::new(&format!("expected '$', got '{got}'")));
-                    }
-                    let Some(len) = take_int_line(data, pos) else {
+                    // Like Redis, the header line is looked at only once it has arrived whole.
+                    let mut after = *pos;
+                    let Some(len) = take_int_line(data, &mut after) else {
                         if rest.len() > MAX_INLINE {
                             return Err(ParseError::new("too big bulk count string"));
                         }
                         return Ok(None);
                     };
+                    if first != b'$' {
+                        let got = String::from_utf8_lossy(&[first]).into_owned();
+                        return Err(ParseError::new(&format!("expected '$', got '{got}'")));
+                    }
+                    *pos = after;
                     let len = len.ok_or_else(|| ParseError::new("invalid bulk length"))?;
                     if len < 0 || len > max_bulk {
                         return Err(ParseError::new("invalid bulk length"));
@@ -171,7 +174,8 @@ fn take_int_line(data: &[u8], pos: &mut usize) -> Option<Option<i64>> {
     if cr + 1 >= rest.len() {
         return None;
     }
-    let n = crate::util::parse_i64(&rest[1..cr]);
+    // A line that is only "\r" has no number (and no type byte before it).
+    let n = rest.get(1..cr).and_then(crate::util::parse_i64);
     // Like Redis, only the '\r' is looked for; the byte after it is skipped unseen.
     *pos += cr + 2;
     Some(n)
@@ -184,9 +188,8 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
         }
         return Ok(None);
     };
-    if nl > MAX_INLINE {
-        return Err(ParseError::new("too big inline request"));
-    }
+    // A whole line is run whatever its length, as Redis does: the limit is
+    // for a line still waiting for its end.
     let mut line = &buf[..nl];
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];

@@ -10,6 +10,9 @@ pub enum Reply {
     Status(Cow<'static, str>),
     /// `-text`; the text carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
+    /// An error whose text is not valid UTF-8 (it quotes client bytes, which
+    /// Redis sends back as they are): see `Reply::error_from_bytes`.
+    ErrorBytes(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk (`$-1` in RESP2, `_` in RESP3).
@@ -34,11 +37,17 @@ pub enum Reply {
     Verbatim(&'static str, Bytes),
     /// RESP3 push; an array in RESP2 (pub/sub messages).
     Push(Vec<Reply>),
+    /// RESP3 attribute: a map about the reply written after it (inside a
+    /// `Multi`); RESP2 clients get nothing (DEBUG PROTOCOL attrib).
+    Attribute(Vec<(Reply, Reply)>),
     /// An array of bulk strings already in wire form (see `BulkArray`).
     BulkArray(BulkArray),
     /// Several replies written back to back (used by commands such as
     /// SUBSCRIBE that answer once per argument).
     Multi(Vec<Reply>),
+    /// A reply already in wire form for the protocol of the client it goes
+    /// to (a script's nested result, built without recursion).
+    Encoded(Bytes),
     /// Nothing is written (the reply is deferred or suppressed).
     NoReply,
     /// A blocking command found nothing: the session makes the client wait
@@ -115,26 +124,47 @@ impl Reply {
     pub fn bulk_str(s: &str) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
+    /// An error reply built from bytes that may quote client input: kept as
+    /// text when it is valid UTF-8, else as bytes, so nothing is re-encoded.
+    pub fn error_from_bytes(text: Vec<u8>) -> Reply {
+        match String::from_utf8(text) {
+            Ok(s) => Reply::Error(s),
+            Err(e) => Reply::ErrorBytes(Bytes::from(e.into_bytes())),
+        }
+    }
+    /// An error text made of `parts`; client bytes among them are quoted by
+    /// the caller as C's `%s` quotes them (`c_str`).
+    pub fn error_concat(parts: &[&[u8]]) -> Reply {
+        Reply::error_from_bytes(parts.concat())
+    }
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
+    }
+    /// The text of an error reply (without the leading `-`).
+    pub fn error_text(&self) -> Option<&[u8]> {
+        match self {
+            Reply::Error(s) => Some(s.as_bytes()),
+            Reply::ErrorBytes(b) => Some(b),
+            _ => None,
+        }
     }
     pub fn wrong_type() -> Reply {
-        Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+        Reply::Error(super::errors::WRONGTYPE.into())
     }
     pub fn syntax_error() -> Reply {
-        Reply::err("syntax error")
+        Reply::err(crate::protocol::errors::SYNTAX)
     }
     pub fn not_integer() -> Reply {
-        Reply::err("value is not an integer or out of range")
+        Reply::err(crate::protocol::errors::NOT_INTEGER)
     }
     pub fn not_float() -> Reply {
-        Reply::err("value is not a valid float")
+        Reply::err(crate::protocol::errors::NOT_FLOAT)
     }
     pub fn wrong_arity(name: &str) -> Reply {
         Reply::err(format!("wrong number of arguments for '{name}' command"))
     }
     pub fn crossslot() -> Reply {
-        Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+        Reply::Error(super::errors::CROSSSLOT.into())
     }
     /// Encodes `self` for a client speaking RESP `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {
@@ -144,14 +174,9 @@ impl Reply {
                 out.extend_from_slice(s.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
-            Reply::Error(s) => {
-                out.push(b'-');
-                // A newline inside an error would break the framing.
-                for &b in s.as_bytes() {
-                    out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+            Reply::Error(s) => push_error(out, s.as_bytes()),
+            Reply::ErrorBytes(s) => push_error(out, s),
+            Reply::Encoded(b) => out.extend_from_slice(b),
             Reply::Int(i) => {
                 out.push(b':');
                 push_int(out, *i);
@@ -199,6 +224,15 @@ impl Reply {
                 push_header(out, if proto >= 3 { b'>' } else { b'*' }, items.len());
                 for item in items {
                     item.encode(proto, out);
+                }
+            }
+            Reply::Attribute(pairs) => {
+                if proto >= 3 {
+                    push_header(out, b'|', pairs.len());
+                    for (k, v) in pairs {
+                        k.encode(proto, out);
+                        v.encode(proto, out);
+                    }
                 }
             }
             Reply::Double(d) => {
@@ -286,6 +320,24 @@ fn push_int(out: &mut Vec<u8>, i: i64) {
     }
 }
 
+fn push_error(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'-');
+    // A newline inside an error would break the framing.
+    for &b in text {
+        out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What C's `%s` prints of client bytes: everything before the first NUL.
+/// Redis formats the client input it quotes in error texts that way.
+pub fn c_str(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(end) => &b[..end],
+        None => b,
+    }
+}
+
 fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     push_int(out, len as i64);
@@ -298,60 +350,13 @@ fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Formats a double the way Redis 7.0 replies with one (`%.17g`, `inf`, `-inf`, `nan`).
-pub fn format_double(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d.is_nan() {
-        return "nan".into();
-    }
-    format_g17(d)
-}
-
-/// The integer `%.17g` prints for `d`, when it prints one: an integral value
-/// below 1e17 has at most 17 digits, all significant, so it is printed
-/// exactly and without exponent. Integral scores are common, and this spares
-/// them the exact (Dragon4) formatting the general case needs.
-fn printed_as_integer(d: f64) -> Option<i64> {
-    // -0 prints as "-0", which no i64 does.
-    (d.fract() == 0.0 && d.abs() < 1e17 && !(d == 0.0 && d.is_sign_negative())).then_some(d as i64)
-}
-
-/// C's `%.17g`.
-fn format_g17(d: f64) -> String {
-    if let Some(i) = printed_as_integer(d) {
-        return i.to_string();
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let exp = d.abs().log10().floor() as i32;
-    // %g uses scientific notation when exp < -4 or exp >= precision.
-    let sci = format!("{:.16e}", d);
-    let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let real_exp: i32 = e.parse().unwrap_or(exp);
-    if !(-4..17).contains(&real_exp) {
-        let m = trim_zeros(mantissa);
-        let sign = if real_exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", m, sign, real_exp.abs())
-    } else {
-        let decimals = (16 - real_exp).max(0) as usize;
-        trim_zeros(&format!("{:.*}", decimals, d)).to_string()
-    }
-}
-
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
+pub use crate::util::numbers::format_double;
+use crate::util::numbers::printed_as_integer;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::numbers::trim_zeros;
 
     #[test]
     fn bulk_array_is_an_array_of_bulks_on_the_wire() {
@@ -388,6 +393,9 @@ mod tests {
         assert_eq!(enc(Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]), 3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(1.5), 2), "$3\r\n1.5\r\n");
         assert_eq!(enc(Reply::Bool(true), 2), ":1\r\n");
+        let attr = Reply::Attribute(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(enc(attr.clone(), 3), "|1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(attr, 2), "");
     }
 
     #[test]

@@ -68,12 +68,12 @@ pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("call", unsafe { lua.create_c_function(call::redis_call) }?)?;
     t.raw_set("pcall", unsafe { lua.create_c_function(call::redis_pcall) }?)?;
     t.raw_set("error_reply", lua.create_function(error_reply)?)?;
+    t.raw_set("status_reply", lua.create_function(status_reply)?)?;
     t.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
     t.raw_set("log", lua.create_function(log)?)?;
     t.raw_set("setresp", lua.create_function(setresp)?)?;
     t.raw_set("set_repl", lua.create_function(set_repl)?)?;
     t.raw_set("acl_check_cmd", lua.create_function(acl_check_cmd)?)?;
-    t.raw_set("register_function", lua.create_function(super::functions::register_function)?)?;
     for (name, v) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
         t.raw_set(name, v)?;
     }
@@ -89,13 +89,43 @@ fn version_num(v: &str) -> i64 {
     v.split('.').take(3).fold(0, |acc, p| acc * 256 + p.parse::<i64>().unwrap_or(0))
 }
 
+/// `redis.error_reply(text)`: `{err = ...}` normalized as Redis does; the
+/// wrong argument gives an error table back rather than raising.
 fn error_reply(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
-    let msg = match (args.len(), args.front()) {
-        (1, Some(Value::String(s))) => s.to_string_lossy(),
-        _ => "wrong number or type of arguments".to_string(),
+    let text = match (args.len(), args.front()) {
+        (1, Some(Value::String(s))) => {
+            let s = s.as_bytes();
+            if s.first() == Some(&b'-') {
+                s.to_vec()
+            } else {
+                [&b"-"[..], &s].concat()
+            }
+        }
+        _ => b"wrong number or type of arguments".to_vec(),
     };
-    let text = if msg.starts_with('-') { msg } else { format!("-{msg}") };
     Ok(Value::Table(super::convert::error_table(lua, &text)?))
+}
+
+/// `redis.status_reply(text)`: `{ok = text}`, or an error table back.
+fn status_reply(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    match (args.len(), args.front()) {
+        (1, Some(Value::String(s))) => {
+            let t = lua.create_table_with_capacity(0, 1)?;
+            t.raw_set("ok", s.clone())?;
+            Ok(Value::Table(t))
+        }
+        _ => Ok(Value::Table(super::convert::error_table(lua, b"wrong number or type of arguments")?)),
+    }
+}
+
+/// C's `(int) lua_tonumber(v)`: numbers and numeric strings, 0 otherwise.
+fn to_int(lua: &Lua, v: Option<&Value>) -> i64 {
+    let n = v.and_then(|v| lua.coerce_number(v.clone()).ok().flatten()).unwrap_or(0.0);
+    if n.is_nan() {
+        i64::MIN
+    } else {
+        n as i64
+    }
 }
 
 fn sha1hex(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
@@ -115,11 +145,10 @@ fn log(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     if args.len() < 2 {
         return Err(coded("ERR redis.log() requires two arguments or more."));
     }
-    let level = match args.front() {
-        Some(Value::Number(n)) => *n as i64,
-        Some(Value::Integer(n)) => *n,
-        _ => return Err(coded("ERR First argument must be a number")),
-    };
+    if args.front().and_then(|v| lua.coerce_number(v.clone()).ok().flatten()).is_none() {
+        return Err(coded("ERR First argument must be a number (log level)."));
+    }
+    let level = to_int(lua, args.front());
     if !(0..=3).contains(&level) {
         return Err(coded("ERR Invalid debug level."));
     }
@@ -143,15 +172,11 @@ fn log(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     Ok(())
 }
 
-fn setresp(_: &Lua, args: MultiValue) -> mlua::Result<()> {
+fn setresp(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     if args.len() != 1 {
         return Err(coded("ERR redis.setresp() requires one argument."));
     }
-    let v = match args.front() {
-        Some(Value::Number(n)) => *n as i64,
-        Some(Value::Integer(n)) => *n,
-        _ => 0,
-    };
+    let v = to_int(lua, args.front());
     if v != 2 && v != 3 {
         return Err(coded("ERR RESP version must be 2 or 3."));
     }
@@ -159,27 +184,35 @@ fn setresp(_: &Lua, args: MultiValue) -> mlua::Result<()> {
     Ok(())
 }
 
-fn set_repl(_: &Lua, args: MultiValue) -> mlua::Result<()> {
+fn set_repl(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     if args.len() != 1 {
-        return Err(coded("ERR redis.set_repl() requires one argument."));
+        // Redis's text, though one argument is what it wants.
+        return Err(coded("ERR redis.set_repl() requires two arguments."));
     }
-    let v = match args.front() {
-        Some(Value::Number(n)) => *n as i64,
-        Some(Value::Integer(n)) => *n,
-        _ => -1,
-    };
-    if !(0..=3).contains(&v) {
+    let v = to_int(lua, args.front());
+    if v & !3 != 0 {
         return Err(coded("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
     }
     Ok(())
 }
 
-fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
-    let Some(first) = args.front() else {
+/// `redis.acl_check_cmd(command, ...)`: its arguments are checked as
+/// `redis.call`'s, then the command (or subcommand) must exist. Every
+/// command is allowed to the one user there is.
+fn acl_check_cmd(_: &Lua, args: MultiValue) -> mlua::Result<bool> {
+    if args.is_empty() {
         return Err(coded("ERR Please specify at least one argument for this redis lib call"));
-    };
-    let name = lua.coerce_string(first.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
-    if crate::commands::registry::lookup(&name).is_none() {
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for v in args.iter() {
+        match v {
+            Value::String(s) => argv.push(bytes::Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => argv.push(bytes::Bytes::from(crate::protocol::format_double(*i as f64))),
+            Value::Number(n) => argv.push(bytes::Bytes::from(crate::protocol::format_double(*n))),
+            _ => return Err(coded("ERR Lua redis lib command arguments must be strings or integers")),
+        }
+    }
+    if !super::call::command_exists(&argv) {
         return Err(coded("ERR Invalid command passed to redis.acl_check_cmd()"));
     }
     Ok(true)

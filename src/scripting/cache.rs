@@ -170,6 +170,18 @@ impl ScriptCache {
         self.scripts.len()
     }
 
+    /// Bytes the cached scripts hold: each script's record and source text
+    /// (MEMORY STATS `lua.caches`; compiled functions live in the shards' VMs).
+    pub fn bytes(&self) -> usize {
+        use crate::storage::usage::block;
+        self.scripts.iter().map(|e| block(std::mem::size_of::<Script>()) + block(e.value().source.len())).sum()
+    }
+
+    /// Bytes the private checking VM uses (0 when none, or when it is busy).
+    pub fn checker_memory(&self) -> usize {
+        self.checker.try_lock().and_then(|vm| vm.as_ref().map(|v| v.lua.used_memory())).unwrap_or(0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scripts.is_empty()
     }

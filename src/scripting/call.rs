@@ -77,6 +77,13 @@ pub struct Run<'a> {
     /// The last command's reply, kept here while it is pushed to Lua (see
     /// `raw_call`).
     pub reply: Reply,
+    /// Set once the script's reply was built: how many `failed_calls` it
+    /// adds to its command (its error replies, counted in the error
+    /// statistics already, as Redis counts them while it writes the reply).
+    /// None: the reply's own error, if any, is still to be counted.
+    pub failed_calls: Option<u32>,
+    /// Statistics of the script's commands, published when it ends.
+    pub tally: Tally,
 }
 
 thread_local! {
@@ -97,6 +104,11 @@ impl Drop for Enter {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(std::ptr::null_mut()));
     }
+}
+
+/// Whether a script runs on this thread.
+pub fn running() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
 }
 
 /// Runs `f` on the script currently running on this thread, if any.
@@ -138,10 +150,13 @@ enum Outcome {
     /// Not inside a script (library code being loaded may not run commands).
     NoScript,
     Abort,
-    /// An error of the call itself: `{err = code .. text}`.
+    /// An error of the call itself: `{err = code .. text}`; `counted` when
+    /// it was a refusal of the command, already in the error statistics
+    /// (the table then says `ignore_error_stats_update`, as Redis's does).
     Failed {
         code: &'static str,
         text: &'static str,
+        counted: bool,
     },
     /// The command ran; its reply (prepared for pushing) is in `reply`.
     Ran {
@@ -173,6 +188,9 @@ unsafe fn raw_call(state: *mut ffi::lua_State, raise: bool) -> c_int {
     // SAFETY: `state` is valid; every pushed value is checked for stack
     // space first (`lua_checkstack`).
     unsafe {
+        // The arguments were copied: drop them, so the reply has room even
+        // after thousands of them (`unpack` of a big table), as in Redis.
+        ffi::lua_settop(state, 0);
         if ffi::lua_checkstack(state, 4) == 0 {
             return raise_static(state, c"stack overflow");
         }
@@ -190,12 +208,16 @@ unsafe fn raw_call(state: *mut ffi::lua_State, raise: bool) -> c_int {
             }
             Outcome::Abort => raise_static(state, c"script aborted"),
             Outcome::Panicked => raise_static(state, c"ERR internal error running the command"),
-            Outcome::Failed { code, text } => {
-                ffi::lua_createtable(state, 0, 1);
+            Outcome::Failed { code, text, counted } => {
+                ffi::lua_createtable(state, 0, 2);
                 push_bytes(state, code.as_bytes());
                 push_bytes(state, text.as_bytes());
                 ffi::lua_concat(state, 2);
                 ffi::lua_setfield(state, -2, c"err".as_ptr());
+                if counted {
+                    ffi::lua_pushboolean(state, 1);
+                    ffi::lua_setfield(state, -2, c"ignore_error_stats_update".as_ptr());
+                }
                 if raise {
                     ffi::lua_error(state)
                 }
@@ -238,7 +260,11 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
     // stack (and so alive) for the whole call.
     let argc = unsafe { ffi::lua_gettop(state) };
     if argc <= 0 {
-        return Outcome::Failed { code: "ERR ", text: "Please specify at least one argument for this redis lib call" };
+        return Outcome::Failed {
+            code: "ERR ",
+            text: "Please specify at least one argument for this redis lib call",
+            counted: false,
+        };
     }
     let mut argv = std::mem::take(&mut run.args_buf);
     argv.clear();
@@ -263,6 +289,7 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
                 return Outcome::Failed {
                     code: "ERR ",
                     text: "Lua redis lib command arguments must be strings or integers",
+                    counted: false,
                 };
             }
         }
@@ -277,8 +304,8 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             Outcome::Ran { reply: &run.reply, resp: run.resp, is_error }
         }
         Err(CallErr::Abort) => Outcome::Abort,
-        Err(CallErr::Msg(m)) => Outcome::Failed { code: "ERR ", text: m },
-        Err(CallErr::Coded(m)) => Outcome::Failed { code: "", text: m },
+        Err(CallErr::Msg(m)) => Outcome::Failed { code: "ERR ", text: m, counted: true },
+        Err(CallErr::Coded(m)) => Outcome::Failed { code: "", text: m, counted: true },
     }
 }
 
@@ -299,27 +326,134 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     let cmd = match registry::resolve(argv) {
         Ok(c) => c,
         Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
-            return Err(CallErr::Msg("Wrong number of args calling Redis command from script"))
+            let err = CallErr::Msg(crate::protocol::errors::SCRIPT_WRONG_ARITY);
+            return Err(refuse(run, found(argv), err));
         }
-        Err(_) => return Err(CallErr::Msg("Unknown Redis command called from script")),
+        Err(_) => {
+            let err = match redis_noscript(argv) {
+                Some(true) => CallErr::Msg(crate::protocol::errors::SCRIPT_DENIED),
+                Some(false) => CallErr::Msg(crate::protocol::errors::SCRIPT_WRONG_ARITY),
+                None => CallErr::Msg("Unknown Redis command called from script"),
+            };
+            return Err(refuse(run, None, err));
+        }
     };
     let spec = cmd.spec;
-    if spec.has(flags::NOSCRIPT) {
-        return Err(CallErr::Msg("This Redis command is not allowed from script"));
+    if spec.has(flags::NOSCRIPT) && !run.server.debug.deny_scripts_disabled.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Msg(crate::protocol::errors::SCRIPT_DENIED)));
     }
     if spec.is_write() && run.read_only {
-        return Err(CallErr::Msg("Write commands are not allowed from read-only scripts."));
+        return Err(refuse(run, Some(cmd), CallErr::Msg("Write commands are not allowed from read-only scripts.")));
     }
-    // Only before the first write: a script cannot be stopped halfway.
+    // Once the script wrote it must be able to go on: these checks of the
+    // server's state apply before its first write only, as in Redis.
+    if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
+    }
     if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
-        return Err(CallErr::Coded(crate::storage::memory::OOM_TEXT));
+        return Err(refuse(run, Some(cmd), CallErr::Coded(crate::storage::memory::OOM_TEXT)));
     }
-    check_keys(run, cmd, argv)?;
+    if let Err(e) = check_keys(run, cmd, argv) {
+        return Err(refuse(run, Some(cmd), e));
+    }
     if spec.is_write() {
         run.wrote = true;
         run.shard.script_wrote.store(true, Ordering::Release);
     }
     Ok(run_through_dispatch(run, cmd, argv))
+}
+
+/// Redis's refusal of a write while `min-replicas-to-write` is not met.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
+/// Counts a command the script's call refused, as Redis counts it: in the
+/// error statistics and, for a known command, its `rejected_calls`.
+fn refuse(run: &Run<'_>, cmd: Option<Command>, err: CallErr) -> CallErr {
+    let stats = &run.server.stats;
+    match err {
+        CallErr::Msg(m) => stats.count_error(format!("ERR {m}")),
+        CallErr::Coded(m) => stats.count_error(m),
+        CallErr::Abort => return err,
+    }
+    if let Some(cmd) = cmd {
+        stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    err
+}
+
+/// Commands Redis 7.0 has and flags `noscript` that moonshard does not
+/// have, with Redis's arity: a script calling one gets Redis's answer.
+const REDIS_NOSCRIPT: &[(&str, i32)] = &[
+    ("acl", -2),
+    ("acl|cat", -2),
+    ("acl|deluser", -3),
+    ("acl|dryrun", -4),
+    ("acl|genpass", -2),
+    ("acl|getuser", 3),
+    ("acl|list", 2),
+    ("acl|load", 2),
+    ("acl|log", -2),
+    ("acl|save", 2),
+    ("acl|setuser", -3),
+    ("acl|users", 2),
+    ("acl|whoami", 2),
+    ("bgrewriteaof", 1),
+    ("client|caching", 3),
+    ("client|getredir", 2),
+    ("client|pause", -3),
+    ("client|tracking", -3),
+    ("client|trackinginfo", 2),
+    ("client|unblock", -3),
+    ("client|unpause", 2),
+    ("cluster|reset", -2),
+    ("debug", -2),
+    ("failover", -1),
+    ("module", -2),
+    ("module|list", 2),
+    ("module|load", -3),
+    ("module|loadex", -3),
+    ("module|unload", 3),
+    ("psync", -3),
+    ("replconf", -1),
+    ("replicaof", 3),
+    ("role", 1),
+    ("script|debug", 3),
+    ("slaveof", 3),
+    ("sync", 1),
+    ("wait", 3),
+];
+
+/// The command or subcommand `argv` names, whatever its arity.
+fn found(argv: &[Bytes]) -> Option<Command> {
+    let cmd = registry::lookup(&argv[0])?;
+    match argv.get(1) {
+        Some(sub) if matches!(cmd.spec.exec, Exec::Container) => registry::lookup_sub(cmd.spec, sub),
+        _ => Some(cmd),
+    }
+}
+
+/// Whether Redis would find the command `argv` names (its lookup, without
+/// the arity check): `redis.acl_check_cmd`.
+pub fn command_exists(argv: &[Bytes]) -> bool {
+    found(argv).is_some() || redis_noscript(argv).is_some()
+}
+
+/// Redis's containers among those: their subcommand names the command.
+const REDIS_CONTAINERS: &[&str] = &["acl", "client", "cluster", "module", "script"];
+
+/// Whether `argv` names one of `REDIS_NOSCRIPT` (Some), and then whether
+/// its arity holds, as Redis's lookup and arity check would see it.
+fn redis_noscript(argv: &[Bytes]) -> Option<bool> {
+    let base = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+    let name = match argv.get(1) {
+        Some(sub) if REDIS_CONTAINERS.contains(&base.as_str()) => {
+            format!("{base}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+        }
+        _ => base,
+    };
+    let &(_, arity) = REDIS_NOSCRIPT.iter().find(|(n, _)| *n == name)?;
+    let argc = argv.len() as i32;
+    Some(if arity >= 0 { argc == arity } else { argc >= -arity })
 }
 
 /// The slot rules for keys a script touches (scripting.md, "Where a script runs").
@@ -334,12 +468,12 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
                     run.abort = Some(Abort::Redirect(owner));
                     return Err(CallErr::Abort);
                 }
-                return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+                return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
             }
             run.unbound = false;
         }
         if owner != run.shard.id {
-            return Err(CallErr::Msg("Script attempted to access a non local key in a cluster node"));
+            return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
         }
         if !run.flags.compat && !run.flags.allow_cross_slot {
             match run.slot {
@@ -373,15 +507,23 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
 
 /// Runs the checked command through dispatch, on the script's shard.
 fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
-    let mut tally = Tally::start();
-    let reply = match cmd.spec.exec {
+    run.tally.restart();
+    match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
-            with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally))
+            with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally))
         }
         Exec::Routed(route, _) => match route(run.server, argv) {
-            Err(e) => e,
-            Ok(id) if id != run.shard.id => Reply::err("Script attempted to access a non local key in a cluster node"),
-            Ok(_) => with_ctx(run, |ctx| dispatch::call(ctx, cmd, argv, &mut tally)),
+            Err(e) => {
+                // Counted as the session counts it.
+                crate::commands::dispatch::rejected(run.server, cmd, &e);
+                e
+            }
+            Ok(id) if id != run.shard.id => {
+                let e = Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
+                crate::commands::dispatch::rejected(run.server, cmd, &e);
+                e
+            }
+            Ok(_) => with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally)),
         },
         Exec::Conn(_) => {
             let server = run.server;
@@ -397,13 +539,15 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
             }
             None => Reply::wrong_arity(cmd.spec.name),
         },
-        Exec::Session(_) => Reply::err("This Redis command is not allowed from script"),
-    };
-    tally.publish(run.server, &run.caller.info);
-    reply
+        Exec::Session(_) => {
+            let e = Reply::err(crate::protocol::errors::SCRIPT_DENIED);
+            crate::commands::dispatch::rejected(run.server, cmd, &e);
+            e
+        }
+    }
 }
 
-fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
+fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
     // SAFETY: `run.data` points at the ShardData the runner holds locked for
     // the whole script (see `vm::Vm::run`); the runner touches it only
     // through this pointer until the script returns, and the VM that is
@@ -413,5 +557,5 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx) -> R) -> R {
     let mut ctx = Ctx::new(run.server, &mut one, &run.caller.info, run.db, run.resp, Origin::Script);
     // The script's clock is fixed at its start (as in Redis).
     ctx.now = run.now;
-    f(&mut ctx)
+    f(&mut ctx, &mut run.tally)
 }

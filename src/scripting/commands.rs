@@ -9,10 +9,10 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
     cmd("script|load", 3, NOSCRIPT | STALE, NOKEYS, G::Scripting, C(script_load))
         .doc("2.6.0", "Adds a script to the cache without running it.")
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-    cmd("script|exists", -3, NOSCRIPT | STALE, NOKEYS, G::Scripting, C(script_exists))
+    cmd("script|exists", -3, NOSCRIPT, NOKEYS, G::Scripting, C(script_exists))
         .doc("2.6.0", "Tells which SHA1s are in the script cache.")
         .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
-    cmd("script|flush", -2, NOSCRIPT | STALE, NOKEYS, G::Scripting, C(script_flush))
+    cmd("script|flush", -2, NOSCRIPT, NOKEYS, G::Scripting, C(script_flush))
         .doc("2.6.0", "Empties the script cache.")
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd("script|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, C(script_kill))
@@ -102,7 +102,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Scripting,
         Session(Op::Fcall),
     )
-    .doc("7.0.0", "Calls a read-only library function."),
+    .doc("7.0.0", "Calls a read-only library function.")
+    .key_specs(&[ks_noted(
+        "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+        &["RO", "access"],
+        idx(2),
+        keynum(0, 1, 1),
+    )]),
     container("script", -2, 0, G::Scripting, SCRIPT_SUBS).doc("2.6.0", "Container for script cache subcommands."),
     container("function", -2, 0, G::Scripting, FUNCTION_SUBS)
         .doc("7.0.0", "Container for function library subcommands."),

@@ -34,8 +34,9 @@ pub struct Library {
 #[derive(Default)]
 struct Libs {
     libs: BTreeMap<String, Arc<Library>>,
-    /// function name → library name
-    funcs: BTreeMap<String, String>,
+    /// Function name, lower-cased (FCALL matches names case-insensitively,
+    /// as Redis does) → library name.
+    funcs: BTreeMap<Vec<u8>, String>,
 }
 
 /// All loaded libraries; `version` changes with every change so shard VMs
@@ -57,12 +58,58 @@ pub struct FunctionRef {
     pub flags: Flags,
 }
 
+fn fold(name: &[u8]) -> Vec<u8> {
+    name.to_ascii_lowercase()
+}
+
+impl Libs {
+    /// Links `lib`'s functions; a name already taken (case-insensitively)
+    /// keeps its first owner, as Redis's dictionary does.
+    fn link(&mut self, lib: Library) {
+        for f in &lib.functions {
+            self.funcs.entry(fold(f.name.as_bytes())).or_insert_with(|| lib.name.clone());
+        }
+        self.libs.insert(lib.name.clone(), Arc::new(lib));
+    }
+
+    fn unlink(&mut self, name: &str) -> Option<Arc<Library>> {
+        let old = self.libs.remove(name)?;
+        for f in &old.functions {
+            let key = fold(f.name.as_bytes());
+            if self.funcs.get(&key).is_some_and(|owner| owner == name) {
+                self.funcs.remove(&key);
+            }
+        }
+        Some(old)
+    }
+}
+
 impl Registry {
-    fn lookup(&self, name: &str) -> Option<FunctionRef> {
+    fn lookup(&self, name: &[u8]) -> Option<FunctionRef> {
         let libs = self.inner.read();
-        let lib = libs.libs.get(libs.funcs.get(name)?)?;
-        let meta = lib.functions.iter().find(|f| f.name == name)?;
+        let lib = libs.libs.get(libs.funcs.get(&fold(name))?)?;
+        let meta = lib.functions.iter().find(|f| f.name.as_bytes().eq_ignore_ascii_case(name))?;
         Some(FunctionRef { name: meta.name.clone(), flags: meta.flags })
+    }
+
+    /// (functions, libraries, bytes their code and records hold), for INFO.
+    pub fn figures(&self) -> (usize, usize, usize) {
+        let libs = self.inner.read();
+        let bytes = libs
+            .libs
+            .values()
+            .map(|l| {
+                let funcs: usize = l
+                    .functions
+                    .iter()
+                    .map(|f| {
+                        std::mem::size_of::<FuncMeta>() + f.name.len() + f.description.as_ref().map_or(0, |d| d.len())
+                    })
+                    .sum();
+                std::mem::size_of::<Library>() + l.name.len() + l.code.len() + funcs
+            })
+            .sum();
+        (libs.funcs.len(), libs.libs.len(), bytes)
     }
 
     fn snapshot(&self) -> (u64, Vec<Arc<Library>>) {
@@ -74,31 +121,37 @@ impl Registry {
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Adds libraries; `replace` allows replacing same-named ones.
-    fn install(&self, new: Vec<Library>, replace: bool) -> Result<(), String> {
+    fn exists(&self, name: &str) -> bool {
+        self.inner.read().libs.contains_key(name)
+    }
+
+    /// Adds libraries; `replace` allows replacing same-named ones. Redis's
+    /// checks and texts: a library that exists (unless replacing), then a
+    /// function name another library has.
+    fn install(&self, new: Vec<Library>, replace: bool, quoted: bool) -> Result<(), String> {
         let mut libs = self.inner.write();
         for lib in &new {
             if libs.libs.contains_key(&lib.name) && !replace {
-                return Err(format!("Library '{}' already exists", lib.name));
+                return Err(if quoted {
+                    format!("Library '{}' already exists", lib.name)
+                } else {
+                    format!("Library {} already exists", lib.name)
+                });
             }
+        }
+        let replaced: Vec<&str> = new.iter().map(|l| l.name.as_str()).collect();
+        for lib in &new {
             for f in &lib.functions {
-                if let Some(owner) = libs.funcs.get(&f.name) {
-                    if owner != &lib.name {
+                if let Some(owner) = libs.funcs.get(&fold(f.name.as_bytes())) {
+                    if !replaced.contains(&owner.as_str()) {
                         return Err(format!("Function {} already exists", f.name));
                     }
                 }
             }
         }
         for lib in new {
-            if let Some(old) = libs.libs.remove(&lib.name) {
-                for f in &old.functions {
-                    libs.funcs.remove(&f.name);
-                }
-            }
-            for f in &lib.functions {
-                libs.funcs.insert(f.name.clone(), lib.name.clone());
-            }
-            libs.libs.insert(lib.name.clone(), Arc::new(lib));
+            libs.unlink(&lib.name);
+            libs.link(lib);
         }
         drop(libs);
         self.bump();
@@ -106,16 +159,11 @@ impl Registry {
     }
 
     fn delete(&self, name: &str) -> bool {
-        let mut libs = self.inner.write();
-        let Some(old) = libs.libs.remove(name) else {
-            return false;
-        };
-        for f in &old.functions {
-            libs.funcs.remove(&f.name);
+        let removed = self.inner.write().unlink(name).is_some();
+        if removed {
+            self.bump();
         }
-        drop(libs);
-        self.bump();
-        true
+        removed
     }
 
     fn flush(&self) {
@@ -144,9 +192,19 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// A string argument as `lua_isstring` takes it: strings, and numbers
+/// printed as Lua prints them.
+fn lua_string(lua: &Lua, v: &Value) -> mlua::Result<Option<String>> {
+    match v {
+        Value::String(s) => Ok(Some(s.to_string_lossy())),
+        Value::Integer(_) | Value::Number(_) => Ok(lua.coerce_string(v.clone())?.map(|s| s.to_string_lossy())),
+        _ => Ok(None),
+    }
+}
+
 /// `redis.register_function(name, callback)` or `({function_name=...,
 /// callback=..., flags={...}, description=...})`.
-pub fn register_function(_: &Lua, args: MultiValue) -> mlua::Result<()> {
+pub fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     if !LOADING.with(|l| l.borrow().is_some()) {
         return Err(reg_err("redis.register_function can only be called on FUNCTION LOAD command"));
     }
@@ -157,15 +215,14 @@ pub fn register_function(_: &Lua, args: MultiValue) -> mlua::Result<()> {
                     "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
                 ));
             };
-            named_args(t)?
+            named_args(lua, t)?
         }
         2 => {
-            let name = match args.front() {
-                Some(Value::String(s)) => s.to_string_lossy(),
-                _ => return Err(reg_err("function_name argument given to redis.register_function must be a string")),
+            let Some(name) = lua_string(lua, &args[0])? else {
+                return Err(reg_err("first argument to redis.register_function must be a string"));
             };
             let Some(Value::Function(f)) = args.get(1) else {
-                return Err(reg_err("callback argument given to redis.register_function must be a function"));
+                return Err(reg_err("second argument to redis.register_function must be a function"));
             };
             (name, f.clone(), Flags::default(), None)
         }
@@ -179,6 +236,7 @@ pub fn register_function(_: &Lua, args: MultiValue) -> mlua::Result<()> {
     LOADING.with(|l| {
         let mut l = l.borrow_mut();
         let list = l.as_mut().expect("checked above");
+        // Within a library names are case-sensitive, as in Redis.
         if list.iter().any(|r| r.meta.name == name) {
             return Err(reg_err("Function already exists in the library"));
         }
@@ -189,22 +247,23 @@ pub fn register_function(_: &Lua, args: MultiValue) -> mlua::Result<()> {
 
 type NamedArgs = (String, Function, Flags, Option<String>);
 
-fn named_args(t: &Table) -> mlua::Result<NamedArgs> {
+fn named_args(lua: &Lua, t: &Table) -> mlua::Result<NamedArgs> {
     let (mut name, mut f, mut flags, mut description) = (None, None, Flags::default(), None);
     for pair in t.clone().pairs::<Value, Value>() {
         let (k, v) = pair?;
-        let key = match &k {
-            Value::String(s) => s.to_string_lossy(),
-            _ => return Err(reg_err("named argument key given to redis.register_function is not a string")),
+        let Some(key) = lua_string(lua, &k)? else {
+            return Err(reg_err("named argument key given to redis.register_function is not a string"));
         };
-        match key.as_str() {
-            "function_name" => match v {
-                Value::String(s) => name = Some(s.to_string_lossy()),
-                _ => return Err(reg_err("function_name argument given to redis.register_function must be a string")),
+        match key.to_ascii_lowercase().as_str() {
+            "function_name" => match lua_string(lua, &v)? {
+                Some(s) => name = Some(s),
+                None => {
+                    return Err(reg_err("function_name argument given to redis.register_function must be a string"))
+                }
             },
-            "description" => match v {
-                Value::String(s) => description = Some(s.to_string_lossy()),
-                _ => return Err(reg_err("description argument given to redis.register_function must be a string")),
+            "description" => match lua_string(lua, &v)? {
+                Some(s) => description = Some(s),
+                None => return Err(reg_err("description argument given to redis.register_function must be a string")),
             },
             "callback" => match v {
                 Value::Function(cb) => f = Some(cb),
@@ -216,15 +275,17 @@ fn named_args(t: &Table) -> mlua::Result<NamedArgs> {
                         "flags argument to redis.register_function must be a table representing function flags",
                     ));
                 };
+                let mut read = Flags::default();
                 for item in list.sequence_values::<Value>() {
-                    let ok = match item? {
-                        Value::String(s) => flags.set(&s.to_string_lossy()),
-                        _ => false,
+                    let ok = match lua_string(lua, &item?)? {
+                        Some(s) => read.set(&s.to_ascii_lowercase()),
+                        None => false,
                     };
                     if !ok {
                         return Err(reg_err("unknown flag given"));
                     }
                 }
+                flags = read;
             }
             _ => return Err(reg_err("unknown argument given to redis.register_function")),
         }
@@ -234,36 +295,46 @@ fn named_args(t: &Table) -> mlua::Result<NamedArgs> {
     Ok((name, f, flags, description))
 }
 
-/// Parses `#!lua name=lib` (Redis's texts, without "ERR ").
-fn parse_meta(code: &[u8]) -> Result<String, String> {
+/// Parses `#!lua name=lib` as Redis does (`sdssplitargs` on the first
+/// line, read as a C string). Errors are Redis's texts.
+fn parse_meta(code: &[u8]) -> Result<String, Reply> {
+    let fail = |msg: &[u8]| Reply::error_from_bytes([&b"ERR "[..], msg].concat());
     if !code.starts_with(b"#!") {
-        return Err("Missing library metadata".into());
+        return Err(fail(b"Missing library metadata"));
     }
-    let Some(end) = code.iter().position(|&c| c == b'\n') else {
-        return Err("Invalid library metadata".into());
+    let c = crate::protocol::c_str(code);
+    let Some(end) = c.iter().position(|&b| b == b'\n') else {
+        return Err(fail(b"Invalid library metadata"));
     };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or("#!").trim_start_matches("#!").to_string();
-    let mut name = None;
-    for part in parts {
-        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+    let parts = match crate::protocol::split_args(&c[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(fail(b"Invalid library metadata")),
+    };
+    let engine = parts[0].get(2..).unwrap_or_default();
+    let mut name: Option<&[u8]> = None;
+    for part in &parts[1..] {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
             if name.is_some() {
-                return Err("Invalid metadata value, name argument was given multiple times".into());
+                return Err(fail(b"Invalid metadata value, name argument was given multiple times"));
             }
-            name = Some(part[5..].to_string());
+            name = Some(&part[5..]);
             continue;
         }
-        return Err(format!("Invalid metadata value given: {part}"));
+        return Err(fail(&[&b"Invalid metadata value given: "[..], crate::protocol::c_str(part)].concat()));
     }
-    let name = name.ok_or_else(|| "Library name was not given".to_string())?;
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(format!("Engine '{engine}' not found"));
-    }
-    if !valid_name(&name) {
-        return Err(
-            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
-        );
+    let Some(name) = name else {
+        return Err(fail(b"Library name was not given"));
+    };
+    let name = match std::str::from_utf8(name) {
+        Ok(n) if valid_name(n) => n.to_string(),
+        _ => {
+            return Err(fail(
+                b"Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+            ))
+        }
+    };
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(fail(&[&b"Engine '"[..], engine, b"' not found"].concat()));
     }
     Ok(name)
 }
@@ -274,7 +345,7 @@ fn run_library(vm: &mut Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
     let f = super::vm::compile(&vm.lua, &code[end..], "@user_function")
         .map_err(|e| format!("Error compiling function: {e}"))?;
     LOADING.with(|l| *l.borrow_mut() = Some(Vec::new()));
-    let result = vm.fn_runner.call::<(bool, Value)>((f, Value::Nil, Value::Nil));
+    let result = super::vm::with_load_deadline(|| vm.load_runner.call::<(bool, Value)>(f));
     let registered = LOADING.with(|l| l.borrow_mut().take()).unwrap_or_default();
     match result {
         Ok((true, _)) => Ok(registered),
@@ -291,11 +362,14 @@ fn run_library(vm: &mut Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
 }
 
 /// Validates `code` on the checker VM and builds its library.
-fn build_library(server: &Server, code: &Bytes) -> Result<Library, String> {
+fn build_library(server: &Server, code: &Bytes, replace: bool) -> Result<Library, Reply> {
     let name = parse_meta(code)?;
-    let registered = router::with_checker(server, |vm| run_library(vm, code))?;
+    if !replace && server.scripts.functions.exists(&name) {
+        return Err(Reply::err(format!("Library '{name}' already exists")));
+    }
+    let registered = router::with_checker(server, |vm| run_library(vm, code)).map_err(Reply::err)?;
     if registered.is_empty() {
-        return Err("No functions registered".into());
+        return Err(Reply::err("No functions registered"));
     }
     let functions = registered.into_iter().map(|r| r.meta).collect();
     Ok(Library { name, code: code.clone(), functions })
@@ -318,14 +392,14 @@ pub fn load_into(server: &Server, vm: &mut Vm, name: &str) -> Result<Function, R
         }
         vm.fn_version = version;
     }
-    let key = vm.functions.get(name).ok_or_else(|| Reply::err("Function not found"))?;
+    let key = vm.functions.get(name).ok_or_else(|| Reply::err(crate::protocol::errors::FUNCTION_NOT_FOUND))?;
     vm.lua.registry_value::<Function>(key).map_err(|e| Reply::err(e.to_string()))
 }
 
 // ---------------------------------------------------------------- commands
 
 /// The flags of function `name`, if it exists.
-pub fn flags_of(server: &Server, name: &str) -> Option<Flags> {
+pub fn flags_of(server: &Server, name: &[u8]) -> Option<Flags> {
     server.scripts.functions.lookup(name).map(|f| f.flags)
 }
 
@@ -346,19 +420,22 @@ impl Prepared<'_> {
             flags: self.fref.flags,
             read_only: self.read_only,
             in_exec,
+            failed_calls: router::not_run(),
         }
     }
 }
 
 pub fn prepare<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Prepared<'a>, Reply> {
     let ro = cmd.spec.name == "fcall_ro";
-    let name = String::from_utf8_lossy(&args[1]);
-    let Some(fref) = server.scripts.functions.lookup(&name) else {
-        return Err(Reply::err("Function not found"));
+    let Some(fref) = server.scripts.functions.lookup(&args[1]) else {
+        return Err(Reply::err(crate::protocol::errors::FUNCTION_NOT_FOUND));
     };
+    if crate::util::parse_i64(&args[2]).is_none() {
+        return Err(Reply::err("Bad number of keys provided"));
+    }
     let (keys, argv) = router::split_keys(args)?;
     if ro && !fref.flags.no_writes {
-        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+        return Err(Reply::err(crate::protocol::errors::RO_SCRIPT_WRITES));
     }
     let read_only = ro || fref.flags.no_writes;
     Ok(Prepared { fref, keys, argv, read_only })
@@ -377,13 +454,18 @@ pub async fn fcall(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     let server = conn.server.clone();
     let p = match prepare(&server, cmd, args) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => {
+            super::settle(&server, cmd, &r, None);
+            return r;
+        }
     };
     let home = conn.home_shard();
     let started = crate::storage::now_ms();
     server.scripts.functions.running.lock().insert(home, (p.fref.name.clone(), args.to_vec(), started));
-    let reply = router::run_routed(conn, &p.request(false)).await;
+    let req = p.request(false);
+    let reply = router::run_routed(conn, &req).await;
     server.scripts.functions.running.lock().remove(&home);
+    super::settle(&server, cmd, &reply, req.failed_calls());
     reply
 }
 
@@ -406,19 +488,27 @@ pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
             }
         }
         "flush" => {
-            if args.len() > 3 || (args.len() == 3 && !eq_ic(&args[2], "sync") && !eq_ic(&args[2], "async")) {
+            if args.len() > 3 {
+                return crate::commands::registry::subcommand_syntax_error(args);
+            }
+            if args.len() == 3 && !eq_ic(&args[2], "sync") && !eq_ic(&args[2], "async") {
                 return Reply::err("FUNCTION FLUSH only supports SYNC|ASYNC option");
             }
             reg.flush();
             Reply::ok()
         }
         "list" => list(reg, args),
-        "dump" => Reply::Bulk(dump(reg)),
+        "dump" => Reply::Bulk(dump(server)),
         "restore" => restore(server, args),
         "stats" => stats(server),
         "kill" => router::kill(server, true),
         _ => help(),
     }
+}
+
+/// An `ERR` text ending with client bytes, quoted as C's `%s` quotes them.
+fn err_with(prefix: &str, arg: &[u8]) -> Reply {
+    Reply::error_from_bytes([b"ERR ", prefix.as_bytes(), crate::protocol::c_str(arg)].concat())
 }
 
 fn load(server: &Server, args: &[Bytes]) -> Reply {
@@ -428,20 +518,17 @@ fn load(server: &Server, args: &[Bytes]) -> Reply {
         if eq_ic(&args[i], "replace") {
             replace = true;
         } else {
-            return Reply::err(format!("Unknown option given: {}", String::from_utf8_lossy(&args[i])));
+            return err_with("Unknown option given: ", &args[i]);
         }
         i += 1;
     }
-    if i != args.len() - 1 {
-        return Reply::err("Function code was not given");
-    }
     let code = &args[args.len() - 1];
-    let lib = match build_library(server, code) {
+    let lib = match build_library(server, code, replace) {
         Ok(l) => l,
-        Err(e) => return Reply::err(e),
+        Err(e) => return e,
     };
     let name = lib.name.clone();
-    match server.scripts.functions.install(vec![lib], replace) {
+    match server.scripts.functions.install(vec![lib], replace, true) {
         Ok(()) => Reply::Bulk(Bytes::from(name)),
         Err(e) => Reply::err(e),
     }
@@ -461,7 +548,7 @@ fn list(reg: &Registry, args: &[Bytes]) -> Reply {
             pattern = Some(p);
             i += 1;
         } else {
-            return Reply::err(format!("Unknown argument {}", String::from_utf8_lossy(&args[i])));
+            return err_with("Unknown argument ", &args[i]);
         }
         i += 1;
     }
@@ -469,7 +556,7 @@ fn list(reg: &Registry, args: &[Bytes]) -> Reply {
     let mut out = Vec::new();
     for lib in libs {
         if let Some(p) = pattern {
-            if !crate::util::glob_match(p, lib.name.as_bytes(), false) {
+            if !crate::util::glob_match(p, lib.name.as_bytes(), true) {
                 continue;
             }
         }
@@ -497,39 +584,12 @@ fn list(reg: &Registry, args: &[Bytes]) -> Reply {
     Reply::Array(out)
 }
 
-/// Payload: "MSFN1", then per library a u32 LE length and its code, then
-/// the first 8 bytes of the SHA1 of everything before as a checksum.
-const MAGIC: &[u8] = b"MSFN1";
-
-fn dump(reg: &Registry) -> Bytes {
-    let (_, libs) = reg.snapshot();
-    let mut out = MAGIC.to_vec();
-    for lib in libs {
-        out.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
-        out.extend_from_slice(&lib.code);
-    }
-    let sum = super::cache::sha1_hex(&out);
-    out.extend_from_slice(&sum[..16]);
-    Bytes::from(out)
-}
-
-fn undump(payload: &[u8]) -> Option<Vec<Bytes>> {
-    let body = payload.strip_prefix(MAGIC)?;
-    if body.len() < 16 {
-        return None;
-    }
-    let (mut rest, sum) = body.split_at(body.len() - 16);
-    if super::cache::sha1_hex(&payload[..payload.len() - 16])[..16] != *sum {
-        return None;
-    }
-    let mut codes = Vec::new();
-    while !rest.is_empty() {
-        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let code = rest.get(4..4usize.checked_add(len)?)?;
-        codes.push(Bytes::copy_from_slice(code));
-        rest = &rest[4 + len..];
-    }
-    Some(codes)
+/// FUNCTION DUMP's payload, as Redis writes it: each library's code in
+/// RDB form, then the RDB version and a CRC-64 (`persist::rdb`).
+fn dump(server: &Server) -> Bytes {
+    let (_, libs) = server.scripts.functions.snapshot();
+    let compress = server.config.get("rdbcompression").as_deref() != Some("no");
+    Bytes::from(crate::persist::rdb::functions_payload(libs.iter().map(|l| &l.code[..]), compress))
 }
 
 fn restore(server: &Server, args: &[Bytes]) -> Reply {
@@ -539,28 +599,32 @@ fn restore(server: &Server, args: &[Bytes]) -> Reply {
         Append,
         Replace,
     }
+    if args.len() > 4 {
+        return crate::commands::registry::subcommand_syntax_error(args);
+    }
     let policy = match args.get(3) {
         None => Policy::Append,
-        Some(p) if args.len() == 4 && eq_ic(p, "flush") => Policy::Flush,
-        Some(p) if args.len() == 4 && eq_ic(p, "append") => Policy::Append,
-        Some(p) if args.len() == 4 && eq_ic(p, "replace") => Policy::Replace,
+        Some(p) if eq_ic(p, "flush") => Policy::Flush,
+        Some(p) if eq_ic(p, "append") => Policy::Append,
+        Some(p) if eq_ic(p, "replace") => Policy::Replace,
         Some(_) => return Reply::err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
     };
-    let Some(codes) = undump(&args[2]) else {
-        return Reply::err("DUMP payload version or checksum are wrong");
+    let codes = match crate::persist::rdb::parse_functions_payload(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return Reply::err(e),
     };
     let mut libs = Vec::new();
-    for code in &codes {
-        match build_library(server, code) {
+    for code in codes {
+        match build_library(server, &Bytes::from(code), true) {
             Ok(l) => libs.push(l),
-            Err(e) => return Reply::err(e),
+            Err(e) => return e,
         }
     }
     let reg = &server.scripts.functions;
     if policy == Policy::Flush {
         reg.flush();
     }
-    match reg.install(libs, policy != Policy::Append) {
+    match reg.install(libs, policy != Policy::Append, false) {
         Ok(()) => Reply::ok(),
         Err(e) => Reply::err(e),
     }
@@ -579,7 +643,7 @@ fn stats(server: &Server) -> Reply {
     };
     let (libs, funcs) = {
         let l = reg.inner.read();
-        (l.libs.len(), l.funcs.len())
+        (l.libs.len(), l.libs.values().map(|lib| lib.functions.len()).sum::<usize>())
     };
     Reply::Map(vec![
         (Reply::bulk_str("running_script"), running),

@@ -69,21 +69,35 @@ G.load = function(f, name)
 end
 
 local protected = setmetatable({}, {__mode = 'k'})
+-- The metatable getmetatable shows for a read-only view (Redis's tables
+-- have none, but the globals' one, itself read-only).
+local shown_meta = setmetatable({}, {__mode = 'k'})
 local function readonly_error() error('Attempt to modify a readonly table', 2) end
+-- Raised from a C function in Redis: no position.
 G.rawset = function(t, k, v)
-  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
   return rawset(t, k, v)
 end
 G.setmetatable = function(t, m)
-  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
   return setmetatable(t, m)
 end
+G.getmetatable = function(t)
+  if protected[t] then return shown_meta[t] end
+  return getmetatable(t)
+end
 
--- A read-only view of `t`.
+-- A read-only view of `t`, and its metatable.
 local function readonly(t)
-  local p = setmetatable({}, {__index = t, __newindex = readonly_error, __metatable = false})
+  local m = {__index = t, __newindex = readonly_error, __metatable = false}
+  local p = setmetatable({}, m)
   protected[p] = true
-  return p
+  return p, m
+end
+
+-- The error of a missing global (or, while a library loads, missing API).
+local function nonexistent(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
 end
 
 local redis = R.redis
@@ -96,7 +110,6 @@ G.cmsgpack = R.cmsgpack
 G.bit = R.bit
 G.struct = R.struct
 
-redis.status_reply = function(s) return {ok = s} end
 redis.breakpoint = function() return false end
 redis.debug = function() end
 redis.replicate_commands = function() return true end
@@ -109,12 +122,22 @@ local smt = getmetatable('')
 smt.__index = G.string
 smt.__metatable = readonly({__index = G.string})
 
-setmetatable(G, {__index = function(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-end})
-local proxy = readonly(G)
+setmetatable(G, {__index = nonexistent})
+local proxy, proxy_meta = readonly(G)
+shown_meta[proxy] = readonly({__index = nonexistent})
 rawset(G, '_G', proxy)
 setfenv_raw(0, proxy)
+
+-- What library code sees while FUNCTION LOAD runs it, as in Redis: only
+-- `redis` with register_function, log and the version constants. The
+-- functions it defines see the full API when they run later.
+local load_redis = {register_function = R.register_function, log = redis.log,
+                    REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}
+for _, name in ipairs({'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING'}) do
+  load_redis[name] = redis[name]
+end
+setmetatable(load_redis, {__index = nonexistent})
+local load_env = setmetatable({redis = readonly(load_redis)}, {__index = nonexistent})
 
 -- Uncaught errors: the error table Redis builds, with the script line.
 local function handler(e)
@@ -145,4 +168,10 @@ end
 local function runf(f, keys, args)
   return xpcall(function() return f(keys, args) end, handler)
 end
-return run, runf, G
+local function runl(f)
+  proxy_meta.__index = load_env
+  local ok, e = xpcall(f, handler)
+  proxy_meta.__index = G
+  return ok, e
+end
+return run, runf, runl, G

@@ -23,7 +23,7 @@ pub fn split_keys(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), Reply> {
     }
     let rest = &args[3..];
     if n as u64 > rest.len() as u64 {
-        return Err(Reply::err("Number of keys can't be greater than number of args"));
+        return Err(Reply::err(crate::protocol::errors::NUMKEYS_TOO_MANY));
     }
     Ok(rest.split_at(n as usize))
 }
@@ -64,6 +64,22 @@ pub struct Request<'a> {
     pub read_only: bool,
     /// Queued in MULTI and run by EXEC (Redis words the OOM refusal differently there).
     pub in_exec: bool,
+    /// What the run's reply adds to `failed_calls`, its errors counted
+    /// (see `call::Run::failed_calls`; `u32::MAX`: none); for `settle`.
+    pub failed_calls: std::sync::atomic::AtomicU32,
+}
+
+impl Request<'_> {
+    /// The `failed_calls` of the last run, once its reply was built.
+    pub fn failed_calls(&self) -> Option<u32> {
+        let n = self.failed_calls.load(Ordering::Relaxed);
+        (n != u32::MAX).then_some(n)
+    }
+}
+
+/// `Request::failed_calls` before any run.
+pub fn not_run() -> std::sync::atomic::AtomicU32 {
+    std::sync::atomic::AtomicU32::new(u32::MAX)
 }
 
 /// EVAL*'s checks before it runs anywhere: the script, whether it is
@@ -85,6 +101,7 @@ impl Eval<'_> {
             flags: self.script.flags,
             read_only: self.read_only,
             in_exec,
+            failed_calls: not_run(),
         }
     }
 }
@@ -92,11 +109,15 @@ impl Eval<'_> {
 pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Result<Eval<'a>, Reply> {
     let by_sha = cmd.spec.name.starts_with("evalsha");
     let ro = cmd.spec.name.ends_with("_ro");
+    if by_sha && args[1].len() != 40 {
+        // No SHA1 has another length: Redis answers before anything else.
+        return Err(Reply::error(crate::protocol::errors::NOSCRIPT));
+    }
     let (keys, argv) = split_keys(args)?;
     let (script, cached) = if by_sha {
         match cache::sha_arg(&args[1]).and_then(|s| server.scripts.get(&s)) {
             Some(s) => (s, true),
-            None => return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL.")),
+            None => return Err(Reply::error(crate::protocol::errors::NOSCRIPT)),
         }
     } else {
         let sha = cache::sha1_hex(&args[1]);
@@ -110,16 +131,22 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
     };
     let flags = script.flags;
     if ro && !flags.compat && !flags.no_writes {
-        return Err(Reply::err("Can not execute a script with write flag using *_ro command."));
+        return Err(Reply::err(crate::protocol::errors::RO_SCRIPT_WRITES));
     }
     Ok(Eval { script, cached, keys, argv, read_only: ro || flags.no_writes })
 }
 
 pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
-    match prepare_eval(&conn.server, cmd, args) {
-        Ok(e) => run_routed(conn, &e.request(false)).await,
-        Err(r) => r,
-    }
+    let (reply, failed_calls) = match prepare_eval(&conn.server, cmd, args) {
+        Ok(e) => {
+            let req = e.request(false);
+            let reply = run_routed(conn, &req).await;
+            (reply, req.failed_calls())
+        }
+        Err(r) => (r, None),
+    };
+    super::settle(&conn.server, cmd, &reply, failed_calls);
+    reply
 }
 
 /// Runs `req` on the shard its keys pick, restarting a keyless script once
@@ -140,8 +167,10 @@ pub async fn run_routed(conn: &mut Session, req: &Request<'_>) -> Reply {
             Err(busy) => return busy.reply(),
         };
         let start = Start { slot, unbound, may_redirect };
+        let began = crate::util::clock_ns();
         let (reply, redirect) = run_on_shard(&server, shard, &mut guard, &conn.client, req, start);
         drop(guard);
+        shard.stats.ran(1, crate::util::clock_ns().saturating_sub(began));
         match redirect {
             Some(to) if may_redirect => {
                 shard_id = to;
@@ -189,7 +218,7 @@ pub fn run_entered(
         Ok(None) if refs.iter().any(|d| d.id == home) => (home, None),
         Ok(None) => match refs.first() {
             Some(d) => (d.id, None),
-            None => return Reply::err("internal routing error"),
+            None => return Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
         },
         Err(r) => return r,
     };
@@ -197,7 +226,7 @@ pub fn run_entered(
     let mut may_redirect = unbound;
     loop {
         let Some(data) = refs.iter_mut().find(|d| d.id == shard_id) else {
-            return Reply::err("Script attempted to access a non local key in a cluster node");
+            return Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
         };
         let start = Start { slot, unbound, may_redirect };
         let (reply, redirect) = run_on_shard(server, server.shards.get(shard_id), data, client, req, start);
@@ -206,7 +235,7 @@ pub fn run_entered(
                 shard_id = to;
                 may_redirect = false;
             }
-            Some(_) => return Reply::err("Script attempted to access a non local key in a cluster node"),
+            Some(_) => return Reply::err(crate::protocol::errors::NON_LOCAL_KEY),
             None => return reply,
         }
     }
@@ -253,12 +282,12 @@ fn run_on_shard(
         Ok(over) => over,
         Err(r) => return (r, None),
     };
-    let mut vm = match data.scripting.take_vm(server) {
+    let mut vm = match super::ShardScripting::of(&mut data.scripting).take_vm(server) {
         Ok(vm) => vm,
         Err(r) => return (r, None),
     };
     let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
-    data.scripting.put_vm(vm);
+    super::ShardScripting::of(&mut data.scripting).put_vm(vm);
     (reply, redirect)
 }
 
@@ -315,6 +344,8 @@ fn run_with_vm(
         handed_off: false,
         args_buf: Vec::new(),
         reply: Reply::Nil,
+        failed_calls: None,
+        tally: crate::commands::dispatch::Tally::start(),
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
@@ -330,7 +361,7 @@ fn run_with_vm(
             }
             let _busy = Busy::new(shard, false, now);
             // The script's writes reach the stream as one unit.
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_script(&mut run, &script.sha)
         }
         Job::Function(fref) => {
@@ -339,10 +370,12 @@ fn run_with_vm(
                 Err(r) => return (r, None),
             };
             let _busy = Busy::new(shard, true, now);
-            let _unit = crate::propagate::Unit::begin(&server.propagation);
+            let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
             vm.run_function(&mut run, &f, req.keys, req.argv, &fref.name)
         }
     };
+    req.failed_calls.store(run.failed_calls.unwrap_or(u32::MAX), Ordering::Relaxed);
+    run.tally.publish(server, &client.info);
     // SELECT inside a script only affected the script.
     client.info.db.store(client.db, Ordering::Relaxed);
     match run.abort {

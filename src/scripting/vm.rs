@@ -23,6 +23,8 @@ pub struct Vm {
     pub lua: Lua,
     runner: Function,
     pub(crate) fn_runner: Function,
+    /// Runs library code in the environment FUNCTION LOAD gives it.
+    pub(crate) load_runner: Function,
     /// The real globals table (scripts see a read-only view of it).
     globals: Table,
     /// Compiled scripts by SHA. Kept as registry keys, not `Function`
@@ -59,13 +61,14 @@ impl Vm {
         )?;
         api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
         api.raw_set("redis", super::api::redis_table(&lua)?)?;
+        api.raw_set("register_function", lua.create_function(super::functions::register_function)?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
         api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
         api.raw_set("cjson", libs::cjson::table(&lua)?)?;
         api.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
         api.raw_set("bit", libs::bit::table(&lua)?)?;
         api.raw_set("struct", libs::struct_::table(&lua)?)?;
-        let (runner, fn_runner, globals): (Function, Function, Table) =
+        let (runner, fn_runner, load_runner, globals): (Function, Function, Function, Table) =
             lua.load(PRELUDE).set_name("=sandbox").call(api)?;
         globals.raw_set("KEYS", lua.create_table()?)?;
         globals.raw_set("ARGV", lua.create_table()?)?;
@@ -77,6 +80,7 @@ impl Vm {
             lua,
             runner,
             fn_runner,
+            load_runner,
             globals,
             scripts: AHashMap::default(),
             epoch: 0,
@@ -148,6 +152,25 @@ impl Vm {
         }
     }
 
+    /// Removes KEYS and ARGV, so a function sees none (an EVAL sets them
+    /// again before its script runs).
+    fn clear_keys_argv(&mut self) -> mlua::Result<()> {
+        // SAFETY: inside mlua's protected call with the globals table at
+        // index 1; raw sets of nil after a stack check, nothing owned.
+        unsafe {
+            self.lua.exec_raw::<()>(&self.globals, |state| {
+                if ffi::lua_checkstack(state, 2) == 0 {
+                    return;
+                }
+                for name in [c"KEYS", c"ARGV"] {
+                    ffi::lua_pushstring(state, name.as_ptr());
+                    ffi::lua_pushnil(state);
+                    ffi::lua_rawset(state, 1);
+                }
+            })
+        }
+    }
+
     /// After a failed script: its garbage collected.
     pub fn reset_after_error(&mut self) {
         if self.lua.gc_collect().is_err() {
@@ -181,6 +204,8 @@ impl Vm {
         name: &str,
     ) -> Reply {
         let result = (|| {
+            // Functions have no KEYS or ARGV globals (only their arguments).
+            self.clear_keys_argv()?;
             let k = sequence(&self.lua, keys)?;
             let a = sequence(&self.lua, args)?;
             let _enter = call::Enter::new(run);
@@ -195,13 +220,32 @@ impl Vm {
             self.broken = true;
         }
         match result {
-            Ok((true, v)) => convert::lua_to_reply(&v, run.resp),
+            Ok((true, v)) => {
+                // Errors in the result are counted here, as Redis counts them
+                // while it writes the reply (see `call::Run::failed_calls`).
+                let stats = &run.server.stats;
+                let (mut flagged, mut counted) = (0u32, false);
+                let reply = convert::script_reply(&self.lua, &v, run.resp, run.caller.resp, &mut |text, ignore| {
+                    if ignore {
+                        flagged += 1;
+                    } else {
+                        stats.count_error(text);
+                        counted = true;
+                    }
+                });
+                run.failed_calls = Some(flagged + counted as u32);
+                reply
+            }
             Ok((false, e)) => {
                 self.reset_after_error();
                 if let Some(Abort::Redirect(_)) = run.abort {
                     return Reply::NoReply;
                 }
-                self.error_reply(&e, name)
+                let (reply, ignore_stats) = self.error_reply(&e, name);
+                if ignore_stats {
+                    run.failed_calls = Some(1);
+                }
+                reply
             }
             Err(e) => {
                 self.reset_after_error();
@@ -211,8 +255,10 @@ impl Vm {
         }
     }
 
-    /// Formats an error object from the prelude's handler as Redis does.
-    fn error_reply(&mut self, e: &Value, name: &str) -> Reply {
+    /// Formats an error object from the prelude's handler as Redis does
+    /// ("-%s script: %s, on %s:%s."), and whether the error says it was
+    /// counted in the statistics already (`ignore_error_stats_update`).
+    fn error_reply(&mut self, e: &Value, name: &str) -> (Reply, bool) {
         let Value::Table(t) = e else {
             // Not passed through the handler: an out-of-memory error.
             let msg = match e {
@@ -221,21 +267,30 @@ impl Vm {
             };
             if msg.contains("not enough memory") {
                 self.broken = true;
-                return Reply::err(format!("Error running script {name}: Lua VM out of memory (lua-memory-limit)"));
+                return (
+                    Reply::err(format!("Error running script {name}: Lua VM out of memory (lua-memory-limit)")),
+                    false,
+                );
             }
-            return Reply::err(format!("Error running script {name}, {msg}"));
+            return (Reply::err(format!("Error running script {name}, {msg}")), false);
         };
-        let msg: String = match t.raw_get::<Value>("err") {
-            Ok(Value::String(s)) => s.to_string_lossy(),
-            _ => "ERR unknown error".into(),
+        // Redis reads `err` with lua_tostring: a number is printed, and a
+        // string ends at its first NUL.
+        let mut text = match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => crate::protocol::c_str(&s.as_bytes()).to_vec(),
+            Ok(Value::Integer(i)) => libs::cjson::format_g(i as f64, 14).into_bytes(),
+            Ok(Value::Number(n)) => libs::cjson::format_g(n, 14).into_bytes(),
+            _ => b"ERR unknown error".to_vec(),
         };
         let source = t.raw_get::<Option<mlua::String>>("source").ok().flatten();
         let line = t.raw_get::<Option<i64>>("line").ok().flatten();
-        let text = match (source, line) {
-            (Some(s), Some(l)) => format!("{msg} script: {name}, on {}:{l}.", s.to_string_lossy()),
-            _ => msg,
-        };
-        Reply::Error(text.strip_prefix('-').unwrap_or(&text).to_string())
+        if let (Some(s), Some(l)) = (source, line) {
+            text.extend_from_slice(format!(" script: {name}, on ").as_bytes());
+            text.extend_from_slice(crate::protocol::c_str(&s.as_bytes()));
+            text.extend_from_slice(format!(":{l}.").as_bytes());
+        }
+        let ignore = matches!(t.raw_get::<Value>("ignore_error_stats_update"), Ok(Value::Boolean(true)));
+        (Reply::error_from_bytes(text), ignore)
     }
 }
 
@@ -296,6 +351,9 @@ unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _ar: *mut ffi
 /// The count hook's work: stops killed scripts, notices shutdown, and keeps
 /// a long script from starving the other tasks of its worker thread.
 fn hook_says_stop() -> bool {
+    if !call::running() {
+        return load_timed_out();
+    }
     let stop = with_run(|run| {
         if run.abort.is_some() {
             return true;
@@ -350,7 +408,42 @@ fn out_of_memory() {
 
 /// The error text of the running script's abort, if it was aborted.
 fn aborted_message() -> Option<&'static str> {
-    with_run(|run| run.abort.map(|a| a.message())).flatten()
+    match with_run(|run| run.abort.map(|a| a.message())) {
+        Some(m) => m,
+        None => LOAD.with(|l| l.get().1).then_some("ERR FUNCTION LOAD timeout"),
+    }
+}
+
+/// How long library code may run at FUNCTION LOAD (Redis's limit).
+pub const LOAD_TIMEOUT_MS: u64 = 500;
+
+thread_local! {
+    /// While library code runs on this thread: its deadline (Unix ms) and
+    /// whether it passed.
+    static LOAD: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// Runs `f` (library code being loaded) with the load deadline armed.
+pub fn with_load_deadline<R>(f: impl FnOnce() -> R) -> R {
+    LOAD.with(|l| l.set((crate::storage::now_ms() + LOAD_TIMEOUT_MS, false)));
+    let r = f();
+    LOAD.with(|l| l.set((0, false)));
+    r
+}
+
+/// The hook's check while library code loads: past the deadline it stops.
+fn load_timed_out() -> bool {
+    LOAD.with(|l| {
+        let (deadline, passed) = l.get();
+        if deadline == 0 {
+            return false;
+        }
+        if passed || crate::storage::now_ms() > deadline {
+            l.set((deadline, true));
+            return true;
+        }
+        false
+    })
 }
 
 /// The text of an mlua error value and whether it already carries an error

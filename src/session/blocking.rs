@@ -51,25 +51,38 @@ enum Wake {
     Gone,
 }
 
-/// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`,
-/// CLIENT UNBLOCK) for as long as it lives.
-struct Blocked(Arc<Server>, Arc<ClientInfo>);
+/// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`)
+/// for as long as it lives; `unblockable` for a blocking command, which
+/// CLIENT UNBLOCK may end (a client held by CLIENT PAUSE is blocked too, but
+/// not unblockable); `timed` when the wait has a timeout (INFO
+/// `clients_in_timeout_table`).
+pub struct Blocked(Arc<Server>, Arc<ClientInfo>, bool, bool);
 
 impl Blocked {
-    fn new(s: &Session) -> Blocked {
+    pub fn new(s: &Session, unblockable: bool, timed: bool) -> Blocked {
         let info = s.client.info.clone();
-        info.unblock_error.store(false, Ordering::Relaxed);
-        info.blocked.store(true, Ordering::Release);
+        if unblockable {
+            info.unblock_request.store(0, Ordering::Relaxed);
+            info.blocked.store(true, Ordering::Release);
+        }
         s.server.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        if timed {
+            s.server.stats.clients_in_timeout_table.fetch_add(1, Ordering::Relaxed);
+        }
         info.set_flag('b', true);
-        Blocked(s.server.clone(), info)
+        Blocked(s.server.clone(), info, unblockable, timed)
     }
 }
 
 impl Drop for Blocked {
     fn drop(&mut self) {
-        self.1.blocked.store(false, Ordering::Release);
+        if self.2 {
+            self.1.blocked.store(false, Ordering::Release);
+        }
         self.0.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        if self.3 {
+            self.0.stats.clients_in_timeout_table.fetch_sub(1, Ordering::Relaxed);
+        }
         self.1.set_flag('b', false);
     }
 }
@@ -78,6 +91,8 @@ impl Drop for Blocked {
 pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usize>, stream: &TcpStream) -> Reply {
     let server = conn.server.clone();
     let (db, resp) = (conn.client.db, conn.client.resp);
+    // CLIENT LIST shows a waiting client's command.
+    conn.client.info.last_cmd.store(cmd.id, Ordering::Relaxed);
     let waiter = Arc::new(Waiter::new(db));
     // Known once the first attempt asks to wait (its arguments parsed then).
     let mut keys: Vec<Bytes> = Vec::new();
@@ -100,12 +115,16 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let origin = if registered { Origin::Blocked } else { Origin::Client };
                 let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, origin);
+                ctx.now = crate::storage::now_ms();
                 let reply = if gone {
                     Reply::NoReply
                 } else {
                     let mut tally = Tally::start();
+                    let began = tally.clock();
                     let r = dispatch::call(&mut ctx, cmd, pinned.as_deref().unwrap_or(args), &mut tally);
                     tally.publish(&server, &conn.client.info);
+                    let busy = dispatch::clock_ns().saturating_sub(began);
+                    ids.iter().for_each(|&id| server.shards.get(id).stats.ran(1, busy));
                     r
                 };
                 match reply {
@@ -138,12 +157,20 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             return r;
         }
         if blocked.is_none() {
-            blocked = Some(Blocked::new(conn));
+            // Replies to the commands pipelined before this one go out now.
+            conn.write_pending(stream).await;
+            blocked = Some(Blocked::new(conn, true, deadline.is_some()));
         }
         let info = &conn.client.info;
         let wake = loop {
             let far = Instant::now() + Duration::from_secs(86400 * 365);
             let mut peek = [0u8; 1];
+            // Created before the request is read, so an UNBLOCK between the
+            // two is not missed.
+            let unblocked = info.unblock.notified();
+            if info.unblock_request.load(Ordering::Acquire) != 0 {
+                break Wake::Unblocked;
+            }
             let w = tokio::select! {
                 biased;
                 r = stream.peek(&mut peek), if watch_socket => match r {
@@ -157,7 +184,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 },
                 _ = info.kill_notify.notified() => Some(Wake::Gone),
                 _ = server.shutdown.notified() => Some(Wake::Gone),
-                _ = info.unblock.notified() => Some(Wake::Unblocked),
+                _ = unblocked => Some(Wake::Unblocked),
                 _ = waiter.notify.notified() => Some(Wake::Notified),
                 _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Some(Wake::Timeout),
             };
@@ -168,7 +195,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
         let reply = match wake {
             Wake::Notified => continue,
             Wake::Timeout => Reply::NilArray,
-            Wake::Unblocked if info.unblock_error.load(Ordering::Relaxed) => {
+            Wake::Unblocked if info.unblock_request.load(Ordering::Acquire) == crate::net::client::UNBLOCK_ERROR => {
                 Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
             }
             Wake::Unblocked => Reply::NilArray,
@@ -178,12 +205,13 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
         if let Ok(mut guards) = server.shards.lock_many(&ids, u64::MAX).await {
             let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
             let mut ctx = Ctx::new(&server, &mut refs, &conn.client.info, db, resp, Origin::Blocked);
+            ctx.now = crate::storage::now_ms();
             leave(&mut ctx, &keys, &waiter);
         }
         if !matches!(reply, Reply::NoReply) {
             // The command ends without being served: counted as Redis counts
             // a timed-out or unblocked command.
-            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::wall_clock(), &reply);
+            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::clock_ns(), &reply);
         }
         return reply;
     }

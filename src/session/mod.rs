@@ -13,6 +13,7 @@
 
 pub mod blocking;
 pub mod multi;
+pub mod pause;
 pub mod subscribe;
 
 use crate::commands::dispatch::{self, Origin, Tally};
@@ -72,6 +73,10 @@ pub struct Session {
     pub(crate) sub: Option<Box<subscribe::SubState>>,
     /// MONITOR's feed, once the client is monitoring.
     pub(crate) monitor: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// The write-stream offset this client's commands reached since its
+    /// replies were last written (0: none): under `appendfsync always` the
+    /// replies wait until the AOF is fsynced that far.
+    pub emitted: u64,
     /// The last command resolved, by its name as sent (see `resolve`).
     last_resolved: std::cell::Cell<Option<LastResolved>>,
 }
@@ -96,12 +101,18 @@ impl Session {
             watch: None,
             sub: None,
             monitor: None,
+            emitted: 0,
             last_resolved: std::cell::Cell::new(None),
         }
     }
 
     /// Encodes a reply into the output, as CLIENT REPLY allows.
     pub fn push(&mut self, reply: Reply) {
+        // Right after the command ran (no await since): what it emitted to
+        // the write stream was emitted by this thread.
+        if self.server.propagation.active() {
+            self.emitted = self.emitted.max(crate::propagate::take_emitted());
+        }
         if self.sub.is_some() {
             self.drain_messages();
         }
@@ -115,6 +126,47 @@ impl Session {
             ReplyMode::Off => {}
             ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
             ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
+        }
+    }
+
+    /// Writes the replies produced so far before the client starts waiting in
+    /// a blocking command: commands pipelined ahead of it are answered now,
+    /// as Redis answers them (after the AOF has their writes, under `always`).
+    pub async fn write_pending(&mut self, stream: &TcpStream) {
+        self.wait_for_aof().await;
+        if self.out.is_empty() || self.out_dropped {
+            return;
+        }
+        let mut written = 0;
+        while written < self.out.len() {
+            if stream.writable().await.is_err() {
+                return;
+            }
+            match stream.try_write(&self.out[written..]) {
+                Ok(0) => return,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+        if let Some(sub) = self.sub.as_mut() {
+            sub.sub.written(std::mem::take(&mut sub.unflushed));
+        }
+        self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.out.clear();
+    }
+
+    /// Under `appendfsync always`, waits until the AOF is fsynced past the
+    /// writes of the replies about to be sent.
+    pub async fn wait_for_aof(&mut self) {
+        if self.emitted == 0 {
+            return;
+        }
+        let offset = std::mem::take(&mut self.emitted);
+        let aof = self.server.aof.lock().clone();
+        let always = crate::persist::aof::FSYNC_ALWAYS;
+        if let Some(aof) = aof.filter(|a| a.policy.load(std::sync::atomic::Ordering::Relaxed) == always) {
+            aof.wait_synced(offset).await;
         }
     }
 
@@ -202,13 +254,31 @@ impl Session {
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
-                if let Reply::Error(text) = &reply {
-                    self.server.stats.count_error(text);
+                // A known command refused for its arity counts as a rejected call of it.
+                match registry::named(args) {
+                    Some(cmd) => dispatch::rejected(&self.server, cmd, &reply),
+                    None => {
+                        if let Some(text) = reply.error_text() {
+                            self.server.stats.count_error(text);
+                        }
+                    }
                 }
                 return Plan::Done(reply);
             }
         };
+        if cmd.spec.has(flags::PROTECTED) {
+            if let Err(reply) = dispatch::protected(&self.server, &self.client.info, cmd) {
+                return Plan::Done(reply);
+            }
+        }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+            && crate::scripting::writes(&self.server, cmd, args)
+        {
+            let reply = Reply::error(crate::scripting::NOREPLICAS);
+            dispatch::rejected(&self.server, cmd, &reply);
             return Plan::Done(reply);
         }
         match cmd.spec.exec {
@@ -296,6 +366,25 @@ impl Session {
                 return;
             }
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            if self.server.pause.maybe_active() {
+                self.wait_if_paused(&plan, &batch[i]).await;
+            }
+            if self.txn.is_some() {
+                // An EXEC refused before it runs (wrong arity) aborts and
+                // discards the transaction, as Redis does.
+                if let Plan::Done(Reply::Error(e)) = &plan {
+                    if batch[i][0].eq_ignore_ascii_case(b"exec") {
+                        let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
+                        self.txn = None;
+                        self.client.info.meta.lock().multi = -1;
+                        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+                        multi::unwatch_all(self).await;
+                        self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
             if self.txn.is_some() || self.sub.is_some() {
                 match self.intercept(plan, &batch[i]) {
                     Ok(p) => plan = p,
@@ -330,10 +419,12 @@ impl Session {
                     // Run this command and every following one bound to the same shard.
                     let mut cmd = cmd;
                     let mut tally = Tally::start();
+                    let (began, mut ran) = (tally.clock(), 0);
                     loop {
                         let reply = self.call(cmd, &batch[i], &mut [&mut guard], &mut tally);
                         self.push(reply);
                         i += 1;
+                        ran += 1;
                         if i >= batch.len() || self.client.close_after_reply {
                             break;
                         }
@@ -342,6 +433,7 @@ impl Session {
                                 if s == shard_id
                                     && self.txn.is_none()
                                     && self.sub.is_none()
+                                    && !self.server.pause.maybe_active()
                                     && !matches!(c.spec.exec, Exec::Blocking(_)) =>
                             {
                                 cmd = c
@@ -354,6 +446,7 @@ impl Session {
                     }
                     tally.publish(&self.server, &self.client.info);
                     drop(guard);
+                    shard.stats.ran(ran, tally.clock().saturating_sub(began));
                 }
                 Plan::Single(cmd, id) => {
                     let reply = blocking::run(self, cmd, &batch[i], vec![id], stream).await;
@@ -382,7 +475,7 @@ impl Session {
                     i += 1;
                 }
                 Plan::Session(cmd, op) => {
-                    let start = dispatch::wall_clock();
+                    let start = dispatch::clock_ns();
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
@@ -394,9 +487,9 @@ impl Session {
     }
 
     /// One command through dispatch with `shards` entered.
-    fn call(&mut self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
-        let server = self.server.clone();
-        let mut ctx = Ctx::new(&server, shards, &self.client.info, self.client.db, self.client.resp, Origin::Client);
+    fn call(&self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
+        let c = &self.client;
+        let mut ctx = Ctx::new(&self.server, shards, &c.info, c.db, c.resp, Origin::Client);
         dispatch::call(&mut ctx, cmd, args, tally)
     }
 
@@ -408,8 +501,15 @@ impl Session {
             Ok(mut guards) => {
                 let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
                 let mut tally = Tally::start();
+                let began = tally.clock();
                 let r = self.call(cmd, args, &mut refs, &mut tally);
                 tally.publish(&self.server, &self.client.info);
+                drop(refs);
+                drop(guards);
+                let busy = tally.clock().saturating_sub(began);
+                for &id in ids {
+                    server.shards.get(id).stats.ran(1, busy);
+                }
                 r
             }
             Err(busy) => {
@@ -436,6 +536,38 @@ impl Session {
         let server = self.server.clone();
         let mut ctx = ConnCtx { server: &server, client: &mut self.client };
         dispatch::call_conn(&mut ctx, cmd, args, Origin::Client)
+    }
+
+    /// CLIENT PAUSE: waits (as a blocked client) while the pause holds this
+    /// command back.
+    async fn wait_if_paused(&mut self, plan: &Plan, args: &[Bytes]) {
+        let cmd = match plan {
+            Plan::Done(_) => return,
+            Plan::Single(c, _) | Plan::Multi(c, _) | Plan::All(c) | Plan::Conn(c) | Plan::Session(c, _) => *c,
+        };
+        let server = &self.server;
+        let may_write = || match cmd.spec.exec {
+            Exec::Session(SessionOp::Exec) => self.txn.as_ref().is_some_and(|t| {
+                t.queued.iter().any(|(c, a)| {
+                    c.spec.is_write() || c.spec.has(flags::MAY_REPLICATE) || crate::scripting::may_write(server, *c, a)
+                })
+            }),
+            _ => crate::scripting::may_write(server, cmd, args),
+        };
+        if !server.pause.holds(cmd, may_write) {
+            return;
+        }
+        let _blocked = blocking::Blocked::new(self, false, false);
+        while let Some(until) = server.pause.until() {
+            let ended = server.pause.ended.notified();
+            let wait = std::time::Duration::from_millis(until.saturating_sub(crate::storage::now_ms()).max(1));
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.client.info.kill_notify.notified() => return,
+                _ = server.shutdown.notified() => return,
+            }
+        }
     }
 
     /// Subscribed-mode rules and MULTI queuing, in Redis's order. Err is the
@@ -474,6 +606,7 @@ impl Session {
                     dispatch::rejected(&self.server, cmd, &reply);
                 }
                 let n = txn.queued.len() as i64;
+                self.client.info.bufs.multi.store(txn.bytes, std::sync::atomic::Ordering::Relaxed);
                 self.client.info.meta.lock().multi = n;
                 Err(reply)
             }
@@ -504,8 +637,14 @@ impl Session {
             | SessionOp::PUnsubscribe
             | SessionOp::SSubscribe
             | SessionOp::SUnsubscribe => subscribe::run(self, op, args),
-            SessionOp::Eval => crate::scripting::router::eval(self, cmd, args).await,
-            SessionOp::Fcall => crate::scripting::functions::fcall(self, cmd, args).await,
+            SessionOp::Eval => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::router::eval(self, cmd, args).await
+            }
+            SessionOp::Fcall => {
+                dispatch::monitor_script(&self.server, &self.client.info, self.client.db, args);
+                crate::scripting::functions::fcall(self, cmd, args).await
+            }
             SessionOp::Monitor => self.start_monitor(),
         }
     }
@@ -513,6 +652,7 @@ impl Session {
     async fn reset(&mut self) -> Reply {
         self.txn = None;
         self.client.info.meta.lock().multi = -1;
+        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
         multi::unwatch_all(self).await;
         subscribe::unsubscribe_all(self);
         if self.monitor.take().is_some() {

@@ -26,6 +26,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct Multi {
     pub queued: Vec<(Command, Vec<Bytes>)>,
+    /// Bytes of the queued arguments (CLIENT LIST's `multi-mem`).
+    pub bytes: usize,
     /// A command was refused while queuing: EXEC answers EXECABORT.
     pub failed: bool,
 }
@@ -86,6 +88,7 @@ pub async fn run(conn: &mut Session, op: SessionOp, args: &[Bytes]) -> Reply {
                 return Reply::err("DISCARD without MULTI");
             }
             conn.client.info.meta.lock().multi = -1;
+            conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
             unwatch_all(conn).await;
             Reply::ok()
         }
@@ -160,6 +163,15 @@ async fn exec(conn: &mut Session) -> Reply {
         return Reply::err("EXEC without MULTI");
     };
     conn.client.info.meta.lock().multi = -1;
+    conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+    // A transaction that writes is refused as a whole, as a write command is.
+    if conn.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+        && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
+    {
+        unwatch_all(conn).await;
+        let text = crate::scripting::NOREPLICAS;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     if txn.failed {
         unwatch_all(conn).await;
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");
@@ -244,14 +256,23 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     }
     let server = conn.server.clone();
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
-    let _unit = crate::propagate::Unit::begin(&server.propagation);
+    let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
     let mut tally = Tally::start();
+    let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
+    // The queued commands run as part of the transaction (CLIENT INFO inside
+    // it shows the x flag, as in Redis).
+    conn.client.info.meta.lock().multi = txn.queued.len() as i64;
     for (cmd, args) in &txn.queued {
         let reply = run_queued(conn, *cmd, args, ids, refs, &mut tally);
         replies.push(reply);
     }
+    conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
+    let busy = dispatch::clock_ns().saturating_sub(began);
+    for &id in ids {
+        server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);
+    }
     Reply::Array(replies)
 }
 
@@ -277,7 +298,7 @@ fn run_queued(
                 Err(e) => return e,
             };
             let Some(pos) = ids.iter().position(|&i| i == sid) else {
-                return Reply::err("internal routing error");
+                return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
             };
             let mut one = [&mut *refs[pos]];
             let mut ctx = Ctx::new(&server, &mut one, &conn.client.info, db, resp, Origin::Exec);
@@ -294,9 +315,10 @@ fn run_queued(
             None => Reply::wrong_arity(cmd.spec.name),
         },
         Exec::Session(op) => {
-            let start = dispatch::wall_clock();
+            let start = dispatch::clock_ns();
             let reply = match op {
                 SessionOp::Eval | SessionOp::Fcall => {
+                    dispatch::monitor_script(&server, &conn.client.info, conn.client.db, args);
                     let home = conn.home_shard();
                     crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
                 }
@@ -338,6 +360,7 @@ pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
         txn.failed = true;
         return Some(Reply::err("Command not allowed inside a transaction"));
     }
+    txn.bytes += args.iter().map(|a| a.len()).sum::<usize>();
     txn.queued.push((cmd, args.to_vec()));
     Some(Reply::status("QUEUED"))
 }

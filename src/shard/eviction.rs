@@ -55,7 +55,10 @@ pub fn perform(server: &Server, policy: Policy, max: u64, held: &mut [&mut Shard
     all.extend(guards.iter_mut().map(|g| &mut **g));
     let samples = server.config.get_i64("maxmemory-samples").clamp(1, 64) as usize;
     let budget = time_limit(server.config.get_i64("maxmemory-eviction-tenacity"));
-    evict_while(server, policy, &mut all, samples, budget, || memory::used_memory() > max)
+    let started = std::time::Instant::now();
+    let outcome = evict_while(server, policy, &mut all, samples, budget, || memory::used_memory() > max);
+    server.observers.latency_monitor.add_if_needed("eviction-cycle", started.elapsed().as_millis() as u64);
+    outcome
 }
 
 /// Redis's time limit per eviction call for a tenacity of 0..=100: linear up
@@ -220,7 +223,8 @@ pub fn over_maxmemory(server: &Server) -> bool {
 
 #[cold]
 fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
-    if !is_counting() || used_memory() <= max {
+    // Nothing is evicted while CLIENT PAUSE holds writes (and no write runs).
+    if !is_counting() || used_memory() <= max || server.pause.writes_paused() {
         return None;
     }
     let policy = Policy::of(server);
@@ -228,6 +232,7 @@ fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardDat
         Policy::NoEviction => Outcome::Fail,
         _ => perform(server, policy, max, shards),
     };
+    server.stats.eviction_over(outcome != Outcome::Done);
     (deny && outcome == Outcome::Fail).then(memory::oom_reply)
 }
 

@@ -19,7 +19,7 @@ pub struct ShardData {
     pub id: usize,
     pub dbs: Vec<Db>,
     /// Per-shard scripting state (this shard's Lua VM and compiled scripts).
-    pub scripting: crate::scripting::ShardScripting,
+    pub scripting: ScriptSlot,
     /// Clients blocked on this shard's keys (BLPOP and friends).
     pub waiters: waiters::Waiters,
     /// Clients WATCHing this shard's keys.
@@ -66,6 +66,12 @@ pub fn key_removed(server: &crate::server::Server, data: &mut ShardData, db: usi
     }
 }
 
+/// This shard's scripting state (its Lua VM and compiled scripts). The
+/// scripting layer owns what is inside; the shard only keeps it, so that it
+/// is entered together with the shard's data.
+#[derive(Default)]
+pub struct ScriptSlot(pub Option<Box<dyn std::any::Any + Send>>);
+
 pub type ShardGuard<'a> = MutexGuard<'a, ShardData>;
 
 /// Why a shard could not be entered.
@@ -89,10 +95,52 @@ impl Busy {
     }
 }
 
+/// Per-shard figures for `INFO shards`, outside the lock: relaxed atomics,
+/// added once per run of commands on the shard (a pipeline's same-shard run,
+/// a multi-shard command, a transaction, a script), not once per command.
+#[derive(Default)]
+pub struct ShardStats {
+    /// Commands run with the shard entered, as clients sent them: a script
+    /// counts once, a transaction its queued commands, a multi-shard
+    /// command once on each of its shards.
+    pub commands: AtomicU64,
+    /// Time the shard was held running them (ns).
+    pub busy_ns: AtomicU64,
+    /// Entries that found the shard held and had to wait for it.
+    pub lock_waits: AtomicU64,
+    /// Share of stale keys in active expiry's samples, a moving average
+    /// as Redis keeps it (f64 bits).
+    pub stale_perc: AtomicU64,
+}
+
+impl ShardStats {
+    /// A run of `commands` that held the shard `busy_ns`.
+    #[inline]
+    pub fn ran(&self, commands: u64, busy_ns: u64) {
+        self.commands.fetch_add(commands, Ordering::Relaxed);
+        self.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
+    }
+
+    /// One active expiry cycle that found `expired` of `sampled` keys stale.
+    pub fn expiry_sampled(&self, expired: usize, sampled: usize) {
+        let current = if sampled == 0 { 0.0 } else { expired as f64 / sampled as f64 };
+        let old = f64::from_bits(self.stale_perc.load(Ordering::Relaxed));
+        self.stale_perc.store((current * 0.05 + old * 0.95).to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for c in [&self.commands, &self.busy_ns, &self.lock_waits, &self.stale_perc] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 pub struct Shard {
     pub id: usize,
     databases: usize,
     data: Mutex<ShardData>,
+    /// INFO shards' figures.
+    pub stats: ShardStats,
     /// Unix ms at which the running script started; 0 when none runs.
     pub script_since: AtomicU64,
     /// Set by SCRIPT KILL / FUNCTION KILL; the Lua hook checks it.
@@ -117,7 +165,7 @@ impl Shard {
             data: Mutex::new(ShardData {
                 id,
                 dbs: (0..databases).map(|_| Db::new()).collect(),
-                scripting: crate::scripting::ShardScripting::default(),
+                scripting: ScriptSlot::default(),
                 waiters: waiters::Waiters::default(),
                 watches: watches::Watches::default(),
             }),
@@ -126,6 +174,7 @@ impl Shard {
             script_wrote: AtomicBool::new(false),
             script_is_function: AtomicBool::new(false),
             script_done: tokio::sync::Notify::new(),
+            stats: ShardStats::default(),
         }
     }
 
@@ -158,6 +207,10 @@ impl Shard {
     /// connections) and, once the script is past `busy-reply-threshold`, gets
     /// `BUSY` if `busy_ok` is false.
     pub async fn lock(&self, threshold_ms: u64, busy_ok: bool) -> Result<ShardGuard<'_>, Busy> {
+        if let Some(g) = self.data.try_lock() {
+            return Ok(g);
+        }
+        self.stats.lock_waits.fetch_add(1, Ordering::Relaxed);
         loop {
             if let Some(g) = self.data.try_lock() {
                 return Ok(g);
@@ -240,6 +293,11 @@ impl Shards {
             let mut guards = Vec::with_capacity(ids.len());
             for &id in ids {
                 let shard = &self.list[id];
+                if let Some(g) = shard.data.try_lock() {
+                    guards.push(g);
+                    continue;
+                }
+                shard.stats.lock_waits.fetch_add(1, Ordering::Relaxed);
                 match shard.data.try_lock_for(Duration::from_millis(1)) {
                     Some(g) => guards.push(g),
                     None => {

@@ -19,12 +19,53 @@ const fn crc16_table() -> [u16; 256] {
     table
 }
 
-static CRC16_TABLE: [u16; 256] = crc16_table();
+/// Slicing-by-8 tables: `TABLES[k][x]` is the CRC of byte `x` followed by
+/// `k` zero bytes. The CRC is linear, so eight bytes fold in with eight
+/// independent lookups instead of eight dependent ones: the key's slot is
+/// computed for every keyed command.
+const fn crc16_tables() -> [[u16; 256]; 8] {
+    let t0 = crc16_table();
+    let mut tables = [[0u16; 256]; 8];
+    tables[0] = t0;
+    let mut k = 1;
+    while k < 8 {
+        let mut x = 0;
+        while x < 256 {
+            let prev = tables[k - 1][x];
+            tables[k][x] = (prev << 8) ^ t0[(prev >> 8) as usize];
+            x += 1;
+        }
+        k += 1;
+    }
+    tables
+}
 
+static CRC16_TABLES: [[u16; 256]; 8] = crc16_tables();
+
+#[inline]
 pub fn crc16(data: &[u8]) -> u16 {
+    let t = &CRC16_TABLES;
     let mut crc: u16 = 0;
-    for &b in data {
-        crc = (crc << 8) ^ CRC16_TABLE[(((crc >> 8) as u8) ^ b) as usize];
+    if data.len() < 8 {
+        // Hash tags and short keys: the plain loop has no set-up cost.
+        for &b in data {
+            crc = (crc << 8) ^ t[0][(((crc >> 8) as u8) ^ b) as usize];
+        }
+        return crc;
+    }
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        crc = t[7][((crc >> 8) as u8 ^ c[0]) as usize]
+            ^ t[6][(crc as u8 ^ c[1]) as usize]
+            ^ t[5][c[2] as usize]
+            ^ t[4][c[3] as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc << 8) ^ t[0][(((crc >> 8) as u8) ^ b) as usize];
     }
     crc
 }
@@ -71,6 +112,23 @@ mod tests {
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(crc16(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn sliced_crc_equals_bytewise() {
+        let t = crc16_table();
+        let bytewise =
+            |data: &[u8]| data.iter().fold(0u16, |crc, &b| (crc << 8) ^ t[(((crc >> 8) as u8) ^ b) as usize]);
+        let mut x: u32 = 12345;
+        for len in 0..100 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            assert_eq!(crc16(&data), bytewise(&data), "length {len}");
+        }
     }
 
     #[test]

@@ -13,7 +13,6 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 const SUB_BITS: u32 = 5;
 const SUBS: usize = 1 << SUB_BITS;
@@ -24,14 +23,15 @@ const BUCKETS: usize = SUBS * (POWERS + 1);
 const MAX_NS: u64 = (1 << (POWERS as u64 + SUB_BITS as u64)) - 1;
 
 /// The bucket of a latency of `ns` nanoseconds.
-fn bucket(ns: u64) -> usize {
+#[inline]
+pub fn bucket(ns: u64) -> u16 {
     let ns = ns.clamp(1, MAX_NS);
     if ns < SUBS as u64 {
-        return ns as usize;
+        return ns as u16;
     }
     let power = 63 - ns.leading_zeros(); // >= SUB_BITS
     let sub = (ns >> (power - SUB_BITS)) as usize & (SUBS - 1);
-    (power - SUB_BITS + 1) as usize * SUBS + sub
+    ((power - SUB_BITS + 1) as usize * SUBS + sub) as u16
 }
 
 /// The highest latency (ns) a bucket holds, as HdrHistogram reports a percentile.
@@ -45,13 +45,41 @@ fn bucket_high(i: usize) -> u64 {
     low + (1u64 << (power - SUB_BITS)) - 1
 }
 
-struct Histogram {
+pub struct Histogram {
     counts: Box<[AtomicU64]>,
 }
 
 impl Histogram {
     fn new() -> Histogram {
         Histogram { counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    /// Counts one call that took `ns` nanoseconds. Only the thread that
+    /// owns the histogram writes it, so a plain load and store suffice (a
+    /// write from elsewhere could only lose a count).
+    #[inline]
+    pub fn add(&self, ns: u64) {
+        if let Some(c) = self.counts.get(bucket(ns) as usize) {
+            c.store(c.load(Relaxed) + 1, Relaxed);
+        }
+    }
+}
+
+/// This thread's histogram of one command, as dispatch caches it.
+#[derive(Clone, Copy)]
+pub struct HistogramRef(std::ptr::NonNull<Histogram>);
+
+// SAFETY: a HistogramRef points into a ThreadHistograms that the tracker's
+// registry keeps alive (in an Arc) for the life of the process, so it never
+// dangles, and Histogram's counters are atomics: using it from any thread is
+// memory-safe (a write from a thread other than the owner only risks a lost count).
+unsafe impl Send for HistogramRef {}
+
+impl HistogramRef {
+    #[inline]
+    pub fn get(&self) -> &Histogram {
+        // SAFETY: see the Send impl: the histogram outlives every reference.
+        unsafe { self.0.as_ref() }
     }
 }
 
@@ -79,21 +107,14 @@ thread_local! {
 }
 
 impl Tracker {
-    /// Records one call of command `id`.
-    pub fn record(&self, id: usize, took: Duration) {
-        if !self.enabled.load(Relaxed) {
-            return;
-        }
-        let ns = took.as_nanos().min(u64::MAX as u128) as u64;
+    /// This thread's histogram of command `id`, created on first use. The
+    /// caller keeps it while it runs that command on this thread.
+    pub fn histogram(&self, id: usize) -> Option<HistogramRef> {
         MINE.with(|mine| {
             let hists = mine.get_or_init(|| self.register());
-            let Some(slot) = hists.by_command.get(id) else {
-                return;
-            };
-            let c = &slot.get_or_init(Histogram::new).counts[bucket(ns)];
-            // Only this thread writes these counters.
-            c.store(c.load(Relaxed) + 1, Relaxed);
-        });
+            let h = hists.by_command.get(id)?.get_or_init(Histogram::new);
+            Some(HistogramRef(std::ptr::NonNull::from(h)))
+        })
     }
 
     fn register(&self) -> Arc<ThreadHistograms> {
@@ -196,10 +217,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recorded_calls_give_percentiles_and_reset() {
+        let t = Tracker::default();
+        let h = t.histogram(3).unwrap();
+        // Held across threads: still the same counters (a HistogramRef is Send).
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for ns in 1..=100u64 {
+                    h.get().add(ns * 1000);
+                }
+            });
+        });
+        let p = t.percentiles(3, &[50.0, 100.0]).unwrap();
+        assert!((49.0..=52.0).contains(&p[0]), "p50 {}", p[0]);
+        assert!((100.0..=104.0).contains(&p[1]), "p100 {}", p[1]);
+        assert!(t.percentiles(4, &[50.0]).is_none());
+        t.reset();
+        assert!(t.percentiles(3, &[50.0]).is_none());
+        h.get().add(7000);
+        assert_eq!(t.power_buckets(3).map(|(calls, _)| calls), Some(1));
+    }
+
+    #[test]
     fn buckets_are_ordered_and_tight() {
         let mut last = 0;
         for ns in [1u64, 2, 31, 32, 33, 63, 64, 100, 1000, 1_000_000, 999_999_999, MAX_NS] {
-            let b = bucket(ns);
+            let b = bucket(ns) as usize;
             assert!(b >= last, "bucket order at {ns}");
             last = b;
             let high = bucket_high(b);
@@ -207,6 +250,6 @@ mod tests {
             assert!((high - ns) as f64 <= ns as f64 * 0.04 + 1.0, "{ns} vs {high}");
         }
         assert_eq!(bucket(0), 1);
-        assert!(bucket(u64::MAX) < BUCKETS);
+        assert!((bucket(u64::MAX) as usize) < BUCKETS);
     }
 }

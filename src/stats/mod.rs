@@ -5,9 +5,10 @@
 pub mod latency;
 pub mod latency_monitor;
 pub mod monitor;
+pub mod sampler;
 pub mod slowlog;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters behind `INFO stats` and `INFO commandstats`.
 #[derive(Default)]
@@ -20,10 +21,29 @@ pub struct Stats {
     pub expired_keys: AtomicU64,
     pub evicted_keys: AtomicU64,
     pub net_input_bytes: AtomicU64,
+    /// Socket reads that returned (next to the byte count: one cache line).
+    pub reads_processed: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Socket writes.
+    pub writes_processed: AtomicU64,
     pub error_replies: AtomicU64,
     /// Clients waiting in a blocking command.
     pub blocked_clients: AtomicU64,
+    /// Blocked clients whose wait has a timeout (Redis's timeout table).
+    pub clients_in_timeout_table: AtomicU64,
+    /// Active expiry: cycles that stopped at their work limit with keys
+    /// still stale, and the time spent in cycles (µs).
+    pub expire_time_cap_reached: AtomicU64,
+    pub expire_cycle_us: AtomicU64,
+    /// Time memory stayed over `maxmemory` after eviction tried (µs), and
+    /// since when it is over now (ns since the epoch, 0 when not).
+    pub eviction_exceeded_us: AtomicU64,
+    pub eviction_exceeded_since: AtomicU64,
+    /// SAVE/BGSAVE runs, and whether a BGSAVE ever ran (`rdb_last_bgsave_time_sec`).
+    pub rdb_saves: AtomicU64,
+    pub bgsave_done: AtomicBool,
+    /// Instantaneous rates and recent client buffer peaks (`sampler::cron`).
+    pub sampler: parking_lot::Mutex<sampler::Sampler>,
     /// Changes since start-up (Redis's `server.dirty`), added by dispatch.
     pub dirty: AtomicU64,
     /// `dirty` at the last successful save (`rdb_changes_since_last_save` is the difference).
@@ -32,6 +52,15 @@ pub struct Stats {
     pub commands: Vec<CommandStats>,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
     pub errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// The code INFO errorstats counts an error text under, as Redis finds it:
+/// the first word when a space comes within the first 31 bytes, else `ERR`.
+pub fn error_code(text: &[u8]) -> &[u8] {
+    match text.iter().take(31).position(|&c| c == b' ') {
+        Some(end) => &text[..end],
+        None => b"ERR",
+    }
 }
 
 #[derive(Default)]
@@ -51,16 +80,16 @@ impl Stats {
     }
 
     /// Counts one error reply under its code, as INFO errorstats shows it.
-    pub fn count_error(&self, text: &str) {
+    pub fn count_error(&self, text: impl AsRef<[u8]>) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
-        let code = text.split(' ').next().unwrap_or("ERR");
+        let code = String::from_utf8_lossy(error_code(text.as_ref()));
         let mut errors = self.errors.lock();
         let len = errors.len();
-        match errors.get_mut(code) {
+        match errors.get_mut(&*code) {
             Some(n) => *n += 1,
             // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
             None if len < 128 => {
-                errors.insert(code.to_string(), 1);
+                errors.insert(code.into_owned(), 1);
             }
             None => {}
         }
@@ -77,17 +106,52 @@ impl Stats {
             &self.expired_keys,
             &self.evicted_keys,
             &self.net_input_bytes,
+            &self.reads_processed,
             &self.net_output_bytes,
+            &self.writes_processed,
             &self.error_replies,
+            &self.expire_time_cap_reached,
+            &self.expire_cycle_us,
+            &self.eviction_exceeded_us,
+            &self.rdb_saves,
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        // An eviction overrun in progress is measured from now on.
+        if self.eviction_exceeded_since.load(Ordering::Relaxed) != 0 {
+            self.eviction_exceeded_since.store(crate::util::clock_ns(), Ordering::Relaxed);
+        }
+        self.sampler.lock().reset();
         for c in &self.commands {
             c.calls.store(0, Ordering::Relaxed);
             c.usec.store(0, Ordering::Relaxed);
             c.rejected.store(0, Ordering::Relaxed);
             c.failed.store(0, Ordering::Relaxed);
         }
+    }
+}
+
+impl Stats {
+    /// Eviction ran and memory is still over the limit (`over`), or is back
+    /// under it: the time it stays over adds up in `total_eviction_exceeded_time`.
+    pub fn eviction_over(&self, over: bool) {
+        let since = self.eviction_exceeded_since.load(Ordering::Relaxed);
+        match (over, since) {
+            (true, 0) => self.eviction_exceeded_since.store(crate::util::clock_ns().max(1), Ordering::Relaxed),
+            (false, s) if s != 0 => {
+                self.eviction_exceeded_since.store(0, Ordering::Relaxed);
+                let us = crate::util::clock_ns().saturating_sub(s) / 1000;
+                self.eviction_exceeded_us.fetch_add(us, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// (total, current) time memory has stayed over `maxmemory`, in ms.
+    pub fn eviction_exceeded_ms(&self) -> (u64, u64) {
+        let since = self.eviction_exceeded_since.load(Ordering::Relaxed);
+        let current_us = if since == 0 { 0 } else { crate::util::clock_ns().saturating_sub(since) / 1000 };
+        ((self.eviction_exceeded_us.load(Ordering::Relaxed) + current_us) / 1000, current_us / 1000)
     }
 }
 

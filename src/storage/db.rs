@@ -17,6 +17,7 @@
 //! Positions are dense (`0..len`), which keeps RANDOMKEY, sampling and SCAN's
 //! cursor O(1) as with an insertion-ordered map.
 
+use super::snapshot::{Emit, SnapState};
 use super::{memory, SmallBytes, Value};
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -149,6 +150,17 @@ pub struct Db {
     /// Keys removed by expiry (lazily or actively) since the last drain, for
     /// `expired` keyspace notifications. Bounded: drained every expiry cycle.
     expired_log: Vec<Bytes>,
+    /// A point-in-time snapshot in progress (`storage::snapshot`).
+    snap: Option<Box<SnapState>>,
+}
+
+/// What one active expiry cycle over a database did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpireCycle {
+    pub removed: usize,
+    pub sampled: usize,
+    /// Stopped at its budget while keys were still found stale.
+    pub capped: bool,
 }
 
 /// Most expired keys remembered between two drains of the log.
@@ -188,7 +200,19 @@ impl Db {
 
     fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
         let i = self.find(key)?;
+        self.snap_touch(i);
         self.slots.get_mut(i)
+    }
+
+    /// The slot at `i` may change: a snapshot in progress first keeps its
+    /// value as of the snapshot's start (one branch when none runs).
+    #[inline]
+    fn snap_touch(&mut self, i: usize) {
+        if let Some(snap) = self.snap.as_mut() {
+            if let Some(s) = self.slots.get(i) {
+                snap.touch(i, &s.key, &s.entry, s.access);
+            }
+        }
     }
 
     /// Appends a slot for a key known to be absent.
@@ -198,12 +222,25 @@ impl Db {
         // would need hundreds of GiB, far past any maxmemory.
         let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
         self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
+        if let Some(snap) = self.snap.as_mut() {
+            snap.born(key);
+        }
         let slots = &self.slots;
         self.index.insert_unique(spread(h), pos, |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)));
     }
 
     /// Removes the slot at position `i` from the index and the table.
     fn remove_at(&mut self, i: usize) -> Option<Slot> {
+        if let Some(snap) = self.snap.as_ref() {
+            // The removed key keeps its value in the snapshot; the last key,
+            // moved into a hole the walk has passed, is emitted before it moves.
+            let last = self.slots.len.saturating_sub(1);
+            let behind = i < snap.cursor;
+            self.snap_touch(i);
+            if behind {
+                self.snap_touch(last);
+            }
+        }
         let h = self.slots.get(i)?.meta >> 2;
         if let Ok(e) = self.index.find_entry(spread(h), |&j| j as usize == i) {
             e.remove();
@@ -235,16 +272,19 @@ impl Db {
         self.volatile.len()
     }
 
-    /// Removes `key` if its TTL has passed. Returns true when it did.
-    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
-        match self.find(key) {
-            Some(i) if self.stale_at(i, now) => {
+    /// The position of `key` if it is present and live; a key whose TTL has
+    /// passed is removed (kept, but reported missing, while CLIENT PAUSE holds
+    /// writes).
+    fn live_slot(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let i = self.find(key)?;
+        if self.stale_at(i, now) {
+            if !super::expiry_paused(now) {
                 self.remove_expired(i);
                 self.lazy_expired += 1;
-                true
             }
-            _ => false,
+            return None;
         }
+        Some(i)
     }
 
     fn stale_at(&self, i: usize, now: u64) -> bool {
@@ -283,9 +323,13 @@ impl Db {
             return (None, false);
         };
         if self.stale_at(i, now) {
+            if super::expiry_paused(now) {
+                return (None, false);
+            }
             self.remove_expired(i);
             return (None, true);
         }
+        self.snap_touch(i);
         let slot = self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             &mut s.entry
@@ -301,9 +345,13 @@ impl Db {
             return (None, false);
         };
         if self.stale_at(i, now) {
+            if super::expiry_paused(now) {
+                return (None, false);
+            }
             self.remove_expired(i);
             return (None, true);
         }
+        self.snap_touch(i);
         let slot = self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             s.meta = (s.meta & !HINT_MASK) | hint.bits();
@@ -322,28 +370,95 @@ impl Db {
         self.get_mut(key, now).map(|e| &*e)
     }
 
+    /// `lookup` for callers that cannot count a reaped key themselves: it
+    /// is counted lazily (see `take_lazy_expired`), so `expired_keys` sees it.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup(key, now).0
+        let i = self.live_slot(key, now)?;
+        self.slots.get_mut(i).map(|s| {
+            memory::touch(&mut s.access, now);
+            &mut s.entry
+        })
     }
 
     /// Looks `key` up without counting it as an access (OBJECT, eviction).
     /// Expired keys are reaped as by any lookup.
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| &s.entry)
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| &s.entry)
+    }
+
+    /// The entry under `key` and its access word, as stored: expired or not,
+    /// and without counting an access (DEBUG OBJECT, DEBUG DIGEST-VALUE).
+    pub fn raw(&self, key: &[u8]) -> Option<(&Entry, u32)> {
+        self.slot(key).map(|s| (&s.entry, s.access))
     }
 
     /// Seconds since the key was last accessed (OBJECT IDLETIME; meaningful
     /// while no LFU policy is selected).
     pub fn idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| memory::idle_secs(s.access, now))
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| memory::idle_secs(s.access, now))
+    }
+
+    /// Sets the access word of `key` (RESTORE's IDLETIME and FREQ, keys
+    /// loaded from an RDB file; see `memory::access_idle`/`access_freq`).
+    pub fn set_access(&mut self, key: &[u8], access: u32) -> bool {
+        match self.slot_mut(key) {
+            Some(s) => {
+                s.access = access;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
     pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
-        self.expire_if_needed(key, now);
-        self.slot(key).map(|s| memory::lfu_counter(s.access, now))
+        let i = self.live_slot(key, now)?;
+        self.slots.get(i).map(|s| memory::lfu_counter(s.access, now))
+    }
+
+    /// MEMORY USAGE of `key` (see `storage::usage` for the method): None
+    /// when missing. A key whose TTL passed but that was not reaped yet is
+    /// still measured, as Redis measures what its table holds.
+    pub fn memory_usage(&self, key: &[u8], samples: usize) -> Option<usize> {
+        use super::usage::{block, value_bytes};
+        use std::mem::size_of;
+        let slot = self.slot(key)?;
+        // The slot, and one bucket of the index with its control byte at
+        // the index's full load (7/8): what one more key costs, whatever
+        // the current fill of this shard's tables.
+        let mut n = size_of::<Slot>() + (size_of::<u32>() + 1) * 8 / 7 + 1;
+        n += block(slot.key.heap_size());
+        if slot.entry.expire_at != 0 {
+            // Its entry in the TTL index (key handle and hash, a position
+            // bucket with its control byte) and the index's copy of the key.
+            n += size_of::<SmallBytes>() + size_of::<usize>() + (size_of::<usize>() + 1) * 8 / 7 + 1;
+            n += block(slot.key.heap_size());
+        }
+        Some(n + value_bytes(&slot.entry.value, samples))
+    }
+
+    /// Bytes of the slot vectors.
+    fn slots_bytes(&self) -> usize {
+        self.slots.chunks.iter().map(|c| super::usage::block(c.capacity() * std::mem::size_of::<Slot>())).sum()
+    }
+
+    /// What this keyspace spends besides keys' and values' own bytes
+    /// (MEMORY STATS's `overhead.hashtable.main` and `.expires`): the slot
+    /// vectors and the hash index; the TTL index's entries and hash table.
+    pub fn overhead(&self) -> (usize, usize) {
+        use super::usage::{block, index_set_bytes, table_buckets, table_bytes};
+        use std::mem::size_of;
+        let index = table_bytes(table_buckets(self.index.capacity()), size_of::<u32>());
+        let chunk_list = block(self.slots.chunks.capacity() * size_of::<Vec<Slot>>());
+        let main = self.slots_bytes() + chunk_list + index;
+        let expires = if self.volatile.is_empty() {
+            0
+        } else {
+            index_set_bytes(self.volatile.capacity(), size_of::<SmallBytes>() + size_of::<usize>())
+        };
+        (main, expires)
     }
 
     /// How the string under `key` was last written (Plain when missing).
@@ -388,6 +503,7 @@ impl Db {
             self.insert_new(key, h, Entry { value, expire_at });
             return;
         };
+        self.snap_touch(i);
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
@@ -411,7 +527,11 @@ impl Db {
     pub fn set_keep_ttl(&mut self, key: impl AsRef<[u8]>, value: Value) {
         let key = key.as_ref();
         let h = self.hash(key);
-        match self.find_hashed(key, h).and_then(|i| self.slots.get_mut(i)) {
+        let found = self.find_hashed(key, h);
+        if let Some(i) = found {
+            self.snap_touch(i);
+        }
+        match found.and_then(|i| self.slots.get_mut(i)) {
             Some(s) => {
                 s.access = memory::new_access();
                 s.meta &= !HINT_MASK;
@@ -428,10 +548,10 @@ impl Db {
 
     /// Removes a key unless it already expired; returns whether a live key was removed.
     pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
-        if self.expire_if_needed(key, now) {
-            return false;
+        match self.live_slot(key, now) {
+            Some(i) => self.remove_at(i).is_some(),
+            None => false,
         }
-        self.remove(key).is_some()
     }
 
     /// The key's absolute expiry in ms, 0 when persistent. None if the key is missing.
@@ -468,6 +588,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        self.snap_emit_rest();
         self.index = HashTable::new();
         self.slots = Slots::default();
         self.volatile = IndexSet::default();
@@ -480,8 +601,55 @@ impl Db {
     }
 
     /// Takes the whole content out (FLUSHALL ASYNC drops it on another thread).
+    /// A snapshot in progress stays with this database.
     pub fn take(&mut self) -> Db {
-        std::mem::take(self)
+        self.snap_emit_rest();
+        let snap = self.snap.take();
+        let old = std::mem::take(self);
+        self.snap = snap;
+        old
+    }
+
+    // ------------------------------------------------------------ snapshots
+
+    /// Starts a snapshot of this database (call with every shard entered,
+    /// so all databases share one instant). `db` is its index now.
+    pub fn snapshot_begin(&mut self, db: usize, emit: Emit) {
+        self.snap = Some(Box::new(SnapState::new(db, emit)));
+    }
+
+    /// Emits up to `max` more keys of the snapshot in progress. True when it
+    /// has emitted them all (and detaches it).
+    pub fn snapshot_step(&mut self, max: usize) -> bool {
+        let Some(snap) = self.snap.as_mut() else {
+            return true;
+        };
+        let end = self.slots.len.min(snap.cursor.saturating_add(max));
+        while snap.cursor < end {
+            let Some(s) = self.slots.get(snap.cursor) else {
+                break;
+            };
+            snap.step(&s.key, &s.entry, s.access);
+        }
+        if snap.cursor >= self.slots.len {
+            self.snap = None;
+            return true;
+        }
+        false
+    }
+
+    /// Ends a snapshot early (the save failed or was aborted).
+    pub fn snapshot_abort(&mut self) {
+        self.snap = None;
+    }
+
+    /// The whole database is about to go (FLUSHDB, FLUSHALL): a snapshot in
+    /// progress first takes every key it has not emitted.
+    fn snap_emit_rest(&mut self) {
+        if self.snap.is_none() {
+            return;
+        }
+        while !self.snapshot_step(4096) {}
     }
 
     /// A random live key, or None when the database is empty.
@@ -565,10 +733,21 @@ impl Db {
     /// Active expiry: samples keys with a TTL and removes the expired ones.
     /// Returns how many were removed. Stops after `budget` samples.
     pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        self.active_expire_cycle(now, budget).removed
+    }
+
+    /// `active_expire`, reporting what it sampled.
+    pub fn active_expire_cycle(&mut self, now: u64, budget: usize) -> ExpireCycle {
         let mut removed = 0;
         let mut rng = rand::thread_rng();
         let mut sampled = 0;
-        while sampled < budget && !self.volatile.is_empty() {
+        let mut capped = false;
+        while !self.volatile.is_empty() {
+            if sampled >= budget {
+                // Out of work for this cycle while a quarter of the last round was stale.
+                capped = true;
+                break;
+            }
             let mut expired_in_round = 0;
             let round = 20.min(self.volatile.len());
             for _ in 0..round {
@@ -591,7 +770,18 @@ impl Db {
                 break;
             }
         }
-        removed
+        ExpireCycle { removed, sampled, capped }
+    }
+
+    /// Up to `n` TTLs (ms from `now`) of keys that carry one, drawn at
+    /// random when there are more (INFO keyspace's `avg_ttl`).
+    pub fn sample_ttls(&self, now: u64, n: usize, rng: &mut impl Rng) -> Vec<u64> {
+        let len = self.volatile.len();
+        let ttl = |k: &SmallBytes| self.slot(k).map(|s| s.entry.expire_at.saturating_sub(now));
+        if len <= n {
+            return self.volatile.iter().filter_map(ttl).collect();
+        }
+        (0..n).filter_map(|_| self.volatile.get_index(rng.gen_range(0..len)).and_then(ttl)).collect()
     }
 }
 

@@ -174,6 +174,19 @@ impl Hash {
         Hash::default()
     }
 
+    /// A packed hash holding `pairs` as given, whatever their lengths (a
+    /// listpack read from an RDB file stays one, as in Redis). The fields
+    /// must be distinct.
+    pub fn packed_from<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
+        let mut p = Packed::default();
+        for (f, v) in pairs {
+            p.buf.extend_from_slice(&Packed::encode_pair(f, v));
+            p.pairs += 1;
+        }
+        p.buf.shrink_to_fit();
+        Hash::Packed(p)
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Hash::Packed(p) => p.pairs,
@@ -183,6 +196,22 @@ impl Hash {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): the packed buffer,
+    /// or the table with one block per pair, sampled over the first
+    /// `samples` pairs.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, index_set_bytes, sampled};
+        use std::mem::size_of;
+        match self {
+            Hash::Packed(p) => block(p.buf.capacity()),
+            Hash::Table(t) => {
+                block(size_of::<Table>())
+                    + index_set_bytes(t.capacity(), size_of::<Pair>() + size_of::<usize>())
+                    + sampled(t.iter().map(|p| block(p.0.len())), t.len(), samples)
+            }
+        }
     }
 
     /// The name `OBJECT ENCODING` gives.

@@ -425,9 +425,18 @@ impl List {
         List { chunks: chunks.into(), len }
     }
 
-    /// Approximate heap bytes used (MEMORY USAGE).
-    pub fn heap_bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.buf.capacity() + std::mem::size_of::<Chunk>()).sum()
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): the chunk deque,
+    /// and each chunk's buffer, sampled over the first `samples` chunks.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, sampled};
+        let ring = block(self.chunks.capacity() * std::mem::size_of::<Chunk>());
+        ring + sampled(self.chunks.iter().map(|c| block(c.buf.capacity())), self.chunks.len(), samples)
+    }
+
+    /// Chunk count and the bytes their entries take (DEBUG OBJECT's
+    /// quicklist figures).
+    pub fn chunk_stats(&self) -> (usize, usize) {
+        (self.chunks.len(), self.chunks.iter().map(|c| c.buf.len() - c.head).sum())
     }
 }
 

@@ -53,6 +53,21 @@ impl Set {
         self.len() == 0
     }
 
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): the integer array,
+    /// or the table with one block per member, sampled over the first
+    /// `samples` members.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, index_set_bytes, sampled};
+        use std::mem::size_of;
+        match self {
+            Set::Ints(v) => block(v.capacity() * size_of::<i64>()),
+            Set::Table(t) => {
+                index_set_bytes(t.capacity(), size_of::<Box<[u8]>>() + size_of::<usize>())
+                    + sampled(t.iter().map(|m| block(m.len())), t.len(), samples)
+            }
+        }
+    }
+
     /// The name `OBJECT ENCODING` replies with.
     pub fn encoding(&self) -> &'static str {
         match self {

@@ -79,6 +79,26 @@ impl ZSet {
         z
     }
 
+    /// A zset from sorted, distinct elements in the encoding asked for
+    /// (`packed`), whatever the limits say: RDB loading decides the
+    /// encoding by Redis's rules for each stored type.
+    pub fn from_sorted_in<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>, packed: bool) -> ZSet {
+        if packed {
+            let mut p = Packed::default();
+            for (m, s) in items {
+                p.push_back(m, s);
+            }
+            p.buf.shrink_to_fit();
+            ZSet::Packed(p)
+        } else {
+            let mut sl = SkipList::new();
+            for (m, s) in items {
+                sl.insert(m.to_vec().into_boxed_slice(), s);
+            }
+            ZSet::Skip(sl)
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ZSet::Packed(p) => p.len,
@@ -88,6 +108,14 @@ impl ZSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`).
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        match self {
+            ZSet::Packed(p) => super::usage::block(p.buf.capacity()),
+            ZSet::Skip(s) => s.heap_usage(samples),
+        }
     }
 
     pub fn encoding(&self) -> &'static str {

@@ -138,6 +138,22 @@ impl SkipList {
         self.len
     }
 
+    /// Heap bytes (MEMORY USAGE; see `storage::usage`): the node and tower
+    /// arenas, the free lists, the member index, and one block per member,
+    /// sampled over the first `samples` live nodes.
+    pub fn heap_usage(&self, samples: usize) -> usize {
+        use super::usage::{block, sampled, table_buckets, table_bytes};
+        use std::mem::size_of;
+        let arenas = block(self.nodes.capacity() * size_of::<Node>())
+            + block(self.towers.capacity() * size_of::<Slot>())
+            + block(self.free.capacity() * size_of::<u32>())
+            + block(self.free_towers.capacity() * size_of::<Vec<u32>>())
+            + self.free_towers.iter().map(|v| block(v.capacity() * size_of::<u32>())).sum::<usize>();
+        let index = table_bytes(table_buckets(self.index.capacity()), size_of::<u32>());
+        let members = self.nodes.iter().skip(1).filter(|n| n.next0 != FREE).map(|n| block(n.member.len()));
+        arenas + index + sampled(members, self.len, samples)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

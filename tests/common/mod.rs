@@ -47,10 +47,13 @@ pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> Vec<u8> {
     out
 }
 
-/// A running server process, killed on drop.
+/// A running server process, killed on drop. `dir` is its private working
+/// directory (removed on drop), so no test reads or leaves a `dump.rdb` or
+/// AOF where another test's server would load it.
 pub struct Proc {
     pub port: u16,
     pub child: Child,
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl Proc {
@@ -84,6 +87,29 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh empty directory under the system temp dir, unique per call.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("moonshard-test-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test directory");
+    dir
+}
+
+/// `--dir <fresh temp dir>` unless the caller chose a directory itself.
+fn private_dir(extra: &[&str], what: &str) -> Option<std::path::PathBuf> {
+    if extra.contains(&"--dir") {
+        None
+    } else {
+        Some(temp_dir(what))
     }
 }
 
@@ -93,7 +119,12 @@ impl Drop for Proc {
 /// parallel tests never race for a port.
 pub fn moonshard(extra: &[&str]) -> Proc {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+    let dir = private_dir(extra, "moonshard");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moonshard"));
+    if let Some(dir) = &dir {
+        command.arg("--dir").arg(dir);
+    }
+    let mut child = command
         .args(["--port", "0"])
         .args(extra)
         .args(["--loglevel", "notice"])
@@ -113,7 +144,9 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 }
                 continue;
             }
-            if !line.contains(":M * ") {
+            // `<pid>:M <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`: notices stay quiet.
+            let notice = line.split_once(":M ").and_then(|(_, r)| r.get(25..)).is_some_and(|t| t.starts_with("* "));
+            if !notice {
                 eprintln!("[moonshard] {line}");
             }
         }
@@ -121,7 +154,18 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     let port = rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port");
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
-    Proc { port, child }
+    Proc { port, child, dir }
+}
+
+/// One field of an INFO section, as text ("" when absent).
+pub fn field_of(con: &mut redis::Connection, section: &str, name: &str) -> String {
+    let text = match run_str(con, &["INFO", section]) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        other => panic!("INFO {section} answered {other:?}"),
+    };
+    let prefix = format!("{name}:");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or("").trim().to_string()
 }
 
 pub fn has_program(name: &str) -> bool {
@@ -132,6 +176,11 @@ pub fn has_program(name: &str) -> bool {
 /// loud notice) when it is not installed, unless MOONSHARD_REQUIRE_REDIS=1,
 /// in which case its absence fails the test.
 pub fn redis_server() -> Option<Proc> {
+    redis_server_with(&[])
+}
+
+/// `redis_server` with extra flags, e.g. `&["--enable-debug-command", "yes"]`.
+pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
     if !has_program("redis-server") {
         if std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() == Ok("1") {
             panic!("redis-server is required (MOONSHARD_REQUIRE_REDIS=1) but not installed");
@@ -142,14 +191,20 @@ pub fn redis_server() -> Option<Proc> {
         return None;
     }
     let port = free_port();
-    let mut child = Command::new("redis-server")
+    let dir = private_dir(extra, "redis");
+    let mut command = Command::new("redis-server");
+    if let Some(dir) = &dir {
+        command.arg("--dir").arg(dir);
+    }
+    let mut child = command
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server");
     wait_for_port(port, &mut child, "redis-server");
-    Some(Proc { port, child })
+    Some(Proc { port, child, dir })
 }
 
 /// Runs one command, returning the reply or the error text as a Value-like string.
@@ -187,8 +242,13 @@ pub struct Diff {
 
 impl Diff {
     pub fn start(extra: &[&str]) -> Option<Diff> {
-        let theirs = redis_server()?;
-        let ours = moonshard(extra);
+        Diff::start_with(extra, &[])
+    }
+
+    /// Extra flags for each server: `ours` for moonshard, `theirs` for redis-server.
+    pub fn start_with(ours: &[&str], theirs: &[&str]) -> Option<Diff> {
+        let theirs = redis_server_with(theirs)?;
+        let ours = moonshard(ours);
         let a = ours.client();
         let b = theirs.client();
         Some(Diff { ours, theirs, a, b })

@@ -100,6 +100,13 @@ impl Raw {
                     self.read_value(out)?;
                 }
             }
+            // An attribute map, then the reply it describes.
+            b'|' => {
+                for _ in 0..n.max(0) * 2 {
+                    self.read_value(out)?;
+                }
+                self.read_value(out)?;
+            }
             _ => {}
         }
         Ok(())

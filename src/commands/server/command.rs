@@ -85,7 +85,10 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
     if spec.name == "command" || spec.name.starts_with("command|") {
         set.push("connection");
     }
-    CATEGORIES.iter().copied().filter(|c| set.contains(c)).collect()
+    // An extra entry `-name` takes away a category the group implies (SORT
+    // is a generic command outside @keyspace).
+    let removed = |c: &str| spec.acl_extra.iter().any(|x| x.strip_prefix('-') == Some(c));
+    CATEGORIES.iter().copied().filter(|c| set.contains(c) && !removed(c)).collect()
 }
 
 fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
@@ -114,6 +117,7 @@ fn documented_key_spec(k: &KeySpecDoc) -> Reply {
     let (btype, bspec) = match k.begin {
         Begin::Index(i) => ("index", map(&[("index", Reply::Int(i))])),
         Begin::Keyword(word, from) => ("keyword", map(&[("keyword", s(word)), ("startfrom", Reply::Int(from))])),
+        Begin::Unknown => ("unknown", map(&[])),
     };
     let (ftype, fspec) = match k.find {
         Find::Range(last, step, limit) => (
@@ -124,6 +128,7 @@ fn documented_key_spec(k: &KeySpecDoc) -> Reply {
             "keynum",
             map(&[("keynumidx", Reply::Int(idx)), ("firstkey", Reply::Int(first)), ("keystep", Reply::Int(step))]),
         ),
+        Find::Unknown => ("unknown", map(&[])),
     };
     let mut fields = Vec::with_capacity(4);
     if !k.notes.is_empty() {
@@ -267,19 +272,120 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     let invalid = || Reply::err("Invalid command specified");
     let mut spec = find(&line[0]).ok_or_else(invalid)?;
     if matches!(spec.exec, Exec::Container) {
-        let sub = line.get(1).ok_or_else(|| Reply::err("Invalid number of arguments specified for command"))?;
+        let sub = line.get(1).ok_or_else(|| Reply::err(crate::protocol::errors::GETKEYS_ARITY))?;
         spec = registry::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
     }
-    if matches!(spec.keys, KeySpec::None) {
+    // Channels of shard pub/sub are routed like keys but are no keys.
+    let only_channels = !spec.key_docs.is_empty() && spec.key_docs.iter().all(|d| d.flags.contains(&"not_key"));
+    if matches!(spec.keys, KeySpec::None) || only_channels {
         return Err(Reply::err("The command has no key arguments"));
     }
     if !spec.arity_ok(line.len()) {
-        return Err(Reply::err("Invalid number of arguments specified for command"));
+        return Err(Reply::err(crate::protocol::errors::GETKEYS_ARITY));
     }
     Ok(spec)
 }
 
-pub fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+pub fn command_getkeys(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    getkeys(ctx, args, false)
+}
+
+/// COMMAND GETKEYSANDFLAGS: each key with the flags of the key spec that
+/// finds it (Redis's documented specs where declared, else the flags the
+/// command's own flags imply).
+pub fn command_getkeysandflags(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    getkeys(ctx, args, true)
+}
+
+/// The flags of the key at position `pos` of `line`, from the declared key specs.
+fn key_flags(spec: &CommandSpec, line: &[Bytes], pos: usize) -> Vec<&'static str> {
+    for doc in spec.key_docs {
+        if doc_positions(doc, line).contains(&pos) {
+            if doc.flags.contains(&"variable_flags") {
+                return variable_flags(spec, line);
+            }
+            return doc.flags.to_vec();
+        }
+    }
+    // A key only the command's own parser finds (SORT's STORE, the last
+    // spec): the spec that says "unknown".
+    if let Some(doc) =
+        spec.key_docs.iter().rev().find(|d| matches!(d.begin, Begin::Unknown) || matches!(d.find, Find::Unknown))
+    {
+        return doc.flags.to_vec();
+    }
+    if spec.has(flags::WRITE) {
+        vec!["RW", "update"]
+    } else {
+        vec!["RO", "access"]
+    }
+}
+
+/// The flags of a key spec marked `variable_flags`: they depend on the
+/// arguments, as Redis's per-command key functions decide them.
+fn variable_flags(spec: &CommandSpec, line: &[Bytes]) -> Vec<&'static str> {
+    match spec.name {
+        // SET ... GET reads the old value; a plain SET only overwrites.
+        "set" if line[3..].iter().any(|a| eq_ic(a, "get")) => vec!["RW", "access", "update"],
+        "set" => vec!["OW", "update"],
+        // BITFIELD with only GET operations reads.
+        "bitfield" if line[2..].iter().all(|a| !["set", "incrby"].iter().any(|op| eq_ic(a, op))) => {
+            vec!["RO", "access"]
+        }
+        _ => vec!["RW", "access", "update"],
+    }
+}
+
+/// The argument positions a documented key spec finds in `line` (as Redis's
+/// getKeysUsingKeySpecs walks them).
+fn doc_positions(doc: &KeySpecDoc, line: &[Bytes]) -> Vec<usize> {
+    let argc = line.len() as i64;
+    let start = match doc.begin {
+        Begin::Index(i) => i,
+        Begin::Keyword(word, from) => {
+            let (mut i, step, end) = if from >= 0 { (from, 1, argc) } else { (argc + from, -1, 0) };
+            let mut found = None;
+            while (step > 0 && i < end) || (step < 0 && i > end) {
+                if line.get(i as usize).is_some_and(|a| eq_ic(a, word)) {
+                    found = Some(i + 1);
+                    break;
+                }
+                i += step;
+            }
+            match found {
+                Some(s) => s,
+                None => return Vec::new(),
+            }
+        }
+        Begin::Unknown => return Vec::new(),
+    };
+    if start <= 0 || start >= argc {
+        return Vec::new();
+    }
+    let (first, last, step) = match doc.find {
+        Find::Range(lastkey, step, limit) => {
+            let last = if lastkey >= 0 {
+                start + lastkey
+            } else if limit <= 1 {
+                argc + lastkey
+            } else {
+                start + (argc - start) / limit + lastkey
+            };
+            (start, last, step.max(1))
+        }
+        Find::Keynum(idx, firstkey, step) => {
+            let Some(n) = line.get((start + idx) as usize).and_then(|a| parse_i64(a)) else {
+                return Vec::new();
+            };
+            let first = start + firstkey;
+            (first, first + (n - 1) * step.max(1), step.max(1))
+        }
+        Find::Unknown => return Vec::new(),
+    };
+    (first..=last.min(argc - 1)).step_by(step as usize).map(|p| p as usize).collect()
+}
+
+fn getkeys(_ctx: &mut ConnCtx, args: &[Bytes], with_flags: bool) -> Reply {
     let line = &args[2..];
     let spec = match getkeys_target(line) {
         Ok(s) => s,
@@ -293,14 +399,28 @@ pub fn command_getkeys(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             if spec.has(flags::NO_MANDATORY_KEYS) {
                 return Reply::Array(Vec::new());
             }
-            return Reply::err("Invalid arguments specified for command");
+            return Reply::err(crate::protocol::errors::GETKEYS_ARGS);
         }
     }
     let positions = spec.key_positions(line);
     if positions.is_empty() && !spec.has(flags::NO_MANDATORY_KEYS) {
-        return Reply::err("Invalid arguments specified for command");
+        return Reply::err(crate::protocol::errors::GETKEYS_ARGS);
     }
-    Reply::Array(positions.into_iter().filter_map(|p| line.get(p)).map(|k| Reply::Bulk(k.clone())).collect())
+    if !with_flags {
+        return Reply::Array(
+            positions.into_iter().filter_map(|p| line.get(p)).map(|k| Reply::Bulk(k.clone())).collect(),
+        );
+    }
+    Reply::Array(
+        positions
+            .into_iter()
+            .filter_map(|p| line.get(p).map(|k| (p, k)))
+            .map(|(p, k)| {
+                let flags = key_flags(spec, line, p).into_iter().map(Reply::status).collect();
+                Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Set(flags)])
+            })
+            .collect(),
+    )
 }
 
 pub fn command_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {

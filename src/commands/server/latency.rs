@@ -21,7 +21,7 @@ pub static LATENCY_SUBS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_reset))
         .doc("2.8.13", "Forgets the latency samples of some or all events.")
-        .tips(&["request_policy:all_nodes", "response_policy:agg_sum"]),
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd("latency|graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_graph))
         .doc("2.8.13", "Draws an event's latency samples as an ASCII graph.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
@@ -188,19 +188,17 @@ fn latency_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         &[
             "DOCTOR",
-            "    Return a human readable latency analysis report.",
+            "    A report, in words, on the latency events recorded.",
             "GRAPH <event>",
-            "    Return an ASCII latency graph for the <event> class.",
+            "    An ASCII chart of the samples of <event>.",
             "HISTORY <event>",
-            "    Return time-latency samples for the <event> class.",
+            "    The (time, latency) samples kept for <event>.",
             "LATEST",
-            "    Return the latest latency samples for all events.",
+            "    The newest sample and the highest latency of every event.",
             "RESET [<event> ...]",
-            "    Reset latency data of one or more <event> classes.",
-            "    (default: reset all data for all event classes)",
-            "HISTOGRAM [COMMAND ...]",
-            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-            "    If no commands are specified then all histograms are replied.",
+            "    Forget the samples of the named events (all events when none is named).",
+            "HISTOGRAM [<command> ...]",
+            "    Cumulative latency distributions of the named commands (of all when none is named).",
         ],
     )
 }

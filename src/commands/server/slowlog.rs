@@ -25,6 +25,12 @@ pub static SLOWLOG_SUBS: &[CommandSpec] = &[
 
 fn slowlog_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let log = &ctx.server.observers.slowlog;
+    if args.len() > 3 {
+        return Reply::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ));
+    }
     let count = match args.get(2) {
         None => 10,
         Some(a) => match crate::util::parse_i64(a) {
@@ -33,9 +39,6 @@ fn slowlog_get(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             _ => return Reply::err("count should be greater than or equal to -1"),
         },
     };
-    if args.len() > 3 {
-        return Reply::err("unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.");
-    }
     Reply::Array(log.latest(count, |e| {
         Reply::Array(vec![
             Reply::Int(e.id as i64),
@@ -62,14 +65,12 @@ fn slowlog_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         &[
             "GET [<count>]",
-            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-            "    Entries are made of:",
-            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-            "    client name",
+            "    The newest <count> entries (default 10, -1 for all), each as: id, Unix time,",
+            "    duration in microseconds, arguments, client address, client name.",
             "LEN",
-            "    Return the length of the slowlog.",
+            "    How many entries the slow log holds.",
             "RESET",
-            "    Reset the slowlog.",
+            "    Empty the slow log.",
         ],
     )
 }

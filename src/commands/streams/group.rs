@@ -5,6 +5,7 @@ use super::{
     sub_syntax_error,
 };
 use crate::commands::{ConnCtx, Ctx};
+use crate::protocol::c_str;
 use crate::protocol::Reply;
 use crate::storage::stream::{Group, Nack, StreamId};
 use crate::storage::{Stream, Value};
@@ -12,19 +13,11 @@ use crate::util::eq_ic;
 use bytes::Bytes;
 
 fn nogroup(key: &[u8], group: &[u8]) -> Reply {
-    Reply::error(format!(
-        "NOGROUP No such key '{}' or consumer group '{}'",
-        String::from_utf8_lossy(key),
-        String::from_utf8_lossy(group)
-    ))
+    Reply::error_concat(&[b"NOGROUP No such key '", c_str(key), b"' or consumer group '", c_str(group), b"'"])
 }
 
-fn nogroup_for_key(group: &[u8], key: &[u8]) -> Reply {
-    Reply::error(format!(
-        "NOGROUP No such consumer group '{}' for key name '{}'",
-        String::from_utf8_lossy(group),
-        String::from_utf8_lossy(key)
-    ))
+pub(crate) fn nogroup_for_key(group: &[u8], key: &[u8]) -> Reply {
+    Reply::error_concat(&[b"NOGROUP No such consumer group '", c_str(group), b"' for key name '", c_str(key), b"'"])
 }
 
 fn entries_read_arg(arg: &[u8]) -> Result<Option<u64>, Reply> {
@@ -128,7 +121,11 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             g.touch_consumer(&args[4], now);
             Some(true)
         });
-        Reply::Int(i64::from(created.flatten() == Some(true)))
+        let created = created.flatten() == Some(true);
+        if created {
+            ctx.dirty(1);
+        }
+        Reply::Int(i64::from(created))
     } else if is("delconsumer") && argc == 5 {
         let pending = with_stream(ctx, key, |s| {
             let g = s.groups.get_mut(name)?;
@@ -138,7 +135,11 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             Some(c.pel.len() as i64)
         });
-        Reply::Int(pending.flatten().unwrap_or(0))
+        let pending = pending.flatten();
+        if pending.is_some() {
+            ctx.dirty(1);
+        }
+        Reply::Int(pending.unwrap_or(0))
     } else {
         sub_syntax_error(args)
     }
@@ -183,6 +184,8 @@ fn create(ctx: &mut Ctx, args: &[Bytes], exists: bool, entries_read: Option<u64>
         return Reply::error("BUSYGROUP Consumer Group name already exists");
     }
     ctx.written(key, "xgroup-create");
+    // One change for the group; making the stream (MKSTREAM) counts none in Redis.
+    ctx.set_dirty(1);
     Reply::ok()
 }
 
@@ -213,8 +216,7 @@ fn setid(ctx: &mut Ctx, args: &[Bytes], entries_read: Option<u64>) -> Reply {
 
 /// The stream and group a command works on, or Redis's NOGROUP.
 fn stream_group<'d>(ctx: &'d mut Ctx, key: &[u8], group: &[u8]) -> Result<(&'d mut Stream, Bytes), Reply> {
-    let now = ctx.now;
-    match stream_mut(ctx.db(key), key, now)? {
+    match super::stream_read(ctx, key)? {
         Some(s) => match s.groups.get_key_value(group) {
             Some((k, _)) => {
                 let k = k.clone();
@@ -227,9 +229,8 @@ fn stream_group<'d>(ctx: &'d mut Ctx, key: &[u8], group: &[u8]) -> Result<(&'d m
 }
 
 pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
     let key = &args[1];
-    let s = match stream_mut(ctx.db(key), key, now) {
+    let s = match super::stream_read(ctx, key) {
         Err(e) => return e,
         Ok(s) => s,
     };
@@ -246,6 +247,7 @@ pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let acked = ids.into_iter().filter(|&id| g.remove_pending(id).is_some()).count();
     if acked > 0 {
         ctx.written(key, "xack");
+        ctx.set_dirty(acked as u64);
     }
     Reply::Int(acked as i64)
 }
@@ -390,7 +392,7 @@ fn parse_claim(args: &[Bytes], now: i64) -> Result<ClaimOpts, Reply> {
             j += 1;
             o.last_id = strict_id(&args[j])?;
         } else {
-            return Err(Reply::err(format!("Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+            return Err(Reply::error_concat(&[b"ERR Unrecognized XCLAIM option '", c_str(opt), b"'"]));
         }
         j += 1;
     }
@@ -447,12 +449,18 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(mut g) = s.groups.remove(&gname) else {
         return Reply::Array(vec![]);
     };
-    if o.last_id > g.last_id {
+    let created = !g.consumers.contains_key(consumer);
+    let advanced = o.last_id > g.last_id;
+    if advanced {
         g.last_id = o.last_id;
     }
+    let mut dropped = 0;
     for &id in &o.ids {
         if !s.contains(id) {
-            touched |= g.remove_pending(id).is_some();
+            if g.remove_pending(id).is_some() {
+                touched = true;
+                dropped += 1;
+            }
             continue;
         }
         let mut fresh = false;
@@ -472,10 +480,15 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         touched = true;
         out.push(claimed_reply(s, id, o.justid));
     }
+    let created = created && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
     if touched || o.last_id > StreamId::MIN {
         ctx.written(key, "xclaim");
     }
+    // As Redis counts: each pending entry dropped or claimed, a consumer
+    // created, or else the group's last ID moved forward.
+    let changes = dropped + out.len() as u64;
+    ctx.set_dirty(changes + created as u64 + u64::from(changes == 0 && advanced));
     Reply::Array(out)
 }
 
@@ -492,7 +505,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 let max = i64::MAX / 16;
                 count = match crate::util::parse_i64(&args[j + 1]) {
                     Some(n) if (1..=max).contains(&n) => n,
-                    _ => return Err(Reply::err("COUNT must be > 0")),
+                    _ => return Err(Reply::err(crate::protocol::errors::COUNT_GT_ZERO)),
                 };
                 j += 2;
             } else if eq_ic(&args[j], "justid") {
@@ -518,6 +531,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Array(vec![]);
     };
     let consumer = &args[3];
+    let had_consumer = g.consumers.contains_key(consumer);
     let mut attempts = count.saturating_mul(ATTEMPTS_FACTOR);
     let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
     let mut cursor = start;
@@ -553,9 +567,12 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             break;
         }
     }
+    let created = !had_consumer && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
     if !claimed.is_empty() || !deleted.is_empty() {
         ctx.written(key, "xautoclaim");
     }
+    // A change per pending entry claimed or dropped, and one for a new consumer.
+    ctx.set_dirty((claimed.len() + deleted.len()) as u64 + created as u64);
     Reply::Array(vec![id_reply(next.unwrap_or(StreamId::MIN)), Reply::Array(claimed), Reply::Array(deleted)])
 }

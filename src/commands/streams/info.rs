@@ -1,6 +1,6 @@
 //! XINFO STREAM [FULL [COUNT n]] | GROUPS | CONSUMERS | HELP.
 
-use super::{entries_reply, entry_reply, group_lag, id_reply, int_arg, stream_mut, sub_syntax_error};
+use super::{entries_reply, entry_reply, group_lag, id_reply, int_arg, sub_syntax_error};
 use crate::commands::{ConnCtx, Ctx};
 use crate::protocol::Reply;
 use crate::storage::stream::{Group, StreamId};
@@ -32,21 +32,16 @@ pub fn xinfo_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
     let key = &args[2];
-    let s = match stream_mut(ctx.db(key), key, now) {
+    let s = match super::stream_read(ctx, key) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
     let sub = &args[1];
     if eq_ic(sub, "consumers") && args.len() == 4 {
         let Some(g) = s.groups.get(&args[3]) else {
-            return Reply::error(format!(
-                "NOGROUP No such consumer group '{}' for key name '{}'",
-                String::from_utf8_lossy(&args[3]),
-                String::from_utf8_lossy(key)
-            ));
+            return super::group::nogroup_for_key(&args[3], key);
         };
         let now = crate::storage::now_ms();
         let list = g

@@ -25,14 +25,18 @@ const XREADGROUP_KEYS: KeySpec = KeySpec::Custom { find: read::xreadgroup_keys, 
 
 static XGROUP_SUBS: &[CommandSpec] = &[
     cmd("xgroup|create", -5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
-        .doc("5.0.0", "Creates a consumer group at a position of the stream."),
+        .doc("5.0.0", "Creates a consumer group at a position of the stream.")
+        .key_specs(&[ks(&["RW", "insert"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|setid", -5, WRITE, K2, G::Stream, K(xgroup)).doc("5.0.0", "Moves a group's last-delivered ID."),
     cmd("xgroup|destroy", 4, WRITE, K2, G::Stream, K(xgroup))
-        .doc("5.0.0", "Deletes a consumer group with its pending entries."),
+        .doc("5.0.0", "Deletes a consumer group with its pending entries.")
+        .key_specs(&[ks(&["RW", "delete"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|createconsumer", 5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
-        .doc("6.2.0", "Adds a consumer to a group."),
+        .doc("6.2.0", "Adds a consumer to a group.")
+        .key_specs(&[ks(&["RW", "insert"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|delconsumer", 5, WRITE, K2, G::Stream, K(xgroup))
-        .doc("5.0.0", "Removes a consumer and its pending entries from a group."),
+        .doc("5.0.0", "Removes a consumer and its pending entries from a group.")
+        .key_specs(&[ks(&["RW", "delete"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xgroup_help))
         .doc("5.0.0", "Lists the XGROUP subcommands."),
 ];
@@ -57,17 +61,21 @@ pub static COMMANDS: &[CommandSpec] = &[
             idx(1),
             range(0, 1, 0),
         )]),
-    cmd("xlen", 2, READONLY | FAST, K1, G::Stream, K(xlen)).doc("5.0.0", "Counts the entries of a stream."),
+    cmd("xlen", 2, READONLY | FAST, K1, G::Stream, K(xlen))
+        .doc("5.0.0", "Counts the entries of a stream.")
+        .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("xrange", -4, READONLY, K1, G::Stream, K(xrange))
         .doc("5.0.0", "Returns the entries between two IDs, oldest first.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("xrevrange", -4, READONLY, K1, G::Stream, K(xrevrange))
         .doc("5.0.0", "Returns the entries between two IDs, newest first."),
     cmd("xdel", -3, WRITE | FAST, K1, G::Stream, K(xdel))
-        .doc("5.0.0", "Deletes entries by ID and counts those removed."),
+        .doc("5.0.0", "Deletes entries by ID and counts those removed.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("xtrim", -4, WRITE, K1, G::Stream, K(xtrim))
         .doc("5.0.0", "Drops the oldest entries by length or by minimal ID.")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("xsetid", -3, WRITE | DENYOOM | FAST, K1, G::Stream, K(xsetid))
         .doc("5.0.0", "Sets a stream's last ID and, optionally, its added and deleted counters."),
     cmd("xack", -4, WRITE | FAST, K1, G::Stream, K(xack))
@@ -81,7 +89,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"]),
     cmd("xautoclaim", -6, WRITE | FAST, K1, G::Stream, K(xautoclaim))
         .doc("6.2.0", "Scans the pending entries and claims the idle ones for a consumer.")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     // Both may block, so the connection loop runs them (commands::blocking);
     // their streams may live on several shards.
     cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, B(crate::commands::blocking::attempt))
@@ -164,9 +173,7 @@ pub(crate) fn entries_reply(v: Vec<Entry>) -> Reply {
 
 /// Redis's "unknown subcommand or wrong number of arguments" for containers.
 pub(crate) fn sub_syntax_error(args: &[Bytes]) -> Reply {
-    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-    let sub: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
-    Reply::err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {name} HELP."))
+    crate::commands::registry::subcommand_syntax_error(args)
 }
 
 pub(crate) fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut Stream>, Reply> {
@@ -179,6 +186,15 @@ pub(crate) fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Opt
 
 /// Wakes every client blocked on `key` (XREAD readers do not consume, so
 /// all of them may have something to read now).
+/// `stream_mut` for a read lookup (Redis's `lookupKeyRead`): counts a
+/// keyspace hit or miss.
+pub(crate) fn stream_read<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Stream>, Reply> {
+    let (now, server) = (ctx.now, ctx.server);
+    let found = stream_mut(ctx.db(key), key, now);
+    crate::commands::keys::count_read(server, &found);
+    found
+}
+
 fn wake_readers(ctx: &mut Ctx, key: &[u8]) {
     let db = ctx.db;
     ctx.shard_for(key).waiters.signal_all(db, key);
@@ -299,6 +315,7 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let now = ctx.now;
     let key = &args[1];
+    let propagating = ctx.propagating();
     let db = ctx.db(key);
     let last = match stream_mut(db, key, now) {
         Err(e) => return e,
@@ -323,14 +340,44 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(how) = p.trim {
         s.trim(how, p.approx, p.limit);
     }
+    let replay = propagating.then(|| {
+        let mut argv = vec![Bytes::from_static(b"XADD"), key.clone()];
+        if p.nomkstream {
+            argv.push(Bytes::from_static(b"NOMKSTREAM"));
+        }
+        argv.extend(exact_trim(&p, s));
+        argv.push(id.to_bytes());
+        argv.extend(args[field_pos..].iter().cloned());
+        argv
+    });
     ctx.written(key, "xadd");
+    if let Some(argv) = replay {
+        ctx.propagate_as(argv);
+    }
     wake_readers(ctx, key);
     id_reply(id)
 }
 
+/// The trimming an XADD or XTRIM did, as exact options for the write stream:
+/// approximate trimming (`~`, LIMIT) removes whole nodes, whose bounds differ
+/// between servers, so it is replayed as the exact length or first ID it
+/// left, as Redis rewrites it.
+fn exact_trim(p: &AddTrim, s: &crate::storage::Stream) -> Vec<Bytes> {
+    let eq = || Bytes::from_static(b"=");
+    match p.trim {
+        None => Vec::new(),
+        Some(Trim::MaxLen(n)) if !p.approx => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from(n.to_string())],
+        Some(Trim::MinId(id)) if !p.approx => vec![Bytes::from_static(b"MINID"), eq(), id.to_bytes()],
+        Some(Trim::MaxLen(_)) => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from(s.len().to_string())],
+        Some(Trim::MinId(_)) => match s.edge_id(false) {
+            Some(first) => vec![Bytes::from_static(b"MINID"), eq(), first.to_bytes()],
+            None => vec![Bytes::from_static(b"MAXLEN"), eq(), Bytes::from_static(b"0")],
+        },
+    }
+}
+
 pub fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    match stream_mut(ctx.db(&args[1]), &args[1], now) {
+    match stream_read(ctx, &args[1]) {
         Err(e) => e,
         Ok(s) => Reply::Int(s.map_or(0, |s| s.len() as i64)),
     }
@@ -357,8 +404,7 @@ fn range_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> Reply {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let now = ctx.now;
-    let s = match stream_mut(ctx.db(&args[1]), &args[1], now) {
+    let s = match stream_read(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(vec![]),
         Ok(Some(s)) => s,
@@ -421,6 +467,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let now = ctx.now;
     let key = &args[1];
+    let propagating = ctx.propagating();
     let s = match stream_mut(ctx.db(key), key, now) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
@@ -431,7 +478,16 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let n = s.trim(how, p.approx, p.limit);
     if n > 0 {
+        let replay = propagating.then(|| {
+            let mut argv = vec![Bytes::from_static(b"XTRIM"), key.clone()];
+            argv.extend(exact_trim(&p, s));
+            argv
+        });
         ctx.written(key, "xtrim");
+        ctx.set_dirty(n);
+        if let Some(argv) = replay {
+            ctx.propagate_as(argv);
+        }
     }
     Reply::Int(n as i64)
 }
@@ -471,7 +527,7 @@ pub fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let s = match stream_mut(ctx.db(key), key, now) {
         Err(e) => return e,
-        Ok(None) => return Reply::err("no such key"),
+        Ok(None) => return Reply::err(crate::protocol::errors::NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
     if !s.is_empty() {

@@ -56,7 +56,7 @@ pub fn pin_ids(ctx: &mut Ctx, args: &[Bytes]) -> Option<Vec<Bytes>> {
     for (i, &k) in keys.iter().enumerate() {
         let at = first + n + i;
         if args.get(at).is_some_and(|a| &a[..] == b"$") {
-            let last = match stream_of(ctx, &args[k]) {
+            let last = match stream_of(ctx, &args[k], false) {
                 Ok(Some(s)) => s.last_id,
                 _ => StreamId::MIN,
             };
@@ -92,9 +92,9 @@ pub fn parse(args: &[Bytes], in_script: bool) -> Result<ReadReq, Reply> {
             }
             i += 1;
             let ms = crate::util::parse_i64(&args[i])
-                .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+                .ok_or_else(|| Reply::err(crate::protocol::errors::TIMEOUT_NOT_INTEGER))?;
             if ms < 0 {
-                return Err(Reply::err("timeout is negative"));
+                return Err(Reply::err(crate::protocol::errors::TIMEOUT_NEGATIVE));
             }
             req.block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
         } else if eq_ic(o, "count") && more > 0 {
@@ -137,7 +137,14 @@ pub fn parse(args: &[Bytes], in_script: bool) -> Result<ReadReq, Reply> {
     Ok(req)
 }
 
-fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>, Reply> {
+/// The stream under `key`; `counted` makes it a read lookup (a keyspace hit
+/// or miss): Redis looks each key up twice in a first try (resolving the
+/// IDs, then serving), and not at all through its read path when it serves
+/// a blocked client.
+fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8], counted: bool) -> Result<Option<&'d mut Stream>, Reply> {
+    if counted {
+        return super::stream_read(ctx, key);
+    }
     let now = ctx.now;
     super::stream_mut(ctx.db(key), key, now)
 }
@@ -147,14 +154,16 @@ fn stream_of<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d mut Stream>,
 fn resolve(ctx: &mut Ctx, req: &ReadReq) -> Result<Vec<Pos>, Reply> {
     let mut out = Vec::with_capacity(req.keys.len());
     for (key, arg) in req.keys.iter().zip(&req.id_args) {
-        let s = stream_of(ctx, key)?;
+        let s = stream_of(ctx, key, true)?;
         if let Some((g, _)) = &req.group {
             if !s.as_ref().is_some_and(|s| s.groups.contains_key(g)) {
-                return Err(Reply::error(format!(
-                    "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                    String::from_utf8_lossy(key),
-                    String::from_utf8_lossy(g)
-                )));
+                return Err(Reply::error_concat(&[
+                    b"NOGROUP No such key '",
+                    crate::protocol::c_str(key),
+                    b"' or consumer group '",
+                    crate::protocol::c_str(g),
+                    b"' in XREADGROUP with GROUP option",
+                ]));
             }
         }
         let pos = match &arg[..] {
@@ -191,7 +200,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
     for key in &req.keys {
         let owner = ctx.server.shards.for_key(key);
         if !ctx.shards().iter().any(|s| s.id == owner) {
-            return Some(Reply::err("Script attempted to access a non local key in a cluster node"));
+            return Some(Reply::err(crate::protocol::errors::NON_LOCAL_KEY));
         }
     }
     if !retry {
@@ -212,11 +221,12 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
             .collect();
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
+    let mut consumers_created = 0;
     for i in 0..req.keys.len() {
         let key = req.keys[i].clone();
         let pos = req.resolved.get(i).copied().unwrap_or(Pos::New);
         let now = ctx.now;
-        let s = match stream_of(ctx, &key) {
+        let s = match stream_of(ctx, &key, !retry) {
             Ok(Some(s)) => s,
             Ok(None) | Err(_) if retry && req.group.is_some() => {
                 return Some(Reply::error("UNBLOCKED the stream key no longer exists"));
@@ -231,7 +241,12 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
                         "NOGROUP the consumer group this client was blocked on no longer exists",
                     ));
                 }
-                read_group(s, g, c, pos, req.count, req.noack, now)
+                let known = s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c));
+                let r = read_group(s, g, c, pos, req.count, req.noack, now);
+                if !known && s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c)) {
+                    consumers_created += 1;
+                }
+                r
             }
         };
         if let Some(r) = r {
@@ -245,6 +260,8 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         for (key, _) in &served {
             ctx.written(key, "xreadgroup");
         }
+        // A change per stream served and per consumer created, as Redis counts.
+        ctx.set_dirty((served.len() + consumers_created) as u64);
     }
     Some(if ctx.resp >= 3 {
         Reply::Map(served.into_iter().map(|(k, v)| (Reply::Bulk(k), v)).collect())

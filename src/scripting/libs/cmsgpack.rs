@@ -457,11 +457,12 @@ fn unpack_full(lua: &Lua, a: &Args, nargs: usize, limit: i64, offset: i64) -> ml
     if offset < 0 || limit < 0 {
         return Err(lua_error(
             lua,
-            format!("Invalid request to unpack with offset of {offset} and limit of {}.", len as i32),
+            format!("Invalid request to unpack with offset of {} and limit of {}.", offset as i32, len as i32),
         ));
     }
     if offset as u64 > len as u64 {
-        return Err(lua_error(lua, format!("Start offset {offset} greater than input length {}.", len as i32)));
+        let shown = offset as i32;
+        return Err(lua_error(lua, format!("Start offset {shown} greater than input length {}.", len as i32)));
     }
     let limit = if decode_all { i32::MAX as i64 } else { limit };
     let mut d = Decoder { lua, data: &data[offset as usize..], pos: 0, top: nargs };
@@ -501,13 +502,14 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
 
 fn unpack_one(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let a = Args::new(&args, "unpack_one");
-    let offset = a.opt_integer(lua, 2, 0)? as i32 as i64;
+    // Redis keeps these as lua_Integer (64 bits), printing them as `int`.
+    let offset = a.opt_integer(lua, 2, 0)?;
     unpack_full(lua, &a, 1, 1, offset)
 }
 
 fn unpack_limit(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let a = Args::new(&args, "unpack_limit");
-    let limit = a.check_integer(lua, 2)? as i32 as i64;
-    let offset = a.opt_integer(lua, 3, 0)? as i32 as i64;
+    let limit = a.check_integer(lua, 2)?;
+    let offset = a.opt_integer(lua, 3, 0)?;
     unpack_full(lua, &a, 1, limit, offset)
 }

@@ -27,7 +27,7 @@ impl Ld {
     pub const ZERO: Ld = Ld { neg: false, m: 0, e: 0, inf: false };
 
     /// The correctly rounded sum; None when it is infinite or NaN.
-    pub fn add(self, o: Ld) -> Option<Ld> {
+    pub fn checked_add(self, o: Ld) -> Option<Ld> {
         if self.inf || o.inf {
             return None;
         }
@@ -435,7 +435,7 @@ mod tests {
     use super::*;
 
     fn incr(a: &str, b: &str) -> Option<String> {
-        Some(parse(a.as_bytes())?.add(parse(b.as_bytes())?)?.to_human())
+        Some(parse(a.as_bytes())?.checked_add(parse(b.as_bytes())?)?.to_human())
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Server configuration: command-line flags, a Redis-style config file, and
 //! the live parameter set behind `CONFIG GET`/`CONFIG SET`.
 
+pub mod keyspace_events;
+pub mod output_limits;
+
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -46,6 +49,9 @@ macro_rules! p {
     };
 }
 
+/// Who may use a protected action (DEBUG, MODULE, protected configs):
+/// nobody, anyone, or clients connected from 127.0.0.1 / ::1.
+const PROTECTED_ACTION: &[&str] = &["no", "yes", "local"];
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
@@ -137,9 +143,9 @@ pub static PARAMS: &[Param] = &[
     p!("dir", "", Kind::Str, Protected),
     p!("disable-thp", "yes", Kind::Bool, Immutable),
     p!("dynamic-hz", "yes", Kind::Bool, Mutable),
-    p!("enable-debug-command", "no", Kind::Bool, Immutable),
-    p!("enable-module-command", "no", Kind::Bool, Immutable),
-    p!("enable-protected-configs", "no", Kind::Bool, Immutable),
+    p!("enable-debug-command", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
+    p!("enable-module-command", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
+    p!("enable-protected-configs", "no", Kind::Enum(PROTECTED_ACTION), Immutable),
     p!("hash-max-listpack-entries", "512", Kind::Int(0, i64::MAX), Mutable, alias = "hash-max-ziplist-entries"),
     p!("hash-max-listpack-value", "64", Kind::Memory(0), Mutable, alias = "hash-max-ziplist-value"),
     p!("hll-sparse-max-bytes", "3000", Kind::Memory(0), Mutable),
@@ -308,7 +314,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Str if param.name == "notify-keyspace-events" => crate::pubsub::notify::normalize(value),
+        Kind::Str if param.name == "notify-keyspace-events" => keyspace_events::normalize(value),
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -343,11 +349,14 @@ pub struct Config {
     /// `notify-keyspace-events` as flags, read by every write.
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
-    pub pubsub_limits: Arc<crate::pubsub::Limits>,
+    pub pubsub_limits: Arc<output_limits::Limits>,
     /// The normal class of `client-output-buffer-limit`, read by every connection loop turn.
-    pub normal_limits: Arc<crate::pubsub::Limits>,
+    pub normal_limits: Arc<output_limits::Limits>,
     /// `client-query-buffer-limit`, checked after every read.
     pub query_buffer_limit: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` both set: with no
+    /// replicas, every write is refused (`NOREPLICAS`), as on Redis.
+    pub writes_need_replicas: std::sync::atomic::AtomicBool,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -382,6 +391,7 @@ impl Default for Config {
             pubsub_limits: Arc::default(),
             normal_limits: Arc::default(),
             query_buffer_limit: AtomicU64::new(0),
+            writes_need_replicas: std::sync::atomic::AtomicBool::new(false),
             requirepass: RwLock::new(None),
             file: None,
         };
@@ -438,7 +448,7 @@ impl Config {
         for (i, (p, value)) in found.iter().enumerate() {
             let v = if p.name == "client-output-buffer-limit" {
                 let current = self.get(p.name).unwrap_or_default();
-                crate::pubsub::merge_output_limits(&current, value)
+                output_limits::merge_output_limits(&current, value)
             } else {
                 normalize(p, value)
             };
@@ -497,19 +507,23 @@ impl Config {
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "hll-sparse-max-bytes" => self.hll_sparse_max_bytes.store(v.max(0) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
-                let flags = crate::pubsub::notify::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);
+                let flags = keyspace_events::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);
                 self.notify_flags.store(flags, Ordering::Relaxed);
             }
             "client-output-buffer-limit" => {
                 let value = self.get(name).unwrap_or_default();
-                let (hard, soft, secs) = crate::pubsub::output_limits(&value, "pubsub").unwrap_or((0, 0, 0));
+                let (hard, soft, secs) = output_limits::output_limits(&value, "pubsub").unwrap_or((0, 0, 0));
                 self.pubsub_limits.hard.store(hard, Ordering::Relaxed);
                 self.pubsub_limits.soft.store(soft, Ordering::Relaxed);
                 self.pubsub_limits.soft_secs.store(secs, Ordering::Relaxed);
-                let (hard, soft, secs) = crate::pubsub::output_limits(&value, "normal").unwrap_or((0, 0, 0));
+                let (hard, soft, secs) = output_limits::output_limits(&value, "normal").unwrap_or((0, 0, 0));
                 self.normal_limits.hard.store(hard, Ordering::Relaxed);
                 self.normal_limits.soft.store(soft, Ordering::Relaxed);
                 self.normal_limits.soft_secs.store(secs, Ordering::Relaxed);
+            }
+            "min-replicas-to-write" | "min-replicas-max-lag" => {
+                let on = self.get_i64("min-replicas-to-write") > 0 && self.get_i64("min-replicas-max-lag") > 0;
+                self.writes_need_replicas.store(on, Ordering::Relaxed);
             }
             "requirepass" => {
                 let pass = self.get("requirepass").unwrap_or_default();

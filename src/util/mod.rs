@@ -1,55 +1,29 @@
-//! Small parsing and matching helpers shared by command families.
+//! Small helpers shared by every layer: numbers (`numbers`, `longdouble`),
+//! glob matching, the clock, quoting.
 
-/// Parses a Redis integer argument: optional '-', digits, no spaces, no '+'.
-pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
+pub mod longdouble;
+pub mod numbers;
+
+pub use numbers::{parse_f64, parse_i64, parse_u64};
+
+/// Wall-clock time since the Unix epoch. Read once per command (its `now`
+/// and its duration), so it avoids std's `SystemTime` arithmetic.
+#[inline]
+pub fn wall_clock() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer;
+    // CLOCK_REALTIME always exists on Linux. On failure `ts` stays zero.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        let d = (c - b'0') as i64;
-        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
-    }
-    if neg && v == 0 {
-        return None; // "-0" is not a valid integer in Redis's strict parser
-    }
-    Some(v)
+    std::time::Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
-pub fn parse_u64(s: &[u8]) -> Option<u64> {
-    let v = parse_i64(s)?;
-    u64::try_from(v).ok()
-}
-
-/// Parses a float the way Redis's `strtold`-based parser accepts it:
-/// no leading/trailing spaces, "inf"/"-inf"/"+inf" allowed, NaN refused.
-pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
-        return None;
-    }
-    let text = std::str::from_utf8(s).ok()?;
-    let v = match text.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            // Rust accepts forms C does not ("1e" is refused by both; "0x10" only by Rust).
-            if text.contains(['x', 'X', '_']) || text.eq_ignore_ascii_case("nan") {
-                return None;
-            }
-            text.parse::<f64>().ok()?
-        }
-    };
-    if v.is_nan() {
-        return None;
-    }
-    Some(v)
+/// `wall_clock` in nanoseconds since the Unix epoch: what dispatch times commands with.
+#[inline]
+pub fn clock_ns() -> u64 {
+    let t = wall_clock();
+    t.as_secs() * 1_000_000_000 + t.subsec_nanos() as u64
 }
 
 /// Case-insensitive ASCII comparison of an argument with a keyword.

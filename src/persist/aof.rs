@@ -1,0 +1,691 @@
+//! The append-only file, in Redis 7's multi-part layout: a directory
+//! (`appenddirname`) holding a base file (an RDB preamble or commands), one
+//! or more incremental files of commands, and a manifest that lists them.
+//! redis-server and moonshard read each other's directories.
+//!
+//! The AOF follows the propagated write stream (`crate::propagate`): the
+//! stream appends bytes to `Aof::pending` in global order, and a writer
+//! thread writes them and fsyncs per `appendfsync`: `always` fsyncs before
+//! the clients whose writes it holds get their replies (one fsync serves
+//! every write that arrived meanwhile: group commit), `everysec` once a
+//! second, `no` never.
+//!
+//! At start-up the files are replayed through dispatch (`Origin::AofLoad`)
+//! before the server accepts clients.
+
+use crate::commands::dispatch::{self, Origin, Tally};
+use crate::commands::registry::{self, Exec};
+use crate::commands::spec::SessionOp;
+use crate::commands::{ConnCtx, Ctx};
+use crate::net::client::{ClientInfo, ClientState, ReplyMode};
+use crate::server::Server;
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const FSYNC_ALWAYS: u8 = 0;
+pub const FSYNC_EVERYSEC: u8 = 1;
+pub const FSYNC_NO: u8 = 2;
+
+pub fn fsync_policy(name: &str) -> u8 {
+    match name {
+        "always" => FSYNC_ALWAYS,
+        "no" => FSYNC_NO,
+        _ => FSYNC_EVERYSEC,
+    }
+}
+
+// ------------------------------------------------------------------ manifest
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: String,
+    pub seq: u64,
+    /// b (base), h (history), i (incremental).
+    pub kind: char,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub base: Option<FileEntry>,
+    pub incrs: Vec<FileEntry>,
+}
+
+impl Manifest {
+    /// Parses a manifest as Redis 7 writes it: one `file <name> seq <n>
+    /// type <b|h|i>` line per file.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let mut m = Manifest::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = split_args(line).ok_or_else(|| format!("Invalid AOF manifest file format (line {})", n + 1))?;
+            let mut name = None;
+            let mut seq = None;
+            let mut kind = None;
+            for pair in words.chunks(2) {
+                let [k, v] = pair else {
+                    return Err(format!("Invalid AOF manifest file format (line {})", n + 1));
+                };
+                match k.as_str() {
+                    "file" => name = Some(v.clone()),
+                    "seq" => seq = v.parse().ok(),
+                    "type" => kind = v.chars().next(),
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+                return Err(format!("Invalid AOF manifest file format (line {})", n + 1));
+            };
+            let entry = FileEntry { name, seq, kind };
+            match kind {
+                'b' => {
+                    if m.base.is_some() {
+                        return Err("Found duplicate base file information".into());
+                    }
+                    m.base = Some(entry);
+                }
+                'i' => m.incrs.push(entry),
+                'h' => {}
+                _ => return Err(format!("Unknown AOF file type {kind}")),
+            }
+        }
+        m.incrs.sort_by_key(|e| e.seq);
+        Ok(m)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for e in self.base.iter().chain(self.incrs.iter()) {
+            out.push_str(&format!("file {} seq {} type {}\n", quote_if_needed(&e.name), e.seq, e.kind));
+        }
+        out
+    }
+}
+
+/// Splits a manifest line as Redis's `sdssplitargs` does for the forms it
+/// writes: words, optionally in double quotes with backslash escapes.
+fn split_args(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&c) = chars.peek() else {
+            return Some(out);
+        };
+        let mut word = String::new();
+        if c == '"' {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => word.push(chars.next()?),
+                    c => word.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        out.push(word);
+    }
+}
+
+fn quote_if_needed(name: &str) -> String {
+    if name.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        name.to_string()
+    }
+}
+
+// ---------------------------------------------------------------- the files
+
+/// Where the AOF lives, from the configuration.
+pub struct Layout {
+    pub dir: PathBuf,
+    pub filename: String,
+}
+
+impl Layout {
+    pub fn from_config(server: &Server) -> Layout {
+        let c = &server.config;
+        let base = PathBuf::from(c.get("dir").unwrap_or_else(|| ".".into()));
+        let dirname = c.get("appenddirname").unwrap_or_else(|| "appendonlydir".into());
+        let filename = c.get("appendfilename").unwrap_or_else(|| "appendonly.aof".into());
+        Layout { dir: base.join(dirname), filename }
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.filename))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Writes the manifest atomically (temporary file, fsync, rename, fsync of the directory).
+fn write_manifest(layout: &Layout, m: &Manifest) -> std::io::Result<()> {
+    super::rdb::write_file(&layout.manifest_path(), m.render().as_bytes())?;
+    sync_dir(&layout.dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates a fresh AOF for an empty dataset: an empty base (an RDB preamble
+/// or an empty command file, per `aof-use-rdb-preamble`), an empty first
+/// incremental file and the manifest.
+fn create_fresh(server: &Server, layout: &Layout) -> std::io::Result<Manifest> {
+    std::fs::create_dir_all(&layout.dir)?;
+    let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
+    let base_name = format!("{}.1.base.{}", layout.filename, if preamble { "rdb" } else { "aof" });
+    let base_bytes = if preamble { super::rdb::empty(true, crate::storage::memory::used_memory()) } else { Vec::new() };
+    super::rdb::write_file(&layout.path(&base_name), &base_bytes)?;
+    let incr_name = format!("{}.1.incr.aof", layout.filename);
+    std::fs::File::create(layout.path(&incr_name))?.sync_all()?;
+    let m = Manifest {
+        base: Some(FileEntry { name: base_name, seq: 1, kind: 'b' }),
+        incrs: vec![FileEntry { name: incr_name, seq: 1, kind: 'i' }],
+    };
+    write_manifest(layout, &m)?;
+    Ok(m)
+}
+
+// --------------------------------------------------------------- the writer
+
+struct Pending {
+    buf: Vec<u8>,
+    /// Stream offset of the end of `buf`.
+    end: u64,
+}
+
+pub struct Aof {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// Stream offset up to which the file is written / fsynced.
+    pub written: AtomicU64,
+    pub synced: AtomicU64,
+    /// Woken whenever `synced` moves (sessions waiting under `always`).
+    pub synced_notify: tokio::sync::Notify,
+    pub policy: AtomicU8,
+    stop: AtomicBool,
+    /// False after a failed write or fsync (INFO's aof_last_write_status).
+    pub write_ok: AtomicBool,
+    timestamps: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl crate::propagate::Subscriber for Aof {
+    fn append(&self, bytes: &[u8], end: u64) {
+        let mut p = self.pending.lock();
+        let was_empty = p.buf.is_empty();
+        p.buf.extend_from_slice(bytes);
+        p.end = end;
+        drop(p);
+        // A busy writer takes everything that piled up at its next round.
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Aof {
+    /// Waits (asynchronously) until the stream is fsynced up to `offset`.
+    pub async fn wait_synced(&self, offset: u64) {
+        loop {
+            let notified = self.synced_notify.notified();
+            if self.synced.load(Ordering::Acquire) >= offset || self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn run(self: Arc<Self>, mut file: std::fs::File, name: String, server: Arc<Server>) {
+        let mut last_sync = Instant::now();
+        let mut last_ts = 0u64;
+        loop {
+            let policy = self.policy.load(Ordering::Relaxed);
+            let (buf, end) = {
+                let mut p = self.pending.lock();
+                while p.buf.is_empty() && !self.stop.load(Ordering::Acquire) {
+                    let unsynced = self.written.load(Ordering::Relaxed) > self.synced.load(Ordering::Relaxed);
+                    if policy == FSYNC_EVERYSEC && unsynced {
+                        let left = Duration::from_secs(1).saturating_sub(last_sync.elapsed());
+                        if left.is_zero() || self.wake.wait_for(&mut p, left).timed_out() {
+                            break;
+                        }
+                    } else {
+                        self.wake.wait_for(&mut p, Duration::from_millis(500));
+                        if policy != self.policy.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                }
+                (std::mem::take(&mut p.buf), p.end)
+            };
+            if !buf.is_empty() {
+                let mut ok = true;
+                if self.timestamps.load(Ordering::Relaxed) {
+                    let now = crate::storage::now_ms() / 1000;
+                    if now != last_ts {
+                        ok &= file.write_all(format!("#TS:{now}\r\n").as_bytes()).is_ok();
+                        last_ts = now;
+                    }
+                }
+                ok &= file.write_all(&buf).is_ok();
+                if !ok {
+                    self.write_failed(&server, &name);
+                }
+                self.written.store(end, Ordering::Release);
+            }
+            let written = self.written.load(Ordering::Acquire);
+            let due = match policy {
+                FSYNC_ALWAYS => written > self.synced.load(Ordering::Relaxed),
+                FSYNC_EVERYSEC => last_sync.elapsed() >= Duration::from_secs(1),
+                _ => false,
+            };
+            if due {
+                if file.sync_data().is_err() {
+                    self.write_failed(&server, &name);
+                }
+                last_sync = Instant::now();
+            }
+            if due || policy == FSYNC_NO {
+                self.synced.store(written, Ordering::Release);
+                self.synced_notify.notify_waiters();
+            }
+            if self.stop.load(Ordering::Acquire) && self.pending.lock().buf.is_empty() {
+                let _ = file.sync_data();
+                self.synced.store(self.written.load(Ordering::Acquire), Ordering::Release);
+                self.synced_notify.notify_waiters();
+                return;
+            }
+        }
+    }
+
+    fn write_failed(&self, server: &Server, name: &str) {
+        if self.write_ok.swap(false, Ordering::AcqRel) {
+            crate::net::listener::log(server, "warning", &format!("Error writing to the AOF file {name}"));
+        }
+    }
+
+    /// Stops the writer after everything pending is written and fsynced.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_one();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts appending the write stream to the AOF's last incremental file.
+fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> std::io::Result<Arc<Aof>> {
+    let last =
+        manifest.incrs.last().ok_or_else(|| std::io::Error::other("the AOF manifest lists no incremental file"))?;
+    let path = layout.path(&last.name);
+    let file = std::fs::OpenOptions::new().append(true).create(true).open(&path)?;
+    let policy = fsync_policy(&server.config.get("appendfsync").unwrap_or_default());
+    let aof = Arc::new(Aof {
+        pending: Mutex::new(Pending { buf: Vec::new(), end: 0 }),
+        wake: Condvar::new(),
+        written: AtomicU64::new(0),
+        synced: AtomicU64::new(0),
+        synced_notify: tokio::sync::Notify::new(),
+        policy: AtomicU8::new(policy),
+        stop: AtomicBool::new(false),
+        write_ok: AtomicBool::new(true),
+        timestamps: AtomicBool::new(server.config.get("aof-timestamp-enabled").as_deref() == Some("yes")),
+        thread: Mutex::new(None),
+    });
+    let offset = server.propagation.subscribe(aof.clone());
+    aof.written.store(offset, Ordering::Release);
+    aof.synced.store(offset, Ordering::Release);
+    aof.pending.lock().end = offset;
+    let (me, srv, name) = (aof.clone(), server.clone(), last.name.clone());
+    let thread = std::thread::Builder::new().name("moonshard-aof".into()).spawn(move || me.run(file, name, srv))?;
+    *aof.thread.lock() = Some(thread);
+    Ok(aof)
+}
+
+// --------------------------------------------------------------- start-up
+
+/// At start-up with `appendonly yes`: loads the AOF (creating a fresh one
+/// when there is none) and starts appending to it. Err: the server must not
+/// start (the message says why, in Redis's words where Redis has them).
+pub fn open_at_startup(server: &Arc<Server>) -> Result<(), String> {
+    if server.config.get("appendonly").as_deref() != Some("yes") {
+        return Ok(());
+    }
+    let layout = Layout::from_config(server);
+    let manifest_path = layout.manifest_path();
+    let manifest = if manifest_path.exists() {
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| format!("Can't open the AOF manifest: {e}"))?;
+        let m = Manifest::parse(&text)?;
+        load(server, &layout, &m)?;
+        m
+    } else {
+        create_fresh(server, &layout).map_err(|e| format!("Can't create the append-only file: {e}"))?
+    };
+    let aof = start_writer(server, &layout, &manifest).map_err(|e| format!("Can't open the append-only file: {e}"))?;
+    *server.aof.lock() = Some(aof);
+    Ok(())
+}
+
+/// `CONFIG SET appendonly yes` at run time. Redis first rewrites the AOF
+/// from the dataset; moonshard can do that only for an empty dataset until
+/// snapshots exist (then it starts a fresh AOF with every shard entered, so
+/// no write slips between the check and the subscription).
+pub fn enable_at_runtime(server: &Arc<Server>) -> Result<(), String> {
+    if server.aof.lock().is_some() {
+        return Ok(());
+    }
+    let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    if guards.iter().any(|g| g.total_keys() > 0) {
+        return Err(
+            "appendonly can only be turned on at run time while the dataset is empty (set it at start-up)".into()
+        );
+    }
+    let layout = Layout::from_config(server);
+    let manifest = create_fresh(server, &layout).map_err(|e| format!("Can't create the append-only file: {e}"))?;
+    let aof = start_writer(server, &layout, &manifest).map_err(|e| e.to_string())?;
+    drop(guards);
+    *server.aof.lock() = Some(aof);
+    Ok(())
+}
+
+/// `CONFIG SET appendonly no`, and shutdown: stops appending, after
+/// everything pending is written and fsynced.
+pub fn disable(server: &Server) {
+    let aof = server.aof.lock().take();
+    if let Some(aof) = aof {
+        let sub: Arc<dyn crate::propagate::Subscriber> = aof.clone();
+        server.propagation.unsubscribe(&sub);
+        aof.close();
+    }
+}
+
+// ---------------------------------------------------------------- loading
+
+/// What went wrong reading a file of commands.
+enum ReadError {
+    /// The file ends in the middle of a command.
+    Truncated,
+    Bad(String),
+}
+
+/// Reads the next command at `*pos`, skipping `#` annotation lines.
+fn next_command(data: &[u8], pos: &mut usize) -> Result<Option<Vec<Bytes>>, ReadError> {
+    let line = |pos: &mut usize| -> Result<&[u8], ReadError> {
+        let rest = &data[*pos..];
+        let end = rest.windows(2).position(|w| w == b"\r\n").ok_or(ReadError::Truncated)?;
+        *pos += end + 2;
+        Ok(&rest[..end])
+    };
+    loop {
+        let Some(&first) = data.get(*pos) else {
+            return Ok(None);
+        };
+        if first == b'#' {
+            line(pos)?;
+            continue;
+        }
+        if first != b'*' {
+            return Err(ReadError::Bad("Bad file format reading the append only file".into()));
+        }
+        let head = line(pos)?;
+        let n: usize = std::str::from_utf8(&head[1..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| ReadError::Bad("Bad file format reading the append only file".into()))?;
+        let mut argv = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let head = line(pos)?;
+            if head.first() != Some(&b'$') {
+                return Err(ReadError::Bad("Bad file format reading the append only file".into()));
+            }
+            let len: usize = std::str::from_utf8(&head[1..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| ReadError::Bad("Bad file format reading the append only file".into()))?;
+            let end = pos.checked_add(len).ok_or(ReadError::Truncated)?;
+            if end + 2 > data.len() {
+                return Err(ReadError::Truncated);
+            }
+            if &data[end..end + 2] != b"\r\n" {
+                return Err(ReadError::Bad("Bad file format reading the append only file".into()));
+            }
+            argv.push(Bytes::copy_from_slice(&data[*pos..end]));
+            *pos = end + 2;
+        }
+        return Ok(Some(argv));
+    }
+}
+
+/// The client AOF commands run as.
+struct Loader<'a> {
+    server: &'a Arc<Server>,
+    client: ClientState,
+    /// Commands of an open MULTI, applied at its EXEC.
+    multi: Option<Vec<Vec<Bytes>>>,
+    commands: u64,
+}
+
+impl Loader<'_> {
+    fn apply(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        match name.as_str() {
+            "multi" => {
+                self.multi = Some(Vec::new());
+                return Ok(());
+            }
+            "exec" => {
+                let Some(queued) = self.multi.take() else {
+                    return Err("EXEC without MULTI in the append only file".into());
+                };
+                // A transaction's shards are entered together for the whole unit.
+                let all: Vec<usize> = (0..self.server.shards.len()).collect();
+                let mut guards: Vec<_> = all.iter().map(|&i| self.server.shards.get(i).lock_blocking()).collect();
+                let mut refs: Vec<&mut crate::shard::ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+                for argv in queued {
+                    self.run(&argv, &mut refs)?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        if let Some(q) = self.multi.as_mut() {
+            q.push(argv);
+            return Ok(());
+        }
+        let all: Vec<usize> = (0..self.server.shards.len()).collect();
+        let mut guards: Vec<_> = all.iter().map(|&i| self.server.shards.get(i).lock_blocking()).collect();
+        let mut refs: Vec<&mut crate::shard::ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+        self.run(&argv, &mut refs)
+    }
+
+    /// Runs one command through dispatch with every shard entered (start-up:
+    /// nothing else runs, so holding them all costs nothing).
+    fn run(&mut self, argv: &[Bytes], refs: &mut [&mut crate::shard::ShardData]) -> Result<(), String> {
+        let cmd = registry::resolve(argv).map_err(|_| {
+            format!("Unknown command '{}' reading the append only file", String::from_utf8_lossy(&argv[0]))
+        })?;
+        self.commands += 1;
+        let server = self.server;
+        let (db, resp) = (self.client.db, self.client.resp);
+        match cmd.spec.exec {
+            Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
+                let mut tally = Tally::start();
+                let mut ctx = Ctx::new(server, refs, &self.client.info, db, resp, Origin::AofLoad);
+                dispatch::call(&mut ctx, cmd, argv, &mut tally);
+                tally.publish(server, &self.client.info);
+            }
+            Exec::Routed(route, _) => {
+                if let Ok(id) = route(server, argv) {
+                    if let Some(pos) = refs.iter().position(|s| s.id == id) {
+                        let mut one = [&mut *refs[pos]];
+                        let mut tally = Tally::start();
+                        let mut ctx = Ctx::new(server, &mut one, &self.client.info, db, resp, Origin::AofLoad);
+                        dispatch::call(&mut ctx, cmd, argv, &mut tally);
+                        tally.publish(server, &self.client.info);
+                    }
+                }
+            }
+            Exec::Conn(_) => {
+                let mut ctx = ConnCtx { server, client: &mut self.client };
+                dispatch::call_conn(&mut ctx, cmd, argv, Origin::AofLoad);
+            }
+            Exec::Session(SessionOp::Eval | SessionOp::Fcall) => {
+                let home = 0;
+                let reply = crate::scripting::run_in_transaction(server, &self.client, home, refs, cmd, argv);
+                if let Some(e) = reply.error_text() {
+                    let e = String::from_utf8_lossy(e);
+                    crate::net::listener::log(server, "warning", &format!("A script in the AOF failed: {e}"));
+                }
+            }
+            Exec::Session(_) | Exec::Container => {}
+        }
+        Ok(())
+    }
+}
+
+/// Replays the files the manifest lists. A last file cut short in its final
+/// command is truncated there when `aof-load-truncated` is on (as Redis does);
+/// any other damage refuses to start.
+fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), String> {
+    let started = Instant::now();
+    let info = Arc::new(ClientInfo::new(0, "aof".into(), String::new(), -1));
+    let mut loader = Loader {
+        server,
+        client: ClientState {
+            info,
+            db: 0,
+            resp: 2,
+            authenticated: true,
+            close_after_reply: false,
+            reply_mode: ReplyMode::On,
+        },
+        multi: None,
+        commands: 0,
+    };
+    let files: Vec<&FileEntry> = m.base.iter().chain(m.incrs.iter()).collect();
+    let truncated_ok = server.config.get("aof-load-truncated").as_deref() != Some("no");
+    for (i, f) in files.iter().enumerate() {
+        let path = layout.path(&f.name);
+        let last = i + 1 == files.len();
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.kind == 'i' && last => Vec::new(),
+            Err(e) => return Err(format!("Can't open the append-only file {}: {e}", f.name)),
+        };
+        if f.kind == 'b' && data.starts_with(b"REDIS") {
+            super::rdb::check_empty(&data).map_err(|e| format!("Error reading the RDB base file {}: {e}", f.name))?;
+            continue;
+        }
+        let mut pos = 0usize;
+        let mut good = 0usize;
+        loop {
+            match next_command(&data, &mut pos) {
+                Ok(None) => break,
+                Ok(Some(argv)) => {
+                    loader.apply(argv)?;
+                    if loader.multi.is_none() {
+                        good = pos;
+                    }
+                }
+                Err(ReadError::Bad(msg)) => {
+                    return Err(format!(
+                    "{msg} {}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>",
+                    f.name
+                ))
+                }
+                Err(ReadError::Truncated) => {
+                    if !last || !truncated_ok {
+                        return Err(format!(
+                            "Unexpected end of file reading the append only file {}. You can: 1) Make a backup of \
+                             your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively \
+                             you can set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                            f.name
+                        ));
+                    }
+                    let log = |m: &str| crate::net::listener::log(server, "warning", m);
+                    log(&format!("!!! Warning: short read while loading the AOF file {}!!!", f.name));
+                    log(&format!("!!! Truncating the AOF {} at offset {good} !!!", f.name));
+                    truncate(&path, good as u64).map_err(|e| format!("Error truncating the AOF file: {e}"))?;
+                    log("AOF loaded anyway because aof-load-truncated is enabled");
+                    loader.multi = None;
+                    break;
+                }
+            }
+        }
+        if loader.multi.is_some() {
+            // A transaction with no EXEC at the end of the last file: never
+            // acknowledged, so never applied.
+            if !last || !truncated_ok {
+                return Err(format!("Unexpected end of file reading the append only file {}", f.name));
+            }
+            crate::net::listener::log(server, "warning", "Revert incomplete MULTI/EXEC transaction in AOF file");
+            truncate(&path, good as u64).map_err(|e| format!("Error truncating the AOF file: {e}"))?;
+            loader.multi = None;
+        }
+    }
+    crate::net::listener::log(
+        server,
+        "notice",
+        &format!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64()),
+    );
+    Ok(())
+}
+
+fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trip() {
+        let text = "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.base.as_ref().unwrap().name, "appendonly.aof.1.base.rdb");
+        assert_eq!(m.incrs.len(), 1);
+        assert_eq!(m.render(), text);
+        let quoted = Manifest::parse("file \"my file.aof\" seq 2 type i\n").unwrap();
+        assert_eq!(quoted.incrs[0].name, "my file.aof");
+        assert!(quoted.render().contains("\"my file.aof\""));
+        assert!(Manifest::parse("file x seq\n").is_err());
+    }
+
+    #[test]
+    fn commands_annotations_and_truncation() {
+        let data = b"#TS:1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPI";
+        let mut pos = 0;
+        let first = next_command(data, &mut pos).ok().flatten().unwrap();
+        assert_eq!(first, vec![Bytes::from("GET"), Bytes::from("a")]);
+        assert!(matches!(next_command(data, &mut pos), Err(ReadError::Truncated)));
+        let mut pos = 0;
+        assert!(matches!(next_command(b"garbage\r\n", &mut pos), Err(ReadError::Bad(_))));
+    }
+}
