@@ -46,6 +46,9 @@ fn exec_refused_for_arity_aborts_the_transaction() {
     b.lines(&["MULTI", "SET k v", "EXEC x", "GET k", "EXEC"]);
     b.lines(&["MULTI", "SET k v", "DISCARD x", "EXEC"]);
     b.lines(&["MULTI", "MULTI x", "EXEC", "MULTI", "WATCH", "EXEC"]);
+    // Outside MULTI too: EXECABORT, and the watched keys are released (the
+    // connection's own SET would otherwise make the next EXEC fail).
+    b.lines(&["EXEC x", "WATCH k", "EXEC x y", "SET k 2", "MULTI", "GET k", "EXEC"]);
 }
 
 #[test]
