@@ -1154,18 +1154,18 @@ fn has_domain(cmd: &Cmd, args: &[Arg]) -> bool {
 
 /// Lex ranges only on `{t}lex` (every score 0): Redis leaves lex ranges over
 /// members with different scores unspecified (rules.rs `lex-same-score`).
+/// Every pool key in the command becomes `{t}lex`, not only the sorted sets
+/// of the pool: any key (`{t}dst`, `{t}new`, a renamed one) may hold a sorted
+/// set with mixed scores by then. ZRANGESTORE's destination is left alone.
 fn lex_fixup(name: &str, argv: &mut [Vec<u8>]) {
     let lex = matches!(name, "zrangebylex" | "zrevrangebylex" | "zlexcount" | "zremrangebylex")
         || (matches!(name, "zrange" | "zrangestore") && argv.iter().any(|a| a.eq_ignore_ascii_case(b"bylex")));
     if !lex {
         return;
     }
-    for a in argv.iter_mut().skip(1) {
-        let scored = KEYS
-            .iter()
-            .chain(OTHER_KEYS)
-            .any(|d| matches!(d.kind, Kind::ZSet | Kind::Geo) && d.name.as_bytes() == a.as_slice());
-        if scored {
+    let first = if name == "zrangestore" { 2 } else { 1 };
+    for a in argv.iter_mut().skip(first) {
+        if KEYS.iter().chain(OTHER_KEYS).any(|d| d.name.as_bytes() == a.as_slice()) {
             *a = b"{t}lex".to_vec();
         }
     }
@@ -1221,5 +1221,19 @@ mod tests {
         assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(sha1_hex(b"return 1"), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
         assert_eq!(sha1_hex(&[b'a'; 1000]), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+    }
+
+    #[test]
+    fn lex_ranges_only_read_the_score_0_set() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>();
+        let mut a = argv(&["ZRANGEBYLEX", "{t}dst", "(a", "{t}new"]);
+        lex_fixup("zrangebylex", &mut a);
+        assert_eq!(a, argv(&["ZRANGEBYLEX", "{t}lex", "(a", "{t}lex"]));
+        let mut a = argv(&["ZRANGESTORE", "{t}dst", "{t}zset", "-", "+", "BYLEX"]);
+        lex_fixup("zrangestore", &mut a);
+        assert_eq!(a, argv(&["ZRANGESTORE", "{t}dst", "{t}lex", "-", "+", "BYLEX"]));
+        let mut a = argv(&["ZRANGE", "{t}zset", "0", "-1"]);
+        lex_fixup("zrange", &mut a);
+        assert_eq!(a[1], b"{t}zset".to_vec());
     }
 }
