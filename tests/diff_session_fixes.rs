@@ -51,6 +51,16 @@ fn exec_refused_for_arity_aborts_the_transaction() {
     b.lines(&["EXEC x", "WATCH k", "EXEC x y", "SET k 2", "MULTI", "GET k", "EXEC"]);
 }
 
+/// SCAN's cursor is checked when the command runs, before its options: an
+/// invalid one inside MULTI is queued and fails in EXEC, as in Redis.
+#[test]
+fn scan_cursor_is_checked_when_scan_runs() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let mut b = Both::new(&pair);
+    b.lines(&["SCAN a", "SCAN a COUNT x", "SCAN 0 COUNT x", "SCAN -1"]);
+    b.lines(&["MULTI", "SCAN a", "SCAN 0 COUNT 0", "SSCAN k a", "EXEC"]);
+}
+
 /// HELLO queued in MULTI: each reply of the EXEC array is written in the
 /// protocol in force once its command ran (before the HELLO: the old one;
 /// the HELLO's own reply and later ones: the new one).
