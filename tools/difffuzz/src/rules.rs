@@ -95,7 +95,9 @@ pub enum Compare {
     /// A `DUMP` payload: exact, except that a hash-table set or hash (RDB
     /// types 2 and 4) may list its elements in another order: then the
     /// type byte, the length, the RDB version and the body's bytes as a
-    /// multiset must agree (the checksum is left out).
+    /// multiset must agree (the checksum is left out); and a stream's
+    /// (types 15, 19, 21) delivery and seen times (8-byte millisecond
+    /// stamps) may differ by up to 10 s, every other byte equal.
     DumpPayload,
 }
 
@@ -146,7 +148,8 @@ pub static COMPARE: &[CompareRule] = &[
         matcher: Matcher::Commands(&["dump"]),
         compare: Compare::DumpPayload,
         reason: "README: a DUMP payload equals Redis's byte for byte except for hash-table sets and hashes, \
-                 whose element order is Redis's hash order: those are compared as the same elements in any order",
+                 whose element order is Redis's hash order: those are compared as the same elements in any order; \
+                 a stream's pending-entry delivery and consumer seen times are each server's clock (±10 s)",
     },
     CompareRule {
         id: "time-tolerance-s",
@@ -635,8 +638,46 @@ pub fn equal(cmp: Compare, a: &Value, b: &Value) -> bool {
             _ => shape_eq(a, b) && (a.error().is_some() || a == b || same_kind(a, b)),
         },
         Compare::Mask(names) => mask(a, names) == mask(b, names),
-        Compare::DumpPayload => a == b || dump_reordered(a, b),
+        Compare::DumpPayload => a == b || dump_reordered(a, b) || dump_stream_times(a, b),
     }
+}
+
+/// Two DUMP payloads of one stream (RDB type 15, 19 or 21) that differ only
+/// inside 8-byte little-endian millisecond stamps (pending entries' delivery
+/// times, consumers' seen times) that lie within 10 s of each other, and in
+/// the checksum.
+fn dump_stream_times(a: &Value, b: &Value) -> bool {
+    const TRAILER: usize = 10;
+    let (Value::Bulk(x), Value::Bulk(y)) = (a, b) else { return false };
+    if x.len() != y.len() || x.len() <= TRAILER + 1 || !matches!(x[0], 15 | 19 | 21) || x[0] != y[0] {
+        return false;
+    }
+    let n = x.len() - TRAILER;
+    if x[n..n + 2] != y[n..n + 2] {
+        return false;
+    }
+    let stamp = |p: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&p[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let clock = |ms: u64| (1_000_000_000_000..100_000_000_000_000).contains(&ms);
+    let mut i = 1;
+    while i < n {
+        if x[i] == y[i] {
+            i += 1;
+            continue;
+        }
+        let window = (i.saturating_sub(7).max(1)..=i).filter(|&s| s + 8 <= n).find(|&s| {
+            let (p, q) = (stamp(x, s), stamp(y, s));
+            clock(p) && clock(q) && p.abs_diff(q) <= 10_000
+        });
+        match window {
+            Some(s) => i = s + 8,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Two DUMP payloads of one hash-table set or hash (RDB type 2 or 4) that
@@ -715,6 +756,20 @@ mod tests {
         assert!(!equal(Compare::DumpPayload, &d_ab, &d_ac));
         assert!(!equal(Compare::DumpPayload, &l_ab, &l_ba));
         assert!(!equal(Compare::Exact, &d_ab, &d_ba));
+        // A stream payload whose delivery time is 1 ms later, then one whose
+        // other bytes differ too, then one whose stamps are a minute apart.
+        let stream = |ms: u64, tail: u8| {
+            let mut p = vec![19u8, 1, 2, 3];
+            p.extend_from_slice(&ms.to_le_bytes());
+            p.extend_from_slice(&[2, b'c', b'1', tail, 10, 0]);
+            p.extend_from_slice(b"CRC64xyz");
+            Value::Bulk(p)
+        };
+        let now = 1_765_000_000_000u64;
+        assert!(equal(Compare::DumpPayload, &stream(now, 0), &stream(now + 1, 0)));
+        assert!(equal(Compare::DumpPayload, &stream(now + 255, 0), &stream(now + 256, 0)));
+        assert!(!equal(Compare::DumpPayload, &stream(now, 0), &stream(now + 1, 1)));
+        assert!(!equal(Compare::DumpPayload, &stream(now, 0), &stream(now + 60_000, 0)));
     }
 
     #[test]
