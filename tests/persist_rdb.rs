@@ -596,3 +596,87 @@ fn appendonly_switched_on_with_data_writes_a_base_redis_loads() {
         assert_eq!(digest(&mut rc), want, "redis-server's load, preamble {preamble}");
     }
 }
+
+/// BGREWRITEAOF while writes go on: the new base is the snapshot at the
+/// cut, the writes after it are in the new incremental file, the old files
+/// are gone, and both servers restart from the directory into the dataset
+/// the clients saw.
+#[test]
+fn bgrewriteaof_under_writes_keeps_every_write() {
+    if common::redis_server().is_none() {
+        return;
+    }
+    for preamble in ["yes", "no"] {
+        let dir = TempDir::new("aof-rewrite");
+        let ours = in_dir(
+            &dir.0,
+            &["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", preamble, "--shards", "3"],
+        );
+        let mut c = ours.client();
+        fill(&mut c, 13);
+        cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "20000"]);
+        assert_eq!(cmd(&mut c, &["BGREWRITEAOF"]), "Background append only file rewriting started");
+        assert_eq!(cmd(&mut c, &["BGREWRITEAOF"]), "ERR Background append only file rewriting already in progress");
+        assert_eq!(cmd(&mut c, &["BGSAVE"]).split(':').next().unwrap(), "ERR Another child process is active (AOF?)");
+        for i in 0..200 {
+            cmd(&mut c, &["INCR", &format!("k0:{}", i % 10 * 8)]);
+            cmd(&mut c, &["SET", &format!("during{i}"), "x"]);
+            cmd(&mut c, &["DEL", &format!("k0:{}", 1 + i % 100 * 8)]);
+        }
+        assert_eq!(
+            common::field_of(&mut c, "persistence", "aof_rewrite_in_progress"),
+            "1",
+            "the rewrite ended early (preamble {preamble}, status {})",
+            common::field_of(&mut c, "persistence", "aof_last_bgrewrite_status")
+        );
+        cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while common::field_of(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
+            assert!(Instant::now() < deadline, "the rewrite did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(common::field_of(&mut c, "persistence", "aof_last_bgrewrite_status"), "ok");
+        assert_eq!(common::field_of(&mut c, "persistence", "aof_rewrites"), "1");
+        cmd(&mut c, &["SET", "after-rewrite", "1"]);
+        let want = digest(&mut c);
+        let sizes = dbsizes(&mut c);
+        let manifest = std::fs::read_to_string(dir.0.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+        let ext = if preamble == "yes" { "rdb" } else { "aof" };
+        assert_eq!(
+            manifest,
+            format!("file appendonly.aof.2.base.{ext} seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n")
+        );
+        let files = std::fs::read_dir(dir.0.join("appendonlydir")).unwrap().count();
+        assert_eq!(files, 3, "the old files are removed");
+        drop(c);
+        drop(ours);
+
+        let check = Command::new("redis-check-aof")
+            .arg(dir.0.join("appendonlydir/appendonly.aof.manifest"))
+            .output()
+            .expect("redis-check-aof");
+        assert!(check.status.success(), "redis-check-aof: {}", String::from_utf8_lossy(&check.stdout));
+        let again = in_dir(&dir.0, &["--appendonly", "yes"]);
+        let mut c = again.client();
+        assert_eq!(dbsizes(&mut c), sizes);
+        assert_eq!(digest(&mut c), want, "moonshard's restart after the rewrite ({preamble})");
+        drop(c);
+        drop(again);
+        let redis = common::redis_server_with(&[
+            "--appendonly",
+            "yes",
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--enable-debug-command",
+            "yes",
+        ])
+        .unwrap();
+        let mut rc = redis.client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while common::field_of(&mut rc, "persistence", "loading") != "0" {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(digest(&mut rc), want, "redis-server's load after the rewrite ({preamble})");
+    }
+}

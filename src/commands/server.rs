@@ -1,10 +1,6 @@
-//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSH*, TIME, SHUTDOWN ...
-//!
-//! Persistence: moonshard keeps data in memory only. SAVE and BGSAVE succeed
-//! with Redis's replies (nothing is written) and move LASTSAVE forward, so
-//! tools that save before a restart or poll LASTSAVE after BGSAVE keep
-//! working; CONFIG GET reports `save ""` and `appendonly no`, as Redis does
-//! with persistence switched off. SHUTDOWN SAVE therefore behaves as NOSAVE.
+//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSH*, TIME, SHUTDOWN,
+//! SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE ... (the saving itself lives in
+//! `persist::save`, the AOF in `persist::aof`).
 
 mod command;
 mod info;
@@ -127,6 +123,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Saves the dataset synchronously."),
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgsave))
         .doc("1.0.0", "Saves the dataset in the background."),
+    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgrewriteaof))
+        .doc("1.0.0", "Rewrites the append-only file from the dataset in the background."),
 ];
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
@@ -264,7 +262,7 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    if ctx.server.persist.job.lock().is_some() {
+    if ctx.server.persist.running().is_some_and(|j| j.kind == crate::persist::save::JobKind::Rdb) {
         return Reply::err("Background save already in progress");
     }
     match crate::persist::save::save_locking(ctx.server) {
@@ -274,6 +272,7 @@ pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    use crate::persist::save::Refused;
     let schedule = match args.len() {
         1 => false,
         2 if eq_ic(&args[1], "schedule") => true,
@@ -281,11 +280,27 @@ pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     };
     match crate::persist::save::bgsave(ctx.server) {
         Ok(()) => Reply::status("Background saving started"),
-        Err(crate::persist::save::Refused::AlreadyRunning) if schedule => {
+        Err(Refused::AlreadyRunning) => Reply::err("Background save already in progress"),
+        Err(Refused::Busy) if schedule => {
             ctx.server.persist.bgsave_scheduled.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
-        Err(crate::persist::save::Refused::AlreadyRunning) => Reply::err("Background save already in progress"),
+        Err(Refused::Busy) => Reply::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to \
+             schedule a BGSAVE whenever possible.",
+        ),
+    }
+}
+
+pub fn bgrewriteaof(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    use crate::persist::save::Refused;
+    match crate::persist::save::bgrewriteaof(ctx.server) {
+        Ok(()) => Reply::status("Background append only file rewriting started"),
+        Err(Refused::AlreadyRunning) => Reply::err("Background append only file rewriting already in progress"),
+        Err(Refused::Busy) => {
+            ctx.server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+            Reply::status("Background append only file rewriting scheduled")
+        }
     }
 }
 

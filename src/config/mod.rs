@@ -330,6 +330,9 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
     }
 }
 
+/// Parameters Redis hides from `CONFIG GET` patterns (and CONFIG REWRITE).
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+
 /// `save`: pairs of seconds and changes (`""` turns saving off), written
 /// back as Redis writes them.
 fn normalize_save(value: &str) -> Result<String, String> {
@@ -483,8 +486,13 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let values = self.values.read();
         let mut out = Vec::new();
+        let exact = !pattern.iter().any(|c| b"*?[".contains(c));
         for p in PARAMS {
             let v = values.get(p.name).cloned().unwrap_or_default();
+            // Redis's hidden (debugging) parameters answer only to their exact name.
+            if HIDDEN.contains(&p.name) && !(exact && p.name.as_bytes().eq_ignore_ascii_case(pattern)) {
+                continue;
+            }
             if crate::util::glob_match(pattern, p.name.as_bytes(), true) {
                 out.push((p.name, v.clone()));
             }

@@ -23,6 +23,15 @@ pub struct State {
     /// Unix seconds of the last background save attempt (a failed save is
     /// retried by the save points after 5 seconds, as Redis does).
     pub last_bgsave_try: AtomicU64,
+    /// BGREWRITEAOF SCHEDULE-like state and the last rewrite's outcome.
+    pub aof_rewrite_scheduled: AtomicBool,
+    pub aof_rewrite_ok: AtomicBool,
+    pub aof_last_rewrite_secs: AtomicI64,
+    pub aof_rewrites: AtomicU64,
+    pub aof_rewrite_failures: AtomicU64,
+    /// Bytes of the AOF (base and incremental files) after the last rewrite
+    /// or load: `auto-aof-rewrite-percentage` grows from it.
+    pub aof_base_size: AtomicU64,
     /// Keys the last background save copied on write (its `cow` figure).
     pub last_cow_bytes: AtomicU64,
     /// Write commands are refused with MISCONF (`stop-writes-on-bgsave-error`).
@@ -46,6 +55,12 @@ impl Default for State {
             last_bgsave_secs: AtomicI64::new(-1),
             last_bgsave_try: AtomicU64::new(0),
             last_cow_bytes: AtomicU64::new(0),
+            aof_rewrite_scheduled: AtomicBool::new(false),
+            aof_rewrite_ok: AtomicBool::new(true),
+            aof_last_rewrite_secs: AtomicI64::new(-1),
+            aof_rewrites: AtomicU64::new(0),
+            aof_rewrite_failures: AtomicU64::new(0),
+            aof_base_size: AtomicU64::new(0),
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),

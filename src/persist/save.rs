@@ -176,13 +176,13 @@ pub fn save_locking(server: &Server) -> Result<(), String> {
 
 /// One key of the snapshot, encoded under its shard's lock and written by
 /// the background thread.
-struct Record {
-    db: usize,
-    key: Vec<u8>,
-    value_type: u8,
-    encoded: Vec<u8>,
-    expire: Option<u64>,
-    access: Access,
+pub struct Record {
+    pub db: usize,
+    pub key: Vec<u8>,
+    pub value_type: u8,
+    pub encoded: Vec<u8>,
+    pub expire: Option<u64>,
+    pub access: Access,
 }
 
 impl Record {
@@ -191,8 +191,35 @@ impl Record {
     }
 }
 
-/// A background save in progress.
+/// Where a background job's keys go: an RDB file (BGSAVE, an AOF base with
+/// RDB preamble) or commands (an AOF base without).
+pub trait Sink {
+    fn function(&mut self, code: &[u8]) -> io::Result<()>;
+    fn record(&mut self, r: &Record) -> io::Result<()>;
+}
+
+impl<W: Write> Sink for RdbWriter<W> {
+    fn function(&mut self, code: &[u8]) -> io::Result<()> {
+        RdbWriter::function(self, code)
+    }
+
+    fn record(&mut self, r: &Record) -> io::Result<()> {
+        self.entry_encoded(r.db, &r.key, r.value_type, &r.encoded, r.expire, r.access)
+    }
+}
+
+/// What a background job produces.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum JobKind {
+    /// BGSAVE: `dbfilename`.
+    Rdb,
+    /// BGREWRITEAOF: a new base for the append-only file.
+    AofRewrite,
+}
+
+/// A background job in progress.
 pub struct Job {
+    pub kind: JobKind,
     pub started: Instant,
     /// Unix seconds at the start (INFO's `rdb_current_bgsave_time_sec`).
     pub started_secs: u64,
@@ -226,23 +253,25 @@ impl Job {
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Acquire)
     }
-}
 
-/// Why BGSAVE did not start.
-pub enum Refused {
-    AlreadyRunning,
-}
-
-/// Starts a background save: the snapshot begins now (every shard entered
-/// for the moment it takes to attach the states), the file is written by a
-/// background thread. Call from a thread that may block and holds no shard.
-pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
-    let mut slot = server.persist.job.lock();
-    if slot.is_some() {
-        return Err(Refused::AlreadyRunning);
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Release);
     }
-    let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+}
+
+/// Why a background job did not start.
+pub enum Refused {
+    /// A job of the same kind runs.
+    AlreadyRunning,
+    /// A job of the other kind runs.
+    Busy,
+}
+
+/// Starts a snapshot job with every shard in `guards` entered: attaches the
+/// snapshot states and registers the job. The caller spawns the walk.
+fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'_, ShardData>]) -> Arc<Job> {
     let mut job = Job {
+        kind,
         started: Instant::now(),
         started_secs: now_secs(),
         cancel: AtomicBool::new(false),
@@ -255,7 +284,7 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
     };
     job.keys_total = guards.iter().map(|g| g.total_keys() as u64).sum();
     let job = Arc::new(job);
-    let (kind, encode) = (access_kind(server), rdb::encode_options(&server.config));
+    let (access, encode) = (access_kind(server), rdb::encode_options(&server.config));
     for g in guards.iter_mut() {
         for (i, db) in g.dbs.iter_mut().enumerate() {
             if db.is_empty() {
@@ -273,36 +302,68 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
                         value_type: codec::type_of(&e.value),
                         encoded,
                         expire: (e.expire_at != 0).then_some(e.expire_at),
-                        access: access_of(kind, word, crate::storage::now_ms()),
+                        access: access_of(access, word, crate::storage::now_ms()),
                     });
                 }),
             );
         }
     }
+    job
+}
+
+/// Checks that no job runs, for a new one of `kind`.
+fn may_start(server: &Server, kind: JobKind) -> Result<(), Refused> {
+    match server.persist.job.lock().as_ref() {
+        Some(j) if j.kind == kind => Err(Refused::AlreadyRunning),
+        Some(_) => Err(Refused::Busy),
+        None => Ok(()),
+    }
+}
+
+/// Starts a background save: the snapshot begins now (every shard entered
+/// for the moment it takes to attach the states), the file is written by a
+/// background thread. Call from a thread that may block and holds no shard.
+pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
+    may_start(server, JobKind::Rdb)?;
+    let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    // Checked again with every shard held: two callers may race here.
+    may_start(server, JobKind::Rdb)?;
+    let job = begin(server, JobKind::Rdb, &mut guards);
     let codes = crate::scripting::functions::library_codes(server);
+    *server.persist.job.lock() = Some(job.clone());
     drop(guards);
-    *slot = Some(job.clone());
-    drop(slot);
     server.stats.rdb_saves.fetch_add(1, Ordering::Relaxed);
     server.persist.last_bgsave_try.store(now_secs(), Ordering::Relaxed);
     log(server, "notice", &format!("Background saving started by pid {}", std::process::id()));
     let srv = server.clone();
-    let spawned = std::thread::Builder::new().name("moonshard-bgsave".into()).spawn(move || {
-        let result = walk(&srv, &job, codes);
-        finish(&srv, &job, result);
+    spawn_walk(server, job, move |job| {
+        let path = rdb_path(&srv);
+        let tmp = format!("temp-bg-{}.rdb", std::process::id());
+        let result = write_durably(&path, &tmp, |out| {
+            let mut w = RdbWriter::new(out, &writer_options(&srv, false))?;
+            walk(&srv, job, &codes, &mut w)?;
+            w.finish()
+        });
+        finish_rdb(&srv, job, result);
     });
+    Ok(())
+}
+
+/// Runs `work` on a background thread; without a thread the job is undone.
+pub fn spawn_walk(server: &Arc<Server>, job: Arc<Job>, work: impl FnOnce(&Arc<Job>) + Send + 'static) {
+    let mine = job.clone();
+    let spawned = std::thread::Builder::new().name("moonshard-bgsave".into()).spawn(move || work(&mine));
     if spawned.is_err() {
-        // No thread: undo the snapshot states, report the failure.
-        let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
-        let mut guards = guards;
+        let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
         for g in guards.iter_mut() {
             g.dbs.iter_mut().for_each(|d| d.snapshot_abort());
         }
-        *server.persist.job.lock() = None;
-        server.persist.last_bgsave_ok.store(false, Ordering::Relaxed);
-        server.persist.refresh_misconf(&server.config);
+        let mut slot = server.persist.job.lock();
+        if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
+            *slot = None;
+        }
+        log(server, "warning", "Can't start the background save: no thread");
     }
-    Ok(())
 }
 
 /// Keys the walk takes per visit to a shard: short enough that a shard is
@@ -310,75 +371,71 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
 const CHUNK: usize = 128;
 
 /// The background thread's work: walks every shard's databases under their
-/// locks, writes what was emitted outside them.
-fn walk(server: &Server, job: &Job, codes: Vec<Bytes>) -> io::Result<()> {
-    let path = rdb_path(server);
-    let tmp = format!("temp-bg-{}.rdb", std::process::id());
-    write_durably(&path, &tmp, |out| {
-        let mut w = RdbWriter::new(out, &writer_options(server, false))?;
-        for code in &codes {
-            w.function(code)?;
-        }
-        let cancelled = || io::Error::other("the save was cancelled");
-        loop {
-            for db in 0..server.databases() {
-                for shard in &server.shards.list {
-                    loop {
-                        // rdb-key-save-delay (µs per key) slows the save down for tests.
-                        let delay = server.config.get_i64("rdb-key-save-delay");
-                        let chunk = if delay != 0 { 1 } else { CHUNK };
-                        let done = {
-                            let mut g = shard.lock_blocking();
-                            if job.cancelled() {
-                                return Err(cancelled());
-                            }
-                            g.dbs[db].snapshot_step(chunk)
-                        };
-                        drain(job, &mut w)?;
-                        if delay > 0 {
-                            std::thread::sleep(Duration::from_micros(delay as u64));
-                        } else if delay < 0 {
-                            std::thread::sleep(Duration::from_nanos(delay.unsigned_abs()));
+/// locks, hands what was emitted to `sink` outside them.
+pub fn walk(server: &Server, job: &Job, codes: &[Bytes], sink: &mut dyn Sink) -> io::Result<()> {
+    for code in codes {
+        sink.function(code)?;
+    }
+    let cancelled = || io::Error::other("the save was cancelled");
+    loop {
+        for db in 0..server.databases() {
+            for shard in &server.shards.list {
+                loop {
+                    // rdb-key-save-delay (µs per key) slows the save down for tests.
+                    let delay = server.config.get_i64("rdb-key-save-delay");
+                    let chunk = if delay != 0 { 1 } else { CHUNK };
+                    let done = {
+                        let mut g = shard.lock_blocking();
+                        if job.cancelled() {
+                            return Err(cancelled());
                         }
-                        if done {
-                            break;
-                        }
+                        g.dbs[db].snapshot_step(chunk)
+                    };
+                    drain(job, sink)?;
+                    if delay > 0 {
+                        std::thread::sleep(Duration::from_micros(delay as u64));
+                    }
+                    if done {
+                        break;
                     }
                 }
             }
-            // SWAPDB may have moved a database the walk had not finished
-            // behind it: walk again until no snapshot state is left.
-            let left = server.shards.list.iter().any(|s| s.lock_blocking().dbs.iter().any(|d| d.snapshot_active()));
-            if !left {
-                break;
-            }
         }
-        drain(job, &mut w)?;
-        if job.cancelled() {
-            return Err(cancelled());
+        // SWAPDB may have moved a database the walk had not finished
+        // behind it: walk again until no snapshot state is left.
+        let left = server.shards.list.iter().any(|s| s.lock_blocking().dbs.iter().any(|d| d.snapshot_active()));
+        if !left {
+            break;
         }
-        w.finish()
-    })
+    }
+    drain(job, sink)?;
+    if job.cancelled() {
+        return Err(cancelled());
+    }
+    Ok(())
 }
 
-fn drain<W: Write>(job: &Job, w: &mut RdbWriter<W>) -> io::Result<()> {
+fn drain(job: &Job, sink: &mut dyn Sink) -> io::Result<()> {
     for r in job.take() {
-        w.entry_encoded(r.db, &r.key, r.value_type, &r.encoded, r.expire, r.access)?;
+        sink.record(&r)?;
         job.keys_done.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
 
-/// The end of a background save: the statistics, the log, the next job.
-fn finish(server: &Arc<Server>, job: &Arc<Job>, result: io::Result<()>) {
-    let p = &server.persist;
-    {
-        let mut slot = p.job.lock();
-        if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, job)) {
-            *slot = None;
-        }
+/// Clears the job slot if it still holds `job`.
+pub fn release(server: &Server, job: &Arc<Job>) {
+    let mut slot = server.persist.job.lock();
+    if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, job)) {
+        *slot = None;
     }
+}
+
+/// The end of a background save: the statistics, the log.
+fn finish_rdb(server: &Arc<Server>, job: &Arc<Job>, result: io::Result<()>) {
+    let p = &server.persist;
     if job.cancelled() {
+        release(server, job);
         // Cancelled (FLUSHALL, SHUTDOWN): not a failure, as a killed child in Redis.
         log(server, "warning", "Background saving terminated by signal 10");
         return;
@@ -402,6 +459,69 @@ fn finish(server: &Arc<Server>, job: &Arc<Job>, result: io::Result<()>) {
         }
     }
     p.refresh_misconf(&server.config);
+    // Last: whoever sees no save in progress sees its outcome.
+    release(server, job);
+}
+
+/// Starts a background AOF rewrite: with every shard held, the AOF moves
+/// on to a new incremental file (`aof::cut`) and the snapshot begins; the
+/// new base is written in the background, then the manifest names the new
+/// base and incremental file only (`aof::rewrite_done`).
+pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
+    may_start(server, JobKind::AofRewrite)?;
+    let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    may_start(server, JobKind::AofRewrite)?;
+    let cut = match super::aof::cut(server) {
+        Ok(c) => c,
+        Err(e) => {
+            drop(guards);
+            log(server, "warning", &format!("Can't rewrite the append only file: {e}"));
+            server.persist.aof_rewrite_ok.store(false, Ordering::Relaxed);
+            return Ok(());
+        }
+    };
+    let job = begin(server, JobKind::AofRewrite, &mut guards);
+    let codes = crate::scripting::functions::library_codes(server);
+    *server.persist.job.lock() = Some(job.clone());
+    drop(guards);
+    log(server, "notice", &format!("Background append only file rewriting started by pid {}", std::process::id()));
+    let srv = server.clone();
+    spawn_walk(server, job, move |job| {
+        let result = super::aof::write_base(&cut, |out, preamble| {
+            if preamble {
+                let mut w = RdbWriter::new(out, &writer_options(&srv, true))?;
+                walk(&srv, job, &codes, &mut w)?;
+                w.finish()
+            } else {
+                let mut w = super::aof::CommandWriter::new(out);
+                walk(&srv, job, &codes, &mut w)?;
+                w.finish()
+            }
+        });
+        let p = &srv.persist;
+        if job.cancelled() {
+            release(&srv, job);
+            log(&srv, "warning", "Background AOF rewrite terminated by signal 10");
+            return;
+        }
+        p.aof_last_rewrite_secs.store(job.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        match result.and_then(|()| super::aof::rewrite_done(&srv, &cut)) {
+            Ok(()) => {
+                p.aof_rewrites.fetch_add(1, Ordering::Relaxed);
+                p.aof_rewrite_failures.store(0, Ordering::Relaxed);
+                p.aof_rewrite_ok.store(true, Ordering::Relaxed);
+                log(&srv, "notice", "Background AOF rewrite terminated with success");
+                log(&srv, "notice", "Background AOF rewrite finished successfully");
+            }
+            Err(e) => {
+                p.aof_rewrite_failures.fetch_add(1, Ordering::Relaxed);
+                p.aof_rewrite_ok.store(false, Ordering::Relaxed);
+                log(&srv, "warning", &format!("Background AOF rewrite failed: {e}"));
+            }
+        }
+        release(&srv, job);
+    });
+    Ok(())
 }
 
 /// Stops the background save in progress, if any (FLUSHALL, SHUTDOWN),
@@ -411,7 +531,7 @@ pub fn cancel_held(server: &Server, shards: &mut [&mut ShardData]) -> bool {
     let Some(job) = server.persist.job.lock().take() else {
         return false;
     };
-    job.cancel.store(true, Ordering::Release);
+    job.cancel();
     for s in shards.iter_mut() {
         s.dbs.iter_mut().for_each(|d| d.snapshot_abort());
     }
@@ -428,6 +548,11 @@ pub async fn cron(server: Arc<Server>) {
         }
         let p = &server.persist;
         if p.loading.load(Ordering::Relaxed) || p.job.lock().is_some() {
+            continue;
+        }
+        if p.aof_rewrite_scheduled.swap(false, Ordering::Relaxed) || super::aof::rewrite_due(&server) {
+            let srv = server.clone();
+            let _ = tokio::task::spawn_blocking(move || bgrewriteaof(&srv)).await;
             continue;
         }
         let start = if p.bgsave_scheduled.load(Ordering::Relaxed) {
@@ -466,7 +591,7 @@ pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), 
         // Exiting without a save: the running save only has to stop (a busy
         // script may hold a shard, so none is entered).
         if let Some(job) = server.persist.job.lock().take() {
-            job.cancel.store(true, Ordering::Release);
+            job.cancel();
             log(server, "warning", "There is a child saving an .rdb. Killing it!");
         }
         return Ok(());

@@ -400,7 +400,6 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
     ("acl|setuser", -3),
     ("acl|users", 2),
     ("acl|whoami", 2),
-    ("bgrewriteaof", 1),
     ("client|caching", 3),
     ("client|getredir", 2),
     ("client|pause", -3),

@@ -376,6 +376,8 @@ fn persistence_section(server: &Server, f: &mut Field) {
     let changes = s.dirty.load(Ordering::Relaxed).saturating_sub(s.dirty_at_save.load(Ordering::Relaxed));
     let loading = p.loading.load(Ordering::Relaxed);
     let job = p.running();
+    let rdb_job = job.as_ref().filter(|j| j.kind == crate::persist::save::JobKind::Rdb);
+    let aof_job = job.as_ref().filter(|j| j.kind == crate::persist::save::JobKind::AofRewrite);
     // No fork: the copy-on-write figures are the bytes of keys the running
     // save copied before they changed, waiting to be written.
     let (cow, cow_peak, processed, total, current_secs) = match &job {
@@ -414,27 +416,35 @@ fn persistence_section(server: &Server, f: &mut Field) {
         f("loading_eta_seconds", eta.to_string());
     }
     f("rdb_changes_since_last_save", changes.to_string());
-    f("rdb_bgsave_in_progress", (job.is_some() as u8).to_string());
+    f("rdb_bgsave_in_progress", (rdb_job.is_some() as u8).to_string());
     f("rdb_last_save_time", lastsave.to_string());
     f("rdb_last_bgsave_status", status(p.last_bgsave_ok.load(Ordering::Relaxed)));
     f("rdb_last_bgsave_time_sec", p.last_bgsave_secs.load(Ordering::Relaxed).to_string());
-    f("rdb_current_bgsave_time_sec", current_secs.to_string());
+    f("rdb_current_bgsave_time_sec", if rdb_job.is_some() { current_secs } else { -1 }.to_string());
     f("rdb_saves", get(&s.rdb_saves));
     f("rdb_last_cow_size", get(&p.last_cow_bytes));
     f("rdb_last_load_keys_expired", get(&p.last_load_keys_expired));
     f("rdb_last_load_keys_loaded", get(&p.last_load_keys_loaded));
     f("aof_enabled", (aof.is_some() as u8).to_string());
-    f("aof_rewrite_in_progress", "0".into());
-    f("aof_rewrite_scheduled", "0".into());
-    f("aof_last_rewrite_time_sec", "-1".into());
-    f("aof_current_rewrite_time_sec", "-1".into());
-    f("aof_last_bgrewrite_status", "ok".into());
-    f("aof_rewrites", "0".into());
-    f("aof_rewrites_consecutive_failures", "0".into());
+    f("aof_rewrite_in_progress", (aof_job.is_some() as u8).to_string());
+    f("aof_rewrite_scheduled", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
+    f("aof_last_rewrite_time_sec", p.aof_last_rewrite_secs.load(Ordering::Relaxed).to_string());
+    f("aof_current_rewrite_time_sec", if aof_job.is_some() { current_secs } else { -1 }.to_string());
+    f("aof_last_bgrewrite_status", status(p.aof_rewrite_ok.load(Ordering::Relaxed)));
+    f("aof_rewrites", get(&p.aof_rewrites));
+    f("aof_rewrites_consecutive_failures", get(&p.aof_rewrite_failures));
     f("aof_last_write_status", status(aof_write_ok));
     f("aof_last_cow_size", "0".into());
     f("module_fork_in_progress", "0".into());
     f("module_fork_last_cow_size", "0".into());
+    if let Some(a) = &aof {
+        f("aof_current_size", a.current_size().to_string());
+        f("aof_base_size", get(&p.aof_base_size));
+        f("aof_pending_rewrite", "0".into());
+        f("aof_buffer_length", "0".into());
+        f("aof_pending_bio_fsync", "0".into());
+        f("aof_delayed_fsync", "0".into());
+    }
 }
 
 fn stats_section(server: &Server, f: &mut Field) {
