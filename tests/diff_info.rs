@@ -259,7 +259,7 @@ fn read_commands_count_hits_and_misses_as_redis() {
             "PEXPIRETIME nosuch",
             "OBJECT ENCODING s",
             "OBJECT FREQ nosuch",
-            "OBJECT IDLETIME s",
+            "~OBJECT IDLETIME s",
             "OBJECT REFCOUNT l",
             "TOUCH s nosuch l",
             // Lists.

@@ -353,6 +353,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
     }
+    if spec.is_write() && !run.wrote && run.server.persist.misconf.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Coded(crate::protocol::errors::MISCONF)));
+    }
     if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(crate::storage::memory::OOM_TEXT)));
     }
@@ -400,7 +403,6 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
     ("acl|setuser", -3),
     ("acl|users", 2),
     ("acl|whoami", 2),
-    ("bgrewriteaof", 1),
     ("client|pause", -3),
     ("client|unblock", -3),
     ("client|unpause", 2),
