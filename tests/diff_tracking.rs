@@ -584,6 +584,12 @@ fn lazy_expiry_by_a_read() {
     w.run("b", "MSET e1 x e2 y");
     w.run("b", "INFO stats");
     w.run("b", "DEBUG SET-ACTIVE-EXPIRE 1");
+    // DEBUG RELOAD empties the dataset before loading it back: a flush.
+    w.run("a", "GET e1");
+    w.run("b", "DEBUG RELOAD");
+    w.run("a", "DEBUG RELOAD");
+    w.run("n", "DEBUG RELOAD NOSAVE NOFLUSH MERGE");
+    w.run("b", "INFO stats");
 }
 
 /// Random reads and writes by tracking clients of every kind, with a fixed
