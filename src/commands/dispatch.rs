@@ -175,6 +175,7 @@ pub fn persistence_gate(server: &Server, cmd: Command, args: &[Bytes]) -> Result
 pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
     let (param, what) = match cmd.spec.name {
         "debug" => ("enable-debug-command", "DEBUG"),
+        "module|load" | "module|loadex" | "module|unload" => ("enable-module-command", "MODULE"),
         _ => return Ok(()),
     };
     let allowed = match server.config.get(param).as_deref() {
