@@ -163,6 +163,17 @@ pub struct ExpireCycle {
     pub capped: bool,
 }
 
+thread_local! {
+    /// Set when this thread logged an expired key in some `Db`: whoever drains
+    /// the logs after a command looks at every database only then.
+    static EXPIRED_LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread logged an expired key since the last call (and forgets it).
+pub fn take_expired_logged() -> bool {
+    EXPIRED_LOGGED.with(|f| f.replace(false))
+}
+
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
@@ -296,6 +307,7 @@ impl Db {
         if let Some(s) = self.remove_at(i) {
             if self.expired_log.len() < EXPIRED_LOG_MAX {
                 self.expired_log.push(s.key.to_bytes());
+                EXPIRED_LOGGED.with(|f| f.set(true));
             }
         }
     }
