@@ -23,6 +23,8 @@ pub struct Server {
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
+    /// Users and permissions.
+    pub acl: crate::acl::Acl,
     pub started: Instant,
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
@@ -63,6 +65,7 @@ impl Server {
             aof: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
+            acl: crate::acl::Acl::new(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
@@ -75,7 +78,14 @@ impl Server {
             config,
         };
         server.apply_config();
+        server.apply_requirepass();
         server
+    }
+
+    /// `requirepass` is the default user's password, as in Redis.
+    pub fn apply_requirepass(&self) {
+        let pass = self.config.requirepass.read().clone();
+        self.acl.set_default_password(pass.as_deref().map(str::as_bytes));
     }
 
     /// Copies the parameters the observers read on every command into

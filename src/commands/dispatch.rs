@@ -18,7 +18,7 @@
 use super::registry::Command;
 use super::spec::{flags, Exec};
 use super::{ConnCtx, Ctx};
-use crate::net::client::ClientInfo;
+use crate::net::client::{ClientInfo, ClientState};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::latency::HistogramRef;
@@ -138,16 +138,148 @@ pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
     }
 }
 
-/// Authorization, before routing: `NOAUTH` until the client authenticated.
-/// (The hook ACL fills: command, keys and channels per user.)
+/// Authorization of a client's command, before routing: `NOAUTH` until
+/// the client authenticated (when the default user needs a password), then
+/// the ACL check of the command, its keys and channels. `in_multi`: the
+/// command is being queued in MULTI. A user allowed everything (the
+/// default user) costs one flag test.
 #[inline]
-pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(), Reply> {
-    if !authenticated && !cmd.spec.has(flags::NO_AUTH) {
+pub fn authorize(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    in_multi: bool,
+) -> Result<(), Reply> {
+    if client.authenticated && client.acl.unrestricted() {
+        return Ok(());
+    }
+    authorize_checked(server, client, cmd, args, in_multi)
+}
+
+#[inline(never)]
+fn authorize_checked(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    in_multi: bool,
+) -> Result<(), Reply> {
+    if !client.authenticated && !cmd.spec.has(flags::NO_AUTH) && server.acl.auth_required() {
         let reply = Reply::error(crate::protocol::errors::NOAUTH);
         rejected(server, cmd, &reply);
         return Err(reply);
     }
-    Ok(())
+    // Redis refuses a no-multi command inside MULTI before looking at ACLs.
+    if in_multi && cmd.spec.has(flags::NO_MULTI) {
+        return Ok(());
+    }
+    let context = if in_multi { AclContext::Multi } else { AclContext::Toplevel };
+    match acl_check(server, client, cmd, args, context) {
+        Ok(()) => Ok(()),
+        Err(denied) => {
+            let reply = match denied {
+                Denied::Command => {
+                    Reply::error(format!("NOPERM this user has no permissions to run the '{}' command", cmd.spec.name))
+                }
+                Denied::Key(_) => {
+                    Reply::error("NOPERM this user has no permissions to access one of the keys used as arguments")
+                }
+                Denied::Channel(_) => {
+                    Reply::error("NOPERM this user has no permissions to access one of the channels used as arguments")
+                }
+            };
+            rejected(server, cmd, &reply);
+            Err(reply)
+        }
+    }
+}
+
+pub use crate::acl::log::Context as AclContext;
+pub use crate::acl::Denied;
+
+/// The ACL check every command passes, whoever runs it (a client, EXEC for
+/// each queued command, `redis.call` against the script's caller): Redis's
+/// rules for the command, its keys (read or write, per its key specs) and
+/// its channels. A refusal is recorded in the ACL log.
+#[inline]
+pub fn acl_check(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    context: AclContext,
+) -> Result<(), Denied> {
+    if client.acl.unrestricted() {
+        return Ok(());
+    }
+    let Err(denied) = client.acl.rules().check(cmd.id, args) else {
+        return Ok(());
+    };
+    use crate::acl::log::Reason;
+    let (reason, object) = match denied {
+        Denied::Command => (Reason::Command, Bytes::from_static(cmd.spec.name.as_bytes())),
+        Denied::Key(p) => (Reason::Key, args[p].clone()),
+        Denied::Channel(p) => (Reason::Channel, args[p].clone()),
+    };
+    if context != AclContext::Lua {
+        // CLIENT LIST shows the refused command as the client's last one, as Redis does.
+        client.info.last_cmd.store(cmd.id, Relaxed);
+    }
+    acl_log(server, &client.info, reason, context, object, client.acl.name().clone());
+    Err(denied)
+}
+
+/// Adds an entry to the ACL log for `info`'s client.
+pub fn acl_log(
+    server: &Server,
+    info: &ClientInfo,
+    reason: crate::acl::log::Reason,
+    context: AclContext,
+    object: Bytes,
+    username: Bytes,
+) {
+    let now = crate::storage::now_ms();
+    let entry = crate::acl::log::Entry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username,
+        ctime: now,
+        client_info: crate::commands::connection::client_line(info, now),
+    };
+    let max = server.config.get_i64("acllog-max-len").max(0) as usize;
+    server.acl.log(entry, max);
+}
+
+/// EXEC's reply for a queued command the user may no longer run.
+pub fn exec_denied(server: &Server, denied: Denied) -> Reply {
+    let why = match denied {
+        Denied::Command => "no permission to execute the command or subcommand",
+        Denied::Key(_) => "no permission to touch the specified keys",
+        Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+    };
+    let reply = Reply::error(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. \
+         This command is no longer allowed for the following reason: {why}"
+    ));
+    if let Some(text) = reply.error_text() {
+        server.stats.count_error(text);
+    }
+    reply
+}
+
+/// The error `redis.call` raises for a command the script's user may not run.
+pub fn script_denied(denied: Denied) -> &'static str {
+    match denied {
+        Denied::Command => "The user executing the script can't run this command or subcommand",
+        Denied::Key(_) => {
+            "The user executing the script can't access at least one of the keys mentioned in the \
+                           command arguments"
+        }
+        Denied::Channel(_) => "The user executing the script can't publish to the channel mentioned in the command",
+    }
 }
 
 /// Redis's check of protected commands (DEBUG), right after the arity

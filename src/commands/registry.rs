@@ -28,6 +28,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::sort::COMMANDS,
     super::memory::COMMANDS,
     super::debug::COMMANDS,
+    super::acl::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

@@ -162,6 +162,11 @@ async fn exec(conn: &mut Session) -> Reply {
     let Some(txn) = conn.txn.take() else {
         return Reply::err("EXEC without MULTI");
     };
+    if !conn.client.acl.refresh(&conn.server.acl) {
+        // The user was removed: the connection closes, running nothing.
+        conn.client.close_after_reply = true;
+        return Reply::Multi(Vec::new());
+    }
     conn.client.info.meta.lock().multi = -1;
     conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
     // A transaction that writes is refused as a whole, as a write command is.
@@ -286,6 +291,11 @@ fn run_queued(
     tally: &mut Tally,
 ) -> Reply {
     let server = conn.server.clone();
+    // Permissions are checked again at EXEC: the rules may have changed
+    // since the command was queued.
+    if let Err(denied) = dispatch::acl_check(&server, &conn.client, cmd, args, dispatch::AclContext::Multi) {
+        return dispatch::exec_denied(&server, denied);
+    }
     let (db, resp) = (conn.client.db, conn.client.resp);
     match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
