@@ -12,6 +12,7 @@ pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

@@ -28,6 +28,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::sort::COMMANDS,
     super::memory::COMMANDS,
     super::debug::COMMANDS,
+    super::dump::COMMANDS,
     super::acl::COMMANDS,
 ];
 

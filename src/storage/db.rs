@@ -400,6 +400,18 @@ impl Db {
         self.slots.get(i).map(|s| memory::idle_secs(s.access, now))
     }
 
+    /// Sets the access word of `key` (RESTORE's IDLETIME and FREQ, keys
+    /// loaded from an RDB file; see `memory::access_idle`/`access_freq`).
+    pub fn set_access(&mut self, key: &[u8], access: u32) -> bool {
+        match self.slot_mut(key) {
+            Some(s) => {
+                s.access = access;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
     pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
         let i = self.live_slot(key, now)?;
