@@ -70,6 +70,9 @@ pub fn parse(text: &[u8], filename: &str, pubsub_all: bool) -> Result<BTreeMap<B
                 Vec::new()
             }
         };
+        // Every unknown command is reported; of the other errors only the
+        // line's first, as the rules after it may depend on it.
+        let mut reported = false;
         for op in &merged {
             let op = trim(op, b"\t\r\n");
             if let Err(e) = user.apply(op, pubsub_all) {
@@ -79,8 +82,9 @@ pub fn parse(text: &[u8], filename: &str, pubsub_all: bool) -> Result<BTreeMap<B
                         String::from_utf8_lossy(op),
                         e.message()
                     ));
-                } else {
+                } else if !reported {
                     errors.push_str(&format!("{filename}:{linenum}: {}. ", e.message()));
+                    reported = true;
                 }
             }
         }
@@ -94,11 +98,12 @@ pub fn parse(text: &[u8], filename: &str, pubsub_all: bool) -> Result<BTreeMap<B
     }
 }
 
-/// Reads and parses the ACL file at `path`.
-pub fn load(path: &str, pubsub_all: bool) -> Result<BTreeMap<Bytes, User>, String> {
+/// Reads and parses the ACL file `name` (as configured; messages name it
+/// so) found at `path`.
+pub fn load(name: &str, path: &std::path::Path, pubsub_all: bool) -> Result<BTreeMap<Bytes, User>, String> {
     let text =
-        std::fs::read(path).map_err(|e| format!("Error loading ACLs, opening file '{path}': {}", os_error(&e)))?;
-    parse(&text, path, pubsub_all)
+        std::fs::read(path).map_err(|e| format!("Error loading ACLs, opening file '{name}': {}", os_error(&e)))?;
+    parse(&text, name, pubsub_all)
 }
 
 /// The text of an OS error as C's strerror gives it ("No such file or directory").
@@ -124,9 +129,11 @@ pub fn render(users: &[(Bytes, std::sync::Arc<User>)]) -> Vec<u8> {
 }
 
 /// Writes `text` to `path` through a temporary file renamed over it.
-pub fn save(path: &str, text: &[u8]) -> std::io::Result<()> {
+pub fn save(path: &std::path::Path, text: &[u8]) -> std::io::Result<()> {
     let now = crate::storage::now_ms();
-    let tmp = format!("{path}.tmp-{}-{now}", std::process::id());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}-{now}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
     let result = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -196,5 +203,12 @@ mod tests {
         );
         // Single spaces separate words: a double space makes an empty name.
         assert!(parse(b"  user   bob   on  >pw\n", "f", false).is_err());
+        // One error other than an unknown command per line.
+        assert_eq!(
+            parse(b"user a on bad1 bad2 +nosuch bad3\nuser b #x\n", "f", false).unwrap_err(),
+            "f:1: Syntax error. f:1: Error in applying operation '+nosuch': Unknown command or category name in ACL. \
+             f:2: The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters. \
+             WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+        );
     }
 }

@@ -62,6 +62,16 @@ fn acl_file(server: &Server) -> Option<String> {
     server.config.get("aclfile").filter(|f| !f.is_empty())
 }
 
+/// Where the ACL file `name` is: a relative name is taken from `dir`, the
+/// directory redis-server works in.
+fn acl_path(server: &Server, name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(name);
+    match server.config.get("dir").filter(|d| !d.is_empty()) {
+        Some(dir) if path.is_relative() => std::path::Path::new(&dir).join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Closes the connections of the removed users `ids`; the caller's own
 /// once this reply is written.
 pub fn kill_clients_of(ctx: &mut ConnCtx, ids: &[u64]) {
@@ -313,7 +323,7 @@ pub fn acl_load(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let Some(path) = acl_file(ctx.server) else {
         return no_acl_file();
     };
-    match acl::file::load(&path, pubsub_all(ctx.server)) {
+    match acl::file::load(&path, &acl_path(ctx.server, &path), pubsub_all(ctx.server)) {
         Ok(users) => {
             let removed = ctx.server.acl.replace_all(users);
             let ids: Vec<u64> = removed.iter().map(|e| e.id).collect();
@@ -329,7 +339,7 @@ pub fn acl_save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         return no_acl_file();
     };
     let text = acl::file::render(&ctx.server.acl.users());
-    match acl::file::save(&path, &text) {
+    match acl::file::save(&acl_path(ctx.server, &path), &text) {
         Ok(()) => Reply::ok(),
         Err(e) => {
             crate::net::listener::log(ctx.server, "warning", &format!("Writing ACL file for ACL SAVE: {e}"));
@@ -395,8 +405,8 @@ pub fn load_at_startup(server: &Server) -> Result<(), String> {
         server.acl.add_configured(users);
     }
     if let Some(path) = file {
-        let users =
-            acl::file::load(&path, all).map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        let users = acl::file::load(&path, &acl_path(server, &path), all)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
         server.acl.replace_all(users);
     }
     Ok(())
