@@ -108,6 +108,14 @@ impl Acl {
         self.users.read().get(name).cloned()
     }
 
+    /// The user whose entry has `id` (None once removed).
+    pub fn by_id(&self, id: u64) -> Option<Arc<UserEntry>> {
+        if id == DEFAULT_USER_ID {
+            return Some(self.default.clone());
+        }
+        self.users.read().values().find(|e| e.id == id).cloned()
+    }
+
     /// Every user with its rules, ordered by name.
     pub fn users(&self) -> Vec<(Bytes, Arc<User>)> {
         self.users.read().values().map(|e| (e.name.clone(), e.rules())).collect()
@@ -150,12 +158,7 @@ impl Acl {
     /// ACL SETUSER: applies every rule to a copy of the user (a new user if
     /// none has the name), all or nothing. On success returns the entry
     /// and the rules it had before (None for a new user).
-    pub fn setuser(
-        &self,
-        name: &[u8],
-        ops: &[Bytes],
-        pubsub_all: bool,
-    ) -> Result<Changed, Vec<u8>> {
+    pub fn setuser(&self, name: &[u8], ops: &[Bytes], pubsub_all: bool) -> Result<Changed, Vec<u8>> {
         if name.iter().any(|&c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0)) {
             return Err(b"ERR Usernames can't contain spaces or null characters".to_vec());
         }

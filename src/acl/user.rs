@@ -794,6 +794,19 @@ impl User {
         Err(worst)
     }
 
+    /// Whether some selector that allows command `id` with `args` also
+    /// grants `perm` on every key (`allkeys`, or a `*` pattern with those
+    /// permissions): SORT's BY and GET patterns need it.
+    pub fn unrestricted_key_access(&self, id: usize, args: &[Bytes], perm: u8) -> bool {
+        let Some(e) = index::index().get(id) else {
+            return true;
+        };
+        self.selectors.iter().any(|s| {
+            s.check(e, id, args).is_ok()
+                && (s.allkeys || s.keys.iter().any(|k| k.perm & perm == perm && k.pattern.text[..] == b"*"[..]))
+        })
+    }
+
     /// Every channel pattern of every selector, or None when some
     /// selector allows every channel.
     pub fn all_channel_patterns(&self) -> Option<Vec<Pattern>> {
