@@ -58,6 +58,10 @@ pub struct Tally {
     /// This thread's latency histogram of the current command, looked up
     /// once per run of that command (None: latency tracking is off).
     histogram: Option<HistogramRef>,
+    /// The commands run inside another one (EXEC's queued commands, a
+    /// script's calls): the client's last command (CLIENT LIST `cmd=`)
+    /// stays the outer one, as in Redis.
+    nested: bool,
 }
 
 impl Tally {
@@ -79,7 +83,13 @@ impl Tally {
 
     /// A run starting at `clock` (ns since the epoch), read by the caller.
     pub fn at(clock: u64) -> Tally {
-        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None }
+        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None, nested: false }
+    }
+
+    /// A run of the commands of another command (EXEC, a script) starting
+    /// now: they do not become the client's last command.
+    pub fn nested() -> Tally {
+        Tally { nested: true, ..Tally::start() }
     }
 
     #[inline(always)]
@@ -116,7 +126,9 @@ impl Tally {
         if self.failed > 0 {
             s.failed.fetch_add(self.failed, Relaxed);
         }
-        client.last_cmd.store(cmd.id, Relaxed);
+        if !self.nested {
+            client.last_cmd.store(cmd.id, Relaxed);
+        }
         (self.calls, self.usec, self.failed) = (0, 0, 0);
     }
 
@@ -175,6 +187,9 @@ fn authorize_checked(
         return Ok(());
     }
     let context = if in_multi { AclContext::Multi } else { AclContext::Toplevel };
+    // The client's last command (CLIENT LIST, the ACL log's client-info)
+    // is the one being refused, as in Redis.
+    client.info.last_cmd.store(cmd.id, Relaxed);
     match acl_check(server, client, cmd, args, context) {
         Ok(()) => Ok(()),
         Err(denied) => {
@@ -222,10 +237,6 @@ pub fn acl_check(
         Denied::Key(p) => (Reason::Key, args[p].clone()),
         Denied::Channel(p) => (Reason::Channel, args[p].clone()),
     };
-    if context != AclContext::Lua {
-        // CLIENT LIST shows the refused command as the client's last one, as Redis does.
-        client.info.last_cmd.store(cmd.id, Relaxed);
-    }
     acl_log(server, &client.info, reason, context, object, client.acl.name().clone());
     Err(denied)
 }
@@ -353,10 +364,15 @@ pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin
     let Exec::Conn(f) = cmd.spec.exec else {
         return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };
-    let mut tally = Tally::start();
+    // A command run by EXEC or a script leaves the outer one as the
+    // client's last command.
+    let nested = matches!(origin, Origin::Exec | Origin::Script);
+    let mut tally = if nested { Tally::nested() } else { Tally::start() };
     let start = tally.clock;
-    // CLIENT LIST/INFO show the running command as the caller's current one.
-    ctx.client.info.last_cmd.store(cmd.id, Relaxed);
+    if !nested {
+        // CLIENT LIST/INFO show the running command as the caller's current one.
+        ctx.client.info.last_cmd.store(cmd.id, Relaxed);
+    }
     let reply = f(ctx, args);
     let end = clock_ns();
     let (server, info, db) = (ctx.server.clone(), ctx.client.info.clone(), ctx.client.db);

@@ -483,6 +483,8 @@ impl Session {
                 }
                 Plan::Session(cmd, op) => {
                     let start = dispatch::clock_ns();
+                    // CLIENT LIST shows EXEC, EVAL, ... while their commands run.
+                    self.client.info.last_cmd.store(cmd.id, std::sync::atomic::Ordering::Relaxed);
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);

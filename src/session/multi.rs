@@ -262,7 +262,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     let server = conn.server.clone();
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
-    let mut tally = Tally::start();
+    let mut tally = Tally::nested();
     let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
     // The queued commands run as part of the transaction (CLIENT INFO inside
