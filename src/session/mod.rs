@@ -605,10 +605,11 @@ impl Session {
                 }
             }
         }
+        let watch_dirty = self.watch.as_ref().is_some_and(|w| w.dirty());
         let Some(txn) = self.txn.as_mut() else {
             return Ok(plan);
         };
-        match multi::queue(txn, cmd, args) {
+        match multi::queue(txn, cmd, args, watch_dirty) {
             None => Ok(plan),
             Some(reply) => {
                 if reply.is_error() {

@@ -47,7 +47,7 @@ impl WatchSet {
         ids
     }
 
-    fn dirty(&self) -> bool {
+    pub(super) fn dirty(&self) -> bool {
         self.w.dirty()
     }
 
@@ -352,7 +352,8 @@ fn run_queued(
 /// Handles a request while MULTI is open: queues it (QUEUED) or refuses it,
 /// flagging the transaction as Redis does. None: run it now (EXEC, DISCARD,
 /// MULTI, WATCH, QUIT, RESET).
-pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
+/// `watch_dirty`: a watched key changed, so EXEC will not run.
+pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes], watch_dirty: bool) -> Option<Reply> {
     if matches!(
         cmd.spec.exec,
         Exec::Session(
@@ -369,6 +370,11 @@ pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
     if cmd.spec.has(flags::NO_MULTI) {
         txn.failed = true;
         return Some(Reply::err("Command not allowed inside a transaction"));
+    }
+    // A transaction that cannot run keeps nothing more, as in Redis
+    // (CLIENT LIST's multi= stops counting).
+    if txn.failed || watch_dirty {
+        return Some(Reply::status("QUEUED"));
     }
     txn.bytes += args.iter().map(|a| a.len()).sum::<usize>();
     txn.queued.push((cmd, args.to_vec()));
