@@ -139,6 +139,9 @@ pub struct Entry {
     /// Always allowed (AUTH, HELLO, ...).
     pub no_auth: bool,
     pub keys: KeyAccess,
+    /// `(first, last, step)` when a plain range finds the keys and they
+    /// need the same permissions (most commands, SET): the short way.
+    pub key_range: Option<(i32, i32, i32)>,
     pub channels: Channels,
     /// Redis's arity (for commands moonshard does not run).
     pub arity: i32,
@@ -149,9 +152,52 @@ pub struct Entry {
 pub struct Index {
     /// By ACL id; None for ids no command has.
     pub entries: Vec<Option<Entry>>,
+    /// By ACL id, what the request path's short check needs, packed.
+    pub quick: Vec<Quick>,
     /// Top-level commands in table order.
     pub top: Vec<usize>,
     by_name: HashMap<String, usize, ahash::RandomState>,
+}
+
+/// A command as the short check sees it: its keys at `first`,
+/// `first + step`, ... `last` (negative: from the end), and `kind`.
+#[derive(Clone, Copy, Debug)]
+pub struct Quick {
+    pub first: i8,
+    pub last: i8,
+    pub step: i8,
+    pub kind: u8,
+}
+
+impl Quick {
+    /// No keys and no channels.
+    pub const NO_KEYS: u8 = 0;
+    // 1..=3: every key needs these permissions (READ, WRITE, RW).
+    /// SET's keys: written, and read too with `GET`.
+    pub const SET: u8 = 4;
+    /// Channels, no keys: allowed when the selector allows every channel.
+    pub const CHANNELS: u8 = 5;
+    /// Anything else: the full check decides.
+    pub const OTHER: u8 = 6;
+
+    const NONE: Quick = Quick { first: 0, last: 0, step: 0, kind: Quick::OTHER };
+
+    fn of(e: &Entry) -> Quick {
+        let range = |kind: u8| match e.key_range {
+            Some((f, l, st)) => match (i8::try_from(f), i8::try_from(l), i8::try_from(st)) {
+                (Ok(first), Ok(last), Ok(step)) => Quick { first, last, step: step.max(1), kind },
+                _ => Quick::NONE,
+            },
+            None => Quick::NONE,
+        };
+        match (e.keys, e.channels) {
+            (KeyAccess::None, Channels::None) => Quick { kind: Quick::NO_KEYS, ..Quick::NONE },
+            (KeyAccess::None, _) => Quick { kind: Quick::CHANNELS, ..Quick::NONE },
+            (KeyAccess::Uniform(p), Channels::None) if p != 0 => range(p),
+            (KeyAccess::Set, Channels::None) => range(Quick::SET),
+            _ => Quick::NONE,
+        }
+    }
 }
 
 pub fn index() -> &'static Index {
@@ -234,13 +280,21 @@ fn build() -> Index {
     let real = |spec: &'static CommandSpec, parent: Option<usize>| {
         let cats =
             if newer_than_7_0(spec) { 0 } else { category_bits(&crate::commands::server::command::categories(spec)) };
+        let keys = if matches!(spec.exec, Exec::Container) { KeyAccess::None } else { key_access(spec) };
+        let key_range = match (keys, spec.keys) {
+            (KeyAccess::Uniform(_) | KeyAccess::Set, KeySpec::Range { first, last, step }) if first >= 1 => {
+                Some((first, last, step))
+            }
+            _ => None,
+        };
         Entry {
             name: spec.name.to_string(),
             cats,
             parent,
             subs: Vec::new(),
             no_auth: spec.has(flags::NO_AUTH),
-            keys: if matches!(spec.exec, Exec::Container) { KeyAccess::None } else { key_access(spec) },
+            keys,
+            key_range,
             channels: channels(spec),
             arity: spec.arity,
             spec: Some(spec),
@@ -284,6 +338,7 @@ fn build() -> Index {
             subs: Vec::new(),
             no_auth: false,
             keys: KeyAccess::None,
+            key_range: None,
             channels: Channels::None,
             arity,
             spec: None,
@@ -299,7 +354,8 @@ fn build() -> Index {
         }
     }
     assert!(entries.len() < FUTURE_BIT, "too many commands for the ACL bitmap");
-    Index { entries, top, by_name }
+    let quick = entries.iter().map(|e| e.as_ref().map_or(Quick::NONE, Quick::of)).collect();
+    Index { entries, quick, top, by_name }
 }
 
 impl Index {

@@ -54,8 +54,23 @@ pub struct Pattern {
 enum Shape {
     Any,
     Exact,
+    /// A prefix of up to 8 bytes, compared as one word: its bytes
+    /// (little-endian), the mask of its length, the length.
+    ShortPrefix(u64, u64, usize),
     Prefix(usize),
     Glob,
+}
+
+/// The first 8 bytes of `s` as a little-endian word (zeros past its end).
+#[inline(always)]
+fn first_word(s: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if s.len() >= 8 {
+        b.copy_from_slice(&s[..8]);
+    } else {
+        b[..s.len()].copy_from_slice(s);
+    }
+    u64::from_le_bytes(b)
 }
 
 impl Pattern {
@@ -66,6 +81,9 @@ impl Pattern {
             Some(i) if text[i..].iter().all(|&c| c == b'*') => {
                 if i == 0 {
                     Shape::Any
+                } else if i <= 8 {
+                    let mask = if i == 8 { u64::MAX } else { (1u64 << (i * 8)) - 1 };
+                    Shape::ShortPrefix(first_word(&text[..i]), mask, i)
                 } else {
                     Shape::Prefix(i)
                 }
@@ -75,11 +93,20 @@ impl Pattern {
         Pattern { text, shape }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn matches(&self, s: &[u8]) -> bool {
+        // The commonest shape first, without the jump of the match below.
+        if let Shape::ShortPrefix(word, mask, n) = self.shape {
+            return s.len() >= n && first_word(s) & mask == word;
+        }
+        self.matches_other(s)
+    }
+
+    fn matches_other(&self, s: &[u8]) -> bool {
         match self.shape {
             Shape::Any => true,
             Shape::Exact => self.text[..] == *s,
+            Shape::ShortPrefix(word, mask, n) => s.len() >= n && first_word(s) & mask == word,
             Shape::Prefix(n) => s.len() >= n && self.text[..n] == s[..n],
             Shape::Glob => crate::util::glob_match(&self.text, s, false),
         }
@@ -453,6 +480,19 @@ impl Selector {
             }
         }
         if !self.allkeys && e.keys != KeyAccess::None {
+            if let (KeyAccess::Uniform(perm), Some((first, last, step))) = (e.keys, e.key_range) {
+                // The common case, without the general walk's closures.
+                let argc = args.len() as i32;
+                let last = if last < 0 { argc + last } else { last }.min(argc - 1);
+                let mut p = first;
+                while p <= last {
+                    if !self.key_allowed(&args[p as usize], perm) {
+                        return Err(Denied::Key(p as usize));
+                    }
+                    p += step.max(1);
+                }
+                return self.check_channels(e, args);
+            }
             let mut bad = None;
             for_each_key(e, args, |pos, perm| {
                 if self.key_allowed(&args[pos], perm) {
@@ -466,6 +506,11 @@ impl Selector {
                 return Err(Denied::Key(pos));
             }
         }
+        self.check_channels(e, args)
+    }
+
+    #[inline]
+    fn check_channels(&self, e: &Entry, args: &[Bytes]) -> Result<(), Denied> {
         if !self.allchannels && e.channels != Channels::None {
             let (range, literal) = match e.channels {
                 Channels::First => (1..2.min(args.len()), false),
@@ -481,9 +526,14 @@ impl Selector {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn key_allowed(&self, key: &[u8], perm: u8) -> bool {
-        self.keys.iter().any(|k| k.perm & perm == perm && k.pattern.matches(key))
+        for k in &self.keys {
+            if k.perm & perm == perm && k.pattern.matches(key) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -530,13 +580,7 @@ pub fn for_each_key(e: &Entry, args: &[Bytes], mut f: impl FnMut(usize, u8) -> b
     let perm_at = |pos: usize| -> u8 {
         match e.keys {
             KeyAccess::Uniform(p) => p,
-            KeyAccess::Set => {
-                if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
-                    RW
-                } else {
-                    WRITE
-                }
-            }
+            KeyAccess::Set => set_perm(args),
             KeyAccess::Bitfield => bitfield_perm(args),
             KeyAccess::PerSpec => index::perm_of(&crate::commands::server::command::key_flags(spec, args, pos)),
             KeyAccess::None => 0,
@@ -564,6 +608,16 @@ pub fn for_each_key(e: &Entry, args: &[Bytes], mut f: impl FnMut(usize, u8) -> b
                 }
             }
         }
+    }
+}
+
+/// SET writes its key, and reads it too with `GET`.
+#[inline]
+fn set_perm(args: &[Bytes]) -> u8 {
+    if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+        RW
+    } else {
+        WRITE
     }
 }
 
@@ -773,6 +827,45 @@ impl User {
         out
     }
 
+    /// The request path's short check: true when the only selector allows
+    /// the command outright and each key (found by a plain range, all
+    /// needing the same permissions) matches a pattern. False means only
+    /// that `check` must decide.
+    #[inline]
+    pub fn quick_allows(&self, id: usize, args: &[Bytes]) -> bool {
+        let [s] = &self.selectors[..] else {
+            return false;
+        };
+        // `allcommands` sets every bit.
+        if !s.bit(id) {
+            return false;
+        }
+        let Some(q) = index::index().quick.get(id) else {
+            return false;
+        };
+        let perm = match q.kind {
+            index::Quick::NO_KEYS => return true,
+            p @ 1..=3 => p,
+            index::Quick::SET => set_perm(args),
+            index::Quick::CHANNELS => return s.allchannels,
+            _ => return false,
+        };
+        if s.allkeys {
+            return true;
+        }
+        let argc = args.len() as i32;
+        let last = i32::from(q.last);
+        let last = if last < 0 { argc + last } else { last }.min(argc - 1);
+        let mut p = i32::from(q.first);
+        while p <= last {
+            if !s.key_allowed(&args[p as usize], perm) {
+                return false;
+            }
+            p += i32::from(q.step);
+        }
+        true
+    }
+
     /// Whether the user may run command `id` with `args`: some selector
     /// allows it all. Otherwise the reason Redis reports: a command no
     /// selector allows, else the last key or channel none could match.
@@ -780,6 +873,9 @@ impl User {
         let Some(e) = index::index().get(id) else {
             return Ok(());
         };
+        if let [root] = &self.selectors[..] {
+            return root.check(e, id, args);
+        }
         let mut worst = Denied::Command;
         for s in &self.selectors {
             match s.check(e, id, args) {
@@ -906,6 +1002,75 @@ mod tests {
         let v = user(&["-@all", "+select|0"]);
         assert_eq!(v.check(id("select"), &a("select 0")), Ok(()));
         assert_eq!(v.check(id("select"), &a("select 1")), Err(Denied::Command));
+    }
+
+    #[test]
+    fn quick_check_agrees_with_the_full_one() {
+        let users = [
+            user(&["+@all", "~k*"]),
+            user(&["+@all", "%R~k*", "%W~w*", "&c*"]),
+            user(&["-@all", "+get", "+set", "+publish", "+mset", "~key:*", "~12345678*"]),
+            user(&["+@all", "allkeys", "resetchannels"]),
+            user(&["+@all", "-get", "~*", "&*"]),
+            user(&["-@all", "+select|0", "+get", "(~x +set)"]),
+        ];
+        let lines = [
+            "get k1",
+            "get x",
+            "get key:1",
+            "get 12345678x",
+            "get 1234567",
+            "set k v",
+            "set w v",
+            "set w v get",
+            "set k v GET",
+            "mset k 1 w 2",
+            "mset k 1 k2 2",
+            "publish c1 m",
+            "publish x m",
+            "ping",
+            "select 0",
+            "lpush w a",
+            "lrange k 0 -1",
+            "subscribe c1",
+            "del k w",
+            "object encoding k",
+            "set x v",
+        ];
+        for u in &users {
+            for line in lines {
+                let args: Vec<Bytes> = line.split(' ').map(|x| Bytes::copy_from_slice(x.as_bytes())).collect();
+                let Some(id) = index::index().lookup(line.split(' ').next().unwrap().as_bytes()) else {
+                    continue;
+                };
+                let id =
+                    if line.starts_with("object") { index::index().lookup(b"object|encoding").unwrap() } else { id };
+                if u.quick_allows(id, &args) {
+                    assert_eq!(u.check(id, &args), Ok(()), "{line} for {}", list(u));
+                }
+            }
+        }
+        // The short way serves the plain cases.
+        let u = &users[2];
+        let a = |s: &str| s.split(' ').map(|x| Bytes::copy_from_slice(x.as_bytes())).collect::<Vec<_>>();
+        let id = |n: &str| index::index().lookup(n.as_bytes()).unwrap();
+        assert!(u.quick_allows(id("get"), &a("get key:1")));
+        assert!(u.quick_allows(id("set"), &a("set 123456789 v")));
+        assert!(!u.quick_allows(id("get"), &a("get other")));
+        assert!(!u.quick_allows(id("hget"), &a("hget key:1 f")));
+    }
+
+    #[test]
+    fn pattern_shapes_match_as_globs() {
+        let texts = ["*", "k", "key:*", "12345678*", "123456789*", "a*b", "k?y", "[ab]*", "x\\*", "**", "a**"];
+        let keys = ["", "k", "key", "key:", "key:1", "12345678", "123456789", "1234567", "ab", "a1b", "x*", "xy", "a"];
+        for t in texts {
+            let p = Pattern::new(Bytes::copy_from_slice(t.as_bytes()));
+            for k in keys {
+                let want = crate::util::glob_match(t.as_bytes(), k.as_bytes(), false);
+                assert_eq!(p.matches(k.as_bytes()), want, "{t} {k}");
+            }
+        }
     }
 
     #[test]
