@@ -843,15 +843,22 @@ impl User {
         let Some(q) = index::index().quick.get(id) else {
             return false;
         };
-        let perm = match q.kind {
-            index::Quick::NO_KEYS => return true,
-            p @ 1..=3 => p,
-            index::Quick::SET => set_perm(args),
-            index::Quick::CHANNELS => return s.allchannels,
-            _ => return false,
+        let perm = if q.kind <= 3 {
+            if q.kind == index::Quick::NO_KEYS {
+                return true;
+            }
+            q.kind
+        } else if q.kind == index::Quick::SET {
+            set_perm(args)
+        } else {
+            return q.kind == index::Quick::CHANNELS && s.allchannels;
         };
         if s.allkeys {
             return true;
+        }
+        if q.first == q.last {
+            // One key (GET, SET, ...): past the arguments, the full check decides.
+            return args.get(q.first as usize).is_some_and(|k| s.key_allowed(k, perm));
         }
         let argc = args.len() as i32;
         let last = i32::from(q.last);
