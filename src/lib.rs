@@ -27,10 +27,6 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
         net::listener::log(&server, "warning", &e);
         return Err(std::io::Error::other(e));
     }
-    if let Err(e) = persist::aof::open_at_startup(&server) {
-        net::listener::log(&server, "warning", &e);
-        return Err(std::io::Error::other(e));
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server.io_threads)
         .thread_name("moonshard-io")

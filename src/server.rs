@@ -14,6 +14,8 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// Saving and loading state (BGSAVE job, save points, LOADING).
+    pub persist: crate::persist::State,
     /// The append-only file, while `appendonly` is on.
     pub aof: parking_lot::Mutex<Option<std::sync::Arc<crate::persist::aof::Aof>>>,
     /// CLIENT PAUSE.
@@ -63,6 +65,7 @@ impl Server {
             propagation: crate::propagate::Stream::default(),
             pause: Default::default(),
             aof: Default::default(),
+            persist: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
             acl: crate::acl::Acl::new(),
@@ -105,6 +108,7 @@ impl Server {
         // A new maxmemory-policy or lfu-* value applies to the next access,
         // not only after the memory cron's next tick.
         crate::storage::memory::refresh_tracking(self);
+        self.persist.refresh_misconf(c);
         // A raised (or removed) maxmemory may end an eviction overrun at once.
         if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
             && !crate::shard::eviction::over_maxmemory(self)

@@ -106,14 +106,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             stringmatch_fuzz();
             Reply::status_static("Apparently Redis did not crash: test passed")
         }
+        (b"reload", _) if !every_shard(ctx) => from_script(&sub),
         (b"reload", _) => {
             if args[2..].iter().any(|o| !["merge", "noflush", "nosave"].iter().any(|w| eq(o, w))) {
                 return Reply::err("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
             }
-            // TODO(durability): save the dataset and load it back once
-            // moonshard persists (RDB/AOF); Redis's tests use DEBUG RELOAD to
-            // check that every type survives a save and a load.
-            lacks(&sub, "persistence: there is no RDB file to save and load back")
+            let has = |w: &str| args[2..].iter().any(|o| eq(o, w));
+            reload(ctx, !has("nosave"), !has("noflush"))
         }
         (b"loadaof", _) => lacks(&sub, "persistence: there is no append-only file to load"),
         (b"restart" | b"crash-and-recover", _) => lacks(&sub, "restart support: it keeps no state to restart from"),
@@ -171,6 +170,42 @@ fn eq(arg: &[u8], word: &str) -> bool {
 }
 
 /// The error of a subcommand that pokes an internal moonshard does not have.
+/// DEBUG RELOAD: saves the dataset (unless NOSAVE), empties it (unless
+/// NOFLUSH) and loads the file back, every shard held throughout.
+fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
+    let server = ctx.server;
+    if save {
+        let held: Vec<&crate::shard::ShardData> = ctx.shards().iter().map(|s| &**s).collect();
+        if crate::persist::save::save_held(server, &held).is_err() {
+            return Reply::error("ERR");
+        }
+    }
+    if flush {
+        for db in 0..server.databases() {
+            ctx.flushing(db);
+        }
+        crate::persist::save::cancel_held(server, ctx.shards());
+        for shard in ctx.shards().iter_mut() {
+            shard.dbs.iter_mut().for_each(|d| d.clear());
+        }
+        crate::scripting::functions::flush_libraries(server);
+    }
+    let loaded = std::fs::File::open(crate::persist::save::rdb_path(server)).map_err(|e| e.to_string()).and_then(|f| {
+        let mut target = crate::persist::load::Target::Held(ctx.shards());
+        crate::persist::load::read_into(server, std::io::BufReader::new(f), &mut target, false)
+    });
+    match loaded {
+        Ok(_) => {
+            crate::net::listener::log(server, "warning", "DB reloaded by DEBUG RELOAD");
+            Reply::ok()
+        }
+        Err(e) => {
+            crate::net::listener::log(server, "warning", &e);
+            Reply::err("Error trying to load the RDB dump, check server logs.")
+        }
+    }
+}
+
 fn lacks(sub: &[u8], what: &str) -> Reply {
     Reply::err(format!(
         "DEBUG {} is not supported: moonshard has no {what}",

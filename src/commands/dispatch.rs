@@ -294,6 +294,25 @@ pub fn script_denied(denied: Denied) -> &'static str {
     }
 }
 
+/// The persistence state's refusals, after authorization: `MISCONF` for a
+/// write (and PING, as Redis) while the last background save failed, and
+/// `LOADING` for a command without the `loading` flag while the dataset loads.
+#[inline]
+pub fn persistence_gate(server: &Server, cmd: Command, args: &[Bytes]) -> Result<(), Reply> {
+    let p = &server.persist;
+    if p.misconf.load(Relaxed) && (cmd.spec.name == "ping" || crate::scripting::writes(server, cmd, args)) {
+        let reply = Reply::error(crate::protocol::errors::MISCONF);
+        rejected(server, cmd, &reply);
+        return Err(reply);
+    }
+    if p.loading.load(Relaxed) && !cmd.spec.has(flags::LOADING) {
+        let reply = Reply::error(crate::protocol::errors::LOADING);
+        rejected(server, cmd, &reply);
+        return Err(reply);
+    }
+    Ok(())
+}
+
 /// Redis's check of protected commands (DEBUG), right after the arity
 /// check and before authentication: refused unless `enable-debug-command`
 /// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.

@@ -665,6 +665,14 @@ pub fn dump_payload(value: &Value, opts: &EncodeOptions) -> Vec<u8> {
     seal(out)
 }
 
+/// A DUMP payload from a value encoded beforehand (its type byte and body).
+pub fn seal_payload(value_type: u8, encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 11);
+    out.push(value_type);
+    out.extend_from_slice(encoded);
+    seal(out)
+}
+
 /// Redis's check of a DUMP payload: long enough for the footer, a version
 /// this server reads, a matching CRC-64.
 pub fn verify_payload(p: &[u8]) -> bool {

@@ -353,6 +353,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
     }
+    if spec.is_write() && !run.wrote && run.server.persist.misconf.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Coded(crate::protocol::errors::MISCONF)));
+    }
     if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(crate::storage::memory::OOM_TEXT)));
     }
@@ -387,7 +390,6 @@ fn refuse(run: &Run<'_>, cmd: Option<Command>, err: CallErr) -> CallErr {
 /// Commands Redis 7.0 has and flags `noscript` that moonshard does not
 /// have, with Redis's arity: a script calling one gets Redis's answer.
 const REDIS_NOSCRIPT: &[(&str, i32)] = &[
-    ("bgrewriteaof", 1),
     ("client|caching", 3),
     ("client|getredir", 2),
     ("client|pause", -3),

@@ -469,6 +469,32 @@ pub async fn fcall(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     reply
 }
 
+/// The code of every loaded library (what an RDB file saves).
+pub fn library_codes(server: &Server) -> Vec<Bytes> {
+    server.scripts.functions.snapshot().1.iter().map(|l| l.code.clone()).collect()
+}
+
+/// Loads libraries read from an RDB file (replacing any of the same name,
+/// as Redis's loader does). Err: the text of the first refusal.
+pub fn load_saved_libraries(server: &Server, codes: Vec<Bytes>) -> Result<(), String> {
+    let mut libs = Vec::new();
+    for code in codes {
+        match build_library(server, &code, true) {
+            Ok(l) => libs.push(l),
+            Err(e) => {
+                let text = e.error_text().map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default();
+                return Err(text);
+            }
+        }
+    }
+    server.scripts.functions.install(libs, true, false)
+}
+
+/// Drops every library (DEBUG RELOAD before loading the file back).
+pub fn flush_libraries(server: &Server) {
+    server.scripts.functions.flush();
+}
+
 /// FUNCTION LOAD | DELETE | FLUSH | LIST | DUMP | RESTORE | STATS | KILL | HELP.
 pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
     let reg = &server.scripts.functions;

@@ -281,6 +281,9 @@ impl Session {
         if let Err(reply) = dispatch::authorize(&self.server, &self.client, cmd, args, self.txn.is_some()) {
             return Plan::Done(reply);
         }
+        if let Err(reply) = dispatch::persistence_gate(&self.server, cmd, args) {
+            return Plan::Done(reply);
+        }
         if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
             && crate::scripting::writes(&self.server, cmd, args)
         {
@@ -376,20 +379,19 @@ impl Session {
             if self.server.pause.maybe_active() {
                 self.wait_if_paused(&plan, &batch[i]).await;
             }
-            if self.txn.is_some() {
-                // An EXEC refused before it runs (wrong arity) aborts and
-                // discards the transaction, as Redis does.
-                if let Plan::Done(Reply::Error(e)) = &plan {
-                    if batch[i][0].eq_ignore_ascii_case(b"exec") {
-                        let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
-                        self.txn = None;
-                        self.client.info.meta.lock().multi = -1;
-                        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
-                        multi::unwatch_all(self).await;
-                        self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
-                        i += 1;
-                        continue;
-                    }
+            // An EXEC refused before it runs (wrong arity, ...) aborts and
+            // discards the transaction as Redis does, also outside MULTI
+            // (EXECABORT, and the watched keys are released).
+            if let Plan::Done(Reply::Error(e)) = &plan {
+                if batch[i][0].eq_ignore_ascii_case(b"exec") {
+                    let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
+                    self.txn = None;
+                    self.client.info.meta.lock().multi = -1;
+                    self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+                    multi::unwatch_all(self).await;
+                    self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
+                    i += 1;
+                    continue;
                 }
             }
             if self.txn.is_some() || self.sub.is_some() {

@@ -643,6 +643,12 @@ impl Db {
         self.snap = None;
     }
 
+    /// A snapshot is in progress on this database (SWAPDB may have moved it
+    /// to another index than the one the walk is at).
+    pub fn snapshot_active(&self) -> bool {
+        self.snap.is_some()
+    }
+
     /// The whole database is about to go (FLUSHDB, FLUSHALL): a snapshot in
     /// progress first takes every key it has not emitted.
     fn snap_emit_rest(&mut self) {
@@ -699,6 +705,11 @@ impl Db {
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.slots.iter().map(|s| (&s.key[..], &s.entry))
+    }
+
+    /// Every key with its entry and access word (LRU/LFU), as a save writes them.
+    pub fn iter_with_access(&self) -> impl Iterator<Item = (&[u8], &Entry, u32)> {
+        self.slots.iter().map(|s| (&s.key[..], &s.entry, s.access))
     }
 
     /// Calls `f` with up to `n` keys drawn at random (with repetition; only
