@@ -482,6 +482,14 @@ ACL DRYRUN default
 ACL DRYRUN default config nosuch
 ACL DRYRUN default wait 0 0
 ACL DRYRUN default cluster info
+ACL DRYRUN default config|get x
+ACL DRYRUN default cluster|info
+config|get maxmemory
+CONFIG|GET
+EVAL "return redis.acl_check_cmd('config|get','maxmemory')" 0
+EVAL "return redis.acl_check_cmd('script|debug','yes')" 0
+EVAL "return redis.call('config|get','maxmemory')" 0
+EVAL "return redis.call('script|debug','yes')" 0
 ACL SAVE
 ACL LOAD
 "#,

@@ -294,6 +294,7 @@ pub fn acl_dryrun(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let ix = acl::index::index();
     let (id, name, arity) = match crate::commands::registry::named(line) {
         Some(c) => (c.id, c.spec.name.to_string(), c.spec.arity),
+        None if line[0].contains(&b'|') => return not_found(),
         None => {
             // A Redis command moonshard does not run: its ACL entry.
             let mut name = String::from_utf8_lossy(&line[0]).to_ascii_lowercase();

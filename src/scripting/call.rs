@@ -417,7 +417,7 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
 
 /// The command or subcommand `argv` names, whatever its arity.
 fn found(argv: &[Bytes]) -> Option<Command> {
-    let cmd = registry::lookup(&argv[0])?;
+    let cmd = registry::lookup_top(&argv[0])?;
     match argv.get(1) {
         Some(sub) if matches!(cmd.spec.exec, Exec::Container) => registry::lookup_sub(cmd.spec, sub),
         _ => Some(cmd),
@@ -453,6 +453,9 @@ const REDIS_CONTAINERS: &[&str] = &["client", "cluster", "module", "script"];
 /// Whether `argv` names one of `REDIS_NOSCRIPT` (Some), and then whether
 /// its arity holds, as Redis's lookup and arity check would see it.
 fn redis_noscript(argv: &[Bytes]) -> Option<bool> {
+    if argv[0].contains(&b'|') {
+        return None;
+    }
     let base = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let name = match argv.get(1) {
         Some(sub) if REDIS_CONTAINERS.contains(&base.as_str()) => {
