@@ -29,6 +29,8 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::memory::COMMANDS,
     super::debug::COMMANDS,
     super::dump::COMMANDS,
+    super::module::COMMANDS,
+    super::replication::COMMANDS,
     super::acl::COMMANDS,
 ];
 
