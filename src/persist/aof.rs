@@ -860,6 +860,7 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
             db: 0,
             resp: 2,
             authenticated: true,
+            acl: crate::acl::ClientAcl::new(server.acl.default_user()),
             close_after_reply: false,
             reply_mode: ReplyMode::On,
         },
