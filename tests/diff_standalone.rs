@@ -276,3 +276,121 @@ fn blocking_moves_across_shards() {
         q(&mut c, &format!("DEL {} {}", k[0], k[1]));
     }
 }
+
+/// Scripts whose declared keys span shards, scripts touching keys they never
+/// declared (read or written first, on any shard), shebang scripts, whole
+/// keyspace commands and SORT patterns from scripts, and functions.
+#[test]
+fn scripts_across_shards() {
+    let Some(mut d) = start() else { return };
+    let k = keys_on_different_shards("s", 4, 4);
+    let (a, b, c, e) = (k[0].as_str(), k[1].as_str(), k[2].as_str(), k[3].as_str());
+    let mv = "local v = redis.call('get', KEYS[1]); redis.call('del', KEYS[1]); redis.call('set', KEYS[2], v); return redis.call('mget', KEYS[1], KEYS[2])";
+    let undeclared = "redis.call('incrby', ARGV[1], 5); redis.call('rpush', ARGV[2], 'x'); redis.call('sadd', ARGV[3], 'm'); return {redis.call('get', ARGV[1]), redis.call('llen', ARGV[2]), redis.call('scard', ARGV[3]), redis.call('exists', ARGV[4])}";
+    let shebang = "#!lua\nredis.call('set', KEYS[1], ARGV[1]); redis.call('set', ARGV[2], ARGV[1]); return redis.call('mget', KEYS[1], ARGV[2], KEYS[2])";
+    let ro = "#!lua flags=no-writes\nreturn redis.call('mget', KEYS[1], KEYS[2], ARGV[1])";
+    script(
+        &mut d,
+        &[
+            &["set", a, "1"],
+            &["eval", mv, "2", a, b],
+            &["eval", mv, "2", b, c],
+            &["eval", mv, "2", c, e],
+            &["eval", undeclared, "0", a, b, c, e],
+            &["eval", undeclared, "1", e, a, b, c, e],
+            &["eval", undeclared, "0", a, b, c, e],
+            &["eval", shebang, "2", a, b, "v", c],
+            &["eval_ro", ro, "2", a, b, c],
+            &["evalsha", "0123456789012345678901234567890123456789", "0"],
+            &["script", "load", mv],
+            &["eval", "local t = redis.call('keys', '*'); table.sort(t); return t", "0"],
+            &["eval", "return redis.call('dbsize')", "1", a],
+            &["eval", "redis.call('rpush', KEYS[1], '2', '1'); redis.call('set', 'w_1', 9); redis.call('set', 'w_2', 3); return redis.call('sort', KEYS[1], 'by', 'w_*')", "1", "srt"],
+            &["eval", "return redis.call('get', ARGV[1]) .. redis.call('get', KEYS[1])", "1", c, a],
+            &["eval", "redis.call('set', KEYS[1], 'z'); return redis.call('nosuch')", "1", a],
+            &["mget", a, b, c, e],
+            &["del", "w_1", "w_2", "srt"],
+        ],
+    );
+    let sha = match d.check(&["script", "load", mv]) {
+        Ok(Value::BulkString(s)) => String::from_utf8(s).unwrap(),
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    script(&mut d, &[&["set", e, "back"], &["evalsha", &sha, "2", e, a], &["evalsha", &sha, "2", a, b]]);
+    // Functions
+    let lib = "#!lua name=xs\nredis.register_function('mv', function(keys, args) local v = redis.call('get', keys[1]); redis.call('set', keys[2], v); redis.call('set', args[1], v); return redis.call('mget', keys[1], keys[2], args[1]) end)";
+    script(
+        &mut d,
+        &[
+            &["function", "load", "replace", lib],
+            &["fcall", "mv", "2", b, c, e],
+            &["fcall", "mv", "2", c, a, b],
+            &["fcall", "mv", "0", a],
+        ],
+    );
+    // Inside MULTI/EXEC, mixed with plain commands.
+    script(
+        &mut d,
+        &[&["multi"], &["eval", mv, "2", b, c], &["eval", undeclared, "0", a, b, c, e], &["rename", c, b], &["exec"]],
+    );
+    same_data(&mut d, &k);
+    let _ = d.check(&["function", "flush"]);
+}
+
+/// Scripts move value between keys on different shards (declared, and not
+/// declared) from several clients, while others read the total by script
+/// and by MULTI: the total never changes.
+#[test]
+fn concurrent_transfers_keep_the_total() {
+    let ours = common::moonshard(&["--shards", "4", "--keyspace-mode", "standalone"]);
+    let keys = keys_on_different_shards("acct", 4, 4);
+    let mut c = ours.client();
+    for k in &keys {
+        q(&mut c, &format!("SET {k} 100"));
+    }
+    let transfer = "local n = tonumber(ARGV[1]); if tonumber(redis.call('get', KEYS[1])) >= n then redis.call('decrby', KEYS[1], n); redis.call('incrby', KEYS[2], n) end return 1";
+    let hidden = "local n = tonumber(ARGV[3]); if tonumber(redis.call('get', ARGV[1])) >= n then redis.call('decrby', ARGV[1], n); redis.call('incrby', ARGV[2], n) end return 1";
+    let total = "local t = 0 for _, k in ipairs(ARGV) do t = t + tonumber(redis.call('get', k)) end return t";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (url, keys, stop) = (ours.url(), keys.clone(), stop.clone());
+        let script = if w % 2 == 0 { transfer } else { hidden };
+        workers.push(std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut rng = StdRng::seed_from_u64(w);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (x, y) = (rng.gen_range(0..4), rng.gen_range(0..4));
+                let amount = rng.gen_range(1..30).to_string();
+                let args: Vec<&str> = if w % 2 == 0 {
+                    vec!["eval", script, "2", &keys[x], &keys[y], &amount]
+                } else {
+                    vec!["eval", script, "0", &keys[x], &keys[y], &amount]
+                };
+                assert_eq!(show(common::run_str(&mut c, &args)), "1");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut reads = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut args = vec!["eval", total, "0"];
+    args.extend(keys.iter().map(String::as_str));
+    while std::time::Instant::now() < deadline {
+        assert_eq!(show(common::run_str(&mut c, &args)), "400", "total read by a script");
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for k in &keys {
+            pipe.cmd("GET").arg(k);
+        }
+        let vals: Vec<i64> = pipe.query(&mut c).unwrap();
+        assert_eq!(vals.iter().sum::<i64>(), 400, "total read by MULTI: {vals:?}");
+        reads += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let moved: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(moved > 100 && reads > 10, "too little ran: {moved} transfers, {reads} reads");
+    eprintln!("{moved} transfers, {reads} reads of the total");
+}
