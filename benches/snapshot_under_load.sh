@@ -6,9 +6,9 @@
 # For each server: DEBUG POPULATE KEYS keys with 100-byte values, then a
 # 50-client GET/SET load (loadtest, half of it overwriting values) runs twice:
 # once without a save (baseline) and once with a BGSAVE started 2 s in. It
-# reports the save time, the peak extra memory during the save (the sum of
-# PSS over the server and any child it forks, so a fork's shared pages count
-# once), and the load's p99.9 / max latency with and without the save.
+# reports the save time, the peak extra memory during the save (the server's
+# RSS plus the private pages of any child it forks, so a fork's shared pages
+# count once), and the load's p99.9 / max latency with and without the save.
 # Servers run on CPUs ${SERVER_CPUS:-0,1}, the load generator anywhere.
 # Needs target/release/moonshard and target/release/loadtest (cargo build --release --workspace).
 set -euo pipefail
@@ -21,14 +21,16 @@ loadtest=${LOADTEST:-$root/target/release/loadtest}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-pss_kb() {  # PSS of a process and its children, in kB
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    local v
-    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+mem_kb() {  # the server's RSS plus the private pages of any child it forked, in kB
+  # (VmRSS needs no page-table walk, so sampling does not slow the server; a
+  # fork's shared pages are the parent's, its private ones are the copies)
+  local total p v
+  total=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+  for p in $(pgrep -P "$1" || true); do
+    v=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
     total=$((total + ${v:-0}))
   done
-  echo "$total"
+  echo "${total:-0}"
 }
 
 field() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
@@ -45,7 +47,7 @@ measure() {  # measure <name> <command...>
   local load=("$loadtest" -p $port -c 50 -w getset -r "$keys" -d 100 --duration "$secs" -n 100000000 -q)
   "${load[@]}" --json "$dir/base.json" >/dev/null
   local before peak=0 now
-  before=$(pss_kb $pid)
+  before=$(mem_kb $pid)
   "${load[@]}" --json "$dir/save.json" >/dev/null &
   local lpid=$!
   sleep 2
@@ -53,7 +55,7 @@ measure() {  # measure <name> <command...>
   t0=$(date +%s%N)
   redis-cli -p $port bgsave >/dev/null
   while [ "$(field $port rdb_bgsave_in_progress)" != "0" ]; do
-    now=$(pss_kb $pid); [ "$now" -gt "$peak" ] && peak=$now
+    now=$(mem_kb $pid); [ "$now" -gt "$peak" ] && peak=$now
     sleep 0.02
   done
   t1=$(date +%s%N)
@@ -72,7 +74,7 @@ measure() {  # measure <name> <command...>
 
 echo "keys=$keys value=100B load=50 clients getset ${secs}s, servers on CPUs $cpus ($(nproc) CPUs)"
 echo
-echo "| server | save ms | dataset PSS MiB | extra at peak MiB | extra/dataset | p99.9 ms base | p99.9 ms save | max ms base | max ms save | req/s base | req/s save |"
+echo "| server | save ms | dataset RSS MiB | extra at peak MiB | extra/dataset | p99.9 ms base | p99.9 ms save | max ms base | max ms save | req/s base | req/s save |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 measure redis-server redis-server
 measure moonshard "$moonshard"

@@ -25,6 +25,8 @@ pub struct Server {
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
+    /// Client-side caching (CLIENT TRACKING): counters and BCAST prefixes.
+    pub tracking: crate::pubsub::tracking::Tracking,
     pub started: Instant,
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
@@ -70,6 +72,7 @@ impl Server {
             persist: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
+            tracking: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
@@ -96,6 +99,7 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        self.tracking.set_max_keys(c.get_i64("tracking-table-max-keys"));
         if let Some(aof) = self.aof.lock().as_ref() {
             let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
             aof.policy.store(policy, Ordering::Relaxed);

@@ -184,6 +184,7 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
         for db in 0..server.databases() {
             ctx.flushing(db);
         }
+        ctx.flushed_tracking();
         crate::persist::save::cancel_held(server, ctx.shards());
         for shard in ctx.shards().iter_mut() {
             shard.dbs.iter_mut().for_each(|d| d.clear());

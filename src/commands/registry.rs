@@ -29,6 +29,8 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::memory::COMMANDS,
     super::debug::COMMANDS,
     super::dump::COMMANDS,
+    super::module::COMMANDS,
+    super::replication::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

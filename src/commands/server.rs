@@ -73,6 +73,54 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         .doc("3.0.0", "Describes the cluster's nodes.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled)).doc("3.0.0", "Returns this node's id."),
+    // Cluster administration: cluster mode is off, so each answers as a
+    // standalone Redis does.
+    cmd("cluster|addslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Assigns hash slots to this node."),
+    cmd("cluster|addslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Assigns ranges of hash slots to this node."),
+    cmd("cluster|bumpepoch", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Advances this node's config epoch.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|count-failure-reports", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Counts the failure reports about a node.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|countkeysinslot", 3, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Counts the keys in a hash slot."),
+    cmd("cluster|delslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Unassigns hash slots from this node."),
+    cmd("cluster|delslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Unassigns ranges of hash slots from this node."),
+    cmd("cluster|failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Makes this replica take over from its master."),
+    cmd("cluster|flushslots", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Unassigns every hash slot of this node."),
+    cmd("cluster|forget", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Removes a node from this node's view of the cluster."),
+    cmd("cluster|getkeysinslot", 4, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lists keys of a hash slot.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|links", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Describes this node's links to its peers.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|meet", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Connects this node to another node of the cluster."),
+    cmd("cluster|replicas", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("5.0.0", "Lists the replicas of a master node.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|replicate", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Makes this node a replica of a master."),
+    cmd("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Resets this node's cluster state."),
+    cmd("cluster|saveconfig", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Writes the cluster configuration to disk."),
+    cmd("cluster|set-config-epoch", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Sets this node's config epoch."),
+    cmd("cluster|setslot", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Changes the state of a hash slot on this node."),
+    cmd("cluster|slaves", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lists the replicas of a master node (old name of REPLICAS).")
+        .tips(&["nondeterministic_output"]),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -91,6 +139,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Streams every command the server runs, as it runs."),
     container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS)
         .doc("3.0.0", "Container for cluster subcommands (cluster mode is off)."),
+    cmd("asking", 1, FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lets the next command reach a slot being imported (cluster mode).")
+        .acl(&["connection"]),
+    cmd("readonly", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lets a cluster replica serve reads on this connection.")
+        .acl(&["connection"]),
+    cmd("readwrite", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Ends READONLY on this connection.")
+        .acl(&["connection"]),
     cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize))
         .doc("1.0.0", "Counts the keys in the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
@@ -175,6 +232,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    ctx.flushed_tracking();
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
         removed += shard.dbs[db].len() as u64;
@@ -194,6 +252,7 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    ctx.flushed_tracking();
     // A background save in progress stops (Redis kills its child): the
     // file it was writing is already out of date.
     crate::persist::save::cancel_held(ctx.server, ctx.shards());

@@ -233,7 +233,8 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             }
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
-        crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
+        crate::commands::ctx::drain_expired_log(&server, flags, &mut data, server.propagation.active(), 0);
+        crate::pubsub::tracking::end_run(&server, &mut [&mut data], 0);
         drop(data);
         server.observers.latency_monitor.add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         if removed > 0 {

@@ -454,6 +454,7 @@ fn run_on_shard<'a>(
     let raw = data as *mut ShardData;
     let (reply, redirect) = run_with_vm(server, shard, raw, extra, &mut vm, client, req, start, pre_oom);
     super::ShardScripting::of(&mut data.scripting).put_vm(vm);
+    crate::pubsub::tracking::end_run(server, &mut [data], client.id());
     (reply, redirect)
 }
 
@@ -499,6 +500,7 @@ fn run_with_vm<'a>(
         entered: 0,
         function,
         caller: client,
+        keys: req.keys,
         conn_state: None,
         db: client.db,
         resp: 2,

@@ -295,6 +295,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     }
     conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
+    crate::pubsub::tracking::end_run(&server, refs, conn.client.id());
     let busy = dispatch::clock_ns().saturating_sub(began);
     for &id in ids {
         server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);

@@ -256,8 +256,7 @@ fn clients_section(server: &Server, f: &mut Field) {
     f("client_recent_max_input_buffer", recent_in.max(live_in).to_string());
     f("client_recent_max_output_buffer", recent_out.max(live_out).to_string());
     f("blocked_clients", s.blocked_clients.load(Ordering::Relaxed).to_string());
-    // No client tracking (CLIENT TRACKING) in moonshard.
-    f("tracking_clients", "0".into());
+    f("tracking_clients", server.tracking.figures().0.to_string());
     f("clients_in_timeout_table", s.clients_in_timeout_table.load(Ordering::Relaxed).to_string());
 }
 
@@ -490,7 +489,7 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("pubsub_channels", channels.to_string());
     f("pubsub_patterns", patterns.to_string());
     f("pubsubshard_channels", shard_channels.to_string());
-    // moonshard never forks, migrates, replicates, defragments or tracks keys.
+    // moonshard never forks, migrates, replicates or defragments.
     f("latest_fork_usec", "0".into());
     f("total_forks", "0".into());
     f("migrate_cached_sockets", "0".into());
@@ -501,9 +500,10 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("active_defrag_key_misses", "0".into());
     f("total_active_defrag_time", "0".into());
     f("current_active_defrag_time", "0".into());
-    f("tracking_total_keys", "0".into());
-    f("tracking_total_items", "0".into());
-    f("tracking_total_prefixes", "0".into());
+    let (_, tracked_keys, tracked_items, prefixes) = server.tracking.figures();
+    f("tracking_total_keys", tracked_keys.to_string());
+    f("tracking_total_items", tracked_items.to_string());
+    f("tracking_total_prefixes", prefixes.to_string());
     // Errors in replies to a master or while loading: neither exists here.
     f("unexpected_error_replies", "0".into());
     f("total_error_replies", get(&s.error_replies));
