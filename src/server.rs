@@ -43,6 +43,10 @@ pub struct Server {
     pub shutdown: tokio::sync::Notify,
     /// Thread count of the connection runtime.
     pub io_threads: usize,
+    /// `keyspace-mode standalone`: keys of one command or script may live in
+    /// any slots (as on a standalone Redis); `cluster` applies Redis
+    /// Cluster's same-slot rule.
+    pub standalone: bool,
 }
 
 impl Server {
@@ -81,6 +85,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,
+            standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),
             config,
         };
         server.apply_config();

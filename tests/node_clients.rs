@@ -50,9 +50,25 @@ fn bullmq_and_ioredis_end_to_end() {
         return;
     }
     let server = common::moonshard(&["--shards", "4"]);
+    run_node(&server, "{jobs}");
+}
+
+/// BullMQ with its default `bull` prefix (keys of a queue in many slots),
+/// as a standalone-Redis application uses it: `keyspace-mode standalone`.
+#[test]
+fn bullmq_default_prefix_in_standalone_mode() {
+    if !prepare() {
+        return;
+    }
+    let server = common::moonshard(&["--shards", "2", "--keyspace-mode", "standalone"]);
+    run_node(&server, "bull");
+}
+
+fn run_node(server: &common::Proc, prefix: &str) {
     let out = Command::new("node")
         .args(["--test", "--test-concurrency=1", "bullmq.test.mjs"])
         .env("MOONSHARD_PORT", server.port.to_string())
+        .env("MOONSHARD_BULL_PREFIX", prefix)
         .current_dir(node_dir())
         .output()
         .expect("node could not start");

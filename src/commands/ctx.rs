@@ -113,6 +113,16 @@ impl<'a, 's> Ctx<'a, 's> {
         self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
     }
 
+    /// Whether the shard owning `key` is entered (keys a command finds at
+    /// run time, such as SORT's BY/GET patterns, are checked with it).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        if self.shards.len() == self.server.shards.len() {
+            return true;
+        }
+        let id = self.server.shards.for_key(key);
+        self.shards.iter().any(|s| s.id == id)
+    }
+
     /// The selected database on the shard owning `key`.
     pub fn db(&mut self, key: &[u8]) -> &mut Db {
         let i = self.pos_for(key);

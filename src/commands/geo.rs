@@ -432,7 +432,8 @@ fn search_inner(ctx: &mut Ctx, args: &[Bytes], src_idx: usize, v: Variant) -> Re
     // The destination must live with the source (as on Redis Cluster); the
     // router checked the keys Redis's key specs name, this covers the rest.
     if let Some(dst) = storekey {
-        if key_slot(dst) != key_slot(src) {
+        let apart = if ctx.server.standalone { !ctx.holds(dst) } else { key_slot(dst) != key_slot(src) };
+        if apart {
             return Err(Reply::crossslot());
         }
     }

@@ -76,6 +76,18 @@ fn sort_keys(args: &[Bytes]) -> Vec<usize> {
     keys
 }
 
+/// Whether SORT/SORT_RO `args` name a BY or GET pattern that forms keys
+/// (one with a `*`): in standalone mode those keys may live on any shard,
+/// so the command runs with every shard entered.
+pub fn forms_keys(name: &str, args: &[Bytes]) -> bool {
+    if !name.starts_with("sort") {
+        return false;
+    }
+    args.windows(2)
+        .skip(2)
+        .any(|w| (eq_ic(cstr(&w[0]), "by") || eq_ic(cstr(&w[0]), "get")) && cstr(&w[1]).contains(&b'*'))
+}
+
 fn sort_ro_keys(_args: &[Bytes]) -> Vec<usize> {
     vec![1]
 }
@@ -219,8 +231,14 @@ struct Options<'a> {
 }
 
 /// Parses the options left to right, stopping at the first error, as Redis.
-/// `reads_any_key` answers whether BY and GET patterns are allowed to the user.
-fn parse<'a>(args: &'a [Bytes], readonly: bool, reads_any_key: impl Fn() -> bool) -> Result<Options<'a>, Reply> {
+/// `reads_any_key` answers whether BY and GET patterns are allowed to the
+/// user; `standalone`: patterns may reach keys in any slot.
+fn parse<'a>(
+    args: &'a [Bytes],
+    readonly: bool,
+    standalone: bool,
+    reads_any_key: impl Fn() -> bool,
+) -> Result<Options<'a>, Reply> {
     let slot = key_slot(&args[1]);
     let mut o = Options {
         desc: false,
@@ -254,7 +272,7 @@ fn parse<'a>(args: &'a [Bytes], readonly: bool, reads_any_key: impl Fn() -> bool
             o.by = Some(p);
             if !cstr(p).contains(&b'*') {
                 o.dontsort = true;
-            } else if pattern_slot(p) != Some(slot) {
+            } else if !standalone && pattern_slot(p) != Some(slot) {
                 return Err(Reply::err(ERR_BY_CLUSTER));
             } else if !reads_any_key() {
                 return Err(Reply::err(ERR_BY_ACL));
@@ -262,7 +280,7 @@ fn parse<'a>(args: &'a [Bytes], readonly: bool, reads_any_key: impl Fn() -> bool
             j += 1;
         } else if eq_ic(a, "get") && left >= 1 {
             let p = &args[j + 1];
-            if cstr(p) != b"#" && pattern_slot(p) != Some(slot) {
+            if !standalone && cstr(p) != b"#" && pattern_slot(p) != Some(slot) {
                 return Err(Reply::err(ERR_GET_CLUSTER));
             }
             if !reads_any_key() {
@@ -357,14 +375,14 @@ impl Order<'_> {
 /// `elem`. `#` gives the element itself; otherwise the first `*` is
 /// replaced by the element and the key read as a string, or, with
 /// `->field` after the `*`, as a hash's field. Missing keys, other types
-/// and patterns without `*` give nothing. `slot` is the sorted key's: the
-/// parser let only patterns pinned to it through, so every key formed here
-/// lives on an entered shard. `key` is scratch space for the key's name.
+/// and patterns without `*` give nothing. Every key formed here lives on an
+/// entered shard: in cluster mode the parser let only patterns pinned to the
+/// sorted key's slot through, in standalone mode routing entered every shard.
+/// `key` is scratch space for the key's name.
 fn by_pattern<R>(
     ctx: &mut Ctx,
     pattern: &[u8],
     elem: &[u8],
-    slot: u16,
     key: &mut Vec<u8>,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Option<R> {
@@ -384,8 +402,9 @@ fn by_pattern<R>(
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(elem);
     key.extend_from_slice(&pattern[star + 1..key_end]);
-    if key_slot(key) != slot {
-        // Unreachable by the parser's rule; never touch a shard not entered.
+    if !ctx.holds(key) {
+        // Unreachable: the parser's rule (cluster mode) or the routing
+        // (standalone mode) entered it; never touch a shard not entered.
         return None;
     }
     match (lookup_read(ctx, key).map(|e| &e.value), field) {
@@ -396,7 +415,8 @@ fn by_pattern<R>(
 }
 
 fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
-    let mut o = match parse(args, readonly, || reads_any_key(ctx, args)) {
+    let standalone = ctx.server.standalone;
+    let mut o = match parse(args, readonly, standalone, || reads_any_key(ctx, args)) {
         Ok(o) => o,
         Err(e) => return e,
     };
@@ -406,7 +426,8 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
         // Routing entered the shards of the keys `sort_keys` finds; a STORE
         // it does not see (hidden behind an option name) must still share
         // the sorted key's slot.
-        if key_slot(dst) != slot {
+        let apart = if ctx.server.standalone { !ctx.holds(dst) } else { key_slot(dst) != slot };
+        if apart {
             return Reply::error(crate::protocol::errors::CROSSSLOT);
         }
     }
@@ -503,11 +524,11 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
                 },
                 (Some(p), true) => {
                     let at = weights.len();
-                    if by_pattern(ctx, p, elem, slot, &mut keybuf, |w| weights.extend_from_slice(w)).is_some() {
+                    if by_pattern(ctx, p, elem, &mut keybuf, |w| weights.extend_from_slice(w)).is_some() {
                         item.by = (at, weights.len() - at);
                     }
                 }
-                (Some(p), false) => match by_pattern(ctx, p, elem, slot, &mut keybuf, c_strtod) {
+                (Some(p), false) => match by_pattern(ctx, p, elem, &mut keybuf, c_strtod) {
                     Some(Some(v)) => item.score = v,
                     Some(None) => bad_score = true,
                     None => {}
@@ -533,7 +554,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
     let window: &[Item] = if end >= start && start >= 0 { &items.list[start as usize..=end as usize] } else { &[] };
     let outputlen = if o.gets.is_empty() { window.len() } else { o.gets.len() * window.len() };
     let Some(dst) = o.store else {
-        return reply(ctx, &o.gets, &items, window, slot, outputlen);
+        return reply(ctx, &o.gets, &items, window, outputlen);
     };
     let mut list = List::new();
     for item in window {
@@ -542,7 +563,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
             list.push_back(elem);
         }
         for p in &o.gets {
-            if by_pattern(ctx, p, elem, slot, &mut keybuf, |v| list.push_back(v)).is_none() {
+            if by_pattern(ctx, p, elem, &mut keybuf, |v| list.push_back(v)).is_none() {
                 list.push_back(b"");
             }
         }
@@ -563,7 +584,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
 /// The reply: the window's elements, or for each the GET values. Built in
 /// wire form while no value is missing (a missing one is a null, whose
 /// form depends on the protocol).
-fn reply(ctx: &mut Ctx, gets: &[&Bytes], items: &Items, window: &[Item], slot: u16, outputlen: usize) -> Reply {
+fn reply(ctx: &mut Ctx, gets: &[&Bytes], items: &Items, window: &[Item], outputlen: usize) -> Reply {
     let mut keybuf = Vec::new();
     let mut wire = BulkArray::with_capacity(window.iter().map(|i| i.len + 16).sum::<usize>().min(1 << 20));
     let mut out: Option<Vec<Reply>> = None;
@@ -575,9 +596,9 @@ fn reply(ctx: &mut Ctx, gets: &[&Bytes], items: &Items, window: &[Item], slot: u
         }
         for p in gets {
             let found = match out.as_mut() {
-                None => by_pattern(ctx, p, elem, slot, &mut keybuf, |v| wire.push(v)),
+                None => by_pattern(ctx, p, elem, &mut keybuf, |v| wire.push(v)),
                 Some(out) => {
-                    by_pattern(ctx, p, elem, slot, &mut keybuf, |v| out.push(Reply::Bulk(Bytes::copy_from_slice(v))))
+                    by_pattern(ctx, p, elem, &mut keybuf, |v| out.push(Reply::Bulk(Bytes::copy_from_slice(v))))
                 }
             };
             if found.is_none() {

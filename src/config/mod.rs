@@ -72,6 +72,7 @@ const POLICIES: &[&str] = &[
 pub static PARAMS: &[Param] = &[
     // moonshard's own
     p!("shards", "0", Kind::Int(0, 1024), Immutable),
+    p!("keyspace-mode", "cluster", Kind::Enum(&["cluster", "standalone"]), Immutable),
     p!("lua-memory-limit", "268435456", Kind::Memory(0), Mutable),
     // Redis 7.0 (io-threads: 0 means one per core, our default)
     p!("acl-pubsub-default", "resetchannels", Kind::Enum(&["allchannels", "resetchannels"]), Mutable),

@@ -142,9 +142,26 @@ pub struct ScriptCache {
     pub functions: super::functions::Registry,
     /// A private VM for validating scripts and libraries without entering a shard.
     pub(crate) checker: parking_lot::Mutex<Option<super::vm::Vm>>,
+    /// `keyspace-mode standalone`: the shards (bit i: shard i; bit 63: 63
+    /// and above) each script (by SHA) or function (by name) entered beyond
+    /// its declared keys' in earlier runs; its next run enters them from
+    /// the start.
+    learned: DashMap<Box<[u8]>, u64, ahash::RandomState>,
 }
 
 impl ScriptCache {
+    /// The shards `job` (a SHA or a function name) needed in earlier runs.
+    pub fn learned(&self, job: &[u8]) -> u64 {
+        self.learned.get(job).map_or(0, |m| *m.value())
+    }
+
+    /// Records that `job` needed the shards `mask` (added to what it needed).
+    pub fn learn(&self, job: &[u8], mask: u64) {
+        if mask != 0 {
+            *self.learned.entry(job.into()).or_insert(0) |= mask;
+        }
+    }
+
     pub fn get(&self, sha: &[u8; 40]) -> Option<Arc<Script>> {
         self.scripts.get(sha).map(|e| e.value().clone())
     }

@@ -25,6 +25,10 @@ pub enum Abort {
     /// A script with no declared keys touched another shard's key first:
     /// rerun it there.
     Redirect(usize),
+    /// Standalone mode: the script (which has not written) touched a key on
+    /// a shard it could not enter without waiting out of order: rerun it
+    /// with the shards `Run::entered` names.
+    Widen,
     Shutdown,
     /// The VM hit `lua-memory-limit`: a script that catches that error
     /// (pcall) would go on allocating on a VM that has nothing left.
@@ -35,11 +39,19 @@ impl Abort {
     pub fn message(self) -> &'static str {
         match self {
             Abort::Kill => "ERR Script killed by user with SCRIPT KILL...",
-            Abort::Redirect(_) => "ERR script moved to another shard",
+            Abort::Redirect(_) | Abort::Widen => "ERR script moved to another shard",
             Abort::Shutdown => "ERR Script killed by server shutdown",
             Abort::OutOfMemory => "ERR Error running script: Lua VM out of memory (lua-memory-limit)",
         }
     }
+}
+
+/// A shard a standalone-mode script holds besides its own (`Run::shard`).
+pub struct Extra<'a> {
+    pub shard: &'a Shard,
+    /// Its data: entered by the runner, or by the script itself (`guard`).
+    pub data: *mut ShardData,
+    pub guard: Option<crate::shard::ShardGuard<'a>>,
 }
 
 /// Everything a script's `redis.call` needs while it runs.
@@ -48,6 +60,14 @@ pub struct Run<'a> {
     pub shard: &'a Shard,
     /// The shard's data, entered by the runner (its VM moved out meanwhile).
     pub data: *mut ShardData,
+    /// Standalone mode: the other shards entered (empty otherwise, and for a
+    /// script whose keys live on one shard).
+    pub extra: Vec<Extra<'a>>,
+    /// Standalone mode: the shards the script entered or wanted (bit i:
+    /// shard i, bit 63: 63 and above), learned for its next runs.
+    pub entered: u64,
+    /// The script is a function (FCALL), for the busy marks of `extra`.
+    pub function: bool,
     /// The caller's state.
     pub caller: &'a ClientState,
     /// The script's declared keys (KEYS): Redis 7.0 remembers these for a
@@ -368,6 +388,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() {
         run.wrote = true;
         run.shard.script_wrote.store(true, Ordering::Release);
+        for e in &run.extra {
+            e.shard.script_wrote.store(true, Ordering::Release);
+        }
     }
     Ok(run_through_dispatch(run, cmd, argv))
 }
@@ -462,23 +485,39 @@ fn redis_noscript(argv: &[Bytes]) -> Option<bool> {
 /// The slot rules for keys a script touches (scripting.md, "Where a script runs").
 fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), CallErr> {
     let shards = run.server.shards.len();
+    if run.server.standalone
+        && (matches!(cmd.spec.exec, Exec::AllShards(_)) || crate::commands::sort::forms_keys(cmd.spec.name, argv))
+    {
+        // Whole-keyspace commands (KEYS, DBSIZE, FLUSHALL, ...) and SORT's
+        // patterns see every shard, as on a standalone Redis.
+        for id in 0..shards {
+            enter(run, id)?;
+        }
+        run.unbound = false;
+    }
     for pos in cmd.spec.key_positions(argv) {
         let s = slot::key_slot(&argv[pos]);
         let owner = slot::slot_shard(s, shards);
         if run.unbound {
             if owner != run.shard.id {
-                if !run.wrote && run.may_redirect {
+                if !run.wrote && run.may_redirect && run.extra.is_empty() {
                     run.abort = Some(Abort::Redirect(owner));
                     return Err(CallErr::Abort);
                 }
-                return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
+                if !run.server.standalone {
+                    return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
+                }
             }
             run.unbound = false;
         }
         if owner != run.shard.id {
-            return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
+            if !run.server.standalone {
+                return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
+            }
+            enter(run, owner)?;
+            continue;
         }
-        if !run.flags.compat && !run.flags.allow_cross_slot {
+        if !run.flags.compat && !run.flags.allow_cross_slot && !run.server.standalone {
             match run.slot {
                 None => run.slot = Some(s),
                 Some(want) if want != s => {
@@ -490,6 +529,58 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
     }
     Ok(())
 }
+
+/// The bit of shard `id` in `Run::entered`.
+pub fn shard_bit(id: usize) -> u64 {
+    1u64 << id.min(63)
+}
+
+/// How long a script that wrote waits for a shard below one it holds
+/// before giving up (see `enter`).
+const OUT_OF_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Standalone mode: makes sure the script holds shard `id`, entering it if
+/// needed. Never waits out of order for long: a shard above every shard held
+/// is waited for (no cycle can form: every waiter waits upwards, and nothing
+/// else holds one shard while waiting for another); one below is tried,
+/// and if busy, a script that has not written yet is restarted with the
+/// larger set (`Abort::Widen`, entered in ascending order), while one that
+/// wrote waits a bounded time and then fails its call.
+fn enter(run: &mut Run<'_>, id: usize) -> Result<(), CallErr> {
+    if id == run.shard.id || run.extra.iter().any(|e| e.shard.id == id) {
+        return Ok(());
+    }
+    run.entered |= shard_bit(id);
+    let shard = run.server.shards.get(id);
+    let highest = run.extra.iter().map(|e| e.shard.id).fold(run.shard.id, usize::max);
+    let guard = match shard.try_lock() {
+        Some(g) => Some(g),
+        None if id > highest => Some(shard.lock_blocking()),
+        None if !run.wrote => {
+            run.abort = Some(Abort::Widen);
+            return Err(CallErr::Abort);
+        }
+        None => {
+            let deadline = std::time::Instant::now() + OUT_OF_ORDER_WAIT;
+            let mut got = None;
+            while got.is_none() && std::time::Instant::now() < deadline {
+                got = shard.try_lock_for(std::time::Duration::from_millis(1));
+            }
+            got
+        }
+    };
+    let Some(mut guard) = guard else {
+        return Err(CallErr::Msg(SHARD_BUSY_AFTER_WRITE));
+    };
+    super::router::mark_busy(shard, run.function, run.started_ms, run.wrote);
+    let data: *mut ShardData = &mut *guard;
+    run.extra.push(Extra { shard, data, guard: Some(guard) });
+    Ok(())
+}
+
+/// A script that wrote could not enter another shard in time (standalone mode).
+pub const SHARD_BUSY_AFTER_WRITE: &str =
+    "Script attempted to access a key on a busy shard after it wrote; its next runs enter that shard from the start";
 
 /// The script's own copy of the caller's state, for connection-level
 /// commands, in step with the script's database and RESP version.
@@ -578,9 +669,28 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> 
     // through this pointer until the script returns, and the VM that is
     // running us was moved out of it, so this is the only live reference.
     let data = unsafe { &mut *run.data };
+    if !run.extra.is_empty() {
+        return with_entered(run, data, f);
+    }
     let mut one = [data];
     let mut ctx = Ctx::new(run.server, &mut one, &run.caller.info, run.db, run.resp, Origin::Script);
     // The script's clock is fixed at its start (as in Redis).
+    ctx.now = run.now;
+    f(&mut ctx, &mut run.tally)
+}
+
+/// `with_ctx` for a script holding several shards (standalone mode).
+#[cold]
+fn with_entered<R>(run: &mut Run<'_>, data: &mut ShardData, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
+    let mut all: Vec<&mut ShardData> = Vec::with_capacity(run.extra.len() + 1);
+    all.push(data);
+    for e in &run.extra {
+        // SAFETY: each `extra` shard is held (by the runner or by the guard
+        // in `Extra`) until the script returns, and only reached through this
+        // pointer meanwhile: the shards are distinct, so the references are.
+        all.push(unsafe { &mut *e.data });
+    }
+    let mut ctx = Ctx::new(run.server, &mut all, &run.caller.info, run.db, run.resp, Origin::Script);
     ctx.now = run.now;
     f(&mut ctx, &mut run.tally)
 }

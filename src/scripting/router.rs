@@ -1,7 +1,7 @@
 //! Where a script runs (scripting.md's slot rules) and the SCRIPT command.
 
 use super::cache::{self, Flags, Script};
-use super::call::{Abort, Run};
+use super::call::{shard_bit, Abort, Extra, Run};
 use super::vm::Vm;
 use crate::commands::registry::Command;
 use crate::net::client::ClientState;
@@ -153,6 +153,9 @@ pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
 /// on the shard of the first key it touches.
 pub async fn run_routed(conn: &mut Session, req: &Request<'_>) -> Reply {
     let server = conn.server.clone();
+    if server.standalone {
+        return run_standalone(conn, req).await;
+    }
     let (mut shard_id, slot) = match route(&server, req.keys, &req.flags) {
         Ok(Some((shard, slot))) => (shard, slot),
         Ok(None) => (conn.home_shard(), None),
@@ -168,17 +171,121 @@ pub async fn run_routed(conn: &mut Session, req: &Request<'_>) -> Reply {
         };
         let start = Start { slot, unbound, may_redirect };
         let began = crate::util::clock_ns();
-        let (reply, redirect) = run_on_shard(&server, shard, &mut guard, &conn.client, req, start);
+        let (reply, redirect) = run_on_shard(&server, shard, &mut guard, Vec::new(), &conn.client, req, start);
         drop(guard);
         shard.stats.ran(1, crate::util::clock_ns().saturating_sub(began));
         match redirect {
-            Some(to) if may_redirect => {
+            Restart::On(to) if may_redirect => {
                 shard_id = to;
                 may_redirect = false;
             }
             _ => return reply,
         }
     }
+}
+
+/// What `job` is known by in the learned shard sets: its SHA or function name.
+fn job_key<'a>(req: &'a Request<'_>) -> &'a [u8] {
+    match &req.job {
+        Job::Script(script, _) => &script.sha,
+        Job::Function(f) => f.name.as_bytes(),
+    }
+}
+
+/// The shard ids of `mask` (`Run::entered`'s encoding), ascending.
+fn mask_ids(mask: u64, n: usize) -> Vec<usize> {
+    (0..n).filter(|&i| mask & shard_bit(i) != 0).collect()
+}
+
+/// Restarts a standalone-mode script may take before it enters every shard.
+const MAX_WIDENINGS: u32 = 2;
+
+/// `run_routed` in standalone mode: the script enters, in ascending order,
+/// the shards of its declared keys plus those its earlier runs needed
+/// (`ScriptCache::learned`); one shard is the cluster-mode path. Keys it
+/// touches on other shards are entered as it goes (`call::enter`); when that
+/// would wait out of order before it wrote, it is rerun with the larger set.
+async fn run_standalone(conn: &mut Session, req: &Request<'_>) -> Reply {
+    let server = conn.server.clone();
+    let n = server.shards.len();
+    let home = conn.home_shard();
+    let mut mask = server.scripts.learned(job_key(req));
+    for k in req.keys {
+        mask |= shard_bit(server.shards.for_key(k));
+    }
+    let unbound = req.keys.is_empty();
+    let mut may_redirect = mask == 0;
+    if mask == 0 {
+        mask = shard_bit(home);
+    }
+    let mut widenings = 0;
+    loop {
+        let ids = mask_ids(mask, n);
+        let mut guards = match server.shards.lock_many(&ids, server.busy_threshold()).await {
+            Ok(g) => g,
+            Err(busy) => return busy.reply(),
+        };
+        // The VM of the caller's home shard when it is among them (a
+        // keyless script's first choice), else the lowest.
+        let hp = ids.iter().position(|&i| i == home).unwrap_or(0);
+        let shard = server.shards.get(ids[hp]);
+        let function = matches!(req.job, Job::Function(_));
+        let now = crate::storage::now_ms();
+        let mut data = None;
+        let mut extra = Vec::with_capacity(ids.len().saturating_sub(1));
+        for (i, g) in guards.iter_mut().enumerate() {
+            if i == hp {
+                data = Some(&mut **g);
+            } else {
+                let other = server.shards.get(g.id);
+                mark_busy(other, function, now, false);
+                extra.push(Extra { shard: other, data: &mut **g as *mut ShardData, guard: None });
+            }
+        }
+        let Some(data) = data else {
+            return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
+        };
+        let start = Start { slot: None, unbound, may_redirect };
+        let began = crate::util::clock_ns();
+        let (reply, restart) = run_on_shard(&server, shard, data, extra, &conn.client, req, start);
+        drop(guards);
+        let busy = crate::util::clock_ns().saturating_sub(began);
+        for &id in &ids {
+            if id != shard.id {
+                unmark_busy(server.shards.get(id));
+            }
+            server.shards.get(id).stats.ran(1, busy);
+        }
+        match restart {
+            Restart::On(to) if may_redirect => mask = shard_bit(to),
+            Restart::Widen(more) => {
+                widenings += 1;
+                mask |= more;
+                if widenings > MAX_WIDENINGS {
+                    mask = u64::MAX;
+                }
+            }
+            _ => return reply,
+        }
+        may_redirect = false;
+    }
+}
+
+/// Marks `shard`, held by a script running on another shard's VM
+/// (standalone mode), as busy with that script: waiters wait for it as for
+/// a script (and answer BUSY past the threshold), SCRIPT KILL sees it.
+pub fn mark_busy(shard: &Shard, function: bool, since: u64, wrote: bool) {
+    shard.script_kill.store(false, Ordering::SeqCst);
+    shard.script_wrote.store(wrote, Ordering::SeqCst);
+    shard.script_is_function.store(function, Ordering::SeqCst);
+    shard.script_since.store(since.max(1), Ordering::Release);
+}
+
+/// Ends `mark_busy`.
+pub fn unmark_busy(shard: &Shard) {
+    shard.script_since.store(0, Ordering::Release);
+    shard.script_kill.store(false, Ordering::SeqCst);
+    shard.script_done.notify_waiters();
 }
 
 /// The shards EXEC must enter for a queued EVAL*/FCALL*: the owner of its
@@ -189,6 +296,10 @@ pub fn shards_for_queued(server: &Server, cmd: Command, args: &[Bytes]) -> Vec<u
         return Vec::new();
     };
     // The script's own flags are looked up at EXEC; the widest rule here.
+    if server.standalone {
+        // Its undeclared keys may live anywhere, and EXEC cannot restart it.
+        return (0..server.shards.len()).collect();
+    }
     let wide = Flags { allow_cross_slot: true, ..Flags::default() };
     match route(server, keys, &wide) {
         Ok(Some((shard, _))) => vec![shard],
@@ -213,6 +324,9 @@ pub fn run_entered(
     refs: &mut [&mut ShardData],
     req: &Request<'_>,
 ) -> Reply {
+    if server.standalone {
+        return run_entered_standalone(server, client, home, refs, req);
+    }
     let (mut shard_id, slot) = match route(server, req.keys, &req.flags) {
         Ok(Some((shard, slot))) => (shard, slot),
         Ok(None) if refs.iter().any(|d| d.id == home) => (home, None),
@@ -229,18 +343,68 @@ pub fn run_entered(
             return Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
         };
         let start = Start { slot, unbound, may_redirect };
-        let (reply, redirect) = run_on_shard(server, server.shards.get(shard_id), data, client, req, start);
+        let (reply, redirect) = run_on_shard(server, server.shards.get(shard_id), data, Vec::new(), client, req, start);
         match redirect {
-            Some(to) if may_redirect && refs.iter().any(|d| d.id == to) => {
+            Restart::On(to) if may_redirect && refs.iter().any(|d| d.id == to) => {
                 shard_id = to;
                 may_redirect = false;
             }
-            Some(_) => return Reply::err(crate::protocol::errors::NON_LOCAL_KEY),
-            None => return reply,
+            Restart::No => return reply,
+            _ => return Reply::err(crate::protocol::errors::NON_LOCAL_KEY),
         }
     }
 }
 
+/// `run_entered` in standalone mode: EXEC (or AOF loading) entered every
+/// shard; the script runs on its first declared key's shard (else `home`)
+/// and sees all of them.
+fn run_entered_standalone(
+    server: &Arc<Server>,
+    client: &ClientState,
+    home: usize,
+    refs: &mut [&mut ShardData],
+    req: &Request<'_>,
+) -> Reply {
+    let want = req.keys.first().map_or(home, |k| server.shards.for_key(k));
+    let hp = refs.iter().position(|d| d.id == want).unwrap_or(0);
+    let function = matches!(req.job, Job::Function(_));
+    let now = crate::storage::now_ms();
+    let mut data = None;
+    let mut extra = Vec::with_capacity(refs.len().saturating_sub(1));
+    for (i, d) in refs.iter_mut().enumerate() {
+        if i == hp {
+            data = Some(&mut **d);
+        } else {
+            let other = server.shards.get(d.id);
+            mark_busy(other, function, now, false);
+            extra.push(Extra { shard: other, data: &mut **d as *mut ShardData, guard: None });
+        }
+    }
+    let Some(data) = data else {
+        return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
+    };
+    let id = data.id;
+    let start = Start { slot: None, unbound: req.keys.is_empty(), may_redirect: false };
+    let (reply, restart) = run_on_shard(server, server.shards.get(id), data, extra, client, req, start);
+    for d in refs.iter() {
+        if d.id != id {
+            unmark_busy(server.shards.get(d.id));
+        }
+    }
+    match restart {
+        Restart::No => reply,
+        _ => Reply::err(crate::protocol::errors::NON_LOCAL_KEY),
+    }
+}
+
+/// Why a script run ended without its reply being the answer.
+pub enum Restart {
+    No,
+    /// Rerun on this shard (a keyless script's first key lives there).
+    On(usize),
+    /// Rerun with these shards entered as well (standalone mode).
+    Widen(u64),
+}
 pub struct Start {
     pub slot: Option<u16>,
     pub unbound: bool,
@@ -270,23 +434,25 @@ impl Drop for Busy<'_> {
 
 /// Runs the request with the shard entered. Returns the reply, or the shard
 /// to restart on.
-fn run_on_shard(
-    server: &Arc<Server>,
-    shard: &Shard,
+fn run_on_shard<'a>(
+    server: &'a Arc<Server>,
+    shard: &'a Shard,
     data: &mut ShardData,
-    client: &ClientState,
+    extra: Vec<Extra<'a>>,
+    client: &'a ClientState,
     req: &Request<'_>,
     start: Start,
-) -> (Reply, Option<usize>) {
+) -> (Reply, Restart) {
     let pre_oom = match oom_at_start(server, data, req) {
         Ok(over) => over,
-        Err(r) => return (r, None),
+        Err(r) => return (r, Restart::No),
     };
     let mut vm = match super::ShardScripting::of(&mut data.scripting).take_vm(server) {
         Ok(vm) => vm,
-        Err(r) => return (r, None),
+        Err(r) => return (r, Restart::No),
     };
-    let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
+    let raw = data as *mut ShardData;
+    let (reply, redirect) = run_with_vm(server, shard, raw, extra, &mut vm, client, req, start, pre_oom);
     super::ShardScripting::of(&mut data.scripting).put_vm(vm);
     crate::pubsub::tracking::end_run(server, &mut [data], client.id());
     (reply, redirect)
@@ -313,21 +479,26 @@ fn oom_at_start(server: &Server, data: &mut ShardData, req: &Request<'_>) -> Res
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_with_vm(
-    server: &Arc<Server>,
-    shard: &Shard,
+fn run_with_vm<'a>(
+    server: &'a Arc<Server>,
+    shard: &'a Shard,
     data: *mut ShardData,
+    extra: Vec<Extra<'a>>,
     vm: &mut Vm,
-    client: &ClientState,
+    client: &'a ClientState,
     req: &Request<'_>,
     start: Start,
     pre_oom: bool,
-) -> (Reply, Option<usize>) {
+) -> (Reply, Restart) {
     let now = crate::storage::now_ms();
+    let function = matches!(req.job, Job::Function(_));
     let mut run = Run {
         server,
         shard,
         data,
+        extra,
+        entered: 0,
+        function,
         caller: client,
         keys: req.keys,
         conn_state: None,
@@ -352,14 +523,14 @@ fn run_with_vm(
     let reply = match &req.job {
         Job::Script(script, cached) => {
             if let Err(r) = vm.ensure_compiled(script) {
-                return (r, None);
+                return (r, Restart::No);
             }
             if !cached {
                 server.scripts.insert((*script).clone());
             }
             if let Err(e) = vm.set_keys_argv(req.keys, req.argv) {
                 vm.broken = true;
-                return (Reply::err(format!("Error running script: {e}")), None);
+                return (Reply::err(format!("Error running script: {e}")), Restart::No);
             }
             let _busy = Busy::new(shard, false, now);
             // The script's writes reach the stream as one unit.
@@ -369,7 +540,7 @@ fn run_with_vm(
         Job::Function(fref) => {
             let f = match super::functions::load_into(server, vm, &fref.name) {
                 Ok(f) => f,
-                Err(r) => return (r, None),
+                Err(r) => return (r, Restart::No),
             };
             let _busy = Busy::new(shard, true, now);
             let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
@@ -380,9 +551,20 @@ fn run_with_vm(
     run.tally.publish(server, &client.info);
     // SELECT inside a script only affected the script.
     client.info.db.store(client.db, Ordering::Relaxed);
+    // Shards the script entered itself: released, and learned for its next runs.
+    for e in run.extra.drain(..) {
+        if let Some(guard) = e.guard {
+            drop(guard);
+            unmark_busy(e.shard);
+        }
+    }
+    if run.entered != 0 {
+        server.scripts.learn(job_key(req), run.entered);
+    }
     match run.abort {
-        Some(Abort::Redirect(to)) => (reply, Some(to)),
-        _ => (reply, None),
+        Some(Abort::Redirect(to)) => (reply, Restart::On(to)),
+        Some(Abort::Widen) => (reply, Restart::Widen(run.entered)),
+        _ => (reply, Restart::No),
     }
 }
 

@@ -388,6 +388,9 @@ impl Session {
                 self.route_keys(cmd, args, keys)
             }
             _ => {
+                if self.server.standalone && crate::commands::sort::forms_keys(cmd.spec.name, args) {
+                    return Plan::All(cmd);
+                }
                 let positions = cmd.spec.key_positions(args);
                 self.route_keys(cmd, args, positions.into_iter())
             }
@@ -407,7 +410,7 @@ impl Session {
             if slot == first_slot {
                 continue;
             }
-            if !cmd.spec.has(flags::MULTI_SHARD) {
+            if !cmd.spec.has(flags::MULTI_SHARD) && !self.server.standalone {
                 let reply = Reply::crossslot();
                 dispatch::rejected(&self.server, cmd, &reply);
                 return Plan::Done(reply);

@@ -244,6 +244,9 @@ fn shards_needed(conn: &mut Session, cmd: Command, args: &[Bytes], ids: &mut Vec
         ids.extend(positions.iter().map(|&p| shards.for_key(&args[p])));
     };
     match cmd.spec.exec {
+        Exec::Keyed(_) if conn.server.standalone && crate::commands::sort::forms_keys(cmd.spec.name, args) => {
+            ids.extend(0..shards.len())
+        }
         Exec::Keyed(_) | Exec::Blocking(_) => keyed(ids, conn.home_shard()),
         Exec::AllShards(..) => ids.extend(0..shards.len()),
         Exec::Session(SessionOp::Eval | SessionOp::Fcall) => {

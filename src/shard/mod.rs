@@ -203,6 +203,11 @@ impl Shard {
         self.data.try_lock()
     }
 
+    /// Tries to enter the shard for up to `wait`, blocking the thread.
+    pub fn try_lock_for(&self, wait: Duration) -> Option<ShardGuard<'_>> {
+        self.data.try_lock_for(wait)
+    }
+
     /// Enters the shard from a synchronous context that may block (shard
     /// maintenance, tests). Never call from a connection task.
     pub fn lock_blocking(&self) -> ShardGuard<'_> {

@@ -1,15 +1,17 @@
 // BullMQ and ioredis against the server on MOONSHARD_PORT (started by
-// tests/node_clients.rs). The queue uses the hash-tagged prefix `{jobs}` so
-// every key of a queue lives in one slot, as on Redis Cluster.
+// tests/node_clients.rs). By default the queue uses the hash-tagged prefix
+// `{jobs}` so every key of a queue lives in one slot, as on Redis Cluster;
+// MOONSHARD_BULL_PREFIX=bull (BullMQ's own default) runs the same tests over
+// untagged keys, for `--keyspace-mode standalone`.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Queue, Worker, QueueEvents } from 'bullmq';
+import { Queue, Worker, QueueEvents, FlowProducer } from 'bullmq';
 import IORedis from 'ioredis';
 
 const port = Number(process.env.MOONSHARD_PORT);
 assert.ok(port > 0, 'MOONSHARD_PORT must name the server port');
 const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
-const prefix = '{jobs}';
+const prefix = process.env.MOONSHARD_BULL_PREFIX ?? '{jobs}';
 const closers = [];
 after(async () => {
   for (const c of closers.reverse()) await c.close();
@@ -137,6 +139,58 @@ test('queue events stream carries the job lifecycle', { timeout: 30000 }, async 
   closers.push({ close: () => r.quit() });
   assert.equal(await r.type(`${prefix}:${name}:events`), 'stream');
   assert.ok((await r.xlen(`${prefix}:${name}:events`)) >= 3);
+});
+
+test('flows: a parent runs once its children are done, with their values', { timeout: 30000 }, async () => {
+  const { name, queue, events } = await setup('flow');
+  const flow = new FlowProducer({ connection, prefix });
+  closers.push(flow);
+  const tree = await flow.add({
+    name: 'parent',
+    queueName: name,
+    data: {},
+    children: [1, 2, 3].map((n) => ({ name: `child${n}`, queueName: name, data: { n } })),
+  });
+  const parentDone = waitFor(events, 'completed', ({ jobId }) => jobId === tree.job.id);
+  const worker = new Worker(
+    name,
+    async (job) => {
+      if (job.name !== 'parent') return job.data.n * 2;
+      const values = Object.values(await job.getChildrenValues());
+      return values.reduce((a, b) => a + b, 0);
+    },
+    { connection, prefix },
+  );
+  closers.push(worker);
+  const { returnvalue } = await parentDone;
+  assert.equal(Number(returnvalue), 12);
+  const counts = await queue.getJobCounts('completed', 'waiting-children', 'failed');
+  assert.deepEqual(counts, { completed: 4, 'waiting-children': 0, failed: 0 });
+});
+
+test('concurrent workers take every job exactly once', { timeout: 30000 }, async () => {
+  const { name, queue, events } = await setup('many');
+  const total = 200;
+  let completed = 0;
+  const allDone = waitFor(events, 'completed', () => ++completed === total, 25000);
+  await queue.addBulk(Array.from({ length: total }, (_, i) => ({ name: 'n', data: { i } })));
+  const seen = new Map();
+  for (let w = 0; w < 4; w++) {
+    const worker = new Worker(
+      name,
+      async (job) => {
+        seen.set(job.data.i, (seen.get(job.data.i) ?? 0) + 1);
+        return job.data.i;
+      },
+      { connection, prefix, concurrency: 5 },
+    );
+    closers.push(worker);
+  }
+  await allDone;
+  assert.equal(seen.size, total);
+  assert.ok([...seen.values()].every((n) => n === 1), 'a job ran twice');
+  const counts = await queue.getJobCounts('completed', 'wait', 'active', 'failed');
+  assert.deepEqual(counts, { completed: total, wait: 0, active: 0, failed: 0 });
 });
 
 test('ioredis defineCommand recovers from NOSCRIPT', { timeout: 30000 }, async () => {
