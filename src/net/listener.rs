@@ -12,17 +12,12 @@ use tokio::net::TcpListener;
 pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Sender<u16>>) -> std::io::Result<()> {
     let port = server.config.get_i64("port") as u16;
     let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
-    let mut listeners = Vec::new();
-    for addr in binds.split_whitespace() {
-        let addr = addr.trim_start_matches('-');
-        let target = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
-        let l = TcpListener::bind(&target)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {target}: {e}")))?;
-        listeners.push(l);
-    }
-    let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
-    server.port.store(bound as u64, Ordering::Relaxed);
+    // At start-up, port 0 asks for a free port (moonshard's own meaning; at
+    // run time `CONFIG SET port 0` closes the TCP listeners, as in Redis).
+    let bound = match rebind(&server, port, &binds, true) {
+        Ok(bound) => bound.unwrap_or(port),
+        Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e)),
+    };
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
     log(
@@ -32,33 +27,6 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     );
     if let Some(tx) = ready {
         let _ = tx.send(bound);
-    }
-
-    for listener in listeners {
-        let server = server.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    r = listener.accept() => r,
-                    _ = server.shutdown.notified() => break,
-                };
-                match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let server = server.clone();
-                        if refused_by_protected_mode(&server, &peer) {
-                            tokio::spawn(deny(server, stream));
-                            continue;
-                        }
-                        tokio::spawn(connection::run(server, stream, peer));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-                if server.shutting_down.load(Ordering::SeqCst) {
-                    break;
-                }
-            }
-        });
     }
 
     for shard in 0..server.shards.len() {
@@ -82,6 +50,176 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     log(&server, "warning", "moonshard is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// One listening socket and the task accepting on it (aborting the task
+/// closes the socket; connections already accepted are not affected).
+pub struct Listening {
+    addr: SocketAddr,
+    task: tokio::task::AbortHandle,
+}
+
+/// The addresses of a `bind` value as Redis splits it: on single spaces
+/// (two spaces make an empty address, which fails to bind); an empty value
+/// is no address at all.
+pub fn bind_list(value: &str) -> Vec<&str> {
+    if value.is_empty() {
+        Vec::new()
+    } else {
+        value.split(' ').collect()
+    }
+}
+
+/// Errors an optional (`-`-prefixed) address may fail with and be skipped:
+/// the address or its family is not available on this host.
+fn optional_failure(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::ENOPROTOOPT | libc::ESOCKTNOSUPPORT | libc::EPFNOSUPPORT)
+    )
+}
+
+/// The socket addresses one `bind` entry names on `port`: `*` is every IPv4
+/// interface, `::*` every IPv6 one, anything else an address or host name.
+fn resolve(addr: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    use std::net::{Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    match addr {
+        "*" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)]),
+        "::*" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]),
+        _ => match addr.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+            Err(_) if addr.is_empty() => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Name or service not known"))
+            }
+            // A host name: its first address, as Redis binds the first that resolves.
+            Err(_) => (addr, port).to_socket_addrs().map(|a| a.take(1).collect()),
+        },
+    }
+}
+
+/// A listening socket on `addr`: SO_REUSEADDR, IPv6 sockets IPv6-only (so
+/// `* ::*` binds both families on one port), `tcp-backlog` pending connections.
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+    socket.set_reuseaddr(true)?;
+    if addr.is_ipv6() {
+        let one: libc::c_int = 1;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        // SAFETY: `fd` is the open socket `socket` owns for this whole call,
+        // and the option value is a live c_int whose size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Listens on `binds` (a `bind` value) at `port`, then stops listening where
+/// the old set did and the new one does not. Addresses bound both before and
+/// after keep their socket, and a new socket is bound before any old one
+/// closes, so the server is never unreachable and a failure changes nothing.
+/// `startup`: port 0 asks the system for a free port (at run time it means
+/// no TCP listener). Returns the port bound (None: nothing bound), or the
+/// log line of the address that failed.
+pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Result<Option<u16>, String> {
+    let backlog = server.config.get_i64("tcp-backlog").clamp(1, i64::from(i32::MAX)) as u32;
+    let mut old = server.listeners.lock();
+    let mut kept: Vec<Option<Listening>> = old.drain(..).map(Some).collect();
+    let mut fresh: Vec<(SocketAddr, TcpListener)> = Vec::new();
+    let mut reused: Vec<Listening> = Vec::new();
+    let mut failure = None;
+    if port != 0 || startup {
+        for entry in bind_list(binds) {
+            let (optional, addr) = match entry.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, entry),
+            };
+            let targets = match resolve(addr, port) {
+                Ok(t) if !t.is_empty() => t,
+                Ok(_) => {
+                    failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: Name or service not known"));
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: {e}"));
+                    break;
+                }
+            };
+            for target in targets {
+                if let Some(slot) = kept.iter_mut().find(|l| l.as_ref().is_some_and(|l| l.addr == target && port != 0)) {
+                    reused.extend(slot.take());
+                    continue;
+                }
+                match listen_on(target, backlog) {
+                    Ok(l) => {
+                        let local = l.local_addr().unwrap_or(target);
+                        fresh.push((local, l));
+                    }
+                    Err(e) if optional && optional_failure(&e) => {}
+                    Err(e) => {
+                        failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: bind: {e}"));
+                        break;
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+    }
+    if let Some(why) = failure {
+        // Nothing changes: the old sockets stay, the new ones close.
+        old.extend(reused);
+        old.extend(kept.into_iter().flatten());
+        return Err(why);
+    }
+    for gone in kept.into_iter().flatten() {
+        gone.task.abort();
+    }
+    let mut bound = reused.first().map(|l| l.addr.port());
+    *old = reused;
+    for (addr, listener) in fresh {
+        bound = bound.or(Some(addr.port()));
+        let task = tokio::spawn(accept_loop(server.clone(), listener)).abort_handle();
+        old.push(Listening { addr, task });
+    }
+    server.port.store(if startup { u64::from(bound.unwrap_or(port)) } else { u64::from(port) }, Ordering::Relaxed);
+    Ok(bound)
+}
+
+/// Accepts connections on one listening socket until shutdown.
+async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = server.shutdown.notified() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                if refused_by_protected_mode(&server, &peer) {
+                    tokio::spawn(deny(server, stream));
+                    continue;
+                }
+                tokio::spawn(connection::run(server, stream, peer));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        if server.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+    }
 }
 
 /// Redis's reply to a client refused by protected mode (clients match on it,
