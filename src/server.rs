@@ -14,6 +14,8 @@ pub struct Server {
     pub stats: Stats,
     /// SLOWLOG, LATENCY, latency percentiles, MONITOR.
     pub observers: Observers,
+    /// Saving and loading state (BGSAVE job, save points, LOADING).
+    pub persist: crate::persist::State,
     /// The append-only file, while `appendonly` is on.
     pub aof: parking_lot::Mutex<Option<std::sync::Arc<crate::persist::aof::Aof>>>,
     /// CLIENT PAUSE.
@@ -23,6 +25,8 @@ pub struct Server {
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
+    /// Client-side caching (CLIENT TRACKING): counters and BCAST prefixes.
+    pub tracking: crate::pubsub::tracking::Tracking,
     pub started: Instant,
     /// Unix seconds of the last SAVE/BGSAVE (start-up time until one), for LASTSAVE.
     pub lastsave: AtomicU64,
@@ -63,8 +67,10 @@ impl Server {
             propagation: crate::propagate::Stream::default(),
             pause: Default::default(),
             aof: Default::default(),
+            persist: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
+            tracking: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
             run_id,
@@ -91,6 +97,7 @@ impl Server {
         o.slowlog.trim();
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
+        self.tracking.set_max_keys(c.get_i64("tracking-table-max-keys"));
         if let Some(aof) = self.aof.lock().as_ref() {
             let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
             aof.policy.store(policy, Ordering::Relaxed);
@@ -98,6 +105,7 @@ impl Server {
         // A new maxmemory-policy or lfu-* value applies to the next access,
         // not only after the memory cron's next tick.
         crate::storage::memory::refresh_tracking(self);
+        self.persist.refresh_misconf(c);
         // A raised (or removed) maxmemory may end an eviction overrun at once.
         if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
             && !crate::shard::eviction::over_maxmemory(self)

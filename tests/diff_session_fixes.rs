@@ -46,6 +46,56 @@ fn exec_refused_for_arity_aborts_the_transaction() {
     b.lines(&["MULTI", "SET k v", "EXEC x", "GET k", "EXEC"]);
     b.lines(&["MULTI", "SET k v", "DISCARD x", "EXEC"]);
     b.lines(&["MULTI", "MULTI x", "EXEC", "MULTI", "WATCH", "EXEC"]);
+    // Outside MULTI too: EXECABORT, and the watched keys are released (the
+    // connection's own SET would otherwise make the next EXEC fail).
+    b.lines(&["EXEC x", "WATCH k", "EXEC x y", "SET k 2", "MULTI", "GET k", "EXEC"]);
+}
+
+/// SCAN's cursor is checked when the command runs, before its options: an
+/// invalid one inside MULTI is queued and fails in EXEC, as in Redis.
+#[test]
+fn scan_cursor_is_checked_when_scan_runs() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let mut b = Both::new(&pair);
+    b.lines(&["SCAN a", "SCAN a COUNT x", "SCAN 0 COUNT x", "SCAN -1"]);
+    b.lines(&["MULTI", "SCAN a", "SCAN 0 COUNT 0", "SSCAN k a", "EXEC"]);
+}
+
+/// HELLO queued in MULTI: each reply of the EXEC array is written in the
+/// protocol in force once its command ran (before the HELLO: the old one;
+/// the HELLO's own reply and later ones: the new one).
+#[test]
+fn exec_replies_follow_a_queued_hello() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let mut b = Both::new(&pair);
+    // Client ids differ between the servers: mask the value after `id`.
+    let mask = |r: String| {
+        let mut out = String::new();
+        let mut rest = r.as_str();
+        while let Some(i) = rest.find("$2\r\nid\r\n:") {
+            let start = i + "$2\r\nid\r\n:".len();
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            rest = &rest[rest.find('\r').unwrap_or(0)..];
+            out.push('#');
+        }
+        out + rest
+    };
+    b.check(&["HSET", "h", "f", "v"]);
+    let cases: &[&[&str]] = &[
+        &["MULTI", "HGETALL h", "HELLO 3", "HGETALL h", "EXEC"],
+        &["MULTI", "HGETALL h", "HELLO 2", "HGETALL h", "EXEC"],
+        &["MULTI", "HELLO 3", "HELLO 2", "EXEC"],
+        &["MULTI", "HELLO 2", "HELLO 3", "ZPOPMIN missing 1", "EXEC", "HELLO 2"],
+    ];
+    for case in cases {
+        for line in *case {
+            let args: Vec<&str> = line.split(' ').collect();
+            let ours = mask(b.c[0].call(&args));
+            let theirs = mask(b.c[1].call(&args));
+            assert_eq!(ours, theirs, "{case:?}: {line}");
+        }
+    }
 }
 
 #[test]

@@ -230,6 +230,9 @@ fn zset_commands_match_redis() {
         ZREMRANGEBYLEX {t}str - +
         ZPOPMIN {t}str
         ZPOPMAX {t}str 2
+        ZPOPMAX {t}str 0
+        ZPOPMIN {t}str 0
+        ZPOPMIN {t}str -1
         ZMPOP 1 {t}str MIN
         ZRANDMEMBER {t}str
         ZUNION 1 {t}str
@@ -349,6 +352,9 @@ fn zset_pops_and_set_operations_match_redis() {
         ZPOPMIN {t}z 1 2
         ZPOPMIN {t}none
         ZPOPMIN {t}none 3
+        ZPOPMIN {t}none 0
+        ZPOPMAX {t}z 0
+        ZCARD {t}z
         ZPOPMAX {t}z 10
         EXISTS {t}z
         ZADD {t}z 1 a 2 b 3 c 4 d

@@ -38,6 +38,14 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         .doc("5.0.0", "Ends another connection's wait in a blocking command."),
     cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, Session(Op::ClientReply))
         .doc("3.2.0", "Turns the server's replies to this connection on or off."),
+    cmd("client|tracking", -3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_tracking))
+        .doc("6.0.0", "Turns server-assisted client-side caching on or off for this connection."),
+    cmd("client|caching", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_caching))
+        .doc("6.0.0", "Says whether the keys of the next command are tracked (OPTIN/OPTOUT modes)."),
+    cmd("client|getredir", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_getredir))
+        .doc("6.0.0", "Returns the client id tracking invalidations are redirected to."),
+    cmd("client|trackinginfo", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_trackinginfo))
+        .doc("6.2.0", "Describes this connection's client-side caching mode."),
     cmd("client|help", 2, LOADING | STALE, NOKEYS, G::Connection, C(client_help))
         .doc("5.0.0", "Lists the CLIENT subcommands."),
 ];
@@ -267,16 +275,9 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         usize::MAX => "NULL",
         i => crate::commands::registry::all().get(i).map(|s| s.name).unwrap_or("NULL"),
     };
-    let mut flags = meta.flags.clone();
-    if meta.sub + meta.psub + meta.ssub > 0 && !flags.contains('P') {
-        flags.push('P');
-    }
-    if meta.multi >= 0 && !flags.contains('x') {
-        flags.push('x');
-    }
-    if flags.is_empty() {
-        flags.push('N');
-    }
+    let tracking = c.tracking.flags();
+    let flags = client_flags(&meta, tracking);
+    let redir = if tracking == 0 { -1 } else { c.tracking.redirect.load(Ordering::Relaxed) as i64 };
     let b = &c.bufs;
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed);
     let (qbuf, qbuf_cap, peak) = (load(&b.qbuf), load(&b.qbuf_cap), load(&b.qbuf_peak));
@@ -287,7 +288,7 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
          qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} \
-         cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+         cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -313,10 +314,45 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
         events,
         cmd,
         meta.user,
+        redir,
         meta.resp,
         meta.lib_name.as_deref().unwrap_or(""),
         meta.lib_ver.as_deref().unwrap_or(""),
     )
+}
+
+/// CLIENT LIST's flag letters in Redis's order: the ones recorded in
+/// `meta.flags`, subscribed (`P`), in MULTI (`x`), and the tracking ones
+/// (`t` on, `R` broken redirect, `B` broadcast); `N` for none.
+fn client_flags(meta: &crate::net::client::ClientMeta, tracking: u32) -> String {
+    use crate::net::client::tracking_flags as tf;
+    let mut have: Vec<char> = meta.flags.chars().collect();
+    if meta.sub + meta.psub + meta.ssub > 0 {
+        have.push('P');
+    }
+    if meta.multi >= 0 {
+        have.push('x');
+    }
+    if tracking & tf::ON != 0 {
+        have.push('t');
+    }
+    if tracking & tf::BROKEN_REDIR != 0 {
+        have.push('R');
+    }
+    if tracking & tf::BCAST != 0 {
+        have.push('B');
+    }
+    let mut out: String = "OSMPxbtRBdcuAUre".chars().filter(|f| have.contains(f)).collect();
+    // Letters Redis's order does not place go last, in the order recorded.
+    for f in have {
+        if !out.contains(f) {
+            out.push(f);
+        }
+    }
+    if out.is_empty() {
+        out.push('N');
+    }
+    out
 }
 
 fn is_pubsub(c: &ClientInfo) -> bool {
@@ -594,6 +630,157 @@ pub fn client_reply(client: &mut ClientState, args: &[Bytes]) -> Reply {
     }
 }
 
+// ------------------------------------------------------ client-side caching
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
+/// [OPTOUT] [NOLOOP]: options parsed and checked in Redis's order, with
+/// Redis's errors.
+pub fn client_tracking(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    use crate::net::client::tracking_flags as tf;
+    let mut redirect: u64 = 0;
+    let mut options = 0u32;
+    let mut prefixes: Vec<Bytes> = Vec::new();
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        let a = &args[j];
+        if eq_ic(a, "redirect") && more {
+            j += 1;
+            if redirect != 0 {
+                return Reply::err("A client can only redirect to a single other client");
+            }
+            let Some(id) = parse_i64(&args[j]) else {
+                return Reply::not_integer();
+            };
+            // The client must exist now (it may go away later).
+            match u64::try_from(id).ok().filter(|&id| id != 0 && ctx.server.clients.get(id).is_some()) {
+                Some(id) => redirect = id,
+                None => return Reply::err("The client ID you want redirect to does not exist"),
+            }
+        } else if eq_ic(a, "bcast") {
+            options |= tf::BCAST;
+        } else if eq_ic(a, "optin") {
+            options |= tf::OPTIN;
+        } else if eq_ic(a, "optout") {
+            options |= tf::OPTOUT;
+        } else if eq_ic(a, "noloop") {
+            options |= tf::NOLOOP;
+        } else if eq_ic(a, "prefix") && more {
+            j += 1;
+            prefixes.push(args[j].clone());
+        } else {
+            return Reply::syntax_error();
+        }
+        j += 1;
+    }
+    let info = ctx.client.info.clone();
+    if eq_ic(&args[2], "off") {
+        crate::pubsub::tracking::disable(ctx.server, &info);
+        return Reply::ok();
+    }
+    if !eq_ic(&args[2], "on") {
+        return Reply::syntax_error();
+    }
+    let current = info.tracking.flags();
+    if options & tf::BCAST == 0 && !prefixes.is_empty() {
+        return Reply::err("PREFIX option requires BCAST mode to be enabled");
+    }
+    if current & tf::ON != 0 && (current & tf::BCAST) != (options & tf::BCAST) {
+        return Reply::err(
+            "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        );
+    }
+    if options & tf::BCAST != 0 && options & (tf::OPTIN | tf::OPTOUT) != 0 {
+        return Reply::err("OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if options & tf::OPTIN != 0 && options & tf::OPTOUT != 0 {
+        return Reply::err("You can't specify both OPTIN mode and OPTOUT mode");
+    }
+    if (options & tf::OPTIN != 0 && current & tf::OPTOUT != 0)
+        || (options & tf::OPTOUT != 0 && current & tf::OPTIN != 0)
+    {
+        return Reply::err(
+            "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        );
+    }
+    if options & tf::BCAST != 0 {
+        let existing = info.tracking.prefixes.lock().clone();
+        if let Some(e) = crate::pubsub::tracking::prefix_collision(&existing, &prefixes) {
+            return Reply::error_from_bytes(e);
+        }
+    }
+    crate::pubsub::tracking::enable(ctx.server, &info, redirect, options, &prefixes);
+    Reply::ok()
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's keys are tracked, in
+/// OPTIN (YES) or OPTOUT (NO) mode.
+pub fn client_caching(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    use crate::net::client::tracking_flags as tf;
+    let t = &ctx.client.info.tracking;
+    let flags = t.flags();
+    if flags & tf::ON == 0 {
+        return Reply::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        );
+    }
+    if eq_ic(&args[2], "yes") {
+        if flags & tf::OPTIN == 0 {
+            return Reply::err("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+        }
+    } else if eq_ic(&args[2], "no") {
+        if flags & tf::OPTOUT == 0 {
+            return Reply::err("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+        }
+    } else {
+        return Reply::syntax_error();
+    }
+    t.set(tf::CACHING, true);
+    Reply::ok()
+}
+
+/// CLIENT GETREDIR: the redirect client (0: none), -1 when not tracking.
+pub fn client_getredir(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    let t = &ctx.client.info.tracking;
+    if t.flags() & crate::net::client::tracking_flags::ON == 0 {
+        return Reply::Int(-1);
+    }
+    Reply::Int(t.redirect.load(Ordering::Relaxed) as i64)
+}
+
+/// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis lists them.
+pub fn client_trackinginfo(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    use crate::net::client::tracking_flags as tf;
+    let t = &ctx.client.info.tracking;
+    let flags = t.flags();
+    let on = flags & tf::ON != 0;
+    let mut names: Vec<Reply> = vec![Reply::bulk_str(if on { "on" } else { "off" })];
+    let caching = flags & tf::CACHING != 0;
+    for (flag, name) in [(tf::BCAST, "bcast"), (tf::OPTIN, "optin"), (tf::OPTOUT, "optout")] {
+        if flags & flag != 0 {
+            names.push(Reply::bulk_str(name));
+            if caching && flag == tf::OPTIN {
+                names.push(Reply::bulk_str("caching-yes"));
+            }
+            if caching && flag == tf::OPTOUT {
+                names.push(Reply::bulk_str("caching-no"));
+            }
+        }
+    }
+    for (flag, name) in [(tf::NOLOOP, "noloop"), (tf::BROKEN_REDIR, "broken_redirect")] {
+        if flags & flag != 0 {
+            names.push(Reply::bulk_str(name));
+        }
+    }
+    let redirect = if on { t.redirect.load(Ordering::Relaxed) as i64 } else { -1 };
+    let prefixes: Vec<Reply> = t.prefixes.lock().iter().map(|p| Reply::Bulk(p.clone())).collect();
+    Reply::Map(vec![
+        (Reply::bulk_str("flags"), Reply::Set(names)),
+        (Reply::bulk_str("redirect"), Reply::Int(redirect)),
+        (Reply::bulk_str("prefixes"), Reply::Array(prefixes)),
+    ])
+}
+
 /// A HELP reply: the title line, then each line as a status.
 pub fn help(title: &str, lines: &[&str]) -> Reply {
     let mut out = Vec::with_capacity(lines.len() + 1);
@@ -628,6 +815,15 @@ pub fn client_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             "    Hold back every command (ALL, the default), or those that may write, for <timeout> ms.",
             "REPLY (ON|OFF|SKIP)",
             "    Turn replies on or off for this connection, or skip the next one.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Turn client-side caching on or off: invalidation messages for the keys this connection",
+            "    reads (or, with BCAST, for every key under the prefixes), sent to it or to <id>.",
+            "CACHING (YES|NO)",
+            "    Track (OPTIN) or do not track (OPTOUT) the keys of the next command.",
+            "GETREDIR",
+            "    The client id invalidations go to: 0 for this one, -1 when not tracking.",
+            "TRACKINGINFO",
+            "    This connection's client-side caching mode.",
             "SETINFO (LIB-NAME|LIB-VER) <value>",
             "    Record the client library's name or version.",
             "SETNAME <name>",

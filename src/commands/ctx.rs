@@ -154,7 +154,8 @@ impl<'a, 's> Ctx<'a, 's> {
     pub fn written_in(&mut self, key: &[u8], db: usize, event: &'static str) {
         self.effects.dirty += 1;
         let (now, server) = (self.now, self.server);
-        self.shard_for(key).key_changed(server, db, key, event, now);
+        let who = crate::shard::tracking::Who::command(self.client.id, self.in_script());
+        self.shard_for(key).key_changed(server, db, key, event, now, who);
     }
 
     /// Keys the entered shards reaped by expiry during this command:
@@ -163,9 +164,17 @@ impl<'a, 's> Ctx<'a, 's> {
     pub fn drain_expired(&mut self, propagate: bool) {
         let server = self.server;
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        let current = self.client.id;
         for shard in self.shards.iter_mut() {
-            drain_expired_log(server, flags, &mut shard.dbs, propagate);
+            drain_expired_log(server, flags, shard, propagate, current);
         }
+    }
+
+    /// FLUSHDB or FLUSHALL (every shard entered): tracking clients are told
+    /// that every key is invalid, and the tracking tables are emptied.
+    pub fn flushed_tracking(&mut self) {
+        let (server, current) = (self.server, self.client.id);
+        crate::pubsub::tracking::flushed(server, self.shards, current);
     }
 
     /// Database `db` of every entered shard is about to be emptied
@@ -193,16 +202,25 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 }
 
-/// Drains the expired-key logs of `dbs`: `expired` events when `flags`
-/// select them, and DEL (UNLINK with `lazyfree-lazy-expire`) in the write
-/// stream when `propagate`, as Redis propagates an expiry.
-pub fn drain_expired_log(server: &Server, flags: u32, dbs: &mut [Db], propagate: bool) {
+/// Drains the expired-key logs of `shard`'s databases: invalidations for
+/// clients that may cache the keys (`current`: the client whose command
+/// reaped them, 0 for the server's expiry cycle), `expired` events when
+/// `flags` select them, and DEL (UNLINK with `lazyfree-lazy-expire`) in the
+/// write stream when `propagate`, as Redis propagates an expiry.
+pub fn drain_expired_log(server: &Server, flags: u32, shard: &mut ShardData, propagate: bool, current: u64) {
     use crate::pubsub::notify;
-    for (i, db) in dbs.iter_mut().enumerate() {
+    for i in 0..shard.dbs.len() {
+        let db = &mut shard.dbs[i];
         if !db.has_expired_log() {
             continue;
         }
         let keys = db.take_expired_log();
+        if server.tracking.engaged() {
+            let who = crate::shard::tracking::Who::reaped(current);
+            for key in &keys {
+                crate::pubsub::tracking::key_changed(server, shard, key, who, true);
+            }
+        }
         if propagate {
             let lazy = server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes");
             let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };

@@ -106,14 +106,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             stringmatch_fuzz();
             Reply::status_static("Apparently Redis did not crash: test passed")
         }
+        (b"reload", _) if !every_shard(ctx) => from_script(&sub),
         (b"reload", _) => {
             if args[2..].iter().any(|o| !["merge", "noflush", "nosave"].iter().any(|w| eq(o, w))) {
                 return Reply::err("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
             }
-            // TODO(durability): save the dataset and load it back once
-            // moonshard persists (RDB/AOF); Redis's tests use DEBUG RELOAD to
-            // check that every type survives a save and a load.
-            lacks(&sub, "persistence: there is no RDB file to save and load back")
+            let has = |w: &str| args[2..].iter().any(|o| eq(o, w));
+            reload(ctx, !has("nosave"), !has("noflush"))
         }
         (b"loadaof", _) => lacks(&sub, "persistence: there is no append-only file to load"),
         (b"restart" | b"crash-and-recover", _) => lacks(&sub, "restart support: it keeps no state to restart from"),
@@ -171,6 +170,43 @@ fn eq(arg: &[u8], word: &str) -> bool {
 }
 
 /// The error of a subcommand that pokes an internal moonshard does not have.
+/// DEBUG RELOAD: saves the dataset (unless NOSAVE), empties it (unless
+/// NOFLUSH) and loads the file back, every shard held throughout.
+fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
+    let server = ctx.server;
+    if save {
+        let held: Vec<&crate::shard::ShardData> = ctx.shards().iter().map(|s| &**s).collect();
+        if crate::persist::save::save_held(server, &held).is_err() {
+            return Reply::error("ERR");
+        }
+    }
+    if flush {
+        for db in 0..server.databases() {
+            ctx.flushing(db);
+        }
+        ctx.flushed_tracking();
+        crate::persist::save::cancel_held(server, ctx.shards());
+        for shard in ctx.shards().iter_mut() {
+            shard.dbs.iter_mut().for_each(|d| d.clear());
+        }
+        crate::scripting::functions::flush_libraries(server);
+    }
+    let loaded = std::fs::File::open(crate::persist::save::rdb_path(server)).map_err(|e| e.to_string()).and_then(|f| {
+        let mut target = crate::persist::load::Target::Held(ctx.shards());
+        crate::persist::load::read_into(server, std::io::BufReader::new(f), &mut target, false)
+    });
+    match loaded {
+        Ok(_) => {
+            crate::net::listener::log(server, "warning", "DB reloaded by DEBUG RELOAD");
+            Reply::ok()
+        }
+        Err(e) => {
+            crate::net::listener::log(server, "warning", &e);
+            Reply::err("Error trying to load the RDB dump, check server logs.")
+        }
+    }
+}
+
 fn lacks(sub: &[u8], what: &str) -> Reply {
     Reply::err(format!(
         "DEBUG {} is not supported: moonshard has no {what}",
@@ -421,12 +457,14 @@ fn hex(d: &Digest) -> String {
 /// DEBUG OBJECT: Redis's one-line description of a value. The address is the
 /// value's, the encoding what OBJECT ENCODING reports, `lru` the 24-bit
 /// seconds clock of the last access, and lists (quicklists in Redis 7.0) add
-/// their chunk figures. `serializedlength` is an estimate (see
-/// `serialized_len`). Expired keys not yet reaped are shown, as in Redis.
+/// their chunk figures. `serializedlength` is the size of the value's RDB
+/// encoding (`storage::codec`, LZF per `rdbcompression`), as Redis
+/// computes it. Expired keys not yet reaped are shown, as in Redis.
 fn object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     let now = ctx.now;
     let lfu = crate::storage::memory::Policy::of(ctx.server).lfu();
     let list_max = ctx.server.config.get("list-max-listpack-size").unwrap_or_default();
+    let rdb_opts = crate::persist::rdb::encode_options(&ctx.server.config);
     let db = ctx.db(key);
     let hint = db.str_hint(key);
     let Some((entry, access)) = db.raw(key) else {
@@ -455,141 +493,17 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> Reply {
             value as *const Value,
             super::keys::refcount(value),
             encoding,
-            serialized_len(value),
+            {
+                let mut out = Vec::new();
+                crate::storage::codec::encode_value(value, &rdb_opts, &mut out);
+                out.len()
+            },
             access & 0xFF_FFFF,
             idle,
             extra
         )
         .into(),
     )
-}
-
-/// The bytes of an RDB length prefix.
-fn rdb_len_len(n: usize) -> usize {
-    match n {
-        0..=63 => 1,
-        64..=16383 => 2,
-        _ if n as u64 <= u32::MAX as u64 => 5,
-        _ => 9,
-    }
-}
-
-/// The bytes of a string in an RDB file: small integers are stored as
-/// integers. LZF compression of strings over 20 bytes is not modelled.
-fn rdb_string_len(s: &[u8]) -> usize {
-    if s.len() <= 11 {
-        if let Some(v) = parse_i64(s) {
-            if i8::try_from(v).is_ok() {
-                return 2;
-            }
-            if i16::try_from(v).is_ok() {
-                return 3;
-            }
-            if i32::try_from(v).is_ok() {
-                return 5;
-            }
-        }
-    }
-    rdb_len_len(s.len()) + s.len()
-}
-
-/// The bytes of one listpack entry (encoding, data, back-length).
-fn listpack_entry_len(e: &[u8]) -> usize {
-    let body = match parse_i64(e) {
-        Some(v) if e.len() <= 20 => match v {
-            0..=127 => 1,
-            -4096..=4095 => 2,
-            -32768..=32767 => 3,
-            -8_388_608..=8_388_607 => 4,
-            _ if i32::try_from(v).is_ok() => 5,
-            _ => 9,
-        },
-        _ if e.len() < 64 => 1 + e.len(),
-        _ if e.len() < 4096 => 2 + e.len(),
-        _ => 5 + e.len(),
-    };
-    let back = match body {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2_097_150 => 3,
-        2_097_151..=268_435_454 => 4,
-        _ => 5,
-    };
-    body + back
-}
-
-/// A listpack of `entries` entries taking `bytes` in all, saved as an RDB string.
-fn listpack_blob(bytes: usize) -> usize {
-    // 6 header bytes and the end marker.
-    let total = bytes + 7;
-    rdb_len_len(total) + total
-}
-
-/// An estimate of what the value would take in an RDB file (DEBUG OBJECT's
-/// `serializedlength`): Redis's layouts per encoding, without LZF
-/// compression, and moonshard's list chunks taken as quicklist nodes.
-fn serialized_len(v: &Value) -> usize {
-    match v {
-        Value::Str(s) => rdb_string_len(s),
-        Value::List(l) => {
-            let (nodes, _) = l.chunk_stats();
-            let entries: usize = l.iter().map(listpack_entry_len).sum();
-            let per_node = entries / nodes.max(1);
-            // Each node: its container type, then its listpack.
-            rdb_len_len(nodes) + nodes * (1 + listpack_blob(per_node))
-        }
-        Value::Set(s) => match &**s {
-            crate::storage::set::Set::Ints(ints) => {
-                let width = if ints.iter().all(|&i| i16::try_from(i).is_ok()) {
-                    2
-                } else if ints.iter().all(|&i| i32::try_from(i).is_ok()) {
-                    4
-                } else {
-                    8
-                };
-                let total = 8 + ints.len() * width;
-                rdb_len_len(total) + total
-            }
-            set => {
-                let mut n = rdb_len_len(set.len());
-                set.for_each(|m| n += rdb_string_len(m));
-                n
-            }
-        },
-        Value::ZSet(z) => {
-            let mut n = 0;
-            if z.encoding() == "listpack" {
-                z.for_range(0, z.len(), false, |m, score| {
-                    n += listpack_entry_len(m) + listpack_entry_len(format_double(score).as_bytes());
-                });
-                listpack_blob(n)
-            } else {
-                // Member strings and binary doubles.
-                z.for_range(0, z.len(), false, |m, _| n += rdb_string_len(m) + 8);
-                rdb_len_len(z.len()) + n
-            }
-        }
-        Value::Hash(h) => {
-            if h.encoding() == "listpack" {
-                listpack_blob(h.iter().map(|(f, v)| listpack_entry_len(f) + listpack_entry_len(v)).sum())
-            } else {
-                rdb_len_len(h.len()) + h.iter().map(|(f, v)| rdb_string_len(f) + rdb_string_len(v)).sum::<usize>()
-            }
-        }
-        Value::Stream(s) => {
-            let entries = s.range(StreamId::MIN, StreamId::MAX, false, 0);
-            // Per entry: its ID delta, flags, field count and the fields.
-            let body: usize =
-                entries.iter().map(|(_, f)| 4 + f.iter().map(|x| listpack_entry_len(x)).sum::<usize>()).sum();
-            let nodes = s.node_count();
-            // Node keys (16 bytes each), the metadata and the groups' names.
-            rdb_len_len(nodes)
-                + nodes * 18
-                + listpack_blob(body)
-                + 40
-                + s.groups.keys().map(|g| rdb_string_len(g) + 20).sum::<usize>()
-        }
-    }
 }
 
 // ------------------------------------------------------------------ the rest
@@ -799,16 +713,5 @@ mod tests {
         assert!(!is_local_client("[::ffff:127.0.0.1]:5000"));
         assert!(!is_local_client("10.0.0.1:5000"));
         assert!(!is_local_client(""));
-    }
-
-    #[test]
-    fn rdb_estimates() {
-        assert_eq!(rdb_string_len(b"123"), 2);
-        assert_eq!(rdb_string_len(b"bar"), 4);
-        assert_eq!(rdb_string_len(b"1000"), 3);
-        assert_eq!(rdb_string_len(b"0123"), 5);
-        assert_eq!(rdb_string_len(&[b'x'; 64]), 66);
-        assert_eq!(listpack_entry_len(b"a"), 3);
-        assert_eq!(listpack_entry_len(b"5"), 2);
     }
 }

@@ -150,12 +150,32 @@ pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(
     Ok(())
 }
 
+/// The persistence state's refusals, after authorization: `MISCONF` for a
+/// write (and PING, as Redis) while the last background save failed, and
+/// `LOADING` for a command without the `loading` flag while the dataset loads.
+#[inline]
+pub fn persistence_gate(server: &Server, cmd: Command, args: &[Bytes]) -> Result<(), Reply> {
+    let p = &server.persist;
+    if p.misconf.load(Relaxed) && (cmd.spec.name == "ping" || crate::scripting::writes(server, cmd, args)) {
+        let reply = Reply::error(crate::protocol::errors::MISCONF);
+        rejected(server, cmd, &reply);
+        return Err(reply);
+    }
+    if p.loading.load(Relaxed) && !cmd.spec.has(flags::LOADING) {
+        let reply = Reply::error(crate::protocol::errors::LOADING);
+        rejected(server, cmd, &reply);
+        return Err(reply);
+    }
+    Ok(())
+}
+
 /// Redis's check of protected commands (DEBUG), right after the arity
 /// check and before authentication: refused unless `enable-debug-command`
 /// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.
 pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
     let (param, what) = match cmd.spec.name {
         "debug" => ("enable-debug-command", "DEBUG"),
+        "module|load" | "module|loadex" | "module|unload" => ("enable-module-command", "MODULE"),
         _ => return Ok(()),
     };
     let allowed = match server.config.get(param).as_deref() {
@@ -213,7 +233,21 @@ pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> R
     tally.clock = end;
     account(ctx.server, ctx.client, ctx.origin, ctx.db, cmd, args, end.saturating_sub(start), &reply, tally);
     drain_effects(ctx, args, tally);
+    // Client-side caching: the keys a read-only command read (after the
+    // invalidations of keys it reaped, as Redis orders them). A script's
+    // reads are remembered by the script runner.
+    let tracking = ctx.client.tracking.flags();
+    if tracking != 0 && cmd.spec.has(flags::READONLY) && ctx.origin != Origin::Script {
+        remember_keys(ctx, cmd, args, tracking);
+    }
     reply
+}
+
+#[cold]
+fn remember_keys(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tracking: u32) {
+    let positions = cmd.spec.key_positions(args);
+    let (server, client) = (ctx.server, ctx.client);
+    crate::pubsub::tracking::remember(server, client, tracking, ctx.shards(), positions.iter().map(|&i| &args[i]));
 }
 
 /// Runs a command that needs no shard (`Exec::Conn`).
@@ -317,7 +351,7 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
     let propagate = stream.active();
     // Keys the command reaped by expiry: notified, and replayed as DEL/UNLINK.
     let flags = server.config.notify_flags.load(Relaxed);
-    if flags & crate::pubsub::notify::EXPIRED != 0 || propagate {
+    if flags & crate::pubsub::notify::EXPIRED != 0 || propagate || server.tracking.engaged() {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);

@@ -389,8 +389,10 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 use super::sets::parse_cursor;
 
+/// An invalid cursor routes anywhere: the handler refuses it when it runs,
+/// so inside MULTI it is queued and fails in EXEC, as in Redis.
 pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
-    let cursor = parse_cursor(&args[1]).ok_or_else(|| Reply::err(crate::protocol::errors::INVALID_CURSOR))?;
+    let cursor = parse_cursor(&args[1]).unwrap_or(0);
     let n = server.shards.len().max(1) as u64;
     Ok((cursor % n) as usize)
 }
@@ -425,11 +427,12 @@ fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Reply> {
 
 /// One SCAN step on the shard the cursor routed to.
 pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    // The cursor first, then the options, as Redis checks them.
+    let Some(cursor) = parse_cursor(&args[1]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
     let opts = match parse_scan_opts(&args[2..]) {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let cursor = parse_cursor(&args[1]).unwrap_or(0);
     let n = ctx.server.shards.len().max(1) as u64;
     let pos = usize::try_from(cursor / n).unwrap_or(usize::MAX);
     let (now, dbi, server) = (ctx.now, ctx.db, ctx.server);

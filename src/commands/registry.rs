@@ -28,6 +28,9 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::sort::COMMANDS,
     super::memory::COMMANDS,
     super::debug::COMMANDS,
+    super::dump::COMMANDS,
+    super::module::COMMANDS,
+    super::replication::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).

@@ -1,10 +1,6 @@
-//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSH*, TIME, SHUTDOWN ...
-//!
-//! Persistence: moonshard keeps data in memory only. SAVE and BGSAVE succeed
-//! with Redis's replies (nothing is written) and move LASTSAVE forward, so
-//! tools that save before a restart or poll LASTSAVE after BGSAVE keep
-//! working; CONFIG GET reports `save ""` and `appendonly no`, as Redis does
-//! with persistence switched off. SHUTDOWN SAVE therefore behaves as NOSAVE.
+//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSH*, TIME, SHUTDOWN,
+//! SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE ... (the saving itself lives in
+//! `persist::save`, the AOF in `persist::aof`).
 
 mod command;
 mod info;
@@ -77,6 +73,54 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         .doc("3.0.0", "Describes the cluster's nodes.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled)).doc("3.0.0", "Returns this node's id."),
+    // Cluster administration: cluster mode is off, so each answers as a
+    // standalone Redis does.
+    cmd("cluster|addslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Assigns hash slots to this node."),
+    cmd("cluster|addslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Assigns ranges of hash slots to this node."),
+    cmd("cluster|bumpepoch", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Advances this node's config epoch.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|count-failure-reports", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Counts the failure reports about a node.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|countkeysinslot", 3, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Counts the keys in a hash slot."),
+    cmd("cluster|delslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Unassigns hash slots from this node."),
+    cmd("cluster|delslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Unassigns ranges of hash slots from this node."),
+    cmd("cluster|failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Makes this replica take over from its master."),
+    cmd("cluster|flushslots", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Unassigns every hash slot of this node."),
+    cmd("cluster|forget", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Removes a node from this node's view of the cluster."),
+    cmd("cluster|getkeysinslot", 4, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lists keys of a hash slot.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|links", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("7.0.0", "Describes this node's links to its peers.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|meet", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Connects this node to another node of the cluster."),
+    cmd("cluster|replicas", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("5.0.0", "Lists the replicas of a master node.")
+        .tips(&["nondeterministic_output"]),
+    cmd("cluster|replicate", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Makes this node a replica of a master."),
+    cmd("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Resets this node's cluster state."),
+    cmd("cluster|saveconfig", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Writes the cluster configuration to disk."),
+    cmd("cluster|set-config-epoch", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Sets this node's config epoch."),
+    cmd("cluster|setslot", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Changes the state of a hash slot on this node."),
+    cmd("cluster|slaves", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lists the replicas of a master node (old name of REPLICAS).")
+        .tips(&["nondeterministic_output"]),
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -95,6 +139,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Streams every command the server runs, as it runs."),
     container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS)
         .doc("3.0.0", "Container for cluster subcommands (cluster mode is off)."),
+    cmd("asking", 1, FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lets the next command reach a slot being imported (cluster mode).")
+        .acl(&["connection"]),
+    cmd("readonly", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Lets a cluster replica serve reads on this connection.")
+        .acl(&["connection"]),
+    cmd("readwrite", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
+        .doc("3.0.0", "Ends READONLY on this connection.")
+        .acl(&["connection"]),
     cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize))
         .doc("1.0.0", "Counts the keys in the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
@@ -127,6 +180,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Saves the dataset synchronously."),
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgsave))
         .doc("1.0.0", "Saves the dataset in the background."),
+    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgrewriteaof))
+        .doc("1.0.0", "Rewrites the append-only file from the dataset in the background."),
 ];
 
 pub fn conn_not_yet(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
@@ -177,6 +232,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let db = ctx.db;
     ctx.flushing(db);
+    ctx.flushed_tracking();
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
         removed += shard.dbs[db].len() as u64;
@@ -196,6 +252,10 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for db in 0..ctx.server.databases() {
         ctx.flushing(db);
     }
+    ctx.flushed_tracking();
+    // A background save in progress stops (Redis kills its child): the
+    // file it was writing is already out of date.
+    crate::persist::save::cancel_held(ctx.server, ctx.shards());
     let mut removed = 0;
     for shard in ctx.shards().iter_mut() {
         removed += shard.total_keys() as u64;
@@ -205,7 +265,10 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ctx.force_propagation();
     // With save points configured Redis saves right after a FLUSHALL: the
     // changes since the last save (this command's included) start over.
-    if ctx.server.config.get("save").is_some_and(|s| !s.trim().is_empty()) {
+    if !crate::persist::save::save_points(&ctx.server.config).is_empty() {
+        let server = ctx.server;
+        let held: Vec<&crate::shard::ShardData> = ctx.shards().iter().map(|s| &**s).collect();
+        let _ = crate::persist::save::save_held(server, &held);
         let stats = &ctx.server.stats;
         stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed) + removed, Ordering::Relaxed);
         ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
@@ -214,11 +277,17 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let mut abort = false;
+    let (mut abort, mut nosave, mut save, mut force) = (false, false, false, false);
     for a in &args[1..] {
         if eq_ic(a, "abort") {
             abort = true;
-        } else if !["nosave", "save", "now", "force"].iter().any(|k| eq_ic(a, k)) {
+        } else if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "force") {
+            force = true;
+        } else if !eq_ic(a, "now") {
             return Reply::syntax_error();
         }
     }
@@ -229,7 +298,14 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         }
         return Reply::err("No shutdown in progress.");
     }
+    if nosave && save {
+        return Reply::syntax_error();
+    }
     crate::net::listener::log(ctx.server, "warning", "User requested shutdown...");
+    let save = save || (!nosave && !crate::persist::save::save_points(&ctx.server.config).is_empty());
+    if crate::persist::save::prepare_shutdown(ctx.server, save, force).is_err() {
+        return Reply::err("Errors trying to SHUTDOWN. Check logs.");
+    }
     ctx.server.request_shutdown();
     ctx.client.close_after_reply = true;
     Reply::NoReply
@@ -244,33 +320,46 @@ pub fn lastsave(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64)
 }
 
-/// A save (SAVE, BGSAVE): LASTSAVE moves on, `rdb_saves` counts it and the
-/// changes since the last save start over.
-fn mark_saved(ctx: &ConnCtx) {
-    let stats = &ctx.server.stats;
-    ctx.server.lastsave.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
-    stats.rdb_saves.fetch_add(1, Ordering::Relaxed);
-    stats.dirty_at_save.store(stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
-}
-
 pub fn save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    mark_saved(ctx);
-    Reply::ok()
+    if ctx.server.persist.running().is_some_and(|j| j.kind == crate::persist::save::JobKind::Rdb) {
+        return Reply::err("Background save already in progress");
+    }
+    match crate::persist::save::save_locking(ctx.server) {
+        Ok(()) => Reply::ok(),
+        Err(_) => Reply::error("ERR"),
+    }
 }
 
 pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    match args.len() {
-        1 => {
-            mark_saved(ctx);
-            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
-            Reply::status("Background saving started")
-        }
-        2 if eq_ic(&args[1], "schedule") => {
-            mark_saved(ctx);
-            ctx.server.stats.bgsave_done.store(true, Ordering::Relaxed);
+    use crate::persist::save::Refused;
+    let schedule = match args.len() {
+        1 => false,
+        2 if eq_ic(&args[1], "schedule") => true,
+        _ => return Reply::syntax_error(),
+    };
+    match crate::persist::save::bgsave(ctx.server) {
+        Ok(()) => Reply::status("Background saving started"),
+        Err(Refused::AlreadyRunning) => Reply::err("Background save already in progress"),
+        Err(Refused::Busy) if schedule => {
+            ctx.server.persist.bgsave_scheduled.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
-        _ => Reply::syntax_error(),
+        Err(Refused::Busy) => Reply::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to \
+             schedule a BGSAVE whenever possible.",
+        ),
+    }
+}
+
+pub fn bgrewriteaof(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    use crate::persist::save::Refused;
+    match crate::persist::save::bgrewriteaof(ctx.server) {
+        Ok(()) => Reply::status("Background append only file rewriting started"),
+        Err(Refused::AlreadyRunning) => Reply::err("Background append only file rewriting already in progress"),
+        Err(Refused::Busy) => {
+            ctx.server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+            Reply::status("Background append only file rewriting scheduled")
+        }
     }
 }
 

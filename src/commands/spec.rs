@@ -109,6 +109,8 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 16;
     pub const SENTINEL: u32 = 1 << 17;
     pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// Redis's CMD_ASKING (RESTORE-ASKING): accepted on an importing slot.
+    pub const ASKING: u32 = 1 << 19;
     /// moonshard: keys may live in different slots (and shards); the command
     /// is split per shard or runs with all owning shards entered.
     pub const MULTI_SHARD: u32 = 1 << 24;
@@ -129,6 +131,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),

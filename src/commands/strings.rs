@@ -99,6 +99,7 @@ fn as_str(e: &Entry) -> Result<&SmallBytes, Reply> {
 }
 
 /// Redis's `getGenericCommand`: the value as a reply (nil when missing).
+#[inline]
 fn get_reply(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
     match lookup_read(ctx, key) {
         None => Ok(Reply::Nil),

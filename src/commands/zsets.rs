@@ -827,14 +827,7 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
         None => None,
         Some(None) => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
         Some(Some(n)) if n < 0 => return Reply::err(crate::protocol::errors::OUT_OF_RANGE_POSITIVE),
-        // Redis looks the key up (and checks its type) before it notices
-        // there is nothing to pop.
-        Some(Some(0)) => {
-            return match write(ctx, &args[1]) {
-                Err(e) => e,
-                Ok(_) => Reply::Array(vec![]),
-            }
-        }
+        // A count of 0 still looks the key up: another type is WRONGTYPE.
         Some(Some(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let items = match pop(ctx, &args[1], max, count.unwrap_or(1)) {

@@ -156,6 +156,7 @@ pub static PARAMS: &[Param] = &[
     p!("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), Mutable),
     p!("latency-tracking", "yes", Kind::Bool, Mutable),
     p!("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, Mutable),
+    p!("key-load-delay", "0", Kind::Int(i32::MIN as i64, i32::MAX as i64), Mutable),
     p!("lazyfree-lazy-eviction", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-server-del", "no", Kind::Bool, Mutable),
@@ -194,6 +195,7 @@ pub static PARAMS: &[Param] = &[
     p!("protected-mode", "yes", Kind::Bool, Mutable),
     p!("proto-max-bulk-len", "536870912", Kind::Memory(1048576), Mutable),
     p!("rdb-del-sync-files", "no", Kind::Bool, Mutable),
+    p!("rdb-key-save-delay", "0", Kind::Int(i32::MIN as i64, i32::MAX as i64), Mutable),
     p!("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
     p!("rdbchecksum", "yes", Kind::Bool, Immutable),
     p!("rdbcompression", "yes", Kind::Bool, Mutable),
@@ -218,7 +220,7 @@ pub static PARAMS: &[Param] = &[
     p!("replicaof", "", Kind::Str, Immutable, alias = "slaveof"),
     p!("requirepass", "", Kind::Str, Mutable),
     p!("sanitize-dump-payload", "no", Kind::Enum(&["no", "yes", "clients"]), Mutable),
-    p!("save", "", Kind::Str, Mutable),
+    p!("save", "3600 1 300 100 60 10000", Kind::Str, Mutable),
     p!("server_cpulist", "", Kind::Str, Immutable),
     p!("set-max-intset-entries", "512", Kind::Int(0, i64::MAX), Mutable),
     p!("set-proc-title", "yes", Kind::Bool, Immutable),
@@ -317,6 +319,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
         Kind::Str if param.name == "bind" && bind_count(value) > BIND_MAX => {
             Err("Too many bind addresses specified.".into())
         }
+        Kind::Str if param.name == "save" => normalize_save(value),
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -340,6 +343,19 @@ pub fn bind_count(value: &str) -> usize {
     } else {
         value.split(' ').count()
     }
+}
+
+/// Parameters Redis hides from `CONFIG GET` patterns (and CONFIG REWRITE).
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+
+/// `save`: pairs of seconds and changes (`""` turns saving off), written
+/// back as Redis writes them.
+fn normalize_save(value: &str) -> Result<String, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err() || w.len() > 18) {
+        return Err("Invalid save parameters".into());
+    }
+    Ok(words.iter().map(|w| w.parse::<u64>().unwrap_or(0).to_string()).collect::<Vec<_>>().join(" "))
 }
 
 /// The live configuration. Values are kept as text (what `CONFIG GET`
@@ -485,8 +501,13 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let values = self.values.read();
         let mut out = Vec::new();
+        let exact = !pattern.iter().any(|c| b"*?[".contains(c));
         for p in PARAMS {
             let v = values.get(p.name).cloned().unwrap_or_default();
+            // Redis's hidden (debugging) parameters answer only to their exact name.
+            if HIDDEN.contains(&p.name) && !(exact && p.name.as_bytes().eq_ignore_ascii_case(pattern)) {
+                continue;
+            }
             if crate::util::glob_match(pattern, p.name.as_bytes(), true) {
                 out.push((p.name, v.clone()));
             }
@@ -586,6 +607,8 @@ impl Config {
     }
 
     fn load_file_text(&self, text: &str) -> Result<(), String> {
+        // The first `save` line replaces the default save points, the next ones add to it.
+        let mut save_seen = false;
         for (lineno, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -602,7 +625,8 @@ impl Config {
             }
             // `save` may appear on several lines; each adds a rule.
             let value = if name.eq_ignore_ascii_case("save") {
-                let prev = self.get("save").unwrap_or_default();
+                let prev = if save_seen { self.get("save").unwrap_or_default() } else { String::new() };
+                save_seen = true;
                 let add = values.join(" ");
                 if prev.is_empty() || add.is_empty() {
                     add

@@ -27,7 +27,13 @@ pub struct ClientInfo {
     pub meta: Mutex<ClientMeta>,
     /// Set by CLIENT KILL; the connection closes at its next wakeup.
     pub killed: AtomicBool,
+    /// Wakes the connection wherever it waits: for CLIENT KILL (`killed` is
+    /// set first) or for pushes queued in `pushes`. Waiters check `killed`.
     pub kill_notify: tokio::sync::Notify,
+    /// CLIENT TRACKING's mode (read by whoever sends this client invalidations).
+    pub tracking: Tracking,
+    /// Pushes (invalidation messages) queued for this connection by other clients.
+    pub pushes: Pushes,
     /// Set while the client waits in a blocking command.
     pub blocked: AtomicBool,
     /// CLIENT UNBLOCK: `unblock_request` says how (UNBLOCK_TIMEOUT or
@@ -95,6 +101,8 @@ impl ClientInfo {
             meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
+            tracking: Tracking::default(),
+            pushes: Pushes::default(),
             blocked: AtomicBool::new(false),
             unblock: tokio::sync::Notify::new(),
             unblock_request: std::sync::atomic::AtomicU8::new(0),
@@ -158,6 +166,132 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
+    }
+
+    /// Queues an encoded push for this client, waking its connection when
+    /// `wake`, for after the replies already made when `later`; returns the
+    /// bytes now queued.
+    pub fn push(&self, frame: &[u8], wake: bool, later: bool) -> usize {
+        let pending = self.pushes.queue(frame, later);
+        if wake {
+            self.kill_notify.notify_one();
+        }
+        pending
+    }
+}
+
+/// CLIENT TRACKING flags (`Tracking::flags`), as Redis names them.
+pub mod tracking_flags {
+    pub const ON: u32 = 1;
+    pub const BCAST: u32 = 1 << 1;
+    pub const OPTIN: u32 = 1 << 2;
+    pub const OPTOUT: u32 = 1 << 3;
+    pub const NOLOOP: u32 = 1 << 4;
+    /// CLIENT CACHING YES (under OPTIN) or NO (under OPTOUT) for the next command.
+    pub const CACHING: u32 = 1 << 5;
+    /// The redirect client went away (CLIENT LIST's `R`).
+    pub const BROKEN_REDIR: u32 = 1 << 6;
+}
+
+/// A client's CLIENT TRACKING mode.
+#[derive(Default)]
+pub struct Tracking {
+    /// `tracking_flags`; 0 while tracking is off.
+    pub flags: std::sync::atomic::AtomicU32,
+    /// The client invalidations go to (REDIRECT), 0 for this one.
+    pub redirect: AtomicU64,
+    /// BCAST prefixes, in byte order (CLIENT TRACKINGINFO lists them so).
+    pub prefixes: Mutex<Vec<Bytes>>,
+}
+
+impl Tracking {
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, flag: u32, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Pushes waiting for a connection: encoded messages other clients (or the
+/// server) queued, which go out before the connection's next reply or as
+/// soon as it waits (`now`); messages its own commands broadcast, which go
+/// out with the next write, after the replies of its pipeline (`later`, as
+/// Redis broadcasts before it sleeps); and the invalidations its own
+/// running command caused for it, which Redis sends right after that
+/// command's reply (`deferred`: a key, or None for a flush).
+#[derive(Default)]
+pub struct Pushes {
+    waiting: AtomicBool,
+    queue: Mutex<PushQueue>,
+}
+
+#[derive(Default)]
+struct PushQueue {
+    now: Vec<u8>,
+    later: Vec<u8>,
+    deferred: Vec<Option<Bytes>>,
+}
+
+impl PushQueue {
+    fn empty(&self) -> bool {
+        self.now.is_empty() && self.later.is_empty() && self.deferred.is_empty()
+    }
+}
+
+impl Pushes {
+    /// True when something is queued (one relaxed load: the per-reply check).
+    #[inline]
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Queues an encoded `frame` (`later`: for the next write rather than
+    /// before the next reply); returns the bytes now queued.
+    pub fn queue(&self, frame: &[u8], later: bool) -> usize {
+        let mut q = self.queue.lock();
+        if later {
+            q.later.extend_from_slice(frame);
+        } else {
+            q.now.extend_from_slice(frame);
+        }
+        self.waiting.store(true, Ordering::Release);
+        q.now.len() + q.later.len()
+    }
+
+    /// Remembers an invalidation of `key` (None: every key) for after the
+    /// running command's reply.
+    pub fn defer(&self, key: Option<&[u8]>) {
+        let mut q = self.queue.lock();
+        q.deferred.push(key.map(Bytes::copy_from_slice));
+        self.waiting.store(true, Ordering::Release);
+    }
+
+    /// Moves the messages due before the next reply into `out` (with
+    /// `all`, also those due at the next write).
+    pub fn take_encoded(&self, out: &mut Vec<u8>, all: bool) {
+        let mut q = self.queue.lock();
+        out.extend_from_slice(&q.now);
+        q.now.clear();
+        if all {
+            out.extend_from_slice(&q.later);
+            q.later.clear();
+        }
+        self.waiting.store(!q.empty(), Ordering::Release);
+    }
+
+    /// The deferred invalidations, in the order they happened.
+    pub fn take_deferred(&self) -> Vec<Option<Bytes>> {
+        let mut q = self.queue.lock();
+        let taken = std::mem::take(&mut q.deferred);
+        self.waiting.store(!q.empty(), Ordering::Release);
+        taken
     }
 }
 

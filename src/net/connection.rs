@@ -56,6 +56,16 @@ enum Woke {
     Stop,
 }
 
+/// What a wake-up of a waiting subscriber or monitor meant: a kill, or
+/// pushes to write (`flush` takes them).
+fn woken(info: &crate::net::client::ClientInfo) -> Woke {
+    if info.killed.load(Ordering::Acquire) {
+        Woke::Stop
+    } else {
+        Woke::Message
+    }
+}
+
 impl Connection {
     async fn serve(&mut self) {
         let server = self.session.server.clone();
@@ -63,6 +73,11 @@ impl Connection {
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
             if server.shutting_down.load(Ordering::SeqCst) || info.killed.load(Ordering::Acquire) {
+                break;
+            }
+            // Pushes (client-side caching invalidations) queued while the
+            // connection waited for input.
+            if info.pushes.waiting() && !self.flush().await {
                 break;
             }
             let qbuf_limit = server.config.query_buffer_limit.load(Ordering::Relaxed);
@@ -85,7 +100,8 @@ impl Connection {
                 tokio::select! {
                     biased;
                     r = self.stream.read_buf(&mut self.inbuf) => r,
-                    _ = info.kill_notify.notified() => break,
+                    // Killed, or pushes queued: the loop top sees which.
+                    _ = info.kill_notify.notified() => continue,
                     _ = server.shutdown.notified() => break,
                 }
             };
@@ -168,7 +184,7 @@ impl Connection {
             let line = tokio::select! {
                 r = self.stream.read_buf(&mut self.inbuf) => return Woke::Read(r),
                 l = rx.recv() => l,
-                _ = info.kill_notify.notified() => return Woke::Stop,
+                _ = info.kill_notify.notified() => return woken(&info),
                 _ = server.shutdown.notified() => return Woke::Stop,
             };
             let Some(line) = line else {
@@ -189,7 +205,7 @@ impl Connection {
         let woke = tokio::select! {
             r = self.stream.read_buf(&mut self.inbuf) => return Woke::Read(r),
             m = sub.rx.recv() => m,
-            _ = info.kill_notify.notified() => return Woke::Stop,
+            _ = info.kill_notify.notified() => return woken(&info),
             _ = server.shutdown.notified() => return Woke::Stop,
         };
         let Some(msg) = woke else {
@@ -212,6 +228,9 @@ impl Connection {
     async fn flush(&mut self) -> bool {
         // appendfsync always: no reply leaves before its writes are on disk.
         self.session.wait_for_aof().await;
+        if self.session.client.info.pushes.waiting() {
+            self.session.take_pushes(true);
+        }
         if self.session.out_dropped {
             self.session.out = Vec::new();
             return false;
@@ -255,7 +274,12 @@ impl Connection {
             let deadline = self.session.out_limit.soft_deadline(self.session.out.len() - written);
             let n = tokio::select! {
                 r = self.stream.write(&self.session.out[written..]) => r,
-                _ = info.kill_notify.notified() => return false,
+                // Killed; else pushes were queued, which the next flush writes.
+                _ = info.kill_notify.notified() => if info.killed.load(Ordering::Acquire) {
+                    return false;
+                } else {
+                    continue;
+                },
                 _ = sleep_until(deadline) => {
                     self.session.output_overcome();
                     return false;

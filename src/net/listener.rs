@@ -10,6 +10,18 @@ use tokio::net::TcpListener;
 
 /// Binds every configured address, then serves until SHUTDOWN or a signal.
 pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Sender<u16>>) -> std::io::Result<()> {
+    log(&server, "notice", "oO0OoO0OoO0Oo moonshard is starting oO0OoO0OoO0Oo");
+    log(
+        &server,
+        "notice",
+        &format!(
+            "moonshard version={} (Redis {} compatible), bits={}, pid={}, just started",
+            env!("CARGO_PKG_VERSION"),
+            crate::REDIS_VERSION,
+            usize::BITS,
+            std::process::id()
+        ),
+    );
     let port = server.config.get_i64("port") as u16;
     let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
     // At start-up, port 0 asks for a free port (moonshard's own meaning; at
@@ -20,6 +32,22 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     };
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
+    log(&server, "notice", &format!("Running mode=standalone, port={bound}. PID: {}", std::process::id()));
+
+    // Clients are accepted while the dataset loads (rebind started the
+    // accept loops), and answered LOADING until it is in memory (as Redis).
+    log(&server, "notice", "Server initialized");
+    server.persist.loading.store(true, Ordering::SeqCst);
+    let loader = server.clone();
+    let loaded = tokio::task::spawn_blocking(move || crate::persist::load::at_startup(&loader))
+        .await
+        .unwrap_or_else(|e| Err(format!("the loader failed: {e}")));
+    server.persist.loading.store(false, Ordering::SeqCst);
+    if let Err(e) = loaded {
+        e.lines().for_each(|line| log(&server, "warning", line));
+        server.request_shutdown();
+        return Err(std::io::Error::other(e));
+    }
     log(
         &server,
         "notice",
@@ -35,12 +63,40 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     tokio::spawn(crate::storage::memory::cron(server.clone()));
     tokio::spawn(crate::stats::sampler::cron(server.clone()));
     tokio::spawn(crate::net::limits::idle_cron(server.clone()));
+    tokio::spawn(crate::persist::save::cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => log(&server, "warning", "Received SIGINT scheduling shutdown..."),
-        _ = sigterm.recv() => log(&server, "warning", "Received SIGTERM scheduling shutdown..."),
-        _ = wait_shutdown(&server) => {}
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        let signal = tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+            _ = wait_shutdown(&server) => break,
+        };
+        log(&server, "warning", &format!("Received {signal} scheduling shutdown..."));
+        // shutdown-on-sigterm / -sigint: `default` saves when save points are set.
+        let param = if signal == "SIGINT" { "shutdown-on-sigint" } else { "shutdown-on-sigterm" };
+        let mode = server.config.get(param).unwrap_or_default();
+        let save = match mode.as_str() {
+            "save" => true,
+            "nosave" => false,
+            _ => !crate::persist::save::save_points(&server.config).is_empty(),
+        };
+        let force = mode == "force";
+        let srv = server.clone();
+        let prepared = tokio::task::spawn_blocking(move || crate::persist::save::prepare_shutdown(&srv, save, force))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if prepared.is_ok() {
+            break;
+        }
+        log(
+            &server,
+            "warning",
+            &format!(
+                "{signal} received but errors trying to shut down the server, check the logs for more information"
+            ),
+        );
     }
     server.request_shutdown();
     // Let connections flush what they have before the runtime stops.
@@ -315,7 +371,8 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             }
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
-        crate::commands::ctx::drain_expired_log(&server, flags, &mut data.dbs, server.propagation.active());
+        crate::commands::ctx::drain_expired_log(&server, flags, &mut data, server.propagation.active(), 0);
+        crate::pubsub::tracking::end_run(&server, &mut [&mut data], 0);
         drop(data);
         server.observers.latency_monitor.add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         if removed > 0 {

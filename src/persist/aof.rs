@@ -216,6 +216,10 @@ struct Pending {
 }
 
 pub struct Aof {
+    /// Stream offset when this writer started, and the bytes of the AOF's
+    /// files then (`aof_current_size` is their sum with what was written since).
+    pub start_offset: AtomicU64,
+    pub start_bytes: AtomicU64,
     pending: Mutex<Pending>,
     wake: Condvar,
     /// Stream offset up to which the file is written / fsynced.
@@ -343,7 +347,16 @@ fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> s
     let path = layout.path(&last.name);
     let file = std::fs::OpenOptions::new().append(true).create(true).open(&path)?;
     let policy = fsync_policy(&server.config.get("appendfsync").unwrap_or_default());
+    let files_bytes: u64 = manifest
+        .base
+        .iter()
+        .chain(manifest.incrs.iter())
+        .filter_map(|f| std::fs::metadata(layout.path(&f.name)).ok())
+        .map(|m| m.len())
+        .sum();
     let aof = Arc::new(Aof {
+        start_offset: AtomicU64::new(0),
+        start_bytes: AtomicU64::new(files_bytes),
         pending: Mutex::new(Pending { buf: Vec::new(), end: 0 }),
         wake: Condvar::new(),
         written: AtomicU64::new(0),
@@ -356,6 +369,7 @@ fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> s
         thread: Mutex::new(None),
     });
     let offset = server.propagation.subscribe(aof.clone());
+    aof.start_offset.store(offset, Ordering::Release);
     aof.written.store(offset, Ordering::Release);
     aof.synced.store(offset, Ordering::Release);
     aof.pending.lock().end = offset;
@@ -385,30 +399,117 @@ pub fn open_at_startup(server: &Arc<Server>) -> Result<(), String> {
         create_fresh(server, &layout).map_err(|e| format!("Can't create the append-only file: {e}"))?
     };
     let aof = start_writer(server, &layout, &manifest).map_err(|e| format!("Can't open the append-only file: {e}"))?;
+    server.persist.aof_base_size.store(aof.start_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
     *server.aof.lock() = Some(aof);
     Ok(())
 }
 
-/// `CONFIG SET appendonly yes` at run time. Redis first rewrites the AOF
-/// from the dataset; moonshard can do that only for an empty dataset until
-/// snapshots exist (then it starts a fresh AOF with every shard entered, so
-/// no write slips between the check and the subscription).
+/// `CONFIG SET appendonly yes` at run time. Redis first writes a base
+/// from the dataset; here it is written with every shard held (so no write
+/// slips between the base and the subscription to the write stream).
 pub fn enable_at_runtime(server: &Arc<Server>) -> Result<(), String> {
     if server.aof.lock().is_some() {
         return Ok(());
     }
     let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
-    if guards.iter().any(|g| g.total_keys() > 0) {
-        return Err(
-            "appendonly can only be turned on at run time while the dataset is empty (set it at start-up)".into()
-        );
-    }
     let layout = Layout::from_config(server);
-    let manifest = create_fresh(server, &layout).map_err(|e| format!("Can't create the append-only file: {e}"))?;
+    let manifest = if guards.iter().any(|g| g.total_keys() > 0)
+        || !crate::scripting::functions::library_codes(server).is_empty()
+    {
+        let held: Vec<&crate::shard::ShardData> = guards.iter().map(|g| &**g).collect();
+        create_from_dataset(server, &layout, &held)
+    } else {
+        create_fresh(server, &layout)
+    }
+    .map_err(|e| format!("Can't create the append-only file: {e}"))?;
     let aof = start_writer(server, &layout, &manifest).map_err(|e| e.to_string())?;
     drop(guards);
     *server.aof.lock() = Some(aof);
+    crate::net::listener::log(server, "notice", "Background append only file rewriting started");
     Ok(())
+}
+
+/// A new AOF whose base holds the dataset of `shards` (every shard held):
+/// an RDB preamble or commands per `aof-use-rdb-preamble`. Files of an
+/// earlier AOF in the directory are replaced.
+fn create_from_dataset(
+    server: &Server,
+    layout: &Layout,
+    shards: &[&crate::shard::ShardData],
+) -> std::io::Result<Manifest> {
+    std::fs::create_dir_all(&layout.dir)?;
+    let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
+    let old = std::fs::read_to_string(layout.manifest_path()).ok().and_then(|t| Manifest::parse(&t).ok());
+    let seq = old
+        .as_ref()
+        .map_or(0, |m| m.base.as_ref().map_or(0, |b| b.seq).max(m.incrs.iter().map(|i| i.seq).max().unwrap_or(0)))
+        + 1;
+    let base_name = format!("{}.{seq}.base.{}", layout.filename, if preamble { "rdb" } else { "aof" });
+    let tmp = format!("temp-rewriteaof-{}.aof", std::process::id());
+    super::save::write_durably(&layout.path(&base_name), &tmp, |out| {
+        if preamble {
+            super::save::write_held(server, shards, out, true)
+        } else {
+            write_commands(server, shards, out)
+        }
+    })?;
+    let incr_name = format!("{}.{seq}.incr.aof", layout.filename);
+    std::fs::File::create(layout.path(&incr_name))?.sync_all()?;
+    let m = Manifest {
+        base: Some(FileEntry { name: base_name, seq, kind: 'b' }),
+        incrs: vec![FileEntry { name: incr_name, seq, kind: 'i' }],
+    };
+    write_manifest(layout, &m)?;
+    if let Some(old) = old {
+        for f in old.base.iter().chain(old.incrs.iter()) {
+            let _ = std::fs::remove_file(layout.path(&f.name));
+        }
+    }
+    Ok(m)
+}
+
+/// The dataset as commands (a base without RDB preamble): per database a
+/// SELECT, then per key the commands that rebuild it and its PEXPIREAT.
+fn write_commands<W: std::io::Write>(
+    server: &Server,
+    shards: &[&crate::shard::ShardData],
+    mut out: W,
+) -> std::io::Result<W> {
+    let mut buf = Vec::new();
+    for code in crate::scripting::functions::library_codes(server) {
+        push_command(&mut buf, &[b"FUNCTION", b"LOAD", &code]);
+    }
+    for db in 0..server.databases() {
+        if shards.iter().all(|s| s.dbs[db].is_empty()) {
+            continue;
+        }
+        push_command(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
+        for shard in shards {
+            for (key, e) in shard.dbs[db].iter() {
+                // RESTORE of the value's DUMP payload rebuilds any type in one command.
+                let payload = super::rdb::dump_payload(&e.value, &super::rdb::encode_options(&server.config));
+                push_command(&mut buf, &[b"RESTORE", key, b"0", &payload, b"REPLACE"]);
+                if e.expire_at != 0 {
+                    push_command(&mut buf, &[b"PEXPIREAT", key, e.expire_at.to_string().as_bytes()]);
+                }
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+            }
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(out)
+}
+
+fn push_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
 }
 
 /// `CONFIG SET appendonly no`, and shutdown: stops appending, after
@@ -419,6 +520,166 @@ pub fn disable(server: &Server) {
         let sub: Arc<dyn crate::propagate::Subscriber> = aof.clone();
         server.propagation.unsubscribe(&sub);
         aof.close();
+    }
+}
+
+impl Aof {
+    /// Bytes of the AOF's files now (INFO's `aof_current_size`).
+    pub fn current_size(&self) -> u64 {
+        let since = self.written.load(Ordering::Relaxed).saturating_sub(self.start_offset.load(Ordering::Relaxed));
+        self.start_bytes.load(Ordering::Relaxed) + since
+    }
+}
+
+// ---------------------------------------------------------------- rewrite
+
+/// The state of a rewrite after its cut: the AOF appends to `incr` (a new
+/// incremental file); the new base will get sequence `seq`.
+pub struct Cut {
+    layout: Layout,
+    seq: u64,
+    incr: FileEntry,
+    /// The files before the cut, deleted once the new base is in place.
+    old: Option<Manifest>,
+    preamble: bool,
+}
+
+/// BGREWRITEAOF's cut, with every shard held by the caller: a new
+/// incremental file, listed in the manifest after the existing files, and
+/// the AOF writer moved on to it. From here on the old files plus the new
+/// base (the snapshot at this instant) hold nothing twice.
+pub fn cut(server: &Arc<Server>) -> Result<Cut, String> {
+    let layout = Layout::from_config(server);
+    std::fs::create_dir_all(&layout.dir).map_err(|e| e.to_string())?;
+    let old = std::fs::read_to_string(layout.manifest_path()).ok().and_then(|t| Manifest::parse(&t).ok());
+    let seq = old
+        .as_ref()
+        .map_or(0, |m| m.base.as_ref().map_or(0, |b| b.seq).max(m.incrs.iter().map(|i| i.seq).max().unwrap_or(0)))
+        + 1;
+    let incr = FileEntry { name: format!("{}.{seq}.incr.aof", layout.filename), seq, kind: 'i' };
+    let sync = |f: std::fs::File| f.sync_all();
+    std::fs::File::create(layout.path(&incr.name)).and_then(sync).map_err(|e| e.to_string())?;
+    let mut during = old.clone().unwrap_or(Manifest { base: None, incrs: Vec::new() });
+    during.incrs.push(incr.clone());
+    write_manifest(&layout, &during).map_err(|e| e.to_string())?;
+    if server.aof.lock().is_some() {
+        disable(server);
+        let aof = start_writer(server, &layout, &during).map_err(|e| e.to_string())?;
+        *server.aof.lock() = Some(aof);
+    }
+    let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
+    Ok(Cut { layout, seq, incr, old, preamble })
+}
+
+/// Writes the rewrite's new base through a temporary file.
+pub fn write_base(
+    cut: &Cut,
+    fill: impl FnOnce(std::io::BufWriter<std::fs::File>, bool) -> std::io::Result<std::io::BufWriter<std::fs::File>>,
+) -> std::io::Result<()> {
+    let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
+    super::save::write_durably(&cut.layout.path(&base_name(cut)), &tmp, |out| fill(out, cut.preamble))
+}
+
+fn base_name(cut: &Cut) -> String {
+    format!("{}.{}.base.{}", cut.layout.filename, cut.seq, if cut.preamble { "rdb" } else { "aof" })
+}
+
+/// The rewrite's end: the manifest names the new base and the incremental
+/// file started at the cut; the files before the cut go.
+pub fn rewrite_done(server: &Server, cut: &Cut) -> std::io::Result<()> {
+    let m = Manifest {
+        base: Some(FileEntry { name: base_name(cut), seq: cut.seq, kind: 'b' }),
+        incrs: vec![cut.incr.clone()],
+    };
+    write_manifest(&cut.layout, &m)?;
+    if let Some(old) = &cut.old {
+        for f in old.base.iter().chain(old.incrs.iter()) {
+            let _ = std::fs::remove_file(cut.layout.path(&f.name));
+        }
+    }
+    let size: u64 = [base_name(cut), cut.incr.name.clone()]
+        .iter()
+        .filter_map(|n| std::fs::metadata(cut.layout.path(n)).ok())
+        .map(|m| m.len())
+        .sum();
+    if let Some(aof) = server.aof.lock().as_ref() {
+        let written = aof.written.load(Ordering::Relaxed);
+        aof.start_offset.store(written, Ordering::Relaxed);
+        aof.start_bytes.store(size, Ordering::Relaxed);
+    }
+    server.persist.aof_base_size.store(size, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `auto-aof-rewrite-percentage` / `-min-size`: the AOF grew enough since
+/// the last rewrite (or start-up) for a new one.
+pub fn rewrite_due(server: &Server) -> bool {
+    let Some(size) = server.aof.lock().as_ref().map(|a| a.current_size()) else {
+        return false;
+    };
+    let perc = server.config.get_i64("auto-aof-rewrite-percentage");
+    let min = server.config.get_i64("auto-aof-rewrite-min-size").max(0) as u64;
+    if perc <= 0 || size <= min {
+        return false;
+    }
+    let base = server.persist.aof_base_size.load(Ordering::Relaxed).max(1);
+    let growth = (size.saturating_sub(base) * 100 / base) as i64;
+    if growth >= perc {
+        crate::net::listener::log(
+            server,
+            "notice",
+            &format!("Starting automatic rewriting of AOF on {growth}% growth"),
+        );
+        return true;
+    }
+    false
+}
+
+/// An AOF base without RDB preamble: the snapshot's keys as RESTORE commands
+/// (any type in one command, from its DUMP payload) and PEXPIREAT.
+pub struct CommandWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    db: Option<usize>,
+}
+
+impl<W: Write> CommandWriter<W> {
+    pub fn new(out: W) -> Self {
+        CommandWriter { out, buf: Vec::new(), db: None }
+    }
+
+    fn flush_some(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> super::save::Sink for CommandWriter<W> {
+    fn function(&mut self, code: &[u8]) -> std::io::Result<()> {
+        push_command(&mut self.buf, &[b"FUNCTION", b"LOAD", code]);
+        self.flush_some()
+    }
+
+    fn record(&mut self, r: &super::save::Record) -> std::io::Result<()> {
+        if self.db != Some(r.db) {
+            self.db = Some(r.db);
+            push_command(&mut self.buf, &[b"SELECT", r.db.to_string().as_bytes()]);
+        }
+        let payload = super::rdb::seal_payload(r.value_type, &r.encoded);
+        push_command(&mut self.buf, &[b"RESTORE", &r.key, b"0", &payload, b"REPLACE"]);
+        if let Some(at) = r.expire {
+            push_command(&mut self.buf, &[b"PEXPIREAT", &r.key, at.to_string().as_bytes()]);
+        }
+        self.flush_some()
     }
 }
 
@@ -596,12 +857,17 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && f.kind == 'i' && last => Vec::new(),
             Err(e) => return Err(format!("Can't open the append-only file {}: {e}", f.name)),
         };
-        if f.kind == 'b' && data.starts_with(b"REDIS") {
-            super::rdb::check_empty(&data).map_err(|e| format!("Error reading the RDB base file {}: {e}", f.name))?;
-            continue;
-        }
         let mut pos = 0usize;
-        let mut good = 0usize;
+        if data.starts_with(b"REDIS") {
+            // An RDB preamble (the base of a multi-part AOF, or the head of
+            // an old single-file AOF, whose commands follow it).
+            let mut target = super::load::Target::Lock(&server.shards);
+            let (rest, loaded) = super::load::read_into(server, &data[..], &mut target, true)
+                .map_err(|e| format!("Error reading the RDB preamble of the AOF file {}: {e}", f.name))?;
+            super::load::note_loaded(server, &loaded);
+            pos = data.len() - rest.len();
+        }
+        let mut good = pos;
         loop {
             match next_command(&data, &mut pos) {
                 Ok(None) => break,

@@ -8,6 +8,11 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
+pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist \
+to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors \
+during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for \
+details about the RDB error.";
 
 // ERR texts (without the prefix).
 pub const SYNTAX: &str = "syntax error";

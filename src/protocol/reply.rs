@@ -353,7 +353,8 @@ fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends `b` as a bulk string (`$len\r\nbytes\r\n`).
+pub fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     push_header(out, b'$', b.len());
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");

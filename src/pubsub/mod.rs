@@ -9,6 +9,7 @@
 //! behind instead of letting it grow memory.
 
 pub mod notify;
+pub mod tracking;
 
 use crate::net::client::ClientInfo;
 use crate::protocol::Reply;

@@ -50,6 +50,9 @@ pub struct Run<'a> {
     pub data: *mut ShardData,
     /// The caller's state.
     pub caller: &'a ClientState,
+    /// The script's declared keys (KEYS): Redis 7.0 remembers these for a
+    /// tracking caller whenever the script runs a read-only command.
+    pub keys: &'a [Bytes],
     /// A copy of it for connection-level commands (SELECT in a script only
     /// affects the script, as in Redis 7), made on the first such command.
     pub conn_state: Option<ClientState>,
@@ -350,6 +353,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
     }
+    if spec.is_write() && !run.wrote && run.server.persist.misconf.load(Ordering::Relaxed) {
+        return Err(refuse(run, Some(cmd), CallErr::Coded(crate::protocol::errors::MISCONF)));
+    }
     if run.pre_oom && !run.wrote && !run.flags.allow_oom && spec.has(flags::DENYOOM) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(crate::storage::memory::OOM_TEXT)));
     }
@@ -397,26 +403,13 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
     ("acl|setuser", -3),
     ("acl|users", 2),
     ("acl|whoami", 2),
-    ("bgrewriteaof", 1),
-    ("client|caching", 3),
-    ("client|getredir", 2),
     ("client|pause", -3),
-    ("client|tracking", -3),
-    ("client|trackinginfo", 2),
     ("client|unblock", -3),
     ("client|unpause", 2),
-    ("cluster|reset", -2),
     ("debug", -2),
-    ("failover", -1),
-    ("module", -2),
-    ("module|list", 2),
-    ("module|load", -3),
-    ("module|loadex", -3),
-    ("module|unload", 3),
     ("psync", -3),
     ("replconf", -1),
     ("replicaof", 3),
-    ("role", 1),
     ("script|debug", 3),
     ("slaveof", 3),
     ("sync", 1),
@@ -510,7 +503,9 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
     run.tally.restart();
     match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
-            with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally))
+            let reply = with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally));
+            remember_script_keys(run, cmd);
+            reply
         }
         Exec::Routed(route, _) => match route(run.server, argv) {
             Err(e) => {
@@ -523,7 +518,11 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
                 crate::commands::dispatch::rejected(run.server, cmd, &e);
                 e
             }
-            Ok(_) => with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally)),
+            Ok(_) => {
+                let reply = with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally));
+                remember_script_keys(run, cmd);
+                reply
+            }
         },
         Exec::Conn(_) => {
             let server = run.server;
@@ -545,6 +544,21 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
             e
         }
     }
+}
+
+/// Client-side caching of a script's reads, as Redis 7.0 does it: a
+/// read-only command run by the script remembers the script's declared
+/// keys (not the keys the command read) for a tracking caller.
+fn remember_script_keys(run: &mut Run<'_>, cmd: Command) {
+    let tracking = run.caller.info.tracking.flags();
+    if tracking == 0 || !cmd.spec.has(crate::commands::registry::flags::READONLY) || run.keys.is_empty() {
+        return;
+    }
+    let keys = run.keys;
+    with_ctx(run, |ctx, _| {
+        let (server, client) = (ctx.server, ctx.client);
+        crate::pubsub::tracking::remember(server, client, tracking, ctx.shards(), keys.iter())
+    });
 }
 
 fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {

@@ -469,6 +469,32 @@ pub async fn fcall(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     reply
 }
 
+/// The code of every loaded library (what an RDB file saves).
+pub fn library_codes(server: &Server) -> Vec<Bytes> {
+    server.scripts.functions.snapshot().1.iter().map(|l| l.code.clone()).collect()
+}
+
+/// Loads libraries read from an RDB file (replacing any of the same name,
+/// as Redis's loader does). Err: the text of the first refusal.
+pub fn load_saved_libraries(server: &Server, codes: Vec<Bytes>) -> Result<(), String> {
+    let mut libs = Vec::new();
+    for code in codes {
+        match build_library(server, &code, true) {
+            Ok(l) => libs.push(l),
+            Err(e) => {
+                let text = e.error_text().map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default();
+                return Err(text);
+            }
+        }
+    }
+    server.scripts.functions.install(libs, true, false)
+}
+
+/// Drops every library (DEBUG RELOAD before loading the file back).
+pub fn flush_libraries(server: &Server) {
+    server.scripts.functions.flush();
+}
+
 /// FUNCTION LOAD | DELETE | FLUSH | LIST | DUMP | RESTORE | STATS | KILL | HELP.
 pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
     let reg = &server.scripts.functions;
@@ -498,7 +524,7 @@ pub fn command(server: &Server, sub: &str, args: &[Bytes]) -> Reply {
             Reply::ok()
         }
         "list" => list(reg, args),
-        "dump" => Reply::Bulk(dump(reg)),
+        "dump" => Reply::Bulk(dump(server)),
         "restore" => restore(server, args),
         "stats" => stats(server),
         "kill" => router::kill(server, true),
@@ -584,39 +610,12 @@ fn list(reg: &Registry, args: &[Bytes]) -> Reply {
     Reply::Array(out)
 }
 
-/// Payload: "MSFN1", then per library a u32 LE length and its code, then
-/// the first 8 bytes of the SHA1 of everything before as a checksum.
-const MAGIC: &[u8] = b"MSFN1";
-
-fn dump(reg: &Registry) -> Bytes {
-    let (_, libs) = reg.snapshot();
-    let mut out = MAGIC.to_vec();
-    for lib in libs {
-        out.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
-        out.extend_from_slice(&lib.code);
-    }
-    let sum = super::cache::sha1_hex(&out);
-    out.extend_from_slice(&sum[..16]);
-    Bytes::from(out)
-}
-
-fn undump(payload: &[u8]) -> Option<Vec<Bytes>> {
-    let body = payload.strip_prefix(MAGIC)?;
-    if body.len() < 16 {
-        return None;
-    }
-    let (mut rest, sum) = body.split_at(body.len() - 16);
-    if super::cache::sha1_hex(&payload[..payload.len() - 16])[..16] != *sum {
-        return None;
-    }
-    let mut codes = Vec::new();
-    while !rest.is_empty() {
-        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let code = rest.get(4..4usize.checked_add(len)?)?;
-        codes.push(Bytes::copy_from_slice(code));
-        rest = &rest[4 + len..];
-    }
-    Some(codes)
+/// FUNCTION DUMP's payload, as Redis writes it: each library's code in
+/// RDB form, then the RDB version and a CRC-64 (`persist::rdb`).
+fn dump(server: &Server) -> Bytes {
+    let (_, libs) = server.scripts.functions.snapshot();
+    let compress = server.config.get("rdbcompression").as_deref() != Some("no");
+    Bytes::from(crate::persist::rdb::functions_payload(libs.iter().map(|l| &l.code[..]), compress))
 }
 
 fn restore(server: &Server, args: &[Bytes]) -> Reply {
@@ -636,12 +635,13 @@ fn restore(server: &Server, args: &[Bytes]) -> Reply {
         Some(p) if eq_ic(p, "replace") => Policy::Replace,
         Some(_) => return Reply::err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
     };
-    let Some(codes) = undump(&args[2]) else {
-        return Reply::err("DUMP payload version or checksum are wrong");
+    let codes = match crate::persist::rdb::parse_functions_payload(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return Reply::err(e),
     };
     let mut libs = Vec::new();
-    for code in &codes {
-        match build_library(server, code, true) {
+    for code in codes {
+        match build_library(server, &Bytes::from(code), true) {
             Ok(l) => libs.push(l),
             Err(e) => return e,
         }

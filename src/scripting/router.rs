@@ -288,6 +288,7 @@ fn run_on_shard(
     };
     let (reply, redirect) = run_with_vm(server, shard, data as *mut ShardData, &mut vm, client, req, start, pre_oom);
     super::ShardScripting::of(&mut data.scripting).put_vm(vm);
+    crate::pubsub::tracking::end_run(server, &mut [data], client.id());
     (reply, redirect)
 }
 
@@ -328,6 +329,7 @@ fn run_with_vm(
         shard,
         data,
         caller: client,
+        keys: req.keys,
         conn_state: None,
         db: client.db,
         resp: 2,

@@ -123,6 +123,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                     let began = tally.clock();
                     let r = dispatch::call(&mut ctx, cmd, pinned.as_deref().unwrap_or(args), &mut tally);
                     tally.publish(&server, &conn.client.info);
+                    crate::pubsub::tracking::end_run(&server, ctx.shards(), conn.client.id());
                     let busy = dispatch::clock_ns().saturating_sub(began);
                     ids.iter().for_each(|&id| server.shards.get(id).stats.ran(1, busy));
                     r
@@ -161,7 +162,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             conn.write_pending(stream).await;
             blocked = Some(Blocked::new(conn, true, deadline.is_some()));
         }
-        let info = &conn.client.info;
+        let info = conn.client.info.clone();
         let wake = loop {
             let far = Instant::now() + Duration::from_secs(86400 * 365);
             let mut peek = [0u8; 1];
@@ -182,7 +183,12 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                         None
                     }
                 },
-                _ = info.kill_notify.notified() => Some(Wake::Gone),
+                _ = info.kill_notify.notified() => if info.killed.load(Ordering::Acquire) {
+                    Some(Wake::Gone)
+                } else {
+                    // Pushes (invalidations) for the client: written while it waits.
+                    None
+                },
                 _ = server.shutdown.notified() => Some(Wake::Gone),
                 _ = unblocked => Some(Wake::Unblocked),
                 _ = waiter.notify.notified() => Some(Wake::Notified),
@@ -190,6 +196,9 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             };
             if let Some(w) = w {
                 break w;
+            }
+            if info.pushes.waiting() {
+                conn.write_pending(stream).await;
             }
         };
         let reply = match wake {

@@ -79,6 +79,10 @@ pub struct Session {
     pub emitted: u64,
     /// The last command resolved, by its name as sent (see `resolve`).
     last_resolved: std::cell::Cell<Option<LastResolved>>,
+    /// CLIENT CACHING set the CACHING flag, which the next command clears.
+    pub caching_armed: bool,
+    /// The running request is a CLIENT subcommand (keeps the flag).
+    caching_keep: bool,
 }
 
 impl Session {
@@ -103,10 +107,12 @@ impl Session {
             monitor: None,
             emitted: 0,
             last_resolved: std::cell::Cell::new(None),
+            caching_armed: false,
+            caching_keep: false,
         }
     }
 
-    /// Encodes a reply into the output, as CLIENT REPLY allows.
+    /// Adds a command's reply to the output, with the pushes around it.
     pub fn push(&mut self, reply: Reply) {
         // Right after the command ran (no await since): what it emitted to
         // the write stream was emitted by this thread.
@@ -116,6 +122,44 @@ impl Session {
         if self.sub.is_some() {
             self.drain_messages();
         }
+        if self.caching_armed || self.client.info.pushes.waiting() {
+            return self.push_with_tracking(reply);
+        }
+        self.encode_reply(reply);
+    }
+
+    /// `push` for a client with pushes waiting or a CLIENT CACHING mark.
+    /// Pushes other clients queued go out before the reply, the
+    /// invalidations this command caused for this client after it,
+    /// whatever CLIENT REPLY says.
+    #[inline(never)]
+    fn push_with_tracking(&mut self, reply: Reply) {
+        let pushes = self.client.info.pushes.waiting();
+        if pushes {
+            self.client.info.pushes.take_encoded(&mut self.out, false);
+        }
+        if self.caching_armed {
+            self.settle_caching();
+        }
+        self.encode_reply(reply);
+        if pushes {
+            self.take_pushes(false);
+        }
+    }
+
+    /// Moves the pushes waiting for this client into the output (`all`:
+    /// also those due at the next write rather than after this reply). Its
+    /// own deferred invalidations are sent first (to it, or to the client
+    /// it redirects to).
+    pub fn take_pushes(&mut self, all: bool) {
+        let info = &self.client.info;
+        crate::pubsub::tracking::send_deferred(&self.server, info);
+        info.pushes.take_encoded(&mut self.out, all);
+    }
+
+    /// Encodes a reply into the output, as CLIENT REPLY allows.
+    #[inline(always)]
+    fn encode_reply(&mut self, reply: Reply) {
         match self.client.reply_mode {
             ReplyMode::On => {
                 reply.encode(self.client.resp, &mut self.out);
@@ -140,11 +184,32 @@ impl Session {
         }
     }
 
+    /// CLIENT CACHING applies to the next command (or transaction): Redis
+    /// drops it once a command other than CLIENT ... ends outside MULTI.
+    fn settle_caching(&mut self) {
+        if self.caching_keep || self.txn.is_some() {
+            return;
+        }
+        self.caching_armed = false;
+        self.client.info.tracking.set(crate::net::client::tracking_flags::CACHING, false);
+    }
+
+    /// Notes whether the request about to run keeps a CLIENT CACHING mark
+    /// (only CLIENT subcommands do).
+    fn note_request(&mut self, args: &[Bytes]) {
+        if self.caching_armed {
+            self.caching_keep = registry::named(args).is_some_and(|c| c.spec.name.starts_with("client"));
+        }
+    }
+
     /// Writes the replies produced so far before the client starts waiting in
     /// a blocking command: commands pipelined ahead of it are answered now,
     /// as Redis answers them (after the AOF has their writes, under `always`).
     pub async fn write_pending(&mut self, stream: &TcpStream) {
         self.wait_for_aof().await;
+        if self.client.info.pushes.waiting() {
+            self.take_pushes(true);
+        }
         if self.out.is_empty() || self.out_dropped {
             return;
         }
@@ -227,6 +292,9 @@ impl Session {
     /// The client is going away: leave every transaction, watch, channel and
     /// the monitor list.
     pub async fn close(&mut self) {
+        if self.client.info.tracking.flags() != 0 {
+            crate::pubsub::tracking::disable(&self.server, &self.client.info);
+        }
         self.txn = None;
         multi::unwatch_all(self).await;
         subscribe::unsubscribe_all(self);
@@ -283,6 +351,9 @@ impl Session {
             }
         }
         if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+            return Plan::Done(reply);
+        }
+        if let Err(reply) = dispatch::persistence_gate(&self.server, cmd, args) {
             return Plan::Done(reply);
         }
         if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
@@ -377,23 +448,28 @@ impl Session {
                 return;
             }
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
+            if self.caching_armed {
+                self.note_request(&batch[i]);
+            }
+            if self.server.tracking.over_limit() {
+                self.enforce_tracking_limit().await;
+            }
             if self.server.pause.maybe_active() {
                 self.wait_if_paused(&plan, &batch[i]).await;
             }
-            if self.txn.is_some() {
-                // An EXEC refused before it runs (wrong arity) aborts and
-                // discards the transaction, as Redis does.
-                if let Plan::Done(Reply::Error(e)) = &plan {
-                    if batch[i][0].eq_ignore_ascii_case(b"exec") {
-                        let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
-                        self.txn = None;
-                        self.client.info.meta.lock().multi = -1;
-                        self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
-                        multi::unwatch_all(self).await;
-                        self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
-                        i += 1;
-                        continue;
-                    }
+            // An EXEC refused before it runs (wrong arity, ...) aborts and
+            // discards the transaction as Redis does, also outside MULTI
+            // (EXECABORT, and the watched keys are released).
+            if let Plan::Done(Reply::Error(e)) = &plan {
+                if batch[i][0].eq_ignore_ascii_case(b"exec") {
+                    let why = e.strip_prefix("ERR ").unwrap_or(e).to_string();
+                    self.txn = None;
+                    self.client.info.meta.lock().multi = -1;
+                    self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
+                    multi::unwatch_all(self).await;
+                    self.push(Reply::error(format!("EXECABORT Transaction discarded because of: {why}")));
+                    i += 1;
+                    continue;
                 }
             }
             if self.txn.is_some() || self.sub.is_some() {
@@ -445,9 +521,12 @@ impl Session {
                                     && self.txn.is_none()
                                     && self.sub.is_none()
                                     && !self.server.pause.maybe_active()
+                                    && !self.server.tracking.over_limit()
                                     && !matches!(c.spec.exec, Exec::Blocking(_)) =>
                             {
-                                cmd = c
+                                cmd = c;
+                                // A keyed command: it ends a CLIENT CACHING mark.
+                                self.caching_keep = false;
                             }
                             other => {
                                 next_plan = Some(other);
@@ -456,6 +535,7 @@ impl Session {
                         }
                     }
                     tally.publish(&self.server, &self.client.info);
+                    crate::pubsub::tracking::end_run(&server, &mut [&mut guard], self.client.id());
                     drop(guard);
                     shard.stats.ran(ran, tally.clock().saturating_sub(began));
                 }
@@ -490,6 +570,11 @@ impl Session {
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
+                    // A CLIENT CACHING run by EXEC lasts until EXEC ends.
+                    if !self.caching_armed && info.tracking.flags() & crate::net::client::tracking_flags::CACHING != 0 {
+                        self.caching_armed = true;
+                        self.caching_keep = false;
+                    }
                     self.push(reply);
                     i += 1;
                 }
@@ -515,6 +600,7 @@ impl Session {
                 let began = tally.clock();
                 let r = self.call(cmd, args, &mut refs, &mut tally);
                 tally.publish(&self.server, &self.client.info);
+                crate::pubsub::tracking::end_run(&server, &mut refs, self.client.id());
                 drop(refs);
                 drop(guards);
                 let busy = tally.clock().saturating_sub(began);
@@ -546,7 +632,28 @@ impl Session {
         }
         let server = self.server.clone();
         let mut ctx = ConnCtx { server: &server, client: &mut self.client };
-        dispatch::call_conn(&mut ctx, cmd, args, Origin::Client)
+        let reply = dispatch::call_conn(&mut ctx, cmd, args, Origin::Client);
+        // CLIENT CACHING marked the next command.
+        if !self.caching_armed && self.client.info.tracking.flags() & crate::net::client::tracking_flags::CACHING != 0 {
+            self.caching_armed = true;
+            self.caching_keep = true;
+        }
+        reply
+    }
+
+    /// `tracking-table-max-keys`: before a command runs, tracked keys over
+    /// the limit are forgotten (and invalidated), as Redis does before
+    /// every command.
+    async fn enforce_tracking_limit(&mut self) {
+        let server = self.server.clone();
+        for shard in &server.shards.list {
+            if !server.tracking.over_limit() {
+                break;
+            }
+            if let Ok(mut data) = shard.lock(server.busy_threshold(), false).await {
+                crate::pubsub::tracking::enforce_limit(&server, &mut data, self.client.id());
+            }
+        }
     }
 
     /// CLIENT PAUSE: waits (as a blocked client) while the pause holds this
@@ -575,7 +682,10 @@ impl Session {
             tokio::select! {
                 _ = ended => {}
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.client.info.kill_notify.notified() => return,
+                // Killed; else a push was queued, which waits for the pause to end.
+                _ = self.client.info.kill_notify.notified() => if self.client.info.killed.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                },
                 _ = server.shutdown.notified() => return,
             }
         }
@@ -661,6 +771,10 @@ impl Session {
     }
 
     async fn reset(&mut self) -> Reply {
+        if self.client.info.tracking.flags() != 0 {
+            crate::pubsub::tracking::disable(&self.server, &self.client.info);
+        }
+        self.caching_armed = false;
         self.txn = None;
         self.client.info.meta.lock().multi = -1;
         self.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);

@@ -172,6 +172,13 @@ async fn exec(conn: &mut Session) -> Reply {
         let text = crate::scripting::NOREPLICAS;
         return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
     }
+    if conn.server.persist.misconf.load(std::sync::atomic::Ordering::Relaxed)
+        && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
+    {
+        unwatch_all(conn).await;
+        let text = crate::protocol::errors::MISCONF;
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {text}"));
+    }
     if txn.failed {
         unwatch_all(conn).await;
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");
@@ -263,12 +270,29 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     // The queued commands run as part of the transaction (CLIENT INFO inside
     // it shows the x flag, as in Redis).
     conn.client.info.meta.lock().multi = txn.queued.len() as i64;
+    // The protocol each reply is written in: the one in force once its
+    // command ran (a queued HELLO answers in the protocol it selects).
+    let mut protos = Vec::with_capacity(txn.queued.len());
     for (cmd, args) in &txn.queued {
         let reply = run_queued(conn, *cmd, args, ids, refs, &mut tally);
         replies.push(reply);
+        protos.push(conn.client.resp);
+    }
+    // A queued HELLO switched protocols: the replies before it keep theirs,
+    // as Redis writes each reply when its command runs.
+    let last = conn.client.resp;
+    if protos.iter().any(|&p| p != last) {
+        for (reply, &p) in replies.iter_mut().zip(&protos) {
+            if p != last {
+                let mut out = Vec::new();
+                reply.encode(p, &mut out);
+                *reply = Reply::Encoded(out.into());
+            }
+        }
     }
     conn.client.info.meta.lock().multi = -1;
     tally.publish(&server, &conn.client.info);
+    crate::pubsub::tracking::end_run(&server, refs, conn.client.id());
     let busy = dispatch::clock_ns().saturating_sub(began);
     for &id in ids {
         server.shards.get(id).stats.ran(txn.queued.len() as u64, busy);

@@ -5,6 +5,7 @@
 
 pub mod eviction;
 pub mod slot;
+pub mod tracking;
 pub mod waiters;
 pub mod watches;
 
@@ -24,6 +25,8 @@ pub struct ShardData {
     pub waiters: waiters::Waiters,
     /// Clients WATCHing this shard's keys.
     pub watches: watches::Watches,
+    /// Client-side caching: who may cache this shard's keys (CLIENT TRACKING).
+    pub tracked: tracking::Tracked,
 }
 
 impl ShardData {
@@ -31,8 +34,10 @@ impl ShardData {
         self.dbs.iter().map(|d| d.len()).sum()
     }
 
-    /// `key` in database `db` changed: its WATCHers become dirty, the first
-    /// client blocked on it wakes, and keyspace notifications go out.
+    /// `key` in database `db` changed (`who`: by whom, for client-side
+    /// caching): its WATCHers become dirty, the first client blocked on it
+    /// wakes, clients that may cache it are told, and keyspace
+    /// notifications go out.
     pub fn key_changed(
         &mut self,
         server: &crate::server::Server,
@@ -40,12 +45,16 @@ impl ShardData {
         key: &[u8],
         event: &'static str,
         now: u64,
+        who: tracking::Who,
     ) {
         self.waiters.signal(db, key);
         if !self.watches.is_empty() {
             if let Some(d) = self.dbs.get_mut(db) {
                 self.watches.touch(db, key, d, now);
             }
+        }
+        if server.tracking.engaged() {
+            crate::pubsub::tracking::key_changed(server, self, key, who, true);
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         if flags != 0 {
@@ -57,7 +66,7 @@ impl ShardData {
 /// The server removed `key` on its own (eviction): like a write, and
 /// replayed as DEL (UNLINK with `lazyfree-lazy-eviction`).
 pub fn key_removed(server: &crate::server::Server, data: &mut ShardData, db: usize, key: &[u8], event: &'static str) {
-    data.key_changed(server, db, key, event, now_ms());
+    data.key_changed(server, db, key, event, now_ms(), tracking::Who::SERVER);
     if server.propagation.active() {
         let lazy = server.config.get("lazyfree-lazy-eviction").as_deref() == Some("yes");
         let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
@@ -168,6 +177,7 @@ impl Shard {
                 scripting: ScriptSlot::default(),
                 waiters: waiters::Waiters::default(),
                 watches: watches::Watches::default(),
+                tracked: tracking::Tracked::default(),
             }),
             script_since: AtomicU64::new(0),
             script_kill: AtomicBool::new(false),

@@ -8,7 +8,7 @@ pub mod monitor;
 pub mod sampler;
 pub mod slowlog;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters behind `INFO stats` and `INFO commandstats`.
 #[derive(Default)]
@@ -39,9 +39,8 @@ pub struct Stats {
     /// since when it is over now (ns since the epoch, 0 when not).
     pub eviction_exceeded_us: AtomicU64,
     pub eviction_exceeded_since: AtomicU64,
-    /// SAVE/BGSAVE runs, and whether a BGSAVE ever ran (`rdb_last_bgsave_time_sec`).
+    /// SAVE/BGSAVE runs.
     pub rdb_saves: AtomicU64,
-    pub bgsave_done: AtomicBool,
     /// Instantaneous rates and recent client buffer peaks (`sampler::cron`).
     pub sampler: parking_lot::Mutex<sampler::Sampler>,
     /// Changes since start-up (Redis's `server.dirty`), added by dispatch.

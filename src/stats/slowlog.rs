@@ -60,6 +60,27 @@ pub fn shown_args(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
             return v.into();
         }
     }
+    if name.eq_ignore_ascii_case(b"migrate") && args.len() > 6 {
+        // AUTH's password, AUTH2's user and password (before KEYS).
+        let mut v = args.to_vec();
+        let mut i = 6;
+        while i < v.len() {
+            let skip = if v[i].eq_ignore_ascii_case(b"auth") {
+                1
+            } else if v[i].eq_ignore_ascii_case(b"auth2") {
+                2
+            } else if v[i].eq_ignore_ascii_case(b"keys") {
+                break;
+            } else {
+                0
+            };
+            for a in v.iter_mut().skip(i + 1).take(skip) {
+                *a = redacted();
+            }
+            i += 1 + skip;
+        }
+        return v.into();
+    }
     if name.eq_ignore_ascii_case(b"config")
         && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"set"))
         && args.len() > 2

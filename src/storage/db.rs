@@ -400,6 +400,18 @@ impl Db {
         self.slots.get(i).map(|s| memory::idle_secs(s.access, now))
     }
 
+    /// Sets the access word of `key` (RESTORE's IDLETIME and FREQ, keys
+    /// loaded from an RDB file; see `memory::access_idle`/`access_freq`).
+    pub fn set_access(&mut self, key: &[u8], access: u32) -> bool {
+        match self.slot_mut(key) {
+            Some(s) => {
+                s.access = access;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The key's decayed LFU counter (OBJECT FREQ; meaningful under an LFU policy).
     pub fn lfu_freq(&mut self, key: &[u8], now: u64) -> Option<u8> {
         let i = self.live_slot(key, now)?;
@@ -631,6 +643,12 @@ impl Db {
         self.snap = None;
     }
 
+    /// A snapshot is in progress on this database (SWAPDB may have moved it
+    /// to another index than the one the walk is at).
+    pub fn snapshot_active(&self) -> bool {
+        self.snap.is_some()
+    }
+
     /// The whole database is about to go (FLUSHDB, FLUSHALL): a snapshot in
     /// progress first takes every key it has not emitted.
     fn snap_emit_rest(&mut self) {
@@ -687,6 +705,11 @@ impl Db {
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.slots.iter().map(|s| (&s.key[..], &s.entry))
+    }
+
+    /// Every key with its entry and access word (LRU/LFU), as a save writes them.
+    pub fn iter_with_access(&self) -> impl Iterator<Item = (&[u8], &Entry, u32)> {
+        self.slots.iter().map(|s| (&s.key[..], &s.entry, s.access))
     }
 
     /// Calls `f` with up to `n` keys drawn at random (with repetition; only

@@ -174,6 +174,19 @@ impl Hash {
         Hash::default()
     }
 
+    /// A packed hash holding `pairs` as given, whatever their lengths (a
+    /// listpack read from an RDB file stays one, as in Redis). The fields
+    /// must be distinct.
+    pub fn packed_from<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
+        let mut p = Packed::default();
+        for (f, v) in pairs {
+            p.buf.extend_from_slice(&Packed::encode_pair(f, v));
+            p.pairs += 1;
+        }
+        p.buf.shrink_to_fit();
+        Hash::Packed(p)
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Hash::Packed(p) => p.pairs,

@@ -253,6 +253,18 @@ pub fn touch(access: &mut u32, now_ms: u64) {
     }
 }
 
+/// The access word of a key last accessed `idle` seconds before `now_ms`
+/// (meaningful while no LFU policy is selected).
+pub fn access_idle(idle: u64, now_ms: u64) -> u32 {
+    ((now_ms / 1000) as u32).saturating_sub(idle.min(u32::MAX as u64) as u32)
+}
+
+/// The access word of a key with LFU counter `freq`, decremented last at
+/// `now_ms` (meaningful under an LFU policy).
+pub fn access_freq(freq: u8, now_ms: u64) -> u32 {
+    (minutes(now_ms) << 8) | freq as u32
+}
+
 /// Seconds since the last access (LRU words).
 pub fn idle_secs(access: u32, now_ms: u64) -> u64 {
     ((now_ms / 1000) as u32).saturating_sub(access) as u64

@@ -1,6 +1,7 @@
 //! Value types, the per-database keyspace and expiry.
 
 pub mod alloc;
+pub mod codec;
 mod db;
 pub mod geohash;
 pub mod hash;

@@ -79,6 +79,26 @@ impl ZSet {
         z
     }
 
+    /// A zset from sorted, distinct elements in the encoding asked for
+    /// (`packed`), whatever the limits say: RDB loading decides the
+    /// encoding by Redis's rules for each stored type.
+    pub fn from_sorted_in<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>, packed: bool) -> ZSet {
+        if packed {
+            let mut p = Packed::default();
+            for (m, s) in items {
+                p.push_back(m, s);
+            }
+            p.buf.shrink_to_fit();
+            ZSet::Packed(p)
+        } else {
+            let mut sl = SkipList::new();
+            for (m, s) in items {
+                sl.insert(m.to_vec().into_boxed_slice(), s);
+            }
+            ZSet::Skip(sl)
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ZSet::Packed(p) => p.len,

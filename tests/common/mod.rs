@@ -124,6 +124,11 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     if let Some(dir) = &dir {
         command.arg("--dir").arg(dir);
     }
+    // No save points unless the test sets them (as the redis-server
+    // started next to it), so no background save runs by surprise.
+    if !extra.contains(&"--save") {
+        command.args(["--save", ""]);
+    }
     let mut child = command
         .args(["--port", "0"])
         .args(extra)

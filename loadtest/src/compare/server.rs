@@ -72,6 +72,11 @@ impl Server {
                     shards.to_string(),
                     "--loglevel".into(),
                     "warning".into(),
+                    // No persistence, as the redis-server it is compared with.
+                    "--save".into(),
+                    "".into(),
+                    "--appendonly".into(),
+                    "no".into(),
                 ],
             ),
             Kind::Redis => (

@@ -256,8 +256,7 @@ fn clients_section(server: &Server, f: &mut Field) {
     f("client_recent_max_input_buffer", recent_in.max(live_in).to_string());
     f("client_recent_max_output_buffer", recent_out.max(live_out).to_string());
     f("blocked_clients", s.blocked_clients.load(Ordering::Relaxed).to_string());
-    // No client tracking (CLIENT TRACKING) in moonshard.
-    f("tracking_clients", "0".into());
+    f("tracking_clients", server.tracking.figures().0.to_string());
     f("clients_in_timeout_table", s.clients_in_timeout_table.load(Ordering::Relaxed).to_string());
 }
 
@@ -369,43 +368,81 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
 
 fn persistence_section(server: &Server, f: &mut Field) {
     let s = &server.stats;
+    let p = &server.persist;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
+    let now = crate::storage::now_ms() / 1000;
     let lastsave = server.lastsave.load(Ordering::Relaxed);
     let changes = s.dirty.load(Ordering::Relaxed).saturating_sub(s.dirty_at_save.load(Ordering::Relaxed));
-    // A BGSAVE here completes at once: its last run took 0 seconds.
-    let bgsave_secs = if s.bgsave_done.load(Ordering::Relaxed) { "0" } else { "-1" };
-    for (k, v) in [
-        ("loading", "0".to_string()),
-        ("async_loading", "0".into()),
-        ("current_cow_peak", "0".into()),
-        ("current_cow_size", "0".into()),
-        ("current_cow_size_age", "0".into()),
-        ("current_fork_perc", "0.00".into()),
-        ("current_save_keys_processed", "0".into()),
-        ("current_save_keys_total", "0".into()),
-        ("rdb_changes_since_last_save", changes.to_string()),
-        ("rdb_bgsave_in_progress", "0".into()),
-        ("rdb_last_save_time", lastsave.to_string()),
-        ("rdb_last_bgsave_status", "ok".into()),
-        ("rdb_last_bgsave_time_sec", bgsave_secs.into()),
-        ("rdb_current_bgsave_time_sec", "-1".into()),
-        ("rdb_saves", s.rdb_saves.load(Ordering::Relaxed).to_string()),
-        ("rdb_last_cow_size", "0".into()),
-        ("rdb_last_load_keys_expired", "0".into()),
-        ("rdb_last_load_keys_loaded", "0".into()),
-        ("aof_enabled", "0".into()),
-        ("aof_rewrite_in_progress", "0".into()),
-        ("aof_rewrite_scheduled", "0".into()),
-        ("aof_last_rewrite_time_sec", "-1".into()),
-        ("aof_current_rewrite_time_sec", "-1".into()),
-        ("aof_last_bgrewrite_status", "ok".into()),
-        ("aof_rewrites", "0".into()),
-        ("aof_rewrites_consecutive_failures", "0".into()),
-        ("aof_last_write_status", "ok".into()),
-        ("aof_last_cow_size", "0".into()),
-        ("module_fork_in_progress", "0".into()),
-        ("module_fork_last_cow_size", "0".into()),
-    ] {
-        f(k, v);
+    let loading = p.loading.load(Ordering::Relaxed);
+    let job = p.running();
+    let rdb_job = job.as_ref().filter(|j| j.kind == crate::persist::save::JobKind::Rdb);
+    let aof_job = job.as_ref().filter(|j| j.kind == crate::persist::save::JobKind::AofRewrite);
+    // No fork: the copy-on-write figures are the bytes of keys the running
+    // save copied before they changed, waiting to be written.
+    let (cow, cow_peak, processed, total, current_secs) = match &job {
+        Some(j) => (
+            j.queued_bytes.load(Ordering::Relaxed),
+            j.peak_bytes.load(Ordering::Relaxed),
+            j.keys_done.load(Ordering::Relaxed),
+            j.keys_total,
+            now.saturating_sub(j.started_secs) as i64,
+        ),
+        None => (0, 0, 0, 0, -1),
+    };
+    let aof = server.aof.lock().clone();
+    let aof_write_ok = aof.as_ref().is_none_or(|a| a.write_ok.load(Ordering::Relaxed));
+    let status = |ok: bool| if ok { "ok" } else { "err" }.to_string();
+    f("loading", (loading as u8).to_string());
+    f("async_loading", "0".into());
+    f("current_cow_peak", cow_peak.to_string());
+    f("current_cow_size", cow.to_string());
+    f("current_cow_size_age", "0".into());
+    f("current_fork_perc", "0.00".into());
+    f("current_save_keys_processed", processed.to_string());
+    f("current_save_keys_total", total.to_string());
+    if loading {
+        let total = p.loading_total_bytes.load(Ordering::Relaxed);
+        let done = p.loading_loaded_bytes.load(Ordering::Relaxed);
+        let started = p.loading_started.load(Ordering::Relaxed);
+        let perc = if total == 0 { 0.0 } else { done as f64 * 100.0 / total as f64 };
+        let elapsed = now.saturating_sub(started);
+        let eta = if done == 0 { 1 } else { (total.saturating_sub(done) as f64 * elapsed as f64 / done as f64) as u64 };
+        f("loading_start_time", started.to_string());
+        f("loading_total_bytes", total.to_string());
+        f("loading_rdb_used_mem", get(&p.loading_rdb_used_mem));
+        f("loading_loaded_bytes", done.to_string());
+        f("loading_loaded_perc", format!("{perc:.2}"));
+        f("loading_eta_seconds", eta.to_string());
+    }
+    f("rdb_changes_since_last_save", changes.to_string());
+    f("rdb_bgsave_in_progress", (rdb_job.is_some() as u8).to_string());
+    f("rdb_last_save_time", lastsave.to_string());
+    f("rdb_last_bgsave_status", status(p.last_bgsave_ok.load(Ordering::Relaxed)));
+    f("rdb_last_bgsave_time_sec", p.last_bgsave_secs.load(Ordering::Relaxed).to_string());
+    f("rdb_current_bgsave_time_sec", if rdb_job.is_some() { current_secs } else { -1 }.to_string());
+    f("rdb_saves", get(&s.rdb_saves));
+    f("rdb_last_cow_size", get(&p.last_cow_bytes));
+    f("rdb_last_load_keys_expired", get(&p.last_load_keys_expired));
+    f("rdb_last_load_keys_loaded", get(&p.last_load_keys_loaded));
+    f("aof_enabled", (aof.is_some() as u8).to_string());
+    f("aof_rewrite_in_progress", (aof_job.is_some() as u8).to_string());
+    f("aof_rewrite_scheduled", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
+    f("aof_last_rewrite_time_sec", p.aof_last_rewrite_secs.load(Ordering::Relaxed).to_string());
+    f("aof_current_rewrite_time_sec", if aof_job.is_some() { current_secs } else { -1 }.to_string());
+    f("aof_last_bgrewrite_status", status(p.aof_rewrite_ok.load(Ordering::Relaxed)));
+    f("aof_rewrites", get(&p.aof_rewrites));
+    f("aof_rewrites_consecutive_failures", get(&p.aof_rewrite_failures));
+    f("aof_last_write_status", status(aof_write_ok));
+    f("aof_last_cow_size", "0".into());
+    f("module_fork_in_progress", "0".into());
+    f("module_fork_last_cow_size", "0".into());
+    if let Some(a) = &aof {
+        f("aof_current_size", a.current_size().to_string());
+        f("aof_base_size", get(&p.aof_base_size));
+        f("aof_pending_rewrite", "0".into());
+        f("aof_buffer_length", "0".into());
+        f("aof_pending_bio_fsync", "0".into());
+        f("aof_delayed_fsync", "0".into());
     }
 }
 
@@ -452,7 +489,7 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("pubsub_channels", channels.to_string());
     f("pubsub_patterns", patterns.to_string());
     f("pubsubshard_channels", shard_channels.to_string());
-    // moonshard never forks, migrates, replicates, defragments or tracks keys.
+    // moonshard never forks, migrates, replicates or defragments.
     f("latest_fork_usec", "0".into());
     f("total_forks", "0".into());
     f("migrate_cached_sockets", "0".into());
@@ -463,9 +500,10 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("active_defrag_key_misses", "0".into());
     f("total_active_defrag_time", "0".into());
     f("current_active_defrag_time", "0".into());
-    f("tracking_total_keys", "0".into());
-    f("tracking_total_items", "0".into());
-    f("tracking_total_prefixes", "0".into());
+    let (_, tracked_keys, tracked_items, prefixes) = server.tracking.figures();
+    f("tracking_total_keys", tracked_keys.to_string());
+    f("tracking_total_items", tracked_items.to_string());
+    f("tracking_total_prefixes", prefixes.to_string());
     // Errors in replies to a master or while loading: neither exists here.
     f("unexpected_error_replies", "0".into());
     f("total_error_replies", get(&s.error_replies));

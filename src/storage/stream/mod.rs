@@ -1,16 +1,17 @@
 //! Stream values: entries in packed nodes (see `node.rs`) indexed by their
 //! first ID in a B-tree, plus consumer groups with their pending lists.
 //!
-//! A node holds at most `NODE_MAX_ENTRIES` entries or about
-//! `NODE_MAX_BYTES` bytes, as Redis's `stream-node-max-entries` and
-//! `stream-node-max-bytes` defaults do, so approximate trimming (`~`) drops
-//! the same whole nodes Redis would for small entries.
+//! A node holds at most `NODE_MAX_ENTRIES` entries or `NODE_MAX_BYTES`
+//! bytes of Redis's listpack for it, as Redis's `stream-node-max-entries`
+//! and `stream-node-max-bytes` defaults do, so nodes split where Redis's
+//! do: approximate trimming (`~`) drops the same whole nodes, and RDB
+//! payloads carry the same listpacks.
 
 mod id;
 mod node;
 
 pub use id::{parse_id, ParsedId, StreamId};
-use node::Node;
+pub use node::{EntryRef, Node};
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,13 +119,27 @@ impl Stream {
         self.nodes.len()
     }
 
+    /// The nodes in ID order, each under its master ID (RDB encoding).
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Node)> {
+        self.nodes.iter().map(|(k, n)| (*k, n))
+    }
+
+    /// Appends a node decoded from an RDB file: its entries come after
+    /// every entry already present, and none is below `master`. The
+    /// length grows by its live entries; the IDs and counters are the
+    /// caller's to set.
+    pub fn push_node(&mut self, master: StreamId, node: Node) {
+        self.len += u64::from(node.live);
+        self.nodes.insert(master, node);
+    }
+
     /// Appends an entry; `id` is above `last_id` (the caller checked).
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
         let total: usize = fields.iter().map(|f| f.len()).sum();
         let fits = self
             .nodes
             .last_key_value()
-            .is_some_and(|(_, n)| n.bytes().saturating_add(total) < NODE_MAX_BYTES && n.count < NODE_MAX_ENTRIES);
+            .is_some_and(|(_, n)| n.lp_bytes().saturating_add(total) < NODE_MAX_BYTES && n.count < NODE_MAX_ENTRIES);
         match self.nodes.last_entry() {
             Some(mut e) if fits => {
                 let master = *e.key();

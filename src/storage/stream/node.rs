@@ -24,6 +24,21 @@ pub struct Node {
     pub live: u16,
     /// Offset of the last entry.
     last: u32,
+    /// The size Redis's listpack for this node would have, less its two
+    /// counters (live and deleted entries), which `lp_bytes` adds: Redis
+    /// starts a new node by that size, so nodes split where Redis's do.
+    lp_body: u32,
+}
+
+/// Listpack size of the master entry: header and terminator, the field
+/// count, the names, the closing 0 (the two counters are added apart).
+fn master_lp_size(names: &[&[u8]]) -> usize {
+    use crate::storage::codec::listpack::{entry_size, int_entry_size, HEADER};
+    HEADER
+        + 1
+        + int_entry_size(names.len() as i64)
+        + names.iter().map(|n| entry_size(n)).sum::<usize>()
+        + int_entry_size(0)
 }
 
 fn put_varint(out: &mut Vec<u8>, n: u64) {
@@ -74,13 +89,44 @@ impl Node {
         for f in fields.iter().step_by(2) {
             put_str(&mut data, f);
         }
-        let mut node = Node { data, count: 0, live: 0, last: 0 };
+        let names: Vec<&[u8]> = fields.iter().step_by(2).map(|f| &f[..]).collect();
+        let lp_body = master_lp_size(&names) as u32;
+        let mut node = Node { data, count: 0, live: 0, last: 0, lp_body };
         node.push(master, master, fields);
         node
     }
 
+    /// A node with no entries yet whose master entry names `names` (a node
+    /// read back from an RDB file, whose master fields are given).
+    pub fn with_master_fields(names: &[&[u8]]) -> Self {
+        let mut data = Vec::with_capacity(64);
+        put_varint(&mut data, names.len() as u64);
+        for f in names {
+            put_str(&mut data, f);
+        }
+        Node { data, count: 0, live: 0, last: 0, lp_body: master_lp_size(names) as u32 }
+    }
+
+    /// The master entry's field names.
+    pub fn master_fields(&self) -> Vec<&[u8]> {
+        let mut pos = 0;
+        let n = get_varint(&self.data, &mut pos);
+        (0..n).map(|_| get_str(&self.data, &mut pos)).collect()
+    }
+
+    /// True when the entry at `pos` is stored with the master's field names.
+    pub fn same_fields_at(&self, pos: usize) -> bool {
+        self.data.get(pos).is_some_and(|f| f & SAME != 0)
+    }
+
     pub fn bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// The size of the listpack Redis keeps for this node.
+    pub fn lp_bytes(&self) -> usize {
+        use crate::storage::codec::listpack::int_entry_size;
+        self.lp_body as usize + int_entry_size(self.live as i64) + int_entry_size(self.count as i64 - self.live as i64)
     }
 
     pub fn heap_size(&self) -> usize {
@@ -111,7 +157,19 @@ impl Node {
 
     /// Appends an entry; `id` is above every ID in the node.
     pub fn push(&mut self, master: StreamId, id: StreamId, fields: &[Bytes]) {
+        use crate::storage::codec::listpack::{entry_size, int_entry_size};
         let same = self.same_fields(fields);
+        let nf = (fields.len() / 2) as i64;
+        let mut lp = int_entry_size(if same { 2 } else { 0 })
+            + int_entry_size(id.ms.wrapping_sub(master.ms) as i64)
+            + int_entry_size(id.seq.wrapping_sub(master.seq) as i64)
+            + int_entry_size(if same { nf + 3 } else { 2 * nf + 4 });
+        if same {
+            lp += fields.iter().skip(1).step_by(2).map(|v| entry_size(v)).sum::<usize>();
+        } else {
+            lp += int_entry_size(nf) + fields.iter().map(|f| entry_size(f)).sum::<usize>();
+        }
+        self.lp_body = self.lp_body.saturating_add(lp.min(u32::MAX as usize) as u32);
         let start = self.data.len();
         self.data.push(if same { SAME } else { 0 });
         let ms_delta = id.ms - master.ms;
@@ -130,6 +188,15 @@ impl Node {
         self.last = start as u32;
         self.count += 1;
         self.live += 1;
+    }
+
+    /// Appends an entry read back from an RDB file, deleted or not; `id`
+    /// is above every ID in the node and not below `master`.
+    pub fn push_loaded(&mut self, master: StreamId, id: StreamId, fields: &[Bytes], deleted: bool) {
+        self.push(master, id, fields);
+        if deleted {
+            self.mark_deleted(self.last as usize);
+        }
     }
 
     /// Decodes the entry header at `pos`; returns it and the position of its fields.

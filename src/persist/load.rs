@@ -1,0 +1,210 @@
+//! Loading an RDB stream into the shards: at start-up (`dump.rdb`, or an
+//! append-only file's RDB base), and for DEBUG RELOAD.
+//!
+//! Keys are routed to their shard and inserted in batches, so a shard is
+//! entered once per batch rather than once per key. Keys whose TTL passed
+//! are dropped (counted as `keys expired`), as a Redis master does. An error
+//! anywhere refuses the file: at start-up the server then exits, so a
+//! half-loaded dataset is never served.
+
+use super::rdb::{self, Item, RdbReader, ReaderOptions};
+use crate::net::listener::log;
+use crate::server::Server;
+use crate::shard::ShardData;
+use crate::storage::{memory, Value};
+use bytes::Bytes;
+use std::io::BufRead;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where loaded keys go.
+pub enum Target<'a, 's> {
+    /// Enter each shard for each batch (start-up: nothing else runs yet
+    /// but clients asking for INFO).
+    Lock(&'a crate::shard::Shards),
+    /// The caller holds every shard (DEBUG RELOAD).
+    Held(&'a mut [&'s mut ShardData]),
+}
+
+impl Target<'_, '_> {
+    fn with_shard(&mut self, id: usize, f: impl FnOnce(&mut ShardData)) {
+        match self {
+            Target::Lock(shards) => f(&mut shards.get(id).lock_blocking()),
+            Target::Held(held) => {
+                if let Some(s) = held.iter_mut().find(|s| s.id == id) {
+                    f(s)
+                }
+            }
+        }
+    }
+}
+
+/// What a load did.
+#[derive(Default, Debug)]
+pub struct Loaded {
+    pub keys: u64,
+    pub expired: u64,
+    pub functions: usize,
+}
+
+struct Pending {
+    db: usize,
+    key: Bytes,
+    value: Value,
+    expire_at: u64,
+    access: Option<u32>,
+}
+
+const BATCH: usize = 512;
+
+fn insert_batch(target: &mut Target, shard: usize, batch: &mut Vec<Pending>) {
+    if batch.is_empty() {
+        return;
+    }
+    let items = std::mem::take(batch);
+    target.with_shard(shard, |s| {
+        for p in items {
+            let db = &mut s.dbs[p.db];
+            db.set_with_expiry(&p.key, p.value, p.expire_at);
+            if let Some(a) = p.access {
+                db.set_access(&p.key, a);
+            }
+        }
+    });
+}
+
+/// Reads an RDB stream into `target` and loads its function libraries.
+/// Returns the input positioned after the file (an AOF may go on) and what
+/// was loaded. `verbose`: log the file's origin as Redis does at start-up.
+pub fn read_into<R: BufRead>(
+    server: &Server,
+    input: R,
+    target: &mut Target,
+    verbose: bool,
+) -> Result<(R, Loaded), String> {
+    let opts = ReaderOptions {
+        checksum: server.config.get("rdbchecksum").as_deref() != Some("no"),
+        decode: rdb::decode_options(&server.config),
+        databases: server.databases(),
+    };
+    let mut reader = RdbReader::new(input, opts).map_err(|e| e.0)?;
+    let now = crate::storage::now_ms();
+    let lfu = memory::lfu_mode();
+    let key_delay = server.config.get_i64("key-load-delay");
+    let mut batches: Vec<Vec<Pending>> = (0..server.shards.len()).map(|_| Vec::new()).collect();
+    let mut codes = Vec::new();
+    let mut loaded = Loaded::default();
+    let p = &server.persist;
+    let mut failure = None;
+    while let Some(item) = reader.next() {
+        let item = match item {
+            Ok(i) => i,
+            Err(e) => {
+                failure = Some(e.0);
+                break;
+            }
+        };
+        match item {
+            Item::Aux { key, value } if verbose => {
+                let text = String::from_utf8_lossy(&value);
+                match &key[..] {
+                    b"redis-ver" => log(server, "notice", &format!("Loading RDB produced by version {text}")),
+                    b"ctime" => {
+                        let age = (now / 1000) as i64 - text.parse::<i64>().unwrap_or(0);
+                        log(server, "notice", &format!("RDB age {age} seconds"));
+                    }
+                    b"used-mem" => {
+                        let mem = text.parse::<u64>().unwrap_or(0);
+                        p.loading_rdb_used_mem.store(mem, Ordering::Relaxed);
+                        let mb = mem as f64 / (1024.0 * 1024.0);
+                        log(server, "notice", &format!("RDB memory usage when created {mb:.2} Mb"));
+                    }
+                    _ => {}
+                }
+            }
+            Item::Function(code) => codes.push(code),
+            Item::Entry(e) => {
+                if e.expire_ms.is_some_and(|t| t <= now as i64) {
+                    loaded.expired += 1;
+                    continue;
+                }
+                let access = match (lfu, e.idle_secs, e.freq) {
+                    (false, Some(idle), _) => Some(memory::access_idle(idle, now)),
+                    (true, _, Some(f)) => Some(memory::access_freq(f, now)),
+                    _ => None,
+                };
+                let shard = server.shards.for_key(&e.key);
+                let expire_at = e.expire_ms.map(|t| t as u64).unwrap_or(0);
+                batches[shard].push(Pending { db: e.db, key: e.key, value: e.value, expire_at, access });
+                loaded.keys += 1;
+                if batches[shard].len() >= BATCH {
+                    insert_batch(target, shard, &mut batches[shard]);
+                    p.loading_loaded_bytes.store(reader.position(), Ordering::Relaxed);
+                }
+                if key_delay > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(key_delay as u64));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = failure {
+        return Err(format!("Internal error in RDB reading offset {}: {e}", reader.position()));
+    }
+    for (shard, batch) in batches.iter_mut().enumerate() {
+        insert_batch(target, shard, batch);
+    }
+    loaded.functions = codes.len();
+    if !codes.is_empty() {
+        crate::scripting::functions::load_saved_libraries(server, codes)
+            .map_err(|e| format!("Failed loading library: {e}"))?;
+    }
+    p.loading_loaded_bytes.store(reader.position(), Ordering::Relaxed);
+    Ok((reader.into_inner(), loaded))
+}
+
+/// Loads `dbfilename` at start-up when `appendonly` is off (a missing file
+/// is an empty dataset). Err: the server must not start.
+pub fn rdb_at_startup(server: &Arc<Server>) -> Result<(), String> {
+    let path = super::save::rdb_path(server);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("Fatal error loading the DB: {e}. Exiting.")),
+    };
+    let started = Instant::now();
+    let p = &server.persist;
+    p.loading_started.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    p.loading_total_bytes.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+    p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+    let input = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut target = Target::Lock(&server.shards);
+    let (_, loaded) = read_into(server, input, &mut target, true)
+        .map_err(|e| format!("{e}\nTerminating server after rdb file reading failure."))?;
+    note_loaded(server, &loaded);
+    log(server, "notice", &format!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// The log line and INFO figures after a load.
+pub fn note_loaded(server: &Server, loaded: &Loaded) {
+    log(
+        server,
+        "notice",
+        &format!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.keys, loaded.expired),
+    );
+    let p = &server.persist;
+    p.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
+    p.last_load_keys_expired.store(loaded.expired, Ordering::Relaxed);
+}
+
+/// Loads the dataset at start-up: the append-only file when `appendonly`
+/// is on (Redis ignores the RDB file then), `dbfilename` otherwise.
+pub fn at_startup(server: &Arc<Server>) -> Result<(), String> {
+    if server.config.get("appendonly").as_deref() == Some("yes") {
+        super::aof::open_at_startup(server)
+    } else {
+        rdb_at_startup(server)
+    }
+}
