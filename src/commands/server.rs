@@ -431,7 +431,9 @@ fn apply_listeners(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&st
     log(
         server,
         "warning",
-        &format!("Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."),
+        &format!(
+            "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+        ),
     );
     Err(format!("CONFIG SET failed (possibly related to argument '{name}') - {text}"))
 }

@@ -23,7 +23,10 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         ),
     );
     let port = server.config.get_i64("port") as u16;
+    // From the command line or a file, the addresses are words (runs of
+    // spaces separate them, as Redis reads its arguments).
     let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
+    let binds = binds.split_whitespace().collect::<Vec<_>>().join(" ");
     // At start-up, port 0 asks for a free port (moonshard's own meaning; at
     // run time `CONFIG SET port 0` closes the TCP listeners, as in Redis).
     let bound = match rebind(&server, port, &binds, true) {
@@ -99,6 +102,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         );
     }
     server.request_shutdown();
+    // No new connections from here on.
+    server.listeners.lock().drain(..).for_each(Listening::close);
     // Let connections flush what they have before the runtime stops.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
@@ -108,11 +113,33 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     Ok(())
 }
 
-/// One listening socket and the task accepting on it (aborting the task
-/// closes the socket; connections already accepted are not affected).
+/// One listening socket and the task accepting on it. The socket is shared
+/// with the task so that `close` can stop it at once (the port is free for a
+/// new socket when `close` returns); connections already accepted stay.
 pub struct Listening {
     addr: SocketAddr,
+    socket: Arc<TcpListener>,
     task: tokio::task::AbortHandle,
+}
+
+impl Listening {
+    fn start(server: &Arc<Server>, addr: SocketAddr, socket: TcpListener) -> Listening {
+        let socket = Arc::new(socket);
+        let task = tokio::spawn(accept_loop(server.clone(), socket.clone())).abort_handle();
+        Listening { addr, socket, task }
+    }
+
+    /// Stops listening now (the task goes away at its next poll).
+    fn close(self) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&*self.socket);
+        // SAFETY: `fd` belongs to the socket `self.socket` keeps open until
+        // the end of this call; shutting it down only changes that socket's
+        // state (it stops listening) and touches no memory.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+        self.task.abort();
+    }
 }
 
 /// The addresses of a `bind` value as Redis splits it: on single spaces
@@ -131,24 +158,44 @@ pub fn bind_list(value: &str) -> Vec<&str> {
 fn optional_failure(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::ENOPROTOOPT | libc::ESOCKTNOSUPPORT | libc::EPFNOSUPPORT)
+        Some(
+            libc::EADDRNOTAVAIL
+                | libc::EAFNOSUPPORT
+                | libc::EPROTONOSUPPORT
+                | libc::ENOPROTOOPT
+                | libc::ESOCKTNOSUPPORT
+                | libc::EPFNOSUPPORT
+        )
     )
 }
 
-/// The socket addresses one `bind` entry names on `port`: `*` is every IPv4
-/// interface, `::*` every IPv6 one, anything else an address or host name.
-fn resolve(addr: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+/// An error as the system words it, without Rust's "(os error N)" tail.
+fn describe(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The socket address one `bind` entry names on `port`: `*` is every IPv4
+/// interface, `::*` every IPv6 one, anything else an address, or a host
+/// name whose first address of the family is taken (IPv6 when the entry
+/// has a colon, IPv4 otherwise, as Redis asks the resolver).
+fn resolve(addr: &str, port: u16) -> Result<SocketAddr, String> {
     use std::net::{Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let unknown = || "Name or service not known".to_string();
     match addr {
-        "*" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)]),
-        "::*" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]),
+        "*" => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+        "::*" => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
+        "" => Err(unknown()),
         _ => match addr.parse::<IpAddr>() {
-            Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
-            Err(_) if addr.is_empty() => {
-                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Name or service not known"))
+            Ok(ip) => Ok(SocketAddr::new(ip, port)),
+            Err(_) => {
+                let v6 = addr.contains(':');
+                let mut found = (addr, port).to_socket_addrs().map_err(|_| unknown())?;
+                found.find(|a| a.is_ipv6() == v6).ok_or_else(unknown)
             }
-            // A host name: its first address, as Redis binds the first that resolves.
-            Err(_) => (addr, port).to_socket_addrs().map(|a| a.take(1).collect()),
         },
     }
 }
@@ -181,80 +228,102 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// Listens on `binds` (a `bind` value) at `port`, then stops listening where
-/// the old set did and the new one does not. Addresses bound both before and
-/// after keep their socket, and a new socket is bound before any old one
-/// closes, so the server is never unreachable and a failure changes nothing.
-/// `startup`: port 0 asks the system for a free port (at run time it means
-/// no TCP listener). Returns the port bound (None: nothing bound), or the
-/// log line of the address that failed.
+/// the old set did and the new one does not. An address bound before and
+/// after keeps its socket, and new sockets are bound before old ones close,
+/// so the server stays reachable; only when a new address overlaps an old
+/// one on the same port (`*` after `127.0.0.1`) are the old sockets on that
+/// port closed first, as Redis closes them all. On failure the old set is
+/// listening again and the new sockets are closed. `startup`: port 0 asks
+/// the system for a free port (at run time it means no TCP listener).
+/// Returns the port bound (None: nothing bound), or the log line of the
+/// address that failed.
 pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Result<Option<u16>, String> {
     let backlog = server.config.get_i64("tcp-backlog").clamp(1, i64::from(i32::MAX)) as u32;
-    let mut old = server.listeners.lock();
-    let mut kept: Vec<Option<Listening>> = old.drain(..).map(Some).collect();
-    let mut fresh: Vec<(SocketAddr, TcpListener)> = Vec::new();
-    let mut reused: Vec<Listening> = Vec::new();
-    let mut failure = None;
+    let fail = |addr: &str, why: &str| format!("Could not create server TCP listening socket {addr}:{port}: {why}");
+    let mut targets = Vec::new();
     if port != 0 || startup {
         for entry in bind_list(binds) {
             let (optional, addr) = match entry.strip_prefix('-') {
                 Some(rest) => (true, rest),
                 None => (false, entry),
             };
-            let targets = match resolve(addr, port) {
-                Ok(t) if !t.is_empty() => t,
-                Ok(_) => {
-                    failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: Name or service not known"));
-                    break;
-                }
-                Err(e) => {
-                    failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: {e}"));
-                    break;
-                }
-            };
-            for target in targets {
-                if let Some(slot) = kept.iter_mut().find(|l| l.as_ref().is_some_and(|l| l.addr == target && port != 0)) {
-                    reused.extend(slot.take());
-                    continue;
-                }
-                match listen_on(target, backlog) {
-                    Ok(l) => {
-                        let local = l.local_addr().unwrap_or(target);
-                        fresh.push((local, l));
-                    }
-                    Err(e) if optional && optional_failure(&e) => {}
-                    Err(e) => {
-                        failure = Some(format!("Could not create server TCP listening socket {addr}:{port}: bind: {e}"));
-                        break;
-                    }
+            targets.push((resolve(addr, port).map_err(|why| fail(addr, &why))?, optional, addr));
+        }
+    }
+    let mut current = server.listeners.lock();
+    let mut old: Vec<Option<Listening>> = current.drain(..).map(Some).collect();
+    let mut reused: Vec<Listening> = Vec::new();
+    let mut fresh: Vec<(SocketAddr, TcpListener)> = Vec::new();
+    // Old sockets closed early to make room, listened on again on failure.
+    let mut closed: Vec<SocketAddr> = Vec::new();
+    let mut failure = None;
+    for (target, optional, addr) in targets {
+        if port != 0 {
+            if let Some(slot) = old.iter_mut().find(|l| l.as_ref().is_some_and(|l| l.addr == target)) {
+                reused.extend(slot.take());
+                continue;
+            }
+        }
+        let mut made = listen_on(target, backlog);
+        if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) {
+            let mut freed = false;
+            for slot in old.iter_mut().filter(|l| l.as_ref().is_some_and(|l| l.addr.port() == target.port())) {
+                if let Some(l) = slot.take() {
+                    closed.push(l.addr);
+                    l.close();
+                    freed = true;
                 }
             }
-            if failure.is_some() {
+            if freed {
+                made = listen_on(target, backlog);
+            }
+        }
+        match made {
+            Ok(l) => fresh.push((l.local_addr().unwrap_or(target), l)),
+            Err(e) => {
+                let line = fail(addr, &format!("bind: {}", describe(&e)));
+                if optional && optional_failure(&e) {
+                    log(server, "warning", &format!("Warning: {line}"));
+                    continue;
+                }
+                failure = Some(line);
                 break;
             }
         }
     }
     if let Some(why) = failure {
-        // Nothing changes: the old sockets stay, the new ones close.
-        old.extend(reused);
-        old.extend(kept.into_iter().flatten());
+        // The new sockets close, the old ones listen again.
+        drop(fresh);
+        current.extend(reused);
+        current.extend(old.into_iter().flatten());
+        for addr in closed {
+            match listen_on(addr, backlog) {
+                Ok(l) => current.push(Listening::start(server, addr, l)),
+                Err(e) => log(
+                    server,
+                    "warning",
+                    &format!("Could not listen again on {addr} after a failed rebind: {}", describe(&e)),
+                ),
+            }
+        }
         return Err(why);
     }
-    for gone in kept.into_iter().flatten() {
-        gone.task.abort();
+    for gone in old.into_iter().flatten() {
+        gone.close();
     }
     let mut bound = reused.first().map(|l| l.addr.port());
-    *old = reused;
+    *current = reused;
     for (addr, listener) in fresh {
         bound = bound.or(Some(addr.port()));
-        let task = tokio::spawn(accept_loop(server.clone(), listener)).abort_handle();
-        old.push(Listening { addr, task });
+        current.push(Listening::start(server, addr, listener));
     }
     server.port.store(if startup { u64::from(bound.unwrap_or(port)) } else { u64::from(port) }, Ordering::Relaxed);
     Ok(bound)
 }
 
-/// Accepts connections on one listening socket until shutdown.
-async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+/// Accepts connections on one listening socket until shutdown (or until
+/// its task is aborted by a rebind).
+async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
