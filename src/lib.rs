@@ -2,6 +2,7 @@
 //!
 //! Map of the code: `docs/ARCHITECTURE.md`.
 
+pub mod acl;
 pub mod commands;
 pub mod config;
 pub mod net;
@@ -22,6 +23,10 @@ use std::sync::Arc;
 /// Builds the runtime and serves until shutdown. Used by `main` and tests.
 pub fn run(config: config::Config) -> std::io::Result<()> {
     let server = Arc::new(server::Server::new(config));
+    if let Err(e) = commands::acl::load_at_startup(&server) {
+        net::listener::log(&server, "warning", &e);
+        return Err(std::io::Error::other(e));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server.io_threads)
         .thread_name("moonshard-io")

@@ -66,6 +66,25 @@ impl Stream {
 
     /// Emits one unit: its commands `(db, argv)` in order, wrapped in
     /// MULTI/EXEC when there are several.
+    /// One command as its own unit, encoded straight from the caller's
+    /// arguments (the common case: no copy of them is kept).
+    fn emit_one(&self, db: usize, argv: &[Bytes]) {
+        let mut inner = self.inner.lock();
+        if inner.subscribers.is_empty() {
+            return;
+        }
+        let Inner { selected, subscribers, buf, offset } = &mut *inner;
+        buf.clear();
+        select(buf, selected, db);
+        encode(buf, argv);
+        *offset += buf.len() as u64;
+        for s in subscribers.iter() {
+            s.append(buf, *offset);
+        }
+        let end = *offset;
+        EMITTED.with(|e| e.set(e.get().max(end)));
+    }
+
     fn emit_unit(&self, commands: &[(usize, Vec<Bytes>)]) {
         if commands.is_empty() {
             return;
@@ -117,15 +136,30 @@ fn select(buf: &mut Vec<u8>, selected: &mut Option<usize>, db: usize) {
     }
 }
 
+/// Appends `n` in decimal without allocating.
+fn push_len(buf: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
 /// Appends `argv` as a RESP array of bulk strings.
 pub fn encode<A: AsRef<[u8]>>(buf: &mut Vec<u8>, argv: &[A]) {
     buf.push(b'*');
-    buf.extend_from_slice(argv.len().to_string().as_bytes());
+    push_len(buf, argv.len());
     buf.extend_from_slice(b"\r\n");
     for a in argv {
         let a = a.as_ref();
         buf.push(b'$');
-        buf.extend_from_slice(a.len().to_string().as_bytes());
+        push_len(buf, a.len());
         buf.extend_from_slice(b"\r\n");
         buf.extend_from_slice(a);
         buf.extend_from_slice(b"\r\n");
@@ -155,7 +189,7 @@ pub fn emit(stream: &Stream, db: usize, argv: &[Bytes]) {
         true
     });
     if !collected {
-        stream.emit_unit(&[(db, argv.to_vec())]);
+        stream.emit_one(db, argv);
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Server {
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
+    /// Users and permissions.
+    pub acl: crate::acl::Acl,
     /// Client-side caching (CLIENT TRACKING): counters and BCAST prefixes.
     pub tracking: crate::pubsub::tracking::Tracking,
     pub started: Instant,
@@ -70,6 +72,7 @@ impl Server {
             persist: Default::default(),
             scripts: crate::scripting::ScriptCache::default(),
             pubsub: crate::pubsub::Registry::new(shards, config.pubsub_limits.clone()),
+            acl: crate::acl::Acl::new(),
             tracking: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::storage::now_ms() / 1000),
@@ -84,7 +87,14 @@ impl Server {
             config,
         };
         server.apply_config();
+        server.apply_requirepass();
         server
+    }
+
+    /// `requirepass` is the default user's password, as in Redis.
+    pub fn apply_requirepass(&self) {
+        let pass = self.config.requirepass.read().clone();
+        self.acl.set_default_password(pass.as_deref().map(str::as_bytes));
     }
 
     /// Copies the parameters the observers read on every command into

@@ -1,6 +1,7 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, CLIENT ...
 
 use super::ConnCtx;
+use crate::commands::dispatch::AclContext;
 use crate::commands::spec::prelude::*;
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::protocol::Reply;
@@ -117,15 +118,36 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     Reply::ok()
 }
 
-/// Checks a user/password pair against the only user moonshard has:
-/// `default`, whose password is `requirepass` (none means any password).
-fn check_password(ctx: &ConnCtx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
-    }
-    match ctx.server.config.requirepass.read().as_deref() {
-        None => true,
-        Some(p) => p.as_bytes() == pass,
+/// Authenticates the connection as `user`: on success it runs as that
+/// user from now on; a failure is recorded in the ACL log (reason `auth`,
+/// the command as typed for object).
+fn authenticate(ctx: &mut ConnCtx, user: &[u8], pass: &[u8], typed: &Bytes) -> bool {
+    let info = ctx.client.info.clone();
+    let mut bound = None;
+    let ok = ctx.server.acl.authenticate(user, pass, |entry| {
+        // Bound while removals wait: DELUSER sees this connection.
+        info.user_id.store(entry.id, Ordering::Release);
+        info.meta.lock().user = String::from_utf8_lossy(&entry.name).into_owned();
+        bound = Some(entry.clone());
+    });
+    match bound {
+        Some(entry) if ok => {
+            crate::commands::acl::bind_client(ctx.client, &entry);
+            true
+        }
+        _ => {
+            let multi = info.meta.lock().multi >= 0;
+            let context = if multi { AclContext::Multi } else { AclContext::Toplevel };
+            crate::commands::dispatch::acl_log(
+                ctx.server,
+                &info,
+                crate::acl::log::Reason::Auth,
+                context,
+                typed.clone(),
+                Bytes::copy_from_slice(user),
+            );
+            false
+        }
     }
 }
 
@@ -136,7 +158,7 @@ fn wrongpass() -> Reply {
 pub fn auth(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let (user, pass): (&[u8], &[u8]) = match args.len() {
         2 => {
-            if ctx.server.config.requirepass.read().is_none() {
+            if ctx.server.acl.default_nopass() {
                 return Reply::err(
                     "AUTH <password> called without any password configured for the default user. \
                      Are you sure your configuration is correct?",
@@ -147,10 +169,9 @@ pub fn auth(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         3 => (&args[1], &args[2]),
         _ => return Reply::syntax_error(),
     };
-    if !check_password(ctx, user, pass) {
+    if !authenticate(ctx, user, pass, &args[0]) {
         return wrongpass();
     }
-    ctx.client.authenticated = true;
     Reply::ok()
 }
 
@@ -171,10 +192,9 @@ pub fn hello(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     while j < args.len() {
         let more = args.len() - 1 - j;
         if eq_ic(&args[j], "auth") && more >= 2 {
-            if !check_password(ctx, &args[j + 1], &args[j + 2]) {
+            if !authenticate(ctx, &args[j + 1], &args[j + 2], &args[0]) {
                 return wrongpass();
             }
-            ctx.client.authenticated = true;
             j += 3;
         } else if eq_ic(&args[j], "setname") && more >= 1 {
             if let Err(e) = set_name(ctx.client, &args[j + 1]) {
@@ -449,11 +469,11 @@ struct KillFilter {
     kind: Option<ClientType>,
     addr: Option<String>,
     laddr: Option<String>,
-    user: Option<String>,
+    user: Option<u64>,
     skipme: bool,
 }
 
-fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, Reply> {
+fn parse_kill_filter(server: &crate::server::Server, args: &[Bytes]) -> Result<KillFilter, Reply> {
     let mut f = KillFilter { skipme: true, ..Default::default() };
     if !args.len().is_multiple_of(2) {
         return Err(Reply::syntax_error());
@@ -473,10 +493,10 @@ fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, Reply> {
         } else if eq_ic(opt, "laddr") {
             f.laddr = Some(text());
         } else if eq_ic(opt, "user") {
-            if val.as_ref() != b"default" {
-                return Err(Reply::err(format!("No such user '{}'", text())));
+            match server.acl.get(val) {
+                Some(u) => f.user = Some(u.id),
+                None => return Err(Reply::error_concat(&[b"ERR No such user '", crate::protocol::c_str(val), b"'"])),
             }
-            f.user = Some(text());
         } else if eq_ic(opt, "skipme") {
             f.skipme = if eq_ic(val, "yes") {
                 true
@@ -499,7 +519,7 @@ impl KillFilter {
             && self.kind.is_none_or(|t| type_matches(c, t))
             && self.addr.as_ref().is_none_or(|a| &c.addr == a)
             && self.laddr.as_ref().is_none_or(|a| &c.laddr == a)
-            && self.user.as_ref().is_none_or(|u| &c.meta.lock().user == u)
+            && self.user.is_none_or(|u| c.user_id.load(Ordering::Acquire) == u)
     }
 }
 
@@ -523,7 +543,7 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         kill(ctx, &c);
         return Reply::ok();
     }
-    let filter = match parse_kill_filter(&args[2..]) {
+    let filter = match parse_kill_filter(ctx.server, &args[2..]) {
         Ok(f) => f,
         Err(e) => return e,
     };

@@ -162,6 +162,10 @@ impl<'a, 's> Ctx<'a, 's> {
     /// `expired` notifications when `notify-keyspace-events` wants them, and
     /// (`propagate`) their deletion in the write stream, ahead of the command.
     pub fn drain_expired(&mut self, propagate: bool) {
+        // Nothing expired on this thread since the last drain: no database to look at.
+        if !crate::storage::take_expired_logged() {
+            return;
+        }
         let server = self.server;
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         let current = self.client.id;

@@ -18,7 +18,7 @@
 use super::registry::Command;
 use super::spec::{flags, Exec};
 use super::{ConnCtx, Ctx};
-use crate::net::client::ClientInfo;
+use crate::net::client::{ClientInfo, ClientState};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::stats::latency::HistogramRef;
@@ -58,6 +58,10 @@ pub struct Tally {
     /// This thread's latency histogram of the current command, looked up
     /// once per run of that command (None: latency tracking is off).
     histogram: Option<HistogramRef>,
+    /// The commands run inside another one (EXEC's queued commands, a
+    /// script's calls): the client's last command (CLIENT LIST `cmd=`)
+    /// stays the outer one, as in Redis.
+    nested: bool,
 }
 
 impl Tally {
@@ -79,7 +83,13 @@ impl Tally {
 
     /// A run starting at `clock` (ns since the epoch), read by the caller.
     pub fn at(clock: u64) -> Tally {
-        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None }
+        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None, nested: false }
+    }
+
+    /// A run of the commands of another command (EXEC, a script) starting
+    /// now: they do not become the client's last command.
+    pub fn nested() -> Tally {
+        Tally { nested: true, ..Tally::start() }
     }
 
     #[inline(always)]
@@ -116,7 +126,9 @@ impl Tally {
         if self.failed > 0 {
             s.failed.fetch_add(self.failed, Relaxed);
         }
-        client.last_cmd.store(cmd.id, Relaxed);
+        if !self.nested {
+            client.last_cmd.store(cmd.id, Relaxed);
+        }
         (self.calls, self.usec, self.failed) = (0, 0, 0);
     }
 
@@ -138,16 +150,148 @@ pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
     }
 }
 
-/// Authorization, before routing: `NOAUTH` until the client authenticated.
-/// (The hook ACL fills: command, keys and channels per user.)
+/// Authorization of a client's command, before routing: `NOAUTH` until
+/// the client authenticated (when the default user needs a password), then
+/// the ACL check of the command, its keys and channels. `in_multi`: the
+/// command is being queued in MULTI. A user allowed everything (the
+/// default user) costs one flag test; a command its user's one selector
+/// allows with every key matching a pattern, a short inline check.
 #[inline]
-pub fn authorize(server: &Server, authenticated: bool, cmd: Command) -> Result<(), Reply> {
-    if !authenticated && !cmd.spec.has(flags::NO_AUTH) {
+pub fn authorize(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    in_multi: bool,
+) -> Result<(), Reply> {
+    if client.authenticated && (client.acl.unrestricted() || client.acl.rules().quick_allows(cmd.id, args)) {
+        return Ok(());
+    }
+    authorize_checked(server, client, cmd, args, in_multi)
+}
+
+#[inline(never)]
+fn authorize_checked(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    in_multi: bool,
+) -> Result<(), Reply> {
+    if !client.authenticated && !cmd.spec.has(flags::NO_AUTH) && server.acl.auth_required() {
         let reply = Reply::error(crate::protocol::errors::NOAUTH);
         rejected(server, cmd, &reply);
         return Err(reply);
     }
-    Ok(())
+    // Redis refuses a no-multi command inside MULTI before looking at ACLs.
+    if in_multi && cmd.spec.has(flags::NO_MULTI) {
+        return Ok(());
+    }
+    let context = if in_multi { AclContext::Multi } else { AclContext::Toplevel };
+    // The client's last command (CLIENT LIST, the ACL log's client-info)
+    // is the one being refused, as in Redis.
+    client.info.last_cmd.store(cmd.id, Relaxed);
+    match acl_check(server, client, cmd, args, context) {
+        Ok(()) => Ok(()),
+        Err(denied) => {
+            let reply = match denied {
+                Denied::Command => {
+                    Reply::error(format!("NOPERM this user has no permissions to run the '{}' command", cmd.spec.name))
+                }
+                Denied::Key(_) => {
+                    Reply::error("NOPERM this user has no permissions to access one of the keys used as arguments")
+                }
+                Denied::Channel(_) => {
+                    Reply::error("NOPERM this user has no permissions to access one of the channels used as arguments")
+                }
+            };
+            rejected(server, cmd, &reply);
+            Err(reply)
+        }
+    }
+}
+
+pub use crate::acl::log::Context as AclContext;
+pub use crate::acl::Denied;
+
+/// The ACL check every command passes, whoever runs it (a client, EXEC for
+/// each queued command, `redis.call` against the script's caller): Redis's
+/// rules for the command, its keys (read or write, per its key specs) and
+/// its channels. A refusal is recorded in the ACL log.
+#[inline]
+pub fn acl_check(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    context: AclContext,
+) -> Result<(), Denied> {
+    if client.acl.unrestricted() {
+        return Ok(());
+    }
+    let Err(denied) = client.acl.rules().check(cmd.id, args) else {
+        return Ok(());
+    };
+    use crate::acl::log::Reason;
+    let (reason, object) = match denied {
+        Denied::Command => (Reason::Command, Bytes::from_static(cmd.spec.name.as_bytes())),
+        Denied::Key(p) => (Reason::Key, args[p].clone()),
+        Denied::Channel(p) => (Reason::Channel, args[p].clone()),
+    };
+    acl_log(server, &client.info, reason, context, object, client.acl.name().clone());
+    Err(denied)
+}
+
+/// Adds an entry to the ACL log for `info`'s client.
+pub fn acl_log(
+    server: &Server,
+    info: &ClientInfo,
+    reason: crate::acl::log::Reason,
+    context: AclContext,
+    object: Bytes,
+    username: Bytes,
+) {
+    let now = crate::storage::now_ms();
+    let entry = crate::acl::log::Entry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username,
+        ctime: now,
+        client_info: crate::commands::connection::client_line(info, now),
+    };
+    let max = server.config.get_i64("acllog-max-len").max(0) as usize;
+    server.acl.log(entry, max);
+}
+
+/// EXEC's reply for a queued command the user may no longer run.
+pub fn exec_denied(server: &Server, denied: Denied) -> Reply {
+    let why = match denied {
+        Denied::Command => "no permission to execute the command or subcommand",
+        Denied::Key(_) => "no permission to touch the specified keys",
+        Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+    };
+    let reply = Reply::error(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. \
+         This command is no longer allowed for the following reason: {why}"
+    ));
+    if let Some(text) = reply.error_text() {
+        server.stats.count_error(text);
+    }
+    reply
+}
+
+/// The error `redis.call` raises for a command the script's user may not run.
+pub fn script_denied(denied: Denied) -> &'static str {
+    match denied {
+        Denied::Command => "The user executing the script can't run this command or subcommand",
+        Denied::Key(_) => {
+            "The user executing the script can't access at least one of the keys mentioned in the \
+                           command arguments"
+        }
+        Denied::Channel(_) => "The user executing the script can't publish to the channel mentioned in the command",
+    }
 }
 
 /// The persistence state's refusals, after authorization: `MISCONF` for a
@@ -255,10 +399,15 @@ pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin
     let Exec::Conn(f) = cmd.spec.exec else {
         return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };
-    let mut tally = Tally::start();
+    // A command run by EXEC or a script leaves the outer one as the
+    // client's last command.
+    let nested = matches!(origin, Origin::Exec | Origin::Script);
+    let mut tally = if nested { Tally::nested() } else { Tally::start() };
     let start = tally.clock;
-    // CLIENT LIST/INFO show the running command as the caller's current one.
-    ctx.client.info.last_cmd.store(cmd.id, Relaxed);
+    if !nested {
+        // CLIENT LIST/INFO show the running command as the caller's current one.
+        ctx.client.info.last_cmd.store(cmd.id, Relaxed);
+    }
     let reply = f(ctx, args);
     let end = clock_ns();
     let (server, info, db) = (ctx.server.clone(), ctx.client.info.clone(), ctx.client.db);

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod registry;
 pub mod spec;
 
+pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
 pub mod connection;

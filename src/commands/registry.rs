@@ -31,6 +31,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     super::dump::COMMANDS,
     super::module::COMMANDS,
     super::replication::COMMANDS,
+    super::acl::COMMANDS,
 ];
 
 /// A resolved command: its table entry and its index in `all()` (for stats).
@@ -87,6 +88,15 @@ pub fn lookup(name: &[u8]) -> Option<Command> {
     index().by_name.get(lower).copied()
 }
 
+/// A command as a request names it: `config|get` is no command name (Redis
+/// finds subcommands only under their container).
+pub fn lookup_top(name: &[u8]) -> Option<Command> {
+    if name.contains(&b'|') {
+        return None;
+    }
+    lookup(name)
+}
+
 /// Resolves a container's subcommand (`CONFIG GET` → `config|get`).
 pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<Command> {
     if sub.len() > 40 {
@@ -103,7 +113,7 @@ pub fn lookup_sub(parent: &CommandSpec, sub: &[u8]) -> Option<Command> {
 /// Resolves `args` to the command that runs: the subcommand for containers.
 /// Errors are Redis's texts for unknown commands, subcommands and arity.
 pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
-    let Some(cmd) = lookup(&args[0]) else {
+    let Some(cmd) = lookup_top(&args[0]) else {
         return Err(unknown_command(args));
     };
     if !matches!(cmd.spec.exec, Exec::Container) {
@@ -132,7 +142,7 @@ pub fn resolve(args: &[Bytes]) -> Result<Command, Reply> {
 /// refused for its arity counts in that command's `rejected_calls`. None for
 /// an unknown command or subcommand (no command to count it on).
 pub fn named(args: &[Bytes]) -> Option<Command> {
-    let cmd = lookup(args.first()?)?;
+    let cmd = lookup_top(args.first()?)?;
     match (&cmd.spec.exec, args.get(1)) {
         (Exec::Container, Some(sub)) => lookup_sub(cmd.spec, sub),
         _ => Some(cmd),

@@ -2,7 +2,7 @@
 //! SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE ... (the saving itself lives in
 //! `persist::save`, the AOF in `persist::aof`).
 
-mod command;
+pub mod command;
 mod info;
 mod latency;
 mod slowlog;
@@ -395,6 +395,9 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
                 return Reply::err(e);
             }
             ctx.server.apply_config();
+            if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("requirepass")) {
+                ctx.server.apply_requirepass();
+            }
             if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("appendonly")) {
                 if let Err(e) = switch_aof(ctx.server, value) {
                     let _ = ctx.server.config.set("appendonly", "no", true);
@@ -461,7 +464,16 @@ pub fn config_rewrite(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let Some(path) = ctx.server.config.file.clone() else {
         return Reply::err("The server is running without a config file");
     };
-    match rewrite_file(&ctx.server.config, &path) {
+    // The users go to the config file as `user` lines, unless they live in an ACL file.
+    let users: Vec<String> = match ctx.server.config.get("aclfile").filter(|f| !f.is_empty()) {
+        Some(_) => Vec::new(),
+        None => {
+            let users = ctx.server.acl.users();
+            let text = crate::acl::file::render(&users);
+            String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
+        }
+    };
+    match rewrite_file(&ctx.server.config, &path, &users) {
         Ok(()) => Reply::ok(),
         Err(e) => Reply::err(format!("Rewriting config file: {e}")),
     }
@@ -470,13 +482,22 @@ pub fn config_rewrite(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 /// Rewrites the config file in place: each known parameter's first line
 /// gets the running value, repeated lines of it go, comments and unknown
 /// lines stay, and parameters changed from their default are appended.
-fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<()> {
+/// `user` lines are replaced one for one by `users`, the rest appended.
+fn rewrite_file(config: &crate::config::Config, path: &str, users: &[String]) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path)?;
     let values = config.snapshot();
     let mut written: Vec<&str> = Vec::new();
     let mut out = String::new();
+    let mut users = users.iter();
     for line in old.lines() {
         let word = line.split_whitespace().next().unwrap_or("");
+        if word.eq_ignore_ascii_case("user") {
+            if let Some(u) = users.next() {
+                out.push_str(u);
+                out.push('\n');
+            }
+            continue;
+        }
         let param = (!word.starts_with('#')).then(|| crate::config::find_param(word)).flatten();
         match param {
             Some(p) => {
@@ -498,6 +519,10 @@ fn rewrite_file(config: &crate::config::Config, path: &str) -> std::io::Result<(
         if !written.contains(name) && *value != default && *name != "dir" {
             out.push_str(&format_directive(name, value));
         }
+    }
+    for u in users {
+        out.push_str(u);
+        out.push('\n');
     }
     let tmp = format!("{path}.moonshard-tmp");
     std::fs::write(&tmp, out)?;

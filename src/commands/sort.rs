@@ -116,6 +116,29 @@ const ERR_BY_CLUSTER: &str =
     "BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 const ERR_GET_CLUSTER: &str =
     "GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
+const ERR_BY_ACL: &str = "BY option of SORT denied due to insufficient ACL permissions.";
+const ERR_GET_ACL: &str = "GET option of SORT denied due to insufficient ACL permissions.";
+
+/// Whether the client's user may read any key with this command, as BY
+/// and GET patterns need (Redis asks it of the selector that allows the
+/// command). Replaying the AOF checks nothing.
+fn reads_any_key(ctx: &Ctx, args: &[Bytes]) -> bool {
+    if ctx.origin == crate::commands::dispatch::Origin::AofLoad {
+        return true;
+    }
+    let uid = ctx.client.user_id.load(std::sync::atomic::Ordering::Acquire);
+    let Some(entry) = ctx.server.acl.by_id(uid) else {
+        return false;
+    };
+    let rules = entry.rules();
+    if rules.unrestricted() {
+        return true;
+    }
+    let Some(cmd) = crate::commands::registry::lookup(&args[0]) else {
+        return false;
+    };
+    rules.unrestricted_key_access(cmd.id, args, crate::acl::index::READ)
+}
 
 /// The argument as C code sees it through `strcasecmp`/`strchr`/`strcoll`:
 /// up to its first NUL byte.
@@ -196,7 +219,8 @@ struct Options<'a> {
 }
 
 /// Parses the options left to right, stopping at the first error, as Redis.
-fn parse(args: &[Bytes], readonly: bool) -> Result<Options<'_>, Reply> {
+/// `reads_any_key` answers whether BY and GET patterns are allowed to the user.
+fn parse<'a>(args: &'a [Bytes], readonly: bool, reads_any_key: impl Fn() -> bool) -> Result<Options<'a>, Reply> {
     let slot = key_slot(&args[1]);
     let mut o = Options {
         desc: false,
@@ -232,12 +256,17 @@ fn parse(args: &[Bytes], readonly: bool) -> Result<Options<'_>, Reply> {
                 o.dontsort = true;
             } else if pattern_slot(p) != Some(slot) {
                 return Err(Reply::err(ERR_BY_CLUSTER));
+            } else if !reads_any_key() {
+                return Err(Reply::err(ERR_BY_ACL));
             }
             j += 1;
         } else if eq_ic(a, "get") && left >= 1 {
             let p = &args[j + 1];
             if cstr(p) != b"#" && pattern_slot(p) != Some(slot) {
                 return Err(Reply::err(ERR_GET_CLUSTER));
+            }
+            if !reads_any_key() {
+                return Err(Reply::err(ERR_GET_ACL));
             }
             o.gets.push(p);
             j += 1;
@@ -367,7 +396,7 @@ fn by_pattern<R>(
 }
 
 fn sort_generic(ctx: &mut Ctx, args: &[Bytes], readonly: bool) -> Reply {
-    let mut o = match parse(args, readonly) {
+    let mut o = match parse(args, readonly, || reads_any_key(ctx, args)) {
         Ok(o) => o,
         Err(e) => return e,
     };

@@ -392,6 +392,9 @@ pub struct Config {
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
     pub file: Option<String>,
+    /// The `user` directives of the config file and flags (the words after
+    /// `user`), for the ACL to load at start-up.
+    pub user_lines: RwLock<Vec<Vec<String>>>,
 }
 
 impl Default for Config {
@@ -425,6 +428,7 @@ impl Default for Config {
             writes_need_replicas: std::sync::atomic::AtomicBool::new(false),
             requirepass: RwLock::new(None),
             file: None,
+            user_lines: RwLock::new(Vec::new()),
         };
         for p in PARAMS {
             cfg.refresh_hot(p.name);
@@ -601,6 +605,10 @@ impl Config {
                 values.push(rest[i].clone());
                 i += 1;
             }
+            if name.eq_ignore_ascii_case("user") {
+                cfg.user_lines.write().push(values);
+                continue;
+            }
             cfg.set(name, &values.join(" "), true).map_err(|e| format!("--{name}: {e}"))?;
         }
         Ok(cfg)
@@ -619,8 +627,12 @@ impl Config {
             let Some((name, values)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("user") {
+                self.user_lines.write().push(values.to_vec());
+                continue;
+            }
             // Directives that are not parameters; `rename-command` and modules are not supported.
-            if ["include", "rename-command", "loadmodule", "user"].iter().any(|d| name.eq_ignore_ascii_case(d)) {
+            if ["include", "rename-command", "loadmodule"].iter().any(|d| name.eq_ignore_ascii_case(d)) {
                 continue;
             }
             // `save` may appear on several lines; each adds a rule.

@@ -46,6 +46,9 @@ pub struct ClientInfo {
     /// sampler last looked (`client_recent_max_*_buffer`).
     pub peak_in: AtomicU64,
     pub peak_out: AtomicU64,
+    /// The id of the ACL user the connection is authenticated as
+    /// (`acl::UserEntry::id`): removing a user closes its connections.
+    pub user_id: AtomicU64,
 }
 
 /// A connection's buffers as CLIENT LIST reports them (bytes).
@@ -109,6 +112,7 @@ impl ClientInfo {
             bufs: Buffers::default(),
             peak_in: AtomicU64::new(0),
             peak_out: AtomicU64::new(0),
+            user_id: AtomicU64::new(crate::acl::DEFAULT_USER_ID),
         }
     }
 
@@ -314,6 +318,8 @@ pub struct ClientState {
     pub db: usize,
     pub resp: u8,
     pub authenticated: bool,
+    /// The ACL user and its rules.
+    pub acl: crate::acl::ClientAcl,
     /// Close the connection once the pending replies are written (QUIT, protocol error).
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,

@@ -363,7 +363,7 @@ the outside.\r\n";
 
 fn refused_by_protected_mode(server: &Server, peer: &SocketAddr) -> bool {
     let protected = server.config.get("protected-mode").is_some_and(|v| v == "yes");
-    protected_mode_refuses(protected, server.config.requirepass.read().is_some(), peer.ip())
+    protected_mode_refuses(protected, !server.acl.default_nopass(), peer.ip())
 }
 
 /// Protected mode as Redis 7.0 applies it: with it on and no password for the

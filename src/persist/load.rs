@@ -65,11 +65,7 @@ fn insert_batch(target: &mut Target, shard: usize, batch: &mut Vec<Pending>) {
     let items = std::mem::take(batch);
     target.with_shard(shard, |s| {
         for p in items {
-            let db = &mut s.dbs[p.db];
-            db.set_with_expiry(&p.key, p.value, p.expire_at);
-            if let Some(a) = p.access {
-                db.set_access(&p.key, a);
-            }
+            s.dbs[p.db].insert_loaded(&p.key, p.value, p.expire_at, p.access);
         }
     });
 }
@@ -97,6 +93,7 @@ pub fn read_into<R: BufRead>(
     let mut loaded = Loaded::default();
     let p = &server.persist;
     let mut failure = None;
+    let mut current_db = 0;
     while let Some(item) = reader.next() {
         let item = match item {
             Ok(i) => i,
@@ -124,6 +121,19 @@ pub fn read_into<R: BufRead>(
                 }
             }
             Item::Function(code) => codes.push(code),
+            Item::SelectDb(db) => current_db = db,
+            Item::ResizeDb { keys, .. } => {
+                // Size each shard's share up front (keys spread evenly over slots).
+                let n = server.shards.len();
+                let share = (keys as usize / n).saturating_add(keys as usize / (8 * n)).min(1 << 26);
+                for id in 0..n {
+                    target.with_shard(id, |s| {
+                        if let Some(db) = s.dbs.get_mut(current_db) {
+                            db.reserve(share);
+                        }
+                    });
+                }
+            }
             Item::Entry(e) => {
                 if e.expire_ms.is_some_and(|t| t <= now as i64) {
                     loaded.expired += 1;
@@ -136,6 +146,9 @@ pub fn read_into<R: BufRead>(
                 };
                 let shard = server.shards.for_key(&e.key);
                 let expire_at = e.expire_ms.map(|t| t as u64).unwrap_or(0);
+                if batches[shard].capacity() == 0 {
+                    batches[shard].reserve(BATCH);
+                }
                 batches[shard].push(Pending { db: e.db, key: e.key, value: e.value, expire_at, access });
                 loaded.keys += 1;
                 if batches[shard].len() >= BATCH {

@@ -295,6 +295,22 @@ impl Registry {
         self.npatterns.load(Ordering::Acquire)
     }
 
+    /// Calls `f` for every subscription (ACL changes look for the ones a
+    /// user may no longer hold).
+    pub fn for_each_subscription(&self, mut f: impl FnMut(Via, &Bytes, &Subscriber)) {
+        for e in self.channels.iter() {
+            e.value().iter().for_each(|s| f(Via::Channel, e.key(), s));
+        }
+        for (p, subs) in self.patterns.read().iter() {
+            subs.iter().for_each(|s| f(Via::Pattern, p, s));
+        }
+        for map in &self.shard_channels {
+            for e in map.iter() {
+                e.value().iter().for_each(|s| f(Via::Shard, e.key(), s));
+            }
+        }
+    }
+
     /// Channels, patterns and shard channels with at least one subscriber.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.channels.len(), self.numpat(), self.shard_channels.iter().map(|m| m.len()).sum())

@@ -197,8 +197,8 @@ fn set_repl(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
 }
 
 /// `redis.acl_check_cmd(command, ...)`: its arguments are checked as
-/// `redis.call`'s, then the command (or subcommand) must exist. Every
-/// command is allowed to the one user there is.
+/// `redis.call`'s, then the command (or subcommand) must exist; true when
+/// the script's user may run it with those arguments.
 fn acl_check_cmd(_: &Lua, args: MultiValue) -> mlua::Result<bool> {
     if args.is_empty() {
         return Err(coded("ERR Please specify at least one argument for this redis lib call"));
@@ -215,7 +215,7 @@ fn acl_check_cmd(_: &Lua, args: MultiValue) -> mlua::Result<bool> {
     if !super::call::command_exists(&argv) {
         return Err(coded("ERR Invalid command passed to redis.acl_check_cmd()"));
     }
-    Ok(true)
+    Ok(super::call::acl_allows(&argv))
 }
 
 #[cfg(test)]

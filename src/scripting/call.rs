@@ -345,6 +345,9 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
     if spec.has(flags::NOSCRIPT) && !run.server.debug.deny_scripts_disabled.load(Ordering::Relaxed) {
         return Err(refuse(run, Some(cmd), CallErr::Msg(crate::protocol::errors::SCRIPT_DENIED)));
     }
+    if let Err(denied) = dispatch::acl_check(run.server, run.caller, cmd, argv, dispatch::AclContext::Lua) {
+        return Err(refuse(run, Some(cmd), CallErr::Msg(dispatch::script_denied(denied))));
+    }
     if spec.is_write() && run.read_only {
         return Err(refuse(run, Some(cmd), CallErr::Msg("Write commands are not allowed from read-only scripts.")));
     }
@@ -390,19 +393,6 @@ fn refuse(run: &Run<'_>, cmd: Option<Command>, err: CallErr) -> CallErr {
 /// Commands Redis 7.0 has and flags `noscript` that moonshard does not
 /// have, with Redis's arity: a script calling one gets Redis's answer.
 const REDIS_NOSCRIPT: &[(&str, i32)] = &[
-    ("acl", -2),
-    ("acl|cat", -2),
-    ("acl|deluser", -3),
-    ("acl|dryrun", -4),
-    ("acl|genpass", -2),
-    ("acl|getuser", 3),
-    ("acl|list", 2),
-    ("acl|load", 2),
-    ("acl|log", -2),
-    ("acl|save", 2),
-    ("acl|setuser", -3),
-    ("acl|users", 2),
-    ("acl|whoami", 2),
     ("client|pause", -3),
     ("client|unblock", -3),
     ("client|unpause", 2),
@@ -418,7 +408,7 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
 
 /// The command or subcommand `argv` names, whatever its arity.
 fn found(argv: &[Bytes]) -> Option<Command> {
-    let cmd = registry::lookup(&argv[0])?;
+    let cmd = registry::lookup_top(&argv[0])?;
     match argv.get(1) {
         Some(sub) if matches!(cmd.spec.exec, Exec::Container) => registry::lookup_sub(cmd.spec, sub),
         _ => Some(cmd),
@@ -431,12 +421,32 @@ pub fn command_exists(argv: &[Bytes]) -> bool {
     found(argv).is_some() || redis_noscript(argv).is_some()
 }
 
+/// Whether the running script's user may run `argv` (`redis.acl_check_cmd`).
+pub fn acl_allows(argv: &[Bytes]) -> bool {
+    let ix = crate::acl::index::index();
+    let id = match found(argv) {
+        Some(c) => Some(c.id),
+        None => {
+            let base = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            let sub = argv.get(1).map(|s| format!("{base}|{}", String::from_utf8_lossy(s).to_ascii_lowercase()));
+            sub.and_then(|n| ix.lookup(n.as_bytes())).or_else(|| ix.lookup(base.as_bytes()))
+        }
+    };
+    let Some(id) = id else {
+        return false;
+    };
+    with_run(|run| run.caller.acl.unrestricted() || run.caller.acl.rules().check(id, argv).is_ok()).unwrap_or(true)
+}
+
 /// Redis's containers among those: their subcommand names the command.
-const REDIS_CONTAINERS: &[&str] = &["acl", "client", "cluster", "module", "script"];
+const REDIS_CONTAINERS: &[&str] = &["client", "cluster", "module", "script"];
 
 /// Whether `argv` names one of `REDIS_NOSCRIPT` (Some), and then whether
 /// its arity holds, as Redis's lookup and arity check would see it.
 fn redis_noscript(argv: &[Bytes]) -> Option<bool> {
+    if argv[0].contains(&b'|') {
+        return None;
+    }
     let base = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let name = match argv.get(1) {
         Some(sub) if REDIS_CONTAINERS.contains(&base.as_str()) => {
@@ -490,6 +500,7 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
         db: caller.db,
         resp: caller.resp,
         authenticated: true,
+        acl: caller.acl.clone(),
         close_after_reply: false,
         reply_mode: Default::default(),
     });

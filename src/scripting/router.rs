@@ -347,7 +347,7 @@ fn run_with_vm(
         args_buf: Vec::new(),
         reply: Reply::Nil,
         failed_calls: None,
-        tally: crate::commands::dispatch::Tally::start(),
+        tally: crate::commands::dispatch::Tally::nested(),
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {

@@ -87,7 +87,8 @@ pub struct Session {
 
 impl Session {
     pub fn new(server: Arc<Server>, info: Arc<ClientInfo>) -> Session {
-        let authenticated = server.config.requirepass.read().is_none();
+        let authenticated = !server.acl.auth_required();
+        let acl = crate::acl::ClientAcl::new(server.acl.default_user());
         Session {
             server,
             client: ClientState {
@@ -95,6 +96,7 @@ impl Session {
                 db: 0,
                 resp: 2,
                 authenticated,
+                acl,
                 close_after_reply: false,
                 reply_mode: ReplyMode::On,
             },
@@ -329,7 +331,12 @@ impl Session {
     }
 
     /// Routes one request: resolves the command, authorizes it, finds its shard(s).
-    fn plan(&self, args: &[Bytes]) -> Plan {
+    fn plan(&mut self, args: &[Bytes]) -> Plan {
+        if !self.client.acl.refresh(&self.server.acl) {
+            // The user was removed: the connection closes, running nothing more.
+            self.client.close_after_reply = true;
+            return Plan::Done(Reply::Multi(Vec::new()));
+        }
         let cmd = match self.resolve(args) {
             Ok(cmd) => cmd,
             Err(reply) => {
@@ -350,7 +357,7 @@ impl Session {
                 return Plan::Done(reply);
             }
         }
-        if let Err(reply) = dispatch::authorize(&self.server, self.client.authenticated, cmd) {
+        if let Err(reply) = dispatch::authorize(&self.server, &self.client, cmd, args, self.txn.is_some()) {
             return Plan::Done(reply);
         }
         if let Err(reply) = dispatch::persistence_gate(&self.server, cmd, args) {
@@ -567,6 +574,8 @@ impl Session {
                 }
                 Plan::Session(cmd, op) => {
                     let start = dispatch::clock_ns();
+                    // CLIENT LIST shows EXEC, EVAL, ... while their commands run.
+                    self.client.info.last_cmd.store(cmd.id, std::sync::atomic::Ordering::Relaxed);
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
@@ -717,10 +726,11 @@ impl Session {
                 }
             }
         }
+        let watch_dirty = self.watch.as_ref().is_some_and(|w| w.dirty());
         let Some(txn) = self.txn.as_mut() else {
             return Ok(plan);
         };
-        match multi::queue(txn, cmd, args) {
+        match multi::queue(txn, cmd, args, watch_dirty) {
             None => Ok(plan),
             Some(reply) => {
                 if reply.is_error() {
@@ -787,8 +797,13 @@ impl Session {
         self.client.set_db(0);
         self.client.set_resp(2);
         self.client.reply_mode = ReplyMode::On;
-        self.client.authenticated = self.server.config.requirepass.read().is_none();
-        self.client.info.meta.lock().name = None;
+        self.client.authenticated = !self.server.acl.auth_required();
+        self.client.acl = crate::acl::ClientAcl::new(self.server.acl.default_user());
+        self.client.info.user_id.store(crate::acl::DEFAULT_USER_ID, std::sync::atomic::Ordering::Release);
+        let mut meta = self.client.info.meta.lock();
+        meta.name = None;
+        meta.user = "default".to_string();
+        drop(meta);
         Reply::status("RESET")
     }
 

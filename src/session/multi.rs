@@ -47,7 +47,7 @@ impl WatchSet {
         ids
     }
 
-    fn dirty(&self) -> bool {
+    pub(super) fn dirty(&self) -> bool {
         self.w.dirty()
     }
 
@@ -162,6 +162,11 @@ async fn exec(conn: &mut Session) -> Reply {
     let Some(txn) = conn.txn.take() else {
         return Reply::err("EXEC without MULTI");
     };
+    if !conn.client.acl.refresh(&conn.server.acl) {
+        // The user was removed: the connection closes, running nothing.
+        conn.client.close_after_reply = true;
+        return Reply::Multi(Vec::new());
+    }
     conn.client.info.meta.lock().multi = -1;
     conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
     // A transaction that writes is refused as a whole, as a write command is.
@@ -264,7 +269,7 @@ fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut S
     let server = conn.server.clone();
     // The transaction's writes reach the stream as one MULTI/EXEC unit.
     let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
-    let mut tally = Tally::start();
+    let mut tally = Tally::nested();
     let began = tally.clock();
     let mut replies = Vec::with_capacity(txn.queued.len());
     // The queued commands run as part of the transaction (CLIENT INFO inside
@@ -310,6 +315,11 @@ fn run_queued(
     tally: &mut Tally,
 ) -> Reply {
     let server = conn.server.clone();
+    // Permissions are checked again at EXEC: the rules may have changed
+    // since the command was queued.
+    if let Err(denied) = dispatch::acl_check(&server, &conn.client, cmd, args, dispatch::AclContext::Multi) {
+        return dispatch::exec_denied(&server, denied);
+    }
     let (db, resp) = (conn.client.db, conn.client.resp);
     match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
@@ -366,7 +376,8 @@ fn run_queued(
 /// Handles a request while MULTI is open: queues it (QUEUED) or refuses it,
 /// flagging the transaction as Redis does. None: run it now (EXEC, DISCARD,
 /// MULTI, WATCH, QUIT, RESET).
-pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
+/// `watch_dirty`: a watched key changed, so EXEC will not run.
+pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes], watch_dirty: bool) -> Option<Reply> {
     if matches!(
         cmd.spec.exec,
         Exec::Session(
@@ -383,6 +394,11 @@ pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes]) -> Option<Reply> {
     if cmd.spec.has(flags::NO_MULTI) {
         txn.failed = true;
         return Some(Reply::err("Command not allowed inside a transaction"));
+    }
+    // A transaction that cannot run keeps nothing more, as in Redis
+    // (CLIENT LIST's multi= stops counting).
+    if txn.failed || watch_dirty {
+        return Some(Reply::status("QUEUED"));
     }
     txn.bytes += args.iter().map(|a| a.len()).sum::<usize>();
     txn.queued.push((cmd, args.to_vec()));

@@ -79,7 +79,24 @@ pub fn run(conn: &mut Session, op: SessionOp, args: &[Bytes]) -> Reply {
     }
     let reply = if on { subscribe(conn, via, kind, channels) } else { unsubscribe(conn, via, kind, channels) };
     update_meta(conn);
+    if on && !conn.client.acl.is_current(&conn.server.acl) {
+        recheck_channels(conn, op, args);
+    }
     reply
+}
+
+/// The user's rules changed while this subscription was being made: had
+/// the change come first, the command would have been refused, and had it
+/// come after, ACL SETUSER would have closed this connection. Do the latter.
+fn recheck_channels(conn: &mut Session, op: SessionOp, args: &[Bytes]) {
+    let server = conn.server.clone();
+    let Some(cmd) = crate::commands::registry::named(args) else {
+        return;
+    };
+    let allowed = conn.client.acl.refresh(&server.acl) && conn.client.acl.rules().check(cmd.id, args).is_ok();
+    if !allowed && !matches!(op, SessionOp::Unsubscribe | SessionOp::PUnsubscribe | SessionOp::SUnsubscribe) {
+        conn.client.close_after_reply = true;
+    }
 }
 
 fn subscribe(conn: &mut Session, via: Via, kind: &'static str, channels: &[Bytes]) -> Reply {

@@ -60,6 +60,12 @@ pub fn shown_args(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
             return v.into();
         }
     }
+    // ACL SETUSER's user name and rules may hold passwords.
+    if name.eq_ignore_ascii_case(b"acl") && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"setuser")) {
+        let mut v = args.to_vec();
+        v[2..].iter_mut().for_each(|a| *a = redacted());
+        return v.into();
+    }
     if name.eq_ignore_ascii_case(b"migrate") && args.len() > 6 {
         // AUTH's password, AUTH2's user and password (before KEYS).
         let mut v = args.to_vec();

@@ -163,6 +163,17 @@ pub struct ExpireCycle {
     pub capped: bool,
 }
 
+thread_local! {
+    /// Set when this thread logged an expired key in some `Db`: whoever drains
+    /// the logs after a command looks at every database only then.
+    static EXPIRED_LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread logged an expired key since the last call (and forgets it).
+pub fn take_expired_logged() -> bool {
+    EXPIRED_LOGGED.with(|f| f.replace(false))
+}
+
 /// Most expired keys remembered between two drains of the log.
 const EXPIRED_LOG_MAX: usize = 4096;
 
@@ -296,6 +307,7 @@ impl Db {
         if let Some(s) = self.remove_at(i) {
             if self.expired_log.len() < EXPIRED_LOG_MAX {
                 self.expired_log.push(s.key.to_bytes());
+                EXPIRED_LOGGED.with(|f| f.set(true));
             }
         }
     }
@@ -489,6 +501,50 @@ impl Db {
     /// Stores `value` under `key`, dropping any TTL (as Redis's plain SET does).
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: Value) {
         self.set_with_expiry(key, value, 0);
+    }
+
+    /// Makes room for `additional` more keys (a loader's sizing hint), so a
+    /// large load does not rehash the index again and again.
+    pub fn reserve(&mut self, additional: usize) {
+        let slots = &self.slots;
+        self.index.reserve(additional, |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)));
+    }
+
+    /// A key read from a file: added with one probe of the index when it is
+    /// new (the common case), else stored over the old one. `access` is the
+    /// LRU/LFU word to keep, if the file had one.
+    pub fn insert_loaded(&mut self, key: &[u8], value: Value, expire_at: u64, access: Option<u32>) {
+        let h = self.hash(key);
+        let pos = self.slots.len;
+        let slots = &self.slots;
+        let fresh = match self.index.entry(
+            spread(h),
+            |&i| slots.get(i as usize).is_some_and(|s| s.meta >> 2 == h && s.key[..] == *key),
+            |&j| spread(slots.get(j as usize).map_or(0, |s| s.meta >> 2)),
+        ) {
+            hashbrown::hash_table::Entry::Vacant(v) if self.snap.is_none() && pos <= u32::MAX as usize => {
+                v.insert(pos as u32);
+                true
+            }
+            _ => false,
+        };
+        if !fresh {
+            self.set_with_expiry(key, value, expire_at);
+            if let Some(a) = access {
+                self.set_access(key, a);
+            }
+            return;
+        }
+        if expire_at != 0 {
+            self.volatile.insert(SmallBytes::from_slice(key));
+        }
+        let access = access.unwrap_or_else(memory::new_access);
+        self.slots.push(Slot {
+            key: SmallBytes::from_slice(key),
+            entry: Entry { value, expire_at },
+            access,
+            meta: h << 2,
+        });
     }
 
     /// Stores `value` and sets the absolute expiry `expire_at` (0 = none).

@@ -18,7 +18,7 @@ pub mod varint;
 pub mod zset;
 mod zskiplist;
 
-pub use db::{Db, Entry, StrHint};
+pub use db::{take_expired_logged, Db, Entry, StrHint};
 pub use value::{Hash, List, Set, SmallBytes, Stream, Value, ZSet};
 
 /// CLIENT PAUSE WRITE/ALL in force until this Unix ms: expired keys read as

@@ -298,7 +298,7 @@ pub fn command_getkeysandflags(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 }
 
 /// The flags of the key at position `pos` of `line`, from the declared key specs.
-fn key_flags(spec: &CommandSpec, line: &[Bytes], pos: usize) -> Vec<&'static str> {
+pub fn key_flags(spec: &CommandSpec, line: &[Bytes], pos: usize) -> Vec<&'static str> {
     for doc in spec.key_docs {
         if doc_positions(doc, line).contains(&pos) {
             if doc.flags.contains(&"variable_flags") {
