@@ -39,6 +39,8 @@ pub struct Server {
     pub debug: crate::commands::debug::Switches,
     /// The TCP port actually bound (differs from the config when it was 0).
     pub port: AtomicU64,
+    /// The listening sockets (`bind` × `port`), changed by CONFIG SET.
+    pub listeners: parking_lot::Mutex<Vec<crate::net::listener::Listening>>,
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
     /// Thread count of the connection runtime.
@@ -82,6 +84,7 @@ impl Server {
             replid: parking_lot::Mutex::new(random_id()),
             debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
+            listeners: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,

@@ -384,8 +384,16 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     }
     let text: Vec<String> = rest.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let pairs: Vec<(&str, &str)> = text.chunks(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
+    let before: Vec<Option<String>> = pairs.iter().map(|(n, _)| ctx.server.config.get(n)).collect();
     match ctx.server.config.set_many(&pairs, false) {
         Ok(()) => {
+            if let Err(e) = apply_listeners(ctx.server, &pairs) {
+                // As Redis does when applying fails: every value given goes back.
+                let restore: Vec<(&str, &str)> =
+                    pairs.iter().zip(&before).filter_map(|((n, _), v)| v.as_deref().map(|v| (*n, v))).collect();
+                let _ = ctx.server.config.set_many(&restore, true);
+                return Reply::err(e);
+            }
             ctx.server.apply_config();
             if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("requirepass")) {
                 ctx.server.apply_requirepass();
@@ -400,6 +408,37 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         }
         Err(e) => Reply::err(e),
     }
+}
+
+/// `CONFIG SET port|bind` at run time: listen on the new addresses before
+/// closing the old ones. The error names the first of the two given, with
+/// Redis's text for it; the reason goes to the log, as Redis logs it.
+fn apply_listeners(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&str, &str)]) -> Result<(), String> {
+    let Some((first, _)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("port") || n.eq_ignore_ascii_case("bind"))
+    else {
+        return Ok(());
+    };
+    let port = server.config.get_i64("port").clamp(0, 65535) as u16;
+    let binds = server.config.get("bind").unwrap_or_default();
+    let Err(why) = crate::net::listener::rebind(server, port, &binds, false) else {
+        return Ok(());
+    };
+    let log = crate::net::listener::log;
+    log(server, "warning", &format!("Warning: {why}"));
+    let (name, text) = if first.eq_ignore_ascii_case("port") {
+        ("port", "Unable to listen on this port. Check server logs.")
+    } else {
+        log(server, "warning", "Failed to bind");
+        ("bind", "Failed to bind to specified addresses.")
+    };
+    log(
+        server,
+        "warning",
+        &format!(
+            "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+        ),
+    );
+    Err(format!("CONFIG SET failed (possibly related to argument '{name}') - {text}"))
 }
 
 /// `CONFIG SET appendonly yes|no` at run time.

@@ -67,8 +67,7 @@ const POLICIES: &[&str] = &[
 /// Every parameter Redis 7.0 knows (names, defaults, bounds and mutability
 /// as `redis-server` 7.0 reports them), plus moonshard's own. Ones that do
 /// not apply to us (encodings, persistence, replication, TLS) are stored and
-/// reported so tools that set them keep working. `port` and `bind` are
-/// start-up only here: rebinding a live listener is not supported.
+/// reported so tools that set them keep working.
 pub static PARAMS: &[Param] = &[
     // moonshard's own
     p!("shards", "0", Kind::Int(0, 1024), Immutable),
@@ -101,7 +100,7 @@ pub static PARAMS: &[Param] = &[
     p!("auto-aof-rewrite-min-size", "67108864", Kind::Memory(0), Mutable),
     p!("auto-aof-rewrite-percentage", "100", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("bgsave_cpulist", "", Kind::Str, Immutable),
-    p!("bind", "127.0.0.1", Kind::Str, Immutable),
+    p!("bind", "127.0.0.1", Kind::Str, Mutable),
     p!("bind-source-addr", "", Kind::Str, Mutable),
     p!("bio_cpulist", "", Kind::Str, Immutable),
     p!("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), Mutable, alias = "lua-time-limit"),
@@ -191,7 +190,7 @@ pub static PARAMS: &[Param] = &[
     p!("oom-score-adj", "no", Kind::Enum(&["no", "yes", "relative", "absolute"]), Mutable),
     p!("oom-score-adj-values", "0 200 800", Kind::Str, Mutable),
     p!("pidfile", "", Kind::Str, Immutable),
-    p!("port", "6379", Kind::Int(0, 65535), Immutable),
+    p!("port", "6379", Kind::Int(0, 65535), Mutable),
     p!("proc-title-template", "{title} {listen-addr} {server-mode}", Kind::Str, Mutable),
     p!("propagation-error-behavior", "ignore", Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), Mutable),
     p!("protected-mode", "yes", Kind::Bool, Mutable),
@@ -318,6 +317,9 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             Ok(v.to_string())
         }
         Kind::Str if param.name == "notify-keyspace-events" => keyspace_events::normalize(value),
+        Kind::Str if param.name == "bind" && bind_count(value) > BIND_MAX => {
+            Err("Too many bind addresses specified.".into())
+        }
         Kind::Str if param.name == "save" => normalize_save(value),
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
@@ -328,6 +330,19 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
                 Err("argument(s) must be one of the following: ".to_string() + &options.join(", "))
             }
         }
+    }
+}
+
+/// The most addresses `bind` takes (Redis's limit).
+pub const BIND_MAX: usize = 16;
+
+/// The number of addresses in a `bind` value, split on single spaces as
+/// Redis splits it (an empty value has none).
+pub fn bind_count(value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        value.split(' ').count()
     }
 }
 

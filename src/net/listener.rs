@@ -23,51 +23,22 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         ),
     );
     let port = server.config.get_i64("port") as u16;
+    // From the command line or a file, the addresses are words (runs of
+    // spaces separate them, as Redis reads its arguments).
     let binds = server.config.get("bind").unwrap_or_else(|| "127.0.0.1".into());
-    let mut listeners = Vec::new();
-    for addr in binds.split_whitespace() {
-        let addr = addr.trim_start_matches('-');
-        let target = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
-        let l = TcpListener::bind(&target)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {target}: {e}")))?;
-        listeners.push(l);
-    }
-    let bound = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(port);
-    server.port.store(bound as u64, Ordering::Relaxed);
+    let binds = binds.split_whitespace().collect::<Vec<_>>().join(" ");
+    // At start-up, port 0 asks for a free port (moonshard's own meaning; at
+    // run time `CONFIG SET port 0` closes the TCP listeners, as in Redis).
+    let bound = match rebind(&server, port, &binds, true) {
+        Ok(bound) => bound.unwrap_or(port),
+        Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e)),
+    };
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
     log(&server, "notice", &format!("Running mode=standalone, port={bound}. PID: {}", std::process::id()));
 
-    // Clients are accepted while the dataset loads, and answered LOADING
-    // until it is in memory (as Redis).
-    for listener in listeners {
-        let server = server.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    r = listener.accept() => r,
-                    _ = server.shutdown.notified() => break,
-                };
-                match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let server = server.clone();
-                        if refused_by_protected_mode(&server, &peer) {
-                            tokio::spawn(deny(server, stream));
-                            continue;
-                        }
-                        tokio::spawn(connection::run(server, stream, peer));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-                if server.shutting_down.load(Ordering::SeqCst) {
-                    break;
-                }
-            }
-        });
-    }
-
+    // Clients are accepted while the dataset loads (rebind started the
+    // accept loops), and answered LOADING until it is in memory (as Redis).
     log(&server, "notice", "Server initialized");
     server.persist.loading.store(true, Ordering::SeqCst);
     let loader = server.clone();
@@ -131,6 +102,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         );
     }
     server.request_shutdown();
+    // No new connections from here on.
+    server.listeners.lock().drain(..).for_each(Listening::close);
     // Let connections flush what they have before the runtime stops.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
@@ -138,6 +111,240 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     log(&server, "warning", "moonshard is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// One listening socket and the task accepting on it. The socket is shared
+/// with the task so that `close` can stop it at once (the port is free for a
+/// new socket when `close` returns); connections already accepted stay.
+pub struct Listening {
+    addr: SocketAddr,
+    socket: Arc<TcpListener>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Listening {
+    fn start(server: &Arc<Server>, addr: SocketAddr, socket: TcpListener) -> Listening {
+        let socket = Arc::new(socket);
+        let task = tokio::spawn(accept_loop(server.clone(), socket.clone())).abort_handle();
+        Listening { addr, socket, task }
+    }
+
+    /// Stops listening now (the task goes away at its next poll).
+    fn close(self) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&*self.socket);
+        // SAFETY: `fd` belongs to the socket `self.socket` keeps open until
+        // the end of this call; shutting it down only changes that socket's
+        // state (it stops listening) and touches no memory.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+        self.task.abort();
+    }
+}
+
+/// The addresses of a `bind` value as Redis splits it: on single spaces
+/// (two spaces make an empty address, which fails to bind); an empty value
+/// is no address at all.
+pub fn bind_list(value: &str) -> Vec<&str> {
+    if value.is_empty() {
+        Vec::new()
+    } else {
+        value.split(' ').collect()
+    }
+}
+
+/// Errors an optional (`-`-prefixed) address may fail with and be skipped:
+/// the address or its family is not available on this host.
+fn optional_failure(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EADDRNOTAVAIL
+                | libc::EAFNOSUPPORT
+                | libc::EPROTONOSUPPORT
+                | libc::ENOPROTOOPT
+                | libc::ESOCKTNOSUPPORT
+                | libc::EPFNOSUPPORT
+        )
+    )
+}
+
+/// An error as the system words it, without Rust's "(os error N)" tail.
+fn describe(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The socket address one `bind` entry names on `port`: `*` is every IPv4
+/// interface, `::*` every IPv6 one, anything else an address, or a host
+/// name whose first address of the family is taken (IPv6 when the entry
+/// has a colon, IPv4 otherwise, as Redis asks the resolver).
+fn resolve(addr: &str, port: u16) -> Result<SocketAddr, String> {
+    use std::net::{Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let unknown = || "Name or service not known".to_string();
+    match addr {
+        "*" => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+        "::*" => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
+        "" => Err(unknown()),
+        _ => match addr.parse::<IpAddr>() {
+            Ok(ip) => Ok(SocketAddr::new(ip, port)),
+            Err(_) => {
+                let v6 = addr.contains(':');
+                let mut found = (addr, port).to_socket_addrs().map_err(|_| unknown())?;
+                found.find(|a| a.is_ipv6() == v6).ok_or_else(unknown)
+            }
+        },
+    }
+}
+
+/// A listening socket on `addr`: SO_REUSEADDR, IPv6 sockets IPv6-only (so
+/// `* ::*` binds both families on one port), `tcp-backlog` pending connections.
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+    socket.set_reuseaddr(true)?;
+    if addr.is_ipv6() {
+        let one: libc::c_int = 1;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        // SAFETY: `fd` is the open socket `socket` owns for this whole call,
+        // and the option value is a live c_int whose size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Listens on `binds` (a `bind` value) at `port`, then stops listening where
+/// the old set did and the new one does not. An address bound before and
+/// after keeps its socket, and new sockets are bound before old ones close,
+/// so the server stays reachable; only when a new address overlaps an old
+/// one on the same port (`*` after `127.0.0.1`) are the old sockets on that
+/// port closed first, as Redis closes them all. On failure the old set is
+/// listening again and the new sockets are closed. `startup`: port 0 asks
+/// the system for a free port (at run time it means no TCP listener).
+/// Returns the port bound (None: nothing bound), or the log line of the
+/// address that failed.
+pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Result<Option<u16>, String> {
+    let backlog = server.config.get_i64("tcp-backlog").clamp(1, i64::from(i32::MAX)) as u32;
+    let fail = |addr: &str, why: &str| format!("Could not create server TCP listening socket {addr}:{port}: {why}");
+    let mut targets = Vec::new();
+    if port != 0 || startup {
+        for entry in bind_list(binds) {
+            let (optional, addr) = match entry.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, entry),
+            };
+            targets.push((resolve(addr, port).map_err(|why| fail(addr, &why))?, optional, addr));
+        }
+    }
+    let mut current = server.listeners.lock();
+    let mut old: Vec<Option<Listening>> = current.drain(..).map(Some).collect();
+    let mut reused: Vec<Listening> = Vec::new();
+    let mut fresh: Vec<(SocketAddr, TcpListener)> = Vec::new();
+    // Old sockets closed early to make room, listened on again on failure.
+    let mut closed: Vec<SocketAddr> = Vec::new();
+    let mut failure = None;
+    for (target, optional, addr) in targets {
+        if port != 0 {
+            if let Some(slot) = old.iter_mut().find(|l| l.as_ref().is_some_and(|l| l.addr == target)) {
+                reused.extend(slot.take());
+                continue;
+            }
+        }
+        let mut made = listen_on(target, backlog);
+        if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) {
+            let mut freed = false;
+            for slot in old.iter_mut().filter(|l| l.as_ref().is_some_and(|l| l.addr.port() == target.port())) {
+                if let Some(l) = slot.take() {
+                    closed.push(l.addr);
+                    l.close();
+                    freed = true;
+                }
+            }
+            if freed {
+                made = listen_on(target, backlog);
+            }
+        }
+        match made {
+            Ok(l) => fresh.push((l.local_addr().unwrap_or(target), l)),
+            Err(e) => {
+                let line = fail(addr, &format!("bind: {}", describe(&e)));
+                if optional && optional_failure(&e) {
+                    log(server, "warning", &format!("Warning: {line}"));
+                    continue;
+                }
+                failure = Some(line);
+                break;
+            }
+        }
+    }
+    if let Some(why) = failure {
+        // The new sockets close, the old ones listen again.
+        drop(fresh);
+        current.extend(reused);
+        current.extend(old.into_iter().flatten());
+        for addr in closed {
+            match listen_on(addr, backlog) {
+                Ok(l) => current.push(Listening::start(server, addr, l)),
+                Err(e) => log(
+                    server,
+                    "warning",
+                    &format!("Could not listen again on {addr} after a failed rebind: {}", describe(&e)),
+                ),
+            }
+        }
+        return Err(why);
+    }
+    for gone in old.into_iter().flatten() {
+        gone.close();
+    }
+    let mut bound = reused.first().map(|l| l.addr.port());
+    *current = reused;
+    for (addr, listener) in fresh {
+        bound = bound.or(Some(addr.port()));
+        current.push(Listening::start(server, addr, listener));
+    }
+    server.port.store(if startup { u64::from(bound.unwrap_or(port)) } else { u64::from(port) }, Ordering::Relaxed);
+    Ok(bound)
+}
+
+/// Accepts connections on one listening socket until shutdown (or until
+/// its task is aborted by a rebind).
+async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = server.shutdown.notified() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                if refused_by_protected_mode(&server, &peer) {
+                    tokio::spawn(deny(server, stream));
+                    continue;
+                }
+                tokio::spawn(connection::run(server, stream, peer));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        if server.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+    }
 }
 
 /// Redis's reply to a client refused by protected mode (clients match on it,

@@ -137,6 +137,15 @@ impl Reply {
     pub fn error_concat(parts: &[&[u8]]) -> Reply {
         Reply::error_from_bytes(parts.concat())
     }
+    /// True for a push, or replies that are all pushes (SUBSCRIBE's
+    /// confirmations): Redis sends them even under CLIENT REPLY OFF|SKIP.
+    pub fn is_push(&self) -> bool {
+        match self {
+            Reply::Push(_) => true,
+            Reply::Multi(items) => !items.is_empty() && items.iter().all(|r| matches!(r, Reply::Push(_))),
+            _ => false,
+        }
+    }
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
     }

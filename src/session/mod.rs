@@ -169,9 +169,20 @@ impl Session {
                     self.check_output_limit();
                 }
             }
-            ReplyMode::Off => {}
+            // Pub/sub confirmations are pushes: Redis sends them whatever
+            // CLIENT REPLY says (a client waits for them).
+            ReplyMode::Off => {
+                if reply.is_push() {
+                    reply.encode(self.client.resp, &mut self.out);
+                }
+            }
             ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skip,
-            ReplyMode::Skip => self.client.reply_mode = ReplyMode::On,
+            ReplyMode::Skip => {
+                self.client.reply_mode = ReplyMode::On;
+                if reply.is_push() {
+                    reply.encode(self.client.resp, &mut self.out);
+                }
+            }
         }
     }
 
