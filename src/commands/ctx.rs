@@ -105,10 +105,17 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 
     /// Index into `shards` of the shard that owns `key`.
+    #[inline]
     fn pos_for(&self, key: &[u8]) -> usize {
         if self.shards.len() == 1 {
             return 0;
         }
+        self.pos_among(key)
+    }
+
+    /// `pos_for` with several shards entered.
+    #[inline(never)]
+    fn pos_among(&self, key: &[u8]) -> usize {
         let id = self.server.shards.for_key(key);
         self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
     }
@@ -124,6 +131,7 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 
     /// The selected database on the shard owning `key`.
+    #[inline]
     pub fn db(&mut self, key: &[u8]) -> &mut Db {
         let i = self.pos_for(key);
         let db = self.db;
@@ -137,6 +145,7 @@ impl<'a, 's> Ctx<'a, 's> {
     }
 
     /// The whole shard owning `key`.
+    #[inline]
     pub fn shard_for(&mut self, key: &[u8]) -> &mut ShardData {
         let i = self.pos_for(key);
         self.shards[i]
@@ -154,6 +163,7 @@ impl<'a, 's> Ctx<'a, 's> {
 
     /// Called by every handler after it modified `key`: the hook for
     /// WATCH, keyspace notifications and waking blocked clients.
+    #[inline]
     pub fn written(&mut self, key: &[u8], event: &'static str) {
         let db = self.db;
         self.written_in(key, db, event);
@@ -161,6 +171,7 @@ impl<'a, 's> Ctx<'a, 's> {
 
     /// `written` for a key of database `db` other than the selected one
     /// (MOVE's and COPY ... DB's destination).
+    #[inline]
     pub fn written_in(&mut self, key: &[u8], db: usize, event: &'static str) {
         self.effects.dirty += 1;
         let (now, server) = (self.now, self.server);

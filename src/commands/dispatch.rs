@@ -218,7 +218,7 @@ pub use crate::acl::Denied;
 /// each queued command, `redis.call` against the script's caller): Redis's
 /// rules for the command, its keys (read or write, per its key specs) and
 /// its channels. A refusal is recorded in the ACL log.
-#[inline]
+#[inline(always)]
 pub fn acl_check(
     server: &Server,
     client: &ClientState,
@@ -229,6 +229,18 @@ pub fn acl_check(
     if client.acl.unrestricted() {
         return Ok(());
     }
+    acl_check_rules(server, client, cmd, args, context)
+}
+
+/// `acl_check` for a user with rules.
+#[inline(never)]
+fn acl_check_rules(
+    server: &Server,
+    client: &ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    context: AclContext,
+) -> Result<(), Denied> {
     let Err(denied) = client.acl.rules().check(cmd.id, args) else {
         return Ok(());
     };
@@ -352,6 +364,14 @@ pub fn is_local_client(addr: &str) -> bool {
 /// the handler, accounting, effects. The caller's clock and counters are in
 /// `tally`.
 pub fn call(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> Reply {
+    call_inline(ctx, cmd, args, tally)
+}
+
+/// `call`, inlined into the two hot callers (a client's command, a
+/// script's `redis.call`), where the caller's origin is known at compile
+/// time and the call itself costs as much as the checks it skips.
+#[inline(always)]
+pub fn call_inline(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tally) -> Reply {
     // maxmemory: evict or refuse before a write. EXEC checks a whole
     // transaction up front and a script applies its own rules.
     if matches!(ctx.origin, Origin::Client | Origin::Blocked) {
@@ -494,13 +514,28 @@ fn account(
 }
 
 /// Step 4: what the command changed, for everyone who follows changes.
+#[inline(always)]
 fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
     let server = ctx.server;
-    let stream = &server.propagation;
-    let propagate = stream.active();
-    // Keys the command reaped by expiry: notified, and replayed as DEL/UNLINK.
+    let propagate = server.propagation.active();
     let flags = server.config.notify_flags.load(Relaxed);
-    if flags & crate::pubsub::notify::EXPIRED != 0 || propagate || server.tracking.engaged() {
+    let followed = flags & crate::pubsub::notify::EXPIRED != 0 || propagate || server.tracking.engaged();
+    if !followed && ctx.effects.rewritten.is_none() {
+        // Nobody follows expiries or the write stream: only the count.
+        tally.dirty += ctx.effects.dirty;
+        ctx.effects.dirty = 0;
+        ctx.effects.force = false;
+        return;
+    }
+    drain_followed(ctx, args, tally, propagate, followed);
+}
+
+/// `drain_effects` when expiries or the write stream are followed.
+#[inline(never)]
+fn drain_followed(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally, propagate: bool, followed: bool) {
+    let stream = &ctx.server.propagation;
+    // Keys the command reaped by expiry: notified, and replayed as DEL/UNLINK.
+    if followed {
         ctx.drain_expired(propagate);
     }
     let effects = std::mem::take(&mut ctx.effects);

@@ -77,24 +77,33 @@ pub fn top_level() -> impl Iterator<Item = &'static CommandSpec> {
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<Command> {
-    let mut buf = [0u8; 48];
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-    index().by_name.get(lower).copied()
+    find(name, false)
 }
 
 /// A command as a request names it: `config|get` is no command name (Redis
 /// finds subcommands only under their container).
 pub fn lookup_top(name: &[u8]) -> Option<Command> {
-    if name.contains(&b'|') {
+    find(name, true)
+}
+
+/// `lookup`; `top`: None for a name with `|` (a subcommand's), checked
+/// while the name is folded to lower case.
+#[inline]
+fn find(name: &[u8], top: bool) -> Option<Command> {
+    let mut buf = [0u8; 48];
+    if name.len() > buf.len() {
         return None;
     }
-    lookup(name)
+    let mut bar = false;
+    for (d, s) in buf.iter_mut().zip(name) {
+        bar |= *s == b'|';
+        *d = s.to_ascii_lowercase();
+    }
+    if top && bar {
+        return None;
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    index().by_name.get(lower).copied()
 }
 
 /// Resolves a container's subcommand (`CONFIG GET` → `config|get`).

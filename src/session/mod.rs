@@ -598,7 +598,7 @@ impl Session {
     fn call(&self, cmd: Command, args: &[Bytes], shards: &mut [&mut ShardData], tally: &mut Tally) -> Reply {
         let c = &self.client;
         let mut ctx = Ctx::new(&self.server, shards, &c.info, c.db, c.resp, Origin::Client);
-        dispatch::call(&mut ctx, cmd, args, tally)
+        dispatch::call_inline(&mut ctx, cmd, args, tally)
     }
 
     /// Enters the shards `ids` (ascending) and runs one command.

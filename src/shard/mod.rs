@@ -38,7 +38,32 @@ impl ShardData {
     /// caching): its WATCHers become dirty, the first client blocked on it
     /// wakes, clients that may cache it are told, and keyspace
     /// notifications go out.
+    #[inline]
     pub fn key_changed(
+        &mut self,
+        server: &crate::server::Server,
+        db: usize,
+        key: &[u8],
+        event: &'static str,
+        now: u64,
+        who: tracking::Who,
+    ) {
+        // Usually nobody follows changes: a few loads decide it, inline in
+        // every write.
+        if self.waiters.is_empty()
+            && self.watches.is_empty()
+            && !server.tracking.engaged()
+            && server.config.notify_flags.load(Ordering::Relaxed) == 0
+        {
+            return;
+        }
+        self.key_followed(server, db, key, event, now, who);
+    }
+
+    /// `key_changed` when blocked clients, WATCH, tracking or keyspace
+    /// notifications may follow the key.
+    #[inline(never)]
+    fn key_followed(
         &mut self,
         server: &crate::server::Server,
         db: usize,
