@@ -742,3 +742,48 @@ fn client_bytes_in_errors_match_redis() {
     let (ours, theirs) = (stats(&mut b.0[0]), stats(&mut b.0[1]));
     assert_eq!(ours, theirs);
 }
+
+/// Scripts calling the same commands again and again (a call's command is
+/// remembered by name for the next calls): names in any case, wrong arity
+/// after good calls, containers and their subcommands under the same name,
+/// names that are numbers or contain `|`, and number arguments of every
+/// form (integers, -0, fractions, large values), with the statistics they
+/// leave, as redis-server.
+#[test]
+fn repeated_script_calls_match_redis() {
+    let Some(p) = Pair::start() else { return };
+    let mut b = p.clients();
+    for c in b.0.iter_mut() {
+        c.call(&[b"CONFIG", b"RESETSTAT"]);
+    }
+    let scripts = [
+        "redis.call('LPUSH', KEYS[1], 'a') redis.call('lpush', KEYS[1], 'b') redis.call('LpUsH', KEYS[1], 3) \
+         return redis.call('LRANGE', KEYS[1], 0, -1)",
+        "return redis.pcall('LPUSH', KEYS[1])",
+        "return redis.pcall('lpush')",
+        "return redis.pcall('config', 'get', 'maxmemory-policy')",
+        "return redis.pcall('config')",
+        "return redis.pcall('config', 'nosuch')",
+        "return redis.pcall('CONFIG', 'GET', 'maxmemory-policy')",
+        "return redis.pcall('acl', 'whoami')",
+        "return redis.pcall('acl')",
+        "return redis.pcall('acl', 'nosuch')",
+        "return redis.pcall('config|get', 'maxmemory-policy')",
+        "return redis.pcall(12345, 'x')",
+        "return redis.pcall('12345', 'x')",
+        "local n = 0 for i = 1, 20 do n = n + redis.call('INCRBY', KEYS[1] .. 'n', i - 10) end return n",
+        "return redis.pcall('INCRBY', KEYS[1] .. 'n', 1.5)",
+        "return redis.pcall('INCRBY', KEYS[1] .. 'n')",
+        "local r = {} for _, v in ipairs({0, -0.0, 7, -7, 1.5, -2.25, 1e15, 1e16, 1e17, 123456789012345678, \
+         2^53, -2^63, 1e300, 0.1, 1/3}) do redis.call('SET', KEYS[1] .. 's', v) \
+         r[#r + 1] = redis.call('GET', KEYS[1] .. 's') end return r",
+        "return redis.call('get', KEYS[1] .. 's')",
+    ];
+    for _ in 0..2 {
+        for s in scripts {
+            b.check_str(&["EVAL", s, "1", "k"]);
+        }
+    }
+    let (ours, theirs) = (stats(&mut b.0[0]), stats(&mut b.0[1]));
+    assert_eq!(ours, theirs, "statistics differ");
+}

@@ -291,6 +291,9 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
     }
     let mut argv = std::mem::take(&mut run.args_buf);
     argv.clear();
+    // The command as a recent call named it: its name is shared, not copied,
+    // and the table lookup is skipped.
+    let mut known = None;
     for i in 1..=argc {
         // SAFETY: as above; `lua_type`, `lua_tolstring` on a string and
         // `lua_tonumber` neither allocate nor raise.
@@ -299,7 +302,14 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
                 ffi::LUA_TSTRING => {
                     let mut len = 0usize;
                     let p = ffi::lua_tolstring(state, i, &mut len);
-                    Some(Bytes::copy_from_slice(std::slice::from_raw_parts(p as *const u8, len)))
+                    let s = std::slice::from_raw_parts(p as *const u8, len);
+                    match if i == 1 { recent::find(s) } else { None } {
+                        Some((name, cmd)) => {
+                            known = Some(cmd);
+                            Some(name)
+                        }
+                        None => Some(Bytes::copy_from_slice(s)),
+                    }
                 }
                 ffi::LUA_TNUMBER => Some(number_arg(ffi::lua_tonumber(state, i))),
                 _ => None,
@@ -317,7 +327,7 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             }
         }
     }
-    let result = execute(run, &argv);
+    let result = execute(run, &argv, known);
     argv.clear();
     run.args_buf = argv;
     match result {
@@ -341,12 +351,112 @@ enum CallErr {
 
 /// A number argument as Redis 7.0 sends it to the command (`%.17g`).
 fn number_arg(n: f64) -> Bytes {
+    // Integral values (counters, scores) print as integers: no formatting
+    // machinery, no growing string.
+    if let Some(i) = crate::util::numbers::printed_as_integer(n) {
+        let mut buf = [0u8; 24];
+        let len = write_i64(&mut buf, i);
+        return Bytes::copy_from_slice(&buf[buf.len() - len..]);
+    }
     Bytes::from(crate::protocol::format_double(n))
 }
 
+/// Writes `i` in decimal at the end of `buf`, returning how many bytes it took.
+fn write_i64(buf: &mut [u8; 24], i: i64) -> usize {
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    buf.len() - pos
+}
+
+/// A small cache of the commands scripts called on this thread, by name
+/// exactly as written: a script calls the same few commands over and over,
+/// and a hit spares both the case-folding table lookup and a copy of the
+/// name (the cached `Bytes` is shared). Only plain commands (no container)
+/// are cached, so the name alone decides the command; arity is still checked
+/// for each call.
+mod recent {
+    use super::{Command, Exec};
+    use bytes::Bytes;
+    use std::cell::RefCell;
+
+    const SLOTS: usize = 16;
+    const NAME_MAX: usize = 24;
+
+    struct Entry {
+        name: Bytes,
+        cmd: Command,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<[Option<Entry>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+    }
+
+    #[inline]
+    fn slot(name: &[u8]) -> usize {
+        match name {
+            [] => 0,
+            [first, .., last] => (*first as usize).wrapping_mul(31) ^ (*last as usize) ^ (name.len() << 2),
+            [only] => *only as usize,
+        }
+        .wrapping_rem(SLOTS)
+    }
+
+    /// The cached name and command for `name`, if a script called it lately.
+    #[inline]
+    pub fn find(name: &[u8]) -> Option<(Bytes, Command)> {
+        if name.len() > NAME_MAX {
+            return None;
+        }
+        CACHE.with(|c| {
+            let c = c.borrow();
+            let e = c[slot(name)].as_ref()?;
+            (e.name[..] == *name).then(|| (e.name.clone(), e.cmd))
+        })
+    }
+
+    /// Remembers that `name` resolved to `cmd` (a plain command only).
+    pub fn remember(name: &Bytes, cmd: Command) {
+        // A container's name alone does not decide the command (nor does it
+        // name its subcommand, whose name has a `|`); a plain command was
+        // found by `registry::lookup_top(name)` itself.
+        if name.len() > NAME_MAX || matches!(cmd.spec.exec, Exec::Container) || cmd.spec.name.contains('|') {
+            return;
+        }
+        CACHE.with(|c| c.borrow_mut()[slot(name)] = Some(Entry { name: name.clone(), cmd }));
+    }
+}
+
+/// Resolves a call's command: `known` when the name was found in the
+/// cache of recent calls (then only the arity is checked), else the table.
+fn resolve(argv: &[Bytes], known: Option<Command>) -> Result<Command, Reply> {
+    match known {
+        Some(cmd) if cmd.spec.arity_ok(argv.len()) => Ok(cmd),
+        Some(cmd) => Err(Reply::wrong_arity(cmd.spec.name)),
+        None => {
+            let r = registry::resolve(argv);
+            if let Ok(cmd) = &r {
+                recent::remember(&argv[0], *cmd);
+            }
+            r
+        }
+    }
+}
+
 /// Checks and runs one command for the script.
-fn execute(run: &mut Run<'_>, argv: &[Bytes]) -> Result<Reply, CallErr> {
-    let cmd = match registry::resolve(argv) {
+fn execute(run: &mut Run<'_>, argv: &[Bytes], known: Option<Command>) -> Result<Reply, CallErr> {
+    let cmd = match resolve(argv, known) {
         Ok(c) => c,
         Err(Reply::Error(e)) if e.starts_with("ERR wrong number of arguments") => {
             let err = CallErr::Msg(crate::protocol::errors::SCRIPT_WRONG_ARITY);
@@ -604,58 +714,63 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
 fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Reply {
     run.tally.restart();
     match cmd.spec.exec {
-        Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {
-            let reply = with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally));
-            remember_script_keys(run, cmd);
-            reply
-        }
+        Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {}
         Exec::Routed(route, _) => match route(run.server, argv) {
             Err(e) => {
                 // Counted as the session counts it.
                 crate::commands::dispatch::rejected(run.server, cmd, &e);
-                e
+                return e;
             }
             Ok(id) if id != run.shard.id => {
                 let e = Reply::err(crate::protocol::errors::NON_LOCAL_KEY);
                 crate::commands::dispatch::rejected(run.server, cmd, &e);
-                e
+                return e;
             }
-            Ok(_) => {
-                let reply = with_ctx(run, |ctx, tally| dispatch::call(ctx, cmd, argv, tally));
-                remember_script_keys(run, cmd);
-                reply
-            }
+            Ok(_) => {}
         },
         Exec::Conn(_) => {
             let server = run.server;
             let mut ctx = ConnCtx { server, client: conn_state(run) };
             let r = dispatch::call_conn(&mut ctx, cmd, argv, Origin::Script);
             run.db = ctx.client.db;
-            r
+            return r;
         }
-        Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
-            Some(f) => {
-                let server = run.server;
-                f(&mut ConnCtx { server, client: conn_state(run) }, argv)
+        Exec::Container => {
+            return match crate::commands::server::bare_container(cmd.spec.name) {
+                Some(f) => {
+                    let server = run.server;
+                    f(&mut ConnCtx { server, client: conn_state(run) }, argv)
+                }
+                None => Reply::wrong_arity(cmd.spec.name),
             }
-            None => Reply::wrong_arity(cmd.spec.name),
-        },
+        }
         Exec::Session(_) => {
             let e = Reply::err(crate::protocol::errors::SCRIPT_DENIED);
             crate::commands::dispatch::rejected(run.server, cmd, &e);
-            e
+            return e;
         }
     }
+    // A command run on the script's shard(s).
+    let reply = with_ctx(run, |ctx, tally| dispatch::call_inline(ctx, cmd, argv, tally));
+    remember_script_keys(run, cmd);
+    reply
 }
 
 /// Client-side caching of a script's reads, as Redis 7.0 does it: a
 /// read-only command run by the script remembers the script's declared
 /// keys (not the keys the command read) for a tracking caller.
+#[inline(always)]
 fn remember_script_keys(run: &mut Run<'_>, cmd: Command) {
     let tracking = run.caller.info.tracking.flags();
     if tracking == 0 || !cmd.spec.has(crate::commands::registry::flags::READONLY) || run.keys.is_empty() {
         return;
     }
+    remember_keys_now(run, tracking);
+}
+
+#[cold]
+#[inline(never)]
+fn remember_keys_now(run: &mut Run<'_>, tracking: u32) {
     let keys = run.keys;
     with_ctx(run, |ctx, _| {
         let (server, client) = (ctx.server, ctx.client);
