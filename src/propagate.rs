@@ -58,6 +58,12 @@ impl Stream {
         inner.offset
     }
 
+    /// The stream offset: bytes emitted since start-up (INFO's
+    /// `master_repl_offset`).
+    pub fn offset(&self) -> u64 {
+        self.inner.lock().offset
+    }
+
     pub fn unsubscribe(&self, s: &Arc<dyn Subscriber>) {
         let mut inner = self.inner.lock();
         inner.subscribers.retain(|x| !Arc::ptr_eq(x, s));

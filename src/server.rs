@@ -22,6 +22,8 @@ pub struct Server {
     pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
     pub propagation: crate::propagate::Stream,
+    /// Replicas following this server.
+    pub replicas: crate::replication::Replicas,
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
@@ -71,6 +73,7 @@ impl Server {
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
+            replicas: Default::default(),
             pause: Default::default(),
             aof: Default::default(),
             persist: Default::default(),

@@ -34,6 +34,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         session: Session::new(server.clone(), info.clone()),
     };
     conn.serve().await;
+    server.replicas.forget(info.id);
     server.clients.unregister(info.id);
 }
 
@@ -163,6 +164,11 @@ impl Connection {
                 tokio::task::yield_now().await;
             }
             if !self.flush().await || self.session.client.close_after_reply {
+                break;
+            }
+            if let Some(psync) = server.replicas.take_handoff(info.id) {
+                let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
+                crate::replication::serve_replica(&server, stream, inbuf, &info, psync).await;
                 break;
             }
             // Give back memory after a burst of big requests.

@@ -147,13 +147,23 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
         "persistence" => persistence_section(server, &mut f),
         "stats" => stats_section(server, &mut f),
         "replication" => {
-            // A master without replicas (moonshard has no replication yet).
+            // A master (moonshard does not follow a master yet).
+            let offset = server.propagation.offset();
             f("role", "master".into());
-            f("connected_slaves", "0".into());
+            let links = server.replicas.links();
+            f("connected_slaves", links.len().to_string());
+            let now = crate::storage::now_ms() / 1000;
+            for (i, l) in links.iter().enumerate() {
+                let online = l.online.load(std::sync::atomic::Ordering::Relaxed);
+                let state = if online { "online" } else { "wait_bgsave" };
+                let ack = l.ack.load(std::sync::atomic::Ordering::Relaxed);
+                let lag = now.saturating_sub(l.last_ack.load(std::sync::atomic::Ordering::Relaxed));
+                f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
+            }
             f("master_failover_state", "no-failover".into());
             f("master_replid", server.replid.lock().clone());
             f("master_replid2", "0000000000000000000000000000000000000000".into());
-            f("master_repl_offset", "0".into());
+            f("master_repl_offset", offset.to_string());
             f("second_repl_offset", "-1".into());
             f("repl_backlog_active", "0".into());
             f("repl_backlog_size", server.config.get("repl-backlog-size").unwrap_or_default());
