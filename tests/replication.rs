@@ -1,0 +1,178 @@
+//! Replication with a real redis-server 7.0: a redis-server replica follows
+//! a moonshard master (handshake, full sync by RDB, then the write stream)
+//! and ends with the master's dataset, checked by DEBUG DIGEST on both.
+//! The writes are a seeded random mix of every type, expiries, scripts,
+//! cross-shard transactions and other databases, before the replica
+//! connects (they travel in the snapshot) and after (in the stream).
+
+mod common;
+
+use common::{field_of, moonshard, q, redis_server_with, run_str, Proc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 4;
+
+/// One random write from a mix over every type.
+fn random_write(rng: &mut StdRng, con: &mut redis::Connection, keys: &[String]) {
+    let k = &keys[rng.gen_range(0..keys.len())];
+    let k2 = &keys[rng.gen_range(0..keys.len())];
+    let n = rng.gen_range(0..1000).to_string();
+    let s = |p: &str| format!("{p}:{k}");
+    let cmd: Vec<String> = match rng.gen_range(0..26) {
+        0 => vec!["SET".into(), s("str"), n],
+        1 => vec!["APPEND".into(), s("str"), n],
+        2 => vec!["INCRBYFLOAT".into(), s("num"), "1.5".into()],
+        3 => vec!["SET".into(), s("ttl"), n, "EX".into(), "1000".into()],
+        4 => vec!["EXPIRE".into(), s("str"), "500".into()],
+        5 => vec!["SET".into(), s("short"), n, "PX".into(), rng.gen_range(20..200).to_string()],
+        6 => vec!["RPUSH".into(), s("list"), n.clone(), n],
+        7 => vec!["LPOP".into(), s("list")],
+        8 => vec!["LMOVE".into(), s("list"), format!("list:{k2}"), "LEFT".into(), "RIGHT".into()],
+        9 => vec!["HSET".into(), s("hash"), format!("f{n}"), n],
+        10 => vec!["HINCRBY".into(), s("hash"), "ctr".into(), "3".into()],
+        11 => vec!["SADD".into(), s("set"), n.clone(), format!("m{n}")],
+        12 => vec!["SPOP".into(), s("set")],
+        13 => vec!["ZADD".into(), s("zset"), n.clone(), format!("m{n}")],
+        14 => vec!["ZINCRBY".into(), s("zset"), "2.5".into(), "m1".into()],
+        15 => vec!["XADD".into(), s("stream"), "*".into(), "f".into(), n],
+        16 => vec!["PFADD".into(), s("hll"), n.clone(), format!("x{n}")],
+        17 => vec!["SETBIT".into(), s("bits"), n, "1".into()],
+        18 => vec!["DEL".into(), s("str")],
+        19 => vec!["COPY".into(), s("hash"), format!("copy:{k2}"), "REPLACE".into()],
+        20 => vec!["EVAL".into(), SCRIPT.into(), "2".into(), s("lua"), format!("lua:{k}:b"), n],
+        21 => vec!["PEXPIRE".into(), s("list"), rng.gen_range(30..300).to_string()],
+        22 => vec!["GETEX".into(), s("ttl"), "PERSIST".into()],
+        23 => vec!["SINTERSTORE".into(), format!("{{t}}dst{n}"), "{t}a".into(), "{t}b".into()],
+        24 => vec!["SADD".into(), format!("{{t}}{}", ["a", "b"][rng.gen_range(0..2)]), n],
+        _ => vec!["INCR".into(), s("num2")],
+    };
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let _ = run_str(con, &args);
+}
+
+/// A script writing two keys, one of them with a random element (SPOP),
+/// so that replicating its effects (not the script) is what keeps it exact.
+const SCRIPT: &str = "redis.call('SADD', KEYS[1], ARGV[1], 'a', 'b', 'c') \
+     redis.call('SPOP', KEYS[1]) \
+     redis.call('INCRBY', KEYS[2], ARGV[1]) return 1";
+
+/// A transaction over keys on different shards, in another database.
+fn cross_shard_exec(rng: &mut StdRng, con: &mut redis::Connection, keys: &[String]) {
+    let db = rng.gen_range(0..3).to_string();
+    let n = rng.gen_range(0..100).to_string();
+    assert_eq!(q(con, &format!("SELECT {db}")), "OK");
+    assert_eq!(q(con, "MULTI"), "OK");
+    for k in keys {
+        let _ = run_str(con, &["INCRBY", &format!("tx:{k}"), &n]);
+        let _ = run_str(con, &["HSET", &format!("txh:{k}"), &n, &n]);
+    }
+    let _ = run_str(con, &["EXEC"]);
+    assert_eq!(q(con, "SELECT 0"), "OK");
+}
+
+fn load(rng: &mut StdRng, con: &mut redis::Connection, keys: &[String], n: usize) {
+    for i in 0..n {
+        if i % 50 == 0 {
+            cross_shard_exec(rng, con, keys);
+        } else {
+            random_write(rng, con, keys);
+        }
+    }
+}
+
+fn digest(con: &mut redis::Connection) -> String {
+    q(con, "DEBUG DIGEST")
+}
+
+/// Waits until the replica is linked and has applied the master's whole
+/// stream, then until both digests agree (expiries may still be on their
+/// way as DELs). Returns the last digests seen.
+fn wait_in_sync(master: &mut redis::Connection, replica: &mut redis::Connection) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let offset = field_of(master, "replication", "master_repl_offset");
+        let up = field_of(replica, "replication", "master_link_status") == "up";
+        let theirs = field_of(replica, "replication", "slave_repl_offset");
+        if up && offset == theirs {
+            let (a, b) = (digest(master), digest(replica));
+            if a == b || Instant::now() > deadline {
+                return (a, b);
+            }
+        } else if Instant::now() > deadline {
+            panic!("the replica did not catch up: link up {up}, master at {offset}, replica at {theirs}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_replica(master: &Proc) -> Option<Proc> {
+    let port = master.port.to_string();
+    redis_server_with(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port])
+}
+
+#[test]
+fn redis_server_replica_follows_moonshard_master() {
+    let master = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
+    let mut rng = StdRng::seed_from_u64(16);
+    load(&mut rng, &mut m, &keys, 600);
+    // Functions travel in the snapshot too.
+    let lib = "#!lua name=repl\nredis.register_function('bump', function(k, a) return redis.call('INCR', k[1]) end)";
+    assert_eq!(run_str(&mut m, &["FUNCTION", "LOAD", lib]), Ok(redis::Value::BulkString(b"repl".to_vec())));
+
+    let Some(replica) = start_replica(&master) else { return };
+    let mut r = replica.client();
+    // Writes while the replica connects and syncs, then after.
+    load(&mut rng, &mut m, &keys, 400);
+    let _ = run_str(&mut m, &["FCALL", "bump", "1", "fn:ctr"]);
+    let (a, b) = wait_in_sync(&mut m, &mut r);
+    assert_eq!(a, b, "digests after the full sync and the stream");
+    assert_ne!(a, "0".repeat(40), "the dataset is not empty");
+    load(&mut rng, &mut m, &keys, 600);
+    let (a, b) = wait_in_sync(&mut m, &mut r);
+    assert_eq!(a, b, "digests after more of the stream");
+    assert_eq!(q(&mut r, "GET fn:ctr"), "1");
+    assert_eq!(q(&mut r, "FUNCTION LIST"), q(&mut m, "FUNCTION LIST"));
+
+    // The master reports its replica.
+    assert_eq!(field_of(&mut m, "replication", "connected_slaves"), "1");
+    let line = field_of(&mut m, "replication", "slave0");
+    assert!(
+        line.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset=", replica.port)),
+        "slave0 line: {line}"
+    );
+    let role = run_str(&mut m, &["ROLE"]).unwrap();
+    let redis::Value::Array(parts) = role else { panic!("ROLE answered {role:?}") };
+    assert_eq!(parts.len(), 3);
+    let redis::Value::Array(replicas) = &parts[2] else { panic!("ROLE replicas: {:?}", parts[2]) };
+    assert_eq!(replicas.len(), 1);
+}
+
+#[test]
+fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
+    let master = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
+    let mut rng = StdRng::seed_from_u64(7);
+    load(&mut rng, &mut m, &keys, 200);
+    let Some(first) = start_replica(&master) else { return };
+    let mut r = first.client();
+    let (a, b) = wait_in_sync(&mut m, &mut r);
+    assert_eq!(a, b);
+    drop(r);
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while field_of(&mut m, "replication", "connected_slaves") != "0" {
+        assert!(Instant::now() < deadline, "the dead replica is still listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    load(&mut rng, &mut m, &keys, 200);
+    let Some(second) = start_replica(&master) else { return };
+    let mut r = second.client();
+    load(&mut rng, &mut m, &keys, 200);
+    let (a, b) = wait_in_sync(&mut m, &mut r);
+    assert_eq!(a, b);
+}
