@@ -98,15 +98,13 @@ fn now_secs() -> u64 {
     crate::storage::now_ms() / 1000
 }
 
-/// The snapshot for a full sync and the subscription to the write stream,
-/// both taken with every shard held: returns the RDB and the stream offset
-/// it stands for. Blocks (call from a blocking thread).
+/// The snapshot for a full sync (BGSAVE's, no stop of the world) and the
+/// subscription to the write stream, both taken at one instant with every
+/// shard held: returns the RDB and the stream offset it stands for. Blocks
+/// (call from a blocking thread).
 fn snapshot_and_subscribe(server: &Server, link: Arc<Link>) -> std::io::Result<(Vec<u8>, u64)> {
-    let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
-    let refs: Vec<&crate::shard::ShardData> = guards.iter().map(|g| &**g).collect();
-    let rdb = crate::persist::save::write_held(server, &refs, Vec::new(), false)?;
-    let offset = server.propagation.subscribe(link);
-    drop(guards);
+    let mut offset = 0;
+    let rdb = crate::persist::save::snapshot_for_replica(server, || offset = server.propagation.subscribe(link))?;
     Ok((rdb, offset))
 }
 
@@ -137,7 +135,6 @@ pub async fn serve_replica(
     let (srv, l) = (server.clone(), link.clone());
     let snap = tokio::task::spawn_blocking(move || snapshot_and_subscribe(&srv, l)).await;
     let sub: Arc<dyn crate::propagate::Subscriber> = link.clone();
-    let subscribed = matches!(snap, Ok(Ok(_)));
     if let Ok(Ok((rdb, offset))) = snap {
         link.ack.store(offset, Ordering::Release);
         let mut head = Vec::new();
@@ -154,7 +151,8 @@ pub async fn serve_replica(
             follow(server, stream, inbuf, info, &link).await;
         }
     }
-    if subscribed {
+    {
+        // Subscribed even when the snapshot failed after its instant.
         // Subscribers leave with every shard entered (see `propagate::Unit`).
         let srv = server.clone();
         let _ = tokio::task::spawn_blocking(move || {

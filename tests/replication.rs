@@ -107,6 +107,44 @@ fn wait_in_sync(master: &mut redis::Connection, replica: &mut redis::Connection)
     }
 }
 
+/// The keys whose values or presence differ between the two servers, in
+/// databases 0 to 2 (what a failed digest comparison shows).
+fn differing_keys(master: &mut redis::Connection, replica: &mut redis::Connection) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in 0..3 {
+        let mut all = std::collections::BTreeSet::new();
+        for c in [&mut *master, &mut *replica] {
+            assert_eq!(q(c, &format!("SELECT {db}")), "OK");
+            if let Ok(redis::Value::Array(keys)) = run_str(c, &["KEYS", "*"]) {
+                for k in keys {
+                    if let redis::Value::BulkString(b) = k {
+                        all.insert(String::from_utf8_lossy(&b).into_owned());
+                    }
+                }
+            }
+        }
+        for k in all {
+            let a = (q(master, &format!("DEBUG DIGEST-VALUE {k}")), q(master, &format!("PTTL {k}")));
+            let b = (q(replica, &format!("DEBUG DIGEST-VALUE {k}")), q(replica, &format!("PTTL {k}")));
+            if a.0 != b.0 || (a.1.starts_with('-') != b.1.starts_with('-')) {
+                out.push(format!("db{db} {k}: master {a:?} replica {b:?}"));
+            }
+        }
+    }
+    for c in [master, replica] {
+        let _ = q(c, "SELECT 0");
+    }
+    out
+}
+
+#[track_caller]
+fn assert_same(master: &mut redis::Connection, replica: &mut redis::Connection, what: &str) {
+    let (a, b) = wait_in_sync(master, replica);
+    if a != b {
+        panic!("{what}: digests differ; keys: {:#?}", differing_keys(master, replica));
+    }
+}
+
 fn start_replica(master: &Proc) -> Option<Proc> {
     let port = master.port.to_string();
     redis_server_with(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port])
@@ -123,17 +161,25 @@ fn redis_server_replica_follows_moonshard_master() {
     let lib = "#!lua name=repl\nredis.register_function('bump', function(k, a) return redis.call('INCR', k[1]) end)";
     assert_eq!(run_str(&mut m, &["FUNCTION", "LOAD", lib]), Ok(redis::Value::BulkString(b"repl".to_vec())));
 
+    // A slow walk (µs per key), so that the writes below land while the
+    // snapshot is being written: keys change before and after the walk
+    // passes them.
+    assert_eq!(q(&mut m, "CONFIG SET rdb-key-save-delay 2000"), "OK");
     let Some(replica) = start_replica(&master) else { return };
     let mut r = replica.client();
     // Writes while the replica connects and syncs, then after.
-    load(&mut rng, &mut m, &keys, 400);
+    let mut saw_sync = false;
+    for _ in 0..20 {
+        load(&mut rng, &mut m, &keys, 20);
+        saw_sync |= field_of(&mut m, "persistence", "rdb_bgsave_in_progress") == "1";
+    }
+    assert!(saw_sync, "writes landed during the sync's snapshot");
+    assert_eq!(q(&mut m, "CONFIG SET rdb-key-save-delay 0"), "OK");
     let _ = run_str(&mut m, &["FCALL", "bump", "1", "fn:ctr"]);
-    let (a, b) = wait_in_sync(&mut m, &mut r);
-    assert_eq!(a, b, "digests after the full sync and the stream");
-    assert_ne!(a, "0".repeat(40), "the dataset is not empty");
+    assert_same(&mut m, &mut r, "after the full sync and the stream");
+    assert_ne!(digest(&mut m), "0".repeat(40), "the dataset is not empty");
     load(&mut rng, &mut m, &keys, 600);
-    let (a, b) = wait_in_sync(&mut m, &mut r);
-    assert_eq!(a, b, "digests after more of the stream");
+    assert_same(&mut m, &mut r, "after more of the stream");
     assert_eq!(q(&mut r, "GET fn:ctr"), "1");
     assert_eq!(q(&mut r, "FUNCTION LIST"), q(&mut m, "FUNCTION LIST"));
 
@@ -160,8 +206,7 @@ fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
     load(&mut rng, &mut m, &keys, 200);
     let Some(first) = start_replica(&master) else { return };
     let mut r = first.client();
-    let (a, b) = wait_in_sync(&mut m, &mut r);
-    assert_eq!(a, b);
+    assert_same(&mut m, &mut r, "first replica");
     drop(r);
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -173,6 +218,5 @@ fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
     let Some(second) = start_replica(&master) else { return };
     let mut r = second.client();
     load(&mut rng, &mut m, &keys, 200);
-    let (a, b) = wait_in_sync(&mut m, &mut r);
-    assert_eq!(a, b);
+    assert_same(&mut m, &mut r, "second replica");
 }
