@@ -24,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// REPLCONF option value ...: the replica's settings (listening-port is
 /// kept for ROLE and INFO; the others need no answer but +OK).
 fn replconf(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::syntax_error();
     }
     for pair in args[1..].chunks_exact(2) {
