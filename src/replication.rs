@@ -30,6 +30,14 @@ pub struct Replicas {
     /// Connections whose PSYNC (true) or SYNC (false) was accepted, waiting
     /// for their connection task to hand them over.
     handoff: Mutex<HashMap<u64, bool>>,
+    /// This server's master, when it is a replica.
+    pub following: Mutex<Following>,
+    /// Bumped by every REPLICAOF: the thread of an older one stops.
+    generation: AtomicU64,
+    /// A replica refusing its clients' writes.
+    is_replica: AtomicBool,
+    /// The master's stream offset applied so far (a replica's).
+    pub applied: AtomicU64,
 }
 
 /// One replica's link: what the stream appended for it, waiting to be sent.
@@ -205,5 +213,215 @@ async fn follow(server: &Arc<Server>, stream: &mut TcpStream, inbuf: &mut BytesM
             _ = info.kill_notify.notified() => {}
             _ = server.shutdown.notified() => return,
         }
+    }
+}
+
+// ------------------------------------------------------------ replica side
+
+/// This server's own master, when it is a replica (REPLICAOF host port).
+#[derive(Default)]
+pub struct Following {
+    pub master: Option<(String, u16)>,
+    /// The master's replication id and the offset applied so far.
+    pub replid: String,
+    pub link_up: bool,
+    pub sync_in_progress: bool,
+    pub last_io: u64,
+}
+
+impl Replicas {
+    /// True while this server is a replica refusing writes from its clients.
+    pub fn read_only_replica(&self) -> bool {
+        self.is_replica.load(Ordering::Relaxed)
+    }
+}
+
+/// REPLICAOF host port: forgets the dataset's past and follows `host:port`
+/// from a thread of its own (reconnecting until told otherwise).
+pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
+    let gen = server.replicas.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    {
+        let mut f = server.replicas.following.lock();
+        *f = Following { master: Some((host.clone(), port)), ..Default::default() };
+    }
+    server.replicas.is_replica.store(server.config.get("replica-read-only").as_deref() != Some("no"), Ordering::Relaxed);
+    log(server, "notice", &format!("Connecting to MASTER {host}:{port}"));
+    let srv = server.clone();
+    let _ = std::thread::Builder::new().name("moonshard-replica".into()).spawn(move || {
+        while srv.replicas.generation.load(Ordering::Acquire) == gen && !srv.shutting_down.load(Ordering::SeqCst) {
+            if let Err(e) = sync_with_master(&srv, &host, port, gen) {
+                log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+            }
+            {
+                let mut f = srv.replicas.following.lock();
+                if srv.replicas.generation.load(Ordering::Acquire) == gen {
+                    f.link_up = false;
+                    f.sync_in_progress = false;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    });
+}
+
+/// REPLICAOF NO ONE: stops following; the dataset stays.
+pub fn stop_following(server: &Server) {
+    server.replicas.generation.fetch_add(1, Ordering::AcqRel);
+    server.replicas.is_replica.store(false, Ordering::Relaxed);
+    *server.replicas.following.lock() = Following::default();
+    log(server, "notice", "MASTER MODE enabled (user request from 'id=0')");
+}
+
+fn send_command(s: &mut std::net::TcpStream, argv: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut buf = Vec::new();
+    crate::propagate::encode(&mut buf, argv);
+    s.write_all(&buf)
+}
+
+/// Reads one line (without CRLF) from a blocking stream, byte by byte from
+/// `buf` first. Skips the empty lines masters send as keep-alives.
+fn read_line(s: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> std::io::Result<String> {
+    use std::io::Read;
+    loop {
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            if text.is_empty() {
+                continue;
+            }
+            return Ok(text);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::other("the master closed the connection"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn expect_ok(line: &str, what: &str) -> std::io::Result<()> {
+    if line.starts_with('-') {
+        return Err(std::io::Error::other(format!("{what} answered {line}")));
+    }
+    Ok(())
+}
+
+/// One connection to the master: handshake, full sync, then the stream
+/// until the link drops or this server follows another master.
+fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> std::io::Result<()> {
+    use std::io::Read;
+    let current = || server.replicas.generation.load(Ordering::Acquire) == gen;
+    let mut s = std::net::TcpStream::connect((host, port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1000)))?;
+    log(server, "notice", "MASTER <-> REPLICA sync started");
+    let mut buf = Vec::new();
+    send_command(&mut s, &[b"PING"])?;
+    expect_ok(&read_line(&mut s, &mut buf)?, "PING")?;
+    let me = server.port.load(Ordering::Relaxed).to_string();
+    send_command(&mut s, &[b"REPLCONF", b"listening-port", me.as_bytes()])?;
+    expect_ok(&read_line(&mut s, &mut buf)?, "REPLCONF listening-port")?;
+    send_command(&mut s, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])?;
+    expect_ok(&read_line(&mut s, &mut buf)?, "REPLCONF capa")?;
+    send_command(&mut s, &[b"PSYNC", b"?", b"-1"])?;
+    let line = read_line(&mut s, &mut buf)?;
+    let mut words = line.split_whitespace();
+    if words.next() != Some("+FULLRESYNC") {
+        return Err(std::io::Error::other(format!("PSYNC answered {line}")));
+    }
+    let replid = words.next().unwrap_or_default().to_string();
+    let mut offset: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    log(server, "notice", &format!("Full resync from master: {replid}:{offset}"));
+    server.replicas.following.lock().sync_in_progress = true;
+    // The payload: `$<len>` then the file, or `$EOF:<mark>` then the file
+    // followed by the mark.
+    let head = read_line(&mut s, &mut buf)?;
+    let mut rdb = std::mem::take(&mut buf);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut read_more = |s: &mut std::net::TcpStream, rdb: &mut Vec<u8>| -> std::io::Result<()> {
+        match s.read(&mut chunk) {
+            Ok(0) => Err(std::io::Error::other("the master closed the connection during the sync")),
+            Ok(n) => {
+                rdb.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(mark) = head.strip_prefix("$EOF:") {
+        let mark = mark.as_bytes().to_vec();
+        while !(rdb.len() >= mark.len() && rdb.ends_with(&mark)) {
+            read_more(&mut s, &mut rdb)?;
+        }
+        rdb.truncate(rdb.len() - mark.len());
+    } else {
+        let len: usize = head
+            .strip_prefix('$')
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad sync payload header {head}")))?;
+        while rdb.len() < len {
+            read_more(&mut s, &mut rdb)?;
+        }
+        buf = rdb.split_off(len);
+    }
+    if !current() {
+        return Ok(());
+    }
+    log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {} bytes from master to disk", rdb.len()));
+    let mut loader = crate::persist::aof::Loader::new(server, "master");
+    log(server, "notice", "MASTER <-> REPLICA sync: Flushing old data");
+    let flush = |l: &mut crate::persist::aof::Loader, argv: &[&str]| {
+        let _ = l.apply(argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
+    };
+    flush(&mut loader, &["FLUSHALL"]);
+    flush(&mut loader, &["FUNCTION", "FLUSH"]);
+    log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
+    let mut target = crate::persist::load::Target::Lock(&server.shards);
+    let (_, loaded) = crate::persist::load::read_into(server, &rdb[..], &mut target, false)
+        .map_err(|e| std::io::Error::other(format!("Failed trying to load the MASTER synchronization DB: {e}")))?;
+    crate::persist::load::note_loaded(server, &loaded);
+    drop(rdb);
+    {
+        let mut f = server.replicas.following.lock();
+        f.replid = replid;
+        f.link_up = true;
+        f.sync_in_progress = false;
+        f.last_io = now_secs();
+    }
+    server.replicas.applied.store(offset, Ordering::Release);
+    log(server, "notice", "MASTER <-> REPLICA sync: Finished with success");
+    // The stream.
+    let mut last_ack = std::time::Instant::now();
+    loop {
+        if !current() || server.shutting_down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut pos = 0;
+        while let Some(argv) =
+            crate::persist::aof::next_stream_command(&buf, &mut pos).map_err(std::io::Error::other)?
+        {
+            let getack = argv.len() >= 2
+                && crate::util::eq_ic(&argv[0], "replconf")
+                && crate::util::eq_ic(&argv[1], "getack");
+            if !getack {
+                let _ = loader.apply(argv);
+            }
+            if getack {
+                last_ack = std::time::Instant::now() - std::time::Duration::from_secs(2);
+            }
+        }
+        if pos > 0 {
+            offset += pos as u64;
+            buf.drain(..pos);
+            server.replicas.applied.store(offset, Ordering::Release);
+            server.replicas.following.lock().last_io = now_secs();
+        }
+        if last_ack.elapsed() >= std::time::Duration::from_secs(1) {
+            send_command(&mut s, &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;
+            last_ack = std::time::Instant::now();
+        }
+        read_more(&mut s, &mut buf)?;
     }
 }

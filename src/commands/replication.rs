@@ -13,6 +13,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["admin", "dangerous"]),
     cmd("failover", -1, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Server, C(failover))
         .doc("6.2.0", "Hands the master role over to a replica."),
+    cmd("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, G::Server, C(replicaof))
+        .doc("5.0.0", "Follows another server as its replica, or stops following (NO ONE)."),
+    cmd("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, G::Server, C(replicaof))
+        .doc("1.0.0", "Follows another server as its replica, or stops following (NO ONE); old name of REPLICAOF."),
     cmd("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, G::Server, C(replconf))
         .doc("3.0.0", "Exchanges replication settings between a replica and its master (internal)."),
     cmd("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(psync))
@@ -20,6 +24,25 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(sync))
         .doc("1.0.0", "Asks the master for its whole dataset and replication stream (internal)."),
 ];
+
+/// REPLICAOF host port | REPLICAOF NO ONE.
+fn replicaof(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
+        if ctx.server.replicas.following.lock().master.is_some() {
+            crate::replication::stop_following(ctx.server);
+        }
+        return Reply::ok();
+    }
+    let Some(port) = parse_i64(&args[2]).and_then(|p| u16::try_from(p).ok()) else {
+        return Reply::err("Invalid master port");
+    };
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    if ctx.server.replicas.following.lock().master.as_ref() == Some(&(host.clone(), port)) {
+        return Reply::Status("OK Already connected to specified master".into());
+    }
+    crate::replication::follow_master(ctx.server, host, port);
+    Reply::ok()
+}
 
 /// REPLCONF option value ...: the replica's settings (listening-port is
 /// kept for ROLE and INFO; the others need no answer but +OK).
@@ -60,6 +83,26 @@ fn sync(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 /// A master: `master`, its replication offset, and each online replica as
 /// [ip, port, acknowledged offset].
 fn role(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
+    {
+        let f = ctx.server.replicas.following.lock();
+        if let Some((host, port)) = &f.master {
+            let state = if f.link_up {
+                "connected"
+            } else if f.sync_in_progress {
+                "sync"
+            } else {
+                "connecting"
+            };
+            let applied = ctx.server.replicas.applied.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            return Reply::Array(vec![
+                Reply::bulk_str("slave"),
+                Reply::bulk_str(host),
+                Reply::Int(*port as i64),
+                Reply::bulk_str(state),
+                Reply::Int(if f.link_up { applied } else { -1 }),
+            ]);
+        }
+    }
     let replicas = ctx
         .server
         .replicas

@@ -420,9 +420,7 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
     ("client|unblock", -3),
     ("client|unpause", 2),
     ("debug", -2),
-    ("replicaof", 3),
     ("script|debug", 3),
-    ("slaveof", 3),
     ("wait", 3),
 ];
 

@@ -148,8 +148,27 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
         "stats" => stats_section(server, &mut f),
         "replication" => {
             // A master (moonshard does not follow a master yet).
-            let offset = server.propagation.offset();
-            f("role", "master".into());
+            let mut offset = server.propagation.offset();
+            let following = server.replicas.following.lock();
+            if let Some((host, port)) = &following.master {
+                offset = server.replicas.applied.load(std::sync::atomic::Ordering::Relaxed);
+                let ago = (crate::storage::now_ms() / 1000).saturating_sub(following.last_io);
+                f("role", "slave".into());
+                f("master_host", host.clone());
+                f("master_port", port.to_string());
+                f("master_link_status", if following.link_up { "up" } else { "down" }.into());
+                f("master_last_io_seconds_ago", if following.link_up { ago.to_string() } else { "-1".into() });
+                f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
+                f("slave_read_repl_offset", offset.to_string());
+                f("slave_repl_offset", offset.to_string());
+                f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
+                let ro = server.config.get("replica-read-only").as_deref() != Some("no");
+                f("slave_read_only", u8::from(ro).to_string());
+                f("replica_announced", "1".into());
+            } else {
+                f("role", "master".into());
+            }
+            drop(following);
             let links = server.replicas.links();
             f("connected_slaves", links.len().to_string());
             let now = crate::storage::now_ms() / 1000;
