@@ -244,7 +244,10 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         let mut f = server.replicas.following.lock();
         *f = Following { master: Some((host.clone(), port)), ..Default::default() };
     }
-    server.replicas.is_replica.store(server.config.get("replica-read-only").as_deref() != Some("no"), Ordering::Relaxed);
+    server
+        .replicas
+        .is_replica
+        .store(server.config.get("replica-read-only").as_deref() != Some("no"), Ordering::Relaxed);
     log(server, "notice", &format!("Connecting to MASTER {host}:{port}"));
     let srv = server.clone();
     let _ = std::thread::Builder::new().name("moonshard-replica".into()).spawn(move || {
@@ -402,9 +405,8 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         while let Some(argv) =
             crate::persist::aof::next_stream_command(&buf, &mut pos).map_err(std::io::Error::other)?
         {
-            let getack = argv.len() >= 2
-                && crate::util::eq_ic(&argv[0], "replconf")
-                && crate::util::eq_ic(&argv[1], "getack");
+            let getack =
+                argv.len() >= 2 && crate::util::eq_ic(&argv[0], "replconf") && crate::util::eq_ic(&argv[1], "getack");
             if !getack {
                 let _ = loader.apply(argv);
             }

@@ -220,3 +220,48 @@ fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
     load(&mut rng, &mut m, &keys, 200);
     assert_same(&mut m, &mut r, "second replica");
 }
+
+#[test]
+fn moonshard_replica_follows_redis_server_master() {
+    let Some(master) = redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    let mut m = master.client();
+    let replica = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
+    let mut r = replica.client();
+    let keys: Vec<String> = (0..SHARDS).map(|i| format!("k{i}")).collect();
+    let mut rng = StdRng::seed_from_u64(61);
+    load(&mut rng, &mut m, &keys, 500);
+    assert_eq!(q(&mut r, "SET mine 1"), "OK");
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK Already connected to specified master");
+    load(&mut rng, &mut m, &keys, 300);
+    assert_same(&mut m, &mut r, "moonshard replica after the full sync and the stream");
+    assert_eq!(show_get(&mut r, "mine"), "nil", "the replica's own data went with the full sync");
+    load(&mut rng, &mut m, &keys, 500);
+    assert_same(&mut m, &mut r, "moonshard replica after more of the stream");
+
+    // A read-only replica: clients' writes are refused, reads served.
+    assert_eq!(q(&mut r, "SET x 1"), "READONLY You can't write against a read only replica.");
+    assert_eq!(q(&mut r, "GET k0"), q(&mut m, "GET k0"));
+    let role = run_str(&mut r, &["ROLE"]).unwrap();
+    let redis::Value::Array(parts) = role else { panic!("ROLE answered {role:?}") };
+    assert_eq!(parts.len(), 5);
+    assert_eq!(parts[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(parts[2], redis::Value::Int(master.port as i64));
+    assert_eq!(parts[3], redis::Value::BulkString(b"connected".to_vec()));
+    assert_eq!(field_of(&mut r, "replication", "role"), "slave");
+    assert_eq!(field_of(&mut m, "replication", "connected_slaves"), "1");
+
+    // Promoted: writes are accepted again and the master's no longer arrive.
+    assert_eq!(q(&mut r, "REPLICAOF NO ONE"), "OK");
+    assert_eq!(q(&mut r, "SET x 1"), "OK");
+    assert_eq!(field_of(&mut r, "replication", "role"), "master");
+    assert_eq!(q(&mut m, "SET after-promotion 1"), "OK");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(show_get(&mut r, "after-promotion"), "nil");
+}
+
+fn show_get(c: &mut redis::Connection, key: &str) -> String {
+    q(c, &format!("GET {key}"))
+}
