@@ -70,6 +70,22 @@ impl Stream {
         self.active.store(!inner.subscribers.is_empty(), Ordering::SeqCst);
     }
 
+    /// Emits a command that belongs to no database (a master's PING to its
+    /// replicas): no SELECT before it.
+    pub fn emit_dbless(&self, argv: &[&[u8]]) {
+        let mut inner = self.inner.lock();
+        if inner.subscribers.is_empty() {
+            return;
+        }
+        let Inner { subscribers, buf, offset, .. } = &mut *inner;
+        buf.clear();
+        encode(buf, argv);
+        *offset += buf.len() as u64;
+        for s in subscribers.iter() {
+            s.append(buf, *offset);
+        }
+    }
+
     /// Emits one unit: its commands `(db, argv)` in order, wrapped in
     /// MULTI/EXEC when there are several.
     /// One command as its own unit, encoded straight from the caller's

@@ -102,6 +102,27 @@ impl Replicas {
     }
 }
 
+/// Every `repl-ping-replica-period` seconds a master with replicas sends
+/// them a PING through the stream, so that an idle link is not taken for a
+/// dead one (a replica drops a link silent for `repl-timeout`).
+pub async fn cron(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut since = 0i64;
+    loop {
+        tick.tick().await;
+        if server.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        since += 1;
+        if since >= server.config.get_i64("repl-ping-replica-period") {
+            since = 0;
+            if !server.replicas.online().is_empty() {
+                server.propagation.emit_dbless(&[b"PING"]);
+            }
+        }
+    }
+}
+
 fn now_secs() -> u64 {
     crate::storage::now_ms() / 1000
 }

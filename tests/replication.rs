@@ -195,6 +195,15 @@ fn redis_server_replica_follows_moonshard_master() {
     assert_eq!(parts.len(), 3);
     let redis::Value::Array(replicas) = &parts[2] else { panic!("ROLE replicas: {:?}", parts[2]) };
     assert_eq!(replicas.len(), 1);
+
+    // An idle master pings its replicas through the stream: the offset
+    // moves, and the replica follows it.
+    assert_eq!(q(&mut m, "CONFIG SET repl-ping-replica-period 1"), "OK");
+    let before: u64 = field_of(&mut m, "replication", "master_repl_offset").parse().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after: u64 = field_of(&mut m, "replication", "master_repl_offset").parse().unwrap();
+    assert!(after > before, "no PING went to the replica ({before} -> {after})");
+    assert_same(&mut m, &mut r, "after the pings");
 }
 
 #[test]

@@ -67,6 +67,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     tokio::spawn(crate::stats::sampler::cron(server.clone()));
     tokio::spawn(crate::net::limits::idle_cron(server.clone()));
     tokio::spawn(crate::persist::save::cron(server.clone()));
+    tokio::spawn(crate::replication::cron(server.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
