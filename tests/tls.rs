@@ -6,6 +6,7 @@
 
 mod common;
 #[path = "common/python.rs"]
+#[allow(dead_code)] // run_script: this file runs its script with extra arguments
 mod python;
 
 use std::io::{Read, Write};
