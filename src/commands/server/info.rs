@@ -426,7 +426,9 @@ fn persistence_section(server: &Server, f: &mut Field) {
     f("current_cow_peak", cow_peak.to_string());
     f("current_cow_size", cow.to_string());
     f("current_cow_size_age", "0".into());
-    f("current_fork_perc", "0.00".into());
+    // Redis's progress of the running save, in percent of the keys written.
+    let perc = if total == 0 { 0.0 } else { processed as f64 * 100.0 / total as f64 };
+    f("current_fork_perc", format!("{perc:.2}"));
     f("current_save_keys_processed", processed.to_string());
     f("current_save_keys_total", total.to_string());
     if loading {
