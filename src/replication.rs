@@ -18,8 +18,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The replicas of this master, and connections on their way to become one.
 #[derive(Default)]
@@ -139,9 +138,9 @@ fn snapshot_and_subscribe(server: &Server, link: Arc<Link>) -> std::io::Result<(
 
 /// Serves a connection whose PSYNC/SYNC was accepted, until the replica
 /// goes away: full sync, then the write stream.
-pub async fn serve_replica(
+pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     inbuf: &mut BytesMut,
     info: &Arc<ClientInfo>,
     psync: bool,
@@ -172,7 +171,9 @@ pub async fn serve_replica(
             head.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
         }
         head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-        let sent = stream.write_all(&head).await.is_ok() && stream.write_all(&rdb).await.is_ok();
+        let sent = stream.write_all(&head).await.is_ok()
+            && stream.write_all(&rdb).await.is_ok()
+            && stream.flush().await.is_ok();
         if sent {
             link.online.store(true, Ordering::Release);
             link.last_ack.store(now_secs(), Ordering::Relaxed);
@@ -197,7 +198,13 @@ pub async fn serve_replica(
 
 /// The streaming phase: sends what the stream appended, reads the
 /// replica's acknowledgements.
-async fn follow(server: &Arc<Server>, stream: &mut TcpStream, inbuf: &mut BytesMut, info: &ClientInfo, link: &Link) {
+async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+    info: &ClientInfo,
+    link: &Link,
+) {
     let mut parser = crate::protocol::RequestParser::new();
     loop {
         if server.shutting_down.load(Ordering::SeqCst) || info.killed.load(Ordering::Acquire) {
@@ -205,7 +212,8 @@ async fn follow(server: &Arc<Server>, stream: &mut TcpStream, inbuf: &mut BytesM
         }
         let out = std::mem::take(&mut *link.pending.lock());
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            // (The flush hands a TLS stream's records to the socket.)
+            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                 return;
             }
             server.stats.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
