@@ -64,6 +64,10 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         server.request_shutdown();
         return Err(std::io::Error::other(e));
     }
+    // The signal handlers are in place before the server says it is ready:
+    // a SIGTERM right after start-up is a shutdown, not a kill.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     if plain {
         log(
             &server,
@@ -91,8 +95,6 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     tokio::spawn(crate::persist::save::cron(server.clone()));
     tokio::spawn(crate::replication::cron(server.clone()));
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let signal = tokio::select! {
             _ = sigint.recv() => "SIGINT",
