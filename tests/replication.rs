@@ -274,3 +274,27 @@ fn moonshard_replica_follows_redis_server_master() {
 fn show_get(c: &mut redis::Connection, key: &str) -> String {
     q(c, &format!("GET {key}"))
 }
+
+/// The replication commands' argument errors, reply for reply with
+/// redis-server.
+#[test]
+fn replication_command_errors_match_redis() {
+    let Some(mut d) = common::Diff::start(&[]) else { return };
+    for c in [
+        &["REPLCONF"][..],
+        &["REPLCONF", "listening-port"],
+        &["REPLCONF", "nosuch", "1"],
+        &["REPLCONF", "listening-port", "abc"],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"],
+        &["REPLCONF", "listening-port", "6390"],
+        &["REPLICAOF", "127.0.0.1", "notaport"],
+        &["REPLICAOF", "127.0.0.1", "70000"],
+        &["REPLICAOF", "NO", "ONE"],
+        &["SLAVEOF", "no", "one"],
+        &["PSYNC", "?"],
+        &["SYNC", "x"],
+        &["ROLE"],
+    ] {
+        let _ = d.check(c);
+    }
+}
