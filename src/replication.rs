@@ -29,6 +29,9 @@ pub struct Replicas {
     /// Connections whose PSYNC (true) or SYNC (false) was accepted, waiting
     /// for their connection task to hand them over.
     handoff: Mutex<HashMap<u64, bool>>,
+    /// Entries in `handoff`: every connection checks it after each batch,
+    /// so the common case (none) is one atomic load, not a shared lock.
+    handoffs: std::sync::atomic::AtomicUsize,
     /// This server's master, when it is a replica.
     pub following: Mutex<Following>,
     /// Bumped by every REPLICAOF: the thread of an older one stops.
@@ -74,21 +77,28 @@ impl Replicas {
     /// PSYNC / SYNC accepted: the connection becomes a replica link once the
     /// current batch is answered.
     pub fn request_sync(&self, client: u64, psync: bool) {
-        self.handoff.lock().insert(client, psync);
+        if self.handoff.lock().insert(client, psync).is_none() {
+            self.handoffs.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Whether the connection asked to become a replica (Some(psync)).
+    #[inline]
     pub fn take_handoff(&self, client: u64) -> Option<bool> {
-        let mut h = self.handoff.lock();
-        if h.is_empty() {
+        if self.handoffs.load(Ordering::Acquire) == 0 {
             return None;
         }
-        h.remove(&client)
+        let taken = self.handoff.lock().remove(&client);
+        if taken.is_some() {
+            self.handoffs.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken
     }
 
     /// Forgets a connection that went away before it became a replica.
     pub fn forget(&self, client: u64) {
         self.announced.lock().remove(&client);
+        let _ = self.take_handoff(client);
     }
 
     pub fn links(&self) -> Vec<Arc<Link>> {
