@@ -10,6 +10,7 @@ pub mod persist;
 pub mod propagate;
 pub mod protocol;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod session;

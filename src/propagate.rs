@@ -58,10 +58,32 @@ impl Stream {
         inner.offset
     }
 
+    /// The stream offset: bytes emitted since start-up (INFO's
+    /// `master_repl_offset`).
+    pub fn offset(&self) -> u64 {
+        self.inner.lock().offset
+    }
+
     pub fn unsubscribe(&self, s: &Arc<dyn Subscriber>) {
         let mut inner = self.inner.lock();
         inner.subscribers.retain(|x| !Arc::ptr_eq(x, s));
         self.active.store(!inner.subscribers.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Emits a command that belongs to no database (a master's PING to its
+    /// replicas): no SELECT before it.
+    pub fn emit_dbless(&self, argv: &[&[u8]]) {
+        let mut inner = self.inner.lock();
+        if inner.subscribers.is_empty() {
+            return;
+        }
+        let Inner { subscribers, buf, offset, .. } = &mut *inner;
+        buf.clear();
+        encode(buf, argv);
+        *offset += buf.len() as u64;
+        for s in subscribers.iter() {
+            s.append(buf, *offset);
+        }
     }
 
     /// Emits one unit: its commands `(db, argv)` in order, wrapped in

@@ -22,6 +22,8 @@ pub struct Server {
     pub pause: crate::session::pause::Pause,
     /// The propagated write stream (AOF and replicas follow it).
     pub propagation: crate::propagate::Stream,
+    /// Replicas following this server.
+    pub replicas: crate::replication::Replicas,
     pub scripts: crate::scripting::ScriptCache,
     /// Pub/sub subscriptions (channels, patterns, shard channels).
     pub pubsub: crate::pubsub::Registry,
@@ -41,6 +43,8 @@ pub struct Server {
     pub port: AtomicU64,
     /// The listening sockets (`bind` × `port`), changed by CONFIG SET.
     pub listeners: parking_lot::Mutex<Vec<crate::net::listener::Listening>>,
+    /// TLS: the configuration new connections get, the `tls-port` listeners.
+    pub tls: crate::net::tls::Tls,
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
     /// Thread count of the connection runtime.
@@ -71,6 +75,7 @@ impl Server {
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
+            replicas: Default::default(),
             pause: Default::default(),
             aof: Default::default(),
             persist: Default::default(),
@@ -85,6 +90,7 @@ impl Server {
             debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
             listeners: Default::default(),
+            tls: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,

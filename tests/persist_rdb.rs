@@ -248,7 +248,7 @@ fn bgsave_is_one_point_in_time_while_writes_go_on() {
         cmd(&mut c, &["SET", &format!("before{i}"), "x"]);
     }
     // About 1 s of walking: the writers below run through the save.
-    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "300"]);
+    cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
         .map(|w| {

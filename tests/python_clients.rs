@@ -26,3 +26,16 @@ fn redis_py_lock() {
     let srv = common::moonshard(&["--shards", "4"]);
     python::run_script(&py, "lock.py", srv.port, "lock ok");
 }
+
+/// Standalone-Redis application patterns over untagged keys, run against
+/// moonshard in `standalone` mode and against redis-server: the same script
+/// passes on both.
+#[test]
+fn standalone_mode_applications_over_untagged_keys() {
+    let Some(py) = python::venv_python() else { return };
+    let srv = common::moonshard(&["--shards", "4", "--keyspace-mode", "standalone"]);
+    python::run_script(&py, "standalone_apps.py", srv.port, "standalone apps ok");
+    if let Some(redis) = common::redis_server() {
+        python::run_script(&py, "standalone_apps.py", redis.port, "standalone apps ok");
+    }
+}

@@ -317,6 +317,11 @@ pub fn persistence_gate(server: &Server, cmd: Command, args: &[Bytes]) -> Result
         rejected(server, cmd, &reply);
         return Err(reply);
     }
+    if server.replicas.read_only_replica() && crate::scripting::writes(server, cmd, args) {
+        let reply = Reply::error("READONLY You can't write against a read only replica.");
+        rejected(server, cmd, &reply);
+        return Err(reply);
+    }
     if p.loading.load(Relaxed) && !cmd.spec.has(flags::LOADING) {
         let reply = Reply::error(crate::protocol::errors::LOADING);
         rejected(server, cmd, &reply);

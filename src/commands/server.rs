@@ -414,6 +414,7 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 /// closing the old ones. The error names the first of the two given, with
 /// Redis's text for it; the reason goes to the log, as Redis logs it.
 fn apply_listeners(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&str, &str)]) -> Result<(), String> {
+    apply_tls(server, pairs)?;
     let Some((first, _)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("port") || n.eq_ignore_ascii_case("bind"))
     else {
         return Ok(());
@@ -439,6 +440,50 @@ fn apply_listeners(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&st
         ),
     );
     Err(format!("CONFIG SET failed (possibly related to argument '{name}') - {text}"))
+}
+
+/// `CONFIG SET` of the TLS parameters: new certificates, keys, CAs or
+/// protocols rebuild the configuration new connections get (those already
+/// connected keep theirs); `tls-port` listens on the new port (configuring
+/// TLS first when it was off). The error names the parameter, as Redis does.
+fn apply_tls(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&str, &str)]) -> Result<(), String> {
+    let failed = |name: &str, text: &str| {
+        let log = crate::net::listener::log;
+        log(
+            server,
+            "warning",
+            &format!(
+                "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+            ),
+        );
+        format!("CONFIG SET failed (possibly related to argument '{name}') - {text}")
+    };
+    const RELOAD_FAILED: &str = "Unable to update TLS configuration. Check server logs.";
+    let material = pairs.iter().find(|(n, _)| crate::net::tls::MATERIAL.iter().any(|m| n.eq_ignore_ascii_case(m)));
+    let tls_port = server.config.get_i64("tls-port").clamp(0, 65535) as u16;
+    if let Some((name, _)) = material {
+        // tls-auth-clients alone never fails CONFIG SET (Redis reads it at
+        // each accept); its new value applies once the configuration builds.
+        let only_auth = name.eq_ignore_ascii_case("tls-auth-clients") && pairs.len() == 1;
+        if server.tls.reload(server).is_err() && !only_auth {
+            return Err(failed(&name.to_ascii_lowercase(), RELOAD_FAILED));
+        }
+    }
+    if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("tls-port") || n.eq_ignore_ascii_case("bind")) {
+        let named = pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("tls-port"));
+        if tls_port != 0 && !server.tls.configured() && server.tls.reload(server).is_err() {
+            return Err(failed("tls-port", RELOAD_FAILED));
+        }
+        if named || tls_port != 0 {
+            let binds = server.config.get("bind").unwrap_or_default();
+            if let Err(why) = crate::net::listener::rebind_tls(server, tls_port, &binds) {
+                crate::net::listener::log(server, "warning", &format!("Warning: {why}"));
+                let name = if named { "tls-port" } else { "bind" };
+                return Err(failed(name, "Unable to listen on this port. Check server logs."));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `CONFIG SET appendonly yes|no` at run time.

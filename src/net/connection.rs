@@ -11,21 +11,82 @@ use crate::server::Server;
 use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+/// A client's byte stream: a plain TCP socket, or TLS over one (`tls-port`).
+/// An enum rather than a type parameter: the request path is compiled once,
+/// and the plain case costs one branch per read or write.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath (addresses, peeks for a gone peer).
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    /// Sends what TLS still holds after writes (plain writes hold nothing).
+    pub async fn flush_tls(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(t) => t.flush().await,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(t) => Pin::new(&mut **t).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(t) => Pin::new(&mut **t).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(t) => Pin::new(&mut **t).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(t) => Pin::new(&mut **t).poll_shutdown(cx),
+        }
+    }
+}
+
+pub async fn run(server: Arc<Server>, mut stream: Stream, peer: SocketAddr) {
     server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
     if !server.clients.admit(maxclients) {
         server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream.flush_tls().await;
         return;
     }
-    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let laddr = stream.socket().local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stream.socket());
     let info = server.clients.register(peer.to_string(), laddr, fd);
     let mut conn = Connection {
         stream,
@@ -34,6 +95,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         session: Session::new(server.clone(), info.clone()),
     };
     conn.serve().await;
+    server.replicas.forget(info.id);
     server.clients.unregister(info.id);
 }
 
@@ -43,7 +105,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
 const HOLD_REPLIES_MAX: usize = 16 * 1024;
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     parser: RequestParser,
     inbuf: BytesMut,
     session: Session,
@@ -140,7 +202,7 @@ impl Connection {
                 bufs.argv.store(unparsed - self.inbuf.len(), Ordering::Relaxed);
                 self.session.refresh_out_limit();
                 info.busy.store(true, Ordering::Release);
-                self.session.execute_batch(&batch, &self.stream).await;
+                self.session.execute_batch(&batch, &mut self.stream).await;
                 info.busy.store(false, Ordering::Release);
                 bufs.argv.store(0, Ordering::Relaxed);
                 batch.clear();
@@ -163,6 +225,11 @@ impl Connection {
                 tokio::task::yield_now().await;
             }
             if !self.flush().await || self.session.client.close_after_reply {
+                break;
+            }
+            if let Some(psync) = server.replicas.take_handoff(info.id) {
+                let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
+                crate::replication::serve_replica(&server, stream, inbuf, &info, psync).await;
                 break;
             }
             // Give back memory after a burst of big requests.
@@ -292,7 +359,28 @@ impl Connection {
             }
             info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
         }
+        if let Stream::Tls(_) = self.stream {
+            return self.flush_tls(info).await;
+        }
         true
+    }
+
+    /// Sends the records TLS holds after the writes, with the same limits
+    /// as the writes (a kill, the soft output limit).
+    async fn flush_tls(&mut self, info: &crate::net::client::ClientInfo) -> bool {
+        let deadline = self.session.out_limit.soft_deadline(self.session.out.len());
+        loop {
+            tokio::select! {
+                r = self.stream.flush_tls() => return r.is_ok(),
+                _ = info.kill_notify.notified() => if info.killed.load(Ordering::Acquire) {
+                    return false;
+                },
+                _ = sleep_until(deadline) => {
+                    self.session.output_overcome();
+                    return false;
+                }
+            }
+        }
     }
 
     /// After every read: the client is active, and its buffered request must

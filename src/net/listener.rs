@@ -29,10 +29,23 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     let binds = binds.split_whitespace().collect::<Vec<_>>().join(" ");
     // At start-up, port 0 asks for a free port (moonshard's own meaning; at
     // run time `CONFIG SET port 0` closes the TCP listeners, as in Redis).
-    let bound = match rebind(&server, port, &binds, true) {
-        Ok(bound) => bound.unwrap_or(port),
-        Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e)),
+    let tls_port = server.config.get_i64("tls-port").clamp(0, 65535) as u16;
+    if tls_port != 0 && server.tls.reload(&server).is_err() {
+        log(&server, "warning", "Failed to configure TLS. Check logs for more info.");
+        return Err(std::io::Error::other("Failed to configure TLS"));
+    }
+    // With a TLS port, `port 0` means no plain TCP port (as in Redis).
+    let plain = port != 0 || tls_port == 0;
+    let bound = match plain.then(|| rebind(&server, port, &binds, true)) {
+        None => 0,
+        Some(Ok(bound)) => bound.unwrap_or(port),
+        Some(Err(e)) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e)),
     };
+    if tls_port != 0 {
+        if let Err(e) = rebind_tls(&server, tls_port, &binds) {
+            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e));
+        }
+    }
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
     log(&server, "notice", &format!("Running mode=standalone, port={bound}. PID: {}", std::process::id()));
@@ -51,11 +64,24 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         server.request_shutdown();
         return Err(std::io::Error::other(e));
     }
-    log(
-        &server,
-        "notice",
-        &format!("Ready to accept connections tcp on port {bound} ({} shards)", server.shards.len()),
-    );
+    // The signal handlers are in place before the server says it is ready:
+    // a SIGTERM right after start-up is a shutdown, not a kill.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    if plain {
+        log(
+            &server,
+            "notice",
+            &format!("Ready to accept connections tcp on port {bound} ({} shards)", server.shards.len()),
+        );
+    }
+    if tls_port != 0 {
+        log(
+            &server,
+            "notice",
+            &format!("Ready to accept connections tls on port {tls_port} ({} shards)", server.shards.len()),
+        );
+    }
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
@@ -67,9 +93,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     tokio::spawn(crate::stats::sampler::cron(server.clone()));
     tokio::spawn(crate::net::limits::idle_cron(server.clone()));
     tokio::spawn(crate::persist::save::cron(server.clone()));
+    tokio::spawn(crate::replication::cron(server.clone()));
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let signal = tokio::select! {
             _ = sigint.recv() => "SIGINT",
@@ -104,6 +129,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     server.request_shutdown();
     // No new connections from here on.
     server.listeners.lock().drain(..).for_each(Listening::close);
+    server.tls.listeners.lock().drain(..).for_each(Listening::close);
     // Let connections flush what they have before the runtime stops.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
@@ -123,9 +149,9 @@ pub struct Listening {
 }
 
 impl Listening {
-    fn start(server: &Arc<Server>, addr: SocketAddr, socket: TcpListener) -> Listening {
+    fn start(server: &Arc<Server>, addr: SocketAddr, socket: TcpListener, tls: bool) -> Listening {
         let socket = Arc::new(socket);
-        let task = tokio::spawn(accept_loop(server.clone(), socket.clone())).abort_handle();
+        let task = tokio::spawn(accept_loop(server.clone(), socket.clone(), tls)).abort_handle();
         Listening { addr, socket, task }
     }
 
@@ -238,8 +264,18 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// Returns the port bound (None: nothing bound), or the log line of the
 /// address that failed.
 pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Result<Option<u16>, String> {
+    rebind_set(server, port, binds, startup, false)
+}
+
+/// `rebind` for the TLS listeners (`tls-port`; 0 closes them).
+pub fn rebind_tls(server: &Arc<Server>, port: u16, binds: &str) -> Result<Option<u16>, String> {
+    rebind_set(server, port, binds, false, true)
+}
+
+fn rebind_set(server: &Arc<Server>, port: u16, binds: &str, startup: bool, tls: bool) -> Result<Option<u16>, String> {
     let backlog = server.config.get_i64("tcp-backlog").clamp(1, i64::from(i32::MAX)) as u32;
-    let fail = |addr: &str, why: &str| format!("Could not create server TCP listening socket {addr}:{port}: {why}");
+    let kind = if tls { "TLS" } else { "TCP" };
+    let fail = |addr: &str, why: &str| format!("Could not create server {kind} listening socket {addr}:{port}: {why}");
     let mut targets = Vec::new();
     if port != 0 || startup {
         for entry in bind_list(binds) {
@@ -250,7 +286,7 @@ pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Re
             targets.push((resolve(addr, port).map_err(|why| fail(addr, &why))?, optional, addr));
         }
     }
-    let mut current = server.listeners.lock();
+    let mut current = if tls { server.tls.listeners.lock() } else { server.listeners.lock() };
     let mut old: Vec<Option<Listening>> = current.drain(..).map(Some).collect();
     let mut reused: Vec<Listening> = Vec::new();
     let mut fresh: Vec<(SocketAddr, TcpListener)> = Vec::new();
@@ -298,7 +334,7 @@ pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Re
         current.extend(old.into_iter().flatten());
         for addr in closed {
             match listen_on(addr, backlog) {
-                Ok(l) => current.push(Listening::start(server, addr, l)),
+                Ok(l) => current.push(Listening::start(server, addr, l, tls)),
                 Err(e) => log(
                     server,
                     "warning",
@@ -315,15 +351,17 @@ pub fn rebind(server: &Arc<Server>, port: u16, binds: &str, startup: bool) -> Re
     *current = reused;
     for (addr, listener) in fresh {
         bound = bound.or(Some(addr.port()));
-        current.push(Listening::start(server, addr, listener));
+        current.push(Listening::start(server, addr, listener, tls));
     }
-    server.port.store(if startup { u64::from(bound.unwrap_or(port)) } else { u64::from(port) }, Ordering::Relaxed);
+    if !tls {
+        server.port.store(if startup { u64::from(bound.unwrap_or(port)) } else { u64::from(port) }, Ordering::Relaxed);
+    }
     Ok(bound)
 }
 
 /// Accepts connections on one listening socket until shutdown (or until
 /// its task is aborted by a rebind).
-async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>) {
+async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>, tls: bool) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -333,11 +371,15 @@ async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>) {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let server = server.clone();
-                if refused_by_protected_mode(&server, &peer) {
-                    tokio::spawn(deny(server, stream));
-                    continue;
+                let refused = refused_by_protected_mode(&server, &peer);
+                if tls {
+                    // The handshake runs in the connection's own task.
+                    tokio::spawn(crate::net::tls::accept(server, stream, peer, refused));
+                } else if refused {
+                    tokio::spawn(deny(server, connection::Stream::Plain(stream)));
+                } else {
+                    tokio::spawn(connection::run(server, connection::Stream::Plain(stream), peer));
                 }
-                tokio::spawn(connection::run(server, stream, peer));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
@@ -382,11 +424,15 @@ pub fn protected_mode_refuses(protected: bool, has_password: bool, peer: IpAddr)
 
 /// Tells a refused client why, then closes. Counted like Redis: a received and
 /// a rejected connection.
-async fn deny(server: Arc<Server>, mut stream: tokio::net::TcpStream) {
+pub async fn deny(server: Arc<Server>, mut stream: connection::Stream) {
     use tokio::io::AsyncWriteExt;
     server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(DENIED.as_bytes())).await;
+    let write = async {
+        stream.write_all(DENIED.as_bytes()).await?;
+        stream.flush_tls().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
 async fn wait_shutdown(server: &Server) {

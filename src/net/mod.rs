@@ -4,3 +4,4 @@ pub mod client;
 pub mod connection;
 pub mod limits;
 pub mod listener;
+pub mod tls;

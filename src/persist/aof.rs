@@ -711,6 +711,20 @@ enum ReadError {
     Bad(String),
 }
 
+/// The next complete command at `*pos` of a replication stream (Ok(None):
+/// incomplete, `*pos` unmoved).
+pub(crate) fn next_stream_command(data: &[u8], pos: &mut usize) -> Result<Option<Vec<Bytes>>, String> {
+    let start = *pos;
+    match next_command(data, pos) {
+        Ok(c) => Ok(c),
+        Err(ReadError::Truncated) => {
+            *pos = start;
+            Ok(None)
+        }
+        Err(ReadError::Bad(_)) => Err("Protocol error in the master's stream".into()),
+    }
+}
+
 /// Reads the next command at `*pos`, skipping `#` annotation lines.
 fn next_command(data: &[u8], pos: &mut usize) -> Result<Option<Vec<Bytes>>, ReadError> {
     let line = |pos: &mut usize| -> Result<&[u8], ReadError> {
@@ -760,8 +774,8 @@ fn next_command(data: &[u8], pos: &mut usize) -> Result<Option<Vec<Bytes>>, Read
     }
 }
 
-/// The client AOF commands run as.
-struct Loader<'a> {
+/// The client AOF commands (and a master's stream, on a replica) run as.
+pub(crate) struct Loader<'a> {
     server: &'a Arc<Server>,
     client: ClientState,
     /// Commands of an open MULTI, applied at its EXEC.
@@ -769,8 +783,26 @@ struct Loader<'a> {
     commands: u64,
 }
 
-impl Loader<'_> {
-    fn apply(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
+impl<'a> Loader<'a> {
+    /// A loader running commands as a client named `name`.
+    pub(crate) fn new(server: &'a Arc<Server>, name: &str) -> Loader<'a> {
+        Loader {
+            server,
+            client: ClientState {
+                info: Arc::new(ClientInfo::new(0, name.into(), String::new(), -1)),
+                db: 0,
+                resp: 2,
+                authenticated: true,
+                acl: crate::acl::ClientAcl::new(server.acl.default_user()),
+                close_after_reply: false,
+                reply_mode: ReplyMode::On,
+            },
+            multi: None,
+            commands: 0,
+        }
+    }
+
+    pub(crate) fn apply(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         match name.as_str() {
             "multi" => {

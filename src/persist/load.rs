@@ -58,16 +58,40 @@ struct Pending {
 
 const BATCH: usize = 512;
 
-fn insert_batch(target: &mut Target, shard: usize, batch: &mut Vec<Pending>) {
-    if batch.is_empty() {
-        return;
+fn insert_items(s: &mut ShardData, items: Vec<Pending>) {
+    for p in items {
+        s.dbs[p.db].insert_loaded(&p.key, p.value, p.expire_at, p.access);
     }
-    let items = std::mem::take(batch);
-    target.with_shard(shard, |s| {
-        for p in items {
-            s.dbs[p.db].insert_loaded(&p.key, p.value, p.expire_at, p.access);
+}
+
+/// Where `read_with` hands its batches: straight into the target, or (at
+/// start-up) to an inserting thread, so decoding the file and building the
+/// keyspace run in parallel.
+enum Sink<'t, 'a, 's> {
+    Direct(&'t mut Target<'a, 's>),
+    Pipe(std::sync::mpsc::SyncSender<(usize, Vec<Pending>)>, &'a crate::shard::Shards),
+}
+
+impl Sink<'_, '_, '_> {
+    fn insert(&mut self, shard: usize, batch: &mut Vec<Pending>) {
+        if batch.is_empty() {
+            return;
         }
-    });
+        let items = std::mem::take(batch);
+        match self {
+            Sink::Direct(target) => target.with_shard(shard, |s| insert_items(s, items)),
+            Sink::Pipe(tx, _) => {
+                let _ = tx.send((shard, items));
+            }
+        }
+    }
+
+    fn with_shard(&mut self, id: usize, f: impl FnOnce(&mut ShardData)) {
+        match self {
+            Sink::Direct(target) => target.with_shard(id, f),
+            Sink::Pipe(_, shards) => f(&mut shards.get(id).lock_blocking()),
+        }
+    }
 }
 
 /// Reads an RDB stream into `target` and loads its function libraries.
@@ -79,6 +103,27 @@ pub fn read_into<R: BufRead>(
     target: &mut Target,
     verbose: bool,
 ) -> Result<(R, Loaded), String> {
+    match target {
+        Target::Lock(shards) => {
+            let shards: &crate::shard::Shards = shards;
+            std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Pending>)>(32);
+                let inserter = scope.spawn(move || {
+                    for (id, items) in rx {
+                        insert_items(&mut shards.get(id).lock_blocking(), items);
+                    }
+                });
+                let result = read_with(server, input, &mut Sink::Pipe(tx, shards), verbose);
+                // The sender is gone with the sink: the inserter ends once it drained.
+                let _ = inserter.join();
+                result
+            })
+        }
+        held => read_with(server, input, &mut Sink::Direct(held), verbose),
+    }
+}
+
+fn read_with<R: BufRead>(server: &Server, input: R, sink: &mut Sink, verbose: bool) -> Result<(R, Loaded), String> {
     let opts = ReaderOptions {
         checksum: server.config.get("rdbchecksum").as_deref() != Some("no"),
         decode: rdb::decode_options(&server.config),
@@ -127,7 +172,7 @@ pub fn read_into<R: BufRead>(
                 let n = server.shards.len();
                 let share = (keys as usize / n).saturating_add(keys as usize / (8 * n)).min(1 << 26);
                 for id in 0..n {
-                    target.with_shard(id, |s| {
+                    sink.with_shard(id, |s| {
                         if let Some(db) = s.dbs.get_mut(current_db) {
                             db.reserve(share);
                         }
@@ -152,7 +197,7 @@ pub fn read_into<R: BufRead>(
                 batches[shard].push(Pending { db: e.db, key: e.key, value: e.value, expire_at, access });
                 loaded.keys += 1;
                 if batches[shard].len() >= BATCH {
-                    insert_batch(target, shard, &mut batches[shard]);
+                    sink.insert(shard, &mut batches[shard]);
                     p.loading_loaded_bytes.store(reader.position(), Ordering::Relaxed);
                 }
                 if key_delay > 0 {
@@ -166,7 +211,7 @@ pub fn read_into<R: BufRead>(
         return Err(format!("Internal error in RDB reading offset {}: {e}", reader.position()));
     }
     for (shard, batch) in batches.iter_mut().enumerate() {
-        insert_batch(target, shard, batch);
+        sink.insert(shard, batch);
     }
     loaded.functions = codes.len();
     if !codes.is_empty() {

@@ -463,6 +463,40 @@ fn finish_rdb(server: &Arc<Server>, job: &Arc<Job>, result: io::Result<()>) {
     release(server, job);
 }
 
+/// A replica's full sync: the dataset as one RDB in memory, and
+/// `at_instant` called at the snapshot's instant with every shard held (the
+/// replica subscribes to the write stream there). The snapshot is BGSAVE's
+/// (registered as a save in progress, so no other save runs over it, as a
+/// sync's save shows in Redis): the shards are held only to attach it.
+/// With another save running, the dataset is written with every shard held
+/// instead. Blocks: call from a thread that may block and holds no shard.
+pub fn snapshot_for_replica(server: &Server, at_instant: impl FnOnce()) -> io::Result<Vec<u8>> {
+    let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    if may_start(server, JobKind::Rdb).is_err() {
+        let refs: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
+        let rdb = write_held(server, &refs, Vec::new(), false);
+        at_instant();
+        return rdb;
+    }
+    let job = begin(server, JobKind::Rdb, &mut guards);
+    let codes = crate::scripting::functions::library_codes(server);
+    *server.persist.job.lock() = Some(job.clone());
+    at_instant();
+    drop(guards);
+    let result = (|| {
+        let mut w = RdbWriter::new(Vec::new(), &writer_options(server, false))?;
+        walk(server, &job, &codes, &mut w)?;
+        w.finish()
+    })();
+    if result.is_err() && !job.cancelled() {
+        // The walk stopped early: its snapshot states must not linger.
+        let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+        guards.iter_mut().for_each(|g| g.dbs.iter_mut().for_each(|d| d.snapshot_abort()));
+    }
+    release(server, &job);
+    result
+}
+
 /// Starts a background AOF rewrite: with every shard held, the AOF moves
 /// on to a new incremental file (`aof::cut`) and the snapshot begins; the
 /// new base is written in the background, then the manifest names the new

@@ -530,12 +530,7 @@ const REDIS_NOSCRIPT: &[(&str, i32)] = &[
     ("client|unblock", -3),
     ("client|unpause", 2),
     ("debug", -2),
-    ("psync", -3),
-    ("replconf", -1),
-    ("replicaof", 3),
     ("script|debug", 3),
-    ("slaveof", 3),
-    ("sync", 1),
     ("wait", 3),
 ];
 

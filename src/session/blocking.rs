@@ -17,6 +17,7 @@ use crate::commands::dispatch::{self, Origin, Tally};
 use crate::commands::registry::Command;
 use crate::commands::Ctx;
 use crate::net::client::ClientInfo;
+use crate::net::connection::Stream;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::waiters::Waiter;
@@ -88,7 +89,7 @@ impl Drop for Blocked {
 }
 
 /// Runs a blocking command whose keys live on the shards `ids` (ascending).
-pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usize>, stream: &TcpStream) -> Reply {
+pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usize>, stream: &mut Stream) -> Reply {
     let server = conn.server.clone();
     let (db, resp) = (conn.client.db, conn.client.resp);
     // CLIENT LIST shows a waiting client's command.
@@ -102,7 +103,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
     let mut watch_socket = true;
     let mut blocked: Option<Blocked> = None;
     loop {
-        let gone = registered && peer_closed(stream);
+        let gone = registered && peer_closed(stream.socket());
         // A retry waits out a running script instead of answering BUSY.
         let threshold = if registered { u64::MAX } else { server.busy_threshold() };
         let done = match server.shards.lock_many(&ids, threshold).await {
@@ -174,7 +175,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             }
             let w = tokio::select! {
                 biased;
-                r = stream.peek(&mut peek), if watch_socket => match r {
+                r = stream.socket().peek(&mut peek), if watch_socket => match r {
                     Ok(0) | Err(_) => Some(Wake::Gone),
                     // Pipelined input behind the blocking command: it waits
                     // for us; stop watching the socket (it stays readable).

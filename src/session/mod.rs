@@ -21,13 +21,13 @@ use crate::commands::registry::{self, flags, Command, Exec, KeySpec};
 use crate::commands::spec::SessionOp;
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
+use crate::net::connection::Stream;
 use crate::net::limits::OutputLimit;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::shard::ShardData;
 use bytes::Bytes;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// The result of routing one request.
@@ -207,7 +207,7 @@ impl Session {
     /// Writes the replies produced so far before the client starts waiting in
     /// a blocking command: commands pipelined ahead of it are answered now,
     /// as Redis answers them (after the AOF has their writes, under `always`).
-    pub async fn write_pending(&mut self, stream: &TcpStream) {
+    pub async fn write_pending(&mut self, stream: &mut Stream) {
         self.wait_for_aof().await;
         if self.client.info.pushes.waiting() {
             self.take_pushes(true);
@@ -217,15 +217,13 @@ impl Session {
         }
         let mut written = 0;
         while written < self.out.len() {
-            if stream.writable().await.is_err() {
-                return;
-            }
-            match stream.try_write(&self.out[written..]) {
-                Ok(0) => return,
+            match tokio::io::AsyncWriteExt::write(stream, &self.out[written..]).await {
+                Ok(0) | Err(_) => return,
                 Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return,
             }
+        }
+        if stream.flush_tls().await.is_err() {
+            return;
         }
         if let Some(sub) = self.sub.as_mut() {
             sub.sub.written(std::mem::take(&mut sub.unflushed));
@@ -450,7 +448,7 @@ impl Session {
 
     /// Runs a pipeline of parsed requests, in order. `stream` is the
     /// client's socket (a blocked command watches it for the peer leaving).
-    pub async fn execute_batch(&mut self, batch: &[Vec<Bytes>], stream: &TcpStream) {
+    pub async fn execute_batch(&mut self, batch: &[Vec<Bytes>], stream: &mut Stream) {
         let mut i = 0;
         let mut next_plan: Option<Plan> = None;
         while i < batch.len() {

@@ -386,6 +386,8 @@ impl Db {
     /// is counted lazily (see `take_lazy_expired`), so `expired_keys` sees it.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let i = self.live_slot(key, now)?;
+        // The caller may change it: a snapshot in progress keeps it first.
+        self.snap_touch(i);
         self.slots.get_mut(i).map(|s| {
             memory::touch(&mut s.access, now);
             &mut s.entry

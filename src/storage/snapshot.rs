@@ -129,6 +129,10 @@ mod tests {
                             if let (Some(e), _) = db.lookup(k.as_bytes(), 0) {
                                 e.value = Value::Str(SmallBytes::from_slice(b"in place"));
                             }
+                            // Every way to a mutable entry keeps the snapshot's copy.
+                            if let Some(e) = db.get_mut(format!("k{}", rng.gen_range(0..n.max(1))).as_bytes(), 0) {
+                                e.value = Value::Str(SmallBytes::from_slice(b"through get_mut"));
+                            }
                         }
                         _ => {
                             if rng.gen_bool(0.02) {

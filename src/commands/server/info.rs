@@ -147,13 +147,42 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
         "persistence" => persistence_section(server, &mut f),
         "stats" => stats_section(server, &mut f),
         "replication" => {
-            // A master without replicas (moonshard has no replication yet).
-            f("role", "master".into());
-            f("connected_slaves", "0".into());
+            // A master (moonshard does not follow a master yet).
+            let mut offset = server.propagation.offset();
+            let following = server.replicas.following.lock();
+            if let Some((host, port)) = &following.master {
+                offset = server.replicas.applied.load(std::sync::atomic::Ordering::Relaxed);
+                let ago = (crate::storage::now_ms() / 1000).saturating_sub(following.last_io);
+                f("role", "slave".into());
+                f("master_host", host.clone());
+                f("master_port", port.to_string());
+                f("master_link_status", if following.link_up { "up" } else { "down" }.into());
+                f("master_last_io_seconds_ago", if following.link_up { ago.to_string() } else { "-1".into() });
+                f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
+                f("slave_read_repl_offset", offset.to_string());
+                f("slave_repl_offset", offset.to_string());
+                f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
+                let ro = server.config.get("replica-read-only").as_deref() != Some("no");
+                f("slave_read_only", u8::from(ro).to_string());
+                f("replica_announced", "1".into());
+            } else {
+                f("role", "master".into());
+            }
+            drop(following);
+            let links = server.replicas.links();
+            f("connected_slaves", links.len().to_string());
+            let now = crate::storage::now_ms() / 1000;
+            for (i, l) in links.iter().enumerate() {
+                let online = l.online.load(std::sync::atomic::Ordering::Relaxed);
+                let state = if online { "online" } else { "wait_bgsave" };
+                let ack = l.ack.load(std::sync::atomic::Ordering::Relaxed);
+                let lag = now.saturating_sub(l.last_ack.load(std::sync::atomic::Ordering::Relaxed));
+                f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
+            }
             f("master_failover_state", "no-failover".into());
             f("master_replid", server.replid.lock().clone());
             f("master_replid2", "0000000000000000000000000000000000000000".into());
-            f("master_repl_offset", "0".into());
+            f("master_repl_offset", offset.to_string());
             f("second_repl_offset", "-1".into());
             f("repl_backlog_active", "0".into());
             f("repl_backlog_size", server.config.get("repl-backlog-size").unwrap_or_default());
@@ -397,7 +426,9 @@ fn persistence_section(server: &Server, f: &mut Field) {
     f("current_cow_peak", cow_peak.to_string());
     f("current_cow_size", cow.to_string());
     f("current_cow_size_age", "0".into());
-    f("current_fork_perc", "0.00".into());
+    // Redis's progress of the running save, in percent of the keys written.
+    let perc = if total == 0 { 0.0 } else { processed as f64 * 100.0 / total as f64 };
+    f("current_fork_perc", format!("{perc:.2}"));
     f("current_save_keys_processed", processed.to_string());
     f("current_save_keys_total", total.to_string());
     if loading {

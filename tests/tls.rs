@@ -1,0 +1,313 @@
+//! TLS on `tls-port` (rustls): real clients (redis-cli --tls, redis-py
+//! ssl=True) with certificates made in the test by the `openssl` command,
+//! plain and TLS ports side by side or TLS only, client certificates
+//! (tls-auth-clients yes|optional|no), hostile input on the TLS port, and
+//! certificates replaced by CONFIG SET.
+
+mod common;
+#[path = "common/python.rs"]
+#[allow(dead_code)] // run_script: this file runs its script with extra arguments
+mod python;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A CA, a server certificate (localhost, 127.0.0.1) and a client
+/// certificate it signed, under `dir` as `<prefix>ca.crt`, `<prefix>server.crt`, ...
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Makes a CA `<p>ca` and the certificates `<p>server` and `<p>client` it signs.
+fn make_certs(dir: &Path, p: &str) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let (ca_key, ca_crt) = (format!("{p}ca.key"), format!("{p}ca.crt"));
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca_crt, "-days", "2", "-subj", "/CN=moonshard test CA"]);
+    openssl(dir, &args);
+    std::fs::write(dir.join("server.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        .unwrap();
+    std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    for (who, cn) in [("server", "localhost"), ("client", "alice")] {
+        let (key, csr, crt) = (format!("{p}{who}.key"), format!("{p}{who}.csr"), format!("{p}{who}.crt"));
+        let subj = format!("/CN={cn}");
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &args);
+        let ext = format!("{who}.ext");
+        let serial = format!("{p}ca.srl");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-CAserial",
+                &serial,
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+fn certs() -> Option<Certs> {
+    if !common::has_program("openssl") || !common::has_program("redis-cli") {
+        assert!(std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() != Ok("1"), "openssl or redis-cli missing");
+        eprintln!("\n*** SKIPPED: openssl or redis-cli not on PATH; TLS tests not run ***\n");
+        return None;
+    }
+    let dir = common::temp_dir("tls-certs");
+    make_certs(&dir, "");
+    make_certs(&dir, "other-");
+    Some(Certs { dir })
+}
+
+/// The server flags for TLS on `tls_port` with the main certificates.
+fn tls_flags(c: &Certs, tls_port: u16, auth: &str) -> Vec<String> {
+    [
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &c.path("server.crt"),
+        "--tls-key-file",
+        &c.path("server.key"),
+        "--tls-ca-cert-file",
+        &c.path("ca.crt"),
+        "--tls-auth-clients",
+        auth,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Both ports: with a TLS port, `port 0` would mean no plain port (as in
+/// Redis) instead of a free one, so the plain port is chosen here.
+fn start(c: &Certs, tls_port: u16, auth: &str) -> common::Proc {
+    let mut flags = tls_flags(c, tls_port, auth);
+    flags.extend(["--port".to_string(), common::free_port().to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    common::moonshard(&flags)
+}
+
+/// redis-cli over TLS trusting `ca` (a file name under the cert dir), with
+/// an optional client certificate prefix; stdout, or the error it printed.
+fn cli_tls(c: &Certs, port: u16, ca: &str, client: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls", "--cacert", &c.path(ca)]);
+    if let Some(p) = client {
+        cmd.args(["--cert", &c.path(&format!("{p}client.crt")), "--key", &c.path(&format!("{p}client.key"))]);
+    }
+    let out = cmd.args(args).stdin(Stdio::null()).output().expect("run redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if text.is_empty() {
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    } else {
+        text
+    }
+}
+
+fn redis_py(py: &Path, port: u16, c: &Certs, client: bool) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/tls_client.py");
+    let mut cmd = Command::new(py);
+    cmd.arg(script).arg(port.to_string()).arg(c.path("ca.crt"));
+    if client {
+        cmd.arg(c.path("client.crt")).arg(c.path("client.key"));
+    }
+    let out = cmd.output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "tls_client.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn tls_and_plain_ports_side_by_side() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let srv = start(&c, tls_port, "no");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["set", "k", "over tls"]), "OK");
+    // The same data on the plain port.
+    let mut plain = srv.client();
+    assert_eq!(common::q(&mut plain, "GET k"), "over tls");
+    assert_eq!(common::q(&mut plain, "CONFIG GET tls-port"), format!("[tls-port,{tls_port}]"));
+    // A client trusting another CA refuses the server's certificate.
+    assert!(!cli_tls(&c, tls_port, "other-ca.crt", None, &["ping"]).contains("PONG"));
+    if let Some(py) = python::venv_python() {
+        assert!(redis_py(&py, tls_port, &c, false).contains("tls ok"));
+    }
+}
+
+#[test]
+fn tls_only_with_port_zero() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let dir = common::temp_dir("tls-only");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .args(["--port", "0", "--save", "", "--dir"])
+        .arg(&dir)
+        .args(tls_flags(&c, tls_port, "no"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moonshard");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(Instant::now() < deadline, "no TLS listener");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["config", "get", "port"]), "port\n0");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn client_certificates() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let srv = start(&c, tls_port, "yes");
+    // yes: no certificate, or one from another CA, ends the handshake.
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", Some(""), &["ping"]), "PONG");
+    assert!(!cli_tls(&c, tls_port, "ca.crt", None, &["ping"]).contains("PONG"));
+    assert!(!cli_tls(&c, tls_port, "ca.crt", Some("other-"), &["ping"]).contains("PONG"));
+    let py = python::venv_python();
+    if let Some(py) = &py {
+        assert!(redis_py(py, tls_port, &c, true).contains("tls ok"));
+        assert!(redis_py(py, tls_port, &c, false).contains("refused"));
+    }
+    // optional: no certificate is fine, a bad one still is not.
+    let mut plain = srv.client();
+    assert_eq!(common::q(&mut plain, "CONFIG SET tls-auth-clients optional"), "OK");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", Some(""), &["ping"]), "PONG");
+    assert!(!cli_tls(&c, tls_port, "ca.crt", Some("other-"), &["ping"]).contains("PONG"));
+    if let Some(py) = &py {
+        assert!(redis_py(py, tls_port, &c, false).contains("tls ok"));
+    }
+}
+
+/// Reads until the peer closes (true) or `within` passes (false).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn hostile_input_on_the_tls_port_harms_no_one() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let mut srv = start(&c, tls_port, "no");
+    // Clients that stall: connected, silent, or mid-ClientHello.
+    let mut stalled = Vec::new();
+    for i in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+        if i % 2 == 0 {
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        }
+        stalled.push(s);
+    }
+    // Plain text and garbage are answered by closing the connection.
+    let mut rng: u64 = 0x9e3779b97f4a7c15;
+    for i in 0..50 {
+        let mut s = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+        let input: Vec<u8> = if i % 5 == 0 {
+            b"PING\r\n*1\r\n$4\r\nPING\r\n".to_vec()
+        } else {
+            (0..(64 + i * 37))
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // Garbage that starts like a handshake record half the time.
+                    rng as u8
+                })
+                .enumerate()
+                .map(|(j, b)| if i % 2 == 0 && j == 0 { 0x16 } else { b })
+                .collect()
+        };
+        let _ = s.write_all(&input);
+        assert!(closed_within(&mut s, Duration::from_secs(5)), "connection {i} was not closed");
+    }
+    // Meanwhile TLS and plain clients are served.
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["set", "after", "garbage"]), "OK");
+    let mut plain = srv.client();
+    assert_eq!(common::q(&mut plain, "GET after"), "garbage");
+    // Stalled handshakes are not clients.
+    let list = common::q(&mut plain, "CLIENT LIST");
+    assert_eq!(list.lines().count(), 1, "{list}");
+    drop(stalled);
+    assert!(srv.alive());
+}
+
+#[test]
+fn config_set_reloads_certificates_for_new_connections() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let srv = start(&c, tls_port, "no");
+    let mut plain = srv.client();
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    // A file that cannot be read: Redis's error, and the old certificate stays.
+    let err = common::q(&mut plain, "CONFIG SET tls-cert-file /nonexistent/server.crt");
+    assert_eq!(
+        err,
+        "ERR CONFIG SET failed (possibly related to argument 'tls-cert-file') - Unable to update TLS configuration. \
+         Check server logs."
+    );
+    assert_eq!(common::q(&mut plain, "CONFIG GET tls-cert-file"), format!("[tls-cert-file,{}]", c.path("server.crt")));
+    let err = common::q(&mut plain, "CONFIG SET tls-protocols TLSv9");
+    assert!(err.contains("possibly related to argument 'tls-protocols'"), "{err}");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    // The other CA's certificate: new connections must trust that CA.
+    let set =
+        format!("CONFIG SET tls-cert-file {} tls-key-file {}", c.path("other-server.crt"), c.path("other-server.key"));
+    assert_eq!(common::q(&mut plain, &set), "OK");
+    assert_eq!(cli_tls(&c, tls_port, "other-ca.crt", None, &["ping"]), "PONG");
+    assert!(!cli_tls(&c, tls_port, "ca.crt", None, &["ping"]).contains("PONG"));
+    // TLS 1.2 only, then a new TLS port.
+    assert_eq!(common::q(&mut plain, "CONFIG SET tls-protocols TLSv1.2"), "OK");
+    assert_eq!(cli_tls(&c, tls_port, "other-ca.crt", None, &["ping"]), "PONG");
+    let moved = common::free_port();
+    assert_eq!(common::q(&mut plain, &format!("CONFIG SET tls-port {moved}")), "OK");
+    assert_eq!(cli_tls(&c, moved, "other-ca.crt", None, &["ping"]), "PONG");
+    assert!(TcpStream::connect(("127.0.0.1", tls_port)).is_err());
+    assert_eq!(common::q(&mut plain, "CONFIG SET tls-port 0"), "OK");
+    assert!(TcpStream::connect(("127.0.0.1", moved)).is_err());
+}
