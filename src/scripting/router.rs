@@ -230,18 +230,7 @@ async fn run_standalone(conn: &mut Session, req: &Request<'_>) -> Reply {
         let hp = ids.iter().position(|&i| i == home).unwrap_or(0);
         let shard = server.shards.get(ids[hp]);
         let function = matches!(req.job, Job::Function(_));
-        let now = crate::storage::now_ms();
-        let mut data = None;
-        let mut extra = Vec::with_capacity(ids.len().saturating_sub(1));
-        for (i, g) in guards.iter_mut().enumerate() {
-            if i == hp {
-                data = Some(&mut **g);
-            } else {
-                let other = server.shards.get(g.id);
-                mark_busy(other, function, now, false);
-                extra.push(Extra { shard: other, data: &mut **g as *mut ShardData, guard: None });
-            }
-        }
+        let (data, extra) = split_home(&server, guards.iter_mut().map(|g| &mut **g), hp, function);
         let Some(data) = data else {
             return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
         };
@@ -274,6 +263,30 @@ async fn run_standalone(conn: &mut Session, req: &Request<'_>) -> Reply {
 /// Marks `shard`, held by a script running on another shard's VM
 /// (standalone mode), as busy with that script: waiters wait for it as for
 /// a script (and answer BUSY past the threshold), SCRIPT KILL sees it.
+/// The entered shards of a multi-shard script: the one at `home` runs the
+/// script's VM, the others are reached through `Extra` and marked busy with
+/// it (waiters get BUSY past the threshold, SCRIPT KILL sees its writes).
+fn split_home<'a>(
+    server: &'a Server,
+    entered: impl Iterator<Item = &'a mut ShardData>,
+    home: usize,
+    function: bool,
+) -> (Option<&'a mut ShardData>, Vec<Extra<'a>>) {
+    let now = crate::storage::now_ms();
+    let mut data = None;
+    let mut extra = Vec::new();
+    for (i, d) in entered.enumerate() {
+        if i == home {
+            data = Some(d);
+        } else {
+            let other = server.shards.get(d.id);
+            mark_busy(other, function, now, false);
+            extra.push(Extra { shard: other, data: d as *mut ShardData, guard: None });
+        }
+    }
+    (data, extra)
+}
+
 pub fn mark_busy(shard: &Shard, function: bool, since: u64, wrote: bool) {
     shard.script_kill.store(false, Ordering::SeqCst);
     shard.script_wrote.store(wrote, Ordering::SeqCst);
@@ -368,18 +381,7 @@ fn run_entered_standalone(
     let want = req.keys.first().map_or(home, |k| server.shards.for_key(k));
     let hp = refs.iter().position(|d| d.id == want).unwrap_or(0);
     let function = matches!(req.job, Job::Function(_));
-    let now = crate::storage::now_ms();
-    let mut data = None;
-    let mut extra = Vec::with_capacity(refs.len().saturating_sub(1));
-    for (i, d) in refs.iter_mut().enumerate() {
-        if i == hp {
-            data = Some(&mut **d);
-        } else {
-            let other = server.shards.get(d.id);
-            mark_busy(other, function, now, false);
-            extra.push(Extra { shard: other, data: &mut **d as *mut ShardData, guard: None });
-        }
-    }
+    let (data, extra) = split_home(server, refs.iter_mut().map(|d| &mut **d), hp, function);
     let Some(data) = data else {
         return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
     };

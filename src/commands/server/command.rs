@@ -8,29 +8,7 @@ use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
 
 /// ACL categories in Redis's bit order (the order COMMAND INFO lists them).
-const CATEGORIES: &[&str] = &[
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-];
+use crate::acl::index::CATEGORIES;
 
 fn group_category(g: Group) -> Option<&'static str> {
     Some(match g {
