@@ -543,6 +543,11 @@ pub fn disable(server: &Server) {
 }
 
 impl Aof {
+    /// Bytes appended and not yet written to the file (INFO's `aof_buffer_length`).
+    pub fn pending_len(&self) -> usize {
+        self.pending.lock().buf.len()
+    }
+
     /// Bytes of the AOF's files now (INFO's `aof_current_size`).
     pub fn current_size(&self) -> u64 {
         let since = self.written.load(Ordering::Relaxed).saturating_sub(self.start_offset.load(Ordering::Relaxed));

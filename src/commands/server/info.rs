@@ -470,8 +470,8 @@ fn persistence_section(server: &Server, f: &mut Field) {
     if let Some(a) = &aof {
         f("aof_current_size", a.current_size().to_string());
         f("aof_base_size", get(&p.aof_base_size));
-        f("aof_pending_rewrite", "0".into());
-        f("aof_buffer_length", "0".into());
+        f("aof_pending_rewrite", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
+        f("aof_buffer_length", a.pending_len().to_string());
         f("aof_pending_bio_fsync", "0".into());
         f("aof_delayed_fsync", "0".into());
     }
