@@ -6,32 +6,48 @@
 #   benches/callgrind.sh target/release/moonshard 16 set get incr lpush evalsha
 #   benches/callgrind.sh redis-server 16 set get
 #
-# `evalsha` runs the seed script (`evalsha <sha> 2 {s}list {s}sum 2 1 2`).
+# `evalsha` runs the seed script (`evalsha <sha> 2 {s}list {s}sum 2 1 2`),
+# `xadd` runs `xadd mystream * myfield myvalue`.
+# `del` deletes random keys of a keyspace filled by SETs first (not measured).
+# CLUSTER=1: moonshard runs with `cluster-enabled yes` as a one-node cluster
+# serving every slot (redis-server the same).
+# ACL_USER=1: the load runs as a user with key patterns (`~key:* ~{s}* +@all`)
+# instead of the default user, to measure the cost of the ACL check.
 set -euo pipefail
 bin=$1; pipeline=$2; shift 2
 port=${PORT:-7777}
 small=${N_SMALL:-2000}; big=${N_BIG:-22000}
-seed='local n = 0
-for i = 1, #ARGV do
-  redis.call("LPUSH", KEYS[1], ARGV[i])
-  n = n + tonumber(ARGV[i])
-end
-redis.call("INCRBY", KEYS[2], n)
-return n'
+# The seed script (EVALSHA tests): benches/seed.lua.
+seed=$(cat "$(dirname "$0")/seed.lua")
+cluster_args=()
+[[ -n ${CLUSTER:-} ]] && cluster_args=(--cluster-enabled yes --cluster-config-file nodes.conf)
 count() {  # count <test> <n>: total Ir while running n requests
   local test=$1 n=$2 out pid
   out=$(mktemp -d)
   if [[ $bin == *redis-server* ]]; then
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --save '' --appendonly no >/dev/null 2>&1 &
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --save '' --appendonly no --dir "$out" "${cluster_args[@]}" >/dev/null 2>&1 &
   else
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --shards 1 --save '' --dir "$out" >/dev/null 2>&1 &
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --shards 1 --save '' --dir "$out" "${cluster_args[@]}" >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
+  if [[ -n ${CLUSTER:-} ]]; then
+    redis-cli -p "$port" cluster addslotsrange 0 16383 >/dev/null
+    for _ in $(seq 100); do redis-cli -p "$port" cluster info | grep -q cluster_state:ok && break; sleep 0.2; done
+  fi
   local args=(-t "$test")
+  if [[ -n ${ACL_USER:-} ]]; then
+    redis-cli -p "$port" acl setuser bench on '>pw' '~key:*' '~{s}*' '+@all' >/dev/null
+    args=(--user bench -a pw "${args[@]}")
+  fi
   if [[ $test == evalsha ]]; then
     sha=$(redis-cli -p "$port" script load "$seed")
-    args=(evalsha "$sha" 2 '{s}list' '{s}sum' 2 1 2)
+    args=("${args[@]:0:${#args[@]}-2}" evalsha "$sha" 2 '{s}list' '{s}sum' 2 1 2)
+  elif [[ $test == del ]]; then  # redis-benchmark 7.0 has no del test
+    redis-benchmark -p "$port" -n 100000 -r 100000 -P 16 -q -t set >/dev/null
+    args=("${args[@]:0:${#args[@]}-2}" del 'key:__rand_int__')
+  elif [[ $test == xadd ]]; then  # redis-benchmark 7.0 has no xadd test
+    args=("${args[@]:0:${#args[@]}-2}" xadd mystream '*' myfield myvalue)
   fi
   callgrind_control -i on "$pid" >/dev/null 2>&1
   redis-benchmark -p "$port" -c 1 -n "$n" -P "$pipeline" -r 100000 -q "${args[@]}" >/dev/null

@@ -3,6 +3,7 @@
 //! Map of the code: `docs/ARCHITECTURE.md`.
 
 pub mod acl;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod net;
@@ -23,7 +24,12 @@ use std::sync::Arc;
 
 /// Builds the runtime and serves until shutdown. Used by `main` and tests.
 pub fn run(config: config::Config) -> std::io::Result<()> {
-    let server = Arc::new(server::Server::new(config));
+    let mut server = server::Server::new(config);
+    if let Err(e) = cluster::link::open(&mut server) {
+        net::listener::log(&server, "warning", &e);
+        return Err(std::io::Error::other(e));
+    }
+    let server = Arc::new(server);
     if let Err(e) = commands::acl::load_at_startup(&server) {
         net::listener::log(&server, "warning", &e);
         return Err(std::io::Error::other(e));
@@ -77,7 +83,7 @@ mod layering {
 
     #[test]
     fn storage_and_shard_import_nothing_above_them() {
-        let uppers = ["crate::commands", "crate::scripting", "crate::session", "crate::net"];
+        let uppers = ["crate::commands", "crate::scripting", "crate::session", "crate::net", "crate::cluster"];
         forbid("storage", &uppers);
         forbid("shard", &uppers);
     }

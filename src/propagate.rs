@@ -13,6 +13,7 @@
 //! as Redis 7.0 does. The stream is RESP, with SELECT emitted whenever the
 //! database changes.
 
+use crate::protocol::{push_bulk, push_header};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::cell::RefCell;
@@ -24,6 +25,12 @@ use std::sync::Arc;
 /// stream offset (bytes since the server started) just past `bytes`.
 pub trait Subscriber: Send + Sync {
     fn append(&self, bytes: &[u8], end: u64);
+
+    /// Bytes that only replication carries (a master's PING, REPLCONF
+    /// GETACK): followed like the rest unless the subscriber says otherwise.
+    fn append_replication_only(&self, bytes: &[u8], end: u64) {
+        self.append(bytes, end);
+    }
 }
 
 #[derive(Default)]
@@ -64,14 +71,33 @@ impl Stream {
         self.inner.lock().offset
     }
 
+    /// Runs `f` under the stream's lock, between two emissions, with the
+    /// subscribers and the stream offset at hand (replication adds a replica at the exact stream
+    /// position it copied from the backlog). `reset_select`: the next
+    /// emission starts with a SELECT.
+    pub fn with_subscribers<R>(
+        &self,
+        reset_select: bool,
+        f: impl FnOnce(&mut Vec<Arc<dyn Subscriber>>, u64) -> R,
+    ) -> R {
+        let mut inner = self.inner.lock();
+        if reset_select {
+            inner.selected = None;
+        }
+        let at = inner.offset;
+        let r = f(&mut inner.subscribers, at);
+        self.active.store(!inner.subscribers.is_empty(), Ordering::SeqCst);
+        r
+    }
+
     pub fn unsubscribe(&self, s: &Arc<dyn Subscriber>) {
         let mut inner = self.inner.lock();
         inner.subscribers.retain(|x| !Arc::ptr_eq(x, s));
         self.active.store(!inner.subscribers.is_empty(), Ordering::SeqCst);
     }
 
-    /// Emits a command that belongs to no database (a master's PING to its
-    /// replicas): no SELECT before it.
+    /// Emits a command that belongs to no database and only replication
+    /// carries (a master's PING, REPLCONF GETACK): no SELECT before it.
     pub fn emit_dbless(&self, argv: &[&[u8]]) {
         let mut inner = self.inner.lock();
         if inner.subscribers.is_empty() {
@@ -82,7 +108,7 @@ impl Stream {
         encode(buf, argv);
         *offset += buf.len() as u64;
         for s in subscribers.iter() {
-            s.append(buf, *offset);
+            s.append_replication_only(buf, *offset);
         }
     }
 
@@ -151,67 +177,44 @@ pub fn take_emitted() -> u64 {
     EMITTED.with(|e| e.replace(0))
 }
 
+#[inline(always)]
 fn select(buf: &mut Vec<u8>, selected: &mut Option<usize>, db: usize) {
     if *selected != Some(db) {
-        encode(buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
-        *selected = Some(db);
+        select_db(buf, selected, db);
     }
 }
 
-/// Appends `n` in decimal without allocating.
-fn push_len(buf: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[at..]);
+#[cold]
+fn select_db(buf: &mut Vec<u8>, selected: &mut Option<usize>, db: usize) {
+    encode(buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
+    *selected = Some(db);
 }
 
 /// Appends `argv` as a RESP array of bulk strings.
 pub fn encode<A: AsRef<[u8]>>(buf: &mut Vec<u8>, argv: &[A]) {
-    buf.push(b'*');
-    push_len(buf, argv.len());
-    buf.extend_from_slice(b"\r\n");
+    // One reservation for the whole command (headers at most 24 bytes each).
+    buf.reserve(24 * (argv.len() + 1) + argv.iter().map(|a| a.as_ref().len()).sum::<usize>());
+    push_header(buf, b'*', argv.len());
     for a in argv {
-        let a = a.as_ref();
-        buf.push(b'$');
-        push_len(buf, a.len());
-        buf.extend_from_slice(b"\r\n");
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b"\r\n");
+        push_bulk(buf, a.as_ref());
     }
 }
 
 thread_local! {
     /// The unit being collected on this thread (a script or EXEC running).
-    static UNIT: RefCell<UnitState> = RefCell::new(UnitState::default());
-}
-
-#[derive(Default)]
-struct UnitState {
-    depth: u32,
-    commands: Vec<(usize, Vec<Bytes>)>,
+    static UNIT: RefCell<Vec<(usize, Vec<Bytes>)>> = const { RefCell::new(Vec::new()) };
+    /// How many units are open on this thread: a plain command (0) checks
+    /// this one cell, not the collection.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Emits one command: into the unit being collected on this thread, or
 /// straight into the stream.
 pub fn emit(stream: &Stream, db: usize, argv: &[Bytes]) {
-    let collected = UNIT.with(|u| {
-        let mut u = u.borrow_mut();
-        if u.depth == 0 {
-            return false;
-        }
-        u.commands.push((db, argv.to_vec()));
-        true
-    });
-    if !collected {
+    if DEPTH.with(|d| d.get()) == 0 {
         stream.emit_one(db, argv);
+    } else {
+        UNIT.with(|u| u.borrow_mut().push((db, argv.to_vec())));
     }
 }
 
@@ -224,7 +227,7 @@ pub struct Unit<'a> {
 
 impl<'a> Unit<'a> {
     pub fn begin(stream: &'a Stream) -> Unit<'a> {
-        UNIT.with(|u| u.borrow_mut().depth += 1);
+        DEPTH.with(|d| d.set(d.get() + 1));
         Unit { stream }
     }
 
@@ -237,17 +240,36 @@ impl<'a> Unit<'a> {
     }
 }
 
+/// Collects the writes on this thread until dropped, then forgets them: a
+/// YES-mode Lua debugging session writes to a scratch copy nobody follows.
+pub struct Discarded(());
+
+impl Discarded {
+    pub fn begin(_stream: &Stream) -> Discarded {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        Discarded(())
+    }
+}
+
+impl Drop for Discarded {
+    fn drop(&mut self) {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() - 1);
+            d.get()
+        });
+        if depth == 0 {
+            UNIT.with(|u| u.borrow_mut().clear());
+        }
+    }
+}
+
 impl Drop for Unit<'_> {
     fn drop(&mut self) {
-        let done = UNIT.with(|u| {
-            let mut u = u.borrow_mut();
-            u.depth -= 1;
-            if u.depth == 0 {
-                std::mem::take(&mut u.commands)
-            } else {
-                Vec::new()
-            }
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() - 1);
+            d.get()
         });
+        let done = if depth == 0 { UNIT.with(|u| std::mem::take(&mut *u.borrow_mut())) } else { Vec::new() };
         self.stream.emit_unit(&done);
     }
 }

@@ -53,6 +53,8 @@ pub struct Server {
     /// any slots (as on a standalone Redis); `cluster` applies Redis
     /// Cluster's same-slot rule.
     pub standalone: bool,
+    /// `cluster-enabled yes`: this node's Redis Cluster state.
+    pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 impl Server {
@@ -95,6 +97,7 @@ impl Server {
             shutdown: tokio::sync::Notify::new(),
             io_threads,
             standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),
+            cluster: None,
             config,
         };
         server.apply_config();

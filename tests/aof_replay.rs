@@ -203,17 +203,8 @@ fn aof_written_by_moonshard_replays_identically_in_redis_and_moonshard() {
     assert!(check.status.success() && out.contains("valid"), "redis-check-aof: {out}");
 
     // redis-server 7.0 loads it into the same dataset.
-    let redis = common::redis_server_with(&[
-        "--appendonly",
-        "yes",
-        "--dir",
-        copy.to_str().unwrap(),
-        "--enable-debug-command",
-        "yes",
-    ])
-    .expect("redis-server");
+    let redis = common::redis_on_aof(&copy);
     let mut rc = redis.client();
-    wait_loaded(&mut rc);
     assert_eq!(dbsizes(&mut rc), want_sizes, "redis-server's key counts");
     assert_eq!(digest(&mut rc), want, "redis-server's dataset differs from moonshard's");
     drop(rc);
@@ -225,14 +216,6 @@ fn aof_written_by_moonshard_replays_identically_in_redis_and_moonshard() {
     let mut con = again.client();
     assert_eq!(dbsizes(&mut con), want_sizes);
     assert_eq!(digest(&mut con), want, "moonshard's restart differs");
-}
-
-fn wait_loaded(con: &mut redis::Connection) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while common::field_of(con, "persistence", "loading") != "0" {
-        assert!(Instant::now() < deadline, "redis-server is still loading");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
@@ -304,4 +287,107 @@ fn truncated_tail_is_cut_with_aof_load_truncated_and_refused_without() {
         .unwrap();
     assert!(!refused.status.success(), "a damaged AOF must not load");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("append only file"));
+}
+
+/// A Redis 6 AOF is one file in `dir`: an RDB preamble followed by commands
+/// (or commands only). Made here from what redis-server 7.0 writes (its base
+/// RDB, then its incremental commands, concatenated), then loaded by both
+/// servers: each moves it into the AOF directory as the base of a manifest,
+/// as Redis 7 upgrades it, and both end with the same dataset.
+#[test]
+fn redis6_single_file_aof_is_upgraded_and_loaded_like_redis7_does() {
+    let flags = ["--appendonly", "yes", "--aof-use-rdb-preamble", "yes", "--enable-debug-command", "yes"];
+    let Some(redis) = common::redis_server_with(&flags) else {
+        return;
+    };
+    let mut rc = redis.client();
+    let mut rng = Rng(0x5eed_2026_1206);
+    // Every type, several databases, long TTLs only (short ones would make
+    // the compared datasets depend on when each server loaded them).
+    let step = |rc: &mut redis::Connection, rng: &mut Rng| {
+        let db = rng.below(3).to_string();
+        let k = format!("k{}", rng.below(60));
+        let v = format!("v{}", rng.below(1000));
+        let cmds: [&[&str]; 9] = [
+            &["SET", &k, &v],
+            &["SET", &k, &v, "EX", "5000"],
+            &["HSET", &format!("h{k}"), &v, &k],
+            &["RPUSH", &format!("l{k}"), &v, &k],
+            &["SADD", &format!("s{k}"), &v],
+            &["ZADD", &format!("z{k}"), &rng.below(100).to_string(), &v],
+            &["XADD", &format!("x{k}"), "*", "f", &v],
+            &["DEL", &k],
+            &["INCR", &format!("n{k}")],
+        ];
+        let cmd = cmds[rng.below(cmds.len() as u64) as usize];
+        run_str(rc, &["SELECT", &db]).unwrap();
+        let _ = run_str(rc, cmd);
+    };
+    for _ in 0..400 {
+        step(&mut rc, &mut rng);
+    }
+    // Written in the base by a rewrite, then more commands in the new incr file.
+    run_str(&mut rc, &["BGREWRITEAOF"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::field_of(&mut rc, "persistence", "aof_rewrite_in_progress") != "0"
+        || common::field_of(&mut rc, "persistence", "aof_rewrite_scheduled") != "0"
+    {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..400 {
+        step(&mut rc, &mut rng);
+    }
+    run_str(&mut rc, &["SELECT", "0"]).unwrap();
+    let want = digest(&mut rc);
+    let want_keys: Vec<i64> = dbsizes(&mut rc);
+    let aofdir = redis.dir.as_ref().expect("redis dir").join("appendonlydir");
+    let manifest = std::fs::read_to_string(aofdir.join("appendonly.aof.manifest")).unwrap();
+    let mut single = Vec::new();
+    for line in manifest.lines() {
+        let name = line.split_whitespace().nth(1).unwrap();
+        single.extend(std::fs::read(aofdir.join(name)).unwrap());
+    }
+    assert!(single.starts_with(b"REDIS"), "the base is an RDB preamble");
+    // Commands only: the form Redis 6 wrote with aof-use-rdb-preamble no.
+    let commands_only = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n\
+*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\nx\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n"
+        .to_vec();
+    for (what, file) in [("preamble", single), ("commands", commands_only)] {
+        let (ours, theirs) = (tempdir("aof6-ours"), tempdir("aof6-theirs"));
+        std::fs::write(ours.join("appendonly.aof"), &file).unwrap();
+        std::fs::write(theirs.join("appendonly.aof"), &file).unwrap();
+        let r = common::redis_on_aof(&theirs);
+        let mut rc2 = r.client();
+        let m = aof_dir_server(&ours, &[]);
+        let mut mc = m.client();
+        let (ds, rs) = (dbsizes(&mut mc), dbsizes(&mut rc2));
+        run_str(&mut mc, &["SELECT", "0"]).unwrap();
+        run_str(&mut rc2, &["SELECT", "0"]).unwrap();
+        assert_eq!(
+            digest(&mut mc),
+            digest(&mut rc2),
+            "{what}: moonshard and redis-server loaded different data ({ds:?} / {rs:?}, want {want_keys:?})"
+        );
+        if what == "preamble" {
+            assert_eq!(ds, want_keys);
+            assert_eq!(digest(&mut mc), want, "moonshard's dataset differs from the one that wrote the AOF");
+        } else {
+            assert_eq!(run_str(&mut mc, &["GET", "a"]), Ok(Value::BulkString(b"2".to_vec())));
+        }
+        // Both moved the file into the directory under the same manifest.
+        assert!(!ours.join("appendonly.aof").exists());
+        let ours_manifest = std::fs::read_to_string(ours.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+        let theirs_manifest = std::fs::read_to_string(theirs.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+        assert_eq!(ours_manifest, theirs_manifest, "{what}");
+        // A write after the upgrade survives a restart from the new layout.
+        run_str(&mut mc, &["SET", "after-upgrade", "1"]).unwrap();
+        drop(mc);
+        drop(m);
+        let again = aof_dir_server(&ours, &[]);
+        let mut ac = again.client();
+        assert_eq!(run_str(&mut ac, &["GET", "after-upgrade"]), Ok(Value::BulkString(b"1".to_vec())), "{what}");
+        let _ = std::fs::remove_dir_all(&ours);
+        let _ = std::fs::remove_dir_all(&theirs);
+    }
 }

@@ -273,6 +273,10 @@ impl Duo {
                 std::thread::sleep(Duration::from_secs_f64(s.parse().unwrap()));
                 continue;
             }
+            if let Some(s) = line.strip_prefix("!blocked ") {
+                self.wait_blocked(s.parse().expect("!blocked N"));
+                continue;
+            }
             if let Some(rest) = line.strip_prefix("!send ") {
                 let args = words(rest);
                 let c = self.conn(n);
@@ -298,6 +302,30 @@ impl Duo {
                 continue;
             }
             assert_eq!(ours, theirs, "moonshard and redis-server differ at line {}: {raw}", i + 1);
+        }
+    }
+
+    /// Waits (at most 10 s) until both servers count `n` blocked clients, so
+    /// a command sent next finds the earlier `!send` already blocked however
+    /// loaded the machine is.
+    #[track_caller]
+    fn wait_blocked(&mut self, n: usize) {
+        let want = format!("blocked_clients:{n}\r\n");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for side in 0..2 {
+            loop {
+                let info = words("INFO clients");
+                self.conn(0)[side].send(&info);
+                let got = match self.conn(0)[side].reply() {
+                    V::Bulk(_, Some(text)) => text,
+                    other => format!("{other:?}"),
+                };
+                if got.contains(&want) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "never {n} blocked clients: {got}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 
@@ -923,14 +951,14 @@ CLIENT KILL USER default SKIPME yes
 ACL SETUSER b1 on nopass ~k* &* +@all
 @11 AUTH b1 x
 @11 !send BLPOP k1 0
-!sleep 0.2
+!blocked 1
 ACL SETUSER b1 resetkeys ~z*
 LPUSH k1 a
 @11 !read
 @11 GET k1
 @12 AUTH b1 x
 @12 !send BLPOP z1 0
-!sleep 0.2
+!blocked 1
 ACL DELUSER b1
 @12 !read
 ACL SETUSER b2 on nopass ~* &* +@all

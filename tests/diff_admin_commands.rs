@@ -32,10 +32,18 @@ fn admin_commands_answer_as_a_standalone_redis() {
         "READWRITE",
         "CLUSTER ADDSLOTS 1 2",
         "CLUSTER COUNTKEYSINSLOT 5",
+        "CLUSTER COUNTKEYSINSLOT x",
+        "CLUSTER GETKEYSINSLOT x 1",
+        "CLUSTER HELP",
+        "SELECT 1",
         "CLUSTER GETKEYSINSLOT 5 10",
         "CLUSTER LINKS",
         "CLUSTER RESET",
         "CLUSTER SETSLOT 1 STABLE",
+        "CLUSTER ADDSLOTSRANGE x y",
+        "CLUSTER DELSLOTS x",
+        "CLUSTER SETSLOT x y",
+        "CLUSTER MEET x y",
     ] {
         let args: Vec<&str> = line.split(' ').collect();
         let _ = d.check(&args);

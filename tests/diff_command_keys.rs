@@ -97,4 +97,8 @@ fn command_info_equals_redis_for_every_declared_command() {
         compared += 1;
     }
     assert!(compared > 250, "compared {compared}");
+    // Unknown names answer a null bulk each (Redis's addReplyNull), among known ones.
+    for args in [&["COMMAND", "INFO", "nosuch"][..], &["COMMAND", "INFO", "get", "", "client|nosuch", "set"]] {
+        b.check(args);
+    }
 }

@@ -894,7 +894,8 @@ fn fields_carry_truthful_values() {
         num(&i, "Memory", "used_memory_scripts"),
         num(&i, "Memory", "used_memory_scripts_eval") + num(&i, "Memory", "used_memory_functions")
     );
-    assert!(num(&i, "Memory", "mem_clients_normal") > 3 * 16 * 1024, "three clients' buffers");
+    // The client asking holds its read buffer; idle (subscribed) ones give theirs back to the pool.
+    assert!(num(&i, "Memory", "mem_clients_normal") > 16 * 1024, "the asking client's buffers");
     assert!(num(&i, "Memory", "used_memory_overhead") > num(&i, "Memory", "used_memory_startup"));
     assert!(num(&i, "Memory", "allocator_active") >= num(&i, "Memory", "allocator_allocated"));
     assert!(num(&i, "Clients", "client_recent_max_input_buffer") >= 16 * 1024);

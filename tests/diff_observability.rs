@@ -162,6 +162,8 @@ fn client_pause_holds_writers_not_readers_as_redis() {
         let reader = timed(port, &["GET", "k"]);
         let writer = timed(port, &["SET", "k", "w"]);
         let script = timed(port, &["EVAL", "return redis.call('incr','n')", "0"]);
+        // PUBLISH may replicate: held too.
+        let publisher = timed(port, &["PUBLISH", "ch", "m"]);
         let ro_script = timed(port, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]);
         let (r, t) = reader.join().unwrap();
         assert_eq!(r, "$1\r\nv\r\n");
@@ -171,12 +173,15 @@ fn client_pause_holds_writers_not_readers_as_redis() {
         assert!(t < Duration::from_millis(300), "a no-writes script waited {t:?} on port {port}");
         std::thread::sleep(Duration::from_millis(150));
         let info = c.call(&["INFO", "clients"]);
-        assert!(info.contains("blocked_clients:2"), "paused writers count as blocked on {port}: {info}");
+        assert!(info.contains("blocked_clients:3"), "paused writers count as blocked on {port}: {info}");
         let (r, t) = writer.join().unwrap();
         assert_eq!(r, "+OK\r\n");
         assert!(t >= Duration::from_millis(400), "a write ran during the pause ({t:?}) on {port}");
         let (r, _) = script.join().unwrap();
         assert_eq!(r, ":1\r\n");
+        let (r, t) = publisher.join().unwrap();
+        assert_eq!(r, ":0\r\n");
+        assert!(t >= Duration::from_millis(400), "PUBLISH ran during the pause ({t:?}) on {port}");
         // UNPAUSE (not a write) runs during a WRITE pause and releases the writers at once.
         assert_eq!(c.call(&["CLIENT", "PAUSE", "5000", "WRITE"]), "+OK\r\n");
         let writer = timed(port, &["SET", "k", "x"]);

@@ -394,3 +394,143 @@ fn concurrent_transfers_keep_the_total() {
     assert!(moved > 100 && reads > 10, "too little ran: {moved} transfers, {reads} reads");
     eprintln!("{moved} transfers, {reads} reads of the total");
 }
+
+/// A busy script holding several shards (standalone mode) is seen and
+/// killed by SCRIPT KILL from another client; its shards serve again, and
+/// one that wrote answers UNKILLABLE as Redis does.
+#[test]
+fn script_kill_of_a_multi_shard_script() {
+    let ours = common::moonshard(&["--shards", "4", "--keyspace-mode", "standalone", "--busy-reply-threshold", "100"]);
+    let k = keys_on_different_shards("busy", 4, 2);
+    let (a, b) = (k[0].clone(), k[1].clone());
+    // Reads both keys (two shards), then loops.
+    let spin = "redis.call('get', KEYS[1]); redis.call('get', KEYS[2]); while true do end";
+    let url = ours.url();
+    let (a2, b2) = (a.clone(), b.clone());
+    let runner = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        show(common::run_str(&mut c, &["eval", spin, "2", &a2, &b2]))
+    });
+    let mut c = ours.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = show(common::run_str(&mut c, &["get", &b]));
+        if r.starts_with("BUSY") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the script never made its second shard busy: {r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(q(&mut c, "SCRIPT KILL"), "OK");
+    let died = runner.join().unwrap();
+    assert!(died.contains("Script killed by user with SCRIPT KILL"), "{died}");
+    assert_eq!(q(&mut c, &format!("SET {a} 1")), "OK");
+    assert_eq!(q(&mut c, &format!("SET {b} 2")), "OK");
+    // A script that wrote on one shard before spinning cannot be killed.
+    let url = ours.url();
+    let (a3, b3) = (a.clone(), b.clone());
+    let writer = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let s = "redis.call('get', KEYS[2]); redis.call('set', KEYS[1], 'w'); local t = redis.call('time')[1] + 1 \
+                 while tonumber(redis.call('time')[1]) <= t do end return 'done'";
+        show(common::run_str(&mut c, &["eval", s, "2", &a3, &b3]))
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = q(&mut c, "SCRIPT KILL");
+        if r.starts_with("UNKILLABLE") {
+            break;
+        }
+        assert!(r.starts_with("NOTBUSY"), "{r}");
+        assert!(std::time::Instant::now() < deadline, "never saw the writing script");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(writer.join().unwrap(), "done");
+}
+
+/// Client-side caching in standalone mode: a client tracking keys on
+/// several shards is invalidated when a multi-shard command or script
+/// changes them, as by single-key writes.
+#[test]
+fn tracking_invalidations_from_multi_shard_writes() {
+    let ours = common::moonshard(&["--shards", "4", "--keyspace-mode", "standalone"]);
+    let k = keys_on_different_shards("trk", 4, 3);
+    let mut reader = ours.client();
+    let mut writer = ours.client();
+    let mut inv = ours.client();
+    let inv_id = q(&mut inv, "CLIENT ID");
+    let mut pubsub = inv.as_pubsub();
+    pubsub.subscribe("__redis__:invalidate").unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(q(&mut reader, &format!("CLIENT TRACKING on REDIRECT {inv_id}")), "OK");
+    for key in &k {
+        q(&mut reader, &format!("SET {key} v"));
+        q(&mut reader, &format!("GET {key}"));
+    }
+    // One command over three shards, then a script over two.
+    assert_eq!(q(&mut writer, &format!("MSET {} 1 {} 2 {} 3", k[0], k[1], k[2])), "OK");
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 3 {
+        let msg = pubsub.get_message().expect("invalidation");
+        let keys: Vec<String> = msg.get_payload().unwrap_or_default();
+        seen.extend(keys);
+    }
+    assert_eq!(seen, k.iter().cloned().collect());
+    for key in &k {
+        q(&mut reader, &format!("GET {key}"));
+    }
+    let s = "redis.call('set', KEYS[1], 'x'); redis.call('del', ARGV[1]); return 1";
+    assert_eq!(show(common::run_str(&mut writer, &["eval", s, "1", &k[1], &k[2]])), "1");
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        let msg = pubsub.get_message().expect("invalidation");
+        let keys: Vec<String> = msg.get_payload().unwrap_or_default();
+        seen.extend(keys);
+    }
+    assert_eq!(seen, [k[1].clone(), k[2].clone()].into_iter().collect());
+}
+
+/// The AOF (and so every replica) gets a multi-shard command or script of
+/// standalone mode as one unit: a script's writes on several shards are
+/// wrapped in MULTI/EXEC, and the files replay into the same dataset in
+/// moonshard and redis-server.
+#[test]
+fn aof_records_multi_shard_writes_as_units() {
+    let dir = common::temp_dir("standalone-aof");
+    let d = dir.to_str().unwrap();
+    let ours = common::moonshard(&[
+        "--shards",
+        "4",
+        "--keyspace-mode",
+        "standalone",
+        "--appendonly",
+        "yes",
+        "--dir",
+        d,
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let k = keys_on_different_shards("aofk", 4, 4);
+    let mut c = ours.client();
+    q(&mut c, &format!("MSET {} 10 {} 20 {} 30 {} 40", k[0], k[1], k[2], k[3]));
+    let mv = "redis.call('decrby', KEYS[1], 5); redis.call('incrby', KEYS[2], 5); redis.call('rpush', ARGV[1], 'log'); return 1";
+    for i in 0..20 {
+        let (x, y) = (&k[i % 4], &k[(i + 1) % 4]);
+        show(common::run_str(&mut c, &["eval", mv, "2", x, y, &k[(i + 2) % 4].replace("aofk", "list")]));
+    }
+    q(&mut c, &format!("RENAME {} {}", k[0], "renamed"));
+    q(&mut c, &format!("SMOVE nosuch {} m", k[1]));
+    let want = q(&mut c, "DEBUG DIGEST");
+    drop(c);
+    drop(ours);
+    let aof = std::fs::read(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let text = String::from_utf8_lossy(&aof);
+    assert!(text.matches("MULTI").count() >= 20, "each script's writes should be one MULTI/EXEC unit:\n{text}");
+    assert_eq!(text.matches("MULTI").count(), text.matches("EXEC").count());
+    if common::redis_server().is_some() {
+        let redis = common::redis_on_aof(&dir);
+        let mut rc = redis.client();
+        assert_eq!(q(&mut rc, "DEBUG DIGEST"), want, "redis-server replayed moonshard's AOF into another dataset");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

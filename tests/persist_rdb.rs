@@ -537,20 +537,6 @@ fn debug_reload_and_save_points() {
     assert!(cmd(&mut c, &["CONFIG", "SET", "save", "1 x"]).contains("Invalid save parameters"));
 }
 
-/// redis-server started on the append-only file in `dir`, once it has loaded it.
-fn redis_on_aof(dir: &Path) -> Proc {
-    let dir = dir.to_str().unwrap();
-    let args = ["--appendonly", "yes", "--dir", dir, "--enable-debug-command", "yes"];
-    let redis = common::redis_server_with(&args).expect("redis-server");
-    let mut rc = redis.client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while common::field_of(&mut rc, "persistence", "loading") != "0" {
-        assert!(Instant::now() < deadline, "redis-server is still loading");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    redis
-}
-
 /// `CONFIG SET appendonly yes` on a server holding data writes a base from
 /// the dataset (RDB preamble or commands), then appends: moonshard and
 /// redis-server both restart from that directory into the same dataset.
@@ -591,7 +577,7 @@ fn appendonly_switched_on_with_data_writes_a_base_redis_loads() {
             let e = e.unwrap();
             std::fs::copy(e.path(), copy.0.join("appendonlydir").join(e.file_name())).unwrap();
         }
-        let redis = redis_on_aof(&copy.0);
+        let redis = common::redis_on_aof(&copy.0);
         let mut rc = redis.client();
         assert_eq!(dbsizes(&mut rc), sizes, "redis-server, preamble {preamble}");
         assert_eq!(digest(&mut rc), want, "redis-server's load, preamble {preamble}");
@@ -663,7 +649,7 @@ fn bgrewriteaof_under_writes_keeps_every_write() {
         assert_eq!(digest(&mut c), want, "moonshard's restart after the rewrite ({preamble})");
         drop(c);
         drop(again);
-        let redis = redis_on_aof(&dir.0);
+        let redis = common::redis_on_aof(&dir.0);
         let mut rc = redis.client();
         assert_eq!(digest(&mut rc), want, "redis-server's load after the rewrite ({preamble})");
     }

@@ -6,6 +6,8 @@
 //! connects (they travel in the snapshot) and after (in the stream).
 
 mod common;
+use common::info_num as num;
+use common::wait_until;
 
 use common::{field_of, moonshard, q, redis_server_with, run_str, Proc};
 use rand::rngs::StdRng;
@@ -141,7 +143,16 @@ fn differing_keys(master: &mut redis::Connection, replica: &mut redis::Connectio
 fn assert_same(master: &mut redis::Connection, replica: &mut redis::Connection, what: &str) {
     let (a, b) = wait_in_sync(master, replica);
     if a != b {
-        panic!("{what}: digests differ; keys: {:#?}", differing_keys(master, replica));
+        let mut spaces = (q(master, "INFO keyspace"), q(replica, "INFO keyspace"));
+        for c in [&mut *master, &mut *replica] {
+            let mut ks: Vec<String> = match run_str(c, &["KEYS", "*"]) {
+                Ok(redis::Value::Array(v)) => v.into_iter().map(|k| format!("{k:?}")).collect(),
+                _ => vec![],
+            };
+            ks.sort();
+            spaces.0.push_str(&format!("\n{} {}", ks.len(), ks.join(",")));
+        }
+        panic!("{what}: digests differ; keys: {:#?}; keyspaces {spaces:?}", differing_keys(master, replica));
     }
 }
 
@@ -150,13 +161,51 @@ fn start_replica(master: &Proc) -> Option<Proc> {
     redis_server_with(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port])
 }
 
-#[test]
-fn redis_server_replica_follows_moonshard_master() {
-    let master = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
+/// A redis-server master loaded with `writes` random writes from `seed`
+/// (keys k0..), and a moonshard (not yet following it), with clients.
+#[allow(clippy::type_complexity)]
+fn redis_master_and_moonshard(
+    seed: u64,
+    writes: usize,
+) -> Option<(common::Proc, redis::Connection, common::Proc, redis::Connection, Vec<String>, StdRng)> {
+    let master = redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])?;
+    let mut m = master.client();
+    let replica = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        &SHARDS.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let r = replica.client();
+    let keys: Vec<String> = (0..SHARDS).map(|i| format!("k{i}")).collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    load(&mut rng, &mut m, &keys, writes);
+    Some((master, m, replica, r, keys, rng))
+}
+
+/// A moonshard master (SHARDS shards, DEBUG allowed), a client, keys on
+/// every shard, and `writes` random writes over them from `seed`.
+fn loaded_master(seed: u64, writes: usize) -> (common::Proc, redis::Connection, Vec<String>, StdRng) {
+    let master = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        &SHARDS.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
     let mut m = master.client();
     let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
-    let mut rng = StdRng::seed_from_u64(16);
-    load(&mut rng, &mut m, &keys, 600);
+    let mut rng = StdRng::seed_from_u64(seed);
+    load(&mut rng, &mut m, &keys, writes);
+    (master, m, keys, rng)
+}
+
+#[test]
+fn redis_server_replica_follows_moonshard_master() {
+    let (master, mut m, keys, mut rng) = loaded_master(16, 600);
     // Functions travel in the snapshot too.
     let lib = "#!lua name=repl\nredis.register_function('bump', function(k, a) return redis.call('INCR', k[1]) end)";
     assert_eq!(run_str(&mut m, &["FUNCTION", "LOAD", lib]), Ok(redis::Value::BulkString(b"repl".to_vec())));
@@ -208,11 +257,7 @@ fn redis_server_replica_follows_moonshard_master() {
 
 #[test]
 fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
-    let master = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
-    let mut m = master.client();
-    let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
-    let mut rng = StdRng::seed_from_u64(7);
-    load(&mut rng, &mut m, &keys, 200);
+    let (master, mut m, keys, mut rng) = loaded_master(7, 200);
     let Some(first) = start_replica(&master) else { return };
     let mut r = first.client();
     assert_same(&mut m, &mut r, "first replica");
@@ -232,15 +277,9 @@ fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
 
 #[test]
 fn moonshard_replica_follows_redis_server_master() {
-    let Some(master) = redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]) else {
+    let Some((master, mut m, _replica, mut r, keys, mut rng)) = redis_master_and_moonshard(61, 500) else {
         return;
     };
-    let mut m = master.client();
-    let replica = moonshard(&["--shards", &SHARDS.to_string(), "--enable-debug-command", "yes"]);
-    let mut r = replica.client();
-    let keys: Vec<String> = (0..SHARDS).map(|i| format!("k{i}")).collect();
-    let mut rng = StdRng::seed_from_u64(61);
-    load(&mut rng, &mut m, &keys, 500);
     assert_eq!(q(&mut r, "SET mine 1"), "OK");
     assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
     assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK Already connected to specified master");
@@ -294,7 +333,426 @@ fn replication_command_errors_match_redis() {
         &["PSYNC", "?"],
         &["SYNC", "x"],
         &["ROLE"],
+        &["WAIT", "x", "1"],
+        &["WAIT", "1", "x"],
+        &["WAIT", "1", "-1"],
+        &["WAIT", "1", "1.5"],
+        &["WAIT", "0", "0"],
+        &["WAIT", "1", "10"],
+        &["WAIT", "1"],
+        &["EVAL", "return redis.call('wait', 0, 0)", "0"],
+        &["COMMAND", "INFO", "wait"],
+        &["MULTI"],
+        &["WAIT", "1", "0"],
+        &["EXEC"],
     ] {
         let _ = d.check(c);
     }
+}
+
+/// The history fields INFO replication reports on both sides of a link in
+/// sync: the same replication ID and offset.
+#[track_caller]
+fn assert_same_history(master: &mut redis::Connection, replica: &mut redis::Connection) {
+    // (A PING or GETACK may still be on its way to the replica.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for name in ["master_replid", "master_repl_offset"] {
+        loop {
+            let (a, b) = (field_of(master, "replication", name), field_of(replica, "replication", name));
+            if a == b {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: master {a}, replica {b}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn redis_server_replica_resumes_with_partial_resync_from_moonshard_backlog() {
+    let master = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        &SHARDS.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut m = master.client();
+    assert_eq!(field_of(&mut m, "replication", "repl_backlog_active"), "0");
+    let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
+    let mut rng = StdRng::seed_from_u64(3);
+    load(&mut rng, &mut m, &keys, 200);
+    let Some(replica) = start_replica(&master) else { return };
+    let mut r = replica.client();
+    load(&mut rng, &mut m, &keys, 200);
+    assert_same(&mut m, &mut r, "after the full sync");
+    assert_eq!(field_of(&mut m, "replication", "repl_backlog_active"), "1");
+    assert_same_history(&mut m, &mut r);
+    let histlen = num(&mut m, "replication", "repl_backlog_histlen");
+    let first = num(&mut m, "replication", "repl_backlog_first_byte_offset");
+    let offset = num(&mut m, "replication", "master_repl_offset");
+    assert!(histlen > 0 && first + histlen - 1 == offset, "backlog {first}+{histlen} vs offset {offset}");
+    assert_eq!((num(&mut m, "stats", "sync_full"), num(&mut m, "stats", "sync_partial_ok")), (1, 0));
+
+    // Drop the link twice while writes go on: each time the replica
+    // continues from the backlog.
+    for round in 1..=2 {
+        assert_eq!(q(&mut m, "CLIENT KILL TYPE replica"), "1");
+        load(&mut rng, &mut m, &keys, 100);
+        wait_until(10, "the partial resync", || num(&mut m, "stats", "sync_partial_ok") == round);
+        load(&mut rng, &mut m, &keys, 100);
+        assert_same(&mut m, &mut r, "after a partial resync");
+        assert_same_history(&mut m, &mut r);
+    }
+    assert_eq!(num(&mut m, "stats", "sync_full"), 1, "no full resync happened");
+    assert_eq!(num(&mut m, "stats", "sync_partial_err"), 0);
+}
+
+#[test]
+fn moonshard_replica_resumes_with_partial_resync_from_redis_server() {
+    let Some((master, mut m, _replica, mut r, keys, mut rng)) = redis_master_and_moonshard(5, 300) else {
+        return;
+    };
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    load(&mut rng, &mut m, &keys, 200);
+    assert_same(&mut m, &mut r, "after the full sync");
+    assert_same_history(&mut m, &mut r);
+    assert_eq!(field_of(&mut r, "replication", "repl_backlog_active"), "1");
+    // (A fresh server asks to continue its own history first, as Redis
+    // does: that counts as a refused partial resync on the master.)
+    let (full, err) = (num(&mut m, "stats", "sync_full"), num(&mut m, "stats", "sync_partial_err"));
+
+    // The master drops the link: the replica continues where it was.
+    assert_eq!(q(&mut m, "CLIENT KILL TYPE replica"), "1");
+    load(&mut rng, &mut m, &keys, 150);
+    wait_until(10, "the partial resync", || num(&mut m, "stats", "sync_partial_ok") == 1);
+    load(&mut rng, &mut m, &keys, 150);
+    assert_same(&mut m, &mut r, "after the master dropped the link");
+
+    // The replica drops its link to the master: the same.
+    assert_eq!(q(&mut r, "CLIENT KILL TYPE master"), "1");
+    load(&mut rng, &mut m, &keys, 150);
+    wait_until(10, "the second partial resync", || num(&mut m, "stats", "sync_partial_ok") == 2);
+    load(&mut rng, &mut m, &keys, 150);
+    assert_same(&mut m, &mut r, "after the replica dropped the link");
+    assert_same_history(&mut m, &mut r);
+    assert_eq!(num(&mut m, "stats", "sync_full"), full, "no full resync happened");
+    assert_eq!(num(&mut m, "stats", "sync_partial_err"), err);
+}
+
+#[test]
+fn backlog_overrun_falls_back_to_a_full_resync() {
+    let master = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        &SHARDS.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut m = master.client();
+    assert_eq!(q(&mut m, "CONFIG SET repl-backlog-size 1"), "OK");
+    wait_until(5, "the backlog's new size", || field_of(&mut m, "replication", "repl_backlog_size") == "16384");
+    let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
+    let mut rng = StdRng::seed_from_u64(9);
+    load(&mut rng, &mut m, &keys, 100);
+    let Some(replica) = start_replica(&master) else { return };
+    let mut r = replica.client();
+    assert_same(&mut m, &mut r, "after the full sync");
+    // The replica sleeps, the master drops it and writes more than the
+    // backlog holds: when it wakes up and asks to continue, it cannot.
+    let port = replica.port;
+    let sleeper = std::thread::spawn(move || {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        let _ = run_str(&mut c, &["DEBUG", "SLEEP", "1.5"]);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(q(&mut m, "CLIENT KILL TYPE replica"), "1");
+    let big = "x".repeat(1000);
+    for i in 0..40 {
+        assert_eq!(q(&mut m, &format!("SET big:{i} {big}")), "OK");
+    }
+    let histlen = num(&mut m, "replication", "repl_backlog_histlen");
+    assert_eq!(histlen, 16384, "the backlog is full and no bigger");
+    sleeper.join().unwrap();
+    wait_until(10, "the full resync", || num(&mut m, "stats", "sync_full") == 2);
+    assert_eq!(num(&mut m, "stats", "sync_partial_err"), 1);
+    assert_eq!(num(&mut m, "stats", "sync_partial_ok"), 0);
+    load(&mut rng, &mut m, &keys, 100);
+    assert_same(&mut m, &mut r, "after the full resync");
+}
+
+/// PSYNC2: moonshard master M with a moonshard replica R1 and a
+/// redis-server replica R2. Both links drop and continue from M's backlog;
+/// then R1 is promoted (its ID changes, M's becomes its replid2) and R2,
+/// pointed at R1, continues its history there with a partial resync.
+#[test]
+fn promoted_moonshard_replica_lets_the_other_replica_continue() {
+    let (master, mut m, keys, mut rng) = loaded_master(11, 200);
+    let r1p = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let mut r1 = r1p.client();
+    assert_eq!(q(&mut r1, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    let Some(r2p) = start_replica(&master) else { return };
+    let mut r2 = r2p.client();
+    load(&mut rng, &mut m, &keys, 200);
+    assert_same(&mut m, &mut r1, "moonshard replica");
+    assert_same(&mut m, &mut r2, "redis-server replica");
+    let full = num(&mut m, "stats", "sync_full");
+    assert!(full >= 2, "each replica had a full sync");
+
+    assert_eq!(q(&mut m, "CLIENT KILL TYPE replica"), "2");
+    load(&mut rng, &mut m, &keys, 100);
+    wait_until(10, "both partial resyncs", || num(&mut m, "stats", "sync_partial_ok") == 2);
+    assert_eq!(num(&mut m, "stats", "sync_full"), full, "no full resync after the links dropped");
+    assert_same(&mut m, &mut r1, "moonshard replica after its partial resync");
+    assert_same(&mut m, &mut r2, "redis-server replica after its partial resync");
+    assert_same_history(&mut m, &mut r1);
+    assert_same_history(&mut m, &mut r2);
+
+    // Promote R1 while M and both replicas are at the same offset.
+    let old_id = field_of(&mut m, "replication", "master_replid");
+    let offset = num(&mut m, "replication", "master_repl_offset");
+    assert_eq!(q(&mut r1, "REPLICAOF NO ONE"), "OK");
+    assert_eq!(field_of(&mut r1, "replication", "master_replid2"), old_id);
+    assert_eq!(num(&mut r1, "replication", "second_repl_offset"), offset + 1);
+    assert_ne!(field_of(&mut r1, "replication", "master_replid"), old_id);
+    assert_eq!(q(&mut r2, &format!("REPLICAOF 127.0.0.1 {}", r1p.port)), "OK");
+    assert_eq!(q(&mut r1, "SET after:promotion 1"), "OK");
+    wait_until(10, "R2's partial resync with R1", || num(&mut r1, "stats", "sync_partial_ok") == 1);
+    assert_eq!(num(&mut r1, "stats", "sync_full"), 0, "R2 continued its history");
+    for i in 0..50 {
+        assert_eq!(q(&mut r1, &format!("RPUSH {{p}}list {i}")), "1".to_string().replace('1', &(i + 1).to_string()));
+    }
+    assert_same(&mut r1, &mut r2, "redis-server replica following the promoted moonshard");
+    assert_eq!(field_of(&mut r2, "replication", "master_replid"), field_of(&mut r1, "replication", "master_replid"));
+}
+
+/// WAIT with a redis-server and a moonshard replica: counts the replicas
+/// that acknowledged the client's writes, returns at once when enough did,
+/// at the timeout otherwise; inside MULTI it does not block; a replica
+/// refuses it. A moonshard replica answers REPLCONF GETACK.
+#[test]
+fn wait_counts_acknowledging_replicas() {
+    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", &SHARDS.to_string()]);
+    let mut m = master.client();
+    assert_eq!(q(&mut m, "WAIT 0 0"), "0");
+    assert_eq!(q(&mut m, "SET a 1"), "OK");
+    let started = Instant::now();
+    assert_eq!(q(&mut m, "WAIT 1 150"), "0", "no replica yet");
+    assert!(started.elapsed() >= Duration::from_millis(140), "WAIT waited for its timeout");
+    let Some(redis_replica) = start_replica(&master) else { return };
+    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2"]);
+    let mut r = ours.client();
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(10, "two online replicas", || {
+        field_of(&mut m, "replication", "slave1").contains("state=online")
+            && field_of(&mut m, "replication", "slave0").contains("state=online")
+    });
+    // Writes, then WAIT: both replicas acknowledge them (GETACK makes them
+    // answer at once, long before the timeout).
+    for i in 0..50 {
+        assert_eq!(q(&mut m, &format!("SET key{i} {i}")), "OK");
+    }
+    let started = Instant::now();
+    assert_eq!(q(&mut m, "WAIT 2 5000"), "2");
+    assert!(started.elapsed() < Duration::from_millis(900), "WAIT returned once both acknowledged");
+    assert_eq!(q(&mut r, "GET key49"), "49");
+    assert_eq!(q(&mut redis_replica.client(), "GET key49"), "49");
+    // More replicas than there are: the timeout, with the count.
+    let started = Instant::now();
+    assert_eq!(q(&mut m, "WAIT 3 200"), "2");
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    // Inside MULTI it answers without blocking.
+    assert_eq!(q(&mut m, "MULTI"), "OK");
+    assert_eq!(q(&mut m, "WAIT 5 0"), "QUEUED");
+    assert_eq!(run_str(&mut m, &["EXEC"]), Ok(redis::Value::Array(vec![redis::Value::Int(2)])));
+    // A client that wrote nothing waits for nobody.
+    let mut other = master.client();
+    assert_eq!(q(&mut other, "WAIT 2 0"), "2");
+    assert_eq!(
+        q(&mut r, "WAIT 1 0"),
+        "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is \
+         configured to be writable (which is not the default) writes to replicas are just local and are not \
+         propagated."
+    );
+    // The moonshard replica's offset keeps up with the master's.
+    assert_eq!(
+        field_of(&mut r, "replication", "master_repl_offset"),
+        field_of(&mut m, "replication", "master_repl_offset")
+    );
+}
+
+/// min-replicas-to-write / min-replicas-max-lag: writes are refused
+/// without enough replicas, accepted with them.
+#[test]
+fn min_replicas_to_write_refuses_writes_without_replicas() {
+    let master = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        "2",
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "10",
+    ]);
+    let mut m = master.client();
+    assert_eq!(q(&mut m, "SET a 1"), "NOREPLICAS Not enough good replicas to write.");
+    assert_eq!(q(&mut m, "GET a"), "nil");
+    let Some(replica) = start_replica(&master) else { return };
+    wait_until(10, "a good replica", || q(&mut m, "SET a 1") == "OK");
+    assert_eq!(field_of(&mut m, "replication", "min_slaves_good_slaves"), "1");
+    drop(replica);
+    wait_until(10, "the replica's departure", || field_of(&mut m, "replication", "connected_slaves") == "0");
+    assert_eq!(q(&mut m, "SET a 2"), "NOREPLICAS Not enough good replicas to write.");
+    assert_eq!(q(&mut m, "CONFIG SET min-replicas-to-write 0"), "OK");
+    assert_eq!(q(&mut m, "SET a 2"), "OK");
+}
+
+/// masterauth and masteruser: a replica authenticates before the
+/// handshake, with a redis-server master and with a moonshard master.
+#[test]
+fn replicas_authenticate_with_masterauth_and_masteruser() {
+    let Some(redis_master) = redis_server_with(&["--requirepass", "s3cret", "--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", redis_master.port)).unwrap();
+    let mut rm = client.get_connection().unwrap();
+    assert_eq!(q(&mut rm, "SET from:redis 1"), "OK");
+    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2"]);
+    let mut r = ours.client();
+    // Without the password the link never comes up.
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", redis_master.port)), "OK");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(field_of(&mut r, "replication", "master_link_status"), "down");
+    assert_eq!(q(&mut r, "CONFIG SET masterauth s3cret"), "OK");
+    wait_until(10, "the link with the password", || field_of(&mut r, "replication", "master_link_status") == "up");
+    wait_until(5, "the data", || q(&mut r, "GET from:redis") == "1");
+
+    // A moonshard master with requirepass, followed by a redis-server
+    // replica (masterauth) and a moonshard replica (masteruser + masterauth).
+    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--requirepass", "pw"]);
+    let client = redis::Client::open(format!("redis://:pw@127.0.0.1:{}/", master.port)).unwrap();
+    let mut m = client.get_connection().unwrap();
+    assert_eq!(q(&mut m, "ACL SETUSER repl on >replpw +@all ~* &*"), "OK");
+    assert_eq!(q(&mut m, "SET from:moonshard 2"), "OK");
+    let port = master.port.to_string();
+    let Some(rs) = redis_server_with(&["--replicaof", "127.0.0.1", &port, "--masterauth", "pw"]) else { return };
+    let mut rsc = rs.client();
+    wait_until(10, "the redis-server replica", || q(&mut rsc, "GET from:moonshard") == "2");
+    let second = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        "2",
+        "--masteruser",
+        "repl",
+        "--masterauth",
+        "replpw",
+    ]);
+    let mut s = second.client();
+    assert_eq!(q(&mut s, &format!("REPLICAOF 127.0.0.1 {port}")), "OK");
+    wait_until(10, "the moonshard replica", || q(&mut s, "GET from:moonshard") == "2");
+}
+
+/// A replica does not expire keys itself: a key whose TTL passed reads as
+/// missing there but stays until the master's DEL. With
+/// replica-serve-stale-data no, a replica whose link is down refuses
+/// commands not flagged stale.
+#[test]
+fn replica_keeps_expired_keys_and_refuses_stale_reads_when_asked() {
+    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let mut r = ours.client();
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(10, "the link", || field_of(&mut r, "replication", "master_link_status") == "up");
+    // The master does not expire either for now, so only its DEL removes it.
+    assert_eq!(q(&mut m, "DEBUG SET-ACTIVE-EXPIRE 0"), "OK");
+    assert_eq!(q(&mut m, "SET shortlived v PX 100"), "OK");
+    wait_until(5, "the key on the replica", || q(&mut r, "DBSIZE") == "1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(q(&mut r, "GET shortlived"), "nil", "reads as missing");
+    assert_eq!(q(&mut r, "EXISTS shortlived"), "0");
+    assert_eq!(q(&mut r, "DBSIZE"), "1", "but stays");
+    // A read on the master expires it there and propagates the DEL.
+    assert_eq!(q(&mut m, "GET shortlived"), "nil");
+    wait_until(5, "the master's DEL", || q(&mut r, "DBSIZE") == "0");
+
+    assert_eq!(q(&mut r, "CONFIG SET replica-serve-stale-data no"), "OK");
+    assert_eq!(q(&mut r, "GET x"), "nil", "the link is up");
+    drop(m);
+    drop(master);
+    wait_until(10, "the link down", || field_of(&mut r, "replication", "master_link_status") == "down");
+    assert_eq!(q(&mut r, "GET x"), "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
+    assert_eq!(q(&mut r, "PING"), "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
+    assert_eq!(q(&mut r, "CONFIG SET replica-serve-stale-data yes"), "OK");
+    assert_eq!(q(&mut r, "GET x"), "nil");
+}
+
+/// Keys reaped by expiry while nobody followed the write stream are not
+/// replayed as DELs to a replica that attaches later: by then the keys were
+/// written again (and the snapshot has them). A replica once lost every
+/// such key (found by a full sync under a write load with short TTLs).
+#[test]
+fn expiries_before_a_replica_attaches_are_not_replayed_to_it() {
+    let args =
+        ["--repl-diskless-sync-delay", "0", "--shards", "1", "--io-threads", "1", "--enable-debug-command", "yes"];
+    let master = moonshard(&args);
+    let mut m = master.client();
+    let replica = moonshard(&args);
+    let mut r = replica.client();
+    // Only the commands below reap: no active expiry in between.
+    assert_eq!(q(&mut m, "DEBUG SET-ACTIVE-EXPIRE 0"), "OK");
+    for i in 0..20 {
+        assert_eq!(q(&mut m, &format!("SET k{i} v PX 20")), "OK");
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    // Each SET finds its key expired: reaped, then written again.
+    for i in 0..20 {
+        assert_eq!(q(&mut m, &format!("SET k{i} again")), "OK");
+    }
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(10, "the link", || field_of(&mut r, "replication", "master_link_status") == "up");
+    // The next writes on the master's (only) worker thread.
+    assert_eq!(q(&mut m, "SET other 1"), "OK");
+    assert_same(&mut m, &mut r, "after keys reaped before the replica came");
+    assert_eq!(q(&mut r, "DBSIZE"), "21");
+    assert_eq!(q(&mut r, "GET k7"), "again");
+}
+
+/// A master's PINGs and REPLCONF GETACKs reach its replicas (and count in
+/// the offset) but not its AOF, as with Redis.
+#[test]
+fn replication_only_commands_stay_out_of_the_aof() {
+    let master = moonshard(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--shards",
+        "2",
+        "--appendonly",
+        "yes",
+        "--repl-ping-replica-period",
+        "1",
+    ]);
+    let mut m = master.client();
+    let Some(replica) = start_replica(&master) else { return };
+    let mut r = replica.client();
+    assert_eq!(q(&mut m, "SET a 1"), "OK");
+    assert_eq!(q(&mut m, "WAIT 1 2000"), "1");
+    let before = num(&mut m, "replication", "master_repl_offset");
+    wait_until(5, "a PING", || num(&mut m, "replication", "master_repl_offset") > before);
+    assert_eq!(q(&mut m, "SET b 2"), "OK");
+    wait_until(5, "the replica", || q(&mut r, "GET b") == "2");
+    let dir = master.dir.as_ref().expect("private dir").join("appendonlydir");
+    let mut aof = String::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.to_string_lossy().ends_with(".incr.aof") {
+            aof.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+        }
+    }
+    assert!(aof.contains("$1\r\nb\r\n"), "the writes are in the AOF: {aof:?}");
+    assert!(!aof.contains("PING") && !aof.contains("GETACK"), "replication-only commands in the AOF: {aof:?}");
 }

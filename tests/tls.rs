@@ -4,109 +4,19 @@
 //! (tls-auth-clients yes|optional|no), hostile input on the TLS port, and
 //! certificates replaced by CONFIG SET.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 #[path = "common/python.rs"]
 #[allow(dead_code)] // run_script: this file runs its script with extra arguments
 mod python;
 
+use certs::{certs, tls_flags, Certs};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A CA, a server certificate (localhost, 127.0.0.1) and a client
-/// certificate it signed, under `dir` as `<prefix>ca.crt`, `<prefix>server.crt`, ...
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Makes a CA `<p>ca` and the certificates `<p>server` and `<p>client` it signs.
-fn make_certs(dir: &Path, p: &str) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let (ca_key, ca_crt) = (format!("{p}ca.key"), format!("{p}ca.crt"));
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend(["-keyout", &ca_key, "-out", &ca_crt, "-days", "2", "-subj", "/CN=moonshard test CA"]);
-    openssl(dir, &args);
-    std::fs::write(dir.join("server.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        .unwrap();
-    std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-    for (who, cn) in [("server", "localhost"), ("client", "alice")] {
-        let (key, csr, crt) = (format!("{p}{who}.key"), format!("{p}{who}.csr"), format!("{p}{who}.crt"));
-        let subj = format!("/CN={cn}");
-        let mut args = vec!["req"];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &args);
-        let ext = format!("{who}.ext");
-        let serial = format!("{p}ca.srl");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca_crt,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-CAserial",
-                &serial,
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-}
-
-fn certs() -> Option<Certs> {
-    if !common::has_program("openssl") || !common::has_program("redis-cli") {
-        assert!(std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() != Ok("1"), "openssl or redis-cli missing");
-        eprintln!("\n*** SKIPPED: openssl or redis-cli not on PATH; TLS tests not run ***\n");
-        return None;
-    }
-    let dir = common::temp_dir("tls-certs");
-    make_certs(&dir, "");
-    make_certs(&dir, "other-");
-    Some(Certs { dir })
-}
-
-/// The server flags for TLS on `tls_port` with the main certificates.
-fn tls_flags(c: &Certs, tls_port: u16, auth: &str) -> Vec<String> {
-    [
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &c.path("server.crt"),
-        "--tls-key-file",
-        &c.path("server.key"),
-        "--tls-ca-cert-file",
-        &c.path("ca.crt"),
-        "--tls-auth-clients",
-        auth,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 /// Both ports: with a TLS port, `port 0` would mean no plain port (as in
 /// Redis) instead of a free one, so the plain port is chosen here.
@@ -310,4 +220,132 @@ fn config_set_reloads_certificates_for_new_connections() {
     assert!(TcpStream::connect(("127.0.0.1", tls_port)).is_err());
     assert_eq!(common::q(&mut plain, "CONFIG SET tls-port 0"), "OK");
     assert!(TcpStream::connect(("127.0.0.1", moved)).is_err());
+}
+
+/// Waits up to `within` for `child` to exit; true when it did.
+fn exits_within(child: &mut std::process::Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+#[test]
+fn key_file_encrypted_with_a_password() {
+    let Some(c) = certs() else { return };
+    // The key as OpenSSL 3 encrypts it (PKCS#8, PBES2 with AES-256-CBC).
+    certs::openssl(
+        &c.dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "server.key",
+            "-out",
+            "server-enc.key",
+            "-passout",
+            "pass:s3cret",
+            "-v2",
+            "aes-256-cbc",
+        ],
+    );
+    let with_key = |key: &str, pass: &str| {
+        let mut flags = tls_flags(&c, common::free_port(), "no");
+        let at = flags.iter().position(|f| f == "--tls-key-file").unwrap() + 1;
+        flags[at] = c.path(key);
+        flags.extend(["--tls-key-file-pass".to_string(), pass.to_string()]);
+        flags
+    };
+    // redis-server reads the same file with the same password: the same
+    // configuration must work on both.
+    let flags = with_key("server-enc.key", "s3cret");
+    let tls_port: u16 = flags[1].parse().unwrap();
+    let mut all = flags.clone();
+    all.extend(["--port".to_string(), common::free_port().to_string()]);
+    let srv = common::moonshard(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    let theirs_port = common::free_port();
+    let mut theirs = with_key("server-enc.key", "s3cret");
+    theirs[1] = theirs_port.to_string();
+    if let Some(_redis) = common::redis_server_with(&theirs.iter().map(String::as_str).collect::<Vec<_>>()) {
+        assert_eq!(cli_tls(&c, theirs_port, "ca.crt", None, &["ping"]), "PONG");
+    }
+    // A wrong password at CONFIG SET: refused, the loaded key stays.
+    let mut plain = srv.client();
+    let err = common::q(&mut plain, "CONFIG SET tls-key-file-pass wrong");
+    assert!(err.contains("Unable to update TLS configuration"), "{err}");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", None, &["ping"]), "PONG");
+    // Without the password (or with a wrong one) the server does not start.
+    for pass in ["", "wrong"] {
+        let dir = common::temp_dir("tls-enc");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+            .args(["--port", &common::free_port().to_string(), "--save", "", "--dir"])
+            .arg(&dir)
+            .args(with_key("server-enc.key", pass))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moonshard");
+        assert!(exits_within(&mut child, Duration::from_secs(10)), "started with tls-key-file-pass {pass:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn client_certificate_common_name_selects_the_acl_user() {
+    let Some(c) = certs() else { return };
+    let tls_port = common::free_port();
+    let srv = start(&c, tls_port, "yes");
+    let mut plain = srv.client();
+    let whoami = |c: &Certs| cli_tls(c, tls_port, "ca.crt", Some(""), &["acl", "whoami"]);
+    // Off by default, as in Redis: the certificate authenticates nobody.
+    assert_eq!(whoami(&c), "default");
+    assert_eq!(common::q(&mut plain, "CONFIG SET tls-auth-clients-user cn"), "OK");
+    // No user named as the certificate's CN (alice): the default user.
+    assert_eq!(whoami(&c), "default");
+    assert_eq!(common::q(&mut plain, "ACL SETUSER alice on nopass ~app:* +@all -flushall"), "OK");
+    assert_eq!(whoami(&c), "alice");
+    let denied = cli_tls(&c, tls_port, "ca.crt", Some(""), &["flushall"]);
+    assert!(denied.contains("NOPERM"), "{denied}");
+    assert_eq!(cli_tls(&c, tls_port, "ca.crt", Some(""), &["set", "app:1", "x"]), "OK");
+    // A disabled user is not logged in; neither is anyone once it is off.
+    assert_eq!(common::q(&mut plain, "ACL SETUSER alice off"), "OK");
+    assert_eq!(whoami(&c), "default");
+    assert_eq!(common::q(&mut plain, "ACL SETUSER alice on"), "OK");
+    assert_eq!(common::q(&mut plain, "CONFIG SET tls-auth-clients-user off"), "OK");
+    assert_eq!(whoami(&c), "default");
+    let err = common::q(&mut plain, "CONFIG SET tls-auth-clients-user bogus");
+    assert!(err.contains("argument(s) must be one of the following"), "{err}");
+}
+
+#[test]
+fn redis_benchmark_over_tls() {
+    let Some(c) = certs() else { return };
+    if !common::has_program("redis-benchmark") {
+        return;
+    }
+    let tls_port = common::free_port();
+    let _srv = start(&c, tls_port, "yes");
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &tls_port.to_string(), "--tls", "--cacert", &c.path("ca.crt")])
+        .args(["--cert", &c.path("client.crt"), "--key", &c.path("client.key")])
+        .args(["-n", "2000", "-c", "4", "-P", "4", "-t", "set,get,lpush", "-q"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for test in ["SET:", "GET:", "LPUSH:"] {
+        let line = text.split(['\r', '\n']).rev().find(|l| l.starts_with(test)).unwrap_or_default().to_string();
+        assert!(
+            line.contains("requests per second"),
+            "{test} missing:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

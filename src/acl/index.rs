@@ -90,10 +90,8 @@ const OTHER_REDIS_COMMANDS: &[(&str, i32, &[&str])] = &[
     ("restore", -4, &["keyspace", "write", "slow", "dangerous"]),
     ("restore-asking", -4, &["keyspace", "write", "slow", "dangerous"]),
     ("role", 1, &["admin", "fast", "dangerous"]),
-    ("script|debug", 3, &["slow", "scripting"]),
     ("slaveof", 3, &["admin", "slow", "dangerous"]),
     ("sync", 1, &["admin", "slow", "dangerous"]),
-    ("wait", 3, &["slow", "connection"]),
 ];
 
 /// Read (`ACCESS`) and write (`INSERT`/`DELETE`/`UPDATE`) permission bits,

@@ -121,16 +121,22 @@ impl Acl {
         self.users.read().values().map(|e| (e.name.clone(), e.rules())).collect()
     }
 
-    /// Checks a name and password; on success calls `bind` with the user
-    /// while deletions wait, so a connection is never bound to a user
-    /// removed meanwhile without being found by the removal.
-    pub fn authenticate(&self, name: &[u8], pass: &[u8], bind: impl FnOnce(&Arc<UserEntry>)) -> bool {
+    /// Checks that the user `name` exists, is enabled and that `accepts`
+    /// its rules (AUTH: the password matches); on success calls `bind` with
+    /// the user while deletions wait, so a connection is never bound to a
+    /// user removed meanwhile without being found by the removal.
+    pub fn authenticate(
+        &self,
+        name: &[u8],
+        accepts: impl FnOnce(&User) -> bool,
+        bind: impl FnOnce(&Arc<UserEntry>),
+    ) -> bool {
         let users = self.users.read();
         let Some(entry) = users.get(name) else {
             return false;
         };
         let rules = entry.rules();
-        if !rules.enabled || !rules.password_matches(pass) {
+        if !rules.enabled || !accepts(&rules) {
             return false;
         }
         bind(entry);

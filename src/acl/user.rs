@@ -830,8 +830,9 @@ impl User {
     /// The request path's short check: true when the only selector allows
     /// the command outright and each key (found by a plain range, all
     /// needing the same permissions) matches a pattern. False means only
-    /// that `check` must decide.
-    #[inline]
+    /// that `check` must decide. Always inlined: it runs for every command
+    /// of a user with rules, and a call costs a third of its work.
+    #[inline(always)]
     pub fn quick_allows(&self, id: usize, args: &[Bytes]) -> bool {
         let [s] = &self.selectors[..] else {
             return false;

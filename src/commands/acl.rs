@@ -350,43 +350,39 @@ pub fn acl_save(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn acl_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    super::connection::help(
-        "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "CAT [<category>]",
-            "    List all commands that belong to <category>, or all command categories",
-            "    when no category is specified.",
-            "DELUSER <username> [<username> ...]",
-            "    Delete a list of users.",
-            "DRYRUN <username> <command> [<arg> ...]",
-            "    Returns whether the user can execute the given command without executing the command.",
-            "GETUSER <username>",
-            "    Get the user's details.",
-            "GENPASS [<bits>]",
-            "    Generate a secure 256-bit user password. The optional `bits` argument can",
-            "    be used to specify a different size.",
-            "LIST",
-            "    Show users details in config file format.",
-            "LOAD",
-            "    Reload users from the ACL file.",
-            "LOG [<count> | RESET]",
-            "    Show the ACL log entries.",
-            "SAVE",
-            "    Save the current config to the ACL file.",
-            "SETUSER <username> <attribute> [<attribute> ...]",
-            "    Create or modify a user with the specified attributes.",
-            "USERS",
-            "    List all the registered usernames.",
-            "WHOAMI",
-            "    Return the current connection username.",
-        ],
-    )
+    crate::commands::help::reply("ACL", crate::commands::help::ACL)
 }
 
 /// Binds a connection to `entry` after a successful AUTH or HELLO AUTH.
 pub fn bind_client(client: &mut crate::net::client::ClientState, entry: &Arc<acl::UserEntry>) {
     client.acl = ClientAcl::new(entry.clone());
     client.authenticated = true;
+}
+
+/// Logs `client` in as the user `name` when it exists, is enabled and
+/// `accepts` its rules (AUTH and HELLO: the password; a TLS client
+/// certificate under `tls-auth-clients-user cn`: nothing more).
+pub fn log_in(
+    server: &Server,
+    client: &mut crate::net::client::ClientState,
+    name: &[u8],
+    accepts: impl FnOnce(&User) -> bool,
+) -> bool {
+    let info = client.info.clone();
+    let mut bound = None;
+    server.acl.authenticate(name, accepts, |entry| {
+        // Bound while removals wait: DELUSER sees this connection.
+        info.user_id.store(entry.id, Ordering::Release);
+        info.meta.lock().user = String::from_utf8_lossy(&entry.name).into_owned();
+        bound = Some(entry.clone());
+    });
+    match bound {
+        Some(entry) => {
+            bind_client(client, &entry);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Start-up: the users of the config file's `user` lines or of the ACL

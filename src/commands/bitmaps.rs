@@ -52,11 +52,8 @@ const ERR_OFFSET: &str = "bit offset is not an integer or out of range";
 const ERR_BIT: &str = "bit is not an integer or out of range";
 const ERR_TYPE: &str = "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
 
-/// The argument as C code sees it through `strcasecmp`/`strlen`: up to its
-/// first NUL byte.
-fn cstr(a: &[u8]) -> &[u8] {
-    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
-}
+// The argument as C code sees it (`strcasecmp`, `strlen`...): up to its first NUL byte.
+use crate::protocol::c_str as cstr;
 
 /// Redis's `getBitOffsetFromArgument`: a non-negative bit offset whose byte
 /// lies below `proto-max-bulk-len`. With `hash_bits` (BITFIELD), `#N` means

@@ -111,6 +111,9 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if i32::try_from(db).is_err() {
         return Reply::err(crate::protocol::errors::OUT_OF_RANGE_I32);
     }
+    if db != 0 && ctx.server.cluster.is_some() {
+        return Reply::err("SELECT is not allowed in cluster mode");
+    }
     if db < 0 || db as u64 >= ctx.server.databases() as u64 {
         return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
@@ -122,33 +125,20 @@ pub fn select(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 /// user from now on; a failure is recorded in the ACL log (reason `auth`,
 /// the command as typed for object).
 fn authenticate(ctx: &mut ConnCtx, user: &[u8], pass: &[u8], typed: &Bytes) -> bool {
-    let info = ctx.client.info.clone();
-    let mut bound = None;
-    let ok = ctx.server.acl.authenticate(user, pass, |entry| {
-        // Bound while removals wait: DELUSER sees this connection.
-        info.user_id.store(entry.id, Ordering::Release);
-        info.meta.lock().user = String::from_utf8_lossy(&entry.name).into_owned();
-        bound = Some(entry.clone());
-    });
-    match bound {
-        Some(entry) if ok => {
-            crate::commands::acl::bind_client(ctx.client, &entry);
-            true
-        }
-        _ => {
-            let multi = info.meta.lock().multi >= 0;
-            let context = if multi { AclContext::Multi } else { AclContext::Toplevel };
-            crate::commands::dispatch::acl_log(
-                ctx.server,
-                &info,
-                crate::acl::log::Reason::Auth,
-                context,
-                typed.clone(),
-                Bytes::copy_from_slice(user),
-            );
-            false
-        }
+    if crate::commands::acl::log_in(ctx.server, ctx.client, user, |rules| rules.password_matches(pass)) {
+        return true;
     }
+    let info = &ctx.client.info;
+    let context = if info.meta.lock().multi >= 0 { AclContext::Multi } else { AclContext::Toplevel };
+    crate::commands::dispatch::acl_log(
+        ctx.server,
+        info,
+        crate::acl::log::Reason::Auth,
+        context,
+        typed.clone(),
+        Bytes::copy_from_slice(user),
+    );
+    false
 }
 
 fn wrongpass() -> Reply {
@@ -380,7 +370,8 @@ fn is_pubsub(c: &ClientInfo) -> bool {
     m.sub + m.psub + m.ssub > 0
 }
 
-/// Client types of CLIENT LIST/KILL TYPE. moonshard has no replicas or masters.
+/// Client types of CLIENT LIST/KILL TYPE (replica links have flag S, a
+/// replica's link to its master flag M).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
@@ -405,10 +396,15 @@ fn parse_type(arg: &[u8]) -> Result<ClientType, Reply> {
 }
 
 fn type_matches(c: &ClientInfo, t: ClientType) -> bool {
+    let (replica, master) = {
+        let meta = c.meta.lock();
+        (meta.flags.contains('S'), meta.flags.contains('M'))
+    };
     match t {
-        ClientType::Normal => !is_pubsub(c),
-        ClientType::Pubsub => is_pubsub(c),
-        ClientType::Replica | ClientType::Master => false,
+        ClientType::Normal => !replica && !master && !is_pubsub(c),
+        ClientType::Pubsub => !replica && !master && is_pubsub(c),
+        ClientType::Replica => replica,
+        ClientType::Master => master,
     }
 }
 
@@ -602,9 +598,7 @@ pub fn client_unpause(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 /// blocking command and is now woken.
 pub fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     use crate::net::client::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
-    let Some(id) = crate::util::parse_i64(&args[2]) else {
-        return Reply::not_integer();
-    };
+    // Redis checks the reason before the id.
     let how = match args.get(3) {
         None => UNBLOCK_TIMEOUT,
         Some(r) if args.len() == 4 && eq_ic(r, "timeout") => UNBLOCK_TIMEOUT,
@@ -616,6 +610,9 @@ pub fn client_unblock(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
                 String::from_utf8_lossy(&args[1])
             ))
         }
+    };
+    let Some(id) = crate::util::parse_i64(&args[2]) else {
+        return Reply::not_integer();
     };
     let Some(target) = u64::try_from(id).ok().and_then(|id| ctx.server.clients.get(id)) else {
         return Reply::Int(0);
@@ -801,57 +798,6 @@ pub fn client_trackinginfo(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ])
 }
 
-/// A HELP reply: the title line, then each line as a status.
-pub fn help(title: &str, lines: &[&str]) -> Reply {
-    let mut out = Vec::with_capacity(lines.len() + 1);
-    out.push(Reply::status(title));
-    out.extend(lines.iter().map(|l| Reply::status(l)));
-    out.push(Reply::status("HELP"));
-    out.push(Reply::status("    Prints this help."));
-    Reply::Array(out)
-}
-
 pub fn client_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    help(
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "GETNAME",
-            "    The name of this connection, or nil.",
-            "ID",
-            "    The id of this connection.",
-            "INFO",
-            "    A CLIENT LIST line about this connection.",
-            "KILL <ip:port>",
-            "    Close the connection from <ip:port>.",
-            "KILL <option> <value> [<option> <value> [...]]",
-            "    Close every connection matching all the filters: ID <id>, ADDR <ip:port>,",
-            "    LADDR <ip:port>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB), USER <name>,",
-            "    SKIPME (YES|NO) (default YES: spare this connection).",
-            "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
-            "    One line of details per connection.",
-            "NO-EVICT (ON|OFF)",
-            "    Mark this connection as exempt from client eviction (clients are never evicted).",
-            "PAUSE <timeout> [WRITE|ALL]",
-            "    Hold back every command (ALL, the default), or those that may write, for <timeout> ms.",
-            "REPLY (ON|OFF|SKIP)",
-            "    Turn replies on or off for this connection, or skip the next one.",
-            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
-            "    Turn client-side caching on or off: invalidation messages for the keys this connection",
-            "    reads (or, with BCAST, for every key under the prefixes), sent to it or to <id>.",
-            "CACHING (YES|NO)",
-            "    Track (OPTIN) or do not track (OPTOUT) the keys of the next command.",
-            "GETREDIR",
-            "    The client id invalidations go to: 0 for this one, -1 when not tracking.",
-            "TRACKINGINFO",
-            "    This connection's client-side caching mode.",
-            "SETINFO (LIB-NAME|LIB-VER) <value>",
-            "    Record the client library's name or version.",
-            "SETNAME <name>",
-            "    Name this connection.",
-            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
-            "    End the wait of a client blocked in BLPOP and the like, as a timeout or an error.",
-            "UNPAUSE",
-            "    End a CLIENT PAUSE.",
-        ],
-    )
+    crate::commands::help::reply("CLIENT", crate::commands::help::CLIENT)
 }

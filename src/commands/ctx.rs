@@ -182,6 +182,22 @@ impl<'a, 's> Ctx<'a, 's> {
     /// Keys the entered shards reaped by expiry during this command:
     /// `expired` notifications when `notify-keyspace-events` wants them, and
     /// (`propagate`) their deletion in the write stream, ahead of the command.
+    /// Forgets the keys reaped by expiry on this thread since the last
+    /// drain (nobody follows expiries: no events, no DELs to propagate).
+    #[inline]
+    pub fn discard_expired(&mut self) {
+        if !crate::storage::take_expired_logged() {
+            return;
+        }
+        for shard in self.shards.iter_mut() {
+            for db in shard.dbs.iter_mut() {
+                if db.has_expired_log() {
+                    db.take_expired_log();
+                }
+            }
+        }
+    }
+
     pub fn drain_expired(&mut self, propagate: bool) {
         // Nothing expired on this thread since the last drain: no database to look at.
         if !crate::storage::take_expired_logged() {

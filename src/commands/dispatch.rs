@@ -226,7 +226,9 @@ pub fn acl_check(
     args: &[Bytes],
     context: AclContext,
 ) -> Result<(), Denied> {
-    if client.acl.unrestricted() {
+    // The request path's short check first (what `authorize` does): each
+    // `redis.call` of a script and each queued command at EXEC passes here.
+    if client.acl.unrestricted() || client.acl.rules().quick_allows(cmd.id, args) {
         return Ok(());
     }
     acl_check_rules(server, client, cmd, args, context)
@@ -328,6 +330,99 @@ pub fn persistence_gate(server: &Server, cmd: Command, args: &[Bytes]) -> Result
         return Err(reply);
     }
     Ok(())
+}
+
+/// Cluster mode: where a client's keyed command must go instead of running
+/// here (Redis's getNodeByQuery): `CROSSSLOT` for keys in several slots,
+/// `MOVED` to the slot's owner, `ASK`/`TRYAGAIN` while the slot migrates,
+/// `CLUSTERDOWN`. Keys are looked up only for a migrating or importing
+/// slot. EXEC's commands were checked as they were queued; a script's
+/// declared keys are checked here like any command's.
+#[inline(never)]
+pub fn cluster_gate(
+    server: &Server,
+    cluster: &crate::cluster::Cluster,
+    client: &mut ClientState,
+    cmd: Command,
+    args: &[Bytes],
+    in_multi: bool,
+) -> Result<(), Reply> {
+    let asking = client.cluster_asking || cmd.spec.has(flags::ASKING);
+    if client.cluster_asking && !in_multi && cmd.spec.name != "asking" {
+        client.cluster_asking = false;
+    }
+    // The keys' one slot; the common key spec (one key, or a range) is
+    // walked without building a vector of positions.
+    let (slot, nkeys) = match cmd.spec.keys {
+        super::spec::KeySpec::None => return Ok(()),
+        super::spec::KeySpec::Range { first, last, step } => {
+            let argc = args.len() as i32;
+            let last = if last < 0 { argc + last } else { last }.min(argc - 1);
+            if first < 0 || first > last {
+                return Ok(());
+            }
+            let keys = (first as usize..=last as usize).step_by(step.max(1) as usize);
+            let slot = crate::shard::slot::key_slot(&args[first as usize]);
+            let mut n = 1;
+            for p in keys.skip(1) {
+                if crate::shard::slot::key_slot(&args[p]) != slot {
+                    return Err(cluster_crossslot(server, cmd));
+                }
+                n += 1;
+            }
+            (slot, n)
+        }
+        _ => {
+            let positions = cmd.spec.key_positions(args);
+            let Some(&first) = positions.first() else {
+                return Ok(());
+            };
+            let slot = crate::shard::slot::key_slot(&args[first]);
+            if positions.iter().any(|&p| crate::shard::slot::key_slot(&args[p]) != slot) {
+                return Err(cluster_crossslot(server, cmd));
+            }
+            (slot, positions.len())
+        }
+    };
+    let db = client.db;
+    let mut count_keys = || {
+        if cmd.spec.name == "migrate" {
+            return (0, 0);
+        }
+        let positions = cmd.spec.key_positions(args);
+        let shard = server.shards.get(crate::shard::slot::slot_shard(slot, server.shards.len()));
+        let Some(mut data) = shard.try_lock_for(std::time::Duration::from_millis(100)) else {
+            // Busy with a script: the client retries.
+            return (1, 1);
+        };
+        let now = crate::storage::now_ms();
+        let present = positions.iter().filter(|&&p| data.dbs[db].contains(&args[p], now)).count();
+        (present, positions.len() - present)
+    };
+    let mut query = crate::cluster::Query {
+        slot: slot as usize,
+        write: &mut || crate::scripting::writes(server, cmd, args),
+        asking,
+        multiple_keys: nkeys > 1,
+        migrate: cmd.spec.name == "migrate",
+        readonly: client.cluster_readonly,
+        count_keys: &mut count_keys,
+    };
+    match cluster.route(&mut query) {
+        None => Ok(()),
+        Some(redirect) => {
+            let reply = Reply::error(redirect.text());
+            rejected(server, cmd, &reply);
+            Err(reply)
+        }
+    }
+}
+
+#[cold]
+fn cluster_crossslot(server: &Server, cmd: Command) -> Reply {
+    let reply = Reply::crossslot();
+    rejected(server, cmd, &reply);
+    reply
 }
 
 /// Redis's check of protected commands (DEBUG), right after the arity
@@ -526,7 +621,11 @@ fn drain_effects(ctx: &mut Ctx, args: &[Bytes], tally: &mut Tally) {
     let flags = server.config.notify_flags.load(Relaxed);
     let followed = flags & crate::pubsub::notify::EXPIRED != 0 || propagate || server.tracking.engaged();
     if !followed && ctx.effects.rewritten.is_none() {
-        // Nobody follows expiries or the write stream: only the count.
+        // Nobody follows expiries or the write stream: only the count. Keys
+        // this command reaped are forgotten now: a replica or AOF that
+        // subscribes later must not get their DELs (the key may exist again
+        // by then, and its snapshot already has the truth).
+        ctx.discard_expired();
         tally.dirty += ctx.effects.dirty;
         ctx.effects.dirty = 0;
         ctx.effects.force = false;

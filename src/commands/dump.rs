@@ -111,7 +111,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let deleted = replace && take_key(ctx, key).is_some();
     let now = ctx.now as i64;
-    let when = if ttl != 0 && !absttl { ttl.saturating_add(now) } else { ttl };
+    // Redis adds the TTL to the clock as a C long long: a TTL past the end
+    // of the range wraps to the past, so the key counts as already expired.
+    let when = if ttl != 0 && !absttl { ttl.wrapping_add(now) } else { ttl };
     // A TTL already in the past: the key is not created (replaying the AOF
     // keeps it, to let it expire as it did).
     if when != 0 && when <= now && ctx.origin != super::dispatch::Origin::AofLoad {
@@ -387,7 +389,9 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 ttl = ttl.max(1);
             }
             let ttl = ttl.to_string();
-            let mut argv: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), payload];
+            // A cluster node sends RESTORE-ASKING: the target imports the slot.
+            let restore: &[u8] = if ctx.server.cluster.is_some() { b"RESTORE-ASKING" } else { b"RESTORE" };
+            let mut argv: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
             if replace {
                 argv.push(b"REPLACE");
             }

@@ -20,7 +20,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("pfadd", -2, WRITE | DENYOOM | FAST, K1, G::Hyperloglog, K(pfadd))
         .doc("2.8.9", "Adds elements to a HyperLogLog, creating it if needed.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
-    cmd("pfcount", -2, READONLY, KALL, G::Hyperloglog, K(pfcount))
+    cmd("pfcount", -2, READONLY | MAY_REPLICATE, KALL, G::Hyperloglog, K(pfcount))
         .doc("2.8.9", "Estimates the number of distinct elements seen by one HyperLogLog, or by the union of several.")
         .key_specs(&[ks_noted(
             "RW because it may change the internal representation of the key, and propagate to replicas",
@@ -260,10 +260,7 @@ fn store(v: &mut Vec<u8>, max: &[u8; hll::REGISTERS], use_dense: bool, max_bytes
 
 // ------------------------------------------------------------------ PFDEBUG
 
-/// The subcommand as C code sees it: up to its first NUL byte.
-fn c_str(arg: &[u8]) -> &[u8] {
-    arg.split(|&b| b == 0).next().unwrap_or(&[])
-}
+use crate::protocol::c_str;
 
 pub fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[2];

@@ -262,7 +262,9 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, base: i64, secs: bo
         return Reply::Int(0);
     }
     let replay = ctx.propagating();
-    if when <= now as i64 {
+    // (A replica applying its master's stream keeps the key: the master's
+    // DEL follows.)
+    if when <= now as i64 && !crate::storage::ttls_ignored() {
         ctx.db(key).remove(key);
         ctx.written(key, "del");
         if replay {
@@ -613,9 +615,13 @@ pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
         return Reply::err(crate::protocol::errors::DB_INDEX_OUT_OF_RANGE);
     }
-    ctx.swapping(a as usize, b as usize);
-    for shard in ctx.shards().iter_mut() {
-        shard.dbs.swap(a as usize, b as usize);
+    // Swapping a database with itself changes nothing (WATCHed keys stay
+    // clean), though Redis still counts it as a write.
+    if a != b {
+        ctx.swapping(a as usize, b as usize);
+        for shard in ctx.shards().iter_mut() {
+            shard.dbs.swap(a as usize, b as usize);
+        }
     }
     ctx.dirty(1);
     Reply::ok()
@@ -700,24 +706,7 @@ pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    const LINES: &[&str] = &[
-        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ENCODING <key>",
-        "    Return the kind of internal representation used in order to store the value",
-        "    associated with a <key>.",
-        "FREQ <key>",
-        "    Return the access frequency index of the <key>. The returned integer is",
-        "    proportional to the logarithm of the recent access frequency of the key.",
-        "IDLETIME <key>",
-        "    Return the idle time of the <key>, that is the approximated number of",
-        "    seconds elapsed since the last access to the key.",
-        "REFCOUNT <key>",
-        "    Return the number of references of the value associated with the specified",
-        "    <key>.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect())
+    crate::commands::help::reply("OBJECT", crate::commands::help::OBJECT)
 }
 
 #[cfg(test)]

@@ -329,22 +329,7 @@ pub fn memory_purge(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn memory_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    super::connection::help(
-        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "DOCTOR",
-            "    A diagnosis of the server's memory use, in words.",
-            "MALLOC-STATS",
-            "    The allocator's figures.",
-            "PURGE",
-            "    Ask the allocator to return free memory to the system.",
-            "STATS",
-            "    The server's memory use, broken down by purpose.",
-            "USAGE <key> [SAMPLES <count>]",
-            "    Bytes used by <key> and its value. Collections are measured on <count>",
-            "    elements and scaled (default: 5; 0: measure every element).",
-        ],
-    )
+    crate::commands::help::reply("MEMORY", crate::commands::help::MEMORY)
 }
 
 #[cfg(test)]

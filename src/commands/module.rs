@@ -24,19 +24,7 @@ pub static COMMANDS: &[CommandSpec] =
     &[container("module", -2, 0, G::Server, MODULE_SUBS).doc("4.0.0", "Container for module subcommands.")];
 
 fn help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    super::connection::help(
-        "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "LIST",
-            "    Return a list of loaded modules.",
-            "LOAD <path> [<arg> ...]",
-            "    Load a module library from <path>, passing to it any optional arguments.",
-            "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
-            "    Load a module library from <path>, while passing it module configurations and optional arguments.",
-            "UNLOAD <name>",
-            "    Unload a module.",
-        ],
-    )
+    crate::commands::help::reply("MODULE", crate::commands::help::MODULE)
 }
 
 fn list(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {

@@ -39,20 +39,31 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, Session(Op::SUnsubscribe))
         .doc("7.0.0", "Stops listening to shard channels.")
         .key_specs(&[ks(&["not_key"], idx(1), range(-1, 1, 0))]),
-    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NOKEYS, G::Pubsub, K(publish))
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, NOKEYS, G::Pubsub, K(publish))
         .doc("2.0.0", "Sends a message to a channel."),
-    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, K1, G::Pubsub, K(spublish))
+    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, K1, G::Pubsub, K(spublish))
         .doc("7.0.0", "Posts a message to a shard channel.")
         .key_specs(&[ks(&["not_key"], idx(1), range(0, 1, 0))]),
     container("pubsub", -2, 0, G::Pubsub, PUBSUB_SUBS).doc("2.8.0", "Container for pub/sub introspection subcommands."),
 ];
 
+/// The reply counts this node's receivers only; in cluster mode the bus
+/// carries the message to every other node (SPUBLISH: to the nodes of this
+/// node's shard), as Redis does.
 pub fn publish(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    Reply::Int(ctx.server.pubsub.publish(&args[1], &args[2]) as i64)
+    let n = ctx.server.pubsub.publish(&args[1], &args[2]);
+    if let Some(cluster) = &ctx.server.cluster {
+        cluster.publish(false, &args[1], &args[2]);
+    }
+    Reply::Int(n as i64)
 }
 
 pub fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    Reply::Int(ctx.server.pubsub.spublish(&args[1], &args[2]) as i64)
+    let n = ctx.server.pubsub.spublish(&args[1], &args[2]);
+    if let Some(cluster) = &ctx.server.cluster {
+        cluster.publish(true, &args[1], &args[2]);
+    }
+    Reply::Int(n as i64)
 }
 
 fn names(v: Vec<Bytes>) -> Reply {
@@ -98,21 +109,5 @@ pub fn pubsub_numpat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn pubsub_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    let lines = [
-        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CHANNELS [<pattern>]",
-        "    Return the currently active channels matching a <pattern> (default: '*').",
-        "NUMPAT",
-        "    Return number of subscriptions to patterns.",
-        "NUMSUB [<channel> ...]",
-        "    Return the number of subscribers for the specified channels, excluding",
-        "    pattern subscriptions(default: no channels).",
-        "SHARDCHANNELS [<pattern>]",
-        "    Return the currently active shard level channels matching a <pattern> (default: '*').",
-        "SHARDNUMSUB [<shardchannel> ...]",
-        "    Return the number of subscribers for the specified shard level channel(s)",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+    crate::commands::help::reply("PUBSUB", crate::commands::help::PUBSUB)
 }

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 static FAMILIES: &[&[CommandSpec]] = &[
     super::connection::COMMANDS,
     super::server::COMMANDS,
+    super::cluster::COMMANDS,
     super::keys::COMMANDS,
     super::strings::COMMANDS,
     crate::scripting::commands::COMMANDS,

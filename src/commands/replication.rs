@@ -21,15 +21,26 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("3.0.0", "Exchanges replication settings between a replica and its master (internal)."),
     cmd("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(psync))
         .doc("2.8.0", "Asks the master for its replication stream, from an offset or in full (internal)."),
+    cmd("wait", 3, NOSCRIPT, NOKEYS, G::Generic, Session(Op::Wait))
+        .doc("3.0.0", "Blocks until the client's earlier writes reached a number of replicas, or a timeout passes.")
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"])
+        .acl(&["connection", "-keyspace"]),
     cmd("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(sync))
         .doc("1.0.0", "Asks the master for its whole dataset and replication stream (internal)."),
 ];
 
 /// REPLICAOF host port | REPLICAOF NO ONE.
 fn replicaof(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    if ctx.server.cluster.is_some() {
+        return Reply::err("REPLICAOF not allowed in cluster mode.");
+    }
+    if ctx.server.replicas.failing_over.load(std::sync::atomic::Ordering::Acquire) {
+        return Reply::err("REPLICAOF not allowed while failing over.");
+    }
     if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
         if ctx.server.replicas.following.lock().master.is_some() {
             crate::replication::stop_following(ctx.server);
+            let _ = ctx.server.config.set("replicaof", "", true);
         }
         return Reply::ok();
     }
@@ -40,6 +51,7 @@ fn replicaof(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if ctx.server.replicas.following.lock().master.as_ref() == Some(&(host.clone(), port)) {
         return Reply::Status("OK Already connected to specified master".into());
     }
+    let _ = ctx.server.config.set("replicaof", &format!("{host} {port}"), true);
     crate::replication::follow_master(ctx.server, host, port);
     Reply::ok()
 }
@@ -60,23 +72,60 @@ fn replconf(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         } else if eq_ic(opt, "ack") || eq_ic(opt, "getack") {
             // Only a replica link sends ACK; a master does not answer it.
             return Reply::NoReply;
-        } else if !(eq_ic(opt, "capa") || eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only")) {
+        } else if eq_ic(opt, "capa") {
+            if eq_ic(val, "psync2") {
+                ctx.server.replicas.announce_psync2(ctx.client.id());
+            } else if eq_ic(val, "eof") {
+                ctx.server.replicas.announce_eof(ctx.client.id());
+            }
+        } else if !(eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only")) {
             return Reply::err(format!("Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt)));
         }
     }
     Reply::ok()
 }
 
-/// PSYNC replid offset: always a full resynchronization (no backlog yet);
-/// the connection turns into a replica link after this batch.
-fn psync(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    ctx.server.replicas.request_sync(ctx.client.id(), true);
+/// A replica whose own master link is down cannot serve a sync.
+fn sync_refused(ctx: &ConnCtx) -> Option<Reply> {
+    if ctx.server.replicas.failing_over.load(std::sync::atomic::Ordering::Acquire) {
+        return Some(Reply::error("NOMASTERLINK Can't SYNC while failing over"));
+    }
+    let f = ctx.server.replicas.following.lock();
+    (f.master.is_some() && !f.link_up)
+        .then(|| Reply::error("NOMASTERLINK Can't SYNC while not connected with my master"))
+}
+
+/// PSYNC replid offset: the connection turns into a replica link after
+/// this batch, continuing from `offset` when the backlog allows it (see
+/// `crate::replication::master`).
+fn psync(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    // PSYNC replid offset FAILOVER: the master hands its role over to us.
+    if args.len() > 3 && eq_ic(&args[3], "failover") {
+        let info = &ctx.client.info;
+        let who = format!("id={} addr={} laddr={} fd={}", info.id, info.addr, info.laddr, info.fd);
+        if let Err(e) =
+            crate::replication::failover::psync_failover(ctx.server, &String::from_utf8_lossy(&args[1]), &who)
+        {
+            return Reply::err(e);
+        }
+    }
+    if let Some(r) = sync_refused(ctx) {
+        return r;
+    }
+    let Some(offset) = parse_i64(&args[2]) else {
+        return Reply::not_integer();
+    };
+    let replid = String::from_utf8_lossy(&args[1]).into_owned();
+    ctx.server.replicas.request_sync(ctx.client.id(), crate::replication::SyncRequest::Psync { replid, offset });
     Reply::NoReply
 }
 
 /// SYNC: the old protocol, a full sync with no +FULLRESYNC line.
 fn sync(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    ctx.server.replicas.request_sync(ctx.client.id(), false);
+    if let Some(r) = sync_refused(ctx) {
+        return r;
+    }
+    ctx.server.replicas.request_sync(ctx.client.id(), crate::replication::SyncRequest::Sync);
     Reply::NoReply
 }
 
@@ -93,7 +142,7 @@ fn role(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             } else {
                 "connecting"
             };
-            let applied = ctx.server.replicas.applied.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            let applied = ctx.server.replicas.offset() as i64;
             return Reply::Array(vec![
                 Reply::bulk_str("slave"),
                 Reply::bulk_str(host),
@@ -117,39 +166,52 @@ fn role(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             ])
         })
         .collect();
-    let offset = ctx.server.propagation.offset() as i64;
+    let offset = ctx.server.replicas.offset() as i64;
     Reply::Array(vec![Reply::bulk_str("master"), Reply::Int(offset), Reply::Array(replicas)])
 }
 
 /// FAILOVER [TO host port] [FORCE] [TIMEOUT ms] | FAILOVER ABORT, checked
-/// as Redis checks it; with no replica connected it never starts.
-fn failover(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    if args.len() == 2 && eq_ic(&args[1], "abort") {
-        return Reply::err("No failover in progress.");
+/// in Redis's order (see `crate::replication::failover`).
+fn failover(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    use crate::replication::failover as fo;
+    if ctx.server.cluster.is_some() {
+        return Reply::err("FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.");
     }
-    let (mut to, mut force, mut timeout) = (false, false, false);
+    if args.len() == 2 && eq_ic(&args[1], "abort") {
+        if fo::phase(ctx.server) == fo::Phase::None {
+            return Reply::err("No failover in progress.");
+        }
+        fo::abort(ctx.server, "Failover manually aborted");
+        return Reply::ok();
+    }
+    let mut req = fo::Request { target: None, force: false, timeout_ms: 0 };
     let mut i = 1;
     while i < args.len() {
         let a = &args[i];
-        if eq_ic(a, "to") && i + 2 < args.len() && !to {
-            if parse_i64(&args[i + 2]).is_none() {
-                return Reply::not_integer();
-            }
-            to = true;
-            i += 3;
-        } else if eq_ic(a, "timeout") && i + 1 < args.len() && !timeout {
+        if eq_ic(a, "timeout") && i + 1 < args.len() && req.timeout_ms == 0 {
             match parse_i64(&args[i + 1]) {
-                Some(t) if t > 0 => timeout = true,
+                Some(t) if t > 0 => req.timeout_ms = t as u64,
                 Some(_) => return Reply::err("FAILOVER timeout must be greater than 0"),
                 None => return Reply::not_integer(),
             }
             i += 2;
-        } else if eq_ic(a, "force") && !force {
-            force = true;
+        } else if eq_ic(a, "to") && i + 2 < args.len() && req.target.is_none() {
+            let Some(port) = parse_i64(&args[i + 2]) else {
+                return Reply::not_integer();
+            };
+            // A port no replica can have matches none (Redis compares longs).
+            let port = u16::try_from(port).unwrap_or(0);
+            req.target = Some((String::from_utf8_lossy(&args[i + 1]).into_owned(), port));
+            i += 3;
+        } else if eq_ic(a, "force") && !req.force {
+            req.force = true;
             i += 1;
         } else {
             return Reply::syntax_error();
         }
     }
-    Reply::err("FAILOVER requires connected replicas.")
+    match fo::start(ctx.server, req) {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::err(e),
+    }
 }

@@ -55,74 +55,6 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         .doc("5.0.0", "Lists the COMMAND subcommands."),
 ];
 
-static CLUSTER_SUBS: &[CommandSpec] = &[
-    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(cluster_keyslot))
-        .doc("3.0.0", "Returns the hash slot of a key."),
-    cmd("cluster|info", 2, STALE, NOKEYS, G::Cluster, C(cluster_info))
-        .doc("3.0.0", "Reports the cluster state.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|help", 2, LOADING | STALE, NOKEYS, G::Cluster, C(cluster_help))
-        .doc("5.0.0", "Lists the CLUSTER subcommands."),
-    cmd("cluster|slots", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Maps hash slots to nodes.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|shards", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Describes the cluster's shards.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|nodes", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Describes the cluster's nodes.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled)).doc("3.0.0", "Returns this node's id."),
-    // Cluster administration: cluster mode is off, so each answers as a
-    // standalone Redis does.
-    cmd("cluster|addslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Assigns hash slots to this node."),
-    cmd("cluster|addslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Assigns ranges of hash slots to this node."),
-    cmd("cluster|bumpepoch", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Advances this node's config epoch.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|count-failure-reports", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Counts the failure reports about a node.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|countkeysinslot", 3, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Counts the keys in a hash slot."),
-    cmd("cluster|delslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Unassigns hash slots from this node."),
-    cmd("cluster|delslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Unassigns ranges of hash slots from this node."),
-    cmd("cluster|failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Makes this replica take over from its master."),
-    cmd("cluster|flushslots", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Unassigns every hash slot of this node."),
-    cmd("cluster|forget", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Removes a node from this node's view of the cluster."),
-    cmd("cluster|getkeysinslot", 4, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Lists keys of a hash slot.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|links", 2, STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("7.0.0", "Describes this node's links to its peers.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|meet", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Connects this node to another node of the cluster."),
-    cmd("cluster|replicas", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("5.0.0", "Lists the replicas of a master node.")
-        .tips(&["nondeterministic_output"]),
-    cmd("cluster|replicate", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Makes this node a replica of a master."),
-    cmd("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Resets this node's cluster state."),
-    cmd("cluster|saveconfig", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Writes the cluster configuration to disk."),
-    cmd("cluster|set-config-epoch", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Sets this node's config epoch."),
-    cmd("cluster|setslot", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Changes the state of a hash slot on this node."),
-    cmd("cluster|slaves", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Lists the replicas of a master node (old name of REPLICAS).")
-        .tips(&["nondeterministic_output"]),
-];
-
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(info::info))
         .doc("1.0.0", "Reports server state and statistics, by section.")
@@ -137,17 +69,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.8.13", "Container for latency diagnostics subcommands."),
     cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, Session(Op::Monitor))
         .doc("1.0.0", "Streams every command the server runs, as it runs."),
-    container("cluster", -2, 0, G::Cluster, CLUSTER_SUBS)
-        .doc("3.0.0", "Container for cluster subcommands (cluster mode is off)."),
-    cmd("asking", 1, FAST, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Lets the next command reach a slot being imported (cluster mode).")
-        .acl(&["connection"]),
-    cmd("readonly", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Lets a cluster replica serve reads on this connection.")
-        .acl(&["connection"]),
-    cmd("readwrite", 1, LOADING | STALE | FAST, NOKEYS, G::Cluster, C(cluster_disabled))
-        .doc("3.0.0", "Ends READONLY on this connection.")
-        .acl(&["connection"]),
     cmd("dbsize", 1, READONLY | FAST, NOKEYS, G::Server, All(dbsize))
         .doc("1.0.0", "Counts the keys in the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
@@ -586,37 +507,15 @@ fn format_directive(name: &str, value: &str) -> String {
 fn is_multiword(name: &str) -> bool {
     matches!(
         name,
-        "save" | "bind" | "client-output-buffer-limit" | "oom-score-adj-values" | "latency-tracking-info-percentiles"
+        "save"
+            | "bind"
+            | "client-output-buffer-limit"
+            | "oom-score-adj-values"
+            | "latency-tracking-info-percentiles"
+            | "replicaof"
     )
 }
 
 pub fn config_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    super::connection::help(
-        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "GET <pattern> [<pattern> ...]",
-            "    Parameters whose name matches any glob pattern, with their values.",
-            "SET <directive> <value> [<directive> <value> ...]",
-            "    Change parameters at run time; all change or none does.",
-            "RESETSTAT",
-            "    Zero the statistics INFO reports.",
-            "REWRITE",
-            "    Save the running configuration into the config file.",
-        ],
-    )
+    crate::commands::help::reply("CONFIG", crate::commands::help::CONFIG)
 }
-
-// ------------------------------------------------------------------- CLUSTER
-
-/// moonshard answers CLUSTER as a standalone Redis does: cluster mode is off.
-pub fn cluster_disabled(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    Reply::err("This instance has cluster support disabled")
-}
-
-/// CLUSTER KEYSLOT works as on a Redis Cluster node: hash slots are how
-/// moonshard places keys, and users co-locate keys by checking them.
-pub fn cluster_keyslot(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    Reply::Int(crate::shard::slot::key_slot(&args[2]) as i64)
-}
-pub use cluster_disabled as cluster_info;
-pub use cluster_disabled as cluster_help;

@@ -152,11 +152,8 @@ fn reads_any_key(ctx: &Ctx, args: &[Bytes]) -> bool {
     rules.unrestricted_key_access(cmd.id, args, crate::acl::index::READ)
 }
 
-/// The argument as C code sees it through `strcasecmp`/`strchr`/`strcoll`:
-/// up to its first NUL byte.
-fn cstr(a: &[u8]) -> &[u8] {
-    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
-}
+// The argument as C code sees it (`strcasecmp`, `strlen`...): up to its first NUL byte.
+use crate::protocol::c_str as cstr;
 
 /// The one slot every key matching `pattern` (a glob) hashes to, if the
 /// pattern pins one: a wildcard or an escape before a complete non-empty

@@ -66,6 +66,8 @@ pub enum SessionOp {
     /// FCALL and FCALL_RO.
     Fcall,
     Monitor,
+    /// WAIT numreplicas timeout.
+    Wait,
 }
 
 /// Where the keys of a command are.

@@ -223,7 +223,7 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
             None => Reply::Nil,
         });
     }
-    let value = Value::Str(SmallBytes::from_slice(val));
+    let value = Value::Str(SmallBytes::from_arg(val));
     let db = ctx.db(key);
     if o.keepttl {
         db.set_keep_ttl(key, value);
@@ -279,7 +279,7 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    ctx.db(key).set(key, Value::Str(SmallBytes::from_slice(&args[2])));
+    ctx.db(key).set(key, Value::Str(SmallBytes::from_arg(&args[2])));
     ctx.written(key, "set");
     old
 }
@@ -320,7 +320,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let absolute = matches!(o.expire, Some((ExpireKind::ExAt | ExpireKind::PxAt, _)));
     let replay = ctx.propagating();
     match at {
-        Some(at) if absolute && at <= now => {
+        Some(at) if absolute && at <= now && !crate::storage::ttls_ignored() => {
             ctx.db(key).remove(key);
             ctx.written(key, "del");
             if replay {
@@ -368,7 +368,7 @@ fn mset_arity(args: &[Bytes], name: &str) -> Result<(), Reply> {
 
 fn mset_all(ctx: &mut Ctx, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
-        ctx.db(&pair[0]).set(&pair[0], Value::Str(SmallBytes::from_slice(&pair[1])));
+        ctx.db(&pair[0]).set(&pair[0], Value::Str(SmallBytes::from_arg(&pair[1])));
         ctx.written(&pair[0], "set");
     }
 }

@@ -300,7 +300,8 @@ fn parse_score_bound(arg: &[u8]) -> Option<(f64, bool)> {
         Some(b'(') => (true, &arg[1..]),
         _ => (false, arg),
     };
-    let text = std::str::from_utf8(rest).ok()?;
+    // Redis parses the bound with strtod, which stops at a NUL byte.
+    let text = std::str::from_utf8(crate::protocol::c_str(rest)).ok()?;
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     if text.is_empty() {
         return Some((0.0, open));

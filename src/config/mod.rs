@@ -242,6 +242,9 @@ pub static PARAMS: &[Param] = &[
     p!("tcp-keepalive", "300", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("timeout", "0", Kind::Int(0, i32::MAX as i64), Mutable),
     p!("tls-auth-clients", "yes", Kind::Enum(&["no", "yes", "optional"]), Mutable),
+    // Beyond Redis 7.0 (as Valkey names it): CN logs a client in as the ACL
+    // user its certificate's common name names.
+    p!("tls-auth-clients-user", "off", Kind::Enum(&["off", "cn"]), Mutable),
     p!("tls-ca-cert-dir", "", Kind::Str, Mutable),
     p!("tls-ca-cert-file", "", Kind::Str, Mutable),
     p!("tls-cert-file", "", Kind::Str, Mutable),

@@ -323,6 +323,12 @@ pub struct ClientState {
     /// Close the connection once the pending replies are written (QUIT, protocol error).
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
+    /// Cluster mode: ASKING was sent (the next command may reach an importing slot).
+    pub cluster_asking: bool,
+    /// Cluster mode: READONLY was sent.
+    pub cluster_readonly: bool,
+    /// SCRIPT DEBUG's mode (`scripting::ldb::OFF`, `YES`, `SYNC`).
+    pub ldb: u8,
 }
 
 impl ClientState {

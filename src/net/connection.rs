@@ -61,6 +61,24 @@ impl AsyncWrite for Stream {
         }
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(t) => Pin::new(&mut **t).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(t) => t.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
@@ -91,9 +109,16 @@ pub async fn run(server: Arc<Server>, mut stream: Stream, peer: SocketAddr) {
     let mut conn = Connection {
         stream,
         parser: RequestParser::new(),
-        inbuf: BytesMut::with_capacity(16 * 1024),
+        inbuf: BytesMut::new(),
         session: Session::new(server.clone(), info.clone()),
     };
+    if let Stream::Tls(tls) = &conn.stream {
+        if server.config.get("tls-auth-clients-user").as_deref() == Some("cn") {
+            if let Some(name) = crate::net::tls::client_common_name(tls) {
+                crate::commands::acl::log_in(&server, &mut conn.session.client, &name, |_| true);
+            }
+        }
+    }
     conn.serve().await;
     server.replicas.forget(info.id);
     server.clients.unregister(info.id);
@@ -109,6 +134,47 @@ struct Connection {
     parser: RequestParser,
     inbuf: BytesMut,
     session: Session,
+}
+
+/// Woken without input to read (see `Connection::read_when_idle`).
+struct Again;
+
+/// Size of a pooled read buffer (the parser's usual read chunk).
+const POOLED_READ_BUFFER: usize = 16 * 1024;
+/// Most read buffers a worker thread keeps for its connections.
+const POOLED_MAX: usize = 64;
+
+thread_local! {
+    /// Empty read buffers of the connections on this worker that wait for input.
+    static READ_BUFFERS: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_read_buffer() -> BytesMut {
+    READ_BUFFERS
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| BytesMut::with_capacity(POOLED_READ_BUFFER))
+}
+
+/// Keeps an empty read buffer of the usual size for the next reader; one of
+/// another size (a big request's) is freed.
+fn give_back_read_buffer(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() < POOLED_READ_BUFFER {
+        // Parsing advanced the buffer's start: an empty buffer that owns
+        // its block gets its whole room back without a new allocation.
+        buf.reserve(POOLED_READ_BUFFER);
+    }
+    if buf.capacity() != POOLED_READ_BUFFER {
+        return;
+    }
+    let _ = READ_BUFFERS.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOLED_MAX {
+            p.push(buf);
+        }
+    });
 }
 
 /// What woke a subscribed or monitoring connection.
@@ -142,9 +208,15 @@ impl Connection {
             if info.pushes.waiting() && !self.flush().await {
                 break;
             }
-            let qbuf_limit = server.config.query_buffer_limit.load(Ordering::Relaxed);
-            self.parser.grow_for_read(&mut self.inbuf, usize::try_from(qbuf_limit).unwrap_or(usize::MAX));
-            let read = if self.session.sub.is_some() || self.session.monitor.is_some() {
+            let subscribed = self.session.sub.is_some() || self.session.monitor.is_some();
+            let read = if !subscribed && self.inbuf.is_empty() && !self.parser.pending_big() {
+                match self.read_when_idle(&server, &info).await {
+                    Some(Ok(r)) => r,
+                    Some(Err(Again)) => continue,
+                    None => break,
+                }
+            } else if subscribed {
+                self.grow_for_read(&server);
                 match self.wait_messages().await {
                     Woke::Read(r) => r,
                     Woke::Message => {
@@ -156,6 +228,7 @@ impl Connection {
                     Woke::Stop => break,
                 }
             } else {
+                self.grow_for_read(&server);
                 // Biased, read first: no random branch order to draw, and when
                 // input is ready the notifications are not even registered.
                 // Kills and shutdowns are also seen by the checks at the loop top.
@@ -211,8 +284,8 @@ impl Connection {
                 Reply::Error(e.0).encode(self.session.client.resp, &mut self.session.out);
                 self.session.client.close_after_reply = true;
             }
-            let out = &self.session.out;
-            if pipelined && !out.is_empty() && out.len() <= HOLD_REPLIES_MAX {
+            let out = self.session.out_len();
+            if pipelined && out != 0 && out <= HOLD_REPLIES_MAX {
                 // Let the other connections that are ready run their commands
                 // first, so the replies go out together at the end of the
                 // round (as Redis writes them before it sleeps). Writing as
@@ -227,18 +300,82 @@ impl Connection {
             if !self.flush().await || self.session.client.close_after_reply {
                 break;
             }
-            if let Some(psync) = server.replicas.take_handoff(info.id) {
+            if let Some(req) = server.replicas.take_handoff(info.id) {
                 let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
-                crate::replication::serve_replica(&server, stream, inbuf, &info, psync).await;
+                crate::replication::serve_replica(&server, stream, inbuf, &info, req).await;
                 break;
             }
             // Give back memory after a burst of big requests.
             if self.inbuf.is_empty() && self.inbuf.capacity() > 1 << 20 {
-                self.inbuf = BytesMut::with_capacity(16 * 1024);
+                self.inbuf = BytesMut::new();
             }
         }
         let _ = self.flush().await;
         self.session.close().await;
+    }
+
+    /// Makes room in the input buffer for the next read.
+    fn grow_for_read(&mut self, server: &Server) {
+        let qbuf_limit = server.config.query_buffer_limit.load(Ordering::Relaxed);
+        self.parser.grow_for_read(&mut self.inbuf, usize::try_from(qbuf_limit).unwrap_or(usize::MAX));
+    }
+
+    /// Reads a request while no input is pending. When there is nothing to
+    /// read yet it waits holding no input buffer: the empty buffer goes back
+    /// to the worker's pool and one is taken again once the socket is readable. An idle connection
+    /// then costs no read buffer (Redis frees an idle client's query buffer
+    /// in its cron). TLS keeps its own buffer (it may hold decrypted input
+    /// the socket does not show). `None`: stop serving; `Some(Err(Again))`:
+    /// woken without input (a kill, pushes, a spurious readiness).
+    async fn read_when_idle(
+        &mut self,
+        server: &Server,
+        info: &crate::net::client::ClientInfo,
+    ) -> Option<Result<std::io::Result<usize>, Again>> {
+        let Stream::Plain(sock) = &self.stream else {
+            self.grow_for_read(server);
+            return tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.inbuf) => Some(Ok(r)),
+                _ = info.kill_notify.notified() => Some(Err(Again)),
+                _ = server.shutdown.notified() => None,
+            };
+        };
+        // Input may be there already (the next pipelined batch): read it
+        // before waiting, as a plain read would.
+        let mut buf = std::mem::take(&mut self.inbuf);
+        if buf.capacity() == 0 {
+            buf = take_read_buffer();
+        }
+        match sock.try_read_buf(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                give_back_read_buffer(buf);
+                // CLIENT LIST (qbuf, qbuf-free, rbs, tot-mem) and INFO's
+                // mem_clients_normal: the connection holds no buffer now.
+                info.bufs.qbuf.store(0, Ordering::Relaxed);
+                info.bufs.qbuf_cap.store(0, Ordering::Relaxed);
+            }
+            r => {
+                self.inbuf = buf;
+                return Some(Ok(r));
+            }
+        }
+        tokio::select! {
+            biased;
+            r = sock.readable() => {
+                if let Err(e) = r {
+                    return Some(Ok(Err(e)));
+                }
+            }
+            // Killed, or pushes queued: the loop top sees which.
+            _ = info.kill_notify.notified() => return Some(Err(Again)),
+            _ = server.shutdown.notified() => return None,
+        }
+        self.inbuf = take_read_buffer();
+        match sock.try_read_buf(&mut self.inbuf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(Err(Again)),
+            r => Some(Ok(r)),
+        }
     }
 
     /// Waits for input, a published message or a MONITOR line; messages (and
@@ -299,22 +436,23 @@ impl Connection {
             self.session.take_pushes(true);
         }
         if self.session.out_dropped {
+            self.session.clear_out();
             self.session.out = Vec::new();
             return false;
         }
-        if self.session.out.is_empty() {
+        if self.session.out_len() == 0 {
             return true;
         }
-        self.session.client.info.note_output(self.session.out.len());
+        self.session.client.info.note_output(self.session.out_len());
         let ok = self.write_out().await;
         let s = &mut self.session;
         if let Some(sub) = s.sub.as_mut() {
             sub.sub.written(std::mem::take(&mut sub.unflushed));
         }
-        s.server.stats.net_output_bytes.fetch_add(s.out.len() as u64, Ordering::Relaxed);
-        s.out.clear();
+        s.server.stats.net_output_bytes.fetch_add(s.out_len() as u64, Ordering::Relaxed);
+        s.clear_out();
         if s.out.capacity() > 1 << 20 {
-            s.out = Vec::with_capacity(16 * 1024);
+            s.out = Vec::new();
         }
         ok
     }
@@ -325,7 +463,7 @@ impl Connection {
     /// stay over the soft output limit for too long.
     async fn write_out(&mut self) -> bool {
         let info = self.session.client.info.clone();
-        info.bufs.out.store(self.session.out.len(), Ordering::Relaxed);
+        info.bufs.out.store(self.session.out_len(), Ordering::Relaxed);
         info.bufs.out_cap.store(self.session.out.capacity(), Ordering::Relaxed);
         let ok = self.write_all_out(&info).await;
         info.bufs.out.store(0, Ordering::Relaxed);
@@ -334,13 +472,25 @@ impl Connection {
 
     async fn write_all_out(&mut self, info: &crate::net::client::ClientInfo) -> bool {
         let mut written = 0;
-        while written < self.session.out.len() {
+        let total = self.session.out_len();
+        let vectored = !self.session.out_refs.is_empty();
+        while written < total {
             if info.killed.load(Ordering::Acquire) {
                 return false;
             }
-            let deadline = self.session.out_limit.soft_deadline(self.session.out.len() - written);
+            let deadline = self.session.out_limit.soft_deadline(total - written);
+            // Long bulk strings go from their own buffers (`out_refs`).
+            let slices = if vectored { self.session.out_slices(written, 64) } else { Vec::new() };
+            let (stream, flat) = (&mut self.stream, &self.session.out[if vectored { 0 } else { written }..]);
+            let write = async move {
+                if vectored {
+                    stream.write_vectored(&slices).await
+                } else {
+                    stream.write(flat).await
+                }
+            };
             let n = tokio::select! {
-                r = self.stream.write(&self.session.out[written..]) => r,
+                r = write => r,
                 // Killed; else pushes were queued, which the next flush writes.
                 _ = info.kill_notify.notified() => if info.killed.load(Ordering::Acquire) {
                     return false;
@@ -368,7 +518,7 @@ impl Connection {
     /// Sends the records TLS holds after the writes, with the same limits
     /// as the writes (a kill, the soft output limit).
     async fn flush_tls(&mut self, info: &crate::net::client::ClientInfo) -> bool {
-        let deadline = self.session.out_limit.soft_deadline(self.session.out.len());
+        let deadline = self.session.out_limit.soft_deadline(self.session.out_len());
         loop {
             tokio::select! {
                 r = self.stream.flush_tls() => return r.is_ok(),
@@ -391,5 +541,30 @@ impl Connection {
         s.client.info.note_input(self.inbuf.capacity());
         // Like Redis 7.0, only the unparsed input counts, not arguments already parsed.
         !crate::net::limits::query_buffer_overcome(&s.server, &s.client.info, &self.inbuf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Buf;
+
+    /// A read buffer advanced by parsing comes back whole and is reused.
+    #[test]
+    fn read_buffers_are_reused_after_parsing() {
+        let mut buf = take_read_buffer();
+        let block = buf.as_ptr();
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        buf.advance(14);
+        give_back_read_buffer(buf);
+        let again = take_read_buffer();
+        assert_eq!(again.as_ptr(), block);
+        assert_eq!(again.capacity(), POOLED_READ_BUFFER);
+        assert!(again.is_empty());
+        // A grown buffer is freed, not pooled.
+        let mut big = BytesMut::with_capacity(POOLED_READ_BUFFER * 4);
+        big.extend_from_slice(b"x");
+        give_back_read_buffer(big);
+        assert_eq!(take_read_buffer().capacity(), POOLED_READ_BUFFER);
     }
 }

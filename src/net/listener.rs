@@ -48,7 +48,14 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
-    log(&server, "notice", &format!("Running mode=standalone, port={bound}. PID: {}", std::process::id()));
+    let mode = if server.cluster.is_some() { "cluster" } else { "standalone" };
+    log(&server, "notice", &format!("Running mode={mode}, port={bound}. PID: {}", std::process::id()));
+    if let Some(cluster) = &server.cluster {
+        if let Err(e) = crate::cluster::link::start(&server, cluster, bound, &bind_list(&binds)) {
+            log(&server, "warning", &e);
+            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e));
+        }
+    }
 
     // Clients are accepted while the dataset loads (rebind started the
     // accept loops), and answered LOADING until it is in memory (as Redis).
@@ -455,7 +462,8 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             return;
         }
         // CLIENT PAUSE WRITE/ALL: the dataset must not change.
-        if server.pause.writes_paused() {
+        // A replica: keys expire by its master's DELs only.
+        if server.pause.writes_paused() || crate::storage::replica_expiry() {
             continue;
         }
         let shard = server.shards.get(shard_id);

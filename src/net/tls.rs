@@ -110,11 +110,48 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
     let fail = |why: &dyn std::fmt::Display| format!("Failed to load private key: {path}: {why}");
     let text = std::fs::read(path).map_err(|e| fail(&e))?;
-    if text.windows(9).any(|w| w == b"ENCRYPTED") {
-        let why = if pass.is_empty() { "the key is encrypted" } else { "encrypted keys are not supported" };
-        return Err(fail(&format!("{why} (store it unencrypted; tls-key-file-pass is not supported)")));
+    if let Some(block) = pem_block(&text, "ENCRYPTED PRIVATE KEY") {
+        if pass.is_empty() {
+            return Err(fail(&"the key is encrypted and tls-key-file-pass is not set"));
+        }
+        return decrypt_pkcs8(block, pass).map_err(|e| fail(&e));
+    }
+    if text.windows(22).any(|w| w == b"Proc-Type: 4,ENCRYPTED") {
+        return Err(fail(
+            &"keys in the legacy encrypted PEM format are not supported: convert the key with \
+                          `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+        ));
     }
     PrivateKeyDer::from_pem_slice(&text).map_err(|e| fail(&e))
+}
+
+/// The first PEM block labelled `label` in `text`, armour included.
+fn pem_block<'a>(text: &'a [u8], label: &str) -> Option<&'a str> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (begin, end) = (format!("-----BEGIN {label}-----"), format!("-----END {label}-----"));
+    let start = text.find(&begin)?;
+    let stop = start + text[start..].find(&end)? + end.len();
+    Some(&text[start..stop])
+}
+
+/// A PKCS#8 key encrypted with a password (PBES2, as OpenSSL writes it).
+fn decrypt_pkcs8(pem: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
+    use pkcs8::der::{Decode, Document};
+    let (_, doc) = Document::from_pem(pem).map_err(|e| e.to_string())?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).map_err(|e| e.to_string())?;
+    let plain = info.decrypt(pass.as_bytes()).map_err(|_| "bad decrypt (wrong tls-key-file-pass?)".to_string())?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+}
+
+/// The subject common name of the client's certificate, when it sent one
+/// (`tls-auth-clients-user cn`).
+pub fn client_common_name(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    use x509_cert::der::Decode;
+    let cert = stream.get_ref().1.peer_certificates()?.first()?;
+    let cert = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
+    let cn = x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+    let subject = &cert.tbs_certificate.subject;
+    subject.0.iter().flat_map(|rdn| rdn.0.iter()).find(|a| a.oid == cn).map(|a| a.value.value().to_vec())
 }
 
 /// The trusted CAs of `tls-ca-cert-file` and every certificate file in `tls-ca-cert-dir`.

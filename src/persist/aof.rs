@@ -220,12 +220,23 @@ struct Pending {
 const GATHER_WINDOW: Duration = Duration::from_millis(5);
 const GATHER_MAX: usize = 1 << 20;
 
+/// The file end of the AOF, shared by the writer thread and the sessions
+/// that write their clients' changes out before replying (`write_through`).
+struct Output {
+    file: std::fs::File,
+    name: String,
+    /// The buffer swapped with `Pending::buf` at each write, kept for its capacity.
+    spare: Vec<u8>,
+    last_ts: u64,
+}
+
 pub struct Aof {
     /// Stream offset when this writer started, and the bytes of the AOF's
     /// files then (`aof_current_size` is their sum with what was written since).
     pub start_offset: AtomicU64,
     pub start_bytes: AtomicU64,
     pending: Mutex<Pending>,
+    out: Mutex<Output>,
     wake: Condvar,
     /// Stream offset up to which the file is written / fsynced.
     pub written: AtomicU64,
@@ -254,6 +265,12 @@ impl crate::propagate::Subscriber for Aof {
             self.wake.notify_one();
         }
     }
+
+    /// A master's PINGs and GETACKs to its replicas stay out of the AOF, as
+    /// in Redis; the stream offset moves past them all the same.
+    fn append_replication_only(&self, _bytes: &[u8], end: u64) {
+        self.pending.lock().end = end;
+    }
 }
 
 impl Aof {
@@ -268,18 +285,62 @@ impl Aof {
         }
     }
 
-    fn run(self: Arc<Self>, mut file: std::fs::File, name: String, server: Arc<Server>) {
+    /// Writes what is pending to the file (under `out`, so writes keep the
+    /// stream's order whoever makes them).
+    fn write_pending(&self, out: &mut Output, server: &Server) {
+        let end = {
+            let mut p = self.pending.lock();
+            if p.buf.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut p.buf, &mut out.spare);
+            p.end
+        };
+        let mut ok = true;
+        if self.timestamps.load(Ordering::Relaxed) {
+            let now = crate::storage::now_ms() / 1000;
+            if now != out.last_ts {
+                ok &= out.file.write_all(format!("#TS:{now}\r\n").as_bytes()).is_ok();
+                out.last_ts = now;
+            }
+        }
+        ok &= out.file.write_all(&out.spare).is_ok();
+        out.spare.clear();
+        if out.spare.capacity() > 4 * GATHER_MAX {
+            out.spare = Vec::new();
+        }
+        if !ok {
+            self.write_failed(server, &out.name);
+        }
+        self.written.store(end, Ordering::Release);
+    }
+
+    /// Under `everysec` and `no`: makes sure the stream is written to the
+    /// file (not yet fsynced) up to `offset` before the caller replies, as
+    /// Redis writes its AOF buffer before it answers. A `kill -9` of the
+    /// process then loses nothing acknowledged: the kernel has the bytes.
+    /// One session writes what every session produced meanwhile; the others
+    /// find it done.
+    pub fn write_through(&self, offset: u64, server: &Server) {
+        if self.written.load(Ordering::Acquire) >= offset {
+            return;
+        }
+        let mut out = self.out.lock();
+        if self.written.load(Ordering::Acquire) < offset {
+            self.write_pending(&mut out, server);
+        }
+    }
+
+    fn run(self: Arc<Self>, sync_file: std::fs::File, server: Arc<Server>) {
         let mut last_sync = Instant::now();
         let mut last_write = Instant::now();
-        let mut last_ts = 0u64;
         loop {
             let policy = self.policy.load(Ordering::Relaxed);
-            let (buf, end) = {
+            {
                 let mut p = self.pending.lock();
-                // Under everysec and no, writes are gathered for a few
-                // milliseconds into one write(): far fewer system calls and
-                // wake-ups under load, and nothing waits on them (a crash may
-                // lose up to about a second under everysec anyway).
+                // Under everysec and no, writes nobody waits for (sessions
+                // write their own through `write_through`) are gathered for a
+                // few milliseconds into one write().
                 if policy != FSYNC_ALWAYS && !p.buf.is_empty() && !self.stop.load(Ordering::Acquire) {
                     let since = last_write.elapsed();
                     if since < GATHER_WINDOW && p.buf.len() < GATHER_MAX {
@@ -300,24 +361,14 @@ impl Aof {
                         }
                     }
                 }
-                (std::mem::take(&mut p.buf), p.end)
-            };
-            if !buf.is_empty() {
-                let mut ok = true;
-                if self.timestamps.load(Ordering::Relaxed) {
-                    let now = crate::storage::now_ms() / 1000;
-                    if now != last_ts {
-                        ok &= file.write_all(format!("#TS:{now}\r\n").as_bytes()).is_ok();
-                        last_ts = now;
-                    }
-                }
-                ok &= file.write_all(&buf).is_ok();
-                last_write = Instant::now();
-                if !ok {
-                    self.write_failed(&server, &name);
-                }
-                self.written.store(end, Ordering::Release);
             }
+            {
+                let mut out = self.out.lock();
+                self.write_pending(&mut out, &server);
+            }
+            last_write = Instant::now();
+            // What the fsync below covers: everything written before it starts
+            // (a duplicate descriptor, so sessions keep writing meanwhile).
             let written = self.written.load(Ordering::Acquire);
             let due = match policy {
                 FSYNC_ALWAYS => written > self.synced.load(Ordering::Relaxed),
@@ -325,7 +376,8 @@ impl Aof {
                 _ => false,
             };
             if due {
-                if file.sync_data().is_err() {
+                if sync_file.sync_data().is_err() {
+                    let name = self.out.lock().name.clone();
                     self.write_failed(&server, &name);
                 }
                 last_sync = Instant::now();
@@ -335,7 +387,7 @@ impl Aof {
                 self.synced_notify.notify_waiters();
             }
             if self.stop.load(Ordering::Acquire) && self.pending.lock().buf.is_empty() {
-                let _ = file.sync_data();
+                let _ = sync_file.sync_data();
                 self.synced.store(self.written.load(Ordering::Acquire), Ordering::Release);
                 self.synced_notify.notify_waiters();
                 return;
@@ -365,6 +417,7 @@ fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> s
         manifest.incrs.last().ok_or_else(|| std::io::Error::other("the AOF manifest lists no incremental file"))?;
     let path = layout.path(&last.name);
     let file = std::fs::OpenOptions::new().append(true).create(true).open(&path)?;
+    let sync_file = file.try_clone()?;
     let policy = fsync_policy(&server.config.get("appendfsync").unwrap_or_default());
     let files_bytes: u64 = manifest
         .base
@@ -377,6 +430,7 @@ fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> s
         start_offset: AtomicU64::new(0),
         start_bytes: AtomicU64::new(files_bytes),
         pending: Mutex::new(Pending { buf: Vec::new(), end: 0 }),
+        out: Mutex::new(Output { file, name: last.name.clone(), spare: Vec::new(), last_ts: 0 }),
         wake: Condvar::new(),
         written: AtomicU64::new(0),
         synced: AtomicU64::new(0),
@@ -392,8 +446,8 @@ fn start_writer(server: &Arc<Server>, layout: &Layout, manifest: &Manifest) -> s
     aof.written.store(offset, Ordering::Release);
     aof.synced.store(offset, Ordering::Release);
     aof.pending.lock().end = offset;
-    let (me, srv, name) = (aof.clone(), server.clone(), last.name.clone());
-    let thread = std::thread::Builder::new().name("moonshard-aof".into()).spawn(move || me.run(file, name, srv))?;
+    let (me, srv) = (aof.clone(), server.clone());
+    let thread = std::thread::Builder::new().name("moonshard-aof".into()).spawn(move || me.run(sync_file, srv))?;
     *aof.thread.lock() = Some(thread);
     Ok(aof)
 }
@@ -408,6 +462,7 @@ pub fn open_at_startup(server: &Arc<Server>) -> Result<(), String> {
         return Ok(());
     }
     let layout = Layout::from_config(server);
+    upgrade_single_file(server, &layout).map_err(|e| format!("Can't upgrade the old-style AOF file: {e}"))?;
     let manifest_path = layout.manifest_path();
     let manifest = if manifest_path.exists() {
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| format!("Can't open the AOF manifest: {e}"))?;
@@ -420,6 +475,40 @@ pub fn open_at_startup(server: &Arc<Server>) -> Result<(), String> {
     let aof = start_writer(server, &layout, &manifest).map_err(|e| format!("Can't open the append-only file: {e}"))?;
     server.persist.aof_base_size.store(aof.start_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
     *server.aof.lock() = Some(aof);
+    Ok(())
+}
+
+/// A Redis 6 (or older) AOF: one file named `appendfilename` in `dir`, an
+/// RDB preamble and/or commands. As Redis 7 does, it becomes the base of a
+/// multi-part AOF: the manifest naming it is written first, then the file
+/// moves into the AOF directory (a crash between the two leaves a manifest
+/// whose base is missing, which refuses to start, never an empty dataset).
+fn upgrade_single_file(server: &Server, layout: &Layout) -> std::io::Result<()> {
+    let base = layout.dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let old = base.join(&layout.filename);
+    if layout.manifest_path().exists() || !old.is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&layout.dir)?;
+    let incr_name = format!("{}.1.incr.aof", layout.filename);
+    std::fs::File::create(layout.path(&incr_name))?.sync_all()?;
+    let m = Manifest {
+        base: Some(FileEntry { name: layout.filename.clone(), seq: 1, kind: 'b' }),
+        incrs: vec![FileEntry { name: incr_name, seq: 1, kind: 'i' }],
+    };
+    write_manifest(layout, &m)?;
+    std::fs::rename(&old, layout.path(&layout.filename))?;
+    sync_dir(&layout.dir)?;
+    sync_dir(&base)?;
+    let dirname = layout.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    crate::net::listener::log(
+        server,
+        "notice",
+        &format!(
+            "Successfully migrated an old-style AOF file ({}) into the AOF directory ({dirname}).",
+            layout.filename
+        ),
+    );
     Ok(())
 }
 
@@ -801,10 +890,27 @@ impl<'a> Loader<'a> {
                 acl: crate::acl::ClientAcl::new(server.acl.default_user()),
                 close_after_reply: false,
                 reply_mode: ReplyMode::On,
+                cluster_asking: false,
+                cluster_readonly: false,
+                ldb: 0,
             },
             multi: None,
             commands: 0,
         }
+    }
+
+    /// Inside a MULTI whose EXEC has not arrived yet.
+    pub(crate) fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// The database selected (a replica's master stream continues in it).
+    pub(crate) fn db(&self) -> usize {
+        self.client.db
+    }
+
+    pub(crate) fn set_db(&mut self, db: usize) {
+        self.client.db = db;
     }
 
     pub(crate) fn apply(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
@@ -889,21 +995,7 @@ impl<'a> Loader<'a> {
 /// any other damage refuses to start.
 fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), String> {
     let started = Instant::now();
-    let info = Arc::new(ClientInfo::new(0, "aof".into(), String::new(), -1));
-    let mut loader = Loader {
-        server,
-        client: ClientState {
-            info,
-            db: 0,
-            resp: 2,
-            authenticated: true,
-            acl: crate::acl::ClientAcl::new(server.acl.default_user()),
-            close_after_reply: false,
-            reply_mode: ReplyMode::On,
-        },
-        multi: None,
-        commands: 0,
-    };
+    let mut loader = Loader::new(server, "aof");
     let files: Vec<&FileEntry> = m.base.iter().chain(m.incrs.iter()).collect();
     let truncated_ok = server.config.get("aof-load-truncated").as_deref() != Some("no");
     for (i, f) in files.iter().enumerate() {

@@ -180,7 +180,8 @@ fn read_with<R: BufRead>(server: &Server, input: R, sink: &mut Sink, verbose: bo
                 }
             }
             Item::Entry(e) => {
-                if e.expire_ms.is_some_and(|t| t <= now as i64) {
+                // (A replica keeps them: its master's DELs remove them.)
+                if e.expire_ms.is_some_and(|t| t <= now as i64) && !crate::storage::replica_expiry() {
                     loaded.expired += 1;
                     continue;
                 }

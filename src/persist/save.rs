@@ -471,12 +471,21 @@ fn finish_rdb(server: &Arc<Server>, job: &Arc<Job>, result: io::Result<()>) {
 /// With another save running, the dataset is written with every shard held
 /// instead. Blocks: call from a thread that may block and holds no shard.
 pub fn snapshot_for_replica(server: &Server, at_instant: impl FnOnce()) -> io::Result<Vec<u8>> {
+    snapshot_for_replica_to(server, Vec::new(), at_instant)
+}
+
+/// `snapshot_for_replica` written to `out` as the walk produces it (a
+/// diskless sync streams it to the replica's socket): `out` may block, it
+/// is never written with a shard held.
+pub fn snapshot_for_replica_to<W: Write>(server: &Server, mut out: W, at_instant: impl FnOnce()) -> io::Result<W> {
     let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
     if may_start(server, JobKind::Rdb).is_err() {
         let refs: Vec<&ShardData> = guards.iter().map(|g| &**g).collect();
         let rdb = write_held(server, &refs, Vec::new(), false);
         at_instant();
-        return rdb;
+        drop(guards);
+        out.write_all(&rdb?)?;
+        return Ok(out);
     }
     let job = begin(server, JobKind::Rdb, &mut guards);
     let codes = crate::scripting::functions::library_codes(server);
@@ -484,7 +493,7 @@ pub fn snapshot_for_replica(server: &Server, at_instant: impl FnOnce()) -> io::R
     at_instant();
     drop(guards);
     let result = (|| {
-        let mut w = RdbWriter::new(Vec::new(), &writer_options(server, false))?;
+        let mut w = RdbWriter::new(out, &writer_options(server, false))?;
         walk(server, &job, &codes, &mut w)?;
         w.finish()
     })();

@@ -5,7 +5,7 @@ mod parser;
 mod reply;
 
 pub use parser::{split_args, ParseError, RequestParser};
-pub use reply::{c_str, format_double, push_bulk, BulkArray, Reply};
+pub use reply::{c_str, format_double, push_bulk, push_header, BulkArray, Reply};
 
 /// Splits a config-file or inline line into words (quotes as in Redis).
 pub fn split_args_str(line: &str) -> Option<Vec<String>> {

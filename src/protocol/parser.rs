@@ -57,10 +57,29 @@ impl RequestParser {
         if self.remaining == 0 && buf.first().is_some_and(|&b| b != b'*') {
             return parse_inline(buf);
         }
-        let mut pos = 0;
-        let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated);
-        buf.advance(pos);
-        r
+        loop {
+            if let Some(len) = self.pending_bulk.filter(|_| self.remaining > 0) {
+                if holds_just(buf, len) {
+                    // The buffer was sized for this bulk and holds nothing
+                    // else: the argument takes it over, no copy (as Redis
+                    // takes over its query buffer for a big argument).
+                    self.args.push(buf.split_to(len).freeze());
+                    buf.advance(2);
+                    self.pending_bulk = None;
+                    self.remaining -= 1;
+                    if self.remaining == 0 {
+                        return Ok(Some(std::mem::take(&mut self.args)));
+                    }
+                }
+            }
+            let mut pos = 0;
+            let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated, buf.capacity());
+            buf.advance(pos);
+            match r {
+                Ok(None) if self.pending_bulk.is_some_and(|len| holds_just(buf, len)) => continue,
+                r => return r,
+            }
+        }
     }
 
     fn parse_multibulk(
@@ -69,6 +88,7 @@ impl RequestParser {
         pos: &mut usize,
         max_bulk: i64,
         authenticated: bool,
+        capacity: usize,
     ) -> Result<Option<Vec<Bytes>>, ParseError> {
         if self.remaining == 0 {
             if data.is_empty() {
@@ -128,12 +148,22 @@ impl RequestParser {
             let Some(arg) = data.get(*pos..).and_then(|r| r.get(..len)).filter(|_| data.len() >= *pos + len + 2) else {
                 return Ok(None);
             };
+            if len >= BIG_ARG && just_room(data.len() - *pos, capacity - *pos, len) {
+                // Taken over without a copy by `parse`.
+                return Ok(None);
+            }
             self.args.push(Bytes::copy_from_slice(arg));
             *pos += len + 2;
             self.pending_bulk = None;
             self.remaining -= 1;
         }
         Ok(Some(std::mem::take(&mut self.args)))
+    }
+
+    /// True while a big bulk is expected: its input needs a buffer sized
+    /// for it (`grow_for_read`).
+    pub fn pending_big(&self) -> bool {
+        self.pending_bulk.is_some_and(|len| len >= BIG_ARG)
     }
 
     /// Makes room in `buf` before the next read. A big bulk is not reserved
@@ -163,12 +193,39 @@ impl RequestParser {
     }
 }
 
+/// True when `buf` holds exactly a big bulk of `len` bytes and its CRLF, in
+/// an allocation not much bigger (see `parse`).
+fn holds_just(buf: &BytesMut, len: usize) -> bool {
+    len >= BIG_ARG && just_room(buf.len(), buf.capacity(), len)
+}
+
+/// A buffer of `filled` bytes and `capacity` holds one bulk of `len` bytes
+/// and at most an eighth more room: an argument may keep it whole.
+fn just_room(filled: usize, capacity: usize, len: usize) -> bool {
+    filled == len + 2 && capacity - filled <= filled / 8
+}
+
 /// Takes a `*N` or `$N` header line at `*pos`, returning `None` until its
 /// `\r` and the byte after it have arrived, then `Some(number)` (`Some(None)`
 /// when the number is not a strict Redis integer). No allocation: this runs
 /// for every argument of every request.
 fn take_int_line(data: &[u8], pos: &mut usize) -> Option<Option<i64>> {
     let rest = &data[*pos..];
+    // Fast path, the usual header: up to 6 digits without a leading zero,
+    // then '\r' and one more byte. Same result as the general path below.
+    let mut n = 0i64;
+    let mut i = 1;
+    while let Some(&c) = rest.get(i).filter(|c| c.is_ascii_digit()) {
+        if i == 7 {
+            break;
+        }
+        n = n * 10 + (c - b'0') as i64;
+        i += 1;
+    }
+    if i > 1 && i < 8 && rest.get(i) == Some(&b'\r') && rest.len() > i + 1 && (i == 2 || rest[1] != b'0') {
+        *pos += i + 2;
+        return Some(Some(n));
+    }
     let limit = rest.len().min(MAX_INLINE + 2);
     let cr = rest[..limit].iter().position(|&b| b == b'\r')?;
     if cr + 1 >= rest.len() {
@@ -331,6 +388,90 @@ mod tests {
             }
         }
         assert_eq!(got.unwrap().len(), 3);
+    }
+
+    /// Big bulks arriving in random pieces, read the way the connection
+    /// reads (`grow_for_read` before each read): every request comes out
+    /// whole, and a bulk that got a buffer of its own is taken over
+    /// without a copy.
+    #[test]
+    fn big_bulks_in_random_pieces() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for round in 0..40 {
+            let mut input = Vec::new();
+            let mut want = Vec::new();
+            for i in 0..4 {
+                let len = if rng.gen_bool(0.6) { rng.gen_range(BIG_ARG..BIG_ARG * 5) } else { rng.gen_range(0..100) };
+                let val: Vec<u8> = (0..len).map(|j| (j * 7 + i + round) as u8).collect();
+                input.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").as_bytes());
+                input.extend_from_slice(&val);
+                input.extend_from_slice(b"\r\n");
+                want.push(vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from(val)]);
+            }
+            let mut p = RequestParser::new();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut rest = &input[..];
+            let mut taken_over = 0;
+            while !rest.is_empty() {
+                p.grow_for_read(&mut buf, usize::MAX);
+                let room = buf.capacity() - buf.len();
+                let n = rng.gen_range(1..=rest.len().min(room).min(70_000));
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                let base = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+                while let Some(cmd) = p.parse(&mut buf, 1 << 29, true).unwrap() {
+                    if base.contains(&(cmd[2].as_ptr() as usize)) && cmd[2].len() >= BIG_ARG {
+                        taken_over += 1;
+                    }
+                    got.push(cmd);
+                }
+            }
+            assert_eq!(got, want, "round {round}");
+            assert!(buf.is_empty());
+            assert!(taken_over <= want.len());
+        }
+        // One big bulk whose header came first and whose body then fills
+        // the buffer sized for it: taken over.
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$40000\r\n"[..]);
+        assert_eq!(p.parse(&mut buf, 1 << 29, true).unwrap(), None);
+        p.grow_for_read(&mut buf, usize::MAX);
+        assert_eq!(buf.capacity(), 40002);
+        let start = buf.as_ptr() as usize;
+        buf.extend_from_slice(&[b'x'; 40000]);
+        buf.extend_from_slice(b"\r\n");
+        let cmd = p.parse(&mut buf, 1 << 29, true).unwrap().unwrap();
+        assert_eq!(cmd[1].len(), 40000);
+        assert_eq!(cmd[1].as_ptr() as usize, start, "the bulk was copied");
+    }
+
+    /// Header lines: the fast path agrees with the strict integer parser on
+    /// every short line of digits, signs, zeros and other bytes.
+    #[test]
+    fn header_fast_path_matches_the_general_parse() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alphabet: &[u8] = b"0123456789-+ x\r\n";
+        for _ in 0..200_000 {
+            let len = rng.gen_range(0..12);
+            let mut line = vec![b'$'];
+            line.extend((0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]));
+            let mut pos = 0;
+            let got = take_int_line(&line, &mut pos);
+            // The general rule: the line ends at its first '\r' (with one
+            // byte after it), and its number is a strict Redis integer.
+            let want = line
+                .iter()
+                .position(|&b| b == b'\r')
+                .filter(|&cr| cr + 1 < line.len())
+                .map(|cr| (crate::util::parse_i64(&line[1..cr]), cr + 2));
+            assert_eq!(got, want.map(|w| w.0), "{:?}", String::from_utf8_lossy(&line));
+            if let Some((_, end)) = want {
+                assert_eq!(pos, end, "{:?}", String::from_utf8_lossy(&line));
+            }
+        }
     }
 
     #[test]

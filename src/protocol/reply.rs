@@ -347,13 +347,29 @@ pub fn c_str(b: &[u8]) -> &[u8] {
     }
 }
 
-fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+/// Appends a RESP header: `<tag><len>\r\n`. Lengths under 100 (nearly every
+/// bulk and array of a reply or of the write stream) are one fixed-size
+/// piece the compiler stores inline.
+#[inline(always)]
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    if len < 10 {
+        out.extend_from_slice(&[tag, b'0' + len as u8, b'\r', b'\n']);
+    } else if len < 100 {
+        out.extend_from_slice(&[tag, b'0' + (len / 10) as u8, b'0' + (len % 10) as u8, b'\r', b'\n']);
+    } else {
+        push_long_header(out, tag, len);
+    }
+}
+
+#[inline(never)]
+fn push_long_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     push_int(out, len as i64);
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `b` as a bulk string (`$len\r\nbytes\r\n`).
+#[inline]
 pub fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
     push_header(out, b'$', b.len());
     out.extend_from_slice(b);
@@ -367,6 +383,15 @@ use crate::util::numbers::printed_as_integer;
 mod tests {
     use super::*;
     use crate::util::numbers::trim_zeros;
+
+    #[test]
+    fn headers_at_every_digit_count() {
+        for n in [0usize, 1, 9, 10, 11, 42, 99, 100, 101, 999, 1000, 65535, usize::MAX >> 1] {
+            let mut out = Vec::new();
+            push_header(&mut out, b'$', n);
+            assert_eq!(out, format!("${n}\r\n").into_bytes());
+        }
+    }
 
     #[test]
     fn bulk_array_is_an_array_of_bulks_on_the_wire() {

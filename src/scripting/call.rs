@@ -282,7 +282,11 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
     // SAFETY: reading this call's own arguments, which Lua keeps on the
     // stack (and so alive) for the whole call.
     let argc = unsafe { ffi::lua_gettop(state) };
+    let logging = super::ldb::logging();
     if argc <= 0 {
+        if logging {
+            super::ldb::log_error("Please specify at least one argument for this redis lib call");
+        }
         return Outcome::Failed {
             code: "ERR ",
             text: "Please specify at least one argument for this redis lib call",
@@ -319,6 +323,9 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             Some(b) => argv.push(b),
             None => {
                 run.args_buf = argv;
+                if logging {
+                    super::ldb::log_error("Lua redis lib command arguments must be strings or integers");
+                }
                 return Outcome::Failed {
                     code: "ERR ",
                     text: "Lua redis lib command arguments must be strings or integers",
@@ -327,9 +334,19 @@ unsafe fn run_command(state: *mut ffi::lua_State, run: &mut Run<'_>) -> Outcome 
             }
         }
     }
+    if logging {
+        super::ldb::log_command(&argv);
+    }
     let result = execute(run, &argv, known);
     argv.clear();
     run.args_buf = argv;
+    if logging {
+        match &result {
+            Ok(reply) => super::ldb::log_reply(reply, run.resp),
+            Err(CallErr::Msg(m)) | Err(CallErr::Coded(m)) => super::ldb::log_error(m),
+            Err(CallErr::Abort) => {}
+        }
+    }
     match result {
         Ok(reply) => {
             let is_error = reply.is_error();
@@ -478,12 +495,14 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes], known: Option<Command>) -> Result<
     if let Err(denied) = dispatch::acl_check(run.server, run.caller, cmd, argv, dispatch::AclContext::Lua) {
         return Err(refuse(run, Some(cmd), CallErr::Msg(dispatch::script_denied(denied))));
     }
-    if spec.is_write() && run.read_only {
+    // Redis counts may-replicate commands (PUBLISH, SPUBLISH, PFCOUNT...)
+    // as writes here, so read-only scripts may run during CLIENT PAUSE WRITE.
+    if run.read_only && (spec.is_write() || spec.has(flags::MAY_REPLICATE)) {
         return Err(refuse(run, Some(cmd), CallErr::Msg("Write commands are not allowed from read-only scripts.")));
     }
     // Once the script wrote it must be able to go on: these checks of the
     // server's state apply before its first write only, as in Redis.
-    if spec.is_write() && !run.wrote && run.server.config.writes_need_replicas.load(Ordering::Relaxed) {
+    if spec.is_write() && !run.wrote && crate::replication::not_enough_replicas(run.server) {
         return Err(refuse(run, Some(cmd), CallErr::Coded(NOREPLICAS)));
     }
     if spec.is_write() && !run.wrote && run.server.persist.misconf.load(Ordering::Relaxed) {
@@ -525,14 +544,8 @@ fn refuse(run: &Run<'_>, cmd: Option<Command>, err: CallErr) -> CallErr {
 
 /// Commands Redis 7.0 has and flags `noscript` that moonshard does not
 /// have, with Redis's arity: a script calling one gets Redis's answer.
-const REDIS_NOSCRIPT: &[(&str, i32)] = &[
-    ("client|pause", -3),
-    ("client|unblock", -3),
-    ("client|unpause", 2),
-    ("debug", -2),
-    ("script|debug", 3),
-    ("wait", 3),
-];
+const REDIS_NOSCRIPT: &[(&str, i32)] =
+    &[("client|pause", -3), ("client|unblock", -3), ("client|unpause", 2), ("debug", -2)];
 
 /// The command or subcommand `argv` names, whatever its arity.
 fn found(argv: &[Bytes]) -> Option<Command> {
@@ -589,7 +602,25 @@ fn redis_noscript(argv: &[Bytes]) -> Option<bool> {
 
 /// The slot rules for keys a script touches (scripting.md, "Where a script runs").
 fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), CallErr> {
+    if run.server.cluster.is_some() {
+        cluster_check(run, cmd, argv)?;
+    }
     let shards = run.server.shards.len();
+    if super::ldb::is_scratch(run.server, run.shard) {
+        // A YES-mode debugging session: its keys are copied into its
+        // scratch shard on first use.
+        // SAFETY: `data` is the scratch shard the running script entered,
+        // held by its runner; no other reference to it is alive while a
+        // command of the script is being prepared.
+        let data = unsafe { &mut *run.data };
+        for pos in cmd.spec.key_positions(argv) {
+            super::ldb::touch(run.server, data, run.db, &argv[pos]);
+        }
+        if run.server.standalone {
+            run.unbound = false;
+            return Ok(());
+        }
+    }
     if run.server.standalone
         && (matches!(cmd.spec.exec, Exec::AllShards(_)) || crate::commands::sort::forms_keys(cmd.spec.name, argv))
     {
@@ -633,6 +664,58 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         }
     }
     Ok(())
+}
+
+/// Cluster mode (`cluster-enabled yes`): a call whose keys are in a slot
+/// this node does not serve (or in several slots) fails, and so does any
+/// keyed call while the cluster is down, as Redis's
+/// scriptVerifyClusterState decides with getNodeByQuery. What the master
+/// sends and what the AOF holds (client id 0) is obeyed as it comes.
+#[cold]
+fn cluster_check(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), CallErr> {
+    let Some(cluster) = run.server.cluster.as_deref() else { return Ok(()) };
+    if run.caller.id() == 0 {
+        return Ok(());
+    }
+    let positions = cmd.spec.key_positions(argv);
+    let Some(&first) = positions.first() else { return Ok(()) };
+    let s = slot::key_slot(&argv[first]);
+    if positions.iter().any(|&p| slot::key_slot(&argv[p]) != s) {
+        return Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY));
+    }
+    let (server, here, data, now, db) = (run.server, run.shard.id, run.data, run.now, run.db);
+    // Asked only for a slot being migrated or imported.
+    let mut count_keys = || {
+        if slot::slot_shard(s, server.shards.len()) != here {
+            return (0, positions.len());
+        }
+        // SAFETY: as in `with_ctx`: the runner holds this shard's data locked
+        // for the whole script and reaches it only through `run.data`; no
+        // other reference to it is alive while this check runs.
+        let data = unsafe { &mut *data };
+        let present =
+            positions.iter().filter(|&&p| data.dbs.get_mut(db).is_some_and(|d| d.contains(&argv[p], now))).count();
+        (present, positions.len() - present)
+    };
+    let mut query = crate::cluster::Query {
+        slot: s as usize,
+        write: &mut || crate::scripting::writes(server, cmd, argv),
+        asking: run.caller.cluster_asking,
+        multiple_keys: positions.len() > 1,
+        migrate: cmd.spec.name == "migrate",
+        readonly: run.caller.cluster_readonly,
+        count_keys: &mut count_keys,
+    };
+    match cluster.route(&mut query) {
+        None => Ok(()),
+        Some(crate::cluster::Redirect::Down) => {
+            Err(CallErr::Msg("Script attempted to execute a command while the cluster is down"))
+        }
+        Some(crate::cluster::Redirect::DownReadOnly) => {
+            Err(CallErr::Msg("Script attempted to execute a write command while the cluster is down and readonly"))
+        }
+        Some(_) => Err(CallErr::Msg(crate::protocol::errors::NON_LOCAL_KEY)),
+    }
 }
 
 /// The bit of shard `id` in `Run::entered`.
@@ -699,6 +782,9 @@ fn conn_state<'r>(run: &'r mut Run<'_>) -> &'r mut ClientState {
         acl: caller.acl.clone(),
         close_after_reply: false,
         reply_mode: Default::default(),
+        cluster_asking: false,
+        cluster_readonly: false,
+        ldb: 0,
     });
     state.db = run.db;
     state.resp = run.resp;

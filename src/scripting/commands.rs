@@ -18,6 +18,8 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
     cmd("script|kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, G::Scripting, C(script_kill))
         .doc("2.6.0", "Stops the running script if it has not written.")
         .tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+    cmd("script|debug", 3, NOSCRIPT, NOKEYS, G::Scripting, C(script_debug))
+        .doc("3.2.0", "Turns the Lua debugger on (YES, SYNC) or off for the next EVAL."),
     cmd("script|help", 2, LOADING | STALE, NOKEYS, G::Scripting, C(script_help))
         .doc("5.0.0", "Lists the SCRIPT subcommands."),
 ];
@@ -136,6 +138,10 @@ fn script_flush(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 
 fn script_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     super::router::script(ctx.server, "kill", args)
+}
+
+fn script_debug(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
+    super::ldb::script_debug(ctx.client, &args[2])
 }
 
 fn script_help(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {

@@ -3,6 +3,7 @@
 
 use crate::protocol::format_double;
 use crate::protocol::Reply;
+use crate::protocol::{push_bulk, push_header};
 use mlua::{ffi, Lua, Table, Value};
 use std::ffi::{c_char, c_int};
 
@@ -535,7 +536,7 @@ unsafe fn emit(state: *mut ffi::lua_State, depth: i32, w: &mut Walk) {
         match ffi::lua_type(state, idx) {
             ffi::LUA_TSTRING => {
                 let b = string_at(state, idx);
-                push_bulk_to(&mut w.out, b);
+                push_bulk(&mut w.out, b);
             }
             ffi::LUA_TBOOLEAN => w.leaf(bool_reply(ffi::lua_toboolean(state, idx) != 0, w.script_resp)),
             ffi::LUA_TNUMBER => w.leaf(Reply::Int(c_cast(ffi::lua_tonumber(state, idx)))),
@@ -548,19 +549,6 @@ unsafe fn emit(state: *mut ffi::lua_State, depth: i32, w: &mut Walk) {
         }
         ffi::lua_settop(state, idx - 1);
     }
-}
-
-fn push_bulk_to(out: &mut Vec<u8>, b: &[u8]) {
-    push_len(out, b'$', b.len());
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_len(out: &mut Vec<u8>, tag: u8, n: usize) {
-    use std::io::Write;
-    out.push(tag);
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}\r\n");
 }
 
 /// A copy of `b` with CR and LF turned into spaces (as Redis sanitizes
@@ -607,7 +595,7 @@ unsafe fn table(state: *mut ffi::lua_State, idx: i32, depth: i32, w: &mut Walk) 
                 w.out.extend_from_slice(&text);
                 w.out.extend_from_slice(b"\r\n");
             } else {
-                push_bulk_to(&mut w.out, &text);
+                push_bulk(&mut w.out, &text);
             }
             return false;
         }
@@ -624,13 +612,13 @@ unsafe fn table(state: *mut ffi::lua_State, idx: i32, depth: i32, w: &mut Walk) 
                         for (d, s) in ext.iter_mut().zip(format) {
                             *d = *s;
                         }
-                        push_len(&mut w.out, b'=', text.len() + 4);
+                        push_header(&mut w.out, b'=', text.len() + 4);
                         w.out.extend_from_slice(&ext);
                         w.out.push(b':');
                         w.out.extend_from_slice(text);
                         w.out.extend_from_slice(b"\r\n");
                     } else {
-                        push_bulk_to(&mut w.out, text);
+                        push_bulk(&mut w.out, text);
                     }
                     ffi::lua_pop(state, 3);
                     return false;
@@ -651,10 +639,10 @@ unsafe fn table(state: *mut ffi::lua_State, idx: i32, depth: i32, w: &mut Walk) 
                 }
                 let three = w.client_resp >= 3;
                 match (set, three) {
-                    (false, true) => push_len(&mut w.out, b'%', n),
-                    (false, false) => push_len(&mut w.out, b'*', n * 2),
-                    (true, true) => push_len(&mut w.out, b'~', n),
-                    (true, false) => push_len(&mut w.out, b'*', n),
+                    (false, true) => push_header(&mut w.out, b'%', n),
+                    (false, false) => push_header(&mut w.out, b'*', n * 2),
+                    (true, true) => push_header(&mut w.out, b'~', n),
+                    (true, false) => push_header(&mut w.out, b'*', n),
                 }
                 ffi::lua_pushnil(state);
                 let kind = if set { Kind::Set } else { Kind::Map(false) };
@@ -673,7 +661,7 @@ unsafe fn table(state: *mut ffi::lua_State, idx: i32, depth: i32, w: &mut Walk) 
             }
             n += 1;
         }
-        push_len(&mut w.out, b'*', n);
+        push_header(&mut w.out, b'*', n);
         w.push_frame(state, Kind::Array(1), depth, idx, idx);
         true
     }

@@ -687,18 +687,5 @@ fn stats(server: &Server) -> Reply {
 }
 
 fn help() -> Reply {
-    let lines = [
-        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "LOAD [REPLACE] <FUNCTION CODE>",
-        "DELETE <LIBRARY NAME>",
-        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
-        "FLUSH [ASYNC|SYNC]",
-        "DUMP",
-        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
-        "STATS",
-        "KILL",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+    crate::commands::help::reply("FUNCTION", crate::commands::help::FUNCTION)
 }

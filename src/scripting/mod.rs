@@ -12,6 +12,7 @@ mod call;
 pub mod commands;
 pub mod convert;
 pub mod functions;
+pub mod ldb;
 pub mod libs;
 pub mod router;
 mod vm;

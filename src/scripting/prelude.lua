@@ -110,12 +110,21 @@ G.cmsgpack = R.cmsgpack
 G.bit = R.bit
 G.struct = R.struct
 
-redis.breakpoint = function() return false end
-redis.debug = function() end
+-- Functions see `redis` without the EVAL-only entries, as in Redis where
+-- they live in another Lua state: a copy taken before those are added.
+local function_redis = {}
+for k, v in pairs(redis) do function_redis[k] = v end
+redis.breakpoint = R.breakpoint
+redis.debug = R.debug
 redis.replicate_commands = function() return true end
 
+local redis_meta
 for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'redis', 'cjson', 'cmsgpack', 'bit', 'struct'}) do
-  if type(G[name]) == 'table' then G[name] = readonly(G[name]) end
+  if type(G[name]) == 'table' then
+    local view, meta = readonly(G[name])
+    G[name] = view
+    if name == 'redis' then redis_meta = meta end
+  end
 end
 -- Method calls on strings go through the read-only view too.
 local smt = getmetatable('')
@@ -166,7 +175,10 @@ local function run(f)
   return xpcall(f, handler)
 end
 local function runf(f, keys, args)
-  return xpcall(function() return f(keys, args) end, handler)
+  redis_meta.__index = function_redis
+  local ok, e = xpcall(function() return f(keys, args) end, handler)
+  redis_meta.__index = redis
+  return ok, e
 end
 local function runl(f)
   proxy_meta.__index = load_env

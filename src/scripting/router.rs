@@ -131,12 +131,20 @@ pub fn prepare_eval<'a>(server: &Server, cmd: Command, args: &'a [Bytes]) -> Res
     };
     let flags = script.flags;
     if ro && !flags.compat && !flags.no_writes {
+        // Redis compiles and caches the script before it looks at its
+        // flags: a later EVALSHA finds it, a compile error comes first.
+        if !cached {
+            compile_and_cache(server, script)?;
+        }
         return Err(Reply::err(crate::protocol::errors::RO_SCRIPT_WRITES));
     }
     Ok(Eval { script, cached, keys, argv, read_only: ro || flags.no_writes })
 }
 
 pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
+    if conn.client.ldb != super::ldb::OFF {
+        return super::ldb::eval(conn, cmd, args).await;
+    }
     let (reply, failed_calls) = match prepare_eval(&conn.server, cmd, args) {
         Ok(e) => {
             let req = e.request(false);
@@ -436,7 +444,7 @@ impl Drop for Busy<'_> {
 
 /// Runs the request with the shard entered. Returns the reply, or the shard
 /// to restart on.
-fn run_on_shard<'a>(
+pub(super) fn run_on_shard<'a>(
     server: &'a Arc<Server>,
     shard: &'a Shard,
     data: &mut ShardData,
@@ -604,11 +612,18 @@ fn load(server: &Server, source: &Bytes) -> Reply {
         Err(e) => return Reply::err(e),
     };
     let script = Arc::new(Script { sha, source: source.clone(), flags });
-    if let Err(e) = with_checker(server, |vm| super::vm::compile(&vm.lua, script.body(), "@user_script").map(|_| ())) {
-        return Reply::err(format!("Error compiling script (new function): {e}"));
+    match compile_and_cache(server, script) {
+        Ok(()) => Reply::Bulk(Bytes::copy_from_slice(&sha)),
+        Err(r) => r,
     }
+}
+
+/// Compiles `script` on the validation VM and adds it to the cache.
+fn compile_and_cache(server: &Server, script: Arc<Script>) -> Result<(), Reply> {
+    with_checker(server, |vm| super::vm::compile(&vm.lua, script.body(), "@user_script").map(|_| ()))
+        .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
     server.scripts.insert(script);
-    Reply::Bulk(Bytes::copy_from_slice(&sha))
+    Ok(())
 }
 
 /// Runs `f` on the server's private validation VM.
@@ -662,22 +677,5 @@ pub fn kill(server: &Server, function: bool) -> Reply {
 }
 
 fn help() -> Reply {
-    let lines = [
-        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "EXISTS <sha1> [<sha1> ...]",
-        "    Return information about the existence of the scripts in the script cache.",
-        "FLUSH [ASYNC|SYNC]",
-        "    Flush the Lua scripts cache. Very dangerous on replicas.",
-        "    When called without the optional mode argument, the behavior is determined by the",
-        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
-        "    * ASYNC: Asynchronously flush the scripts cache.",
-        "    * SYNC: Synchronously flush the scripts cache.",
-        "KILL",
-        "    Kill the currently executing Lua script.",
-        "LOAD <script>",
-        "    Load a script into the scripts cache without executing it.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+    crate::commands::help::reply("SCRIPT", crate::commands::help::SCRIPT)
 }

@@ -62,6 +62,9 @@ impl Vm {
         api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
         api.raw_set("redis", super::api::redis_table(&lua)?)?;
         api.raw_set("register_function", lua.create_function(super::functions::register_function)?)?;
+        // SAFETY: raw C functions that read their own arguments only.
+        api.raw_set("breakpoint", unsafe { lua.create_c_function(super::ldb::breakpoint) }?)?;
+        api.raw_set("debug", unsafe { lua.create_c_function(super::ldb::debug) }?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
         api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
         api.raw_set("cjson", libs::cjson::table(&lua)?)?;
@@ -189,7 +192,14 @@ impl Vm {
                 Err(e) => return Reply::err(format!("Error running script: {e}")),
             };
             let _enter = call::Enter::new(run);
-            self.runner.call::<(bool, Value)>(&f)
+            if super::ldb::active() {
+                super::ldb::install_hook(&self.lua);
+                let r = self.runner.call::<(bool, Value)>(&f);
+                let _ = install_hook(&self.lua);
+                r
+            } else {
+                self.runner.call::<(bool, Value)>(&f)
+            }
         };
         self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"))
     }

@@ -46,6 +46,10 @@ enum Plan {
     Session(Command, SessionOp),
 }
 
+/// Shortest bulk string reply written from its own buffer instead of being
+/// copied into the output (Redis's reply chunk size).
+const OUT_REF_MIN: usize = 16 * 1024;
+
 /// Longest command name the resolve cache remembers.
 const LAST_NAME_MAX: usize = 16;
 
@@ -61,6 +65,12 @@ pub struct Session {
     pub client: ClientState,
     /// Encoded replies not yet written.
     pub out: Vec<u8>,
+    /// Long bulk strings of the output, kept in their own (shared) buffers
+    /// rather than copied into `out`: each goes right before byte `.0` of
+    /// `out`, and the connection writes them with vectored writes.
+    pub out_refs: Vec<(usize, Bytes)>,
+    /// The bytes in `out_refs`.
+    pub out_refs_len: usize,
     /// The normal class of `client-output-buffer-limit`, applied to `out`.
     pub out_limit: OutputLimit,
     /// Set when `out` overcame its limit: it was dropped and the client is closing.
@@ -77,12 +87,17 @@ pub struct Session {
     /// replies were last written (0: none): under `appendfsync always` the
     /// replies wait until the AOF is fsynced that far.
     pub emitted: u64,
+    /// The write-stream offset past this client's last write (WAIT).
+    pub woff: u64,
     /// The last command resolved, by its name as sent (see `resolve`).
     last_resolved: std::cell::Cell<Option<LastResolved>>,
     /// CLIENT CACHING set the CACHING flag, which the next command clears.
     pub caching_armed: bool,
     /// The running request is a CLIENT subcommand (keeps the flag).
     caching_keep: bool,
+    /// A Lua debugging session in progress (`scripting::ldb`): the client's
+    /// commands go to the debugger.
+    pub(crate) ldb: Option<Box<crate::scripting::ldb::Active>>,
 }
 
 impl Session {
@@ -99,8 +114,14 @@ impl Session {
                 acl,
                 close_after_reply: false,
                 reply_mode: ReplyMode::On,
+                cluster_asking: false,
+                cluster_readonly: false,
+                ldb: 0,
             },
-            out: Vec::with_capacity(16 * 1024),
+            // Grown by the first replies (an idle connection holds little).
+            out: Vec::new(),
+            out_refs: Vec::new(),
+            out_refs_len: 0,
             out_limit: OutputLimit::default(),
             out_dropped: false,
             txn: None,
@@ -108,9 +129,11 @@ impl Session {
             sub: None,
             monitor: None,
             emitted: 0,
+            woff: 0,
             last_resolved: std::cell::Cell::new(None),
             caching_armed: false,
             caching_keep: false,
+            ldb: None,
         }
     }
 
@@ -119,7 +142,9 @@ impl Session {
         // Right after the command ran (no await since): what it emitted to
         // the write stream was emitted by this thread.
         if self.server.propagation.active() {
-            self.emitted = self.emitted.max(crate::propagate::take_emitted());
+            let emitted = crate::propagate::take_emitted();
+            self.emitted = self.emitted.max(emitted);
+            self.woff = self.woff.max(emitted);
         }
         if self.sub.is_some() {
             self.drain_messages();
@@ -164,8 +189,11 @@ impl Session {
     fn encode_reply(&mut self, reply: Reply) {
         match self.client.reply_mode {
             ReplyMode::On => {
-                reply.encode(self.client.resp, &mut self.out);
-                if self.out.len() >= self.out_limit.check_from {
+                match reply {
+                    Reply::Bulk(b) if b.len() >= OUT_REF_MIN => self.push_bulk_ref(b),
+                    reply => reply.encode(self.client.resp, &mut self.out),
+                }
+                if self.out_len() >= self.out_limit.check_from {
                     self.check_output_limit();
                 }
             }
@@ -184,6 +212,74 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Adds a long bulk string to the output by reference (see `out_refs`).
+    #[inline(never)]
+    fn push_bulk_ref(&mut self, b: Bytes) {
+        crate::protocol::push_header(&mut self.out, b'$', b.len());
+        self.out_refs_len += b.len();
+        self.out_refs.push((self.out.len(), b));
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// The bytes of output waiting to be written.
+    #[inline]
+    pub fn out_len(&self) -> usize {
+        self.out.len() + self.out_refs_len
+    }
+
+    /// Forgets the output (written or dropped).
+    pub fn clear_out(&mut self) {
+        self.out.clear();
+        if !self.out_refs.is_empty() {
+            self.out_refs.clear();
+            self.out_refs_len = 0;
+        }
+    }
+
+    /// Copies the bulk strings kept by reference into `out`, for the
+    /// writers that take one buffer.
+    pub fn flatten_out(&mut self) {
+        if self.out_refs.is_empty() {
+            return;
+        }
+        let mut flat = Vec::with_capacity(self.out_len());
+        let mut from = 0;
+        for (at, b) in self.out_refs.drain(..) {
+            flat.extend_from_slice(&self.out[from..at]);
+            flat.extend_from_slice(&b);
+            from = at;
+        }
+        flat.extend_from_slice(&self.out[from..]);
+        self.out = flat;
+        self.out_refs_len = 0;
+    }
+
+    /// The output from byte `skip` on as slices (at most `max`), for a
+    /// vectored write.
+    pub fn out_slices(&self, mut skip: usize, max: usize) -> Vec<std::io::IoSlice<'_>> {
+        let mut slices = Vec::with_capacity(max.min(2 * self.out_refs.len() + 1));
+        let mut from = 0;
+        for (at, b) in &self.out_refs {
+            for piece in [&self.out[from..*at], &b[..]] {
+                if piece.len() <= skip {
+                    skip -= piece.len();
+                } else {
+                    slices.push(std::io::IoSlice::new(&piece[skip..]));
+                    skip = 0;
+                    if slices.len() == max {
+                        return slices;
+                    }
+                }
+            }
+            from = *at;
+        }
+        let tail = &self.out[from..];
+        if tail.len() > skip {
+            slices.push(std::io::IoSlice::new(&tail[skip..]));
+        }
+        slices
     }
 
     /// CLIENT CACHING applies to the next command (or transaction): Redis
@@ -212,9 +308,10 @@ impl Session {
         if self.client.info.pushes.waiting() {
             self.take_pushes(true);
         }
-        if self.out.is_empty() || self.out_dropped {
+        if self.out_len() == 0 || self.out_dropped {
             return;
         }
+        self.flatten_out();
         let mut written = 0;
         while written < self.out.len() {
             match tokio::io::AsyncWriteExt::write(stream, &self.out[written..]).await {
@@ -229,20 +326,24 @@ impl Session {
             sub.sub.written(std::mem::take(&mut sub.unflushed));
         }
         self.server.stats.net_output_bytes.fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.out.clear();
+        self.clear_out();
     }
 
-    /// Under `appendfsync always`, waits until the AOF is fsynced past the
-    /// writes of the replies about to be sent.
+    /// Before the replies about to be sent: under `appendfsync always`,
+    /// waits until the AOF is fsynced past their writes; otherwise makes
+    /// sure those writes are in the file (the kernel's), as Redis does
+    /// before it answers, so a crash of the process loses nothing acknowledged.
     pub async fn wait_for_aof(&mut self) {
         if self.emitted == 0 {
             return;
         }
         let offset = std::mem::take(&mut self.emitted);
         let aof = self.server.aof.lock().clone();
-        let always = crate::persist::aof::FSYNC_ALWAYS;
-        if let Some(aof) = aof.filter(|a| a.policy.load(std::sync::atomic::Ordering::Relaxed) == always) {
+        let Some(aof) = aof else { return };
+        if aof.policy.load(std::sync::atomic::Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS {
             aof.wait_synced(offset).await;
+        } else {
+            aof.write_through(offset, &self.server);
         }
     }
 
@@ -272,7 +373,7 @@ impl Session {
     /// closes the client if it overcame the limits (no further command runs).
     #[cold]
     fn check_output_limit(&mut self) {
-        if !self.out_dropped && self.out_limit.overcome(self.out.len()) {
+        if !self.out_dropped && self.out_limit.overcome(self.out_len()) {
             self.output_overcome();
         }
     }
@@ -284,6 +385,7 @@ impl Session {
             self.client.info.addr
         );
         crate::net::listener::log(&self.server, "warning", &msg);
+        self.clear_out();
         self.out = Vec::new();
         self.out_dropped = true;
         self.client.close_after_reply = true;
@@ -358,12 +460,23 @@ impl Session {
         if let Err(reply) = dispatch::authorize(&self.server, &self.client, cmd, args, self.txn.is_some()) {
             return Plan::Done(reply);
         }
+        // Redirections come first, as in Redis (a replica answers MOVED to a write).
+        if let Some(cluster) = &self.server.cluster {
+            if let Err(reply) =
+                dispatch::cluster_gate(&self.server, cluster, &mut self.client, cmd, args, self.txn.is_some())
+            {
+                return Plan::Done(reply);
+            }
+        }
         if let Err(reply) = dispatch::persistence_gate(&self.server, cmd, args) {
             return Plan::Done(reply);
         }
-        if self.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
-            && crate::scripting::writes(&self.server, cmd, args)
-        {
+        if crate::replication::stale_refused(&self.server, cmd.spec) {
+            let reply = Reply::error(crate::replication::MASTERDOWN);
+            dispatch::rejected(&self.server, cmd, &reply);
+            return Plan::Done(reply);
+        }
+        if crate::replication::not_enough_replicas(&self.server) && crate::scripting::writes(&self.server, cmd, args) {
             let reply = Reply::error(crate::scripting::NOREPLICAS);
             dispatch::rejected(&self.server, cmd, &reply);
             return Plan::Done(reply);
@@ -406,11 +519,17 @@ impl Session {
         }
     }
 
-    fn route_keys(&self, cmd: Command, args: &[Bytes], mut positions: impl Iterator<Item = usize>) -> Plan {
+    fn route_keys(&self, cmd: Command, args: &[Bytes], positions: impl Iterator<Item = usize>) -> Plan {
         let shards = &self.server.shards;
+        let mut positions = positions.peekable();
         let Some(first) = positions.next() else {
             return Plan::Single(cmd, self.home_shard());
         };
+        if shards.len() == 1 && positions.peek().is_none() {
+            // One key on the only shard: no slot to compute (CRC16 of the
+            // key, a tenth of a small GET's instructions).
+            return Plan::Single(cmd, 0);
+        }
         let first_slot = crate::shard::slot::key_slot(&args[first]);
         let first_shard = crate::shard::slot::slot_shard(first_slot, shards.len());
         let mut ids: Option<Vec<usize>> = None;
@@ -455,6 +574,12 @@ impl Session {
             if self.client.close_after_reply {
                 return;
             }
+            if self.ldb.is_some() {
+                // The debugger reads one command at a time and, as Redis's
+                // does, drops whatever else came with it.
+                crate::scripting::ldb::command(self, &batch[i]).await;
+                return;
+            }
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));
             if self.caching_armed {
                 self.note_request(&batch[i]);
@@ -462,8 +587,11 @@ impl Session {
             if self.server.tracking.over_limit() {
                 self.enforce_tracking_limit().await;
             }
-            if self.server.pause.maybe_active() {
-                self.wait_if_paused(&plan, &batch[i]).await;
+            // A command held back is planned again, as Redis processes a paused
+            // command again: meanwhile this node may have become a replica (a
+            // failover, manual or in a cluster), and the write goes elsewhere.
+            if self.server.pause.maybe_active() && self.wait_if_paused(&plan, &batch[i]).await {
+                plan = self.plan(&batch[i]);
             }
             // An EXEC refused before it runs (wrong arity, ...) aborts and
             // discards the transaction as Redis does, also outside MULTI
@@ -569,7 +697,12 @@ impl Session {
                     i += 1;
                 }
                 Plan::Conn(cmd) => {
-                    let reply = self.call_conn(cmd, &batch[i]);
+                    let reply = if cmd.spec.name == "script|debug" && self.out_len() > 0 {
+                        // Replies are pending: Redis refuses it in a pipeline.
+                        Reply::err(crate::scripting::ldb::IN_PIPELINE)
+                    } else {
+                        self.call_conn(cmd, &batch[i])
+                    };
                     self.push(reply);
                     i += 1;
                 }
@@ -668,9 +801,10 @@ impl Session {
 
     /// CLIENT PAUSE: waits (as a blocked client) while the pause holds this
     /// command back.
-    async fn wait_if_paused(&mut self, plan: &Plan, args: &[Bytes]) {
+    /// True when the command waited.
+    async fn wait_if_paused(&mut self, plan: &Plan, args: &[Bytes]) -> bool {
         let cmd = match plan {
-            Plan::Done(_) => return,
+            Plan::Done(_) => return false,
             Plan::Single(c, _) | Plan::Multi(c, _) | Plan::All(c) | Plan::Conn(c) | Plan::Session(c, _) => *c,
         };
         let server = &self.server;
@@ -683,10 +817,10 @@ impl Session {
             _ => crate::scripting::may_write(server, cmd, args),
         };
         if !server.pause.holds(cmd, may_write) {
-            return;
+            return false;
         }
         let _blocked = blocking::Blocked::new(self, false, false);
-        while let Some(until) = server.pause.until() {
+        while let Some(until) = server.pause.recheck_at() {
             let ended = server.pause.ended.notified();
             let wait = std::time::Duration::from_millis(until.saturating_sub(crate::storage::now_ms()).max(1));
             tokio::select! {
@@ -694,11 +828,12 @@ impl Session {
                 _ = tokio::time::sleep(wait) => {}
                 // Killed; else a push was queued, which waits for the pause to end.
                 _ = self.client.info.kill_notify.notified() => if self.client.info.killed.load(std::sync::atomic::Ordering::Acquire) {
-                    return;
+                    return true;
                 },
-                _ = server.shutdown.notified() => return,
+                _ = server.shutdown.notified() => return true,
             }
         }
+        true
     }
 
     /// Subscribed-mode rules and MULTI queuing, in Redis's order. Err is the
@@ -778,6 +913,7 @@ impl Session {
                 crate::scripting::functions::fcall(self, cmd, args).await
             }
             SessionOp::Monitor => self.start_monitor(),
+            SessionOp::Wait => crate::replication::wait(&self.server, args, self.woff, true).await,
         }
     }
 

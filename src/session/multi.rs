@@ -170,7 +170,7 @@ async fn exec(conn: &mut Session) -> Reply {
     conn.client.info.meta.lock().multi = -1;
     conn.client.info.bufs.multi.store(0, std::sync::atomic::Ordering::Relaxed);
     // A transaction that writes is refused as a whole, as a write command is.
-    if conn.server.config.writes_need_replicas.load(std::sync::atomic::Ordering::Relaxed)
+    if crate::replication::not_enough_replicas(&conn.server)
         && txn.queued.iter().any(|(cmd, args)| crate::scripting::writes(&conn.server, *cmd, args))
     {
         unwatch_all(conn).await;
@@ -345,6 +345,10 @@ fn run_queued(
             if let Some(pong) = conn.subscribed_ping(cmd, args) {
                 return pong;
             }
+            if cmd.spec.name == "script|debug" {
+                // EXEC's reply is pending: Redis refuses it as in a pipeline.
+                return Reply::err(crate::scripting::ldb::IN_PIPELINE);
+            }
             dispatch::call_conn(&mut ConnCtx { server: &server, client: &mut conn.client }, cmd, args, Origin::Exec)
         }
         Exec::Container => match crate::commands::server::bare_container(cmd.spec.name) {
@@ -368,6 +372,8 @@ fn run_queued(
                 SessionOp::ClientReply => crate::commands::connection::client_reply(&mut conn.client, args),
                 // EXEC has already forgotten the watched keys.
                 SessionOp::Unwatch => Reply::ok(),
+                // Inside a transaction WAIT does not block.
+                SessionOp::Wait => crate::replication::wait_now(&server, args, conn.woff),
                 _ => Reply::err(format!("command '{}' cannot run inside a transaction", cmd.spec.name)),
             };
             dispatch::account_session(&server, &conn.client.info, conn.client.db, cmd, args, start, &reply);

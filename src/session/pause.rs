@@ -17,6 +17,9 @@ pub struct Pause {
     all: AtomicBool,
     /// Woken by CLIENT UNPAUSE.
     pub ended: tokio::sync::Notify,
+    /// FAILOVER holds writes back until it ends, whatever CLIENT PAUSE and
+    /// CLIENT UNPAUSE do.
+    failover: AtomicBool,
 }
 
 impl Pause {
@@ -31,14 +34,29 @@ impl Pause {
             self.all.store(true, Ordering::Release);
         }
         self.until.fetch_max(until_ms, Ordering::AcqRel);
-        crate::storage::pause_expiry_until(self.until.load(Ordering::Acquire));
+        if !self.failover.load(Ordering::Acquire) {
+            crate::storage::pause_expiry_until(self.until.load(Ordering::Acquire));
+        }
     }
 
-    /// CLIENT UNPAUSE.
+    /// CLIENT UNPAUSE (a failover's hold stays).
     pub fn stop(&self) {
         self.until.store(0, Ordering::Release);
-        crate::storage::pause_expiry_until(0);
+        if !self.failover.load(Ordering::Acquire) {
+            crate::storage::pause_expiry_until(0);
+        }
         self.ended.notify_waiters();
+    }
+
+    /// FAILOVER starts (true) or ends (false) holding writes back.
+    pub fn hold_writes_for_failover(&self, on: bool) {
+        self.failover.store(on, Ordering::Release);
+        if on {
+            crate::storage::pause_expiry_until(u64::MAX);
+        } else {
+            crate::storage::pause_expiry_until(self.until.load(Ordering::Acquire));
+            self.ended.notify_waiters();
+        }
     }
 
     /// When the pause ends (Unix ms), if one is in force now.
@@ -47,24 +65,36 @@ impl Pause {
         (until != 0 && until > crate::storage::now_ms()).then_some(until)
     }
 
+    /// When a command held back now looks again (Unix ms): the pause's end,
+    /// or a second from now while a failover holds writes (its end wakes
+    /// `ended`).
+    pub fn recheck_at(&self) -> Option<u64> {
+        if self.failover.load(Ordering::Acquire) {
+            return Some(crate::storage::now_ms() + 1000);
+        }
+        self.until()
+    }
+
     /// One relaxed load: false when no pause was started or it was ended
     /// (the hot path's check; `until` tells whether one is in force).
     #[inline]
     pub fn maybe_active(&self) -> bool {
-        self.until.load(Ordering::Relaxed) != 0
+        self.until.load(Ordering::Relaxed) != 0 || self.failover.load(Ordering::Relaxed)
     }
 
     /// True while writes (and expiry, eviction) are paused.
     pub fn writes_paused(&self) -> bool {
-        self.until.load(Ordering::Relaxed) != 0 && self.until().is_some()
+        self.failover.load(Ordering::Relaxed) || (self.until.load(Ordering::Relaxed) != 0 && self.until().is_some())
     }
 
     /// True when `cmd` must wait for the pause to end.
     pub fn holds(&self, cmd: Command, may_write: impl FnOnce() -> bool) -> bool {
-        if self.until.load(Ordering::Relaxed) == 0 || self.until().is_none() {
+        let failover = self.failover.load(Ordering::Acquire);
+        let paused = self.until.load(Ordering::Relaxed) != 0 && self.until().is_some();
+        if !failover && !paused {
             return false;
         }
-        if self.all.load(Ordering::Acquire) {
+        if paused && self.all.load(Ordering::Acquire) {
             return true;
         }
         if cmd.spec.is_write() || cmd.spec.has(flags::MAY_REPLICATE) {

@@ -17,6 +17,7 @@
 //! Positions are dense (`0..len`), which keeps RANDOMKEY, sampling and SCAN's
 //! cursor O(1) as with an insertion-ordered map.
 
+use super::keyslots::{self, SlotIndex};
 use super::snapshot::{Emit, SnapState};
 use super::{memory, SmallBytes, Value};
 use bytes::Bytes;
@@ -152,6 +153,8 @@ pub struct Db {
     expired_log: Vec<Bytes>,
     /// A point-in-time snapshot in progress (`storage::snapshot`).
     snap: Option<Box<SnapState>>,
+    /// Cluster mode: the keys of each hash slot (`storage::keyslots`).
+    keyslots: Option<Box<SlotIndex>>,
 }
 
 /// What one active expiry cycle over a database did.
@@ -233,6 +236,7 @@ impl Db {
         // would need hundreds of GiB, far past any maxmemory.
         let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
         self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
+        self.key_added(i, key);
         if let Some(snap) = self.snap.as_mut() {
             snap.born(key);
         }
@@ -258,6 +262,9 @@ impl Db {
         }
         let last = self.slots.len - 1;
         let slot = self.slots.swap_remove(i)?;
+        if let Some(ix) = self.keyslots.as_mut() {
+            ix.removed(i, last);
+        }
         if i != last {
             // The last slot moved into the hole: repoint its index entry.
             let moved = self.slots.get(i).map_or(0, |s| s.meta >> 2);
@@ -269,6 +276,51 @@ impl Db {
             self.volatile.swap_remove(&slot.key[..]);
         }
         Some(slot)
+    }
+
+    /// A key was appended at `pos`: cluster mode indexes it by hash slot.
+    #[inline]
+    fn key_added(&mut self, pos: usize, key: &[u8]) {
+        match self.keyslots.as_mut() {
+            Some(ix) => ix.added(pos, key),
+            None if keyslots::enabled() => self.index_slots(),
+            None => {}
+        }
+    }
+
+    /// Builds the slot index from the keys present (the first key added in
+    /// cluster mode, or after a FLUSHALL).
+    #[cold]
+    fn index_slots(&mut self) {
+        let mut ix = Box::<SlotIndex>::default();
+        for (pos, s) in self.slots.iter().enumerate() {
+            ix.added(pos, &s.key);
+        }
+        self.keyslots = Some(ix);
+    }
+
+    /// Keys in cluster hash slot `slot` (expired ones not yet reaped
+    /// included, as Redis counts them).
+    pub fn count_in_slot(&self, slot: usize) -> usize {
+        match &self.keyslots {
+            Some(ix) => ix.count(slot),
+            None => self.iter().filter(|(k, _)| crate::shard::slot::key_slot(k) as usize == slot).count(),
+        }
+    }
+
+    /// Up to `max` keys of cluster hash slot `slot`, newest first.
+    pub fn keys_in_slot(&self, slot: usize, max: usize) -> Vec<Bytes> {
+        match &self.keyslots {
+            Some(ix) => {
+                ix.positions(slot).take(max).filter_map(|p| self.slots.get(p).map(|s| s.key.to_bytes())).collect()
+            }
+            None => self
+                .iter()
+                .filter(|(k, _)| crate::shard::slot::key_slot(k) as usize == slot)
+                .take(max)
+                .map(|(k, _)| Bytes::copy_from_slice(k))
+                .collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -299,7 +351,7 @@ impl Db {
     }
 
     fn stale_at(&self, i: usize, now: u64) -> bool {
-        self.slots.get(i).is_some_and(|s| s.entry.expire_at != 0 && s.entry.expire_at <= now)
+        self.slots.get(i).is_some_and(|s| s.entry.expire_at != 0 && s.entry.expire_at <= now && !super::ttls_ignored())
     }
 
     /// Removes the key at `i` whose TTL passed, remembering it for notifications.
@@ -547,6 +599,7 @@ impl Db {
             access,
             meta: h << 2,
         });
+        self.key_added(pos, key);
     }
 
     /// Stores `value` and sets the absolute expiry `expire_at` (0 = none).
@@ -650,6 +703,7 @@ impl Db {
         self.index = HashTable::new();
         self.slots = Slots::default();
         self.volatile = IndexSet::default();
+        self.keyslots = None;
     }
 
     /// Stores `entry` as is (value and TTL), replacing any previous key:

@@ -11,12 +11,27 @@
 //! A heap string may keep spare capacity (`spare` bytes past its length) so
 //! that repeated APPEND/SETRANGE grow it in amortized O(1), as Redis's sds
 //! preallocation does; every other constructor allocates exactly.
+//!
+//! A string of at least [`SHARED_MIN`] bytes set from a request argument
+//! ([`SmallBytes::from_arg`]) keeps the argument's own buffer, reference
+//! counted: SET stores it without a copy, and GET's reply holds another
+//! reference instead of a copy (the connection writes it straight from
+//! there). An edit in place first takes a private copy.
 
 use bytes::Bytes;
 use std::fmt;
 
 /// Longest string stored without a heap allocation.
 pub const INLINE: usize = 22;
+
+/// Shortest string kept as a shared buffer by `from_arg`. Below it a copy
+/// costs less than the two extra blocks a shared buffer holds (the handle
+/// and its reference count, 56 bytes).
+pub const SHARED_MIN: usize = 512;
+
+/// The block `bytes` allocates for the reference count of a buffer taken
+/// from a `Vec` once it is first shared (its buffer, capacity and count).
+const SHARED_HEADER: usize = 24;
 
 /// Most spare capacity kept after a growing edit (Redis's SDS_MAX_PREALLOC).
 const MAX_PREALLOC: usize = 1 << 20;
@@ -32,6 +47,9 @@ enum Repr {
         spare: u32,
         buf: Box<[u8]>,
     },
+    /// A long string shared with the replies that read it (boxed: a `Bytes`
+    /// is 32 bytes, and `SmallBytes` must stay 24).
+    Shared(Box<Bytes>),
 }
 
 #[derive(Clone)]
@@ -61,6 +79,18 @@ impl SmallBytes {
         }
     }
 
+    /// A string set from a request argument: a long one keeps the
+    /// argument's buffer (no copy; see the module notes). Only for buffers
+    /// that hold nothing but the string (the parser copies each argument
+    /// into its own), or the stored string would pin the rest.
+    pub fn from_arg(b: &Bytes) -> SmallBytes {
+        if b.len() >= SHARED_MIN {
+            SmallBytes(Repr::Shared(Box::new(b.clone())))
+        } else {
+            SmallBytes::from_slice(b)
+        }
+    }
+
     /// The decimal text of `n`, as INCR stores it (never allocates).
     pub fn from_i64(n: i64) -> SmallBytes {
         let mut buf = [0u8; INLINE];
@@ -86,6 +116,7 @@ impl SmallBytes {
         match &self.0 {
             Repr::Inline { len, buf } => &buf[..*len as usize],
             Repr::Heap { spare, buf } => &buf[..buf.len() - *spare as usize],
+            Repr::Shared(b) => b,
         }
     }
 
@@ -94,9 +125,13 @@ impl SmallBytes {
         self.bytes_mut()
     }
 
-    /// A `Bytes` copy, for replies (which outlive the shard lock).
+    /// The string as `Bytes`, for replies (which outlive the shard lock): a
+    /// copy, or another reference to a shared buffer.
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.as_slice())
+        match &self.0 {
+            Repr::Shared(b) => Bytes::clone(b),
+            _ => Bytes::copy_from_slice(self.as_slice()),
+        }
     }
 
     /// The string as a vector, keeping a heap string's capacity.
@@ -109,6 +144,7 @@ impl SmallBytes {
                 v.truncate(len);
                 v
             }
+            Repr::Shared(b) => Vec::from(*b),
         }
     }
 
@@ -151,21 +187,43 @@ impl SmallBytes {
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
+        if let Repr::Shared(b) = &self.0 {
+            // Copy on write: readers may hold the shared buffer.
+            self.0 = Repr::Heap { spare: 0, buf: Box::from(&b[..]) };
+        }
         match &mut self.0 {
             Repr::Inline { len, buf } => &mut buf[..*len as usize],
             Repr::Heap { spare, buf } => {
                 let len = buf.len() - *spare as usize;
                 &mut buf[..len]
             }
+            Repr::Shared(_) => unreachable!("made private above"),
         }
     }
 
-    /// Heap bytes owned beyond the 24-byte handle (MEMORY USAGE, accounting).
+    /// Heap bytes owned beyond the 24-byte handle, as one block (keys are
+    /// never shared; see `heap_blocks` for values).
     pub fn heap_size(&self) -> usize {
         match &self.0 {
             Repr::Inline { .. } => 0,
             Repr::Heap { buf, .. } => buf.len(),
+            Repr::Shared(b) => b.len(),
         }
+    }
+
+    /// The allocator blocks the string holds (MEMORY USAGE): its buffer,
+    /// plus for a shared one the boxed handle and the reference count.
+    pub fn heap_blocks(&self) -> usize {
+        use super::usage::block;
+        match &self.0 {
+            Repr::Shared(b) => block(std::mem::size_of::<Bytes>()) + block(SHARED_HEADER) + block(b.len()),
+            _ => block(self.heap_size()),
+        }
+    }
+
+    /// True when the string is a buffer shared with replies (tests).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
     }
 
     pub fn is_inline(&self) -> bool {
@@ -268,6 +326,26 @@ mod tests {
             assert_eq!(SmallBytes::from_vec(data.clone()), s);
             assert_eq!(s.clone().into_vec(), data);
         }
+    }
+
+    #[test]
+    fn shared_strings_copy_on_write() {
+        let arg = Bytes::from(vec![7u8; SHARED_MIN]);
+        let mut s = SmallBytes::from_arg(&arg);
+        assert!(s.is_shared());
+        assert!(!SmallBytes::from_arg(&Bytes::from(vec![7u8; SHARED_MIN - 1])).is_shared());
+        let reply = s.to_bytes();
+        assert_eq!(reply.as_ptr(), arg.as_ptr(), "a reply shares the buffer");
+        s.as_mut_slice()[0] = 1;
+        assert!(!s.is_shared());
+        assert_eq!(reply[0], 7, "an edit reached a reply already taken");
+        assert_eq!(s[0], 1);
+        let mut t = SmallBytes::from_arg(&arg);
+        t.write_at(SHARED_MIN, b"tail");
+        assert_eq!(&t[SHARED_MIN..], b"tail");
+        assert_eq!(arg.len(), SHARED_MIN);
+        assert_eq!(SmallBytes::from_arg(&arg).into_vec(), vec![7u8; SHARED_MIN]);
+        assert!(SmallBytes::from_arg(&arg).heap_blocks() > SHARED_MIN);
     }
 
     #[test]

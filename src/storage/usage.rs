@@ -95,7 +95,7 @@ pub fn sampled(sizes: impl Iterator<Item = usize>, count: usize, samples: usize)
 /// Heap bytes of a value (the 24-byte `Value` itself lives in the key's slot).
 pub fn value_bytes(v: &Value, samples: usize) -> usize {
     match v {
-        Value::Str(s) => block(s.heap_size()),
+        Value::Str(s) => s.heap_blocks(),
         Value::List(l) => block(size_of::<super::List>()) + l.heap_usage(samples),
         Value::Hash(h) => block(size_of::<super::Hash>()) + h.heap_usage(samples),
         Value::Set(s) => block(size_of::<super::Set>()) + s.heap_usage(samples),

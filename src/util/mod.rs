@@ -142,6 +142,32 @@ pub fn quote_repr(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
+/// The largest single allocation the kernel grants redis-server here, as
+/// Redis's allocator (jemalloc, mapping with MAP_NORESERVE unless the kernel
+/// never overcommits) sees it: the commit limit under `vm.overcommit_memory
+/// = 2`, else the user address space (128 TiB on x86-64).
+pub fn allocation_limit() -> u64 {
+    let never_overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|m| m.trim() == "2");
+    let commit_limit = || {
+        let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = s.lines().find(|l| l.starts_with("CommitLimit:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    };
+    never_overcommit.then(commit_limit).flatten().unwrap_or(1 << 47)
+}
+
+/// The machine's physical memory in bytes (0 when /proc does not say).
+pub fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

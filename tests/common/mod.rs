@@ -163,6 +163,21 @@ pub fn moonshard(extra: &[&str]) -> Proc {
 }
 
 /// One field of an INFO section, as text ("" when absent).
+/// Polls `f` every 20 ms until it holds; fails naming `what` after `secs` seconds.
+#[track_caller]
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An INFO field as a number (fails when it is not one).
+pub fn info_num(con: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    field_of(con, section, name).parse().unwrap_or_else(|_| panic!("INFO {name} is not a number"))
+}
+
 pub fn field_of(con: &mut redis::Connection, section: &str, name: &str) -> String {
     let text = match run_str(con, &["INFO", section]) {
         Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -334,4 +349,18 @@ pub fn keys_on_different_shards(prefix: &str, shards: usize, n: usize) -> Vec<St
         }
     }
     out
+}
+
+/// redis-server started on the append-only file in `dir`, once it has loaded it.
+pub fn redis_on_aof(dir: &std::path::Path) -> Proc {
+    let dir = dir.to_str().unwrap();
+    let args = ["--appendonly", "yes", "--dir", dir, "--enable-debug-command", "yes"];
+    let redis = redis_server_with(&args).expect("redis-server");
+    let mut rc = redis.client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while field_of(&mut rc, "persistence", "loading") != "0" {
+        assert!(Instant::now() < deadline, "redis-server is still loading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    redis
 }

@@ -72,7 +72,8 @@ pub fn categories(spec: &CommandSpec) -> Vec<&'static str> {
 fn flag_names(spec: &CommandSpec) -> Vec<Reply> {
     let mut out: Vec<Reply> = flags::NAMES
         .iter()
-        .filter(|(bit, name)| spec.flags & bit != 0 && *name != "sentinel")
+        // Redis 7.0 keeps these two out of COMMAND's reply on purpose.
+        .filter(|(bit, name)| spec.flags & bit != 0 && *name != "sentinel" && *name != "may_replicate")
         .map(|(_, name)| Reply::status(name))
         .collect();
     if spec.movable_keys() {
@@ -200,7 +201,7 @@ pub fn command_info(_ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if args.len() == 2 {
         return Reply::Array(registry::top_level().map(info_entry).collect());
     }
-    Reply::Array(args[2..].iter().map(|n| find(n).map(info_entry).unwrap_or(Reply::NilArray)).collect())
+    Reply::Array(args[2..].iter().map(|n| find(n).map(info_entry).unwrap_or(Reply::Nil)).collect())
 }
 
 fn docs_entry(spec: &CommandSpec) -> Reply {
@@ -402,21 +403,5 @@ fn getkeys(_ctx: &mut ConnCtx, args: &[Bytes], with_flags: bool) -> Reply {
 }
 
 pub fn command_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    crate::commands::connection::help(
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "(no subcommand)",
-            "    Describe every command.",
-            "COUNT",
-            "    The number of commands.",
-            "DOCS [<command-name> ...]",
-            "    Documentation of the named commands, or of all.",
-            "GETKEYS <full-command>",
-            "    The keys of a full command line.",
-            "INFO [<command-name> ...]",
-            "    Details of the named commands, or of all.",
-            "LIST [FILTERBY (MODULE <name>|ACLCAT <category>|PATTERN <glob>)]",
-            "    Command names, optionally filtered.",
-        ],
-    )
+    crate::commands::help::reply("COMMAND", crate::commands::help::COMMAND)
 }

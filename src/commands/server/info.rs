@@ -146,49 +146,7 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
         "memory" => memory_section(server, figures, &mut f),
         "persistence" => persistence_section(server, &mut f),
         "stats" => stats_section(server, &mut f),
-        "replication" => {
-            // A master (moonshard does not follow a master yet).
-            let mut offset = server.propagation.offset();
-            let following = server.replicas.following.lock();
-            if let Some((host, port)) = &following.master {
-                offset = server.replicas.applied.load(std::sync::atomic::Ordering::Relaxed);
-                let ago = (crate::storage::now_ms() / 1000).saturating_sub(following.last_io);
-                f("role", "slave".into());
-                f("master_host", host.clone());
-                f("master_port", port.to_string());
-                f("master_link_status", if following.link_up { "up" } else { "down" }.into());
-                f("master_last_io_seconds_ago", if following.link_up { ago.to_string() } else { "-1".into() });
-                f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
-                f("slave_read_repl_offset", offset.to_string());
-                f("slave_repl_offset", offset.to_string());
-                f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
-                let ro = server.config.get("replica-read-only").as_deref() != Some("no");
-                f("slave_read_only", u8::from(ro).to_string());
-                f("replica_announced", "1".into());
-            } else {
-                f("role", "master".into());
-            }
-            drop(following);
-            let links = server.replicas.links();
-            f("connected_slaves", links.len().to_string());
-            let now = crate::storage::now_ms() / 1000;
-            for (i, l) in links.iter().enumerate() {
-                let online = l.online.load(std::sync::atomic::Ordering::Relaxed);
-                let state = if online { "online" } else { "wait_bgsave" };
-                let ack = l.ack.load(std::sync::atomic::Ordering::Relaxed);
-                let lag = now.saturating_sub(l.last_ack.load(std::sync::atomic::Ordering::Relaxed));
-                f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
-            }
-            f("master_failover_state", "no-failover".into());
-            f("master_replid", server.replid.lock().clone());
-            f("master_replid2", "0000000000000000000000000000000000000000".into());
-            f("master_repl_offset", offset.to_string());
-            f("second_repl_offset", "-1".into());
-            f("repl_backlog_active", "0".into());
-            f("repl_backlog_size", server.config.get("repl-backlog-size").unwrap_or_default());
-            f("repl_backlog_first_byte_offset", "0".into());
-            f("repl_backlog_histlen", "0".into());
-        }
+        "replication" => replication_section(server, &mut f),
         "cpu" => cpu_section(&mut f),
         "commandstats" => commandstats(server, &mut f),
         "errorstats" => {
@@ -197,7 +155,7 @@ fn render(server: &Server, name: &str, figures: &ShardFigures, out: &mut String)
             }
         }
         "latencystats" => latencystats(server, &mut f),
-        "cluster" => f("cluster_enabled", "0".into()),
+        "cluster" => f("cluster_enabled", if server.cluster.is_some() { "1" } else { "0" }.into()),
         "keyspace" => {
             for (i, d) in figures.dbs.iter().enumerate() {
                 if d.keys > 0 || d.expires > 0 {
@@ -302,17 +260,6 @@ pub fn human(n: u64) -> String {
     format!("{n}B")
 }
 
-fn total_system_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 fn ratio(part: u64, whole: u64) -> String {
     format!("{:.2}", if whole == 0 { 0.0 } else { part as f64 / whole as f64 })
 }
@@ -327,7 +274,7 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     let peak = memory::peak_memory(used);
     let startup = memory::startup_memory().min(used);
     let maxmemory = server.config.maxmemory.load(Ordering::Relaxed);
-    let system = total_system_memory();
+    let system = crate::util::total_system_memory();
     let perc =
         |part: u64, whole: u64| format!("{:.2}%", if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 });
     let scripts = &server.scripts;
@@ -477,6 +424,61 @@ fn persistence_section(server: &Server, f: &mut Field) {
     }
 }
 
+fn replication_section(server: &Server, f: &mut Field) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let replicas = &server.replicas;
+    let now = crate::storage::now_ms() / 1000;
+    let following = replicas.following.lock();
+    let (offset, replid2, second, backlog, size, first, histlen) = {
+        let h = replicas.history.lock();
+        (h.offset, h.replid2.clone(), h.second_offset, h.has_backlog(), h.limit, h.first_byte_offset(), h.histlen())
+    };
+    if let Some((host, port)) = &following.master {
+        let ago = now.saturating_sub(following.last_io);
+        f("role", "slave".into());
+        f("master_host", host.clone());
+        f("master_port", port.to_string());
+        f("master_link_status", if following.link_up { "up" } else { "down" }.into());
+        f("master_last_io_seconds_ago", if following.link_up { ago.to_string() } else { "-1".into() });
+        f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
+        f("slave_read_repl_offset", offset.to_string());
+        f("slave_repl_offset", offset.to_string());
+        if !following.link_up {
+            f("master_link_down_since_seconds", now.saturating_sub(following.down_since).to_string());
+        }
+        f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
+        let ro = server.config.get("replica-read-only").as_deref() != Some("no");
+        f("slave_read_only", u8::from(ro).to_string());
+        f("replica_announced", "1".into());
+    } else {
+        f("role", "master".into());
+    }
+    drop(following);
+    let links = replicas.links();
+    f("connected_slaves", links.len().to_string());
+    if server.config.writes_need_replicas.load(Relaxed) {
+        let lag = server.config.get_i64("min-replicas-max-lag").max(0) as u64;
+        let good = replicas.online().iter().filter(|l| now.saturating_sub(l.last_ack.load(Relaxed)) <= lag).count();
+        f("min_slaves_good_slaves", good.to_string());
+    }
+    for (i, l) in links.iter().enumerate() {
+        let online = l.online.load(Relaxed);
+        let state = if online { "online" } else { "wait_bgsave" };
+        let ack = l.ack.load(Relaxed);
+        let lag = now.saturating_sub(l.last_ack.load(Relaxed));
+        f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
+    }
+    f("master_failover_state", crate::replication::failover::phase(server).name().into());
+    f("master_replid", server.replid.lock().clone());
+    f("master_replid2", replid2);
+    f("master_repl_offset", offset.to_string());
+    f("second_repl_offset", second.to_string());
+    f("repl_backlog_active", u8::from(backlog).to_string());
+    f("repl_backlog_size", size.to_string());
+    f("repl_backlog_first_byte_offset", first.to_string());
+    f("repl_backlog_histlen", histlen.to_string());
+}
+
 fn stats_section(server: &Server, f: &mut Field) {
     let s = &server.stats;
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
@@ -503,9 +505,9 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("instantaneous_input_repl_kbps", "0.00".into());
     f("instantaneous_output_repl_kbps", "0.00".into());
     f("rejected_connections", get(&s.rejected_connections));
-    f("sync_full", "0".into());
-    f("sync_partial_ok", "0".into());
-    f("sync_partial_err", "0".into());
+    f("sync_full", get(&server.replicas.sync_full));
+    f("sync_partial_ok", get(&server.replicas.sync_partial_ok));
+    f("sync_partial_err", get(&server.replicas.sync_partial_err));
     f("expired_keys", get(&s.expired_keys));
     f("expired_stale_perc", format!("{:.2}", stale * 100.0));
     f("expired_time_cap_reached_count", get(&s.expire_time_cap_reached));

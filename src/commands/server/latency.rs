@@ -79,10 +79,11 @@ fn latency_reset(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
 /// An ASCII chart of the samples: one column per sample, oldest on the
 /// left, bar height proportional to the latency, with each sample's age.
 fn latency_graph(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let name = String::from_utf8_lossy(&args[2]).into_owned();
     let Some((samples, all_time_max)) = samples_of(ctx, &args[2]).filter(|(s, _)| !s.is_empty()) else {
-        return Reply::err(format!("No samples available for event '{name}'"));
+        let name = crate::protocol::c_str(&args[2]);
+        return Reply::error_concat(&[b"ERR No samples available for event '", name, b"'"]);
     };
+    let name = String::from_utf8_lossy(&args[2]).into_owned();
     let high = samples.iter().map(|s| s.latency).max().unwrap_or(0);
     let low = samples.iter().map(|s| s.latency).min().unwrap_or(0);
     let mut out = String::new();
@@ -184,21 +185,5 @@ fn resolve_name(name: &[u8]) -> Option<registry::Command> {
 }
 
 fn latency_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    crate::commands::connection::help(
-        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "DOCTOR",
-            "    A report, in words, on the latency events recorded.",
-            "GRAPH <event>",
-            "    An ASCII chart of the samples of <event>.",
-            "HISTORY <event>",
-            "    The (time, latency) samples kept for <event>.",
-            "LATEST",
-            "    The newest sample and the highest latency of every event.",
-            "RESET [<event> ...]",
-            "    Forget the samples of the named events (all events when none is named).",
-            "HISTOGRAM [<command> ...]",
-            "    Cumulative latency distributions of the named commands (of all when none is named).",
-        ],
-    )
+    crate::commands::help::reply("LATENCY", crate::commands::help::LATENCY)
 }

@@ -61,16 +61,5 @@ fn slowlog_reset(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 }
 
 fn slowlog_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    crate::commands::connection::help(
-        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        &[
-            "GET [<count>]",
-            "    The newest <count> entries (default 10, -1 for all), each as: id, Unix time,",
-            "    duration in microseconds, arguments, client address, client name.",
-            "LEN",
-            "    How many entries the slow log holds.",
-            "RESET",
-            "    Empty the slow log.",
-        ],
-    )
+    crate::commands::help::reply("SLOWLOG", crate::commands::help::SLOWLOG)
 }

@@ -29,26 +29,7 @@ fn entries_read_arg(arg: &[u8]) -> Result<Option<u64>, Reply> {
 }
 
 pub fn xgroup_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    let lines = [
-        "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CREATE <key> <groupname> <id|$> [option]",
-        "    Create a new consumer group. Options are:",
-        "    * MKSTREAM",
-        "      Create the empty stream if it does not exist.",
-        "    * ENTRIESREAD entries_read",
-        "      Set the group's entries_read counter (internal use).",
-        "CREATECONSUMER <key> <groupname> <consumer>",
-        "    Create a new consumer in the specified group.",
-        "DELCONSUMER <key> <groupname> <consumer>",
-        "    Remove the specified consumer.",
-        "DESTROY <key> <groupname>",
-        "    Remove the specified group.",
-        "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
-        "    Set the current group ID and entries_read counter.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(lines.iter().map(|l| Reply::status_static(l)).collect())
+    crate::commands::help::reply("XGROUP", crate::commands::help::XGROUP)
 }
 
 /// Every XGROUP subcommand but HELP, in Redis's order of checks.
@@ -75,13 +56,17 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
         }
     }
-    if is("setid") {
-        if argc == 7 && eq_ic(&args[5], "entriesread") {
-            match entries_read_arg(&args[6]) {
-                Ok(n) => entries_read = n,
-                Err(e) => return e,
-            }
-        } else if argc != 5 {
+    if is("setid") && argc > 5 {
+        // As in Redis: the option after the ID must be ENTRIESREAD with a
+        // valid value; only then does the argument count decide.
+        if !(eq_ic(&args[5], "entriesread") && argc > 6) {
+            return sub_syntax_error(args);
+        }
+        match entries_read_arg(&args[6]) {
+            Ok(n) => entries_read = n,
+            Err(e) => return e,
+        }
+        if argc != 7 {
             return sub_syntax_error(args);
         }
     }
@@ -527,6 +512,11 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(x) => x,
         Err(e) => return e,
     };
+    // Redis allocates COUNT stream IDs up front and refuses a COUNT whose
+    // allocation the kernel would not grant it.
+    if (count as u64).saturating_mul(16) > crate::util::allocation_limit() && s.groups.contains_key(&gname) {
+        return Reply::err("Insufficient memory, failed allocating transient memory, COUNT too high.");
+    }
     let Some(mut g) = s.groups.remove(&gname) else {
         return Reply::Array(vec![]);
     };

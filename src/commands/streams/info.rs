@@ -17,18 +17,7 @@ fn opt_int(v: Option<i64>) -> Reply {
 }
 
 pub fn xinfo_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    let lines = [
-        "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CONSUMERS <key> <groupname>",
-        "    Show consumers of <groupname>.",
-        "GROUPS <key>",
-        "    Show the stream consumer groups.",
-        "STREAM <key> [FULL [COUNT <count>]",
-        "    Show information about the stream.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Reply::Array(lines.iter().map(|l| Reply::status_static(l)).collect())
+    crate::commands::help::reply("XINFO", crate::commands::help::XINFO)
 }
 
 pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -123,11 +123,18 @@ pub fn c_integer(n: f64) -> i64 {
     crate::scripting::convert::c_cast(n)
 }
 
-/// mlua reads a number within f64::EPSILON of zero (-0.0, 1e-300) as the
-/// integer 0; `v` read from `t[k]` is read again exactly in that case.
+/// mlua reads a number within f64::EPSILON of an integer as that integer:
+/// -0.0 and 1e-300 as 0, 0.99999999999999989 as 1. Only 0 and ±1 have such
+/// neighbours (the spacing of doubles reaches EPSILON at 1), so `v` read
+/// from `t[k]` as one of those is read again exactly.
 pub fn exact(v: Value, t: &mlua::Table, k: impl mlua::IntoLua) -> mlua::Result<Value> {
-    if let Value::Integer(0) = v {
-        return Ok(Value::Number(t.raw_get::<f64>(k)?));
+    if let Value::Integer(-1..=1) = v {
+        // None when the value came from an __index metamethod: kept as read.
+        if let Ok(Some(n)) = t.raw_get::<Option<f64>>(k) {
+            if n.to_bits() != (n as i64 as f64).to_bits() {
+                return Ok(Value::Number(n));
+            }
+        }
     }
     Ok(v)
 }

@@ -39,7 +39,9 @@ fn fold(lua: &Lua, name: &'static str, f: Op) -> mlua::Result<mlua::Function> {
     lua.create_function(move |lua, args: MultiValue| {
         let a = Args::new(&args, name);
         let mut acc = barg(lua, &a, 1)?;
-        for i in 2..=args.len() {
+        // From the last argument down, as LuaBitOp does: with several bad
+        // arguments, the error names the last one.
+        for i in (2..=args.len()).rev() {
             acc = f(acc, barg(lua, &a, i)?);
         }
         Ok(ret(acc))

@@ -180,7 +180,7 @@ fn pack_value(out: &mut Vec<u8>, next: &Function, v: Value) -> mlua::Result<()> 
                     *i += 1;
                     // lua_gettable: metamethods apply.
                     let v: Value = t.get(*i)?;
-                    item = Some(if let Value::Integer(0) = v { exact(v, t, *i)? } else { v });
+                    item = Some(exact(v, t, *i)?);
                 } else {
                     open.pop();
                 }

@@ -151,9 +151,13 @@ fn int_bits(n: f64) -> u64 {
         crate::scripting::convert::c_cast(n) as u64
     } else if n < 18_446_744_073_709_551_616.0 {
         n as u64
-    } else {
-        // x86-64's out-of-range conversion.
+    } else if n.is_nan() {
+        // x86-64's out-of-range conversion (cvttsd2si's "integer indefinite").
         1 << 63
+    } else {
+        // 2^64 and above (inf included): compilers convert n - 2^63 (out of
+        // range: 2^63) and flip the top bit back, which gives 0.
+        0
     }
 }
 

@@ -1,0 +1,413 @@
+//! The cluster bus on the network: the listener on the bus port (peers
+//! ping us there and get their PONGs back on the same connection), one
+//! outbound connection per known node (we ping through it), and the cron
+//! that runs ten times a second (handshakes, pings, failure detection,
+//! the cluster state, nodes.conf).
+
+use super::bus;
+use super::state::{From, LinkHandle, Settings};
+use super::Cluster;
+use crate::server::Server;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest message accepted (publish messages can be large).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// The bus port: `cluster-port`, or the client port + 10000.
+pub fn bus_port(server: &Server, port: u16) -> u16 {
+    match server.config.get_i64("cluster-port") {
+        p if p > 0 && p <= 65535 => p as u16,
+        _ => port.wrapping_add(10000),
+    }
+}
+
+/// Binds the bus port on the `bind` addresses and starts the accept loop
+/// and the cron. Called once the client port is bound.
+pub fn start(server: &Arc<Server>, cluster: &Arc<Cluster>, port: u16, binds: &[&str]) -> Result<(), String> {
+    let cport = bus_port(server, port);
+    let _ = cluster.server.set(Arc::downgrade(server));
+    let binds: Vec<&str> = if binds.is_empty() { vec!["0.0.0.0"] } else { binds.to_vec() };
+    for addr in binds {
+        let addr = addr.trim_start_matches('-');
+        let sock = std::net::TcpListener::bind((addr, cport))
+            .map_err(|e| format!("Could not bind the cluster bus port {addr}:{cport}: {e}"))?;
+        sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = TcpListener::from_std(sock).map_err(|e| e.to_string())?;
+        tokio::spawn(accept_loop(cluster.clone(), listener));
+    }
+    {
+        let mut st = cluster.state.lock();
+        refresh_settings(server, &mut st, port, cport);
+        let _ = cluster.commit(&mut st);
+    }
+    tokio::spawn(cron_loop(server.clone(), cluster.clone(), port, cport));
+    // Replication follows a role change at once (the cron also checks).
+    let (srv, c) = (server.clone(), cluster.clone());
+    tokio::spawn(async move {
+        loop {
+            c.role_changed.notified().await;
+            if srv.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let target = c.state.lock().replication_target();
+            follow(&srv, target);
+        }
+    });
+    Ok(())
+}
+
+fn refresh_settings(server: &Server, st: &mut super::state::State, port: u16, cport: u16) {
+    let c = &server.config;
+    st.settings = Settings {
+        node_timeout: c.get_i64("cluster-node-timeout").max(1) as u64,
+        require_full_coverage: c.get("cluster-require-full-coverage").as_deref() != Some("no"),
+        announce_ip: c.get("cluster-announce-ip").unwrap_or_default(),
+        hostname: c.get("cluster-announce-hostname").unwrap_or_default(),
+        validity_factor: c.get_i64("cluster-replica-validity-factor").max(0) as u64,
+        repl_ping_period: c.get_i64("repl-ping-replica-period").max(1) as u64 * 1000,
+        allow_replica_migration: c.get("cluster-allow-replica-migration").as_deref() != Some("no"),
+        no_failover: c.get("cluster-replica-no-failover").as_deref() == Some("yes"),
+        migration_barrier: c.get_i64("cluster-migration-barrier").max(0) as u64,
+    };
+    let announced_port = match c.get_i64("cluster-announce-port") {
+        p if p > 0 => p as u16,
+        _ => port,
+    };
+    let announced_cport = match c.get_i64("cluster-announce-bus-port") {
+        p if p > 0 => p as u16,
+        _ => cport,
+    };
+    let announce_ip = st.settings.announce_ip.clone();
+    let hostname = st.settings.hostname.clone();
+    let st_no_failover = st.settings.no_failover;
+    let me = st.me_mut();
+    let mut changed = false;
+    if me.port != announced_port || me.cport != announced_cport {
+        me.port = announced_port;
+        me.cport = announced_cport;
+        changed = true;
+    }
+    if !announce_ip.is_empty() && me.ip != announce_ip {
+        me.ip = announce_ip;
+        changed = true;
+    }
+    // cluster-replica-no-failover shows as this node's nofailover flag.
+    let nofailover = if st_no_failover { super::state::flags::NOFAILOVER } else { 0 };
+    if me.flags & super::state::flags::NOFAILOVER != nofailover {
+        me.flags ^= super::state::flags::NOFAILOVER;
+        changed = true;
+    }
+    if me.hostname != hostname {
+        me.hostname = hostname;
+        changed = true;
+    }
+    if changed {
+        st.dirty = true;
+    }
+}
+
+async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport: u16) {
+    let mut tick: u64 = 0;
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        if server.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let reads = server.config.get("cluster-allow-reads-when-down").as_deref() == Some("yes");
+        cluster.reads_when_down.store(reads, std::sync::atomic::Ordering::Relaxed);
+        let offset = server.replicas.offset();
+        let link_down_since = {
+            let f = server.replicas.following.lock();
+            if f.master.is_some() && !f.link_up {
+                // Never synced with this master: its data is of any age
+                // (such a replica does not fail over, as in Redis).
+                Some(if f.last_io == 0 { 1 } else { f.down_since * 1000 })
+            } else {
+                None
+            }
+        };
+        let mut st = cluster.state.lock();
+        refresh_settings(&server, &mut st, port, cport);
+        st.fo.my_offset = offset;
+        // The offset was read a tick after the manual failover's pause began: final.
+        st.fo.paused = st.fo.pause_engaged;
+        st.fo.link_down_since = link_down_since.map_or(0, |t| t.max(1));
+        apply_pause(&server, &mut st);
+        let connect = st.cron(tick);
+        for (id, ip, bus) in connect {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let queued: Arc<std::sync::atomic::AtomicU64> = Default::default();
+            let link = st.next_link_id;
+            st.next_link_id += 1;
+            let now = super::state::now_ms();
+            if let Some(n) = st.nodes.get_mut(&id) {
+                n.link = Some(LinkHandle { id: link, tx, ctime: now, connected: false, queued: queued.clone() });
+                // The first PING counts from the connection attempt: a node
+                // that cannot be reached at all still times out (PFAIL).
+                if n.ping_sent == 0 {
+                    n.ping_sent = now;
+                }
+            }
+            let timeout = st.settings.node_timeout;
+            tokio::spawn(outbound(cluster.clone(), link, ip, bus, (rx, queued), timeout));
+        }
+        apply_pause(&server, &mut st);
+        let target = st.replication_target();
+        let logs = std::mem::take(&mut st.fo.log);
+        if let Err(e) = cluster.commit(&mut st) {
+            drop(st);
+            crate::net::listener::log(&server, "warning", &format!("Could not save the cluster config file: {e}"));
+        } else {
+            drop(st);
+        }
+        for line in logs {
+            crate::net::listener::log(&server, "notice", &line);
+        }
+        follow(&server, target);
+        tick += 1;
+    }
+}
+
+/// The manual failover's write pause on a master: started when a replica
+/// asked for it (the offset sent from then on is final), lifted when the
+/// failover ends.
+fn apply_pause(server: &Server, st: &mut super::state::State) {
+    if st.fo.unpause {
+        st.fo.unpause = false;
+        server.pause.stop();
+    }
+    if st.fo.pause_until != 0 && !st.fo.pause_engaged {
+        server.pause.start(st.fo.pause_until, false);
+        st.fo.pause_engaged = true;
+    }
+}
+
+/// Makes replication follow the cluster's view: this node replicates its
+/// master while it is a replica, and stops when it becomes a master.
+fn follow(server: &Arc<Server>, target: Option<(String, u16)>) {
+    let current = server.replicas.following.lock().master.clone();
+    if current == target {
+        return;
+    }
+    match target {
+        Some((ip, port)) => {
+            crate::net::listener::log(server, "notice", &format!("Cluster: replicating {ip}:{port}"));
+            crate::replication::follow_master(server, ip, port);
+        }
+        None => {
+            // Stopping waits for every shard: not on the runtime's threads.
+            static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if STOPPING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
+            }
+            let srv = server.clone();
+            tokio::task::spawn_blocking(move || {
+                if srv.replicas.following.lock().master.is_some() {
+                    crate::replication::stop_following(&srv);
+                }
+                STOPPING.store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
+    }
+}
+
+async fn accept_loop(cluster: Arc<Cluster>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let link = {
+            let mut st = cluster.state.lock();
+            st.next_link_id += 1;
+            st.next_link_id
+        };
+        tokio::spawn(serve_link(cluster.clone(), stream, From::Inbound(link), None));
+    }
+}
+
+async fn outbound(
+    cluster: Arc<Cluster>,
+    link: u64,
+    ip: String,
+    port: u16,
+    (rx, queued): (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<std::sync::atomic::AtomicU64>),
+    timeout_ms: u64,
+) {
+    let connect = TcpStream::connect((ip.as_str(), port));
+    let stream = match tokio::time::timeout(Duration::from_millis(timeout_ms.clamp(100, 5000)), connect).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            // Let the cron try again a little later.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut st = cluster.state.lock();
+            st.link_closed(link);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let first = cluster.state.lock().link_established(link);
+    let Some(first) = first else { return };
+    serve_link(cluster, stream, From::Outbound(link), Some((rx, queued, first))).await;
+}
+
+/// An outbound link's queue, its queued-bytes counter and its first message.
+type Outbound = (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<std::sync::atomic::AtomicU64>, Vec<u8>);
+
+/// Reads messages from a bus connection and applies them; writes the
+/// replies (and, on an outbound link, what the node queues for the peer).
+async fn serve_link(cluster: Arc<Cluster>, stream: TcpStream, from: From, outbound: Option<Outbound>) {
+    let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let local_ip = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let (mut rd, mut wr) = stream.into_split();
+    let (mut rx, queued, first) = match outbound {
+        Some((rx, queued, first)) => (Some(rx), queued, Some(first)),
+        None => (None, Arc::default(), None),
+    };
+    if let Some(first) = first {
+        if wr.write_all(&first).await.is_err() {
+            finish(&cluster, from);
+            return;
+        }
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            next = async { match rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                let Some(msg) = next else { break };
+                if wr.write_all(&msg).await.is_err() {
+                    break;
+                }
+                queued.fetch_sub(msg.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            read = rd.read(&mut chunk) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                let mut replies = Vec::new();
+                let mut inbox = Vec::new();
+                let mut lost = Vec::new();
+                let mut bad = false;
+                while buf.len() >= 8 {
+                    let Some(len) = bus::announced_len(&buf[..8]).filter(|&l| l <= MAX_MESSAGE) else {
+                        bad = true;
+                        break;
+                    };
+                    if buf.len() < len {
+                        break;
+                    }
+                    let frame: Vec<u8> = buf.drain(..len).collect();
+                    let Ok(msg) = bus::decode(&frame) else { continue };
+                    let mut st = cluster.state.lock();
+                    if let From::Outbound(l) = from {
+                        if st.node_by_link(l).is_none() {
+                            bad = true;
+                            break;
+                        }
+                    }
+                    replies.extend(st.process(msg, from, &peer_ip, &local_ip));
+                    inbox.append(&mut st.inbox);
+                    lost.append(&mut st.lost_slots);
+                    st.update_state(super::state::now_ms());
+                    let _ = cluster.commit(&mut st);
+                }
+                deliver(&cluster, inbox);
+                drop_keys_in_slots(&cluster, &lost);
+                for r in replies {
+                    if wr.write_all(&r).await.is_err() {
+                        bad = true;
+                        break;
+                    }
+                }
+                if bad {
+                    break;
+                }
+            }
+        }
+    }
+    finish(&cluster, from);
+}
+
+/// Hands the messages PUBLISH / PUBLISHSHARD brought to this node's
+/// subscribers (the bus's lock is not held).
+fn deliver(cluster: &Cluster, inbox: Vec<(bool, Vec<u8>, Vec<u8>)>) {
+    if inbox.is_empty() {
+        return;
+    }
+    let Some(server) = cluster.server.get().and_then(std::sync::Weak::upgrade) else { return };
+    for (shard, channel, message) in inbox {
+        let (channel, message) = (bytes::Bytes::from(channel), bytes::Bytes::from(message));
+        if shard {
+            server.pubsub.spublish(&channel, &message);
+        } else {
+            server.pubsub.publish(&channel, &message);
+        }
+    }
+}
+
+/// Deletes the keys left in slots this node no longer serves (Redis's
+/// delKeysInSlot after a configuration update): each is replayed as DEL
+/// and followed like a write (WATCH, tracking, blocked clients).
+fn drop_keys_in_slots(cluster: &Cluster, slots: &[usize]) {
+    if slots.is_empty() {
+        return;
+    }
+    let Some(server) = cluster.server.get().and_then(std::sync::Weak::upgrade) else { return };
+    let lazy = server.config.get("lazyfree-lazy-server-del").as_deref() == Some("yes");
+    let verb = bytes::Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" });
+    let now = crate::storage::now_ms();
+    for &slot in slots {
+        let shard = server.shards.get(crate::shard::slot::slot_shard(slot as u16, server.shards.len()));
+        let mut data = shard.lock_blocking();
+        let Some(db) = data.dbs.first_mut() else { continue };
+        let keys = db.keys_in_slot(slot, usize::MAX);
+        for key in &keys {
+            data.dbs[0].remove(key);
+            data.key_changed(&server, 0, key, "del", now, crate::shard::tracking::Who::SERVER);
+            if server.propagation.active() {
+                crate::propagate::emit(&server.propagation, 0, &[verb.clone(), key.clone()]);
+            }
+        }
+        if !keys.is_empty() {
+            crate::pubsub::tracking::end_run(&server, &mut [&mut data], 0);
+            server.stats.dirty.fetch_add(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn finish(cluster: &Cluster, from: From) {
+    let mut st = cluster.state.lock();
+    match from {
+        From::Outbound(l) => st.link_closed(l),
+        From::Inbound(l) => {
+            for n in st.nodes.values_mut() {
+                if n.inbound.is_some_and(|(id, _)| id == l) {
+                    n.inbound = None;
+                }
+            }
+        }
+    }
+}
+
+/// `cluster-enabled yes`: opens the node's state from `cluster-config-file`
+/// (relative to `dir`) before the server starts.
+pub fn open(server: &mut Server) -> Result<(), String> {
+    if server.config.get("cluster-enabled").as_deref() != Some("yes") {
+        return Ok(());
+    }
+    let dir = server.config.get("dir").filter(|d| !d.is_empty()).unwrap_or_else(|| ".".into());
+    let name = server.config.get("cluster-config-file").unwrap_or_else(|| "nodes.conf".into());
+    let port = server.config.get_i64("port").clamp(0, 65535) as u16;
+    let cluster = Cluster::open(std::path::Path::new(&dir).join(name), port, bus_port(server, port))?;
+    crate::storage::keyslots::enable();
+    server.cluster = Some(Arc::new(cluster));
+    Ok(())
+}

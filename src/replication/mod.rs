@@ -1,0 +1,410 @@
+//! Replication, wire-compatible with Redis 7.0 in both directions.
+//!
+//! - `master`: replicas (redis-server or moonshard) connect, announce
+//!   themselves with REPLCONF and ask for the stream with PSYNC (or SYNC).
+//!   A replica whose replication ID and offset the backlog still covers
+//!   continues from there (`+CONTINUE`); any other gets a full
+//!   resynchronization: the RDB snapshot (no fork) then the propagated write
+//!   stream from the snapshot's instant on.
+//! - `replica`: REPLICAOF host port follows a master from a thread of its
+//!   own: handshake, PSYNC with the history it has, full or partial sync,
+//!   then the stream, acknowledged with REPLCONF ACK.
+//! - `backlog`: the replication offset, IDs and backlog both roles keep
+//!   (what INFO replication reports and PSYNC is answered from).
+//!
+//! This file holds the state both sides share and the once-a-second cron.
+
+mod backlog;
+pub mod failover;
+mod master;
+mod replica;
+
+pub use backlog::History;
+pub use master::{serve_replica, Link, SyncRequest};
+pub use replica::{follow_master, stop_following, Following};
+
+use crate::net::listener::log;
+use crate::server::Server;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The replicas of this master, connections on their way to become one,
+/// and this server's own master when it is a replica.
+pub struct Replicas {
+    links: Mutex<Vec<Arc<Link>>>,
+    /// What each connection announced with REPLCONF (client id -> listening
+    /// port, whether it understands `+CONTINUE <replid>`, and whether it
+    /// reads an RDB of unknown length ended by a mark: `capa eof`).
+    announced: Mutex<HashMap<u64, (u16, bool, bool)>>,
+    /// Connections whose PSYNC or SYNC was accepted, waiting for their
+    /// connection task to hand them over.
+    handoff: Mutex<HashMap<u64, SyncRequest>>,
+    /// Entries in `handoff`: every connection checks it after each batch,
+    /// so the common case (none) is one atomic load, not a shared lock.
+    handoffs: AtomicUsize,
+    /// This server's master, when it is a replica.
+    pub following: Mutex<Following>,
+    /// Bumped by every REPLICAOF: the thread of an older one stops.
+    generation: AtomicU64,
+    /// A replica refusing its clients' writes.
+    is_replica: AtomicBool,
+    /// Offset, previous ID and backlog (see `backlog`).
+    pub history: Arc<Mutex<History>>,
+    /// The backlog's subscription to the propagated stream, and whether it
+    /// is subscribed (a master with a backlog).
+    feed: Arc<dyn crate::propagate::Subscriber>,
+    feeding: AtomicBool,
+    /// Held by a replica while it applies a batch of its master's stream and
+    /// counts it, so that REPLICAOF NO ONE sees whole batches only.
+    applying: Mutex<()>,
+    /// When the last replica left (the backlog's time to live counts from it).
+    idle_since: Mutex<Option<std::time::Instant>>,
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+    /// A replica whose link to its master is down (replica-serve-stale-data).
+    pub link_down: AtomicBool,
+    /// Woken by every replica's acknowledgement (WAIT).
+    pub acks: tokio::sync::Notify,
+    /// A replica's own replicas (chained): the master's stream is passed on
+    /// to them byte for byte as it is applied, each from the offset it
+    /// joined at.
+    forward: Mutex<Vec<(Arc<Link>, u64)>>,
+    /// A replica: the offset its dataset stands for at this instant (the
+    /// last command outside MULTI applied), read with every shard held.
+    applied: AtomicU64,
+    /// FAILOVER under way (see `failover`), and whether there is one.
+    pub failover: Mutex<failover::State>,
+    pub failing_over: AtomicBool,
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        let history = Arc::new(Mutex::new(History::default()));
+        Replicas {
+            links: Mutex::default(),
+            announced: Mutex::default(),
+            handoff: Mutex::default(),
+            handoffs: AtomicUsize::new(0),
+            following: Mutex::default(),
+            generation: AtomicU64::new(0),
+            is_replica: AtomicBool::new(false),
+            feed: Arc::new(backlog::Feed(history.clone())),
+            history,
+            feeding: AtomicBool::new(false),
+            applying: Mutex::new(()),
+            idle_since: Mutex::new(None),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+            acks: tokio::sync::Notify::new(),
+            link_down: AtomicBool::new(false),
+            forward: Mutex::default(),
+            applied: AtomicU64::new(0),
+            failover: Mutex::default(),
+            failing_over: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Replicas {
+    /// REPLCONF listening-port: the port the replica's own clients use.
+    pub fn announce(&self, client: u64, port: u16) {
+        self.announced.lock().entry(client).or_insert((0, false, false)).0 = port;
+    }
+
+    /// REPLCONF capa psync2: the replica understands `+CONTINUE <replid>`.
+    pub fn announce_psync2(&self, client: u64) {
+        self.announced.lock().entry(client).or_insert((0, false, false)).1 = true;
+    }
+
+    /// REPLCONF capa eof: the replica can take a diskless transfer.
+    pub fn announce_eof(&self, client: u64) {
+        self.announced.lock().entry(client).or_insert((0, false, false)).2 = true;
+    }
+
+    /// PSYNC / SYNC accepted: the connection becomes a replica link once the
+    /// current batch is answered.
+    pub fn request_sync(&self, client: u64, req: SyncRequest) {
+        if self.handoff.lock().insert(client, req).is_none() {
+            self.handoffs.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the connection asked to become a replica.
+    #[inline]
+    pub fn take_handoff(&self, client: u64) -> Option<SyncRequest> {
+        if self.handoffs.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let taken = self.handoff.lock().remove(&client);
+        if taken.is_some() {
+            self.handoffs.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken
+    }
+
+    /// Forgets a connection that went away before it became a replica.
+    pub fn forget(&self, client: u64) {
+        self.announced.lock().remove(&client);
+        let _ = self.take_handoff(client);
+    }
+
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        self.links.lock().clone()
+    }
+
+    /// Replicas past their full sync.
+    pub fn online(&self) -> Vec<Arc<Link>> {
+        self.links.lock().iter().filter(|l| l.online.load(Ordering::Acquire)).cloned().collect()
+    }
+
+    /// True while this server is a replica refusing writes from its clients.
+    pub fn read_only_replica(&self) -> bool {
+        self.is_replica.load(Ordering::Relaxed)
+    }
+
+    /// This server's replication offset (`master_repl_offset`).
+    pub fn offset(&self) -> u64 {
+        self.history.lock().offset
+    }
+
+    /// A replica passes on the bytes of its master's stream it applied
+    /// (`applied` ends at the history's offset after they were fed) to its
+    /// own replicas, each from the offset it joined at.
+    fn feed_applied(&self, bytes: &[u8]) {
+        let forward = self.forward.lock();
+        let mut h = self.history.lock();
+        let start = h.offset;
+        h.feed(bytes);
+        drop(h);
+        for (link, from) in forward.iter() {
+            let skip = from.saturating_sub(start) as usize;
+            if skip < bytes.len() {
+                crate::propagate::Subscriber::append(&**link, &bytes[skip..], 0);
+            }
+        }
+    }
+
+    /// Disconnects this server's replicas (they reconnect and resynchronize:
+    /// a new master, a new history, a promotion).
+    fn disconnect_replicas(&self) {
+        self.forward.lock().clear();
+        for l in self.links() {
+            l.client.kill();
+        }
+    }
+}
+
+/// Subscribes the backlog to the propagated stream (a master's), with every
+/// shard held (subscribers join and leave between units). Blocks.
+fn attach_feed(server: &Server) {
+    if server.replicas.feeding.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    let feed = server.replicas.feed.clone();
+    let history = &server.replicas.history;
+    server.propagation.with_subscribers(true, |subs, at| {
+        history.lock().attached_at(at);
+        subs.push(feed);
+    });
+    drop(guards);
+}
+
+/// Stops feeding the backlog from the propagated stream. Blocks.
+fn detach_feed(server: &Server) {
+    if !server.replicas.feeding.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+    server.propagation.unsubscribe(&server.replicas.feed);
+    drop(guards);
+}
+
+/// Once a second: the backlog's size follows `repl-backlog-size`; every
+/// `repl-ping-replica-period` seconds a master with replicas sends them a
+/// PING through the stream, so that an idle link is not taken for a dead
+/// one; a master without replicas for `repl-backlog-ttl` seconds frees its
+/// backlog.
+pub async fn cron(server: Arc<Server>) {
+    // `replicaof host port` in the config file or flags: follow it from the
+    // start, once the dataset on disk is loaded (as Redis connects to its
+    // master after loading).
+    while server.persist.loading.load(Ordering::Acquire) && !server.shutting_down.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let configured = server.config.get("replicaof").unwrap_or_default();
+    let mut words = configured.split_whitespace();
+    if let (Some(host), Some(port)) = (words.next(), words.next().and_then(|p| p.parse::<u16>().ok())) {
+        follow_master(&server, host.to_string(), port);
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut since = 0i64;
+    loop {
+        tick.tick().await;
+        if server.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let limit = server.config.get_i64("repl-backlog-size").max(0) as usize;
+        server.replicas.history.lock().set_limit(limit);
+        let is_master = server.replicas.following.lock().master.is_none();
+        since += 1;
+        if since >= server.config.get_i64("repl-ping-replica-period") {
+            since = 0;
+            // (Not while a failover waits for its target to match the offset.)
+            let failing_over = server.replicas.failing_over.load(Ordering::Acquire);
+            if is_master && !failing_over && !server.replicas.links.lock().is_empty() {
+                server.propagation.emit_dbless(&[b"PING"]);
+            }
+        }
+        let ttl = server.config.get_i64("repl-backlog-ttl");
+        let idle = *server.replicas.idle_since.lock();
+        if let Some(idle) = idle {
+            if is_master && ttl > 0 && idle.elapsed().as_secs() >= ttl as u64 {
+                *server.replicas.idle_since.lock() = None;
+                let srv = server.clone();
+                let _ = tokio::task::spawn_blocking(move || free_backlog(&srv, ttl)).await;
+            }
+        }
+    }
+}
+
+/// A master alone for `repl-backlog-ttl`: the backlog goes, and with it the
+/// history (a new replication ID), as Redis does.
+fn free_backlog(server: &Server, ttl: i64) {
+    if !server.replicas.links.lock().is_empty() || !server.replicas.history.lock().has_backlog() {
+        return;
+    }
+    detach_feed(server);
+    let mut h = server.replicas.history.lock();
+    h.free_backlog();
+    h.clear_replid2();
+    *server.replid.lock() = crate::server::random_id();
+    drop(h);
+    log(server, "notice", &format!("Replication backlog freed after {ttl} seconds without connected replicas."));
+}
+
+/// `min-replicas-to-write` with `min-replicas-max-lag`: whether writes are
+/// refused now (`NOREPLICAS`) for lack of replicas that acknowledged within
+/// the lag.
+#[inline]
+pub fn not_enough_replicas(server: &Server) -> bool {
+    server.config.writes_need_replicas.load(Ordering::Relaxed) && count_says_no(server)
+}
+
+#[cold]
+fn count_says_no(server: &Server) -> bool {
+    if server.replicas.following.lock().master.is_some() {
+        return false;
+    }
+    let need = server.config.get_i64("min-replicas-to-write").max(0) as usize;
+    let lag = server.config.get_i64("min-replicas-max-lag").max(0) as u64;
+    let now = now_secs();
+    let good = server
+        .replicas
+        .online()
+        .iter()
+        .filter(|l| now.saturating_sub(l.last_ack.load(Ordering::Relaxed)) <= lag)
+        .count();
+    good < need
+}
+
+fn now_secs() -> u64 {
+    crate::storage::now_ms() / 1000
+}
+
+/// `replica-serve-stale-data no`: while a replica's link to its master is
+/// down, commands not flagged `stale` are refused (`MASTERDOWN`).
+#[inline]
+pub fn stale_refused(server: &Server, cmd: &crate::commands::spec::CommandSpec) -> bool {
+    server.replicas.link_down.load(Ordering::Relaxed)
+        && !cmd.has(crate::commands::spec::flags::STALE)
+        && server.config.get("replica-serve-stale-data").as_deref() == Some("no")
+}
+
+pub const MASTERDOWN: &str = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+/// Parses WAIT's arguments as Redis does: (numreplicas, timeout ms).
+fn wait_args(args: &[bytes::Bytes]) -> Result<(i64, u64), crate::protocol::Reply> {
+    use crate::protocol::Reply;
+    let Some(n) = crate::util::parse_i64(&args[1]) else {
+        return Err(Reply::not_integer());
+    };
+    let Some(ms) = crate::util::parse_i64(&args[2]) else {
+        return Err(Reply::err("timeout is not an integer or out of range"));
+    };
+    if ms < 0 {
+        return Err(Reply::err("timeout is negative"));
+    }
+    Ok((n, ms as u64))
+}
+
+/// The replicas that acknowledged the stream up to a client's last write
+/// (`woff`, a write-stream offset; 0: it wrote nothing).
+fn acked_replicas(server: &Server, woff: u64) -> i64 {
+    let target = if woff == 0 { 0 } else { server.replicas.history.lock().repl_offset_of(woff) };
+    server.replicas.online().iter().filter(|l| l.ack.load(Ordering::Acquire) >= target).count() as i64
+}
+
+const WAIT_ON_REPLICA: &str = "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a \
+                               replica is configured to be writable (which is not the default) writes to replicas \
+                               are just local and are not propagated.";
+
+/// WAIT inside a transaction: the count now, without blocking.
+pub fn wait_now(server: &Server, args: &[bytes::Bytes], woff: u64) -> crate::protocol::Reply {
+    use crate::protocol::Reply;
+    if server.replicas.following.lock().master.is_some() {
+        return Reply::err(WAIT_ON_REPLICA);
+    }
+    match wait_args(args) {
+        Ok(_) => Reply::Int(acked_replicas(server, woff)),
+        Err(e) => e,
+    }
+}
+
+/// WAIT numreplicas timeout: asks the replicas for an acknowledgement
+/// (REPLCONF GETACK) and waits until `numreplicas` of them acknowledged
+/// the client's last write, or `timeout` ms passed (0: no limit). Answers
+/// how many did.
+pub async fn wait(server: &Arc<Server>, args: &[bytes::Bytes], woff: u64, may_block: bool) -> crate::protocol::Reply {
+    use crate::protocol::Reply;
+    if !may_block {
+        return wait_now(server, args, woff);
+    }
+    if server.replicas.following.lock().master.is_some() {
+        return Reply::err(WAIT_ON_REPLICA);
+    }
+    let (want, ms) = match wait_args(args) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let mut acked = acked_replicas(server, woff);
+    if acked >= want {
+        return Reply::Int(acked);
+    }
+    if !server.replicas.links.lock().is_empty() && !server.replicas.failing_over.load(Ordering::Acquire) {
+        server.propagation.emit_dbless(&[b"REPLCONF".as_slice(), b"GETACK", b"*"]);
+    }
+    let deadline = (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms));
+    loop {
+        let notified = server.replicas.acks.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        acked = acked_replicas(server, woff);
+        if acked >= want || server.shutting_down.load(Ordering::Relaxed) {
+            return Reply::Int(acked);
+        }
+        let step = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+        let until = deadline.map_or(step, |d| d.min(step));
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(until) => {}
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Reply::Int(acked_replicas(server, woff));
+        }
+    }
+}
