@@ -55,6 +55,17 @@ fn command_argument_classes_match_redis() {
             // D11: an error quoting an argument stops at its NUL byte.
             &["LATENCY", "GRAPH", "\0"],
             &["LATENCY", "GRAPH", "ab\0cd"],
+            // Run 7: a scan cursor is read by strtoul, which stops at a NUL byte.
+            // (SCAN's COUNT 0 is refused after the cursor is accepted.)
+            &["SCAN", "\0", "COUNT", "0"],
+            &["SCAN", "0\0x", "COUNT", "0"],
+            &["SCAN", " 0", "COUNT", "0"],
+            &["SADD", "{t}set", "a"],
+            &["SSCAN", "{t}set", "\0"],
+            &["HSET", "{t}hash", "f", "v"],
+            &["HSCAN", "{t}hash", "\0junk"],
+            &["ZSCAN", "{t}zset", "0\0"],
+            &["SSCAN", "{t}hash", "\0"],
         ],
     );
 }

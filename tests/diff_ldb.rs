@@ -439,3 +439,91 @@ fn standalone_sessions_reach_every_shard() {
         assert_eq!(other.call(&["MGET", &keys[0], &keys[1]]), after);
     }
 }
+
+/// One connection: SCRIPT DEBUG `mode`, then each batch written at once;
+/// after a batch, reads until `until` has arrived (or the connection
+/// closes), and at the end until the connection closes. Everything the
+/// server wrote after SCRIPT DEBUG's `+OK`, as text.
+/// A batch of commands written at once, and the text to wait for after it.
+type Batch<'a> = (&'a [&'a [&'a str]], &'a str);
+
+fn pipelined(port: u16, mode: &[&str], batches: &[Batch]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut got = Vec::new();
+    let read_until = |s: &mut std::net::TcpStream, got: &mut Vec<u8>, until: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline && (until.is_empty() || !String::from_utf8_lossy(got).contains(until)) {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    };
+    s.write_all(&raw_resp::encode(mode)).unwrap();
+    read_until(&mut s, &mut got, "+OK\r\n");
+    assert_eq!(got, b"+OK\r\n");
+    got.clear();
+    for (batch, until) in batches {
+        let bytes: Vec<u8> = batch.iter().flat_map(|c| raw_resp::encode(c)).collect();
+        s.write_all(&bytes).unwrap();
+        if read_until(&mut s, &mut got, until) {
+            break;
+        }
+    }
+    // The session ends with the connection: read to the close.
+    read_until(&mut s, &mut got, "");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn pipelines_around_sessions_match_redis() {
+    // Fuzzer run 7: Redis's debugger writes to the socket around the
+    // client's output buffer (replies pipelined before the EVAL follow
+    // `<endsession>`), reads only the socket (commands that came with the
+    // EVAL are dropped), and EVALSHA stays refused inside EXEC.
+    let Some((ours, theirs)) = pair() else { return };
+    let cases: &[(&[&str], &[Batch])] = &[
+        (YES, &[(&[&["HVALS", "", ""], &["EVAL_RO", "", ""]], "")]),
+        (
+            SYNC,
+            &[
+                (&[&["PING"], &["SET", "a", "b"], &["EVAL", "return 1", "0"], &["PING"]], "return 1\r\n"),
+                (&[&["s"]], ""),
+            ],
+        ),
+        (
+            YES,
+            &[
+                (&[&["PING"], &["EVAL", "return 2", "0"]], "return 2\r\n"),
+                (&[&["PING"], &["PING"]], "arguments.\r\n"),
+                (&[&["c"]], ""),
+            ],
+        ),
+        (
+            SYNC,
+            &[(
+                &[
+                    &["MULTI"],
+                    &["EVALSHA", "0000000000000000000000000000000000000000", "0"],
+                    &["EVALSHA_RO", "0000000000000000000000000000000000000000", "0"],
+                    &["EVALSHA", "00", "0"],
+                    &["EXEC"],
+                    &["QUIT"],
+                ],
+                "",
+            )],
+        ),
+    ];
+    for (mode, batches) in cases {
+        let a = pipelined(ours.port, mode, batches);
+        let b = pipelined(theirs.port, mode, batches);
+        assert_eq!(a, b, "moonshard first, for {mode:?} {batches:?}");
+        assert!(a.ends_with("\r\n"), "{a}");
+    }
+}

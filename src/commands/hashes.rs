@@ -421,5 +421,8 @@ mod tests {
         assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
         assert_eq!(parse_cursor(b"x"), None);
         assert_eq!(parse_cursor(b"99999999999999999999999"), None);
+        assert_eq!(parse_cursor(b"\x00"), Some(0));
+        assert_eq!(parse_cursor(b"7\x00x"), Some(7));
+        assert_eq!(parse_cursor(b" 0"), None);
     }
 }

@@ -530,11 +530,13 @@ pub fn scan_options(args: &[Bytes]) -> Result<(Option<&[u8]>, usize), Reply> {
     Ok((pattern, count))
 }
 
-/// Parses a SCAN cursor as Redis's strtoul-based parser accepts it.
 /// Parses a SCAN-family cursor as Redis does, with C's `strtoul`: an
 /// optional sign (a '-' wraps around), digits, nothing else; the empty
 /// string is 0; a value past 64 bits is refused.
 pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    // Redis reads the cursor with strtoul, as a C string: it ends at the
+    // first NUL byte (`"\x00"` and `"7\x00x"` are the cursors 0 and 7).
+    let arg = arg.split(|&b| b == 0).next().unwrap_or_default();
     if arg.is_empty() {
         return Some(0);
     }

@@ -68,6 +68,11 @@ enum Msg {
 pub struct Active {
     to: mpsc::Sender<Vec<Bytes>>,
     from: tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    /// Replies of the commands pipelined before the EVAL, not yet written
+    /// when the session began. Redis's debugger writes to the socket
+    /// directly, around the client's output buffer, so those replies only
+    /// follow the session's last lines (`<endsession>`).
+    held: Vec<u8>,
 }
 
 /// SCRIPT DEBUG YES|SYNC|NO.
@@ -84,6 +89,9 @@ pub fn script_debug(client: &mut ClientState, mode: &[u8]) -> Reply {
     client.ldb = m;
     Reply::ok()
 }
+
+/// EVALSHA on a connection in debug mode (also inside EXEC).
+pub const EVALSHA_REFUSED: &str = "Please use EVAL instead of EVALSHA for debugging";
 
 /// The error SCRIPT DEBUG answers with replies pending (inside EXEC).
 pub const IN_PIPELINE: &str = "SCRIPT DEBUG must be called outside a pipeline";
@@ -106,14 +114,17 @@ pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
         if args[1].len() != 40 {
             return Reply::error(crate::protocol::errors::NOSCRIPT);
         }
-        return Reply::err("Please use EVAL instead of EVALSHA for debugging");
+        return Reply::err(EVALSHA_REFUSED);
     }
     let server = conn.server.clone();
+    conn.flatten_out();
+    let held = std::mem::take(&mut conn.out);
     let prepared = match router::prepare_eval(&server, cmd, args) {
         Ok(e) => (e.script.clone(), e.cached, e.keys.to_vec(), e.argv.to_vec(), e.read_only),
         Err(reply) => {
             // Redis starts the session before it looks at the arguments.
             conn.out.extend_from_slice(&encode_logs(&[b"<endsession>".to_vec()]));
+            conn.out.extend_from_slice(&held);
             conn.client.close_after_reply = true;
             super::settle(&server, cmd, &reply, None);
             return reply;
@@ -136,10 +147,11 @@ pub async fn eval(conn: &mut Session, cmd: Command, args: &[Bytes]) -> Reply {
     let spawned =
         std::thread::Builder::new().name("moonshard-ldb".into()).spawn(move || session_thread(job, rx, tx.clone()));
     if let Err(e) = spawned {
+        conn.out = held;
         conn.client.ldb = OFF;
         return Reply::err(format!("Can't run EVAL in debugging mode: {e}"));
     }
-    let mut active = Active { to, from };
+    let mut active = Active { to, from, held };
     let reply = next(conn, &mut active).await;
     if !conn.client.close_after_reply {
         conn.ldb = Some(Box::new(active));
@@ -173,11 +185,13 @@ async fn next(conn: &mut Session, active: &mut Active) -> Reply {
         }
         Some(Msg::End(logs, reply)) => {
             conn.out.extend_from_slice(&logs);
+            conn.out.extend_from_slice(&std::mem::take(&mut active.held));
             conn.client.close_after_reply = true;
             conn.client.ldb = OFF;
             reply
         }
         None => {
+            conn.out.extend_from_slice(&std::mem::take(&mut active.held));
             conn.client.close_after_reply = true;
             conn.client.ldb = OFF;
             Reply::err("the Lua debugging session ended unexpectedly")

@@ -576,8 +576,13 @@ impl Session {
             }
             if self.ldb.is_some() {
                 // The debugger reads one command at a time and, as Redis's
-                // does, drops whatever else came with it.
-                crate::scripting::ldb::command(self, &batch[i]).await;
+                // does, drops whatever else came with it. Commands that came
+                // with the EVAL that started the session are dropped too:
+                // Redis's debugger reads the socket, not what the client's
+                // query buffer already holds.
+                if i == 0 {
+                    crate::scripting::ldb::command(self, &batch[i]).await;
+                }
                 return;
             }
             let mut plan = next_plan.take().unwrap_or_else(|| self.plan(&batch[i]));

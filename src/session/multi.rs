@@ -360,8 +360,17 @@ fn run_queued(
             let reply = match op {
                 SessionOp::Eval | SessionOp::Fcall => {
                     dispatch::monitor_script(&server, &conn.client.info, conn.client.db, args);
-                    let home = conn.home_shard();
-                    crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
+                    if conn.client.ldb != crate::scripting::ldb::OFF
+                        && cmd.spec.name.starts_with("evalsha")
+                        && args.get(1).is_some_and(|sha| sha.len() == 40)
+                    {
+                        // SCRIPT DEBUG holds inside EXEC too (Redis checks
+                        // the SHA's length first).
+                        Reply::err(crate::scripting::ldb::EVALSHA_REFUSED)
+                    } else {
+                        let home = conn.home_shard();
+                        crate::scripting::run_in_transaction(&server, &conn.client, home, refs, cmd, args)
+                    }
                 }
                 SessionOp::Subscribe
                 | SessionOp::Unsubscribe
