@@ -316,7 +316,10 @@ impl<'t> Gen<'t> {
             match def.kind {
                 Kind::Str => {
                     if name.ends_with("exp") {
-                        cmds.push(s(&["SET", name, "v", "EX", "100000"]));
+                        // A TTL no expiry value of the generator equals: a
+                        // relative EXPIRE ... GT|LT drawn later must not tie
+                        // with it within one millisecond (fuzzer run 7).
+                        cmds.push(s(&["SET", name, "v", "EX", "200000"]));
                     } else if large {
                         cmds.push(vec!["SET".into(), name.into(), "x".repeat(100)]);
                     } else {

@@ -408,9 +408,17 @@ pub static DOMAINS: &[DomainRule] = &[
     DomainRule {
         id: "expiry-no-race",
         domain: Domain::Expiry,
-        args: &["*:seconds", "*:milliseconds", "*:unix-time-seconds", "*:unix-time-milliseconds", "restore:ttl"],
+        args: &[
+            "*:seconds",
+            "*:milliseconds",
+            "*:unix-time-seconds",
+            "*:unix-time-milliseconds",
+            "restore:ttl",
+            "restore-asking:ttl",
+        ],
         reason: "a key that expires during the run expires at a slightly different moment on each server; \
-                 expiries are 0/negative (immediate), at least a day away, or invalid",
+                 expiries are 0/negative (immediate), at least a day away, or invalid; the seed's key with a \
+                 TTL has one no drawn value equals (a relative EXPIRE ... GT must not tie with it)",
     },
     DomainRule {
         id: "block-short",
