@@ -112,6 +112,23 @@ fn scripting_classes_match_redis() {
             &["EVAL", "return struct.pack('I8', 1e308)", "0"],
             &["EVAL", "return struct.pack('i8', 0/0)", "0"],
             &["EVAL", "return struct.pack('<I8', 2^63 + 2^62)", "0"],
+            // S6 (runs 4-7): numbers passed directly, which mlua would read as
+            // 0 or ±1, reach cjson, cmsgpack, struct and sha1hex exactly; the
+            // argument errors still name the function as its caller did.
+            &["EVAL", "return cjson.encode(-0.0)", "0"],
+            &["EVAL", "return {cjson.encode(1e-300), cjson.encode(-1e-300), cjson.encode(1)}", "0"],
+            &["EVAL", "return cmsgpack.pack({[true]=1}, 1e-300)", "0"],
+            &["EVAL", "return cmsgpack.pack(-0.0, 1 + 2^-52, -1 - 2^-52, 0.5, 5e-324)", "0"],
+            &["EVAL", "return struct.pack('<d', -0.0)", "0"],
+            &["EVAL", "return struct.pack('>d', 1e-300)", "0"],
+            &["EVAL", "return struct.pack('c5', 1e-300, 'x')", "0"],
+            &["EVAL", "return redis.sha1hex(-0.0)", "0"],
+            &["EVAL", "return struct.pack('<d', 'x')", "0"],
+            &["EVAL", "return cmsgpack.pack()", "0"],
+            &["EVAL", "return cjson.encode(1, 2)", "0"],
+            &["EVAL", "local ok, e = pcall(struct.pack, 'i', {})\nreturn e", "0"],
+            &["EVAL", "local p = cjson.encode\nlocal ok, e = pcall(function()\nlocal y = p(1, 2)\nreturn y end)\nreturn e", "0"],
+            &["EVAL", "local ok, e = pcall(function() local x = struct:pack(1) return x end)\nreturn e", "0"],
             // S3: functions lack the EVAL-only redis.* entries.
             &[
                 "FUNCTION",

@@ -24,7 +24,7 @@ pub fn coded(text: impl Into<String>) -> mlua::Error {
 /// "file:line: " of the Lua code calling the running Rust function, as
 /// `luaL_where(L, 1)` gives it (empty when the caller is not Lua).
 pub fn lua_where(lua: &Lua) -> String {
-    match lua.inspect_stack(1) {
+    match lua.inspect_stack(1 + super::libs::arg::levels() as usize) {
         Some(d) => {
             let line = d.curr_line();
             if line > 0 {
@@ -69,7 +69,7 @@ pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("pcall", unsafe { lua.create_c_function(call::redis_pcall) }?)?;
     t.raw_set("error_reply", lua.create_function(error_reply)?)?;
     t.raw_set("status_reply", lua.create_function(status_reply)?)?;
-    t.raw_set("sha1hex", lua.create_function(sha1hex)?)?;
+    t.raw_set("sha1hex", super::libs::arg::exact_function(lua, sha1hex)?)?;
     t.raw_set("log", lua.create_function(log)?)?;
     t.raw_set("setresp", lua.create_function(setresp)?)?;
     t.raw_set("set_repl", lua.create_function(set_repl)?)?;

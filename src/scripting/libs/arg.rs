@@ -33,7 +33,7 @@ impl<'a> Args<'a> {
     /// ("?" when it has no name, as under pcall), `self` not counted for a
     /// method call.
     pub fn error(&self, lua: &Lua, i: usize, msg: &str) -> mlua::Error {
-        let (name, what) = match lua.inspect_stack(0) {
+        let (name, what) = match lua.inspect_stack(levels() as usize) {
             Some(d) => {
                 let n = d.names();
                 (n.name.map(|s| s.into_owned()), n.name_what)
@@ -137,4 +137,116 @@ pub fn exact(v: Value, t: &mlua::Table, k: impl mlua::IntoLua) -> mlua::Result<V
         }
     }
     Ok(v)
+}
+
+// ---------------------------------------------------------------------------
+// Numbers passed directly as arguments.
+//
+// mlua hands a Rust function its arguments already converted, and reads a
+// number within f64::EPSILON of an integer as that integer (`-0.0` and
+// `1e-300` arrive as 0). A function that must see the exact double
+// (`cjson.encode(-0.0)`, `cmsgpack.pack(1e-300)`, `struct.pack('<d', -0.0)`)
+// is registered behind a C closure: it notes the exact value of every such
+// argument for the Rust function it then calls, which puts them back.
+// Between the Rust function and its Lua caller there is then one more
+// stack level (the closure), which `levels()` tells the code that names
+// the caller (`luaL_argerror`'s function name, `luaL_where`'s position).
+
+thread_local! {
+    /// (1-based argument index, exact value), noted by the closure.
+    static EXACT: std::cell::RefCell<Vec<(usize, f64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Extra stack levels between the running Rust function and its caller.
+    static LEVELS: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether mlua reads `n` as an integer other than `n` itself (its
+/// `stack_value` for Lua 5.1: a cast to i64 within EPSILON of `n`).
+fn misread(n: f64) -> bool {
+    let limit = 2f64.powi(63);
+    if n.is_nan() || !(-limit..limit).contains(&n) {
+        return false;
+    }
+    let i = n as i64 as f64;
+    (n - i).abs() < f64::EPSILON && i.to_bits() != n.to_bits()
+}
+
+/// The C closure: notes the misread arguments, then calls its upvalue (the
+/// Rust function) with the same arguments and returns what it returns. It
+/// holds nothing that needs dropping across `lua_call`, which may longjmp.
+unsafe extern "C-unwind" fn exact_closure(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    EXACT.with(|e| e.borrow_mut().clear());
+    for i in 1..=n {
+        if ffi::lua_type(state, i) == ffi::LUA_TNUMBER {
+            let x = ffi::lua_tonumber(state, i);
+            if misread(x) {
+                EXACT.with(|e| e.borrow_mut().push((i as usize, x)));
+            }
+        }
+    }
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state)
+}
+
+/// Stack levels to add when naming the caller of the running Rust function.
+pub fn levels() -> i32 {
+    LEVELS.with(|l| l.get())
+}
+
+/// While alive: the running Rust function sits behind `exact_closure`.
+struct Behind;
+
+impl Behind {
+    fn enter() -> Behind {
+        LEVELS.with(|l| l.set(l.get() + 1));
+        Behind
+    }
+}
+
+impl Drop for Behind {
+    fn drop(&mut self) {
+        LEVELS.with(|l| l.set(l.get() - 1));
+    }
+}
+
+/// A library function `f` that receives numbers passed directly as their
+/// exact doubles (see above).
+pub fn exact_function<R, F>(lua: &Lua, f: F) -> mlua::Result<mlua::Function>
+where
+    R: mlua::IntoLuaMulti,
+    F: Fn(&Lua, MultiValue) -> mlua::Result<R> + mlua::MaybeSend + 'static,
+{
+    let inner = lua.create_function(move |lua, mut args: MultiValue| {
+        for (i, x) in EXACT.with(|e| std::mem::take(&mut *e.borrow_mut())) {
+            if let Some(v @ Value::Integer(_)) = args.get_mut(i - 1) {
+                *v = Value::Number(x);
+            }
+        }
+        let _behind = Behind::enter();
+        f(lua, args)
+    })?;
+    // SAFETY: the closure pops its one upvalue (the function pushed as the
+    // argument) and pushes itself, which exec_raw returns.
+    unsafe { lua.exec_raw::<mlua::Function>(inner, |state| mlua::ffi::lua_pushcclosure(state, exact_closure, 1)) }
+}
+
+#[cfg(test)]
+mod exact_tests {
+    use super::misread;
+
+    #[test]
+    fn misread_numbers() {
+        // Only (-EPSILON, EPSILON) is misread: next to ±1 the cast truncates
+        // toward zero, or the distance reaches EPSILON.
+        for n in [-0.0, 1e-300, -1e-300, 2e-16, -2e-16, 5e-324] {
+            assert!(misread(n), "{n:e}");
+        }
+        let (up, down) = (1.0 + f64::EPSILON, 1.0 - f64::EPSILON / 2.0);
+        for n in [0.0, 1.0, -1.0, up, down, -up, 3.5, 1e300, f64::NAN, f64::INFINITY, 0.5, 1e-15] {
+            assert!(!misread(n), "{n:e}");
+        }
+    }
 }

@@ -63,7 +63,7 @@ fn new_instance(lua: &Lua, next: Function) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let c = cfg.clone();
     let n = next.clone();
-    t.raw_set("encode", lua.create_function(move |lua, args: MultiValue| encode_fn(lua, &n, &c, args))?)?;
+    t.raw_set("encode", super::arg::exact_function(lua, move |lua, args: MultiValue| encode_fn(lua, &n, &c, args))?)?;
     let c = cfg.clone();
     t.raw_set("decode", lua.create_function(move |lua, args: MultiValue| decode_fn(lua, &c, args))?)?;
     let c = cfg.clone();

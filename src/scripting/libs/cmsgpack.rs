@@ -22,7 +22,7 @@ const MAX_STACK: usize = 8000;
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let next: Function = lua.globals().raw_get("next")?;
-    t.raw_set("pack", lua.create_function(move |lua, args: MultiValue| pack(lua, &next, args))?)?;
+    t.raw_set("pack", super::arg::exact_function(lua, move |lua, args: MultiValue| pack(lua, &next, args))?)?;
     t.raw_set("unpack", lua.create_function(unpack)?)?;
     t.raw_set("unpack_one", lua.create_function(unpack_one)?)?;
     t.raw_set("unpack_limit", lua.create_function(unpack_limit)?)?;

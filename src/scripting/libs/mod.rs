@@ -1,7 +1,7 @@
 //! The libraries Redis gives scripts besides the standard ones, written here
 //! in Rust: cjson, cmsgpack, bit, struct, and the deterministic math.random.
 
-mod arg;
+pub(crate) mod arg;
 pub mod bit;
 pub mod cjson;
 pub mod cmsgpack;

@@ -364,7 +364,7 @@ fn size(lua: &Lua, args: MultiValue) -> mlua::Result<f64> {
 
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.raw_set("pack", lua.create_function(pack)?)?;
+    t.raw_set("pack", super::arg::exact_function(lua, pack)?)?;
     t.raw_set("unpack", lua.create_function(unpack)?)?;
     t.raw_set("size", lua.create_function(size)?)?;
     Ok(t)
