@@ -52,6 +52,17 @@ fn command_argument_classes_match_redis() {
             &["SWAPDB", "0", "0"],
             &["MULTI"],
             &["EXEC"],
+            // Run 8: XSETID does not dirty a WATCHed stream (Redis 7.0 does not signal it).
+            &["XADD", "{t}s8", "1", "f", "v"],
+            &["WATCH", "{t}s8"],
+            &["XSETID", "{t}s8", "1"],
+            &["XSETID", "{t}s8", "5"],
+            &["MULTI"],
+            &["EXEC"],
+            &["WATCH", "{t}s8"],
+            &["XADD", "{t}s8", "6", "f", "v"],
+            &["MULTI"],
+            &["EXEC"],
             // D11: an error quoting an argument stops at its NUL byte.
             &["LATENCY", "GRAPH", "\0"],
             &["LATENCY", "GRAPH", "ab\0cd"],

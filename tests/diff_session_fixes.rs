@@ -30,7 +30,9 @@ fn send(port: u16, bytes: &[u8], wait: Duration) -> Vec<u8> {
 #[test]
 fn replies_before_a_blocking_command_are_sent_before_it_blocks() {
     let Some(pair) = start_pair(&[]) else { return };
-    for block in ["BLPOP q 0", "BZPOPMIN z 0", "XREAD BLOCK 0 STREAMS s $", "BLMOVE {t}a {t}b LEFT LEFT 0"] {
+    // WAIT with no replica blocks too (fuzzer run 8: an error reply before it was withheld).
+    for block in ["BLPOP q 0", "BZPOPMIN z 0", "XREAD BLOCK 0 STREAMS s $", "BLMOVE {t}a {t}b LEFT LEFT 0", "WAIT 1 0"]
+    {
         let input = format!("PING\r\nSET k v\r\n{block}\r\n");
         let got: Vec<Vec<u8>> =
             pair.ports.iter().map(|&p| send(p, input.as_bytes(), Duration::from_millis(150))).collect();

@@ -715,6 +715,12 @@ impl Session {
                     let start = dispatch::clock_ns();
                     // CLIENT LIST shows EXEC, EVAL, ... while their commands run.
                     self.client.info.last_cmd.store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+                    if matches!(op, SessionOp::Wait) {
+                        // WAIT may block: the replies to the commands
+                        // pipelined before it go out first, as in Redis
+                        // (fuzzer run 8).
+                        self.write_pending(stream).await;
+                    }
                     let reply = self.session_op(op, cmd, &batch[i]).await;
                     let (server, info, db) = (self.server.clone(), self.client.info.clone(), self.client.db);
                     dispatch::account_session(&server, &info, db, cmd, &batch[i], start, &reply);
