@@ -233,6 +233,32 @@ where
     unsafe { lua.exec_raw::<mlua::Function>(inner, |state| mlua::ffi::lua_pushcclosure(state, exact_closure, 1)) }
 }
 
+/// Lua's `next(t, key)` with the key it returns exact: a number key that
+/// mlua would read as 0 (`t[-0.0]`, `t[1e-300]`) comes back as its double,
+/// so it is written as Redis writes it and the walk can go on from it.
+pub fn next_exact(lua: &Lua, t: &mlua::Table, key: Value) -> mlua::Result<(Value, Value)> {
+    // SAFETY: the closure runs in a protected call with the table and key
+    // on the stack; it holds nothing that needs dropping if lua_next raises.
+    let (k, v, bits): (Value, Value, Option<mlua::String>) = unsafe {
+        lua.exec_raw((t.clone(), key), |state| {
+            use mlua::ffi;
+            if ffi::lua_next(state, 1) != 0 && ffi::lua_type(state, -2) == ffi::LUA_TNUMBER {
+                let x = ffi::lua_tonumber(state, -2);
+                if misread(x) {
+                    let b = x.to_le_bytes();
+                    ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+                }
+            }
+            ffi::lua_remove(state, 1);
+        })
+    }?;
+    let k = match bits.and_then(|b| <[u8; 8]>::try_from(&b.as_bytes()[..]).ok()) {
+        Some(b) => Value::Number(f64::from_le_bytes(b)),
+        None => k,
+    };
+    Ok((k, v))
+}
+
 #[cfg(test)]
 mod exact_tests {
     use super::misread;

@@ -8,7 +8,7 @@
 use super::arg::exact;
 use super::arg::{number, Args};
 use crate::scripting::api::{lua_error, type_name};
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 use std::sync::Arc;
 
@@ -52,18 +52,15 @@ impl Default for Config {
 type Shared = Arc<Mutex<Config>>;
 
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
-    // Taken before the sandbox hides the globals from Rust code too.
-    let next: Function = lua.globals().raw_get("next")?;
-    new_instance(lua, next)
+    new_instance(lua)
 }
 
 /// A cjson table with its own configuration (`cjson.new()` makes more).
-fn new_instance(lua: &Lua, next: Function) -> mlua::Result<Table> {
+fn new_instance(lua: &Lua) -> mlua::Result<Table> {
     let cfg: Shared = Arc::new(Mutex::new(Config::default()));
     let t = lua.create_table()?;
     let c = cfg.clone();
-    let n = next.clone();
-    t.raw_set("encode", super::arg::exact_function(lua, move |lua, args: MultiValue| encode_fn(lua, &n, &c, args))?)?;
+    t.raw_set("encode", super::arg::exact_function(lua, move |lua, args: MultiValue| encode_fn(lua, &c, args))?)?;
     let c = cfg.clone();
     t.raw_set("decode", lua.create_function(move |lua, args: MultiValue| decode_fn(lua, &c, args))?)?;
     let c = cfg.clone();
@@ -115,7 +112,7 @@ fn new_instance(lua: &Lua, next: Function) -> mlua::Result<Table> {
             bool_option(lua, &args, "decode_invalid_numbers", &mut c.lock().decode_invalid_numbers)
         })?,
     )?;
-    t.raw_set("new", lua.create_function(move |lua, ()| new_instance(lua, next.clone()))?)?;
+    t.raw_set("new", lua.create_function(move |lua, ()| new_instance(lua))?)?;
     t.raw_set("null", Value::NULL)?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
@@ -241,7 +238,6 @@ fn trim_zeros(s: &str) -> &str {
 
 struct Encoder<'a> {
     lua: &'a Lua,
-    next: &'a Function,
     cfg: Config,
     out: Vec<u8>,
     /// mlua references the open objects may still hold in collected pairs.
@@ -365,6 +361,11 @@ impl Encoder<'_> {
         let mut pairs = Some(Vec::new());
         let budget = self.refs_left / 2;
         t.for_each(|k: Value, v: Value| {
+            // A key read as 0 may be -0.0 or 1e-300 (mlua's conversion):
+            // the walk by `next_exact` writes it as it is.
+            if matches!(k, Value::Integer(0)) {
+                pairs = None;
+            }
             if let Some(p) = &mut pairs {
                 if p.len() < budget {
                     p.push((k.clone(), v));
@@ -444,7 +445,7 @@ impl Encoder<'_> {
                 Frame::Object { t, key, first, pairs, refs } => {
                     let (k, v): (Value, Value) = match pairs {
                         Some(p) => p.next().unwrap_or((Value::Nil, Value::Nil)),
-                        None => self.next.call((t.clone(), std::mem::take(key)))?,
+                        None => super::arg::next_exact(self.lua, t, std::mem::take(key))?,
                     };
                     if k.is_nil() {
                         self.out.push(b'}');
@@ -468,20 +469,20 @@ impl Encoder<'_> {
 }
 
 /// cjson.encode of `v` with `cfg`.
-pub fn encode(lua: &Lua, next: &Function, cfg: Config, v: Value) -> mlua::Result<Vec<u8>> {
-    let mut e = Encoder { lua, next, cfg, out: Vec::new(), refs_left: PAIR_REFS };
+pub fn encode(lua: &Lua, cfg: Config, v: Value) -> mlua::Result<Vec<u8>> {
+    let mut e = Encoder { lua, cfg, out: Vec::new(), refs_left: PAIR_REFS };
     e.run(v)?;
     Ok(e.out)
 }
 
-fn encode_fn(lua: &Lua, next: &Function, cfg: &Shared, args: MultiValue) -> mlua::Result<mlua::String> {
+fn encode_fn(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<mlua::String> {
     let a = Args::new(&args, "encode");
     if a.len() != 1 {
         return Err(a.error(lua, 1, "expected 1 argument"));
     }
     let v = args.into_iter().next().unwrap_or(Value::Nil);
     let cfg = *cfg.lock();
-    lua.create_string(encode(lua, next, cfg, v)?)
+    lua.create_string(encode(lua, cfg, v)?)
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 
 use super::arg::{c_integer, exact, number, Args};
 use crate::scripting::api::lua_error;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Table, Value};
 
 const MAX_NESTING: usize = 16;
 /// Beyond Redis: the deepest nesting and the most strings or tables one call
@@ -21,8 +21,7 @@ const MAX_STACK: usize = 8000;
 
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let next: Function = lua.globals().raw_get("next")?;
-    t.raw_set("pack", super::arg::exact_function(lua, move |lua, args: MultiValue| pack(lua, &next, args))?)?;
+    t.raw_set("pack", super::arg::exact_function(lua, pack)?)?;
     t.raw_set("unpack", lua.create_function(unpack)?)?;
     t.raw_set("unpack_one", lua.create_function(unpack_one)?)?;
     t.raw_set("unpack_limit", lua.create_function(unpack_limit)?)?;
@@ -149,7 +148,7 @@ fn put_scalar(out: &mut Vec<u8>, v: &Value) {
 /// Packs one value. Nested tables are walked with an explicit stack of at
 /// most 16 open tables (deeper ones pack as nil, which also ends cycles),
 /// each holding O(1) Lua references however wide it is.
-fn pack_value(out: &mut Vec<u8>, next: &Function, v: Value) -> mlua::Result<()> {
+fn pack_value(lua: &Lua, out: &mut Vec<u8>, v: Value) -> mlua::Result<()> {
     let mut open: Vec<Open> = Vec::new();
     let mut item = Some(v);
     loop {
@@ -189,7 +188,7 @@ fn pack_value(out: &mut Vec<u8>, next: &Function, v: Value) -> mlua::Result<()> 
                 if let Some(v) = value.take() {
                     item = Some(v);
                 } else {
-                    let (k, v): (Value, Value) = next.call((t.clone(), std::mem::take(key)))?;
+                    let (k, v) = super::arg::next_exact(lua, t, std::mem::take(key))?;
                     if k.is_nil() {
                         open.pop();
                     } else {
@@ -203,7 +202,7 @@ fn pack_value(out: &mut Vec<u8>, next: &Function, v: Value) -> mlua::Result<()> 
     }
 }
 
-fn pack(lua: &Lua, next: &Function, args: MultiValue) -> mlua::Result<mlua::String> {
+fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
     if args.is_empty() {
         return Err(Args::new(&args, "pack").error(lua, 0, "MessagePack pack needs input."));
     }
@@ -213,7 +212,7 @@ fn pack(lua: &Lua, next: &Function, args: MultiValue) -> mlua::Result<mlua::Stri
     }
     let mut out = Vec::new();
     for v in args {
-        pack_value(&mut out, next, v)?;
+        pack_value(lua, &mut out, v)?;
     }
     lua.create_string(&out)
 }

@@ -550,7 +550,16 @@ impl<'t> Exec<'t> {
                         Verdict::Differ { name, argv, ours, theirs, cause } => {
                             return Verdict::Differ { name: name.clone(), argv, ours, theirs, cause }
                         }
-                        v => result = v,
+                        v => {
+                            // A write that differed under a rule may have left
+                            // the two keyspaces apart: the later elements of
+                            // this EXEC are its after-effects (the sequence
+                            // ends after it, as after a write outside MULTI).
+                            if xi != yi && is_write(self.table, &qn) {
+                                return v;
+                            }
+                            result = v;
+                        }
                     }
                 }
                 return result;
