@@ -56,7 +56,7 @@ pub unsafe extern "C-unwind" fn tonumber(state: *mut ffi::lua_State) -> c_int {
             }
             let mut s2: *mut std::os::raw::c_char = std::ptr::null_mut();
             let n = libc::strtoul(s1, &mut s2, base);
-            if s1 != s2 as *const _ {
+            if !std::ptr::eq(s1, s2) {
                 // Trailing C whitespace only, up to the first NUL.
                 while matches!(*s2 as u8, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
                     s2 = s2.add(1);
