@@ -245,6 +245,10 @@ pub struct State {
     /// Slots this node served and lost to a master with a newer config
     /// epoch: their keys are to be deleted (Redis's dirty slots).
     pub lost_slots: Vec<usize>,
+    /// Slots this node or its master stopped serving: the shard channels
+    /// subscribed here in them are unsubscribed (Redis's
+    /// removeChannelsInSlot, called by clusterDelSlot).
+    pub unsubscribe_slots: Vec<usize>,
     first_update: u64,
     among_minority_time: u64,
     /// Replica election and votes (`failover.rs`).
@@ -279,6 +283,7 @@ impl State {
             next_link_id: 1,
             inbox: Vec::new(),
             lost_slots: Vec::new(),
+            unsubscribe_slots: Vec::new(),
             first_update: 0,
             among_minority_time: 0,
             fo: Default::default(),
@@ -308,6 +313,12 @@ impl State {
 
     pub fn del_slot(&mut self, slot: usize) -> bool {
         let Some(id) = self.owner[slot].take() else { return false };
+        // As Redis: the nodes serving the slot were its owner and the
+        // owner's replicas; if this node was one, its shard channels go.
+        let me = self.me();
+        if id == self.myself || (me.flags & SLAVE != 0 && me.master == Some(id)) {
+            self.unsubscribe_slots.push(slot);
+        }
         if let Some(n) = self.nodes.get_mut(&id) {
             if bit(&n.slots, slot) {
                 set_bit(&mut n.slots, slot, false);
