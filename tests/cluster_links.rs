@@ -1,9 +1,12 @@
-//! The cluster bus when a peer stops reading: `cluster-link-sendbuf-limit`
+//! The cluster bus when peers stop answering. `cluster-link-sendbuf-limit`
 //! (a link whose send buffer outgrows it is freed, counted in CLUSTER INFO,
 //! logged, and connected again), CLUSTER LINKS' buffer figures, and INFO's
-//! `mem_cluster_links`/`cluster_connections`, each checked on a moonshard
-//! node and on a redis-server node in the same position. Peers are stopped
-//! with SIGSTOP (resumed when the guard drops); every wait has a deadline.
+//! `mem_cluster_links`/`cluster_connections`; and a partition: a master cut
+//! off from the majority stops serving after the node timeout
+//! (`CLUSTERDOWN`) and serves again once the partition heals. Each is
+//! checked on a moonshard node and on a redis-server node in the same
+//! position. Peers are stopped with SIGSTOP (resumed when the guard drops);
+//! every wait has a deadline.
 
 #[path = "common/cluster.rs"]
 mod cluster_util;
@@ -143,4 +146,77 @@ fn link_send_buffer_limit_frees_the_link_as_redis_server() {
         common::redis_server_with(&args).expect("redis-server")
     });
     sendbuf_limit("moonshard", &|extra| ms_node(extra));
+}
+
+const NODE_TIMEOUT: u64 = 1000;
+
+/// Master `x` of a three-master cluster is cut off from the other two (both
+/// stopped): what its clients see, which must be the same for both kinds.
+fn minority_master(x: &Proc, others: [&Proc; 2], all: &[&Proc]) -> Vec<String> {
+    let key = (0..).map(|i| format!("part{i}")).find(|k| owner_of(all, k).port == x.port).unwrap();
+    assert_eq!(cli(x.port, &["set", &key, "1"]).trim(), "OK");
+    let stopped: Vec<Stopped> = others.iter().map(|p| Stopped::new(p)).collect();
+    let t0 = Instant::now();
+    // Writes go on until the node timeout has passed without an answer.
+    let mut seen = Vec::new();
+    let down = "CLUSTERDOWN The cluster is down";
+    loop {
+        let reply = cli(x.port, &["set", &key, "2"]).trim().to_string();
+        if reply == down {
+            break;
+        }
+        assert_eq!(reply, "OK", "port {}", x.port);
+        assert!(t0.elapsed() < Duration::from_millis(NODE_TIMEOUT + 8000), "never went down");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t0.elapsed();
+    eprintln!("port {}: CLUSTERDOWN {took:?} after the partition (node timeout {NODE_TIMEOUT} ms)", x.port);
+    assert!(took >= Duration::from_millis(NODE_TIMEOUT * 8 / 10), "down after {took:?}, before the node timeout");
+    assert!(cli(x.port, &["cluster", "info"]).contains("cluster_state:fail"));
+    seen.push(cli(x.port, &["set", &key, "3"]));
+    seen.push(cli(x.port, &["get", &key]));
+    seen.push(cli(x.port, &["incr", "{other}"]));
+    // Reads allowed while down: reads served, writes refused with their text.
+    assert_eq!(cli(x.port, &["config", "set", "cluster-allow-reads-when-down", "yes"]).trim(), "OK");
+    wait_until("reads to be served", 5, || cli(x.port, &["get", &key]).trim() == "2");
+    seen.push(cli(x.port, &["get", &key]));
+    seen.push(cli(x.port, &["set", &key, "4"]));
+    assert_eq!(cli(x.port, &["config", "set", "cluster-allow-reads-when-down", "no"]).trim(), "OK");
+    // The partition heals: the node serves again.
+    drop(stopped);
+    wait_until("the cluster to be ok again", 20, || cli(x.port, &["cluster", "info"]).contains("cluster_state:ok"));
+    wait_until("writes to be served again", 10, || cli(x.port, &["set", &key, "5"]).trim() == "OK");
+    wait_ok(all);
+    seen
+}
+
+/// A partition isolating one master, once a moonshard node and once a
+/// redis-server node, in a mixed cluster with a 1 s node timeout.
+#[test]
+fn a_master_in_the_minority_stops_serving_as_redis_server() {
+    if !tools_present() {
+        return;
+    }
+    let timeout = NODE_TIMEOUT.to_string();
+    let a = ms_node(&["--cluster-node-timeout", &timeout]);
+    let b = ms_node(&["--cluster-node-timeout", &timeout]);
+    let cport = common::free_port().to_string();
+    let r = common::redis_server_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &cport,
+        "--cluster-node-timeout",
+        &timeout,
+    ])
+    .expect("redis-server");
+    let all = [&a, &r, &b];
+    create(&all);
+    wait_ok(&all);
+    wait_connected(&all);
+    let on_moonshard = minority_master(&a, [&r, &b], &all);
+    let on_redis = minority_master(&r, [&a, &b], &all);
+    assert_eq!(on_moonshard, on_redis);
+    assert_eq!(on_moonshard[0].trim(), "CLUSTERDOWN The cluster is down");
+    assert_eq!(on_moonshard[4].trim(), "CLUSTERDOWN The cluster is down and only accepts read commands");
 }
