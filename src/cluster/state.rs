@@ -1273,4 +1273,53 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn slots_lost_by_this_node_or_its_master_drop_shard_channels() {
+        let mut st = State::new(random_id(), 7000, 17000);
+        let other = random_id();
+        st.nodes.insert(other, Node::new(other, MASTER, 0));
+        let me = st.myself;
+        st.add_slot(me, 1);
+        st.add_slot(other, 2);
+        st.del_slot(1);
+        st.del_slot(2);
+        assert_eq!(st.unsubscribe_slots, [1]);
+        // A replica serves its master's shard channels.
+        st.unsubscribe_slots.clear();
+        st.add_slot(other, 3);
+        let n = st.me_mut();
+        n.flags = (n.flags & !MASTER) | SLAVE;
+        n.master = Some(other);
+        st.del_slot(3);
+        assert_eq!(st.unsubscribe_slots, [3]);
+    }
+
+    #[test]
+    fn links_over_the_send_buffer_limit_are_freed_and_counted() {
+        let mut st = State::new(random_id(), 7000, 17000);
+        let other = random_id();
+        st.nodes.insert(other, Node::new(other, MASTER, 0));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let io: Arc<LinkIo> = Default::default();
+        st.nodes.get_mut(&other).unwrap().link =
+            Some(LinkHandle { id: 9, tx, ctime: 0, connected: true, io: io.clone() });
+        st.nodes[&other].link.as_ref().unwrap().send(vec![0; 5000]);
+        assert_eq!(io.queued(), 5000);
+        // No limit: nothing happens.
+        assert!(st.free_links_over_limit().is_empty());
+        st.settings.sendbuf_limit = 5000;
+        assert!(st.free_links_over_limit().is_empty());
+        st.settings.sendbuf_limit = 4999;
+        let logs = st.free_links_over_limit();
+        assert_eq!(
+            logs,
+            [format!(
+                "Freeing cluster link(to node {}, used memory: 5000) due to exceeding send buffer memory limit.",
+                id_str(&other)
+            )]
+        );
+        assert!(st.nodes[&other].link.is_none());
+        assert_eq!(st.links_freed, 1);
+    }
 }

@@ -425,4 +425,27 @@ mod tests {
         reg.publish(&soft, &payload);
         assert!(s2.info.killed.load(Ordering::Relaxed));
     }
+
+    #[test]
+    fn lost_slots_drop_their_shard_channels_in_slot_and_byte_order() {
+        let reg = Registry::new(4, Arc::new(Limits::default()));
+        let clients = crate::net::client::ClientRegistry::default();
+        let (s, mut rx) = Subscriber::new(clients.register("a".into(), "b".into(), 0));
+        let names: [&[u8]; 4] = [b"{a}z", b"{a}b", b"{b}x", b"other"];
+        for n in names {
+            reg.subscribe(Via::Shard, &Bytes::from_static(n), &s);
+        }
+        let slot = |c: &[u8]| crate::shard::slot::key_slot(c) as usize;
+        let (sa, sb) = (slot(b"a"), slot(b"b"));
+        assert!(sa > sb);
+        reg.unsubscribe_slots(&[sa, sb]);
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(m.lost_channel().expect("a lost channel").clone());
+        }
+        // Ascending slots ({b} before {a}), byte order within one.
+        assert_eq!(got, [&b"{b}x"[..], b"{a}b", b"{a}z"]);
+        assert_eq!(reg.shard_channels(None), [Bytes::from_static(b"other")]);
+        assert_eq!(reg.shard_numsub(b"{a}z"), 0);
+    }
 }
