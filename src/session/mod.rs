@@ -357,12 +357,12 @@ impl Session {
     /// Moves every message already queued for this subscriber into the
     /// output, so it goes out before the reply being produced (as in Redis).
     pub fn drain_messages(&mut self) {
-        let Some(sub) = self.sub.as_mut() else {
-            return;
-        };
-        while let Ok(msg) = sub.rx.try_recv() {
-            msg.reply().encode(self.client.resp, &mut self.out);
-            sub.unflushed += msg.size();
+        let mut dropped = false;
+        while let Some(msg) = self.sub.as_mut().and_then(|sub| sub.rx.try_recv().ok()) {
+            dropped |= subscribe::take_message(self, msg);
+        }
+        if dropped {
+            subscribe::settle(self);
         }
     }
 
