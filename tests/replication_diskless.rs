@@ -202,3 +202,68 @@ fn replica_diskless_load_modes() {
     wait_until(10, "the redis-server replica", || field_of(&mut c, "replication", "master_link_status") == "up");
     assert!(dump_exists(&rr));
 }
+
+/// Replicas waiting for a diskless sync at the same moment share one walk
+/// of the dataset, as redis-server forks one child for all of them: one
+/// "Starting BGSAVE for SYNC" line, `sync_full` counted per replica (as
+/// Redis counts it), every replica equal to the master. Started by
+/// `repl-diskless-sync-max-replicas` (deterministic), and by the delay
+/// running out with a second replica arrived meanwhile (moonshard only).
+#[test]
+fn simultaneous_diskless_replicas_share_one_walk() {
+    const LINE: &str = "Starting BGSAVE for SYNC with target: replicas sockets";
+    let count = |log: &std::path::Path| std::fs::read_to_string(log).unwrap_or_default().matches(LINE).count();
+    let rdir = common::temp_dir("shared-walk-redis");
+    let rlog = rdir.join("redis.log");
+    let rlog_arg = rlog.to_string_lossy().into_owned();
+    let by_max = ["--repl-diskless-sync-delay", "60", "--repl-diskless-sync-max-replicas", "2"];
+    let Some(theirs) = redis_server_with(
+        &[&["--dir", rdir.to_str().unwrap(), "--logfile", &rlog_arg, "--enable-debug-command", "yes"][..], &by_max]
+            .concat(),
+    ) else {
+        return;
+    };
+    let (ours, olog) =
+        common::moonshard_logged(&[&["--enable-debug-command", "yes", "--shards", "2"][..], &by_max].concat());
+    let (ours_delay, dlog) = common::moonshard_logged(&[
+        "--enable-debug-command",
+        "yes",
+        "--shards",
+        "3",
+        "--repl-diskless-sync-delay",
+        "3",
+    ]);
+    for (master, log) in [(&theirs, &rlog), (&ours, &olog), (&ours_delay, &dlog)] {
+        let mut m = master.client();
+        load(&mut m, "s", 600);
+        let replicas: Vec<Proc> = (0..2)
+            .map(|i| moonshard(&["--enable-debug-command", "yes", "--shards", if i == 0 { "1" } else { "4" }]))
+            .collect();
+        for r in &replicas {
+            assert_eq!(q(&mut r.client(), &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+        }
+        for r in &replicas {
+            let mut c = r.client();
+            wait_until(30, "both replicas' transfer", || {
+                field_of(&mut c, "replication", "master_link_status") == "up"
+                    && field_of(&mut c, "replication", "slave_repl_offset")
+                        == field_of(&mut m, "replication", "master_repl_offset")
+            });
+            assert_eq!(q(&mut c, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+        }
+        assert_eq!(count(log), 1, "one walk for both replicas ({})", log.display());
+        assert_eq!(field_of(&mut m, "stats", "sync_full"), "2");
+        // The stream goes on to both.
+        load(&mut m, "t", 100);
+        for r in &replicas {
+            let mut c = r.client();
+            wait_until(20, "the stream after the shared sync", || {
+                field_of(&mut c, "replication", "slave_repl_offset")
+                    == field_of(&mut m, "replication", "master_repl_offset")
+            });
+            assert_eq!(q(&mut c, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+        }
+    }
+    drop(theirs);
+    let _ = std::fs::remove_dir_all(&rdir);
+}

@@ -13,10 +13,9 @@
 mod common;
 use common::wait_until;
 
-use common::{free_port, moonshard, q, redis_server_with, run_str, temp_dir, Proc};
+use common::{moonshard, q, redis_server_with, run_str, temp_dir};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,29 +187,6 @@ fn rdb_files() -> (Vec<u8>, Vec<u8>) {
     (good, bad)
 }
 
-/// moonshard with its log in a file (`<dir>.log`).
-fn logged_moonshard(extra: &[&str]) -> (Proc, std::path::PathBuf) {
-    let dir = temp_dir("loadfaults");
-    let log = dir.with_extension("log");
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--port", &port.to_string(), "--save", "", "--loglevel", "notice"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start moonshard");
-    wait_until(20, "moonshard to listen", || {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("moonshard exited: {status}");
-        }
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    (Proc { port, child, dir: Some(dir) }, log)
-}
-
 fn log_has(log: &std::path::Path, line: &str) -> bool {
     std::fs::read_to_string(log).is_ok_and(|t| t.contains(line))
 }
@@ -233,7 +209,7 @@ fn swapdb_keeps_the_old_dataset_when_the_payload_is_corrupt_or_cut() {
     let half = good[..good.len() / 2].to_vec();
     // 1: corrupt, 2: cut in the middle, 3 (held until the gate opens): good.
     let master = FakeMaster::start(vec![Serve::Whole(bad), Serve::Cut(half), Serve::Whole(good)], 2);
-    let (replica, log) = logged_moonshard(&["--repl-diskless-load", "swapdb"]);
+    let (replica, log) = common::moonshard_logged(&["--repl-diskless-load", "swapdb"]);
     let mut c = replica.client();
     set_old_keys(&mut c);
     assert!(run_str(&mut c, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]).is_ok());
@@ -306,7 +282,7 @@ fn on_empty_db_leaves_no_half_loaded_dataset() {
     let (good, _) = rdb_files();
     let half = good[..good.len() * 3 / 4].to_vec();
     let master = FakeMaster::start(vec![Serve::Cut(half), Serve::Whole(good)], 1);
-    let (replica, log) = logged_moonshard(&["--repl-diskless-load", "on-empty-db"]);
+    let (replica, log) = common::moonshard_logged(&["--repl-diskless-load", "on-empty-db"]);
     let mut c = replica.client();
     assert!(run_str(&mut c, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]).is_ok());
     wait_until(30, "the replica to try again", || master.connections.load(Ordering::SeqCst) >= 2);
