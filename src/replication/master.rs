@@ -447,7 +447,11 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let replicas = &server.replicas;
     let (port, psync2, eof) = replicas.announced.lock().remove(&info.id).unwrap_or((0, false, false));
-    let ip = info.addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string();
+    // The address the replica announced (`replica-announce-ip`), else the
+    // connection's: what ROLE and INFO show and FAILOVER TO matches.
+    let ip = replicas.take_announced_ip(info.id).unwrap_or_else(|| {
+        info.addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string()
+    });
     let link = Arc::new(Link {
         ip,
         port,

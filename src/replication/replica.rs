@@ -188,10 +188,16 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     let replicas = &server.replicas;
     let current = || replicas.generation.load(Ordering::Acquire) == gen;
     let timeout = Duration::from_secs(server.config.get_i64("repl-timeout").max(1) as u64);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address for the master"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    // Every address the name resolves to, in order, as Redis's connect does
+    // (`localhost` may give ::1 first to a master listening on 127.0.0.1 only).
+    let mut connected = Err(std::io::Error::other("no address for the master"));
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&(host, port))? {
+        connected = std::net::TcpStream::connect_timeout(&addr, timeout);
+        if connected.is_ok() {
+            break;
+        }
+    }
+    let mut s = connected?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let _ = s.set_nodelay(true);
     log(server, "notice", "MASTER <-> REPLICA sync started");
@@ -217,9 +223,25 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
             return Err(std::io::Error::other(format!("Unable to AUTH to MASTER: {r}")));
         }
     }
-    let me = server.port.load(Ordering::Relaxed).to_string();
+    // The port and address the master shows and FAILOVER TO names:
+    // `replica-announce-port` / `replica-announce-ip` when set.
+    let me = match server.config.get_i64("replica-announce-port") {
+        p if p > 0 => p.to_string(),
+        _ => server.port.load(Ordering::Relaxed).to_string(),
+    };
     send_command(&mut s, &[b"REPLCONF", b"listening-port", me.as_bytes()])?;
-    expect_ok(&read_line(&mut s, &mut buf, deadline)?, "REPLCONF listening-port")?;
+    let r = read_line(&mut s, &mut buf, deadline)?;
+    if r.starts_with('-') {
+        log(server, "notice", &format!("(Non critical) Master does not understand REPLCONF listening-port: {r}"));
+    }
+    let announce_ip = server.config.get("replica-announce-ip").unwrap_or_default();
+    if !announce_ip.is_empty() {
+        send_command(&mut s, &[b"REPLCONF", b"ip-address", announce_ip.as_bytes()])?;
+        let r = read_line(&mut s, &mut buf, deadline)?;
+        if r.starts_with('-') {
+            log(server, "notice", &format!("(Non critical) Master does not understand REPLCONF ip-address: {r}"));
+        }
+    }
     send_command(&mut s, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])?;
     expect_ok(&read_line(&mut s, &mut buf, deadline)?, "REPLCONF capa")?;
     let (valid, db) = {
