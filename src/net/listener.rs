@@ -65,6 +65,9 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     let loaded = tokio::task::spawn_blocking(move || crate::persist::load::at_startup(&loader))
         .await
         .unwrap_or_else(|e| Err(format!("the loader failed: {e}")));
+    if loaded.is_ok() {
+        crate::replication::follow_configured_master(&server);
+    }
     server.persist.loading.store(false, Ordering::SeqCst);
     if let Err(e) = loaded {
         e.lines().for_each(|line| log(&server, "warning", line));
@@ -518,7 +521,9 @@ pub fn log(server: &Server, level: &str, msg: &str) {
         "notice" => '*',
         _ => '#',
     };
-    eprintln!("{}:M {} {} {}", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
+    // The role as Redis prints it: S for a replica, M for a master.
+    let role = if crate::storage::replica_expiry() { 'S' } else { 'M' };
+    eprintln!("{}:{role} {} {} {}", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
 }
 
 /// The time as Redis's log lines show it: `06 Dec 2026 02:35:03.913` (UTC).

@@ -51,6 +51,14 @@ pub struct Replicas {
     pub following: Mutex<Following>,
     /// Bumped by every REPLICAOF: the thread of an older one stops.
     generation: AtomicU64,
+    /// The link to the master, as a handle to cut it when the server stops
+    /// following that master, so that the thread of the older REPLICAOF
+    /// stops at once, not after a transfer it no longer wants.
+    master_socket: Mutex<Option<std::net::TcpStream>>,
+    /// Held by a replica's link thread for each attempt to sync, so that two
+    /// REPLICAOF in quick succession never run two syncs side by side (they
+    /// would both flush and load, and share the temporary file's name).
+    syncing: Mutex<()>,
     /// A replica refusing its clients' writes.
     is_replica: AtomicBool,
     /// Offset, previous ID and backlog (see `backlog`).
@@ -94,6 +102,8 @@ impl Default for Replicas {
             handoffs: AtomicUsize::new(0),
             following: Mutex::default(),
             generation: AtomicU64::new(0),
+            master_socket: Mutex::default(),
+            syncing: Mutex::default(),
             is_replica: AtomicBool::new(false),
             feed: Arc::new(backlog::Feed(history.clone())),
             history,
@@ -239,23 +249,26 @@ fn detach_feed(server: &Server) {
     drop(guards);
 }
 
+/// `replicaof host port` in the config file or flags: followed from the
+/// start, once the dataset on disk is loaded (as Redis connects to its
+/// master after loading). Called by the listener before it lets clients
+/// past LOADING, so that a client's REPLICAOF always comes after it (read
+/// later, the setting a client's REPLICAOF stored would start a second
+/// link beside the first).
+pub fn follow_configured_master(server: &Arc<Server>) {
+    let configured = server.config.get("replicaof").unwrap_or_default();
+    let mut words = configured.split_whitespace();
+    if let (Some(host), Some(port)) = (words.next(), words.next().and_then(|p| p.parse::<u16>().ok())) {
+        follow_master(server, host.to_string(), port);
+    }
+}
+
 /// Once a second: the backlog's size follows `repl-backlog-size`; every
 /// `repl-ping-replica-period` seconds a master with replicas sends them a
 /// PING through the stream, so that an idle link is not taken for a dead
 /// one; a master without replicas for `repl-backlog-ttl` seconds frees its
 /// backlog.
 pub async fn cron(server: Arc<Server>) {
-    // `replicaof host port` in the config file or flags: follow it from the
-    // start, once the dataset on disk is loaded (as Redis connects to its
-    // master after loading).
-    while server.persist.loading.load(Ordering::Acquire) && !server.shutting_down.load(Ordering::SeqCst) {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let configured = server.config.get("replicaof").unwrap_or_default();
-    let mut words = configured.split_whitespace();
-    if let (Some(host), Some(port)) = (words.next(), words.next().and_then(|p| p.parse::<u16>().ok())) {
-        follow_master(&server, host.to_string(), port);
-    }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut since = 0i64;
     loop {

@@ -40,6 +40,7 @@ pub struct Following {
 /// history first.
 pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     let gen = server.replicas.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    cut_master_link(server);
     {
         let mut f = server.replicas.following.lock();
         let was_master = f.master.is_none();
@@ -69,10 +70,21 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         // The backlog now records the master's stream, not ours.
         super::detach_feed(&srv);
         while srv.replicas.generation.load(Ordering::Acquire) == gen && !srv.shutting_down.load(Ordering::SeqCst) {
-            match sync_with_master(&srv, &host, port, gen) {
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
-                Err(e) => log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}")),
-                Ok(()) => {}
+            let attempt = {
+                let _one_at_a_time = srv.replicas.syncing.lock();
+                if srv.replicas.generation.load(Ordering::Acquire) != gen {
+                    break;
+                }
+                let attempt = sync_with_master(&srv, &host, port, gen);
+                srv.replicas.master_socket.lock().take();
+                attempt
+            };
+            if let Err(e) = attempt {
+                // (An InvalidData error was logged where it happened.)
+                if srv.replicas.generation.load(Ordering::Acquire) == gen && e.kind() != std::io::ErrorKind::InvalidData
+                {
+                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+                }
             }
             {
                 let mut f = srv.replicas.following.lock();
@@ -97,6 +109,14 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     });
 }
 
+/// Shuts the link to the master down (the thread reading it sees the
+/// error and checks the generation).
+fn cut_master_link(server: &Server) {
+    if let Some(s) = server.replicas.master_socket.lock().take() {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// REPLICAOF NO ONE: stops following; the dataset stays. The replication
 /// ID changes and the master's becomes `master_replid2`, valid up to the
 /// offset applied, so that the other replicas of that master can continue
@@ -111,6 +131,7 @@ pub fn stop_following(server: &Server) {
 /// this server's own stream.
 pub(super) fn unset_master(server: &Server) {
     server.replicas.generation.fetch_add(1, Ordering::AcqRel);
+    cut_master_link(server);
     // Wait for the batch being applied, if any: what is counted is applied.
     let applying = server.replicas.applying.lock();
     server.replicas.link_down.store(false, Ordering::Relaxed);
@@ -198,6 +219,15 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         }
     }
     let mut s = connected?;
+    {
+        // Checked under the lock that REPLICAOF's cut takes: either the
+        // cut sees this socket or this attempt sees the newer generation.
+        let mut held = replicas.master_socket.lock();
+        if !current() {
+            return Ok(());
+        }
+        *held = s.try_clone().ok();
+    }
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let _ = s.set_nodelay(true);
     log(server, "notice", "MASTER <-> REPLICA sync started");

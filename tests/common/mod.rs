@@ -149,9 +149,14 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 }
                 continue;
             }
-            // `<pid>:M <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`: notices stay quiet.
-            let notice = line.split_once(":M ").and_then(|(_, r)| r.get(25..)).is_some_and(|t| t.starts_with("* "));
-            if !notice {
+            // `<pid>:<M|S> <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`:
+            // notices stay quiet unless MOONSHARD_TEST_LOGS is set.
+            let notice = [":M ", ":S "]
+                .iter()
+                .find_map(|role| line.split_once(role))
+                .and_then(|(_, r)| r.get(25..))
+                .is_some_and(|t| t.starts_with("* "));
+            if !notice || std::env::var_os("MOONSHARD_TEST_LOGS").is_some() {
                 eprintln!("[moonshard] {line}");
             }
         }
