@@ -267,3 +267,41 @@ fn simultaneous_diskless_replicas_share_one_walk() {
     drop(theirs);
     let _ = std::fs::remove_dir_all(&rdir);
 }
+
+/// A replica that stops reading in the middle of a shared diskless transfer
+/// is given up after `repl-timeout` (Redis's "Disconnecting timedout replica
+/// (streaming sync)"), and the replica sharing the walk with it completes.
+#[test]
+fn a_stalled_replica_does_not_hold_a_shared_walk_back() {
+    let (master, log) = common::moonshard_logged(&[
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+        "--repl-timeout",
+        "2",
+        "--rdbcompression",
+        "no",
+    ]);
+    let mut m = master.client();
+    // Far more than the socket buffers and the walk's queue hold (~30 MB).
+    assert_eq!(q(&mut m, "DEBUG POPULATE 100000 big 300"), "OK");
+    // The stalled one: asks for a diskless sync, then never reads.
+    let mut stalled = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    stalled.write_all(b"REPLCONF listening-port 1\r\nREPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
+    let replica = moonshard(&["--enable-debug-command", "yes"]);
+    let mut r = replica.client();
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(60, "the other replica's transfer", || {
+        field_of(&mut r, "replication", "master_link_status") == "up"
+            && field_of(&mut r, "replication", "slave_repl_offset")
+                == field_of(&mut m, "replication", "master_repl_offset")
+    });
+    assert_eq!(q(&mut r, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(text.matches("Starting BGSAVE for SYNC with target: replicas sockets").count(), 1, "one shared walk");
+    assert!(text.contains("Disconnecting timedout replica (streaming sync): 127.0.0.1:1"), "{text}");
+    drop(stalled);
+}

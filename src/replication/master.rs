@@ -340,14 +340,26 @@ async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
         return false;
     }
     let mut complete = false;
+    // A replica that takes nothing for `repl-timeout` is given up, as Redis
+    // does: the walk it shares waits for its slowest replica.
+    let timeout = std::time::Duration::from_secs(server.config.get_i64("repl-timeout").max(1) as u64);
     while let Some(piece) = pieces.recv().await {
         if piece.is_empty() {
             complete = true;
             break;
         }
-        if stream.write_all(&piece).await.is_err() {
-            // Dropping the receiver leaves this replica out of the walk.
-            return false;
+        // (Returning drops the receiver: the walk leaves this replica out.)
+        match tokio::time::timeout(timeout, stream.write_all(&piece)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                log(
+                    server,
+                    "warning",
+                    &format!("Disconnecting timedout replica (streaming sync): {}:{}", link.ip, link.port),
+                );
+                return false;
+            }
         }
         server.stats.net_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
     }
