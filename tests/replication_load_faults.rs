@@ -227,6 +227,10 @@ fn swapdb_keeps_the_old_dataset_when_the_payload_is_corrupt_or_cut() {
     wait_until(30, "the replica to try again after the cut payload", || master.connections.load(Ordering::SeqCst) >= 3);
     old_keys_intact(&mut c);
     assert!(!log_has(&log, "MASTER <-> REPLICA sync: Finished with success"));
+    let discarded = |log: &std::path::Path| {
+        std::fs::read_to_string(log).unwrap_or_default().matches("Discarding temporary DB in background").count()
+    };
+    assert_eq!(discarded(&log), 2, "both failed payloads discarded");
 
     // A good payload replaces the dataset.
     master.gate.store(true, Ordering::SeqCst);

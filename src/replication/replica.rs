@@ -403,7 +403,20 @@ fn full_sync(
         }
         LoadFrom::Memory => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to memory"));
-            received = Some(receive_to_memory(s, buf, &payload, &mut last_data, timeout)?);
+            match receive_to_memory(s, buf, &payload, &mut last_data, timeout) {
+                Ok(rdb) => received = Some(rdb),
+                Err(e) => {
+                    // What arrived is dropped; the dataset stays (Redis's lines
+                    // for a swapdb load cut short).
+                    log(
+                        server,
+                        "warning",
+                        &format!("Failed trying to load the MASTER synchronization DB from socket: {e}"),
+                    );
+                    log(server, "notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background");
+                    return Err(logged());
+                }
+            }
         }
         LoadFrom::Socket => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to parser"));
