@@ -343,6 +343,13 @@ impl Session {
         if aof.policy.load(std::sync::atomic::Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS {
             aof.wait_synced(offset).await;
         } else {
+            if aof.written.load(std::sync::atomic::Ordering::Acquire) < offset {
+                // Let the other connections ready on this worker run their
+                // batches first: the first of them back writes everything
+                // gathered meanwhile in one write() (as Redis writes its AOF
+                // buffer once per event-loop round), the others find it done.
+                tokio::task::yield_now().await;
+            }
             aof.write_through(offset, &self.server);
         }
     }
