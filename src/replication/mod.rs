@@ -38,6 +38,9 @@ pub struct Replicas {
     /// port, whether it understands `+CONTINUE <replid>`, and whether it
     /// reads an RDB of unknown length ended by a mark: `capa eof`).
     announced: Mutex<HashMap<u64, (u16, bool, bool)>>,
+    /// REPLCONF ip-address (the replica's `replica-announce-ip`): the address
+    /// its link shows and FAILOVER TO matches instead of the connection's.
+    announced_ip: Mutex<HashMap<u64, String>>,
     /// Connections whose PSYNC or SYNC was accepted, waiting for their
     /// connection task to hand them over.
     handoff: Mutex<HashMap<u64, SyncRequest>>,
@@ -94,6 +97,7 @@ impl Default for Replicas {
         Replicas {
             links: Mutex::default(),
             announced: Mutex::default(),
+            announced_ip: Mutex::default(),
             handoff: Mutex::default(),
             handoffs: AtomicUsize::new(0),
             following: Mutex::default(),
@@ -123,6 +127,16 @@ impl Replicas {
     /// REPLCONF listening-port: the port the replica's own clients use.
     pub fn announce(&self, client: u64, port: u16) {
         self.announced.lock().entry(client).or_insert((0, false, false)).0 = port;
+    }
+
+    /// REPLCONF ip-address: the address the replica announces.
+    pub fn announce_ip(&self, client: u64, ip: String) {
+        self.announced_ip.lock().insert(client, ip);
+    }
+
+    /// The address a connection announced, if any (taken once).
+    pub(crate) fn take_announced_ip(&self, client: u64) -> Option<String> {
+        self.announced_ip.lock().remove(&client)
     }
 
     /// REPLCONF capa psync2: the replica understands `+CONTINUE <replid>`.
@@ -159,6 +173,7 @@ impl Replicas {
     /// Forgets a connection that went away before it became a replica.
     pub fn forget(&self, client: u64) {
         self.announced.lock().remove(&client);
+        self.announced_ip.lock().remove(&client);
         let _ = self.take_handoff(client);
     }
 
