@@ -241,12 +241,17 @@ impl<'t> Exec<'t> {
         Outcome::Setup(format!("{who}: {what}"))
     }
 
+    /// Restarts `who` (hung or dead) and the other server with it: what
+    /// lives beyond the keyspace (ACL LOG, SLOWLOG, statistics) must start
+    /// alike on both, or later replies differ for that alone (a restart of
+    /// moonshard alone left redis-server's ACL LOG longer).
     pub fn restart(&mut self, who: &str) {
-        let server = if who == "moonshard" { &mut self.ms } else { &mut self.rs };
-        if server.can_restart() {
-            self.restarts += 1;
-            if let Err(e) = server.restart() {
-                eprintln!("difffuzz: cannot restart {who}: {e}");
+        for (name, server) in [("moonshard", &mut self.ms), ("redis-server", &mut self.rs)] {
+            if server.can_restart() {
+                self.restarts += 1;
+                if let Err(e) = server.restart() {
+                    eprintln!("difffuzz: cannot restart {name} (after {who}): {e}");
+                }
             }
         }
     }

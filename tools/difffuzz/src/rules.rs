@@ -128,6 +128,8 @@ pub enum Matcher {
     SortNosort,
     /// Like `SortNosort`, with `LIMIT` (a window of the set's order).
     SortNosortLimit,
+    /// SORT/SORT_RO `BY` a pattern with `*`, and `ALPHA`.
+    SortAlphaBy,
 }
 
 pub struct CompareRule {
@@ -290,6 +292,14 @@ pub static COMPARE: &[CompareRule] = &[
         compare: Compare::ErrorForm(b"ERR Function ", b" already exists"),
         reason: "a library clashing with existing functions under several names: Redis names the first clash \
                  in its dictionary's order, whose hash seed is random per process (fuzzer run 7)",
+    },
+    CompareRule {
+        id: "sort-alpha-ties",
+        matcher: Matcher::SortAlphaBy,
+        compare: Compare::Unordered,
+        reason: "SORT ... BY <pattern> ALPHA: Redis compares the weights alone, with no tie-break, so elements \
+                 whose weights are equal or missing keep the order they were read in, for a set its unspecified \
+                 iteration order (numeric sorts break ties by the elements; fuzzer run 8)",
     },
     CompareRule {
         id: "sort-nosort",
@@ -551,6 +561,11 @@ fn compare_rule(cmd: &Cmd, argv: &[Vec<u8>]) -> (Compare, Option<&'static Compar
             Matcher::Commands(list) => list.contains(&cmd.name.as_str()),
             Matcher::Tip(t) => cmd.has_tip(t),
             Matcher::SortNosort => (cmd.name == "sort" || cmd.name == "sort_ro") && sort_nosort(argv),
+            Matcher::SortAlphaBy => {
+                (cmd.name == "sort" || cmd.name == "sort_ro")
+                    && argv.windows(2).any(|w| w[0].eq_ignore_ascii_case(b"by") && w[1].contains(&b'*'))
+                    && argv.iter().any(|a| a.eq_ignore_ascii_case(b"alpha"))
+            }
             Matcher::SortNosortLimit => {
                 (cmd.name == "sort" || cmd.name == "sort_ro")
                     && sort_nosort(argv)
