@@ -26,6 +26,8 @@ pub struct Cluster {
     fast: Vec<AtomicU64>,
     /// The cluster state is ok.
     ok: AtomicBool,
+    /// nodes.conf was written and not fsynced since.
+    unsynced: AtomicBool,
     /// `cluster-allow-reads-when-down` (refreshed by the cron).
     pub reads_when_down: AtomicBool,
     pub path: PathBuf,
@@ -88,6 +90,7 @@ impl Cluster {
             state: Mutex::new(st),
             fast: (0..state::SLOTS / 64).map(|_| AtomicU64::new(0)).collect(),
             ok: AtomicBool::new(false),
+            unsynced: AtomicBool::new(false),
             reads_when_down: AtomicBool::new(false),
             path,
             role_changed: tokio::sync::Notify::new(),
@@ -95,18 +98,29 @@ impl Cluster {
         };
         let mut st = c.state.lock();
         st.dirty = true;
-        c.commit(&mut st).map_err(|e| format!("Can't write the cluster config file {}: {e}", c.path.display()))?;
+        c.commit_with(&mut st, true)
+            .map_err(|e| format!("Can't write the cluster config file {}: {e}", c.path.display()))?;
         drop(st);
         Ok(c)
     }
 
     /// After a change of `st`: republishes the fast-path bitmap and the
-    /// state, and rewrites nodes.conf if needed.
+    /// state, and rewrites nodes.conf if needed. The file is fsynced at
+    /// once when an epoch changed (the current epoch, this node's config
+    /// epoch or its last vote: a node must never vote twice in an epoch or
+    /// go back to an older one after a restart, as Redis fsyncs them);
+    /// any other change (slots, nodes, flags) is written at once and
+    /// fsynced by the cron within 100 ms ([`Cluster::sync_pending`]),
+    /// outside the state lock. Slot ownership is settled by config epochs,
+    /// so a slot change lost in a power failure is learned again from the
+    /// cluster; an fsync under the lock after every SETSLOT and every
+    /// PONG that moved a slot made resharding wait on the disk.
     pub fn commit(&self, st: &mut State) -> std::io::Result<()> {
-        self.commit_with(st, true)
+        self.commit_with(st, false)
     }
 
-    /// [`Cluster::commit`]; nodes.conf is fsynced only when `sync`.
+    /// [`Cluster::commit`]; `sync` fsyncs nodes.conf at once whatever
+    /// changed (CLUSTER SAVECONFIG).
     pub fn commit_with(&self, st: &mut State, sync: bool) -> std::io::Result<()> {
         self.ok.store(st.ok, Relaxed);
         if std::mem::take(&mut st.fo.role_changed) {
@@ -116,19 +130,56 @@ impl Cluster {
             // Slot ownership and migrations change only with the configuration.
             return Ok(());
         }
-        let me = st.myself;
-        for (w, word) in self.fast.iter().enumerate() {
-            let mut bits = 0u64;
-            for b in 0..64 {
-                let s = w * 64 + b;
-                if st.owner[s] == Some(me) && !st.migrating.contains_key(&s) && !st.importing.contains_key(&s) {
-                    bits |= 1 << b;
-                }
+        // This node's slot bitmap (a slot is in it exactly when this node
+        // owns it), less the slots migrating or importing.
+        let mut words = [0u64; state::SLOTS / 64];
+        for (w, bytes) in words.iter_mut().zip(st.me().slots.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(bytes);
+            *w = u64::from_le_bytes(b);
+        }
+        for &s in st.migrating.keys().chain(st.importing.keys()) {
+            if s < state::SLOTS {
+                words[s / 64] &= !(1 << (s % 64));
             }
+        }
+        for (word, bits) in self.fast.iter().zip(words) {
             word.store(bits, Relaxed);
         }
         st.dirty = false;
-        config_file::write_atomic_with(&self.path, &config_file::render(st), sync)
+        let epochs = (st.current_epoch, st.me().config_epoch, st.last_vote_epoch);
+        let sync = sync || st.synced_epochs != Some(epochs);
+        config_file::save(&self.path, &config_file::render(st), sync)?;
+        if sync {
+            st.synced_epochs = Some(epochs);
+            self.unsynced.store(false, Relaxed);
+        } else {
+            self.unsynced.store(true, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A change of nodes.conf waits for its fsync.
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced.load(Relaxed)
+    }
+
+    /// Fsyncs nodes.conf if a change was written without (the cron calls
+    /// it after letting the state lock go; it blocks on the disk).
+    pub fn sync_pending(&self) -> std::io::Result<()> {
+        if !self.unsynced.swap(false, Relaxed) {
+            return Ok(());
+        }
+        // The file is rewritten in place: syncing any handle on it syncs
+        // what every save wrote. A save after the swap sets the flag again.
+        match std::fs::OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => f.sync_all(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => {
+                self.unsynced.store(true, Relaxed);
+                Err(e)
+            }
+        }
     }
 
     /// PUBLISH / SPUBLISH ran here: the bus carries the message on.
