@@ -172,3 +172,158 @@ fn shard_messages_reach_a_redis_server_replica_of_a_moonshard_master() {
     on_r.send(&format!("SSUBSCRIBE {chan}"));
     assert!(on_r.expect("MOVED", 5).contains("MOVED"));
 }
+
+/// The `sunsubscribe` a server sends when it drops a shard subscription
+/// itself, RESP2 or RESP3 (`left`: the shard subscriptions left).
+fn sunsub(resp3: bool, channel: &str, left: usize) -> String {
+    let kind = if resp3 { '>' } else { '*' };
+    format!("{kind}3\r\n$12\r\nsunsubscribe\r\n${}\r\n{channel}\r\n:{left}\r\n", channel.len())
+}
+
+/// Shard subscribers of one node: a RESP2 client on two channels of the
+/// slot (given in reverse byte order) and a plain channel, a RESP3 client
+/// and a RESP2 client on the one channel.
+struct ShardSubs {
+    two: Raw,
+    resp3: Raw,
+    one: Raw,
+}
+
+fn shard_subs(p: &Proc, chan: &str) -> ShardSubs {
+    let tagged = format!("{{{chan}}}x");
+    let mut two = Raw::connect(p);
+    two.send(&format!("SSUBSCRIBE {tagged} {chan}"));
+    two.expect(&format!("${}\r\n{chan}\r\n:2\r\n", chan.len()), 5);
+    two.send("SUBSCRIBE plain");
+    two.expect("$5\r\nplain\r\n:1\r\n", 5);
+    let mut resp3 = Raw::connect(p);
+    resp3.send("HELLO 3");
+    resp3.expect("proto", 5);
+    resp3.send(&format!("SSUBSCRIBE {chan}"));
+    resp3.expect(&format!(">3\r\n$10\r\nssubscribe\r\n${}\r\n{chan}\r\n:1\r\n", chan.len()), 5);
+    let one = subscriber(p, &format!("SSUBSCRIBE {chan}"));
+    ShardSubs { two, resp3, one }
+}
+
+/// What every node, moonshard or redis-server, tells its subscribers when
+/// it stops serving their channel's slot, and the state they are left in.
+fn expect_dropped(node: &Proc, subs: &mut ShardSubs, chan: &str) {
+    let tagged = format!("{{{chan}}}x");
+    // Slot by slot, channels in byte order, each with the count left.
+    let both = format!("{}{}", sunsub(false, chan, 1), sunsub(false, &tagged, 0));
+    assert_eq!(subs.two.expect(&both, 10), both, "on port {}", node.port);
+    assert_eq!(subs.resp3.expect(&sunsub(true, chan, 0), 10), sunsub(true, chan, 0));
+    assert_eq!(subs.one.expect(&sunsub(false, chan, 0), 10), sunsub(false, chan, 0));
+    // Still subscribed to a plain channel: PING answers in subscribed form.
+    subs.two.send("PING");
+    assert_eq!(subs.two.expect("\r\n\r\n", 5), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    // Nothing left: out of subscribed mode, no shard subscription counted.
+    subs.one.send("PING");
+    assert_eq!(subs.one.expect("\r\n", 5), "+PONG\r\n");
+    subs.one.send("CLIENT INFO");
+    let info = subs.one.expect("\n\r\n", 5);
+    assert!(info.contains(" ssub=0 ") && info.contains(" sub=0 "), "{info}");
+    assert!(cli(node.port, &["pubsub", "shardchannels", "*ch*"]).trim().is_empty());
+    assert_eq!(cli(node.port, &["pubsub", "shardnumsub", chan]), format!("{chan}\n0\n"));
+}
+
+/// A slot moved as `redis-cli --cluster reshard` moves it (no keys).
+fn move_slot(slot: &str, from: &Proc, to: &Proc) {
+    let (from_id, to_id) = (myid(from), myid(to));
+    assert_eq!(cli(to.port, &["cluster", "setslot", slot, "importing", &from_id]).trim(), "OK");
+    assert_eq!(cli(from.port, &["cluster", "setslot", slot, "migrating", &to_id]).trim(), "OK");
+    assert_eq!(cli(to.port, &["cluster", "setslot", slot, "node", &to_id]).trim(), "OK");
+    assert_eq!(cli(from.port, &["cluster", "setslot", slot, "node", &to_id]).trim(), "OK");
+}
+
+/// Redis 7.0 drops the shard subscriptions of a slot a node stops serving
+/// and tells each subscriber with a `sunsubscribe` push: a moonshard node
+/// and a redis-server node, each losing a slot to the other in a
+/// resharding, send the same bytes to the same kinds of subscribers.
+#[test]
+fn shard_subscribers_are_dropped_when_their_slot_moves_as_on_redis_server() {
+    if !tools_present() {
+        return;
+    }
+    let (m, r) = moonshard_and_redis_halves();
+    wait_connected(&[&m, &r]);
+    let nodes = [&m, &r];
+    // Channel names of one length, so both sides are held to the same bytes.
+    let chan_on = |p: &Proc| (100..).map(|i| format!("ch{i}")).find(|c| owner_of(&nodes, c).port == p.port).unwrap();
+    let (chan_m, chan_r) = (chan_on(&m), chan_on(&r));
+    let mut subs_m = shard_subs(&m, &chan_m);
+    let mut subs_r = shard_subs(&r, &chan_r);
+    // A subscriber of another slot of the losing node keeps its channel.
+    let other_m = (100..).map(|i| format!("ot{i}")).find(|c| {
+        owner_of(&nodes, c).port == m.port
+            && cli(m.port, &["cluster", "keyslot", c]) != cli(m.port, &["cluster", "keyslot", &chan_m])
+    });
+    let other_m = other_m.unwrap();
+    let mut stays = subscriber(&m, &format!("SSUBSCRIBE {other_m}"));
+    let slot = |c: &str| cli(m.port, &["cluster", "keyslot", c]).trim().to_string();
+    move_slot(&slot(&chan_m), &m, &r);
+    move_slot(&slot(&chan_r), &r, &m);
+    expect_dropped(&m, &mut subs_m, &chan_m);
+    expect_dropped(&r, &mut subs_r, &chan_r);
+    // Both nodes agree on the new owners; the moved channels now live there.
+    wait_until("both nodes to agree on the moved slots", 15, || {
+        owner_of(&[&m], &chan_r).port == m.port && owner_of(&[&r], &chan_m).port == r.port
+    });
+    assert_eq!(cli(r.port, &["spublish", &chan_m, "after"]).trim(), "0");
+    assert!(subs_m.one.quiet(200).is_empty());
+    assert_eq!(cli(m.port, &["spublish", &other_m, "still"]).trim(), "1");
+    stays.expect(&smessage(&other_m, "still"), 5);
+    assert_eq!(cli(m.port, &["pubsub", "shardchannels"]).trim(), other_m);
+}
+
+/// The same after a manual failover: the old master (moonshard in one
+/// shard, redis-server in the other) drops its shard subscribers when its
+/// replica takes the slots, while the subscribers of the promoted replica
+/// keep theirs (Redis removes the channels only on nodes that served the
+/// slot's old owner: the promoted replica is a master by then).
+#[test]
+fn shard_subscribers_of_an_old_master_are_dropped_after_a_failover() {
+    if !tools_present() {
+        return;
+    }
+    let (m, r) = moonshard_and_redis_halves();
+    let (r_rep, m_rep) = (redis_node(), ms_node(&[]));
+    for other in [&r_rep, &m_rep] {
+        let bus = cli(other.port, &["cluster", "nodes"]);
+        let bus = bus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
+        assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &other.port.to_string(), &bus]).trim(), "OK");
+    }
+    let all = [&m, &r, &r_rep, &m_rep];
+    wait_connected(&all);
+    // A redis-server replica of the moonshard master and the other way round.
+    for (rep, master) in [(&r_rep, &m), (&m_rep, &r)] {
+        assert_eq!(cli(rep.port, &["cluster", "replicate", &myid(master)]).trim(), "OK");
+    }
+    wait_ok(&all);
+    for rep in [&r_rep, &m_rep] {
+        wait_until("the replica to sync", 20, || {
+            cli(rep.port, &["info", "replication"]).contains("master_link_status:up")
+        });
+    }
+    let masters = [&m, &r];
+    let chan_on = |p: &Proc| (100..).map(|i| format!("ch{i}")).find(|c| owner_of(&masters, c).port == p.port).unwrap();
+    let (chan_m, chan_r) = (chan_on(&m), chan_on(&r));
+    let mut subs_m = shard_subs(&m, &chan_m);
+    let mut subs_r = shard_subs(&r, &chan_r);
+    // Replicas serve their master's shard channels.
+    let mut on_r_rep = subscriber(&r_rep, &format!("SSUBSCRIBE {chan_m}"));
+    let mut on_m_rep = subscriber(&m_rep, &format!("SSUBSCRIBE {chan_r}"));
+    // One failover after the other: two elections at once may ask for the
+    // same epoch, and a master votes once per epoch.
+    for (rep, old, subs, chan) in [(&r_rep, &m, &mut subs_m, &chan_m), (&m_rep, &r, &mut subs_r, &chan_r)] {
+        assert_eq!(cli(rep.port, &["cluster", "failover"]).trim(), "OK");
+        expect_dropped(old, subs, chan);
+        wait_until("the old master to follow its replica", 20, || cli(old.port, &["role"]).starts_with("slave"));
+    }
+    // The promoted replicas kept their subscribers.
+    assert_eq!(cli(r_rep.port, &["spublish", &chan_m, "new master"]).trim(), "1");
+    on_r_rep.expect(&smessage(&chan_m, "new master"), 5);
+    assert_eq!(cli(m_rep.port, &["spublish", &chan_r, "new master"]).trim(), "1");
+    on_m_rep.expect(&smessage(&chan_r, "new master"), 5);
+    assert!(subs_m.resp3.quiet(200).is_empty() && subs_r.resp3.quiet(200).is_empty());
+}

@@ -537,3 +537,82 @@ fn redis_benchmark_cluster_runs_clean() {
     }
     assert!(text.contains("MSET (10 keys):") && text.matches("requests per second").count() >= 20, "{text}");
 }
+
+/// The keys of `master` (k:0..n written by `write_keys`) read on `replica`
+/// with READONLY, plus DBSIZE: the replica holds what its master holds.
+fn replica_has_masters_keys(replica: &Proc, master: &Proc, masters: &[&Proc]) {
+    wait_until("the replica to sync", 20, || {
+        cli(replica.port, &["info", "replication"]).contains("master_link_status:up")
+            && cli(replica.port, &["dbsize"]) == cli(master.port, &["dbsize"])
+    });
+    let mut con = replica.client();
+    assert_eq!(common::run_str(&mut con, &["readonly"]), Ok(redis::Value::Okay));
+    let mut read = 0;
+    for i in 0..200 {
+        let k = format!("k:{i}");
+        if owner_of(masters, &k).port == master.port {
+            let v = common::run_str(&mut con, &["get", &k]);
+            assert_eq!(v, Ok(redis::Value::BulkString(i.to_string().into_bytes())), "{k}");
+            read += 1;
+        }
+    }
+    assert!(read > 50, "{read}");
+}
+
+/// `redis-cli --cluster add-node NEW EXISTING --cluster-slave`, with and
+/// without `--cluster-master-id`, adds moonshard nodes as replicas to a
+/// cluster of a moonshard and a redis-server master: each follows the
+/// master redis-cli chose (the one with the fewest replicas, or the one
+/// named), syncs its keys and serves them to READONLY clients.
+#[test]
+fn add_node_as_replica_of_a_mixed_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let (m, r) = moonshard_and_redis_halves();
+    write_keys(&[&m, &r], 200);
+    let port_of = |id: &str| if myid(&m) == id { m.port } else { r.port };
+    // No master named: redis-cli picks one (both have no replica yet).
+    let n1 = ms_node(&[]);
+    let out = tool(&["add-node", &addr(&n1), &addr(&r), "--cluster-slave"]);
+    assert!(out.contains("[OK] New node added correctly."), "add-node:\n{out}");
+    let picked = out
+        .lines()
+        .find_map(|l| l.split("Automatically selected master 127.0.0.1:").nth(1))
+        .and_then(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("add-node chose no master:\n{out}"));
+    let (first, second) = if picked == m.port { (&m, &r) } else { (&r, &m) };
+    assert_eq!(picked, first.port);
+    // The master with no replica left is named for the second one.
+    let n2 = ms_node(&[]);
+    let out = tool(&["add-node", &addr(&n2), &addr(first), "--cluster-slave", "--cluster-master-id", &myid(second)]);
+    assert!(out.contains("[OK] New node added correctly."), "add-node:\n{out}");
+    let all = [&m, &r, &n1, &n2];
+    settle(&all);
+    for (replica, master) in [(&n1, first), (&n2, second)] {
+        let master_id = myid(master);
+        wait_until("every node to list the replica", 20, || {
+            all.iter().all(|p| {
+                cli(p.port, &["cluster", "nodes"])
+                    .lines()
+                    .any(|l| l.starts_with(&myid(replica)) && l.contains(&format!("slave {master_id} ")))
+            })
+        });
+        let role = cli(replica.port, &["role"]);
+        assert_eq!(role.lines().take(3).collect::<Vec<_>>(), ["slave", "127.0.0.1", &master.port.to_string()]);
+        assert_eq!(port_of(&master_id), master.port);
+        replica_has_masters_keys(replica, master, &[&m, &r]);
+    }
+    assert_clean(&r);
+    assert_clean(&n1);
+    // Writes on the masters reach their new replicas.
+    for (replica, master) in [(&n1, first), (&n2, second)] {
+        let key = (0..).map(|i| format!("new:{i}")).find(|k| owner_of(&[&m, &r], k).port == master.port).unwrap();
+        assert_eq!(cli(master.port, &["set", &key, "fresh"]).trim(), "OK");
+        let mut con = replica.client();
+        assert_eq!(common::run_str(&mut con, &["readonly"]), Ok(redis::Value::Okay));
+        wait_until("the write to reach the replica", 10, || {
+            common::run_str(&mut con, &["get", &key]) == Ok(redis::Value::BulkString(b"fresh".to_vec()))
+        });
+    }
+}

@@ -202,3 +202,106 @@ fn replica_diskless_load_modes() {
     wait_until(10, "the redis-server replica", || field_of(&mut c, "replication", "master_link_status") == "up");
     assert!(dump_exists(&rr));
 }
+
+/// Replicas waiting for a diskless sync at the same moment share one walk
+/// of the dataset, as redis-server forks one child for all of them: one
+/// "Starting BGSAVE for SYNC" line, `sync_full` counted per replica (as
+/// Redis counts it), every replica equal to the master. Started by
+/// `repl-diskless-sync-max-replicas` (deterministic), and by the delay
+/// running out with a second replica arrived meanwhile (moonshard only).
+#[test]
+fn simultaneous_diskless_replicas_share_one_walk() {
+    const LINE: &str = "Starting BGSAVE for SYNC with target: replicas sockets";
+    let count = |log: &std::path::Path| std::fs::read_to_string(log).unwrap_or_default().matches(LINE).count();
+    let rdir = common::temp_dir("shared-walk-redis");
+    let rlog = rdir.join("redis.log");
+    let rlog_arg = rlog.to_string_lossy().into_owned();
+    let by_max = ["--repl-diskless-sync-delay", "60", "--repl-diskless-sync-max-replicas", "2"];
+    let Some(theirs) = redis_server_with(
+        &[&["--dir", rdir.to_str().unwrap(), "--logfile", &rlog_arg, "--enable-debug-command", "yes"][..], &by_max]
+            .concat(),
+    ) else {
+        return;
+    };
+    let (ours, olog) =
+        common::moonshard_logged(&[&["--enable-debug-command", "yes", "--shards", "2"][..], &by_max].concat());
+    let (ours_delay, dlog) = common::moonshard_logged(&[
+        "--enable-debug-command",
+        "yes",
+        "--shards",
+        "3",
+        "--repl-diskless-sync-delay",
+        "3",
+    ]);
+    for (master, log) in [(&theirs, &rlog), (&ours, &olog), (&ours_delay, &dlog)] {
+        let mut m = master.client();
+        load(&mut m, "s", 600);
+        let replicas: Vec<Proc> = (0..2)
+            .map(|i| moonshard(&["--enable-debug-command", "yes", "--shards", if i == 0 { "1" } else { "4" }]))
+            .collect();
+        for r in &replicas {
+            assert_eq!(q(&mut r.client(), &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+        }
+        for r in &replicas {
+            let mut c = r.client();
+            wait_until(30, "both replicas' transfer", || {
+                field_of(&mut c, "replication", "master_link_status") == "up"
+                    && field_of(&mut c, "replication", "slave_repl_offset")
+                        == field_of(&mut m, "replication", "master_repl_offset")
+            });
+            assert_eq!(q(&mut c, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+        }
+        assert_eq!(count(log), 1, "one walk for both replicas ({})", log.display());
+        assert_eq!(field_of(&mut m, "stats", "sync_full"), "2");
+        // The stream goes on to both.
+        load(&mut m, "t", 100);
+        for r in &replicas {
+            let mut c = r.client();
+            wait_until(20, "the stream after the shared sync", || {
+                field_of(&mut c, "replication", "slave_repl_offset")
+                    == field_of(&mut m, "replication", "master_repl_offset")
+            });
+            assert_eq!(q(&mut c, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+        }
+    }
+    drop(theirs);
+    let _ = std::fs::remove_dir_all(&rdir);
+}
+
+/// A replica that stops reading in the middle of a shared diskless transfer
+/// is given up after `repl-timeout` (Redis's "Disconnecting timedout replica
+/// (streaming sync)"), and the replica sharing the walk with it completes.
+#[test]
+fn a_stalled_replica_does_not_hold_a_shared_walk_back() {
+    let (master, log) = common::moonshard_logged(&[
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+        "--repl-timeout",
+        "2",
+        "--rdbcompression",
+        "no",
+    ]);
+    let mut m = master.client();
+    // Far more than the socket buffers and the walk's queue hold (~30 MB).
+    assert_eq!(q(&mut m, "DEBUG POPULATE 100000 big 300"), "OK");
+    // The stalled one: asks for a diskless sync, then never reads.
+    let mut stalled = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    stalled.write_all(b"REPLCONF listening-port 1\r\nREPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n").unwrap();
+    let replica = moonshard(&["--enable-debug-command", "yes"]);
+    let mut r = replica.client();
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(60, "the other replica's transfer", || {
+        field_of(&mut r, "replication", "master_link_status") == "up"
+            && field_of(&mut r, "replication", "slave_repl_offset")
+                == field_of(&mut m, "replication", "master_repl_offset")
+    });
+    assert_eq!(q(&mut r, "DEBUG DIGEST"), q(&mut m, "DEBUG DIGEST"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(text.matches("Starting BGSAVE for SYNC with target: replicas sockets").count(), 1, "one shared walk");
+    assert!(text.contains("Disconnecting timedout replica (streaming sync): 127.0.0.1:1"), "{text}");
+    drop(stalled);
+}

@@ -36,6 +36,11 @@ struct SilentReplica {
 }
 
 fn silent_replica(master: u16, port: u16) -> SilentReplica {
+    silent_replica_announcing(master, port, None)
+}
+
+/// `silent_replica`, announcing `ip` (REPLCONF ip-address) when given.
+fn silent_replica_announcing(master: u16, port: u16, ip: Option<&str>) -> SilentReplica {
     let mut s = TcpStream::connect(("127.0.0.1", master)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
@@ -50,6 +55,13 @@ fn silent_replica(master: u16, port: u16) -> SilentReplica {
     // (PSYNC must not follow a reply still unsent: one at a time.)
     s.write_all(format!("REPLCONF listening-port {port}\r\n").as_bytes()).unwrap();
     read_until(&mut s, &mut got, &|g| g.ends_with(b"\r\n"));
+    if let Some(ip) = ip {
+        s.write_all(format!("REPLCONF ip-address {ip}\r\n").as_bytes()).unwrap();
+        read_until(&mut s, &mut got, &|g| g.len() >= 10);
+        assert_eq!(got, b"+OK\r\n+OK\r\n");
+        // (One +OK stays: the reads below count it.)
+        got.truncate(5);
+    }
     s.write_all(b"PSYNC ? -1\r\n").unwrap();
     // +OK, +FULLRESYNC id offset, then $len and the RDB (or $EOF:<mark>...<mark>).
     read_until(&mut s, &mut got, &|g| g.windows(2).filter(|w| w == b"\r\n").count() >= 3);
@@ -279,4 +291,110 @@ fn redis_server_master_fails_over_to_moonshard_replica() {
     let Some(m) = redis_master() else { return };
     let r = moonshard_node();
     fail_over_and_check(&m, &r, &format!("FAILOVER TO 127.0.0.1 {} FORCE TIMEOUT 5000", r.port));
+}
+
+/// FAILOVER TO host port names a replica by the address it announced
+/// (`replica-announce-ip`, sent as REPLCONF ip-address), else by its
+/// connection's address, compared as text without case, and by its
+/// listening port: the same replies as redis-server's. INFO shows the
+/// announced address.
+#[test]
+fn failover_to_matches_the_announced_address() {
+    let Some(theirs) = redis_master() else { return };
+    let ours = moonshard_node();
+    let (mut a, mut b) = (ours.client(), theirs.client());
+    let both = |a: &mut redis::Connection, b: &mut redis::Connection, cmd: &str| -> String {
+        let (x, y) = (q(a, cmd), q(b, cmd));
+        assert_eq!(x, y, "moonshard and redis-server differ on {cmd}");
+        x
+    };
+    // The address's length limit (on a connection of its own: it announces).
+    for len in [255, 256] {
+        let cmd = format!("REPLCONF ip-address {}", "h".repeat(len));
+        let (mut x, mut y) = (ours.client(), theirs.client());
+        both(&mut x, &mut y, &cmd);
+    }
+    let (p1, p2) = (free_port(), free_port());
+    let _replicas = [ours.port, theirs.port]
+        .map(|m| (silent_replica_announcing(m, p1, Some("replica.example")), silent_replica_announcing(m, p2, None)));
+    let addr = |c: &mut redis::Connection, n: usize| {
+        let line = field_of(c, "replication", &format!("slave{n}"));
+        line.split(",state=").next().unwrap_or("").to_string()
+    };
+    wait_until(5, "the replicas online", || {
+        [&mut a, &mut b]
+            .into_iter()
+            .all(|c| (0..2).all(|n| field_of(c, "replication", &format!("slave{n}")).contains("state=online")))
+    });
+    // (The replicas never acknowledge: past this write they lag for good.)
+    assert_eq!(both(&mut a, &mut b, "SET k v"), "OK");
+    for n in 0..2 {
+        assert_eq!(addr(&mut a, n), addr(&mut b, n));
+    }
+    assert_eq!(addr(&mut a, 0), format!("ip=replica.example,port={p1}"));
+    assert_eq!(addr(&mut a, 1), format!("ip=127.0.0.1,port={p2}"));
+    for cmd in [
+        format!("FAILOVER TO 127.0.0.1 {p1}"),
+        format!("FAILOVER TO replica.example {p2}"),
+        format!("FAILOVER TO localhost {p2}"),
+        format!("FAILOVER TO replica.example.com {p1}"),
+    ] {
+        assert_eq!(both(&mut a, &mut b, &cmd), "ERR FAILOVER target HOST and PORT is not a replica.");
+    }
+    // Each failover waits (for a replica that never catches up) until aborted.
+    for cmd in [format!("FAILOVER TO REPLICA.example {p1}"), format!("FAILOVER TO 127.0.0.1 {p2}")] {
+        assert_eq!(both(&mut a, &mut b, &cmd), "OK");
+        for c in [&mut a, &mut b] {
+            assert_eq!(field_of(c, "replication", "master_failover_state"), "waiting-for-sync");
+        }
+        assert_eq!(both(&mut a, &mut b, "FAILOVER ABORT"), "OK");
+    }
+}
+
+/// Real failovers to a replica announcing `localhost`, named so in FAILOVER
+/// TO: the master matches it and connects to it by that name.
+#[test]
+fn failover_to_an_announced_name_completes() {
+    let announcing = ["--replica-announce-ip", "localhost"];
+    // redis-server master, moonshard replica (which sends REPLCONF ip-address).
+    if let Some(m) = redis_master() {
+        let r = moonshard(
+            &[&["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"][..], &announcing].concat(),
+        );
+        fail_over_and_check(&m, &r, &format!("FAILOVER TO localhost {} TIMEOUT 5000", r.port));
+    }
+    // moonshard master, redis-server replica.
+    let m = moonshard_node();
+    if let Some(r) = redis_server_with(
+        &[&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"][..], &announcing].concat(),
+    ) {
+        fail_over_and_check(&m, &r, &format!("FAILOVER TO LOCALHOST {} TIMEOUT 5000", r.port));
+    }
+    // moonshard both sides.
+    let (m, r) = (
+        moonshard_node(),
+        moonshard(
+            &[&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"][..], &announcing]
+                .concat(),
+        ),
+    );
+    fail_over_and_check(&m, &r, &format!("FAILOVER TO localhost {}", r.port));
+}
+
+/// `replica-announce-ip` / `replica-announce-port` reach the master (INFO's
+/// slave line), both ways with redis-server.
+#[test]
+fn replicas_announce_their_address_and_port() {
+    let announcing = ["--replica-announce-ip", "replica.example", "--replica-announce-port", "1234"];
+    let Some(rm) = redis_master() else { return };
+    let mm = moonshard_node();
+    let ours = moonshard(&announcing);
+    let Some(theirs) = redis_server_with(&announcing) else { return };
+    for (master, replica) in [(&rm, &ours), (&mm, &theirs)] {
+        assert_eq!(q(&mut replica.client(), &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+        let mut c = master.client();
+        wait_until(10, "the replica online", || {
+            field_of(&mut c, "replication", "slave0").starts_with("ip=replica.example,port=1234,state=online")
+        });
+    }
 }

@@ -377,3 +377,68 @@ fn cluster_keyslot_matches_redis_cluster() {
     let tag: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("user1000").query(&mut c).unwrap();
     assert_eq!(same, tag);
 }
+
+/// `logfile`: the log lines go to the file (opened per line, so a rotated
+/// file is followed), scripts' `redis.log` lines among them at their level;
+/// a file that cannot be opened stops the start-up with Redis's text and
+/// exit status (compared with redis-server's).
+#[test]
+fn logfile_receives_the_log() {
+    let dir = common::temp_dir("logfile");
+    let log = dir.join("moonshard.log");
+    let port = common::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .args(["--port", &port.to_string(), "--save", "", "--dir"])
+        .arg(&dir)
+        .arg("--logfile")
+        .arg(&log)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start moonshard");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    common::wait_until(20, "the ready line in the log file", || read(&log).contains("Ready to accept connections"));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
+    let mut c = client.get_connection().expect("connect");
+    let eval = |c: &mut redis::Connection, level: &str, text: &str| {
+        let script = format!("redis.log(redis.{level}, '{text}') return 1");
+        common::run_str(c, &["EVAL", &script, "0"]).expect("EVAL");
+    };
+    eval(&mut c, "LOG_WARNING", "a warning from a script");
+    eval(&mut c, "LOG_DEBUG", "a debug line from a script");
+    // Rotated away: the next line starts a new file.
+    std::fs::rename(&log, dir.join("moonshard.log.1")).expect("rotate");
+    eval(&mut c, "LOG_NOTICE", "after the rotation");
+    common::wait_until(10, "the script's lines", || read(&log).contains("after the rotation"));
+    let old = read(&dir.join("moonshard.log.1"));
+    assert!(
+        old.lines().any(|l| l.contains(" # a warning from a script") && l.contains(":M ")),
+        "a warning line in Redis's format: {old}"
+    );
+    assert!(!old.contains("a debug line"), "below loglevel notice: not logged");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(!stderr.contains("Ready to accept"), "nothing on stderr with a log file: {stderr}");
+
+    // A log file that cannot be opened.
+    let missing = dir.join("no-such-dir").join("x.log");
+    let missing = missing.to_str().expect("utf-8 path");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .args(["--port", "0", "--save", "", "--logfile", missing])
+        .output()
+        .expect("run moonshard");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Can't open the log file: No such file or directory"), "{text}");
+    if common::has_program("redis-server") {
+        let theirs = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--logfile", missing])
+            .output()
+            .expect("run redis-server");
+        assert_eq!(theirs.status.code(), Some(1));
+        let said = format!("{}{}", String::from_utf8_lossy(&theirs.stdout), String::from_utf8_lossy(&theirs.stderr));
+        assert!(said.contains("Can't open the log file: No such file or directory"), "{said}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

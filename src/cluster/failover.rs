@@ -541,7 +541,7 @@ mod tests {
     fn link(st: &mut State, id: NodeId) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         st.nodes.get_mut(&id).unwrap().link =
-            Some(LinkHandle { id: 1, tx, ctime: 0, connected: true, queued: Default::default() });
+            Some(LinkHandle { id: 1, tx, ctime: 0, connected: true, io: Default::default() });
         rx
     }
 

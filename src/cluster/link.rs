@@ -5,9 +5,10 @@
 //! the cluster state, nodes.conf).
 
 use super::bus;
-use super::state::{From, LinkHandle, Settings};
+use super::state::{From, LinkHandle, LinkIo, Settings};
 use super::Cluster;
 use crate::server::Server;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,6 +72,7 @@ fn refresh_settings(server: &Server, st: &mut super::state::State, port: u16, cp
         allow_replica_migration: c.get("cluster-allow-replica-migration").as_deref() != Some("no"),
         no_failover: c.get("cluster-replica-no-failover").as_deref() == Some("yes"),
         migration_barrier: c.get_i64("cluster-migration-barrier").max(0) as u64,
+        sendbuf_limit: c.get_i64("cluster-link-sendbuf-limit").max(0) as u64,
     };
     let announced_port = match c.get_i64("cluster-announce-port") {
         p if p > 0 => p as u16,
@@ -137,15 +139,16 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
         st.fo.paused = st.fo.pause_engaged;
         st.fo.link_down_since = link_down_since.map_or(0, |t| t.max(1));
         apply_pause(&server, &mut st);
+        let freed = st.free_links_over_limit();
         let connect = st.cron(tick);
         for (id, ip, bus) in connect {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let queued: Arc<std::sync::atomic::AtomicU64> = Default::default();
+            let io: Arc<LinkIo> = Default::default();
             let link = st.next_link_id;
             st.next_link_id += 1;
             let now = super::state::now_ms();
             if let Some(n) = st.nodes.get_mut(&id) {
-                n.link = Some(LinkHandle { id: link, tx, ctime: now, connected: false, queued: queued.clone() });
+                n.link = Some(LinkHandle { id: link, tx, ctime: now, connected: false, io: io.clone() });
                 // The first PING counts from the connection attempt: a node
                 // that cannot be reached at all still times out (PFAIL).
                 if n.ping_sent == 0 {
@@ -153,7 +156,7 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
                 }
             }
             let timeout = st.settings.node_timeout;
-            tokio::spawn(outbound(cluster.clone(), link, ip, bus, (rx, queued), timeout));
+            tokio::spawn(outbound(cluster.clone(), link, ip, bus, (rx, io), timeout));
         }
         apply_pause(&server, &mut st);
         let target = st.replication_target();
@@ -163,6 +166,9 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
             crate::net::listener::log(&server, "warning", &format!("Could not save the cluster config file: {e}"));
         } else {
             drop(st);
+        }
+        for line in freed {
+            crate::net::listener::log(&server, "warning", &line);
         }
         for line in logs {
             crate::net::listener::log(&server, "notice", &line);
@@ -233,12 +239,15 @@ async fn accept_loop(cluster: Arc<Cluster>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let io: Arc<LinkIo> = Default::default();
         let link = {
             let mut st = cluster.state.lock();
             st.next_link_id += 1;
-            st.next_link_id
+            let id = st.next_link_id;
+            st.inbound_io.insert(id, io.clone());
+            id
         };
-        tokio::spawn(serve_link(cluster.clone(), stream, From::Inbound(link), None));
+        tokio::spawn(serve_link(cluster.clone(), stream, From::Inbound(link), io, None));
     }
 }
 
@@ -247,7 +256,7 @@ async fn outbound(
     link: u64,
     ip: String,
     port: u16,
-    (rx, queued): (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<std::sync::atomic::AtomicU64>),
+    (rx, io): (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<LinkIo>),
     timeout_ms: u64,
 ) {
     let connect = TcpStream::connect((ip.as_str(), port));
@@ -264,39 +273,50 @@ async fn outbound(
     let _ = stream.set_nodelay(true);
     let first = cluster.state.lock().link_established(link);
     let Some(first) = first else { return };
-    serve_link(cluster, stream, From::Outbound(link), Some((rx, queued, first))).await;
+    serve_link(cluster, stream, From::Outbound(link), io, Some((rx, first))).await;
 }
 
-/// An outbound link's queue, its queued-bytes counter and its first message.
-type Outbound = (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<std::sync::atomic::AtomicU64>, Vec<u8>);
+/// An outbound link's queue and its first message.
+type Outbound = (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Vec<u8>);
+
+/// Writes `bytes` unless the link is freed first; false if it did not.
+async fn write_or_close(wr: &mut tokio::net::tcp::OwnedWriteHalf, io: &LinkIo, bytes: &[u8]) -> bool {
+    tokio::select! {
+        r = wr.write_all(bytes) => r.is_ok(),
+        _ = io.close.notified() => false,
+    }
+}
 
 /// Reads messages from a bus connection and applies them; writes the
 /// replies (and, on an outbound link, what the node queues for the peer).
-async fn serve_link(cluster: Arc<Cluster>, stream: TcpStream, from: From, outbound: Option<Outbound>) {
+async fn serve_link(cluster: Arc<Cluster>, stream: TcpStream, from: From, io: Arc<LinkIo>, outbound: Option<Outbound>) {
     let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let local_ip = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
-    let (mut rx, queued, first) = match outbound {
-        Some((rx, queued, first)) => (Some(rx), queued, Some(first)),
-        None => (None, Arc::default(), None),
+    let (mut rx, first) = match outbound {
+        Some((rx, first)) => (Some(rx), Some(first)),
+        None => (None, None),
     };
     if let Some(first) = first {
-        if wr.write_all(&first).await.is_err() {
+        if !write_or_close(&mut wr, &io, &first).await {
             finish(&cluster, from);
             return;
         }
     }
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 * 1024];
+    let read_buf = |buf: &Vec<u8>| (buf.capacity() + 64 * 1024) as u64;
+    io.read_buf.store(read_buf(&buf), Relaxed);
     loop {
         tokio::select! {
             next = async { match rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
                 let Some(msg) = next else { break };
-                if wr.write_all(&msg).await.is_err() {
+                if !write_or_close(&mut wr, &io, &msg).await {
                     break;
                 }
-                queued.fetch_sub(msg.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                io.queued.fetch_sub(msg.len() as u64, Relaxed);
             }
+            _ = io.close.notified() => break,
             read = rd.read(&mut chunk) => {
                 let n = match read {
                     Ok(0) | Err(_) => break,
@@ -330,13 +350,21 @@ async fn serve_link(cluster: Arc<Cluster>, stream: TcpStream, from: From, outbou
                     st.update_state(super::state::now_ms());
                     let _ = cluster.commit(&mut st);
                 }
+                if buf.is_empty() && buf.capacity() > 64 * 1024 {
+                    buf = Vec::with_capacity(8192);
+                }
+                io.read_buf.store(read_buf(&buf), Relaxed);
                 deliver(&cluster, inbox);
                 drop_keys_in_slots(&cluster, &lost);
+                // The replies are this link's send buffer until written.
+                let pending: u64 = replies.iter().map(|r| r.len() as u64).sum();
+                io.queued.fetch_add(pending, Relaxed);
                 for r in replies {
-                    if wr.write_all(&r).await.is_err() {
+                    if !write_or_close(&mut wr, &io, &r).await {
                         bad = true;
                         break;
                     }
+                    io.queued.fetch_sub(r.len() as u64, Relaxed);
                 }
                 if bad {
                     break;
@@ -399,8 +427,9 @@ fn finish(cluster: &Cluster, from: From) {
     match from {
         From::Outbound(l) => st.link_closed(l),
         From::Inbound(l) => {
+            st.inbound_io.remove(&l);
             for n in st.nodes.values_mut() {
-                if n.inbound.is_some_and(|(id, _)| id == l) {
+                if n.inbound.as_ref().is_some_and(|i| i.id == l) {
                     n.inbound = None;
                 }
             }

@@ -123,6 +123,14 @@ impl Cluster {
     /// changed (CLUSTER SAVECONFIG).
     pub fn commit_with(&self, st: &mut State, sync: bool) -> std::io::Result<()> {
         self.ok.store(st.ok, Relaxed);
+        if !st.unsubscribe_slots.is_empty() {
+            let slots = std::mem::take(&mut st.unsubscribe_slots);
+            // Only the registry's maps are taken under the state lock (no
+            // shard lock: SPUBLISH takes the state lock inside one).
+            if let Some(server) = self.server.get().and_then(std::sync::Weak::upgrade) {
+                server.pubsub.unsubscribe_slots(&slots);
+            }
+        }
         if std::mem::take(&mut st.fo.role_changed) {
             self.role_changed.notify_one();
         }

@@ -6,6 +6,8 @@
 
 use super::bus::{self, Body, Gossip, Header, Message};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 pub const SLOTS: usize = 16384;
 pub const SLOT_BYTES: usize = SLOTS / 8;
@@ -69,15 +71,38 @@ fn set_bit(bits: &mut [u8; SLOT_BYTES], slot: usize, on: bool) {
     }
 }
 
-/// The outbound connection to a node (this node pings through it).
+/// What a bus connection's task shares with the state: its send buffer,
+/// its receive buffer, and the signal that frees the connection.
+#[derive(Default)]
+pub struct LinkIo {
+    /// Bytes queued and not yet written (CLUSTER LINKS' send buffer).
+    pub queued: AtomicU64,
+    /// Bytes the task holds for reading (INFO's `mem_cluster_links`).
+    pub read_buf: AtomicU64,
+    /// The link is freed: the task drops the connection and its queue.
+    pub close: tokio::sync::Notify,
+}
+
+impl LinkIo {
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Relaxed)
+    }
+    /// Memory the link holds: its buffers and a fixed part for the
+    /// connection's state.
+    pub fn memory(&self) -> u64 {
+        256 + self.queued() + self.read_buf.load(Relaxed)
+    }
+}
+
+/// The outbound connection to a node (this node pings through it). Dropped,
+/// it frees the connection.
 pub struct LinkHandle {
     pub id: u64,
     pub tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     pub ctime: u64,
     /// The connection is established (messages queued before are sent then).
     pub connected: bool,
-    /// Bytes queued and not yet written (CLUSTER LINKS' send buffer).
-    pub queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub io: Arc<LinkIo>,
 }
 
 impl LinkHandle {
@@ -85,11 +110,24 @@ impl LinkHandle {
     pub fn send(&self, msg: Vec<u8>) {
         // Counted before it can be written (and uncounted), never after.
         let len = msg.len() as u64;
-        self.queued.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        self.io.queued.fetch_add(len, Relaxed);
         if self.tx.send(msg).is_err() {
-            self.queued.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+            self.io.queued.fetch_sub(len, Relaxed);
         }
     }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        self.io.close.notify_one();
+    }
+}
+
+/// A connection a peer opened (it pings us there; we answer on it).
+pub struct Inbound {
+    pub id: u64,
+    pub ctime: u64,
+    pub io: Arc<LinkIo>,
 }
 
 pub struct Node {
@@ -111,8 +149,8 @@ pub struct Node {
     pub slots: Box<[u8; SLOT_BYTES]>,
     pub numslots: usize,
     pub link: Option<LinkHandle>,
-    /// The id of the connection this node pings us on (CLUSTER LINKS).
-    pub inbound: Option<(u64, u64)>,
+    /// The connection this node pings us on (CLUSTER LINKS).
+    pub inbound: Option<Inbound>,
     /// Masters that reported this node failing, and when.
     pub fail_reports: Vec<(NodeId, u64)>,
     pub repl_offset: u64,
@@ -224,6 +262,8 @@ pub struct Settings {
     pub no_failover: bool,
     /// `cluster-migration-barrier`.
     pub migration_barrier: u64,
+    /// `cluster-link-sendbuf-limit` in bytes (0: none).
+    pub sendbuf_limit: u64,
 }
 
 /// Where a message came from.
@@ -261,6 +301,14 @@ pub struct State {
     /// Slots this node served and lost to a master with a newer config
     /// epoch: their keys are to be deleted (Redis's dirty slots).
     pub lost_slots: Vec<usize>,
+    /// Slots this node or its master stopped serving: the shard channels
+    /// subscribed here in them are unsubscribed (Redis's
+    /// removeChannelsInSlot, called by clusterDelSlot).
+    pub unsubscribe_slots: Vec<usize>,
+    /// The connections peers opened, by link id (their task removes them).
+    pub inbound_io: HashMap<u64, Arc<LinkIo>>,
+    /// Links freed for exceeding `cluster-link-sendbuf-limit`.
+    pub links_freed: u64,
     first_update: u64,
     among_minority_time: u64,
     /// Replica election and votes (`failover.rs`).
@@ -296,6 +344,9 @@ impl State {
             next_link_id: 1,
             inbox: Vec::new(),
             lost_slots: Vec::new(),
+            unsubscribe_slots: Vec::new(),
+            inbound_io: HashMap::new(),
+            links_freed: 0,
             first_update: 0,
             among_minority_time: 0,
             fo: Default::default(),
@@ -325,6 +376,12 @@ impl State {
 
     pub fn del_slot(&mut self, slot: usize) -> bool {
         let Some(id) = self.owner[slot].take() else { return false };
+        // As Redis: the nodes serving the slot were its owner and the
+        // owner's replicas; if this node was one, its shard channels go.
+        let me = self.me();
+        if id == self.myself || (me.flags & SLAVE != 0 && me.master == Some(id)) {
+            self.unsubscribe_slots.push(slot);
+        }
         if let Some(n) = self.nodes.get_mut(&id) {
             if bit(&n.slots, slot) {
                 set_bit(&mut n.slots, slot, false);
@@ -601,8 +658,10 @@ impl State {
             let n = self.nodes.get_mut(&h.sender).expect("known");
             n.data_received = now;
             if let From::Inbound(l) = from {
-                if n.inbound.map(|(id, _)| id) != Some(l) {
-                    n.inbound = Some((l, now));
+                if n.inbound.as_ref().map(|i| i.id) != Some(l) {
+                    if let Some(io) = self.inbound_io.get(&l) {
+                        n.inbound = Some(Inbound { id: l, ctime: now, io: io.clone() });
+                    }
                 }
             }
             if h.config_epoch > n.config_epoch {
@@ -1023,6 +1082,46 @@ impl State {
         connect
     }
 
+    /// Redis's check of `cluster-link-sendbuf-limit` (each cron tick): a
+    /// link whose send buffer grew past the limit (its peer does not read)
+    /// is freed; an outbound one is connected again by the next tick.
+    /// Returns the log lines.
+    pub fn free_links_over_limit(&mut self) -> Vec<String> {
+        let limit = self.settings.sendbuf_limit;
+        let mut logs = Vec::new();
+        if limit == 0 {
+            return logs;
+        }
+        for n in self.nodes.values_mut() {
+            let id = id_str(&n.id).to_string();
+            let to = n.link.as_ref().map(|l| l.io.queued()).filter(|&q| q > limit);
+            let from = n.inbound.as_ref().map(|i| i.io.queued()).filter(|&q| q > limit);
+            for (dir, used) in [("to", to), ("from", from)] {
+                let Some(used) = used else { continue };
+                logs.push(format!(
+                    "Freeing cluster link({dir} node {id}, used memory: {used}) due to exceeding send buffer memory limit."
+                ));
+                if dir == "to" {
+                    n.link = None;
+                } else if let Some(i) = n.inbound.take() {
+                    i.io.close.notify_one();
+                }
+                self.links_freed += 1;
+            }
+        }
+        logs
+    }
+
+    /// INFO's `mem_cluster_links`: what every bus connection holds.
+    pub fn links_memory(&self) -> u64 {
+        let mut total = 0;
+        for n in self.nodes.values() {
+            total += n.link.as_ref().map_or(0, |l| l.io.memory());
+            total += n.inbound.as_ref().map_or(0, |i| i.io.memory());
+        }
+        total
+    }
+
     fn ping_node(&mut self, id: &NodeId, now: u64) {
         let msg = self.ping(bus::PING, Some(id));
         if let Some(n) = self.nodes.get_mut(id) {
@@ -1137,7 +1236,7 @@ mod tests {
         let hs = *a.nodes.keys().find(|k| **k != a.myself).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         a.nodes.get_mut(&hs).unwrap().link =
-            Some(LinkHandle { id: 7, tx, ctime: 0, connected: false, queued: Default::default() });
+            Some(LinkHandle { id: 7, tx, ctime: 0, connected: false, io: Default::default() });
         let meet = bus::decode(&a.link_established(7).unwrap()).unwrap();
         assert_eq!(meet.header.kind, bus::MEET);
         // b answers with a PONG and learns a as a handshake node.
@@ -1199,5 +1298,54 @@ mod tests {
                 "c".repeat(40)
             )
         );
+    }
+
+    #[test]
+    fn slots_lost_by_this_node_or_its_master_drop_shard_channels() {
+        let mut st = State::new(random_id(), 7000, 17000);
+        let other = random_id();
+        st.nodes.insert(other, Node::new(other, MASTER, 0));
+        let me = st.myself;
+        st.add_slot(me, 1);
+        st.add_slot(other, 2);
+        st.del_slot(1);
+        st.del_slot(2);
+        assert_eq!(st.unsubscribe_slots, [1]);
+        // A replica serves its master's shard channels.
+        st.unsubscribe_slots.clear();
+        st.add_slot(other, 3);
+        let n = st.me_mut();
+        n.flags = (n.flags & !MASTER) | SLAVE;
+        n.master = Some(other);
+        st.del_slot(3);
+        assert_eq!(st.unsubscribe_slots, [3]);
+    }
+
+    #[test]
+    fn links_over_the_send_buffer_limit_are_freed_and_counted() {
+        let mut st = State::new(random_id(), 7000, 17000);
+        let other = random_id();
+        st.nodes.insert(other, Node::new(other, MASTER, 0));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let io: Arc<LinkIo> = Default::default();
+        st.nodes.get_mut(&other).unwrap().link =
+            Some(LinkHandle { id: 9, tx, ctime: 0, connected: true, io: io.clone() });
+        st.nodes[&other].link.as_ref().unwrap().send(vec![0; 5000]);
+        assert_eq!(io.queued(), 5000);
+        // No limit: nothing happens.
+        assert!(st.free_links_over_limit().is_empty());
+        st.settings.sendbuf_limit = 5000;
+        assert!(st.free_links_over_limit().is_empty());
+        st.settings.sendbuf_limit = 4999;
+        let logs = st.free_links_over_limit();
+        assert_eq!(
+            logs,
+            [format!(
+                "Freeing cluster link(to node {}, used memory: 5000) due to exceeding send buffer memory limit.",
+                id_str(&other)
+            )]
+        );
+        assert!(st.nodes[&other].link.is_none());
+        assert_eq!(st.links_freed, 1);
     }
 }

@@ -177,7 +177,7 @@ pub fn info(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         }
         out.push_str(&format!("cluster_stats_messages_{what}:{}\r\n", counts.iter().sum::<u64>()));
     }
-    out.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+    out.push_str(&format!("total_cluster_links_buffer_limit_exceeded:{}\r\n", st.links_freed));
     Reply::Verbatim("txt", Bytes::from(out))
 }
 
@@ -261,8 +261,8 @@ pub fn links(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
     let st = c.state.lock();
     let mut out = Vec::new();
-    // The send buffer is the queue of messages not yet written (an inbound
-    // link only answers, writing each reply at once: nothing queued).
+    // The send buffer is the queue of messages not yet written (on an
+    // inbound link: the replies not yet written).
     let link = |dir: &str, id: &state::NodeId, ctime: u64, queued: u64| {
         Reply::Map(vec![
             (Reply::bulk_str("direction"), Reply::bulk_str(dir)),
@@ -275,10 +275,10 @@ pub fn links(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     };
     for n in st.nodes.values() {
         if let Some(l) = &n.link {
-            out.push(link("to", &n.id, l.ctime, l.queued.load(std::sync::atomic::Ordering::Relaxed)));
+            out.push(link("to", &n.id, l.ctime, l.io.queued()));
         }
-        if let Some((_, t)) = n.inbound {
-            out.push(link("from", &n.id, t, 0));
+        if let Some(i) = &n.inbound {
+            out.push(link("from", &n.id, i.ctime, i.io.queued()));
         }
     }
     Reply::Array(out)

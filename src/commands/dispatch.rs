@@ -405,7 +405,9 @@ pub fn cluster_gate(
         asking,
         multiple_keys: nkeys > 1,
         migrate: cmd.spec.name == "migrate",
-        readonly: client.cluster_readonly,
+        // A replica serves its master's shard channels as it serves a
+        // READONLY client's reads (Redis's pubsubshard_included).
+        readonly: client.cluster_readonly || matches!(cmd.spec.name, "ssubscribe" | "sunsubscribe" | "spublish"),
         count_keys: &mut count_keys,
     };
     match cluster.route(&mut query) {

@@ -78,7 +78,16 @@ fn replconf(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             } else if eq_ic(val, "eof") {
                 ctx.server.replicas.announce_eof(ctx.client.id());
             }
-        } else if !(eq_ic(opt, "ip-address") || eq_ic(opt, "rdb-only")) {
+        } else if eq_ic(opt, "ip-address") {
+            // (Redis's limit: NET_HOST_STR_LEN, 256 with the terminator.)
+            if val.len() >= 256 {
+                return Reply::err(format!(
+                    "REPLCONF ip-address provided by replica instance is too long: {} bytes",
+                    val.len()
+                ));
+            }
+            ctx.server.replicas.announce_ip(ctx.client.id(), String::from_utf8_lossy(val).into_owned());
+        } else if !eq_ic(opt, "rdb-only") {
             return Reply::err(format!("Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt)));
         }
     }

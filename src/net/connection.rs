@@ -415,14 +415,15 @@ impl Connection {
         let Some(msg) = woke else {
             return Woke::Stop;
         };
-        msg.reply().encode(s.client.resp, &mut s.out);
-        sub.unflushed += msg.size();
+        let mut dropped = crate::session::subscribe::take_message(s, msg);
         while s.out.len() < 64 * 1024 {
-            let Ok(msg) = sub.rx.try_recv() else {
+            let Some(msg) = s.sub.as_mut().and_then(|sub| sub.rx.try_recv().ok()) else {
                 break;
             };
-            msg.reply().encode(s.client.resp, &mut s.out);
-            sub.unflushed += msg.size();
+            dropped |= crate::session::subscribe::take_message(s, msg);
+        }
+        if dropped {
+            crate::session::subscribe::settle(s);
         }
         Woke::Message
     }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 /// Binds every configured address, then serves until SHUTDOWN or a signal.
 pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Sender<u16>>) -> std::io::Result<()> {
+    check_logfile(&server).map_err(std::io::Error::other)?;
     log(&server, "notice", "oO0OoO0OoO0Oo moonshard is starting oO0OoO0OoO0Oo");
     log(
         &server,
@@ -65,6 +66,9 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     let loaded = tokio::task::spawn_blocking(move || crate::persist::load::at_startup(&loader))
         .await
         .unwrap_or_else(|e| Err(format!("the loader failed: {e}")));
+    if loaded.is_ok() {
+        crate::replication::follow_configured_master(&server);
+    }
     server.persist.loading.store(false, Ordering::SeqCst);
     if let Err(e) = loaded {
         e.lines().for_each(|line| log(&server, "warning", line));
@@ -518,7 +522,37 @@ pub fn log(server: &Server, level: &str, msg: &str) {
         "notice" => '*',
         _ => '#',
     };
-    eprintln!("{}:M {} {} {}", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
+    // The role as Redis prints it: S for a replica, M for a master.
+    let role = if crate::storage::replica_expiry() { 'S' } else { 'M' };
+    let line = format!("{}:{role} {} {} {}\n", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
+    let file = server.config.get("logfile").unwrap_or_default();
+    if file.is_empty() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    } else {
+        // Opened for each line, as Redis does, so that a rotated log file
+        // is followed without a signal; a line that cannot be written is
+        // dropped (the server goes on).
+        let _ = append_line(&file, &line);
+    }
+}
+
+fn append_line(path: &str, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    std::io::Write::write_all(&mut f, line.as_bytes())
+}
+
+/// Redis refuses to start when `logfile` cannot be opened for appending.
+pub fn check_logfile(server: &Server) -> Result<(), String> {
+    let file = server.config.get("logfile").unwrap_or_default();
+    if file.is_empty() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(&file).map(drop).map_err(|e| {
+        // The system's text only, as Redis prints strerror().
+        let text = e.to_string();
+        let text = text.split(" (os error").next().unwrap_or_default().to_string();
+        format!("Can't open the log file: {text}")
+    })
 }
 
 /// The time as Redis's log lines show it: `06 Dec 2026 02:35:03.913` (UTC).

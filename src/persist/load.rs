@@ -113,17 +113,40 @@ pub fn read_into<R: BufRead>(
                         insert_items(&mut shards.get(id).lock_blocking(), items);
                     }
                 });
-                let result = read_with(server, input, &mut Sink::Pipe(tx, shards), verbose);
+                let result = read_with(server, input, &mut Sink::Pipe(tx, shards), verbose, None);
                 // The sender is gone with the sink: the inserter ends once it drained.
                 let _ = inserter.join();
                 result
             })
         }
-        held => read_with(server, input, &mut Sink::Direct(held), verbose),
+        held => read_with(server, input, &mut Sink::Direct(held), verbose, None),
     }
 }
 
-fn read_with<R: BufRead>(server: &Server, input: R, sink: &mut Sink, verbose: bool) -> Result<(R, Loaded), String> {
+/// Reads an RDB stream into `side`, a set of shards no client sees (a
+/// replica's `repl-diskless-load swapdb`), leaving the server's dataset and
+/// function libraries alone: the libraries' code is returned for the caller
+/// to load once it swapped the datasets. Nothing changes on error.
+pub fn read_aside<R: BufRead>(
+    server: &Server,
+    input: R,
+    side: &crate::shard::Shards,
+) -> Result<(R, Loaded, Vec<Bytes>), String> {
+    let mut codes = Vec::new();
+    let mut target = Target::Lock(side);
+    let (input, loaded) = read_with(server, input, &mut Sink::Direct(&mut target), false, Some(&mut codes))?;
+    Ok((input, loaded, codes))
+}
+
+/// `defer_functions`: where the function libraries' code goes instead of
+/// being loaded.
+fn read_with<R: BufRead>(
+    server: &Server,
+    input: R,
+    sink: &mut Sink,
+    verbose: bool,
+    defer_functions: Option<&mut Vec<Bytes>>,
+) -> Result<(R, Loaded), String> {
     let opts = ReaderOptions {
         checksum: server.config.get("rdbchecksum").as_deref() != Some("no"),
         decode: rdb::decode_options(&server.config),
@@ -215,7 +238,9 @@ fn read_with<R: BufRead>(server: &Server, input: R, sink: &mut Sink, verbose: bo
         sink.insert(shard, batch);
     }
     loaded.functions = codes.len();
-    if !codes.is_empty() {
+    if let Some(out) = defer_functions {
+        *out = codes;
+    } else if !codes.is_empty() {
         crate::scripting::functions::load_saved_libraries(server, codes)
             .map_err(|e| format!("Failed loading library: {e}"))?;
     }

@@ -36,9 +36,18 @@ pub struct Message {
     pattern: Bytes,
     channel: Bytes,
     payload: Bytes,
+    /// Not a message: the node stopped serving the shard channel's slot and
+    /// dropped the subscription (the session answers `sunsubscribe`).
+    lost: bool,
 }
 
 impl Message {
+    /// The shard channel this "message" says was unsubscribed by the
+    /// server, if that is what it is.
+    pub fn lost_channel(&self) -> Option<&Bytes> {
+        self.lost.then_some(&self.channel)
+    }
+
     /// What the subscriber receives: a push in RESP3, an array in RESP2.
     pub fn reply(&self) -> Reply {
         let mut items = Vec::with_capacity(4);
@@ -223,6 +232,7 @@ impl Registry {
                     pattern: Bytes::new(),
                     channel: channel.clone(),
                     payload: payload.clone(),
+                    lost: false,
                 };
                 s.deliver(msg, &self.limits);
                 n += 1;
@@ -242,6 +252,7 @@ impl Registry {
                     pattern: pattern.clone(),
                     channel: channel.clone(),
                     payload: payload.clone(),
+                    lost: false,
                 };
                 s.deliver(msg, &self.limits);
                 n += 1;
@@ -256,11 +267,63 @@ impl Registry {
             return 0;
         };
         for s in subs.iter() {
-            let msg =
-                Message { via: Via::Shard, pattern: Bytes::new(), channel: channel.clone(), payload: payload.clone() };
+            let msg = Message {
+                via: Via::Shard,
+                pattern: Bytes::new(),
+                channel: channel.clone(),
+                payload: payload.clone(),
+                lost: false,
+            };
             s.deliver(msg, &self.limits);
         }
         subs.len()
+    }
+
+    /// The node no longer serves `slots` (cluster mode): every shard channel
+    /// of those slots is dropped and each of its subscribers is told with a
+    /// `sunsubscribe` (Redis's removeChannelsInSlot), slot by slot, channels
+    /// in byte order within a slot, as Redis walks them.
+    pub fn unsubscribe_slots(&self, slots: &[usize]) {
+        use crate::shard::slot::{key_slot, slot_shard};
+        let mut wanted = vec![false; 16384];
+        let mut maps = vec![false; self.shard_channels.len()];
+        for &s in slots {
+            if s < wanted.len() {
+                wanted[s] = true;
+                maps[slot_shard(s as u16, self.shard_channels.len())] = true;
+            }
+        }
+        let mut found: Vec<(u16, Bytes, usize)> = Vec::new();
+        for (i, map) in self.shard_channels.iter().enumerate().filter(|(i, _)| maps[*i]) {
+            for e in map.iter() {
+                let slot = key_slot(e.key());
+                if wanted[slot as usize] {
+                    found.push((slot, e.key().clone(), i));
+                }
+            }
+        }
+        found.sort();
+        for (_, channel, i) in found {
+            let Some((_, subs)) = self.shard_channels[i].remove(&channel) else { continue };
+            for s in subs {
+                if s.info.killed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let msg = Message {
+                    via: Via::Shard,
+                    pattern: Bytes::new(),
+                    channel: channel.clone(),
+                    payload: Bytes::new(),
+                    lost: true,
+                };
+                // Not subject to the output limits: it carries no payload.
+                let size = msg.size();
+                s.pending.fetch_add(size, Ordering::AcqRel);
+                if s.tx.send(msg).is_err() {
+                    s.pending.fetch_sub(size, Ordering::AcqRel);
+                }
+            }
+        }
     }
 
     /// True when someone listens on `channel` directly or through a pattern
@@ -361,5 +424,28 @@ mod tests {
         assert!(!s2.info.killed.load(Ordering::Relaxed));
         reg.publish(&soft, &payload);
         assert!(s2.info.killed.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn lost_slots_drop_their_shard_channels_in_slot_and_byte_order() {
+        let reg = Registry::new(4, Arc::new(Limits::default()));
+        let clients = crate::net::client::ClientRegistry::default();
+        let (s, mut rx) = Subscriber::new(clients.register("a".into(), "b".into(), 0));
+        let names: [&[u8]; 4] = [b"{a}z", b"{a}b", b"{b}x", b"other"];
+        for n in names {
+            reg.subscribe(Via::Shard, &Bytes::from_static(n), &s);
+        }
+        let slot = |c: &[u8]| crate::shard::slot::key_slot(c) as usize;
+        let (sa, sb) = (slot(b"a"), slot(b"b"));
+        assert!(sa > sb);
+        reg.unsubscribe_slots(&[sa, sb]);
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(m.lost_channel().expect("a lost channel").clone());
+        }
+        // Ascending slots ({b} before {a}), byte order within one.
+        assert_eq!(got, [&b"{b}x"[..], b"{a}b", b"{a}z"]);
+        assert_eq!(reg.shard_channels(None), [Bytes::from_static(b"other")]);
+        assert_eq!(reg.shard_numsub(b"{a}z"), 0);
     }
 }

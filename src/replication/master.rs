@@ -41,8 +41,12 @@ pub struct Link {
     pub last_ack: AtomicU64,
     /// False while the snapshot is being sent.
     pub online: AtomicBool,
-    /// Waiting for its full sync to start (`repl-diskless-sync-delay`).
+    /// Waiting for its diskless full sync to start (`repl-diskless-sync-delay`).
     waiting: AtomicBool,
+    /// The shared diskless transfer it joined (set as `waiting` ends).
+    share: Mutex<Option<Joined>>,
+    /// Its task is leaving: a snapshot's instant no longer subscribes it.
+    gone: AtomicBool,
     /// The replica's connection (CLIENT KILL, a master turning replica).
     pub client: Arc<ClientInfo>,
     pending: Mutex<Vec<u8>>,
@@ -62,13 +66,13 @@ impl Subscriber for Link {
 }
 
 /// The snapshot for a full sync (BGSAVE's, no stop of the world) and the
-/// subscription to the write stream, both taken at one instant with every
-/// shard held. The first replica creates the backlog, with a new
-/// replication ID (no past history to continue). Returns the RDB, the
+/// subscription of `links` to the write stream, both taken at one instant
+/// with every shard held. The first replica creates the backlog, with a new
+/// replication ID (no past history to continue). `on_instant` gets the
 /// replication ID and the offset the RDB stands for. Blocks.
 fn snapshot_and_subscribe_to<W: std::io::Write>(
     server: &Server,
-    link: Arc<Link>,
+    links: Vec<Arc<Link>>,
     out: W,
     on_instant: impl FnOnce(&str, u64),
 ) -> std::io::Result<W> {
@@ -81,14 +85,15 @@ fn snapshot_and_subscribe_to<W: std::io::Write>(
         return crate::persist::save::snapshot_for_replica_to(server, out, || {
             let mut forward = replicas.forward.lock();
             let from = replicas.applied.load(Ordering::Acquire);
-            forward.push((link, from));
+            forward.extend(links.into_iter().filter(|l| !l.gone.load(Ordering::Acquire)).map(|l| (l, from)));
             drop(forward);
             on_instant(&server.replid.lock(), from);
         });
     }
     crate::persist::save::snapshot_for_replica_to(server, out, || {
         let (replid, offset) = server.propagation.with_subscribers(true, |subs, stream_at| {
-            subs.push(link);
+            let live = links.into_iter().filter(|l| !l.gone.load(Ordering::Acquire));
+            subs.extend(live.map(|l| l as Arc<dyn Subscriber>));
             let mut h = replicas.history.lock();
             if !h.has_backlog() {
                 *server.replid.lock() = crate::server::random_id();
@@ -161,61 +166,147 @@ fn backlog_since(h: &super::History, me: &str, link: &Link, replid: &str, from: 
     })
 }
 
+/// One replica's part of a diskless transfer that several replicas may
+/// share: the snapshot's instant (replication ID and offset), the end mark,
+/// and the RDB's bytes as the one walk produces them (an empty piece last
+/// when the walk completed).
+struct Joined {
+    at: tokio::sync::oneshot::Receiver<(String, u64)>,
+    mark: Arc<str>,
+    pieces: tokio::sync::mpsc::Receiver<Arc<[u8]>>,
+}
+
+/// Who starts diskless transfers: one at a time, so that a replica is
+/// claimed by one transfer only.
+static DISKLESS_START: Mutex<()> = Mutex::new(());
+
 /// `repl-diskless-sync-delay`: a diskless transfer starts that many seconds
 /// after the replica asked, or as soon as `repl-diskless-sync-max-replicas`
-/// replicas wait for one (0: no such limit), so that replicas arriving
-/// together are served by one walk of the dataset each at about the same
-/// time. A newline a second keeps the link alive meanwhile, as Redis does.
-/// False when the replica went away.
+/// replicas wait for one (0: no such limit). The replica whose wait ends
+/// first starts one walk of the dataset for every replica waiting then, as
+/// Redis forks one child for them all; the others join it. A newline a
+/// second keeps the link alive meanwhile, as Redis does. None when the
+/// replica went away.
 async fn wait_for_diskless_start<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
     inbuf: &mut BytesMut,
-    link: &Link,
-) -> bool {
+    link: &Arc<Link>,
+) -> Option<Joined> {
     let asked = std::time::Instant::now();
     let mut last_newline = asked;
+    link.waiting.store(true, Ordering::Release);
     loop {
+        if let Some(joined) = link.share.lock().take() {
+            return Some(joined);
+        }
         let delay = server.config.get_i64("repl-diskless-sync-delay").max(0) as u64;
         let max = server.config.get_i64("repl-diskless-sync-max-replicas").max(0) as usize;
         let waiting = server.replicas.links().iter().filter(|l| l.waiting.load(Ordering::Acquire)).count();
         if asked.elapsed().as_secs() >= delay || (max > 0 && waiting >= max) {
-            // Every replica waiting now starts with this one.
-            for l in server.replicas.links() {
-                l.waiting.store(false, Ordering::Release);
-            }
-            return true;
-        }
-        if !link.waiting.load(Ordering::Acquire) {
-            return true;
+            start_shared_diskless(server);
+            continue;
         }
         if last_newline.elapsed().as_secs() >= 1 {
             last_newline = std::time::Instant::now();
             if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
-                return false;
+                stop_waiting(link);
+                return None;
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
             r = stream.read_buf(inbuf) => if matches!(r, Ok(0) | Err(_)) {
-                return false;
+                stop_waiting(link);
+                return None;
             },
-            _ = server.shutdown.notified() => return false,
+            _ = server.shutdown.notified() => {
+                stop_waiting(link);
+                return None;
+            }
         }
         if server.shutting_down.load(Ordering::SeqCst) || link.client.killed.load(Ordering::Acquire) {
-            return false;
+            stop_waiting(link);
+            return None;
         }
     }
 }
 
-/// Passes the RDB's bytes, as the walk produces them, to the task that
-/// writes them to the replica's socket (it blocks while that task lags: the
-/// walk holds no shard while it writes).
-struct Chunks(tokio::sync::mpsc::Sender<Vec<u8>>);
+/// A replica that went away while it waited: no transfer claims it any
+/// more, and one that already did leaves it out (its receiver dropped).
+fn stop_waiting(link: &Link) {
+    let _one = DISKLESS_START.lock();
+    link.waiting.store(false, Ordering::Release);
+    drop(link.share.lock().take());
+}
 
-impl std::io::Write for Chunks {
+/// Starts one diskless transfer for every replica waiting for one: one
+/// snapshot and walk, its bytes handed to each replica's task.
+fn start_shared_diskless(server: &Arc<Server>) {
+    let _one = DISKLESS_START.lock();
+    let mark: Arc<str> = crate::server::random_id().into();
+    let mut links = Vec::new();
+    let mut outs = Vec::new();
+    let mut instants = Vec::new();
+    for l in server.replicas.links() {
+        if !l.waiting.load(Ordering::Acquire) {
+            continue;
+        }
+        let (tx, pieces) = tokio::sync::mpsc::channel(16);
+        let (at_tx, at) = tokio::sync::oneshot::channel();
+        *l.share.lock() = Some(Joined { at, mark: mark.clone(), pieces });
+        l.waiting.store(false, Ordering::Release);
+        outs.push(tx);
+        instants.push(at_tx);
+        links.push(l);
+    }
+    if links.is_empty() {
+        return;
+    }
+    log(server, "notice", "Starting BGSAVE for SYNC with target: replicas sockets");
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(64 * 1024, FanOut(outs));
+        let walked = snapshot_and_subscribe_to(&srv, links, out, |replid, offset| {
+            for t in instants {
+                let _ = t.send((replid.to_string(), offset));
+            }
+        })
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
+        if let Ok(mut fan) = walked {
+            // The empty piece: the walk completed.
+            let _ = std::io::Write::write_all(&mut fan, &[]);
+            fan.end();
+        }
+    });
+}
+
+/// Passes the RDB's bytes, as the walk produces them, to the tasks that
+/// write them to the replicas' sockets (it blocks while the slowest lags:
+/// the walk holds no shard while it writes). A replica that went away is
+/// left out; with none left the walk stops.
+struct FanOut(Vec<tokio::sync::mpsc::Sender<Arc<[u8]>>>);
+
+impl FanOut {
+    /// The last piece, empty: the payload is complete.
+    fn end(&mut self) {
+        let done: Arc<[u8]> = Arc::from(&[][..]);
+        for tx in &self.0 {
+            let _ = tx.blocking_send(done.clone());
+        }
+    }
+}
+
+impl std::io::Write for FanOut {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.blocking_send(buf.to_vec()).map_err(|_| std::io::Error::other("the replica went away"))?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let piece: Arc<[u8]> = Arc::from(buf);
+        self.0.retain(|tx| tx.blocking_send(piece.clone()).is_ok());
+        if self.0.is_empty() {
+            return Err(std::io::Error::other("the replicas went away"));
+        }
         Ok(buf.len())
     }
 
@@ -226,51 +317,53 @@ impl std::io::Write for Chunks {
 
 /// A diskless full sync (`repl-diskless-sync yes`, the replica announced
 /// `capa eof`): `$EOF:<40 random characters>`, the RDB streamed to the
-/// socket as it is produced, and the same 40 characters again. True when
-/// all of it was sent.
+/// socket as the shared walk produces it, and the same 40 characters again.
+/// True when all of it was sent.
 async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
     link: &Arc<Link>,
     req: &SyncRequest,
+    joined: Joined,
 ) -> bool {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let (at_tx, at_rx) = tokio::sync::oneshot::channel::<(String, u64)>();
-    let (srv, l) = (server.clone(), link.clone());
-    let walk = tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(64 * 1024, Chunks(tx));
-        let mut at_tx = Some(at_tx);
-        snapshot_and_subscribe_to(&srv, l, out, |replid, offset| {
-            if let Some(t) = at_tx.take() {
-                let _ = t.send((replid.to_string(), offset));
-            }
-        })
-        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-        .map(drop)
-    });
-    let Ok((replid, offset)) = at_rx.await else {
-        let _ = walk.await;
+    let Joined { at, mark, mut pieces } = joined;
+    let Ok((replid, offset)) = at.await else {
         return false;
     };
     link.ack.store(offset, Ordering::Release);
-    let mark = crate::server::random_id();
     let mut head = Vec::new();
     if matches!(req, SyncRequest::Psync { .. }) {
         head.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     head.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
-    let mut ok = stream.write_all(&head).await.is_ok();
-    while let Some(chunk) = rx.recv().await {
-        if ok && stream.write_all(&chunk).await.is_err() {
-            ok = false;
-            // Dropping the receiver stops the walk.
+    if stream.write_all(&head).await.is_err() {
+        return false;
+    }
+    let mut complete = false;
+    // A replica that takes nothing for `repl-timeout` is given up, as Redis
+    // does: the walk it shares waits for its slowest replica.
+    let timeout = std::time::Duration::from_secs(server.config.get_i64("repl-timeout").max(1) as u64);
+    while let Some(piece) = pieces.recv().await {
+        if piece.is_empty() {
+            complete = true;
             break;
         }
-        server.stats.net_output_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        // (Returning drops the receiver: the walk leaves this replica out.)
+        match tokio::time::timeout(timeout, stream.write_all(&piece)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                log(
+                    server,
+                    "warning",
+                    &format!("Disconnecting timedout replica (streaming sync): {}:{}", link.ip, link.port),
+                );
+                return false;
+            }
+        }
+        server.stats.net_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
     }
-    drop(rx);
-    let walked = matches!(walk.await, Ok(Ok(())));
-    ok && walked && stream.write_all(mark.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
+    complete && stream.write_all(mark.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
 }
 
 /// A full sync through the disk (`repl-diskless-sync no`, or a replica
@@ -289,7 +382,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
         let tmp = path.with_file_name(format!("temp-{}-repl.rdb", std::process::id()));
         let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         let mut at = (String::new(), 0);
-        let file = snapshot_and_subscribe_to(&srv, l, file, |replid, offset| at = (replid.to_string(), offset))
+        let file = snapshot_and_subscribe_to(&srv, vec![l], file, |replid, offset| at = (replid.to_string(), offset))
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()));
         match file.and_then(|f| f.sync_all()) {
             Ok(()) => std::fs::rename(&tmp, &path)?,
@@ -366,14 +459,20 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let replicas = &server.replicas;
     let (port, psync2, eof) = replicas.announced.lock().remove(&info.id).unwrap_or((0, false, false));
-    let ip = info.addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string();
+    // The address the replica announced (`replica-announce-ip`), else the
+    // connection's: what ROLE and INFO show and FAILOVER TO matches.
+    let ip = replicas.take_announced_ip(info.id).unwrap_or_else(|| {
+        info.addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("").to_string()
+    });
     let link = Arc::new(Link {
         ip,
         port,
         ack: AtomicU64::new(0),
         last_ack: AtomicU64::new(now_secs()),
         online: AtomicBool::new(false),
-        waiting: AtomicBool::new(true),
+        waiting: AtomicBool::new(false),
+        share: Mutex::new(None),
+        gone: AtomicBool::new(false),
         client: info.clone(),
         pending: Mutex::new(Vec::new()),
         notify: tokio::sync::Notify::new(),
@@ -420,14 +519,11 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         replicas.sync_full.fetch_add(1, Ordering::Relaxed);
         let diskless = eof && server.config.get("repl-diskless-sync").as_deref() == Some("yes");
         let sent = if diskless {
-            if wait_for_diskless_start(server, stream, inbuf, &link).await {
-                log(server, "notice", "Starting BGSAVE for SYNC with target: replicas sockets");
-                full_sync_diskless(server, stream, &link, &req).await
-            } else {
-                false
+            match wait_for_diskless_start(server, stream, inbuf, &link).await {
+                Some(joined) => full_sync_diskless(server, stream, &link, &req, joined).await,
+                None => false,
             }
         } else {
-            link.waiting.store(false, Ordering::Release);
             log(server, "notice", "Starting BGSAVE for SYNC with target: disk");
             full_sync_disk(server, stream, &link, &req).await
         };
@@ -453,7 +549,10 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
     }
     {
         // Subscribed even when the snapshot failed after its instant.
-        // Subscribers leave with every shard entered (see `propagate::Unit`).
+        // Subscribers leave with every shard entered (see `propagate::Unit`);
+        // a shared snapshot's instant after this one leaves it out.
+        link.gone.store(true, Ordering::Release);
+        stop_waiting(&link);
         let (srv, link_for_exit) = (server.clone(), link.clone());
         let _ = tokio::task::spawn_blocking(move || {
             srv.replicas.forward.lock().retain(|(l, _)| !Arc::ptr_eq(l, &link_for_exit));

@@ -38,6 +38,9 @@ pub struct Replicas {
     /// port, whether it understands `+CONTINUE <replid>`, and whether it
     /// reads an RDB of unknown length ended by a mark: `capa eof`).
     announced: Mutex<HashMap<u64, (u16, bool, bool)>>,
+    /// REPLCONF ip-address (the replica's `replica-announce-ip`): the address
+    /// its link shows and FAILOVER TO matches instead of the connection's.
+    announced_ip: Mutex<HashMap<u64, String>>,
     /// Connections whose PSYNC or SYNC was accepted, waiting for their
     /// connection task to hand them over.
     handoff: Mutex<HashMap<u64, SyncRequest>>,
@@ -48,6 +51,14 @@ pub struct Replicas {
     pub following: Mutex<Following>,
     /// Bumped by every REPLICAOF: the thread of an older one stops.
     generation: AtomicU64,
+    /// The link to the master, as a handle to cut it when the server stops
+    /// following that master, so that the thread of the older REPLICAOF
+    /// stops at once, not after a transfer it no longer wants.
+    master_socket: Mutex<Option<std::net::TcpStream>>,
+    /// Held by a replica's link thread for each attempt to sync, so that two
+    /// REPLICAOF in quick succession never run two syncs side by side (they
+    /// would both flush and load, and share the temporary file's name).
+    syncing: Mutex<()>,
     /// A replica refusing its clients' writes.
     is_replica: AtomicBool,
     /// Offset, previous ID and backlog (see `backlog`).
@@ -86,10 +97,13 @@ impl Default for Replicas {
         Replicas {
             links: Mutex::default(),
             announced: Mutex::default(),
+            announced_ip: Mutex::default(),
             handoff: Mutex::default(),
             handoffs: AtomicUsize::new(0),
             following: Mutex::default(),
             generation: AtomicU64::new(0),
+            master_socket: Mutex::default(),
+            syncing: Mutex::default(),
             is_replica: AtomicBool::new(false),
             feed: Arc::new(backlog::Feed(history.clone())),
             history,
@@ -113,6 +127,16 @@ impl Replicas {
     /// REPLCONF listening-port: the port the replica's own clients use.
     pub fn announce(&self, client: u64, port: u16) {
         self.announced.lock().entry(client).or_insert((0, false, false)).0 = port;
+    }
+
+    /// REPLCONF ip-address: the address the replica announces.
+    pub fn announce_ip(&self, client: u64, ip: String) {
+        self.announced_ip.lock().insert(client, ip);
+    }
+
+    /// The address a connection announced, if any (taken once).
+    pub(crate) fn take_announced_ip(&self, client: u64) -> Option<String> {
+        self.announced_ip.lock().remove(&client)
     }
 
     /// REPLCONF capa psync2: the replica understands `+CONTINUE <replid>`.
@@ -149,6 +173,7 @@ impl Replicas {
     /// Forgets a connection that went away before it became a replica.
     pub fn forget(&self, client: u64) {
         self.announced.lock().remove(&client);
+        self.announced_ip.lock().remove(&client);
         let _ = self.take_handoff(client);
     }
 
@@ -224,23 +249,26 @@ fn detach_feed(server: &Server) {
     drop(guards);
 }
 
+/// `replicaof host port` in the config file or flags: followed from the
+/// start, once the dataset on disk is loaded (as Redis connects to its
+/// master after loading). Called by the listener before it lets clients
+/// past LOADING, so that a client's REPLICAOF always comes after it (read
+/// later, the setting a client's REPLICAOF stored would start a second
+/// link beside the first).
+pub fn follow_configured_master(server: &Arc<Server>) {
+    let configured = server.config.get("replicaof").unwrap_or_default();
+    let mut words = configured.split_whitespace();
+    if let (Some(host), Some(port)) = (words.next(), words.next().and_then(|p| p.parse::<u16>().ok())) {
+        follow_master(server, host.to_string(), port);
+    }
+}
+
 /// Once a second: the backlog's size follows `repl-backlog-size`; every
 /// `repl-ping-replica-period` seconds a master with replicas sends them a
 /// PING through the stream, so that an idle link is not taken for a dead
 /// one; a master without replicas for `repl-backlog-ttl` seconds frees its
 /// backlog.
 pub async fn cron(server: Arc<Server>) {
-    // `replicaof host port` in the config file or flags: follow it from the
-    // start, once the dataset on disk is loaded (as Redis connects to its
-    // master after loading).
-    while server.persist.loading.load(Ordering::Acquire) && !server.shutting_down.load(Ordering::SeqCst) {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let configured = server.config.get("replicaof").unwrap_or_default();
-    let mut words = configured.split_whitespace();
-    if let (Some(host), Some(port)) = (words.next(), words.next().and_then(|p| p.parse::<u16>().ok())) {
-        follow_master(&server, host.to_string(), port);
-    }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut since = 0i64;
     loop {

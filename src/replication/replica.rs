@@ -40,6 +40,7 @@ pub struct Following {
 /// history first.
 pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     let gen = server.replicas.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    cut_master_link(server);
     {
         let mut f = server.replicas.following.lock();
         let was_master = f.master.is_none();
@@ -69,8 +70,21 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         // The backlog now records the master's stream, not ours.
         super::detach_feed(&srv);
         while srv.replicas.generation.load(Ordering::Acquire) == gen && !srv.shutting_down.load(Ordering::SeqCst) {
-            if let Err(e) = sync_with_master(&srv, &host, port, gen) {
-                log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+            let attempt = {
+                let _one_at_a_time = srv.replicas.syncing.lock();
+                if srv.replicas.generation.load(Ordering::Acquire) != gen {
+                    break;
+                }
+                let attempt = sync_with_master(&srv, &host, port, gen);
+                srv.replicas.master_socket.lock().take();
+                attempt
+            };
+            if let Err(e) = attempt {
+                // (An InvalidData error was logged where it happened.)
+                if srv.replicas.generation.load(Ordering::Acquire) == gen && e.kind() != std::io::ErrorKind::InvalidData
+                {
+                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+                }
             }
             {
                 let mut f = srv.replicas.following.lock();
@@ -95,6 +109,14 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     });
 }
 
+/// Shuts the link to the master down (the thread reading it sees the
+/// error and checks the generation).
+fn cut_master_link(server: &Server) {
+    if let Some(s) = server.replicas.master_socket.lock().take() {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// REPLICAOF NO ONE: stops following; the dataset stays. The replication
 /// ID changes and the master's becomes `master_replid2`, valid up to the
 /// offset applied, so that the other replicas of that master can continue
@@ -109,6 +131,7 @@ pub fn stop_following(server: &Server) {
 /// this server's own stream.
 pub(super) fn unset_master(server: &Server) {
     server.replicas.generation.fetch_add(1, Ordering::AcqRel);
+    cut_master_link(server);
     // Wait for the batch being applied, if any: what is counted is applied.
     let applying = server.replicas.applying.lock();
     server.replicas.link_down.store(false, Ordering::Relaxed);
@@ -186,10 +209,25 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     let replicas = &server.replicas;
     let current = || replicas.generation.load(Ordering::Acquire) == gen;
     let timeout = Duration::from_secs(server.config.get_i64("repl-timeout").max(1) as u64);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address for the master"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    // Every address the name resolves to, in order, as Redis's connect does
+    // (`localhost` may give ::1 first to a master listening on 127.0.0.1 only).
+    let mut connected = Err(std::io::Error::other("no address for the master"));
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&(host, port))? {
+        connected = std::net::TcpStream::connect_timeout(&addr, timeout);
+        if connected.is_ok() {
+            break;
+        }
+    }
+    let mut s = connected?;
+    {
+        // Checked under the lock that REPLICAOF's cut takes: either the
+        // cut sees this socket or this attempt sees the newer generation.
+        let mut held = replicas.master_socket.lock();
+        if !current() {
+            return Ok(());
+        }
+        *held = s.try_clone().ok();
+    }
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let _ = s.set_nodelay(true);
     log(server, "notice", "MASTER <-> REPLICA sync started");
@@ -215,9 +253,25 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
             return Err(std::io::Error::other(format!("Unable to AUTH to MASTER: {r}")));
         }
     }
-    let me = server.port.load(Ordering::Relaxed).to_string();
+    // The port and address the master shows and FAILOVER TO names:
+    // `replica-announce-port` / `replica-announce-ip` when set.
+    let me = match server.config.get_i64("replica-announce-port") {
+        p if p > 0 => p.to_string(),
+        _ => server.port.load(Ordering::Relaxed).to_string(),
+    };
     send_command(&mut s, &[b"REPLCONF", b"listening-port", me.as_bytes()])?;
-    expect_ok(&read_line(&mut s, &mut buf, deadline)?, "REPLCONF listening-port")?;
+    let r = read_line(&mut s, &mut buf, deadline)?;
+    if r.starts_with('-') {
+        log(server, "notice", &format!("(Non critical) Master does not understand REPLCONF listening-port: {r}"));
+    }
+    let announce_ip = server.config.get("replica-announce-ip").unwrap_or_default();
+    if !announce_ip.is_empty() {
+        send_command(&mut s, &[b"REPLCONF", b"ip-address", announce_ip.as_bytes()])?;
+        let r = read_line(&mut s, &mut buf, deadline)?;
+        if r.starts_with('-') {
+            log(server, "notice", &format!("(Non critical) Master does not understand REPLCONF ip-address: {r}"));
+        }
+    }
     send_command(&mut s, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])?;
     expect_ok(&read_line(&mut s, &mut buf, deadline)?, "REPLCONF capa")?;
     let (valid, db) = {
@@ -274,7 +328,7 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
             let replid = words.next().unwrap_or_default().to_string();
             let offset: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
             log(server, "notice", &format!("Full resync from master: {replid}:{offset}"));
-            full_sync(server, &mut s, &mut buf, &mut loader, replid, offset, timeout)?;
+            full_sync(server, &mut s, &mut buf, &mut loader, (replid, offset), gen, timeout)?;
             if !current() {
                 return Ok(());
             }
@@ -315,8 +369,8 @@ fn full_sync(
     s: &mut std::net::TcpStream,
     buf: &mut Vec<u8>,
     loader: &mut crate::persist::aof::Loader,
-    replid: String,
-    offset: u64,
+    (replid, offset): (String, u64),
+    gen: u64,
     timeout: Duration,
 ) -> std::io::Result<()> {
     let replicas = &server.replicas;
@@ -349,11 +403,32 @@ fn full_sync(
         }
         LoadFrom::Memory => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to memory"));
-            received = Some(receive_to_memory(s, buf, &payload, &mut last_data, timeout)?);
+            match receive_to_memory(s, buf, &payload, &mut last_data, timeout) {
+                Ok(rdb) => received = Some(rdb),
+                Err(e) => {
+                    // What arrived is dropped; the dataset stays (Redis's lines
+                    // for a swapdb load cut short).
+                    log(
+                        server,
+                        "warning",
+                        &format!("Failed trying to load the MASTER synchronization DB from socket: {e}"),
+                    );
+                    log(server, "notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background");
+                    return Err(logged());
+                }
+            }
         }
         LoadFrom::Socket => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to parser"));
         }
+    }
+    let flush = |l: &mut crate::persist::aof::Loader| {
+        for argv in [&["FLUSHALL"][..], &["FUNCTION", "FLUSH"][..]] {
+            let _ = l.apply(argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
+        }
+    };
+    if let Some(rdb) = received {
+        return swap_in(server, loader, &rdb, (replid, offset), gen, flush);
     }
     let _applying = replicas.applying.lock();
     // From here the dataset no longer matches any history until loaded.
@@ -361,19 +436,25 @@ fn full_sync(
     // Our own replicas follow the new history from scratch.
     replicas.disconnect_replicas();
     log(server, "notice", "MASTER <-> REPLICA sync: Flushing old data");
-    let flush = |l: &mut crate::persist::aof::Loader, argv: &[&str]| {
-        let _ = l.apply(argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
-    };
-    flush(loader, &["FLUSHALL"]);
-    flush(loader, &["FUNCTION", "FLUSH"]);
+    flush(loader);
     log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
     let mut target = crate::persist::load::Target::Lock(&server.shards);
-    let failed = |e: String| std::io::Error::other(format!("Failed trying to load the MASTER synchronization DB: {e}"));
-    let loaded = if let Some(rdb) = received {
-        crate::persist::load::read_into(server, &rdb[..], &mut target, false).map_err(failed)?.1
-    } else if let Some(path) = file {
+    let source = if file.is_some() { "disk" } else { "socket" };
+    // A load that fails leaves no half-loaded dataset behind (Redis empties
+    // it too); the next try is a full sync.
+    let failed = |l: &mut crate::persist::aof::Loader, e: String| {
+        log(server, "warning", &e);
+        let why = if source == "disk" { ", check server logs." } else { ": the payload did not load" };
+        log(server, "warning", &format!("Failed trying to load the MASTER synchronization DB from {source}{why}"));
+        flush(l);
+        logged()
+    };
+    let loaded = if let Some(path) = file {
         let f = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
-        crate::persist::load::read_into(server, f, &mut target, false).map_err(failed)?.1
+        match crate::persist::load::read_into(server, f, &mut target, false) {
+            Ok((_, loaded)) => loaded,
+            Err(e) => return Err(failed(loader, e)),
+        }
     } else {
         let pre = std::mem::take(buf);
         let limit = match &payload {
@@ -382,12 +463,16 @@ fn full_sync(
         };
         let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout };
         let input = std::io::BufReader::with_capacity(1 << 16, sock);
-        let (mut input, loaded) = crate::persist::load::read_into(server, input, &mut target, false).map_err(failed)?;
+        let (mut input, loaded) = match crate::persist::load::read_into(server, input, &mut target, false) {
+            Ok(done) => done,
+            Err(e) => return Err(failed(loader, e)),
+        };
         if let Payload::Marked(mark) = &payload {
             let mut end = vec![0u8; mark.len()];
-            std::io::Read::read_exact(&mut input, &mut end)?;
-            if &end != mark {
-                return Err(failed("the payload does not end with its mark".into()));
+            if std::io::Read::read_exact(&mut input, &mut end).is_err() || &end != mark {
+                log(server, "warning", "Replication stream EOF marker is broken");
+                flush(loader);
+                return Err(logged());
             }
         }
         // What was read past the payload is the stream's beginning.
@@ -398,6 +483,83 @@ fn full_sync(
         loaded
     };
     crate::persist::load::note_loaded(server, &loaded);
+    adopt(server, replid, offset);
+    Ok(())
+}
+
+/// `repl-diskless-load swapdb`: the payload received whole is loaded into a
+/// dataset of its own while the old one goes on serving; only once it
+/// loaded completely does it replace the old one (a corrupt payload leaves
+/// the old dataset, and the history it stands for, as they were: the next
+/// try may even continue it).
+fn swap_in(
+    server: &Arc<Server>,
+    loader: &mut crate::persist::aof::Loader,
+    rdb: &[u8],
+    (replid, offset): (String, u64),
+    gen: u64,
+    flush: impl Fn(&mut crate::persist::aof::Loader),
+) -> std::io::Result<()> {
+    let replicas = &server.replicas;
+    log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
+    let side = crate::shard::Shards::new(server.shards.len(), server.databases());
+    let (loaded, codes) = match crate::persist::load::read_aside(server, rdb, &side) {
+        Ok((_, loaded, codes)) => (loaded, codes),
+        Err(e) => {
+            log(server, "warning", &e);
+            log(
+                server,
+                "warning",
+                "Failed trying to load the MASTER synchronization DB from socket: the payload did not load",
+            );
+            log(server, "notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background");
+            discard_in_background(side);
+            return Err(logged());
+        }
+    };
+    let _applying = replicas.applying.lock();
+    if replicas.generation.load(Ordering::Acquire) != gen {
+        // REPLICAOF (or a failover) changed what this server follows while
+        // the payload loaded: the old dataset stays.
+        discard_in_background(side);
+        return Ok(());
+    }
+    replicas.following.lock().valid_history = false;
+    // Our own replicas follow the new history from scratch.
+    replicas.disconnect_replicas();
+    log(server, "notice", "MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
+    // The old dataset goes as a FLUSHALL does (watchers, trackers, a
+    // snapshot in progress told), then each shard takes its loaded half.
+    flush(loader);
+    for (mine, loaded) in server.shards.list.iter().zip(&side.list) {
+        let mut mine = mine.lock_blocking();
+        std::mem::swap(&mut mine.dbs, &mut loaded.lock_blocking().dbs);
+    }
+    if !codes.is_empty() {
+        if let Err(e) = crate::scripting::functions::load_saved_libraries(server, codes) {
+            log(server, "warning", &format!("Failed loading library: {e}"));
+        }
+    }
+    discard_in_background(side);
+    crate::persist::load::note_loaded(server, &loaded);
+    adopt(server, replid, offset);
+    Ok(())
+}
+
+/// Frees a dataset no client sees on a thread of its own.
+fn discard_in_background(side: crate::shard::Shards) {
+    let _ = std::thread::Builder::new().name("moonshard-discard".into()).spawn(move || drop(side));
+}
+
+/// An error whose cause was already logged (the retry loop adds no line).
+fn logged() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "(logged)")
+}
+
+/// After a full sync loaded: the history restarts at the master's ID and
+/// offset, with a fresh backlog.
+fn adopt(server: &Server, replid: String, offset: u64) {
+    let replicas = &server.replicas;
     {
         let mut h = replicas.history.lock();
         *server.replid.lock() = replid;
@@ -412,7 +574,6 @@ fn full_sync(
         f.stream_db = 0;
     }
     log(server, "notice", "MASTER <-> REPLICA sync: Finished with success");
-    Ok(())
 }
 
 /// The RDB payload's framing.

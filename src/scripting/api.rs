@@ -158,16 +158,13 @@ fn log(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
             parts.push(s.to_string_lossy());
         }
     }
-    let configured = with_run(|run| run.server.config.get("loglevel")).flatten().unwrap_or_default();
-    let min = match configured.as_str() {
-        "debug" => 0,
-        "verbose" => 1,
-        "notice" => 2,
-        "warning" => 3,
-        _ => 4,
-    };
-    if level >= min {
-        eprintln!("moonshard lua: {}", parts.join(" "));
+    // The server's own log, at the script's level (as Redis's serverLog).
+    let level = ["debug", "verbose", "notice", "warning"][level as usize];
+    let line = parts.join(" ");
+    if with_run(|run| crate::net::listener::log(run.server, level, &line)).is_none() {
+        // Library code being loaded (FUNCTION LOAD) runs outside a script
+        // run: its lines go to stderr.
+        eprintln!("{line}");
     }
     Ok(())
 }

@@ -109,6 +109,7 @@ G.cjson = R.cjson
 G.cmsgpack = R.cmsgpack
 G.bit = R.bit
 G.struct = R.struct
+G.tonumber = R.tonumber
 
 -- Functions see `redis` without the EVAL-only entries, as in Redis where
 -- they live in another Lua state: a copy taken before those are added.

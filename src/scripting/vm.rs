@@ -65,6 +65,8 @@ impl Vm {
         // SAFETY: raw C functions that read their own arguments only.
         api.raw_set("breakpoint", unsafe { lua.create_c_function(super::ldb::breakpoint) }?)?;
         api.raw_set("debug", unsafe { lua.create_c_function(super::ldb::debug) }?)?;
+        // SAFETY: as above.
+        api.raw_set("tonumber", unsafe { lua.create_c_function(libs::tonumber::tonumber) }?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
         api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
         api.raw_set("cjson", libs::cjson::table(&lua)?)?;

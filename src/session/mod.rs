@@ -343,6 +343,13 @@ impl Session {
         if aof.policy.load(std::sync::atomic::Ordering::Relaxed) == crate::persist::aof::FSYNC_ALWAYS {
             aof.wait_synced(offset).await;
         } else {
+            if aof.written.load(std::sync::atomic::Ordering::Acquire) < offset {
+                // Let the other connections ready on this worker run their
+                // batches first: the first of them back writes everything
+                // gathered meanwhile in one write() (as Redis writes its AOF
+                // buffer once per event-loop round), the others find it done.
+                tokio::task::yield_now().await;
+            }
             aof.write_through(offset, &self.server);
         }
     }
@@ -350,12 +357,12 @@ impl Session {
     /// Moves every message already queued for this subscriber into the
     /// output, so it goes out before the reply being produced (as in Redis).
     pub fn drain_messages(&mut self) {
-        let Some(sub) = self.sub.as_mut() else {
-            return;
-        };
-        while let Ok(msg) = sub.rx.try_recv() {
-            msg.reply().encode(self.client.resp, &mut self.out);
-            sub.unflushed += msg.size();
+        let mut dropped = false;
+        while let Some(msg) = self.sub.as_mut().and_then(|sub| sub.rx.try_recv().ok()) {
+            dropped |= subscribe::take_message(self, msg);
+        }
+        if dropped {
+            subscribe::settle(self);
         }
     }
 

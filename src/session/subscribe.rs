@@ -154,6 +154,38 @@ fn unsubscribe(conn: &mut Session, via: Via, kind: &'static str, channels: &[Byt
     Reply::Multi(out)
 }
 
+/// Puts one message of the subscriber's queue into the output. A shard
+/// channel the node dropped because it stopped serving the slot comes out as
+/// Redis sends it, a `sunsubscribe` with the shard subscriptions left (or
+/// nothing, if the client unsubscribed meanwhile). Returns true for such a
+/// drop: the caller then calls [`settle`].
+pub fn take_message(conn: &mut Session, msg: Message) -> bool {
+    let Some(state) = conn.sub.as_mut() else {
+        return false;
+    };
+    state.unflushed += msg.size();
+    let Some(channel) = msg.lost_channel() else {
+        msg.reply().encode(conn.client.resp, &mut conn.out);
+        return false;
+    };
+    if state.shard_channels.shift_remove(channel) {
+        let left = state.shard_channels.len();
+        confirm("sunsubscribe", Some(channel.clone()), left).encode(conn.client.resp, &mut conn.out);
+    }
+    true
+}
+
+/// After subscriptions were dropped by the server: the client's counts, and
+/// the end of subscribed mode when none is left (as Redis clears the
+/// client's pubsub flag).
+pub fn settle(conn: &mut Session) {
+    if conn.sub.as_ref().is_some_and(|s| !s.active()) {
+        conn.drain_messages();
+        conn.sub = None;
+    }
+    update_meta(conn);
+}
+
 /// Drops every subscription (RESET, disconnection).
 pub fn unsubscribe_all(conn: &mut Session) {
     let Some(state) = conn.sub.take() else {

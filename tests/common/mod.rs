@@ -149,9 +149,14 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 }
                 continue;
             }
-            // `<pid>:M <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`: notices stay quiet.
-            let notice = line.split_once(":M ").and_then(|(_, r)| r.get(25..)).is_some_and(|t| t.starts_with("* "));
-            if !notice {
+            // `<pid>:<M|S> <dd Mon yyyy hh:mm:ss.mmm> <level mark> <message>`:
+            // notices stay quiet unless MOONSHARD_TEST_LOGS is set.
+            let notice = [":M ", ":S "]
+                .iter()
+                .find_map(|role| line.split_once(role))
+                .and_then(|(_, r)| r.get(25..))
+                .is_some_and(|t| t.starts_with("* "));
+            if !notice || std::env::var_os("MOONSHARD_TEST_LOGS").is_some() {
                 eprintln!("[moonshard] {line}");
             }
         }
@@ -162,7 +167,36 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     Proc { port, child, dir }
 }
 
-/// One field of an INFO section, as text ("" when absent).
+/// `moonshard` with its log (every level) in a file of its directory.
+pub fn moonshard_logged(extra: &[&str]) -> (Proc, std::path::PathBuf) {
+    let dir = temp_dir("logged");
+    let log = dir.join("moonshard.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--port", "0", "--save", "", "--loglevel", "notice"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start moonshard");
+    let mut port = 0;
+    wait_until(20, "moonshard to report its port", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("moonshard exited: {status}");
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        port = text
+            .split("tcp on port ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        port != 0
+    });
+    (Proc { port, child, dir: Some(dir) }, log)
+}
+
 /// Polls `f` every 20 ms until it holds; fails naming `what` after `secs` seconds.
 #[track_caller]
 pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {

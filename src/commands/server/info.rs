@@ -238,7 +238,9 @@ fn clients_section(server: &Server, f: &mut Field) {
     let (live_in, live_out) = sampler::fold_client_peaks(server, false);
     let (recent_in, recent_out) = s.sampler.lock().recent_peaks(crate::storage::now_ms() / 1000);
     f("connected_clients", server.clients.len().to_string());
-    f("cluster_connections", "0".into());
+    // Redis counts two connections (in and out) per known node.
+    let known = server.cluster.as_ref().map_or(1, |c| c.state.lock().nodes.len());
+    f("cluster_connections", (known.saturating_sub(1) * 2).to_string());
     f("maxclients", server.config.maxclients.load(Ordering::Relaxed).to_string());
     f("client_recent_max_input_buffer", recent_in.max(live_in).to_string());
     f("client_recent_max_output_buffer", recent_out.max(live_out).to_string());
@@ -334,7 +336,7 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     f("mem_total_replication_buffers", "0".into());
     f("mem_clients_slaves", "0".into());
     f("mem_clients_normal", clients.to_string());
-    f("mem_cluster_links", "0".into());
+    f("mem_cluster_links", server.cluster.as_ref().map_or(0, |c| c.state.lock().links_memory()).to_string());
     f("mem_aof_buffer", "0".into());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
