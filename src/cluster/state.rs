@@ -1280,6 +1280,32 @@ mod tests {
     }
 
     #[test]
+    fn claimed_beyond_lists_the_claimed_slots_not_held() {
+        let mut claimed = [0u8; SLOT_BYTES];
+        let mut held = [0u8; SLOT_BYTES];
+        for s in [0, 7, 8, 63, 64, 5000, 16383] {
+            set_bit(&mut claimed, s, true);
+        }
+        for s in [7, 64, 9999] {
+            set_bit(&mut held, s, true);
+        }
+        assert_eq!(claimed_beyond(&claimed, Some(&held)), vec![0, 8, 63, 5000, 16383]);
+        assert_eq!(claimed_beyond(&claimed, None), vec![0, 7, 8, 63, 64, 5000, 16383]);
+        // The state check counts slots by node: a slot unassigned is seen.
+        let mut st = State::new([b'a'; 40], 7000, 17000);
+        st.update_state(1);
+        st.update_state(5000);
+        for s in 0..SLOTS {
+            st.add_slot([b'a'; 40], s);
+        }
+        st.update_state(10_000);
+        assert!(st.ok);
+        st.del_slot(42);
+        st.update_state(20_000);
+        assert!(!st.ok);
+    }
+
+    #[test]
     fn node_lines_use_redis_format() {
         let mut a = State::new([b'a'; 40], 7000, 17000);
         a.me_mut().ip = "127.0.0.1".into();
