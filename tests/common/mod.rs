@@ -161,7 +161,25 @@ pub fn moonshard(extra: &[&str]) -> Proc {
             }
         }
     });
-    let port = rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port");
+    // With `--logfile` the log (and the line naming the port) goes there.
+    let logfile = extra.iter().position(|a| *a == "--logfile").and_then(|i| extra.get(i + 1));
+    let port = match logfile {
+        Some(path) => {
+            let mut port = 0;
+            wait_until(20, "moonshard to report its port in its log file", || {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                port = text
+                    .split("tcp on port ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                port != 0
+            });
+            port
+        }
+        None => rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port"),
+    };
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
     Proc { port, child, dir }
