@@ -167,13 +167,7 @@ pub fn moonshard(extra: &[&str]) -> Proc {
         Some(path) => {
             let mut port = 0;
             wait_until(20, "moonshard to report its port in its log file", || {
-                let text = std::fs::read_to_string(path).unwrap_or_default();
-                port = text
-                    .split("tcp on port ")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0);
+                port = port_in_log(std::path::Path::new(path));
                 port != 0
             });
             port
@@ -183,6 +177,16 @@ pub fn moonshard(extra: &[&str]) -> Proc {
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
     Proc { port, child, dir }
+}
+
+/// The port a moonshard log file says it listens on (0 while not there yet).
+fn port_in_log(log: &std::path::Path) -> u16 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.split("tcp on port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `moonshard` with its log (every level) in a file of its directory.
@@ -203,13 +207,7 @@ pub fn moonshard_logged(extra: &[&str]) -> (Proc, std::path::PathBuf) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("moonshard exited: {status}");
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        port = text
-            .split("tcp on port ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+        port = port_in_log(&log);
         port != 0
     });
     (Proc { port, child, dir: Some(dir) }, log)
