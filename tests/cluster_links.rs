@@ -67,9 +67,7 @@ fn sendbuf_limit(kind: &str, make: &dyn Fn(&[&str]) -> Proc) {
     let log_arg = log.to_string_lossy().into_owned();
     let a = make(&["--logfile", &log_arg]);
     let b = redis_node();
-    let bbus = cli(b.port, &["cluster", "nodes"]);
-    let bbus = bbus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
-    assert_eq!(cli(a.port, &["cluster", "meet", "127.0.0.1", &b.port.to_string(), &bbus]).trim(), "OK");
+    meet_with_bus(&a, &b);
     wait_connected(&[&a, &b]);
     let b_id = myid(&b);
     wait_until("both links of a to b", 15, || link(&a, "to", &b_id).is_some() && link(&a, "from", &b_id).is_some());
@@ -182,7 +180,7 @@ fn minority_master(x: &Proc, others: [&Proc; 2], all: &[&Proc]) -> Vec<String> {
     assert_eq!(cli(x.port, &["config", "set", "cluster-allow-reads-when-down", "no"]).trim(), "OK");
     // The partition heals: the node serves again.
     drop(stopped);
-    wait_until("the cluster to be ok again", 20, || cli(x.port, &["cluster", "info"]).contains("cluster_state:ok"));
+    wait_until("the cluster to be ok again", 20, || state_ok(x.port));
     wait_until("writes to be served again", 10, || cli(x.port, &["set", &key, "5"]).trim() == "OK");
     wait_ok(all);
     seen
