@@ -15,29 +15,6 @@ use cluster_util::*;
 use common::{free_port, moonshard, Proc};
 use std::process::Command;
 
-/// Redis Cluster's hash slot (CRC16-XMODEM of the key; the keys used have no tag).
-fn slot(key: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in key.as_bytes() {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc % 16384
-}
-
-fn check_clean(node: &Proc) {
-    let out = cluster_tool(&["check".to_string(), addr(node)]);
-    assert!(
-        out.contains("[OK] All nodes agree about slots configuration.")
-            && out.contains("[OK] All 16384 slots covered.")
-            && !out.contains("[ERR]")
-            && !out.contains("[WARNING]"),
-        "check not clean:\n{out}"
-    );
-}
-
 /// `redis-cli -c` SET then GET of keys spread over every node, through any node.
 fn set_get_across(nodes: &[&Proc]) {
     for i in 0..30 {
@@ -65,7 +42,7 @@ fn three_moonshard_nodes_form_a_cluster_with_redis_cli() {
     assert!(cli(nodes[0].port, &["info", "cluster"]).contains("cluster_enabled:1"));
     create(&refs);
     wait_ok(&refs);
-    check_clean(&nodes[1]);
+    check_clean(nodes[1].port);
     set_get_across(&refs);
     // Each node knows all three, connected, with their slots.
     for n in &nodes {
@@ -126,7 +103,7 @@ fn three_moonshard_nodes_form_a_cluster_with_redis_cli() {
     ]);
     assert!(out.contains("Moving slot 9 from"), "{out}");
     assert!(!out.contains("ERR") && !out.contains("[ERR]"), "{out}");
-    check_clean(&nodes[2]);
+    check_clean(nodes[2].port);
     let keys_after: i64 = nodes.iter().map(|n| cli(n.port, &["dbsize"]).trim().parse::<i64>().unwrap()).sum();
     assert_eq!(keys_before, keys_after);
     let line = cli(nodes[2].port, &["cluster", "nodes"]);
@@ -150,8 +127,8 @@ fn mixed_clusters_of_moonshard_and_redis_server() {
         let (a, b) = (ms_node(&[]), ms_node(&[]));
         create(&[&r, &a, &b]);
         wait_ok(&[&r, &a, &b]);
-        check_clean(&a);
-        check_clean(&r);
+        check_clean(a.port);
+        check_clean(r.port);
         let text = cli(r.port, &["cluster", "nodes"]);
         for m in [&a, &b] {
             let line = text.lines().find(|l| l.starts_with(&myid(m))).unwrap_or_else(|| panic!("{text}"));
@@ -168,7 +145,7 @@ fn mixed_clusters_of_moonshard_and_redis_server() {
         let (r1, r2) = (redis_node(), redis_node());
         create(&[&a, &r1, &r2]);
         wait_ok(&[&a, &r1, &r2]);
-        check_clean(&r2);
+        check_clean(r2.port);
         let text = cli(r1.port, &["cluster", "nodes"]);
         let line = text.lines().find(|l| l.starts_with(&myid(&a))).unwrap_or_else(|| panic!("{text}"));
         assert!(line.contains(" master - ") && line.contains(" connected 0-5460"), "{line}");
@@ -221,7 +198,7 @@ fn restarted_node_rejoins_from_nodes_conf() {
             cli(n.port, &["cluster", "nodes"]).lines().any(|l| l.starts_with(&id) && l.contains(" connected "))
         })
     });
-    check_clean(&b);
+    check_clean(b.port);
     set_get_across(&[&a, &b, &c]);
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
@@ -237,15 +214,10 @@ fn redirections_match_redis_server() {
     }
     let m = ms_node(&[]);
     let r = redis_node();
-    assert_eq!(cli(m.port, &["cluster", "addslotsrange", "0", "8191"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "addslotsrange", "8192", "16383"]).trim(), "OK");
-    assert_eq!(cli(m.port, &["cluster", "set-config-epoch", "1"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "set-config-epoch", "2"]).trim(), "OK");
+    assign_halves(&m, &r);
     assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &r.port.to_string()]).trim(), "OK");
     // Only redis-cli --cluster knows bus ports: MEET with the explicit one.
-    let rbus = cli(r.port, &["cluster", "nodes"]);
-    let rbus = rbus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
-    assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &r.port.to_string(), &rbus]).trim(), "OK");
+    meet_with_bus(&m, &r);
     wait_ok(&[&m, &r]);
     let (mid, rid) = (myid(&m), myid(&r));
     // Keys by slot: hash tags pick the slot side.

@@ -22,17 +22,9 @@ use std::process::Command;
 
 /// Runs a client program with a deadline; asserts it printed `marker`.
 fn run(mut cmd: Command, marker: &str) {
-    let mut child =
+    let child =
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("client program");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (out, _) = common::output_within(child, 60);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains(marker),
@@ -67,9 +59,7 @@ fn redis_py_and_ioredis_clusters_across_a_resharding() {
     }
     let nodes = [ms_node(&[]), ms_node(&[]), ms_node(&[])];
     let refs: Vec<&Proc> = nodes.iter().collect();
-    create(&refs);
-    wait_ok(&refs);
-    wait_connected(&refs);
+    form(&refs);
     clients(&nodes[0], "before", &py, node_js);
     let keys_before: i64 = nodes.iter().map(|n| cli(n.port, &["dbsize"]).trim().parse::<i64>().unwrap()).sum();
     // The first node's first slots (with keys of both runs) go to the second

@@ -8,8 +8,11 @@
 //! compared with redis-server's. Every wait polls with a deadline; every
 //! process is killed when its `Proc` drops.
 
+#[path = "common/cluster.rs"]
+mod cluster_util;
 mod common;
 
+use cluster_util::*;
 use common::{free_port, moonshard, Proc};
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -18,18 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NODE_TIMEOUT: &str = "1000";
-
-fn tools_present() -> bool {
-    if common::has_program("redis-server") && common::has_program("redis-cli") {
-        return true;
-    }
-    assert!(
-        std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() != Ok("1"),
-        "redis-server and redis-cli are required (MOONSHARD_REQUIRE_REDIS=1)"
-    );
-    eprintln!("\n*** SKIPPED: redis-server/redis-cli not on PATH; cluster failover tests not run ***\n");
-    false
-}
 
 /// Where a node lives, so that it can be started again from its nodes.conf.
 #[derive(Clone)]
@@ -80,67 +71,6 @@ fn start_redis(p: &Place) -> Proc {
     proc
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `redis-cli --cluster <args>` with a deadline.
-fn cluster_tool(args: &[String]) -> String {
-    let mut child = Command::new("redis-cli")
-        .arg("--cluster")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("redis-cli --cluster");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !matches!(child.try_wait(), Ok(Some(_))) {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("redis-cli --cluster {args:?} hung:\n{}", String::from_utf8_lossy(&out.stdout));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn addr(port: u16) -> String {
-    format!("127.0.0.1:{port}")
-}
-
-fn check_clean(port: u16) {
-    let out = cluster_tool(&["check".to_string(), addr(port)]);
-    assert!(
-        out.contains("[OK] All nodes agree about slots configuration.")
-            && out.contains("[OK] All 16384 slots covered.")
-            && !out.contains("[ERR]")
-            && !out.contains("[WARNING]"),
-        "check not clean:\n{out}"
-    );
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn state_ok(port: u16) -> bool {
-    cli(port, &["cluster", "info"]).contains("cluster_state:ok")
-}
-
-fn myid(port: u16) -> String {
-    cli(port, &["cluster", "myid"]).trim().to_string()
-}
-
 fn role(port: u16) -> String {
     cli(port, &["role"]).lines().next().unwrap_or("").to_string()
 }
@@ -169,15 +99,29 @@ fn replicas_of(via: u16, master: &str) -> Vec<(String, String, String, String)> 
     v
 }
 
+/// `redis-cli --cluster create --cluster-replicas 1` of the nodes on
+/// `ports`; asserts every slot is covered and waits for cluster_state:ok on
+/// each.
+fn create_with_replicas(ports: &[u16]) {
+    let mut args = vec!["create".to_string()];
+    args.extend(ports.iter().map(|p| port_addr(*p)));
+    args.extend(["--cluster-replicas".to_string(), "1".into(), "--cluster-yes".into()]);
+    let out = cluster_tool(&args);
+    assert!(out.contains("[OK] All 16384 slots covered."), "create failed:\n{out}");
+    for &p in ports {
+        wait_until("cluster_state:ok", 15, || state_ok(p));
+    }
+}
+
 /// Makes `node` a replica of `master` and waits for its first sync.
 fn add_replica(node: u16, master: u16, via: u16) {
     let out = cluster_tool(&[
         "add-node".to_string(),
-        addr(node),
-        addr(via),
+        port_addr(node),
+        port_addr(via),
         "--cluster-slave".into(),
         "--cluster-master-id".into(),
-        myid(master),
+        node_id(master),
     ]);
     assert!(out.contains("[OK] New node added correctly."), "add-node failed:\n{out}");
     wait_until("the replica to follow its master", 15, || {
@@ -186,18 +130,6 @@ fn add_replica(node: u16, master: u16, via: u16) {
 }
 
 // ------------------------------------------------------------ client load
-
-/// Redis Cluster's hash slot of a key without a hash tag.
-fn slot(key: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in key.as_bytes() {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc % 16384
-}
 
 /// A tiny cluster client: follows MOVED, retries on errors and dead nodes.
 struct Router {
@@ -326,14 +258,7 @@ fn replicas_and_failover_of_moonshard_nodes() {
     let places: Vec<Place> = (0..6).map(|_| place("cluster-failover")).collect();
     let mut nodes: Vec<Option<Proc>> = places.iter().map(|p| Some(start_ms(p))).collect();
     let ports: Vec<u16> = places.iter().map(|p| p.port).collect();
-    let mut args = vec!["create".to_string()];
-    args.extend(ports.iter().map(|p| addr(*p)));
-    args.extend(["--cluster-replicas".to_string(), "1".into(), "--cluster-yes".into()]);
-    let out = cluster_tool(&args);
-    assert!(out.contains("[OK] All 16384 slots covered."), "create failed:\n{out}");
-    for &p in &ports {
-        wait_until("cluster_state:ok", 15, || state_ok(p));
-    }
+    create_with_replicas(&ports);
     let masters: Vec<u16> = ports.iter().copied().filter(|p| role(*p) == "master").collect();
     assert_eq!(masters.len(), 3);
     for &p in &ports {
@@ -345,7 +270,7 @@ fn replicas_and_failover_of_moonshard_nodes() {
 
     // The master of slot 0's keys and its replica.
     let m = masters[0];
-    let m_id = myid(m);
+    let m_id = node_id(m);
     let reps = replicas_of(ports[1], &m_id);
     assert_eq!(reps.len(), 1, "{reps:?}");
     assert_eq!(reps[0].2, "slave");
@@ -423,14 +348,14 @@ fn replicas_and_failover_of_moonshard_nodes() {
 
     // The killed node comes back from its nodes.conf as a replica of the new master.
     nodes[m_index] = Some(start_ms(&places[m_index]));
-    assert_eq!(myid(m), m_id);
+    assert_eq!(node_id(m), m_id);
     wait_until("the old master to follow the new one", 15, || master_port(m) == Some(r));
     let (acked, errors, gap) = load.finish();
     eprintln!("load: {acked} writes acknowledged, {errors} retried errors, longest gap {gap:?}");
     wait_until("the old master to sync", 15, || {
         cli(m, &["info", "replication"]).contains("master_link_status:up") && dbsize(m) == dbsize(r)
     });
-    let as_replica = format!("slave {}", myid(r));
+    let as_replica = format!("slave {}", node_id(r));
     wait_until("every node to see the old master as a replica of the new one", 10, || {
         ports
             .iter()
@@ -473,7 +398,7 @@ fn failovers_across_moonshard_and_redis_server() {
     let _pd = start_redis(&pl[3]);
     let _pe = start_ms(&pl[4]);
     let _pf = start_ms(&pl[5]);
-    let out = cluster_tool(&["create".into(), addr(a), addr(b), addr(c), "--cluster-yes".into()]);
+    let out = cluster_tool(&["create".into(), port_addr(a), port_addr(b), port_addr(c), "--cluster-yes".into()]);
     assert!(out.contains("[OK] All 16384 slots covered."), "create failed:\n{out}");
     add_replica(d, a, c);
     add_replica(e, c, a);
@@ -486,7 +411,7 @@ fn failovers_across_moonshard_and_redis_server() {
 
     // Both kinds of node describe the replicas alike.
     for master in [a, b, c] {
-        let id = myid(master);
+        let id = node_id(master);
         wait_until("every node to agree on the replicas", 10, || {
             let on_redis = replicas_of(c, &id);
             on_redis.len() == 1 && [a, b, d, e, f].iter().all(|&p| replicas_of(p, &id) == on_redis)
@@ -538,7 +463,7 @@ fn failovers_across_moonshard_and_redis_server() {
     assert_eq!(sorted_lines(a, "slots").iter().filter(|l| l.starts_with("127.0.0.1")).count(), 6);
 
     // Error texts, moonshard against redis-server in the same positions.
-    let (a_id, c_id, d_id) = (myid(a), myid(c), myid(d));
+    let (a_id, c_id, d_id) = (node_id(a), node_id(c), node_id(d));
     let same = |ms: u16, rs: u16, ms_args: &[&str], rs_args: &[&str]| {
         assert_eq!(cli(ms, ms_args), cli(rs, rs_args), "{ms_args:?} / {rs_args:?}");
     };
@@ -548,7 +473,7 @@ fn failovers_across_moonshard_and_redis_server() {
     same(a, c, &["cluster", "replicate", &c_id], &["cluster", "replicate", &a_id]);
     same(a, c, &["cluster", "failover"], &["cluster", "failover"]);
     same(e, d, &["cluster", "failover", "sometimes"], &["cluster", "failover", "sometimes"]);
-    same(e, d, &["cluster", "replicas", &myid(e)], &["cluster", "replicas", &d_id]);
+    same(e, d, &["cluster", "replicas", &node_id(e)], &["cluster", "replicas", &d_id]);
     same(a, c, &["replicaof", "127.0.0.1", "1"], &["replicaof", "127.0.0.1", "1"]);
     same(a, c, &["cluster", "count-failure-reports", &d_id], &["cluster", "count-failure-reports", &d_id]);
 
@@ -628,14 +553,7 @@ fn a_replica_migrates_to_an_orphaned_master() {
     let places: Vec<Place> = (0..7).map(|_| place("cluster-migration")).collect();
     let mut nodes: Vec<Option<Proc>> = places.iter().map(|p| Some(start_ms(p))).collect();
     let ports: Vec<u16> = places.iter().map(|p| p.port).collect();
-    let mut args = vec!["create".to_string()];
-    args.extend(ports.iter().map(|p| addr(*p)));
-    args.extend(["--cluster-replicas".to_string(), "1".into(), "--cluster-yes".into()]);
-    let out = cluster_tool(&args);
-    assert!(out.contains("[OK] All 16384 slots covered."), "create failed:\n{out}");
-    for &p in &ports {
-        wait_until("cluster_state:ok", 15, || state_ok(p));
-    }
+    create_with_replicas(&ports);
     // Who replicates whom.
     let follows: HashMap<u16, u16> = ports.iter().filter_map(|&p| master_port(p).map(|m| (p, m))).collect();
     assert_eq!(follows.len(), 4, "{follows:?}");
@@ -644,7 +562,7 @@ fn a_replica_migrates_to_an_orphaned_master() {
     let (&lonely_replica, &poor) = follows.iter().find(|(_, &m)| count(m) == 1).unwrap();
     // The replica of `rich` with the smallest id moves.
     let mut candidates: Vec<(String, u16)> =
-        follows.iter().filter(|(_, &m)| m == rich).map(|(&r, _)| (myid(r), r)).collect();
+        follows.iter().filter(|(_, &m)| m == rich).map(|(&r, _)| (node_id(r), r)).collect();
     candidates.sort();
     let (mover, stayer) = (candidates[0].1, candidates[1].1);
     let i = ports.iter().position(|&p| p == lonely_replica).unwrap();
@@ -656,10 +574,10 @@ fn a_replica_migrates_to_an_orphaned_master() {
     eprintln!("replica migration after {:?}", t0.elapsed());
     assert!(t0.elapsed() > Duration::from_secs(5), "migrated before the 5 s delay");
     assert_eq!(master_port(stayer), Some(rich));
-    let poor_id = myid(poor);
+    let poor_id = node_id(poor);
     wait_until("everyone to see the new replica", 10, || {
         ports.iter().filter(|&&p| p != lonely_replica).all(|&p| {
-            cli(p, &["cluster", "nodes"]).lines().any(|l| l.starts_with(&myid(mover)) && l.contains(&poor_id))
+            cli(p, &["cluster", "nodes"]).lines().any(|l| l.starts_with(&node_id(mover)) && l.contains(&poor_id))
         })
     });
     // The killed replica restarts from its nodes.conf as a replica of its master.

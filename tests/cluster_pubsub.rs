@@ -28,9 +28,7 @@ fn publish_reaches_every_node_of_a_moonshard_cluster() {
     }
     let nodes = [ms_node(&[]), ms_node(&[]), ms_node(&[])];
     let refs: Vec<&Proc> = nodes.iter().collect();
-    create(&refs);
-    wait_ok(&refs);
-    wait_connected(&refs);
+    form(&refs);
     let mut s0 = subscriber(&nodes[0], "SUBSCRIBE news");
     let mut s1 = subscriber(&nodes[1], "SUBSCRIBE news");
     let mut s2 = subscriber(&nodes[2], "PSUBSCRIBE ne*");
@@ -84,9 +82,7 @@ fn publish_crosses_between_moonshard_and_redis_server_nodes() {
     let r = redis_node();
     let (a, b) = (ms_node(&[]), ms_node(&[]));
     let refs = [&r, &a, &b];
-    create(&refs);
-    wait_ok(&refs);
-    wait_connected(&refs);
+    form(&refs);
     let mut on_r = subscriber(&r, "SUBSCRIBE news");
     let mut on_a = subscriber(&a, "SUBSCRIBE news");
     let mut pat_b = subscriber(&b, "PSUBSCRIBE n?ws");
@@ -135,14 +131,9 @@ fn shard_messages_reach_a_redis_server_replica_of_a_moonshard_master() {
     let m = ms_node(&[]);
     let r = redis_node();
     let replica = redis_node();
-    assert_eq!(cli(m.port, &["cluster", "addslotsrange", "0", "8191"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "addslotsrange", "8192", "16383"]).trim(), "OK");
-    assert_eq!(cli(m.port, &["cluster", "set-config-epoch", "1"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "set-config-epoch", "2"]).trim(), "OK");
+    assign_halves(&m, &r);
     for other in [&r, &replica] {
-        let bus = cli(other.port, &["cluster", "nodes"]);
-        let bus = bus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
-        assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &other.port.to_string(), &bus]).trim(), "OK");
+        meet_with_bus(&m, other);
     }
     wait_connected(&[&m, &r, &replica]);
     let mid = myid(&m);
@@ -289,9 +280,7 @@ fn shard_subscribers_of_an_old_master_are_dropped_after_a_failover() {
     let (m, r) = moonshard_and_redis_halves();
     let (r_rep, m_rep) = (redis_node(), ms_node(&[]));
     for other in [&r_rep, &m_rep] {
-        let bus = cli(other.port, &["cluster", "nodes"]);
-        let bus = bus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
-        assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &other.port.to_string(), &bus]).trim(), "OK");
+        meet_with_bus(&m, other);
     }
     let all = [&m, &r, &r_rep, &m_rep];
     wait_connected(&all);

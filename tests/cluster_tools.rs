@@ -23,20 +23,12 @@ fn tool(args: &[&str]) -> String {
     cluster_tool(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
 }
 
-/// `--cluster check` reports no problem at all.
-fn assert_clean(node: &Proc) {
-    let out = tool(&["check", &addr(node)]);
-    assert!(out.contains("[OK] All nodes agree about slots configuration."), "check:\n{out}");
-    assert!(out.contains("[OK] All 16384 slots covered."), "check:\n{out}");
-    assert!(!out.contains("[WARNING]") && !out.contains("[ERR]"), "check:\n{out}");
-}
-
 /// Waits until every node knows exactly `nodes`, all connected, and every
 /// node's state is ok (a node that just joined waits Redis's rejoin delay).
 fn settle(nodes: &[&Proc]) {
     wait_connected(nodes);
     for n in nodes {
-        wait_until("cluster_state:ok", 20, || cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"));
+        wait_until("cluster_state:ok", 20, || state_ok(n.port));
     }
 }
 
@@ -108,25 +100,6 @@ fn encode(args: &[&str]) -> Vec<u8> {
     out
 }
 
-fn key_slot(key: &str) -> usize {
-    let k = key.as_bytes();
-    let k = match k.iter().position(|&b| b == b'{') {
-        Some(s) => match k[s + 1..].iter().position(|&b| b == b'}') {
-            Some(e) if e > 0 => &k[s + 1..s + 1 + e],
-            _ => k,
-        },
-        None => k,
-    };
-    let mut crc: u16 = 0;
-    for &b in k {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc as usize % 16384
-}
-
 impl ClusterClient {
     fn new(seed: u16) -> ClusterClient {
         ClusterClient { conns: HashMap::new(), slots: vec![seed; 16384], redirects: 0 }
@@ -157,7 +130,7 @@ impl ClusterClient {
     /// Runs a command on the keys' slot; `Err` for an error that a client
     /// library cannot retry.
     fn call(&mut self, slot_key: &str, args: &[&str]) -> Result<Resp, String> {
-        let slot = key_slot(slot_key);
+        let slot = usize::from(slot(slot_key));
         let mut port = self.slots[slot];
         let mut asking = false;
         for _ in 0..200 {
@@ -308,7 +281,7 @@ fn lifecycle(make: &dyn Fn() -> Proc) -> Vec<String> {
     let slots = slots_per_node(&four);
     seen.push(format!("after rebalance {slots:?}"));
     assert!(slots[3] > 100 && slots.iter().sum::<usize>() == 16384, "{slots:?}");
-    assert_clean(&a);
+    check_clean(a.port);
     read_keys(&four, 1000);
     assert_eq!(total_keys(&a), all_keys);
 
@@ -336,7 +309,7 @@ fn lifecycle(make: &dyn Fn() -> Proc) -> Vec<String> {
     seen.push(format!("ask {}", cli(owner.port, &["get", "{fix}1"]).trim().starts_with("ASK")));
     let out = tool(&["fix", &addr(&a)]);
     assert!(!out.contains("[ERR]") && !out.contains("replied with error"), "fix:\n{out}");
-    assert_clean(&a);
+    check_clean(a.port);
     let new_owner = owner_of(&four, "{fix}");
     seen.push(format!("fix moved the slot to the importing node: {}", new_owner.port == target.port));
     for i in 0..10 {
@@ -370,7 +343,7 @@ fn lifecycle(make: &dyn Fn() -> Proc) -> Vec<String> {
     assert_eq!(myid(&d), did);
     seen.push(format!("deleted node info: {}", cli(d.port, &["cluster", "info"]).lines().next().unwrap_or("")));
     settle(&three);
-    assert_clean(&a);
+    check_clean(a.port);
     seen
 }
 
@@ -460,7 +433,7 @@ fn rebalance_and_reshard_under_client_load() {
     assert!(expect.len() > 300);
     // The load ran while slots moved: it was redirected (MOVED at least).
     assert!(redirects > 0);
-    assert_clean(&a);
+    check_clean(a.port);
     let slots = slots_per_node(&four);
     assert_eq!(slots[3], 0);
     assert_eq!(slots[1], 5461 + 150, "{slots:?}");
@@ -488,14 +461,14 @@ fn mixed_add_node_and_rebalance_both_ways() {
     assert!(!out.contains("ERR") && !out.contains("*** "), "rebalance:\n{out}");
     let slots = slots_per_node(&four);
     assert!(slots[3] > 200 && slots.iter().sum::<usize>() == 16384, "{slots:?}");
-    assert_clean(&r);
+    check_clean(r.port);
     read_keys(&four, 1000);
     // Back: the redis-server node hands every slot to moonshard nodes.
     let w = format!("{}=0", myid(&r));
     let out = tool(&["rebalance", &addr(&r), "--cluster-weight", &w]);
     assert!(!out.contains("ERR") && !out.contains("*** "), "rebalance:\n{out}");
     assert_eq!(slots_per_node(&four)[3], 0);
-    assert_clean(&a);
+    check_clean(a.port);
     read_keys(&three, 1000);
     assert_eq!(total_keys(&a), 1000 + 6 * 20);
 }
@@ -512,21 +485,14 @@ fn redis_benchmark_cluster_runs_clean() {
     let three = [&a, &b, &c];
     create(&three);
     settle(&three);
-    let mut child = std::process::Command::new("redis-benchmark")
+    let child = std::process::Command::new("redis-benchmark")
         .args(["--cluster", "-p", &a.port.to_string(), "-n", "500", "-c", "10", "-q"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("redis-benchmark");
-    let deadline = Instant::now() + Duration::from_secs(50);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("redis-benchmark --cluster hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (out, killed) = common::output_within(child, 50);
+    assert!(!killed, "redis-benchmark --cluster hung");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "redis-benchmark:\n{text}");
     assert!(text.contains("Cluster has 3 master nodes"), "{text}");
@@ -603,8 +569,8 @@ fn add_node_as_replica_of_a_mixed_cluster() {
         assert_eq!(port_of(&master_id), master.port);
         replica_has_masters_keys(replica, master, &[&m, &r]);
     }
-    assert_clean(&r);
-    assert_clean(&n1);
+    check_clean(r.port);
+    check_clean(n1.port);
     // Writes on the masters reach their new replicas.
     for (replica, master) in [(&n1, first), (&n2, second)] {
         let key = (0..).map(|i| format!("new:{i}")).find(|k| owner_of(&[&m, &r], k).port == master.port).unwrap();

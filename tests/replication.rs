@@ -9,7 +9,7 @@ mod common;
 use common::info_num as num;
 use common::wait_until;
 
-use common::{field_of, moonshard, q, redis_server_with, run_str, Proc};
+use common::{field_of, q, redis_server_with, repl_moonshard, repl_redis, run_str, Proc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
@@ -168,16 +168,9 @@ fn redis_master_and_moonshard(
     seed: u64,
     writes: usize,
 ) -> Option<(common::Proc, redis::Connection, common::Proc, redis::Connection, Vec<String>, StdRng)> {
-    let master = redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])?;
+    let master = repl_redis(&[])?;
     let mut m = master.client();
-    let replica = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        &SHARDS.to_string(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let replica = repl_moonshard(SHARDS, &[]);
     let r = replica.client();
     let keys: Vec<String> = (0..SHARDS).map(|i| format!("k{i}")).collect();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -188,14 +181,7 @@ fn redis_master_and_moonshard(
 /// A moonshard master (SHARDS shards, DEBUG allowed), a client, keys on
 /// every shard, and `writes` random writes over them from `seed`.
 fn loaded_master(seed: u64, writes: usize) -> (common::Proc, redis::Connection, Vec<String>, StdRng) {
-    let master = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        &SHARDS.to_string(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let master = repl_moonshard(SHARDS, &[]);
     let mut m = master.client();
     let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -263,11 +249,7 @@ fn replica_leaving_is_forgotten_and_a_new_one_syncs() {
     assert_same(&mut m, &mut r, "first replica");
     drop(r);
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while field_of(&mut m, "replication", "connected_slaves") != "0" {
-        assert!(Instant::now() < deadline, "the dead replica is still listed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(10, "the dead replica to leave the list", || field_of(&mut m, "replication", "connected_slaves") == "0");
     load(&mut rng, &mut m, &keys, 200);
     let Some(second) = start_replica(&master) else { return };
     let mut r = second.client();
@@ -370,14 +352,7 @@ fn assert_same_history(master: &mut redis::Connection, replica: &mut redis::Conn
 
 #[test]
 fn redis_server_replica_resumes_with_partial_resync_from_moonshard_backlog() {
-    let master = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        &SHARDS.to_string(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let master = repl_moonshard(SHARDS, &[]);
     let mut m = master.client();
     assert_eq!(field_of(&mut m, "replication", "repl_backlog_active"), "0");
     let keys = common::keys_on_different_shards("k", SHARDS, SHARDS);
@@ -443,14 +418,7 @@ fn moonshard_replica_resumes_with_partial_resync_from_redis_server() {
 
 #[test]
 fn backlog_overrun_falls_back_to_a_full_resync() {
-    let master = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        &SHARDS.to_string(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let master = repl_moonshard(SHARDS, &[]);
     let mut m = master.client();
     assert_eq!(q(&mut m, "CONFIG SET repl-backlog-size 1"), "OK");
     wait_until(5, "the backlog's new size", || field_of(&mut m, "replication", "repl_backlog_size") == "16384");
@@ -490,7 +458,7 @@ fn backlog_overrun_falls_back_to_a_full_resync() {
 #[test]
 fn promoted_moonshard_replica_lets_the_other_replica_continue() {
     let (master, mut m, keys, mut rng) = loaded_master(11, 200);
-    let r1p = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let r1p = repl_moonshard(2, &[]);
     let mut r1 = r1p.client();
     assert_eq!(q(&mut r1, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
     let Some(r2p) = start_replica(&master) else { return };
@@ -534,7 +502,7 @@ fn promoted_moonshard_replica_lets_the_other_replica_continue() {
 /// refuses it. A moonshard replica answers REPLCONF GETACK.
 #[test]
 fn wait_counts_acknowledging_replicas() {
-    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", &SHARDS.to_string()]);
+    let master = repl_moonshard(SHARDS, &[]);
     let mut m = master.client();
     assert_eq!(q(&mut m, "WAIT 0 0"), "0");
     assert_eq!(q(&mut m, "SET a 1"), "OK");
@@ -542,7 +510,7 @@ fn wait_counts_acknowledging_replicas() {
     assert_eq!(q(&mut m, "WAIT 1 150"), "0", "no replica yet");
     assert!(started.elapsed() >= Duration::from_millis(140), "WAIT waited for its timeout");
     let Some(redis_replica) = start_replica(&master) else { return };
-    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2"]);
+    let ours = repl_moonshard(2, &[]);
     let mut r = ours.client();
     assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
     wait_until(10, "two online replicas", || {
@@ -587,16 +555,7 @@ fn wait_counts_acknowledging_replicas() {
 /// without enough replicas, accepted with them.
 #[test]
 fn min_replicas_to_write_refuses_writes_without_replicas() {
-    let master = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        "2",
-        "--min-replicas-to-write",
-        "1",
-        "--min-replicas-max-lag",
-        "10",
-    ]);
+    let master = repl_moonshard(2, &["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
     let mut m = master.client();
     assert_eq!(q(&mut m, "SET a 1"), "NOREPLICAS Not enough good replicas to write.");
     assert_eq!(q(&mut m, "GET a"), "nil");
@@ -614,13 +573,13 @@ fn min_replicas_to_write_refuses_writes_without_replicas() {
 /// handshake, with a redis-server master and with a moonshard master.
 #[test]
 fn replicas_authenticate_with_masterauth_and_masteruser() {
-    let Some(redis_master) = redis_server_with(&["--requirepass", "s3cret", "--repl-diskless-sync-delay", "0"]) else {
+    let Some(redis_master) = repl_redis(&["--requirepass", "s3cret"]) else {
         return;
     };
     let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", redis_master.port)).unwrap();
     let mut rm = client.get_connection().unwrap();
     assert_eq!(q(&mut rm, "SET from:redis 1"), "OK");
-    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2"]);
+    let ours = repl_moonshard(2, &[]);
     let mut r = ours.client();
     // Without the password the link never comes up.
     assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", redis_master.port)), "OK");
@@ -632,7 +591,7 @@ fn replicas_authenticate_with_masterauth_and_masteruser() {
 
     // A moonshard master with requirepass, followed by a redis-server
     // replica (masterauth) and a moonshard replica (masteruser + masterauth).
-    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--requirepass", "pw"]);
+    let master = repl_moonshard(2, &["--requirepass", "pw"]);
     let client = redis::Client::open(format!("redis://:pw@127.0.0.1:{}/", master.port)).unwrap();
     let mut m = client.get_connection().unwrap();
     assert_eq!(q(&mut m, "ACL SETUSER repl on >replpw +@all ~* &*"), "OK");
@@ -641,16 +600,7 @@ fn replicas_authenticate_with_masterauth_and_masteruser() {
     let Some(rs) = redis_server_with(&["--replicaof", "127.0.0.1", &port, "--masterauth", "pw"]) else { return };
     let mut rsc = rs.client();
     wait_until(10, "the redis-server replica", || q(&mut rsc, "GET from:moonshard") == "2");
-    let second = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        "2",
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        "replpw",
-    ]);
+    let second = repl_moonshard(2, &["--masteruser", "repl", "--masterauth", "replpw"]);
     let mut s = second.client();
     assert_eq!(q(&mut s, &format!("REPLICAOF 127.0.0.1 {port}")), "OK");
     wait_until(10, "the moonshard replica", || q(&mut s, "GET from:moonshard") == "2");
@@ -662,9 +612,9 @@ fn replicas_authenticate_with_masterauth_and_masteruser() {
 /// commands not flagged stale.
 #[test]
 fn replica_keeps_expired_keys_and_refuses_stale_reads_when_asked() {
-    let master = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let master = repl_moonshard(2, &[]);
     let mut m = master.client();
-    let ours = moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]);
+    let ours = repl_moonshard(2, &[]);
     let mut r = ours.client();
     assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
     wait_until(10, "the link", || field_of(&mut r, "replication", "master_link_status") == "up");
@@ -697,11 +647,9 @@ fn replica_keeps_expired_keys_and_refuses_stale_reads_when_asked() {
 /// such key (found by a full sync under a write load with short TTLs).
 #[test]
 fn expiries_before_a_replica_attaches_are_not_replayed_to_it() {
-    let args =
-        ["--repl-diskless-sync-delay", "0", "--shards", "1", "--io-threads", "1", "--enable-debug-command", "yes"];
-    let master = moonshard(&args);
+    let master = repl_moonshard(1, &["--io-threads", "1"]);
     let mut m = master.client();
-    let replica = moonshard(&args);
+    let replica = repl_moonshard(1, &["--io-threads", "1"]);
     let mut r = replica.client();
     // Only the commands below reap: no active expiry in between.
     assert_eq!(q(&mut m, "DEBUG SET-ACTIVE-EXPIRE 0"), "OK");
@@ -726,16 +674,7 @@ fn expiries_before_a_replica_attaches_are_not_replayed_to_it() {
 /// the offset) but not its AOF, as with Redis.
 #[test]
 fn replication_only_commands_stay_out_of_the_aof() {
-    let master = moonshard(&[
-        "--repl-diskless-sync-delay",
-        "0",
-        "--shards",
-        "2",
-        "--appendonly",
-        "yes",
-        "--repl-ping-replica-period",
-        "1",
-    ]);
+    let master = repl_moonshard(2, &["--appendonly", "yes", "--repl-ping-replica-period", "1"]);
     let mut m = master.client();
     let Some(replica) = start_replica(&master) else { return };
     let mut r = replica.client();

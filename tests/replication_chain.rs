@@ -10,15 +10,7 @@ mod common;
 use common::info_num as num;
 use common::wait_until;
 
-use common::{field_of, moonshard, q, redis_server_with, run_str, Proc};
-
-fn redis_node() -> Option<Proc> {
-    redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])
-}
-
-fn moonshard_node(shards: usize) -> Proc {
-    moonshard(&["--repl-diskless-sync-delay", "0", "--shards", &shards.to_string(), "--enable-debug-command", "yes"])
-}
+use common::{field_of, q, repl_moonshard, repl_redis, run_str};
 
 /// Writes over several types, databases and a transaction.
 fn load(c: &mut redis::Connection, tag: &str, n: usize) {
@@ -66,9 +58,9 @@ fn assert_chain_in_sync(top: &mut redis::Connection, others: &mut [&mut redis::C
 /// moonshard sub-replica.
 #[test]
 fn moonshard_replica_serves_sub_replicas_byte_for_byte() {
-    let Some(top) = redis_node() else { return };
-    let Some(leaf_r) = redis_node() else { return };
-    let (middle, leaf_m) = (moonshard_node(3), moonshard_node(2));
+    let Some(top) = repl_redis(&[]) else { return };
+    let Some(leaf_r) = repl_redis(&[]) else { return };
+    let (middle, leaf_m) = (repl_moonshard(3, &[]), repl_moonshard(2, &[]));
     let (mut t, mut m, mut lr, mut lm) = (top.client(), middle.client(), leaf_r.client(), leaf_m.client());
     load(&mut t, "a", 200);
     assert_eq!(q(&mut m, &format!("REPLICAOF 127.0.0.1 {}", top.port)), "OK");
@@ -109,9 +101,9 @@ fn moonshard_replica_serves_sub_replicas_byte_for_byte() {
 /// and moonshard master -> moonshard (middle) -> moonshard.
 #[test]
 fn chains_with_a_moonshard_master() {
-    let top = moonshard_node(3);
-    let Some(middle_r) = redis_node() else { return };
-    let (middle_m, leaf1, leaf2) = (moonshard_node(2), moonshard_node(1), moonshard_node(4));
+    let top = repl_moonshard(3, &[]);
+    let Some(middle_r) = repl_redis(&[]) else { return };
+    let (middle_m, leaf1, leaf2) = (repl_moonshard(2, &[]), repl_moonshard(1, &[]), repl_moonshard(4, &[]));
     let (mut t, mut mr, mut mm, mut l1, mut l2) =
         (top.client(), middle_r.client(), middle_m.client(), leaf1.client(), leaf2.client());
     load(&mut t, "a", 100);

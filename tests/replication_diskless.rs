@@ -14,7 +14,7 @@
 mod common;
 use common::wait_until;
 
-use common::{field_of, moonshard, q, redis_server_with, run_str, Proc};
+use common::{field_of, moonshard, q, redis_server_with, repl_moonshard, repl_redis, run_str, Proc};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -147,19 +147,8 @@ fn diskless_delay_and_max_replicas() {
 /// (`$<len>`); a redis-server replica beside it for the file it leaves.
 #[test]
 fn replica_diskless_load_modes() {
-    let Some(rmaster) = redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]) else {
-        return;
-    };
-    let mmaster = moonshard(&[
-        "--repl-diskless-sync",
-        "no",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--enable-debug-command",
-        "yes",
-        "--shards",
-        "2",
-    ]);
+    let Some(rmaster) = repl_redis(&[]) else { return };
+    let mmaster = repl_moonshard(2, &["--repl-diskless-sync", "no"]);
     for (i, master) in [&rmaster, &mmaster].into_iter().enumerate() {
         let mut m = master.client();
         load(&mut m, &format!("m{i}"), 400);

@@ -16,17 +16,17 @@ mod common;
 use common::info_num as num;
 use common::wait_until;
 
-use common::{field_of, free_port, moonshard, q, redis_server_with, run_str, show, Proc};
+use common::{field_of, free_port, moonshard, q, redis_server_with, repl_moonshard, repl_redis, run_str, show, Proc};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-fn redis_master() -> Option<Proc> {
-    redis_server_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])
-}
-
-fn moonshard_node() -> Proc {
-    moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "3", "--enable-debug-command", "yes"])
+/// `cmd` on both connections (moonshard's, redis-server's): the replies
+/// must be equal; returns moonshard's.
+fn both(a: &mut redis::Connection, b: &mut redis::Connection, cmd: &str) -> String {
+    let (x, y) = (q(a, cmd), q(b, cmd));
+    assert_eq!(x, y, "moonshard and redis-server differ on {cmd}");
+    x
 }
 
 /// A replica driven by hand: announces `port`, asks for a full sync, reads
@@ -84,14 +84,9 @@ fn silent_replica_announcing(master: u16, port: u16, ip: Option<&str>) -> Silent
 /// the failover's errors and states answer alike.
 #[test]
 fn failover_errors_and_states_match_redis() {
-    let Some(theirs) = redis_master() else { return };
-    let ours = moonshard_node();
+    let Some(theirs) = repl_redis(&[]) else { return };
+    let ours = repl_moonshard(3, &[]);
     let (mut a, mut b) = (ours.client(), theirs.client());
-    let both = |a: &mut redis::Connection, b: &mut redis::Connection, cmd: &str| -> String {
-        let (x, y) = (q(a, cmd), q(b, cmd));
-        assert_eq!(x, y, "moonshard and redis-server differ on {cmd}");
-        x
-    };
     // Argument errors, and no replica yet.
     for cmd in [
         "FAILOVER",
@@ -272,24 +267,21 @@ fn fail_over_and_check(m: &Proc, r: &Proc, failover: &str) {
 
 #[test]
 fn moonshard_master_fails_over_to_moonshard_replica() {
-    let (m, r) = (
-        moonshard_node(),
-        moonshard(&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"]),
-    );
+    let (m, r) = (repl_moonshard(3, &[]), repl_moonshard(2, &[]));
     fail_over_and_check(&m, &r, "FAILOVER");
 }
 
 #[test]
 fn moonshard_master_fails_over_to_redis_server_replica() {
-    let Some(r) = redis_master() else { return };
-    let m = moonshard_node();
+    let Some(r) = repl_redis(&[]) else { return };
+    let m = repl_moonshard(3, &[]);
     fail_over_and_check(&m, &r, &format!("FAILOVER TO 127.0.0.1 {} TIMEOUT 5000", r.port));
 }
 
 #[test]
 fn redis_server_master_fails_over_to_moonshard_replica() {
-    let Some(m) = redis_master() else { return };
-    let r = moonshard_node();
+    let Some(m) = repl_redis(&[]) else { return };
+    let r = repl_moonshard(3, &[]);
     fail_over_and_check(&m, &r, &format!("FAILOVER TO 127.0.0.1 {} FORCE TIMEOUT 5000", r.port));
 }
 
@@ -300,14 +292,9 @@ fn redis_server_master_fails_over_to_moonshard_replica() {
 /// announced address.
 #[test]
 fn failover_to_matches_the_announced_address() {
-    let Some(theirs) = redis_master() else { return };
-    let ours = moonshard_node();
+    let Some(theirs) = repl_redis(&[]) else { return };
+    let ours = repl_moonshard(3, &[]);
     let (mut a, mut b) = (ours.client(), theirs.client());
-    let both = |a: &mut redis::Connection, b: &mut redis::Connection, cmd: &str| -> String {
-        let (x, y) = (q(a, cmd), q(b, cmd));
-        assert_eq!(x, y, "moonshard and redis-server differ on {cmd}");
-        x
-    };
     // The address's length limit (on a connection of its own: it announces).
     for len in [255, 256] {
         let cmd = format!("REPLCONF ip-address {}", "h".repeat(len));
@@ -357,27 +344,19 @@ fn failover_to_matches_the_announced_address() {
 fn failover_to_an_announced_name_completes() {
     let announcing = ["--replica-announce-ip", "localhost"];
     // redis-server master, moonshard replica (which sends REPLCONF ip-address).
-    if let Some(m) = redis_master() {
+    if let Some(m) = repl_redis(&[]) {
         let r = moonshard(
             &[&["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"][..], &announcing].concat(),
         );
         fail_over_and_check(&m, &r, &format!("FAILOVER TO localhost {} TIMEOUT 5000", r.port));
     }
     // moonshard master, redis-server replica.
-    let m = moonshard_node();
-    if let Some(r) = redis_server_with(
-        &[&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"][..], &announcing].concat(),
-    ) {
+    let m = repl_moonshard(3, &[]);
+    if let Some(r) = repl_redis(&announcing) {
         fail_over_and_check(&m, &r, &format!("FAILOVER TO LOCALHOST {} TIMEOUT 5000", r.port));
     }
     // moonshard both sides.
-    let (m, r) = (
-        moonshard_node(),
-        moonshard(
-            &[&["--repl-diskless-sync-delay", "0", "--shards", "2", "--enable-debug-command", "yes"][..], &announcing]
-                .concat(),
-        ),
-    );
+    let (m, r) = (repl_moonshard(3, &[]), repl_moonshard(2, &announcing));
     fail_over_and_check(&m, &r, &format!("FAILOVER TO localhost {}", r.port));
 }
 
@@ -386,8 +365,8 @@ fn failover_to_an_announced_name_completes() {
 #[test]
 fn replicas_announce_their_address_and_port() {
     let announcing = ["--replica-announce-ip", "replica.example", "--replica-announce-port", "1234"];
-    let Some(rm) = redis_master() else { return };
-    let mm = moonshard_node();
+    let Some(rm) = repl_redis(&[]) else { return };
+    let mm = repl_moonshard(3, &[]);
     let ours = moonshard(&announcing);
     let Some(theirs) = redis_server_with(&announcing) else { return };
     for (master, replica) in [(&rm, &ours), (&mm, &theirs)] {

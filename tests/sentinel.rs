@@ -11,7 +11,7 @@ use common::wait_until;
 
 use common::{free_port, has_program, run_str, temp_dir};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A child process killed (SIGKILL) on drop.
 struct Kid(Child);
@@ -24,11 +24,9 @@ impl Drop for Kid {
 }
 
 fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(20, &format!("something to listen on {port}"), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 }
 
 fn start_moonshard(dir: &std::path::Path, port: u16, extra: &str) -> Kid {

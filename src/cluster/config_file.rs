@@ -1,7 +1,6 @@
 //! nodes.conf in Redis's format: one CLUSTER NODES line per node (nodes in
 //! handshake left out), then `vars currentEpoch N lastVoteEpoch N`.
-//! Rewritten atomically: a temporary file in the same directory, fsync,
-//! rename over the old one, fsync of the directory.
+//! Rewritten atomically (see [`save`]).
 
 use super::state::{self, flags, parse_id, Node, State, NULL_ID};
 use std::io::Write;
@@ -24,27 +23,28 @@ pub fn render(st: &State) -> String {
     out
 }
 
-/// Writes `text` to `path` atomically and durably.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    write_atomic_with(path, text, true)
-}
-
-/// [`write_atomic`], with the fsyncs only when `sync` (Redis 7.0 fsyncs
-/// nodes.conf only after epoch and vote changes, not after every SETSLOT).
-pub fn write_atomic_with(path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
+/// Writes `text` to `path` atomically and durably: a temporary file in the
+/// same directory, fsync, rename over the old one, fsync of the directory.
+/// A crash (or `kill -9` in the middle of the write) leaves the old file or
+/// the new one, never a mix.
+///
+/// This costs a disk write (on ext4 the rename alone forces the data out),
+/// so it is not done under the cluster state lock for every SETSLOT: see
+/// [`super::Cluster::commit`] for which changes are written at once and
+/// which within 100 ms by the cron.
+pub fn save(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!("temp-{}-{}", std::process::id(), name));
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
-        if sync {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)?;
-    if !sync {
-        return Ok(());
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -212,7 +212,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("moonshard-nodes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("nodes.conf");
-        write_atomic(&path, &text).unwrap();
+        save(&path, &text).unwrap();
         let back = load(&path, 7000, 17000).unwrap().unwrap();
         assert_eq!(back.myself, [b'a'; 40]);
         assert_eq!(back.current_epoch, 5);
@@ -221,6 +221,12 @@ mod tests {
         assert_eq!(back.owner[100], Some([b'b'; 40]));
         assert_eq!(back.migrating.get(&3), Some(&[b'b'; 40]));
         assert_eq!(render(&back), text);
+        // Replaced whole: a shorter text leaves nothing of the longer one.
+        let longer = format!("{text}{}", "x".repeat(300));
+        save(&path, &longer).unwrap();
+        save(&path, &text).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert!(std::fs::read_dir(&dir).unwrap().count() == 1, "no temporary file is left");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(load(&path, 7000, 17000).unwrap().is_none());
     }

@@ -173,6 +173,17 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
         for line in logs {
             crate::net::listener::log(&server, "notice", &line);
         }
+        // Changes since the last tick reach the disk, off the
+        // runtime's threads and with no lock held.
+        if cluster.has_unsynced() {
+            let (c, srv) = (cluster.clone(), server.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = c.sync_pending() {
+                    let text = format!("Could not save the cluster config file: {e}");
+                    crate::net::listener::log(&srv, "warning", &text);
+                }
+            });
+        }
         follow(&server, target);
         tick += 1;
     }

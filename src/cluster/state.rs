@@ -50,6 +50,19 @@ pub fn parse_id(b: &[u8]) -> Option<NodeId> {
 pub fn bit(bits: &[u8; SLOT_BYTES], slot: usize) -> bool {
     bits[slot >> 3] & (1 << (slot & 7)) != 0
 }
+/// The slots set in `claimed` and not in `held`, in ascending order.
+fn claimed_beyond(claimed: &[u8; SLOT_BYTES], held: Option<&[u8; SLOT_BYTES]>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, &c) in claimed.iter().enumerate() {
+        let mut b = c & !held.map_or(0, |h| h[i]);
+        while b != 0 {
+            out.push(i * 8 + b.trailing_zeros() as usize);
+            b &= b - 1;
+        }
+    }
+    out
+}
+
 fn set_bit(bits: &mut [u8; SLOT_BYTES], slot: usize, on: bool) {
     if on {
         bits[slot >> 3] |= 1 << (slot & 7);
@@ -275,6 +288,9 @@ pub struct State {
     pub received: [u64; bus::TYPES],
     /// nodes.conf must be rewritten.
     pub dirty: bool,
+    /// (current epoch, this node's config epoch, last vote epoch) as last
+    /// fsynced to nodes.conf: a change of one is fsynced at once.
+    pub synced_epochs: Option<(u64, u64, u64)>,
     /// Forgotten nodes gossip must not re-add, until the time (ms).
     pub blacklist: HashMap<NodeId, u64>,
     pub settings: Settings,
@@ -322,6 +338,7 @@ impl State {
             sent: [0; bus::TYPES],
             received: [0; bus::TYPES],
             dirty: true,
+            synced_epochs: None,
             blacklist: HashMap::new(),
             settings: Settings { node_timeout: 15000, require_full_coverage: true, ..Default::default() },
             next_link_id: 1,
@@ -787,10 +804,11 @@ impl State {
                 }
                 // The sender claims slots someone else got with a newer epoch: tell it.
                 if dirty_slots {
-                    for s in 0..SLOTS {
-                        if !bit(&h.myslots, s) {
-                            continue;
-                        }
+                    // Slots held by the sender (or the master it follows)
+                    // are its bitmap here: only the others are looked at.
+                    let holder = if sender_master { h.sender } else { h.slaveof };
+                    let held = self.nodes.get(&holder).map(|n| n.slots.clone());
+                    for s in claimed_beyond(&h.myslots, held.as_deref()) {
                         let Some(owner) = self.owner[s] else { continue };
                         if owner == h.sender || (!sender_master && owner == h.slaveof) {
                             continue;
@@ -868,13 +886,14 @@ impl State {
             return;
         }
         let cur_master = if self.me().is_master() { Some(self.myself) } else { self.me().master };
-        let (mut sender_slots, mut migrated) = (0, 0);
-        for s in 0..SLOTS {
-            if !bit(slots, s) {
-                continue;
-            }
-            sender_slots += 1;
-            if self.owner[s] == Some(sender) || self.importing.contains_key(&s) {
+        let sender_slots: usize = slots.iter().map(|b| b.count_ones() as usize).sum();
+        let mut migrated = 0;
+        // Only the slots the sender claims and does not hold here can
+        // change (its own slots are its bitmap): a PONG of a master with
+        // thousands of slots costs a pass over 2 KB, not 16384 lookups.
+        let held = self.nodes.get(&sender).map(|n| n.slots.clone());
+        for s in claimed_beyond(slots, held.as_deref()) {
+            if self.importing.contains_key(&s) {
                 continue;
             }
             let older = match self.owner[s] {
@@ -1155,9 +1174,16 @@ impl State {
         }
         let mut ok = true;
         if self.settings.require_full_coverage {
-            // Usually no node is failing: then coverage is every slot having an owner.
+            // Usually no node is failing: then coverage is every slot having
+            // an owner, and a slot's owner has it in its bitmap (counted by
+            // `numslots`), so this costs a look at each node, not at each
+            // slot (it runs after every bus message and cluster command).
             let failing: Vec<NodeId> = self.nodes.values().filter(|n| n.flags & FAIL != 0).map(|n| n.id).collect();
-            ok = self.owner.iter().all(|o| o.is_some_and(|id| !failing.contains(&id)));
+            ok = if failing.is_empty() {
+                self.nodes.values().map(|n| n.numslots).sum::<usize>() == SLOTS
+            } else {
+                self.owner.iter().all(|o| o.is_some_and(|id| !failing.contains(&id)))
+            };
         }
         let size = self.size();
         let reachable = self.nodes.values().filter(|n| n.is_master() && n.numslots > 0 && !n.failing()).count();
@@ -1251,6 +1277,32 @@ mod tests {
         b.process(m, From::Inbound(1), "127.0.0.1", "127.0.0.1");
         assert_eq!(b.owner[1], Some(a.myself));
         assert_eq!(b.me().numslots, 0);
+    }
+
+    #[test]
+    fn claimed_beyond_lists_the_claimed_slots_not_held() {
+        let mut claimed = [0u8; SLOT_BYTES];
+        let mut held = [0u8; SLOT_BYTES];
+        for s in [0, 7, 8, 63, 64, 5000, 16383] {
+            set_bit(&mut claimed, s, true);
+        }
+        for s in [7, 64, 9999] {
+            set_bit(&mut held, s, true);
+        }
+        assert_eq!(claimed_beyond(&claimed, Some(&held)), vec![0, 8, 63, 5000, 16383]);
+        assert_eq!(claimed_beyond(&claimed, None), vec![0, 7, 8, 63, 64, 5000, 16383]);
+        // The state check counts slots by node: a slot unassigned is seen.
+        let mut st = State::new([b'a'; 40], 7000, 17000);
+        st.update_state(1);
+        st.update_state(5000);
+        for s in 0..SLOTS {
+            st.add_slot([b'a'; 40], s);
+        }
+        st.update_state(10_000);
+        assert!(st.ok);
+        st.del_slot(42);
+        st.update_state(20_000);
+        assert!(!st.ok);
     }
 
     #[test]

@@ -552,7 +552,7 @@ pub fn saveconfig(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
     let mut st = c.state.lock();
     st.dirty = true;
-    match c.commit(&mut st) {
+    match c.commit_with(&mut st, true) {
         Ok(()) => Reply::ok(),
         Err(e) => Reply::err(format!("error saving the cluster node config: {e}")),
     }
@@ -625,7 +625,6 @@ pub fn setslot(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         return Reply::err("Please use SETSLOT only with masters.");
     }
     let me = st.myself;
-    let epochs = (st.current_epoch, st.me().config_epoch);
     let unknown = |a: &Bytes| String::from_utf8_lossy(a).into_owned();
     match (&action[..], args.len()) {
         (b"migrating", 5) => {
@@ -697,11 +696,9 @@ pub fn setslot(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         _ => return Reply::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"),
     }
     st.dirty = true;
-    // As Redis 7.0: nodes.conf is fsynced only when an epoch changed (a
-    // slot move costs several SETSLOTs; an fsync each made it 40x slower).
-    let sync = epochs != (st.current_epoch, st.me().config_epoch);
-    st.update_state(state::now_ms());
-    let _ = c.commit_with(&mut st, sync);
+    // nodes.conf is fsynced at once only when an epoch changed (a slot
+    // move costs several SETSLOTs; an fsync each made it 40x slower).
+    commit(&c, &mut st);
     Reply::ok()
 }
 

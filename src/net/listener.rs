@@ -138,6 +138,12 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         );
     }
     server.request_shutdown();
+    // The cluster configuration a recent change left for the cron.
+    if let Some(cluster) = &server.cluster {
+        if let Err(e) = cluster.sync_pending() {
+            log(&server, "warning", &format!("Could not save the cluster config file: {e}"));
+        }
+    }
     // No new connections from here on.
     server.listeners.lock().drain(..).for_each(Listening::close);
     server.tls.listeners.lock().drain(..).for_each(Listening::close);

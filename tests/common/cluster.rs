@@ -42,33 +42,62 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 
 /// Runs `redis-cli --cluster <args>` with a deadline; returns its output.
 pub fn cluster_tool(args: &[String]) -> String {
-    let mut child = Command::new("redis-cli")
+    let child = Command::new("redis-cli")
         .arg("--cluster")
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("redis-cli --cluster");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            let tail = &text[text.len().saturating_sub(1500)..];
-            panic!("redis-cli --cluster {args:?} hung:\n...{tail}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let (out, killed) = crate::common::output_within(child, 40);
+    if killed {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tail = &text[text.len().saturating_sub(1500)..];
+        panic!("redis-cli --cluster {args:?} hung:\n...{tail}");
     }
-    let out = child.wait_with_output().unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 pub fn addr(p: &Proc) -> String {
-    format!("127.0.0.1:{}", p.port)
+    port_addr(p.port)
+}
+
+pub fn port_addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// `redis-cli --cluster check` through the node on `port` finds nothing to
+/// report: every slot covered, every node agreeing, no error or warning.
+pub fn check_clean(port: u16) {
+    let out = cluster_tool(&["check".to_string(), port_addr(port)]);
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration.")
+            && out.contains("[OK] All 16384 slots covered.")
+            && !out.contains("[ERR]")
+            && !out.contains("[WARNING]"),
+        "check not clean:\n{out}"
+    );
+}
+
+/// Redis Cluster's hash slot of a key: CRC16-XMODEM of its hash tag (what
+/// the first `{` and the next `}` enclose, when not empty), else of the key.
+pub fn slot(key: &str) -> u16 {
+    let k = key.as_bytes();
+    let k = match k.iter().position(|&b| b == b'{') {
+        Some(s) => match k[s + 1..].iter().position(|&b| b == b'}') {
+            Some(e) if e > 0 => &k[s + 1..s + 1 + e],
+            _ => k,
+        },
+        None => k,
+    };
+    let mut crc: u16 = 0;
+    for &b in k {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
 }
 
 /// `redis-cli --cluster create` of masters only; asserts it went well.
@@ -81,20 +110,24 @@ pub fn create(nodes: &[&Proc]) {
     assert!(out.contains("[OK] All nodes agree about slots configuration."), "create failed:\n{out}");
 }
 
-pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
+/// `common::wait_until` (argument order of these tests), polling every
+/// 100 ms: most checks here start a redis-cli.
+#[track_caller]
+pub fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    crate::common::wait_every(Duration::from_millis(100), secs, what, f)
+}
+
+/// `create` of `nodes`, then waits for the cluster to be ok and every
+/// link connected on each of them.
+pub fn form(nodes: &[&Proc]) {
+    create(nodes);
+    wait_ok(nodes);
+    wait_connected(nodes);
 }
 
 pub fn wait_ok(nodes: &[&Proc]) {
     for n in nodes {
-        wait_until("cluster_state:ok", 15, || cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"));
+        wait_until("cluster_state:ok", 15, || state_ok(n.port));
     }
 }
 
@@ -110,7 +143,38 @@ pub fn wait_connected(nodes: &[&Proc]) {
 }
 
 pub fn myid(p: &Proc) -> String {
-    cli(p.port, &["cluster", "myid"]).trim().to_string()
+    node_id(p.port)
+}
+
+pub fn node_id(port: u16) -> String {
+    cli(port, &["cluster", "myid"]).trim().to_string()
+}
+
+/// `cluster_state:ok` in the CLUSTER INFO of the node on `port`.
+pub fn state_ok(port: u16) -> bool {
+    cli(port, &["cluster", "info"]).contains("cluster_state:ok")
+}
+
+/// The bus port `node`'s CLUSTER NODES line gives for itself.
+pub fn bus_port(node: &Proc) -> String {
+    let nodes = cli(node.port, &["cluster", "nodes"]);
+    nodes.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string()
+}
+
+/// `at` MEETs `other` with `other`'s explicit bus port (only `redis-cli
+/// --cluster` knows bus ports); asserts the OK.
+pub fn meet_with_bus(at: &Proc, other: &Proc) {
+    let bus = bus_port(other);
+    assert_eq!(cli(at.port, &["cluster", "meet", "127.0.0.1", &other.port.to_string(), &bus]).trim(), "OK");
+}
+
+/// Slots 0-8191 with config epoch 1 to `low`, 8192-16383 with epoch 2 to
+/// `high` (asserting each OK).
+pub fn assign_halves(low: &Proc, high: &Proc) {
+    assert_eq!(cli(low.port, &["cluster", "addslotsrange", "0", "8191"]).trim(), "OK");
+    assert_eq!(cli(high.port, &["cluster", "addslotsrange", "8192", "16383"]).trim(), "OK");
+    assert_eq!(cli(low.port, &["cluster", "set-config-epoch", "1"]).trim(), "OK");
+    assert_eq!(cli(high.port, &["cluster", "set-config-epoch", "2"]).trim(), "OK");
 }
 
 /// The node of `nodes` that serves `key`'s slot.
@@ -219,13 +283,8 @@ pub fn info_field(p: &Proc, name: &str) -> u64 {
 pub fn moonshard_and_redis_halves() -> (Proc, Proc) {
     let m = ms_node(&[]);
     let r = redis_node();
-    assert_eq!(cli(m.port, &["cluster", "addslotsrange", "0", "8191"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "addslotsrange", "8192", "16383"]).trim(), "OK");
-    assert_eq!(cli(m.port, &["cluster", "set-config-epoch", "1"]).trim(), "OK");
-    assert_eq!(cli(r.port, &["cluster", "set-config-epoch", "2"]).trim(), "OK");
-    let rbus = cli(r.port, &["cluster", "nodes"]);
-    let rbus = rbus.split('@').nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
-    assert_eq!(cli(m.port, &["cluster", "meet", "127.0.0.1", &r.port.to_string(), &rbus]).trim(), "OK");
+    assign_halves(&m, &r);
+    meet_with_bus(&m, &r);
     wait_ok(&[&m, &r]);
     (m, r)
 }

@@ -161,10 +161,32 @@ pub fn moonshard(extra: &[&str]) -> Proc {
             }
         }
     });
-    let port = rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port");
+    // With `--logfile` the log (and the line naming the port) goes there.
+    let logfile = extra.iter().position(|a| *a == "--logfile").and_then(|i| extra.get(i + 1));
+    let port = match logfile {
+        Some(path) => {
+            let mut port = 0;
+            wait_until(20, "moonshard to report its port in its log file", || {
+                port = port_in_log(std::path::Path::new(path));
+                port != 0
+            });
+            port
+        }
+        None => rx.recv_timeout(Duration::from_secs(20)).expect("moonshard did not report its port"),
+    };
     // The port is reported once the listener is bound: no probe connection
     // (which would show up in CLIENT LIST) is needed.
     Proc { port, child, dir }
+}
+
+/// The port a moonshard log file says it listens on (0 while not there yet).
+fn port_in_log(log: &std::path::Path) -> u16 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.split("tcp on port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `moonshard` with its log (every level) in a file of its directory.
@@ -185,13 +207,7 @@ pub fn moonshard_logged(extra: &[&str]) -> (Proc, std::path::PathBuf) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("moonshard exited: {status}");
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        port = text
-            .split("tcp on port ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+        port = port_in_log(&log);
         port != 0
     });
     (Proc { port, child, dir: Some(dir) }, log)
@@ -199,12 +215,34 @@ pub fn moonshard_logged(extra: &[&str]) -> (Proc, std::path::PathBuf) {
 
 /// Polls `f` every 20 ms until it holds; fails naming `what` after `secs` seconds.
 #[track_caller]
-pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    wait_every(Duration::from_millis(20), secs, what, f)
+}
+
+/// `wait_until` polling every `every` (for checks that cost a process each).
+#[track_caller]
+pub fn wait_every(every: Duration, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
+}
+
+/// Waits at most `secs` seconds for `child` to exit (killing it then) and
+/// returns its output, and whether it had to be killed.
+pub fn output_within(mut child: Child, secs: u64) -> (std::process::Output, bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut killed = false;
+    while !matches!(child.try_wait(), Ok(Some(_))) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().expect("the child's output"), killed)
 }
 
 /// An INFO field as a number (fails when it is not one).
@@ -259,6 +297,24 @@ pub fn redis_server_with(extra: &[&str]) -> Option<Proc> {
         .expect("start redis-server");
     wait_for_port(port, &mut child, "redis-server");
     Some(Proc { port, child, dir })
+}
+
+/// A moonshard node for replication tests, as master or replica: `shards`
+/// shards, full syncs start at once (`repl-diskless-sync-delay 0`; Redis's
+/// default waits 5 s for more replicas), DEBUG enabled, then `extra`.
+pub fn repl_moonshard(shards: usize, extra: &[&str]) -> Proc {
+    let shards = shards.to_string();
+    let mut args = vec!["--repl-diskless-sync-delay", "0", "--shards", &shards, "--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    moonshard(&args)
+}
+
+/// The redis-server counterpart of `repl_moonshard` (None, as
+/// `redis_server_with`, when it is not installed).
+pub fn repl_redis(extra: &[&str]) -> Option<Proc> {
+    let mut args = vec!["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"];
+    args.extend_from_slice(extra);
+    redis_server_with(&args)
 }
 
 /// Runs one command, returning the reply or the error text as a Value-like string.

@@ -8,6 +8,18 @@ import time
 
 from redis.cluster import RedisCluster
 
+
+def next_of(get, kind, secs):
+    """Polls `get` (a pubsub's get_message or get_sharded_message) until a
+    message of type `kind` arrives (returned) or `secs` pass (None)."""
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        m = get(timeout=0.2)
+        if m and m["type"] == kind:
+            return m
+    return None
+
+
 port, phase = int(sys.argv[1]), sys.argv[2]
 rc = RedisCluster(host="127.0.0.1", port=port)
 assert len(rc.get_nodes()) == 3, rc.get_nodes()
@@ -46,11 +58,7 @@ if phase == "after":
 # goes through every node in turn (the bus carries it to the subscriber).
 p = rc.pubsub()
 p.subscribe(f"news-{phase}")
-deadline = time.time() + 5
-while time.time() < deadline:
-    m = p.get_message(timeout=0.2)
-    if m and m["type"] == "subscribe":
-        break
+next_of(p.get_message, "subscribe", 5)
 for n in rc.get_nodes():
     rc.get_redis_connection(n).publish(f"news-{phase}", f"via {n.port}")
 got = set()
@@ -65,18 +73,9 @@ p.close()
 # Sharded pub/sub: SSUBSCRIBE and SPUBLISH reach the channel's slot owner.
 sp = rc.pubsub()
 sp.ssubscribe(f"orders-{phase}")
-deadline = time.time() + 5
-while time.time() < deadline:
-    m = sp.get_sharded_message(timeout=0.2)
-    if m and m["type"] == "ssubscribe":
-        break
+next_of(sp.get_sharded_message, "ssubscribe", 5)
 assert rc.spublish(f"orders-{phase}", "o1") == 1
-m = None
-deadline = time.time() + 5
-while time.time() < deadline:
-    m = sp.get_sharded_message(timeout=0.2)
-    if m and m["type"] == "smessage":
-        break
+m = next_of(sp.get_sharded_message, "smessage", 5)
 assert m and m["data"] == b"o1", m
 sp.close()
 print(f"cluster apps {phase} ok")
