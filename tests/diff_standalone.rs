@@ -427,25 +427,42 @@ fn script_kill_of_a_multi_shard_script() {
     assert_eq!(q(&mut c, &format!("SET {a} 1")), "OK");
     assert_eq!(q(&mut c, &format!("SET {b} 2")), "OK");
     // A script that wrote on one shard before spinning cannot be killed.
+    // On a loaded machine the script can pass the busy threshold before it
+    // reaches its write: then SCRIPT KILL rightly kills it (and it wrote
+    // nothing); the scenario is tried again, and must end UNKILLABLE.
     let url = ours.url();
-    let (a3, b3) = (a.clone(), b.clone());
-    let writer = std::thread::spawn(move || {
-        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let s = "redis.call('get', KEYS[2]); redis.call('set', KEYS[1], 'w'); local t = redis.call('time')[1] + 1 \
-                 while tonumber(redis.call('time')[1]) <= t do end return 'done'";
-        show(common::run_str(&mut c, &["eval", s, "2", &a3, &b3]))
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = q(&mut c, "SCRIPT KILL");
-        if r.starts_with("UNKILLABLE") {
+    let mut unkillable = false;
+    for _ in 0..5 {
+        let (a3, b3, url) = (a.clone(), b.clone(), url.clone());
+        let writer = std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let s = "redis.call('get', KEYS[2]); redis.call('set', KEYS[1], 'w'); local t = redis.call('time')[1] + 1 \
+                     while tonumber(redis.call('time')[1]) <= t do end return 'done'";
+            show(common::run_str(&mut c, &["eval", s, "2", &a3, &b3]))
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let killed = loop {
+            let r = q(&mut c, "SCRIPT KILL");
+            if r.starts_with("UNKILLABLE") {
+                break false;
+            }
+            if r == "OK" {
+                break true;
+            }
+            assert!(r.starts_with("NOTBUSY"), "{r}");
+            assert!(std::time::Instant::now() < deadline, "never saw the writing script");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let reply = writer.join().unwrap();
+        if !killed {
+            assert_eq!(reply, "done");
+            unkillable = true;
             break;
         }
-        assert!(r.starts_with("NOTBUSY"), "{r}");
-        assert!(std::time::Instant::now() < deadline, "never saw the writing script");
-        std::thread::sleep(Duration::from_millis(10));
+        assert!(reply.contains("Script killed by user with SCRIPT KILL"), "{reply}");
+        assert_eq!(q(&mut c, &format!("GET {a}")), "1", "a killed script had not written");
     }
-    assert_eq!(writer.join().unwrap(), "done");
+    assert!(unkillable, "the writing script was never seen UNKILLABLE");
 }
 
 /// Client-side caching in standalone mode: a client tracking keys on
