@@ -514,12 +514,24 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes], known: Option<Command>) -> Result<
     if let Err(e) = check_keys(run, cmd, argv) {
         return Err(refuse(run, Some(cmd), e));
     }
+    if spec.is_write() && !run.wrote {
+        // SCRIPT KILL runs on another thread: it sets `script_kill`, then
+        // reads `script_wrote`; this sets `script_wrote`, then reads
+        // `script_kill` (all SeqCst). One of the two sees the other: a kill
+        // answered OK always stops the script before its first write.
+        run.shard.script_wrote.store(true, Ordering::SeqCst);
+        for e in &run.extra {
+            e.shard.script_wrote.store(true, Ordering::SeqCst);
+        }
+        let kill = run.shard.script_kill.load(Ordering::SeqCst)
+            || run.extra.iter().any(|e| e.shard.script_kill.load(Ordering::SeqCst));
+        if kill {
+            run.abort = Some(Abort::Kill);
+            return Err(CallErr::Abort);
+        }
+    }
     if spec.is_write() {
         run.wrote = true;
-        run.shard.script_wrote.store(true, Ordering::Release);
-        for e in &run.extra {
-            e.shard.script_wrote.store(true, Ordering::Release);
-        }
     }
     Ok(run_through_dispatch(run, cmd, argv))
 }
