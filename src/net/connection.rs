@@ -6,10 +6,10 @@
 //! the client is subscribed or monitoring, the task also waits for messages.
 
 use crate::net::limits::sleep_until;
-use crate::protocol::{Reply, RequestParser};
+use crate::protocol::{Batch, Reply, RequestParser};
 use crate::server::Server;
 use crate::session::Session;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -110,6 +110,7 @@ pub async fn run(server: Arc<Server>, mut stream: Stream, peer: SocketAddr) {
         stream,
         parser: RequestParser::new(),
         inbuf: BytesMut::new(),
+        batch: Batch::default(),
         session: Session::new(server.clone(), info.clone()),
     };
     if let Stream::Tls(tls) = &conn.stream {
@@ -133,6 +134,10 @@ struct Connection {
     stream: Stream,
     parser: RequestParser,
     inbuf: BytesMut,
+    /// The requests parsed from the input, run together (a pipeline). Its
+    /// room goes back to the worker's pool with the read buffer while the
+    /// connection waits for input.
+    batch: Batch,
     session: Session,
 }
 
@@ -144,9 +149,33 @@ const POOLED_READ_BUFFER: usize = 16 * 1024;
 /// Most read buffers a worker thread keeps for its connections.
 const POOLED_MAX: usize = 64;
 
+/// Most arguments a pooled batch has room for (a bigger one is freed).
+const POOLED_BATCH_ARGS: usize = 1024;
+
 thread_local! {
     /// Empty read buffers of the connections on this worker that wait for input.
     static READ_BUFFERS: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Empty batches of the connections on this worker that wait for input.
+    static BATCHES: std::cell::RefCell<Vec<Batch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_batch() -> Batch {
+    BATCHES.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+}
+
+/// Keeps an empty batch's room for the next connection of this worker to
+/// read (a batch with room for a long pipeline is freed).
+fn give_back_batch(mut batch: Batch) {
+    if batch.capacity() == 0 || batch.capacity() > POOLED_BATCH_ARGS {
+        return;
+    }
+    batch.clear();
+    let _ = BATCHES.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOLED_MAX {
+            p.push(batch);
+        }
+    });
 }
 
 fn take_read_buffer() -> BytesMut {
@@ -198,7 +227,6 @@ impl Connection {
     async fn serve(&mut self) {
         let server = self.session.server.clone();
         let info = self.session.client.info.clone();
-        let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
             if server.shutting_down.load(Ordering::SeqCst) || info.killed.load(Ordering::Acquire) {
                 break;
@@ -253,32 +281,28 @@ impl Connection {
             let mut proto_error = None;
             let max_bulk = server.config.proto_max_bulk_len.load(Ordering::Relaxed);
             let unparsed = self.inbuf.len();
-            loop {
-                match self.parser.parse(&mut self.inbuf, max_bulk, self.session.client.authenticated) {
-                    Ok(Some(args)) if args.is_empty() => continue,
-                    Ok(Some(args)) => batch.push(args),
-                    Ok(None) => break,
-                    Err(e) => {
-                        proto_error = Some(e);
-                        break;
-                    }
-                }
+            let authenticated = self.session.client.authenticated;
+            if let Err(e) = self.parser.parse_batch(&mut self.inbuf, max_bulk, authenticated, &mut self.batch) {
+                proto_error = Some(e);
             }
-            let pipelined = batch.len() > 1;
+            let pipelined = self.batch.len() > 1;
             // CLIENT LIST's buffer fields: the input left unparsed, and the
             // requests being run (their bytes as they arrived).
             let bufs = &info.bufs;
             bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
             bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
             bufs.qbuf_peak.fetch_max(self.inbuf.capacity(), Ordering::Relaxed);
-            if !batch.is_empty() {
+            if !self.batch.is_empty() {
                 bufs.argv.store(unparsed - self.inbuf.len(), Ordering::Relaxed);
                 self.session.refresh_out_limit();
                 info.busy.store(true, Ordering::Release);
-                self.session.execute_batch(&batch, &mut self.stream).await;
+                self.session.execute_batch(&self.batch, &mut self.stream).await;
                 info.busy.store(false, Ordering::Release);
                 bufs.argv.store(0, Ordering::Relaxed);
-                batch.clear();
+                self.batch.clear();
+                if self.batch.capacity() > POOLED_BATCH_ARGS {
+                    self.batch = Batch::default();
+                }
             }
             if let Some(e) = proto_error {
                 Reply::Error(e.0).encode(self.session.client.resp, &mut self.session.out);
@@ -346,10 +370,14 @@ impl Connection {
         let mut buf = std::mem::take(&mut self.inbuf);
         if buf.capacity() == 0 {
             buf = take_read_buffer();
+            if self.batch.capacity() == 0 {
+                self.batch = take_batch();
+            }
         }
         match sock.try_read_buf(&mut buf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 give_back_read_buffer(buf);
+                give_back_batch(std::mem::take(&mut self.batch));
                 // CLIENT LIST (qbuf, qbuf-free, rbs, tot-mem) and INFO's
                 // mem_clients_normal: the connection holds no buffer now.
                 info.bufs.qbuf.store(0, Ordering::Relaxed);
@@ -372,6 +400,9 @@ impl Connection {
             _ = server.shutdown.notified() => return None,
         }
         self.inbuf = take_read_buffer();
+        if self.batch.capacity() == 0 {
+            self.batch = take_batch();
+        }
         match sock.try_read_buf(&mut self.inbuf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(Err(Again)),
             r => Some(Ok(r)),

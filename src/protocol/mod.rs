@@ -4,7 +4,7 @@ pub mod errors;
 mod parser;
 mod reply;
 
-pub use parser::{split_args, ParseError, RequestParser};
+pub use parser::{split_args, Batch, ParseError, RequestParser};
 pub use reply::{c_str, format_double, push_bulk, push_header, BulkArray, Reply};
 
 /// Splits a config-file or inline line into words (quotes as in Redis).

@@ -28,14 +28,69 @@ impl ParseError {
     }
 }
 
+/// Command names remembered by the parser (see `RequestParser::names`).
+const NAMES: usize = 4;
+/// Longest command name remembered.
+const NAME_MAX: usize = 24;
+/// The most arguments the parser keeps room for between requests.
+const ARGS_KEPT: usize = 64;
+
 #[derive(Default)]
 pub struct RequestParser {
-    /// Arguments of a multibulk request parsed so far.
+    /// Arguments of a multibulk request still incomplete when the input
+    /// ran out (between calls; during one they go straight to its output).
     args: Vec<Bytes>,
     /// Arguments still expected for the current multibulk, 0 when between requests.
     remaining: usize,
     /// Length of the bulk whose header was read but whose payload has not fully arrived.
     pending_bulk: Option<usize>,
+    /// The last command names seen (first arguments, as sent), each in a
+    /// buffer of its own: a request that repeats one shares it (a reference
+    /// count) instead of allocating its own copy. Pipelines and most clients
+    /// send the same few commands over and over.
+    names: [Bytes; NAMES],
+    /// The entry of `names` replaced next.
+    next_name: usize,
+}
+
+/// The requests of a read: their arguments in one vector, reused from one
+/// read to the next (no allocation per request).
+#[derive(Default)]
+pub struct Batch {
+    args: Vec<Bytes>,
+    /// Where each request's arguments end in `args`.
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    /// The number of requests.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forgets the requests (and their arguments), keeping the room.
+    pub fn clear(&mut self) {
+        self.args.clear();
+        self.ends.clear();
+    }
+
+    /// Room for this many arguments is kept.
+    pub fn capacity(&self) -> usize {
+        self.args.capacity()
+    }
+}
+
+impl std::ops::Index<usize> for Batch {
+    type Output = [Bytes];
+
+    fn index(&self, i: usize) -> &[Bytes] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.args[start..self.ends[i]]
+    }
 }
 
 impl RequestParser {
@@ -45,43 +100,154 @@ impl RequestParser {
 
     /// Parses one request from `buf`. Returns `Ok(None)` when more input is
     /// needed. An empty inline line yields `Some(vec![])`, which callers skip.
-    ///
-    /// The request is read through a cursor and `buf` is advanced once at the
-    /// end: advancing a `BytesMut` per header line costs more than the scan.
     pub fn parse(
         &mut self,
         buf: &mut BytesMut,
         max_bulk: i64,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ParseError> {
-        if self.remaining == 0 && buf.first().is_some_and(|&b| b != b'*') {
-            return parse_inline(buf);
+        let mut out = Vec::new();
+        Ok(self.next(buf, max_bulk, authenticated, &mut out)?.then_some(out))
+    }
+
+    /// Parses one request from `buf` into `batch`. Returns `Ok(false)` when
+    /// more input is needed, `Ok(true)` when a request was taken (an empty
+    /// one, such as an empty inline line, is not added).
+    pub fn parse_into(
+        &mut self,
+        buf: &mut BytesMut,
+        max_bulk: i64,
+        authenticated: bool,
+        batch: &mut Batch,
+    ) -> Result<bool, ParseError> {
+        let before = batch.args.len();
+        let done = self.next(buf, max_bulk, authenticated, &mut batch.args)?;
+        if done && batch.args.len() > before {
+            batch.ends.push(batch.args.len());
         }
+        Ok(done)
+    }
+
+    /// Parses every whole request in `buf` into `batch` (whatever an error
+    /// leaves: the requests before it are in `batch`). Multibulk requests
+    /// that follow each other are read through one cursor, and `buf` is
+    /// advanced once for them all.
+    pub fn parse_batch(
+        &mut self,
+        buf: &mut BytesMut,
+        max_bulk: i64,
+        authenticated: bool,
+        batch: &mut Batch,
+    ) -> Result<(), ParseError> {
+        if self.remaining == 0 && buf.first() == Some(&b'*') {
+            let mut pos = 0;
+            let capacity = buf.capacity();
+            let r = loop {
+                let start = batch.args.len();
+                match self.parse_multibulk(buf, &mut pos, max_bulk, authenticated, capacity, &mut batch.args, start) {
+                    Ok(true) => {
+                        if batch.args.len() > start {
+                            batch.ends.push(batch.args.len());
+                        }
+                        if buf.get(pos) != Some(&b'*') {
+                            break Ok(());
+                        }
+                    }
+                    Ok(false) => {
+                        // An incomplete request: its arguments wait (see `next`).
+                        self.args.extend(batch.args.drain(start..));
+                        break Ok(());
+                    }
+                    Err(e) => {
+                        batch.args.truncate(start);
+                        break Err(e);
+                    }
+                }
+            };
+            buf.advance(pos);
+            r?;
+        }
+        // The rest (inline requests, a big bulk taken over, ...) one by one.
+        while self.parse_into(buf, max_bulk, authenticated, batch)? {}
+        Ok(())
+    }
+
+    /// Parses one request from `buf`, appending its arguments to `out` when
+    /// the result is `Ok(true)`; `Ok(false)` when more input is needed.
+    fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        max_bulk: i64,
+        authenticated: bool,
+        out: &mut Vec<Bytes>,
+    ) -> Result<bool, ParseError> {
+        if self.remaining == 0 && buf.first().is_some_and(|&b| b != b'*') {
+            return match parse_inline(buf)? {
+                Some(args) => {
+                    out.extend(args);
+                    Ok(true)
+                }
+                None => Ok(false),
+            };
+        }
+        // The arguments go straight to `out`; those of a request the input
+        // ends in the middle of wait in `self.args` for the next call.
+        let start = out.len();
+        if !self.args.is_empty() {
+            out.append(&mut self.args);
+        }
+        let r = self.next_multibulk(buf, max_bulk, authenticated, out, start);
+        match r {
+            Ok(true) => {
+                if self.args.capacity() > ARGS_KEPT {
+                    // Room for a long request is not kept.
+                    self.args = Vec::new();
+                }
+            }
+            Ok(false) => self.args.extend(out.drain(start..)),
+            Err(_) => out.truncate(start),
+        }
+        r
+    }
+
+    /// `next` for a multibulk request, whose arguments start at `out[start]`.
+    ///
+    /// The request is read through a cursor and `buf` is advanced once at the
+    /// end: advancing a `BytesMut` per header line costs more than the scan.
+    fn next_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        max_bulk: i64,
+        authenticated: bool,
+        out: &mut Vec<Bytes>,
+        start: usize,
+    ) -> Result<bool, ParseError> {
         loop {
             if let Some(len) = self.pending_bulk.filter(|_| self.remaining > 0) {
                 if holds_just(buf, len) {
                     // The buffer was sized for this bulk and holds nothing
                     // else: the argument takes it over, no copy (as Redis
                     // takes over its query buffer for a big argument).
-                    self.args.push(buf.split_to(len).freeze());
+                    out.push(buf.split_to(len).freeze());
                     buf.advance(2);
                     self.pending_bulk = None;
                     self.remaining -= 1;
                     if self.remaining == 0 {
-                        return Ok(Some(std::mem::take(&mut self.args)));
+                        return Ok(true);
                     }
                 }
             }
             let mut pos = 0;
-            let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated, buf.capacity());
+            let r = self.parse_multibulk(buf, &mut pos, max_bulk, authenticated, buf.capacity(), out, start);
             buf.advance(pos);
             match r {
-                Ok(None) if self.pending_bulk.is_some_and(|len| holds_just(buf, len)) => continue,
+                Ok(false) if self.pending_bulk.is_some_and(|len| holds_just(buf, len)) => continue,
                 r => return r,
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn parse_multibulk(
         &mut self,
         data: &[u8],
@@ -89,16 +255,18 @@ impl RequestParser {
         max_bulk: i64,
         authenticated: bool,
         capacity: usize,
-    ) -> Result<Option<Vec<Bytes>>, ParseError> {
+        out: &mut Vec<Bytes>,
+        start: usize,
+    ) -> Result<bool, ParseError> {
         if self.remaining == 0 {
             if data.is_empty() {
-                return Ok(None);
+                return Ok(false);
             }
             let Some(count) = take_int_line(data, pos) else {
                 if data.len() > MAX_INLINE {
                     return Err(ParseError::new("too big mbulk count string"));
                 }
-                return Ok(None);
+                return Ok(false);
             };
             let count = match count {
                 Some(c) if c <= i32::MAX as i64 => c,
@@ -108,10 +276,10 @@ impl RequestParser {
                 return Err(ParseError::new("unauthenticated multibulk length"));
             }
             if count <= 0 {
-                return Ok(Some(Vec::new()));
+                return Ok(true);
             }
             self.remaining = count as usize;
-            self.args = Vec::with_capacity(self.remaining.min(1024));
+            out.reserve(self.remaining.min(1024));
         }
         while self.remaining > 0 {
             let rest = &data[*pos..];
@@ -119,7 +287,7 @@ impl RequestParser {
                 Some(len) => len,
                 None => {
                     let Some(&first) = rest.first() else {
-                        return Ok(None);
+                        return Ok(false);
                     };
                     // Like Redis, the header line is looked at only once it has arrived whole.
                     let mut after = *pos;
@@ -127,7 +295,7 @@ impl RequestParser {
                         if rest.len() > MAX_INLINE {
                             return Err(ParseError::new("too big bulk count string"));
                         }
-                        return Ok(None);
+                        return Ok(false);
                     };
                     if first != b'$' {
                         let got = String::from_utf8_lossy(&[first]).into_owned();
@@ -146,18 +314,34 @@ impl RequestParser {
                 }
             };
             let Some(arg) = data.get(*pos..).and_then(|r| r.get(..len)).filter(|_| data.len() >= *pos + len + 2) else {
-                return Ok(None);
+                return Ok(false);
             };
             if len >= BIG_ARG && just_room(data.len() - *pos, capacity - *pos, len) {
-                // Taken over without a copy by `parse`.
-                return Ok(None);
+                // Taken over without a copy by `next`.
+                return Ok(false);
             }
-            self.args.push(Bytes::copy_from_slice(arg));
+            let arg = if out.len() == start && len <= NAME_MAX { self.name(arg) } else { Bytes::copy_from_slice(arg) };
+            out.push(arg);
             *pos += len + 2;
             self.pending_bulk = None;
             self.remaining -= 1;
         }
-        Ok(Some(std::mem::take(&mut self.args)))
+        Ok(true)
+    }
+
+    /// A command name (a request's first argument): the remembered copy
+    /// when it is one of the last names seen (no allocation), else a new
+    /// copy that replaces the oldest one. The copy holds nothing but the
+    /// name, so whoever keeps it pins nothing else.
+    #[inline]
+    fn name(&mut self, arg: &[u8]) -> Bytes {
+        if let Some(known) = self.names.iter().find(|n| same_short(n, arg)) {
+            return known.clone();
+        }
+        let b = Bytes::copy_from_slice(arg);
+        self.names[self.next_name] = b.clone();
+        self.next_name = (self.next_name + 1) % NAMES;
+        b
     }
 
     /// True while a big bulk is expected: its input needs a buffer sized
@@ -193,6 +377,12 @@ impl RequestParser {
     }
 }
 
+/// `a == b` for short strings, without a call to `memcmp`.
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// True when `buf` holds exactly a big bulk of `len` bytes and its CRLF, in
 /// an allocation not much bigger (see `parse`).
 fn holds_just(buf: &BytesMut, len: usize) -> bool {
@@ -209,7 +399,30 @@ fn just_room(filled: usize, capacity: usize, len: usize) -> bool {
 /// `\r` and the byte after it have arrived, then `Some(number)` (`Some(None)`
 /// when the number is not a strict Redis integer). No allocation: this runs
 /// for every argument of every request.
+#[inline(always)]
 fn take_int_line(data: &[u8], pos: &mut usize) -> Option<Option<i64>> {
+    // The most usual header, one or two digits (no leading zero), read
+    // inline. Same result as the general path.
+    if let Some(rest) = data.get(*pos..*pos + 5) {
+        let d1 = rest[1].wrapping_sub(b'0');
+        if d1 < 10 {
+            if rest[2] == b'\r' {
+                *pos += 4;
+                return Some(Some(d1 as i64));
+            }
+            let d2 = rest[2].wrapping_sub(b'0');
+            if d2 < 10 && d1 != 0 && rest[3] == b'\r' {
+                *pos += 5;
+                return Some(Some((d1 * 10 + d2) as i64));
+            }
+        }
+    }
+    take_int_line_general(data, pos)
+}
+
+/// `take_int_line` for any header line.
+#[inline(never)]
+fn take_int_line_general(data: &[u8], pos: &mut usize) -> Option<Option<i64>> {
     let rest = &data[*pos..];
     // Fast path, the usual header: up to 6 digits without a leading zero,
     // then '\r' and one more byte. Same result as the general path below.
@@ -547,6 +760,81 @@ mod tests {
         buf.extend_from_slice(&vec![0u8; 1 << 20]);
         p.grow_for_read(&mut buf, 1 << 20);
         assert!(buf.capacity() <= (1 << 20) + READ_CHUNK);
+    }
+
+    /// Requests parsed into a batch (`parse_batch`, or `parse_into` one by
+    /// one) from input cut in random places (so that requests span reads)
+    /// come out as `parse` gives them, the batch's arguments reused from one
+    /// read to the next.
+    #[test]
+    fn batches_match_single_requests() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut input = Vec::new();
+        for i in 0..300 {
+            match rng.gen_range(0..4) {
+                0 => input.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n$5\r\nkey{:02}\r\n", i % 100).as_bytes()),
+                1 => input.extend_from_slice(b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$0\r\n\r\n"),
+                2 => input.extend_from_slice(b"PING x\r\n\r\n*0\r\n"),
+                _ => {
+                    let name: String = (0..rng.gen_range(1..30)).map(|_| rng.gen_range(b'a'..=b'z') as char).collect();
+                    input.extend_from_slice(format!("*1\r\n${}\r\n{name}\r\n", name.len()).as_bytes());
+                }
+            }
+        }
+        let want = parse_all(&input).unwrap();
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut batch = Batch::default();
+        let mut got: Vec<Vec<Bytes>> = Vec::new();
+        let mut rest = &input[..];
+        while !rest.is_empty() {
+            let n = rng.gen_range(1..=rest.len().min(200));
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if rng.gen_bool(0.5) {
+                p.parse_batch(&mut buf, 1 << 20, true, &mut batch).unwrap();
+            } else {
+                while p.parse_into(&mut buf, 1 << 20, true, &mut batch).unwrap() {}
+            }
+            got.extend((0..batch.len()).map(|i| batch[i].to_vec()));
+            batch.clear();
+        }
+        assert!(buf.is_empty());
+        assert_eq!(got, want.into_iter().filter(|r| !r.is_empty()).collect::<Vec<_>>());
+    }
+
+    /// `parse_batch` keeps the requests before a protocol error, and the
+    /// input is consumed up to the error, as `parse` one by one does.
+    #[test]
+    fn batch_keeps_requests_before_an_error() {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*1\r\n+x\r\n"[..]);
+        let mut batch = Batch::default();
+        let e = p.parse_batch(&mut buf, 1 << 20, true, &mut batch).unwrap_err();
+        assert_eq!(e.0, "ERR Protocol error: expected '$', got '+'");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(&batch[1][0][..], b"PING");
+        // Unauthenticated limits apply as well.
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*20\r\n"[..]);
+        let mut batch = Batch::default();
+        let e = p.parse_batch(&mut buf, 1 << 20, false, &mut batch).unwrap_err();
+        assert_eq!(e.0, "ERR Protocol error: unauthenticated multibulk length");
+        assert_eq!(batch.len(), 1);
+    }
+
+    /// A repeated command name shares one buffer holding just the name,
+    /// and names keep their case as sent.
+    #[test]
+    fn repeated_names_share_a_buffer() {
+        let reqs = parse_all(b"*1\r\n$3\r\nGET\r\n*1\r\n$3\r\nget\r\n*2\r\n$3\r\nGET\r\n$3\r\nGET\r\n").unwrap();
+        assert_eq!(&reqs[0][0][..], b"GET");
+        assert_eq!(&reqs[1][0][..], b"get");
+        assert_eq!(reqs[0][0].as_ptr(), reqs[2][0].as_ptr());
+        assert_ne!(reqs[0][0].as_ptr(), reqs[1][0].as_ptr());
+        // Other arguments are copies of their own.
+        assert_ne!(reqs[2][1].as_ptr(), reqs[2][0].as_ptr());
     }
 
     #[test]
