@@ -186,6 +186,8 @@ impl Reply {
             Reply::Error(s) => push_error(out, s.as_bytes()),
             Reply::ErrorBytes(s) => push_error(out, s),
             Reply::Encoded(b) => out.extend_from_slice(b),
+            // A single digit (SADD, HSET, counters...) in one store.
+            Reply::Int(i @ 0..=9) => out.extend_from_slice(&[b':', b'0' + *i as u8, b'\r', b'\n']),
             Reply::Int(i) => {
                 out.push(b':');
                 push_int(out, *i);
@@ -454,7 +456,7 @@ mod tests {
         assert_eq!(enc(Reply::DoubleText("13.36138933897018433".into()), 3), ",13.36138933897018433\r\n");
         assert_eq!(enc(Reply::DoubleText("-1.5".into()), 2), "$4\r\n-1.5\r\n");
         assert_eq!(enc(Reply::Double(-1234567.0), 2), "$8\r\n-1234567\r\n");
-        for i in [0, 7, 9, 10, 99, 100, -1, -10, 12345, i64::MAX, i64::MIN] {
+        for i in [0, 1, 7, 9, 10, 11, 99, 100, -1, -9, -10, 12345, i64::MAX, i64::MIN] {
             assert_eq!(enc(Reply::Int(i), 2), format!(":{i}\r\n"));
         }
     }
