@@ -625,7 +625,7 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         // held by its runner; no other reference to it is alive while a
         // command of the script is being prepared.
         let data = unsafe { &mut *run.data };
-        for pos in cmd.spec.key_positions(argv) {
+        for pos in cmd.spec.key_positions_iter(argv) {
             super::ldb::touch(run.server, data, run.db, &argv[pos]);
         }
         if run.server.standalone {
@@ -643,7 +643,7 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         }
         run.unbound = false;
     }
-    for pos in cmd.spec.key_positions(argv) {
+    for pos in cmd.spec.key_positions_iter(argv) {
         let s = slot::key_slot(&argv[pos]);
         let owner = slot::slot_shard(s, shards);
         if run.unbound {
