@@ -271,15 +271,17 @@ fn replicas_and_failover_of_moonshard_nodes() {
     // The master of slot 0's keys and its replica.
     let m = masters[0];
     let m_id = node_id(m);
+    wait_until("a node lists m's replica", 20, || replicas_of(ports[1], &m_id).len() == 1);
     let reps = replicas_of(ports[1], &m_id);
     assert_eq!(reps.len(), 1, "{reps:?}");
     assert_eq!(reps[0].2, "slave");
     assert_eq!(reps[0].3, m_id);
     let r: u16 = reps[0].1.split('@').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(master_port(r), Some(m));
-    // Every node lists the same replicas; SLAVES is the old name.
+    // Every node lists the same replicas once gossip has carried the new roles (on a loaded
+    // machine a node can still be a ping behind); SLAVES is the old name.
     for &p in &ports {
-        assert_eq!(replicas_of(p, &m_id), reps);
+        wait_until("every node knows the replica", 20, || replicas_of(p, &m_id) == reps);
         assert_eq!(cli(p, &["cluster", "slaves", &m_id]).lines().count(), 1);
     }
     // SHARDS: both roles.
