@@ -496,7 +496,12 @@ fn keepalive_timer(port: u16, client_port: u16) -> Option<f64> {
         cols.len() >= 4 && cols[2].ends_with(&format!(":{port}")) && cols[3].ends_with(&format!(":{client_port}"))
     })?;
     let timer = line.split("timer:(keepalive,").nth(1)?.split(',').next()?;
-    // `1min39sec`, `6sec`, `6.700ms` (ss's way of writing 6.7 s), `119min`.
+    parse_timer(timer)
+}
+
+/// A time as `ss -o` writes it: `1min39sec`, `6sec`, `6.700ms` (6.7 s),
+/// `700ms`, `119min`.
+fn parse_timer(timer: &str) -> Option<f64> {
     let mut secs = 0.0;
     let mut rest = timer;
     while !rest.is_empty() {
@@ -606,4 +611,43 @@ fn blocked_unix_clients_are_served_and_noticed_when_gone() {
     });
     // Nothing was popped for it.
     assert_eq!(q(&mut t, &["LPUSH", "q", "w"]), "1");
+}
+
+/// The keepalive timer (seconds) on the connection process `pid` holds to
+/// local TCP port `port`, once it has one.
+fn keepalive_of_link(pid: u32, port: u16) -> Option<f64> {
+    let out = Command::new("ss").args(["-tnopH", "state", "established"]).output().expect("ss");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.len() >= 5 && cols[3].ends_with(&format!(":{port}")) && l.contains(&format!("pid={pid},"))
+    })?;
+    parse_timer(line.split("timer:(keepalive,").nth(1)?.split(',').next()?)
+}
+
+#[test]
+fn a_replica_keeps_its_link_to_the_master_alive_as_redis() {
+    if !common::has_program("ss") {
+        eprintln!("*** SKIPPED: no `ss` on this machine ***");
+        return;
+    }
+    let mut pairs = Vec::new();
+    let master = common::moonshard(&[]);
+    let port = master.port.to_string();
+    let replica = common::moonshard(&["--tcp-keepalive", "50", "--replicaof", "127.0.0.1", &port]);
+    pairs.push(("moonshard", master, replica));
+    if let Some(master) = common::redis_server() {
+        let port = master.port.to_string();
+        let replica = common::redis_server_with(&["--tcp-keepalive", "50", "--replicaof", "127.0.0.1", &port]);
+        pairs.push(("redis-server", master, replica.expect("a second redis-server")));
+    }
+    for (name, master, replica) in &pairs {
+        let mut t = None;
+        common::wait_until(30, "the replica's link to have keepalive", || {
+            t = keepalive_of_link(replica.child.id(), master.port);
+            t.is_some()
+        });
+        let t = t.unwrap();
+        assert!(t > 30.0 && t <= 50.0, "{name}: first probe in {t} s");
+    }
 }
