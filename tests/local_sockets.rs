@@ -651,3 +651,25 @@ fn a_replica_keeps_its_link_to_the_master_alive_as_redis() {
         assert!(t > 30.0 && t <= 50.0, "{name}: first probe in {t} s");
     }
 }
+
+#[test]
+fn relative_socket_and_pid_paths_are_taken_from_dir_as_redis() {
+    let run = |program: &str| {
+        let dir = common::temp_dir("relative");
+        let mut s = start_in(dir.clone(), program, 0, &["--unixsocket", "rel.sock", "--pidfile", "rel.pid"]);
+        s.sock = dir.join("rel.sock");
+        let pid = read_pid(&dir.join("rel.pid"));
+        let info = unix_exchange(&s.sock, b"CLIENT INFO\r\n");
+        let seen = (field(&info, "addr"), field(&info, "laddr"), pid == Some(s.child.id() as i32));
+        let _ = unix_exchange(&s.sock, b"SHUTDOWN NOSAVE\r\n");
+        s.wait_exit();
+        let left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        (seen, left)
+    };
+    let ours = run(env!("CARGO_BIN_EXE_moonshard"));
+    assert_eq!(ours, (("rel.sock:0".to_string(), "rel.sock:0".to_string(), true), vec!["log".to_string()]));
+    if common::has_program("redis-server") {
+        assert_eq!(ours, run("redis-server"));
+    }
+}
