@@ -716,6 +716,7 @@ fn cluster_check(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), 
         multiple_keys: positions.len() > 1,
         migrate: cmd.spec.name == "migrate",
         readonly: run.caller.cluster_readonly,
+        shard_channel: cmd.spec.name == "spublish",
         count_keys: &mut count_keys,
     };
     match cluster.route(&mut query) {
