@@ -112,7 +112,7 @@ impl Socket<'_> {
         match recv_peek(self.fd(), &mut b, libc::MSG_DONTWAIT) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
         }
     }
 }
