@@ -43,6 +43,8 @@ pub struct Server {
     pub port: AtomicU64,
     /// The listening sockets (`bind` × `port`), changed by CONFIG SET.
     pub listeners: parking_lot::Mutex<Vec<crate::net::listener::Listening>>,
+    /// The `unixsocket` listener, while it listens.
+    pub unix_listener: parking_lot::Mutex<Option<crate::net::listener::UnixListening>>,
     /// TLS: the configuration new connections get, the `tls-port` listeners.
     pub tls: crate::net::tls::Tls,
     pub shutting_down: AtomicBool,
@@ -95,6 +97,7 @@ impl Server {
             debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
             listeners: Default::default(),
+            unix_listener: Default::default(),
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown_waiting: AtomicBool::new(false),

@@ -230,6 +230,10 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     }
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let _ = s.set_nodelay(true);
+    // The link to the master is a client connection to Redis: it gets
+    // `tcp-keepalive` too.
+    let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
+    crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&s), keepalive);
     log(server, "notice", "MASTER <-> REPLICA sync started");
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
