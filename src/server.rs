@@ -47,6 +47,9 @@ pub struct Server {
     pub tls: crate::net::tls::Tls,
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
+    /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
+    pub shutdown_waiting: AtomicBool,
+    pub shutdown_abort: AtomicBool,
     /// Thread count of the connection runtime.
     pub io_threads: usize,
     /// `keyspace-mode standalone`: keys of one command or script may live in
@@ -94,6 +97,8 @@ impl Server {
             listeners: Default::default(),
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
+            shutdown_waiting: AtomicBool::new(false),
+            shutdown_abort: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,
             standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),

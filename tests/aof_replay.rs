@@ -8,27 +8,10 @@
 
 mod common;
 
-use common::{run_str, Proc};
+use common::{run_str, Proc, Rng};
 use redis::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 fn digest(con: &mut redis::Connection) -> String {
     match run_str(con, &["DEBUG", "DIGEST"]) {

@@ -4,7 +4,7 @@
 //! The cluster itself lives in `crate::cluster`.
 
 use super::{ConnCtx, Ctx};
-use crate::cluster::state::{self, flags, id_str, parse_id, State, SLOTS};
+use crate::cluster::state::{self, flags, id_str, parse_id, EndpointType, State, SLOTS};
 use crate::cluster::{bus, Cluster};
 use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
@@ -181,16 +181,22 @@ pub fn info(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Verbatim("txt", Bytes::from(out))
 }
 
-fn node_entry(n: &state::Node) -> Reply {
+/// A node in CLUSTER SLOTS: its preferred endpoint (nil for
+/// `unknown-endpoint`), port, id, then the endpoints not already given.
+fn node_entry(st: &State, n: &state::Node) -> Reply {
+    let endpoint = st.settings.endpoint;
+    let mut more = Vec::new();
+    if endpoint != EndpointType::Ip {
+        more.push((Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)));
+    }
+    if endpoint != EndpointType::Hostname && !n.hostname.is_empty() {
+        more.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));
+    }
     Reply::Array(vec![
-        Reply::bulk_str(&n.ip),
+        if endpoint == EndpointType::Unknown { Reply::Nil } else { Reply::bulk_str(st.endpoint(n)) },
         Reply::Int(n.port as i64),
         Reply::bulk_str(id_str(&n.id)),
-        Reply::Map(if n.hostname.is_empty() {
-            vec![]
-        } else {
-            vec![(Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname))]
-        }),
+        Reply::Map(more),
     ])
 }
 
@@ -206,9 +212,9 @@ pub fn slots(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     }
     ranges.sort_by_key(|r| r.0);
     for (a, b, n) in ranges {
-        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(n)];
+        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(&st, n)];
         for r in st.nodes.values().filter(|r| r.master == Some(n.id) && st.replica_available(r)) {
-            entry.push(node_entry(r));
+            entry.push(node_entry(&st, r));
         }
         out.push(Reply::Array(entry));
     }
@@ -225,7 +231,7 @@ pub fn shards(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             (Reply::bulk_str("id"), Reply::bulk_str(id_str(&n.id))),
             (Reply::bulk_str("port"), Reply::Int(n.port as i64)),
             (Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)),
-            (Reply::bulk_str("endpoint"), Reply::bulk_str(&n.ip)),
+            (Reply::bulk_str("endpoint"), Reply::bulk_str(st.endpoint(n))),
         ];
         if !n.hostname.is_empty() {
             m.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));

@@ -123,11 +123,19 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         };
         let force = mode == "force";
         let srv = server.clone();
-        let prepared = tokio::task::spawn_blocking(move || crate::persist::save::prepare_shutdown(&srv, save, force))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        if prepared.is_ok() {
-            break;
+        let prepared = tokio::task::spawn_blocking(move || {
+            if !crate::replication::wait_for_replicas_before_shutdown(&srv) {
+                return Err(String::new());
+            }
+            crate::persist::save::prepare_shutdown(&srv, save, force)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match prepared {
+            Ok(()) => break,
+            // SHUTDOWN ABORT during the wait for replicas: logged there.
+            Err(e) if e.is_empty() => continue,
+            Err(_) => {}
         }
         log(
             &server,
