@@ -999,4 +999,29 @@ mod tests {
     fn selftest_passes_small() {
         selftest_sized(3000, 3, 100_000).unwrap();
     }
+
+    /// PFSELFTEST's cardinality-10 check allows an error of 1 (as Redis's):
+    /// the estimate of 10 elements is the number of registers they reach, so
+    /// the check fails only when two register collisions happen among them,
+    /// which depends on the random seed alone (fuzzer run 9 saw moonshard
+    /// answer `TESTFAILED Too big error. card:10 abserr:2` once).
+    #[test]
+    fn selftest_card10_error_is_collisions_only() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9009);
+        for _ in 0..20_000 {
+            let seed: u64 = rng.gen();
+            let mut regs = std::collections::HashMap::new();
+            for j in 1..=10u64 {
+                let (index, count) = pat_len(&(j ^ seed).to_le_bytes());
+                let r = regs.entry(index).or_insert(0u8);
+                *r = (*r).max(count);
+            }
+            let mut h = [0u32; 64];
+            h[0] = (REGISTERS - regs.len()) as u32;
+            for &c in regs.values() {
+                h[c as usize] += 1;
+            }
+            assert_eq!(estimate(&h), regs.len() as u64, "seed {seed}");
+        }
+    }
 }

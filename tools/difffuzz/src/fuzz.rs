@@ -442,6 +442,9 @@ impl<'t> Exec<'t> {
 
     fn read_step(&self, conn: &mut Conn, step: &Step, in_multi: &mut bool) -> StepReplies {
         let mut out = Vec::with_capacity(step.cmds.len());
+        // rules.rs `SLOW`: commands slow by design get a longer deadline.
+        let names: Vec<String> = step.cmds.iter().map(|c| self.table.resolve(&c.argv)).collect();
+        let deadline = rules::reply_deadline(&names, self.hang);
         for cmd in &step.cmds {
             let mut replies = Vec::new();
             let mut failed = None;
@@ -452,7 +455,7 @@ impl<'t> Exec<'t> {
                 replies_expected(self.table, cmd)
             };
             for k in 0..expected {
-                match conn.read(self.hang) {
+                match conn.read(deadline) {
                     Ok(r) => {
                         let error = r.value.error().is_some();
                         replies.push(r);

@@ -113,6 +113,10 @@ pub fn markdown(sum: &Summary) -> String {
             let _ = writeln!(s, "| `{}` | generator domain | - | {} |", d.id, d.reason);
         }
     }
+    for r in rules::SLOW {
+        let _ =
+            writeln!(s, "| `{}` | reply deadline {} s: {} | - | {} |", r.id, r.secs, r.commands.join(", "), r.reason);
+    }
     if !sum.counters.diverged.is_empty() {
         let d: Vec<String> = sum.counters.diverged.iter().map(|(k, v)| format!("`{k}` {v}")).collect();
         let _ =
