@@ -78,6 +78,9 @@ pub struct Query<'a> {
     pub multiple_keys: bool,
     /// The command is MIGRATE: it runs here while the slot is open.
     pub migrate: bool,
+    /// The client is not on TLS: with `tls-cluster yes` redirections name
+    /// the nodes' plaintext ports.
+    pub plain_client: bool,
     /// The client sent READONLY (a replica serves its reads).
     pub readonly: bool,
     /// Counts the keys present and missing here (asked only for a slot
@@ -271,7 +274,7 @@ impl Cluster {
                 return Some(Redirect::TryAgain);
             }
             let to = st.migrating[&slot];
-            return Some(Redirect::Ask(slot, addr_of(&st, &to)));
+            return Some(Redirect::Ask(slot, addr_of(&st, &to, q.plain_client)));
         }
         if importing && q.asking {
             if q.multiple_keys && missing > 0 {
@@ -285,16 +288,16 @@ impl Cluster {
             if q.readonly && me.flags & state::flags::SLAVE != 0 && me.master == Some(owner) && !(q.write)() {
                 return None;
             }
-            return Some(Redirect::Moved(slot, addr_of(&st, &owner)));
+            return Some(Redirect::Moved(slot, addr_of(&st, &owner, q.plain_client)));
         }
         None
     }
 }
 
 /// `ip:port` of a node, as redirections name it.
-pub fn addr_of(st: &State, id: &NodeId) -> String {
+pub fn addr_of(st: &State, id: &NodeId, plain_client: bool) -> String {
     match st.nodes.get(id) {
-        Some(n) => format!("{}:{}", n.ip, n.port),
+        Some(n) => format!("{}:{}", n.ip, st.client_port(n, plain_client)),
         None => ":0".into(),
     }
 }

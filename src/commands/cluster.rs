@@ -151,7 +151,7 @@ pub fn myid(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 
 pub fn nodes(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
-    let text = c.state.lock().nodes_text();
+    let text = c.state.lock().nodes_text_for(plain_client(ctx));
     Reply::Verbatim("txt", Bytes::from(text))
 }
 
@@ -181,10 +181,15 @@ pub fn info(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Verbatim("txt", Bytes::from(out))
 }
 
-fn node_entry(n: &state::Node) -> Reply {
+/// The client is not on TLS (see `State::client_port`).
+fn plain_client(ctx: &ConnCtx) -> bool {
+    !ctx.client.info.tls.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn node_entry(st: &state::State, n: &state::Node, plain: bool) -> Reply {
     Reply::Array(vec![
         Reply::bulk_str(&n.ip),
-        Reply::Int(n.port as i64),
+        Reply::Int(st.client_port(n, plain) as i64),
         Reply::bulk_str(id_str(&n.id)),
         Reply::Map(if n.hostname.is_empty() {
             vec![]
@@ -196,6 +201,7 @@ fn node_entry(n: &state::Node) -> Reply {
 
 pub fn slots(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
+    let plain = plain_client(ctx);
     let st = c.state.lock();
     let mut out = Vec::new();
     let mut ranges: Vec<(usize, usize, &state::Node)> = Vec::new();
@@ -206,9 +212,9 @@ pub fn slots(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     }
     ranges.sort_by_key(|r| r.0);
     for (a, b, n) in ranges {
-        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(n)];
+        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(&st, n, plain)];
         for r in st.nodes.values().filter(|r| r.master == Some(n.id) && st.replica_available(r)) {
-            entry.push(node_entry(r));
+            entry.push(node_entry(&st, r, plain));
         }
         out.push(Reply::Array(entry));
     }
@@ -221,12 +227,19 @@ pub fn shards(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let mut masters: Vec<&state::Node> = st.nodes.values().filter(|n| n.is_master()).collect();
     masters.sort_by_key(|n| n.ranges().first().map_or(usize::MAX, |r| r.0));
     let describe = |n: &state::Node| {
-        let mut m = vec![
-            (Reply::bulk_str("id"), Reply::bulk_str(id_str(&n.id))),
-            (Reply::bulk_str("port"), Reply::Int(n.port as i64)),
-            (Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)),
-            (Reply::bulk_str("endpoint"), Reply::bulk_str(&n.ip)),
-        ];
+        let mut m = vec![(Reply::bulk_str("id"), Reply::bulk_str(id_str(&n.id)))];
+        // With tls-cluster the announced port is the TLS one, and the
+        // plaintext port (if any) is `port` (as Redis 7.0).
+        if st.settings.tls_cluster {
+            if n.pport != 0 {
+                m.push((Reply::bulk_str("port"), Reply::Int(n.pport as i64)));
+            }
+            m.push((Reply::bulk_str("tls-port"), Reply::Int(n.port as i64)));
+        } else {
+            m.push((Reply::bulk_str("port"), Reply::Int(n.port as i64)));
+        }
+        m.push((Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)));
+        m.push((Reply::bulk_str("endpoint"), Reply::bulk_str(&n.ip)));
         if !n.hostname.is_empty() {
             m.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));
         }
@@ -732,8 +745,13 @@ pub fn replicas(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if !st.nodes[&id].is_master() {
         return Reply::err("The specified node is not a master");
     }
-    let lines: Vec<Reply> =
-        st.nodes.values().filter(|n| n.master == Some(id)).map(|n| Reply::bulk(Bytes::from(st.node_line(n)))).collect();
+    let plain = plain_client(ctx);
+    let lines: Vec<Reply> = st
+        .nodes
+        .values()
+        .filter(|n| n.master == Some(id))
+        .map(|n| Reply::bulk(Bytes::from(st.node_line_for(n, plain))))
+        .collect();
     Reply::Array(lines)
 }
 

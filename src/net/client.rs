@@ -14,6 +14,9 @@ pub struct ClientInfo {
     pub laddr: String,
     /// The socket's descriptor, shown by CLIENT LIST.
     pub fd: i32,
+    /// The connection is TLS (`tls-port`): with `tls-cluster yes` it is
+    /// shown the nodes' TLS ports, a plaintext client their plain ports.
+    pub tls: AtomicBool,
     pub created: Instant,
     pub db: AtomicUsize,
     /// Unix ms of the last interaction (bytes read or written), as Redis's
@@ -96,6 +99,7 @@ impl ClientInfo {
             addr,
             laddr,
             fd,
+            tls: AtomicBool::new(false),
             created: Instant::now(),
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),

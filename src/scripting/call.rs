@@ -715,6 +715,7 @@ fn cluster_check(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), 
         asking: run.caller.cluster_asking,
         multiple_keys: positions.len() > 1,
         migrate: cmd.spec.name == "migrate",
+        plain_client: true,
         readonly: run.caller.cluster_readonly,
         count_keys: &mut count_keys,
     };
