@@ -204,8 +204,14 @@ fn tls_cli(c: &Certs, port: u16, args: &[&str]) -> String {
 /// `redis-cli --tls --cluster create` of the TLS ports, then waits for
 /// every node to be ok and linked.
 fn tls_create(c: &Certs, tls_ports: &[u16], plain: &[&Proc]) {
+    tls_create_with(c, tls_ports, plain, 0)
+}
+
+/// `tls_create` with `replicas` replicas per master.
+fn tls_create_with(c: &Certs, tls_ports: &[u16], plain: &[&Proc], replicas: usize) {
     let mut args = vec!["create".to_string()];
     args.extend(tls_ports.iter().map(|p| cluster::port_addr(*p)));
+    args.extend(["--cluster-replicas".to_string(), replicas.to_string()]);
     args.push("--cluster-yes".into());
     let out = cluster::cluster_tool_with(&cli_tls_args(c), &args);
     assert!(out.contains("[OK] All 16384 slots covered."), "create failed:\n{out}");
@@ -331,4 +337,65 @@ fn tls_cluster_of_moonshard_and_redis_nodes() {
     // redis-server learned the moonshard nodes' plaintext ports (pport).
     let seen = cluster::cli(r.0.port, &["cluster", "nodes"]);
     assert!(seen.contains(&format!(":{}@", a.0.port)) && seen.contains(&format!(":{}@", b.0.port)), "{seen}");
+}
+
+/// 3 masters and 3 replicas: each replica follows its master over TLS
+/// (`tls-replication yes`, the master's announced TLS port), and reads on
+/// a replica (READONLY) see the writes made through the cluster over TLS.
+#[test]
+fn tls_cluster_with_replicas() {
+    let Some(c) = certs() else { return };
+    if !cluster::tools_present() {
+        return;
+    }
+    let nodes: Vec<(Proc, u16)> = (0..6).map(|_| tls_ms_node(&c)).collect();
+    let tls_ports: Vec<u16> = nodes.iter().map(|n| n.1).collect();
+    let plain: Vec<&Proc> = nodes.iter().map(|n| &n.0).collect();
+    tls_create_with(&c, &tls_ports, &plain, 1);
+    let mut cons: Vec<redis::Connection> = plain.iter().map(|p| p.client()).collect();
+    let roles: Vec<String> = cons.iter_mut().map(|con| common::field_of(con, "replication", "role")).collect();
+    assert_eq!(roles.iter().filter(|r| *r == "slave").count(), 3, "{roles:?}");
+    for (i, con) in cons.iter_mut().enumerate() {
+        if roles[i] == "slave" {
+            common::wait_until(30, "a replica's link over TLS", || link_up(con));
+            let master_port: u16 = common::field_of(con, "replication", "master_port").parse().unwrap_or(0);
+            assert!(tls_ports.contains(&master_port), "replica {i} follows {master_port}, not a TLS port");
+        }
+    }
+    cluster::check_clean_with(&cli_tls_args(&c), tls_ports[0]);
+    for k in 0..30 {
+        assert_eq!(tls_cli(&c, tls_ports[k % 6], &["-c", "set", &format!("r:{k}"), "x"]), "OK");
+    }
+    for (i, con) in cons.iter_mut().enumerate() {
+        if roles[i] != "slave" {
+            continue;
+        }
+        let master_port: u16 = common::field_of(con, "replication", "master_port").parse().unwrap_or(0);
+        let master = nodes.iter().position(|n| n.1 == master_port).expect("the master");
+        let want = common::q(&mut plain[master].client(), "DBSIZE");
+        assert_ne!(want, "0");
+        assert_eq!(common::q(con, "READONLY"), "OK");
+        common::wait_until(20, "the replica to hold its master's keys", || common::q(con, "DBSIZE") == want);
+    }
+}
+
+/// On a server without TLS, CONFIG SET of the link settings answers as
+/// redis-server: turning tls-replication or tls-cluster on needs a working
+/// TLS configuration (the value is restored), certificate paths are taken
+/// unchecked.
+#[test]
+fn config_set_of_link_settings_as_redis() {
+    let Some(mut d) = common::Diff::start(&[]) else { return };
+    for (name, value) in [
+        ("tls-replication", "no"),
+        ("tls-replication", "yes"),
+        ("tls-cluster", "yes"),
+        ("tls-cert-file", "/nonexistent/cert"),
+        ("tls-client-cert-file", "/nonexistent/cert"),
+        ("tls-client-key-file-pass", "secret"),
+    ] {
+        let _ = d.check(&["CONFIG", "SET", name, value]);
+    }
+    let _ = d.check(&["CONFIG", "GET", "tls-replication"]);
+    let _ = d.check(&["CONFIG", "GET", "tls-cluster"]);
 }
