@@ -359,3 +359,68 @@ fn cluster_commands_errors_match_redis_server() {
     };
     assert_eq!(shape(&m), shape(&r));
 }
+
+/// `cluster-preferred-endpoint-type` (`ip`, `hostname`, `unknown-endpoint`) shapes CLUSTER SLOTS,
+/// CLUSTER SHARDS and MOVED as on redis-server: both nodes of a mixed cluster, set alike, describe
+/// the cluster identically, and each redirects to the other by the same kind of endpoint.
+#[test]
+fn preferred_endpoint_types_match_redis_server() {
+    if !tools_present() {
+        return;
+    }
+    let (m, r) = moonshard_and_redis_halves();
+    for (p, name) in [(&m, "host-m"), (&r, "host-r")] {
+        assert_eq!(cli(p.port, &["config", "set", "cluster-announce-hostname", name]).trim(), "OK");
+    }
+    wait_until("hostnames gossiped", 20, || {
+        [&m, &r].iter().all(|p| {
+            let nodes = cli(p.port, &["cluster", "nodes"]);
+            nodes.contains(",host-m ") && nodes.contains(",host-r ")
+        })
+    });
+    let on_m = (0..).map(|i| format!("m{i}")).find(|k| slot(k) < 8192).unwrap();
+    let on_r = (0..).map(|i| format!("r{i}")).find(|k| slot(k) >= 8192).unwrap();
+    let view = |p: &Proc| {
+        let slots =
+            Command::new("redis-cli").args(["--no-raw", "-p", &p.port.to_string(), "cluster", "slots"]).output();
+        let shards =
+            Command::new("redis-cli").args(["-3", "--no-raw", "-p", &p.port.to_string(), "cluster", "shards"]).output();
+        let text = |o: std::io::Result<std::process::Output>| String::from_utf8_lossy(&o.unwrap().stdout).into_owned();
+        // SHARDS lists the shards in no set order (redis-server: its node table's): sorted here.
+        let shards = text(shards);
+        let mut entries: Vec<String> = Vec::new();
+        for line in shards.lines() {
+            let top = line.split_once(") ").is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+            match entries.last_mut() {
+                Some(e) if !top => e.push_str(&format!("\n{line}")),
+                _ => entries.push(line.split_once(") ").map_or(line, |(_, rest)| rest).to_string()),
+            }
+        }
+        entries.sort();
+        format!("{}\n{}", text(slots), entries.join("\n"))
+    };
+    for (kind, endpoint_m, endpoint_r) in [
+        ("hostname", "host-m", "host-r"),
+        ("unknown-endpoint", "", ""),
+        ("ip", "127.0.0.1", "127.0.0.1"),
+        ("hostname", "?", "host-r"),
+    ] {
+        if endpoint_m == "?" {
+            assert_eq!(cli(m.port, &["config", "set", "cluster-announce-hostname", ""]).trim(), "OK");
+            wait_until("hostname cleared", 20, || !cli(r.port, &["cluster", "nodes"]).contains(",host-m "));
+        }
+        for p in [&m, &r] {
+            assert_eq!(cli(p.port, &["config", "set", "cluster-preferred-endpoint-type", kind]).trim(), "OK");
+        }
+        let moved_to_r = format!("MOVED {} {endpoint_r}:{}", slot(&on_r), r.port);
+        let moved_to_m = format!("MOVED {} {endpoint_m}:{}", slot(&on_m), m.port);
+        // redis-server applies the setting at once, moonshard within its cluster cron.
+        wait_until("the endpoint type applies", 10, || cli(m.port, &["get", &on_r]).trim() == moved_to_r);
+        assert_eq!(cli(r.port, &["get", &on_m]).trim(), moved_to_m, "{kind}");
+        let (ours, theirs) = (view(&m), view(&r));
+        assert_eq!(ours, theirs, "{kind}");
+        if kind == "unknown-endpoint" {
+            assert!(ours.contains("(nil)"), "{ours}");
+        }
+    }
+}

@@ -20,7 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NODE_TIMEOUT: &str = "1000";
+/// Short enough for quick failovers, long enough that a node starved of CPU for a moment on a
+/// loaded 2-core machine (debug builds, a write load, six nodes) is not failed over by mistake: at
+/// 1000 ms a mixed-cluster run once saw its redis-server replica take over unasked.
+const NODE_TIMEOUT: &str = "2000";
 
 /// Where a node lives, so that it can be started again from its nodes.conf.
 #[derive(Clone)]
@@ -326,7 +329,7 @@ fn replicas_and_failover_of_moonshard_nodes() {
 
     // kill -9 the master under a client load.
     let load = Load::start(ports.clone());
-    wait_until("some writes", 10, || load.count() > 50);
+    wait_until("some writes", 20, || load.count() > 50);
     std::thread::sleep(Duration::from_millis(300));
     // Writes acknowledged well before the kill were replicated.
     let safe = load.count();
@@ -339,12 +342,12 @@ fn replicas_and_failover_of_moonshard_nodes() {
     let others: Vec<u16> = ports.iter().copied().filter(|p| *p != m).collect();
     wait_until("the replica to take over", 15, || role(r) == "master");
     for &p in &others {
-        wait_until("cluster_state:ok after the failover", 10, || state_ok(p));
+        wait_until("cluster_state:ok after the failover", 20, || state_ok(p));
     }
     let took = t0.elapsed();
     eprintln!("failover: replica master and cluster ok {took:?} after kill -9 (node timeout {NODE_TIMEOUT} ms)");
     // Node timeout, FAIL agreement, the election's 0.5-1 s delay, votes.
-    assert!(took < Duration::from_secs(8), "failover took {took:?}");
+    assert!(took < Duration::from_secs(10), "failover took {took:?}");
     let before = load.count();
     wait_until("writes to go on after the failover", 15, || load.count() > before + 50);
 
@@ -358,7 +361,7 @@ fn replicas_and_failover_of_moonshard_nodes() {
         cli(m, &["info", "replication"]).contains("master_link_status:up") && dbsize(m) == dbsize(r)
     });
     let as_replica = format!("slave {}", node_id(r));
-    wait_until("every node to see the old master as a replica of the new one", 10, || {
+    wait_until("every node to see the old master as a replica of the new one", 20, || {
         ports
             .iter()
             .all(|&p| cli(p, &["cluster", "nodes"]).lines().any(|l| l.starts_with(&m_id) && l.contains(&as_replica)))
@@ -370,12 +373,12 @@ fn replicas_and_failover_of_moonshard_nodes() {
     // pauses writes and hands over its final offset; the writes it held are
     // redirected to the new master afterwards.
     let load = Load::with_prefix(ports.clone(), "manual");
-    wait_until("some writes", 10, || load.count() > 50);
+    wait_until("some writes", 20, || load.count() > 50);
     assert_eq!(cli(m, &["cluster", "failover"]).trim(), "OK");
-    wait_until("the old master to be master again", 10, || role(m) == "master");
-    wait_until("r to follow it", 10, || master_port(r) == Some(m));
+    wait_until("the old master to be master again", 20, || role(m) == "master");
+    wait_until("r to follow it", 20, || master_port(r) == Some(m));
     let n = load.count();
-    wait_until("writes to go on after the manual failover", 10, || load.count() > n + 50);
+    wait_until("writes to go on after the manual failover", 20, || load.count() > n + 50);
     let (acked, _, gap) = load.finish();
     eprintln!("manual failover under load: {acked} writes, longest gap {gap:?}");
     verify_keys(ports.clone(), "manual", acked);
@@ -414,7 +417,7 @@ fn failovers_across_moonshard_and_redis_server() {
     // Both kinds of node describe the replicas alike.
     for master in [a, b, c] {
         let id = node_id(master);
-        wait_until("every node to agree on the replicas", 10, || {
+        wait_until("every node to agree on the replicas", 20, || {
             let on_redis = replicas_of(c, &id);
             on_redis.len() == 1 && [a, b, d, e, f].iter().all(|&p| replicas_of(p, &id) == on_redis)
         });
@@ -480,7 +483,7 @@ fn failovers_across_moonshard_and_redis_server() {
     same(a, c, &["cluster", "count-failure-reports", &d_id], &["cluster", "count-failure-reports", &d_id]);
 
     let load = Load::start(vec![a, b, e]);
-    wait_until("some writes", 10, || load.count() > 30);
+    wait_until("some writes", 20, || load.count() > 30);
 
     // 1. kill -9 the redis-server master: the moonshard replica is elected
     //    by the two moonshard masters.
@@ -489,7 +492,7 @@ fn failovers_across_moonshard_and_redis_server() {
     let _ = killed.child.wait();
     wait_until("moonshard e to take over from redis-server c", 15, || role(e) == "master");
     for p in [a, b, d, e, f] {
-        wait_until("cluster_state:ok", 10, || state_ok(p));
+        wait_until("cluster_state:ok", 20, || state_ok(p));
     }
     let n = load.count();
     wait_until("writes to go on", 15, || load.count() > n + 30);
@@ -497,8 +500,8 @@ fn failovers_across_moonshard_and_redis_server() {
     // 2. Manual failover: the redis-server replica takes over from moonshard a
     //    (a pauses its writes and hands over its offset, then follows d).
     assert_eq!(cli(d, &["cluster", "failover"]).trim(), "OK");
-    wait_until("redis-server d to take over from moonshard a", 10, || role(d) == "master");
-    wait_until("a to follow d", 10, || master_port(a) == Some(d));
+    wait_until("redis-server d to take over from moonshard a", 20, || role(d) == "master");
+    wait_until("a to follow d", 20, || master_port(a) == Some(d));
 
     // 3. kill -9 moonshard b: its moonshard replica f needs the votes of
     //    both other masters, redis-server d and moonshard e.
@@ -507,20 +510,20 @@ fn failovers_across_moonshard_and_redis_server() {
     let _ = killed.child.wait();
     wait_until("f to take over from b", 15, || role(f) == "master");
     for p in [a, d, e, f] {
-        wait_until("cluster_state:ok", 10, || state_ok(p));
+        wait_until("cluster_state:ok", 20, || state_ok(p));
     }
     pb = Some(start_ms(&pl[1]));
     wait_until("b to come back as a replica of f", 15, || master_port(b) == Some(f));
 
     // 4. FORCE on b (votes with FORCEACK, the master up), then TAKEOVER on
     //    f (no vote at all).
-    wait_until("b to sync", 10, || cli(b, &["info", "replication"]).contains("master_link_status:up"));
+    wait_until("b to sync", 20, || cli(b, &["info", "replication"]).contains("master_link_status:up"));
     assert_eq!(cli(b, &["cluster", "failover", "force"]).trim(), "OK");
-    wait_until("b to take over from f", 10, || role(b) == "master");
-    wait_until("f to follow b", 10, || master_port(f) == Some(b));
+    wait_until("b to take over from f", 20, || role(b) == "master");
+    wait_until("f to follow b", 20, || master_port(f) == Some(b));
     assert_eq!(cli(f, &["cluster", "failover", "takeover"]).trim(), "OK");
-    wait_until("f to take over again", 10, || role(f) == "master");
-    wait_until("b to follow f", 10, || master_port(b) == Some(f));
+    wait_until("f to take over again", 20, || role(f) == "master");
+    wait_until("b to follow f", 20, || master_port(b) == Some(f));
 
     // 5. The killed redis-server comes back as a replica of moonshard e.
     pc = Some(start_redis(&pl[2]));

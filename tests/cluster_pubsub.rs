@@ -316,3 +316,35 @@ fn shard_subscribers_of_an_old_master_are_dropped_after_a_failover() {
     on_m_rep.expect(&smessage(&chan_r, "new master"), 5);
     assert!(subs_m.resp3.quiet(200).is_empty() && subs_r.resp3.quiet(200).is_empty());
 }
+
+/// With the cluster down, shard channels follow `cluster-allow-pubsubshard-when-down` (default
+/// yes), not `cluster-allow-reads-when-down`: the same replies from moonshard and redis-server.
+#[test]
+fn shard_channels_when_the_cluster_is_down_as_redis_server() {
+    if !tools_present() {
+        return;
+    }
+    let chan = (0..).map(|i| format!("ch{i}")).find(|c| slot(c) <= 100).unwrap();
+    let run = |p: &Proc| {
+        // Slots 0-100 only: the node serves them, but the cluster is not fully covered.
+        assert_eq!(cli(p.port, &["cluster", "addslotsrange", "0", "100"]).trim(), "OK");
+        wait_until("cluster_state:fail", 20, || cli(p.port, &["cluster", "info"]).contains("cluster_state:fail"));
+        let mut out = vec![cli(p.port, &["spublish", &chan, "x"]), cli(p.port, &["get", &chan])];
+        let mut s = Raw::connect(p);
+        s.send(&format!("SSUBSCRIBE {chan}"));
+        out.push(s.expect(":1\r\n", 5));
+        assert_eq!(cli(p.port, &["config", "set", "cluster-allow-pubsubshard-when-down", "no"]).trim(), "OK");
+        // moonshard reads the setting in its cluster cron (100 ms).
+        wait_until("the setting applies", 10, || cli(p.port, &["spublish", &chan, "x"]).starts_with("CLUSTERDOWN"));
+        out.push(cli(p.port, &["spublish", &chan, "x"]));
+        let mut s = Raw::connect(p);
+        s.send(&format!("SSUBSCRIBE {chan}"));
+        out.push(s.expect("\r\n", 5));
+        out
+    };
+    let ours = run(&ms_node(&[]));
+    let theirs = run(&redis_node());
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[0].trim(), "0", "{ours:?}");
+    assert!(ours[1].starts_with("CLUSTERDOWN"), "{ours:?}");
+}

@@ -695,3 +695,33 @@ fn replication_only_commands_stay_out_of_the_aof() {
     assert!(aof.contains("$1\r\nb\r\n"), "the writes are in the AOF: {aof:?}");
     assert!(!aof.contains("PING") && !aof.contains("GETACK"), "replication-only commands in the AOF: {aof:?}");
 }
+
+/// A replica under `maxmemory` keeps every key its master sends (`replica-ignore-maxmemory`, on by
+/// default, as in Redis): evicting on its own would leave it with a dataset its master does not
+/// have. With the setting off it evicts, as redis-server does.
+#[test]
+fn a_replica_over_maxmemory_keeps_its_masters_keys() {
+    let master = repl_moonshard(SHARDS, &[]);
+    let mut m = master.client();
+    let port = master.port.to_string();
+    let replica = repl_moonshard(
+        SHARDS,
+        &["--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru", "--replicaof", "127.0.0.1", &port],
+    );
+    let mut r = replica.client();
+    let value = "v".repeat(1000);
+    for batch in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("key:{batch}:{i}")).arg(&value).ignore();
+        }
+        let () = pipe.query(&mut m).unwrap();
+    }
+    assert_same(&mut m, &mut r, "over maxmemory");
+    assert_eq!(q(&mut r, "DBSIZE"), "20000");
+    assert_eq!(num(&mut r, "stats", "evicted_keys"), 0);
+    assert!(num(&mut r, "memory", "used_memory") > 3 << 20);
+    // Switched off, the replica's own eviction brings it under the limit.
+    assert_eq!(q(&mut r, "CONFIG SET replica-ignore-maxmemory no"), "OK");
+    wait_until(20, "the replica evicts", || num(&mut r, "stats", "evicted_keys") > 0);
+}

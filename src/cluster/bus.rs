@@ -217,8 +217,9 @@ pub fn decode(buf: &[u8]) -> Result<Message, &'static str> {
                     if data.len() - at < 8 {
                         return Err("truncated ping extension");
                     }
-                    let kind = be16(data, at);
-                    let len = be32(data, at + 4) as usize;
+                    // Redis's clusterMsgPingExt: length (header included), type, unused.
+                    let len = be32(data, at) as usize;
+                    let kind = be16(data, at + 4);
                     if !len.is_multiple_of(8) || len < 8 || data.len() - at < len {
                         return Err("bad ping extension length");
                     }
@@ -331,12 +332,12 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             h.mflags[0] |= MFLAG0_EXT_DATA;
             h.extensions = 0;
             if let Some(name) = hostname.as_deref().filter(|n| !n.is_empty()) {
-                // Type, unused, length (header included), then the name
+                // Length (header included), type, unused, then the name
                 // NUL-terminated and padded to 8 bytes.
                 let padded = (name.len() + 1).div_ceil(8) * 8;
+                body.extend_from_slice(&((8 + padded) as u32).to_be_bytes());
                 body.extend_from_slice(&EXT_HOSTNAME.to_be_bytes());
                 body.extend_from_slice(&0u16.to_be_bytes());
-                body.extend_from_slice(&((8 + padded) as u32).to_be_bytes());
                 body.extend_from_slice(name.as_bytes());
                 body.resize(body.len() + padded - name.len(), 0);
                 h.extensions = 1;
@@ -428,6 +429,10 @@ mod tests {
         };
         let b = encode(&msg);
         assert_eq!(b.len(), HEADER_LEN + 2 * GOSSIP_LEN + 16);
+        // Redis's layout: a 32-bit length (header included), the 16-bit type, 16 unused bits,
+        // then the NUL-terminated name padded to 8 bytes.
+        let ext = &b[HEADER_LEN + 2 * GOSSIP_LEN..];
+        assert_eq!(ext, b"\0\0\0\x10\0\0\0\0host-1\0\0");
         let back = decode(&b).unwrap();
         assert_eq!(back.body, msg.body);
         assert_eq!(back.header.count, 2);

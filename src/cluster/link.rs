@@ -92,6 +92,9 @@ fn refresh_settings(server: &Server, st: &mut super::state::State, port: u16, cp
         migration_barrier: c.get_i64("cluster-migration-barrier").max(0) as u64,
         sendbuf_limit: c.get_i64("cluster-link-sendbuf-limit").max(0) as u64,
         tls_cluster: tls_cluster(server),
+        endpoint: super::state::EndpointType::from_config(
+            &c.get("cluster-preferred-endpoint-type").unwrap_or_default(),
+        ),
     };
     // Redis 7.0's announced ports: the main port (TLS with tls-cluster) and,
     // with tls-cluster, the plaintext one as `pport` (0: none).
@@ -150,6 +153,8 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
         }
         let reads = server.config.get("cluster-allow-reads-when-down").as_deref() == Some("yes");
         cluster.reads_when_down.store(reads, std::sync::atomic::Ordering::Relaxed);
+        let shard_channels = server.config.get("cluster-allow-pubsubshard-when-down").as_deref() != Some("no");
+        cluster.pubsubshard_when_down.store(shard_channels, std::sync::atomic::Ordering::Relaxed);
         let offset = server.replicas.offset();
         let link_down_since = {
             let f = server.replicas.following.lock();

@@ -37,6 +37,8 @@ pub struct Cluster {
     written: Mutex<u64>,
     /// `cluster-allow-reads-when-down` (refreshed by the cron).
     pub reads_when_down: AtomicBool,
+    /// `cluster-allow-pubsubshard-when-down` (refreshed by the cron).
+    pub pubsubshard_when_down: AtomicBool,
     pub path: PathBuf,
     /// This node became a master or a replica: replication must follow now.
     pub role_changed: tokio::sync::Notify,
@@ -83,6 +85,8 @@ pub struct Query<'a> {
     pub plain_client: bool,
     /// The client sent READONLY (a replica serves its reads).
     pub readonly: bool,
+    /// SSUBSCRIBE, SUNSUBSCRIBE or SPUBLISH.
+    pub shard_channel: bool,
     /// Counts the keys present and missing here (asked only for a slot
     /// being migrated or imported): (existing, missing).
     pub count_keys: &'a mut dyn FnMut() -> (usize, usize),
@@ -105,6 +109,7 @@ impl Cluster {
             versions: std::sync::atomic::AtomicU64::new(0),
             written: Mutex::new(0),
             reads_when_down: AtomicBool::new(false),
+            pubsubshard_when_down: AtomicBool::new(true),
             path,
             role_changed: tokio::sync::Notify::new(),
             server: std::sync::OnceLock::new(),
@@ -243,6 +248,7 @@ impl Cluster {
     #[cold]
     fn route_slow(&self, q: &mut Query) -> Option<Redirect> {
         let allow_reads_when_down = self.reads_when_down.load(Relaxed);
+        let allow_shard_channels_when_down = self.pubsubshard_when_down.load(Relaxed);
         let st = self.state.lock();
         let slot = q.slot;
         let Some(owner) = st.owner[slot] else {
@@ -256,7 +262,12 @@ impl Cluster {
         let count = migrating || (importing && q.asking && q.multiple_keys);
         let (existing, missing) = if count { (q.count_keys)() } else { (0, 0) };
         if !st.ok {
-            if !allow_reads_when_down {
+            // Shard channels have their own switch (Redis 7.0), on by default.
+            if q.shard_channel {
+                if !allow_shard_channels_when_down {
+                    return Some(Redirect::Down);
+                }
+            } else if !allow_reads_when_down {
                 return Some(Redirect::Down);
             }
             if (q.write)() {
@@ -294,10 +305,10 @@ impl Cluster {
     }
 }
 
-/// `ip:port` of a node, as redirections name it.
+/// `endpoint:port` of a node, as redirections name it.
 pub fn addr_of(st: &State, id: &NodeId, plain_client: bool) -> String {
     match st.nodes.get(id) {
-        Some(n) => format!("{}:{}", n.ip, st.client_port(n, plain_client)),
+        Some(n) => format!("{}:{}", st.endpoint(n), st.client_port(n, plain_client)),
         None => ":0".into(),
     }
 }

@@ -267,6 +267,29 @@ pub struct Settings {
     /// `tls-cluster`: nodes announce their TLS port, and their plaintext
     /// port (`pport`) is what a plaintext client is shown.
     pub tls_cluster: bool,
+    /// `cluster-preferred-endpoint-type`.
+    pub endpoint: EndpointType,
+}
+
+/// `cluster-preferred-endpoint-type`: what clients are told to connect to
+/// (redirections, CLUSTER SLOTS, CLUSTER SHARDS).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum EndpointType {
+    #[default]
+    Ip,
+    Hostname,
+    /// Clients reach the node at the address they already use.
+    Unknown,
+}
+
+impl EndpointType {
+    pub fn from_config(value: &str) -> EndpointType {
+        match value {
+            "hostname" => EndpointType::Hostname,
+            "unknown-endpoint" => EndpointType::Unknown,
+            _ => EndpointType::Ip,
+        }
+    }
 }
 
 /// Where a message came from.
@@ -323,6 +346,18 @@ pub fn now_ms() -> u64 {
 }
 
 impl State {
+    /// The endpoint clients are given for `n`, as Redis 7.0 names it: its
+    /// IP; its hostname, or `?` when it announces none; or the empty
+    /// string for `unknown-endpoint`.
+    pub fn endpoint<'a>(&self, n: &'a Node) -> &'a str {
+        match self.settings.endpoint {
+            EndpointType::Ip => &n.ip,
+            EndpointType::Hostname if n.hostname.is_empty() => "?",
+            EndpointType::Hostname => &n.hostname,
+            EndpointType::Unknown => "",
+        }
+    }
+
     pub fn new(myself: NodeId, port: u16, cport: u16) -> State {
         let mut me = Node::new(myself, MYSELF | MASTER, now_ms());
         me.port = port;

@@ -4,7 +4,7 @@
 //! The cluster itself lives in `crate::cluster`.
 
 use super::{ConnCtx, Ctx};
-use crate::cluster::state::{self, flags, id_str, parse_id, State, SLOTS};
+use crate::cluster::state::{self, flags, id_str, parse_id, EndpointType, State, SLOTS};
 use crate::cluster::{bus, Cluster};
 use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
@@ -186,16 +186,23 @@ fn plain_client(ctx: &ConnCtx) -> bool {
     !ctx.client.info.tls.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn node_entry(st: &state::State, n: &state::Node, plain: bool) -> Reply {
+/// A node in CLUSTER SLOTS: its preferred endpoint (nil for
+/// `unknown-endpoint`), port (the one a plaintext or TLS client is shown),
+/// id, then the endpoints not already given.
+fn node_entry(st: &State, n: &state::Node, plain: bool) -> Reply {
+    let endpoint = st.settings.endpoint;
+    let mut more = Vec::new();
+    if endpoint != EndpointType::Ip {
+        more.push((Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)));
+    }
+    if endpoint != EndpointType::Hostname && !n.hostname.is_empty() {
+        more.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));
+    }
     Reply::Array(vec![
-        Reply::bulk_str(&n.ip),
+        if endpoint == EndpointType::Unknown { Reply::Nil } else { Reply::bulk_str(st.endpoint(n)) },
         Reply::Int(st.client_port(n, plain) as i64),
         Reply::bulk_str(id_str(&n.id)),
-        Reply::Map(if n.hostname.is_empty() {
-            vec![]
-        } else {
-            vec![(Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname))]
-        }),
+        Reply::Map(more),
     ])
 }
 
@@ -239,7 +246,7 @@ pub fn shards(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
             m.push((Reply::bulk_str("port"), Reply::Int(n.port as i64)));
         }
         m.push((Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)));
-        m.push((Reply::bulk_str("endpoint"), Reply::bulk_str(&n.ip)));
+        m.push((Reply::bulk_str("endpoint"), Reply::bulk_str(st.endpoint(n))));
         if !n.hostname.is_empty() {
             m.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));
         }

@@ -399,6 +399,7 @@ pub fn cluster_gate(
         let present = positions.iter().filter(|&&p| data.dbs[db].contains(&args[p], now)).count();
         (present, positions.len() - present)
     };
+    let shard_channel = matches!(cmd.spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
     let mut query = crate::cluster::Query {
         slot: slot as usize,
         write: &mut || crate::scripting::writes(server, cmd, args),
@@ -408,7 +409,8 @@ pub fn cluster_gate(
         plain_client: !client.info.tls.load(std::sync::atomic::Ordering::Relaxed),
         // A replica serves its master's shard channels as it serves a
         // READONLY client's reads (Redis's pubsubshard_included).
-        readonly: client.cluster_readonly || matches!(cmd.spec.name, "ssubscribe" | "sunsubscribe" | "spublish"),
+        readonly: client.cluster_readonly || shard_channel,
+        shard_channel,
         count_keys: &mut count_keys,
     };
     match cluster.route(&mut query) {

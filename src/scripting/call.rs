@@ -717,6 +717,7 @@ fn cluster_check(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), 
         migrate: cmd.spec.name == "migrate",
         plain_client: true,
         readonly: run.caller.cluster_readonly,
+        shard_channel: cmd.spec.name == "spublish",
         count_keys: &mut count_keys,
     };
     match cluster.route(&mut query) {

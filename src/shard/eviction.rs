@@ -43,6 +43,9 @@ struct Candidate {
 /// Evicts until used memory is at most `max`, with `held` the shards the
 /// caller has entered (empty from the cron).
 pub fn perform(server: &Server, policy: Policy, max: u64, held: &mut [&mut ShardData]) -> Outcome {
+    if replica_ignores_maxmemory(server) {
+        return Outcome::Done;
+    }
     let mut guards = Vec::new();
     for shard in &server.shards.list {
         if !held.iter().any(|h| h.id == shard.id) {
@@ -218,13 +221,19 @@ pub fn check_oom_for(server: &Server, deny: bool, shards: &mut [&mut ShardData])
 /// True when memory is over a non-zero `maxmemory` (no eviction attempted).
 pub fn over_maxmemory(server: &Server) -> bool {
     let max = server.config.maxmemory.load(Ordering::Relaxed);
-    max != 0 && is_counting() && used_memory() > max
+    max != 0 && is_counting() && used_memory() > max && !replica_ignores_maxmemory(server)
+}
+
+/// A replica leaves its dataset's size to its master (`replica-ignore-maxmemory`, on by default, as
+/// in Redis): keys it evicted itself would be missing from it while the master still has them.
+fn replica_ignores_maxmemory(server: &Server) -> bool {
+    crate::storage::replica_expiry() && server.config.get("replica-ignore-maxmemory").as_deref() != Some("no")
 }
 
 #[cold]
 fn over_limit(server: &Server, max: u64, deny: bool, shards: &mut [&mut ShardData]) -> Option<Reply> {
     // Nothing is evicted while CLIENT PAUSE holds writes (and no write runs).
-    if !is_counting() || used_memory() <= max || server.pause.writes_paused() {
+    if !is_counting() || used_memory() <= max || server.pause.writes_paused() || replica_ignores_maxmemory(server) {
         return None;
     }
     let policy = Policy::of(server);
