@@ -247,6 +247,13 @@ fn key_elsewhere(c: &Certs, node: u16, tls_ports: &[u16]) -> (String, u16) {
 fn check_tls_cluster(c: &Certs, nodes: &[(&Proc, u16)]) {
     let tls_ports: Vec<u16> = nodes.iter().map(|n| n.1).collect();
     cluster::check_clean_with(&cli_tls_args(c), tls_ports[0]);
+    for (node, _) in nodes {
+        // The plaintext ports travel in the bus headers (pport): wait for them.
+        cluster::wait_until("every node's plaintext port", 15, || {
+            let plain = cluster::cli(node.port, &["cluster", "nodes"]);
+            nodes.iter().all(|(o, _)| plain.contains(&format!("127.0.0.1:{}@", o.port)))
+        });
+    }
     for (node, tls_port) in nodes {
         let over_tls = tls_cli(c, *tls_port, &["cluster", "nodes"]);
         let plain = cluster::cli(node.port, &["cluster", "nodes"]);

@@ -790,6 +790,7 @@ impl State {
                         n.flags |= if h.slaveof == NULL_ID { MASTER } else { SLAVE };
                         n.config_epoch = h.config_epoch;
                         n.data_received = now;
+                        n.pport = h.pport;
                         self.dirty = true;
                     } else if lid != h.sender {
                         // The node at this address has another id now.
@@ -1032,8 +1033,14 @@ impl State {
             } else if sender.is_some()
                 && g.flags & NOADDR == 0
                 && self.blacklist.get(&g.id).is_none_or(|&until| until < now)
+                && self.start_handshake(&g.ip, g.port, g.cport, false)
             {
-                self.start_handshake(&g.ip, g.port, g.cport, false);
+                // Its plaintext port, until it tells us itself.
+                let pport = g.pport;
+                let found = self.nodes.values_mut().find(|n| n.in_handshake() && n.ip == g.ip && n.port == g.port);
+                if let Some(n) = found {
+                    n.pport = pport;
+                }
             }
         }
     }
