@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod net;
 pub mod persist;
+pub mod process;
 pub mod propagate;
 pub mod protocol;
 pub mod pubsub;

@@ -26,6 +26,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Into the background before any thread starts (the runtime, the loader).
+    if moonshard::process::background(&config) {
+        moonshard::process::daemonize(&config);
+    }
     if let Err(e) = moonshard::run(config) {
         eprintln!("moonshard: {e}");
         std::process::exit(1);

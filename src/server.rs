@@ -43,10 +43,15 @@ pub struct Server {
     pub port: AtomicU64,
     /// The listening sockets (`bind` × `port`), changed by CONFIG SET.
     pub listeners: parking_lot::Mutex<Vec<crate::net::listener::Listening>>,
+    /// The `unixsocket` listener, while it listens.
+    pub unix_listener: parking_lot::Mutex<Option<crate::net::listener::UnixListening>>,
     /// TLS: the configuration new connections get, the `tls-port` listeners.
     pub tls: crate::net::tls::Tls,
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
+    /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
+    pub shutdown_waiting: AtomicBool,
+    pub shutdown_abort: AtomicBool,
     /// Thread count of the connection runtime.
     pub io_threads: usize,
     /// `keyspace-mode standalone`: keys of one command or script may live in
@@ -92,8 +97,11 @@ impl Server {
             debug: Default::default(),
             port: AtomicU64::new(config.get_i64("port") as u64),
             listeners: Default::default(),
+            unix_listener: Default::default(),
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
+            shutdown_waiting: AtomicBool::new(false),
+            shutdown_abort: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,
             standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),

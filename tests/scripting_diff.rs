@@ -574,3 +574,70 @@ fn libraries_survive_hostile_inputs() {
         Some(redis::Value::BulkString(b"[1,{\"a\":\"b\"}]".to_vec()))
     );
 }
+
+/// KEYS and ARGV are fresh for every script run, whatever the last run did
+/// to them (moonshard refills the last run's tables when it cannot be told
+/// apart), and a script that never assigns a global (which reads globals
+/// directly, not through the read-only proxy) sees the same globals and
+/// errors as one that does. Every case runs by EVALSHA after a script that
+/// altered the tables, with the same and with other numbers of items.
+#[test]
+fn keys_argv_fresh_each_run() {
+    let Some(mut d) = Diff::start(&["--shards", "1"]) else {
+        return;
+    };
+    let show =
+        "local t = {#KEYS, #ARGV} for k, v in pairs(KEYS) do t[#t + 1] = 'K' .. tostring(k) .. '=' .. tostring(v) end \
+                for k, v in pairs(ARGV) do t[#t + 1] = 'A' .. tostring(k) .. '=' .. tostring(v) end \
+                t[#t + 1] = tostring(getmetatable(KEYS)) .. tostring(getmetatable(ARGV)) \
+                t[#t + 1] = tostring(KEYS[9]) .. tostring(ARGV[9]) return t";
+    let alters = [
+        "return 0",
+        "KEYS[1] = 'changed' ARGV[2] = nil return 1",
+        "KEYS[9] = 'x' ARGV.extra = 1 return 1",
+        "table.insert(KEYS, 'more') table.insert(ARGV, 'more') return 1",
+        "table.remove(KEYS) table.remove(ARGV) return 1",
+        "KEYS.x = 1 KEYS.x = nil ARGV[1] = nil return 1",
+        "setmetatable(KEYS, {__index = function() return 'meta' end}) setmetatable(ARGV, {}) return 1",
+        "for i = 1, 100 do KEYS[i] = i end return 1",
+        "rawset(ARGV, 9, 'r') return 1",
+        "local ok, e = pcall(function() KEYS[9] = 'x' error('late') end) return e",
+        "KEYS[9] = 'x' error('after changing KEYS')",
+        "KEYS = {}",
+        "return nosuchglobal",
+    ];
+    let show_sha = match d.check(&["SCRIPT", "LOAD", show]) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8(b).unwrap_or_default(),
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    let shapes: [&[&str]; 4] =
+        [&["2", "{t}a", "{t}b", "x", "y"], &["0"], &["1", "{t}a", "x", "y", "z"], &["2", "{t}a", "{t}b", "x", "y"]];
+    for alter in alters {
+        for (i, before) in shapes.iter().enumerate() {
+            let mut args = vec!["EVAL", alter];
+            args.extend_from_slice(before);
+            let _ = d.check(&args);
+            let after = shapes[(i + 1) % shapes.len()];
+            for shape in [*before, after] {
+                let mut args = vec!["EVALSHA", show_sha.as_str()];
+                args.extend_from_slice(shape);
+                let _ = d.check(&args);
+            }
+        }
+    }
+    // Globals read directly or through the proxy: same values, same errors.
+    for script in [
+        "return {type(redis), type(KEYS), type(tonumber), type(cjson), type(string), type(_G), tostring(_G == _G)}",
+        "local function f() return nosuch end return f()",
+        "local x = 1 local function f() return function() return x + undefined_one end end return f()()",
+        "return _G.KEYS[1]",
+        "return type(getmetatable(_G))",
+        "_G.new = 1",
+        "setmetatable(_G, nil)",
+        "local f = loadstring('gl = 1') return f()",
+        "function g() end",
+        "local t = {} t.x = 1 return redis.call('ping')",
+    ] {
+        let _ = d.check(&["EVAL", script, "1", "{t}k", "v"]);
+    }
+}

@@ -187,3 +187,69 @@ fn reply_splitter_detects_partial_replies() {
     assert_eq!(split_replies(b"*2\r\n:1\r\n$-1\r\n+OK\r\n").0.len(), 2);
     assert_eq!(split_replies(b"*2\r\n:1\r\n").1, 8);
 }
+
+/// SHUTDOWN waits for a lagging replica (`shutdown-timeout`), holding writes back while reads go on,
+/// `SHUTDOWN ABORT` ends that wait, and the log says what was waited for: the same replies and log
+/// lines from moonshard and redis-server (each with a redis-server replica stopped by SIGSTOP).
+#[test]
+fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
+    if common::redis_server_with(&[]).is_none() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for ours in [true, false] {
+        let dir = common::temp_dir("shutdown-wait");
+        let log = dir.join("master.log");
+        let log_arg = log.to_str().unwrap();
+        let args = ["--shutdown-timeout", "3", "--repl-diskless-sync-delay", "0", "--logfile", log_arg];
+        let mut master = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let port = master.port.to_string();
+        let mut replica = common::redis_server_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
+        let mut m = master.client();
+        common::wait_until(20, "the replica online", || {
+            common::field_of(&mut m, "replication", "slave0").contains("state=online")
+        });
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        // SAFETY: kill(2) on the pid of a child this test started and still owns.
+        unsafe { libc::kill(replica.child.id() as i32, libc::SIGSTOP) };
+        let mut got = vec![common::q(&mut m, "SET k v")];
+        let url = master.url();
+        let shutdown = std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            common::q(&mut c, "SHUTDOWN")
+        });
+        common::wait_until(10, "the wait for replicas", || {
+            log_text().contains("Waiting for replicas before shutting down.")
+        });
+        // Reads go on; a write waits for the end of the pause.
+        got.push(common::q(&mut m, "GET k"));
+        let url = master.url();
+        let write = std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            common::q(&mut c, "SET k2 v2")
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!write.is_finished(), "a write ran during the wait for replicas");
+        got.push(common::q(&mut m, "SHUTDOWN ABORT"));
+        got.push(shutdown.join().unwrap());
+        got.push(write.join().unwrap());
+        got.push(common::q(&mut m, "SHUTDOWN ABORT"));
+        common::wait_until(10, "the abort logged", || log_text().contains("Shutdown manually aborted."));
+        // Now a shutdown that waits out the timeout for the stopped replica, then exits.
+        let t0 = Instant::now();
+        let _ = common::run_str(&mut m, &["SHUTDOWN"]);
+        let _ = master.child.wait();
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(2500), "shutdown did not wait: {took:?}");
+        let text = log_text();
+        let lagging = format!("Lagging replica 127.0.0.1:{} reported offset", replica.port);
+        assert!(text.contains(&lagging), "{text}");
+        assert!(text.contains("0 of 1 replicas are in sync when shutting down."), "{text}");
+        // SAFETY: as above.
+        unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
+        let _ = replica.child.kill();
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0][3], "ERR Errors trying to SHUTDOWN. Check logs.", "{seen:?}");
+}

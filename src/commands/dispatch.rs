@@ -432,7 +432,8 @@ fn cluster_crossslot(server: &Server, cmd: Command) -> Reply {
 
 /// Redis's check of protected commands (DEBUG), right after the arity
 /// check and before authentication: refused unless `enable-debug-command`
-/// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1.
+/// is `yes`, or `local` and the client connects from 127.0.0.1 or ::1 or
+/// over the Unix socket (flag `U`), as Redis's islocalClient.
 pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(), Reply> {
     let (param, what) = match cmd.spec.name {
         "debug" => ("enable-debug-command", "DEBUG"),
@@ -441,7 +442,7 @@ pub fn protected(server: &Server, client: &ClientInfo, cmd: Command) -> Result<(
     };
     let allowed = match server.config.get(param).as_deref() {
         Some("yes") => true,
-        Some("local") => is_local_client(&client.addr),
+        Some("local") => client.unix.load(std::sync::atomic::Ordering::Relaxed) || is_local_client(&client.addr),
         _ => false,
     };
     if allowed {

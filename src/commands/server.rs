@@ -198,7 +198,7 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let (mut abort, mut nosave, mut save, mut force) = (false, false, false, false);
+    let (mut abort, mut nosave, mut save, mut force, mut now) = (false, false, false, false, false);
     for a in &args[1..] {
         if eq_ic(a, "abort") {
             abort = true;
@@ -208,14 +208,20 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             save = true;
         } else if eq_ic(a, "force") {
             force = true;
-        } else if !eq_ic(a, "now") {
+        } else if eq_ic(a, "now") {
+            now = true;
+        } else {
             return Reply::syntax_error();
         }
     }
     if abort {
-        // Shutdown here is immediate, so there is never one in progress to abort.
         if args.len() > 2 {
             return Reply::syntax_error();
+        }
+        // Only the wait for lagging replicas can be aborted; the rest of a shutdown is immediate.
+        if ctx.server.shutdown_waiting.load(Ordering::SeqCst) {
+            ctx.server.shutdown_abort.store(true, Ordering::SeqCst);
+            return Reply::ok();
         }
         return Reply::err("No shutdown in progress.");
     }
@@ -223,6 +229,9 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         return Reply::syntax_error();
     }
     crate::net::listener::log(ctx.server, "warning", "User requested shutdown...");
+    if !now && !block_in_place(|| crate::replication::wait_for_replicas_before_shutdown(ctx.server)) {
+        return Reply::err("Errors trying to SHUTDOWN. Check logs.");
+    }
     let save = save || (!nosave && !crate::persist::save::save_points(&ctx.server.config).is_empty());
     if crate::persist::save::prepare_shutdown(ctx.server, save, force).is_err() {
         return Reply::err("Errors trying to SHUTDOWN. Check logs.");
@@ -520,4 +529,13 @@ fn is_multiword(name: &str) -> bool {
 
 pub fn config_help(_ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     crate::commands::help::reply("CONFIG", crate::commands::help::CONFIG)
+}
+
+/// Runs `f`, which blocks, off the connection runtime's worker (other connections move to the
+/// remaining workers meanwhile) when there is such a runtime.
+fn block_in_place<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }

@@ -263,6 +263,19 @@ impl CommandSpec {
         }
     }
 
+    /// The positions `key_positions` gives, one at a time: without
+    /// allocating for the fixed ranges most commands declare.
+    pub fn key_positions_iter(&self, args: &[Bytes]) -> KeyPositions {
+        match self.keys {
+            KeySpec::Range { first, last, step } => {
+                let argc = args.len() as i32;
+                let last = if last < 0 { argc + last } else { last };
+                KeyPositions::Range { next: first, last: last.min(argc - 1), step: step.max(1) }
+            }
+            _ => KeyPositions::List(self.key_positions(args).into_iter()),
+        }
+    }
+
     /// The (first, last, step) triple of `COMMAND INFO`.
     pub fn legacy_keys(&self) -> (i32, i32, i32) {
         match self.keys {
@@ -414,4 +427,48 @@ pub mod prelude {
     pub use super::SessionOp as Op;
     pub use super::{cmd, container, idx, k, keynum, ks, ks_noted, kw, nk, range, CommandSpec, KeySpec};
     pub use super::{K1, K12, K2, KALL, NOKEYS};
+}
+
+/// Key positions of a request (`CommandSpec::key_positions_iter`).
+pub enum KeyPositions {
+    Range { next: i32, last: i32, step: i32 },
+    List(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range { next, last, step } => {
+                if *next > *last {
+                    return None;
+                }
+                let i = *next;
+                *next += *step;
+                Some(i as usize)
+            }
+            KeyPositions::List(it) => it.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    /// The iterator gives exactly `key_positions`, for every command and
+    /// argument counts from none to many.
+    #[test]
+    fn key_positions_iter_matches() {
+        for spec in super::super::registry::all() {
+            for argc in 0..12 {
+                let args: Vec<Bytes> =
+                    (0..argc).map(|i| Bytes::from(if i == 2 { "2".to_string() } else { format!("a{i}") })).collect();
+                let iter: Vec<usize> = spec.key_positions_iter(&args).collect();
+                assert_eq!(iter, spec.key_positions(&args), "{} with {argc} arguments", spec.name);
+            }
+        }
+    }
 }

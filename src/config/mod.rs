@@ -34,6 +34,9 @@ pub enum Kind {
     Bool,
     /// An integer with Redis's inclusive bounds.
     Int(i64, i64),
+    /// An integer written in octal (a file mode), bounds inclusive; stored
+    /// and reported in octal, as Redis does.
+    Octal(i64, i64),
     /// A size with optional unit suffix (k, kb, m, mb, g, gb), at least the bound.
     Memory(i64),
     Str,
@@ -266,7 +269,7 @@ pub static PARAMS: &[Param] = &[
     p!("tls-session-caching", "yes", Kind::Bool, Mutable),
     p!("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), Mutable),
     p!("unixsocket", "", Kind::Str, Immutable),
-    p!("unixsocketperm", "0", Kind::Int(i64::MIN, i64::MAX), Immutable),
+    p!("unixsocketperm", "0", Kind::Octal(0, 0o777), Immutable),
     p!("zset-max-listpack-entries", "128", Kind::Int(0, i64::MAX), Mutable, alias = "zset-max-ziplist-entries"),
     p!("zset-max-listpack-value", "64", Kind::Memory(0), Mutable, alias = "zset-max-ziplist-value"),
 ];
@@ -296,6 +299,39 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     num.parse::<i64>().ok().and_then(|n| n.checked_mul(mul))
 }
 
+/// An octal number as Redis reads one (`strtoll` in base 8): leading
+/// white space and a sign allowed, then octal digits to the end (none at
+/// all reads as 0); a value past the 64-bit range saturates, so it fails
+/// the bounds check rather than the parse.
+pub fn parse_octal(value: &str) -> Option<i64> {
+    let s = value.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        // No digits: nothing is consumed, which only an empty value survives.
+        return value.is_empty().then_some(0);
+    }
+    if !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for b in digits.bytes() {
+        v = match v.checked_mul(8).and_then(|v| v.checked_add(i64::from(b - b'0'))) {
+            Some(v) => v,
+            None => return Some(if negative { i64::MIN } else { i64::MAX }),
+        };
+    }
+    Some(if negative { -v } else { v })
+}
+
+/// The file mode `unixsocketperm` asks for (0: leave the mode as created).
+pub fn unixsocket_mode(config: &Config) -> u32 {
+    config.get("unixsocketperm").and_then(|v| u32::from_str_radix(&v, 8).ok()).unwrap_or(0)
+}
+
 /// Validates a value for `param` and returns the canonical text stored
 /// (what `CONFIG GET` shows: sizes in bytes, enums lower-case).
 pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
@@ -311,6 +347,13 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
             Ok(v.to_string())
+        }
+        Kind::Octal(lo, hi) => {
+            let v = parse_octal(value).ok_or("argument couldn't be parsed as an octal number")?;
+            if v < lo || v > hi {
+                return Err(format!("argument must be between {lo:o} and {hi:o} inclusive"));
+            }
+            Ok(format!("{v:o}"))
         }
         Kind::Memory(lo) => {
             let v = parse_memory(value).ok_or("argument must be a memory value")?;
@@ -372,6 +415,8 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
+    /// `tcp-keepalive`, read at every accept.
+    pub tcp_keepalive: AtomicU64,
     /// Read by every hash write to pick the encoding.
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
@@ -419,6 +464,7 @@ impl Default for Config {
             maxmemory: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
+            tcp_keepalive: AtomicU64::new(0),
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
             zset_max_listpack_entries: AtomicU64::new(0),
@@ -543,6 +589,7 @@ impl Config {
             "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
+            "tcp-keepalive" => self.tcp_keepalive.store(v.max(0) as u64, Ordering::Relaxed),
             "client-query-buffer-limit" => self.query_buffer_limit.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-entries" => self.hash_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "zset-max-listpack-entries" => self.zset_max_listpack_entries.store(v.max(0) as u64, Ordering::Relaxed),
@@ -699,6 +746,29 @@ mod tests {
         assert_eq!(cfg.get("maxclients").unwrap(), "5");
         assert_eq!(cfg.get("save").unwrap(), "900 1 300 10");
         assert_eq!(cfg.requirepass.read().as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn octal_as_redis_reads_it() {
+        assert_eq!(parse_octal("770"), Some(0o770));
+        assert_eq!(parse_octal("0770"), Some(0o770));
+        assert_eq!(parse_octal(" +7"), Some(7));
+        assert_eq!(parse_octal("-0"), Some(0));
+        assert_eq!(parse_octal(""), Some(0));
+        assert_eq!(parse_octal("7777777777777777777777777"), Some(i64::MAX));
+        for bad in ["8", "0o7", "abc", "7 ", "+", " ", "0x7"] {
+            assert_eq!(parse_octal(bad), None, "{bad:?}");
+        }
+        let cfg = Config::default();
+        assert_eq!(cfg.get("unixsocketperm").unwrap(), "0");
+        cfg.set("unixsocketperm", "0770", true).unwrap();
+        assert_eq!(cfg.get("unixsocketperm").unwrap(), "770");
+        assert_eq!(unixsocket_mode(&cfg), 0o770);
+        let e = cfg.set("unixsocketperm", "1000", true).unwrap_err();
+        assert!(e.ends_with("argument must be between 0 and 777 inclusive"), "{e}");
+        let e = cfg.set("unixsocketperm", "9", true).unwrap_err();
+        assert!(e.ends_with("argument couldn't be parsed as an octal number"), "{e}");
+        assert!(cfg.set("unixsocketperm", "7", false).unwrap_err().ends_with("can't set immutable config"));
     }
 
     #[test]

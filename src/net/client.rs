@@ -17,6 +17,8 @@ pub struct ClientInfo {
     /// The connection is TLS (`tls-port`): with `tls-cluster yes` it is
     /// shown the nodes' TLS ports, a plaintext client their plain ports.
     pub tls: AtomicBool,
+    /// Connected over the Unix socket (`unixsocket`): a local client, flag `U`.
+    pub unix: AtomicBool,
     pub created: Instant,
     pub db: AtomicUsize,
     /// Unix ms of the last interaction (bytes read or written), as Redis's
@@ -100,6 +102,7 @@ impl ClientInfo {
             laddr,
             fd,
             tls: AtomicBool::new(false),
+            unix: AtomicBool::new(false),
             created: Instant::now(),
             db: AtomicUsize::new(0),
             last_active: AtomicU64::new(crate::storage::now_ms()),
@@ -157,6 +160,12 @@ impl ClientInfo {
             + b.argv.load(Ordering::Relaxed)
             + b.multi.load(Ordering::Relaxed)
             + std::mem::size_of::<ClientInfo>()) as u64
+    }
+
+    /// Marks a client of the Unix socket (set once, before it runs a command).
+    pub fn mark_unix(&self) {
+        self.unix.store(true, Ordering::Relaxed);
+        self.set_flag('U', true);
     }
 
     /// Sets or clears one of CLIENT LIST's flag letters.

@@ -10,36 +10,109 @@ use crate::protocol::{Reply, RequestParser};
 use crate::server::Server;
 use crate::session::Session;
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
-/// A client's byte stream: a plain TCP socket, or TLS over one (`tls-port`).
-/// An enum rather than a type parameter: the request path is compiled once,
-/// and the plain case costs one branch per read or write.
+/// A client's byte stream: a plain TCP socket, a Unix domain socket
+/// (`unixsocket`), or TLS over TCP (`tls-port`). An enum rather than a type
+/// parameter: the request path is compiled once, and the plain case costs
+/// one branch per read or write.
 pub enum Stream {
     Plain(TcpStream),
+    Unix(UnixStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+/// The socket under a stream (TCP for plain and TLS, or Unix domain).
+#[derive(Clone, Copy)]
+pub enum Socket<'a> {
+    Tcp(&'a TcpStream),
+    Unix(&'a UnixStream),
+}
+
 impl Stream {
-    /// The TCP socket underneath (addresses, peeks for a gone peer).
-    pub fn socket(&self) -> &TcpStream {
+    /// The socket underneath (descriptor, readiness, peeks for a gone peer).
+    pub fn socket(&self) -> Socket<'_> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(t) => t.get_ref().0,
+            Stream::Plain(s) => Socket::Tcp(s),
+            Stream::Unix(s) => Socket::Unix(s),
+            Stream::Tls(t) => Socket::Tcp(t.get_ref().0),
         }
     }
 
     /// Sends what TLS still holds after writes (plain writes hold nothing).
     pub async fn flush_tls(&mut self) -> std::io::Result<()> {
         match self {
-            Stream::Plain(_) => Ok(()),
+            Stream::Plain(_) | Stream::Unix(_) => Ok(()),
             Stream::Tls(t) => t.flush().await,
+        }
+    }
+}
+
+/// `recv` with MSG_PEEK (and `flags`) into `buf`: what is readable, left in the socket.
+fn recv_peek(fd: std::os::fd::RawFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a valid, writable slice of `buf.len()` bytes for the
+    // whole call, and `recv` writes at most that many; `fd` is a socket the
+    // caller's stream keeps open during the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | flags) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+impl Socket<'_> {
+    pub fn fd(self) -> std::os::fd::RawFd {
+        match self {
+            Socket::Tcp(s) => std::os::fd::AsRawFd::as_raw_fd(s),
+            Socket::Unix(s) => std::os::fd::AsRawFd::as_raw_fd(s),
+        }
+    }
+
+    /// Waits until the socket is readable (input, or the peer gone).
+    pub async fn readable(self) -> std::io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.readable().await,
+            Socket::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Reads what the socket has now (`WouldBlock` when nothing).
+    pub fn try_read_buf(self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read_buf(buf),
+            Socket::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+
+    /// Waits for input and copies its first bytes into `buf`, leaving them
+    /// in the socket (0: the peer closed its side).
+    pub async fn peek(self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.peek(buf).await,
+            Socket::Unix(s) => loop {
+                s.readable().await?;
+                let fd = self.fd();
+                match s.try_io(tokio::io::Interest::READABLE, || recv_peek(fd, buf, 0)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+        }
+    }
+
+    /// True when the peer has closed its side (checked without waiting).
+    pub fn peer_closed(self) -> bool {
+        let mut b = [0u8; 1];
+        match recv_peek(self.fd(), &mut b, libc::MSG_DONTWAIT) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
         }
     }
 }
@@ -48,6 +121,7 @@ impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(t) => Pin::new(&mut **t).poll_read(cx, buf),
         }
     }
@@ -57,6 +131,7 @@ impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(t) => Pin::new(&mut **t).poll_write(cx, buf),
         }
     }
@@ -68,6 +143,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(t) => Pin::new(&mut **t).poll_write_vectored(cx, bufs),
         }
     }
@@ -75,6 +151,7 @@ impl AsyncWrite for Stream {
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
             Stream::Tls(t) => t.is_write_vectored(),
         }
     }
@@ -82,6 +159,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(t) => Pin::new(&mut **t).poll_flush(cx),
         }
     }
@@ -89,12 +167,15 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(t) => Pin::new(&mut **t).poll_shutdown(cx),
         }
     }
 }
 
-pub async fn run(server: Arc<Server>, mut stream: Stream, peer: SocketAddr) {
+/// Serves one accepted connection; `addr` is its peer as CLIENT LIST shows
+/// it (`ip:port`, or `path:0` on the Unix socket, as Redis writes both).
+pub async fn run(server: Arc<Server>, mut stream: Stream, addr: String) {
     server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
     if !server.clients.admit(maxclients) {
@@ -103,9 +184,16 @@ pub async fn run(server: Arc<Server>, mut stream: Stream, peer: SocketAddr) {
         let _ = stream.flush_tls().await;
         return;
     }
-    let laddr = stream.socket().local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(stream.socket());
-    let info = server.clients.register(peer.to_string(), laddr, fd);
+    let socket = stream.socket();
+    let laddr = match socket {
+        Socket::Tcp(s) => s.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        // Redis shows the socket's path on both sides.
+        Socket::Unix(_) => addr.clone(),
+    };
+    let info = server.clients.register(addr, laddr, socket.fd());
+    if let Socket::Unix(_) = socket {
+        info.mark_unix();
+    }
     let mut conn = Connection {
         stream,
         parser: RequestParser::new(),
@@ -333,14 +421,18 @@ impl Connection {
         server: &Server,
         info: &crate::net::client::ClientInfo,
     ) -> Option<Result<std::io::Result<usize>, Again>> {
-        let Stream::Plain(sock) = &self.stream else {
-            self.grow_for_read(server);
-            return tokio::select! {
-                biased;
-                r = self.stream.read_buf(&mut self.inbuf) => Some(Ok(r)),
-                _ = info.kill_notify.notified() => Some(Err(Again)),
-                _ = server.shutdown.notified() => None,
-            };
+        let sock = match &self.stream {
+            Stream::Plain(s) => Socket::Tcp(s),
+            Stream::Unix(s) => Socket::Unix(s),
+            Stream::Tls(_) => {
+                self.grow_for_read(server);
+                return tokio::select! {
+                    biased;
+                    r = self.stream.read_buf(&mut self.inbuf) => Some(Ok(r)),
+                    _ = info.kill_notify.notified() => Some(Err(Again)),
+                    _ = server.shutdown.notified() => None,
+                };
+            }
         };
         // Input may be there already (the next pipelined batch): read it
         // before waiting, as a plain read would.

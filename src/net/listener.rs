@@ -36,8 +36,9 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         log(&server, "warning", "Failed to configure TLS. Check logs for more info.");
         return Err(std::io::Error::other("Failed to configure TLS"));
     }
-    // With a TLS port, `port 0` means no plain TCP port (as in Redis).
-    let plain = port != 0 || tls_port == 0;
+    let unixsocket = server.config.get("unixsocket").unwrap_or_default();
+    // With a TLS port or a Unix socket, `port 0` means no plain TCP port (as in Redis).
+    let plain = port != 0 || (tls_port == 0 && unixsocket.is_empty());
     let bound = match plain.then(|| rebind(&server, port, &binds, true)) {
         None => 0,
         Some(Ok(bound)) => bound.unwrap_or(port),
@@ -48,8 +49,17 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
             return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, e));
         }
     }
+    // The Unix socket comes after the TCP ones, as in Redis.
+    if !unixsocket.is_empty() {
+        if let Err(e) = listen_unix(&server, &unixsocket) {
+            log(&server, "warning", &e);
+            return Err(std::io::Error::other(e));
+        }
+    }
     // `--port 0` picks a free port: CONFIG GET port reports the one in use.
     let _ = server.config.set("port", &bound.to_string(), true);
+    // Once the sockets listen, before the dataset loads (as Redis).
+    crate::process::write_pidfile(&server);
     let mode = if server.cluster.is_some() { "cluster" } else { "standalone" };
     log(&server, "notice", &format!("Running mode={mode}, port={bound}. PID: {}", std::process::id()));
     if let Some(cluster) = &server.cluster {
@@ -94,6 +104,9 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
             &format!("Ready to accept connections tls on port {tls_port} ({} shards)", server.shards.len()),
         );
     }
+    if !unixsocket.is_empty() {
+        log(&server, "notice", &format!("The server is now ready to accept connections at {unixsocket}"));
+    }
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }
@@ -124,11 +137,19 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         };
         let force = mode == "force";
         let srv = server.clone();
-        let prepared = tokio::task::spawn_blocking(move || crate::persist::save::prepare_shutdown(&srv, save, force))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        if prepared.is_ok() {
-            break;
+        let prepared = tokio::task::spawn_blocking(move || {
+            if !crate::replication::wait_for_replicas_before_shutdown(&srv) {
+                return Err(String::new());
+            }
+            crate::persist::save::prepare_shutdown(&srv, save, force)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match prepared {
+            Ok(()) => break,
+            // SHUTDOWN ABORT during the wait for replicas: logged there.
+            Err(e) if e.is_empty() => continue,
+            Err(_) => {}
         }
         log(
             &server,
@@ -148,6 +169,12 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     // No new connections from here on.
     server.listeners.lock().drain(..).for_each(Listening::close);
     server.tls.listeners.lock().drain(..).for_each(Listening::close);
+    // Redis removes the pid file, then the Unix socket.
+    crate::process::remove_pidfile(&server);
+    let unix = server.unix_listener.lock().take();
+    if let Some(unix) = unix {
+        unix.close(&server);
+    }
     // Let connections flush what they have before the runtime stops.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
@@ -183,6 +210,113 @@ impl Listening {
             libc::shutdown(fd, libc::SHUT_RDWR);
         }
         self.task.abort();
+    }
+}
+
+/// The `unixsocket` listener: the socket file and the task accepting on it
+/// (which owns the socket: aborting it closes the socket).
+pub struct UnixListening {
+    path: std::path::PathBuf,
+    task: tokio::task::AbortHandle,
+}
+
+impl UnixListening {
+    /// Stops listening and removes the socket file, as Redis does at shutdown.
+    fn close(self, server: &Server) {
+        self.task.abort();
+        log(server, "notice", "Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log(server, "warning", &format!("Error removing the unix socket file: {}", describe(&e)));
+        }
+    }
+}
+
+/// Listens on the Unix domain socket `name` (`unixsocket`, taken from `dir`
+/// when relative) as Redis does: whatever file has the name is removed
+/// first, the new socket gets `unixsocketperm` when that is set, and
+/// `tcp-backlog` pending connections. Err: Redis's log line.
+fn listen_unix(server: &Arc<Server>, name: &str) -> Result<(), String> {
+    let fail = |why: &str| format!("Failed opening Unix socket: {why}");
+    // `sun_path` holds 108 bytes, the last one a NUL.
+    const SUN_PATH: usize = 108;
+    if name.len() > SUN_PATH - 1 {
+        return Err(fail(&format!("unix socket path too long ({}), must be under {SUN_PATH}", name.len())));
+    }
+    let path = crate::process::in_dir(&server.config, name);
+    // Redis unlinks the name whatever it is (a stale socket, usually).
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixListener::bind(&path).map_err(|e| fail(&format!("bind: {}", describe(&e))))?;
+    let backlog = server.config.get_i64("tcp-backlog").clamp(1, i64::from(i32::MAX)) as libc::c_int;
+    // SAFETY: `socket` owns this listening descriptor for the whole call;
+    // listening again only sets its queue length.
+    unsafe {
+        libc::listen(std::os::fd::AsRawFd::as_raw_fd(&socket), backlog);
+    }
+    let mode = crate::config::unixsocket_mode(&server.config);
+    if mode != 0 {
+        // Best effort, as Redis's chmod.
+        let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
+    }
+    socket.set_nonblocking(true).map_err(|e| fail(&describe(&e)))?;
+    let socket = tokio::net::UnixListener::from_std(socket).map_err(|e| fail(&describe(&e)))?;
+    // Clients on the socket show its name as both their addresses.
+    let addr = format!("{name}:0");
+    let task = tokio::spawn(accept_unix(server.clone(), socket, addr)).abort_handle();
+    *server.unix_listener.lock() = Some(UnixListening { path, task });
+    Ok(())
+}
+
+/// Accepts connections on the Unix socket until shutdown. Its clients are
+/// local: protected mode does not apply to them, as in Redis.
+async fn accept_unix(server: Arc<Server>, listener: tokio::net::UnixListener, addr: String) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = server.shutdown.notified() => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(connection::run(server.clone(), connection::Stream::Unix(stream), addr.clone()));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        if server.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+}
+
+/// Redis's keepalive on an accepted TCP client (`tcp-keepalive` seconds, 0
+/// for none): the first probe after that long idle, the next ones a third
+/// of it apart (at least a second), the connection dropped after 3
+/// unanswered. Best effort, as in Redis: the first option the system
+/// refuses (an idle time past its maximum) ends it.
+pub fn set_keepalive(fd: std::os::fd::RawFd, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let secs = secs.min(i32::MAX as u64) as libc::c_int;
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: `value` is a live c_int for the call and its size is the
+        // length given; `fd` is the caller's open socket.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return;
+        }
     }
 }
 
@@ -388,6 +522,8 @@ async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>, tls: bool)
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
+                set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
                 let server = server.clone();
                 let refused = refused_by_protected_mode(&server, &peer);
                 if tls {
@@ -396,7 +532,7 @@ async fn accept_loop(server: Arc<Server>, listener: Arc<TcpListener>, tls: bool)
                 } else if refused {
                     tokio::spawn(deny(server, connection::Stream::Plain(stream)));
                 } else {
-                    tokio::spawn(connection::run(server, connection::Stream::Plain(stream), peer));
+                    tokio::spawn(connection::run(server, connection::Stream::Plain(stream), peer.to_string()));
                 }
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -596,6 +732,31 @@ mod tests {
         assert_eq!(log_time(std::time::Duration::from_millis(0)), "01 Jan 1970 00:00:00.000");
         assert_eq!(log_time(std::time::Duration::from_millis(1_796_524_503_913)), "06 Dec 2026 02:35:03.913");
         assert_eq!(log_time(std::time::Duration::from_secs(951_782_400)), "29 Feb 2000 00:00:00.000");
+    }
+
+    #[test]
+    fn keepalive_options_as_redis_sets_them() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
+        let get = |level, name| {
+            let mut v: libc::c_int = -1;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `v` and `len` are live locals of the sizes given; `fd` is open.
+            let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+            assert_eq!(r, 0);
+            v
+        };
+        set_keepalive(fd, 0);
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0, "0: no keepalive");
+        set_keepalive(fd, 100);
+        assert_ne!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 100);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 33);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 3);
+        set_keepalive(fd, 2);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 2);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 1, "at least a second apart");
     }
 
     #[test]

@@ -518,7 +518,7 @@ pub async fn accept(server: Arc<Server>, stream: TcpStream, peer: SocketAddr, re
     if refused {
         crate::net::listener::deny(server, stream).await;
     } else {
-        connection::run(server, stream, peer).await;
+        connection::run(server, stream, peer.to_string()).await;
     }
 }
 

@@ -436,3 +436,66 @@ pub async fn wait(server: &Arc<Server>, args: &[bytes::Bytes], woff: u64, may_bl
         }
     }
 }
+
+/// Redis 7.0's pause before a shutdown (SHUTDOWN without NOW, SIGTERM, SIGINT): while a replica has
+/// not acknowledged the whole stream, writes are held back and the shutdown waits for it, up to
+/// `shutdown-timeout` seconds, so that a clean stop loses no write a replica could still receive.
+/// Reads go on meanwhile. Returns false when `SHUTDOWN ABORT` ended the wait (writes resume).
+/// Blocks the calling thread.
+pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
+    let secs = server.config.get_i64("shutdown-timeout").max(0) as u64;
+    let links = server.replicas.links();
+    if links.is_empty() {
+        return true;
+    }
+    let in_sync = |l: &master::Link| l.ack.load(Ordering::Acquire) == server.replicas.offset();
+    if secs > 0 && !links.iter().all(|l| in_sync(l)) {
+        log(server, "notice", "Waiting for replicas before shutting down.");
+        server.shutdown_abort.store(false, Ordering::SeqCst);
+        server.shutdown_waiting.store(true, Ordering::SeqCst);
+        server.pause.hold_writes_for_failover(true);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut aborted = false;
+        while std::time::Instant::now() < deadline && !server.replicas.links().iter().all(|l| in_sync(l)) {
+            if server.shutdown_abort.load(Ordering::SeqCst) {
+                aborted = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        server.shutdown_waiting.store(false, Ordering::SeqCst);
+        if aborted || server.shutdown_abort.swap(false, Ordering::SeqCst) {
+            server.pause.hold_writes_for_failover(false);
+            log(server, "notice", "Shutdown manually aborted.");
+            return false;
+        }
+    }
+    let links = server.replicas.links();
+    let offset = server.replicas.offset();
+    let now = crate::storage::now_ms() / 1000;
+    let mut lagging = 0;
+    for l in &links {
+        let ack = l.ack.load(Ordering::Acquire);
+        if ack != offset {
+            lagging += 1;
+            let online = l.online.load(Ordering::Acquire);
+            let lag = if online { now.saturating_sub(l.last_ack.load(Ordering::Acquire)) } else { 0 };
+            let state = if online { "online" } else { "wait_bgsave" };
+            let behind = offset as i64 - ack as i64;
+            log(
+                server,
+                "warning",
+                &format!(
+                    "Lagging replica {}:{} reported offset {behind} behind master, lag={lag}, state={state}.",
+                    l.ip, l.port
+                ),
+            );
+        }
+    }
+    log(
+        server,
+        "notice",
+        &format!("{} of {} replicas are in sync when shutting down.", links.len() - lagging, links.len()),
+    );
+    true
+}

@@ -230,6 +230,10 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         *held = sock.try_clone().ok();
     }
     let _ = sock.set_nodelay(true);
+    // The link to the master is a client connection to Redis: it gets
+    // `tcp-keepalive` too.
+    let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
+    crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&sock), keepalive);
     log(server, "notice", "MASTER <-> REPLICA sync started");
     // `tls-replication yes`: the master's address is its TLS port; this
     // server presents its client certificate and verifies the master's.

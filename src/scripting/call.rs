@@ -625,7 +625,7 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         // held by its runner; no other reference to it is alive while a
         // command of the script is being prepared.
         let data = unsafe { &mut *run.data };
-        for pos in cmd.spec.key_positions(argv) {
+        for pos in cmd.spec.key_positions_iter(argv) {
             super::ldb::touch(run.server, data, run.db, &argv[pos]);
         }
         if run.server.standalone {
@@ -643,7 +643,16 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         }
         run.unbound = false;
     }
-    for pos in cmd.spec.key_positions(argv) {
+    let slot_rule = !run.flags.compat && !run.flags.allow_cross_slot && !run.server.standalone;
+    if shards == 1 && run.shard.id == 0 && !slot_rule {
+        // Every key lives on this one shard and no slot rule applies: the
+        // loop below would check nothing, so no key's slot is computed.
+        if run.unbound && cmd.spec.key_positions_iter(argv).next().is_some() {
+            run.unbound = false;
+        }
+        return Ok(());
+    }
+    for pos in cmd.spec.key_positions_iter(argv) {
         let s = slot::key_slot(&argv[pos]);
         let owner = slot::slot_shard(s, shards);
         if run.unbound {
@@ -665,7 +674,7 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
             enter(run, owner)?;
             continue;
         }
-        if !run.flags.compat && !run.flags.allow_cross_slot && !run.server.standalone {
+        if slot_rule {
             match run.slot {
                 None => run.slot = Some(s),
                 Some(want) if want != s => {

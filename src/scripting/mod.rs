@@ -7,6 +7,7 @@
 //! through the shard's atomics without the lock. See docs/ARCHITECTURE.md.
 
 mod api;
+mod bytecode;
 pub mod cache;
 mod call;
 pub mod commands;

@@ -187,4 +187,4 @@ local function runl(f)
   proxy_meta.__index = G
   return ok, e
 end
-return run, runf, runl, G
+return run, runf, runl, G, handler

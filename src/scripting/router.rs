@@ -538,14 +538,10 @@ fn run_with_vm<'a>(
             if !cached {
                 server.scripts.insert((*script).clone());
             }
-            if let Err(e) = vm.set_keys_argv(req.keys, req.argv) {
-                vm.broken = true;
-                return (Reply::err(format!("Error running script: {e}")), Restart::No);
-            }
             let _busy = Busy::new(shard, false, now);
             // The script's writes reach the stream as one unit.
             let _unit = crate::propagate::Unit::begin_if_active(&server.propagation);
-            vm.run_script(&mut run, &script.sha)
+            vm.run_script(&mut run, &script.sha, req.keys, req.argv)
         }
         Job::Function(fref) => {
             let f = match super::functions::load_into(server, vm, &fref.name) {

@@ -3,7 +3,7 @@
 
 use super::cache::Script;
 use super::call::{self, with_run, Abort, Run};
-use super::{convert, libs};
+use super::{bytecode, convert, libs};
 use crate::protocol::Reply;
 use ahash::AHashMap;
 use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, StdLib, Table, Value};
@@ -27,6 +27,12 @@ pub struct Vm {
     pub(crate) load_runner: Function,
     /// The real globals table (scripts see a read-only view of it).
     globals: Table,
+    /// The prelude's error handler (what `runner` passes to `xpcall`).
+    handler: mlua::RegistryKey,
+    /// Runs a script with its KEYS and ARGV in one protected call (`enter_script`).
+    entry: Function,
+    /// The KEYS and ARGV tables of the last script, reused when clean.
+    kv: KvCache,
     /// Compiled scripts by SHA. Kept as registry keys, not `Function`
     /// handles: each handle pins a slot of mlua's auxiliary stack (about
     /// 8000 slots), so thousands of distinct scripts would exhaust it.
@@ -73,10 +79,21 @@ impl Vm {
         api.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
         api.raw_set("bit", libs::bit::table(&lua)?)?;
         api.raw_set("struct", libs::struct_::table(&lua)?)?;
-        let (runner, fn_runner, load_runner, globals): (Function, Function, Function, Table) =
+        let (runner, fn_runner, load_runner, globals, handler): (Function, Function, Function, Table, Function) =
             lua.load(PRELUDE).set_name("=sandbox").call(api)?;
-        globals.raw_set("KEYS", lua.create_table()?)?;
-        globals.raw_set("ARGV", lua.create_table()?)?;
+        let (keys, argv) = (lua.create_table()?, lua.create_table()?);
+        globals.raw_set("KEYS", &keys)?;
+        globals.raw_set("ARGV", &argv)?;
+        let kv = KvCache {
+            keys: lua.create_registry_value(keys)?,
+            argv: lua.create_registry_value(argv)?,
+            globals: lua.create_registry_value(&globals)?,
+            installed: true,
+            lens: (0, 0),
+        };
+        let handler = lua.create_registry_value(handler)?;
+        // SAFETY: `enter_script` is a C function that reads its own arguments.
+        let entry = unsafe { lua.create_c_function(enter_script) }?;
         install_hook(&lua)?;
         if mem_limit > 0 {
             lua.set_memory_limit(mem_limit as usize)?;
@@ -87,6 +104,9 @@ impl Vm {
             fn_runner,
             load_runner,
             globals,
+            handler,
+            entry,
+            kv,
             scripts: AHashMap::default(),
             epoch: 0,
 
@@ -120,6 +140,15 @@ impl Vm {
         }
         let f = compile(&self.lua, script.body(), "@user_script")
             .map_err(|e| Reply::err(format!("Error compiling script (new function): {e}")))?;
+        // A script that never assigns a global reads them from the globals
+        // table itself, not through the read-only proxy: the same values and
+        // the same error for a missing one (the table's own `__index`), one
+        // table lookup instead of two. It cannot write to that table: it has
+        // no SETGLOBAL, and no way to get hold of the table (no getfenv,
+        // `_G` is the proxy), and the functions it creates inherit it.
+        if bytecode::never_sets_globals(&f.dump(true)) {
+            f.set_environment(self.globals.clone()).map_err(|e| Reply::err(format!("Error compiling script: {e}")))?;
+        }
         let key = self.lua.create_registry_value(f).map_err(|e| Reply::err(format!("Error compiling script: {e}")))?;
         self.scripts.insert(script.sha, key);
         Ok(())
@@ -135,6 +164,7 @@ impl Vm {
     /// API in one protected call: per-value API calls through mlua would
     /// each be a protected call of their own.
     pub fn set_keys_argv(&mut self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> mlua::Result<()> {
+        self.kv.installed = false;
         // SAFETY: the closure runs inside mlua's protected call with the
         // globals table at stack index 1; it only pushes and raw-sets, with
         // stack space checked first. A Lua error (out of memory) jumps out of
@@ -160,6 +190,7 @@ impl Vm {
     /// Removes KEYS and ARGV, so a function sees none (an EVAL sets them
     /// again before its script runs).
     fn clear_keys_argv(&mut self) -> mlua::Result<()> {
+        self.kv.installed = false;
         // SAFETY: inside mlua's protected call with the globals table at
         // index 1; raw sets of nil after a stack check, nothing owned.
         unsafe {
@@ -183,9 +214,23 @@ impl Vm {
         }
     }
 
-    /// Runs the script `sha` (compiled by `ensure_compiled`) inside `run`.
-    pub fn run_script(&mut self, run: &mut Run<'_>, sha: &[u8; 40]) -> Reply {
-        let result = {
+    /// Runs the script `sha` (compiled by `ensure_compiled`) inside `run`,
+    /// with `keys` and `argv` as its KEYS and ARGV.
+    pub fn run_script(
+        &mut self,
+        run: &mut Run<'_>,
+        sha: &[u8; 40],
+        keys: &[bytes::Bytes],
+        argv: &[bytes::Bytes],
+    ) -> Reply {
+        if !self.scripts.contains_key(sha) {
+            return Reply::err("script not compiled");
+        }
+        if super::ldb::active() {
+            if let Err(e) = self.set_keys_argv(keys, argv) {
+                self.broken = true;
+                return Reply::err(format!("Error running script: {e}"));
+            }
             let Some(key) = self.scripts.get(sha) else {
                 return Reply::err("script not compiled");
             };
@@ -194,15 +239,38 @@ impl Vm {
                 Err(e) => return Reply::err(format!("Error running script: {e}")),
             };
             let _enter = call::Enter::new(run);
-            if super::ldb::active() {
-                super::ldb::install_hook(&self.lua);
-                let r = self.runner.call::<(bool, Value)>(&f);
-                let _ = install_hook(&self.lua);
-                r
-            } else {
-                self.runner.call::<(bool, Value)>(&f)
-            }
+            super::ldb::install_hook(&self.lua);
+            let result = self.runner.call::<(bool, Value)>(&f);
+            let _ = install_hook(&self.lua);
+            drop(_enter);
+            return self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"));
+        }
+        // One protected call sets KEYS and ARGV and runs the script under
+        // the prelude's handler (`enter_script`).
+        let Some(key) = self.scripts.get(sha) else {
+            return Reply::err("script not compiled");
         };
+        let mut params = EntryParams {
+            keys,
+            argv,
+            kv: &mut self.kv,
+            script: key.id(),
+            handler: self.handler.id(),
+            setup_done: false,
+        };
+        let result = {
+            let _enter = call::Enter::new(run);
+            self.entry.call::<(bool, Value)>(mlua::LightUserData(
+                &mut params as *mut EntryParams<'_> as *mut std::ffi::c_void,
+            ))
+        };
+        if result.is_err() && !params.setup_done {
+            // Out of memory while building KEYS/ARGV.
+            self.kv.installed = false;
+            self.broken = true;
+            let e = result.err().map(|e| e.to_string()).unwrap_or_default();
+            return Reply::err(format!("Error running script: {e}"));
+        }
         self.finish(run, result, std::str::from_utf8(sha).unwrap_or("?"))
     }
 
@@ -303,6 +371,143 @@ impl Vm {
         }
         let ignore = matches!(t.raw_get::<Value>("ignore_error_stats_update"), Ok(Value::Boolean(true)));
         (Reply::error_from_bytes(text), ignore)
+    }
+}
+
+/// The KEYS and ARGV tables a script ran with, kept in the registry to be
+/// refilled in place for the next script (see `fill_array`).
+struct KvCache {
+    keys: mlua::RegistryKey,
+    argv: mlua::RegistryKey,
+    globals: mlua::RegistryKey,
+    /// The globals hold these two tables as KEYS and ARGV (false after a
+    /// function or a debugging session replaced or removed them).
+    installed: bool,
+    /// How many items each held when last filled.
+    lens: (usize, usize),
+}
+
+/// What `enter_script` needs, passed as a light userdata.
+struct EntryParams<'a> {
+    keys: &'a [bytes::Bytes],
+    argv: &'a [bytes::Bytes],
+    kv: &'a mut KvCache,
+    /// Registry ids of the compiled script and of the error handler.
+    script: std::ffi::c_int,
+    handler: std::ffi::c_int,
+    /// KEYS and ARGV are set: an error after this is the script's.
+    setup_done: bool,
+}
+
+/// Runs a script: sets KEYS and ARGV, then calls the script as the
+/// prelude's `run` does (`xpcall(f, handler)`), returning (ok, result).
+///
+/// A script sees fresh KEYS and ARGV each time, as in Redis, where they are
+/// new tables. Here the last run's tables are refilled in place when that
+/// cannot be told apart from new tables: same number of items, no
+/// metatable, and nothing else left in them after the refill (a script may
+/// have changed, added or removed entries, or set a metatable; then new
+/// tables are made). Nothing a script holds outlives it (the globals and
+/// libraries are read-only), so no earlier script can see the refill.
+unsafe extern "C-unwind" fn enter_script(state: *mut ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: called through `Vm::entry` with one light userdata argument
+    // pointing at the `EntryParams` of `run_script`, alive for the call.
+    // Only Lua API calls that may raise (allocation) happen here, and the
+    // frames they jump over own nothing that needs dropping.
+    unsafe {
+        let p = &mut *(ffi::lua_touserdata(state, 1) as *mut EntryParams<'_>);
+        ffi::lua_settop(state, 0);
+        if ffi::lua_checkstack(state, 8) == 0 {
+            ffi::lua_pushstring(state, c"stack overflow".as_ptr());
+            ffi::lua_error(state);
+        }
+        let kv = &mut *p.kv;
+        let reuse = kv.installed;
+        let (keys_ok, argv_ok) = (
+            reuse && kv.lens.0 == p.keys.len() && refill(state, kv.keys.id(), p.keys),
+            reuse && kv.lens.1 == p.argv.len() && refill(state, kv.argv.id(), p.argv),
+        );
+        if !keys_ok || !argv_ok {
+            kv.installed = false;
+            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, kv.globals.id() as _);
+            if !keys_ok {
+                fresh(state, kv.keys.id(), c"KEYS", p.keys);
+            }
+            if !argv_ok {
+                fresh(state, kv.argv.id(), c"ARGV", p.argv);
+            }
+            ffi::lua_settop(state, 0);
+        }
+        kv.installed = true;
+        kv.lens = (p.keys.len(), p.argv.len());
+        p.setup_done = true;
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, p.handler as _);
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, p.script as _);
+        let status = ffi::lua_pcall(state, 0, 1, 1);
+        ffi::lua_pushboolean(state, (status == 0) as std::ffi::c_int);
+        ffi::lua_replace(state, 1);
+        2
+    }
+}
+
+/// Refills the array table at registry id `id` with `items` (the same
+/// count it held), and says whether it is now as a new table would be.
+///
+/// # Safety
+/// Inside `enter_script`, with 8 free stack slots; leaves the stack as it
+/// found it.
+unsafe fn refill(state: *mut ffi::lua_State, id: std::ffi::c_int, items: &[bytes::Bytes]) -> bool {
+    // SAFETY: per the function's contract.
+    unsafe {
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, id as _);
+        let t = ffi::lua_gettop(state);
+        if ffi::lua_getmetatable(state, t) != 0 {
+            ffi::lua_settop(state, t - 1);
+            return false;
+        }
+        fill_array(state, t, items);
+        // Anything after the last item (or any entry at all, when empty).
+        if items.is_empty() {
+            ffi::lua_pushnil(state);
+        } else {
+            ffi::lua_pushinteger(state, items.len() as ffi::lua_Integer);
+        }
+        let clean = ffi::lua_next(state, t) == 0;
+        ffi::lua_settop(state, t - 1);
+        clean
+    }
+}
+
+/// Makes a new array table of `items`, stores it at registry id `id` and as
+/// the global `name` (the globals table is on top of the stack).
+///
+/// # Safety
+/// Inside `enter_script`, with 8 free stack slots.
+unsafe fn fresh(state: *mut ffi::lua_State, id: std::ffi::c_int, name: &std::ffi::CStr, items: &[bytes::Bytes]) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        let g = ffi::lua_gettop(state);
+        ffi::lua_pushstring(state, name.as_ptr());
+        ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as std::ffi::c_int, 0);
+        let t = ffi::lua_gettop(state);
+        fill_array(state, t, items);
+        ffi::lua_pushvalue(state, t);
+        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, id as _);
+        ffi::lua_rawset(state, g);
+    }
+}
+
+/// Sets `t[1..=n]` to `items` as strings.
+///
+/// # Safety
+/// `t` is a table index on a valid state with 2 free stack slots.
+unsafe fn fill_array(state: *mut ffi::lua_State, t: std::ffi::c_int, items: &[bytes::Bytes]) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        for (i, b) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, b.as_ptr() as *const std::ffi::c_char, b.len());
+            ffi::lua_rawseti(state, t, (i + 1) as ffi::lua_Integer);
+        }
     }
 }
 

@@ -26,24 +26,7 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// True when the peer has closed its side (checked right before popping on
-/// its behalf, so an element is never handed to a client that is gone).
-fn peer_closed(stream: &TcpStream) -> bool {
-    use std::os::fd::AsFd;
-    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    let s = std::net::TcpStream::from(fd);
-    let mut b = [0u8; 1];
-    match s.peek(&mut b) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-    }
-}
 
 enum Wake {
     Notified,
@@ -103,7 +86,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
     let mut watch_socket = true;
     let mut blocked: Option<Blocked> = None;
     loop {
-        let gone = registered && peer_closed(stream.socket());
+        let gone = registered && stream.socket().peer_closed();
         // A retry waits out a running script instead of answering BUSY.
         let threshold = if registered { u64::MAX } else { server.busy_threshold() };
         let done = match server.shards.lock_many(&ids, threshold).await {

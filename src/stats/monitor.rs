@@ -51,7 +51,14 @@ impl Monitors {
             return;
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let addr = if origin == Origin::Script { "lua" } else { client.addr.as_str() };
+        // A Unix socket client shows as `unix:<path>`, as in Redis.
+        let addr: std::borrow::Cow<str> = match origin {
+            Origin::Script => "lua".into(),
+            _ if client.unix.load(Ordering::Relaxed) => {
+                format!("unix:{}", client.addr.strip_suffix(":0").unwrap_or(&client.addr)).into()
+            }
+            _ => client.addr.as_str().into(),
+        };
         let mut line = format!("+{}.{:06} [{} {}]", now.as_secs(), now.subsec_micros(), db, addr).into_bytes();
         for a in crate::stats::slowlog::shown_args(args).iter() {
             line.push(b' ');
