@@ -11,7 +11,7 @@ mod common;
 #[allow(dead_code)] // run_script: this file runs its script with extra arguments
 mod python;
 
-use certs::{certs, tls_flags, Certs};
+use certs::{certs, cli_tls, tls_flags, Certs};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -25,23 +25,6 @@ fn start(c: &Certs, tls_port: u16, auth: &str) -> common::Proc {
     flags.extend(["--port".to_string(), common::free_port().to_string()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     common::moonshard(&flags)
-}
-
-/// redis-cli over TLS trusting `ca` (a file name under the cert dir), with
-/// an optional client certificate prefix; stdout, or the error it printed.
-fn cli_tls(c: &Certs, port: u16, ca: &str, client: Option<&str>, args: &[&str]) -> String {
-    let mut cmd = Command::new("redis-cli");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls", "--cacert", &c.path(ca)]);
-    if let Some(p) = client {
-        cmd.args(["--cert", &c.path(&format!("{p}client.crt")), "--key", &c.path(&format!("{p}client.key"))]);
-    }
-    let out = cmd.args(args).stdin(Stdio::null()).output().expect("run redis-cli");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if text.is_empty() {
-        String::from_utf8_lossy(&out.stderr).trim().to_string()
-    } else {
-        text
-    }
 }
 
 fn redis_py(py: &Path, port: u16, c: &Certs, client: bool) -> String {

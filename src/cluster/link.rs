@@ -17,11 +17,29 @@ use tokio::net::{TcpListener, TcpStream};
 /// Largest message accepted (publish messages can be large).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// The bus port: `cluster-port`, or the client port + 10000.
+/// `tls-cluster yes`: the bus speaks TLS, and the node's client port is
+/// its TLS port.
+fn tls_cluster(server: &Server) -> bool {
+    server.config.get("tls-cluster").as_deref() == Some("yes")
+}
+
+/// The node's main client port: its TLS port with `tls-cluster yes` (when
+/// it has one), else `port`, its plaintext port.
+fn main_port(server: &Server, port: u16) -> u16 {
+    let tls_port = server.config.get_i64("tls-port").clamp(0, 65535) as u16;
+    if tls_cluster(server) && tls_port != 0 {
+        tls_port
+    } else {
+        port
+    }
+}
+
+/// The bus port: `cluster-port`, or the main client port + 10000 (the
+/// TLS port's with `tls-cluster yes`, as Redis).
 pub fn bus_port(server: &Server, port: u16) -> u16 {
     match server.config.get_i64("cluster-port") {
         p if p > 0 && p <= 65535 => p as u16,
-        _ => port.wrapping_add(10000),
+        _ => main_port(server, port).wrapping_add(10000),
     }
 }
 
@@ -73,14 +91,24 @@ fn refresh_settings(server: &Server, st: &mut super::state::State, port: u16, cp
         no_failover: c.get("cluster-replica-no-failover").as_deref() == Some("yes"),
         migration_barrier: c.get_i64("cluster-migration-barrier").max(0) as u64,
         sendbuf_limit: c.get_i64("cluster-link-sendbuf-limit").max(0) as u64,
+        tls_cluster: tls_cluster(server),
         endpoint: super::state::EndpointType::from_config(
             &c.get("cluster-preferred-endpoint-type").unwrap_or_default(),
         ),
     };
-    let announced_port = match c.get_i64("cluster-announce-port") {
-        p if p > 0 => p as u16,
-        _ => port,
-    };
+    // Redis 7.0's announced ports: the main port (TLS with tls-cluster) and,
+    // with tls-cluster, the plaintext one as `pport` (0: none).
+    let tls = st.settings.tls_cluster;
+    let plain = server.config.get_i64("port").clamp(0, 65535) as u16;
+    let (mut announced_port, mut announced_pport) = (main_port(server, port), if tls { plain } else { 0 });
+    let (announce_port, announce_tls_port) =
+        (c.get_i64("cluster-announce-port").max(0) as u16, c.get_i64("cluster-announce-tls-port").max(0) as u16);
+    if tls && announce_tls_port != 0 {
+        announced_port = announce_tls_port;
+        announced_pport = announce_port;
+    } else if announce_port != 0 {
+        announced_port = announce_port;
+    }
     let announced_cport = match c.get_i64("cluster-announce-bus-port") {
         p if p > 0 => p as u16,
         _ => cport,
@@ -90,9 +118,10 @@ fn refresh_settings(server: &Server, st: &mut super::state::State, port: u16, cp
     let st_no_failover = st.settings.no_failover;
     let me = st.me_mut();
     let mut changed = false;
-    if me.port != announced_port || me.cport != announced_cport {
+    if me.port != announced_port || me.cport != announced_cport || me.pport != announced_pport {
         me.port = announced_port;
         me.cport = announced_cport;
+        me.pport = announced_pport;
         changed = true;
     }
     if !announce_ip.is_empty() && me.ip != announce_ip {
@@ -244,15 +273,78 @@ async fn accept_loop(cluster: Arc<Cluster>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io: Arc<LinkIo> = Default::default();
-        let link = {
-            let mut st = cluster.state.lock();
-            st.next_link_id += 1;
-            let id = st.next_link_id;
-            st.inbound_io.insert(id, io.clone());
-            id
-        };
-        tokio::spawn(serve_link(cluster.clone(), stream, From::Inbound(link), io, None));
+        // tls-cluster yes: each peer first completes a TLS handshake with a
+        // certificate the CAs signed (decided at each accept, as Redis).
+        let tls = cluster.server.get().and_then(std::sync::Weak::upgrade).filter(|s| tls_cluster(s));
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let (peer_ip, local_ip) = addresses(&stream);
+            let stream: BusStream = match tls {
+                None => Box::new(stream),
+                Some(server) => {
+                    let Some(acceptor) = server.tls.bus_acceptor() else { return };
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            let text = format!("Error accepting cluster node connection: {e} (addr={peer_ip})");
+                            crate::net::listener::log(&server, "verbose", &text);
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            let io: Arc<LinkIo> = Default::default();
+            let link = {
+                let mut st = cluster.state.lock();
+                st.next_link_id += 1;
+                let id = st.next_link_id;
+                st.inbound_io.insert(id, io.clone());
+                id
+            };
+            serve_link(cluster, stream, (peer_ip, local_ip), From::Inbound(link), io, None).await;
+        });
+    }
+}
+
+/// A bus connection: plain TCP, or TLS over it (`tls-cluster yes`).
+trait BusIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> BusIo for T {}
+type BusStream = Box<dyn BusIo>;
+
+/// The longest a bus peer's TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The peer's and this end's addresses of a connection.
+fn addresses(stream: &TcpStream) -> (String, String) {
+    (
+        stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+    )
+}
+
+/// Wraps an outbound bus connection in TLS when `tls-cluster yes`.
+async fn outbound_stream(cluster: &Cluster, stream: TcpStream, ip: &str) -> Option<BusStream> {
+    let server = cluster.server.get().and_then(std::sync::Weak::upgrade);
+    let Some(server) = server.filter(|s| tls_cluster(s)) else {
+        return Some(Box::new(stream));
+    };
+    let config = match server.tls.client_config() {
+        Ok(c) => c,
+        Err(e) => {
+            crate::net::listener::log(&server, "verbose", &format!("Cluster bus: no TLS to {ip}: {e}"));
+            return None;
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(crate::net::tls::server_name(ip), stream)).await
+    {
+        Ok(Ok(s)) => Some(Box::new(s)),
+        Ok(Err(e)) => {
+            crate::net::listener::log(&server, "verbose", &format!("Cluster bus: TLS handshake with {ip} failed: {e}"));
+            None
+        }
+        Err(_) => None,
     }
 }
 
@@ -276,28 +368,40 @@ async fn outbound(
         }
     };
     let _ = stream.set_nodelay(true);
+    let addrs = addresses(&stream);
+    let Some(stream) = outbound_stream(&cluster, stream, &ip).await else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cluster.state.lock().link_closed(link);
+        return;
+    };
     let first = cluster.state.lock().link_established(link);
     let Some(first) = first else { return };
-    serve_link(cluster, stream, From::Outbound(link), io, Some((rx, first))).await;
+    serve_link(cluster, stream, addrs, From::Outbound(link), io, Some((rx, first))).await;
 }
 
 /// An outbound link's queue and its first message.
 type Outbound = (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Vec<u8>);
 
 /// Writes `bytes` unless the link is freed first; false if it did not.
-async fn write_or_close(wr: &mut tokio::net::tcp::OwnedWriteHalf, io: &LinkIo, bytes: &[u8]) -> bool {
+async fn write_or_close(wr: &mut tokio::io::WriteHalf<BusStream>, io: &LinkIo, bytes: &[u8]) -> bool {
+    // (TLS holds written bytes until flushed.)
     tokio::select! {
-        r = wr.write_all(bytes) => r.is_ok(),
+        r = async { wr.write_all(bytes).await?; wr.flush().await } => r.is_ok(),
         _ = io.close.notified() => false,
     }
 }
 
 /// Reads messages from a bus connection and applies them; writes the
 /// replies (and, on an outbound link, what the node queues for the peer).
-async fn serve_link(cluster: Arc<Cluster>, stream: TcpStream, from: From, io: Arc<LinkIo>, outbound: Option<Outbound>) {
-    let peer_ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let local_ip = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let (mut rd, mut wr) = stream.into_split();
+async fn serve_link(
+    cluster: Arc<Cluster>,
+    stream: BusStream,
+    (peer_ip, local_ip): (String, String),
+    from: From,
+    io: Arc<LinkIo>,
+    outbound: Option<Outbound>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (mut rx, first) = match outbound {
         Some((rx, first)) => (Some(rx), Some(first)),
         None => (None, None),

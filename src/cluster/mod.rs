@@ -80,6 +80,9 @@ pub struct Query<'a> {
     pub multiple_keys: bool,
     /// The command is MIGRATE: it runs here while the slot is open.
     pub migrate: bool,
+    /// The client is not on TLS: with `tls-cluster yes` redirections name
+    /// the nodes' plaintext ports.
+    pub plain_client: bool,
     /// The client sent READONLY (a replica serves its reads).
     pub readonly: bool,
     /// SSUBSCRIBE, SUNSUBSCRIBE or SPUBLISH.
@@ -282,7 +285,7 @@ impl Cluster {
                 return Some(Redirect::TryAgain);
             }
             let to = st.migrating[&slot];
-            return Some(Redirect::Ask(slot, addr_of(&st, &to)));
+            return Some(Redirect::Ask(slot, addr_of(&st, &to, q.plain_client)));
         }
         if importing && q.asking {
             if q.multiple_keys && missing > 0 {
@@ -296,16 +299,16 @@ impl Cluster {
             if q.readonly && me.flags & state::flags::SLAVE != 0 && me.master == Some(owner) && !(q.write)() {
                 return None;
             }
-            return Some(Redirect::Moved(slot, addr_of(&st, &owner)));
+            return Some(Redirect::Moved(slot, addr_of(&st, &owner, q.plain_client)));
         }
         None
     }
 }
 
 /// `endpoint:port` of a node, as redirections name it.
-pub fn addr_of(st: &State, id: &NodeId) -> String {
+pub fn addr_of(st: &State, id: &NodeId, plain_client: bool) -> String {
     match st.nodes.get(id) {
-        Some(n) => format!("{}:{}", st.endpoint(n), n.port),
+        Some(n) => format!("{}:{}", st.endpoint(n), st.client_port(n, plain_client)),
         None => ":0".into(),
     }
 }

@@ -264,6 +264,9 @@ pub struct Settings {
     pub migration_barrier: u64,
     /// `cluster-link-sendbuf-limit` in bytes (0: none).
     pub sendbuf_limit: u64,
+    /// `tls-cluster`: nodes announce their TLS port, and their plaintext
+    /// port (`pport`) is what a plaintext client is shown.
+    pub tls_cluster: bool,
     /// `cluster-preferred-endpoint-type`.
     pub endpoint: EndpointType,
 }
@@ -483,10 +486,27 @@ impl State {
 
     // ------------------------------------------------------------ output
 
+    /// The port a client is shown for `n` (CLUSTER NODES/SLOTS/REPLICAS,
+    /// MOVED, ASK): its announced port, which is its TLS port with
+    /// `tls-cluster yes`, except for a plaintext client, shown the node's
+    /// plaintext port when it has one (Redis 7.0's `use_pport`).
+    pub fn client_port(&self, n: &Node, plain_client: bool) -> u16 {
+        if self.settings.tls_cluster && plain_client && n.pport != 0 {
+            n.pport
+        } else {
+            n.port
+        }
+    }
+
     /// One line of CLUSTER NODES / nodes.conf (without the newline).
     pub fn node_line(&self, n: &Node) -> String {
+        self.node_line_for(n, false)
+    }
+
+    /// `node_line` as a plaintext client (`plain_client`) or a TLS one sees it.
+    pub fn node_line_for(&self, n: &Node, plain_client: bool) -> String {
         use std::fmt::Write;
-        let mut s = format!("{} {}:{}@{}", id_str(&n.id), n.ip, n.port, n.cport);
+        let mut s = format!("{} {}:{}@{}", id_str(&n.id), n.ip, self.client_port(n, plain_client), n.cport);
         if !n.hostname.is_empty() {
             let _ = write!(s, ",{}", n.hostname);
         }
@@ -527,11 +547,16 @@ impl State {
 
     /// CLUSTER NODES: every node, one line each.
     pub fn nodes_text(&self) -> String {
+        self.nodes_text_for(false)
+    }
+
+    /// `nodes_text` as a plaintext client or a TLS one sees it.
+    pub fn nodes_text_for(&self, plain_client: bool) -> String {
         let mut ids: Vec<&NodeId> = self.nodes.keys().collect();
         ids.sort();
         let mut out = String::new();
         for id in ids {
-            out.push_str(&self.node_line(&self.nodes[id]));
+            out.push_str(&self.node_line_for(&self.nodes[id], plain_client));
             out.push('\n');
         }
         out
@@ -692,6 +717,8 @@ impl State {
         if sender_known {
             let n = self.nodes.get_mut(&h.sender).expect("known");
             n.data_received = now;
+            // Its plaintext port with tls-cluster (not in nodes.conf).
+            n.pport = h.pport;
             if let From::Inbound(l) = from {
                 if n.inbound.as_ref().map(|i| i.id) != Some(l) {
                     if let Some(io) = self.inbound_io.get(&l) {
@@ -763,6 +790,7 @@ impl State {
                         n.flags |= if h.slaveof == NULL_ID { MASTER } else { SLAVE };
                         n.config_epoch = h.config_epoch;
                         n.data_received = now;
+                        n.pport = h.pport;
                         self.dirty = true;
                     } else if lid != h.sender {
                         // The node at this address has another id now.
@@ -998,14 +1026,21 @@ impl State {
                     n.ip = g.ip.clone();
                     n.port = g.port;
                     n.cport = g.cport;
+                    n.pport = g.pport;
                     n.flags &= !NOADDR;
                     self.dirty = true;
                 }
             } else if sender.is_some()
                 && g.flags & NOADDR == 0
                 && self.blacklist.get(&g.id).is_none_or(|&until| until < now)
+                && self.start_handshake(&g.ip, g.port, g.cport, false)
             {
-                self.start_handshake(&g.ip, g.port, g.cport, false);
+                // Its plaintext port, until it tells us itself.
+                let pport = g.pport;
+                let found = self.nodes.values_mut().find(|n| n.in_handshake() && n.ip == g.ip && n.port == g.port);
+                if let Some(n) = found {
+                    n.pport = pport;
+                }
             }
         }
     }

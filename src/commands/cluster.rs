@@ -151,7 +151,7 @@ pub fn myid(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
 
 pub fn nodes(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
-    let text = c.state.lock().nodes_text();
+    let text = c.state.lock().nodes_text_for(plain_client(ctx));
     Reply::Verbatim("txt", Bytes::from(text))
 }
 
@@ -181,9 +181,15 @@ pub fn info(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     Reply::Verbatim("txt", Bytes::from(out))
 }
 
+/// The client is not on TLS (see `State::client_port`).
+fn plain_client(ctx: &ConnCtx) -> bool {
+    !ctx.client.info.tls.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A node in CLUSTER SLOTS: its preferred endpoint (nil for
-/// `unknown-endpoint`), port, id, then the endpoints not already given.
-fn node_entry(st: &State, n: &state::Node) -> Reply {
+/// `unknown-endpoint`), port (the one a plaintext or TLS client is shown),
+/// id, then the endpoints not already given.
+fn node_entry(st: &State, n: &state::Node, plain: bool) -> Reply {
     let endpoint = st.settings.endpoint;
     let mut more = Vec::new();
     if endpoint != EndpointType::Ip {
@@ -194,7 +200,7 @@ fn node_entry(st: &State, n: &state::Node) -> Reply {
     }
     Reply::Array(vec![
         if endpoint == EndpointType::Unknown { Reply::Nil } else { Reply::bulk_str(st.endpoint(n)) },
-        Reply::Int(n.port as i64),
+        Reply::Int(st.client_port(n, plain) as i64),
         Reply::bulk_str(id_str(&n.id)),
         Reply::Map(more),
     ])
@@ -202,6 +208,7 @@ fn node_entry(st: &State, n: &state::Node) -> Reply {
 
 pub fn slots(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let c = cluster_or_err!(ctx);
+    let plain = plain_client(ctx);
     let st = c.state.lock();
     let mut out = Vec::new();
     let mut ranges: Vec<(usize, usize, &state::Node)> = Vec::new();
@@ -212,9 +219,9 @@ pub fn slots(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     }
     ranges.sort_by_key(|r| r.0);
     for (a, b, n) in ranges {
-        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(&st, n)];
+        let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), node_entry(&st, n, plain)];
         for r in st.nodes.values().filter(|r| r.master == Some(n.id) && st.replica_available(r)) {
-            entry.push(node_entry(&st, r));
+            entry.push(node_entry(&st, r, plain));
         }
         out.push(Reply::Array(entry));
     }
@@ -227,12 +234,19 @@ pub fn shards(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     let mut masters: Vec<&state::Node> = st.nodes.values().filter(|n| n.is_master()).collect();
     masters.sort_by_key(|n| n.ranges().first().map_or(usize::MAX, |r| r.0));
     let describe = |n: &state::Node| {
-        let mut m = vec![
-            (Reply::bulk_str("id"), Reply::bulk_str(id_str(&n.id))),
-            (Reply::bulk_str("port"), Reply::Int(n.port as i64)),
-            (Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)),
-            (Reply::bulk_str("endpoint"), Reply::bulk_str(st.endpoint(n))),
-        ];
+        let mut m = vec![(Reply::bulk_str("id"), Reply::bulk_str(id_str(&n.id)))];
+        // With tls-cluster the announced port is the TLS one, and the
+        // plaintext port (if any) is `port` (as Redis 7.0).
+        if st.settings.tls_cluster {
+            if n.pport != 0 {
+                m.push((Reply::bulk_str("port"), Reply::Int(n.pport as i64)));
+            }
+            m.push((Reply::bulk_str("tls-port"), Reply::Int(n.port as i64)));
+        } else {
+            m.push((Reply::bulk_str("port"), Reply::Int(n.port as i64)));
+        }
+        m.push((Reply::bulk_str("ip"), Reply::bulk_str(&n.ip)));
+        m.push((Reply::bulk_str("endpoint"), Reply::bulk_str(st.endpoint(n))));
         if !n.hostname.is_empty() {
             m.push((Reply::bulk_str("hostname"), Reply::bulk_str(&n.hostname)));
         }
@@ -738,8 +752,13 @@ pub fn replicas(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if !st.nodes[&id].is_master() {
         return Reply::err("The specified node is not a master");
     }
-    let lines: Vec<Reply> =
-        st.nodes.values().filter(|n| n.master == Some(id)).map(|n| Reply::bulk(Bytes::from(st.node_line(n)))).collect();
+    let plain = plain_client(ctx);
+    let lines: Vec<Reply> = st
+        .nodes
+        .values()
+        .filter(|n| n.master == Some(id))
+        .map(|n| Reply::bulk(Bytes::from(st.node_line_for(n, plain))))
+        .collect();
     Reply::Array(lines)
 }
 

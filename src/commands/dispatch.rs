@@ -406,6 +406,7 @@ pub fn cluster_gate(
         asking,
         multiple_keys: nkeys > 1,
         migrate: cmd.spec.name == "migrate",
+        plain_client: !client.info.tls.load(std::sync::atomic::Ordering::Relaxed),
         // A replica serves its master's shard channels as it serves a
         // READONLY client's reads (Redis's pubsubshard_included).
         readonly: client.cluster_readonly || shard_channel,

@@ -14,6 +14,7 @@
 use super::keys::{exists_w, lookup_read, take_key};
 use super::Ctx;
 use crate::commands::spec::prelude::*;
+use crate::net::tls::Link;
 use crate::persist::rdb;
 use crate::protocol::Reply;
 use crate::util::{eq_ic, parse_i64};
@@ -176,7 +177,8 @@ fn migrate_keys(args: &[Bytes]) -> Vec<usize> {
 
 /// A connection to a MIGRATE target, kept between calls.
 struct Cached {
-    stream: TcpStream,
+    /// TLS when `tls-cluster yes` (as Redis's MIGRATE).
+    stream: Link,
     /// The database last selected on it (-1: unknown).
     last_db: i64,
     last_use: Instant,
@@ -208,7 +210,16 @@ fn atoi(s: &[u8]) -> i64 {
 /// A cached connection, or a new one. `Ok(Err(e))`: the address resolved
 /// but connecting failed; Redis only notices that when it writes, so the
 /// caller reports it as a write error.
-fn get_socket(name: &str, host: &[u8], port: &[u8], timeout: Duration) -> Option<Result<Cached, SockErr>> {
+///
+/// With `tls` (`tls-cluster yes`) the connection is TLS, presenting this
+/// server's client certificate; a failed handshake is a failure to connect.
+fn get_socket(
+    name: &str,
+    host: &[u8],
+    port: &[u8],
+    timeout: Duration,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Option<Result<Cached, SockErr>> {
     {
         let mut cache = SOCKETS.lock();
         cache.retain(|(_, c)| c.last_use.elapsed() <= SOCKET_CACHE_TTL);
@@ -226,6 +237,10 @@ fn get_socket(name: &str, host: &[u8], port: &[u8], timeout: Duration) -> Option
         match TcpStream::connect_timeout(addr, timeout) {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
+                let stream = match &tls {
+                    None => Link::Plain(stream),
+                    Some(config) => Link::tls(config.clone(), stream, &host, timeout).ok()?,
+                };
                 return Some(Ok(Cached { stream, last_db: -1, last_use: Instant::now() }));
             }
             Err(e) => err = sock_err(&e),
@@ -349,9 +364,17 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 
     let name = format!("{}:{}", String::from_utf8_lossy(&args[1]), String::from_utf8_lossy(&args[2]));
+    let tls = if ctx.server.config.get("tls-cluster").as_deref() == Some("yes") {
+        match ctx.server.tls.client_config() {
+            Ok(config) => Some(config),
+            Err(_) => return Reply::error("IOERR error or timeout connecting to the client"),
+        }
+    } else {
+        None
+    };
     let mut may_retry = true;
     loop {
-        let mut sock = match get_socket(&name, &args[1], &args[2], timeout) {
+        let mut sock = match get_socket(&name, &args[1], &args[2], timeout, tls.clone()) {
             None => return Reply::error("IOERR error or timeout connecting to the client"),
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -362,8 +385,8 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return Reply::error("IOERR error or timeout writing to target instance");
             }
         };
-        let _ = sock.stream.set_write_timeout(Some(timeout));
-        let _ = sock.stream.set_read_timeout(Some(timeout));
+        let _ = sock.stream.socket().set_write_timeout(Some(timeout));
+        let _ = sock.stream.socket().set_read_timeout(Some(timeout));
 
         let mut cmd = Vec::new();
         if let Some(p) = pass {
@@ -407,8 +430,8 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 break;
             }
         }
-        let mut reader = BufReader::new(&sock.stream);
-        let read = read_line::<BufReader<&TcpStream>>;
+        let mut reader = BufReader::new(&mut sock.stream);
+        let read = read_line::<BufReader<&mut Link>>;
         let mut auth_reply = Vec::new();
         let mut select_reply = Vec::new();
         if failure.is_none() && pass.is_some() {

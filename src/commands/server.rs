@@ -391,7 +391,9 @@ fn apply_tls(server: &std::sync::Arc<crate::server::Server>, pairs: &[(&str, &st
     const RELOAD_FAILED: &str = "Unable to update TLS configuration. Check server logs.";
     let material = pairs.iter().find(|(n, _)| crate::net::tls::MATERIAL.iter().any(|m| n.eq_ignore_ascii_case(m)));
     let tls_port = server.config.get_i64("tls-port").clamp(0, 65535) as u16;
-    if let Some((name, _)) = material {
+    // Only while TLS is wanted (a TLS port, tls-replication, tls-cluster):
+    // Redis accepts certificate paths on a server without TLS unchecked.
+    if let Some((name, _)) = material.filter(|_| crate::net::tls::wanted(&server.config)) {
         // tls-auth-clients alone never fails CONFIG SET (Redis reads it at
         // each accept); its new value applies once the configuration builds.
         let only_auth = name.eq_ignore_ascii_case("tls-auth-clients") && pairs.len() == 1;

@@ -14,6 +14,9 @@ pub struct ClientInfo {
     pub laddr: String,
     /// The socket's descriptor, shown by CLIENT LIST.
     pub fd: i32,
+    /// The connection is TLS (`tls-port`): with `tls-cluster yes` it is
+    /// shown the nodes' TLS ports, a plaintext client their plain ports.
+    pub tls: AtomicBool,
     /// Connected over the Unix socket (`unixsocket`): a local client, flag `U`.
     pub unix: AtomicBool,
     pub created: Instant,
@@ -98,6 +101,7 @@ impl ClientInfo {
             addr,
             laddr,
             fd,
+            tls: AtomicBool::new(false),
             unix: AtomicBool::new(false),
             created: Instant::now(),
             db: AtomicUsize::new(0),

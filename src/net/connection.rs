@@ -202,6 +202,7 @@ pub async fn run(server: Arc<Server>, mut stream: Stream, addr: String) {
         session: Session::new(server.clone(), info.clone()),
     };
     if let Stream::Tls(tls) = &conn.stream {
+        info.tls.store(true, Ordering::Relaxed);
         if server.config.get("tls-auth-clients-user").as_deref() == Some("cn") {
             if let Some(name) = crate::net::tls::client_common_name(tls) {
                 crate::commands::acl::log_in(&server, &mut conn.session.client, &name, |_| true);

@@ -31,7 +31,8 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     // At start-up, port 0 asks for a free port (moonshard's own meaning; at
     // run time `CONFIG SET port 0` closes the TCP listeners, as in Redis).
     let tls_port = server.config.get_i64("tls-port").clamp(0, 65535) as u16;
-    if tls_port != 0 && server.tls.reload(&server).is_err() {
+    // A TLS port, or TLS links to other servers (tls-replication, tls-cluster).
+    if crate::net::tls::wanted(&server.config) && server.tls.reload(&server).is_err() {
         log(&server, "warning", "Failed to configure TLS. Check logs for more info.");
         return Err(std::io::Error::other("Failed to configure TLS"));
     }

@@ -11,7 +11,7 @@ use crate::server::Server;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,23 @@ use tokio::net::TcpStream;
 /// the sockets listening on `tls-port`.
 #[derive(Default)]
 pub struct Tls {
-    current: parking_lot::RwLock<Option<Arc<ServerConfig>>>,
+    current: parking_lot::RwLock<Option<Built>>,
     pub listeners: parking_lot::Mutex<Vec<crate::net::listener::Listening>>,
+}
+
+/// The configurations built from the parameters at one time.
+#[derive(Clone)]
+pub struct Built {
+    /// For the clients of `tls-port` (`tls-auth-clients`).
+    pub server: Arc<ServerConfig>,
+    /// For the cluster bus with `tls-cluster yes`: a peer must present a
+    /// certificate the CAs signed, whatever `tls-auth-clients` says (as Redis).
+    pub bus: Option<Arc<ServerConfig>>,
+    /// For this server's own connections (a replica to its master, the
+    /// cluster bus, MIGRATE): `tls-client-cert-file`/`-key-file` when set,
+    /// else `tls-cert-file`/`-key-file`, and the peer verified against the
+    /// CAs. None when no CA is configured.
+    pub client: Option<Arc<ClientConfig>>,
 }
 
 impl Tls {
@@ -31,14 +46,27 @@ impl Tls {
     }
 
     fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
-        self.current.read().clone().map(tokio_rustls::TlsAcceptor::from)
+        self.current.read().as_ref().map(|b| tokio_rustls::TlsAcceptor::from(b.server.clone()))
+    }
+
+    /// The acceptor of the cluster bus (`tls-cluster yes`).
+    pub fn bus_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.current.read().as_ref().and_then(|b| b.bus.clone()).map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    /// The configuration of this server's outgoing TLS connections.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, String> {
+        match self.current.read().as_ref() {
+            None => Err("TLS is not configured (tls-cert-file, tls-key-file and tls-ca-cert-file)".into()),
+            Some(b) => b.client.clone().ok_or_else(|| "No tls-ca-cert-file or tls-ca-cert-dir configured".into()),
+        }
     }
 
     /// Builds the configuration from the parameters and makes it the one
     /// new connections get; on failure the previous one stays, and the
     /// reason is logged (as Redis logs it) before the error returns.
     pub fn reload(&self, server: &Server) -> Result<(), String> {
-        match build(&server.config) {
+        match build_all(&server.config) {
             Ok(cfg) => {
                 *self.current.write() = Some(cfg);
                 Ok(())
@@ -64,7 +92,20 @@ pub const MATERIAL: &[&str] = &[
     "tls-session-caching",
     "tls-session-cache-size",
     "tls-auth-clients",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
+    "tls-replication",
+    "tls-cluster",
 ];
+
+/// Whether TLS must be configured at start-up: a TLS port, or TLS links
+/// to other servers (`tls-replication`, `tls-cluster`), as Redis decides.
+pub fn wanted(config: &Config) -> bool {
+    config.get_i64("tls-port") != 0
+        || param(config, "tls-replication") == "yes"
+        || param(config, "tls-cluster") == "yes"
+}
 
 fn param(config: &Config, name: &str) -> String {
     config.get(name).unwrap_or_default()
@@ -217,6 +258,24 @@ fn ciphersuites(value: &str) -> Result<Vec<rustls::SupportedCipherSuite>, String
 
 /// The rustls server configuration the parameters describe.
 pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
+    build_server(config, &param(config, "tls-auth-clients"))
+}
+
+/// Every configuration the parameters describe (see `Built`).
+fn build_all(config: &Config) -> Result<Built, String> {
+    let server = build_server(config, &param(config, "tls-auth-clients"))?;
+    let (ca_file, ca_dir) = (param(config, "tls-ca-cert-file"), param(config, "tls-ca-cert-dir"));
+    if ca_file.is_empty() && ca_dir.is_empty() {
+        return Ok(Built { server, bus: None, client: None });
+    }
+    let bus = build_server(config, "yes")?;
+    let client = build_client(config)?;
+    Ok(Built { server, bus: Some(bus), client: Some(client) })
+}
+
+/// The rustls configuration of a server side whose client certificates
+/// `auth` requires (`tls-auth-clients`' values).
+fn build_server(config: &Config, auth: &str) -> Result<Arc<ServerConfig>, String> {
     let cert_file = param(config, "tls-cert-file");
     let key_file = param(config, "tls-key-file");
     if cert_file.is_empty() {
@@ -225,9 +284,9 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
     if key_file.is_empty() {
         return Err("No tls-key-file configured!".into());
     }
-    let auth = param(config, "tls-auth-clients");
     let (ca_file, ca_dir) = (param(config, "tls-ca-cert-file"), param(config, "tls-ca-cert-dir"));
-    if auth != "no" && ca_file.is_empty() && ca_dir.is_empty() {
+    let links = param(config, "tls-replication") == "yes" || param(config, "tls-cluster") == "yes";
+    if (auth != "no" || links) && ca_file.is_empty() && ca_dir.is_empty() {
         return Err("Either tls-ca-cert-file or tls-ca-cert-dir must be specified when tls-cluster, \
                     tls-replication or tls-auth-clients are enabled!"
             .into());
@@ -260,6 +319,167 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
         ServerSessionMemoryCache::new(size)
     };
     Ok(Arc::new(cfg))
+}
+
+/// The rustls configuration of this server's own connections: the
+/// certificate it presents (`tls-client-cert-file`, else `tls-cert-file`)
+/// and the CAs it trusts.
+fn build_client(config: &Config) -> Result<Arc<ClientConfig>, String> {
+    let client_cert = param(config, "tls-client-cert-file");
+    let (cert_file, key_file, pass) = if client_cert.is_empty() {
+        (param(config, "tls-cert-file"), param(config, "tls-key-file"), param(config, "tls-key-file-pass"))
+    } else {
+        (client_cert, param(config, "tls-client-key-file"), param(config, "tls-client-key-file-pass"))
+    };
+    if key_file.is_empty() {
+        return Err("No tls-client-key-file configured!".into());
+    }
+    let certs = load_certs(&cert_file)?;
+    let key = load_key(&key_file, &pass)?;
+    let roots = load_roots(&param(config, "tls-ca-cert-file"), &param(config, "tls-ca-cert-dir"))?;
+    let versions = protocols(&param(config, "tls-protocols"))?;
+    let mut provider = ring_provider();
+    provider.cipher_suites = ciphersuites(&param(config, "tls-ciphersuites"))?;
+    let provider = Arc::new(provider);
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("Failed to configure TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| format!("Failed to load certificate or private key: {cert_file}, {key_file}: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
+/// Verifies the peer's certificate chain against the trusted CAs but not
+/// the name in it, as Redis does for its replication, cluster bus and
+/// MIGRATE connections (OpenSSL's SSL_VERIFY_PEER with no host check):
+/// nodes are reached by address, and certificates often name a host.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        // The name is checked after the chain: a name mismatch means the chain is good.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The name a connection to `host` presents (SNI); any valid name does,
+/// since the name is not verified (see `ChainOnly`).
+pub fn server_name(host: &str) -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
+}
+
+/// A blocking connection this server opened: plain TCP, or TLS over it.
+pub enum Link {
+    Plain(std::net::TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl Link {
+    /// Wraps a connected socket in TLS and completes the handshake within
+    /// `timeout` (the socket's read and write timeouts are left at that).
+    pub fn tls(
+        config: Arc<ClientConfig>,
+        mut sock: std::net::TcpStream,
+        host: &str,
+        timeout: Duration,
+    ) -> std::io::Result<Link> {
+        let mut conn = rustls::ClientConnection::new(config, server_name(host)).map_err(std::io::Error::other)?;
+        sock.set_read_timeout(Some(timeout))?;
+        sock.set_write_timeout(Some(timeout))?;
+        let deadline = std::time::Instant::now() + timeout;
+        while conn.is_handshaking() {
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::other("TLS handshake timed out"));
+            }
+            match conn.complete_io(&mut sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(std::io::Error::other("TLS handshake timed out"));
+                }
+                Err(e) => return Err(std::io::Error::other(format!("TLS handshake failed: {e}"))),
+            }
+        }
+        Ok(Link::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
+    }
+
+    pub fn socket(&self) -> &std::net::TcpStream {
+        match self {
+            Link::Plain(s) => s,
+            Link::Tls(t) => t.get_ref(),
+        }
+    }
+}
+
+impl std::io::Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(t) => match t.read(buf) {
+                // A peer that closes without close_notify ends the stream.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl std::io::Write for Link {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Tls(t) => t.flush(),
+        }
+    }
 }
 
 /// The longest a client may take to complete its handshake: a client that

@@ -11,6 +11,7 @@
 
 use super::now_secs;
 use crate::net::listener::log;
+use crate::net::tls::Link;
 use crate::server::Server;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -164,7 +165,7 @@ pub(super) fn unset_master(server: &Server) {
     server.replicas.disconnect_replicas();
 }
 
-fn send_command(s: &mut std::net::TcpStream, argv: &[&[u8]]) -> std::io::Result<()> {
+fn send_command(s: &mut Link, argv: &[&[u8]]) -> std::io::Result<()> {
     use std::io::Write;
     let mut buf = Vec::new();
     crate::propagate::encode(&mut buf, argv);
@@ -173,7 +174,7 @@ fn send_command(s: &mut std::net::TcpStream, argv: &[&[u8]]) -> std::io::Result<
 
 /// Reads one line (without CRLF) from a blocking stream, byte by byte from
 /// `buf` first. Skips the empty lines masters send as keep-alives.
-fn read_line(s: &mut std::net::TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<String> {
+fn read_line(s: &mut Link, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<String> {
     loop {
         if let Some(end) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
@@ -218,7 +219,7 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
             break;
         }
     }
-    let mut s = connected?;
+    let sock = connected?;
     {
         // Checked under the lock that REPLICAOF's cut takes: either the
         // cut sees this socket or this attempt sees the newer generation.
@@ -226,15 +227,23 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         if !current() {
             return Ok(());
         }
-        *held = s.try_clone().ok();
+        *held = sock.try_clone().ok();
     }
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let _ = s.set_nodelay(true);
+    let _ = sock.set_nodelay(true);
     // The link to the master is a client connection to Redis: it gets
     // `tcp-keepalive` too.
     let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
-    crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&s), keepalive);
+    crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&sock), keepalive);
     log(server, "notice", "MASTER <-> REPLICA sync started");
+    // `tls-replication yes`: the master's address is its TLS port; this
+    // server presents its client certificate and verifies the master's.
+    let mut s = if server.config.get("tls-replication").as_deref() == Some("yes") {
+        let config = server.tls.client_config().map_err(std::io::Error::other)?;
+        Link::tls(config, sock, host, timeout)?
+    } else {
+        Link::Plain(sock)
+    };
+    s.socket().set_read_timeout(Some(Duration::from_millis(100)))?;
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
     send_command(&mut s, &[b"PING"])?;
@@ -259,8 +268,11 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     }
     // The port and address the master shows and FAILOVER TO names:
     // `replica-announce-port` / `replica-announce-ip` when set.
+    // With `tls-replication yes` and a TLS port, that port (as Redis).
+    let tls_port = server.config.get_i64("tls-port");
     let me = match server.config.get_i64("replica-announce-port") {
         p if p > 0 => p.to_string(),
+        _ if tls_port > 0 && server.config.get("tls-replication").as_deref() == Some("yes") => tls_port.to_string(),
         _ => server.port.load(Ordering::Relaxed).to_string(),
     };
     send_command(&mut s, &[b"REPLCONF", b"listening-port", me.as_bytes()])?;
@@ -370,7 +382,7 @@ enum LoadFrom {
 /// and loads it; the history restarts at the master's ID and offset.
 fn full_sync(
     server: &Arc<Server>,
-    s: &mut std::net::TcpStream,
+    s: &mut Link,
     buf: &mut Vec<u8>,
     loader: &mut crate::persist::aof::Loader,
     (replid, offset): (String, u64),
@@ -594,7 +606,7 @@ fn dataset_is_empty(server: &Server) -> bool {
 
 /// The whole payload in memory; what follows it stays in `buf`.
 fn receive_to_memory(
-    s: &mut std::net::TcpStream,
+    s: &mut Link,
     buf: &mut Vec<u8>,
     payload: &Payload,
     last_data: &mut Instant,
@@ -623,7 +635,7 @@ fn receive_to_memory(
 /// mark), synced, then renamed to `dbfilename`. Returns that path.
 fn receive_to_disk(
     server: &Server,
-    s: &mut std::net::TcpStream,
+    s: &mut Link,
     buf: &mut Vec<u8>,
     payload: &Payload,
     last_data: &mut Instant,
@@ -676,7 +688,7 @@ fn receive_to_disk(
 /// bytes already received first, then the socket (its short read timeout
 /// retried until `repl-timeout` without data), at most `limit` bytes.
 struct SocketReader<'a> {
-    s: &'a mut std::net::TcpStream,
+    s: &'a mut Link,
     pre: Vec<u8>,
     at: usize,
     limit: Option<u64>,
@@ -722,12 +734,7 @@ impl std::io::Read for SocketReader<'_> {
 
 /// Reads what the socket has into `buf`; fails when the master has been
 /// silent for `repl-timeout`.
-fn read_some(
-    s: &mut std::net::TcpStream,
-    buf: &mut Vec<u8>,
-    last_data: &mut Instant,
-    timeout: Duration,
-) -> std::io::Result<()> {
+fn read_some(s: &mut Link, buf: &mut Vec<u8>, last_data: &mut Instant, timeout: Duration) -> std::io::Result<()> {
     let mut chunk = [0u8; 64 * 1024];
     match s.read(&mut chunk) {
         Ok(0) => Err(std::io::Error::other("the master closed the connection")),
@@ -751,7 +758,7 @@ fn read_some(
 /// link the replica continues exactly after the last whole unit it applied.
 fn stream(
     server: &Arc<Server>,
-    s: &mut std::net::TcpStream,
+    s: &mut Link,
     mut buf: Vec<u8>,
     loader: &mut crate::persist::aof::Loader,
     gen: u64,
@@ -759,11 +766,11 @@ fn stream(
 ) -> std::io::Result<()> {
     let replicas = &server.replicas;
     // The master link as a client (CLIENT LIST flags=M, CLIENT KILL TYPE master).
-    let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = s.socket().peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = s.socket().local_addr().map(|a| a.to_string()).unwrap_or_default();
     // Counted like any client (unregister gives a slot back): not subject to maxclients.
     server.clients.admit(usize::MAX);
-    let info = server.clients.register(peer, local, std::os::fd::AsRawFd::as_raw_fd(&*s));
+    let info = server.clients.register(peer, local, std::os::fd::AsRawFd::as_raw_fd(s.socket()));
     info.set_flag('M', true);
     struct Unregister<'a>(&'a Server, u64);
     impl Drop for Unregister<'_> {

@@ -5,7 +5,7 @@
 
 use super::common;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// A CA, a server certificate (localhost, 127.0.0.1) and a client
 /// certificate it signed, under `dir` as `<prefix>ca.crt`, `<prefix>server.crt`, ...
@@ -98,4 +98,34 @@ pub fn tls_flags(c: &Certs, tls_port: u16, auth: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// redis-cli over TLS trusting `ca` (a file name under the cert dir), with
+/// an optional client certificate prefix; stdout, or the error it printed.
+pub fn cli_tls(c: &Certs, port: u16, ca: &str, client: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls", "--cacert", &c.path(ca)]);
+    if let Some(p) = client {
+        cmd.args(["--cert", &c.path(&format!("{p}client.crt")), "--key", &c.path(&format!("{p}client.key"))]);
+    }
+    let out = cmd.args(args).stdin(Stdio::null()).output().expect("run redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if text.is_empty() {
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    } else {
+        text
+    }
+}
+
+/// redis-cli's TLS options with the main CA and client certificate.
+pub fn cli_tls_args(c: &Certs) -> Vec<String> {
+    vec![
+        "--tls".into(),
+        "--cacert".into(),
+        c.path("ca.crt"),
+        "--cert".into(),
+        c.path("client.crt"),
+        "--key".into(),
+        c.path("client.key"),
+    ]
 }

@@ -42,7 +42,13 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 
 /// Runs `redis-cli --cluster <args>` with a deadline; returns its output.
 pub fn cluster_tool(args: &[String]) -> String {
+    cluster_tool_with(&[], args)
+}
+
+/// `cluster_tool` with redis-cli options before `--cluster` (`--tls ...`).
+pub fn cluster_tool_with(options: &[String], args: &[String]) -> String {
     let child = Command::new("redis-cli")
+        .args(options)
         .arg("--cluster")
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -69,7 +75,12 @@ pub fn port_addr(port: u16) -> String {
 /// `redis-cli --cluster check` through the node on `port` finds nothing to
 /// report: every slot covered, every node agreeing, no error or warning.
 pub fn check_clean(port: u16) {
-    let out = cluster_tool(&["check".to_string(), port_addr(port)]);
+    check_clean_with(&[], port)
+}
+
+/// `check_clean` with redis-cli options before `--cluster` (`--tls ...`).
+pub fn check_clean_with(options: &[String], port: u16) {
+    let out = cluster_tool_with(options, &["check".to_string(), port_addr(port)]);
     assert!(
         out.contains("[OK] All nodes agree about slots configuration.")
             && out.contains("[OK] All 16384 slots covered.")
