@@ -570,6 +570,19 @@ fn a_replica_migrates_to_an_orphaned_master() {
         follows.iter().filter(|(_, &m)| m == rich).map(|(&r, _)| (node_id(r), r)).collect();
     candidates.sort();
     let (mover, stayer) = (candidates[0].1, candidates[1].1);
+    // A master becomes a migration target only once a node has seen it with a replica (Redis's
+    // MIGRATE_TO): wait until every node knows every replica's role before the kill (under load a
+    // node was once still a ping behind, never saw the lonely replica as one, and nothing moved).
+    let roles: Vec<(String, String)> =
+        follows.iter().map(|(&r, &m)| (node_id(r), format!("slave {}", node_id(m)))).collect();
+    wait_until("every node to know every replica", 20, || {
+        ports.iter().all(|&p| {
+            let nodes = cli(p, &["cluster", "nodes"]);
+            roles
+                .iter()
+                .all(|(id, role)| nodes.lines().any(|l| l.starts_with(id.as_str()) && l.contains(role.as_str())))
+        })
+    });
     let i = ports.iter().position(|&p| p == lonely_replica).unwrap();
     let mut killed = nodes[i].take().unwrap();
     let _ = killed.child.kill();
