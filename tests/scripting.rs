@@ -245,34 +245,15 @@ fn slot_rules() {
 /// Two keys in different slots owned by the same shard (4 shards).
 fn same_shard_different_slots() -> (String, String) {
     let shard = |sl: u16| (sl as usize) * 4 / 16384;
-    let s0 = common_slot("k0");
+    let s0 = moonshard::shard::slot::key_slot(b"k0");
     for i in 1..1000 {
         let k = format!("k{i}");
-        let si = common_slot(&k);
+        let si = moonshard::shard::slot::key_slot(k.as_bytes());
         if si != s0 && shard(si) == shard(s0) {
             return ("k0".to_string(), k);
         }
     }
     panic!("no pair found");
-}
-
-fn common_slot(key: &str) -> u16 {
-    let b = key.as_bytes();
-    let tagged = match b.iter().position(|&c| c == b'{') {
-        Some(open) => match b[open + 1..].iter().position(|&c| c == b'}') {
-            Some(len) if len > 0 => &b[open + 1..open + 1 + len],
-            _ => b,
-        },
-        None => b,
-    };
-    let mut crc: u16 = 0;
-    for &byte in tagged {
-        crc ^= (byte as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc % 16384
 }
 
 #[test]
