@@ -123,15 +123,7 @@ fn unix_exchange(sock: &Path, input: &[u8]) -> String {
     // A refused client may be closed before it writes: its reply is still there to read.
     let _ = s.write_all(input);
     s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&common::read_to_timeout(&mut s)).into_owned()
 }
 
 /// One `name=value` field of a CLIENT LIST / CLIENT INFO line.

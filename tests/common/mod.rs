@@ -56,6 +56,11 @@ pub fn exchange(port: u16, input: &[u8], quiet: Duration) -> Vec<u8> {
 /// Reads from `s` until the peer closes or stays quiet for `quiet`.
 pub fn read_quiet(s: &mut TcpStream, quiet: Duration) -> Vec<u8> {
     s.set_read_timeout(Some(quiet)).unwrap();
+    read_to_timeout(s)
+}
+
+/// Reads until the peer closes or the read timeout set on `s` passes (any stream kind).
+pub fn read_to_timeout(s: &mut impl Read) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     while let Ok(n) = s.read(&mut buf) {
