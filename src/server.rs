@@ -52,6 +52,8 @@ pub struct Server {
     /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
     pub shutdown_waiting: AtomicBool,
     pub shutdown_abort: AtomicBool,
+    /// That wait held writes back (released if the shutdown then fails).
+    pub shutdown_holds_writes: AtomicBool,
     /// Thread count of the connection runtime.
     pub io_threads: usize,
     /// `keyspace-mode standalone`: keys of one command or script may live in
@@ -102,6 +104,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             shutdown_waiting: AtomicBool::new(false),
             shutdown_abort: AtomicBool::new(false),
+            shutdown_holds_writes: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,
             standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),

@@ -235,12 +235,18 @@ fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
         got.push(write.join().unwrap());
         got.push(common::q(&mut m, "SHUTDOWN ABORT"));
         common::wait_until(10, "the abort logged", || log_text().contains("Shutdown manually aborted."));
+        // A shutdown whose save fails after the wait: writes go on afterwards.
+        let blocker = master.dir.clone().unwrap().join("dump.rdb");
+        std::fs::create_dir_all(blocker.join("x")).unwrap();
+        got.push(common::q(&mut master.client(), "SHUTDOWN SAVE"));
+        got.push(common::q(&mut master.client(), "SET k3 v3"));
+        std::fs::remove_dir_all(&blocker).unwrap();
         // Now a shutdown that waits out the timeout for the stopped replica, then exits.
         let t0 = Instant::now();
         let _ = common::run_str(&mut m, &["SHUTDOWN"]);
         let _ = master.child.wait();
         let took = t0.elapsed();
-        assert!(took >= Duration::from_millis(2500), "shutdown did not wait: {took:?}");
+        assert!(took >= Duration::from_millis(2500), "shutdown did not wait: {took:?} (ours: {ours}, {got:?})");
         let text = log_text();
         let lagging = format!("Lagging replica 127.0.0.1:{} reported offset", replica.port);
         assert!(text.contains(&lagging), "{text}");
@@ -252,4 +258,6 @@ fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0][3], "ERR Errors trying to SHUTDOWN. Check logs.", "{seen:?}");
+    assert_eq!(seen[0][6], "ERR Errors trying to SHUTDOWN. Check logs.", "{seen:?}");
+    assert_eq!(seen[0][7], "OK", "{seen:?}");
 }

@@ -234,6 +234,7 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     }
     let save = save || (!nosave && !crate::persist::save::save_points(&ctx.server.config).is_empty());
     if crate::persist::save::prepare_shutdown(ctx.server, save, force).is_err() {
+        crate::replication::release_shutdown_hold(ctx.server);
         return Reply::err("Errors trying to SHUTDOWN. Check logs.");
     }
     ctx.server.request_shutdown();

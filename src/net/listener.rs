@@ -149,7 +149,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
             Ok(()) => break,
             // SHUTDOWN ABORT during the wait for replicas: logged there.
             Err(e) if e.is_empty() => continue,
-            Err(_) => {}
+            Err(_) => crate::replication::release_shutdown_hold(&server),
         }
         log(
             &server,

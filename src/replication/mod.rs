@@ -454,6 +454,7 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
         server.shutdown_abort.store(false, Ordering::SeqCst);
         server.shutdown_waiting.store(true, Ordering::SeqCst);
         server.pause.hold_writes_for_failover(true);
+        server.shutdown_holds_writes.store(true, Ordering::SeqCst);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         let mut aborted = false;
         while std::time::Instant::now() < deadline && !server.replicas.links().iter().all(|l| in_sync(l)) {
@@ -465,7 +466,7 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
         }
         server.shutdown_waiting.store(false, Ordering::SeqCst);
         if aborted || server.shutdown_abort.swap(false, Ordering::SeqCst) {
-            server.pause.hold_writes_for_failover(false);
+            release_shutdown_hold(server);
             log(server, "notice", "Shutdown manually aborted.");
             return false;
         }
@@ -498,4 +499,12 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
         &format!("{} of {} replicas are in sync when shutting down.", links.len() - lagging, links.len()),
     );
     true
+}
+
+/// A shutdown that waited for its replicas did not happen after all (the final save failed):
+/// writes go on, as after Redis's abortShutdown.
+pub fn release_shutdown_hold(server: &Server) {
+    if server.shutdown_holds_writes.swap(false, Ordering::SeqCst) {
+        server.pause.hold_writes_for_failover(false);
+    }
 }
