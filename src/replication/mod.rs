@@ -456,16 +456,14 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
         server.pause.hold_writes_for_failover(true);
         server.shutdown_holds_writes.store(true, Ordering::SeqCst);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        let mut aborted = false;
-        while std::time::Instant::now() < deadline && !server.replicas.links().iter().all(|l| in_sync(l)) {
-            if server.shutdown_abort.load(Ordering::SeqCst) {
-                aborted = true;
-                break;
-            }
+        while std::time::Instant::now() < deadline
+            && !server.shutdown_abort.load(Ordering::SeqCst)
+            && !server.replicas.links().iter().all(|l| in_sync(l))
+        {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         server.shutdown_waiting.store(false, Ordering::SeqCst);
-        if aborted || server.shutdown_abort.swap(false, Ordering::SeqCst) {
+        if server.shutdown_abort.swap(false, Ordering::SeqCst) {
             release_shutdown_hold(server);
             log(server, "notice", "Shutdown manually aborted.");
             return false;
