@@ -37,6 +37,8 @@ Options (names follow redis-benchmark where it has one):
   --timeout SECS      give up on a connection silent this long (default 10)
   --rng-seed N        seed for key choice (default 1)
   --json PATH         also write the results as JSON
+  --slow MS           list each batch slower than MS ms in the JSON (slow: its start
+                      as Unix ms and its latency in µs), to place stalls in time
   -q, --quiet         no progress line
 Exit status: 0 when every request succeeded and checks held, 1 otherwise, 2 on usage errors.";
 
@@ -104,6 +106,7 @@ fn parse_run(args: &[String]) -> Result<Option<RunOptions>, String> {
             io_timeout: Duration::from_secs(10),
             progress: true,
             seed: 1,
+            slow_ms: 0,
         },
         workload: "getset".into(),
         get_ratio: 0.5,
@@ -142,6 +145,7 @@ fn parse_run(args: &[String]) -> Result<Option<RunOptions>, String> {
             "--timeout" => o.cfg.io_timeout = secs(f.num(&flag)?)?,
             "--rng-seed" => o.cfg.seed = f.num(&flag)?,
             "--json" => o.json = Some(f.value(&flag)?),
+            "--slow" => o.cfg.slow_ms = f.num(&flag)?,
             "-q" | "--quiet" => o.cfg.progress = false,
             other => return Err(format!("unknown option '{other}'")),
         }

@@ -90,7 +90,7 @@ impl Report {
         format!(
             "{{\n  \"addr\": {},\n  \"workload\": {},\n  \"connections\": {},\n  \"pipeline\": {},\n  \"threads\": {},\n  \
              \"replies\": {},\n  \"errors\": {},\n  \"lost\": {},\n  \"first_error\": {},\n  \"seconds\": {:.4},\n  \
-             \"requests_per_sec\": {:.1},\n  \"latency_ms\": {{{}}},\n  \"verification\": {},\n  \"clean\": {}\n}}\n",
+             \"requests_per_sec\": {:.1},\n  \"latency_ms\": {{{}}},\n  \"verification\": {},\n  \"slow\": [{}],\n  \"clean\": {}\n}}\n",
             json_str(&self.addr),
             json_str(&self.workload),
             self.connections,
@@ -104,6 +104,7 @@ impl Report {
             r.throughput(),
             lat.join(", "),
             verification,
+            r.slow.iter().map(|(at, us)| format!("[{at}, {us}]")).collect::<Vec<_>>().join(", "),
             self.clean()
         )
     }

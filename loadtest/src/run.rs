@@ -27,7 +27,12 @@ pub struct RunConfig {
     pub io_timeout: Duration,
     pub progress: bool,
     pub seed: u64,
+    /// Requests at least this slow are listed one by one (`RunResult::slow`); 0: none.
+    pub slow_ms: u64,
 }
+
+/// At most this many slow requests are listed (each connection its share).
+const SLOW_LIST_MAX: usize = 100_000;
 
 pub struct RunResult {
     /// Replies received.
@@ -40,6 +45,9 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Latency per request in nanoseconds, from the write of its batch to its reply.
     pub hist: Histogram<u64>,
+    /// Batches slower than `RunConfig::slow_ms`: (start as Unix ms, latency in µs),
+    /// so a stall can be placed in time against what the server was doing.
+    pub slow: Vec<(u64, u64)>,
 }
 
 impl RunResult {
@@ -61,6 +69,11 @@ struct Shared {
     first_error: Mutex<Option<String>>,
     limit: u64,
     deadline: Option<Instant>,
+    /// The run's start, as an instant and as Unix ms (for `RunResult::slow`).
+    epoch: Instant,
+    epoch_unix_ms: u64,
+    slow_ns: u64,
+    slow_per_conn: usize,
 }
 
 impl Shared {
@@ -109,6 +122,12 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
         first_error: Mutex::new(None),
         limit,
         deadline: cfg.duration.map(|d| started + d),
+        epoch: started,
+        epoch_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        slow_ns: cfg.slow_ms.saturating_mul(1_000_000),
+        slow_per_conn: SLOW_LIST_MAX / cfg.connections.max(1),
     });
     let threads = cfg.threads.clamp(1, cfg.connections);
     let progress = cfg.progress.then(|| spawn_progress(shared.clone(), started, limit));
@@ -123,10 +142,14 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
         handles.push(h);
     }
     let mut hist = new_hist();
+    let mut slow = Vec::new();
     let mut connect_error = None;
     for h in handles {
         match h.join() {
-            Ok(Ok(th)) => hist.add(&th).map_err(|e| format!("merge histograms: {e}"))?,
+            Ok(Ok((th, ts))) => {
+                hist.add(&th).map_err(|e| format!("merge histograms: {e}"))?;
+                slow.extend(ts);
+            }
             Ok(Err(e)) => connect_error = Some(e),
             Err(_) => connect_error = Some("a load thread panicked".into()),
         }
@@ -147,6 +170,10 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
         first_error,
         elapsed,
         hist,
+        slow: {
+            slow.sort_unstable();
+            slow
+        },
     })
 }
 
@@ -155,7 +182,7 @@ fn run_thread(
     workload: &Workload,
     shared: &Arc<Shared>,
     conns: Vec<usize>,
-) -> Result<Histogram<u64>, String> {
+) -> Result<(Histogram<u64>, Vec<(u64, u64)>), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -180,11 +207,13 @@ fn run_thread(
             }));
         }
         let mut hist = new_hist();
+        let mut slow = Vec::new();
         for t in tasks {
-            let h = t.await.map_err(|e| format!("connection task: {e}"))?;
+            let (h, s) = t.await.map_err(|e| format!("connection task: {e}"))?;
             hist.add(&h).map_err(|e| format!("merge histograms: {e}"))?;
+            slow.extend(s);
         }
-        Ok(hist)
+        Ok((hist, slow))
     })
 }
 
@@ -196,8 +225,9 @@ async fn drive(
     pipeline: u64,
     timeout: Duration,
     mut rng: SmallRng,
-) -> Histogram<u64> {
+) -> (Histogram<u64>, Vec<(u64, u64)>) {
     let mut hist = new_hist();
+    let mut slow = Vec::new();
     let mut batch = Vec::new();
     let mut batch_len = 0;
     let mut rbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -220,8 +250,13 @@ async fn drive(
             break_with(shared, e);
             break;
         }
+        let ns = start.elapsed().as_nanos() as u64;
+        if shared.slow_ns > 0 && ns >= shared.slow_ns && slow.len() < shared.slow_per_conn {
+            let at = shared.epoch_unix_ms + start.duration_since(shared.epoch).as_millis() as u64;
+            slow.push((at, ns / 1000));
+        }
     }
-    hist
+    (hist, slow)
 }
 
 fn lose(shared: &Shared, count: u64, why: String) {
