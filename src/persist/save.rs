@@ -23,6 +23,7 @@ use crate::server::Server;
 use crate::shard::ShardData;
 use crate::storage::codec;
 use crate::storage::memory::{self, Policy};
+use crate::storage::Value;
 use bytes::Bytes;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -174,13 +175,16 @@ pub fn save_locking(server: &Server) -> Result<(), String> {
 
 // ------------------------------------------------------------- background
 
-/// One key of the snapshot, encoded under its shard's lock and written by
+/// One key of the snapshot, taken under its shard's lock and written by
 /// the background thread.
 pub struct Record {
     pub db: usize,
     pub key: Vec<u8>,
     pub value_type: u8,
+    /// The value's encoding; for a string, until `drain` encodes it outside
+    /// every lock, the string's bytes themselves (`plain_string`).
     pub encoded: Vec<u8>,
+    plain_string: bool,
     pub expire: Option<u64>,
     pub access: Access,
 }
@@ -233,6 +237,8 @@ pub struct Job {
     pub peak_bytes: AtomicU64,
     /// `dirty` at the start: what the file holds.
     dirty_at_start: u64,
+    /// `rdbcompression` at the start, for the strings `drain` encodes.
+    compress: bool,
 }
 
 impl Job {
@@ -281,6 +287,7 @@ fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'
         queued_bytes: AtomicU64::new(0),
         peak_bytes: AtomicU64::new(0),
         dirty_at_start: server.stats.dirty.load(Ordering::Relaxed),
+        compress: rdb::encode_options(&server.config).compression,
     };
     job.keys_total = guards.iter().map(|g| g.total_keys() as u64).sum();
     let job = Arc::new(job);
@@ -294,13 +301,23 @@ fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'
             db.snapshot_begin(
                 i,
                 Box::new(move |db, key, e, word| {
-                    let mut encoded = Vec::new();
-                    codec::encode_value(&e.value, &encode, &mut encoded);
+                    // Under the shard's lock: a string is only copied (most
+                    // keys are strings, and compressing them here held a
+                    // shard for the LZF of every value); `drain` encodes it.
+                    let (encoded, plain_string) = match &e.value {
+                        Value::Str(s) => (s.to_vec(), true),
+                        v => {
+                            let mut encoded = Vec::new();
+                            codec::encode_value(v, &encode, &mut encoded);
+                            (encoded, false)
+                        }
+                    };
                     sink.push(Record {
                         db,
                         key: key.to_vec(),
                         value_type: codec::type_of(&e.value),
                         encoded,
+                        plain_string,
                         expire: (e.expire_at != 0).then_some(e.expire_at),
                         access: access_of(access, word, crate::storage::now_ms()),
                     });
@@ -415,8 +432,15 @@ pub fn walk(server: &Server, job: &Job, codes: &[Bytes], sink: &mut dyn Sink) ->
     Ok(())
 }
 
+/// Hands what was emitted to `sink`, encoding the strings first. Holds no lock.
 fn drain(job: &Job, sink: &mut dyn Sink) -> io::Result<()> {
-    for r in job.take() {
+    for mut r in job.take() {
+        if r.plain_string {
+            let mut encoded = Vec::with_capacity(r.encoded.len() + 9);
+            codec::put_string(&mut encoded, &r.encoded, job.compress);
+            r.encoded = encoded;
+            r.plain_string = false;
+        }
         sink.record(&r)?;
         job.keys_done.fetch_add(1, Ordering::Relaxed);
     }
