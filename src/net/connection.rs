@@ -35,6 +35,15 @@ pub enum Socket<'a> {
 }
 
 impl Stream {
+    /// The socket, when bytes written to it go straight to the peer (not TLS).
+    fn plain_socket(&self) -> Option<Socket<'_>> {
+        match self {
+            Stream::Plain(s) => Some(Socket::Tcp(s)),
+            Stream::Unix(s) => Some(Socket::Unix(s)),
+            Stream::Tls(_) => None,
+        }
+    }
+
     /// The socket underneath (descriptor, readiness, peeks for a gone peer).
     pub fn socket(&self) -> Socket<'_> {
         match self {
@@ -119,6 +128,14 @@ impl Socket<'_> {
         match self {
             Socket::Tcp(s) => s.poll_read_ready(cx),
             Socket::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    /// Writes what the socket takes now (`WouldBlock` when nothing).
+    fn try_write(self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Unix(s) => s.try_write(buf),
         }
     }
 
@@ -663,6 +680,30 @@ impl Connection {
         let mut written = 0;
         let total = self.session.out_len();
         let vectored = !self.session.out_refs.is_empty();
+        // First straight to the socket: the usual reply fits its send buffer,
+        // and the wait below (a kill, the soft output limit) costs a timer and
+        // a notification registration per write.
+        if info.killed.load(Ordering::Acquire) {
+            return false;
+        }
+        if !vectored {
+            if let Some(sock) = self.stream.plain_socket() {
+                while written < total {
+                    match sock.try_write(&self.session.out[written..]) {
+                        Ok(0) => return false,
+                        Ok(n) => {
+                            written += n;
+                            self.session.server.stats.writes_processed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => return false,
+                    }
+                }
+                if written > 0 {
+                    info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
+                }
+            }
+        }
         while written < total {
             if info.killed.load(Ordering::Acquire) {
                 return false;
