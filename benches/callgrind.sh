@@ -29,7 +29,7 @@ count() {  # count <test> <n>: total Ir while running n requests
   if [[ $bin == *redis-server* ]]; then
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --save '' --appendonly no --dir "$out" "${cluster_args[@]}" >/dev/null 2>&1 &
   else
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --shards 1 --save '' --dir "$out" "${cluster_args[@]}" >/dev/null 2>&1 &
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg" "$bin" --port "$port" --shards 1 ${MOONSHARD_ARGS:-} --save '' --dir "$out" "${cluster_args[@]}" >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
