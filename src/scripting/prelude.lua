@@ -68,30 +68,21 @@ G.load = function(f, name)
   return loadstring_safe(concat(parts), name)
 end
 
+-- The read-only views scripts see instead of the globals and library
+-- tables: proxy -> its metatable, which holds the proxied table at
+-- `__index` and, at `shown`, what getmetatable shows for it (Redis's
+-- tables have none, but the globals' one, itself read-only). The builtins
+-- that read or write tables raw (rawget, next, pairs, rawset,
+-- setmetatable, getmetatable, table.insert, table.foreach) are C functions
+-- of `views.rs` that look through these views (`R.views`).
 local protected = setmetatable({}, {__mode = 'k'})
--- The metatable getmetatable shows for a read-only view (Redis's tables
--- have none, but the globals' one, itself read-only).
-local shown_meta = setmetatable({}, {__mode = 'k'})
 local function readonly_error() error('Attempt to modify a readonly table', 2) end
--- Raised from a C function in Redis: no position.
-G.rawset = function(t, k, v)
-  if protected[t] then error('Attempt to modify a readonly table', 0) end
-  return rawset(t, k, v)
-end
-G.setmetatable = function(t, m)
-  if protected[t] then error('Attempt to modify a readonly table', 0) end
-  return setmetatable(t, m)
-end
-G.getmetatable = function(t)
-  if protected[t] then return shown_meta[t] end
-  return getmetatable(t)
-end
 
 -- A read-only view of `t`, and its metatable.
-local function readonly(t)
-  local m = {__index = t, __newindex = readonly_error, __metatable = false}
+local function readonly(t, shown)
+  local m = {__index = t, __newindex = readonly_error, __metatable = false, shown = shown}
   local p = setmetatable({}, m)
-  protected[p] = true
+  protected[p] = m
   return p, m
 end
 
@@ -110,6 +101,7 @@ G.cmsgpack = R.cmsgpack
 G.bit = R.bit
 G.struct = R.struct
 G.tonumber = R.tonumber
+R.views(protected, G, G.table)
 
 -- Functions see `redis` without the EVAL-only entries, as in Redis where
 -- they live in another Lua state: a copy taken before those are added.
@@ -133,8 +125,7 @@ smt.__index = G.string
 smt.__metatable = readonly({__index = G.string})
 
 setmetatable(G, {__index = nonexistent})
-local proxy, proxy_meta = readonly(G)
-shown_meta[proxy] = readonly({__index = nonexistent})
+local proxy, proxy_meta = readonly(G, (readonly({__index = nonexistent})))
 rawset(G, '_G', proxy)
 setfenv_raw(0, proxy)
 
@@ -172,6 +163,10 @@ local function handler(e)
   return e
 end
 
+-- Redis 7.0 gives EVAL scripts its error handler as a global (functions
+-- have none: `Vm` removes it for them, as it does KEYS and ARGV).
+rawset(G, '__redis__err__handler', handler)
+
 local function run(f)
   return xpcall(f, handler)
 end
@@ -187,4 +182,4 @@ local function runl(f)
   proxy_meta.__index = G
   return ok, e
 end
-return run, runf, runl, G, handler
+return run, runf, runl, G, handler, protected
