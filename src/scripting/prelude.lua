@@ -167,6 +167,19 @@ end
 -- have none: `Vm` removes it for them, as it does KEYS and ARGV).
 rawset(G, '__redis__err__handler', handler)
 
+-- The builtins removed above left dead keys in the globals' hash part,
+-- which `next` still accepts (`next(_G, 'getfenv')`); Redis's table has
+-- none. A resize drops dead keys: grow the table with keys no script can
+-- name (fresh tables), then remove them again.
+do
+  local fill = {}
+  for i = 1, 256 do
+    fill[i] = {}
+    rawset(G, fill[i], true)
+  end
+  for i = 1, 256 do rawset(G, fill[i], nil) end
+end
+
 local function run(f)
   return xpcall(f, handler)
 end
