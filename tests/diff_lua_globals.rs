@@ -220,9 +220,38 @@ fn builtin_argument_errors_keep_the_script_suffix() {
         "local t = setmetatable({}, {}) rawset(t, 'a', 1) return rawget(t, 'a')",
         "local t = {} table.insert(t, 'a') table.insert(t, 1, 'b') return t",
         "local t = {a = 1} local k, v = next(t) return {k, v}",
+        // The other builtins the sandbox replaces.
+        "return xpcall()",
+        "return xpcall(function() return 1 end)",
+        "return {xpcall(function() error('x') end, function(e) return 'h:' .. e end)}",
+        "return {xpcall(redis.call, function(e) return type(e) end, 'nosuch')}",
+        "return coroutine.resume()",
+        "return coroutine.resume(nil)",
+        "return {coroutine.resume(coroutine.create(function() error('boom') end))}",
+        "return {coroutine.resume(coroutine.create(function() return 1, 2 end))}",
+        "local co = coroutine.create(function() end) coroutine.resume(co) return {coroutine.resume(co)}",
+        "return {pcall(coroutine.resume)}",
+        "return loadstring()",
+        "return loadstring(nil)",
+        "return loadstring('return 7')()",
+        "local f, e = loadstring('return +') return e",
+        "local f, e = loadstring('return +', 'abc') return e",
+        "local f, e = loadstring(string.char(27) .. 'Lua') return e",
+        "local f, e = loadstring(string.dump(function() return 1 end)) return e",
+        "return load(nil)",
+        "return load('return 1')",
+        "local f = load(function() return nil end) return type(f)",
+        "local f, e = load(function() return string.char(27) .. 'Lua' end) return e",
+        "local d = false local f, e = load(function() if d then return nil end d = true return 'return +' end) return e",
+        "local d = false local f, e = load(function() if d then return nil end d = true return 'return +' end, 'nm') \
+         return e",
+        "local d = false return load(function() if d then return nil end d = true return 'return 3' end)()",
+        "local f, e = load(function() return {} end) return e",
     ] {
         let r = eval(&mut d, script);
-        if r.starts_with("ERR") && !r.contains("invalid key") {
+        // (Redis itself leaves the suffix off an error raised while a
+        // reader feeds the parser; moonshard matches it.)
+        if r.starts_with("ERR") && !r.contains("reader function") {
             assert!(r.contains("script: "), "{script}: {r}");
         }
     }

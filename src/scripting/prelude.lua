@@ -5,10 +5,9 @@ local R = ...
 local G = _G
 local error, type, tostring, rawset, rawget = error, type, tostring, rawset, rawget
 local setmetatable, getmetatable, pcall, xpcall = setmetatable, getmetatable, pcall, xpcall
-local loadstring_raw, setfenv_raw, select, next = loadstring, setfenv, select, next
-local resume = coroutine.resume
+local setfenv_raw = setfenv
 local getinfo = debug.getinfo
-local aborted, errmsg, sbyte, concat = R.aborted, R.errmsg, string.byte, table.concat
+local aborted, errmsg = R.aborted, R.errmsg
 local oom = R.oom
 
 -- Redis 7.0 has none of these. getfenv would hand out the real globals
@@ -37,36 +36,10 @@ local function pcheck(ok, ...)
   return false, e
 end
 G.pcall = function(...) return pcheck(pcall(...)) end
-local function xcheck(ok, ...)
-  if not ok then
-    if ... == 'not enough memory' then oom() end
-    if aborted() then error(nil, 0) end
-  end
-  return ok, ...
-end
-G.xpcall = function(f, h) return xcheck(xpcall(f, h)) end
--- A kill inside a coroutine ends the script, not just the coroutine.
-coroutine.resume = function(co, ...) return xcheck(resume(co, ...)) end
-
--- Compiled code only; bytecode is refused.
-local function loadstring_safe(s, name)
-  if type(s) == 'string' and sbyte(s, 1) == 27 then
-    return nil, 'attempt to load a binary chunk'
-  end
-  return loadstring_raw(s, name)
-end
-G.loadstring = loadstring_safe
-G.load = function(f, name)
-  if type(f) ~= 'function' then return loadstring_safe(f, name) end
-  local parts = {}
-  while true do
-    local piece = f()
-    if piece == nil or piece == '' then break end
-    if type(piece) ~= 'string' then return nil, 'reader function must return a string' end
-    parts[#parts + 1] = piece
-  end
-  return loadstring_safe(concat(parts), name)
-end
+-- xpcall and coroutine.resume (a kill inside a coroutine ends the script,
+-- not just the coroutine) do the same, and loadstring and load take text
+-- only: C functions of `views.rs` (`R.views_more`).
+R.views_more(G, G.coroutine)
 
 -- The read-only views scripts see instead of the globals and library
 -- tables: proxy -> its metatable, which holds the proxied table at

@@ -268,3 +268,177 @@ pub unsafe extern "C-unwind" fn install(state: *mut ffi::lua_State) -> c_int {
         0
     }
 }
+
+// The builtins the sandbox changes beyond table access, as C functions for
+// the same reasons (names and positions in argument errors, the script's
+// frame kept on a tail call). Upvalue 2 is again the original builtin.
+
+/// What a protected call's failure must not hide: an out-of-memory error
+/// ends the script, and so does a kill (rethrown past any pcall).
+///
+/// # Safety
+/// Inside a C function called by Lua, with the call's results (first the
+/// status boolean) the top `n` values.
+unsafe fn rethrow_fatal(state: *mut ffi::lua_State, n: c_int) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        let base = ffi::lua_gettop(state) - n + 1;
+        if n < 1 || ffi::lua_toboolean(state, base) != 0 {
+            return;
+        }
+        if n >= 2 && ffi::lua_type(state, base + 1) == ffi::LUA_TSTRING {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(state, base + 1, &mut len);
+            if !p.is_null() && std::slice::from_raw_parts(p as *const u8, len) == b"not enough memory" {
+                let _ = std::panic::catch_unwind(super::vm::out_of_memory);
+            }
+        }
+        if matches!(std::panic::catch_unwind(super::vm::aborted_message), Ok(Some(_))) {
+            ffi::lua_pushnil(state);
+            ffi::lua_error(state);
+        }
+    }
+}
+
+/// `xpcall(f, h)` and `coroutine.resume(co, ...)`: Lua's, then a kill or
+/// an out-of-memory error inside goes on up instead of being returned.
+unsafe extern "C-unwind" fn checked(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a closure made by `install`; the original
+    // leaves its results on top of this frame.
+    unsafe {
+        let n = original(state);
+        room(state);
+        rethrow_fatal(state, n);
+        n
+    }
+}
+
+/// The lexer's refusal of a binary chunk: Redis's Lua parses every chunk as
+/// text, so a chunk starting with ESC fails as a syntax error. One space in
+/// front makes this Lua do the same (it reads the first byte to tell
+/// bytecode from text) with the same message: no line changes.
+const BINARY_LEAD: u8 = 27;
+
+/// `loadstring(s [, name])`: Lua's, text only.
+unsafe extern "C-unwind" fn loadstring(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a closure made by `install`; the string's
+    // bytes stay valid while it is on the stack.
+    unsafe {
+        let mut len = 0usize;
+        let s = ffi::luaL_checklstring(state, 1, &mut len);
+        let name = ffi::luaL_optlstring(state, 2, s, std::ptr::null_mut());
+        if len == 0 || *s as u8 != BINARY_LEAD {
+            return original(state);
+        }
+        room(state);
+        // The spaced copy is a Lua string on the stack: nothing of this
+        // frame needs dropping if Lua raises.
+        ffi::lua_pushstring(state, c" ".as_ptr());
+        ffi::lua_pushvalue(state, 1);
+        ffi::lua_concat(state, 2);
+        let mut spaced_len = 0usize;
+        let spaced = ffi::lua_tolstring(state, -1, &mut spaced_len);
+        let status = ffi::luaL_loadbuffer(state, spaced, spaced_len, name);
+        load_result(state, status)
+    }
+}
+
+/// Lua's `load`/`loadstring` results: the function, or nil and the message.
+///
+/// # Safety
+/// After a load that left its function or message on top.
+unsafe fn load_result(state: *mut ffi::lua_State, status: c_int) -> c_int {
+    // SAFETY: per the function's contract.
+    unsafe {
+        if status == 0 {
+            return 1;
+        }
+        ffi::lua_pushnil(state);
+        ffi::lua_insert(state, -2);
+        2
+    }
+}
+
+/// The reader `load` gives the parser: the script's function's pieces, and
+/// a space before a first piece that starts as bytecode would.
+struct Reader {
+    /// Pieces read so far (0: the next is the first).
+    pieces: usize,
+    /// The first piece waits behind the space.
+    held: bool,
+}
+
+unsafe extern "C-unwind" fn read_piece(
+    state: *mut ffi::lua_State,
+    data: *mut std::ffi::c_void,
+    size: *mut usize,
+) -> *const std::ffi::c_char {
+    // SAFETY: `data` is `load`'s `Reader`, alive for the load; stack slot 1
+    // holds the reader function and slot 3 keeps the current piece alive
+    // (as Lua's own reader does). A Lua error in the function jumps out of
+    // this frame, which owns nothing needing a drop.
+    unsafe {
+        let r = &mut *(data as *mut Reader);
+        if r.held {
+            r.held = false;
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(state, 3, &mut len);
+            *size = len;
+            return p;
+        }
+        ffi::luaL_checkstack(state, 2, c"too many nested functions".as_ptr());
+        ffi::lua_pushvalue(state, 1);
+        ffi::lua_call(state, 0, 1);
+        if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+            ffi::lua_pop(state, 1);
+            *size = 0;
+            return std::ptr::null();
+        }
+        if ffi::lua_isstring(state, -1) == 0 {
+            ffi::luaL_error(state, c"reader function must return a string".as_ptr());
+        }
+        ffi::lua_replace(state, 3);
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(state, 3, &mut len);
+        r.pieces += 1;
+        if r.pieces == 1 && len > 0 && *p as u8 == BINARY_LEAD {
+            r.held = true;
+            *size = 1;
+            return c" ".as_ptr();
+        }
+        *size = len;
+        p
+    }
+}
+
+/// `load(f [, name])`: Lua's, text only.
+unsafe extern "C-unwind" fn load(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a closure made by `install`.
+    unsafe {
+        let name = ffi::luaL_optlstring(state, 2, c"=(load)".as_ptr(), std::ptr::null_mut());
+        ffi::luaL_checktype(state, 1, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(state, 3);
+        let mut r = Reader { pieces: 0, held: false };
+        let status = ffi::lua_load(state, read_piece, &mut r as *mut Reader as *mut std::ffi::c_void, name);
+        load_result(state, status)
+    }
+}
+
+/// `install_more(globals, coroutinelib)`: the rest of this module's builtins.
+pub unsafe extern "C-unwind" fn install_more(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `install`.
+    unsafe {
+        for i in 1..=2 {
+            ffi::luaL_checktype(state, i, ffi::LUA_TTABLE);
+        }
+        ffi::lua_settop(state, 2);
+        ffi::luaL_checkstack(state, 8, c"install".as_ptr());
+        // Upvalue 1 is unused by these; nil keeps the layout.
+        ffi::lua_pushnil(state);
+        replace(state, 1, 3, c"xpcall", checked);
+        replace(state, 1, 3, c"loadstring", loadstring);
+        replace(state, 1, 3, c"load", load);
+        replace(state, 2, 3, c"resume", checked);
+        0
+    }
+}

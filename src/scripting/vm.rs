@@ -75,6 +75,8 @@ impl Vm {
         api.raw_set("tonumber", unsafe { lua.create_c_function(libs::tonumber::tonumber) }?)?;
         // SAFETY: a raw C function that reads its own arguments (three tables).
         api.raw_set("views", unsafe { lua.create_c_function(super::views::install) }?)?;
+        // SAFETY: as above (two tables).
+        api.raw_set("views_more", unsafe { lua.create_c_function(super::views::install_more) }?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
         api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
         api.raw_set("cjson", libs::cjson::table(&lua)?)?;
@@ -650,7 +652,7 @@ fn hand_off() {
 }
 
 /// A protected call caught Lua's out-of-memory error: the script ends.
-fn out_of_memory() {
+pub(super) fn out_of_memory() {
     with_run(|run| {
         if run.abort.is_none() {
             run.abort = Some(Abort::OutOfMemory);
@@ -659,7 +661,7 @@ fn out_of_memory() {
 }
 
 /// The error text of the running script's abort, if it was aborted.
-fn aborted_message() -> Option<&'static str> {
+pub(super) fn aborted_message() -> Option<&'static str> {
     match with_run(|run| run.abort.map(|a| a.message())) {
         Some(m) => m,
         None => LOAD.with(|l| l.get().1).then_some("ERR FUNCTION LOAD timeout"),
