@@ -4,11 +4,10 @@
 local R = ...
 local G = _G
 local error, type, tostring, rawset, rawget = error, type, tostring, rawset, rawget
-local setmetatable, getmetatable, pcall, xpcall = setmetatable, getmetatable, pcall, xpcall
+local setmetatable, getmetatable, xpcall = setmetatable, getmetatable, xpcall
 local setfenv_raw = setfenv
 local getinfo = debug.getinfo
 local aborted, errmsg = R.aborted, R.errmsg
-local oom = R.oom
 
 -- Redis 7.0 has none of these. getfenv would hand out the real globals
 -- table (the environment of every C function), setfenv could swap a
@@ -19,27 +18,12 @@ for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'requir
   G[name] = nil
 end
 
--- Redis's pcall: an error table with a string `err` comes back as that
--- string; a kill or a move to another shard cannot be caught.
-local function pcheck(ok, ...)
-  if ok then return ok, ... end
-  local e = ...
-  if e == 'not enough memory' then oom() end
-  if aborted() then error(nil, 0) end
-  local te = type(e)
-  if te == 'table' then
-    local m = e.err
-    if type(m) == 'string' then return false, m end
-  elseif te == 'userdata' then
-    return false, (errmsg(e))
-  end
-  return false, e
-end
-G.pcall = function(...) return pcheck(pcall(...)) end
--- xpcall and coroutine.resume (a kill inside a coroutine ends the script,
--- not just the coroutine) do the same, and loadstring and load take text
--- only: C functions of `views.rs` (`R.views_more`).
-R.views_more(G, G.coroutine)
+-- Redis's pcall (an error table with a string `err` comes back as that
+-- string; a kill or a move to another shard cannot be caught), xpcall and
+-- coroutine.resume (a kill inside a coroutine ends the script, not just the
+-- coroutine) are C functions of `views.rs`, as are loadstring and load,
+-- which take text only (`R.views_more`).
+R.views_more(G, G.coroutine, errmsg)
 
 -- The read-only views scripts see instead of the globals and library
 -- tables: proxy -> its metatable, which holds the proxied table at

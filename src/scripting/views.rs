@@ -424,17 +424,66 @@ unsafe extern "C-unwind" fn load(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// `install_more(globals, coroutinelib)`: the rest of this module's builtins.
+/// `pcall(f, ...)`, Redis's: Lua's protected call, where an error table
+/// with a string (or number) `err` comes back as that value, and a kill, a
+/// move to another shard or running out of memory cannot be caught. Called
+/// without a function it fails as Redis's does (its placeholder for the
+/// status is what gets called). Upvalue 1 turns an error object of a Rust
+/// callback into its message.
+unsafe extern "C-unwind" fn pcall(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a closure made by `install_more`.
+    unsafe {
+        let argc = ffi::lua_gettop(state);
+        room(state);
+        if argc == 0 {
+            ffi::lua_pushboolean(state, 0);
+            ffi::lua_pushstring(state, c"attempt to call a boolean value".as_ptr());
+            return 2;
+        }
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_insert(state, 1);
+        if ffi::lua_pcall(state, argc - 1, ffi::LUA_MULTRET, 0) == 0 {
+            return ffi::lua_gettop(state);
+        }
+        // [placeholder, error]
+        ffi::lua_remove(state, 1);
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_insert(state, 1);
+        rethrow_fatal(state, 2);
+        match ffi::lua_type(state, 2) {
+            ffi::LUA_TTABLE => {
+                ffi::lua_getfield(state, 2, c"err".as_ptr());
+                if ffi::lua_isstring(state, -1) != 0 {
+                    ffi::lua_replace(state, 2);
+                } else {
+                    ffi::lua_pop(state, 1);
+                }
+            }
+            ffi::LUA_TUSERDATA => {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+                ffi::lua_pushvalue(state, 2);
+                ffi::lua_call(state, 1, 1);
+                ffi::lua_replace(state, 2);
+            }
+            _ => {}
+        }
+        2
+    }
+}
+
+/// `install_more(globals, coroutinelib, errmsg)`: the rest of this module's
+/// builtins.
 pub unsafe extern "C-unwind" fn install_more(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: as `install`.
     unsafe {
         for i in 1..=2 {
             ffi::luaL_checktype(state, i, ffi::LUA_TTABLE);
         }
-        ffi::lua_settop(state, 2);
+        ffi::luaL_checktype(state, 3, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(state, 3);
         ffi::luaL_checkstack(state, 8, c"install".as_ptr());
-        // Upvalue 1 is unused by these; nil keeps the layout.
-        ffi::lua_pushnil(state);
+        // Upvalue 1 (errmsg) serves pcall only.
+        replace(state, 1, 3, c"pcall", pcall);
         replace(state, 1, 3, c"xpcall", checked);
         replace(state, 1, 3, c"loadstring", loadstring);
         replace(state, 1, 3, c"load", load);

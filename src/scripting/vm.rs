@@ -58,13 +58,6 @@ impl Vm {
         let rng = Arc::new(AtomicU64::new(libs::random::INITIAL_STATE));
         let api = lua.create_table()?;
         api.raw_set("aborted", lua.create_function(|_, ()| Ok(aborted_message()))?)?;
-        api.raw_set(
-            "oom",
-            lua.create_function(|_, ()| {
-                out_of_memory();
-                Ok(())
-            })?,
-        )?;
         api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
         api.raw_set("redis", super::api::redis_table(&lua)?)?;
         api.raw_set("register_function", lua.create_function(super::functions::register_function)?)?;
