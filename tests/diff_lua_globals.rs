@@ -98,6 +98,16 @@ fn eval_sees_the_globals_and_libraries_as_redis() {
         let listed = eval(&mut d, &listing(lib));
         assert!(listed.len() > 2, "{lib}: {listed}");
     }
+    // Every name, present or not: what rawget and next (which accepts a
+    // removed key while the table keeps its dead slot) make of it.
+    for g in GLOBALS {
+        eval(&mut d, &format!("return {{type(rawget(_G, '{g}')), (pcall(next, _G, '{g}'))}}"));
+    }
+    for (lib, fields) in LIBS {
+        for f in *fields {
+            eval(&mut d, &format!("return {{type(rawget({lib}, '{f}')), (pcall(next, {lib}, '{f}'))}}"));
+        }
+    }
     eval(&mut d, &listing("getmetatable(_G)"));
     eval(&mut d, &listing("getmetatable('')"));
     for script in [

@@ -13,7 +13,8 @@ local aborted, errmsg = R.aborted, R.errmsg
 -- table (the environment of every C function), setfenv could swap a
 -- function's, and newproxy is the only way to a __gc metamethod, which runs
 -- with hooks off (SCRIPT KILL could not stop it) at any later allocation.
-for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'require', 'os', 'io', 'package',
+-- (`debug` goes last, below.)
+for _, name in ipairs({'dofile', 'loadfile', 'print', 'module', 'require', 'os', 'io', 'package',
                        'getfenv', 'setfenv', 'newproxy'}) do
   G[name] = nil
 end
@@ -136,6 +137,9 @@ do
   end
   for i = 1, 256 do rawset(G, fill[i], nil) end
 end
+-- Redis removes the debug library after setting up its sandbox, and its
+-- dead key stays: `next(_G, 'debug')` works there.
+rawset(G, 'debug', nil)
 
 local function run(f)
   return xpcall(f, handler)
