@@ -4,94 +4,43 @@
 local R = ...
 local G = _G
 local error, type, tostring, rawset, rawget = error, type, tostring, rawset, rawget
-local setmetatable, getmetatable, pcall, xpcall = setmetatable, getmetatable, pcall, xpcall
-local loadstring_raw, setfenv_raw, select, next = loadstring, setfenv, select, next
-local resume = coroutine.resume
+local setmetatable, getmetatable, xpcall = setmetatable, getmetatable, xpcall
+local setfenv_raw = setfenv
 local getinfo = debug.getinfo
-local aborted, errmsg, sbyte, concat = R.aborted, R.errmsg, string.byte, table.concat
-local oom = R.oom
+local aborted, errmsg = R.aborted, R.errmsg
 
 -- Redis 7.0 has none of these. getfenv would hand out the real globals
 -- table (the environment of every C function), setfenv could swap a
 -- function's, and newproxy is the only way to a __gc metamethod, which runs
 -- with hooks off (SCRIPT KILL could not stop it) at any later allocation.
-for _, name in ipairs({'dofile', 'loadfile', 'print', 'debug', 'module', 'require', 'os', 'io', 'package',
+-- (`debug` goes last, below.)
+for _, name in ipairs({'dofile', 'loadfile', 'print', 'module', 'require', 'os', 'io', 'package',
                        'getfenv', 'setfenv', 'newproxy'}) do
   G[name] = nil
 end
 
--- Redis's pcall: an error table with a string `err` comes back as that
--- string; a kill or a move to another shard cannot be caught.
-local function pcheck(ok, ...)
-  if ok then return ok, ... end
-  local e = ...
-  if e == 'not enough memory' then oom() end
-  if aborted() then error(nil, 0) end
-  local te = type(e)
-  if te == 'table' then
-    local m = e.err
-    if type(m) == 'string' then return false, m end
-  elseif te == 'userdata' then
-    return false, (errmsg(e))
-  end
-  return false, e
-end
-G.pcall = function(...) return pcheck(pcall(...)) end
-local function xcheck(ok, ...)
-  if not ok then
-    if ... == 'not enough memory' then oom() end
-    if aborted() then error(nil, 0) end
-  end
-  return ok, ...
-end
-G.xpcall = function(f, h) return xcheck(xpcall(f, h)) end
--- A kill inside a coroutine ends the script, not just the coroutine.
-coroutine.resume = function(co, ...) return xcheck(resume(co, ...)) end
+-- Redis's pcall (an error table with a string `err` comes back as that
+-- string; a kill or a move to another shard cannot be caught), xpcall and
+-- coroutine.resume (a kill inside a coroutine ends the script, not just the
+-- coroutine) are C functions of `views.rs`, as are loadstring and load,
+-- which take text only (`R.views_more`).
+R.views_more(G, G.coroutine, errmsg)
 
--- Compiled code only; bytecode is refused.
-local function loadstring_safe(s, name)
-  if type(s) == 'string' and sbyte(s, 1) == 27 then
-    return nil, 'attempt to load a binary chunk'
-  end
-  return loadstring_raw(s, name)
-end
-G.loadstring = loadstring_safe
-G.load = function(f, name)
-  if type(f) ~= 'function' then return loadstring_safe(f, name) end
-  local parts = {}
-  while true do
-    local piece = f()
-    if piece == nil or piece == '' then break end
-    if type(piece) ~= 'string' then return nil, 'reader function must return a string' end
-    parts[#parts + 1] = piece
-  end
-  return loadstring_safe(concat(parts), name)
-end
-
+-- The read-only views scripts see instead of the globals and library
+-- tables: proxy -> its metatable, which holds the proxied table at
+-- `__index` and, at `shown`, what getmetatable shows for it (Redis's
+-- tables have none, but the globals' one, itself read-only). The builtins
+-- that read or write tables raw (rawget, next, pairs, rawset,
+-- setmetatable, getmetatable, table.insert, table.foreach) are C functions
+-- of `views.rs` that look through these views (`R.views`).
 local protected = setmetatable({}, {__mode = 'k'})
--- The metatable getmetatable shows for a read-only view (Redis's tables
--- have none, but the globals' one, itself read-only).
-local shown_meta = setmetatable({}, {__mode = 'k'})
 local function readonly_error() error('Attempt to modify a readonly table', 2) end
--- Raised from a C function in Redis: no position.
-G.rawset = function(t, k, v)
-  if protected[t] then error('Attempt to modify a readonly table', 0) end
-  return rawset(t, k, v)
-end
-G.setmetatable = function(t, m)
-  if protected[t] then error('Attempt to modify a readonly table', 0) end
-  return setmetatable(t, m)
-end
-G.getmetatable = function(t)
-  if protected[t] then return shown_meta[t] end
-  return getmetatable(t)
-end
 
 -- A read-only view of `t`, and its metatable.
-local function readonly(t)
-  local m = {__index = t, __newindex = readonly_error, __metatable = false}
+local function readonly(t, shown)
+  local m = {__index = t, __newindex = readonly_error, __metatable = false, shown = shown}
   local p = setmetatable({}, m)
-  protected[p] = true
+  protected[p] = m
   return p, m
 end
 
@@ -110,6 +59,7 @@ G.cmsgpack = R.cmsgpack
 G.bit = R.bit
 G.struct = R.struct
 G.tonumber = R.tonumber
+R.views(protected, G, G.table)
 
 -- Functions see `redis` without the EVAL-only entries, as in Redis where
 -- they live in another Lua state: a copy taken before those are added.
@@ -133,8 +83,7 @@ smt.__index = G.string
 smt.__metatable = readonly({__index = G.string})
 
 setmetatable(G, {__index = nonexistent})
-local proxy, proxy_meta = readonly(G)
-shown_meta[proxy] = readonly({__index = nonexistent})
+local proxy, proxy_meta = readonly(G, (readonly({__index = nonexistent})))
 rawset(G, '_G', proxy)
 setfenv_raw(0, proxy)
 
@@ -172,6 +121,26 @@ local function handler(e)
   return e
 end
 
+-- Redis 7.0 gives EVAL scripts its error handler as a global (functions
+-- have none: `Vm` removes it for them, as it does KEYS and ARGV).
+rawset(G, '__redis__err__handler', handler)
+
+-- The builtins removed above left dead keys in the globals' hash part,
+-- which `next` still accepts (`next(_G, 'getfenv')`); Redis's table has
+-- none. A resize drops dead keys: grow the table with keys no script can
+-- name (fresh tables), then remove them again.
+do
+  local fill = {}
+  for i = 1, 256 do
+    fill[i] = {}
+    rawset(G, fill[i], true)
+  end
+  for i = 1, 256 do rawset(G, fill[i], nil) end
+end
+-- Redis removes the debug library after setting up its sandbox, and its
+-- dead key stays: `next(_G, 'debug')` works there.
+rawset(G, 'debug', nil)
+
 local function run(f)
   return xpcall(f, handler)
 end
@@ -187,4 +156,4 @@ local function runl(f)
   proxy_meta.__index = G
   return ok, e
 end
-return run, runf, runl, G, handler
+return run, runf, runl, G, handler, protected

@@ -58,13 +58,6 @@ impl Vm {
         let rng = Arc::new(AtomicU64::new(libs::random::INITIAL_STATE));
         let api = lua.create_table()?;
         api.raw_set("aborted", lua.create_function(|_, ()| Ok(aborted_message()))?)?;
-        api.raw_set(
-            "oom",
-            lua.create_function(|_, ()| {
-                out_of_memory();
-                Ok(())
-            })?,
-        )?;
         api.raw_set("errmsg", lua.create_function(|_, e: Value| Ok(error_message(&e)))?)?;
         api.raw_set("redis", super::api::redis_table(&lua)?)?;
         api.raw_set("register_function", lua.create_function(super::functions::register_function)?)?;
@@ -73,14 +66,27 @@ impl Vm {
         api.raw_set("debug", unsafe { lua.create_c_function(super::ldb::debug) }?)?;
         // SAFETY: as above.
         api.raw_set("tonumber", unsafe { lua.create_c_function(libs::tonumber::tonumber) }?)?;
+        // SAFETY: a raw C function that reads its own arguments (three tables).
+        api.raw_set("views", unsafe { lua.create_c_function(super::views::install) }?)?;
+        // SAFETY: as above (two tables).
+        api.raw_set("views_more", unsafe { lua.create_c_function(super::views::install_more) }?)?;
         api.raw_set("random", libs::random::random_fn(&lua, rng.clone())?)?;
         api.raw_set("randomseed", libs::random::randomseed_fn(&lua, rng.clone())?)?;
         api.raw_set("cjson", libs::cjson::table(&lua)?)?;
         api.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
         api.raw_set("bit", libs::bit::table(&lua)?)?;
         api.raw_set("struct", libs::struct_::table(&lua)?)?;
-        let (runner, fn_runner, load_runner, globals, handler): (Function, Function, Function, Table, Function) =
-            lua.load(PRELUDE).set_name("=sandbox").call(api)?;
+        #[allow(clippy::type_complexity)]
+        let (runner, fn_runner, load_runner, globals, handler, views): (
+            Function,
+            Function,
+            Function,
+            Table,
+            Function,
+            Table,
+        ) = lua.load(PRELUDE).set_name("=sandbox").call(api)?;
+        // What the library encoders look through (`libs::seen_through`).
+        lua.set_named_registry_value(libs::VIEWS, views)?;
         let (keys, argv) = (lua.create_table()?, lua.create_table()?);
         globals.raw_set("KEYS", &keys)?;
         globals.raw_set("ARGV", &argv)?;
@@ -165,6 +171,7 @@ impl Vm {
     /// each be a protected call of their own.
     pub fn set_keys_argv(&mut self, keys: &[bytes::Bytes], argv: &[bytes::Bytes]) -> mlua::Result<()> {
         self.kv.installed = false;
+        let handler = self.handler.id();
         // SAFETY: the closure runs inside mlua's protected call with the
         // globals table at stack index 1; it only pushes and raw-sets, with
         // stack space checked first. A Lua error (out of memory) jumps out of
@@ -183,12 +190,13 @@ impl Vm {
                     }
                     ffi::lua_rawset(state, 1);
                 }
+                set_err_handler(state, 1, handler);
             })
         }
     }
 
-    /// Removes KEYS and ARGV, so a function sees none (an EVAL sets them
-    /// again before its script runs).
+    /// Removes KEYS, ARGV and `__redis__err__handler`, so a function sees
+    /// none, as in Redis (an EVAL sets them again before its script runs).
     fn clear_keys_argv(&mut self) -> mlua::Result<()> {
         self.kv.installed = false;
         // SAFETY: inside mlua's protected call with the globals table at
@@ -198,7 +206,7 @@ impl Vm {
                 if ffi::lua_checkstack(state, 2) == 0 {
                     return;
                 }
-                for name in [c"KEYS", c"ARGV"] {
+                for name in [c"KEYS", c"ARGV", ERR_HANDLER] {
                     ffi::lua_pushstring(state, name.as_ptr());
                     ffi::lua_pushnil(state);
                     ffi::lua_rawset(state, 1);
@@ -436,6 +444,10 @@ unsafe extern "C-unwind" fn enter_script(state: *mut ffi::lua_State) -> std::ffi
             if !argv_ok {
                 fresh(state, kv.argv.id(), c"ARGV", p.argv);
             }
+            // Not installed: a function ran (and removed the handler too).
+            if !reuse {
+                set_err_handler(state, ffi::lua_gettop(state), p.handler);
+            }
             ffi::lua_settop(state, 0);
         }
         kv.installed = true;
@@ -447,6 +459,24 @@ unsafe extern "C-unwind" fn enter_script(state: *mut ffi::lua_State) -> std::ffi
         ffi::lua_pushboolean(state, (status == 0) as std::ffi::c_int);
         ffi::lua_replace(state, 1);
         2
+    }
+}
+
+/// The global name of the error handler EVAL scripts see.
+const ERR_HANDLER: &std::ffi::CStr = c"__redis__err__handler";
+
+/// Sets the globals' `__redis__err__handler` (the globals table at `g`) to
+/// the handler at registry id `handler`.
+///
+/// # Safety
+/// A valid state with the globals table at the positive index `g` and 2
+/// free stack slots.
+unsafe fn set_err_handler(state: *mut ffi::lua_State, g: std::ffi::c_int, handler: std::ffi::c_int) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        ffi::lua_pushstring(state, ERR_HANDLER.as_ptr());
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, handler as _);
+        ffi::lua_rawset(state, g);
     }
 }
 
@@ -615,7 +645,7 @@ fn hand_off() {
 }
 
 /// A protected call caught Lua's out-of-memory error: the script ends.
-fn out_of_memory() {
+pub(super) fn out_of_memory() {
     with_run(|run| {
         if run.abort.is_none() {
             run.abort = Some(Abort::OutOfMemory);
@@ -624,7 +654,7 @@ fn out_of_memory() {
 }
 
 /// The error text of the running script's abort, if it was aborted.
-fn aborted_message() -> Option<&'static str> {
+pub(super) fn aborted_message() -> Option<&'static str> {
     match with_run(|run| run.abort.map(|a| a.message())) {
         Some(m) => m,
         None => LOAD.with(|l| l.get().1).then_some("ERR FUNCTION LOAD timeout"),

@@ -344,7 +344,7 @@ impl Encoder<'_> {
                 if depth > limit || slots + 3 > MAX_STACK {
                     return Err(lua_error(self.lua, format!("Cannot serialise, excessive nesting ({depth})")));
                 }
-                return self.table(t).map(Some);
+                return self.table(super::seen_through(self.lua, t)).map(Some);
             }
             other => return Err(self.error(type_name(&other), "type not supported")),
         }

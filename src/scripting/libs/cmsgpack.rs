@@ -155,6 +155,7 @@ fn pack_value(lua: &Lua, out: &mut Vec<u8>, v: Value) -> mlua::Result<()> {
         if let Some(v) = item.take() {
             match v {
                 Value::Table(t) if open.len() < MAX_NESTING => {
+                    let t = super::seen_through(lua, t);
                     if is_array(&t)? {
                         let len = t.raw_len();
                         put_len(out, len, 0x90, 0xdc);
