@@ -180,7 +180,6 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
     })
 }
 
-#[allow(clippy::type_complexity)]
 fn run_thread(
     cfg: &RunConfig,
     workload: &Workload,
