@@ -177,12 +177,15 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
     })
 }
 
+/// A thread's latencies and its slow batches (start, duration).
+type ThreadResult = (Histogram<u64>, Vec<(u64, u64)>);
+
 fn run_thread(
     cfg: &RunConfig,
     workload: &Workload,
     shared: &Arc<Shared>,
     conns: Vec<usize>,
-) -> Result<(Histogram<u64>, Vec<(u64, u64)>), String> {
+) -> Result<ThreadResult, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()

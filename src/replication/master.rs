@@ -53,6 +53,13 @@ pub struct Link {
     notify: tokio::sync::Notify,
 }
 
+impl Link {
+    /// Memory holding the stream not yet sent to this replica.
+    pub fn pending_memory(&self) -> usize {
+        self.pending.lock().capacity()
+    }
+}
+
 impl Subscriber for Link {
     fn append(&self, bytes: &[u8], _end: u64) {
         let mut p = self.pending.lock();
@@ -361,9 +368,13 @@ async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
                 return false;
             }
         }
-        server.stats.net_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        server.stats.net_repl_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
     }
-    complete && stream.write_all(mark.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
+    if !complete || stream.write_all(mark.as_bytes()).await.is_err() {
+        return false;
+    }
+    server.stats.net_repl_output_bytes.fetch_add(mark.len() as u64, Ordering::Relaxed);
+    stream.flush().await.is_ok()
 }
 
 /// A full sync through the disk (`repl-diskless-sync no`, or a replica
@@ -444,7 +455,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
     if sent != len {
         return false;
     }
-    server.stats.net_output_bytes.fetch_add(sent, Ordering::Relaxed);
+    server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
     stream.flush().await.is_ok()
 }
 
@@ -652,7 +663,7 @@ async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
             if stream.flush().await.is_err() {
                 return;
             }
-            server.stats.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+            server.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
             continue;
         }
         let _ = stream.flush().await;

@@ -46,11 +46,14 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         let mut f = server.replicas.following.lock();
         let was_master = f.master.is_none();
         let (valid, db) = if was_master { (true, 0) } else { (f.valid_history, f.stream_db) };
+        // As Redis's repl_down_since: now if a link to a master is cut
+        // here, else unchanged (0, "never", for a master turning replica).
+        let down_since = if f.link_up { now_secs() } else { f.down_since };
         *f = Following {
             master: Some((host.clone(), port)),
             valid_history: valid,
             stream_db: db,
-            down_since: now_secs(),
+            down_since,
             ..Default::default()
         };
     }
@@ -64,7 +67,6 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     for l in server.replicas.links() {
         l.client.kill();
     }
-    log(server, "notice", &format!("Connecting to MASTER {host}:{port}"));
     let srv = server.clone();
     let _ = std::thread::Builder::new().name("moonshard-replica".into()).spawn(move || {
         crate::storage::ignore_ttls_on_this_thread(true);
@@ -76,6 +78,11 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                 if srv.replicas.generation.load(Ordering::Acquire) != gen {
                     break;
                 }
+                // Every try logs what Redis's connectWithMaster logs (tools
+                // wait for these lines): the connection is started, then
+                // either the handshake goes on or the error is logged below.
+                log(&srv, "notice", &format!("Connecting to MASTER {host}:{port}"));
+                log(&srv, "notice", "MASTER <-> REPLICA sync started");
                 let attempt = sync_with_master(&srv, &host, port, gen);
                 srv.replicas.master_socket.lock().take();
                 attempt
@@ -84,7 +91,7 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                 // (An InvalidData error was logged where it happened.)
                 if srv.replicas.generation.load(Ordering::Acquire) == gen && e.kind() != std::io::ErrorKind::InvalidData
                 {
-                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {}", os_text(&e)));
                 }
             }
             {
@@ -108,6 +115,16 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
             }
         }
     });
+}
+
+/// An error as Redis words it: a system error by its `strerror` text
+/// alone ("Connection refused"), without Rust's " (os error 111)".
+fn os_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string(),
+        None => text,
+    }
 }
 
 /// Shuts the link to the master down (the thread reading it sees the
@@ -234,7 +251,6 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     // `tcp-keepalive` too.
     let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
     crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&sock), keepalive);
-    log(server, "notice", "MASTER <-> REPLICA sync started");
     // `tls-replication yes`: the master's address is its TLS port; this
     // server presents its client certificate and verifies the master's.
     let mut s = if server.config.get("tls-replication").as_deref() == Some("yes") {
@@ -419,7 +435,7 @@ fn full_sync(
         }
         LoadFrom::Memory => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to memory"));
-            match receive_to_memory(s, buf, &payload, &mut last_data, timeout) {
+            match receive_to_memory(server, s, buf, &payload, &mut last_data, timeout) {
                 Ok(rdb) => received = Some(rdb),
                 Err(e) => {
                     // What arrived is dropped; the dataset stays (Redis's lines
@@ -477,7 +493,15 @@ fn full_sync(
             Payload::Sized(len) => Some(*len as u64),
             Payload::Marked(_) => None,
         };
-        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout };
+        let sock = SocketReader {
+            s,
+            pre,
+            at: 0,
+            limit,
+            last_data: &mut last_data,
+            timeout,
+            counted: &server.stats.net_repl_input_bytes,
+        };
         let input = std::io::BufReader::with_capacity(1 << 16, sock);
         let (mut input, loaded) = match crate::persist::load::read_into(server, input, &mut target, false) {
             Ok(done) => done,
@@ -606,6 +630,7 @@ fn dataset_is_empty(server: &Server) -> bool {
 
 /// The whole payload in memory; what follows it stays in `buf`.
 fn receive_to_memory(
+    server: &Server,
     s: &mut Link,
     buf: &mut Vec<u8>,
     payload: &Payload,
@@ -616,13 +641,13 @@ fn receive_to_memory(
     match payload {
         Payload::Marked(mark) => {
             while !(rdb.len() >= mark.len() && rdb.ends_with(mark)) {
-                read_some(s, &mut rdb, last_data, timeout)?;
+                read_some(server, s, &mut rdb, last_data, timeout)?;
             }
             rdb.truncate(rdb.len() - mark.len());
         }
         Payload::Sized(len) => {
             while rdb.len() < *len {
-                read_some(s, &mut rdb, last_data, timeout)?;
+                read_some(server, s, &mut rdb, last_data, timeout)?;
             }
             *buf = rdb.split_off(*len);
         }
@@ -658,7 +683,7 @@ fn receive_to_disk(
                     if left == 0 {
                         break;
                     }
-                    read_some(s, &mut pending, last_data, timeout)?;
+                    read_some(server, s, &mut pending, last_data, timeout)?;
                 }
                 *buf = pending;
             }
@@ -671,7 +696,7 @@ fn receive_to_disk(
                 let n = pending.len() - keep;
                 f.write_all(&pending[..n])?;
                 pending.drain(..n);
-                read_some(s, &mut pending, last_data, timeout)?;
+                read_some(server, s, &mut pending, last_data, timeout)?;
             },
         }
         f.sync_all()?;
@@ -694,6 +719,8 @@ struct SocketReader<'a> {
     limit: Option<u64>,
     last_data: &'a mut Instant,
     timeout: Duration,
+    /// Where the bytes read from the socket are counted.
+    counted: &'a std::sync::atomic::AtomicU64,
 }
 
 impl std::io::Read for SocketReader<'_> {
@@ -714,6 +741,7 @@ impl std::io::Read for SocketReader<'_> {
                     Ok(0) => return Err(std::io::Error::other("the master closed the connection")),
                     Ok(n) => {
                         *self.last_data = Instant::now();
+                        self.counted.fetch_add(n as u64, Ordering::Relaxed);
                         break n;
                     }
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -734,11 +762,18 @@ impl std::io::Read for SocketReader<'_> {
 
 /// Reads what the socket has into `buf`; fails when the master has been
 /// silent for `repl-timeout`.
-fn read_some(s: &mut Link, buf: &mut Vec<u8>, last_data: &mut Instant, timeout: Duration) -> std::io::Result<()> {
+fn read_some(
+    server: &Server,
+    s: &mut Link,
+    buf: &mut Vec<u8>,
+    last_data: &mut Instant,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let mut chunk = [0u8; 64 * 1024];
     match s.read(&mut chunk) {
         Ok(0) => Err(std::io::Error::other("the master closed the connection")),
         Ok(n) => {
+            server.stats.net_repl_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
             buf.extend_from_slice(&chunk[..n]);
             *last_data = Instant::now();
             Ok(())
@@ -823,6 +858,6 @@ fn stream(
             send_command(s, &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;
             last_ack = Instant::now();
         }
-        read_some(s, &mut buf, &mut last_data, timeout)?;
+        read_some(server, s, &mut buf, &mut last_data, timeout)?;
     }
 }

@@ -26,6 +26,10 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Socket writes.
     pub writes_processed: AtomicU64,
+    /// Bytes of the replication stream and snapshots received from a
+    /// master and sent to replicas (not counted in `net_*_bytes`, as Redis).
+    pub net_repl_input_bytes: AtomicU64,
+    pub net_repl_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
     /// Clients waiting in a blocking command.
     pub blocked_clients: AtomicU64,
@@ -108,6 +112,8 @@ impl Stats {
             &self.reads_processed,
             &self.net_output_bytes,
             &self.writes_processed,
+            &self.net_repl_input_bytes,
+            &self.net_repl_output_bytes,
             &self.error_replies,
             &self.expire_time_cap_reached,
             &self.expire_cycle_us,

@@ -285,8 +285,33 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     let functions_mem = functions_mem as u64;
     // Every shard's VM runs scripts and functions alike, plus the VM that checks scripts.
     let vm = figures.lua_vms + scripts.checker_memory() as u64;
-    let clients: u64 = server.clients.clients.iter().map(|c| c.value().memory()).sum();
-    let overhead = (startup + clients + scripts_eval + functions_mem + figures.keyspace_overhead).min(used);
+    // Replicas' connections are Redis's `mem_clients_slaves`, with the
+    // stream queued for them; the backlog is a buffer of its own here.
+    let links = server.replicas.links();
+    let replica_ids: Vec<u64> = links.iter().map(|l| l.client.id).collect();
+    let (mut clients, mut replica_clients) = (0u64, 0u64);
+    for c in server.clients.clients.iter() {
+        let c = c.value();
+        if replica_ids.contains(&c.id) {
+            replica_clients += c.memory();
+        } else {
+            clients += c.memory();
+        }
+    }
+    let queued_for_replicas: u64 = links.iter().map(|l| l.pending_memory() as u64).sum();
+    let backlog = server.replicas.history.lock().backlog_memory() as u64;
+    let aof = server.aof.lock().clone();
+    let aof_buffer = aof.as_ref().map_or(0, |a| a.pending_memory() as u64);
+    let overhead = (startup
+        + clients
+        + replica_clients
+        + queued_for_replicas
+        + backlog
+        + aof_buffer
+        + scripts_eval
+        + functions_mem
+        + figures.keyspace_overhead)
+        .min(used);
     let dataset = used - overhead;
     // What mimalloc holds for its pages (it reports the same as resident on Linux).
     let (allocated, active) = if counting { (used, crate::storage::alloc::committed().max(used)) } else { (rss, rss) };
@@ -330,14 +355,16 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     f("rss_overhead_bytes", (rss as i64 - resident as i64).to_string());
     f("mem_fragmentation_ratio", ratio(rss, used));
     f("mem_fragmentation_bytes", (rss as i64 - used as i64).to_string());
-    // No replication or AOF buffers exist to leave out of eviction.
+    // Eviction counts all of used_memory: nothing is left out.
     f("mem_not_counted_for_evict", "0".into());
-    f("mem_replication_backlog", "0".into());
-    f("mem_total_replication_buffers", "0".into());
-    f("mem_clients_slaves", "0".into());
+    f("mem_replication_backlog", backlog.to_string());
+    // The backlog plus the stream queued for each replica (Redis shares one
+    // buffer between them; here each replica has its queue).
+    f("mem_total_replication_buffers", (backlog + queued_for_replicas).to_string());
+    f("mem_clients_slaves", (replica_clients + queued_for_replicas).to_string());
     f("mem_clients_normal", clients.to_string());
     f("mem_cluster_links", server.cluster.as_ref().map_or(0, |c| c.state.lock().links_memory()).to_string());
-    f("mem_aof_buffer", "0".into());
+    f("mem_aof_buffer", aof_buffer.to_string());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
     f("lazyfree_pending_objects", "0".into());
@@ -446,7 +473,12 @@ fn replication_section(server: &Server, f: &mut Field) {
         f("slave_read_repl_offset", offset.to_string());
         f("slave_repl_offset", offset.to_string());
         if !following.link_up {
-            f("master_link_down_since_seconds", now.saturating_sub(following.down_since).to_string());
+            // -1 when no link to a master was ever lost (Redis's repl_down_since 0).
+            let since = following.down_since;
+            f(
+                "master_link_down_since_seconds",
+                if since == 0 { -1 } else { now.saturating_sub(since) as i64 }.to_string(),
+            );
         }
         f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
         let ro = server.config.get("replica-read-only").as_deref() != Some("no");
@@ -484,9 +516,15 @@ fn replication_section(server: &Server, f: &mut Field) {
 fn stats_section(server: &Server, f: &mut Field) {
     let s = &server.stats;
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
-    let (ops, input, output) = {
+    let (ops, input, output, repl_input, repl_output) = {
         let sampler = s.sampler.lock();
-        (sampler.rate(Metric::Commands), sampler.rate(Metric::NetInput), sampler.rate(Metric::NetOutput))
+        (
+            sampler.rate(Metric::Commands),
+            sampler.rate(Metric::NetInput),
+            sampler.rate(Metric::NetOutput),
+            sampler.rate(Metric::ReplInput),
+            sampler.rate(Metric::ReplOutput),
+        )
     };
     let kbps = |bytes_per_sec: u64| format!("{:.2}", bytes_per_sec as f64 / 1024.0);
     let shards = &server.shards.list;
@@ -500,12 +538,12 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("instantaneous_ops_per_sec", ops.to_string());
     f("total_net_input_bytes", get(&s.net_input_bytes));
     f("total_net_output_bytes", get(&s.net_output_bytes));
-    f("total_net_repl_input_bytes", "0".into());
-    f("total_net_repl_output_bytes", "0".into());
+    f("total_net_repl_input_bytes", get(&s.net_repl_input_bytes));
+    f("total_net_repl_output_bytes", get(&s.net_repl_output_bytes));
     f("instantaneous_input_kbps", kbps(input));
     f("instantaneous_output_kbps", kbps(output));
-    f("instantaneous_input_repl_kbps", "0.00".into());
-    f("instantaneous_output_repl_kbps", "0.00".into());
+    f("instantaneous_input_repl_kbps", kbps(repl_input));
+    f("instantaneous_output_repl_kbps", kbps(repl_output));
     f("rejected_connections", get(&s.rejected_connections));
     f("sync_full", get(&server.replicas.sync_full));
     f("sync_partial_ok", get(&server.replicas.sync_partial_ok));
@@ -563,13 +601,50 @@ fn cpu_times() -> (libc::timeval, libc::timeval) {
     (usage.ru_utime, usage.ru_stime)
 }
 
+/// CPU time (user, system) of the runtime's threads, in clock ticks, from
+/// /proc (None where it cannot be read).
+fn runtime_threads_cpu() -> Option<(u64, u64)> {
+    let (mut user, mut sys, mut seen) = (0u64, 0u64, false);
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // The runtime's threads: its workers and the threads that take a
+        // worker's place while a long script runs (block_in_place).
+        match std::fs::read_to_string(path.join("comm")) {
+            Ok(name) if name.trim_end() == crate::RUNTIME_THREAD_NAME => {}
+            _ => continue,
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        // The fields after the name (which ends with the last ')'):
+        // state is the 3rd field, utime the 14th and stime the 15th.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else { continue };
+        let (Ok(u), Ok(s)) = (u.parse::<u64>(), s.parse::<u64>()) else { continue };
+        (user, sys, seen) = (user + u, sys + s, true);
+    }
+    seen.then_some((user, sys))
+}
+
 fn cpu_section(f: &mut Field) {
     let (user, sys) = cpu_times();
     let secs = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
     f("used_cpu_sys", secs(sys));
     f("used_cpu_user", secs(user));
+    // moonshard never forks: no child ever used CPU.
     f("used_cpu_sys_children", "0.000000".into());
     f("used_cpu_user_children", "0.000000".into());
+    // Redis's main thread is the one that reads requests, runs commands and
+    // writes replies; here the runtime's threads all do that (the
+    // background threads, as Redis's bio and fork children, are left out),
+    // so these are their sum. Clock ticks, so 1/100 s steps.
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if let (Some((user, sys)), true) = (runtime_threads_cpu(), hz > 0) {
+        let hz = hz as u64;
+        let secs = |ticks: u64| format!("{}.{:06}", ticks / hz, (ticks % hz) * 1_000_000 / hz);
+        f("used_cpu_sys_main_thread", secs(sys));
+        f("used_cpu_user_main_thread", secs(user));
+    }
 }
 
 fn commandstats(server: &Server, f: &mut Field) {
