@@ -177,7 +177,7 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
     })
 }
 
-/// A thread's latencies and its slow batches (start, duration).
+/// A thread's latencies and its slow batches (start, latency).
 type ThreadResult = (Histogram<u64>, Vec<(u64, u64)>);
 
 fn run_thread(

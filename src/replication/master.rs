@@ -368,12 +368,12 @@ async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
                 return false;
             }
         }
-        server.stats.net_repl_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        server.stats.count_repl_output(piece.len() as u64);
     }
     if !complete || stream.write_all(mark.as_bytes()).await.is_err() {
         return false;
     }
-    server.stats.net_repl_output_bytes.fetch_add(mark.len() as u64, Ordering::Relaxed);
+    server.stats.count_repl_output(mark.len() as u64);
     stream.flush().await.is_ok()
 }
 
@@ -455,7 +455,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
     if sent != len {
         return false;
     }
-    server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
+    server.stats.count_repl_output(sent);
     stream.flush().await.is_ok()
 }
 
@@ -663,7 +663,7 @@ async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
             if stream.flush().await.is_err() {
                 return;
             }
-            server.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+            server.stats.count_repl_output(out.len() as u64);
             continue;
         }
         let _ = stream.flush().await;

@@ -493,15 +493,7 @@ fn full_sync(
             Payload::Sized(len) => Some(*len as u64),
             Payload::Marked(_) => None,
         };
-        let sock = SocketReader {
-            s,
-            pre,
-            at: 0,
-            limit,
-            last_data: &mut last_data,
-            timeout,
-            counted: &server.stats.net_repl_input_bytes,
-        };
+        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout, counted: &server.stats };
         let input = std::io::BufReader::with_capacity(1 << 16, sock);
         let (mut input, loaded) = match crate::persist::load::read_into(server, input, &mut target, false) {
             Ok(done) => done,
@@ -720,7 +712,7 @@ struct SocketReader<'a> {
     last_data: &'a mut Instant,
     timeout: Duration,
     /// Where the bytes read from the socket are counted.
-    counted: &'a std::sync::atomic::AtomicU64,
+    counted: &'a crate::stats::Stats,
 }
 
 impl std::io::Read for SocketReader<'_> {
@@ -741,7 +733,7 @@ impl std::io::Read for SocketReader<'_> {
                     Ok(0) => return Err(std::io::Error::other("the master closed the connection")),
                     Ok(n) => {
                         *self.last_data = Instant::now();
-                        self.counted.fetch_add(n as u64, Ordering::Relaxed);
+                        self.counted.count_repl_input(n as u64);
                         break n;
                     }
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -773,7 +765,7 @@ fn read_some(
     match s.read(&mut chunk) {
         Ok(0) => Err(std::io::Error::other("the master closed the connection")),
         Ok(n) => {
-            server.stats.net_repl_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            server.stats.count_repl_input(n as u64);
             buf.extend_from_slice(&chunk[..n]);
             *last_data = Instant::now();
             Ok(())

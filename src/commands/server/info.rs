@@ -577,8 +577,7 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("tracking_total_keys", tracked_keys.to_string());
     f("tracking_total_items", tracked_items.to_string());
     f("tracking_total_prefixes", prefixes.to_string());
-    // Errors in replies to a master or while loading: neither exists here.
-    f("unexpected_error_replies", "0".into());
+    f("unexpected_error_replies", get(&s.unexpected_error_replies));
     f("total_error_replies", get(&s.error_replies));
     f("dump_payload_sanitizations", "0".into());
     f("total_reads_processed", get(&s.reads_processed));
