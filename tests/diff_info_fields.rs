@@ -312,3 +312,45 @@ fn log_lines_are_parsed() {
                1:S 06 Dec 2026 00:00:01.001 # Error condition on socket for SYNC: Connection refused\n";
     assert_eq!(tries(log, "h:1"), vec![1000]);
 }
+
+#[test]
+fn restore_counts_deep_checks_as_redis() {
+    let Some(theirs) = common::redis_server() else { return };
+    let ours = common::moonshard(&["--shards", "2"]);
+    let sanitizations = |p: &Proc| num(&info(p), "Stats", "dump_payload_sanitizations");
+    for p in [&theirs, &ours] {
+        let mut c = p.client();
+        for args in [
+            &["CONFIG", "SET", "list-max-listpack-size", "2"][..],
+            &["SET", "s", "v"],
+            &["RPUSH", "l", "a", "b", "c", "d", "e"],
+            &["SADD", "ints", "1", "2", "3"],
+            &["SADD", "set", "a", "b"],
+            &["HSET", "h", "f", "v"],
+            &["ZADD", "z", "1", "a"],
+            &["XADD", "st", "1-1", "f", "v"],
+        ] {
+            run_str(&mut c, args).expect("setting up");
+        }
+    }
+    for sanitize in ["no", "yes", "clients"] {
+        for key in ["s", "l", "ints", "set", "h", "z", "st"] {
+            let mut moved = Vec::new();
+            for p in [&theirs, &ours] {
+                let mut c = p.client();
+                run_str(&mut c, &["CONFIG", "SET", "sanitize-dump-payload", sanitize]).expect("CONFIG SET");
+                let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut c).expect("DUMP");
+                let before = sanitizations(p);
+                let _: () = redis::cmd("RESTORE")
+                    .arg(format!("{key}-copy"))
+                    .arg(0)
+                    .arg(payload)
+                    .arg("REPLACE")
+                    .query(&mut c)
+                    .expect("RESTORE");
+                moved.push(sanitizations(p) - before);
+            }
+            assert_eq!(moved[0], moved[1], "sanitize-dump-payload {sanitize}, {key}: redis-server, moonshard");
+        }
+    }
+}

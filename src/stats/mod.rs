@@ -35,6 +35,8 @@ pub struct Stats {
     /// Errors of commands from a master's stream or the AOF being loaded
     /// (Redis's `unexpected_error_replies`).
     pub unexpected_error_replies: AtomicU64,
+    /// Deep checks of RESTORE payloads `sanitize-dump-payload` asked for.
+    pub dump_payload_sanitizations: AtomicU64,
     /// Clients waiting in a blocking command.
     pub blocked_clients: AtomicU64,
     /// Blocked clients whose wait has a timeout (Redis's timeout table).
@@ -132,6 +134,7 @@ impl Stats {
             &self.net_repl_output_bytes,
             &self.error_replies,
             &self.unexpected_error_replies,
+            &self.dump_payload_sanitizations,
             &self.expire_time_cap_reached,
             &self.expire_cycle_us,
             &self.eviction_exceeded_us,

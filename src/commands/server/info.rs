@@ -579,7 +579,7 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("tracking_total_prefixes", prefixes.to_string());
     f("unexpected_error_replies", get(&s.unexpected_error_replies));
     f("total_error_replies", get(&s.error_replies));
-    f("dump_payload_sanitizations", "0".into());
+    f("dump_payload_sanitizations", get(&s.dump_payload_sanitizations));
     f("total_reads_processed", get(&s.reads_processed));
     f("total_writes_processed", get(&s.writes_processed));
     // Every read and write runs on one of the worker threads when there are several.
