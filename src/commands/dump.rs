@@ -302,6 +302,12 @@ fn get_socket(
     Some(Err(err))
 }
 
+/// MIGRATE's connections kept for reuse (INFO's `migrate_cached_sockets`;
+/// one that outlived its time counts no more, as Redis's cron closes it).
+pub fn cached_sockets() -> usize {
+    SOCKETS.lock().iter().filter(|(_, c)| c.last_use.elapsed() <= SOCKET_CACHE_TTL).count()
+}
+
 fn put_socket(name: String, c: Cached) {
     let mut cache = SOCKETS.lock();
     if cache.len() >= SOCKET_CACHE_ITEMS {

@@ -38,6 +38,9 @@ pub struct State {
     pub misconf: AtomicBool,
     /// The dataset is being loaded: commands without the `loading` flag get LOADING.
     pub loading: AtomicBool,
+    /// A replica loads its master's payload aside while the old dataset
+    /// goes on serving (`repl-diskless-load swapdb`: INFO's `async_loading`).
+    pub async_loading: AtomicBool,
     pub loading_started: AtomicU64,
     pub loading_total_bytes: AtomicU64,
     pub loading_loaded_bytes: AtomicU64,
@@ -63,6 +66,7 @@ impl Default for State {
             aof_base_size: AtomicU64::new(0),
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),
             loading_total_bytes: AtomicU64::new(0),
             loading_loaded_bytes: AtomicU64::new(0),

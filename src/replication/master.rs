@@ -641,6 +641,8 @@ async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let out = if streaming { std::mem::take(&mut *link.pending.lock()) } else { Vec::new() };
         if !out.is_empty() {
+            // The replica's output buffer, for client_recent_max_output_buffer.
+            info.note_output(out.len());
             // A replica that stops reading: what waits for it is checked
             // against its limits while the write waits.
             let write = stream.write_all(&out);

@@ -535,7 +535,10 @@ fn swap_in(
     let replicas = &server.replicas;
     log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
     let side = crate::shard::Shards::new(server.shards.len(), server.databases());
-    let (loaded, codes) = match crate::persist::load::read_aside(server, rdb, &side) {
+    server.persist.async_loading.store(true, Ordering::Relaxed);
+    let read = crate::persist::load::read_aside(server, rdb, &side);
+    server.persist.async_loading.store(false, Ordering::Relaxed);
+    let (loaded, codes) = match read {
         Ok((_, loaded, codes)) => (loaded, codes),
         Err(e) => {
             log(server, "warning", &e);

@@ -398,7 +398,7 @@ fn persistence_section(server: &Server, f: &mut Field) {
     let aof_write_ok = aof.as_ref().is_none_or(|a| a.write_ok.load(Ordering::Relaxed));
     let status = |ok: bool| if ok { "ok" } else { "err" }.to_string();
     f("loading", (loading as u8).to_string());
-    f("async_loading", "0".into());
+    f("async_loading", u8::from(p.async_loading.load(Ordering::Relaxed)).to_string());
     f("current_cow_peak", cow_peak.to_string());
     f("current_cow_size", cow.to_string());
     f("current_cow_size_age", "0".into());
@@ -483,7 +483,8 @@ fn replication_section(server: &Server, f: &mut Field) {
         f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
         let ro = server.config.get("replica-read-only").as_deref() != Some("no");
         f("slave_read_only", u8::from(ro).to_string());
-        f("replica_announced", "1".into());
+        let announced = server.config.get("replica-announced").as_deref() != Some("no");
+        f("replica_announced", u8::from(announced).to_string());
     } else {
         f("role", "master".into());
     }
@@ -562,10 +563,12 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("pubsub_channels", channels.to_string());
     f("pubsub_patterns", patterns.to_string());
     f("pubsubshard_channels", shard_channels.to_string());
-    // moonshard never forks, migrates, replicates or defragments.
+    // moonshard never forks (saves are fork-less snapshots) nor defragments.
     f("latest_fork_usec", "0".into());
     f("total_forks", "0".into());
-    f("migrate_cached_sockets", "0".into());
+    f("migrate_cached_sockets", crate::commands::dump::cached_sockets().to_string());
+    // A writable replica keeps no table of the keys it gave a TTL itself
+    // (Redis's slaveKeysWithExpire): it tracks none.
     f("slave_expires_tracked_keys", "0".into());
     f("active_defrag_hits", "0".into());
     f("active_defrag_misses", "0".into());
