@@ -376,3 +376,57 @@ fn restore_counts_deep_checks_as_redis() {
         }
     }
 }
+
+#[test]
+fn errors_while_loading_the_aof_are_unexpected_as_in_redis() {
+    if !common::has_program("redis-server") {
+        let _ = common::redis_server();
+        return;
+    }
+    // SET a x; INCR a (not an integer); LPUSH a y (wrong type).
+    let aof = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nx\r\n\
+*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*3\r\n$5\r\nLPUSH\r\n$1\r\na\r\n$1\r\ny\r\n";
+    let (their_dir, our_dir) = (common::temp_dir("aof-errors-redis"), common::temp_dir("aof-errors-ours"));
+    for d in [&their_dir, &our_dir] {
+        std::fs::write(d.join("appendonly.aof"), aof).expect("write the AOF");
+    }
+    let their_log = their_dir.join("redis.log").to_string_lossy().into_owned();
+    let our_log = our_dir.join("moonshard.log").to_string_lossy().into_owned();
+    let theirs = common::redis_on_aof_with(&their_dir, &["--logfile", &their_log]);
+    let ours = common::moonshard(&[
+        "--appendonly",
+        "yes",
+        "--dir",
+        our_dir.to_str().expect("a UTF-8 path"),
+        "--logfile",
+        &our_log,
+    ]);
+    wait_until(20, "moonshard to load its AOF", || field(&info(&ours), "Persistence", "loading") == "0");
+    // Through redis-cli: the client library's handshake would add errors of its own.
+    let cli_info = |p: &Proc| {
+        parse(&p.cli(&["INFO", "everything"]).unwrap_or_default().replace("\r\n", "\n").replace('\n', "\r\n"))
+    };
+    let (ti, oi) = (cli_info(&theirs), cli_info(&ours));
+    // (redis-server's ERR count also has the client library's CLIENT SETINFO,
+    // sent by redis_on_aof's connection, that Redis 7.0 refuses.)
+    for (section, name) in [("Stats", "unexpected_error_replies"), ("Errorstats", "errorstat_WRONGTYPE")] {
+        assert_eq!(field(&oi, section, name), field(&ti, section, name), "{section}/{name}");
+    }
+    assert_eq!(field(&oi, "Stats", "unexpected_error_replies"), "2");
+    assert_eq!(field(&oi, "Stats", "total_error_replies"), "2");
+    assert_eq!(field(&oi, "Errorstats", "errorstat_ERR"), "count=1");
+    // The lines Redis logs for them, word for word.
+    let critical = |path: &str| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once("== CRITICAL == ").map(|(_, m)| m.to_string()))
+            .collect()
+    };
+    assert_eq!(critical(&our_log), critical(&their_log));
+    assert_eq!(critical(&our_log).len(), 2);
+    drop((theirs, ours));
+    for d in [their_dir, our_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

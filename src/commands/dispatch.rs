@@ -583,12 +583,18 @@ fn unexpected_error(server: &Server, cmd: Command, text: &[u8]) {
     server.stats.unexpected_error_replies.fetch_add(1, Relaxed);
     let (from, to) =
         if server.persist.loading.load(Relaxed) { ("server", "AOF-loading-client") } else { ("replica", "master") };
+    // As Redis shows it: a plain ERR message without its code, a reply
+    // with another code as it went out, with its dash.
+    let text = String::from_utf8_lossy(text);
+    let shown = match text.strip_prefix("ERR ") {
+        Some(message) => message.to_string(),
+        None => format!("-{text}"),
+    };
     crate::net::listener::log(
         server,
         "warning",
         &format!(
-            "== CRITICAL == This {from} is sending an error to its {to}: '{}' after processing the command '{}'",
-            String::from_utf8_lossy(text),
+            "== CRITICAL == This {from} is sending an error to its {to}: '{shown}' after processing the command '{}'",
             cmd.spec.name
         ),
     );
