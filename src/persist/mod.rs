@@ -34,6 +34,8 @@ pub struct State {
     pub aof_base_size: AtomicU64,
     /// Keys the last background save copied on write (its `cow` figure).
     pub last_cow_bytes: AtomicU64,
+    /// The same figure of the last AOF rewrite (`aof_last_cow_size`).
+    pub aof_last_cow_bytes: AtomicU64,
     /// Write commands are refused with MISCONF (`stop-writes-on-bgsave-error`).
     pub misconf: AtomicBool,
     /// The dataset is being loaded: commands without the `loading` flag get LOADING.
@@ -58,6 +60,7 @@ impl Default for State {
             last_bgsave_secs: AtomicI64::new(-1),
             last_bgsave_try: AtomicU64::new(0),
             last_cow_bytes: AtomicU64::new(0),
+            aof_last_cow_bytes: AtomicU64::new(0),
             aof_rewrite_scheduled: AtomicBool::new(false),
             aof_rewrite_ok: AtomicBool::new(true),
             aof_last_rewrite_secs: AtomicI64::new(-1),

@@ -440,7 +440,7 @@ fn persistence_section(server: &Server, f: &mut Field) {
     f("aof_rewrites", get(&p.aof_rewrites));
     f("aof_rewrites_consecutive_failures", get(&p.aof_rewrite_failures));
     f("aof_last_write_status", status(aof_write_ok));
-    f("aof_last_cow_size", "0".into());
+    f("aof_last_cow_size", get(&p.aof_last_cow_bytes));
     f("module_fork_in_progress", "0".into());
     f("module_fork_last_cow_size", "0".into());
     if let Some(a) = &aof {
@@ -448,6 +448,8 @@ fn persistence_section(server: &Server, f: &mut Field) {
         f("aof_base_size", get(&p.aof_base_size));
         f("aof_pending_rewrite", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
         f("aof_buffer_length", a.pending_len().to_string());
+        // The AOF's thread writes and fsyncs itself: no background fsync job
+        // is ever queued, and no write ever waits for one.
         f("aof_pending_bio_fsync", "0".into());
         f("aof_delayed_fsync", "0".into());
     }
