@@ -11,6 +11,8 @@
 # `del` deletes random keys of a keyspace filled by SETs first (not measured).
 # CLUSTER=1: moonshard runs with `cluster-enabled yes` as a one-node cluster
 # serving every slot (redis-server the same).
+# CLIENTS=N: N client connections (default 1; the performance issue's -P 1
+# target is stated at -c 50, where a wake-up serves several connections).
 # ACL_USER=1: the load runs as a user with key patterns (`~key:* ~{s}* +@all`)
 # instead of the default user, to measure the cost of the ACL check.
 set -euo pipefail
@@ -50,7 +52,7 @@ count() {  # count <test> <n>: total Ir while running n requests
     args=("${args[@]:0:${#args[@]}-2}" xadd mystream '*' myfield myvalue)
   fi
   callgrind_control -i on "$pid" >/dev/null 2>&1
-  redis-benchmark -p "$port" -c 1 -n "$n" -P "$pipeline" -r 100000 -q "${args[@]}" >/dev/null
+  redis-benchmark -p "$port" -c "${CLIENTS:-1}" -n "$n" -P "$pipeline" -r 100000 -q "${args[@]}" >/dev/null
   callgrind_control -i off "$pid" >/dev/null 2>&1
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true

@@ -308,6 +308,14 @@ fn replication_command_errors_match_redis() {
         &["REPLCONF", "listening-port", "abc"],
         &["REPLCONF", "capa", "eof", "capa", "psync2"],
         &["REPLCONF", "listening-port", "6390"],
+        &["REPLCONF", "rdb-only", "2"],
+        &["REPLCONF", "rdb-only", "x"],
+        &["REPLCONF", "rdb-only", "0"],
+        &["REPLCONF", "rdb-filter-only", "foo"],
+        &["REPLCONF", "rdb-filter-only", "functions foo"],
+        &["REPLCONF", "rdb-filter-only", "FUNCTIONS"],
+        &["REPLCONF", "rdb-filter-only", ""],
+        &["REPLCONF", "rdb-filter-only"],
         &["REPLICAOF", "127.0.0.1", "notaport"],
         &["REPLICAOF", "127.0.0.1", "70000"],
         &["REPLICAOF", "NO", "ONE"],
@@ -724,4 +732,56 @@ fn a_replica_over_maxmemory_keeps_its_masters_keys() {
     // Switched off, the replica's own eviction brings it under the limit.
     assert_eq!(q(&mut r, "CONFIG SET replica-ignore-maxmemory no"), "OK");
     wait_until(20, "the replica evicts", || num(&mut r, "stats", "evicted_keys") > 0);
+}
+
+/// `redis-cli --rdb` and `redis-cli --functions-rdb` (REPLCONF rdb-only and
+/// rdb-filter-only) against moonshard: the files pass redis-check-rdb and
+/// redis-server loads them with the keys and the function library, or the
+/// library alone.
+#[test]
+fn redis_cli_rdb_and_functions_rdb_load_into_redis_server() {
+    if !common::has_program("redis-cli") || !common::has_program("redis-check-rdb") {
+        assert!(std::env::var("MOONSHARD_REQUIRE_REDIS").as_deref() != Ok("1"), "redis-tools are required");
+        return;
+    }
+    let ms = repl_moonshard(2, &[]);
+    let mut c = ms.client();
+    let lib = "#!lua name=cli_lib\nredis.register_function('cli_f', function() return 'from moonshard' end)";
+    assert_eq!(q_args(&mut c, &["FUNCTION", "LOAD", lib]), "cli_lib");
+    for i in 0..50 {
+        q_args(&mut c, &["SET", &format!("k{i}"), &format!("v{i}")]);
+    }
+    q_args(&mut c, &["RPUSH", "list", "a", "b", "c"]);
+    let dir = common::temp_dir("cli-rdb");
+    for (flag, file, keys) in [("--functions-rdb", "functions.rdb", 0), ("--rdb", "all.rdb", 51)] {
+        let path = dir.join(file);
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &ms.port.to_string(), flag])
+            .arg(&path)
+            .output()
+            .expect("run redis-cli");
+        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "redis-cli {flag}: {text}");
+        assert!(text.contains("Transfer finished with success"), "redis-cli {flag}: {text}");
+        let check = std::process::Command::new("redis-check-rdb").arg(&path).output().expect("run redis-check-rdb");
+        let report = String::from_utf8_lossy(&check.stdout).to_string();
+        assert!(check.status.success() && report.contains("RDB looks OK"), "{flag}: {report}");
+        // redis-server loads the file: the library, and the keys unless filtered out.
+        let Some(r) = redis_server_with(&["--dir", dir.to_str().unwrap_or_default(), "--dbfilename", file]) else {
+            return;
+        };
+        let mut rc = r.client();
+        assert_eq!(q_args(&mut rc, &["DBSIZE"]), keys.to_string(), "{flag}");
+        assert_eq!(q_args(&mut rc, &["FCALL", "cli_f", "0"]), "from moonshard", "{flag}");
+        if keys > 0 {
+            assert_eq!(q_args(&mut rc, &["LRANGE", "list", "0", "-1"]), "[a,b,c]", "{flag}");
+        }
+    }
+    // The server goes on serving after the two RDB-only syncs.
+    let mut c = ms.client();
+    assert_eq!(q_args(&mut c, &["PING"]), "PONG");
+}
+
+fn q_args(c: &mut redis::Connection, args: &[&str]) -> String {
+    common::show(run_str(c, args))
 }

@@ -15,6 +15,8 @@
 #   lock       redis-py Lock acquire+release (one op = both), 4 threads
 #   ratelimit  redis-py Script: a sliding-window limiter, 4 threads
 #   zipf       GET/SET 9:1, 80% of requests on ~1% of keys (loadtest --zipf 1.15)
+# MOONSHARD_ARGS: extra moonshard flags (e.g. "--io-threads 1"); ONLY: the
+# workloads to run, space-separated (default all).
 # Needs target/release/{moonshard,loadtest}, node + tests/node/node_modules,
 # and target/pyvenv (created by the test suite) for redis-py.
 set -euo pipefail
@@ -25,6 +27,8 @@ loadtest=${LOADTEST:-$root/target/release/loadtest}
 py=${PYTHON:-$root/target/pyvenv/bin/python}
 cpu=${SERVER_CPU:-0}
 shards=${SHARDS:-1}
+read -r -a extra_args <<<"${MOONSHARD_ARGS:-}"
+only=${ONLY:-bullmq seed lock ratelimit zipf}
 clients_cpus=$(python3 -c "import os; c=sorted(os.sched_getaffinity(0)); print(','.join(str(x) for x in c if x != $cpu) or str(c[0]))")
 work=$(mktemp -d)
 pids=()
@@ -38,7 +42,7 @@ start_server() {  # start_server <name> <port>: sets $pid
   mkdir -p "$work/$name"
   if [[ $name == moonshard* ]]; then
     taskset -c "$cpu" "$moonshard" --port "$port" --save "" --dir "$work/$name" --shards "$shards" \
-      --keyspace-mode standalone >/dev/null 2>&1 &
+      --keyspace-mode standalone "${extra_args[@]}" >/dev/null 2>&1 &
   else
     taskset -c "$cpu" redis-server --port "$port" --save "" --appendonly no --dir "$work/$name" \
       >/dev/null 2>&1 &
@@ -50,6 +54,7 @@ start_server() {  # start_server <name> <port>: sets $pid
 
 measure() {  # measure <server> <pid> <port> <workload> <ops> <command...>
   local server=$1 pid=$2 port=$3 workload=$4 ops=$5; shift 5
+  [[ " $only " == *" $workload "* ]] || return 0
   redis-cli -p "$port" flushall >/dev/null
   local before after out
   before=$(ticks "$pid")

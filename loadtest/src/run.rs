@@ -31,6 +31,9 @@ pub struct RunConfig {
     pub slow_ms: u64,
 }
 
+/// Slow batches: (start as Unix ms, latency in µs).
+type SlowList = Vec<(u64, u64)>;
+
 /// At most this many slow requests are listed (each connection its share).
 const SLOW_LIST_MAX: usize = 100_000;
 
@@ -177,15 +180,12 @@ pub fn run(cfg: &RunConfig, workload: &Workload) -> Result<RunResult, String> {
     })
 }
 
-/// A thread's latencies and its slow batches (start, latency).
-type ThreadResult = (Histogram<u64>, Vec<(u64, u64)>);
-
 fn run_thread(
     cfg: &RunConfig,
     workload: &Workload,
     shared: &Arc<Shared>,
     conns: Vec<usize>,
-) -> Result<ThreadResult, String> {
+) -> Result<(Histogram<u64>, SlowList), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -228,7 +228,7 @@ async fn drive(
     pipeline: u64,
     timeout: Duration,
     mut rng: SmallRng,
-) -> (Histogram<u64>, Vec<(u64, u64)>) {
+) -> (Histogram<u64>, SlowList) {
     let mut hist = new_hist();
     let mut slow = Vec::new();
     let mut batch = Vec::new();

@@ -87,7 +87,26 @@ fn replconf(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
                 ));
             }
             ctx.server.replicas.announce_ip(ctx.client.id(), String::from_utf8_lossy(val).into_owned());
-        } else if !eq_ic(opt, "rdb-only") {
+        } else if eq_ic(opt, "rdb-only") {
+            match parse_i64(val) {
+                Some(v @ 0..=1) => ctx.server.replicas.request_rdb_only(ctx.client.id(), v == 1),
+                Some(_) => return Reply::err("value is out of range, value must between 0 and 1"),
+                None => return Reply::not_integer(),
+            }
+        } else if eq_ic(opt, "rdb-filter-only") {
+            // Include filters; "functions" is the only one, none: an empty RDB.
+            let mut functions = false;
+            for filter in val.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()) {
+                if !eq_ic(filter, "functions") {
+                    return Reply::err(format!(
+                        "Unsupported rdb-filter-only option: {}",
+                        String::from_utf8_lossy(filter)
+                    ));
+                }
+                functions = true;
+            }
+            ctx.server.replicas.request_rdb_filter(ctx.client.id(), functions);
+        } else {
             return Reply::err(format!("Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt)));
         }
     }

@@ -83,10 +83,37 @@ impl Socket<'_> {
     }
 
     /// Reads what the socket has now (`WouldBlock` when nothing).
+    ///
+    /// A read that leaves room in `buf` has drained the socket (epoll), so
+    /// the socket's readiness is cleared with it, as tokio's own `poll_read`
+    /// does: the next call then answers `WouldBlock` without a `recv`, where
+    /// it would otherwise make one more system call per request to learn
+    /// that nothing came. The readiness is cleared through `try_io`, which
+    /// clears it only if no new event arrived since it was read (so input
+    /// that comes during the read is never missed).
     pub fn try_read_buf(self, buf: &mut BytesMut) -> std::io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.try_read_buf(buf),
-            Socket::Unix(s) => s.try_read_buf(buf),
+        let room = buf.capacity() - buf.len();
+        let mut drained = None;
+        let mut read_all = || {
+            let r = match self {
+                Socket::Tcp(s) => s.try_read_buf(buf),
+                Socket::Unix(s) => s.try_read_buf(buf),
+            };
+            match r {
+                Ok(n) if n > 0 && n < room => {
+                    drained = Some(n);
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                }
+                r => r,
+            }
+        };
+        let r = match self {
+            Socket::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, &mut read_all),
+            Socket::Unix(s) => s.try_io(tokio::io::Interest::READABLE, &mut read_all),
+        };
+        match drained {
+            Some(n) => Ok(n),
+            None => r,
         }
     }
 

@@ -459,6 +459,48 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
     stream.flush().await.is_ok()
 }
 
+/// A full sync whose RDB leaves the keys out (`REPLCONF rdb-filter-only`,
+/// `redis-cli --functions-rdb`): the function libraries (`functions`) or
+/// nothing. It is built at once, shared with no other replica and not
+/// delayed by `repl-diskless-sync-delay`; no write stream follows it. True
+/// when all of it was sent.
+async fn full_sync_filtered<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    req: &SyncRequest,
+    eof: bool,
+    functions: bool,
+) -> bool {
+    let codes = if functions { crate::scripting::functions::library_codes(server) } else { Vec::new() };
+    let opts = crate::persist::save::writer_options(server, false);
+    let rdb = crate::persist::rdb::RdbWriter::new(Vec::new(), &opts).and_then(|mut w| {
+        for code in &codes {
+            w.function(code)?;
+        }
+        w.finish()
+    });
+    let Ok(rdb) = rdb else {
+        return false;
+    };
+    let mut out = Vec::with_capacity(rdb.len() + 160);
+    if matches!(req, SyncRequest::Psync { .. }) {
+        let offset = server.replicas.history.lock().offset;
+        out.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", server.replid.lock()).as_bytes());
+    }
+    let mark = crate::server::random_id();
+    if eof {
+        out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
+    } else {
+        out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+    }
+    out.extend_from_slice(&rdb);
+    if eof {
+        out.extend_from_slice(mark.as_bytes());
+    }
+    server.stats.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+    stream.write_all(&out).await.is_ok() && stream.flush().await.is_ok()
+}
+
 /// Serves a connection whose PSYNC/SYNC was accepted, until the replica
 /// goes away: partial or full sync, then the write stream.
 pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
@@ -470,6 +512,7 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let replicas = &server.replicas;
     let (port, psync2, eof) = replicas.announced.lock().remove(&info.id).unwrap_or((0, false, false));
+    let rdb_request = replicas.take_rdb_request(info.id);
     // The address the replica announced (`replica-announce-ip`), else the
     // connection's: what ROLE and INFO show and FAILOVER TO matches.
     let ip = replicas.take_announced_ip(info.id).unwrap_or_else(|| {
@@ -489,7 +532,11 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         notify: tokio::sync::Notify::new(),
     });
     info.set_flag('S', true);
-    let name = format!("{}:{}", link.ip, link.port);
+    // As Redis names a replica in its log (no REPLCONF listening-port: redis-cli --rdb).
+    let name = match link.port {
+        0 => format!("{}:<unknown-replica-port>", link.ip),
+        port => format!("{}:{port}", link.ip),
+    };
     replicas.links.lock().push(link.clone());
     *replicas.idle_since.lock() = None;
     let sub: Arc<dyn Subscriber> = link.clone();
@@ -498,7 +545,7 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         log(server, "notice", &format!("Replica {name} asks for synchronization"));
         if replid == "?" {
             log(server, "notice", &format!("Full resync requested by replica {name}"));
-        } else {
+        } else if !rdb_request.filtered {
             match try_partial(server, &link, replid, *offset) {
                 Ok(done) => partial = Some((done, *offset)),
                 Err(why) => {
@@ -510,7 +557,17 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         log(server, "notice", &format!("Replica {name} asks for synchronization"));
     }
-    if let Some(((replid, n), from)) = partial {
+    if rdb_request.filtered {
+        // Keys left out: the RDB is built at once and nothing follows it.
+        replicas.sync_full.fetch_add(1, Ordering::Relaxed);
+        if full_sync_filtered(server, stream, &req, eof, rdb_request.functions).await {
+            log(
+                server,
+                "notice",
+                &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
+            );
+        }
+    } else if let Some(((replid, n), from)) = partial {
         replicas.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
         link.ack.store(from.max(1) as u64 - 1, Ordering::Release);
         link.online.store(true, Ordering::Release);
@@ -553,9 +610,18 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
             } else {
                 log(server, "notice", &format!("Synchronization with replica {name} succeeded"));
             }
-            // After a diskless transfer the stream waits for the replica's
-            // first ACK: its end mark must be the last bytes it reads.
-            follow(server, stream, inbuf, info, &link, !diskless).await;
+            if rdb_request.rdb_only {
+                // `REPLCONF rdb-only 1` (redis-cli --rdb): no write stream.
+                log(
+                    server,
+                    "notice",
+                    &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
+                );
+            } else {
+                // After a diskless transfer the stream waits for the replica's
+                // first ACK: its end mark must be the last bytes it reads.
+                follow(server, stream, inbuf, info, &link, !diskless).await;
+            }
         }
     }
     {

@@ -30,6 +30,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// What a connection asked of the RDB of its full sync (`redis-cli --rdb`
+/// sends `rdb-only 1`, `--functions-rdb` also `rdb-filter-only functions`).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RdbRequest {
+    /// The connection is closed once the RDB is sent: no write stream.
+    pub rdb_only: bool,
+    /// No keys in the RDB (`rdb-filter-only`) ...
+    pub filtered: bool,
+    /// ... but the function libraries (`rdb-filter-only functions`).
+    pub functions: bool,
+}
+
 /// The replicas of this master, connections on their way to become one,
 /// and this server's own master when it is a replica.
 pub struct Replicas {
@@ -41,6 +53,9 @@ pub struct Replicas {
     /// REPLCONF ip-address (the replica's `replica-announce-ip`): the address
     /// its link shows and FAILOVER TO matches instead of the connection's.
     announced_ip: Mutex<HashMap<u64, String>>,
+    /// REPLCONF rdb-only / rdb-filter-only: what a connection asked of the
+    /// RDB of its full sync.
+    rdb_requests: Mutex<HashMap<u64, RdbRequest>>,
     /// Connections whose PSYNC or SYNC was accepted, waiting for their
     /// connection task to hand them over.
     handoff: Mutex<HashMap<u64, SyncRequest>>,
@@ -98,6 +113,7 @@ impl Default for Replicas {
             links: Mutex::default(),
             announced: Mutex::default(),
             announced_ip: Mutex::default(),
+            rdb_requests: Mutex::default(),
             handoff: Mutex::default(),
             handoffs: AtomicUsize::new(0),
             following: Mutex::default(),
@@ -132,6 +148,25 @@ impl Replicas {
     /// REPLCONF ip-address: the address the replica announces.
     pub fn announce_ip(&self, client: u64, ip: String) {
         self.announced_ip.lock().insert(client, ip);
+    }
+
+    /// REPLCONF rdb-only 0|1.
+    pub fn request_rdb_only(&self, client: u64, only: bool) {
+        self.rdb_requests.lock().entry(client).or_default().rdb_only = only;
+    }
+
+    /// REPLCONF rdb-filter-only: keys are left out of the RDB, and the
+    /// function libraries too unless `functions`.
+    pub fn request_rdb_filter(&self, client: u64, functions: bool) {
+        let mut requests = self.rdb_requests.lock();
+        let r = requests.entry(client).or_default();
+        r.filtered = true;
+        r.functions = functions;
+    }
+
+    /// What a connection asked of its RDB (taken once).
+    pub(crate) fn take_rdb_request(&self, client: u64) -> RdbRequest {
+        self.rdb_requests.lock().remove(&client).unwrap_or_default()
     }
 
     /// The address a connection announced, if any (taken once).
@@ -174,6 +209,7 @@ impl Replicas {
     pub fn forget(&self, client: u64) {
         self.announced.lock().remove(&client);
         self.announced_ip.lock().remove(&client);
+        self.rdb_requests.lock().remove(&client);
         let _ = self.take_handoff(client);
     }
 
