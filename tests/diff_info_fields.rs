@@ -430,3 +430,53 @@ fn errors_while_loading_the_aof_are_unexpected_as_in_redis() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[test]
+fn a_full_sync_in_progress_shows_redis_transfer_fields() {
+    let Some(their_master) = common::repl_redis(&[]) else { return };
+    let Some(their_replica) = common::repl_redis(&[]) else { return };
+    let our_master = common::repl_moonshard(2, &[]);
+    let our_replica = common::repl_moonshard(2, &[]);
+    const TRANSFER: &[&str] = &[
+        "master_sync_total_bytes",
+        "master_sync_read_bytes",
+        "master_sync_left_bytes",
+        "master_sync_perc",
+        "master_sync_last_io_seconds_ago",
+    ];
+    for (who, m, r) in [("redis-server", &their_master, &their_replica), ("moonshard", &our_master, &our_replica)] {
+        let mut c = m.client();
+        // 200 keys at 10 ms each: a save of 2 s, long enough to be seen.
+        let mut mset = vec!["MSET".to_string()];
+        for i in 0..200 {
+            mset.extend([format!("k{i}"), "v".repeat(100)]);
+        }
+        let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+        run_str(&mut c, &args).expect("MSET");
+        run_str(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "10000"]).expect("CONFIG SET");
+        run_str(&mut r.client(), &["REPLICAOF", "127.0.0.1", &m.port.to_string()]).expect("REPLICAOF");
+        let mut seen = None;
+        wait_until(30, "the replica to show the transfer", || {
+            let i = info(r);
+            if field(&i, "Replication", "master_sync_in_progress") == "1" && i["Replication"].contains_key(TRANSFER[0])
+            {
+                seen = Some(i["Replication"].clone());
+            }
+            seen.is_some()
+        });
+        let seen = seen.unwrap_or_default();
+        for name in TRANSFER {
+            assert!(seen.contains_key(*name), "{who}: no {name} during the sync: {seen:?}");
+        }
+        let n = |name: &str| seen[name].parse::<i64>().unwrap_or(i64::MIN);
+        // A payload of unknown size (a diskless sync's, ended by a mark) is 0 bytes long.
+        assert!(n("master_sync_total_bytes") >= -1, "{who}: {seen:?}");
+        if n("master_sync_total_bytes") > 0 {
+            assert_eq!(n("master_sync_left_bytes"), n("master_sync_total_bytes") - n("master_sync_read_bytes"));
+        }
+        run_str(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]).expect("CONFIG SET");
+        wait_until(60, "the sync to end", || field(&info(r), "Replication", "master_link_status") == "up");
+        let done = info(r);
+        assert!(!done["Replication"].contains_key(TRANSFER[0]), "{who}: transfer fields after the sync: {done:?}");
+    }
+}

@@ -407,6 +407,14 @@ fn full_sync(
 ) -> std::io::Result<()> {
     let replicas = &server.replicas;
     replicas.following.lock().sync_in_progress = true;
+    replicas.transfer.start();
+    struct Ended<'a>(&'a super::Transfer);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.active.store(false, Ordering::Release);
+        }
+    }
+    let _ended = Ended(&replicas.transfer);
     let head = read_line(s, buf, Instant::now() + timeout)?;
     let payload = match head.strip_prefix("$EOF:") {
         Some(mark) => Payload::Marked(mark.as_bytes().to_vec()),
@@ -414,6 +422,13 @@ fn full_sync(
             std::io::Error::other(format!("Bad protocol from MASTER, the first byte is not '$': {head}"))
         })?),
     };
+    let size = match &payload {
+        Payload::Sized(len) => *len as i64,
+        Payload::Marked(_) => 0,
+    };
+    replicas.transfer.size.store(size, Ordering::Relaxed);
+    // What arrived with the header counts as read.
+    replicas.transfer.received(buf.len() as u64);
     let from = match server.config.get("repl-diskless-load").as_deref() {
         Some("swapdb") => LoadFrom::Memory,
         Some("on-empty-db") if dataset_is_empty(server) => LoadFrom::Socket,
@@ -493,7 +508,7 @@ fn full_sync(
             Payload::Sized(len) => Some(*len as u64),
             Payload::Marked(_) => None,
         };
-        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout, counted: &server.stats };
+        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout, counted: server };
         let input = std::io::BufReader::with_capacity(1 << 16, sock);
         let (mut input, loaded) = match crate::persist::load::read_into(server, input, &mut target, false) {
             Ok(done) => done,
@@ -715,7 +730,7 @@ struct SocketReader<'a> {
     last_data: &'a mut Instant,
     timeout: Duration,
     /// Where the bytes read from the socket are counted.
-    counted: &'a crate::stats::Stats,
+    counted: &'a Server,
 }
 
 impl std::io::Read for SocketReader<'_> {
@@ -736,7 +751,8 @@ impl std::io::Read for SocketReader<'_> {
                     Ok(0) => return Err(std::io::Error::other("the master closed the connection")),
                     Ok(n) => {
                         *self.last_data = Instant::now();
-                        self.counted.count_repl_input(n as u64);
+                        self.counted.stats.count_repl_input(n as u64);
+                        self.counted.replicas.transfer.received(n as u64);
                         break n;
                     }
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -769,6 +785,7 @@ fn read_some(
         Ok(0) => Err(std::io::Error::other("the master closed the connection")),
         Ok(n) => {
             server.stats.count_repl_input(n as u64);
+            server.replicas.transfer.received(n as u64);
             buf.extend_from_slice(&chunk[..n]);
             *last_data = Instant::now();
             Ok(())

@@ -474,6 +474,16 @@ fn replication_section(server: &Server, f: &mut Field) {
         f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
         f("slave_read_repl_offset", offset.to_string());
         f("slave_repl_offset", offset.to_string());
+        let t = &replicas.transfer;
+        if following.sync_in_progress && t.active.load(Relaxed) {
+            let (size, read) = (t.size.load(Relaxed), t.read.load(Relaxed) as i64);
+            let perc = if size > 0 { read as f64 * 100.0 / size as f64 } else { 0.0 };
+            f("master_sync_total_bytes", size.to_string());
+            f("master_sync_read_bytes", read.to_string());
+            f("master_sync_left_bytes", (size - read).to_string());
+            f("master_sync_perc", format!("{perc:.2}"));
+            f("master_sync_last_io_seconds_ago", now.saturating_sub(t.last_io.load(Relaxed)).to_string());
+        }
         if !following.link_up {
             // -1 when no link to a master was ever lost (Redis's repl_down_since 0).
             let since = following.down_since;
