@@ -480,3 +480,51 @@ fn a_full_sync_in_progress_shows_redis_transfer_fields() {
         assert!(!done["Replication"].contains_key(TRANSFER[0]), "{who}: transfer fields after the sync: {done:?}");
     }
 }
+
+/// The messages of a log from the first `Connection with master lost.` on, `n` of them.
+fn after_lost(log: &str, n: usize) -> Vec<String> {
+    let messages: Vec<String> = log.lines().filter_map(log_line).map(|(_, m)| m).collect();
+    let from = messages.iter().position(|m| m == "Connection with master lost.").unwrap_or(messages.len());
+    messages[from..].iter().take(n).cloned().collect()
+}
+
+#[test]
+fn a_replica_whose_master_dies_logs_as_redis() {
+    if !common::has_program("redis-server") {
+        let _ = common::redis_server();
+        return;
+    }
+    let their_dir = common::temp_dir("redis-lost-master");
+    let their_log = their_dir.join("redis.log");
+    let dir_arg = their_dir.to_string_lossy().into_owned();
+    let log_arg = their_log.to_string_lossy().into_owned();
+    let Some(theirs) = common::redis_server_with(&["--dir", &dir_arg, "--logfile", &log_arg]) else { return };
+    let (ours, our_log) = common::moonshard_logged(&["--shards", "2"]);
+    let their_master = common::repl_redis(&[]).expect("redis-server");
+    let our_master = common::repl_moonshard(2, &[]);
+    attach(&theirs, &their_master);
+    attach(&ours, &our_master);
+    let addrs = [format!("127.0.0.1:{}", their_master.port), format!("127.0.0.1:{}", our_master.port)];
+    drop((their_master, our_master));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let [their_addr, our_addr] = &addrs;
+    wait_until(20, "redis-server to retry twice", || tries(&read(&their_log), their_addr).len() >= 2);
+    wait_until(20, "moonshard to retry twice", || tries(&read(&our_log), our_addr).len() >= 2);
+    let (theirs_m, ours_m) = (after_lost(&read(&their_log), 4), after_lost(&read(&our_log), 4));
+    drop((theirs, ours));
+    let _ = std::fs::remove_dir_all(&their_dir);
+    // The lines of the lost link and the immediate try; how that try ends
+    // depends on how far the dead master's socket is closed (refused, or
+    // reset: on redis-server too); the later tries, every second, are the
+    // `tries` above.
+    let expected = |addr: &str| -> Vec<String> {
+        vec![
+            "Connection with master lost.".to_string(),
+            "Caching the disconnected master state.".to_string(),
+            format!("Reconnecting to MASTER {addr}"),
+            "MASTER <-> REPLICA sync started".to_string(),
+        ]
+    };
+    assert_eq!(theirs_m, expected(their_addr), "redis-server's lines (the reference)");
+    assert_eq!(ours_m, expected(our_addr), "moonshard's lines");
+}

@@ -72,6 +72,9 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         crate::storage::ignore_ttls_on_this_thread(true);
         // The backlog now records the master's stream, not ours.
         super::detach_feed(&srv);
+        // After a lost link the next try is at once, as Redis reconnects
+        // when it frees its master client; else a second later.
+        let mut reconnect = false;
         while srv.replicas.generation.load(Ordering::Acquire) == gen && !srv.shutting_down.load(Ordering::SeqCst) {
             let attempt = {
                 let _one_at_a_time = srv.replicas.syncing.lock();
@@ -81,18 +84,29 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                 // Every try logs what Redis's connectWithMaster logs (tools
                 // wait for these lines): the connection is started, then
                 // either the handshake goes on or the error is logged below.
-                log(&srv, "notice", &format!("Connecting to MASTER {host}:{port}"));
+                let verb = if reconnect { "Reconnecting" } else { "Connecting" };
+                log(&srv, "notice", &format!("{verb} to MASTER {host}:{port}"));
                 log(&srv, "notice", "MASTER <-> REPLICA sync started");
                 let attempt = sync_with_master(&srv, &host, port, gen);
                 srv.replicas.master_socket.lock().take();
                 attempt
             };
+            let current = srv.replicas.generation.load(Ordering::Acquire) == gen;
+            let was_up = srv.replicas.following.lock().link_up;
             if let Err(e) = attempt {
                 // (An InvalidData error was logged where it happened.)
-                if srv.replicas.generation.load(Ordering::Acquire) == gen && e.kind() != std::io::ErrorKind::InvalidData
-                {
-                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {}", os_text(&e)));
+                if current && e.kind() != std::io::ErrorKind::InvalidData {
+                    if !was_up {
+                        log(&srv, "warning", &format!("Error condition on socket for SYNC: {}", os_text(&e)));
+                    } else if e.to_string().starts_with("MASTER timeout") {
+                        log(&srv, "warning", &e.to_string());
+                    }
                 }
+            }
+            if current && was_up {
+                // Redis's lines when its master client is freed.
+                log(&srv, "warning", "Connection with master lost.");
+                log(&srv, "notice", "Caching the disconnected master state.");
             }
             {
                 let mut f = srv.replicas.following.lock();
@@ -104,6 +118,10 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                     f.link_up = false;
                     f.sync_in_progress = false;
                 }
+            }
+            reconnect = current && was_up;
+            if reconnect {
+                continue;
             }
             // Another try a second later, as Redis's replication cron does
             // (checked every 100 ms, so REPLICAOF or SHUTDOWN ends this at once).
