@@ -528,3 +528,30 @@ fn a_replica_whose_master_dies_logs_as_redis() {
     assert_eq!(theirs_m, expected(their_addr), "redis-server's lines (the reference)");
     assert_eq!(ours_m, expected(our_addr), "moonshard's lines");
 }
+
+#[test]
+fn a_replica_receiving_the_saved_file_is_in_send_bulk_as_in_redis() {
+    use std::io::{Read, Write};
+    let Some(theirs) = common::repl_redis(&[]) else { return };
+    let ours = common::repl_moonshard(2, &[]);
+    for (who, m) in [("redis-server", &theirs), ("moonshard", &ours)] {
+        // 20 MB: more than the sockets' buffers hold while the replica does not read.
+        run_str(&mut m.client(), &["DEBUG", "POPULATE", "5000", "key", "4096"]).expect("DEBUG POPULATE");
+        run_str(&mut m.client(), &["CONFIG", "SET", "rdbcompression", "no"]).expect("CONFIG SET");
+        // A replica without `capa eof`, so the sync goes through a file, that
+        // stops reading after its PSYNC.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", m.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(b"REPLCONF listening-port 4321\r\n").expect("write");
+        let mut ok = [0u8; 5];
+        s.read_exact(&mut ok).expect("+OK");
+        s.write_all(b"PSYNC ? -1\r\n").expect("write");
+        let mut state = String::new();
+        wait_until(60, &format!("{who}: the replica's state to be send_bulk"), || {
+            state = field(&info(m), "Replication", "slave0");
+            state.contains("state=send_bulk")
+        });
+        assert!(state.starts_with("ip=127.0.0.1,port=4321,state=send_bulk,"), "{who}: {state}");
+        drop(s);
+    }
+}

@@ -43,6 +43,8 @@ pub struct Link {
     pub online: AtomicBool,
     /// Waiting for its diskless full sync to start (`repl-diskless-sync-delay`).
     waiting: AtomicBool,
+    /// A disk-based full sync sends it the saved file (INFO's `send_bulk`).
+    pub sending_file: AtomicBool,
     /// The shared diskless transfer it joined (set as `waiting` ends).
     share: Mutex<Option<Joined>>,
     /// Its task is leaving: a snapshot's instant no longer subscribes it.
@@ -420,6 +422,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
         head.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     head.extend_from_slice(format!("${len}\r\n").as_bytes());
+    link.sending_file.store(true, Ordering::Relaxed);
     if stream.write_all(&head).await.is_err() {
         return false;
     }
@@ -525,6 +528,7 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         last_ack: AtomicU64::new(now_secs()),
         online: AtomicBool::new(false),
         waiting: AtomicBool::new(false),
+        sending_file: AtomicBool::new(false),
         share: Mutex::new(None),
         gone: AtomicBool::new(false),
         client: info.clone(),

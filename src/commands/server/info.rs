@@ -510,7 +510,13 @@ fn replication_section(server: &Server, f: &mut Field) {
     }
     for (i, l) in links.iter().enumerate() {
         let online = l.online.load(Relaxed);
-        let state = if online { "online" } else { "wait_bgsave" };
+        // As Redis: waiting for (or receiving) a snapshot being made, then,
+        // for a disk-based sync, receiving the saved file.
+        let state = match (online, l.sending_file.load(Relaxed)) {
+            (true, _) => "online",
+            (false, true) => "send_bulk",
+            (false, false) => "wait_bgsave",
+        };
         let ack = l.ack.load(Relaxed);
         let lag = now.saturating_sub(l.last_ack.load(Relaxed));
         f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
