@@ -309,6 +309,19 @@ fn a_replica_of_a_dead_port_logs_every_try_as_redis() {
     // Redis's replication cron tries once a second: three tries within 15 s.
     wait_until(15, "three tries in redis-server's log", || tries(&read(&their_log), &addr).len() >= 3);
     wait_until(15, "three tries in moonshard's log", || tries(&read(&our_log), &addr).len() >= 3);
+    // Who asked is logged as Redis logs it, with the client's CLIENT LIST line.
+    for p in [&theirs, &ours] {
+        run_str(&mut p.client(), &["REPLICAOF", "NO", "ONE"]).expect("REPLICAOF NO ONE");
+    }
+    for path in [&their_log, &our_log] {
+        wait_until(10, "MASTER MODE enabled in the log", || {
+            read(path).contains("* MASTER MODE enabled (user request from 'id=")
+        });
+        let text = read(path);
+        let line = format!("* REPLICAOF {addr} enabled (user request from 'id=");
+        assert!(text.contains(&line), "no {line:?} in {}", path.display());
+        assert!(text.contains(" cmd=replicaof user=default "), "{}", path.display());
+    }
     let our_text = read(&our_log);
     let (theirs_t, ours_t) = (tries(&read(&their_log), &addr), tries(&our_text, &addr));
     drop((theirs, ours));

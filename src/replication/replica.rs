@@ -159,7 +159,6 @@ fn cut_master_link(server: &Server) {
 /// from this server.
 pub fn stop_following(server: &Server) {
     unset_master(server);
-    log(server, "notice", "MASTER MODE enabled (user request from 'id=0')");
 }
 
 /// Stops following the master (REPLICAOF NO ONE, a failover's target or an
