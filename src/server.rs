@@ -162,6 +162,10 @@ impl Server {
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown.notify_waiters();
+        // Connections waiting for input listen to their own waker.
+        for c in self.clients.clients.iter() {
+            c.wake_idle();
+        }
     }
 }
 

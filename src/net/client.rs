@@ -35,6 +35,9 @@ pub struct ClientInfo {
     /// Wakes the connection wherever it waits: for CLIENT KILL (`killed` is
     /// set first) or for pushes queued in `pushes`. Waiters check `killed`.
     pub kill_notify: tokio::sync::Notify,
+    /// The connection task while it waits for input (`wake_idle`): cheaper to
+    /// register per wait than two `Notify` waiters (kill, shutdown).
+    idle_waker: Mutex<Option<std::task::Waker>>,
     /// CLIENT TRACKING's mode (read by whoever sends this client invalidations).
     pub tracking: Tracking,
     /// Pushes (invalidation messages) queued for this connection by other clients.
@@ -111,6 +114,7 @@ impl ClientInfo {
             meta: Mutex::new(ClientMeta { resp: 2, user: "default".into(), multi: -1, ..Default::default() }),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
+            idle_waker: Mutex::new(None),
             tracking: Tracking::default(),
             pushes: Pushes::default(),
             blocked: AtomicBool::new(false),
@@ -183,6 +187,29 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
+        self.wake_idle();
+    }
+
+    /// Wakes the connection if it waits for input (a kill, pushes queued, a
+    /// shutdown: the waiter checks those flags after registering, under the
+    /// same lock, so a wake between its check and its wait is not lost).
+    pub fn wake_idle(&self) {
+        if let Some(w) = self.idle_waker.lock().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// The connection task ends: its waker must not outlive it here.
+    pub fn forget_idle(&self) {
+        self.idle_waker.lock().take();
+    }
+
+    /// Registers the connection task waiting for input (see `wake_idle`).
+    pub fn register_idle(&self, waker: &std::task::Waker) {
+        let mut slot = self.idle_waker.lock();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
     }
 
     /// Queues an encoded push for this client, waking its connection when
@@ -192,6 +219,7 @@ impl ClientInfo {
         let pending = self.pushes.queue(frame, later);
         if wake {
             self.kill_notify.notify_one();
+            self.wake_idle();
         }
         pending
     }

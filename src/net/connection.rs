@@ -53,6 +53,38 @@ impl Stream {
     }
 }
 
+/// What ended an `IdleWait`.
+enum Idle {
+    Readable(std::io::Result<()>),
+    /// Killed, or pushes queued.
+    Woken,
+    Shutdown,
+}
+
+/// A connection's wait for input: the socket readable, or the connection
+/// woken (`ClientInfo::wake_idle`) for a kill, pushes or a shutdown. The
+/// flags are checked after the waker is registered, so no wake is lost.
+struct IdleWait<'a> {
+    sock: Socket<'a>,
+    info: &'a crate::net::client::ClientInfo,
+    server: &'a Server,
+}
+
+impl std::future::Future for IdleWait<'_> {
+    type Output = Idle;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Idle> {
+        self.info.register_idle(cx.waker());
+        if self.server.shutting_down.load(Ordering::SeqCst) {
+            return Poll::Ready(Idle::Shutdown);
+        }
+        if self.info.killed.load(Ordering::Acquire) || self.info.pushes.waiting() {
+            return Poll::Ready(Idle::Woken);
+        }
+        self.sock.poll_read_ready(cx).map(Idle::Readable)
+    }
+}
+
 /// `recv` with MSG_PEEK (and `flags`) into `buf`: what is readable, left in the socket.
 fn recv_peek(fd: std::os::fd::RawFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
     // SAFETY: `buf` is a valid, writable slice of `buf.len()` bytes for the
@@ -79,6 +111,14 @@ impl Socket<'_> {
         match self {
             Socket::Tcp(s) => s.readable().await,
             Socket::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Readiness for reading, polled (`IdleWait`).
+    fn poll_read_ready(self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Socket::Tcp(s) => s.poll_read_ready(cx),
+            Socket::Unix(s) => s.poll_read_ready(cx),
         }
     }
 
@@ -451,6 +491,7 @@ impl Connection {
             }
         }
         let _ = self.flush().await;
+        info.forget_idle();
         self.session.close().await;
     }
 
@@ -508,16 +549,12 @@ impl Connection {
                 return Some(Ok(r));
             }
         }
-        tokio::select! {
-            biased;
-            r = sock.readable() => {
-                if let Err(e) = r {
-                    return Some(Ok(Err(e)));
-                }
-            }
+        match (IdleWait { sock, info, server }).await {
+            Idle::Readable(Ok(())) => {}
+            Idle::Readable(Err(e)) => return Some(Ok(Err(e))),
             // Killed, or pushes queued: the loop top sees which.
-            _ = info.kill_notify.notified() => return Some(Err(Again)),
-            _ = server.shutdown.notified() => return None,
+            Idle::Woken => return Some(Err(Again)),
+            Idle::Shutdown => return None,
         }
         self.inbuf = take_read_buffer();
         if self.batch.capacity() == 0 {
