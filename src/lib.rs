@@ -37,7 +37,7 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server.io_threads)
-        .thread_name("moonshard-io")
+        .thread_name(RUNTIME_THREAD_NAME)
         .enable_all()
         .build()?;
     let result = runtime.block_on(net::listener::serve(server.clone(), None));
@@ -48,6 +48,10 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
 
 /// The Redis version whose behaviour moonshard matches (INFO's `redis_version`).
 pub const REDIS_VERSION: &str = "7.0.15";
+
+/// The name of the runtime's threads (the ones that serve clients; INFO
+/// CPU finds them by it).
+pub const RUNTIME_THREAD_NAME: &str = "moonshard-io";
 
 #[cfg(test)]
 mod layering {

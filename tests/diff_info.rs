@@ -20,8 +20,6 @@ const ONLY_REDIS: &[(&str, &str, &str)] = &[
     ("Memory", "used_memory_vm_functions", "functions run in the shards' Lua VMs, counted in used_memory_vm_eval"),
     ("Stats", "reply_buffer_shrinks", "the output buffer has no resize policy to count (a plain growable buffer)"),
     ("Stats", "reply_buffer_expands", "as reply_buffer_shrinks"),
-    ("CPU", "used_cpu_sys_main_thread", "no main thread: commands run on every worker thread"),
-    ("CPU", "used_cpu_user_main_thread", "as used_cpu_sys_main_thread"),
 ];
 
 /// Fields only moonshard has.

@@ -576,6 +576,30 @@ pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[B
     }
 }
 
+/// An error from a command of the AOF being loaded or of the master's
+/// stream: counted and logged as Redis does (it should not happen).
+#[cold]
+fn unexpected_error(server: &Server, cmd: Command, text: &[u8]) {
+    server.stats.unexpected_error_replies.fetch_add(1, Relaxed);
+    let (from, to) =
+        if server.persist.loading.load(Relaxed) { ("server", "AOF-loading-client") } else { ("replica", "master") };
+    // As Redis shows it: a plain ERR message without its code, a reply
+    // with another code as it went out, with its dash.
+    let text = String::from_utf8_lossy(text);
+    let shown = match text.strip_prefix("ERR ") {
+        Some(message) => message.to_string(),
+        None => format!("-{text}"),
+    };
+    crate::net::listener::log(
+        server,
+        "warning",
+        &format!(
+            "== CRITICAL == This {from} is sending an error to its {to}: '{shown}' after processing the command '{}'",
+            cmd.spec.name
+        ),
+    );
+}
+
 /// Step 3: statistics and observers of one finished call.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -595,6 +619,9 @@ fn account(
         Some(_) if crate::scripting::settles_errors(cmd) => false,
         Some(text) => {
             server.stats.count_error(text);
+            if origin == Origin::AofLoad {
+                unexpected_error(server, cmd, text);
+            }
             true
         }
         None => false,

@@ -57,6 +57,50 @@ pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 // -------------------------------------------------------------- RESTORE
 
+/// Whether `sanitize-dump-payload` asks for a deep check of this RESTORE:
+/// `yes`, or `clients` for a client's command (not the master's stream,
+/// nor the AOF) whose user is not `skip-sanitize-payload`.
+fn deep_check_asked(ctx: &Ctx) -> bool {
+    match ctx.server.config.get("sanitize-dump-payload").as_deref() {
+        Some("yes") => true,
+        Some("clients") => {
+            if ctx.origin == super::dispatch::Origin::AofLoad
+                || ctx.server.persist.loading.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return false;
+            }
+            let id = ctx.client.user_id.load(std::sync::atomic::Ordering::Relaxed);
+            ctx.server.acl.by_id(id).is_none_or(|u| u.rules().sanitize != Some(false))
+        }
+        _ => false,
+    }
+}
+
+/// The deep checks Redis makes of a payload (`dump_payload_sanitizations`):
+/// one per compact encoding (ziplist, listpack, intset, zipmap), so one per
+/// node of a quicklist or a stream.
+fn deep_checks(payload: &[u8]) -> u64 {
+    match payload.first() {
+        // zipmap, ziplist list, intset, ziplist zset and hash, listpack hash and zset.
+        Some(9..=13 | 16 | 17) => 1,
+        // Quicklists and streams: their number of nodes comes first.
+        Some(14 | 15 | 18 | 19) => rdb_len(&payload[1..]).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// An RDB length (6, 14, 32 or 64 bits) at the start of `b`.
+fn rdb_len(b: &[u8]) -> Option<u64> {
+    let first = *b.first()?;
+    match first >> 6 {
+        0 => Some(u64::from(first & 0x3f)),
+        1 => Some(u64::from(first & 0x3f) << 8 | u64::from(*b.get(1)?)),
+        _ if first == 0x80 => Some(u64::from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?))),
+        _ if first == 0x81 => Some(u64::from_be_bytes(b.get(1..9)?.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
@@ -105,6 +149,12 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let payload = &args[3];
     if !rdb::verify_payload(payload) {
         return Reply::err("DUMP payload version or checksum are wrong");
+    }
+    // moonshard always decodes a payload whole (a deep check); it is counted
+    // where Redis would check deeply, as Redis counts it.
+    if deep_check_asked(ctx) {
+        let n = deep_checks(payload);
+        ctx.server.stats.dump_payload_sanitizations.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     let value = match rdb::restore_payload(payload, &rdb::decode_options(&ctx.server.config)) {
         Ok(v) => v,
@@ -250,6 +300,12 @@ fn get_socket(
         return None;
     }
     Some(Err(err))
+}
+
+/// MIGRATE's connections kept for reuse (INFO's `migrate_cached_sockets`;
+/// one that outlived its time counts no more, as Redis's cron closes it).
+pub fn cached_sockets() -> usize {
+    SOCKETS.lock().iter().filter(|(_, c)| c.last_use.elapsed() <= SOCKET_CACHE_TTL).count()
 }
 
 fn put_socket(name: String, c: Cached) {

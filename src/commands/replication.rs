@@ -3,6 +3,7 @@
 
 use super::ConnCtx;
 use crate::commands::spec::prelude::*;
+use crate::net::listener::log;
 use crate::protocol::Reply;
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
@@ -37,10 +38,13 @@ fn replicaof(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if ctx.server.replicas.failing_over.load(std::sync::atomic::Ordering::Acquire) {
         return Reply::err("REPLICAOF not allowed while failing over.");
     }
+    // Who asked, as Redis logs it: the client's CLIENT LIST line.
+    let who = |ctx: &ConnCtx| super::connection::client_line(&ctx.client.info, crate::storage::now_ms());
     if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
         if ctx.server.replicas.following.lock().master.is_some() {
             crate::replication::stop_following(ctx.server);
             let _ = ctx.server.config.set("replicaof", "", true);
+            log(ctx.server, "notice", &format!("MASTER MODE enabled (user request from '{}')", who(ctx)));
         }
         return Reply::ok();
     }
@@ -52,7 +56,8 @@ fn replicaof(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         return Reply::Status("OK Already connected to specified master".into());
     }
     let _ = ctx.server.config.set("replicaof", &format!("{host} {port}"), true);
-    crate::replication::follow_master(ctx.server, host, port);
+    crate::replication::follow_master(ctx.server, host.clone(), port);
+    log(ctx.server, "notice", &format!("REPLICAOF {host}:{port} enabled (user request from '{}')", who(ctx)));
     Reply::ok()
 }
 

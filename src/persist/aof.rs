@@ -648,6 +648,11 @@ impl Aof {
         self.pending.lock().buf.len()
     }
 
+    /// Memory the buffer of appended bytes holds (INFO's `mem_aof_buffer`).
+    pub fn pending_memory(&self) -> usize {
+        self.pending.lock().buf.capacity()
+    }
+
     /// Bytes of the AOF's files now (INFO's `aof_current_size`).
     pub fn current_size(&self) -> u64 {
         let since = self.written.load(Ordering::Relaxed).saturating_sub(self.start_offset.load(Ordering::Relaxed));

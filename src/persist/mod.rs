@@ -34,10 +34,15 @@ pub struct State {
     pub aof_base_size: AtomicU64,
     /// Keys the last background save copied on write (its `cow` figure).
     pub last_cow_bytes: AtomicU64,
+    /// The same figure of the last AOF rewrite (`aof_last_cow_size`).
+    pub aof_last_cow_bytes: AtomicU64,
     /// Write commands are refused with MISCONF (`stop-writes-on-bgsave-error`).
     pub misconf: AtomicBool,
     /// The dataset is being loaded: commands without the `loading` flag get LOADING.
     pub loading: AtomicBool,
+    /// A replica loads its master's payload aside while the old dataset
+    /// goes on serving (`repl-diskless-load swapdb`: INFO's `async_loading`).
+    pub async_loading: AtomicBool,
     pub loading_started: AtomicU64,
     pub loading_total_bytes: AtomicU64,
     pub loading_loaded_bytes: AtomicU64,
@@ -55,6 +60,7 @@ impl Default for State {
             last_bgsave_secs: AtomicI64::new(-1),
             last_bgsave_try: AtomicU64::new(0),
             last_cow_bytes: AtomicU64::new(0),
+            aof_last_cow_bytes: AtomicU64::new(0),
             aof_rewrite_scheduled: AtomicBool::new(false),
             aof_rewrite_ok: AtomicBool::new(true),
             aof_last_rewrite_secs: AtomicI64::new(-1),
@@ -63,6 +69,7 @@ impl Default for State {
             aof_base_size: AtomicU64::new(0),
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),
             loading_total_bytes: AtomicU64::new(0),
             loading_loaded_bytes: AtomicU64::new(0),

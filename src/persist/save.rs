@@ -572,6 +572,7 @@ pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
             return;
         }
         p.aof_last_rewrite_secs.store(job.started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        p.aof_last_cow_bytes.store(job.peak_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
         match result.and_then(|()| super::aof::rewrite_done(&srv, &cut)) {
             Ok(()) => {
                 p.aof_rewrites.fetch_add(1, Ordering::Relaxed);

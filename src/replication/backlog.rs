@@ -77,6 +77,11 @@ impl History {
         self.backlog = None;
     }
 
+    /// Memory the backlog's buffer holds (`mem_replication_backlog`).
+    pub fn backlog_memory(&self) -> usize {
+        self.backlog.as_ref().map_or(0, |b| b.capacity())
+    }
+
     /// Bytes the backlog holds (`repl_backlog_histlen`).
     pub fn histlen(&self) -> u64 {
         self.backlog.as_ref().map_or(0, |b| b.len() as u64)

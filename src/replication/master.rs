@@ -43,6 +43,8 @@ pub struct Link {
     pub online: AtomicBool,
     /// Waiting for its diskless full sync to start (`repl-diskless-sync-delay`).
     waiting: AtomicBool,
+    /// A disk-based full sync sends it the saved file (INFO's `send_bulk`).
+    pub sending_file: AtomicBool,
     /// The shared diskless transfer it joined (set as `waiting` ends).
     share: Mutex<Option<Joined>>,
     /// Its task is leaving: a snapshot's instant no longer subscribes it.
@@ -51,6 +53,13 @@ pub struct Link {
     pub client: Arc<ClientInfo>,
     pending: Mutex<Vec<u8>>,
     notify: tokio::sync::Notify,
+}
+
+impl Link {
+    /// Memory holding the stream not yet sent to this replica.
+    pub fn pending_memory(&self) -> usize {
+        self.pending.lock().capacity()
+    }
 }
 
 impl Subscriber for Link {
@@ -361,9 +370,13 @@ async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
                 return false;
             }
         }
-        server.stats.net_output_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        server.stats.count_repl_output(piece.len() as u64);
     }
-    complete && stream.write_all(mark.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
+    if !complete || stream.write_all(mark.as_bytes()).await.is_err() {
+        return false;
+    }
+    server.stats.count_repl_output(mark.len() as u64);
+    stream.flush().await.is_ok()
 }
 
 /// A full sync through the disk (`repl-diskless-sync no`, or a replica
@@ -409,6 +422,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
         head.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     head.extend_from_slice(format!("${len}\r\n").as_bytes());
+    link.sending_file.store(true, Ordering::Relaxed);
     if stream.write_all(&head).await.is_err() {
         return false;
     }
@@ -444,7 +458,7 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
     if sent != len {
         return false;
     }
-    server.stats.net_output_bytes.fetch_add(sent, Ordering::Relaxed);
+    server.stats.count_repl_output(sent);
     stream.flush().await.is_ok()
 }
 
@@ -514,6 +528,7 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         last_ack: AtomicU64::new(now_secs()),
         online: AtomicBool::new(false),
         waiting: AtomicBool::new(false),
+        sending_file: AtomicBool::new(false),
         share: Mutex::new(None),
         gone: AtomicBool::new(false),
         client: info.clone(),
@@ -696,6 +711,8 @@ async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let out = if streaming { std::mem::take(&mut *link.pending.lock()) } else { Vec::new() };
         if !out.is_empty() {
+            // The replica's output buffer, for client_recent_max_output_buffer.
+            info.note_output(out.len());
             // A replica that stops reading: what waits for it is checked
             // against its limits while the write waits.
             let write = stream.write_all(&out);
@@ -718,7 +735,7 @@ async fn follow<S: AsyncRead + AsyncWrite + Unpin>(
             if stream.flush().await.is_err() {
                 return;
             }
-            server.stats.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+            server.stats.count_repl_output(out.len() as u64);
             continue;
         }
         let _ = stream.flush().await;

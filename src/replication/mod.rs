@@ -46,6 +46,9 @@ pub struct RdbRequest {
 /// and this server's own master when it is a replica.
 pub struct Replicas {
     links: Mutex<Vec<Arc<Link>>>,
+    /// The full sync payload being received from the master (INFO's
+    /// `master_sync_*` fields).
+    pub transfer: Transfer,
     /// What each connection announced with REPLCONF (client id -> listening
     /// port, whether it understands `+CONTINUE <replid>`, and whether it
     /// reads an RDB of unknown length ended by a mark: `capa eof`).
@@ -106,11 +109,41 @@ pub struct Replicas {
     pub failing_over: AtomicBool,
 }
 
+/// A full sync's payload on its way from the master, as Redis's
+/// `repl_transfer_*`: its size (-1 until the master said it, 0 for a
+/// payload ended by a mark), the bytes read and when the last arrived.
+#[derive(Default)]
+pub struct Transfer {
+    pub active: AtomicBool,
+    pub size: std::sync::atomic::AtomicI64,
+    pub read: AtomicU64,
+    pub last_io: AtomicU64,
+}
+
+impl Transfer {
+    /// A full sync starts: nothing known of the payload yet.
+    pub fn start(&self) {
+        self.size.store(-1, Ordering::Relaxed);
+        self.read.store(0, Ordering::Relaxed);
+        self.last_io.store(now_secs(), Ordering::Relaxed);
+        self.active.store(true, Ordering::Release);
+    }
+
+    /// Bytes of the payload arrived (nothing while no full sync runs).
+    pub fn received(&self, n: u64) {
+        if self.active.load(Ordering::Relaxed) {
+            self.read.fetch_add(n, Ordering::Relaxed);
+            self.last_io.store(now_secs(), Ordering::Relaxed);
+        }
+    }
+}
+
 impl Default for Replicas {
     fn default() -> Self {
         let history = Arc::new(Mutex::new(History::default()));
         Replicas {
             links: Mutex::default(),
+            transfer: Transfer::default(),
             announced: Mutex::default(),
             announced_ip: Mutex::default(),
             rdb_requests: Mutex::default(),

@@ -46,11 +46,14 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         let mut f = server.replicas.following.lock();
         let was_master = f.master.is_none();
         let (valid, db) = if was_master { (true, 0) } else { (f.valid_history, f.stream_db) };
+        // As Redis's repl_down_since: now if a link to a master is cut
+        // here, else unchanged (0, "never", for a master turning replica).
+        let down_since = if f.link_up { now_secs() } else { f.down_since };
         *f = Following {
             master: Some((host.clone(), port)),
             valid_history: valid,
             stream_db: db,
-            down_since: now_secs(),
+            down_since,
             ..Default::default()
         };
     }
@@ -64,28 +67,46 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     for l in server.replicas.links() {
         l.client.kill();
     }
-    log(server, "notice", &format!("Connecting to MASTER {host}:{port}"));
     let srv = server.clone();
     let _ = std::thread::Builder::new().name("moonshard-replica".into()).spawn(move || {
         crate::storage::ignore_ttls_on_this_thread(true);
         // The backlog now records the master's stream, not ours.
         super::detach_feed(&srv);
+        // After a lost link the next try is at once, as Redis reconnects
+        // when it frees its master client; else a second later.
+        let mut reconnect = false;
         while srv.replicas.generation.load(Ordering::Acquire) == gen && !srv.shutting_down.load(Ordering::SeqCst) {
             let attempt = {
                 let _one_at_a_time = srv.replicas.syncing.lock();
                 if srv.replicas.generation.load(Ordering::Acquire) != gen {
                     break;
                 }
+                // Every try logs what Redis's connectWithMaster logs (tools
+                // wait for these lines): the connection is started, then
+                // either the handshake goes on or the error is logged below.
+                let verb = if reconnect { "Reconnecting" } else { "Connecting" };
+                log(&srv, "notice", &format!("{verb} to MASTER {host}:{port}"));
+                log(&srv, "notice", "MASTER <-> REPLICA sync started");
                 let attempt = sync_with_master(&srv, &host, port, gen);
                 srv.replicas.master_socket.lock().take();
                 attempt
             };
+            let current = srv.replicas.generation.load(Ordering::Acquire) == gen;
+            let was_up = srv.replicas.following.lock().link_up;
             if let Err(e) = attempt {
                 // (An InvalidData error was logged where it happened.)
-                if srv.replicas.generation.load(Ordering::Acquire) == gen && e.kind() != std::io::ErrorKind::InvalidData
-                {
-                    log(&srv, "warning", &format!("Error condition on socket for SYNC: {e}"));
+                if current && e.kind() != std::io::ErrorKind::InvalidData {
+                    if !was_up {
+                        log(&srv, "warning", &format!("Error condition on socket for SYNC: {}", os_text(&e)));
+                    } else if e.to_string().starts_with("MASTER timeout") {
+                        log(&srv, "warning", &e.to_string());
+                    }
                 }
+            }
+            if current && was_up {
+                // Redis's lines when its master client is freed.
+                log(&srv, "warning", "Connection with master lost.");
+                log(&srv, "notice", "Caching the disconnected master state.");
             }
             {
                 let mut f = srv.replicas.following.lock();
@@ -98,6 +119,10 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                     f.sync_in_progress = false;
                 }
             }
+            reconnect = current && was_up;
+            if reconnect {
+                continue;
+            }
             // Another try a second later, as Redis's replication cron does
             // (checked every 100 ms, so REPLICAOF or SHUTDOWN ends this at once).
             for _ in 0..10 {
@@ -108,6 +133,16 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
             }
         }
     });
+}
+
+/// An error as Redis words it: a system error by its `strerror` text
+/// alone ("Connection refused"), without Rust's " (os error 111)".
+fn os_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string(),
+        None => text,
+    }
 }
 
 /// Shuts the link to the master down (the thread reading it sees the
@@ -124,7 +159,6 @@ fn cut_master_link(server: &Server) {
 /// from this server.
 pub fn stop_following(server: &Server) {
     unset_master(server);
-    log(server, "notice", "MASTER MODE enabled (user request from 'id=0')");
 }
 
 /// Stops following the master (REPLICAOF NO ONE, a failover's target or an
@@ -234,7 +268,6 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     // `tcp-keepalive` too.
     let keepalive = server.config.tcp_keepalive.load(Ordering::Relaxed);
     crate::net::listener::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&sock), keepalive);
-    log(server, "notice", "MASTER <-> REPLICA sync started");
     // `tls-replication yes`: the master's address is its TLS port; this
     // server presents its client certificate and verifies the master's.
     let mut s = if server.config.get("tls-replication").as_deref() == Some("yes") {
@@ -391,6 +424,14 @@ fn full_sync(
 ) -> std::io::Result<()> {
     let replicas = &server.replicas;
     replicas.following.lock().sync_in_progress = true;
+    replicas.transfer.start();
+    struct Ended<'a>(&'a super::Transfer);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.active.store(false, Ordering::Release);
+        }
+    }
+    let _ended = Ended(&replicas.transfer);
     let head = read_line(s, buf, Instant::now() + timeout)?;
     let payload = match head.strip_prefix("$EOF:") {
         Some(mark) => Payload::Marked(mark.as_bytes().to_vec()),
@@ -398,6 +439,13 @@ fn full_sync(
             std::io::Error::other(format!("Bad protocol from MASTER, the first byte is not '$': {head}"))
         })?),
     };
+    let size = match &payload {
+        Payload::Sized(len) => *len as i64,
+        Payload::Marked(_) => 0,
+    };
+    replicas.transfer.size.store(size, Ordering::Relaxed);
+    // What arrived with the header counts as read.
+    replicas.transfer.received(buf.len() as u64);
     let from = match server.config.get("repl-diskless-load").as_deref() {
         Some("swapdb") => LoadFrom::Memory,
         Some("on-empty-db") if dataset_is_empty(server) => LoadFrom::Socket,
@@ -419,7 +467,7 @@ fn full_sync(
         }
         LoadFrom::Memory => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to memory"));
-            match receive_to_memory(s, buf, &payload, &mut last_data, timeout) {
+            match receive_to_memory(server, s, buf, &payload, &mut last_data, timeout) {
                 Ok(rdb) => received = Some(rdb),
                 Err(e) => {
                     // What arrived is dropped; the dataset stays (Redis's lines
@@ -477,7 +525,7 @@ fn full_sync(
             Payload::Sized(len) => Some(*len as u64),
             Payload::Marked(_) => None,
         };
-        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout };
+        let sock = SocketReader { s, pre, at: 0, limit, last_data: &mut last_data, timeout, counted: server };
         let input = std::io::BufReader::with_capacity(1 << 16, sock);
         let (mut input, loaded) = match crate::persist::load::read_into(server, input, &mut target, false) {
             Ok(done) => done,
@@ -519,7 +567,10 @@ fn swap_in(
     let replicas = &server.replicas;
     log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
     let side = crate::shard::Shards::new(server.shards.len(), server.databases());
-    let (loaded, codes) = match crate::persist::load::read_aside(server, rdb, &side) {
+    server.persist.async_loading.store(true, Ordering::Relaxed);
+    let read = crate::persist::load::read_aside(server, rdb, &side);
+    server.persist.async_loading.store(false, Ordering::Relaxed);
+    let (loaded, codes) = match read {
         Ok((_, loaded, codes)) => (loaded, codes),
         Err(e) => {
             log(server, "warning", &e);
@@ -606,6 +657,7 @@ fn dataset_is_empty(server: &Server) -> bool {
 
 /// The whole payload in memory; what follows it stays in `buf`.
 fn receive_to_memory(
+    server: &Server,
     s: &mut Link,
     buf: &mut Vec<u8>,
     payload: &Payload,
@@ -616,13 +668,13 @@ fn receive_to_memory(
     match payload {
         Payload::Marked(mark) => {
             while !(rdb.len() >= mark.len() && rdb.ends_with(mark)) {
-                read_some(s, &mut rdb, last_data, timeout)?;
+                read_some(server, s, &mut rdb, last_data, timeout)?;
             }
             rdb.truncate(rdb.len() - mark.len());
         }
         Payload::Sized(len) => {
             while rdb.len() < *len {
-                read_some(s, &mut rdb, last_data, timeout)?;
+                read_some(server, s, &mut rdb, last_data, timeout)?;
             }
             *buf = rdb.split_off(*len);
         }
@@ -658,7 +710,7 @@ fn receive_to_disk(
                     if left == 0 {
                         break;
                     }
-                    read_some(s, &mut pending, last_data, timeout)?;
+                    read_some(server, s, &mut pending, last_data, timeout)?;
                 }
                 *buf = pending;
             }
@@ -671,7 +723,7 @@ fn receive_to_disk(
                 let n = pending.len() - keep;
                 f.write_all(&pending[..n])?;
                 pending.drain(..n);
-                read_some(s, &mut pending, last_data, timeout)?;
+                read_some(server, s, &mut pending, last_data, timeout)?;
             },
         }
         f.sync_all()?;
@@ -694,6 +746,8 @@ struct SocketReader<'a> {
     limit: Option<u64>,
     last_data: &'a mut Instant,
     timeout: Duration,
+    /// Where the bytes read from the socket are counted.
+    counted: &'a Server,
 }
 
 impl std::io::Read for SocketReader<'_> {
@@ -714,6 +768,8 @@ impl std::io::Read for SocketReader<'_> {
                     Ok(0) => return Err(std::io::Error::other("the master closed the connection")),
                     Ok(n) => {
                         *self.last_data = Instant::now();
+                        self.counted.stats.count_repl_input(n as u64);
+                        self.counted.replicas.transfer.received(n as u64);
                         break n;
                     }
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -734,11 +790,19 @@ impl std::io::Read for SocketReader<'_> {
 
 /// Reads what the socket has into `buf`; fails when the master has been
 /// silent for `repl-timeout`.
-fn read_some(s: &mut Link, buf: &mut Vec<u8>, last_data: &mut Instant, timeout: Duration) -> std::io::Result<()> {
+fn read_some(
+    server: &Server,
+    s: &mut Link,
+    buf: &mut Vec<u8>,
+    last_data: &mut Instant,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let mut chunk = [0u8; 64 * 1024];
     match s.read(&mut chunk) {
         Ok(0) => Err(std::io::Error::other("the master closed the connection")),
         Ok(n) => {
+            server.stats.count_repl_input(n as u64);
+            server.replicas.transfer.received(n as u64);
             buf.extend_from_slice(&chunk[..n]);
             *last_data = Instant::now();
             Ok(())
@@ -823,6 +887,6 @@ fn stream(
             send_command(s, &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;
             last_ack = Instant::now();
         }
-        read_some(s, &mut buf, &mut last_data, timeout)?;
+        read_some(server, s, &mut buf, &mut last_data, timeout)?;
     }
 }

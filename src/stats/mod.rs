@@ -26,7 +26,17 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Socket writes.
     pub writes_processed: AtomicU64,
+    /// Bytes of the replication stream and snapshots received from a
+    /// master and sent to replicas (counted in `net_*_bytes` too, as Redis
+    /// 7.0 counts them).
+    pub net_repl_input_bytes: AtomicU64,
+    pub net_repl_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
+    /// Errors of commands from a master's stream or the AOF being loaded
+    /// (Redis's `unexpected_error_replies`).
+    pub unexpected_error_replies: AtomicU64,
+    /// Deep checks of RESTORE payloads `sanitize-dump-payload` asked for.
+    pub dump_payload_sanitizations: AtomicU64,
     /// Clients waiting in a blocking command.
     pub blocked_clients: AtomicU64,
     /// Blocked clients whose wait has a timeout (Redis's timeout table).
@@ -78,6 +88,18 @@ impl Stats {
         }
     }
 
+    /// Bytes received from this server's master (stream or snapshot).
+    pub fn count_repl_input(&self, n: u64) {
+        self.net_input_bytes.fetch_add(n, Ordering::Relaxed);
+        self.net_repl_input_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes sent to a replica (stream or snapshot).
+    pub fn count_repl_output(&self, n: u64) {
+        self.net_output_bytes.fetch_add(n, Ordering::Relaxed);
+        self.net_repl_output_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Counts one error reply under its code, as INFO errorstats shows it.
     pub fn count_error(&self, text: impl AsRef<[u8]>) {
         self.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +130,11 @@ impl Stats {
             &self.reads_processed,
             &self.net_output_bytes,
             &self.writes_processed,
+            &self.net_repl_input_bytes,
+            &self.net_repl_output_bytes,
             &self.error_replies,
+            &self.unexpected_error_replies,
+            &self.dump_payload_sanitizations,
             &self.expire_time_cap_reached,
             &self.expire_cycle_us,
             &self.eviction_exceeded_us,

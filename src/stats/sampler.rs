@@ -20,7 +20,11 @@ pub enum Metric {
     Commands = 0,
     NetInput = 1,
     NetOutput = 2,
+    ReplInput = 3,
+    ReplOutput = 4,
 }
+
+const METRICS: usize = 5;
 
 struct Rate {
     samples: [u64; SAMPLES],
@@ -53,13 +57,13 @@ impl Rate {
 type PeakSlot = (u64, u64, u64);
 
 pub struct Sampler {
-    rates: [Rate; 3],
+    rates: [Rate; METRICS],
     peaks: [PeakSlot; PEAK_SECONDS],
 }
 
 impl Default for Sampler {
     fn default() -> Self {
-        Sampler { rates: [Rate::new(), Rate::new(), Rate::new()], peaks: [(0, 0, 0); PEAK_SECONDS] }
+        Sampler { rates: std::array::from_fn(|_| Rate::new()), peaks: [(0, 0, 0); PEAK_SECONDS] }
     }
 }
 
@@ -89,15 +93,20 @@ impl Sampler {
 
     /// CONFIG RESETSTAT: the rates start over (the counters were zeroed).
     pub fn reset(&mut self) {
-        self.rates = [Rate::new(), Rate::new(), Rate::new()];
+        self.rates = std::array::from_fn(|_| Rate::new());
     }
 }
 
 /// One sample of the instantaneous metrics.
 pub fn sample(server: &Server) {
     let s = &server.stats;
-    let counts =
-        [s.commands_processed.load(Relaxed), s.net_input_bytes.load(Relaxed), s.net_output_bytes.load(Relaxed)];
+    let counts = [
+        s.commands_processed.load(Relaxed),
+        s.net_input_bytes.load(Relaxed),
+        s.net_output_bytes.load(Relaxed),
+        s.net_repl_input_bytes.load(Relaxed),
+        s.net_repl_output_bytes.load(Relaxed),
+    ];
     let now = Instant::now();
     let mut sampler = s.sampler.lock();
     for (rate, count) in sampler.rates.iter_mut().zip(counts) {

@@ -468,8 +468,14 @@ pub fn keys_on_different_shards(prefix: &str, shards: usize, n: usize) -> Vec<St
 
 /// redis-server started on the append-only file in `dir`, once it has loaded it.
 pub fn redis_on_aof(dir: &std::path::Path) -> Proc {
+    redis_on_aof_with(dir, &[])
+}
+
+/// `redis_on_aof` with extra flags.
+pub fn redis_on_aof_with(dir: &std::path::Path, extra: &[&str]) -> Proc {
     let dir = dir.to_str().unwrap();
-    let args = ["--appendonly", "yes", "--dir", dir, "--enable-debug-command", "yes"];
+    let mut args = vec!["--appendonly", "yes", "--dir", dir, "--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
     let redis = redis_server_with(&args).expect("redis-server");
     let mut rc = redis.client();
     let deadline = Instant::now() + Duration::from_secs(10);

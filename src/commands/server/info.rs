@@ -285,8 +285,33 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     let functions_mem = functions_mem as u64;
     // Every shard's VM runs scripts and functions alike, plus the VM that checks scripts.
     let vm = figures.lua_vms + scripts.checker_memory() as u64;
-    let clients: u64 = server.clients.clients.iter().map(|c| c.value().memory()).sum();
-    let overhead = (startup + clients + scripts_eval + functions_mem + figures.keyspace_overhead).min(used);
+    // Replicas' connections are Redis's `mem_clients_slaves`, with the
+    // stream queued for them; the backlog is a buffer of its own here.
+    let links = server.replicas.links();
+    let replica_ids: Vec<u64> = links.iter().map(|l| l.client.id).collect();
+    let (mut clients, mut replica_clients) = (0u64, 0u64);
+    for c in server.clients.clients.iter() {
+        let c = c.value();
+        if replica_ids.contains(&c.id) {
+            replica_clients += c.memory();
+        } else {
+            clients += c.memory();
+        }
+    }
+    let queued_for_replicas: u64 = links.iter().map(|l| l.pending_memory() as u64).sum();
+    let backlog = server.replicas.history.lock().backlog_memory() as u64;
+    let aof = server.aof.lock().clone();
+    let aof_buffer = aof.as_ref().map_or(0, |a| a.pending_memory() as u64);
+    let overhead = (startup
+        + clients
+        + replica_clients
+        + queued_for_replicas
+        + backlog
+        + aof_buffer
+        + scripts_eval
+        + functions_mem
+        + figures.keyspace_overhead)
+        .min(used);
     let dataset = used - overhead;
     // What mimalloc holds for its pages (it reports the same as resident on Linux).
     let (allocated, active) = if counting { (used, crate::storage::alloc::committed().max(used)) } else { (rss, rss) };
@@ -330,14 +355,16 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     f("rss_overhead_bytes", (rss as i64 - resident as i64).to_string());
     f("mem_fragmentation_ratio", ratio(rss, used));
     f("mem_fragmentation_bytes", (rss as i64 - used as i64).to_string());
-    // No replication or AOF buffers exist to leave out of eviction.
+    // Eviction counts all of used_memory: nothing is left out.
     f("mem_not_counted_for_evict", "0".into());
-    f("mem_replication_backlog", "0".into());
-    f("mem_total_replication_buffers", "0".into());
-    f("mem_clients_slaves", "0".into());
+    f("mem_replication_backlog", backlog.to_string());
+    // The backlog plus the stream queued for each replica (Redis shares one
+    // buffer between them; here each replica has its queue).
+    f("mem_total_replication_buffers", (backlog + queued_for_replicas).to_string());
+    f("mem_clients_slaves", (replica_clients + queued_for_replicas).to_string());
     f("mem_clients_normal", clients.to_string());
     f("mem_cluster_links", server.cluster.as_ref().map_or(0, |c| c.state.lock().links_memory()).to_string());
-    f("mem_aof_buffer", "0".into());
+    f("mem_aof_buffer", aof_buffer.to_string());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
     f("lazyfree_pending_objects", "0".into());
@@ -371,7 +398,7 @@ fn persistence_section(server: &Server, f: &mut Field) {
     let aof_write_ok = aof.as_ref().is_none_or(|a| a.write_ok.load(Ordering::Relaxed));
     let status = |ok: bool| if ok { "ok" } else { "err" }.to_string();
     f("loading", (loading as u8).to_string());
-    f("async_loading", "0".into());
+    f("async_loading", u8::from(p.async_loading.load(Ordering::Relaxed)).to_string());
     f("current_cow_peak", cow_peak.to_string());
     f("current_cow_size", cow.to_string());
     f("current_cow_size_age", "0".into());
@@ -413,7 +440,7 @@ fn persistence_section(server: &Server, f: &mut Field) {
     f("aof_rewrites", get(&p.aof_rewrites));
     f("aof_rewrites_consecutive_failures", get(&p.aof_rewrite_failures));
     f("aof_last_write_status", status(aof_write_ok));
-    f("aof_last_cow_size", "0".into());
+    f("aof_last_cow_size", get(&p.aof_last_cow_bytes));
     f("module_fork_in_progress", "0".into());
     f("module_fork_last_cow_size", "0".into());
     if let Some(a) = &aof {
@@ -421,6 +448,8 @@ fn persistence_section(server: &Server, f: &mut Field) {
         f("aof_base_size", get(&p.aof_base_size));
         f("aof_pending_rewrite", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
         f("aof_buffer_length", a.pending_len().to_string());
+        // The AOF's thread writes and fsyncs itself: no background fsync job
+        // is ever queued, and no write ever waits for one.
         f("aof_pending_bio_fsync", "0".into());
         f("aof_delayed_fsync", "0".into());
     }
@@ -445,13 +474,29 @@ fn replication_section(server: &Server, f: &mut Field) {
         f("master_sync_in_progress", u8::from(following.sync_in_progress).to_string());
         f("slave_read_repl_offset", offset.to_string());
         f("slave_repl_offset", offset.to_string());
+        let t = &replicas.transfer;
+        if following.sync_in_progress && t.active.load(Relaxed) {
+            let (size, read) = (t.size.load(Relaxed), t.read.load(Relaxed) as i64);
+            let perc = if size > 0 { read as f64 * 100.0 / size as f64 } else { 0.0 };
+            f("master_sync_total_bytes", size.to_string());
+            f("master_sync_read_bytes", read.to_string());
+            f("master_sync_left_bytes", (size - read).to_string());
+            f("master_sync_perc", format!("{perc:.2}"));
+            f("master_sync_last_io_seconds_ago", now.saturating_sub(t.last_io.load(Relaxed)).to_string());
+        }
         if !following.link_up {
-            f("master_link_down_since_seconds", now.saturating_sub(following.down_since).to_string());
+            // -1 when no link to a master was ever lost (Redis's repl_down_since 0).
+            let since = following.down_since;
+            f(
+                "master_link_down_since_seconds",
+                if since == 0 { -1 } else { now.saturating_sub(since) as i64 }.to_string(),
+            );
         }
         f("slave_priority", server.config.get("replica-priority").unwrap_or_else(|| "100".into()));
         let ro = server.config.get("replica-read-only").as_deref() != Some("no");
         f("slave_read_only", u8::from(ro).to_string());
-        f("replica_announced", "1".into());
+        let announced = server.config.get("replica-announced").as_deref() != Some("no");
+        f("replica_announced", u8::from(announced).to_string());
     } else {
         f("role", "master".into());
     }
@@ -465,7 +510,13 @@ fn replication_section(server: &Server, f: &mut Field) {
     }
     for (i, l) in links.iter().enumerate() {
         let online = l.online.load(Relaxed);
-        let state = if online { "online" } else { "wait_bgsave" };
+        // As Redis: waiting for (or receiving) a snapshot being made, then,
+        // for a disk-based sync, receiving the saved file.
+        let state = match (online, l.sending_file.load(Relaxed)) {
+            (true, _) => "online",
+            (false, true) => "send_bulk",
+            (false, false) => "wait_bgsave",
+        };
         let ack = l.ack.load(Relaxed);
         let lag = now.saturating_sub(l.last_ack.load(Relaxed));
         f(&format!("slave{i}"), format!("ip={},port={},state={state},offset={ack},lag={lag}", l.ip, l.port));
@@ -484,9 +535,15 @@ fn replication_section(server: &Server, f: &mut Field) {
 fn stats_section(server: &Server, f: &mut Field) {
     let s = &server.stats;
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
-    let (ops, input, output) = {
+    let (ops, input, output, repl_input, repl_output) = {
         let sampler = s.sampler.lock();
-        (sampler.rate(Metric::Commands), sampler.rate(Metric::NetInput), sampler.rate(Metric::NetOutput))
+        (
+            sampler.rate(Metric::Commands),
+            sampler.rate(Metric::NetInput),
+            sampler.rate(Metric::NetOutput),
+            sampler.rate(Metric::ReplInput),
+            sampler.rate(Metric::ReplOutput),
+        )
     };
     let kbps = |bytes_per_sec: u64| format!("{:.2}", bytes_per_sec as f64 / 1024.0);
     let shards = &server.shards.list;
@@ -500,12 +557,12 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("instantaneous_ops_per_sec", ops.to_string());
     f("total_net_input_bytes", get(&s.net_input_bytes));
     f("total_net_output_bytes", get(&s.net_output_bytes));
-    f("total_net_repl_input_bytes", "0".into());
-    f("total_net_repl_output_bytes", "0".into());
+    f("total_net_repl_input_bytes", get(&s.net_repl_input_bytes));
+    f("total_net_repl_output_bytes", get(&s.net_repl_output_bytes));
     f("instantaneous_input_kbps", kbps(input));
     f("instantaneous_output_kbps", kbps(output));
-    f("instantaneous_input_repl_kbps", "0.00".into());
-    f("instantaneous_output_repl_kbps", "0.00".into());
+    f("instantaneous_input_repl_kbps", kbps(repl_input));
+    f("instantaneous_output_repl_kbps", kbps(repl_output));
     f("rejected_connections", get(&s.rejected_connections));
     f("sync_full", get(&server.replicas.sync_full));
     f("sync_partial_ok", get(&server.replicas.sync_partial_ok));
@@ -524,10 +581,12 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("pubsub_channels", channels.to_string());
     f("pubsub_patterns", patterns.to_string());
     f("pubsubshard_channels", shard_channels.to_string());
-    // moonshard never forks, migrates, replicates or defragments.
+    // moonshard never forks (saves are fork-less snapshots) nor defragments.
     f("latest_fork_usec", "0".into());
     f("total_forks", "0".into());
-    f("migrate_cached_sockets", "0".into());
+    f("migrate_cached_sockets", crate::commands::dump::cached_sockets().to_string());
+    // A writable replica keeps no table of the keys it gave a TTL itself
+    // (Redis's slaveKeysWithExpire): it tracks none.
     f("slave_expires_tracked_keys", "0".into());
     f("active_defrag_hits", "0".into());
     f("active_defrag_misses", "0".into());
@@ -539,10 +598,9 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("tracking_total_keys", tracked_keys.to_string());
     f("tracking_total_items", tracked_items.to_string());
     f("tracking_total_prefixes", prefixes.to_string());
-    // Errors in replies to a master or while loading: neither exists here.
-    f("unexpected_error_replies", "0".into());
+    f("unexpected_error_replies", get(&s.unexpected_error_replies));
     f("total_error_replies", get(&s.error_replies));
-    f("dump_payload_sanitizations", "0".into());
+    f("dump_payload_sanitizations", get(&s.dump_payload_sanitizations));
     f("total_reads_processed", get(&s.reads_processed));
     f("total_writes_processed", get(&s.writes_processed));
     // Every read and write runs on one of the worker threads when there are several.
@@ -563,13 +621,50 @@ fn cpu_times() -> (libc::timeval, libc::timeval) {
     (usage.ru_utime, usage.ru_stime)
 }
 
+/// CPU time (user, system) of the runtime's threads, in clock ticks, from
+/// /proc (None where it cannot be read).
+fn runtime_threads_cpu() -> Option<(u64, u64)> {
+    let (mut user, mut sys, mut seen) = (0u64, 0u64, false);
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // The runtime's threads: its workers and the threads that take a
+        // worker's place while a long script runs (block_in_place).
+        match std::fs::read_to_string(path.join("comm")) {
+            Ok(name) if name.trim_end() == crate::RUNTIME_THREAD_NAME => {}
+            _ => continue,
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        // The fields after the name (which ends with the last ')'):
+        // state is the 3rd field, utime the 14th and stime the 15th.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else { continue };
+        let (Ok(u), Ok(s)) = (u.parse::<u64>(), s.parse::<u64>()) else { continue };
+        (user, sys, seen) = (user + u, sys + s, true);
+    }
+    seen.then_some((user, sys))
+}
+
 fn cpu_section(f: &mut Field) {
     let (user, sys) = cpu_times();
     let secs = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
     f("used_cpu_sys", secs(sys));
     f("used_cpu_user", secs(user));
+    // moonshard never forks: no child ever used CPU.
     f("used_cpu_sys_children", "0.000000".into());
     f("used_cpu_user_children", "0.000000".into());
+    // Redis's main thread is the one that reads requests, runs commands and
+    // writes replies; here the runtime's threads all do that (the
+    // background threads, as Redis's bio and fork children, are left out),
+    // so these are their sum. Clock ticks, so 1/100 s steps.
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if let (Some((user, sys)), true) = (runtime_threads_cpu(), hz > 0) {
+        let hz = hz as u64;
+        let secs = |ticks: u64| format!("{}.{:06}", ticks / hz, (ticks % hz) * 1_000_000 / hz);
+        f("used_cpu_sys_main_thread", secs(sys));
+        f("used_cpu_user_main_thread", secs(user));
+    }
 }
 
 fn commandstats(server: &Server, f: &mut Field) {
