@@ -73,8 +73,10 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// The part of the key that is hashed: the text inside the first `{...}` when
 /// it is non-empty, else the whole key.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+    // (memchr: a key's slot is computed for each key of each command, and
+    // scripts' keys are often long: the byte-by-byte scan cost more than the CRC.)
+    if let Some(open) = memchr::memchr(b'{', key) {
+        if let Some(len) = memchr::memchr(b'}', &key[open + 1..]) {
             if len > 0 {
                 return &key[open + 1..open + 1 + len];
             }
