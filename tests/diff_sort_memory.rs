@@ -724,3 +724,46 @@ fn object_freq_and_idletime_follow_the_policy() {
         ]);
     }
 }
+
+/// The top-level field names of MEMORY STATS (RESP2), `db.N` entries included.
+fn memory_stats_names(con: &mut redis::Connection) -> Vec<String> {
+    let v: redis::Value = redis::cmd("MEMORY").arg("STATS").query(con).expect("MEMORY STATS");
+    let redis::Value::Array(items) = v else { panic!("MEMORY STATS is not an array: {v:?}") };
+    items
+        .iter()
+        .step_by(2)
+        .map(|k| match k {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("field name {other:?}"),
+        })
+        .collect()
+}
+
+/// MEMORY STATS names the same fields as redis-server 7.0, in the same
+/// order, for a server with keys in two databases; its figures are INFO
+/// memory's (one breakdown for both).
+#[test]
+fn memory_stats_fields_match_redis() {
+    let Some(redis) = common::redis_server_with(&[]) else { return };
+    let ms = common::moonshard(&[]);
+    let mut lists = Vec::new();
+    for p in [&redis, &ms] {
+        let mut c = p.client();
+        for i in 0..20 {
+            let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").query(&mut c).expect("SET");
+        }
+        let _: () = redis::cmd("SELECT").arg(3).query(&mut c).expect("SELECT");
+        let _: () = redis::cmd("SET").arg("in3").arg("v").query(&mut c).expect("SET");
+        lists.push(memory_stats_names(&mut c));
+    }
+    assert_eq!(lists[1], lists[0], "moonshard's MEMORY STATS fields against redis-server's");
+    // The clients' figure is INFO's mem_clients_normal (a connection is open).
+    let mut c = ms.client();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).expect("INFO");
+    let normal = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mem_clients_normal:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("mem_clients_normal");
+    assert!(normal > 0, "{info}");
+}

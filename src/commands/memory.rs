@@ -78,26 +78,92 @@ pub fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 // ------------------------------------------------------------ STATS
 
-/// The figures MEMORY STATS and MEMORY DOCTOR share.
-struct Figures {
-    used: u64,
-    peak: u64,
-    startup: u64,
-    rss: u64,
-    scripts: u64,
+/// The server's memory breakdown, computed in one place for INFO memory,
+/// MEMORY STATS, MEMORY DOCTOR and MALLOC-STATS.
+pub struct Breakdown {
+    pub used: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub rss: u64,
+    /// The allocator's view: what it handed out, and what it holds for its
+    /// pages (mimalloc reports the same for active and resident on Linux).
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+    /// Ordinary clients' connections and buffers.
+    pub clients_normal: u64,
+    /// Replicas' connections, and the stream queued for them (Redis shares
+    /// one buffer between replicas; here each replica has its queue).
+    pub replica_clients: u64,
+    pub queued_for_replicas: u64,
+    pub backlog: u64,
+    pub aof_buffer: u64,
+    pub cluster_links: u64,
+    pub scripts_eval: u64,
+    pub functions: u64,
+    /// Everything but the dataset: the above plus the keyspace's structures.
+    pub overhead: u64,
+    pub dataset: u64,
 }
 
-impl Figures {
-    fn now(server: &crate::server::Server) -> Figures {
+impl Breakdown {
+    /// The figures now; `keyspace_overhead` is the keyspace structures' own
+    /// memory, summed over the shards by the caller (which holds them).
+    pub fn now(server: &crate::server::Server, keyspace_overhead: u64) -> Breakdown {
         let rss = memory::rss_bytes();
+        let counting = memory::is_counting();
         // Without the counting allocator (a library embedding), RSS is the only figure.
-        let used = if memory::is_counting() { memory::used_memory() } else { rss };
-        Figures {
+        let used = if counting { memory::used_memory() } else { rss };
+        // Records `used` as a peak too (see `peak_memory`).
+        let peak = memory::peak_memory(used);
+        let startup = memory::startup_memory().min(used);
+        let links = server.replicas.links();
+        let replica_ids: Vec<u64> = links.iter().map(|l| l.client.id).collect();
+        let (mut clients_normal, mut replica_clients) = (0u64, 0u64);
+        for c in server.clients.clients.iter() {
+            let c = c.value();
+            if replica_ids.contains(&c.id) {
+                replica_clients += c.memory();
+            } else {
+                clients_normal += c.memory();
+            }
+        }
+        let queued_for_replicas: u64 = links.iter().map(|l| l.pending_memory() as u64).sum();
+        let backlog = server.replicas.history.lock().backlog_memory() as u64;
+        let aof_buffer = server.aof.lock().as_ref().map_or(0, |a| a.pending_memory() as u64);
+        let cluster_links = server.cluster.as_ref().map_or(0, |c| c.state.lock().links_memory());
+        let scripts_eval = server.scripts.bytes() as u64;
+        let functions = server.scripts.functions.figures().2 as u64;
+        let overhead = (startup
+            + clients_normal
+            + replica_clients
+            + queued_for_replicas
+            + backlog
+            + aof_buffer
+            + scripts_eval
+            + functions
+            + keyspace_overhead)
+            .min(used);
+        let (allocated, active) =
+            if counting { (used, crate::storage::alloc::committed().max(used)) } else { (rss, rss) };
+        Breakdown {
             used,
-            peak: memory::peak_memory(used),
-            startup: memory::startup_memory().min(used),
+            peak,
+            startup,
             rss,
-            scripts: server.scripts.bytes() as u64,
+            allocated,
+            active,
+            resident: active,
+            clients_normal,
+            replica_clients,
+            queued_for_replicas,
+            backlog,
+            aof_buffer,
+            cluster_links,
+            scripts_eval,
+            functions,
+            overhead,
+            dataset: used - overhead,
         }
     }
 }
@@ -108,12 +174,8 @@ fn ratio(a: u64, b: u64) -> Reply {
 }
 
 /// MEMORY STATS with every shard entered (one point in time), in Redis's
-/// field names and order. Left out, because moonshard has no such thing or
-/// cannot measure it: replication backlog and replicas, per-client buffers,
-/// cluster links, the AOF buffer, function libraries, and the allocator's
-/// internal allocated/active/resident split.
+/// field names and order (`Breakdown`, the figures INFO memory shows).
 pub fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    let f = Figures::now(ctx.server);
     let s = |t: &str| Reply::bulk_str(t);
     let int = |n: u64| Reply::Int(n.min(i64::MAX as u64) as i64);
     let databases = ctx.server.databases();
@@ -128,32 +190,46 @@ pub fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
             }
         }
     }
+    let keyspace_overhead = per_db.iter().map(|&(_, main, expires)| main + expires).sum();
+    let f = Breakdown::now(ctx.server, keyspace_overhead);
     let mut out = vec![
         (s("peak.allocated"), int(f.peak)),
         (s("total.allocated"), int(f.used)),
         (s("startup.allocated"), int(f.startup)),
-        (s("lua.caches"), int(f.scripts)),
+        (s("replication.backlog"), int(f.backlog)),
+        (s("clients.slaves"), int(f.replica_clients + f.queued_for_replicas)),
+        (s("clients.normal"), int(f.clients_normal)),
+        (s("cluster.links"), int(f.cluster_links)),
+        (s("aof.buffer"), int(f.aof_buffer)),
+        (s("lua.caches"), int(f.scripts_eval)),
+        (s("functions.caches"), int(f.functions)),
     ];
-    let mut overhead = f.startup + f.scripts;
     let mut keys = 0;
     for (i, &(count, main, expires)) in per_db.iter().enumerate() {
         if count == 0 {
             continue;
         }
         keys += count;
-        overhead += main + expires;
         let db = vec![(s("overhead.hashtable.main"), int(main)), (s("overhead.hashtable.expires"), int(expires))];
         out.push((Reply::bulk(format!("db.{i}")), Reply::Map(db)));
     }
     let net = f.used.saturating_sub(f.startup);
-    let dataset = f.used.saturating_sub(overhead);
     out.extend([
-        (s("overhead.total"), int(overhead)),
+        (s("overhead.total"), int(f.overhead)),
         (s("keys.count"), int(keys)),
         (s("keys.bytes-per-key"), int(net.checked_div(keys).unwrap_or(0))),
-        (s("dataset.bytes"), int(dataset)),
-        (s("dataset.percentage"), ratio(dataset * 100, net)),
+        (s("dataset.bytes"), int(f.dataset)),
+        (s("dataset.percentage"), ratio(f.dataset * 100, net)),
         (s("peak.percentage"), ratio(f.used * 100, f.peak)),
+        (s("allocator.allocated"), int(f.allocated)),
+        (s("allocator.active"), int(f.active)),
+        (s("allocator.resident"), int(f.resident)),
+        (s("allocator-fragmentation.ratio"), ratio(f.active, f.allocated)),
+        (s("allocator-fragmentation.bytes"), Reply::Int(f.active as i64 - f.allocated as i64)),
+        (s("allocator-rss.ratio"), ratio(f.resident, f.active)),
+        (s("allocator-rss.bytes"), Reply::Int(f.resident as i64 - f.active as i64)),
+        (s("rss-overhead.ratio"), ratio(f.rss, f.resident)),
+        (s("rss-overhead.bytes"), Reply::Int(f.rss as i64 - f.resident as i64)),
         (s("fragmentation"), ratio(f.rss, f.used)),
         (s("fragmentation.bytes"), Reply::Int(f.rss as i64 - f.used as i64)),
     ]);
@@ -182,7 +258,7 @@ const DOCTOR_MIN: u64 = 5 << 20;
 
 /// The report: what looks wrong with memory, and what to do about it.
 pub fn doctor_report(server: &crate::server::Server) -> String {
-    let f = Figures::now(server);
+    let f = Breakdown::now(server, 0);
     if f.used < DOCTOR_MIN {
         return format!(
             "This server has allocated only {}, too little for a memory diagnosis to mean anything. \
@@ -225,7 +301,7 @@ pub fn doctor_report(server: &crate::server::Server) -> String {
             "* Script cache: {} scripts are cached ({}). Scripts built with their arguments inside are \
              cached once per variant; pass arguments through ARGV, or SCRIPT FLUSH.",
             server.scripts.len(),
-            human(f.scripts)
+            human(f.scripts_eval)
         ));
     }
     if findings.is_empty() {
@@ -286,7 +362,7 @@ fn mimalloc_version() -> String {
 }
 
 pub fn memory_malloc_stats(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
-    let f = Figures::now(ctx.server);
+    let f = Breakdown::now(ctx.server, 0);
     let p = process_info();
     let text = format!(
         "allocator: mimalloc {}, behind moonshard's byte counter\n\

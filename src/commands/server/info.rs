@@ -267,55 +267,18 @@ fn ratio(part: u64, whole: u64) -> String {
 }
 
 fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
-    use crate::storage::memory;
-    let rss = memory::rss_bytes();
-    let counting = memory::is_counting();
-    // Without the counting allocator (a library embedding), RSS is the only figure.
-    let used = if counting { memory::used_memory() } else { rss };
-    // Records `used` as a peak too (see `peak_memory`).
-    let peak = memory::peak_memory(used);
-    let startup = memory::startup_memory().min(used);
+    let m = crate::commands::memory::Breakdown::now(server, figures.keyspace_overhead);
+    let (used, rss, peak, startup, overhead, dataset) = (m.used, m.rss, m.peak, m.startup, m.overhead, m.dataset);
+    let (allocated, active, resident) = (m.allocated, m.active, m.resident);
+    let (scripts_eval, functions_mem, backlog) = (m.scripts_eval, m.functions, m.backlog);
     let maxmemory = server.config.maxmemory.load(Ordering::Relaxed);
     let system = crate::util::total_system_memory();
     let perc =
         |part: u64, whole: u64| format!("{:.2}%", if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 });
     let scripts = &server.scripts;
-    let scripts_eval = scripts.bytes() as u64;
-    let (functions, libraries, functions_mem) = scripts.functions.figures();
-    let functions_mem = functions_mem as u64;
+    let (functions, libraries, _) = scripts.functions.figures();
     // Every shard's VM runs scripts and functions alike, plus the VM that checks scripts.
     let vm = figures.lua_vms + scripts.checker_memory() as u64;
-    // Replicas' connections are Redis's `mem_clients_slaves`, with the
-    // stream queued for them; the backlog is a buffer of its own here.
-    let links = server.replicas.links();
-    let replica_ids: Vec<u64> = links.iter().map(|l| l.client.id).collect();
-    let (mut clients, mut replica_clients) = (0u64, 0u64);
-    for c in server.clients.clients.iter() {
-        let c = c.value();
-        if replica_ids.contains(&c.id) {
-            replica_clients += c.memory();
-        } else {
-            clients += c.memory();
-        }
-    }
-    let queued_for_replicas: u64 = links.iter().map(|l| l.pending_memory() as u64).sum();
-    let backlog = server.replicas.history.lock().backlog_memory() as u64;
-    let aof = server.aof.lock().clone();
-    let aof_buffer = aof.as_ref().map_or(0, |a| a.pending_memory() as u64);
-    let overhead = (startup
-        + clients
-        + replica_clients
-        + queued_for_replicas
-        + backlog
-        + aof_buffer
-        + scripts_eval
-        + functions_mem
-        + figures.keyspace_overhead)
-        .min(used);
-    let dataset = used - overhead;
-    // What mimalloc holds for its pages (it reports the same as resident on Linux).
-    let (allocated, active) = if counting { (used, crate::storage::alloc::committed().max(used)) } else { (rss, rss) };
-    let resident = active;
     f("used_memory", used.to_string());
     f("used_memory_human", human(used));
     f("used_memory_rss", rss.to_string());
@@ -360,11 +323,11 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     f("mem_replication_backlog", backlog.to_string());
     // The backlog plus the stream queued for each replica (Redis shares one
     // buffer between them; here each replica has its queue).
-    f("mem_total_replication_buffers", (backlog + queued_for_replicas).to_string());
-    f("mem_clients_slaves", (replica_clients + queued_for_replicas).to_string());
-    f("mem_clients_normal", clients.to_string());
-    f("mem_cluster_links", server.cluster.as_ref().map_or(0, |c| c.state.lock().links_memory()).to_string());
-    f("mem_aof_buffer", aof_buffer.to_string());
+    f("mem_total_replication_buffers", (backlog + m.queued_for_replicas).to_string());
+    f("mem_clients_slaves", (m.replica_clients + m.queued_for_replicas).to_string());
+    f("mem_clients_normal", m.clients_normal.to_string());
+    f("mem_cluster_links", m.cluster_links.to_string());
+    f("mem_aof_buffer", m.aof_buffer.to_string());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
     f("lazyfree_pending_objects", "0".into());
