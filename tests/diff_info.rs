@@ -28,22 +28,7 @@ const ONLY_MOONSHARD: &[(&str, &str, &str)] = &[
     ("Server", "shards", "the number of shards"),
 ];
 
-/// Parsed INFO text: section title → field → value.
-type Info = BTreeMap<String, BTreeMap<String, String>>;
-
-fn parse(text: &str) -> Info {
-    let mut out = Info::new();
-    let mut section = String::new();
-    for line in text.split("\r\n") {
-        if let Some(title) = line.strip_prefix("# ") {
-            section = title.to_string();
-            out.entry(section.clone()).or_default();
-        } else if let Some((k, v)) = line.split_once(':') {
-            out.entry(section.clone()).or_default().insert(k.to_string(), v.to_string());
-        }
-    }
-    out
-}
+use common::{parse_info as parse, InfoSections as Info};
 
 fn info(con: &mut redis::Connection, sections: &[&str]) -> Info {
     let mut args = vec!["INFO"];

@@ -12,7 +12,6 @@ mod common;
 
 use common::{run_str, wait_until, Proc};
 use redis::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The sections compared.
@@ -33,22 +32,7 @@ const OMITTED: &[(&str, &str, &str)] = &[
     ("Stats", "reply_buffer_expands", "as reply_buffer_shrinks"),
 ];
 
-/// Parsed INFO text: section title → field → value.
-type Info = BTreeMap<String, BTreeMap<String, String>>;
-
-fn parse(text: &str) -> Info {
-    let mut out = Info::new();
-    let mut section = String::new();
-    for line in text.split("\r\n") {
-        if let Some(title) = line.strip_prefix("# ") {
-            section = title.to_string();
-            out.entry(section.clone()).or_default();
-        } else if let Some((k, v)) = line.split_once(':') {
-            out.entry(section.clone()).or_default().insert(k.to_string(), v.to_string());
-        }
-    }
-    out
-}
+use common::{parse_info as parse, InfoSections as Info};
 
 fn info(p: &Proc) -> Info {
     match run_str(&mut p.client(), &["INFO", "everything"]) {

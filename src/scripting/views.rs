@@ -160,6 +160,15 @@ unsafe extern "C-unwind" fn rawset(state: *mut ffi::lua_State) -> c_int {
         ffi::luaL_checktype(state, 1, ffi::LUA_TTABLE);
         ffi::luaL_checkany(state, 2);
         ffi::luaL_checkany(state, 3);
+        refuse_view_else_original(state)
+    }
+}
+
+/// After a builtin's argument checks: refused (read-only) when its first
+/// argument is a view, else the original builtin.
+unsafe fn refuse_view_else_original(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `read_through`: called from a builtin's C frame on `state`.
+    unsafe {
         room(state);
         if is_view(state, 1) {
             return readonly_error(state);
@@ -177,11 +186,7 @@ unsafe extern "C-unwind" fn setmetatable(state: *mut ffi::lua_State) -> c_int {
         if t != ffi::LUA_TNIL && t != ffi::LUA_TTABLE {
             return ffi::luaL_argerror(state, 2, c"nil or table expected".as_ptr());
         }
-        room(state);
-        if is_view(state, 1) {
-            return readonly_error(state);
-        }
-        original(state)
+        refuse_view_else_original(state)
     }
 }
 

@@ -485,3 +485,21 @@ pub fn redis_on_aof_with(dir: &std::path::Path, extra: &[&str]) -> Proc {
     }
     redis
 }
+
+/// Parsed INFO text: section title → field → value.
+pub type InfoSections = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
+/// Parses INFO's text into its sections.
+pub fn parse_info(text: &str) -> InfoSections {
+    let mut out = InfoSections::new();
+    let mut section = String::new();
+    for line in text.split("\r\n") {
+        if let Some(title) = line.strip_prefix("# ") {
+            section = title.to_string();
+            out.entry(section.clone()).or_default();
+        } else if let Some((k, v)) = line.split_once(':') {
+            out.entry(section.clone()).or_default().insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
