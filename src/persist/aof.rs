@@ -803,10 +803,10 @@ impl<W: Write> super::save::Sink for CommandWriter<W> {
             self.db = Some(r.db);
             push_command(&mut self.buf, &[b"SELECT", r.db.to_string().as_bytes()]);
         }
-        let payload = super::rdb::seal_payload(r.value_type, &r.encoded);
-        push_command(&mut self.buf, &[b"RESTORE", &r.key, b"0", &payload, b"REPLACE"]);
+        let payload = super::rdb::seal_payload(r.value_type, r.encoded());
+        push_command(&mut self.buf, &[b"RESTORE", r.key(), b"0", &payload, b"REPLACE"]);
         if let Some(at) = r.expire {
-            push_command(&mut self.buf, &[b"PEXPIREAT", &r.key, at.to_string().as_bytes()]);
+            push_command(&mut self.buf, &[b"PEXPIREAT", r.key(), at.to_string().as_bytes()]);
         }
         self.flush_some()
     }

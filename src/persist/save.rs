@@ -179,11 +179,12 @@ pub fn save_locking(server: &Server) -> Result<(), String> {
 /// the background thread.
 pub struct Record {
     pub db: usize,
-    pub key: Vec<u8>,
+    /// The key's bytes, then the value's encoding (one allocation under the
+    /// lock); for a string, until `drain` encodes it outside every lock, the
+    /// string's bytes themselves (`plain_string`).
+    data: Vec<u8>,
+    key_len: usize,
     pub value_type: u8,
-    /// The value's encoding; for a string, until `drain` encodes it outside
-    /// every lock, the string's bytes themselves (`plain_string`).
-    pub encoded: Vec<u8>,
     plain_string: bool,
     pub expire: Option<u64>,
     pub access: Access,
@@ -191,7 +192,16 @@ pub struct Record {
 
 impl Record {
     fn bytes(&self) -> u64 {
-        (self.key.len() + self.encoded.len() + 64) as u64
+        (self.data.len() + 64) as u64
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.data[..self.key_len]
+    }
+
+    /// The value's RDB encoding (after `drain`).
+    pub fn encoded(&self) -> &[u8] {
+        &self.data[self.key_len..]
     }
 }
 
@@ -208,7 +218,7 @@ impl<W: Write> Sink for RdbWriter<W> {
     }
 
     fn record(&mut self, r: &Record) -> io::Result<()> {
-        self.entry_encoded(r.db, &r.key, r.value_type, &r.encoded, r.expire, r.access)
+        self.entry_encoded(r.db, r.key(), r.value_type, r.encoded(), r.expire, r.access)
     }
 }
 
@@ -242,9 +252,10 @@ pub struct Job {
 }
 
 impl Job {
-    fn push(&self, r: Record) {
-        let b = r.bytes();
-        self.queue.lock().push(r);
+    /// Queues `records` for the writer (emptied, its room kept).
+    fn push_all(&self, records: &mut Vec<Record>) {
+        let b: u64 = records.iter().map(Record::bytes).sum();
+        self.queue.lock().append(records);
         let now = self.queued_bytes.fetch_add(b, Ordering::Relaxed) + b;
         self.peak_bytes.fetch_max(now, Ordering::Relaxed);
     }
@@ -262,6 +273,38 @@ impl Job {
 
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Release);
+    }
+}
+
+/// Keys a database's snapshot hands to the job's queue at a time: one lock
+/// of the queue and one update of its counters per batch, not per key (the
+/// walk takes keys under the shard's lock).
+const EMIT_BATCH: usize = 32;
+
+/// A database's snapshot sink: emitted keys gather here and go to the job in
+/// batches. What is left goes when the snapshot state is dropped (finished,
+/// flushed or aborted), under the shard's lock, so once the walk sees no
+/// state left every key is in the job's queue.
+struct Batcher {
+    job: Arc<Job>,
+    batch: usize,
+    records: Vec<Record>,
+}
+
+impl Batcher {
+    fn add(&mut self, r: Record) {
+        self.records.push(r);
+        if self.records.len() >= self.batch {
+            self.job.push_all(&mut self.records);
+        }
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        if !self.records.is_empty() {
+            self.job.push_all(&mut self.records);
+        }
     }
 }
 
@@ -292,34 +335,45 @@ fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'
     job.keys_total = guards.iter().map(|g| g.total_keys() as u64).sum();
     let job = Arc::new(job);
     let (access, encode) = (access_kind(server), rdb::encode_options(&server.config));
+    // rdb-key-save-delay (tests) slows the walk key by key: progress shows per key.
+    let batch = if server.config.get_i64("rdb-key-save-delay") != 0 { 1 } else { EMIT_BATCH };
     for g in guards.iter_mut() {
         for (i, db) in g.dbs.iter_mut().enumerate() {
             if db.is_empty() {
                 continue;
             }
-            let sink = job.clone();
+            let mut sink = Batcher { job: job.clone(), batch, records: Vec::with_capacity(batch) };
             db.snapshot_begin(
                 i,
                 Box::new(move |db, key, e, word| {
                     // Under the shard's lock: a string is only copied (most
                     // keys are strings, and compressing them here held a
                     // shard for the LZF of every value); `drain` encodes it.
-                    let (encoded, plain_string) = match &e.value {
-                        Value::Str(s) => (s.to_vec(), true),
+                    let (data, plain_string) = match &e.value {
+                        Value::Str(s) => {
+                            let mut data = Vec::with_capacity(key.len() + s.len());
+                            data.extend_from_slice(key);
+                            data.extend_from_slice(s);
+                            (data, true)
+                        }
                         v => {
-                            let mut encoded = Vec::new();
-                            codec::encode_value(v, &encode, &mut encoded);
-                            (encoded, false)
+                            let mut data = key.to_vec();
+                            codec::encode_value(v, &encode, &mut data);
+                            (data, false)
                         }
                     };
-                    sink.push(Record {
+                    sink.add(Record {
                         db,
-                        key: key.to_vec(),
+                        data,
+                        key_len: key.len(),
                         value_type: codec::type_of(&e.value),
-                        encoded,
                         plain_string,
                         expire: (e.expire_at != 0).then_some(e.expire_at),
-                        access: access_of(access, word, crate::storage::now_ms()),
+                        // (The clock is read only when the policy keeps access figures.)
+                        access: match access {
+                            AccessKind::None => Access::None,
+                            kind => access_of(kind, word, crate::storage::now_ms()),
+                        },
                     });
                 }),
             );
@@ -436,9 +490,10 @@ pub fn walk(server: &Server, job: &Job, codes: &[Bytes], sink: &mut dyn Sink) ->
 fn drain(job: &Job, sink: &mut dyn Sink) -> io::Result<()> {
     for mut r in job.take() {
         if r.plain_string {
-            let mut encoded = Vec::with_capacity(r.encoded.len() + 9);
-            codec::put_string(&mut encoded, &r.encoded, job.compress);
-            r.encoded = encoded;
+            let mut data = Vec::with_capacity(r.data.len() + 9);
+            data.extend_from_slice(r.key());
+            codec::put_string(&mut data, &r.data[r.key_len..], job.compress);
+            r.data = data;
             r.plain_string = false;
         }
         sink.record(&r)?;
