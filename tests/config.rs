@@ -258,3 +258,21 @@ fn maxclients_is_enforced() {
     again.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+PONG\r\n");
 }
+
+/// `maxmemory-clients` takes a memory value or a percentage of maxmemory,
+/// as Redis 7.0's (a redis.conf with `maxmemory-clients 10%` must load):
+/// every form and error, reply for reply with redis-server.
+#[test]
+fn maxmemory_clients_takes_sizes_and_percentages_as_redis() {
+    let Some(mut d) = common::Diff::start(&[]) else {
+        return;
+    };
+    for v in ["10%", "0", "5mb", "0%", "-1%", "abc%", "-5", "1.5%", "200%", "100%", "101%", "1gb", "%"] {
+        let _ = d.check(&["CONFIG", "SET", "maxmemory-clients", v]);
+        let _ = d.check(&["CONFIG", "GET", "maxmemory-clients"]);
+    }
+    // From the command line (and so from a config file line) too.
+    let ms = common::moonshard(&["--maxmemory-clients", "15%"]);
+    let mut c = ms.client();
+    assert_eq!(common::q(&mut c, "CONFIG GET maxmemory-clients"), "[maxmemory-clients,15%]");
+}

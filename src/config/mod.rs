@@ -39,6 +39,9 @@ pub enum Kind {
     Octal(i64, i64),
     /// A size with optional unit suffix (k, kb, m, mb, g, gb), at least the bound.
     Memory(i64),
+    /// A size as `Memory`, or a percentage of `maxmemory` written `N%`
+    /// (Redis's PERCENT_CONFIG: `maxmemory-clients`).
+    MemoryOrPercent,
     Str,
     Enum(&'static [&'static str]),
 }
@@ -182,7 +185,7 @@ pub static PARAMS: &[Param] = &[
     p!("masteruser", "", Kind::Str, Mutable),
     p!("maxclients", "10000", Kind::Int(1, u32::MAX as i64), Mutable),
     p!("maxmemory", "0", Kind::Memory(0), Mutable),
-    p!("maxmemory-clients", "0", Kind::Memory(0), Mutable),
+    p!("maxmemory-clients", "0", Kind::MemoryOrPercent, Mutable),
     p!("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), Mutable),
     p!("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), Mutable),
     p!("maxmemory-samples", "5", Kind::Int(1, i32::MAX as i64), Mutable),
@@ -359,6 +362,21 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             let v = parse_memory(value).ok_or("argument must be a memory value")?;
             if v < lo {
                 return Err(format!("argument must be between {lo} and {} inclusive", i64::MAX));
+            }
+            Ok(v.to_string())
+        }
+        Kind::MemoryOrPercent => {
+            if let Some(percent) = value.strip_suffix('%') {
+                return match crate::util::parse_i64(percent.as_bytes()) {
+                    Some(0) => Ok("0".into()),
+                    Some(p @ 1..=100) => Ok(format!("{p}%")),
+                    Some(p) if p > 100 => Err("percentage argument must be less or equal to 100".into()),
+                    _ => Err("argument must be a memory or percent value".into()),
+                };
+            }
+            let v = parse_memory(value).ok_or("argument must be a memory or percent value")?;
+            if v < 0 {
+                return Err(format!("argument must be between 0 and {} inclusive", i64::MAX));
             }
             Ok(v.to_string())
         }
