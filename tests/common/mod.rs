@@ -28,6 +28,30 @@ impl Rng {
 }
 
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Below the kernel's ephemeral range (ip_local_port_range, 32768 by
+    // default): a port handed out here and bound later (a cluster node
+    // restarted on its old port) cannot meanwhile become the local port of
+    // some outgoing connection, which a port from `bind(0)` could.
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32768);
+    const FIRST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    if low > FIRST + 1000 {
+        let span = low - FIRST;
+        // Test binaries run one after another, their tests in parallel: a
+        // per-process starting point and a per-call step keep them apart.
+        let start = std::process::id().wrapping_mul(7919) % span;
+        for _ in 0..200 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = FIRST + (start + n.wrapping_mul(37)) % span;
+            if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
