@@ -38,6 +38,8 @@ fn place(what: &str) -> Place {
 }
 
 fn start_ms(p: &Place) -> Proc {
+    // An election that fails under CI load is explained by the nodes' notices.
+    common::SHOW_NOTICES.store(true, Ordering::Relaxed);
     let (port, cport, dir) = (p.port.to_string(), p.cport.to_string(), p.dir.to_string_lossy().into_owned());
     moonshard(&[
         "--cluster-enabled",
@@ -518,8 +520,26 @@ fn failovers_across_moonshard_and_redis_server() {
     // 4. FORCE on b (votes with FORCEACK, the master up), then TAKEOVER on
     //    f (no vote at all).
     wait_until("b to sync", 20, || cli(b, &["info", "replication"]).contains("master_link_status:up"));
-    assert_eq!(cli(b, &["cluster", "failover", "force"]).trim(), "OK");
-    wait_until("b to take over from f", 20, || role(b) == "master");
+    // A forced election that misses its majority within its time (votes
+    // late on a loaded machine) ends the manual failover, as on Redis; the
+    // operator asks again. Two tries, each with the nodes' views on failure.
+    let mut won = false;
+    for attempt in 1..=2 {
+        assert_eq!(cli(b, &["cluster", "failover", "force"]).trim(), "OK");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(12) && !won {
+            won = role(b) == "master";
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if won {
+            break;
+        }
+        eprintln!("forced failover of b, try {attempt}, not won in 12 s; the views:");
+        for p in [a, b, d, e, f] {
+            eprintln!("--- {p}:\n{}{}", cli(p, &["cluster", "nodes"]), cli(p, &["cluster", "info"]));
+        }
+    }
+    assert!(won, "timed out waiting for b to take over from f (two CLUSTER FAILOVER FORCE)");
     wait_until("f to follow b", 20, || master_port(f) == Some(b));
     assert_eq!(cli(f, &["cluster", "failover", "takeover"]).trim(), "OK");
     wait_until("f to take over again", 20, || role(f) == "master");

@@ -166,6 +166,11 @@ fn private_dir(extra: &[&str], what: &str) -> Option<std::path::PathBuf> {
 ///
 /// The server binds port 0 and reports the port it got on stderr, so
 /// parallel tests never race for a port.
+/// Set by a test binary whose failures need the servers' notices (a cluster
+/// election's steps) in the captured output; libtest prints them only when
+/// a test fails.
+pub static SHOW_NOTICES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn moonshard(extra: &[&str]) -> Proc {
     use std::io::BufRead;
     let dir = private_dir(extra, "moonshard");
@@ -205,7 +210,10 @@ pub fn moonshard(extra: &[&str]) -> Proc {
                 .find_map(|role| line.split_once(role))
                 .and_then(|(_, r)| r.get(25..))
                 .is_some_and(|t| t.starts_with("* "));
-            if !notice || std::env::var_os("MOONSHARD_TEST_LOGS").is_some() {
+            if !notice
+                || SHOW_NOTICES.load(std::sync::atomic::Ordering::Relaxed)
+                || std::env::var_os("MOONSHARD_TEST_LOGS").is_some()
+            {
                 eprintln!("[moonshard] {line}");
             }
         }
