@@ -45,13 +45,19 @@ fn bucket_high(i: usize) -> u64 {
     low + (1u64 << (power - SUB_BITS)) - 1
 }
 
+/// One command's counts on one thread, in rows of `SUBS` buckets (one row
+/// per power of two) allocated when a call first lands in them: a command's
+/// latencies span a few powers, so a histogram holds a few hundred bytes of
+/// counts rather than all `BUCKETS` (10.5 KB, per command and per thread).
 pub struct Histogram {
-    counts: Box<[AtomicU64]>,
+    rows: [OnceLock<Box<Row>>; POWERS + 1],
 }
+
+type Row = [AtomicU64; SUBS];
 
 impl Histogram {
     fn new() -> Histogram {
-        Histogram { counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+        Histogram { rows: std::array::from_fn(|_| OnceLock::new()) }
     }
 
     /// Counts one call that took `ns` nanoseconds. Only the thread that
@@ -59,8 +65,21 @@ impl Histogram {
     /// write from elsewhere could only lose a count).
     #[inline]
     pub fn add(&self, ns: u64) {
-        if let Some(c) = self.counts.get(bucket(ns) as usize) {
+        let b = bucket(ns) as usize;
+        if let Some(row) = self.rows.get(b / SUBS) {
+            let c = &row.get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))))[b % SUBS];
             c.store(c.load(Relaxed) + 1, Relaxed);
+        }
+    }
+
+    /// Adds this histogram's counts into `sum` (`BUCKETS` long).
+    fn add_into(&self, sum: &mut [u64]) {
+        for (r, row) in self.rows.iter().enumerate() {
+            if let Some(row) = row.get() {
+                for (s, c) in sum[r * SUBS..].iter_mut().zip(row.iter()) {
+                    *s += c.load(Relaxed);
+                }
+            }
         }
     }
 }
@@ -69,9 +88,10 @@ impl Histogram {
 #[derive(Clone, Copy)]
 pub struct HistogramRef(std::ptr::NonNull<Histogram>);
 
-// SAFETY: a HistogramRef points into a ThreadHistograms that the tracker's
-// registry keeps alive (in an Arc) for the life of the process, so it never
-// dangles, and Histogram's counters are atomics: using it from any thread is
+// SAFETY: a HistogramRef points to a boxed Histogram (it never moves) that a
+// ThreadHistograms owns, and the tracker's registry keeps that alive (in an
+// Arc) for the life of the process, so it never dangles; Histogram's counters
+// are atomics and its rows are created through OnceLock: using it from any thread is
 // memory-safe (a write from a thread other than the owner only risks a lost count).
 unsafe impl Send for HistogramRef {}
 
@@ -85,7 +105,7 @@ impl HistogramRef {
 
 /// One thread's histograms, by command id.
 struct ThreadHistograms {
-    by_command: Box<[OnceLock<Histogram>]>,
+    by_command: Box<[OnceLock<Box<Histogram>>]>,
 }
 
 pub struct Tracker {
@@ -112,8 +132,8 @@ impl Tracker {
     pub fn histogram(&self, id: usize) -> Option<HistogramRef> {
         MINE.with(|mine| {
             let hists = mine.get_or_init(|| self.register());
-            let h = hists.by_command.get(id)?.get_or_init(Histogram::new);
-            Some(HistogramRef(std::ptr::NonNull::from(h)))
+            let h = hists.by_command.get(id)?.get_or_init(|| Box::new(Histogram::new()));
+            Some(HistogramRef(std::ptr::NonNull::from(&**h)))
         })
     }
 
@@ -131,10 +151,7 @@ impl Tracker {
             let Some(h) = t.by_command.get(id).and_then(|s| s.get()) else {
                 continue;
             };
-            let sum = total.get_or_insert_with(|| vec![0; BUCKETS]);
-            for (s, c) in sum.iter_mut().zip(h.counts.iter()) {
-                *s += c.load(Relaxed);
-            }
+            h.add_into(total.get_or_insert_with(|| vec![0; BUCKETS]));
         }
         total
     }
@@ -236,6 +253,22 @@ mod tests {
         assert!(t.percentiles(3, &[50.0]).is_none());
         h.get().add(7000);
         assert_eq!(t.power_buckets(3).map(|(calls, _)| calls), Some(1));
+    }
+
+    #[test]
+    fn a_histogram_holds_only_the_rows_its_calls_reached() {
+        let h = Histogram::new();
+        for ns in [1_500u64, 1_900, 40_000, 41_000] {
+            h.add(ns);
+        }
+        assert_eq!(h.rows.iter().filter(|r| r.get().is_some()).count(), 2);
+        let mut sum = vec![0; BUCKETS];
+        h.add_into(&mut sum);
+        assert_eq!(sum.iter().sum::<u64>(), 4);
+        assert_eq!(sum[bucket(40_000) as usize], 1);
+        // The longest latency lands in the last row.
+        h.add(u64::MAX);
+        assert!(h.rows[POWERS].get().is_some());
     }
 
     #[test]
