@@ -35,6 +35,7 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
         net::listener::log(&server, "warning", &e);
         return Err(std::io::Error::other(e));
     }
+    storage::alloc::start_decay_thread();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server.io_threads)
         .thread_name(RUNTIME_THREAD_NAME)

@@ -298,3 +298,23 @@ fn lru_and_lfu_keep_the_keys_in_use() {
     assert!(used_left >= 95, "LRU kept only {used_left} of 100 recently read keys");
     assert!(idle_left < 600, "LRU kept {idle_left} of 900 idle keys");
 }
+
+/// After a FLUSHALL of a large dataset the freed memory goes back to the
+/// system within seconds (redis-server's jemalloc does it by decay; an
+/// allocator that keeps its free pages would hold the dataset's RSS for good).
+#[test]
+fn rss_falls_after_flushall() {
+    let s = common::moonshard(&["--shards", "2"]);
+    let mut con = s.client();
+    let base = num(&mut con, "memory", "used_memory_rss");
+    // 40,000 values of 2 KB: about 80 MB.
+    load(&mut con, "big", 40_000, 2048, None);
+    let full = num(&mut con, "memory", "used_memory_rss");
+    assert!(full > base + 60 * MB, "RSS {base} -> {full} after loading 80 MB");
+    common::run_str(&mut con, &["FLUSHALL"]).unwrap();
+    // Idle meanwhile: requests would make the allocator work, and its own
+    // upkeep on that path would purge too.
+    std::thread::sleep(Duration::from_secs(4));
+    let rss = num(&mut con, "memory", "used_memory_rss");
+    assert!(rss < base + 20 * MB, "RSS {base} -> {full} -> {rss}: not returned 4 s after FLUSHALL");
+}
