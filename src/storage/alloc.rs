@@ -76,6 +76,23 @@ pub fn committed() -> u64 {
     commit as u64
 }
 
+/// Hands freed memory back to the system (after a FLUSHALL, a big DEL, the
+/// end of a save), as jemalloc's decay does for Redis. mimalloc marks the
+/// pages that became free for a purge after a delay, but purges them only
+/// when some thread allocates or collects later: an idle server kept the RSS
+/// of its largest dataset until its next requests. A thread of its own runs
+/// mimalloc's ordinary collection once a second, which purges the pages whose
+/// delay has passed (its own heap is empty, so that is all it does).
+pub fn start_decay_thread() {
+    let spawned = std::thread::Builder::new().name("moonshard-decay".into()).spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // SAFETY: mi_collect may run on any thread at any time and frees
+        // nothing in use (see commands::memory::purge).
+        unsafe { mi::mi_collect(false) };
+    });
+    drop(spawned);
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -99,21 +116,4 @@ mod tests {
         }
         assert!(after >= before + (32 << 20), "{before} then {after}");
     }
-}
-
-/// Hands freed memory back to the system (after a FLUSHALL, a big DEL, the
-/// end of a save), as jemalloc's decay does for Redis. mimalloc marks the
-/// pages that became free for a purge after a delay, but purges them only
-/// when some thread allocates or collects later: an idle server kept the RSS
-/// of its largest dataset until its next requests. A thread of its own runs
-/// mimalloc's ordinary collection once a second, which purges the pages whose
-/// delay has passed (its own heap is empty, so that is all it does).
-pub fn start_decay_thread() {
-    let spawned = std::thread::Builder::new().name("moonshard-decay".into()).spawn(|| loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        // SAFETY: mi_collect may run on any thread at any time and frees
-        // nothing in use (see commands::memory::purge).
-        unsafe { mi::mi_collect(false) };
-    });
-    drop(spawned);
 }
