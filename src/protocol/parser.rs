@@ -167,6 +167,11 @@ impl RequestParser {
             buf.advance(pos);
             r?;
         }
+        if buf.is_empty() {
+            // All taken (the usual end of a read): an empty buffer holds no
+            // request, and `next` would only find that out the long way.
+            return Ok(());
+        }
         // The rest (inline requests, a big bulk taken over, ...) one by one.
         while self.parse_into(buf, max_bulk, authenticated, batch)? {}
         Ok(())
