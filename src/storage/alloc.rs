@@ -83,14 +83,18 @@ pub fn committed() -> u64 {
 /// of its largest dataset until its next requests. A thread of its own runs
 /// mimalloc's ordinary collection once a second, which purges the pages whose
 /// delay has passed (its own heap is empty, so that is all it does).
+/// Once per process, however many servers it runs.
 pub fn start_decay_thread() {
-    let spawned = std::thread::Builder::new().name("moonshard-decay".into()).spawn(|| loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        // SAFETY: mi_collect may run on any thread at any time and frees
-        // nothing in use (see commands::memory::purge).
-        unsafe { mi::mi_collect(false) };
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new().name("moonshard-decay".into()).spawn(|| loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            // SAFETY: mi_collect may run on any thread at any time and frees
+            // nothing in use (see commands::memory::purge).
+            unsafe { mi::mi_collect(false) };
+        });
+        drop(spawned);
     });
-    drop(spawned);
 }
 
 #[cfg(test)]
