@@ -594,3 +594,83 @@ fn randomized_sequences() {
         }
     }
 }
+
+/// The keyspace events of `work` on `port`: channel names in order.
+fn keyevents(port: u16, work: &mut dyn FnMut()) -> Vec<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let mut con = client.get_connection().expect("connect");
+    let mut ps = con.as_pubsub();
+    ps.psubscribe("__keyevent@0__:*").expect("psubscribe");
+    work();
+    ps.set_read_timeout(Some(std::time::Duration::from_millis(500))).expect("timeout");
+    let mut out = Vec::new();
+    while let Ok(msg) = ps.get_message() {
+        out.push(msg.get_channel_name().to_string());
+    }
+    out
+}
+
+/// Consumer-group changes are notified (`xgroup-*`), reads, acks and claims
+/// are not, and none of them touches a WATCH: Redis 7.0 counts them without
+/// signalling the key as modified (fuzzer run 12 found EXEC aborted after
+/// XGROUP SETID on a watched stream; trying the rest found extra `xack`,
+/// `xclaim`, `xautoclaim`, `xreadgroup` events and missing `xgroup-createconsumer`
+/// and `xgroup-delconsumer`).
+#[test]
+fn group_changes_notify_and_watch_as_redis() {
+    let Some(mut d) = common::Diff::start(&["--shards", "2"]) else { return };
+    let _ = d.check(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let script: &[&str] = &[
+        "XADD {t}s 1-0 f v",
+        "XGROUP CREATE {t}s g1 0",
+        "XREADGROUP GROUP g1 c1 STREAMS {t}s >",
+        "XACK {t}s g1 1-0",
+        "XADD {t}s 2-0 f v",
+        "XREADGROUP GROUP g1 c1 STREAMS {t}s >",
+        "XCLAIM {t}s g1 c2 0 2-0 JUSTID",
+        "XAUTOCLAIM {t}s g1 c3 0 0 JUSTID",
+        "XREADGROUP GROUP g1 c1 STREAMS {t}s 0",
+        "XGROUP SETID {t}s g1 0",
+        "XGROUP CREATECONSUMER {t}s g1 c9",
+        "XGROUP DELCONSUMER {t}s g1 c9",
+        "XGROUP DESTROY {t}s g1",
+        "XGROUP CREATE {t}s2 g1 $ MKSTREAM",
+    ];
+    let (ours, theirs) = (d.ours.port, d.theirs.port);
+    let run = |port: u16| {
+        keyevents(port, &mut || {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+            let mut con = client.get_connection().expect("connect");
+            for c in script {
+                let args: Vec<&str> = c.split(' ').collect();
+                let _ = common::run_str(&mut con, &args);
+            }
+        })
+    };
+    let (a, b) = (run(ours), run(theirs));
+    assert!(b.len() >= 10, "redis-server's events: {b:?}");
+    assert_eq!(a, b, "keyspace events differ");
+
+    // WATCH, then one group command from the same connection, then EXEC.
+    for cmd in [
+        "XACK {t}s g1 1-0",
+        "XCLAIM {t}s g1 c2 0 1-0 JUSTID",
+        "XAUTOCLAIM {t}s g1 c2 0 0 JUSTID",
+        "XREADGROUP GROUP g1 c3 STREAMS {t}s 0",
+        "XGROUP SETID {t}s g1 0",
+        "XGROUP CREATE {t}s g2 0",
+        "XGROUP CREATECONSUMER {t}s g1 c9",
+        "XGROUP DELCONSUMER {t}s g1 c1",
+        "XGROUP DESTROY {t}s g1",
+        "XGROUP CREATE {t}new g1 0 MKSTREAM",
+        "XADD {t}s 5-0 f v",
+    ] {
+        check_all(
+            &mut d,
+            &["FLUSHALL", "XADD {t}s 1-0 f v", "XGROUP CREATE {t}s g1 0", "XREADGROUP GROUP g1 c1 STREAMS {t}s >"],
+        );
+        let key = if cmd.contains("{t}new") { "{t}new" } else { "{t}s" };
+        check_all(&mut d, &[&format!("WATCH {key}"), cmd, "MULTI", "PING"]);
+        let _ = d.check(&["EXEC"]);
+    }
+}

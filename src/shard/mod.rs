@@ -60,6 +60,25 @@ impl ShardData {
         self.key_followed(server, db, key, event, now, who);
     }
 
+    /// A consumer group of `key` changed (see `Ctx::group_changed`): blocked
+    /// readers look again and `event` is notified; WATCH and tracking are
+    /// left alone, as Redis 7.0 leaves them.
+    pub fn group_changed(
+        &mut self,
+        server: &crate::server::Server,
+        db: usize,
+        key: &[u8],
+        event: Option<&'static str>,
+    ) {
+        if !self.waiters.is_empty() {
+            self.waiters.signal(db, key);
+        }
+        let flags = server.config.notify_flags.load(Ordering::Relaxed);
+        if let Some(event) = event.filter(|_| flags != 0) {
+            crate::pubsub::notify::keyspace_event(server, flags, event, key, db);
+        }
+    }
+
     /// `key_changed` when blocked clients, WATCH, tracking or keyspace
     /// notifications may follow the key.
     #[inline(never)]

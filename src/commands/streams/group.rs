@@ -93,7 +93,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     } else if is("destroy") && argc == 4 {
         let removed = with_stream(ctx, key, |s| s.groups.remove(name).is_some());
         if removed == Some(true) {
-            ctx.written(key, "xgroup-destroy");
+            ctx.group_changed(key, Some("xgroup-destroy"));
             return Reply::Int(1);
         }
         Reply::Int(0)
@@ -108,7 +108,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         });
         let created = created.flatten() == Some(true);
         if created {
-            ctx.dirty(1);
+            ctx.group_changed(key, Some("xgroup-createconsumer"));
         }
         Reply::Int(i64::from(created))
     } else if is("delconsumer") && argc == 5 {
@@ -122,7 +122,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         });
         let pending = pending.flatten();
         if pending.is_some() {
-            ctx.dirty(1);
+            ctx.group_changed(key, Some("xgroup-delconsumer"));
         }
         Reply::Int(pending.unwrap_or(0))
     } else {
@@ -168,7 +168,8 @@ fn create(ctx: &mut Ctx, args: &[Bytes], exists: bool, entries_read: Option<u64>
     if created != Some(true) {
         return Reply::error("BUSYGROUP Consumer Group name already exists");
     }
-    ctx.written(key, "xgroup-create");
+    // One event: MKSTREAM's creation of the stream above already gave it.
+    ctx.group_changed(key, exists.then_some("xgroup-create"));
     // One change for the group; making the stream (MKSTREAM) counts none in Redis.
     ctx.set_dirty(1);
     Reply::ok()
@@ -195,7 +196,7 @@ fn setid(ctx: &mut Ctx, args: &[Bytes], entries_read: Option<u64>) -> Reply {
             g.entries_read = entries_read;
         }
     });
-    ctx.written(key, "xgroup-setid");
+    ctx.group_changed(key, Some("xgroup-setid"));
     Reply::ok()
 }
 
@@ -230,8 +231,8 @@ pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     let acked = ids.into_iter().filter(|&id| g.remove_pending(id).is_some()).count();
+    // Redis 7.0 neither notifies an XACK nor signals the key as modified.
     if acked > 0 {
-        ctx.written(key, "xack");
         ctx.set_dirty(acked as u64);
     }
     Reply::Int(acked as i64)
@@ -429,7 +430,6 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         _ => now,
     };
     let consumer = &args[3];
-    let mut touched = false;
     let mut out = Vec::new();
     let Some(mut g) = s.groups.remove(&gname) else {
         return Reply::Array(vec![]);
@@ -443,7 +443,6 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for &id in &o.ids {
         if !s.contains(id) {
             if g.remove_pending(id).is_some() {
-                touched = true;
                 dropped += 1;
             }
             continue;
@@ -462,13 +461,14 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         g.touch_consumer(consumer, now);
         let retry = o.retry_count.map(|c| c as u64);
         claim_one(&mut g, id, consumer, time, retry, !o.justid);
-        touched = true;
         out.push(claimed_reply(s, id, o.justid));
     }
     let created = created && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
-    if touched || o.last_id > StreamId::MIN {
-        ctx.written(key, "xclaim");
+    // Claims change only the group (no notification, WATCH stays clean, as
+    // in Redis 7.0); a consumer made on the way is notified.
+    if created {
+        ctx.group_changed(key, Some("xgroup-createconsumer"));
     }
     // As Redis counts: each pending entry dropped or claimed, a consumer
     // created, or else the group's last ID moved forward.
@@ -559,8 +559,8 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let created = !had_consumer && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
-    if !claimed.is_empty() || !deleted.is_empty() {
-        ctx.written(key, "xautoclaim");
+    if created {
+        ctx.group_changed(key, Some("xgroup-createconsumer"));
     }
     // A change per pending entry claimed or dropped, and one for a new consumer.
     ctx.set_dirty((claimed.len() + deleted.len()) as u64 + created as u64);

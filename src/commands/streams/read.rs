@@ -222,6 +222,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
     let mut consumers_created = 0;
+    let mut created_in: Vec<Bytes> = Vec::new();
     for i in 0..req.keys.len() {
         let key = req.keys[i].clone();
         let pos = req.resolved.get(i).copied().unwrap_or(Pos::New);
@@ -245,6 +246,7 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
                 let r = read_group(s, g, c, pos, req.count, req.noack, now);
                 if !known && s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c)) {
                     consumers_created += 1;
+                    created_in.push(key.clone());
                 }
                 r
             }
@@ -257,8 +259,10 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         return None;
     }
     if req.group.is_some() {
-        for (key, _) in &served {
-            ctx.written(key, "xreadgroup");
+        // Reading changes only the group: Redis 7.0 notifies the consumers it
+        // makes, nothing else, and leaves WATCH and tracking alone.
+        for key in &created_in {
+            ctx.group_changed(key, Some("xgroup-createconsumer"));
         }
         // A change per stream served and per consumer created, as Redis counts.
         ctx.set_dirty((served.len() + consumers_created) as u64);
