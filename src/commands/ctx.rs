@@ -169,15 +169,16 @@ impl<'a, 's> Ctx<'a, 's> {
         self.written_in(key, db, event);
     }
 
-    /// A consumer group's state changed (XGROUP CREATE/SETID/DESTROY, a
-    /// consumer made or deleted): Redis 7.0 counts it and, with `event`,
-    /// notifies it, but does not signal the key as modified, so a WATCH of it
-    /// stays clean and tracking clients get no invalidation. Readers blocked
-    /// on the key look again (a destroyed group answers NOGROUP).
-    pub fn group_changed(&mut self, key: &[u8], event: Option<&'static str>) {
+    /// A change Redis 7.0 counts and (with `event`) notifies but does not
+    /// signal as a modification of the key: a consumer group's state (XGROUP
+    /// CREATE/SETID/DESTROY, a consumer made or deleted, reads, acks, claims)
+    /// and XSETID. A WATCH of the key stays clean and tracking clients get no
+    /// invalidation; readers blocked on it look again (a destroyed group
+    /// answers NOGROUP).
+    pub fn changed_unsignalled(&mut self, key: &[u8], event: Option<&'static str>) {
         self.effects.dirty += 1;
         let (db, server) = (self.db, self.server);
-        self.shard_for(key).group_changed(server, db, key, event);
+        self.shard_for(key).changed_unsignalled(server, db, key, event);
     }
 
     /// `written` for a key of database `db` other than the selected one

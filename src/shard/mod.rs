@@ -60,10 +60,10 @@ impl ShardData {
         self.key_followed(server, db, key, event, now, who);
     }
 
-    /// A consumer group of `key` changed (see `Ctx::group_changed`): blocked
-    /// readers look again and `event` is notified; WATCH and tracking are
-    /// left alone, as Redis 7.0 leaves them.
-    pub fn group_changed(
+    /// `key` changed without being signalled as modified (see
+    /// `Ctx::changed_unsignalled`): blocked readers look again and `event` is
+    /// notified; WATCH and tracking are left alone, as Redis 7.0 leaves them.
+    pub fn changed_unsignalled(
         &mut self,
         server: &crate::server::Server,
         db: usize,

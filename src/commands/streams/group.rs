@@ -93,7 +93,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     } else if is("destroy") && argc == 4 {
         let removed = with_stream(ctx, key, |s| s.groups.remove(name).is_some());
         if removed == Some(true) {
-            ctx.group_changed(key, Some("xgroup-destroy"));
+            ctx.changed_unsignalled(key, Some("xgroup-destroy"));
             return Reply::Int(1);
         }
         Reply::Int(0)
@@ -108,7 +108,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         });
         let created = created.flatten() == Some(true);
         if created {
-            ctx.group_changed(key, Some("xgroup-createconsumer"));
+            ctx.changed_unsignalled(key, Some("xgroup-createconsumer"));
         }
         Reply::Int(i64::from(created))
     } else if is("delconsumer") && argc == 5 {
@@ -122,7 +122,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         });
         let pending = pending.flatten();
         if pending.is_some() {
-            ctx.group_changed(key, Some("xgroup-delconsumer"));
+            ctx.changed_unsignalled(key, Some("xgroup-delconsumer"));
         }
         Reply::Int(pending.unwrap_or(0))
     } else {
@@ -169,7 +169,7 @@ fn create(ctx: &mut Ctx, args: &[Bytes], exists: bool, entries_read: Option<u64>
         return Reply::error("BUSYGROUP Consumer Group name already exists");
     }
     // One event: MKSTREAM's creation of the stream above already gave it.
-    ctx.group_changed(key, exists.then_some("xgroup-create"));
+    ctx.changed_unsignalled(key, exists.then_some("xgroup-create"));
     // One change for the group; making the stream (MKSTREAM) counts none in Redis.
     ctx.set_dirty(1);
     Reply::ok()
@@ -196,7 +196,7 @@ fn setid(ctx: &mut Ctx, args: &[Bytes], entries_read: Option<u64>) -> Reply {
             g.entries_read = entries_read;
         }
     });
-    ctx.group_changed(key, Some("xgroup-setid"));
+    ctx.changed_unsignalled(key, Some("xgroup-setid"));
     Reply::ok()
 }
 
@@ -468,7 +468,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     // Claims change only the group (no notification, WATCH stays clean, as
     // in Redis 7.0); a consumer made on the way is notified.
     if created {
-        ctx.group_changed(key, Some("xgroup-createconsumer"));
+        ctx.changed_unsignalled(key, Some("xgroup-createconsumer"));
     }
     // As Redis counts: each pending entry dropped or claimed, a consumer
     // created, or else the group's last ID moved forward.
@@ -560,7 +560,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let created = !had_consumer && g.consumers.contains_key(consumer);
     s.groups.insert(gname, g);
     if created {
-        ctx.group_changed(key, Some("xgroup-createconsumer"));
+        ctx.changed_unsignalled(key, Some("xgroup-createconsumer"));
     }
     // A change per pending entry claimed or dropped, and one for a new consumer.
     ctx.set_dirty((claimed.len() + deleted.len()) as u64 + created as u64);

@@ -545,14 +545,8 @@ pub fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !max_del.is_zero() {
         s.max_deleted_id = max_del;
     }
-    // Redis 7.0's XSETID counts the change and notifies it, but does not
-    // signal the key as modified: a WATCH of it stays clean and tracking
-    // clients get no invalidation (fuzzer run 8).
-    ctx.effects.dirty += 1;
-    let flags = ctx.server.config.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
-    if flags != 0 {
-        crate::pubsub::notify::keyspace_event(ctx.server, flags, "xsetid", key, ctx.db);
-    }
+    // Not signalled as modified, as in Redis 7.0 (fuzzer run 8).
+    ctx.changed_unsignalled(key, Some("xsetid"));
     Reply::ok()
 }
 

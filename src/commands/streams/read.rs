@@ -221,7 +221,6 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
             .collect();
     }
     let mut served: Vec<(Bytes, Reply)> = Vec::new();
-    let mut consumers_created = 0;
     let mut created_in: Vec<Bytes> = Vec::new();
     for i in 0..req.keys.len() {
         let key = req.keys[i].clone();
@@ -245,7 +244,6 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
                 let known = s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c));
                 let r = read_group(s, g, c, pos, req.count, req.noack, now);
                 if !known && s.groups.get(g).is_some_and(|grp| grp.consumers.contains_key(c)) {
-                    consumers_created += 1;
                     created_in.push(key.clone());
                 }
                 r
@@ -262,10 +260,10 @@ pub fn attempt(ctx: &mut Ctx, req: &mut ReadReq, retry: bool) -> Option<Reply> {
         // Reading changes only the group: Redis 7.0 notifies the consumers it
         // makes, nothing else, and leaves WATCH and tracking alone.
         for key in &created_in {
-            ctx.group_changed(key, Some("xgroup-createconsumer"));
+            ctx.changed_unsignalled(key, Some("xgroup-createconsumer"));
         }
         // A change per stream served and per consumer created, as Redis counts.
-        ctx.set_dirty((served.len() + consumers_created) as u64);
+        ctx.set_dirty((served.len() + created_in.len()) as u64);
     }
     Some(if ctx.resp >= 3 {
         Reply::Map(served.into_iter().map(|(k, v)| (Reply::Bulk(k), v)).collect())
