@@ -1105,14 +1105,13 @@ fn spawn(program: &str, args: &[&str]) -> (std::process::Child, u16) {
     let mut child = Command::new(program)
         .args(args)
         .args(["--port", &port.to_string(), "--save", "", "--bind", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(if ours { Stdio::piped() } else { Stdio::null() })
+        .stdout(if ours { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .expect("start server");
     let mut port = port;
     if ours {
-        let stderr = child.stderr.take().expect("stderr");
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let stdout = child.stdout.take().expect("stdout");
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("tcp on port ").nth(1) {
                 port = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
                 break;

@@ -315,7 +315,7 @@ fn crash_during_bgsave_keeps_the_previous_file() {
 fn refused(dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_moonshard"))
         .args(["--port", "0", "--dir", dir.to_str().unwrap()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -326,6 +326,8 @@ fn refused(dir: &Path) -> String {
             assert!(!status.success(), "moonshard started on a damaged file");
             let mut log = String::new();
             use std::io::Read;
+            // The log (standard output) and the exit message (standard error).
+            child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
             child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
             assert!(!log.contains("Ready to accept"), "{log}");
             return log;

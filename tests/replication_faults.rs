@@ -14,7 +14,7 @@ use common::wait_until;
 use common::{field_of, free_port, q, redis_server_with, run_str, temp_dir};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A moonshard on a fixed port and directory, killed (SIGKILL) on drop.
@@ -41,8 +41,7 @@ impl Node {
             .arg(&self.dir)
             .args(["--save", "", "--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"])
             .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.with_extension("log")).expect("log file"))
+            .stdout(std::fs::File::create(self.dir.with_extension("log")).expect("log file"))
             .spawn()
             .expect("start moonshard");
         self.child = Some(child);

@@ -37,12 +37,7 @@ fn start_moonshard(dir: &std::path::Path, port: u16, extra: &str) -> Kid {
     );
     std::fs::write(&conf, text).unwrap();
     let log = std::fs::File::create(dir.join(format!("moonshard-{port}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start moonshard");
+    let child = Command::new(env!("CARGO_BIN_EXE_moonshard")).arg(&conf).stdout(log).spawn().expect("start moonshard");
     wait_port(port);
     Kid(child)
 }

@@ -392,7 +392,7 @@ fn logfile_receives_the_log() {
         .arg(&dir)
         .arg("--logfile")
         .arg(&log)
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start moonshard");
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
@@ -417,9 +417,9 @@ fn logfile_receives_the_log() {
     assert!(!old.contains("a debug line"), "below loglevel notice: not logged");
     let _ = child.kill();
     let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
-    assert!(!stderr.contains("Ready to accept"), "nothing on stderr with a log file: {stderr}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout).expect("stdout");
+    assert!(!stdout.contains("Ready to accept"), "nothing on standard output with a log file: {stdout}");
 
     // A log file that cannot be opened.
     let missing = dir.join("no-such-dir").join("x.log");

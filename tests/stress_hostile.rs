@@ -42,16 +42,15 @@ impl Drop for Server {
 fn start() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
         .args(["--port", "0", "--shards", "4", "--loglevel", "notice"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start moonshard");
-    let stderr = child.stderr.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let sink = log.clone();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("tcp on port ").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0));
             }

@@ -51,8 +51,7 @@ fn tls_only(c: &Certs, extra: &[&str]) -> Proc {
         .arg(&dir)
         .args(tls_flags(c, tls_port, "yes"))
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
+        .stdout(log)
         .spawn()
         .expect("start moonshard");
     common::wait_until(20, "the TLS listener", || {

@@ -651,7 +651,9 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
     }
 }
 
-/// Writes a Redis-style log line to stderr when `level` passes `loglevel`.
+/// Writes a Redis-style log line when `level` passes `loglevel`: to `logfile`,
+/// or to standard output when it is empty, as Redis does (tools and test
+/// harnesses wait there for lines such as "Ready to accept connections").
 pub fn log(server: &Server, level: &str, msg: &str) {
     const ORDER: [&str; 5] = ["debug", "verbose", "notice", "warning", "nothing"];
     let configured = server.config.get("loglevel").unwrap_or_else(|| "notice".into());
@@ -670,7 +672,8 @@ pub fn log(server: &Server, level: &str, msg: &str) {
     let line = format!("{}:{role} {} {} {}\n", std::process::id(), log_time(crate::util::wall_clock()), mark, msg);
     let file = server.config.get("logfile").unwrap_or_default();
     if file.is_empty() {
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        // Rust's stdout is line-buffered: each line leaves at once.
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
     } else {
         // Opened for each line, as Redis does, so that a rotated log file
         // is followed without a signal; a line that cannot be written is

@@ -164,7 +164,8 @@ fn private_dir(extra: &[&str], what: &str) -> Option<std::path::PathBuf> {
 
 /// Starts moonshard with extra flags, e.g. `&["--shards", "4"]`.
 ///
-/// The server binds port 0 and reports the port it got on stderr, so
+/// The server binds port 0 and reports the port it got in its log (standard
+/// output, as Redis logs without a `logfile`), so
 /// parallel tests never race for a port.
 /// Set by a test binary whose failures need the servers' notices (a cluster
 /// election's steps) in the captured output; libtest prints them only when
@@ -187,15 +188,14 @@ pub fn moonshard(extra: &[&str]) -> Proc {
         .args(["--port", "0"])
         .args(extra)
         .args(["--loglevel", "notice"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start moonshard");
-    let stderr = child.stderr.take().expect("stderr piped");
+    let stdout = child.stdout.take().expect("stdout piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("tcp on port ").nth(1) {
                 if let Some(tx) = tx.take() {
                     let port: u16 = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -255,8 +255,7 @@ pub fn moonshard_logged(extra: &[&str]) -> (Proc, std::path::PathBuf) {
         .arg(&dir)
         .args(["--port", "0", "--save", "", "--loglevel", "notice"])
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
+        .stdout(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start moonshard");
     let mut port = 0;

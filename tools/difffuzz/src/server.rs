@@ -107,22 +107,31 @@ impl Server {
             .args(["--port", "0", "--loglevel", "notice"])
             .args(flags)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start moonshard from {}: {e}", bin.display()))?;
+        // The log is on standard output (as Redis's), a panic on standard
+        // error: both feed the tail kept for crash reports.
+        let stdout = child.stdout.take().ok_or("moonshard stdout not piped")?;
         let stderr = child.stderr.take().ok_or("moonshard stderr not piped")?;
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("tcp on port ").nth(1) {
                     if let Some(tx) = tx.take() {
                         let port: u16 = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
                         let _ = tx.send(port);
                     }
                 }
+                keep_tail(&log, line);
+            }
+        });
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 keep_tail(&log, line);
             }
         });
