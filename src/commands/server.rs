@@ -123,31 +123,34 @@ pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.shards().iter().map(|s| s.dbs[db].len() as i64).sum())
 }
 
-/// FLUSHDB/FLUSHALL's optional mode: Some(true) for ASYNC.
-fn flush_async(args: &[Bytes]) -> Result<bool, Reply> {
+/// FLUSHDB/FLUSHALL's optional mode: true for ASYNC (without a mode,
+/// `lazyfree-lazy-user-flush` decides, as in Redis).
+fn flush_async(ctx: &Ctx, args: &[Bytes]) -> Result<bool, Reply> {
     match args.len() {
-        1 => Ok(false),
+        1 => Ok(ctx.server.config.lazy_user_flush.load(std::sync::atomic::Ordering::Relaxed)),
         2 if eq_ic(&args[1], "async") => Ok(true),
         2 if eq_ic(&args[1], "sync") => Ok(false),
         _ => Err(Reply::syntax_error()),
     }
 }
 
-/// Empties `dbs`; with ASYNC the old contents are freed on a background
-/// thread so a huge keyspace does not hold the shard while it is dropped.
+/// Empties `dbs`; with ASYNC the old contents go to the lazyfree thread
+/// (counted there by keys, as Redis counts them) so a huge keyspace does
+/// not hold the shard while it is dropped.
 fn flush(dbs: &mut [crate::storage::Db], asynchronous: bool) {
     if !asynchronous {
         dbs.iter_mut().for_each(|db| db.clear());
         return;
     }
     let old: Vec<crate::storage::Db> = dbs.iter_mut().filter(|db| !db.is_empty()).map(|db| db.take()).collect();
-    if !old.is_empty() {
-        std::thread::spawn(move || drop(old));
+    let keys: usize = old.iter().map(|db| db.len()).sum();
+    if keys > 0 {
+        crate::storage::lazyfree::free_later(old, keys as u64);
     }
 }
 
 pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let asynchronous = match flush_async(args) {
+    let asynchronous = match flush_async(ctx, args) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -166,7 +169,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let asynchronous = match flush_async(args) {
+    let asynchronous = match flush_async(ctx, args) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -432,6 +435,7 @@ fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Re
 pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
     ctx.server.observers.latency.reset();
+    crate::storage::lazyfree::reset_stats();
     for shard in &ctx.server.shards.list {
         shard.stats.reset();
     }

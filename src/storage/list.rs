@@ -225,6 +225,11 @@ impl List {
         self.len == 0
     }
 
+    /// The chunks holding the elements (one allocation each).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     pub fn push_back(&mut self, e: &[u8]) {
         match self.chunks.back_mut() {
             Some(c) if c.fits(e) => c.push_back(e),

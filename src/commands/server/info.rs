@@ -330,8 +330,8 @@ fn memory_section(server: &Server, figures: &ShardFigures, f: &mut Field) {
     f("mem_aof_buffer", m.aof_buffer.to_string());
     f("mem_allocator", "mimalloc".into());
     f("active_defrag_running", "0".into());
-    f("lazyfree_pending_objects", "0".into());
-    f("lazyfreed_objects", "0".into());
+    f("lazyfree_pending_objects", crate::storage::lazyfree::pending().to_string());
+    f("lazyfreed_objects", crate::storage::lazyfree::freed().to_string());
 }
 
 fn persistence_section(server: &Server, f: &mut Field) {
