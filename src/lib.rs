@@ -31,6 +31,7 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
         return Err(std::io::Error::other(e));
     }
     let server = Arc::new(server);
+    server.shared();
     if let Err(e) = commands::acl::load_at_startup(&server) {
         net::listener::log(&server, "warning", &e);
         return Err(std::io::Error::other(e));

@@ -145,7 +145,9 @@ impl Stream {
         buf.clear();
         let wrap = commands.len() > 1;
         if wrap {
-            // Redis emits MULTI with no database: any SELECT follows it.
+            // Redis 7.0 emits MULTI in the first command's database, so a
+            // SELECT it needs comes before the MULTI.
+            select(buf, selected, commands[0].0);
             encode(buf, &[b"MULTI"]);
         }
         for (db, argv) in commands {
@@ -208,9 +210,31 @@ thread_local! {
     static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+thread_local! {
+    /// Set while this thread replays what the stream already carried.
+    static MUTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's emissions dropped: DEBUG LOADAOF replays the
+/// AOF through dispatch, and none of it is new to the AOF or the replicas.
+pub fn muted<R>(f: impl FnOnce() -> R) -> R {
+    struct Unmute;
+    impl Drop for Unmute {
+        fn drop(&mut self) {
+            MUTED.with(|m| m.set(false));
+        }
+    }
+    MUTED.with(|m| m.set(true));
+    let _unmute = Unmute;
+    f()
+}
+
 /// Emits one command: into the unit being collected on this thread, or
 /// straight into the stream.
 pub fn emit(stream: &Stream, db: usize, argv: &[Bytes]) {
+    if MUTED.with(|m| m.get()) {
+        return;
+    }
     if DEPTH.with(|d| d.get()) == 0 {
         stream.emit_one(db, argv);
     } else {
@@ -313,11 +337,17 @@ mod tests {
             let _single = Unit::begin(&stream);
             emit(&stream, 2, &b(&["DEL", "y"]));
         }
+        {
+            let _unit = Unit::begin(&stream);
+            emit(&stream, 3, &b(&["DEL", "z"]));
+            emit(&stream, 3, &b(&["DEL", "w"]));
+        }
         let text = String::from_utf8(cap.0.lock().clone()).unwrap().replace("\r\n", " ");
         assert_eq!(
             text,
             "*2 $6 SELECT $1 0 *3 $3 SET $1 a $1 1 *1 $5 MULTI *2 $4 INCR $1 n *2 $6 SELECT $1 2 \
-             *2 $3 DEL $1 x *1 $4 EXEC *2 $3 DEL $1 y "
+             *2 $3 DEL $1 x *1 $4 EXEC *2 $3 DEL $1 y \
+             *2 $6 SELECT $1 3 *1 $5 MULTI *2 $3 DEL $1 z *2 $3 DEL $1 w *1 $4 EXEC "
         );
     }
 }

@@ -62,6 +62,10 @@ pub struct Server {
     pub standalone: bool,
     /// `cluster-enabled yes`: this node's Redis Cluster state.
     pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    /// The `Arc` this server lives in (set once it is shared), for the rare
+    /// command that must hand the server to code taking an `Arc` (DEBUG
+    /// LOADAOF replays the AOF as its own client does at start-up).
+    me: std::sync::OnceLock<std::sync::Weak<Server>>,
 }
 
 impl Server {
@@ -109,11 +113,22 @@ impl Server {
             io_threads,
             standalone: config.get("keyspace-mode").as_deref() == Some("standalone"),
             cluster: None,
+            me: std::sync::OnceLock::new(),
             config,
         };
         server.apply_config();
         server.apply_requirepass();
         server
+    }
+
+    /// Records the `Arc` the server lives in (see `me`).
+    pub fn shared(self: &std::sync::Arc<Server>) {
+        let _ = self.me.set(std::sync::Arc::downgrade(self));
+    }
+
+    /// The `Arc` the server lives in, once `shared` was called.
+    pub fn arc(&self) -> Option<std::sync::Arc<Server>> {
+        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// `requirepass` is the default user's password, as in Redis.

@@ -202,20 +202,37 @@ fn try_serve(ctx: &mut Ctx, req: &mut Request, retry: bool) -> Option<(Reply, By
 
 /// The non-blocking form a served pop is replayed as (Redis propagates a
 /// blocking pop as LPOP, LMOVE, ZPOPMIN ...).
-fn replayed_as(req: &Request, key: &Bytes) -> Option<Vec<Bytes>> {
+/// `popped`: how many elements an MPOP form took (Redis replays the count
+/// it popped, not the one asked for).
+fn replayed_as(req: &Request, key: &Bytes, popped: Option<usize>) -> Option<Vec<Bytes>> {
     let s = |b: &'static [u8]| Bytes::from_static(b);
     let side = |left: bool| s(if left { b"LEFT" } else { b"RIGHT" });
     let count = |n: usize| Bytes::from(n.to_string());
     Some(match &req.kind {
         Kind::Pop { left } => vec![s(if *left { b"LPOP" } else { b"RPOP" }), key.clone()],
-        Kind::MPop { left, count: n } => vec![s(if *left { b"LPOP" } else { b"RPOP" }), key.clone(), count(*n)],
+        Kind::MPop { left, count: n } => {
+            vec![s(if *left { b"LPOP" } else { b"RPOP" }), key.clone(), count(popped.unwrap_or(*n))]
+        }
         Kind::Move { dst, from_left, to_left } => {
             vec![s(b"LMOVE"), key.clone(), dst.clone(), side(*from_left), side(*to_left)]
         }
         Kind::ZPop { max } => vec![s(if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }), key.clone()],
-        Kind::ZMPop { max, count: n } => vec![s(if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }), key.clone(), count(*n)],
+        Kind::ZMPop { max, count: n } => {
+            vec![s(if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }), key.clone(), count(popped.unwrap_or(*n))]
+        }
         Kind::Stream(_) => return None,
     })
+}
+
+/// The number of elements in an MPOP reply (`[key, [elements]]`).
+pub fn popped(reply: &Reply) -> Option<usize> {
+    match reply {
+        Reply::Array(parts) if parts.len() == 2 => match &parts[1] {
+            Reply::Array(items) => Some(items.len()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The handler of every blocking command (`Exec::Blocking`): one attempt
@@ -234,7 +251,10 @@ pub fn attempt(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match try_serve(ctx, &mut req, ctx.origin == Origin::Blocked) {
         Some((reply, key)) => {
             if !reply.is_error() && ctx.propagating() {
-                if let Some(argv) = replayed_as(&req, &key) {
+                if let Some(argv) = replayed_as(&req, &key, popped(&reply)) {
+                    // The one replayed form (ZMPOP, served through its
+                    // handler, has already named its own).
+                    ctx.effects.rewritten = None;
                     ctx.propagate_as(argv);
                 }
             }

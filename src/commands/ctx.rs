@@ -235,10 +235,11 @@ impl<'a, 's> Ctx<'a, 's> {
     pub fn flushing(&mut self, db: usize) {
         let now = self.now;
         for shard in self.shards.iter_mut() {
-            let ShardData { watches, dbs, .. } = &mut **shard;
+            let ShardData { watches, dbs, waiters, .. } = &mut **shard;
             if !watches.is_empty() {
                 watches.touch_db(dbs, db, None, now);
             }
+            waiters.signal_db(db);
         }
     }
 
@@ -246,11 +247,14 @@ impl<'a, 's> Ctx<'a, 's> {
     pub fn swapping(&mut self, a: usize, b: usize) {
         let now = self.now;
         for shard in self.shards.iter_mut() {
-            let ShardData { watches, dbs, .. } = &mut **shard;
+            let ShardData { watches, dbs, waiters, .. } = &mut **shard;
             if !watches.is_empty() {
                 watches.touch_db(dbs, a, Some(b), now);
                 watches.touch_db(dbs, b, Some(a), now);
             }
+            // Clients blocked in either database look again once swapped.
+            waiters.signal_db(a);
+            waiters.signal_db(b);
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct Switches {
     /// DEBUG QUICKLIST-PACKED-THRESHOLD's value, kept for show: moonshard's
     /// list chunks hold elements of any size, so nothing reads it.
     pub quicklist_packed_threshold: AtomicU64,
+    /// RESTORE and RDB loading skip the CRC64 check
+    /// (DEBUG SET-SKIP-CHECKSUM-VALIDATION).
+    pub skip_checksum: AtomicBool,
 }
 
 /// Redis's default packed threshold (1 GiB).
@@ -56,6 +59,7 @@ impl Default for Switches {
             active_expire: AtomicBool::new(true),
             deny_scripts_disabled: AtomicBool::new(false),
             quicklist_packed_threshold: AtomicU64::new(PACKED_THRESHOLD_DEFAULT),
+            skip_checksum: AtomicBool::new(false),
         }
     }
 }
@@ -114,8 +118,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             let has = |w: &str| args[2..].iter().any(|o| eq(o, w));
             reload(ctx, !has("nosave"), !has("noflush"))
         }
-        (b"loadaof", _) => lacks(&sub, "persistence: there is no append-only file to load"),
-        (b"restart" | b"crash-and-recover", _) => lacks(&sub, "restart support: it keeps no state to restart from"),
+        (b"loadaof", _) if !every_shard(ctx) => from_script(&sub),
+        (b"loadaof", _) => loadaof(ctx),
+        (b"set-skip-checksum-validation", 3) => {
+            s.debug.skip_checksum.store(atoi(&args[2]) != 0, Ordering::Relaxed);
+            Reply::ok()
+        }
+        (b"restart" | b"crash-and-recover", _) => lacks(&sub, "restart support: it does not re-execute itself"),
         (b"segfault" | b"panic" | b"assert" | b"oom", _) => {
             lacks(&sub, "crash simulation: it does not crash the server on request")
         }
@@ -131,14 +140,14 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (b"replybuffer", 4) if eq(&args[2], "peak-reset-time") || eq(&args[2], "resizing") => {
             lacks(&sub, "resizable reply buffers to tune")
         }
-        (b"set-skip-checksum-validation", 3) => lacks(&sub, "RDB payload checksums"),
-        (b"aof-flush-sleep", 3) => lacks(&sub, "append-only file"),
-        (b"replicate", 3..) => lacks(&sub, "replicas"),
-        (b"drop-cluster-packet-filter", 3) => lacks(&sub, "cluster bus"),
+        (b"aof-flush-sleep", 3) => lacks(&sub, "test hook to slow its append-only file writer"),
+        (b"replicate", 3..) => lacks(&sub, "way to send replicas a command it did not run"),
+        (b"drop-cluster-packet-filter", 3) => lacks(&sub, "cluster bus packet filter"),
         (b"config-rewrite-force-all", 2) => lacks(&sub, "forced full config rewrite"),
-        (b"clusterlink", 5) if eq(&args[2], "kill") => {
+        (b"clusterlink", 5) if eq(&args[2], "kill") && s.cluster.is_none() => {
             Reply::err("Debug option only available for cluster mode enabled setup!")
         }
+        (b"clusterlink", 5) if eq(&args[2], "kill") => lacks(&sub, "way to cut one cluster bus link on request"),
         _ => Reply::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
@@ -203,6 +212,44 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
         Err(e) => {
             crate::net::listener::log(server, "warning", &e);
             Reply::err("Error trying to load the RDB dump, check server logs.")
+        }
+    }
+}
+
+/// DEBUG LOADAOF: writes out what the append-only file is owed, empties
+/// the dataset (functions too, as Redis's emptyData does) and replays the
+/// files the manifest lists, every shard held throughout. Redis exits when
+/// the AOF cannot be loaded (or is off); here the command fails instead
+/// and the server goes on with what was loaded.
+fn loadaof(ctx: &mut Ctx) -> Reply {
+    let server = ctx.server;
+    let Some(aof) = server.aof.lock().clone() else {
+        return Reply::err("DEBUG LOADAOF needs the append-only file: appendonly is off");
+    };
+    let Some(shared) = server.arc() else {
+        return Reply::err("DEBUG LOADAOF is not available in this process");
+    };
+    aof.write_through(server.propagation.offset(), server);
+    for db in 0..server.databases() {
+        ctx.flushing(db);
+    }
+    ctx.flushed_tracking();
+    crate::persist::save::cancel_held(server, ctx.shards());
+    for shard in ctx.shards().iter_mut() {
+        shard.dbs.iter_mut().for_each(|d| d.clear());
+    }
+    crate::scripting::functions::flush_libraries(server);
+    let shards = ctx.shards();
+    match crate::propagate::muted(|| crate::persist::aof::reload_held(&shared, shards)) {
+        Ok(()) => {
+            // What was replayed is already in the file: nothing to propagate.
+            ctx.dirty_less(u64::MAX);
+            crate::net::listener::log(server, "warning", "Append Only File loaded by DEBUG LOADAOF");
+            Reply::ok()
+        }
+        Err(e) => {
+            crate::net::listener::log(server, "warning", &e);
+            Reply::err("Error trying to load the AOF files, check server logs.")
         }
     }
 }

@@ -164,10 +164,17 @@ pub(crate) fn take_key(ctx: &mut Ctx, key: &[u8]) -> Option<Entry> {
 
 // -------------------------------------------------------------- DEL & co.
 
+/// DEL and UNLINK. UNLINK (and DEL under `lazyfree-lazy-user-del`) frees
+/// a big value on the lazyfree thread instead of holding the shard for it.
 pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let lazy = args[0].eq_ignore_ascii_case(b"unlink")
+        || ctx.server.config.lazy_user_del.load(std::sync::atomic::Ordering::Relaxed);
     let mut n = 0;
     for key in &args[1..] {
-        if take_key(ctx, key).is_some() {
+        if let Some(entry) = take_key(ctx, key) {
+            if lazy {
+                crate::storage::lazyfree::free_value(entry.value);
+            }
             ctx.written(key, "del");
             n += 1;
         }
@@ -463,11 +470,12 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             keys.push(Reply::Bulk(Bytes::copy_from_slice(k)));
         }
     });
-    // Removing visited keys only moves visited keys (see `Db::scan`).
+    // Reaped as any access reaps an expired key (counted, notified and
+    // replayed as DEL, as Redis's SCAN expires what it visits). Removing
+    // visited keys only moves visited keys (see `Db::scan`).
     for k in &expired {
-        db.remove(k);
+        db.delete(k, now);
     }
-    server.stats.expired_keys.fetch_add(expired.len() as u64, Relaxed);
     let shard = ctx.home().id;
     Reply::Array(vec![Reply::bulk(client_cursor(n, shard, next).to_string()), Reply::Array(keys)])
 }

@@ -597,7 +597,15 @@ pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         match list_mut(ctx.db(key), key, now) {
             Err(e) => return e,
             Ok(None) => continue,
-            Ok(Some(_)) => return mpop_one(ctx, key, m.first, m.count),
+            Ok(Some(_)) => {
+                let reply = mpop_one(ctx, key, m.first, m.count);
+                // Replayed as the pop it was, with the count it took (as Redis).
+                if let (Some(n), true) = (crate::commands::blocking::popped(&reply), ctx.propagating()) {
+                    let verb: &'static [u8] = if m.first { b"LPOP" } else { b"RPOP" };
+                    ctx.propagate_as(vec![Bytes::from_static(verb), key.clone(), Bytes::from(n.to_string())]);
+                }
+                return reply;
+            }
         }
     }
     Reply::NilArray

@@ -235,7 +235,9 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
         ctx.written(key, "expire");
         // One change; replayed with its absolute expiry, as Redis propagates it.
         ctx.dirty_less(1);
-        if ctx.propagating() && !matches!(o.expire, Some((ExpireKind::PxAt, _))) {
+        // Always rewritten, PXAT too (as Redis: `SET k v pxat t GET` goes out
+        // as `SET k v PXAT t`).
+        if ctx.propagating() {
             ctx.propagate_as(vec![
                 Bytes::from_static(b"SET"),
                 key.clone(),

@@ -914,7 +914,14 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     for key in &args[2..where_idx] {
         match pop(ctx, key, max, count.unwrap_or(1)) {
             Ok(items) if items.is_empty() => continue,
-            Ok(items) => return Reply::Array(vec![Reply::Bulk(key.clone()), elements_reply(3, items, true)]),
+            Ok(items) => {
+                // Replayed as the pop it was, with the count it took (as Redis).
+                if ctx.propagating() {
+                    let verb: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+                    ctx.propagate_as(vec![Bytes::from_static(verb), key.clone(), Bytes::from(items.len().to_string())]);
+                }
+                return Reply::Array(vec![Reply::Bulk(key.clone()), elements_reply(3, items, true)]);
+            }
             Err(e) => return e,
         }
     }

@@ -444,6 +444,9 @@ pub struct Config {
     pub set_max_intset_entries: AtomicU64,
     /// Read by every sparse HyperLogLog write.
     pub hll_sparse_max_bytes: AtomicU64,
+    /// Read by every XADD (where a stream node ends) and approximate trim.
+    pub stream_node_max_entries: AtomicU64,
+    pub stream_node_max_bytes: AtomicU64,
     /// `notify-keyspace-events` as flags, read by every write.
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`, read by every delivery.
@@ -455,6 +458,10 @@ pub struct Config {
     /// `min-replicas-to-write` and `min-replicas-max-lag` both set: with no
     /// replicas, every write is refused (`NOREPLICAS`), as on Redis.
     pub writes_need_replicas: std::sync::atomic::AtomicBool,
+    /// `lazyfree-lazy-user-del` (DEL frees as UNLINK) and
+    /// `lazyfree-lazy-user-flush` (FLUSHALL/FLUSHDB without a mode are ASYNC).
+    pub lazy_user_del: std::sync::atomic::AtomicBool,
+    pub lazy_user_flush: std::sync::atomic::AtomicBool,
     /// The password of the default user, `None` when none is set.
     pub requirepass: RwLock<Option<String>>,
     /// Absolute path of the config file the server started with.
@@ -494,6 +501,10 @@ impl Default for Config {
             normal_limits: Arc::default(),
             query_buffer_limit: AtomicU64::new(0),
             writes_need_replicas: std::sync::atomic::AtomicBool::new(false),
+            lazy_user_del: std::sync::atomic::AtomicBool::new(false),
+            stream_node_max_entries: AtomicU64::new(100),
+            stream_node_max_bytes: AtomicU64::new(4096),
+            lazy_user_flush: std::sync::atomic::AtomicBool::new(false),
             requirepass: RwLock::new(None),
             file: None,
             user_lines: RwLock::new(Vec::new()),
@@ -615,9 +626,12 @@ impl Config {
             "set-max-intset-entries" => self.set_max_intset_entries.store(v.max(0) as u64, Ordering::Relaxed),
             "hash-max-listpack-value" => self.hash_max_listpack_value.store(v.max(0) as u64, Ordering::Relaxed),
             "hll-sparse-max-bytes" => self.hll_sparse_max_bytes.store(v.max(0) as u64, Ordering::Relaxed),
+            "stream-node-max-entries" => self.stream_node_max_entries.store(v.max(0) as u64, Ordering::Relaxed),
+            "stream-node-max-bytes" => self.stream_node_max_bytes.store(v.max(0) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 let flags = keyspace_events::parse_flags(&self.get(name).unwrap_or_default()).unwrap_or(0);
                 self.notify_flags.store(flags, Ordering::Relaxed);
+                crate::storage::note_new_keys(flags & keyspace_events::NEW != 0);
             }
             "client-output-buffer-limit" => {
                 let value = self.get(name).unwrap_or_default();
@@ -629,6 +643,12 @@ impl Config {
                 self.normal_limits.hard.store(hard, Ordering::Relaxed);
                 self.normal_limits.soft.store(soft, Ordering::Relaxed);
                 self.normal_limits.soft_secs.store(secs, Ordering::Relaxed);
+            }
+            "lazyfree-lazy-user-del" => {
+                self.lazy_user_del.store(self.get(name).as_deref() == Some("yes"), Ordering::Relaxed)
+            }
+            "lazyfree-lazy-user-flush" => {
+                self.lazy_user_flush.store(self.get(name).as_deref() == Some("yes"), Ordering::Relaxed)
             }
             "min-replicas-to-write" | "min-replicas-max-lag" => {
                 let on = self.get_i64("min-replicas-to-write") > 0 && self.get_i64("min-replicas-max-lag") > 0;

@@ -19,6 +19,7 @@ use crate::commands::spec::SessionOp;
 use crate::commands::{ConnCtx, Ctx};
 use crate::net::client::{ClientInfo, ClientState, ReplyMode};
 use crate::server::Server;
+use crate::shard::ShardData;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::io::Write;
@@ -358,6 +359,11 @@ impl Aof {
                 }
                 while p.buf.is_empty() && !self.stop.load(Ordering::Acquire) {
                     let unsynced = self.written.load(Ordering::Relaxed) > self.synced.load(Ordering::Relaxed);
+                    if policy == FSYNC_ALWAYS && unsynced {
+                        // Written under the previous policy (appendfsync just
+                        // became always) and not fsynced: sessions wait for it.
+                        break;
+                    }
                     if policy == FSYNC_EVERYSEC && unsynced {
                         let left = Duration::from_secs(1).saturating_sub(last_sync.elapsed());
                         if left.is_zero() {
@@ -930,6 +936,12 @@ impl<'a> Loader<'a> {
     }
 
     pub(crate) fn apply(&mut self, argv: Vec<Bytes>) -> Result<(), String> {
+        self.apply_in(argv, None)
+    }
+
+    /// `apply` with every shard already held by the caller (DEBUG LOADAOF),
+    /// or entered for each command when `held` is None.
+    fn apply_in(&mut self, argv: Vec<Bytes>, held: Option<&mut [&mut ShardData]>) -> Result<(), String> {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         match name.as_str() {
             "multi" => {
@@ -941,6 +953,12 @@ impl<'a> Loader<'a> {
                     return Err("EXEC without MULTI in the append only file".into());
                 };
                 // A transaction's shards are entered together for the whole unit.
+                if let Some(refs) = held {
+                    for argv in queued {
+                        self.run(&argv, refs)?;
+                    }
+                    return Ok(());
+                }
                 let all: Vec<usize> = (0..self.server.shards.len()).collect();
                 let mut guards: Vec<_> = all.iter().map(|&i| self.server.shards.get(i).lock_blocking()).collect();
                 let mut refs: Vec<&mut crate::shard::ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
@@ -954,6 +972,9 @@ impl<'a> Loader<'a> {
         if let Some(q) = self.multi.as_mut() {
             q.push(argv);
             return Ok(());
+        }
+        if let Some(refs) = held {
+            return self.run(&argv, refs);
         }
         let all: Vec<usize> = (0..self.server.shards.len()).collect();
         let mut guards: Vec<_> = all.iter().map(|&i| self.server.shards.get(i).lock_blocking()).collect();
@@ -1010,6 +1031,25 @@ impl<'a> Loader<'a> {
 /// command is truncated there when `aof-load-truncated` is on (as Redis does);
 /// any other damage refuses to start.
 fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), String> {
+    load_into(server, layout, m, None)
+}
+
+/// DEBUG LOADAOF: the caller holds every shard, whose databases it has
+/// emptied; the files the manifest on disk lists are replayed into them.
+pub fn reload_held(server: &Arc<Server>, held: &mut [&mut ShardData]) -> Result<(), String> {
+    let layout = Layout::from_config(server);
+    let text =
+        std::fs::read_to_string(layout.manifest_path()).map_err(|e| format!("Can't open the AOF manifest: {e}"))?;
+    let m = Manifest::parse(&text)?;
+    load_into(server, &layout, &m, Some(held))
+}
+
+fn load_into(
+    server: &Arc<Server>,
+    layout: &Layout,
+    m: &Manifest,
+    mut held: Option<&mut [&mut ShardData]>,
+) -> Result<(), String> {
     let started = Instant::now();
     let mut loader = Loader::new(server, "aof");
     let files: Vec<&FileEntry> = m.base.iter().chain(m.incrs.iter()).collect();
@@ -1026,7 +1066,10 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
         if data.starts_with(b"REDIS") {
             // An RDB preamble (the base of a multi-part AOF, or the head of
             // an old single-file AOF, whose commands follow it).
-            let mut target = super::load::Target::Lock(&server.shards);
+            let mut target = match held.as_deref_mut() {
+                Some(refs) => super::load::Target::Held(refs),
+                None => super::load::Target::Lock(&server.shards),
+            };
             let (rest, loaded) = super::load::read_into(server, &data[..], &mut target, true)
                 .map_err(|e| format!("Error reading the RDB preamble of the AOF file {}: {e}", f.name))?;
             super::load::note_loaded(server, &loaded);
@@ -1037,7 +1080,7 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
             match next_command(&data, &mut pos) {
                 Ok(None) => break,
                 Ok(Some(argv)) => {
-                    loader.apply(argv)?;
+                    loader.apply_in(argv, held.as_deref_mut())?;
                     if loader.multi.is_none() {
                         good = pos;
                     }

@@ -148,7 +148,8 @@ fn read_with<R: BufRead>(
     defer_functions: Option<&mut Vec<Bytes>>,
 ) -> Result<(R, Loaded), String> {
     let opts = ReaderOptions {
-        checksum: server.config.get("rdbchecksum").as_deref() != Some("no"),
+        checksum: server.config.get("rdbchecksum").as_deref() != Some("no")
+            && !server.debug.skip_checksum.load(std::sync::atomic::Ordering::Relaxed),
         decode: rdb::decode_options(&server.config),
         databases: server.databases(),
     };

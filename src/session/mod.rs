@@ -888,7 +888,7 @@ impl Session {
         let Some(txn) = self.txn.as_mut() else {
             return Ok(plan);
         };
-        match multi::queue(txn, cmd, args, watch_dirty) {
+        match multi::queue(&self.server, txn, cmd, args, watch_dirty) {
             None => Ok(plan),
             Some(reply) => {
                 if reply.is_error() {

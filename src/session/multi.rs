@@ -17,6 +17,7 @@ use crate::commands::registry::{flags, Command, Exec};
 use crate::commands::spec::SessionOp;
 use crate::commands::{ConnCtx, Ctx};
 use crate::protocol::Reply;
+use crate::server::Server;
 use crate::shard::watches::{Seen, Watcher};
 use crate::shard::ShardData;
 use bytes::Bytes;
@@ -219,6 +220,14 @@ async fn exec(conn: &mut Session) -> Reply {
     busy.reply()
 }
 
+#[inline]
+fn oom_while_queuing(server: &Server) -> Option<Reply> {
+    if !crate::shard::eviction::over_maxmemory(server) {
+        return None;
+    }
+    crate::shard::eviction::check_oom_for(server, true, &mut [])
+}
+
 /// Redis refuses the whole EXEC over `maxmemory` when any queued command
 /// is denyoom (a script's flags decide for EVAL/FCALL), evicting first.
 fn refused_for_memory(conn: &Session, txn: &Multi) -> bool {
@@ -395,7 +404,7 @@ fn run_queued(
 /// flagging the transaction as Redis does. None: run it now (EXEC, DISCARD,
 /// MULTI, WATCH, QUIT, RESET).
 /// `watch_dirty`: a watched key changed, so EXEC will not run.
-pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes], watch_dirty: bool) -> Option<Reply> {
+pub fn queue(server: &Server, txn: &mut Multi, cmd: Command, args: &[Bytes], watch_dirty: bool) -> Option<Reply> {
     if matches!(
         cmd.spec.exec,
         Exec::Session(
@@ -412,6 +421,13 @@ pub fn queue(txn: &mut Multi, cmd: Command, args: &[Bytes], watch_dirty: bool) -
     if cmd.spec.has(flags::NO_MULTI) {
         txn.failed = true;
         return Some(Reply::err("Command not allowed inside a transaction"));
+    }
+    // Queuing may grow memory without bound: over `maxmemory` (after
+    // eviction) Redis refuses every command but EXEC/DISCARD/QUIT/RESET
+    // inside MULTI, denyoom or not, and the transaction fails.
+    if let Some(oom) = oom_while_queuing(server) {
+        txn.failed = true;
+        return Some(oom);
     }
     // A transaction that cannot run keeps nothing more, as in Redis
     // (CLIENT LIST's multi= stops counting).

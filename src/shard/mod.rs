@@ -102,6 +102,14 @@ impl ShardData {
         }
         let flags = server.config.notify_flags.load(Ordering::Relaxed);
         if flags != 0 {
+            if flags & crate::pubsub::notify::NEW != 0 {
+                // Keys this command created come first, as Redis notifies
+                // `new` when the key is added, before the command's event.
+                let created = self.dbs.get_mut(db).map(|d| d.take_created()).unwrap_or_default();
+                for k in created {
+                    crate::pubsub::notify::keyspace_event(server, flags, "new", &k, db);
+                }
+            }
             crate::pubsub::notify::keyspace_event(server, flags, event, key, db);
         }
     }

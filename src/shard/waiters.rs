@@ -46,6 +46,15 @@ impl Waiters {
         }
     }
 
+    /// Wakes every client blocked on any key of `db` (FLUSHDB, FLUSHALL,
+    /// SWAPDB): each looks at its keys again. A stream reader whose key is
+    /// gone gets Redis's "no longer exists" error; the others wait on.
+    pub fn signal_db(&self, db: usize) {
+        for w in self.queues.values().flatten().filter(|w| w.db == db) {
+            w.notify.notify_one();
+        }
+    }
+
     /// Wakes the client queued right after `w` on `key` (a woken client
     /// that could not use the key passes the wake-up on).
     pub fn signal_after(&self, key: &[u8], w: &Arc<Waiter>) {

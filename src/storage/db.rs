@@ -156,6 +156,18 @@ pub struct Db {
     snap: Option<Box<SnapState>>,
     /// Cluster mode: the keys of each hash slot (`storage::keyslots`).
     keyslots: Option<Box<SlotIndex>>,
+    /// Keys created since the last drain, while `new` keyspace events are
+    /// wanted (`note_new_keys`): the event layer notifies them ahead of the
+    /// command's own event, as Redis notifies `new` when a key is added.
+    created: Vec<Bytes>,
+}
+
+/// Whether key creations are logged for `new` keyspace events (the `n`
+/// class of `notify-keyspace-events`, off unless asked for).
+static NOTE_NEW_KEYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn note_new_keys(on: bool) {
+    NOTE_NEW_KEYS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// What one active expiry cycle over a database did.
@@ -254,6 +266,10 @@ impl Db {
         let pos = u32::try_from(i).expect("more than 2^32 keys in one database");
         self.slots.push(Slot { key: SmallBytes::from_slice(key), entry, access: memory::new_access(), meta: h << 2 });
         self.key_added(i, key);
+        // Bounded like the expired log: every creating command drains it.
+        if NOTE_NEW_KEYS.load(std::sync::atomic::Ordering::Relaxed) && self.created.len() < EXPIRED_LOG_MAX {
+            self.created.push(Bytes::copy_from_slice(key));
+        }
         if let Some(snap) = self.snap.as_mut() {
             snap.born(key);
         }
@@ -390,6 +406,11 @@ impl Db {
     /// True when some expired key waits in the log.
     pub fn has_expired_log(&self) -> bool {
         !self.expired_log.is_empty()
+    }
+
+    /// Keys created since the last call (see `note_new_keys`).
+    pub fn take_created(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.created)
     }
 
     /// Lazily reaped keys since the last call (for `expired_keys`).

@@ -157,7 +157,23 @@ fn latency_histogram(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let specs: Vec<registry::Command> = if args.len() == 2 {
         registry::all().iter().enumerate().map(|(id, &spec)| registry::Command { id, spec }).collect()
     } else {
-        args[2..].iter().filter_map(|n| resolve_name(n)).collect()
+        // A container named brings its subcommands along, as in Redis
+        // (`LATENCY HISTOGRAM client` gives client|id, client|list, ...).
+        let mut named = Vec::new();
+        for cmd in args[2..].iter().filter_map(|n| resolve_name(n)) {
+            named.push(cmd);
+            if !cmd.spec.subcommands.is_empty() {
+                let prefix = format!("{}|", cmd.spec.name);
+                named.extend(
+                    registry::all()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, spec)| spec.name.starts_with(&prefix))
+                        .map(|(id, &spec)| registry::Command { id, spec }),
+                );
+            }
+        }
+        named
     };
     let s = |t: &str| Reply::bulk_str(t);
     let mut out = Vec::new();

@@ -111,8 +111,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("xinfo", -2, 0, G::Stream, XINFO_SUBS).doc("5.0.0", "Container for stream introspection subcommands."),
 ];
 
-/// Default LIMIT of an approximate trim: 100 nodes' worth of entries.
-const APPROX_TRIM_LIMIT: u64 = 100 * crate::storage::stream::NODE_MAX_ENTRIES as u64;
+/// Default LIMIT of an approximate trim: 100 nodes' worth of entries
+/// (`stream-node-max-entries`), 10,000 when that is 0, at most 1,000,000,
+/// as in Redis.
+fn approx_trim_limit(node_max_entries: u64) -> u64 {
+    match node_max_entries.saturating_mul(100) {
+        0 => 10_000,
+        n => n.min(1_000_000),
+    }
+}
 
 fn invalid_id() -> Reply {
     Reply::err("Invalid stream ID specified as stream command argument")
@@ -211,7 +218,7 @@ struct AddTrim {
     next: usize,
 }
 
-fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<AddTrim, Reply> {
+fn parse_add_trim(args: &[Bytes], xadd: bool, node_max_entries: u64) -> Result<AddTrim, Reply> {
     let argc = args.len();
     let mut p = AddTrim { trim: None, approx: false, limit: 0, nomkstream: false, id: None, next: 0 };
     let (mut limit, mut limit_given) = (0i64, false);
@@ -273,7 +280,7 @@ fn parse_add_trim(args: &[Bytes], xadd: bool) -> Result<AddTrim, Reply> {
         }
         p.limit = limit as u64;
     } else {
-        p.limit = if p.approx { APPROX_TRIM_LIMIT } else { 0 };
+        p.limit = if p.approx { approx_trim_limit(node_max_entries) } else { 0 };
     }
     Ok(p)
 }
@@ -300,7 +307,10 @@ fn next_id(last: StreamId, given: Option<ParsedId>, now: u64) -> Result<StreamId
 }
 
 pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let p = match parse_add_trim(args, true) {
+    let config = &ctx.server.config;
+    let node_max_entries = config.stream_node_max_entries.load(std::sync::atomic::Ordering::Relaxed);
+    let node_max_bytes = config.stream_node_max_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let p = match parse_add_trim(args, true, node_max_entries) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -336,7 +346,7 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Ok(Some(s)) = stream_mut(db, key, now) else {
         return Reply::wrong_type();
     };
-    s.append(id, &args[field_pos..]);
+    s.append_within(id, &args[field_pos..], node_max_entries, node_max_bytes);
     if let Some(how) = p.trim {
         s.trim(how, p.approx, p.limit);
     }
@@ -461,7 +471,8 @@ pub fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let p = match parse_add_trim(args, false) {
+    let node_max_entries = ctx.server.config.stream_node_max_entries.load(std::sync::atomic::Ordering::Relaxed);
+    let p = match parse_add_trim(args, false, node_max_entries) {
         Ok(p) => p,
         Err(e) => return e,
     };

@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const NODE_MAX_ENTRIES: u16 = 100;
 pub const NODE_MAX_BYTES: usize = 4096;
+/// Redis's bound on one listpack (STREAM_LISTPACK_MAX_SIZE).
+const LISTPACK_MAX_BYTES: usize = 1 << 30;
 
 /// One delivered, not yet acknowledged entry of a group.
 #[derive(Debug, Clone)]
@@ -135,11 +137,28 @@ impl Stream {
 
     /// Appends an entry; `id` is above `last_id` (the caller checked).
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
+        self.append_within(id, fields, NODE_MAX_ENTRIES as u64, NODE_MAX_BYTES as u64);
+    }
+
+    /// `append` with the node limits `stream-node-max-entries` and
+    /// `stream-node-max-bytes` set (0: no entry limit; bytes capped at 1 GiB,
+    /// as Redis caps a listpack).
+    pub fn append_within(&mut self, id: StreamId, fields: &[Bytes], max_entries: u64, max_bytes: u64) {
+        let max_bytes = match max_bytes {
+            0 => LISTPACK_MAX_BYTES,
+            n => (n as usize).min(LISTPACK_MAX_BYTES),
+        };
+        // A node counts its entries in 16 bits: "no limit" (0) and larger
+        // limits stop at 65,535 entries per node.
+        let max_entries = match max_entries {
+            0 => u64::from(u16::MAX),
+            n => n.min(u64::from(u16::MAX)),
+        };
         let total: usize = fields.iter().map(|f| f.len()).sum();
         let fits = self
             .nodes
             .last_key_value()
-            .is_some_and(|(_, n)| n.lp_bytes().saturating_add(total) < NODE_MAX_BYTES && n.count < NODE_MAX_ENTRIES);
+            .is_some_and(|(_, n)| n.lp_bytes().saturating_add(total) < max_bytes && u64::from(n.count) < max_entries);
         match self.nodes.last_entry() {
             Some(mut e) if fits => {
                 let master = *e.key();
