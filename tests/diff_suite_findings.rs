@@ -312,3 +312,30 @@ fn debug_loadaof_reloads_like_redis() {
         assert_eq!(ms.call(&["SET", "after", &i.to_string()]), "+OK\r\n", "write {i} after appendfsync always");
     }
 }
+
+/// DEBUG SEGFAULT, PANIC and ASSERT end the process by the signal Redis's
+/// ends by (SIGSEGV, SIGABRT), after a log line that says why.
+#[test]
+fn debug_crash_subcommands_end_the_process_like_redis() {
+    use std::os::unix::process::ExitStatusExt;
+    for sub in ["SEGFAULT", "PANIC", "ASSERT"] {
+        let Some(mut theirs) = common::redis_server_with(&["--enable-debug-command", "yes"]) else { return };
+        let mut ours = common::moonshard(&["--enable-debug-command", "yes"]);
+        let mut signals = Vec::new();
+        for p in [&mut ours, &mut theirs] {
+            let mut c = Raw::connect(p.port);
+            c.send(&["DEBUG", sub]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = p.child.try_wait().expect("wait") {
+                    break status;
+                }
+                assert!(Instant::now() < deadline, "DEBUG {sub} did not end the process");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            signals.push(status.signal());
+        }
+        assert!(signals[0].is_some(), "DEBUG {sub}: moonshard exited instead of dying by a signal");
+        assert_eq!(signals[0], signals[1], "DEBUG {sub}: moonshard (left) and redis-server (right) signals");
+    }
+}

@@ -125,9 +125,25 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::ok()
         }
         (b"restart" | b"crash-and-recover", _) => lacks(&sub, "restart support: it does not re-execute itself"),
-        (b"segfault" | b"panic" | b"assert" | b"oom", _) => {
-            lacks(&sub, "crash simulation: it does not crash the server on request")
+        // Crashes on request, as Redis does (failover drills use them):
+        // the log says why, then the process dies by the same signal.
+        (b"segfault", _) => crash(s, libc::SIGSEGV, &["Crashed running DEBUG SEGFAULT"]),
+        (b"panic", _) => crash(
+            s,
+            libc::SIGABRT,
+            &[
+                "------------------------------------------------",
+                "!!! Software Failure. Press left mouse button to continue",
+                &format!(
+                    "Guru Meditation: DEBUG PANIC called at Unix time {} #debug.rs",
+                    crate::storage::now_ms() / 1000
+                ),
+            ],
+        ),
+        (b"assert", _) => {
+            crash(s, libc::SIGABRT, &["=== ASSERTION FAILED ===", "==> debug.rs 'DEBUG ASSERT' is not true"])
         }
+        (b"oom", _) => crash(s, libc::SIGABRT, &["Out Of Memory allocating DEBUG OOM's request!"]),
         (b"leak", 3) => lacks(&sub, "manual memory management to leak from"),
         (b"sdslen", 3) => lacks(&sub, "SDS strings"),
         (b"listpack", 3) => lacks(&sub, "listpack encoded objects to print"),
@@ -252,6 +268,26 @@ fn loadaof(ctx: &mut Ctx) -> Reply {
             Reply::err("Error trying to load the AOF files, check server logs.")
         }
     }
+}
+
+/// Logs `lines` (and the crash line tools look for), then ends the process
+/// by `signal` with its default action (a core dump where enabled), as
+/// Redis's bug report ends.
+fn crash(server: &crate::server::Server, signal: i32, lines: &[&str]) -> ! {
+    let log = |m: &str| crate::net::listener::log(server, "warning", m);
+    log("=== MOONSHARD BUG REPORT START: Cut & paste starting from here ===");
+    log(&format!("moonshard {} crashed by signal: {signal}, si_code: 0", env!("CARGO_PKG_VERSION")));
+    lines.iter().for_each(|l| log(l));
+    log("=== MOONSHARD BUG REPORT END ===");
+    // SAFETY: `signal` resets the handler of one signal number to its
+    // default (Rust's runtime installs one for SIGSEGV to report stack
+    // overflows) and `raise` sends that signal to this thread; both are
+    // plain libc calls with valid arguments and no memory passed.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    std::process::abort()
 }
 
 fn lacks(sub: &[u8], what: &str) -> Reply {
