@@ -339,3 +339,29 @@ fn debug_crash_subcommands_end_the_process_like_redis() {
         assert_eq!(signals[0], signals[1], "DEBUG {sub}: moonshard (left) and redis-server (right) signals");
     }
 }
+
+/// `tracking-table-max-keys` lowered with CONFIG SET takes effect on an
+/// idle server (Redis's cron enforces it as well as every command): a
+/// tracked key is invalidated without any further command.
+#[test]
+fn tracking_table_limit_is_enforced_while_idle_like_redis() {
+    let Some(p) = start_pair(&[]) else { return };
+    for port in p.ports {
+        let mut sub = Raw::connect(port);
+        let id = sub.call(&["CLIENT", "ID"]);
+        let id = id.trim().trim_start_matches(':').to_string();
+        sub.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+        let mut t = Raw::connect(port);
+        assert_eq!(t.call(&["CLIENT", "TRACKING", "on", "REDIRECT", &id]), "+OK\r\n");
+        t.call(&["MSET", "{t}key1", "1", "{t}key2", "2"]);
+        t.call(&["MGET", "{t}key1", "{t}key2"]);
+        t.call(&["CONFIG", "SET", "tracking-table-max-keys", "1"]);
+        sub.set_timeout(Duration::from_secs(3));
+        let message = sub.reply();
+        assert!(
+            message.contains("invalidate") && message.contains("{t}key"),
+            "port {port}: no invalidation while idle: {message:?}"
+        );
+        t.call(&["CONFIG", "SET", "tracking-table-max-keys", "0"]);
+    }
+}

@@ -618,6 +618,11 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         let Some(mut data) = shard.try_lock() else {
             continue;
         };
+        // `tracking-table-max-keys` lowered by the last command (CONFIG SET):
+        // enforced here too, as Redis's cron does, so an idle server acts on it.
+        if server.tracking.over_limit() {
+            crate::pubsub::tracking::enforce_limit(&server, &mut data, 0);
+        }
         let started = std::time::Instant::now();
         let now = crate::storage::now_ms();
         let (mut removed, mut expired, mut sampled, mut capped) = (0, 0, 0, false);

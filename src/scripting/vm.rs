@@ -101,6 +101,9 @@ impl Vm {
         // SAFETY: `enter_script` is a C function that reads its own arguments.
         let entry = unsafe { lua.create_c_function(enter_script) }?;
         install_hook(&lua)?;
+        // The sandbox's set-up (compiling the prelude, building the library
+        // tables) leaves garbage: a new VM starts from what it keeps.
+        lua.gc_collect()?;
         if mem_limit > 0 {
             lua.set_memory_limit(mem_limit as usize)?;
         }
