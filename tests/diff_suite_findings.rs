@@ -365,3 +365,19 @@ fn tracking_table_limit_is_enforced_while_idle_like_redis() {
         t.call(&["CONFIG", "SET", "tracking-table-max-keys", "0"]);
     }
 }
+
+/// A cluster node keeps Redis Cluster's same-slot rule: the standalone
+/// keyspace is refused with `cluster-enabled yes`.
+#[test]
+fn standalone_keyspace_is_refused_on_a_cluster_node() {
+    let dir = common::temp_dir("standalone-cluster");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moonshard"))
+        .args(["--port", "0", "--cluster-enabled", "yes", "--keyspace-mode", "standalone", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run moonshard");
+    assert!(!out.status.success(), "moonshard started a cluster node in the standalone keyspace");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("keyspace-mode standalone cannot be used with cluster-enabled yes"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

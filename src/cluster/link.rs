@@ -552,6 +552,12 @@ pub fn open(server: &mut Server) -> Result<(), String> {
     if server.config.get("cluster-enabled").as_deref() != Some("yes") {
         return Ok(());
     }
+    // A Redis Cluster node refuses keys of several slots whatever it holds:
+    // the standalone keyspace (any keys together) cannot be one.
+    if server.standalone {
+        return Err("keyspace-mode standalone cannot be used with cluster-enabled yes:                     a cluster node keeps Redis Cluster's same-slot rule"
+            .into());
+    }
     let dir = server.config.get("dir").filter(|d| !d.is_empty()).unwrap_or_else(|| ".".into());
     let name = server.config.get("cluster-config-file").unwrap_or_else(|| "nodes.conf".into());
     let port = server.config.get_i64("port").clamp(0, 65535) as u16;
