@@ -424,3 +424,41 @@ fn preferred_endpoint_types_match_redis_server() {
         }
     }
 }
+
+/// A client blocked on a key whose slot moves to another node (a reshard)
+/// is unblocked with `MOVED` to the new owner, as Redis's cron does
+/// (clusterRedirectBlockedClientIfNeeded); it used to wait forever.
+#[test]
+fn a_blocked_client_is_redirected_when_its_slot_moves() {
+    if !tools_present() {
+        return;
+    }
+    let nodes = [ms_node(&[]), ms_node(&[]), ms_node(&[])];
+    let refs: Vec<&Proc> = nodes.iter().collect();
+    form(&refs);
+    // key9184688 is in slot 10923, the first slot of the third node.
+    assert_eq!(slot("key9184688"), 10923);
+    let mut blocked = std::net::TcpStream::connect(("127.0.0.1", nodes[2].port)).unwrap();
+    blocked.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    std::io::Write::write_all(&mut blocked, b"*3\r\n$5\r\nBRPOP\r\n$10\r\nkey9184688\r\n$1\r\n0\r\n").unwrap();
+    wait_until("the client to block", 10, || cli(nodes[2].port, &["info", "clients"]).contains("blocked_clients:1"));
+    let out = cluster_tool(&[
+        "reshard".into(),
+        addr(&nodes[2]),
+        "--cluster-to".into(),
+        myid(&nodes[0]),
+        "--cluster-from".into(),
+        myid(&nodes[2]),
+        "--cluster-slots".into(),
+        "1".into(),
+        "--cluster-yes".into(),
+    ]);
+    assert!(!out.contains("ERR"), "reshard:\n{out}");
+    let mut reply = String::new();
+    let mut r = std::io::BufReader::new(blocked);
+    std::io::BufRead::read_line(&mut r, &mut reply).expect("a reply to the blocked BRPOP");
+    assert_eq!(reply.trim_end(), format!("-MOVED 10923 127.0.0.1:{}", nodes[0].port));
+    for n in &nodes {
+        assert!(cli(n.port, &["info", "clients"]).contains("blocked_clients:0"));
+    }
+}

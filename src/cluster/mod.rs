@@ -305,6 +305,31 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Redis's clusterRedirectBlockedClientIfNeeded, for a client blocked
+    /// on keys of `slot`: `Down` while the cluster is down, `Unbound` or
+    /// `Moved` once the slot is neither served nor imported here (a
+    /// read-only client of a replica reads its master's slots).
+    pub fn redirect_blocked(&self, slot: usize, read_only_ok: bool, plain_client: bool) -> Option<Redirect> {
+        let st = self.state.lock();
+        if !st.ok {
+            return Some(Redirect::Down);
+        }
+        let owner = st.owner[slot];
+        if owner == Some(st.myself) || st.importing.contains_key(&slot) {
+            return None;
+        }
+        let me = st.me();
+        if read_only_ok && owner.is_some() && me.flags & state::flags::SLAVE != 0 && me.master == owner {
+            return None;
+        }
+        match owner {
+            None => Some(Redirect::Unbound),
+            Some(o) => Some(Redirect::Moved(slot, addr_of(&st, &o, plain_client))),
+        }
+    }
+}
+
 /// `endpoint:port` of a node, as redirections name it.
 pub fn addr_of(st: &State, id: &NodeId, plain_client: bool) -> String {
     match st.nodes.get(id) {

@@ -459,10 +459,11 @@ impl Connection {
                 proto_error = Some(e);
             }
             let pipelined = self.batch.len() > 1;
-            // CLIENT LIST's buffer fields: the input left unparsed, and the
-            // requests being run (their bytes as they arrived).
+            // CLIENT LIST's buffer fields: while the requests run, `qbuf`
+            // counts them and the input behind them (as Redis's query buffer
+            // still holds the command being executed), `argv-mem` their bytes.
             let bufs = &info.bufs;
-            bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+            bufs.qbuf.store(unparsed, Ordering::Relaxed);
             bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
             bufs.qbuf_peak.fetch_max(self.inbuf.capacity(), Ordering::Relaxed);
             if !self.batch.is_empty() {
@@ -472,6 +473,7 @@ impl Connection {
                 self.session.execute_batch(&self.batch, &mut self.stream).await;
                 info.busy.store(false, Ordering::Release);
                 bufs.argv.store(0, Ordering::Relaxed);
+                bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
                 self.batch.clear();
                 if self.batch.capacity() > POOLED_BATCH_ARGS {
                     self.batch = Batch::default();

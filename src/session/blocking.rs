@@ -33,6 +33,8 @@ enum Wake {
     Timeout,
     Unblocked,
     Gone,
+    /// Cluster mode: the keys' slot is no longer served here.
+    Redirected(Reply),
 }
 
 /// Marks the client blocked (INFO `blocked_clients`, CLIENT LIST `flags=b`)
@@ -72,6 +74,27 @@ impl Drop for Blocked {
 }
 
 /// Runs a blocking command whose keys live on the shards `ids` (ascending).
+/// How often a client blocked on a cluster node checks that its keys' slot
+/// is still served here (Redis's clientsCron checks each client about as often).
+const CLUSTER_RECHECK: Duration = Duration::from_millis(100);
+
+/// Redis's clusterRedirectBlockedClientIfNeeded: the error that unblocks a
+/// client whose keys' slot is no longer served here (`MOVED`, or
+/// `CLUSTERDOWN` when unassigned or the cluster is down).
+fn cluster_redirect(
+    server: &crate::server::Server,
+    cmd: Command,
+    keys: &[Bytes],
+    client: &crate::net::client::ClientState,
+) -> Option<Reply> {
+    let cluster = server.cluster.as_deref()?;
+    let first = keys.first()?;
+    let slot = crate::shard::slot::key_slot(first) as usize;
+    let read_only_ok = client.cluster_readonly && !cmd.spec.is_write();
+    let plain = !client.info.tls.load(Ordering::Relaxed);
+    cluster.redirect_blocked(slot, read_only_ok, plain).map(|r| Reply::error(r.text()))
+}
+
 pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usize>, stream: &mut Stream) -> Reply {
     let server = conn.server.clone();
     let (db, resp) = (conn.client.db, conn.client.resp);
@@ -177,6 +200,11 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 _ = unblocked => Some(Wake::Unblocked),
                 _ = waiter.notify.notified() => Some(Wake::Notified),
                 _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Some(Wake::Timeout),
+                // Cluster mode: the keys' slot may move to another node (a
+                // reshard) or the cluster go down; checked as Redis's cron does.
+                _ = tokio::time::sleep(CLUSTER_RECHECK), if server.cluster.is_some() => {
+                    cluster_redirect(&server, cmd, &keys, &conn.client).map(Wake::Redirected)
+                },
             };
             if let Some(w) = w {
                 break w;
@@ -193,6 +221,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             }
             Wake::Unblocked => Reply::NilArray,
             Wake::Gone => Reply::NoReply,
+            Wake::Redirected(reply) => reply,
         };
         drop(blocked);
         if let Ok(mut guards) = server.shards.lock_many(&ids, u64::MAX).await {
