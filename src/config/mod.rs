@@ -385,6 +385,7 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
             Err("Too many bind addresses specified.".into())
         }
         Kind::Str if param.name == "save" => normalize_save(value),
+        Kind::Str if param.name == "latency-tracking-info-percentiles" => normalize_percentiles(value),
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();
@@ -412,6 +413,22 @@ pub fn bind_count(value: &str) -> usize {
 
 /// Parameters Redis hides from `CONFIG GET` patterns (and CONFIG REWRITE).
 const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+
+/// `latency-tracking-info-percentiles`: numbers in 0..=100, written back as
+/// Redis writes them (`%f` with trailing zeros and dot trimmed: `50`, `99.9`).
+fn normalize_percentiles(value: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for word in value.split_whitespace() {
+        match word.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => {
+                let s = format!("{p:.6}");
+                out.push(s.trim_end_matches('0').trim_end_matches('.').to_string());
+            }
+            _ => return Err("Invalid latency-tracking-info-percentiles parameters".into()),
+        }
+    }
+    Ok(out.join(" "))
+}
 
 /// `save`: pairs of seconds and changes (`""` turns saving off), written
 /// back as Redis writes them.
@@ -667,11 +684,15 @@ impl Config {
     pub fn from_args(args: &[String]) -> Result<Config, String> {
         let mut cfg = Config::default();
         let mut rest = args;
+        // Redis reads the command line as lines after the file's: a `--save`
+        // adds to the file's save points (the first `save` anywhere replaces
+        // the defaults).
+        let mut save_seen = false;
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
                 let text =
                     std::fs::read_to_string(first).map_err(|e| format!("can't open config file '{first}': {e}"))?;
-                cfg.load_file_text(&text)?;
+                save_seen = cfg.load_file_text(&text)?;
                 let path = std::fs::canonicalize(first)
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_else(|_| first.clone());
@@ -698,12 +719,30 @@ impl Config {
                 cfg.user_lines.write().push(values);
                 continue;
             }
-            cfg.set(name, &values.join(" "), true).map_err(|e| format!("--{name}: {e}"))?;
+            let value = if name.eq_ignore_ascii_case("save") {
+                cfg.merged_save(&mut save_seen, values.join(" "))
+            } else {
+                values.join(" ")
+            };
+            cfg.set(name, &value, true).map_err(|e| format!("--{name}: {e}"))?;
         }
         Ok(cfg)
     }
 
-    fn load_file_text(&self, text: &str) -> Result<(), String> {
+    /// A `save` directive read at start-up: the first replaces the default
+    /// save points, the next ones add to them, `""` clears them.
+    fn merged_save(&self, seen: &mut bool, add: String) -> String {
+        let prev = if *seen { self.get("save").unwrap_or_default() } else { String::new() };
+        *seen = true;
+        if prev.is_empty() || add.is_empty() {
+            add
+        } else {
+            format!("{prev} {add}")
+        }
+    }
+
+    /// Applies a config file's lines; true when one was a `save`.
+    fn load_file_text(&self, text: &str) -> Result<bool, String> {
         // The first `save` line replaces the default save points, the next ones add to it.
         let mut save_seen = false;
         for (lineno, line) in text.lines().enumerate() {
@@ -726,20 +765,13 @@ impl Config {
             }
             // `save` may appear on several lines; each adds a rule.
             let value = if name.eq_ignore_ascii_case("save") {
-                let prev = if save_seen { self.get("save").unwrap_or_default() } else { String::new() };
-                save_seen = true;
-                let add = values.join(" ");
-                if prev.is_empty() || add.is_empty() {
-                    add
-                } else {
-                    format!("{prev} {add}")
-                }
+                self.merged_save(&mut save_seen, values.join(" "))
             } else {
                 values.join(" ")
             };
             self.set(name, &value, true).map_err(|e| format!("config file line {}: {e}", lineno + 1))?;
         }
-        Ok(())
+        Ok(save_seen)
     }
 }
 
@@ -778,12 +810,43 @@ mod tests {
         std::fs::write(&dir, "# comment\nport 7001\nmaxclients 5\nsave 900 1\nsave 300 10\nrequirepass \"a b\"\n")
             .unwrap();
         let path = dir.to_string_lossy().into_owned();
-        let cfg = Config::from_args(&[path, "--port".into(), "7002".into()]).unwrap();
+        let cfg = Config::from_args(&[path.clone(), "--port".into(), "7002".into()]).unwrap();
         std::fs::remove_file(&dir).ok();
         assert_eq!(cfg.get("port").unwrap(), "7002");
         assert_eq!(cfg.get("maxclients").unwrap(), "5");
         assert_eq!(cfg.get("save").unwrap(), "900 1 300 10");
         assert_eq!(cfg.requirepass.read().as_deref(), Some("a b"));
+        // As Redis: a `--save` adds to the file's save points; the first
+        // `save` anywhere replaces the defaults; "" clears them.
+        std::fs::write(&dir, "save 900 1\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut a = vec![path.clone()];
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        let cfg = Config::from_args(&args(&["--save", "100", "100"])).unwrap();
+        assert_eq!(cfg.get("save").unwrap(), "900 1 100 100");
+        let cfg = Config::from_args(&args(&["--save", ""])).unwrap();
+        assert_eq!(cfg.get("save").unwrap(), "");
+        std::fs::remove_file(&dir).ok();
+        let cfg = Config::from_args(&["--save".into(), "100".into(), "100".into()]).unwrap();
+        assert_eq!(cfg.get("save").unwrap(), "100 100");
+        let cfg = Config::from_args(&[]).unwrap();
+        assert_eq!(cfg.get("save").unwrap(), "3600 1 300 100 60 10000");
+    }
+
+    #[test]
+    fn latency_percentiles_as_redis_writes_them() {
+        let cfg = Config::default();
+        assert_eq!(cfg.get("latency-tracking-info-percentiles").unwrap(), "50 99 99.9");
+        cfg.set("latency-tracking-info-percentiles", "0 50.0 100 1.5e1", false).unwrap();
+        assert_eq!(cfg.get("latency-tracking-info-percentiles").unwrap(), "0 50 100 15");
+        for bad in ["10.0 50.0 a", "10 101", "-1"] {
+            assert!(cfg.set("latency-tracking-info-percentiles", bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(cfg.get("latency-tracking-info-percentiles").unwrap(), "0 50 100 15");
+        cfg.set("latency-tracking-info-percentiles", "", false).unwrap();
+        assert_eq!(cfg.get("latency-tracking-info-percentiles").unwrap(), "");
     }
 
     #[test]
