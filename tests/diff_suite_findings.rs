@@ -381,3 +381,41 @@ fn standalone_keyspace_is_refused_on_a_cluster_node() {
     assert!(said.contains("keyspace-mode standalone cannot be used with cluster-enabled yes"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A subscriber that stops reading: CLIENT LIST's `omem` counts the
+/// messages waiting for it, and the pubsub soft limit closes it once it has
+/// been over the limit long enough even when no more messages come (it was
+/// left connected until the next message).
+#[test]
+fn pubsub_soft_limit_closes_a_silent_subscriber_like_redis() {
+    let Some(p) = start_pair(&[]) else { return };
+    for port in p.ports {
+        let mut admin = Raw::connect(port);
+        admin.call(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 100000 1"]);
+        let mut sub = Raw::connect(port);
+        sub.call(&["CLIENT", "SETNAME", "silent"]);
+        sub.call(&["SUBSCRIBE", "foo"]);
+        let payload = "x".repeat(1000);
+        let omem = |admin: &mut Raw| -> Option<u64> {
+            let list = admin.call(&["CLIENT", "LIST"]);
+            let line = list.lines().find(|l| l.contains("name=silent"))?;
+            line.split("omem=").nth(1)?.split_whitespace().next()?.parse().ok()
+        };
+        let mut last = 0;
+        for _ in 0..100_000 {
+            admin.call(&["PUBLISH", "foo", &payload]);
+            last = omem(&mut admin).unwrap_or(u64::MAX);
+            if last > 100_000 {
+                break;
+            }
+        }
+        assert!(last > 100_000 && last != u64::MAX, "port {port}: omem never passed the soft limit ({last})");
+        let started = Instant::now();
+        while omem(&mut admin).is_some() {
+            assert!(started.elapsed() < Duration::from_secs(6), "port {port}: the silent subscriber was never closed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(started.elapsed() >= Duration::from_millis(500), "port {port}: closed before the soft limit's time");
+        admin.call(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"]);
+    }
+}

@@ -36,7 +36,7 @@ if [ ${#units[@]} -eq 0 ]; then
   mapfile -t units < <(cd "$tree/tests" && ls unit/*.tcl unit/type/*.tcl | sed 's/\.tcl$//')
 fi
 cd "$tree"
-port=7950
+port=${PORT:-7950}
 for u in "${units[@]}"; do
   name=$(echo "$u" | tr / _)
   if [ "$mode" = external ]; then
@@ -49,7 +49,7 @@ for u in "${units[@]}"; do
     rc=$?
     kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"
   else
-    timeout "${T:-400}" ./runtest --single "$u" --clients 1 --baseport 31111 --timeout 60 >"$out/$name.out" 2>&1
+    timeout "${T:-400}" ./runtest --single "$u" --clients 1 --baseport "${BASEPORT:-21111}" --timeout 60 >"$out/$name.out" 2>&1
     rc=$?
   fi
   ok=$(grep -c '\[.*ok.*\]:' "$out/$name.out")

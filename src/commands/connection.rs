@@ -292,6 +292,9 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed);
     let (qbuf, qbuf_cap, peak) = (load(&b.qbuf), load(&b.qbuf_cap), load(&b.qbuf_peak));
     let (argv, multi, out, out_cap) = (load(&b.argv), load(&b.multi), load(&b.out), load(&b.out_cap));
+    // Messages waiting for a subscriber count as its output, as in Redis
+    // (they overlap `out` while being written: the larger stands for both).
+    let out = out.max(load(&b.pubsub));
     let tot = qbuf_cap + argv + multi + out_cap;
     let events = if out > 0 { "rw" } else { "r" };
     let name = meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();

@@ -74,6 +74,9 @@ pub struct Buffers {
     /// Replies not yet written to the socket (`omem`), and the reply buffer's size.
     pub out: AtomicUsize,
     pub out_cap: AtomicUsize,
+    /// Pub/sub messages queued for the client or in its unwritten output
+    /// (counted against the pubsub output limits; part of `omem`).
+    pub pubsub: AtomicUsize,
 }
 
 pub const UNBLOCK_TIMEOUT: u8 = 1;

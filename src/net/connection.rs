@@ -710,7 +710,20 @@ impl Connection {
             if info.killed.load(Ordering::Acquire) {
                 return false;
             }
-            let deadline = self.session.out_limit.soft_deadline(total - written);
+            // A subscriber's messages wait in its queue too: the pubsub soft
+            // limit counts them all (and closes one that stopped reading).
+            // Messages go on queueing while the write waits: a subscriber under
+            // the limit looks again every 100 ms.
+            let (deadline, recheck) = match self.session.sub.as_ref().filter(|s| s.active()) {
+                Some(sub) => match sub.sub.soft_deadline_ms(&self.session.server.config.pubsub_limits) {
+                    Some(at) => {
+                        let wait = std::time::Duration::from_millis(at.saturating_sub(crate::storage::now_ms()));
+                        (Some(tokio::time::Instant::now() + wait), false)
+                    }
+                    None => (Some(tokio::time::Instant::now() + std::time::Duration::from_millis(100)), true),
+                },
+                None => (self.session.out_limit.soft_deadline(total - written), false),
+            };
             // Long bulk strings go from their own buffers (`out_refs`).
             let slices = if vectored { self.session.out_slices(written, 64) } else { Vec::new() };
             let (stream, flat) = (&mut self.stream, &self.session.out[if vectored { 0 } else { written }..]);
@@ -730,6 +743,9 @@ impl Connection {
                     continue;
                 },
                 _ = sleep_until(deadline) => {
+                    if recheck {
+                        continue;
+                    }
                     self.session.output_overcome();
                     return false;
                 }

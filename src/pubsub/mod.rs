@@ -78,16 +78,16 @@ pub use crate::config::output_limits::Limits;
 pub struct Subscriber {
     pub info: Arc<ClientInfo>,
     tx: mpsc::UnboundedSender<Message>,
-    /// Bytes queued or in the connection's unwritten output.
-    pending: AtomicUsize,
-    /// Unix ms since which `pending` has been over the soft limit (0: not over).
+    /// Unix ms since which the bytes waiting for the subscriber (queued or
+    /// in its unwritten output: `info.bufs.pubsub`, part of CLIENT LIST's
+    /// `omem`) have been over the soft limit (0: not over).
     soft_since: AtomicU64,
 }
 
 impl Subscriber {
     pub fn new(info: Arc<ClientInfo>) -> (Arc<Subscriber>, mpsc::UnboundedReceiver<Message>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Arc::new(Subscriber { info, tx, pending: AtomicUsize::new(0), soft_since: AtomicU64::new(0) }), rx)
+        (Arc::new(Subscriber { info, tx, soft_since: AtomicU64::new(0) }), rx)
     }
 
     pub fn id(&self) -> u64 {
@@ -96,7 +96,7 @@ impl Subscriber {
 
     /// The connection wrote `n` bytes of messages to its socket.
     pub fn written(&self, n: usize) {
-        self.pending.fetch_sub(n, Ordering::AcqRel);
+        self.info.bufs.pubsub.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// Queues `msg` unless the subscriber is over its limits, in which case
@@ -106,15 +106,33 @@ impl Subscriber {
             return;
         }
         let size = msg.size();
-        let pending = self.pending.fetch_add(size, Ordering::AcqRel) + size;
+        let pending = self.info.bufs.pubsub.fetch_add(size, Ordering::AcqRel) + size;
         if self.over_limits(pending as u64, limits) {
-            self.pending.fetch_sub(size, Ordering::AcqRel);
+            self.info.bufs.pubsub.fetch_sub(size, Ordering::AcqRel);
             self.info.kill();
             return;
         }
         if self.tx.send(msg).is_err() {
-            self.pending.fetch_sub(size, Ordering::AcqRel);
+            self.info.bufs.pubsub.fetch_sub(size, Ordering::AcqRel);
         }
+    }
+
+    /// While the bytes waiting for the subscriber stay at or over the soft
+    /// limit: the Unix ms at which it is to be closed (`soft_secs` after it
+    /// went over), so one that stopped reading is closed even when no more
+    /// messages come, as Redis's clientsCron closes it.
+    pub fn soft_deadline_ms(&self, limits: &Limits) -> Option<u64> {
+        let soft = limits.soft.load(Ordering::Relaxed);
+        let pending = self.info.bufs.pubsub.load(Ordering::Acquire) as u64;
+        if soft == 0 || pending < soft {
+            return None;
+        }
+        let now = crate::storage::now_ms();
+        let since = match self.soft_since.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => now,
+            Err(since) => since,
+        };
+        Some(since + limits.soft_secs.load(Ordering::Relaxed).saturating_mul(1000) + 1)
     }
 
     fn over_limits(&self, pending: u64, limits: &Limits) -> bool {
@@ -318,9 +336,9 @@ impl Registry {
                 };
                 // Not subject to the output limits: it carries no payload.
                 let size = msg.size();
-                s.pending.fetch_add(size, Ordering::AcqRel);
+                s.info.bufs.pubsub.fetch_add(size, Ordering::AcqRel);
                 if s.tx.send(msg).is_err() {
-                    s.pending.fetch_sub(size, Ordering::AcqRel);
+                    s.info.bufs.pubsub.fetch_sub(size, Ordering::AcqRel);
                 }
             }
         }
