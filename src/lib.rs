@@ -32,6 +32,11 @@ pub fn run(config: config::Config) -> std::io::Result<()> {
     }
     let server = Arc::new(server);
     server.shared();
+    if let Err(e) =
+        process::apply_oom_score_adj(&server.config, server.config.get("replicaof").is_some_and(|r| !r.is_empty()))
+    {
+        net::listener::log(&server, "warning", &e);
+    }
     if let Err(e) = commands::acl::load_at_startup(&server) {
         net::listener::log(&server, "warning", &e);
         return Err(std::io::Error::other(e));

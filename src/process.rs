@@ -124,3 +124,44 @@ mod tests {
         assert_eq!(in_dir(&cfg, "/run/redis.pid"), PathBuf::from("/run/redis.pid"));
     }
 }
+
+// ------------------------------------------------------------ oom-score-adj
+
+/// The process's `oom_score_adj` before `oom-score-adj` first changed it
+/// (None: not changed), given back when the option is turned off.
+static OOM_BASE: parking_lot::Mutex<Option<i32>> = parking_lot::Mutex::new(None);
+
+const OOM_SCORE_ADJ: &str = "/proc/self/oom_score_adj";
+
+/// `oom-score-adj` (`no`, `yes` = `relative`, `absolute`) and
+/// `oom-score-adj-values` (master, replica, background child): sets the
+/// Linux OOM killer's score of this process for its role, as Redis's
+/// setOOMScoreAdj does (relative scores add to the score the process had).
+/// Called at start-up, on CONFIG SET of either and on a role change. Err:
+/// the score could not be read or written (logged by the caller).
+pub fn apply_oom_score_adj(config: &Config, replica: bool) -> Result<(), String> {
+    let mode = config.get("oom-score-adj").unwrap_or_default();
+    let mut base = OOM_BASE.lock();
+    let value = if mode == "no" {
+        match base.take() {
+            Some(b) => b,
+            None => return Ok(()),
+        }
+    } else {
+        let b = match *base {
+            Some(b) => b,
+            None => {
+                let text =
+                    std::fs::read_to_string(OOM_SCORE_ADJ).map_err(|e| format!("Unable to read oom_score_adj: {e}"))?;
+                let b = text.trim().parse().unwrap_or(0);
+                *base = Some(b);
+                b
+            }
+        };
+        let values = config.get("oom-score-adj-values").unwrap_or_default();
+        let class: i32 = values.split_whitespace().nth(usize::from(replica)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let relative = mode != "absolute";
+        (if relative { class + b } else { class }).clamp(-1000, 1000)
+    };
+    std::fs::write(OOM_SCORE_ADJ, format!("{value}\n")).map_err(|e| format!("Unable to write oom_score_adj: {e}"))
+}

@@ -419,3 +419,42 @@ fn pubsub_soft_limit_closes_a_silent_subscriber_like_redis() {
         admin.call(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"]);
     }
 }
+
+/// `oom-score-adj` sets the process's `/proc/<pid>/oom_score_adj` by role,
+/// relative or absolute, and gives the old score back when turned off: the
+/// same scores as redis-server's after the same commands.
+#[test]
+fn oom_score_adj_follows_the_role_like_redis() {
+    let Some(theirs) = common::redis_server() else { return };
+    let ours = common::moonshard(&[]);
+    let mut seen = Vec::new();
+    for p in [&ours, &theirs] {
+        let pid = p.child.id();
+        let score = || std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().to_string();
+        let mut c = Raw::connect(p.port);
+        let mut scores = vec![score()];
+        for cmd in [
+            &["CONFIG", "SET", "oom-score-adj-values", "10 20 30"][..],
+            &["CONFIG", "SET", "oom-score-adj", "yes"],
+            &["CONFIG", "SET", "oom-score-adj-values", "15 20 30"],
+            &["REPLICAOF", "127.0.0.1", "1"],
+            &["REPLICAOF", "NO", "ONE"],
+            &["CONFIG", "SET", "oom-score-adj", "absolute"],
+            &["CONFIG", "SET", "oom-score-adj-values", "25 5 30"],
+            &["CONFIG", "SET", "oom-score-adj", "no"],
+        ] {
+            assert_eq!(c.call(cmd), "+OK\r\n", "{cmd:?}");
+            scores.push(score());
+        }
+        // Lowering the score below where it started needs CAP_SYS_RESOURCE:
+        // both refuse it the same way where the process lacks it.
+        c.call(&["CONFIG", "SET", "oom-score-adj", "yes"]);
+        scores.push(c.call(&["CONFIG", "SET", "oom-score-adj-values", "-900 -900 -900"]));
+        scores.push(score());
+        c.call(&["CONFIG", "SET", "oom-score-adj", "no"]);
+        let bad = c.call(&["CONFIG", "SET", "oom-score-adj-values", "1 2"]);
+        assert!(bad.starts_with("-ERR CONFIG SET failed"), "{bad}");
+        seen.push(scores);
+    }
+    assert_eq!(seen[0], seen[1], "oom_score_adj after each step: moonshard (left), redis-server (right)");
+}

@@ -234,18 +234,22 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
 
 /// DEBUG LOADAOF: writes out what the append-only file is owed, empties
 /// the dataset (functions too, as Redis's emptyData does) and replays the
-/// files the manifest lists, every shard held throughout. Redis exits when
-/// the AOF cannot be loaded (or is off); here the command fails instead
-/// and the server goes on with what was loaded.
+/// files the manifest lists (with `appendonly no`, those a BGREWRITEAOF
+/// left), every shard held throughout. Redis exits when there is no AOF to
+/// load or it cannot be loaded; here the command fails instead (before
+/// emptying anything when there is no manifest).
 fn loadaof(ctx: &mut Ctx) -> Reply {
     let server = ctx.server;
-    let Some(aof) = server.aof.lock().clone() else {
-        return Reply::err("DEBUG LOADAOF needs the append-only file: appendonly is off");
-    };
     let Some(shared) = server.arc() else {
         return Reply::err("DEBUG LOADAOF is not available in this process");
     };
-    aof.write_through(server.propagation.offset(), server);
+    match server.aof.lock().clone() {
+        Some(aof) => aof.write_through(server.propagation.offset(), server),
+        None if !crate::persist::aof::manifest_exists(server) => {
+            return Reply::err("DEBUG LOADAOF found no append-only file to load (appendonly is off)");
+        }
+        None => {}
+    }
     for db in 0..server.databases() {
         ctx.flushing(db);
     }

@@ -332,6 +332,27 @@ pub fn config_set(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("requirepass")) {
                 ctx.server.apply_requirepass();
             }
+            let oom = pairs.iter().find(|(n, _)| {
+                n.eq_ignore_ascii_case("oom-score-adj") || n.eq_ignore_ascii_case("oom-score-adj-values")
+            });
+            if let Some((name, _)) = oom {
+                let replica = crate::storage::replica_expiry();
+                if let Err(e) = crate::process::apply_oom_score_adj(&ctx.server.config, replica) {
+                    // As Redis: logged, every value given goes back (and is applied again).
+                    let log = |m: &str| crate::net::listener::log(ctx.server, "warning", m);
+                    log(&e);
+                    log(&format!(
+                        "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+                    ));
+                    let restore: Vec<(&str, &str)> =
+                        pairs.iter().zip(&before).filter_map(|((n, _), v)| v.as_deref().map(|v| (*n, v))).collect();
+                    let _ = ctx.server.config.set_many(&restore, true);
+                    let _ = crate::process::apply_oom_score_adj(&ctx.server.config, replica);
+                    return Reply::err(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
+                    ));
+                }
+            }
             if let Some((name, value)) = pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case("appendonly")) {
                 if let Err(e) = switch_aof(ctx.server, value) {
                     let _ = ctx.server.config.set("appendonly", "no", true);

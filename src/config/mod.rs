@@ -386,6 +386,16 @@ pub fn normalize(param: &Param, value: &str) -> Result<String, String> {
         }
         Kind::Str if param.name == "save" => normalize_save(value),
         Kind::Str if param.name == "latency-tracking-info-percentiles" => normalize_percentiles(value),
+        Kind::Str if param.name == "oom-score-adj-values" => {
+            let words: Vec<&str> = value.split_whitespace().collect();
+            let ok =
+                words.len() == 3 && words.iter().all(|x| x.parse::<i32>().is_ok_and(|n| (-2000..=2000).contains(&n)));
+            if ok {
+                Ok(words.join(" "))
+            } else {
+                Err("Invalid oom-score-adj-values".into())
+            }
+        }
         Kind::Str => Ok(value.to_string()),
         Kind::Enum(options) => {
             let lower = value.to_ascii_lowercase();

@@ -1034,6 +1034,12 @@ fn load(server: &Arc<Server>, layout: &Layout, m: &Manifest) -> Result<(), Strin
     load_into(server, layout, m, None)
 }
 
+/// Whether the AOF directory has a manifest (DEBUG LOADAOF with
+/// `appendonly no` loads what a BGREWRITEAOF wrote).
+pub fn manifest_exists(server: &Server) -> bool {
+    Layout::from_config(server).manifest_path().is_file()
+}
+
 /// DEBUG LOADAOF: the caller holds every shard, whose databases it has
 /// emptied; the files the manifest on disk lists are replayed into them.
 pub fn reload_held(server: &Arc<Server>, held: &mut [&mut ShardData]) -> Result<(), String> {

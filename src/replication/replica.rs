@@ -62,6 +62,9 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         .is_replica
         .store(server.config.get("replica-read-only").as_deref() != Some("no"), Ordering::Relaxed);
     crate::storage::set_replica_expiry(true);
+    if let Err(e) = crate::process::apply_oom_score_adj(&server.config, true) {
+        log(server, "warning", &e);
+    }
     server.replicas.link_down.store(true, Ordering::Relaxed);
     // Our own replicas resynchronize with us (they may continue).
     for l in server.replicas.links() {
@@ -193,6 +196,9 @@ pub(super) fn unset_master(server: &Server) {
     // Writes are taken once the backlog follows them.
     server.replicas.is_replica.store(false, Ordering::Relaxed);
     crate::storage::set_replica_expiry(false);
+    if let Err(e) = crate::process::apply_oom_score_adj(&server.config, false) {
+        log(server, "warning", &e);
+    }
     // Our replicas reconnect and continue with our new ID (PSYNC2); not
     // before this server is a master, or one could continue as a replica's
     // replica that nothing feeds any more.
