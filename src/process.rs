@@ -96,35 +96,6 @@ pub fn remove_pidfile(server: &Server) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn background_only_when_daemonized_and_unsupervised() {
-        let cfg = Config::default();
-        assert!(!background(&cfg));
-        cfg.set("daemonize", "yes", true).unwrap();
-        let upstart = std::env::var_os("UPSTART_JOB").is_some();
-        let systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
-        assert!(background(&cfg), "supervised no");
-        cfg.set("supervised", "upstart", true).unwrap();
-        assert_eq!(background(&cfg), !upstart, "upstart without UPSTART_JOB still forks");
-        cfg.set("supervised", "systemd", true).unwrap();
-        assert_eq!(background(&cfg), !systemd, "systemd without NOTIFY_SOCKET still forks");
-        cfg.set("supervised", "auto", true).unwrap();
-        assert_eq!(background(&cfg), !(upstart || systemd));
-    }
-
-    #[test]
-    fn relative_paths_are_taken_from_dir() {
-        let cfg = Config::default();
-        cfg.set("dir", "/srv/data", true).unwrap();
-        assert_eq!(in_dir(&cfg, "redis.sock"), PathBuf::from("/srv/data/redis.sock"));
-        assert_eq!(in_dir(&cfg, "/run/redis.pid"), PathBuf::from("/run/redis.pid"));
-    }
-}
-
 // ------------------------------------------------------------ oom-score-adj
 
 /// The process's `oom_score_adj` before `oom-score-adj` first changed it
@@ -164,4 +135,33 @@ pub fn apply_oom_score_adj(config: &Config, replica: bool) -> Result<(), String>
         (if relative { class + b } else { class }).clamp(-1000, 1000)
     };
     std::fs::write(OOM_SCORE_ADJ, format!("{value}\n")).map_err(|e| format!("Unable to write oom_score_adj: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_only_when_daemonized_and_unsupervised() {
+        let cfg = Config::default();
+        assert!(!background(&cfg));
+        cfg.set("daemonize", "yes", true).unwrap();
+        let upstart = std::env::var_os("UPSTART_JOB").is_some();
+        let systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+        assert!(background(&cfg), "supervised no");
+        cfg.set("supervised", "upstart", true).unwrap();
+        assert_eq!(background(&cfg), !upstart, "upstart without UPSTART_JOB still forks");
+        cfg.set("supervised", "systemd", true).unwrap();
+        assert_eq!(background(&cfg), !systemd, "systemd without NOTIFY_SOCKET still forks");
+        cfg.set("supervised", "auto", true).unwrap();
+        assert_eq!(background(&cfg), !(upstart || systemd));
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_dir() {
+        let cfg = Config::default();
+        cfg.set("dir", "/srv/data", true).unwrap();
+        assert_eq!(in_dir(&cfg, "redis.sock"), PathBuf::from("/srv/data/redis.sock"));
+        assert_eq!(in_dir(&cfg, "/run/redis.pid"), PathBuf::from("/run/redis.pid"));
+    }
 }
