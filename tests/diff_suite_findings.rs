@@ -458,3 +458,21 @@ fn oom_score_adj_follows_the_role_like_redis() {
     }
     assert_eq!(seen[0], seen[1], "oom_score_adj after each step: moonshard (left), redis-server (right)");
 }
+
+/// On a cluster node serving every slot, a shebang script that reaches two
+/// slots gets Redis's slot-rule error even when the slots live on different
+/// shards of the node (it got "non local key").
+#[test]
+fn a_shebang_script_over_two_slots_of_one_node_gets_the_slot_error() {
+    let node = common::moonshard(&["--cluster-enabled", "yes", "--cluster-port", &common::free_port().to_string()]);
+    let mut c = Raw::connect(node.port);
+    assert_eq!(c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.call(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+        assert!(Instant::now() < deadline, "the one-node cluster never became ok");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = "#!lua\nredis.call('set', 'foo', 'bar')\nredis.call('set', 'bar', 'foo')\nreturn 'OK'";
+    let reply = c.call(&["EVAL", script, "0"]);
+    assert!(reply.starts_with("-ERR Script attempted to access keys that do not hash to the same slot"), "{reply}");
+}
