@@ -206,15 +206,7 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
         }
     }
     if flush {
-        for db in 0..server.databases() {
-            ctx.flushing(db);
-        }
-        ctx.flushed_tracking();
-        crate::persist::save::cancel_held(server, ctx.shards());
-        for shard in ctx.shards().iter_mut() {
-            shard.dbs.iter_mut().for_each(|d| d.clear());
-        }
-        crate::scripting::functions::flush_libraries(server);
+        empty_dataset(ctx);
     }
     let loaded = std::fs::File::open(crate::persist::save::rdb_path(server)).map_err(|e| e.to_string()).and_then(|f| {
         let mut target = crate::persist::load::Target::Held(ctx.shards());
@@ -230,6 +222,22 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
             Reply::err("Error trying to load the RDB dump, check server logs.")
         }
     }
+}
+
+/// Empties every database and the function libraries before a reload, as
+/// Redis's emptyData does (watchers and tracking clients told, a snapshot
+/// in progress cancelled), every shard held.
+fn empty_dataset(ctx: &mut Ctx) {
+    let server = ctx.server;
+    for db in 0..server.databases() {
+        ctx.flushing(db);
+    }
+    ctx.flushed_tracking();
+    crate::persist::save::cancel_held(server, ctx.shards());
+    for shard in ctx.shards().iter_mut() {
+        shard.dbs.iter_mut().for_each(|d| d.clear());
+    }
+    crate::scripting::functions::flush_libraries(server);
 }
 
 /// DEBUG LOADAOF: writes out what the append-only file is owed, empties
@@ -250,15 +258,7 @@ fn loadaof(ctx: &mut Ctx) -> Reply {
         }
         None => {}
     }
-    for db in 0..server.databases() {
-        ctx.flushing(db);
-    }
-    ctx.flushed_tracking();
-    crate::persist::save::cancel_held(server, ctx.shards());
-    for shard in ctx.shards().iter_mut() {
-        shard.dbs.iter_mut().for_each(|d| d.clear());
-    }
-    crate::scripting::functions::flush_libraries(server);
+    empty_dataset(ctx);
     let shards = ctx.shards();
     match crate::propagate::muted(|| crate::persist::aof::reload_held(&shared, shards)) {
         Ok(()) => {
