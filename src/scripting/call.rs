@@ -654,9 +654,11 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
     }
     for pos in cmd.spec.key_positions_iter(argv) {
         let s = slot::key_slot(&argv[pos]);
-        // A second slot breaks the slot rule whichever shard it is on: Redis
-        // reports that (its node holds both), not a non-local key.
-        if slot_rule && run.slot.is_some_and(|want| want != s) {
+        // On a cluster node, a second slot the node serves breaks the slot
+        // rule whichever shard holds it: Redis reports that (its node holds
+        // both), not a non-local key. (Without cluster mode a shard stands
+        // for a node: another shard's key is non-local first.)
+        if slot_rule && run.server.cluster.is_some() && run.slot.is_some_and(|want| want != s) {
             return Err(CallErr::Msg("Script attempted to access keys that do not hash to the same slot"));
         }
         let owner = slot::slot_shard(s, shards);
