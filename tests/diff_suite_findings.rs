@@ -56,6 +56,23 @@ fn incr_aof(p: &common::Proc) -> std::path::PathBuf {
     p.dir.as_ref().expect("private dir").join("appendonlydir/appendonly.aof.1.incr.aof")
 }
 
+/// redis-server and moonshard (`shards` shards) both started with `flags`.
+fn pair_with(shards: &str, flags: &[&str]) -> Option<(common::Proc, common::Proc)> {
+    let theirs = common::redis_server_with(flags)?;
+    let mut ours_flags = vec!["--shards", shards];
+    ours_flags.extend_from_slice(flags);
+    Some((common::moonshard(&ours_flags), theirs))
+}
+
+/// Sends each command of `script` to both servers and asserts equal replies.
+#[track_caller]
+fn same_replies(c: &mut [Raw; 2], script: &[&[&str]]) {
+    for args in script {
+        let replies: Vec<String> = c.iter_mut().map(|r| r.call(args)).collect();
+        assert_eq!(replies[0], replies[1], "replies differ on {args:?}");
+    }
+}
+
 /// What Redis propagates instead of the command as sent: SET with an
 /// expiry always as `SET k v PXAT t` (PXAT and GET too), LMPOP/BLMPOP as
 /// LPOP/RPOP with the count popped, ZMPOP/BZMPOP as ZPOPMIN/ZPOPMAX, a
@@ -63,11 +80,11 @@ fn incr_aof(p: &common::Proc) -> std::path::PathBuf {
 /// expired.
 #[test]
 fn propagated_forms_match_redis() {
-    let flags = ["--appendonly", "yes", "--appendfsync", "always", "--enable-debug-command", "yes"];
-    let Some(theirs) = common::redis_server_with(&flags) else { return };
-    let mut ours_flags = vec!["--shards", "1"];
-    ours_flags.extend_from_slice(&flags);
-    let ours = common::moonshard(&ours_flags);
+    let Some((ours, theirs)) =
+        pair_with("1", &["--appendonly", "yes", "--appendfsync", "always", "--enable-debug-command", "yes"])
+    else {
+        return;
+    };
     let mut c = [Raw::connect(ours.port), Raw::connect(theirs.port)];
     let script: &[&[&str]] = &[
         &["SELECT", "3"],
@@ -89,10 +106,7 @@ fn propagated_forms_match_redis() {
         &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
         &["SET", "e1", "v", "PX", "1"],
     ];
-    for args in script {
-        let replies: Vec<String> = c.iter_mut().map(|r| r.call(args)).collect();
-        assert_eq!(replies[0], replies[1], "replies differ on {args:?}");
-    }
+    same_replies(&mut c, script);
     std::thread::sleep(Duration::from_millis(20));
     for r in c.iter_mut() {
         r.call(&["SCAN", "0"]);
@@ -270,11 +284,9 @@ fn stream_nodes_follow_stream_node_max_entries_like_redis() {
 /// (it waited for an fsync that never came).
 #[test]
 fn debug_loadaof_reloads_like_redis() {
-    let flags = ["--appendonly", "yes", "--enable-debug-command", "yes"];
-    let Some(theirs) = common::redis_server_with(&flags) else { return };
-    let mut ours_flags = vec!["--shards", "4"];
-    ours_flags.extend_from_slice(&flags);
-    let ours = common::moonshard(&ours_flags);
+    let Some((ours, theirs)) = pair_with("4", &["--appendonly", "yes", "--enable-debug-command", "yes"]) else {
+        return;
+    };
     let mut c = [Raw::connect(ours.port), Raw::connect(theirs.port)];
     let script: &[&[&str]] = &[
         &["CONFIG", "SET", "appendfsync", "always"],
@@ -287,10 +299,7 @@ fn debug_loadaof_reloads_like_redis() {
         &["SET", "b", "2"],
         &["SELECT", "0"],
     ];
-    for args in script {
-        let replies: Vec<String> = c.iter_mut().map(|r| r.call(args)).collect();
-        assert_eq!(replies[0], replies[1], "replies differ on {args:?}");
-    }
+    same_replies(&mut c, script);
     let digest: Vec<String> = c.iter_mut().map(|r| r.call(&["DEBUG", "DIGEST"])).collect();
     assert_eq!(digest[0], digest[1]);
     for r in c.iter_mut() {
