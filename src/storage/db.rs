@@ -745,6 +745,8 @@ impl Db {
         self.slots = Slots::default();
         self.volatile = IndexSet::default();
         self.keyslots = None;
+        // Creations not yet notified are of keys that are gone.
+        self.created.clear();
     }
 
     /// Stores `entry` as is (value and TTL), replacing any previous key:
