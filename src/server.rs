@@ -51,6 +51,8 @@ pub struct Server {
     pub shutdown: tokio::sync::Notify,
     /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
     pub shutdown_waiting: AtomicBool,
+    /// When that wait gives up (Unix ms): INFO's `shutdown_in_milliseconds`.
+    pub shutdown_deadline_ms: AtomicU64,
     pub shutdown_abort: AtomicBool,
     /// That wait held writes back (released if the shutdown then fails).
     pub shutdown_holds_writes: AtomicBool,
@@ -107,6 +109,7 @@ impl Server {
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown_waiting: AtomicBool::new(false),
+            shutdown_deadline_ms: AtomicU64::new(0),
             shutdown_abort: AtomicBool::new(false),
             shutdown_holds_writes: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
@@ -148,9 +151,11 @@ impl Server {
         o.latency_monitor.threshold.store(c.get_i64("latency-monitor-threshold").max(0) as u64, Ordering::Relaxed);
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
         self.tracking.set_max_keys(c.get_i64("tracking-table-max-keys"));
+        crate::process::crash_log_follow(c);
         if let Some(aof) = self.aof.lock().as_ref() {
             let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
             aof.policy.store(policy, Ordering::Relaxed);
+            aof.timestamps.store(c.get("aof-timestamp-enabled").as_deref() == Some("yes"), Ordering::Relaxed);
         }
         // A new maxmemory-policy or lfu-* value applies to the next access,
         // not only after the memory cron's next tick.

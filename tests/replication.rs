@@ -789,3 +789,54 @@ fn redis_cli_rdb_and_functions_rdb_load_into_redis_server() {
 fn q_args(c: &mut redis::Connection, args: &[&str]) -> String {
     common::show(run_str(c, args))
 }
+
+/// Redis 7.0's default save points on the replica: its full sync must not
+/// save the emptied dataset over the payload it is about to load (a
+/// replica with the defaults once loaded nothing), and a replica with
+/// `appendonly yes` keeps what the sync brought across a restart (its AOF
+/// is rewritten from the loaded dataset, as Redis restarts the AOF).
+#[test]
+fn replica_with_default_save_points_and_aof_keeps_the_synced_dataset() {
+    const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
+    let (master, mut m, keys, mut rng) = loaded_master(31, 300);
+    let port = master.port.to_string();
+    for diskless in ["yes", "no"] {
+        assert_eq!(q(&mut m, &format!("CONFIG SET repl-diskless-sync {diskless}")), "OK");
+        let replica = repl_moonshard(2, &["--save", DEFAULT_SAVE, "--replicaof", "127.0.0.1", &port]);
+        let mut r = replica.client();
+        assert_same(&mut m, &mut r, &format!("replica with save points (diskless {diskless})"));
+        assert_ne!(q(&mut r, "DBSIZE"), "0", "the replica loaded nothing");
+    }
+
+    let dir = common::temp_dir("replica-aof");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let flags = ["--dir", dir_s.as_str(), "--appendonly", "yes", "--save", DEFAULT_SAVE];
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&["--replicaof", "127.0.0.1", &port]);
+    let replica = repl_moonshard(2, &args);
+    let mut r = replica.client();
+    load(&mut rng, &mut m, &keys, 50);
+    assert_same(&mut m, &mut r, "replica with appendonly yes");
+    // The rewrite that follows the sync ends before the restart.
+    wait_until(20, "the AOF rewrite after the sync", || {
+        field_of(&mut r, "persistence", "aof_rewrite_in_progress") == "0"
+            && field_of(&mut r, "persistence", "aof_rewrite_scheduled") == "0"
+            && num(&mut r, "persistence", "aof_rewrites") >= 1
+    });
+    assert_eq!(q(&mut r, "REPLICAOF NO ONE"), "OK");
+    drop(r);
+    drop(replica);
+    let restarted = repl_moonshard(2, &flags);
+    let mut r = restarted.client();
+    wait_until(20, "loaded", || field_of(&mut r, "persistence", "loading") == "0");
+    // (Compared until both agree: keys with short TTLs expire on both.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while digest(&mut r) != digest(&mut m) {
+        if Instant::now() > deadline {
+            panic!("the replica's AOF lost what the full sync brought: {:#?}", differing_keys(&mut m, &mut r));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(q(&mut r, "DBSIZE"), "0");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -156,7 +156,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (b"replybuffer", 4) if eq(&args[2], "peak-reset-time") || eq(&args[2], "resizing") => {
             lacks(&sub, "resizable reply buffers to tune")
         }
-        (b"aof-flush-sleep", 3) => lacks(&sub, "test hook to slow its append-only file writer"),
+        (b"aof-flush-sleep", 3) => match parse_i64(&args[2]) {
+            Some(us) => {
+                crate::persist::aof::FLUSH_SLEEP_US.store(us.max(0) as u64, Ordering::Relaxed);
+                Reply::ok()
+            }
+            None => Reply::not_integer(),
+        },
         (b"replicate", 3..) => lacks(&sub, "way to send replicas a command it did not run"),
         (b"drop-cluster-packet-filter", 3) => lacks(&sub, "cluster bus packet filter"),
         (b"config-rewrite-force-all", 2) => lacks(&sub, "forced full config rewrite"),
@@ -209,8 +215,11 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
         empty_dataset(ctx);
     }
     let loaded = std::fs::File::open(crate::persist::save::rdb_path(server)).map_err(|e| e.to_string()).and_then(|f| {
+        let size = f.metadata().map_or(0, |m| m.len());
         let mut target = crate::persist::load::Target::Held(ctx.shards());
-        crate::persist::load::read_into(server, std::io::BufReader::new(f), &mut target, false)
+        server.persist.while_loading(size, || {
+            crate::persist::load::read_into(server, std::io::BufReader::new(f), &mut target, false)
+        })
     });
     match loaded {
         Ok(_) => {
@@ -227,7 +236,7 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
 /// Empties every database and the function libraries before a reload, as
 /// Redis's emptyData does (watchers and tracking clients told, a snapshot
 /// in progress cancelled), every shard held.
-fn empty_dataset(ctx: &mut Ctx) {
+pub(crate) fn empty_dataset(ctx: &mut Ctx) {
     let server = ctx.server;
     for db in 0..server.databases() {
         ctx.flushing(db);
@@ -260,7 +269,8 @@ fn loadaof(ctx: &mut Ctx) -> Reply {
     }
     empty_dataset(ctx);
     let shards = ctx.shards();
-    match crate::propagate::muted(|| crate::persist::aof::reload_held(&shared, shards)) {
+    let reload = || crate::persist::aof::reload_held(&shared, shards);
+    match server.persist.while_loading(0, || crate::propagate::muted(reload)) {
         Ok(()) => {
             // What was replayed is already in the file: nothing to propagate.
             ctx.dirty_less(u64::MAX);

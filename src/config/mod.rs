@@ -164,6 +164,9 @@ pub static PARAMS: &[Param] = &[
     p!("latency-tracking", "yes", Kind::Bool, Mutable),
     p!("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, Mutable),
     p!("key-load-delay", "0", Kind::Int(i32::MIN as i64, i32::MAX as i64), Mutable),
+    // How often (in bytes read) a load publishes its progress: INFO's
+    // loading_loaded_bytes/_perc/eta (clients are served throughout).
+    p!("loading-process-events-interval-bytes", "2097152", Kind::Int(1024, i32::MAX as i64), Mutable),
     p!("lazyfree-lazy-eviction", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
     p!("lazyfree-lazy-server-del", "no", Kind::Bool, Mutable),
@@ -422,7 +425,7 @@ pub fn bind_count(value: &str) -> usize {
 }
 
 /// Parameters Redis hides from `CONFIG GET` patterns (and CONFIG REWRITE).
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
 
 /// `latency-tracking-info-percentiles`: numbers in 0..=100, written back as
 /// Redis writes them (`%f` with trailing zeros and dot trimmed: `50`, `99.9`).

@@ -60,6 +60,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     let _ = server.config.set("port", &bound.to_string(), true);
     // Once the sockets listen, before the dataset loads (as Redis).
     crate::process::write_pidfile(&server);
+    crate::process::install_crash_handlers();
     let mode = if server.cluster.is_some() { "cluster" } else { "standalone" };
     log(&server, "notice", &format!("Running mode={mode}, port={bound}. PID: {}", std::process::id()));
     if let Some(cluster) = &server.cluster {
@@ -708,6 +709,14 @@ pub fn check_logfile(server: &Server) -> Result<(), String> {
 
 /// The time as Redis's log lines show it: `06 Dec 2026 02:35:03.913` (UTC).
 fn log_time(t: std::time::Duration) -> String {
+    let mut out = String::new();
+    let _ = write_log_time(&mut out, t);
+    out
+}
+
+/// `07 Dec 2026 04:41:13.334`, as Redis's log prints the time; writes into
+/// any `fmt::Write` without allocating (the crash handler uses it).
+pub fn write_log_time(out: &mut impl std::fmt::Write, t: std::time::Duration) -> std::fmt::Result {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = t.as_secs();
     let (days, rem) = (secs / 86400, secs % 86400);
@@ -721,7 +730,8 @@ fn log_time(t: std::time::Duration) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    write!(
+        out,
         "{day:02} {} {year} {:02}:{:02}:{:02}.{:03}",
         MONTHS[(month - 1) as usize],
         rem / 3600,

@@ -51,6 +51,25 @@ pub struct State {
     pub last_load_keys_expired: AtomicU64,
 }
 
+impl State {
+    /// A load of `total` bytes starts: INFO's loading_* figures from zero.
+    pub fn begin_loading(&self, total: u64) {
+        self.loading_started.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+        self.loading_total_bytes.store(total, Ordering::Relaxed);
+        self.loading_loaded_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs `load` with the server marked as loading (other clients get
+    /// LOADING meanwhile, as during Redis's DEBUG RELOAD and LOADAOF).
+    pub fn while_loading<T>(&self, total: u64, load: impl FnOnce() -> T) -> T {
+        self.begin_loading(total);
+        let was = self.loading.swap(true, Ordering::SeqCst);
+        let out = load();
+        self.loading.store(was, Ordering::SeqCst);
+        out
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         State {

@@ -615,7 +615,8 @@ pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
                 walk(&srv, job, &codes, &mut w)?;
                 w.finish()
             } else {
-                let mut w = super::aof::CommandWriter::new(out);
+                let ts = srv.config.get("aof-timestamp-enabled").as_deref() == Some("yes");
+                let mut w = super::aof::CommandWriter::new(out, ts);
                 walk(&srv, job, &codes, &mut w)?;
                 w.finish()
             }

@@ -147,6 +147,24 @@ fn try_partial(server: &Server, link: &Arc<Link>, replid: &str, from: i64) -> Re
     })
 }
 
+/// Subscribes `link` to the write stream from this instant: the offset a
+/// FULLRESYNC without keys announces (what follows it reaches the link).
+fn subscribe_now(server: &Server, link: &Arc<Link>) -> u64 {
+    if server.replicas.following.lock().master.is_some() {
+        let mut forward = server.replicas.forward.lock();
+        let offset = server.replicas.history.lock().offset;
+        forward.push((link.clone(), offset));
+        return offset;
+    }
+    let sub: Arc<dyn Subscriber> = link.clone();
+    // A new replica starts in database 0: the next emission names its own.
+    server.propagation.with_subscribers(true, |subs, _| {
+        let offset = server.replicas.history.lock().offset;
+        subs.push(sub);
+        offset
+    })
+}
+
 /// The backlog's bytes from offset `from`, when `replid` is this server's
 /// ID (or the previous one, up to where it was valid) and the backlog still
 /// holds them; else why not (the log line).
@@ -465,14 +483,16 @@ async fn full_sync_disk<S: AsyncRead + AsyncWrite + Unpin>(
 /// A full sync whose RDB leaves the keys out (`REPLCONF rdb-filter-only`,
 /// `redis-cli --functions-rdb`): the function libraries (`functions`) or
 /// nothing. It is built at once, shared with no other replica and not
-/// delayed by `repl-diskless-sync-delay`; no write stream follows it. True
-/// when all of it was sent.
+/// delayed by `repl-diskless-sync-delay`. `offset`: where the write stream
+/// that follows it starts (`redis-cli --replica` prints it). True when all
+/// of it was sent.
 async fn full_sync_filtered<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
     req: &SyncRequest,
     eof: bool,
     functions: bool,
+    offset: u64,
 ) -> bool {
     let codes = if functions { crate::scripting::functions::library_codes(server) } else { Vec::new() };
     let opts = crate::persist::save::writer_options(server, false);
@@ -487,7 +507,6 @@ async fn full_sync_filtered<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut out = Vec::with_capacity(rdb.len() + 160);
     if matches!(req, SyncRequest::Psync { .. }) {
-        let offset = server.replicas.history.lock().offset;
         out.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", server.replid.lock()).as_bytes());
     }
     let mark = crate::server::random_id();
@@ -562,14 +581,26 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         log(server, "notice", &format!("Replica {name} asks for synchronization"));
     }
     if rdb_request.filtered {
-        // Keys left out: the RDB is built at once and nothing follows it.
+        // Keys left out: the RDB is built at once. Unless the replica asked
+        // for the RDB only (redis-cli --functions-rdb), the write stream
+        // follows it from the RDB's instant (redis-cli --replica).
         replicas.sync_full.fetch_add(1, Ordering::Relaxed);
-        if full_sync_filtered(server, stream, &req, eof, rdb_request.functions).await {
-            log(
-                server,
-                "notice",
-                &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
-            );
+        let offset = if rdb_request.rdb_only { replicas.history.lock().offset } else { subscribe_now(server, &link) };
+        if full_sync_filtered(server, stream, &req, eof, rdb_request.functions, offset).await {
+            if rdb_request.rdb_only {
+                log(
+                    server,
+                    "notice",
+                    &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
+                );
+            } else {
+                link.online.store(true, Ordering::Release);
+                link.last_ack.store(now_secs(), Ordering::Relaxed);
+                log(server, "notice", &format!("Synchronization with replica {name} succeeded"));
+                // After an EOF-marked payload the stream waits for the first
+                // ACK: the mark must be the last bytes of the replica's read.
+                follow(server, stream, inbuf, info, &link, !eof).await;
+            }
         }
     } else if let Some(((replid, n), from)) = partial {
         replicas.sync_partial_ok.fetch_add(1, Ordering::Relaxed);

@@ -521,6 +521,7 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
     if secs > 0 && !links.iter().all(|l| in_sync(l)) {
         log(server, "notice", "Waiting for replicas before shutting down.");
         server.shutdown_abort.store(false, Ordering::SeqCst);
+        server.shutdown_deadline_ms.store(crate::storage::now_ms() + secs * 1000, Ordering::SeqCst);
         server.shutdown_waiting.store(true, Ordering::SeqCst);
         server.pause.hold_writes_for_failover(true);
         server.shutdown_holds_writes.store(true, Ordering::SeqCst);

@@ -492,11 +492,7 @@ fn full_sync(
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to parser"));
         }
     }
-    let flush = |l: &mut crate::persist::aof::Loader| {
-        for argv in [&["FLUSHALL"][..], &["FUNCTION", "FLUSH"][..]] {
-            let _ = l.apply(argv.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect());
-        }
-    };
+    let flush = |l: &mut crate::persist::aof::Loader| l.empty_dataset();
     if let Some(rdb) = received {
         return swap_in(server, loader, &rdb, (replid, offset), gen, flush);
     }
@@ -649,6 +645,16 @@ fn adopt(server: &Server, replid: String, offset: u64) {
         f.stream_db = 0;
     }
     log(server, "notice", "MASTER <-> REPLICA sync: Finished with success");
+    // The AOF holds the old dataset: as Redis restarts it after a sync, a
+    // rewrite makes the loaded one its base (a restart would otherwise
+    // replay an AOF that lacks everything the payload brought).
+    if server.aof.lock().is_some() {
+        if let Some(shared) = server.arc() {
+            if crate::persist::save::bgrewriteaof(&shared).is_err() {
+                server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The RDB payload's framing.
@@ -890,6 +896,14 @@ fn stream(
             f.stream_db = loader.db();
         }
         drop(applying);
+        // What was applied reaches the AOF file before the next read (and
+        // before an ACK counts it), as Redis writes its AOF buffer before
+        // its event loop sleeps: a killed replica keeps what it acknowledged.
+        if committed > 0 {
+            if let Some(aof) = server.aof.lock().clone() {
+                aof.write_through(server.propagation.offset(), server);
+            }
+        }
         if last_ack.elapsed() >= Duration::from_secs(1) {
             let offset = replicas.history.lock().offset;
             send_command(s, &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;

@@ -96,6 +96,11 @@ pub struct Run<'a> {
     pub started_ms: u64,
     /// The worker thread was handed to the runtime (long script).
     pub handed_off: bool,
+    /// What the "Slow script detected" line names: `f_<sha>` for a script
+    /// (Redis's name for its Lua function), the function's name for FCALL.
+    pub name: String,
+    /// That line was logged (once per run, past `busy-reply-threshold`).
+    pub slow_logged: bool,
     pub args_buf: Vec<Bytes>,
     /// The last command's reply, kept here while it is pushed to Lua (see
     /// `raw_call`).

@@ -525,6 +525,11 @@ fn run_with_vm<'a>(
         abort: None,
         started_ms: now,
         handed_off: false,
+        name: match &req.job {
+            Job::Script(script, _) => format!("f_{}", String::from_utf8_lossy(&script.sha)),
+            Job::Function(f) => f.name.clone(),
+        },
+        slow_logged: false,
         args_buf: Vec::new(),
         reply: Reply::Nil,
         failed_calls: None,

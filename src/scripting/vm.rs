@@ -616,9 +616,23 @@ fn hook_says_stop() -> bool {
             run.abort = Some(Abort::Shutdown);
             return true;
         }
-        if !run.handed_off && crate::storage::now_ms().saturating_sub(run.started_ms) >= HAND_OFF_AFTER_MS {
+        let elapsed = crate::storage::now_ms().saturating_sub(run.started_ms);
+        if !run.handed_off && elapsed >= HAND_OFF_AFTER_MS {
             run.handed_off = true;
             hand_off();
+        }
+        if !run.slow_logged && elapsed >= run.server.busy_threshold() {
+            run.slow_logged = true;
+            crate::net::listener::log(
+                run.server,
+                "warning",
+                &format!(
+                    "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing \
+                     the script using the {} command. Script name is: {}.",
+                    if run.function { "FUNCTION KILL" } else { "SCRIPT KILL" },
+                    run.name
+                ),
+            );
         }
         false
     });

@@ -230,6 +230,10 @@ fn server_section(server: &Server, f: &mut Field) {
     f("config_file", server.config.file.clone().unwrap_or_default());
     // Connections are read and written by several worker threads at once.
     f("io_threads_active", u8::from(server.io_threads > 1).to_string());
+    if server.shutdown_waiting.load(Ordering::SeqCst) {
+        let left = server.shutdown_deadline_ms.load(Ordering::SeqCst).saturating_sub(crate::storage::now_ms());
+        f("shutdown_in_milliseconds", left.to_string());
+    }
     f("shards", server.shards.len().to_string());
 }
 

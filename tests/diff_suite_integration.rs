@@ -1,0 +1,412 @@
+//! Differential tests for what Redis 7.0.15's own `tests/integration`
+//! units found when run against moonshard (docs/REDIS_TEST_SUITE.md): the
+//! AOF manifest read as strictly as Redis reads it, an AOF replayed with
+//! nothing expiring while it loads, the "CRC error" of a corrupt RDB, the
+//! crash report of a fatal signal, `redis-cli --replica`, DEBUG LOADAOF
+//! answering LOADING to others, and `aof-timestamp-enabled` at run time.
+//! Each case runs against redis-server 7.0 and moonshard alike.
+
+mod common;
+mod raw_resp;
+
+use raw_resp::Raw;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The two servers under test: (name, program).
+fn servers() -> Option<[(&'static str, &'static str); 2]> {
+    // (redis_server_with reports or fails a missing redis-server.)
+    drop(common::redis_server_with(&[])?);
+    Some([("moonshard", env!("CARGO_BIN_EXE_moonshard")), ("redis-server", "redis-server")])
+}
+
+/// Starts `program` on `dir` with `flags`, its log in `dir/stdout`.
+fn start(program: &str, dir: &Path, flags: &[&str]) -> (Child, u16) {
+    let port = common::free_port();
+    let log = std::fs::File::create(dir.join("stdout")).unwrap();
+    let child = Command::new(program)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap(), "--save", ""])
+        .args(flags)
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    (child, port)
+}
+
+/// Waits up to `secs` for the process to exit; its status if it did.
+fn exits_within(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn connect_when_up(port: u16, child: &mut Child) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Raw::connect(port);
+        }
+        assert!(child.try_wait().ok().flatten().is_none(), "the server exited at start-up");
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("stdout")).unwrap_or_default()
+}
+
+fn resp(args: &[&str]) -> String {
+    String::from_utf8(raw_resp::encode(args)).unwrap()
+}
+
+/// A data directory with an `appendonlydir` holding `files` (name, bytes)
+/// and the manifest text given (None: no manifest).
+fn aof_dir(what: &str, files: &[(&str, String)], manifest: Option<&str>) -> PathBuf {
+    let dir = common::temp_dir(what);
+    let aof = dir.join("appendonlydir");
+    std::fs::create_dir_all(&aof).unwrap();
+    for (name, body) in files {
+        std::fs::write(aof.join(name), body).unwrap();
+    }
+    if let Some(m) = manifest {
+        std::fs::write(aof.join("appendonly.aof.manifest"), m).unwrap();
+    }
+    dir
+}
+
+/// A refusal case: what it is, the AOF files, the manifest, the line expected.
+type ManifestCase<'a> = (&'a str, Vec<(&'a str, String)>, String, &'a str);
+
+const AOF_FLAGS: &[&str] = &["--appendonly", "yes", "--appendfilename", "appendonly.aof"];
+
+/// Manifests Redis refuses to start from, each with the line it logs: both
+/// servers must exit (never start on a partial dataset) and say why in
+/// Redis's words.
+#[test]
+fn bad_aof_manifests_are_refused_like_redis() {
+    let Some(servers) = servers() else { return };
+    let set = |k: &str| resp(&["SET", k, "v"]);
+    let incr1 = ("appendonly.aof.1.incr.aof", set("k1"));
+    let incr2 = ("appendonly.aof.2.incr.aof", set("k2"));
+    let base1 = ("appendonly.aof.1.base.aof", set("k0"));
+    let long_name = format!("file {} seq 1 type i\n", "x".repeat(1100));
+    let cases: Vec<ManifestCase> = vec![
+        (
+            "missing file",
+            vec![base1.clone(), incr2.clone()],
+            "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n\
+             file appendonly.aof.2.incr.aof seq 2 type i\n"
+                .into(),
+            "appendonly.aof.1.incr.aof",
+        ),
+        (
+            "non-monotonic",
+            vec![incr1.clone(), incr2.clone()],
+            "file appendonly.aof.2.incr.aof seq 2 type i\nfile appendonly.aof.1.incr.aof seq 1 type i\n".into(),
+            "Found a non-monotonic sequence number",
+        ),
+        (
+            "blank line",
+            vec![incr1.clone(), incr2.clone()],
+            "file appendonly.aof.1.incr.aof seq 1 type i\n\nfile appendonly.aof.2.incr.aof seq 2 type i\n".into(),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            "missing key",
+            vec![incr1.clone()],
+            "filx appendonly.aof.1.incr.aof seq 1 type i\n".into(),
+            "Invalid AOF manifest file format",
+        ),
+        (
+            "odd parameter",
+            vec![incr1.clone()],
+            "file appendonly.aof.1.incr.aof seq 1 type i newkey\n".into(),
+            "Invalid AOF manifest file format",
+        ),
+        ("line too long", vec![incr1.clone()], long_name, "The AOF manifest file contains too long line"),
+        ("empty", vec![incr1.clone()], String::new(), "Found an empty AOF manifest"),
+        (
+            "duplicate base",
+            vec![base1.clone(), incr1.clone()],
+            "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.2.base.aof seq 2 type b\n".into(),
+            "Found duplicate base file information",
+        ),
+    ];
+    for (what, files, manifest, expected) in &cases {
+        for (name, program) in servers {
+            let dir = aof_dir("bad-manifest", files, Some(manifest));
+            let (mut child, _) = start(program, &dir, AOF_FLAGS);
+            let status = exits_within(&mut child, 10);
+            let log = log_of(&dir);
+            assert!(
+                status.is_some_and(|s| !s.success()),
+                "{name} did not refuse the manifest ({what}): {status:?}\n{log}"
+            );
+            assert!(log.contains(expected), "{name} ({what}) did not log {expected:?}:\n{log}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// While an AOF loads nothing expires (Redis's keyIsExpired is false
+/// while loading): an RPUSH after a past PEXPIREAT extends the old list,
+/// which then reads as expired; a manifest listing only an old-style
+/// base gets its first incremental file.
+#[test]
+fn aof_replay_expires_nothing_until_loaded_like_redis() {
+    let Some(servers) = servers() else { return };
+    let body = [resp(&["RPUSH", "list", "foo"]), resp(&["PEXPIREAT", "list", "1000"]), resp(&["RPUSH", "list", "bar"])]
+        .concat();
+    let mut seen = Vec::new();
+    for (name, program) in servers {
+        let dir = aof_dir(
+            "aof-expire",
+            &[("appendonly.aof.1.incr.aof", body.clone())],
+            Some("file appendonly.aof.1.incr.aof seq 1 type i\n"),
+        );
+        let (mut child, port) = start(program, &dir, AOF_FLAGS);
+        let mut c = connect_when_up(port, &mut child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.call(&["PING"]).contains("LOADING") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        seen.push((name, c.call(&["LLEN", "list"]), c.call(&["EXISTS", "list"])));
+        stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert_eq!(seen[0].1, seen[1].1, "{seen:?}");
+    assert_eq!(seen[0].2, seen[1].2, "{seen:?}");
+    assert_eq!(seen[0].1, ":0\r\n", "{seen:?}");
+
+    // An interrupted upgrade: the manifest names the old file as its
+    // base, which is still in `dir`; both finish the move and add an incr.
+    for (name, program) in servers {
+        let dir = aof_dir("aof-upgrade", &[], Some("file appendonly.aof seq 1 type b\n"));
+        std::fs::write(dir.join("appendonly.aof"), resp(&["SET", "k1", "v1"])).unwrap();
+        let (mut child, port) = start(program, &dir, AOF_FLAGS);
+        let mut c = connect_when_up(port, &mut child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.call(&["PING"]).contains("LOADING") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(c.call(&["GET", "k1"]), "$2\r\nv1\r\n", "{name}");
+        let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+        assert_eq!(
+            manifest, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+            "{name}"
+        );
+        assert!(!dir.join("appendonly.aof").exists(), "{name} left the old file in dir");
+        stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A dump.rdb whose CRC64 trailer is wrong: both refuse to start and log
+/// the cause as "RDB CRC error" (what operators and Redis's tests grep).
+#[test]
+fn a_wrong_rdb_checksum_is_logged_as_a_crc_error_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let dir = common::temp_dir("rdb-crc");
+        let (mut child, port) = start(program, &dir, &[]);
+        let mut c = connect_when_up(port, &mut child);
+        assert_eq!(c.call(&["SET", "a", "b"]), "+OK\r\n");
+        assert_eq!(c.call(&["SAVE"]), "+OK\r\n");
+        stop(child);
+        let path = dir.join("dump.rdb");
+        let mut data = std::fs::read(&path).unwrap();
+        let n = data.len();
+        data[n - 8..].copy_from_slice(b"foobar00");
+        std::fs::write(&path, data).unwrap();
+        let (mut child, _) = start(program, &dir, &[]);
+        let status = exits_within(&mut child, 10);
+        let log = log_of(&dir);
+        assert!(status.is_some_and(|s| !s.success()), "{name} started on a corrupt RDB:\n{log}");
+        assert!(log.contains("RDB CRC error"), "{name}:\n{log}");
+        assert!(log.contains("Wrong RDB checksum"), "{name}:\n{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `kill -ABRT` (or a real fault): the log gets a crash report saying
+/// which signal and who sent it, then the process dies of that signal.
+#[test]
+fn a_fatal_signal_leaves_a_crash_report_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let dir = common::temp_dir("crash-report");
+        let (mut child, port) = start(program, &dir, &[]);
+        drop(connect_when_up(port, &mut child));
+        // SAFETY: sends SIGABRT to the child this test started and owns.
+        unsafe { libc::kill(child.id() as i32, libc::SIGABRT) };
+        let status = exits_within(&mut child, 10).expect("the server survived SIGABRT");
+        let log = log_of(&dir);
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGABRT), "{name}");
+        assert!(log.contains("crashed by signal: 6"), "{name}:\n{log}");
+        assert!(log.contains(&format!("Killed by PID: {}", std::process::id())), "{name}:\n{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `redis-cli --replica` asks for an RDB without keys (`REPLCONF
+/// rdb-filter-only ""`) and then prints the write stream: both servers
+/// must keep streaming after the empty payload.
+#[test]
+fn redis_cli_replica_prints_the_write_stream_like_redis() {
+    let Some(servers) = servers() else { return };
+    if !common::has_program("redis-cli") {
+        return;
+    }
+    for (name, program) in servers {
+        for diskless in ["yes", "no"] {
+            let dir = common::temp_dir("cli-replica");
+            let flags = ["--repl-diskless-sync", diskless, "--repl-diskless-sync-delay", "0"];
+            let (mut child, port) = start(program, &dir, &flags);
+            let mut c = connect_when_up(port, &mut child);
+            assert_eq!(c.call(&["SET", "before", "1"]), "+OK\r\n");
+            let out = std::fs::File::create(dir.join("cli")).unwrap();
+            let mut cli = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "--replica"])
+                .stdout(out)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !c.call(&["INFO", "replication"]).contains("state=online") {
+                assert!(Instant::now() < deadline, "{name}: redis-cli --replica never came online");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for i in 0..20 {
+                c.call(&["SET", "test-key", &format!("test-value-{i}")]);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let printed = loop {
+                let text = std::fs::read_to_string(dir.join("cli")).unwrap_or_default();
+                if text.contains("test-value-19") || Instant::now() > deadline {
+                    break text;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let _ = cli.kill();
+            let _ = cli.wait();
+            let printed = printed.to_lowercase();
+            assert!(printed.contains("\"set\",\"test-key\",\"test-value-19\""), "{name} ({diskless}): {printed}");
+            assert!(!printed.contains("\"before\""), "{name}: the payload's keys were printed: {printed}");
+            stop(child);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// DEBUG LOADAOF marks the server as loading (other clients get LOADING),
+/// and a script from the AOF that runs past `busy-reply-threshold` is
+/// logged as a slow script, as Redis logs it.
+#[test]
+fn debug_loadaof_is_a_load_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let dir = common::temp_dir("loadaof-loading");
+        let flags = [
+            "--appendonly",
+            "yes",
+            "--aof-use-rdb-preamble",
+            "no",
+            "--lua-time-limit",
+            "1",
+            "--enable-debug-command",
+            "yes",
+        ];
+        let (mut child, port) = start(program, &dir, &flags);
+        let mut c = connect_when_up(port, &mut child);
+        assert_eq!(c.call(&["PING"]), "+PONG\r\n");
+        let script = "redis.call('set',KEYS[1],'y'); for i=1,1500000 do redis.call('ping') end return 'ok'";
+        let incr = std::fs::read_dir(dir.join("appendonlydir"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .expect("an incremental AOF file");
+        std::fs::write(&incr, [resp(&["SELECT", "9"]), resp(&["EVAL", script, "1", "x"])].concat()).unwrap();
+        let mut loader = Raw::connect(port);
+        loader.send(&["DEBUG", "LOADAOF"]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut refused = String::new();
+        while Instant::now() < deadline {
+            refused = c.call(&["PING"]);
+            if refused.starts_with("-LOADING") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(refused.starts_with("-LOADING"), "{name}: PING during DEBUG LOADAOF answered {refused:?}");
+        loader.set_timeout(Duration::from_secs(30));
+        assert_eq!(loader.reply(), "+OK\r\n", "{name}");
+        assert!(log_of(&dir).contains("Slow script detected"), "{name}:\n{}", log_of(&dir));
+        assert_eq!(c.call(&["SELECT", "9"]), "+OK\r\n");
+        assert_eq!(c.call(&["GET", "x"]), "$1\r\ny\r\n", "{name}");
+        stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `aof-timestamp-enabled` set at run time: the next write to the AOF and
+/// the base of the next rewrite (AOF format) start with `#TS:`.
+#[test]
+fn aof_timestamps_set_at_run_time_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let dir = common::temp_dir("aof-ts");
+        let (mut child, port) = start(program, &dir, &["--appendonly", "yes"]);
+        let mut c = connect_when_up(port, &mut child);
+        assert_eq!(c.call(&["CONFIG", "SET", "aof-timestamp-enabled", "yes"]), "+OK\r\n");
+        assert_eq!(c.call(&["CONFIG", "SET", "aof-use-rdb-preamble", "no"]), "+OK\r\n");
+        assert_eq!(c.call(&["SET", "foo", "bar"]), "+OK\r\n");
+        let aof = dir.join("appendonlydir");
+        let first_line = |suffix: &str| -> String {
+            let path = std::fs::read_dir(&aof)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .max()
+                .expect("AOF file");
+            let data = std::fs::read(path).unwrap_or_default();
+            String::from_utf8_lossy(&data).lines().next().unwrap_or("").to_string()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !first_line(".incr.aof").starts_with("#TS:") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(first_line(".incr.aof").starts_with("#TS:"), "{name}: {:?}", first_line(".incr.aof"));
+        c.call(&["BGREWRITEAOF"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !c.call(&["INFO", "persistence"]).contains("aof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0")
+            || !first_line(".base.aof").starts_with("#TS:")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no timestamped base: {:?} {:?}",
+                first_line(".base.aof"),
+                std::fs::read_dir(&aof).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
