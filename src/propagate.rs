@@ -71,6 +71,12 @@ impl Stream {
         self.inner.lock().offset
     }
 
+    /// The database the stream last selected (None: its next emission
+    /// starts with a SELECT).
+    pub fn selected_db(&self) -> Option<usize> {
+        self.inner.lock().selected
+    }
+
     /// Runs `f` under the stream's lock, between two emissions, with the
     /// subscribers and the stream offset at hand (replication adds a replica at the exact stream
     /// position it copied from the backlog). `reset_select`: the next

@@ -410,3 +410,96 @@ fn aof_timestamps_set_at_run_time_like_redis() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+fn start_on(program: &str, dir: &Path, port: u16, flags: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stdout")).unwrap();
+    Command::new(program)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap()])
+        .args(flags)
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server")
+}
+
+fn info_field(c: &mut Raw, section: &str, field: &str) -> String {
+    let text = c.call(&["INFO", section]);
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or("").trim().to_string()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Redis 7.0 records the replication ID and offset in the RDB file it
+/// saves, so that a restarted replica, or the replicas of a restarted
+/// master, continue with a partial resync. Both directions with a real
+/// redis-server: a redis-server replica of a restarted moonshard master,
+/// and a restarted moonshard replica of a redis-server master.
+#[test]
+fn a_restart_continues_the_replication_history_with_redis() {
+    let Some(_) = servers() else { return };
+    let ours = env!("CARGO_BIN_EXE_moonshard");
+    let common_flags = ["--save", "3600 1", "--repl-diskless-sync-delay", "0"];
+    for (master_prog, replica_prog, restart_master) in [(ours, "redis-server", true), ("redis-server", ours, false)] {
+        let (mdir, rdir) = (common::temp_dir("psync-master"), common::temp_dir("psync-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mut master = start_on(master_prog, &mdir, mport, &common_flags);
+        let mut replica_flags = common_flags.to_vec();
+        let mport_s = mport.to_string();
+        replica_flags.extend_from_slice(&["--replicaof", "127.0.0.1", &mport_s]);
+        let mut replica = start_on(replica_prog, &rdir, rport, &replica_flags);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut replica);
+        wait_for("the replica's link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+        for i in 0..200 {
+            m.call(&["INCR", &format!("ctr{}", i % 7)]);
+            m.call(&["SET", &format!("k{i}"), "v", "EX", "1000"]);
+        }
+        m.call(&["SET", "gone", "v", "PX", "1"]);
+        let in_sync = |m: &mut Raw, r: &mut Raw| {
+            info_field(m, "replication", "master_repl_offset") == info_field(r, "replication", "slave_repl_offset")
+        };
+        wait_for("the replica to catch up", 20, || in_sync(&mut m, &mut r));
+        let who = if restart_master { "master" } else { "replica" };
+        if restart_master {
+            m.send(&["SHUTDOWN", "SAVE"]);
+            let _ = exits_within(&mut master, 20);
+            std::thread::sleep(Duration::from_millis(20));
+            master = start_on(master_prog, &mdir, mport, &common_flags);
+            m = connect_when_up(mport, &mut master);
+        } else {
+            r.send(&["SHUTDOWN", "SAVE"]);
+            let _ = exits_within(&mut replica, 20);
+            replica = start_on(replica_prog, &rdir, rport, &replica_flags);
+            r = connect_when_up(rport, &mut replica);
+        }
+        wait_for("the link after the restart", 20, || {
+            !r.call(&["PING"]).contains("LOADING") && info_field(&mut r, "replication", "master_link_status") == "up"
+        });
+        m.call(&["INCR", "ctr3"]);
+        wait_for("the replica to catch up after the restart", 20, || in_sync(&mut m, &mut r));
+        let stats = m.call(&["INFO", "stats"]);
+        assert!(stats.contains("sync_full:0\r\n") || !restart_master, "{who} restart: {stats}");
+        assert!(
+            stats.contains("sync_partial_ok:1\r\n"),
+            "the {who} restart did not continue with a partial resync: {stats}"
+        );
+        assert_eq!(m.call(&["GET", "ctr3"]), r.call(&["GET", "ctr3"]));
+        // (The expired key goes on both once the master's DEL arrives.)
+        wait_for("the same keys on both", 10, || {
+            m.call(&["EXISTS", "gone"]) == ":0\r\n"
+                && in_sync(&mut m, &mut r)
+                && m.call(&["DBSIZE"]) == r.call(&["DBSIZE"])
+        });
+        assert_eq!(m.call(&["DBSIZE"]), ":207\r\n", "{who} restart");
+        stop(master);
+        stop(replica);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
+}

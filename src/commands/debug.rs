@@ -163,7 +163,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             None => Reply::not_integer(),
         },
-        (b"replicate", 3..) => lacks(&sub, "way to send replicas a command it did not run"),
+        // A command for the replicas only, not run here (a test tool: it
+        // makes a replica's dataset diverge on purpose).
+        (b"replicate", 3..) => {
+            let argv: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+            s.propagation.emit_dbless(&argv);
+            Reply::ok()
+        }
         (b"drop-cluster-packet-filter", 3) => lacks(&sub, "cluster bus packet filter"),
         (b"config-rewrite-force-all", 2) => lacks(&sub, "forced full config rewrite"),
         (b"clusterlink", 5) if eq(&args[2], "kill") && s.cluster.is_none() => {
@@ -293,6 +299,11 @@ fn crash(server: &crate::server::Server, signal: i32, lines: &[&str]) -> ! {
     log(&format!("moonshard {} crashed by signal: {signal}, si_code: 0", env!("CARGO_PKG_VERSION")));
     lines.iter().for_each(|l| log(l));
     log("=== MOONSHARD BUG REPORT END ===");
+    // `use-exit-on-panic`: a panic or failed assertion exits with status 1
+    // (no core dump), as Redis's serverPanic does under that setting.
+    if signal == libc::SIGABRT && server.config.get("use-exit-on-panic").as_deref() == Some("yes") {
+        std::process::exit(1);
+    }
     // SAFETY: `signal` resets the handler of one signal number to its
     // default (Rust's runtime installs one for SIGSEGV to report stack
     // overflows) and `raise` sends that signal to this thread; both are

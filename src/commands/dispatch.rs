@@ -578,8 +578,9 @@ pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[B
 
 /// An error from a command of the AOF being loaded or of the master's
 /// stream: counted and logged as Redis does (it should not happen).
+/// `name`: the command's, or `<unknown>` for one that did not resolve.
 #[cold]
-fn unexpected_error(server: &Server, cmd: Command, text: &[u8]) {
+pub fn unexpected_error(server: &Server, name: &str, text: &[u8]) {
     server.stats.unexpected_error_replies.fetch_add(1, Relaxed);
     let (from, to) =
         if server.persist.loading.load(Relaxed) { ("server", "AOF-loading-client") } else { ("replica", "master") };
@@ -595,9 +596,23 @@ fn unexpected_error(server: &Server, cmd: Command, text: &[u8]) {
         "warning",
         &format!(
             "== CRITICAL == This {from} is sending an error to its {to}: '{shown}' after processing the command '{}'",
-            cmd.spec.name
+            name
         ),
     );
+    // propagation-error-behavior: `panic` (or `panic-on-replicas` on a
+    // replica) stops the process rather than let its dataset diverge.
+    let behavior = server.config.get("propagation-error-behavior").unwrap_or_default();
+    if behavior == "panic" || (behavior == "panic-on-replicas" && from == "replica") {
+        crate::net::listener::log(
+            server,
+            "warning",
+            &format!("Guru Meditation: This {from} panicked sending an error to its {to} after processing the command '{name}' #dispatch.rs"),
+        );
+        if server.config.get("use-exit-on-panic").as_deref() == Some("yes") {
+            std::process::exit(1);
+        }
+        std::process::abort();
+    }
 }
 
 /// Step 3: statistics and observers of one finished call.
@@ -620,7 +635,7 @@ fn account(
         Some(text) => {
             server.stats.count_error(text);
             if origin == Origin::AofLoad {
-                unexpected_error(server, cmd, text);
+                unexpected_error(server, cmd.spec.name, text);
             }
             true
         }

@@ -230,6 +230,9 @@ pub static PARAMS: &[Param] = &[
     p!("replicaof", "", Kind::Str, Immutable, alias = "slaveof"),
     p!("requirepass", "", Kind::Str, Mutable),
     p!("sanitize-dump-payload", "no", Kind::Enum(&["no", "yes", "clients"]), Mutable),
+    // A panic (DEBUG PANIC/ASSERT, propagation-error-behavior panic) exits
+    // with status 1 instead of aborting (Redis's test hook for valgrind).
+    p!("use-exit-on-panic", "no", Kind::Bool, Mutable),
     p!("save", "3600 1 300 100 60 10000", Kind::Str, Mutable),
     p!("server_cpulist", "", Kind::Str, Immutable),
     p!("set-max-intset-entries", "512", Kind::Int(0, i64::MAX), Mutable),
@@ -425,7 +428,8 @@ pub fn bind_count(value: &str) -> usize {
 }
 
 /// Parameters Redis hides from `CONFIG GET` patterns (and CONFIG REWRITE).
-const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
+const HIDDEN: &[&str] =
+    &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes", "use-exit-on-panic"];
 
 /// `latency-tracking-info-percentiles`: numbers in 0..=100, written back as
 /// Redis writes them (`%f` with trailing zeros and dot trimmed: `50`, `99.9`).

@@ -46,6 +46,11 @@ pub struct Loaded {
     pub keys: u64,
     pub expired: u64,
     pub functions: usize,
+    /// The replication history the file records (repl-id and friends).
+    pub repl: Option<super::rdb::ReplInfo>,
+    /// Start-up only: the keys dropped as expired (their DELs go to a
+    /// restored backlog), None once they outgrew `repl-backlog-size`.
+    pub expired_keys: Option<Vec<(usize, Bytes)>>,
 }
 
 struct Pending {
@@ -162,6 +167,16 @@ fn read_with<R: BufRead>(
     let mut batches: Vec<Vec<Pending>> = (0..server.shards.len()).map(|_| Vec::new()).collect();
     let mut codes = Vec::new();
     let mut loaded = Loaded::default();
+    // (Collected only at start-up, up to what a backlog could hold.)
+    let mut expired_budget = if verbose { server.config.get_i64("repl-backlog-size").max(0) as usize } else { 0 };
+    if verbose {
+        loaded.expired_keys = Some(Vec::new());
+    }
+    let (mut repl_db, mut repl_id, mut repl_offset) = (None, None, None);
+    // A replica keeps expired keys (its master's DELs remove them); at
+    // start-up, one configured to follow a master already counts as one.
+    let keep_expired = crate::storage::replica_expiry()
+        || (verbose && !server.config.get("replicaof").unwrap_or_default().trim().is_empty());
     let p = &server.persist;
     let mut failure = None;
     let mut current_db = 0;
@@ -177,6 +192,9 @@ fn read_with<R: BufRead>(
             Item::Aux { key, value } if verbose => {
                 let text = String::from_utf8_lossy(&value);
                 match &key[..] {
+                    b"repl-stream-db" => repl_db = text.parse::<i64>().ok(),
+                    b"repl-id" => repl_id = Some(text.to_string()),
+                    b"repl-offset" => repl_offset = text.parse::<i64>().ok(),
                     b"redis-ver" => log(server, "notice", &format!("Loading RDB produced by version {text}")),
                     b"ctime" => {
                         let age = (now / 1000) as i64 - text.parse::<i64>().unwrap_or(0);
@@ -206,9 +224,18 @@ fn read_with<R: BufRead>(
                 }
             }
             Item::Entry(e) => {
-                // (A replica keeps them: its master's DELs remove them.)
-                if e.expire_ms.is_some_and(|t| t <= now as i64) && !crate::storage::replica_expiry() {
+                if e.expire_ms.is_some_and(|t| t <= now as i64) && !keep_expired {
                     loaded.expired += 1;
+                    if let Some(keys) = loaded.expired_keys.as_mut() {
+                        // A DEL of it in the stream: about 30 bytes and the key.
+                        let cost = 30 + e.key.len();
+                        if cost > expired_budget {
+                            loaded.expired_keys = None;
+                        } else {
+                            expired_budget -= cost;
+                            keys.push((e.db, e.key.clone()));
+                        }
+                    }
                     continue;
                 }
                 let access = match (lfu, e.idle_secs, e.freq) {
@@ -252,6 +279,9 @@ fn read_with<R: BufRead>(
         sink.insert(shard, batch);
     }
     loaded.functions = codes.len();
+    if let (Some(stream_db), Some(id), Some(offset)) = (repl_db, repl_id, repl_offset) {
+        loaded.repl = Some(super::rdb::ReplInfo { stream_db, id, offset });
+    }
     if let Some(out) = defer_functions {
         *out = codes;
     } else if !codes.is_empty() {
@@ -275,10 +305,15 @@ pub fn rdb_at_startup(server: &Arc<Server>) -> Result<(), String> {
     server.persist.begin_loading(file.metadata().map(|m| m.len()).unwrap_or(0));
     let input = std::io::BufReader::with_capacity(1 << 20, file);
     let mut target = Target::Lock(&server.shards);
-    let (_, loaded) = read_into(server, input, &mut target, true)
+    let (_, mut loaded) = read_into(server, input, &mut target, true)
         .map_err(|e| format!("{e}\nTerminating server after rdb file reading failure."))?;
     note_loaded(server, &loaded);
     log(server, "notice", &format!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64()));
+    // A history the file records is continued; too many expired keys for
+    // the backlog to carry their DELs make the replicas sync in full.
+    if let (Some(info), Some(expired)) = (loaded.repl.take(), loaded.expired_keys.take()) {
+        crate::replication::restore_history(server, info, expired);
+    }
     Ok(())
 }
 

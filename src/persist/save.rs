@@ -91,7 +91,11 @@ pub fn writer_options(server: &Server, aof_base: bool) -> WriterOptions {
 /// Writes the whole dataset of `shards` (every shard, held by the caller)
 /// and the function libraries as one RDB stream.
 pub fn write_held<W: Write>(server: &Server, shards: &[&ShardData], out: W, aof_base: bool) -> io::Result<W> {
-    let mut w = RdbWriter::new(out, &writer_options(server, aof_base))?;
+    write_held_as(server, shards, out, &writer_options(server, aof_base))
+}
+
+fn write_held_as<W: Write>(server: &Server, shards: &[&ShardData], out: W, opts: &WriterOptions) -> io::Result<W> {
+    let mut w = RdbWriter::new(out, opts)?;
     for code in crate::scripting::functions::library_codes(server) {
         w.function(&code)?;
     }
@@ -140,9 +144,16 @@ pub fn write_durably(
 /// SAVE with every shard held by the caller: writes `dbfilename`, and on
 /// success LASTSAVE moves and the changes since the last save start over.
 pub fn save_held(server: &Server, shards: &[&ShardData]) -> Result<(), String> {
+    save_held_with(server, shards, crate::replication::save_info(server, false))
+}
+
+/// `save_held` recording `repl` (the replication history the dataset
+/// stands for, so that a restart may continue it with a partial resync).
+pub fn save_held_with(server: &Server, shards: &[&ShardData], repl: Option<rdb::ReplInfo>) -> Result<(), String> {
     let path = rdb_path(server);
     let tmp = format!("temp-{}.rdb", std::process::id());
-    match write_durably(&path, &tmp, |out| write_held(server, shards, out, false)) {
+    let opts = WriterOptions { repl, ..writer_options(server, false) };
+    match write_durably(&path, &tmp, |out| write_held_as(server, shards, out, &opts)) {
         Ok(()) => {
             log(server, "notice", "DB saved on disk");
             let stats = &server.stats;
@@ -249,6 +260,8 @@ pub struct Job {
     dirty_at_start: u64,
     /// `rdbcompression` at the start, for the strings `drain` encodes.
     compress: bool,
+    /// The replication history at the snapshot's instant (RDB saves only).
+    repl: Option<rdb::ReplInfo>,
 }
 
 impl Job {
@@ -318,7 +331,12 @@ pub enum Refused {
 
 /// Starts a snapshot job with every shard in `guards` entered: attaches the
 /// snapshot states and registers the job. The caller spawns the walk.
-fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'_, ShardData>]) -> Arc<Job> {
+fn begin(
+    server: &Server,
+    kind: JobKind,
+    guards: &mut [parking_lot::MutexGuard<'_, ShardData>],
+    repl: Option<rdb::ReplInfo>,
+) -> Arc<Job> {
     let mut job = Job {
         kind,
         started: Instant::now(),
@@ -331,6 +349,7 @@ fn begin(server: &Server, kind: JobKind, guards: &mut [parking_lot::MutexGuard<'
         peak_bytes: AtomicU64::new(0),
         dirty_at_start: server.stats.dirty.load(Ordering::Relaxed),
         compress: rdb::encode_options(&server.config).compression,
+        repl,
     };
     job.keys_total = guards.iter().map(|g| g.total_keys() as u64).sum();
     let job = Arc::new(job);
@@ -396,10 +415,14 @@ fn may_start(server: &Server, kind: JobKind) -> Result<(), Refused> {
 /// background thread. Call from a thread that may block and holds no shard.
 pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
     may_start(server, JobKind::Rdb)?;
+    // (See prepare_shutdown: a replica's snapshot at a unit boundary.)
+    let applying = server.replicas.at_unit_boundary(Duration::from_millis(500));
     let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
     // Checked again with every shard held: two callers may race here.
     may_start(server, JobKind::Rdb)?;
-    let job = begin(server, JobKind::Rdb, &mut guards);
+    let repl = crate::replication::save_info(server, applying.is_some());
+    let job = begin(server, JobKind::Rdb, &mut guards, repl);
+    drop(applying);
     let codes = crate::scripting::functions::library_codes(server);
     *server.persist.job.lock() = Some(job.clone());
     drop(guards);
@@ -411,7 +434,8 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
         let path = rdb_path(&srv);
         let tmp = format!("temp-bg-{}.rdb", std::process::id());
         let result = write_durably(&path, &tmp, |out| {
-            let mut w = RdbWriter::new(out, &writer_options(&srv, false))?;
+            let opts = WriterOptions { repl: job.repl.clone(), ..writer_options(&srv, false) };
+            let mut w = RdbWriter::new(out, &opts)?;
             walk(&srv, job, &codes, &mut w)?;
             w.finish()
         });
@@ -566,7 +590,7 @@ pub fn snapshot_for_replica_to<W: Write>(server: &Server, mut out: W, at_instant
         out.write_all(&rdb?)?;
         return Ok(out);
     }
-    let job = begin(server, JobKind::Rdb, &mut guards);
+    let job = begin(server, JobKind::Rdb, &mut guards, None);
     let codes = crate::scripting::functions::library_codes(server);
     *server.persist.job.lock() = Some(job.clone());
     at_instant();
@@ -602,7 +626,7 @@ pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
             return Ok(());
         }
     };
-    let job = begin(server, JobKind::AofRewrite, &mut guards);
+    let job = begin(server, JobKind::AofRewrite, &mut guards, None);
     let codes = crate::scripting::functions::library_codes(server);
     *server.persist.job.lock() = Some(job.clone());
     drop(guards);
@@ -728,6 +752,10 @@ pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), 
         }
         return Err("a script is running".into());
     }
+    // A replica saves at a unit boundary of its master's stream (taken
+    // before the shards, in the stream's own order): the file then records
+    // the offset a restart continues from.
+    let applying = server.replicas.at_unit_boundary(Duration::from_secs(1));
     let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
     let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
     if cancel_held(server, &mut refs) {
@@ -736,7 +764,8 @@ pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), 
     {
         log(server, "notice", "Saving the final RDB snapshot before exiting.");
         let held: Vec<&ShardData> = refs.iter().map(|s| &**s).collect();
-        if let Err(e) = save_held(server, &held) {
+        let repl = crate::replication::save_info(server, applying.is_some());
+        if let Err(e) = save_held_with(server, &held, repl) {
             if !force {
                 log(server, "warning", "Error trying to save the DB, can't exit.");
                 return Err(e);

@@ -173,6 +173,13 @@ impl Default for Replicas {
 }
 
 impl Replicas {
+    /// Waits up to `wait` for a replica to be between two units of its
+    /// master's stream and keeps it there while the guard lives (a snapshot
+    /// then records an exact offset). Take it before any shard.
+    pub fn at_unit_boundary(&self, wait: std::time::Duration) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        self.applying.try_lock_for(wait)
+    }
+
     /// REPLCONF listening-port: the port the replica's own clients use.
     pub fn announce(&self, client: u64, port: u16) {
         self.announced.lock().entry(client).or_insert((0, false, false)).0 = port;
@@ -316,6 +323,77 @@ fn detach_feed(server: &Server) {
     let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
     server.propagation.unsubscribe(&server.replicas.feed);
     drop(guards);
+}
+
+/// What a snapshot taken now records of the replication history (the RDB
+/// aux fields repl-stream-db, repl-id, repl-offset), as Redis's
+/// rdbPopulateSaveInfo: a master that has a backlog (it is in a replication
+/// chain), or a replica whose dataset continues a history. Call with every
+/// shard held. A replica's figures are exact only between two units of its
+/// master's stream: `applying_held` says the caller holds `applying`, else
+/// it is tried here and, when busy, nothing is recorded (the restart then
+/// syncs in full, never from a wrong offset).
+pub fn save_info(server: &Server, applying_held: bool) -> Option<crate::persist::rdb::ReplInfo> {
+    let replicas = &server.replicas;
+    let (following, valid, stream_db) = {
+        let f = replicas.following.lock();
+        (f.master.is_some(), f.valid_history, f.stream_db)
+    };
+    if !following {
+        let h = replicas.history.lock();
+        if !h.has_backlog() {
+            return None;
+        }
+        // (No SELECT since the last full sync: the next write brings one.)
+        let db = server.propagation.selected_db().unwrap_or(0);
+        return Some(crate::persist::rdb::ReplInfo {
+            stream_db: db as i64,
+            id: server.replid.lock().clone(),
+            offset: h.offset as i64,
+        });
+    }
+    let _unit_boundary = if applying_held { None } else { Some(replicas.applying.try_lock()?) };
+    if !valid {
+        return None;
+    }
+    let offset = replicas.history.lock().offset as i64;
+    Some(crate::persist::rdb::ReplInfo { stream_db: stream_db as i64, id: server.replid.lock().clone(), offset })
+}
+
+/// After start-up loaded an RDB file recording a replication history
+/// (`save_info`): a replica continues it (its first PSYNC asks for the next
+/// byte), a master keeps it as its previous history (replicas that follow
+/// it continue with a partial resync) under a new ID, with an empty backlog
+/// from there. `expired`: the keys the load dropped as expired, whose DELs
+/// a master puts in that backlog (its replicas still have them), as Redis
+/// feeds them while it loads.
+pub fn restore_history(server: &Arc<Server>, info: crate::persist::rdb::ReplInfo, expired: Vec<(usize, bytes::Bytes)>) {
+    if info.offset < 0 || info.stream_db < 0 || info.id.len() != 40 {
+        return;
+    }
+    let replica = !server.config.get("replicaof").unwrap_or_default().trim().is_empty();
+    if replica {
+        *server.replid.lock() = info.id;
+        server.replicas.history.lock().offset = info.offset as u64;
+        let mut f = server.replicas.following.lock();
+        f.valid_history = true;
+        f.stream_db = info.stream_db as usize;
+        return;
+    }
+    {
+        let mut h = server.replicas.history.lock();
+        h.offset = info.offset as u64;
+        h.replid2 = info.id;
+        h.second_offset = info.offset + 1;
+        *server.replid.lock() = crate::server::random_id();
+        h.create_backlog();
+    }
+    attach_feed(server);
+    let lazy = server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes");
+    let verb = bytes::Bytes::from_static(if lazy { b"UNLINK" } else { b"DEL" });
+    for (db, key) in expired {
+        crate::propagate::emit(&server.propagation, db, &[verb.clone(), key]);
+    }
 }
 
 /// `replicaof host port` in the config file or flags: followed from the

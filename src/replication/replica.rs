@@ -45,7 +45,9 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
     {
         let mut f = server.replicas.following.lock();
         let was_master = f.master.is_none();
-        let (valid, db) = if was_master { (true, 0) } else { (f.valid_history, f.stream_db) };
+        // A master turning replica offers its own history; its stream
+        // database is 0 unless start-up restored one from the RDB file.
+        let (valid, db) = if was_master { (true, f.stream_db) } else { (f.valid_history, f.stream_db) };
         // As Redis's repl_down_since: now if a link to a master is cut
         // here, else unchanged (0, "never", for a master turning replica).
         let down_since = if f.link_up { now_secs() } else { f.down_since };
@@ -880,7 +882,18 @@ fn stream(
             if getack {
                 last_ack = Instant::now() - Duration::from_secs(2);
             } else if !ping {
-                let _ = loader.apply(argv);
+                // A command this server does not know (or with a wrong
+                // arity) is skipped and logged as Redis logs the error it
+                // would send its master.
+                match crate::commands::registry::resolve(&argv) {
+                    Ok(_) => {
+                        let _ = loader.apply(argv);
+                    }
+                    Err(reply) => {
+                        let text = reply.error_text().unwrap_or_default();
+                        crate::commands::dispatch::unexpected_error(server, "<unknown>", text);
+                    }
+                }
             }
             if !loader.in_multi() {
                 committed = scan;
