@@ -152,6 +152,7 @@ impl Server {
         o.latency.enabled.store(c.get("latency-tracking").as_deref() == Some("yes"), Ordering::Relaxed);
         self.tracking.set_max_keys(c.get_i64("tracking-table-max-keys"));
         crate::process::crash_log_follow(c);
+        self.replicas.follow_read_only(c);
         if let Some(aof) = self.aof.lock().as_ref() {
             let policy = crate::persist::aof::fsync_policy(&c.get("appendfsync").unwrap_or_default());
             aof.policy.store(policy, Ordering::Relaxed);

@@ -497,9 +497,63 @@ fn a_restart_continues_the_replication_history_with_redis() {
                 && m.call(&["DBSIZE"]) == r.call(&["DBSIZE"])
         });
         assert_eq!(m.call(&["DBSIZE"]), ":207\r\n", "{who} restart");
+        // CONFIG RESETSTAT clears the sync counters too.
+        assert_eq!(m.call(&["CONFIG", "RESETSTAT"]), "+OK\r\n");
+        let stats = m.call(&["INFO", "stats"]);
+        assert!(stats.contains("sync_partial_ok:0\r\n") && stats.contains("sync_full:0\r\n"), "{stats}");
         stop(master);
         stop(replica);
         let _ = std::fs::remove_dir_all(&mdir);
         let _ = std::fs::remove_dir_all(&rdir);
     }
+}
+
+/// A replica paused (SIGSTOP) and resumed (SIGCONT) keeps its link: the
+/// timed read it was blocked in fails with EINTR on resume, which a
+/// moonshard replica took for a lost master (a full resync, and a
+/// shutdown that waited for it lost the wait). Against a redis-server
+/// master, whose counters show any reconnection.
+#[test]
+fn a_paused_replica_keeps_its_link_like_redis() {
+    let Some(_) = servers() else { return };
+    let (mdir, rdir) = (common::temp_dir("pause-master"), common::temp_dir("pause-replica"));
+    let (mport, rport) = (common::free_port(), common::free_port());
+    let flags = ["--save", "", "--repl-diskless-sync-delay", "0"];
+    let mut master = start_on("redis-server", &mdir, mport, &flags);
+    let mport_s = mport.to_string();
+    let mut replica = start_on(
+        env!("CARGO_BIN_EXE_moonshard"),
+        &rdir,
+        rport,
+        &["--save", "", "--replicaof", "127.0.0.1", &mport_s, "--loglevel", "verbose"],
+    );
+    let mut m = connect_when_up(mport, &mut master);
+    let mut r = connect_when_up(rport, &mut replica);
+    wait_for("the replica's link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+    for round in 0..3 {
+        // SAFETY: signals to the child this test started and owns.
+        unsafe { libc::kill(replica.id() as i32, libc::SIGSTOP) };
+        for i in 0..500 {
+            m.call(&["SET", &format!("k{i}"), &"x".repeat(100)]);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: as above.
+        unsafe { libc::kill(replica.id() as i32, libc::SIGCONT) };
+        m.call(&["INCR", "rounds"]);
+        wait_for("the replica to catch up", 20, || {
+            info_field(&mut m, "replication", "master_repl_offset")
+                == info_field(&mut r, "replication", "slave_repl_offset")
+        });
+        let stats = m.call(&["INFO", "stats"]);
+        assert!(
+            stats.contains("sync_full:1\r\n") && stats.contains("sync_partial_ok:0\r\n"),
+            "round {round}: the paused replica reconnected:\n{stats}\n{}",
+            log_of(&rdir)
+        );
+    }
+    assert_eq!(r.call(&["GET", "rounds"]), "$1\r\n3\r\n");
+    stop(master);
+    stop(replica);
+    let _ = std::fs::remove_dir_all(&mdir);
+    let _ = std::fs::remove_dir_all(&rdir);
 }

@@ -457,6 +457,11 @@ pub fn config_resetstat(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
     ctx.server.stats.reset();
     ctx.server.observers.latency.reset();
     crate::storage::lazyfree::reset_stats();
+    // (Redis's resetServerStats clears the sync counters too.)
+    let r = &ctx.server.replicas;
+    for c in [&r.sync_full, &r.sync_partial_ok, &r.sync_partial_err] {
+        c.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     for shard in &ctx.server.shards.list {
         shard.stats.reset();
     }

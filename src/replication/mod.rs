@@ -267,6 +267,14 @@ impl Replicas {
         self.is_replica.load(Ordering::Relaxed)
     }
 
+    /// `replica-read-only` set at run time: a replica's client writes follow it.
+    pub fn follow_read_only(&self, config: &crate::config::Config) {
+        if self.following.lock().master.is_some() {
+            let ro = config.get("replica-read-only").as_deref() != Some("no");
+            self.is_replica.store(ro, Ordering::Relaxed);
+        }
+    }
+
     /// This server's replication offset (`master_repl_offset`).
     pub fn offset(&self) -> u64 {
         self.history.lock().offset

@@ -105,6 +105,8 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                         log(&srv, "warning", &format!("Error condition on socket for SYNC: {}", os_text(&e)));
                     } else if e.to_string().starts_with("MASTER timeout") {
                         log(&srv, "warning", &e.to_string());
+                    } else {
+                        log(&srv, "verbose", &format!("The master link failed: {}", os_text(&e)));
                     }
                 }
             }
@@ -233,7 +235,7 @@ fn read_line(s: &mut Link, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Res
         match s.read(&mut chunk) {
             Ok(0) => return Err(std::io::Error::other("the master closed the connection")),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) if retry_read(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -788,7 +790,7 @@ impl std::io::Read for SocketReader<'_> {
                         self.counted.replicas.transfer.received(n as u64);
                         break n;
                     }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    Err(e) if retry_read(&e) => {
                         if self.last_data.elapsed() > self.timeout {
                             return Err(std::io::Error::other("Timeout receiving bulk data from MASTER"));
                         }
@@ -806,6 +808,15 @@ impl std::io::Read for SocketReader<'_> {
 
 /// Reads what the socket has into `buf`; fails when the master has been
 /// silent for `repl-timeout`.
+/// A read that may simply be tried again: its timeout passed (the socket
+/// has one, so that the loop notices REPLICAOF and shutdown), or a signal
+/// interrupted it (SIGSTOP then SIGCONT makes a timed read fail with EINTR:
+/// a paused replica must not drop its link when it resumes).
+fn retry_read(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
+}
+
 fn read_some(
     server: &Server,
     s: &mut Link,
@@ -823,7 +834,7 @@ fn read_some(
             *last_data = Instant::now();
             Ok(())
         }
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e) if retry_read(&e) => {
             if last_data.elapsed() > timeout {
                 return Err(std::io::Error::other("MASTER timeout: no data nor PING received..."));
             }
