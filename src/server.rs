@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::net::client::ClientRegistry;
 use crate::shard::Shards;
 use crate::stats::{Observers, Stats};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 pub struct Server {
@@ -50,10 +50,12 @@ pub struct Server {
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
     /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
-    pub shutdown_waiting: AtomicBool,
+    /// (How many SHUTDOWNs wait: each is a blocked client, as in Redis.)
+    pub shutdown_waiting: AtomicUsize,
     /// When that wait gives up (Unix ms): INFO's `shutdown_in_milliseconds`.
     pub shutdown_deadline_ms: AtomicU64,
-    pub shutdown_abort: AtomicBool,
+    /// Counts `SHUTDOWN ABORT`s: every wait that began before one ends.
+    pub shutdown_abort: AtomicU64,
     /// That wait held writes back (released if the shutdown then fails).
     pub shutdown_holds_writes: AtomicBool,
     /// Thread count of the connection runtime.
@@ -108,9 +110,9 @@ impl Server {
             unix_listener: Default::default(),
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
-            shutdown_waiting: AtomicBool::new(false),
+            shutdown_waiting: AtomicUsize::new(0),
             shutdown_deadline_ms: AtomicU64::new(0),
-            shutdown_abort: AtomicBool::new(false),
+            shutdown_abort: AtomicU64::new(0),
             shutdown_holds_writes: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             io_threads,

@@ -465,6 +465,8 @@ fn a_restart_continues_the_replication_history_with_redis() {
             info_field(m, "replication", "master_repl_offset") == info_field(r, "replication", "slave_repl_offset")
         };
         wait_for("the replica to catch up", 20, || in_sync(&mut m, &mut r));
+        // A replica's link is not one of the master's connected_clients.
+        assert_eq!(info_field(&mut m, "clients", "connected_clients"), "1", "{master_prog}");
         let who = if restart_master { "master" } else { "replica" };
         if restart_master {
             m.send(&["SHUTDOWN", "SAVE"]);
@@ -556,4 +558,52 @@ fn a_paused_replica_keeps_its_link_like_redis() {
     stop(replica);
     let _ = std::fs::remove_dir_all(&mdir);
     let _ = std::fs::remove_dir_all(&rdir);
+}
+
+/// Two SHUTDOWNs waiting for a lagging replica are two blocked clients
+/// sharing one wait: SHUTDOWN ABORT answers both with an error and the
+/// master goes on (a second waiter used to go on waiting, then shut the
+/// server down after the abort). The replica's link is not a connected
+/// client.
+#[test]
+fn shutdown_abort_ends_every_waiting_shutdown_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let (mdir, rdir) = (common::temp_dir("abort-master"), common::temp_dir("abort-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mut master = start_on(
+            program,
+            &mdir,
+            mport,
+            &["--save", "", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "60"],
+        );
+        let mport_s = mport.to_string();
+        let mut replica = start_on("redis-server", &rdir, rport, &["--save", "", "--replicaof", "127.0.0.1", &mport_s]);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut replica);
+        wait_for("the replica's link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+        // SAFETY: signals to the child this test started and owns.
+        unsafe { libc::kill(replica.id() as i32, libc::SIGSTOP) };
+        m.call(&["INCR", "k"]);
+        let mut waiters = [Raw::connect(mport), Raw::connect(mport)];
+        for w in waiters.iter_mut() {
+            w.send(&["SHUTDOWN"]);
+        }
+        wait_for("two blocked SHUTDOWNs", 10, || info_field(&mut m, "clients", "blocked_clients") == "2");
+        assert_eq!(info_field(&mut m, "clients", "connected_clients"), "3", "{name}");
+        assert!(!info_field(&mut m, "server", "shutdown_in_milliseconds").is_empty(), "{name}");
+        assert_eq!(m.call(&["SHUTDOWN", "ABORT"]), "+OK\r\n", "{name}");
+        for w in waiters.iter_mut() {
+            assert_eq!(w.reply(), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n", "{name}");
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(replica.id() as i32, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(m.call(&["PING"]), "+PONG\r\n", "{name} shut down after the abort");
+        assert_eq!(m.call(&["SET", "after", "1"]), "+OK\r\n", "{name}: writes stay held");
+        stop(master);
+        stop(replica);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
 }

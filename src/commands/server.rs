@@ -222,8 +222,10 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             return Reply::syntax_error();
         }
         // Only the wait for lagging replicas can be aborted; the rest of a shutdown is immediate.
-        if ctx.server.shutdown_waiting.load(Ordering::SeqCst) {
-            ctx.server.shutdown_abort.store(true, Ordering::SeqCst);
+        if ctx.server.shutdown_waiting.load(Ordering::SeqCst) > 0 {
+            // Every SHUTDOWN waiting gets its error (they share one wait).
+            ctx.server.shutdown_abort.fetch_add(1, Ordering::SeqCst);
+            crate::net::listener::log(ctx.server, "notice", "Shutdown manually aborted.");
             return Reply::ok();
         }
         return Reply::err("No shutdown in progress.");

@@ -606,22 +606,27 @@ pub fn wait_for_replicas_before_shutdown(server: &Server) -> bool {
     let in_sync = |l: &master::Link| l.ack.load(Ordering::Acquire) == server.replicas.offset();
     if secs > 0 && !links.iter().all(|l| in_sync(l)) {
         log(server, "notice", "Waiting for replicas before shutting down.");
-        server.shutdown_abort.store(false, Ordering::SeqCst);
-        server.shutdown_deadline_ms.store(crate::storage::now_ms() + secs * 1000, Ordering::SeqCst);
-        server.shutdown_waiting.store(true, Ordering::SeqCst);
+        // A second SHUTDOWN joins the first one's wait (and its deadline).
+        let aborts = server.shutdown_abort.load(Ordering::SeqCst);
+        let now = crate::storage::now_ms();
+        if server.shutdown_waiting.fetch_add(1, Ordering::SeqCst) == 0 {
+            server.shutdown_deadline_ms.store(now + secs * 1000, Ordering::SeqCst);
+        }
         server.pause.hold_writes_for_failover(true);
         server.shutdown_holds_writes.store(true, Ordering::SeqCst);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < deadline
-            && !server.shutdown_abort.load(Ordering::SeqCst)
+        let aborted = || server.shutdown_abort.load(Ordering::SeqCst) != aborts;
+        while crate::storage::now_ms() < server.shutdown_deadline_ms.load(Ordering::SeqCst)
+            && !aborted()
             && !server.replicas.links().iter().all(|l| in_sync(l))
         {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        server.shutdown_waiting.store(false, Ordering::SeqCst);
-        if server.shutdown_abort.swap(false, Ordering::SeqCst) {
-            release_shutdown_hold(server);
-            log(server, "notice", "Shutdown manually aborted.");
+        let last = server.shutdown_waiting.fetch_sub(1, Ordering::SeqCst) == 1;
+        if aborted() {
+            // Writes resume once no SHUTDOWN waits any more.
+            if last {
+                release_shutdown_hold(server);
+            }
             return false;
         }
     }

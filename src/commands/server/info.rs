@@ -230,7 +230,7 @@ fn server_section(server: &Server, f: &mut Field) {
     f("config_file", server.config.file.clone().unwrap_or_default());
     // Connections are read and written by several worker threads at once.
     f("io_threads_active", u8::from(server.io_threads > 1).to_string());
-    if server.shutdown_waiting.load(Ordering::SeqCst) {
+    if server.shutdown_waiting.load(Ordering::SeqCst) > 0 {
         let left = server.shutdown_deadline_ms.load(Ordering::SeqCst).saturating_sub(crate::storage::now_ms());
         f("shutdown_in_milliseconds", left.to_string());
     }
@@ -241,14 +241,18 @@ fn clients_section(server: &Server, f: &mut Field) {
     let s = &server.stats;
     let (live_in, live_out) = sampler::fold_client_peaks(server, false);
     let (recent_in, recent_out) = s.sampler.lock().recent_peaks(crate::storage::now_ms() / 1000);
-    f("connected_clients", server.clients.len().to_string());
+    // As Redis: every client but the replicas (listed under replication).
+    let replicas = server.replicas.links().len();
+    f("connected_clients", server.clients.len().saturating_sub(replicas).to_string());
     // Redis counts two connections (in and out) per known node.
     let known = server.cluster.as_ref().map_or(1, |c| c.state.lock().nodes.len());
     f("cluster_connections", (known.saturating_sub(1) * 2).to_string());
     f("maxclients", server.config.maxclients.load(Ordering::Relaxed).to_string());
     f("client_recent_max_input_buffer", recent_in.max(live_in).to_string());
     f("client_recent_max_output_buffer", recent_out.max(live_out).to_string());
-    f("blocked_clients", s.blocked_clients.load(Ordering::Relaxed).to_string());
+    // (SHUTDOWNs waiting for replicas are blocked clients too, as in Redis.)
+    let blocked = s.blocked_clients.load(Ordering::Relaxed) + server.shutdown_waiting.load(Ordering::SeqCst) as u64;
+    f("blocked_clients", blocked.to_string());
     f("tracking_clients", server.tracking.figures().0.to_string());
     f("clients_in_timeout_table", s.clients_in_timeout_table.load(Ordering::Relaxed).to_string());
 }
