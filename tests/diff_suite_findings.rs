@@ -103,6 +103,14 @@ fn propagated_forms_match_redis() {
         &["ZMPOP", "1", "z", "MAX", "COUNT", "5"],
         &["ZADD", "z2", "1", "a", "2", "b"],
         &["BZMPOP", "0", "1", "z2", "MIN"],
+        // GETSET goes out as SET, SET ... GET without its GETs, BRPOPLPUSH
+        // as RPOPLPUSH and BLMOVE as LMOVE (integration/replication).
+        &["GETSET", "gs", "1"],
+        &["SET", "gs", "2", "GET", "XX"],
+        &["SET", "gs2", "3", "NX", "GET"],
+        &["RPUSH", "{t}l", "a", "b"],
+        &["BRPOPLPUSH", "{t}l", "{t}l2", "0"],
+        &["BLMOVE", "{t}l2", "{t}l3", "LEFT", "RIGHT", "0"],
         &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
         &["SET", "e1", "v", "PX", "1"],
     ];

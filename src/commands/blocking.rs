@@ -32,6 +32,8 @@ enum Kind {
         dst: Bytes,
         from_left: bool,
         to_left: bool,
+        /// BRPOPLPUSH (replayed as RPOPLPUSH; BLMOVE as LMOVE, as Redis).
+        rpoplpush: bool,
     },
     ZPop {
         max: bool,
@@ -108,10 +110,11 @@ pub fn parse(name: &str, args: &[Bytes], in_script: bool) -> Result<Request, Rep
         "bzpopmin" | "bzpopmax" => (args[1..last].to_vec(), Kind::ZPop { max: name == "bzpopmax" }, last),
         "blmove" => {
             let (from_left, to_left) = (side(&args[3])?, side(&args[4])?);
-            (vec![args[1].clone()], Kind::Move { dst: args[2].clone(), from_left, to_left }, 5)
+            (vec![args[1].clone()], Kind::Move { dst: args[2].clone(), from_left, to_left, rpoplpush: false }, 5)
         }
         "brpoplpush" => {
-            (vec![args[1].clone()], Kind::Move { dst: args[2].clone(), from_left: false, to_left: true }, 3)
+            let kind = Kind::Move { dst: args[2].clone(), from_left: false, to_left: true, rpoplpush: true };
+            (vec![args[1].clone()], kind, 3)
         }
         "blmpop" => {
             let m = lists::parse_mpop(args, 2, ("left", "right"))?;
@@ -147,7 +150,7 @@ fn serve(ctx: &mut Ctx, req: &Request, key: &Bytes) -> Option<Reply> {
             Ok(_) => return None,
         },
         Kind::MPop { left, count } => lists::mpop_one(ctx, key, *left, *count),
-        Kind::Move { dst, from_left, to_left } => lists::move_one(ctx, key, dst, *from_left, *to_left),
+        Kind::Move { dst, from_left, to_left, .. } => lists::move_one(ctx, key, dst, *from_left, *to_left),
         Kind::ZPop { max } => {
             let name = if *max { "zpopmax" } else { "zpopmin" };
             match call(ctx, &[Bytes::from_static(name.as_bytes()), key.clone()]) {
@@ -213,7 +216,8 @@ fn replayed_as(req: &Request, key: &Bytes, popped: Option<usize>) -> Option<Vec<
         Kind::MPop { left, count: n } => {
             vec![s(if *left { b"LPOP" } else { b"RPOP" }), key.clone(), count(popped.unwrap_or(*n))]
         }
-        Kind::Move { dst, from_left, to_left } => {
+        Kind::Move { dst, rpoplpush: true, .. } => vec![s(b"RPOPLPUSH"), key.clone(), dst.clone()],
+        Kind::Move { dst, from_left, to_left, .. } => {
             vec![s(b"LMOVE"), key.clone(), dst.clone(), side(*from_left), side(*to_left)]
         }
         Kind::ZPop { max } => vec![s(if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }), key.clone()],

@@ -255,7 +255,17 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
 
 pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match parse_set_opts(&args[3..], true) {
-        Ok(o) => set_generic(ctx, &args[1], &args[2], &o, "set", None),
+        Ok(o) => {
+            let reply = set_generic(ctx, &args[1], &args[2], &o, "set", None);
+            // As Redis: `SET ... GET` goes out without its GETs (with an
+            // expiry the whole command was rewritten already). Nothing goes
+            // out when NX/XX left the key alone.
+            if o.get && o.expire.is_none() && ctx.propagating() {
+                let argv = args.iter().enumerate().filter(|(i, a)| *i < 3 || !eq_ic(a, "get")).map(|(_, a)| a.clone());
+                ctx.propagate_as(argv.collect());
+            }
+            reply
+        }
         Err(e) => e,
     }
 }
@@ -283,6 +293,10 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     ctx.db(key).set(key, Value::Str(SmallBytes::from_arg(&args[2])));
     ctx.written(key, "set");
+    // Replayed as SET, as Redis propagates GETSET.
+    if ctx.propagating() {
+        ctx.propagate_as(vec![Bytes::from_static(b"SET"), key.clone(), args[2].clone()]);
+    }
     old
 }
 
