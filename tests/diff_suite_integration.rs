@@ -607,3 +607,31 @@ fn shutdown_abort_ends_every_waiting_shutdown_like_redis() {
         let _ = std::fs::remove_dir_all(&rdir);
     }
 }
+
+/// ROLE on a replica whose master has not started its sync yet (diskless
+/// delay): `handshake`, as Redis reports every state between the TCP
+/// connection and the PSYNC reply; then `connected`. Every pairing of
+/// master and replica kind.
+#[test]
+fn a_replica_waiting_for_its_sync_is_in_handshake_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (mname, mprog) in servers {
+        for (rname, rprog) in servers {
+            let (mdir, rdir) = (common::temp_dir("hs-master"), common::temp_dir("hs-replica"));
+            let (mport, rport) = (common::free_port(), common::free_port());
+            let mut master = start_on(mprog, &mdir, mport, &["--save", "", "--repl-diskless-sync-delay", "1"]);
+            let mut replica = start_on(rprog, &rdir, rport, &["--save", ""]);
+            let mut m = connect_when_up(mport, &mut master);
+            let mut r = connect_when_up(rport, &mut replica);
+            assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+            let state = |r: &mut Raw| r.call(&["ROLE"]).lines().nth(7).unwrap_or("").to_string();
+            wait_for("the handshake state", 10, || state(&mut r) == "handshake");
+            wait_for("the connected state", 20, || state(&mut r) == "connected");
+            assert_eq!(m.call(&["PING"]), "+PONG\r\n", "{mname} -> {rname}");
+            stop(master);
+            stop(replica);
+            let _ = std::fs::remove_dir_all(&mdir);
+            let _ = std::fs::remove_dir_all(&rdir);
+        }
+    }
+}

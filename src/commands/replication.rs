@@ -172,6 +172,8 @@ fn role(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
                 "connected"
             } else if f.sync_in_progress {
                 "sync"
+            } else if f.handshake {
+                "handshake"
             } else {
                 "connecting"
             };

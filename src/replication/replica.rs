@@ -24,6 +24,8 @@ pub struct Following {
     pub master: Option<(String, u16)>,
     pub link_up: bool,
     pub sync_in_progress: bool,
+    /// Connected, exchanging PING/AUTH/REPLCONF/PSYNC (ROLE's `handshake`).
+    pub handshake: bool,
     pub last_io: u64,
     /// Unix seconds when the link went down (INFO's
     /// master_link_down_since_seconds).
@@ -124,6 +126,7 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
                     srv.replicas.link_down.store(true, Ordering::Relaxed);
                     f.link_up = false;
                     f.sync_in_progress = false;
+                    f.handshake = false;
                 }
             }
             reconnect = current && was_up;
@@ -287,6 +290,7 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         Link::Plain(sock)
     };
     s.socket().set_read_timeout(Some(Duration::from_millis(100)))?;
+    replicas.following.lock().handshake = true;
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
     send_command(&mut s, &[b"PING"])?;
@@ -399,6 +403,7 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
         let mut f = replicas.following.lock();
         f.link_up = true;
         f.sync_in_progress = false;
+        f.handshake = false;
         f.last_io = now_secs();
         replicas.link_down.store(false, Ordering::Relaxed);
     }
@@ -433,7 +438,11 @@ fn full_sync(
     timeout: Duration,
 ) -> std::io::Result<()> {
     let replicas = &server.replicas;
-    replicas.following.lock().sync_in_progress = true;
+    {
+        let mut f = replicas.following.lock();
+        f.sync_in_progress = true;
+        f.handshake = false;
+    }
     replicas.transfer.start();
     struct Ended<'a>(&'a super::Transfer);
     impl Drop for Ended<'_> {
