@@ -635,3 +635,37 @@ fn a_replica_waiting_for_its_sync_is_in_handshake_like_redis() {
         }
     }
 }
+
+/// A client blocked on a list when its server becomes a replica is
+/// answered Redis's UNBLOCKED error and disconnected (left blocked, it took
+/// the elements its new master pushed: the replica's list diverged).
+#[test]
+fn becoming_a_replica_unblocks_blocked_clients_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let (mdir, rdir) = (common::temp_dir("unblock-master"), common::temp_dir("unblock-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mut master = start_on("redis-server", &mdir, mport, &["--save", "", "--repl-diskless-sync-delay", "0"]);
+        let mut server = start_on(program, &rdir, rport, &["--save", ""]);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut server);
+        let mut blocked = Raw::connect(rport);
+        blocked.send(&["BLPOP", "foo", "0"]);
+        wait_for("the blocked client", 10, || info_field(&mut r, "clients", "blocked_clients") == "1");
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+        assert_eq!(
+            blocked.reply(),
+            "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n",
+            "{name}"
+        );
+        wait_for("the link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+        m.call(&["RPUSH", "foo", "a", "b", "c"]);
+        wait_for("the same list on the replica", 10, || r.call(&["LLEN", "foo"]) == ":3\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(r.call(&["LLEN", "foo"]), ":3\r\n", "{name}");
+        stop(master);
+        stop(server);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
+}

@@ -81,6 +81,9 @@ pub struct Buffers {
 
 pub const UNBLOCK_TIMEOUT: u8 = 1;
 pub const UNBLOCK_ERROR: u8 = 2;
+/// The server became a replica: blocked clients get Redis's UNBLOCKED error
+/// and are disconnected (their keys now change only by the master's hand).
+pub const UNBLOCK_ROLE_CHANGE: u8 = 3;
 
 #[derive(Default, Clone)]
 pub struct ClientMeta {

@@ -66,6 +66,15 @@ pub fn follow_master(server: &Arc<Server>, host: String, port: u16) {
         .is_replica
         .store(server.config.get("replica-read-only").as_deref() != Some("no"), Ordering::Relaxed);
     crate::storage::set_replica_expiry(true);
+    // As Redis's disconnectAllBlockedClients: a client blocked on keys would
+    // otherwise be served by the master's writes, taking elements the
+    // master still has.
+    for c in server.clients.snapshot() {
+        if c.blocked.load(Ordering::Acquire) {
+            c.unblock_request.store(crate::net::client::UNBLOCK_ROLE_CHANGE, Ordering::Release);
+            c.unblock.notify_waiters();
+        }
+    }
     if let Err(e) = crate::process::apply_oom_score_adj(&server.config, true) {
         log(server, "warning", &e);
     }

@@ -219,6 +219,14 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
             Wake::Unblocked if info.unblock_request.load(Ordering::Acquire) == crate::net::client::UNBLOCK_ERROR => {
                 Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
             }
+            Wake::Unblocked
+                if info.unblock_request.load(Ordering::Acquire) == crate::net::client::UNBLOCK_ROLE_CHANGE =>
+            {
+                conn.client.close_after_reply = true;
+                Reply::error(
+                    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+                )
+            }
             Wake::Unblocked => Reply::NilArray,
             Wake::Gone => Reply::NoReply,
             Wake::Redirected(reply) => reply,
