@@ -669,3 +669,48 @@ fn becoming_a_replica_unblocks_blocked_clients_like_redis() {
         let _ = std::fs::remove_dir_all(&rdir);
     }
 }
+
+/// `repl-diskless-load swapdb` with a payload of another history (a new
+/// replication ID): the replica answers LOADING while it loads (`loading:1`,
+/// `async_loading:0`), as Redis does; its old dataset was other data. Only
+/// a payload continuing its own history is loaded while the old one serves.
+#[test]
+fn swapdb_of_another_history_answers_loading_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let (mdir, rdir) = (common::temp_dir("swapdb-master"), common::temp_dir("swapdb-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mflags = ["--save", "", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
+        let mut master = start_on("redis-server", &mdir, mport, &mflags);
+        // (Redis answers clients while it loads every so many bytes read.)
+        let rflags =
+            ["--save", "", "--repl-diskless-load", "swapdb", "--loading-process-events-interval-bytes", "1024"];
+        let mut replica = start_on(program, &rdir, rport, &rflags);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut replica);
+        // Values past the master's 16 KB pipe buffer: each key is sent as it
+        // is written, 200 keys at 10 ms each, so the transfer takes 2 s.
+        let value = "x".repeat(20_000);
+        for i in 0..200 {
+            m.call(&["SET", &format!("k{i}"), &value]);
+        }
+        assert_eq!(r.call(&["SET", "old", "1"]), "+OK\r\n");
+        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000"]), "+OK\r\n");
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while info_field(&mut r, "persistence", "loading") != "1" {
+            let state = r.call(&["INFO", "replication"]);
+            assert!(Instant::now() < deadline, "{name}: no loading seen: {state}\n{}", log_of(&rdir));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(info_field(&mut r, "persistence", "async_loading"), "0", "{name}");
+        assert!(r.call(&["GET", "old"]).starts_with("-LOADING"), "{name}");
+        wait_for("the sync", 30, || info_field(&mut r, "replication", "master_link_status") == "up");
+        assert_eq!(info_field(&mut r, "persistence", "loading"), "0", "{name}");
+        assert_eq!(r.call(&["DBSIZE"]), ":200\r\n", "{name}");
+        stop(master);
+        stop(replica);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
+}

@@ -487,6 +487,14 @@ fn full_sync(
     };
     let mut last_data = Instant::now();
     let mut received: Option<Vec<u8>> = None;
+    /// Clears the loading flag a swapdb load raised, however it ends.
+    struct Lower<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Lower<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let mut lower = None;
     let mut file: Option<std::path::PathBuf> = None;
     match from {
         LoadFrom::Disk => {
@@ -495,6 +503,15 @@ fn full_sync(
         }
         LoadFrom::Memory => {
             log(server, "notice", &format!("MASTER <-> REPLICA sync: receiving {what} to memory"));
+            // As Redis: the old dataset keeps serving (async_loading) only
+            // when the payload continues the same history; a different
+            // replication ID means other data, so clients get LOADING until
+            // the new dataset is in (or the old one is back after a failure).
+            let same_history = *server.replid.lock() == replid;
+            let flag = if same_history { &server.persist.async_loading } else { &server.persist.loading };
+            server.persist.begin_loading(size.max(0) as u64);
+            flag.store(true, Ordering::SeqCst);
+            lower = Some(Lower(flag));
             match receive_to_memory(server, s, buf, &payload, &mut last_data, timeout) {
                 Ok(rdb) => received = Some(rdb),
                 Err(e) => {
@@ -516,7 +533,9 @@ fn full_sync(
     }
     let flush = |l: &mut crate::persist::aof::Loader| l.empty_dataset();
     if let Some(rdb) = received {
-        return swap_in(server, loader, &rdb, (replid, offset), gen, flush);
+        let swapped = swap_in(server, loader, &rdb, (replid, offset), gen, flush);
+        drop(lower);
+        return swapped;
     }
     let _applying = replicas.applying.lock();
     // From here the dataset no longer matches any history until loaded.
@@ -591,9 +610,7 @@ fn swap_in(
     let replicas = &server.replicas;
     log(server, "notice", "MASTER <-> REPLICA sync: Loading DB in memory");
     let side = crate::shard::Shards::new(server.shards.len(), server.databases());
-    server.persist.async_loading.store(true, Ordering::Relaxed);
     let read = crate::persist::load::read_aside(server, rdb, &side);
-    server.persist.async_loading.store(false, Ordering::Relaxed);
     let (loaded, codes) = match read {
         Ok((_, loaded, codes)) => (loaded, codes),
         Err(e) => {
