@@ -714,3 +714,40 @@ fn swapdb_of_another_history_answers_loading_like_redis() {
         let _ = std::fs::remove_dir_all(&rdir);
     }
 }
+
+/// A writable replica (`replica-read-only no`) expires the keys its own
+/// clients wrote with a TTL, as Redis's expireSlaveKeys does; the keys its
+/// master wrote still wait for the master's DEL.
+#[test]
+fn a_writable_replica_expires_its_own_keys_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let (mdir, rdir) = (common::temp_dir("wr-master"), common::temp_dir("wr-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mflags = ["--save", "", "--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+        let mut master = start_on("redis-server", &mdir, mport, &mflags);
+        let mport_s = mport.to_string();
+        let flags = ["--save", "", "--replicaof", "127.0.0.1", &mport_s, "--replica-read-only", "no"];
+        let mut replica = start_on(program, &rdir, rport, &flags);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut replica);
+        wait_for("the link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+        // The master's key with a TTL, expiry paused on the master: the
+        // replica must keep it (it reads as missing).
+        assert_eq!(m.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
+        m.call(&["SET", "from-master", "1", "PX", "200"]);
+        for k in ["own1", "own2", "own3"] {
+            assert_eq!(r.call(&["SET", k, "1", "PX", "300"]), "+OK\r\n", "{name}");
+        }
+        assert_eq!(r.call(&["SET", "own-forever", "1"]), "+OK\r\n", "{name}");
+        wait_for("the master's key", 10, || r.call(&["DBSIZE"]) == ":5\r\n");
+        wait_for(&format!("{name}'s own keys to expire"), 10, || r.call(&["DBSIZE"]) == ":2\r\n");
+        assert_eq!(r.call(&["EXISTS", "own-forever"]), ":1\r\n", "{name}");
+        assert_eq!(r.call(&["EXISTS", "own1"]), ":0\r\n", "{name}");
+        assert_eq!(info_field(&mut r, "keyspace", "db0"), "keys=2,expires=1,avg_ttl=0", "{name}");
+        stop(master);
+        stop(replica);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
+}

@@ -188,7 +188,12 @@ impl<'a, 's> Ctx<'a, 's> {
         self.effects.dirty += 1;
         let (now, server) = (self.now, self.server);
         let who = crate::shard::tracking::Who::command(self.client.id, self.in_script());
-        self.shard_for(key).key_changed(server, db, key, event, now, who);
+        let replica_own = crate::storage::replica_expiry() && self.origin == Origin::Client;
+        let shard = self.shard_for(key);
+        shard.key_changed(server, db, key, event, now, who);
+        if replica_own {
+            shard.dbs[db].note_replica_own(key);
+        }
     }
 
     /// Keys the entered shards reaped by expiry during this command:

@@ -610,11 +610,25 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
             return;
         }
         // CLIENT PAUSE WRITE/ALL: the dataset must not change.
-        // A replica: keys expire by its master's DELs only.
-        if server.pause.writes_paused() || crate::storage::replica_expiry() {
+        if server.pause.writes_paused() {
             continue;
         }
         let shard = server.shards.get(shard_id);
+        // A replica: keys expire by its master's DELs only, but for the keys
+        // its own clients wrote (a writable replica), as Redis's
+        // expireSlaveKeys.
+        if crate::storage::replica_expiry() {
+            if let Some(mut data) = shard.try_lock() {
+                let now = crate::storage::now_ms();
+                let expired: usize = data.dbs.iter_mut().map(|db| db.expire_replica_own(now)).sum();
+                if expired > 0 {
+                    let flags = server.config.notify_flags.load(Ordering::Relaxed);
+                    crate::commands::ctx::drain_expired_log(&server, flags, &mut data, server.propagation.active(), 0);
+                    server.stats.expired_keys.fetch_add(expired as u64, Ordering::Relaxed);
+                }
+            }
+            continue;
+        }
         // Never wait behind a script: skip this round instead.
         let Some(mut data) = shard.try_lock() else {
             continue;

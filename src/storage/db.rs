@@ -154,6 +154,10 @@ pub struct Db {
     expired_log: Vec<Bytes>,
     /// A point-in-time snapshot in progress (`storage::snapshot`).
     snap: Option<Box<SnapState>>,
+    /// A writable replica's own keys: those its clients wrote, which expire
+    /// as on a master (Redis's expireSlaveKeys); every other key of a
+    /// replica waits for its master's DEL.
+    replica_own: ahash::AHashSet<Bytes>,
     /// Cluster mode: the keys of each hash slot (`storage::keyslots`).
     keyslots: Option<Box<SlotIndex>>,
     /// Keys created since the last drain, while `new` keyspace events are
@@ -747,6 +751,40 @@ impl Db {
         self.keyslots = None;
         // Creations not yet notified are of keys that are gone.
         self.created.clear();
+        self.replica_own.clear();
+    }
+
+    /// A client of a writable replica wrote `key` (see `replica_own`).
+    pub fn note_replica_own(&mut self, key: &[u8]) {
+        if !self.replica_own.contains(key) {
+            self.replica_own.insert(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Expires the replica's own keys whose TTL passed (logged as any expiry,
+    /// for notifications and the AOF) and forgets those gone or without a
+    /// TTL. Returns how many expired.
+    pub fn expire_replica_own(&mut self, now: u64) -> usize {
+        if self.replica_own.is_empty() {
+            return 0;
+        }
+        let mut expired = 0;
+        let keys: Vec<Bytes> = self.replica_own.iter().cloned().collect();
+        for key in keys {
+            let Some(i) = self.find(&key) else {
+                self.replica_own.remove(&key);
+                continue;
+            };
+            let at = self.slots.get(i).map_or(0, |s| s.entry.expire_at);
+            if at == 0 {
+                self.replica_own.remove(&key);
+            } else if at <= now {
+                self.remove_expired(i);
+                self.replica_own.remove(&key);
+                expired += 1;
+            }
+        }
+        expired
     }
 
     /// Stores `entry` as is (value and TTL), replacing any previous key:
