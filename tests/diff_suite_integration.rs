@@ -751,3 +751,38 @@ fn a_writable_replica_expires_its_own_keys_like_redis() {
         let _ = std::fs::remove_dir_all(&rdir);
     }
 }
+
+/// CLIENT KILL TYPE replica during a slow diskless transfer ends that
+/// transfer at once (the replica sees the link drop and stops loading),
+/// on a moonshard master as on redis-server.
+#[test]
+fn killing_a_replica_mid_transfer_ends_its_transfer_like_redis() {
+    let Some(servers) = servers() else { return };
+    for (name, program) in servers {
+        let (mdir, rdir) = (common::temp_dir("kill-master"), common::temp_dir("kill-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mflags = ["--save", "", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
+        let mut master = start_on(program, &mdir, mport, &mflags);
+        let rflags =
+            ["--save", "", "--repl-diskless-load", "swapdb", "--loading-process-events-interval-bytes", "1024"];
+        let mut replica = start_on("redis-server", &rdir, rport, &rflags);
+        let mut m = connect_when_up(mport, &mut master);
+        let mut r = connect_when_up(rport, &mut replica);
+        let value = "x".repeat(20_000);
+        for i in 0..300 {
+            m.call(&["SET", &format!("k{i}"), &value]);
+        }
+        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "20000"]), "+OK\r\n");
+        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+        wait_for(&format!("{name}: the replica to load"), 10, || info_field(&mut r, "persistence", "loading") == "1");
+        assert_eq!(m.call(&["CONFIG", "SET", "repl-diskless-sync-delay", "5"]), "+OK\r\n");
+        assert_eq!(m.call(&["CLIENT", "KILL", "TYPE", "replica"]), ":1\r\n", "{name}");
+        // The whole transfer takes 6 s; the kill ends it at once.
+        wait_for(&format!("{name}: the transfer to end"), 2, || info_field(&mut r, "persistence", "loading") == "0");
+        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
+        stop(master);
+        stop(replica);
+        let _ = std::fs::remove_dir_all(&mdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+    }
+}

@@ -370,7 +370,19 @@ async fn full_sync_diskless<S: AsyncRead + AsyncWrite + Unpin>(
     // A replica that takes nothing for `repl-timeout` is given up, as Redis
     // does: the walk it shares waits for its slowest replica.
     let timeout = std::time::Duration::from_secs(server.config.get_i64("repl-timeout").max(1) as u64);
-    while let Some(piece) = pieces.recv().await {
+    loop {
+        // CLIENT KILL of the replica ends its transfer at once (the walk it
+        // shares goes on for the others).
+        let piece = tokio::select! {
+            p = pieces.recv() => p,
+            _ = link.client.kill_notify.notified() => {
+                if link.client.killed.load(Ordering::Acquire) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        let Some(piece) = piece else { break };
         if piece.is_empty() {
             complete = true;
             break;
