@@ -422,6 +422,53 @@ fn start_on(program: &str, dir: &Path, port: u16, flags: &[&str]) -> Child {
         .expect("start server")
 }
 
+/// A master and a second server on fresh directories and ports, both
+/// stopped and their directories removed when dropped. With `follow`, the
+/// second starts as a replica of the first (`--replicaof`).
+struct Pair {
+    master: Child,
+    replica: Child,
+    m: Raw,
+    r: Raw,
+    mport: u16,
+    rport: u16,
+    rdir: PathBuf,
+    mdir: PathBuf,
+}
+
+impl Pair {
+    fn start(master: (&str, &[&str]), replica: (&str, &[&str]), follow: bool) -> Pair {
+        let (mdir, rdir) = (common::temp_dir("pair-master"), common::temp_dir("pair-replica"));
+        let (mport, rport) = (common::free_port(), common::free_port());
+        let mut master_child = start_on(master.0, &mdir, mport, master.1);
+        let mport_s = mport.to_string();
+        let mut rflags = replica.1.to_vec();
+        if follow {
+            rflags.extend_from_slice(&["--replicaof", "127.0.0.1", &mport_s]);
+        }
+        let mut replica_child = start_on(replica.0, &rdir, rport, &rflags);
+        let m = connect_when_up(mport, &mut master_child);
+        let r = connect_when_up(rport, &mut replica_child);
+        Pair { master: master_child, replica: replica_child, m, r, mport, rport, rdir, mdir }
+    }
+
+    fn signal(&self, which: &Child, signal: i32) {
+        // SAFETY: a signal to a child process this test started and owns.
+        unsafe { libc::kill(which.id() as i32, signal) };
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for c in [&mut self.master, &mut self.replica] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.mdir);
+        let _ = std::fs::remove_dir_all(&self.rdir);
+    }
+}
+
 fn info_field(c: &mut Raw, section: &str, field: &str) -> String {
     let text = c.call(&["INFO", section]);
     text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or("").trim().to_string()
@@ -518,46 +565,30 @@ fn a_restart_continues_the_replication_history_with_redis() {
 #[test]
 fn a_paused_replica_keeps_its_link_like_redis() {
     let Some(_) = servers() else { return };
-    let (mdir, rdir) = (common::temp_dir("pause-master"), common::temp_dir("pause-replica"));
-    let (mport, rport) = (common::free_port(), common::free_port());
     let flags = ["--save", "", "--repl-diskless-sync-delay", "0"];
-    let mut master = start_on("redis-server", &mdir, mport, &flags);
-    let mport_s = mport.to_string();
-    let mut replica = start_on(
-        env!("CARGO_BIN_EXE_moonshard"),
-        &rdir,
-        rport,
-        &["--save", "", "--replicaof", "127.0.0.1", &mport_s, "--loglevel", "verbose"],
-    );
-    let mut m = connect_when_up(mport, &mut master);
-    let mut r = connect_when_up(rport, &mut replica);
-    wait_for("the replica's link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+    let replica_flags = ["--save", "", "--loglevel", "verbose"];
+    let mut p = Pair::start(("redis-server", &flags), (env!("CARGO_BIN_EXE_moonshard"), &replica_flags), true);
+    wait_for("the replica's link", 20, || info_field(&mut p.r, "replication", "master_link_status") == "up");
     for round in 0..3 {
-        // SAFETY: signals to the child this test started and owns.
-        unsafe { libc::kill(replica.id() as i32, libc::SIGSTOP) };
+        p.signal(&p.replica, libc::SIGSTOP);
         for i in 0..500 {
-            m.call(&["SET", &format!("k{i}"), &"x".repeat(100)]);
+            p.m.call(&["SET", &format!("k{i}"), &"x".repeat(100)]);
         }
         std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: as above.
-        unsafe { libc::kill(replica.id() as i32, libc::SIGCONT) };
-        m.call(&["INCR", "rounds"]);
+        p.signal(&p.replica, libc::SIGCONT);
+        p.m.call(&["INCR", "rounds"]);
         wait_for("the replica to catch up", 20, || {
-            info_field(&mut m, "replication", "master_repl_offset")
-                == info_field(&mut r, "replication", "slave_repl_offset")
+            info_field(&mut p.m, "replication", "master_repl_offset")
+                == info_field(&mut p.r, "replication", "slave_repl_offset")
         });
-        let stats = m.call(&["INFO", "stats"]);
+        let stats = p.m.call(&["INFO", "stats"]);
         assert!(
             stats.contains("sync_full:1\r\n") && stats.contains("sync_partial_ok:0\r\n"),
             "round {round}: the paused replica reconnected:\n{stats}\n{}",
-            log_of(&rdir)
+            log_of(&p.rdir)
         );
     }
-    assert_eq!(r.call(&["GET", "rounds"]), "$1\r\n3\r\n");
-    stop(master);
-    stop(replica);
-    let _ = std::fs::remove_dir_all(&mdir);
-    let _ = std::fs::remove_dir_all(&rdir);
+    assert_eq!(p.r.call(&["GET", "rounds"]), "$1\r\n3\r\n");
 }
 
 /// Two SHUTDOWNs waiting for a lagging replica are two blocked clients
@@ -569,42 +600,26 @@ fn a_paused_replica_keeps_its_link_like_redis() {
 fn shutdown_abort_ends_every_waiting_shutdown_like_redis() {
     let Some(servers) = servers() else { return };
     for (name, program) in servers {
-        let (mdir, rdir) = (common::temp_dir("abort-master"), common::temp_dir("abort-replica"));
-        let (mport, rport) = (common::free_port(), common::free_port());
-        let mut master = start_on(
-            program,
-            &mdir,
-            mport,
-            &["--save", "", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "60"],
-        );
-        let mport_s = mport.to_string();
-        let mut replica = start_on("redis-server", &rdir, rport, &["--save", "", "--replicaof", "127.0.0.1", &mport_s]);
-        let mut m = connect_when_up(mport, &mut master);
-        let mut r = connect_when_up(rport, &mut replica);
-        wait_for("the replica's link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
-        // SAFETY: signals to the child this test started and owns.
-        unsafe { libc::kill(replica.id() as i32, libc::SIGSTOP) };
-        m.call(&["INCR", "k"]);
-        let mut waiters = [Raw::connect(mport), Raw::connect(mport)];
+        let mflags = ["--save", "", "--repl-diskless-sync-delay", "0", "--shutdown-timeout", "60"];
+        let mut p = Pair::start((program, &mflags), ("redis-server", &["--save", ""]), true);
+        wait_for("the replica's link", 20, || info_field(&mut p.r, "replication", "master_link_status") == "up");
+        p.signal(&p.replica, libc::SIGSTOP);
+        p.m.call(&["INCR", "k"]);
+        let mut waiters = [Raw::connect(p.mport), Raw::connect(p.mport)];
         for w in waiters.iter_mut() {
             w.send(&["SHUTDOWN"]);
         }
-        wait_for("two blocked SHUTDOWNs", 10, || info_field(&mut m, "clients", "blocked_clients") == "2");
-        assert_eq!(info_field(&mut m, "clients", "connected_clients"), "3", "{name}");
-        assert!(!info_field(&mut m, "server", "shutdown_in_milliseconds").is_empty(), "{name}");
-        assert_eq!(m.call(&["SHUTDOWN", "ABORT"]), "+OK\r\n", "{name}");
+        wait_for("two blocked SHUTDOWNs", 10, || info_field(&mut p.m, "clients", "blocked_clients") == "2");
+        assert_eq!(info_field(&mut p.m, "clients", "connected_clients"), "3", "{name}");
+        assert!(!info_field(&mut p.m, "server", "shutdown_in_milliseconds").is_empty(), "{name}");
+        assert_eq!(p.m.call(&["SHUTDOWN", "ABORT"]), "+OK\r\n", "{name}");
         for w in waiters.iter_mut() {
             assert_eq!(w.reply(), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n", "{name}");
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(replica.id() as i32, libc::SIGCONT) };
+        p.signal(&p.replica, libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(m.call(&["PING"]), "+PONG\r\n", "{name} shut down after the abort");
-        assert_eq!(m.call(&["SET", "after", "1"]), "+OK\r\n", "{name}: writes stay held");
-        stop(master);
-        stop(replica);
-        let _ = std::fs::remove_dir_all(&mdir);
-        let _ = std::fs::remove_dir_all(&rdir);
+        assert_eq!(p.m.call(&["PING"]), "+PONG\r\n", "{name} shut down after the abort");
+        assert_eq!(p.m.call(&["SET", "after", "1"]), "+OK\r\n", "{name}: writes stay held");
     }
 }
 
@@ -617,21 +632,13 @@ fn a_replica_waiting_for_its_sync_is_in_handshake_like_redis() {
     let Some(servers) = servers() else { return };
     for (mname, mprog) in servers {
         for (rname, rprog) in servers {
-            let (mdir, rdir) = (common::temp_dir("hs-master"), common::temp_dir("hs-replica"));
-            let (mport, rport) = (common::free_port(), common::free_port());
-            let mut master = start_on(mprog, &mdir, mport, &["--save", "", "--repl-diskless-sync-delay", "1"]);
-            let mut replica = start_on(rprog, &rdir, rport, &["--save", ""]);
-            let mut m = connect_when_up(mport, &mut master);
-            let mut r = connect_when_up(rport, &mut replica);
-            assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+            let mflags = ["--save", "", "--repl-diskless-sync-delay", "1"];
+            let mut p = Pair::start((mprog, &mflags), (rprog, &["--save", ""]), false);
+            assert_eq!(p.r.call(&["REPLICAOF", "127.0.0.1", &p.mport.to_string()]), "+OK\r\n");
             let state = |r: &mut Raw| r.call(&["ROLE"]).lines().nth(7).unwrap_or("").to_string();
-            wait_for("the handshake state", 10, || state(&mut r) == "handshake");
-            wait_for("the connected state", 20, || state(&mut r) == "connected");
-            assert_eq!(m.call(&["PING"]), "+PONG\r\n", "{mname} -> {rname}");
-            stop(master);
-            stop(replica);
-            let _ = std::fs::remove_dir_all(&mdir);
-            let _ = std::fs::remove_dir_all(&rdir);
+            wait_for("the handshake state", 10, || state(&mut p.r) == "handshake");
+            wait_for("the connected state", 20, || state(&mut p.r) == "connected");
+            assert_eq!(p.m.call(&["PING"]), "+PONG\r\n", "{mname} -> {rname}");
         }
     }
 }
@@ -643,30 +650,22 @@ fn a_replica_waiting_for_its_sync_is_in_handshake_like_redis() {
 fn becoming_a_replica_unblocks_blocked_clients_like_redis() {
     let Some(servers) = servers() else { return };
     for (name, program) in servers {
-        let (mdir, rdir) = (common::temp_dir("unblock-master"), common::temp_dir("unblock-replica"));
-        let (mport, rport) = (common::free_port(), common::free_port());
-        let mut master = start_on("redis-server", &mdir, mport, &["--save", "", "--repl-diskless-sync-delay", "0"]);
-        let mut server = start_on(program, &rdir, rport, &["--save", ""]);
-        let mut m = connect_when_up(mport, &mut master);
-        let mut r = connect_when_up(rport, &mut server);
-        let mut blocked = Raw::connect(rport);
+        let mflags = ["--save", "", "--repl-diskless-sync-delay", "0"];
+        let mut p = Pair::start(("redis-server", &mflags), (program, &["--save", ""]), false);
+        let mut blocked = Raw::connect(p.rport);
         blocked.send(&["BLPOP", "foo", "0"]);
-        wait_for("the blocked client", 10, || info_field(&mut r, "clients", "blocked_clients") == "1");
-        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
+        wait_for("the blocked client", 10, || info_field(&mut p.r, "clients", "blocked_clients") == "1");
+        assert_eq!(p.r.call(&["REPLICAOF", "127.0.0.1", &p.mport.to_string()]), "+OK\r\n");
         assert_eq!(
             blocked.reply(),
             "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n",
             "{name}"
         );
-        wait_for("the link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
-        m.call(&["RPUSH", "foo", "a", "b", "c"]);
-        wait_for("the same list on the replica", 10, || r.call(&["LLEN", "foo"]) == ":3\r\n");
+        wait_for("the link", 20, || info_field(&mut p.r, "replication", "master_link_status") == "up");
+        p.m.call(&["RPUSH", "foo", "a", "b", "c"]);
+        wait_for("the same list on the replica", 10, || p.r.call(&["LLEN", "foo"]) == ":3\r\n");
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(r.call(&["LLEN", "foo"]), ":3\r\n", "{name}");
-        stop(master);
-        stop(server);
-        let _ = std::fs::remove_dir_all(&mdir);
-        let _ = std::fs::remove_dir_all(&rdir);
+        assert_eq!(p.r.call(&["LLEN", "foo"]), ":3\r\n", "{name}");
     }
 }
 
@@ -678,40 +677,26 @@ fn becoming_a_replica_unblocks_blocked_clients_like_redis() {
 fn swapdb_of_another_history_answers_loading_like_redis() {
     let Some(servers) = servers() else { return };
     for (name, program) in servers {
-        let (mdir, rdir) = (common::temp_dir("swapdb-master"), common::temp_dir("swapdb-replica"));
-        let (mport, rport) = (common::free_port(), common::free_port());
         let mflags = ["--save", "", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
-        let mut master = start_on("redis-server", &mdir, mport, &mflags);
         // (Redis answers clients while it loads every so many bytes read.)
         let rflags =
             ["--save", "", "--repl-diskless-load", "swapdb", "--loading-process-events-interval-bytes", "1024"];
-        let mut replica = start_on(program, &rdir, rport, &rflags);
-        let mut m = connect_when_up(mport, &mut master);
-        let mut r = connect_when_up(rport, &mut replica);
+        let mut p = Pair::start(("redis-server", &mflags), (program, &rflags), false);
         // Values past the master's 16 KB pipe buffer: each key is sent as it
         // is written, 200 keys at 10 ms each, so the transfer takes 2 s.
         let value = "x".repeat(20_000);
         for i in 0..200 {
-            m.call(&["SET", &format!("k{i}"), &value]);
+            p.m.call(&["SET", &format!("k{i}"), &value]);
         }
-        assert_eq!(r.call(&["SET", "old", "1"]), "+OK\r\n");
-        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000"]), "+OK\r\n");
-        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while info_field(&mut r, "persistence", "loading") != "1" {
-            let state = r.call(&["INFO", "replication"]);
-            assert!(Instant::now() < deadline, "{name}: no loading seen: {state}\n{}", log_of(&rdir));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(info_field(&mut r, "persistence", "async_loading"), "0", "{name}");
-        assert!(r.call(&["GET", "old"]).starts_with("-LOADING"), "{name}");
-        wait_for("the sync", 30, || info_field(&mut r, "replication", "master_link_status") == "up");
-        assert_eq!(info_field(&mut r, "persistence", "loading"), "0", "{name}");
-        assert_eq!(r.call(&["DBSIZE"]), ":200\r\n", "{name}");
-        stop(master);
-        stop(replica);
-        let _ = std::fs::remove_dir_all(&mdir);
-        let _ = std::fs::remove_dir_all(&rdir);
+        assert_eq!(p.r.call(&["SET", "old", "1"]), "+OK\r\n");
+        assert_eq!(p.m.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000"]), "+OK\r\n");
+        assert_eq!(p.r.call(&["REPLICAOF", "127.0.0.1", &p.mport.to_string()]), "+OK\r\n");
+        wait_for(&format!("{name}: the replica to load"), 10, || info_field(&mut p.r, "persistence", "loading") == "1");
+        assert_eq!(info_field(&mut p.r, "persistence", "async_loading"), "0", "{name}");
+        assert!(p.r.call(&["GET", "old"]).starts_with("-LOADING"), "{name}");
+        wait_for("the sync", 30, || info_field(&mut p.r, "replication", "master_link_status") == "up");
+        assert_eq!(info_field(&mut p.r, "persistence", "loading"), "0", "{name}");
+        assert_eq!(p.r.call(&["DBSIZE"]), ":200\r\n", "{name}");
     }
 }
 
@@ -722,33 +707,24 @@ fn swapdb_of_another_history_answers_loading_like_redis() {
 fn a_writable_replica_expires_its_own_keys_like_redis() {
     let Some(servers) = servers() else { return };
     for (name, program) in servers {
-        let (mdir, rdir) = (common::temp_dir("wr-master"), common::temp_dir("wr-replica"));
-        let (mport, rport) = (common::free_port(), common::free_port());
         let mflags = ["--save", "", "--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
-        let mut master = start_on("redis-server", &mdir, mport, &mflags);
-        let mport_s = mport.to_string();
-        let flags = ["--save", "", "--replicaof", "127.0.0.1", &mport_s, "--replica-read-only", "no"];
-        let mut replica = start_on(program, &rdir, rport, &flags);
-        let mut m = connect_when_up(mport, &mut master);
-        let mut r = connect_when_up(rport, &mut replica);
-        wait_for("the link", 20, || info_field(&mut r, "replication", "master_link_status") == "up");
+        let rflags = ["--save", "", "--replica-read-only", "no"];
+        let mut p = Pair::start(("redis-server", &mflags), (program, &rflags), true);
+        wait_for("the link", 20, || info_field(&mut p.r, "replication", "master_link_status") == "up");
         // The master's key with a TTL, expiry paused on the master: the
         // replica must keep it (it reads as missing).
-        assert_eq!(m.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
-        m.call(&["SET", "from-master", "1", "PX", "200"]);
+        assert_eq!(p.m.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
+        p.m.call(&["SET", "from-master", "1", "PX", "200"]);
+        wait_for("the master's key", 10, || p.r.call(&["DBSIZE"]) == ":1\r\n");
         for k in ["own1", "own2", "own3"] {
-            assert_eq!(r.call(&["SET", k, "1", "PX", "300"]), "+OK\r\n", "{name}");
+            assert_eq!(p.r.call(&["SET", k, "1", "PX", "500"]), "+OK\r\n", "{name}");
         }
-        assert_eq!(r.call(&["SET", "own-forever", "1"]), "+OK\r\n", "{name}");
-        wait_for("the master's key", 10, || r.call(&["DBSIZE"]) == ":5\r\n");
-        wait_for(&format!("{name}'s own keys to expire"), 10, || r.call(&["DBSIZE"]) == ":2\r\n");
-        assert_eq!(r.call(&["EXISTS", "own-forever"]), ":1\r\n", "{name}");
-        assert_eq!(r.call(&["EXISTS", "own1"]), ":0\r\n", "{name}");
-        assert_eq!(info_field(&mut r, "keyspace", "db0"), "keys=2,expires=1,avg_ttl=0", "{name}");
-        stop(master);
-        stop(replica);
-        let _ = std::fs::remove_dir_all(&mdir);
-        let _ = std::fs::remove_dir_all(&rdir);
+        assert_eq!(p.r.call(&["SET", "own-forever", "1"]), "+OK\r\n", "{name}");
+        assert_eq!(p.r.call(&["DBSIZE"]), ":5\r\n", "{name}");
+        wait_for(&format!("{name}'s own keys to expire"), 10, || p.r.call(&["DBSIZE"]) == ":2\r\n");
+        assert_eq!(p.r.call(&["EXISTS", "own-forever"]), ":1\r\n", "{name}");
+        assert_eq!(p.r.call(&["EXISTS", "own1"]), ":0\r\n", "{name}");
+        assert_eq!(info_field(&mut p.r, "keyspace", "db0"), "keys=2,expires=1,avg_ttl=0", "{name}");
     }
 }
 
@@ -759,30 +735,21 @@ fn a_writable_replica_expires_its_own_keys_like_redis() {
 fn killing_a_replica_mid_transfer_ends_its_transfer_like_redis() {
     let Some(servers) = servers() else { return };
     for (name, program) in servers {
-        let (mdir, rdir) = (common::temp_dir("kill-master"), common::temp_dir("kill-replica"));
-        let (mport, rport) = (common::free_port(), common::free_port());
         let mflags = ["--save", "", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
-        let mut master = start_on(program, &mdir, mport, &mflags);
         let rflags =
             ["--save", "", "--repl-diskless-load", "swapdb", "--loading-process-events-interval-bytes", "1024"];
-        let mut replica = start_on("redis-server", &rdir, rport, &rflags);
-        let mut m = connect_when_up(mport, &mut master);
-        let mut r = connect_when_up(rport, &mut replica);
+        let mut p = Pair::start((program, &mflags), ("redis-server", &rflags), false);
         let value = "x".repeat(20_000);
         for i in 0..300 {
-            m.call(&["SET", &format!("k{i}"), &value]);
+            p.m.call(&["SET", &format!("k{i}"), &value]);
         }
-        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "20000"]), "+OK\r\n");
-        assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &mport.to_string()]), "+OK\r\n");
-        wait_for(&format!("{name}: the replica to load"), 10, || info_field(&mut r, "persistence", "loading") == "1");
-        assert_eq!(m.call(&["CONFIG", "SET", "repl-diskless-sync-delay", "5"]), "+OK\r\n");
-        assert_eq!(m.call(&["CLIENT", "KILL", "TYPE", "replica"]), ":1\r\n", "{name}");
+        assert_eq!(p.m.call(&["CONFIG", "SET", "rdb-key-save-delay", "20000"]), "+OK\r\n");
+        assert_eq!(p.r.call(&["REPLICAOF", "127.0.0.1", &p.mport.to_string()]), "+OK\r\n");
+        wait_for(&format!("{name}: the replica to load"), 10, || info_field(&mut p.r, "persistence", "loading") == "1");
+        assert_eq!(p.m.call(&["CONFIG", "SET", "repl-diskless-sync-delay", "5"]), "+OK\r\n");
+        assert_eq!(p.m.call(&["CLIENT", "KILL", "TYPE", "replica"]), ":1\r\n", "{name}");
         // The whole transfer takes 6 s; the kill ends it at once.
-        wait_for(&format!("{name}: the transfer to end"), 2, || info_field(&mut r, "persistence", "loading") == "0");
-        assert_eq!(m.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
-        stop(master);
-        stop(replica);
-        let _ = std::fs::remove_dir_all(&mdir);
-        let _ = std::fs::remove_dir_all(&rdir);
+        wait_for(&format!("{name}: the transfer to end"), 2, || info_field(&mut p.r, "persistence", "loading") == "0");
+        assert_eq!(p.m.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
     }
 }

@@ -535,6 +535,32 @@ async fn full_sync_filtered<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&out).await.is_ok() && stream.flush().await.is_ok()
 }
 
+/// After a full sync's payload: a replica that asked for the RDB only
+/// (`REPLCONF rdb-only 1`: redis-cli --rdb) is done; any other follows the
+/// write stream. Unless `at_once`, the stream waits for the replica's first
+/// ACK: after an EOF-marked payload the mark must be the last bytes it reads.
+#[allow(clippy::too_many_arguments)]
+async fn after_payload<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+    info: &Arc<ClientInfo>,
+    link: &Arc<Link>,
+    name: &str,
+    rdb_only: bool,
+    at_once: bool,
+) {
+    if rdb_only {
+        log(
+            server,
+            "notice",
+            &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
+        );
+        return;
+    }
+    follow(server, stream, inbuf, info, link, at_once).await;
+}
+
 /// Serves a connection whose PSYNC/SYNC was accepted, until the replica
 /// goes away: partial or full sync, then the write stream.
 pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
@@ -599,20 +625,12 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         replicas.sync_full.fetch_add(1, Ordering::Relaxed);
         let offset = if rdb_request.rdb_only { replicas.history.lock().offset } else { subscribe_now(server, &link) };
         if full_sync_filtered(server, stream, &req, eof, rdb_request.functions, offset).await {
-            if rdb_request.rdb_only {
-                log(
-                    server,
-                    "notice",
-                    &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
-                );
-            } else {
+            if !rdb_request.rdb_only {
                 link.online.store(true, Ordering::Release);
                 link.last_ack.store(now_secs(), Ordering::Relaxed);
                 log(server, "notice", &format!("Synchronization with replica {name} succeeded"));
-                // After an EOF-marked payload the stream waits for the first
-                // ACK: the mark must be the last bytes of the replica's read.
-                follow(server, stream, inbuf, info, &link, !eof).await;
             }
+            after_payload(server, stream, inbuf, info, &link, &name, rdb_request.rdb_only, !eof).await;
         }
     } else if let Some(((replid, n), from)) = partial {
         replicas.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
@@ -657,18 +675,7 @@ pub async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
             } else {
                 log(server, "notice", &format!("Synchronization with replica {name} succeeded"));
             }
-            if rdb_request.rdb_only {
-                // `REPLCONF rdb-only 1` (redis-cli --rdb): no write stream.
-                log(
-                    server,
-                    "notice",
-                    &format!("RDB transfer completed, rdb only replica ({name}) should be disconnected asap"),
-                );
-            } else {
-                // After a diskless transfer the stream waits for the replica's
-                // first ACK: its end mark must be the last bytes it reads.
-                follow(server, stream, inbuf, info, &link, !diskless).await;
-            }
+            after_payload(server, stream, inbuf, info, &link, &name, rdb_request.rdb_only, !diskless).await;
         }
     }
     {
