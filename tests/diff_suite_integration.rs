@@ -753,3 +753,29 @@ fn killing_a_replica_mid_transfer_ends_its_transfer_like_redis() {
         assert_eq!(p.m.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
     }
 }
+
+/// An RDB holding an empty set (written by an old or broken writer) loads
+/// without it, and the log names it as Redis's does.
+#[test]
+fn empty_keys_in_an_rdb_are_skipped_and_named_like_redis() {
+    let Some(servers) = servers() else { return };
+    // RDB 9: SELECTDB 0, a set "set" with no member, EOF, checksum 0 (unchecked).
+    let mut rdb = b"REDIS0009".to_vec();
+    rdb.extend_from_slice(&[0xFE, 0x00, 0x02, 0x03]);
+    rdb.extend_from_slice(b"set");
+    rdb.extend_from_slice(&[0x00, 0xFF]);
+    rdb.extend_from_slice(&[0; 8]);
+    for (name, program) in servers {
+        let dir = common::temp_dir("empty-keys");
+        std::fs::write(dir.join("dump.rdb"), &rdb).unwrap();
+        let (mut child, port) = start(program, &dir, &[]);
+        let mut c = connect_when_up(port, &mut child);
+        wait_for("the load", 10, || !c.call(&["PING"]).contains("LOADING"));
+        assert_eq!(c.call(&["DBSIZE"]), ":0\r\n", "{name}");
+        let log = log_of(&dir);
+        assert!(log.contains("rdbLoadObject skipping empty key: set"), "{name}:\n{log}");
+        assert!(log.contains("keys loaded: 0, keys expired: 0, empty keys skipped: 1."), "{name}:\n{log}");
+        stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -46,6 +46,9 @@ pub struct Loaded {
     pub keys: u64,
     pub expired: u64,
     pub functions: usize,
+    /// Keys skipped because their collection was empty, and the first 10.
+    pub empty_skipped: u64,
+    pub empty_named: Vec<Bytes>,
     /// The replication history the file records (repl-id and friends).
     pub repl: Option<super::rdb::ReplInfo>,
     /// Start-up only: the keys dropped as expired (their DELs go to a
@@ -279,6 +282,8 @@ fn read_with<R: BufRead>(
         sink.insert(shard, batch);
     }
     loaded.functions = codes.len();
+    loaded.empty_skipped = reader.empty_keys_skipped();
+    loaded.empty_named = reader.empty_keys_named().to_vec();
     if let (Some(stream_db), Some(id), Some(offset)) = (repl_db, repl_id, repl_offset) {
         loaded.repl = Some(super::rdb::ReplInfo { stream_db, id, offset });
     }
@@ -319,11 +324,26 @@ pub fn rdb_at_startup(server: &Arc<Server>) -> Result<(), String> {
 
 /// The log line and INFO figures after a load.
 pub fn note_loaded(server: &Server, loaded: &Loaded) {
-    log(
-        server,
-        "notice",
-        &format!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.keys, loaded.expired),
-    );
+    // As Redis: the first 10 empty keys named, their count in the summary.
+    for key in &loaded.empty_named {
+        log(server, "warning", &format!("rdbLoadObject skipping empty key: {}", String::from_utf8_lossy(key)));
+    }
+    if loaded.empty_skipped > 0 {
+        log(
+            server,
+            "warning",
+            &format!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+                loaded.keys, loaded.expired, loaded.empty_skipped
+            ),
+        );
+    } else {
+        log(
+            server,
+            "notice",
+            &format!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.keys, loaded.expired),
+        );
+    }
     let p = &server.persist;
     p.last_load_keys_loaded.store(loaded.keys, Ordering::Relaxed);
     p.last_load_keys_expired.store(loaded.expired, Ordering::Relaxed);

@@ -424,6 +424,8 @@ pub struct RdbReader<R: BufRead> {
     opts: ReaderOptions,
     done: bool,
     empty_keys_skipped: u64,
+    /// The first few of them, for the log (Redis names up to 10).
+    empty_keys_named: Vec<Bytes>,
 }
 
 impl<R: BufRead> RdbReader<R> {
@@ -442,7 +444,7 @@ impl<R: BufRead> RdbReader<R> {
         if !(1..=VERSION).contains(&version) {
             return Err(RdbError(format!("Can't handle RDB format version {version}")));
         }
-        Ok(RdbReader { inp, version, db: 0, opts, done: false, empty_keys_skipped: 0 })
+        Ok(RdbReader { inp, version, db: 0, opts, done: false, empty_keys_skipped: 0, empty_keys_named: Vec::new() })
     }
 
     pub fn version(&self) -> u32 {
@@ -457,6 +459,11 @@ impl<R: BufRead> RdbReader<R> {
     /// Keys holding an empty collection, skipped as Redis skips them.
     pub fn empty_keys_skipped(&self) -> u64 {
         self.empty_keys_skipped
+    }
+
+    /// The first (up to 10) keys skipped as empty.
+    pub fn empty_keys_named(&self) -> &[Bytes] {
+        &self.empty_keys_named
     }
 
     /// The input, positioned right after what was read (after the trailer
@@ -537,6 +544,9 @@ impl<R: BufRead> RdbReader<R> {
                         }
                         None => {
                             self.empty_keys_skipped += 1;
+                            if self.empty_keys_named.len() < 10 {
+                                self.empty_keys_named.push(Bytes::copy_from_slice(&key));
+                            }
                             expire_ms = None;
                             idle_secs = None;
                             freq = None;
@@ -728,6 +738,7 @@ pub fn parse_functions_payload(p: &[u8]) -> Result<Vec<Vec<u8>>, String> {
                     opts: ReaderOptions::default(),
                     done: false,
                     empty_keys_skipped: 0,
+                    empty_keys_named: Vec::new(),
                 };
                 let code =
                     r.old_function().map_err(|e| e.0.trim_start_matches("Failed loading library, ").to_string())?;
