@@ -139,6 +139,15 @@ pub fn apply_oom_score_adj(config: &Config, replica: bool) -> Result<(), String>
 
 // ------------------------------------------------------------ crash report
 
+/// A panic (DEBUG PANIC/ASSERT, `propagation-error-behavior panic`) after
+/// its report: under `use-exit-on-panic` the process exits with status 1 (no
+/// core dump), as Redis's serverPanic does; otherwise the caller aborts.
+pub fn exit_on_panic_if_asked(config: &Config) {
+    if config.get("use-exit-on-panic").as_deref() == Some("yes") {
+        std::process::exit(1);
+    }
+}
+
 /// Where the crash report goes: a leaked C string naming `logfile`, or null
 /// for standard output (read by the signal handler, which must not lock).
 static CRASH_LOG_PATH: std::sync::atomic::AtomicPtr<libc::c_char> =

@@ -188,11 +188,19 @@ impl<'a, 's> Ctx<'a, 's> {
         self.effects.dirty += 1;
         let (now, server) = (self.now, self.server);
         let who = crate::shard::tracking::Who::command(self.client.id, self.in_script());
-        let replica_own = crate::storage::replica_expiry() && self.origin == Origin::Client;
-        let shard = self.shard_for(key);
-        shard.key_changed(server, db, key, event, now, who);
-        if replica_own {
-            shard.dbs[db].note_replica_own(key);
+        self.shard_for(key).key_changed(server, db, key, event, now, who);
+        if crate::storage::replica_expiry() {
+            self.replica_client_wrote(key, db);
+        }
+    }
+
+    /// A writable replica's client wrote `key`: it expires as on a master
+    /// (`Db::note_replica_own`). Out of the write path's way.
+    #[cold]
+    #[inline(never)]
+    fn replica_client_wrote(&mut self, key: &[u8], db: usize) {
+        if self.origin == Origin::Client {
+            self.shard_for(key).dbs[db].note_replica_own(key);
         }
     }
 

@@ -299,10 +299,8 @@ fn crash(server: &crate::server::Server, signal: i32, lines: &[&str]) -> ! {
     log(&format!("moonshard {} crashed by signal: {signal}, si_code: 0", env!("CARGO_PKG_VERSION")));
     lines.iter().for_each(|l| log(l));
     log("=== MOONSHARD BUG REPORT END ===");
-    // `use-exit-on-panic`: a panic or failed assertion exits with status 1
-    // (no core dump), as Redis's serverPanic does under that setting.
-    if signal == libc::SIGABRT && server.config.get("use-exit-on-panic").as_deref() == Some("yes") {
-        std::process::exit(1);
+    if signal == libc::SIGABRT {
+        crate::process::exit_on_panic_if_asked(&server.config);
     }
     // SAFETY: `signal` resets the handler of one signal number to its
     // default (Rust's runtime installs one for SIGSEGV to report stack

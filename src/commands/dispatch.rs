@@ -608,9 +608,7 @@ pub fn unexpected_error(server: &Server, name: &str, text: &[u8]) {
             "warning",
             &format!("Guru Meditation: This {from} panicked sending an error to its {to} after processing the command '{name}' #dispatch.rs"),
         );
-        if server.config.get("use-exit-on-panic").as_deref() == Some("yes") {
-            std::process::exit(1);
-        }
+        crate::process::exit_on_panic_if_asked(&server.config);
         std::process::abort();
     }
 }

@@ -99,7 +99,7 @@ fn as_str(e: &Entry) -> Result<&SmallBytes, Reply> {
 }
 
 /// Redis's `getGenericCommand`: the value as a reply (nil when missing).
-#[inline]
+#[inline(always)]
 fn get_reply(ctx: &mut Ctx, key: &[u8]) -> Result<Reply, Reply> {
     match lookup_read(ctx, key) {
         None => Ok(Reply::Nil),
@@ -255,12 +255,14 @@ fn set_generic(ctx: &mut Ctx, key: &Bytes, val: &Bytes, o: &SetOpts, cmd: &str, 
 
 pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match parse_set_opts(&args[3..], true) {
+        // (The common case first, exactly as before: no GET to strip.)
+        Ok(o) if !o.get => set_generic(ctx, &args[1], &args[2], &o, "set", None),
         Ok(o) => {
             let reply = set_generic(ctx, &args[1], &args[2], &o, "set", None);
             // As Redis: `SET ... GET` goes out without its GETs (with an
             // expiry the whole command was rewritten already). Nothing goes
             // out when NX/XX left the key alone.
-            if o.get && o.expire.is_none() && ctx.propagating() {
+            if o.expire.is_none() && ctx.propagating() {
                 let argv = args.iter().enumerate().filter(|(i, a)| *i < 3 || !eq_ic(a, "get")).map(|(_, a)| a.clone());
                 ctx.propagate_as(argv.collect());
             }

@@ -46,6 +46,7 @@ pub fn set_replica_expiry(on: bool) {
 }
 
 /// True while this server follows a master (its active expiry stops).
+#[inline]
 pub fn replica_expiry() -> bool {
     REPLICA_KEEPS_EXPIRED.load(std::sync::atomic::Ordering::Relaxed)
 }
