@@ -48,6 +48,13 @@ pub struct Server {
     /// TLS: the configuration new connections get, the `tls-port` listeners.
     pub tls: crate::net::tls::Tls,
     pub shutting_down: AtomicBool,
+    /// DEBUG PAUSE-CRON 1: the periodic tasks (Redis's serverCron: expiry,
+    /// clients, memory, saves, replication, cluster, a signal's shutdown)
+    /// skip their turns until it is 0 again.
+    pub cron_paused: AtomicBool,
+    /// A SIGTERM/SIGINT's shutdown waits for the cron (paused): SHUTDOWN
+    /// ABORT clears it then, as Redis clears `shutdown_asap`.
+    pub signal_shutdown_pending: AtomicBool,
     pub shutdown: tokio::sync::Notify,
     /// A shutdown waits for its replicas to catch up (`SHUTDOWN ABORT` may stop it).
     /// (How many SHUTDOWNs wait: each is a blocked client, as in Redis.)
@@ -88,7 +95,7 @@ impl Server {
         let run_id = random_id();
         let server = Server {
             shards: Shards::new(shards, databases),
-            clients: ClientRegistry::default(),
+            clients: ClientRegistry::new(config.client_eviction_limit.clone()),
             stats: Stats::new(),
             observers: Observers::default(),
             propagation: crate::propagate::Stream::default(),
@@ -110,6 +117,8 @@ impl Server {
             unix_listener: Default::default(),
             tls: Default::default(),
             shutting_down: AtomicBool::new(false),
+            cron_paused: AtomicBool::new(false),
+            signal_shutdown_pending: AtomicBool::new(false),
             shutdown_waiting: AtomicUsize::new(0),
             shutdown_deadline_ms: AtomicU64::new(0),
             shutdown_abort: AtomicU64::new(0),
@@ -164,6 +173,9 @@ impl Server {
         // not only after the memory cron's next tick.
         crate::storage::memory::refresh_tracking(self);
         self.persist.refresh_misconf(c);
+        // A lowered maxmemory-clients (or maxmemory under a percentage of
+        // it) evicts before the reply, as Redis evicts before the next command.
+        crate::net::eviction::reaccount_and_evict(self);
         // A raised (or removed) maxmemory may end an eviction overrun at once.
         if self.stats.eviction_exceeded_since.load(Ordering::Relaxed) != 0
             && !crate::shard::eviction::over_maxmemory(self)

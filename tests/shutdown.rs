@@ -261,3 +261,38 @@ fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
     assert_eq!(seen[0][6], "ERR Errors trying to SHUTDOWN. Check logs.", "{seen:?}");
     assert_eq!(seen[0][7], "OK", "{seen:?}");
 }
+
+/// Redis shuts down from its cron: with DEBUG PAUSE-CRON 1 a SIGTERM's
+/// shutdown waits, SHUTDOWN ABORT cancels it, and the server serves on.
+#[test]
+fn shutdown_abort_cancels_a_sigterm_while_the_cron_is_paused() {
+    if common::redis_server_with(&[]).is_none() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for ours in [true, false] {
+        let dir = common::temp_dir("sigterm-abort");
+        let log = dir.join("server.log");
+        let args = ["--enable-debug-command", "yes", "--logfile", log.to_str().unwrap()];
+        let mut srv = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let mut c = srv.client();
+        let mut got = vec![common::q(&mut c, "DEBUG PAUSE-CRON 1")];
+        // SAFETY: kill(2) on the pid of a child this test started and still owns.
+        unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        common::wait_until(10, "the signal logged", || log_text().contains("Received SIGTERM scheduling shutdown"));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(srv.alive(), "the shutdown ran with the cron paused (ours: {ours})");
+        got.push(common::q(&mut c, "SHUTDOWN ABORT"));
+        got.push(common::q(&mut c, "DEBUG PAUSE-CRON 0"));
+        std::thread::sleep(Duration::from_millis(300));
+        got.push(common::q(&mut c, "PING"));
+        got.push(common::q(&mut c, "SHUTDOWN ABORT"));
+        assert!(srv.alive(), "ours: {ours}");
+        assert!(log_text().contains("Shutdown manually aborted."), "ours: {ours}");
+        seen.push(got);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], ["OK", "OK", "OK", "PONG", "ERR No shutdown in progress."]);
+}

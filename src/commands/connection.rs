@@ -291,11 +291,11 @@ pub fn client_line(c: &ClientInfo, now_ms: u64) -> String {
     let b = &c.bufs;
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed);
     let (qbuf, qbuf_cap, peak) = (load(&b.qbuf), load(&b.qbuf_cap), load(&b.qbuf_peak));
-    let (argv, multi, out, out_cap) = (load(&b.argv), load(&b.multi), load(&b.out), load(&b.out_cap));
+    let (argv, multi, out) = (load(&b.argv), load(&b.multi), load(&b.out));
     // Messages waiting for a subscriber count as its output, as in Redis
     // (they overlap `out` while being written: the larger stands for both).
     let out = out.max(load(&b.pubsub));
-    let tot = qbuf_cap + argv + multi + out_cap;
+    let tot = c.memory();
     let events = if out > 0 { "rw" } else { "r" };
     let name = meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
     format!(
@@ -422,7 +422,7 @@ fn lines(clients: impl Iterator<Item = Arc<ClientInfo>>) -> Reply {
 }
 
 pub fn client_list(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
-    let all = ctx.server.clients.snapshot();
+    let all = ctx.server.clients.live();
     if args.len() == 2 {
         return lines(all.into_iter());
     }
@@ -536,7 +536,7 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     if args.len() == 3 {
         // The old form: CLIENT KILL addr:port, which may kill the caller too.
         let addr = String::from_utf8_lossy(&args[2]);
-        let Some(c) = ctx.server.clients.snapshot().into_iter().find(|c| c.addr == addr) else {
+        let Some(c) = ctx.server.clients.live().into_iter().find(|c| c.addr == addr) else {
             return Reply::err("No such client");
         };
         kill(ctx, &c);
@@ -547,7 +547,7 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let mut killed = 0;
-    for c in ctx.server.clients.snapshot() {
+    for c in ctx.server.clients.live() {
         if filter.matches(&c, me) {
             kill(ctx, &c);
             killed += 1;
@@ -556,8 +556,9 @@ pub fn client_kill(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     Reply::Int(killed)
 }
 
-/// CLIENT NO-EVICT ON|OFF: recorded as CLIENT LIST's `e` flag. (moonshard
-/// does not evict clients for memory: `maxmemory-clients` is not applied.)
+/// CLIENT NO-EVICT ON|OFF: the client is never evicted for
+/// `maxmemory-clients` (CLIENT LIST's `e` flag). Lifting it may evict at
+/// once, this client included.
 pub fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
     let on = if eq_ic(&args[2], "on") {
         true
@@ -567,6 +568,10 @@ pub fn client_no_evict(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
         return Reply::syntax_error();
     };
     ctx.client.info.set_flag('e', on);
+    ctx.client.info.no_evict.store(on, Ordering::Relaxed);
+    if !on {
+        crate::net::eviction::reaccount_and_evict(ctx.server);
+    }
     Reply::ok()
 }
 

@@ -151,11 +151,25 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (b"htstats" | b"htstats-key", 3) => lacks(&sub, "dict hash tables with Redis's statistics"),
         (b"structsize", 2) => lacks(&sub, "Redis's C structures"),
         (b"mallctl" | b"mallctl-str", 3..) => lacks(&sub, "jemalloc (it uses mimalloc)"),
-        (b"client-eviction", 2) => lacks(&sub, "client eviction pools"),
-        (b"pause-cron", 3) => lacks(&sub, "single server cron to pause"),
-        (b"replybuffer", 4) if eq(&args[2], "peak-reset-time") || eq(&args[2], "resizing") => {
-            lacks(&sub, "resizable reply buffers to tune")
-        }
+        (b"client-eviction", 2) => match crate::net::eviction::buckets_report(s) {
+            Some(text) => Reply::Verbatim("txt", Bytes::from(text)),
+            None => Reply::err("maxmemory-clients is disabled."),
+        },
+        (b"pause-cron", 3) => match parse_i64(&args[2]) {
+            Some(on) => {
+                s.cron_paused.store(on != 0, Ordering::Relaxed);
+                Reply::ok()
+            }
+            None => Reply::not_integer(),
+        },
+        (b"replybuffer", 4) if eq(&args[2], "resizing") => match parse_i64(&args[3]) {
+            Some(on) => {
+                crate::net::connection::REPLY_BUFFER_RESIZING.store(on != 0, Ordering::Relaxed);
+                Reply::ok()
+            }
+            None => Reply::not_integer(),
+        },
+        (b"replybuffer", 4) if eq(&args[2], "peak-reset-time") => lacks(&sub, "reply buffer peaks to reset"),
         (b"aof-flush-sleep", 3) => match parse_i64(&args[2]) {
             Some(us) => {
                 crate::persist::aof::FLUSH_SLEEP_US.store(us.max(0) as u64, Ordering::Relaxed);

@@ -228,6 +228,11 @@ pub fn shutdown(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             crate::net::listener::log(ctx.server, "notice", "Shutdown manually aborted.");
             return Reply::ok();
         }
+        // A signal's shutdown not yet begun (the cron is paused).
+        if ctx.server.signal_shutdown_pending.swap(false, Ordering::SeqCst) {
+            crate::net::listener::log(ctx.server, "notice", "Shutdown manually aborted.");
+            return Reply::ok();
+        }
         return Reply::err("No shutdown in progress.");
     }
     if nosave && save {

@@ -465,6 +465,10 @@ pub struct Config {
     pub busy_reply_threshold_ms: AtomicU64,
     pub lua_memory_limit: AtomicU64,
     pub maxmemory: AtomicU64,
+    /// `maxmemory-clients` in bytes (a percentage applied to `maxmemory`),
+    /// 0 when clients are not evicted; read after every read and write of a
+    /// connection, so it is kept resolved here.
+    pub client_eviction_limit: Arc<AtomicU64>,
     pub maxclients: AtomicU64,
     pub timeout_secs: AtomicU64,
     /// `tcp-keepalive`, read at every accept.
@@ -521,6 +525,7 @@ impl Default for Config {
             busy_reply_threshold_ms: AtomicU64::new(0),
             lua_memory_limit: AtomicU64::new(0),
             maxmemory: AtomicU64::new(0),
+            client_eviction_limit: Arc::default(),
             maxclients: AtomicU64::new(0),
             timeout_secs: AtomicU64::new(0),
             tcp_keepalive: AtomicU64::new(0),
@@ -643,13 +648,36 @@ impl Config {
         PARAMS.iter().map(|p| (p.name, values.get(p.name).cloned().unwrap_or_default())).collect()
     }
 
+    /// Redis's getClientEvictionLimit: `maxmemory-clients` in bytes, or as
+    /// a percentage of `maxmemory` (none while `maxmemory` is 0), never under
+    /// 128 KB (a limit that small would leave no client able to talk).
+    fn resolve_client_eviction_limit(&self) -> u64 {
+        const FLOOR: u64 = 128 * 1024;
+        let value = self.get("maxmemory-clients").unwrap_or_default();
+        let bytes = match value.strip_suffix('%') {
+            Some(percent) => {
+                let maxmemory = self.get_i64("maxmemory").max(0) as f64;
+                (maxmemory * percent.parse::<f64>().unwrap_or(0.0) / 100.0) as u64
+            }
+            None => self.get_i64("maxmemory-clients").max(0) as u64,
+        };
+        if bytes == 0 {
+            0
+        } else {
+            bytes.max(FLOOR)
+        }
+    }
+
     fn refresh_hot(&self, name: &str) {
         let v = self.get_i64(name);
         match name {
             "proto-max-bulk-len" => self.proto_max_bulk_len.store(v, Ordering::Relaxed),
             "busy-reply-threshold" => self.busy_reply_threshold_ms.store(v.max(0) as u64, Ordering::Relaxed),
             "lua-memory-limit" => self.lua_memory_limit.store(v.max(0) as u64, Ordering::Relaxed),
-            "maxmemory" => self.maxmemory.store(v.max(0) as u64, Ordering::Relaxed),
+            "maxmemory" | "maxmemory-clients" => {
+                self.maxmemory.store(self.get_i64("maxmemory").max(0) as u64, Ordering::Relaxed);
+                self.client_eviction_limit.store(self.resolve_client_eviction_limit(), Ordering::Relaxed);
+            }
             "maxclients" => self.maxclients.store(v.max(0) as u64, Ordering::Relaxed),
             "timeout" => self.timeout_secs.store(v.max(0) as u64, Ordering::Relaxed),
             "tcp-keepalive" => self.tcp_keepalive.store(v.max(0) as u64, Ordering::Relaxed),

@@ -57,6 +57,29 @@ pub struct ClientInfo {
     /// The id of the ACL user the connection is authenticated as
     /// (`acl::UserEntry::id`): removing a user closes its connections.
     pub user_id: AtomicU64,
+    /// CLIENT NO-EVICT ON: never evicted for `maxmemory-clients`.
+    pub no_evict: AtomicBool,
+    /// The memory of this client counted in `ClientRegistry::accounted`
+    /// (see `net::eviction`); 0 once it may no longer count (a replica
+    /// link, a client evicted or gone).
+    pub accounted: AtomicU64,
+    /// Set on a replica's link and on the link to this server's master:
+    /// never evicted, never counted against `maxmemory-clients`.
+    pub replication_link: AtomicBool,
+    /// The registry's count of all clients' memory (`ClientRegistry::memory`),
+    /// which `account_memory` keeps this client's share of; an unlisted
+    /// client has one of its own.
+    pool: Arc<ClientsMemory>,
+}
+
+/// The memory of the connected clients together, as `maxmemory-clients`
+/// compares it (Redis's `stat_clients_type_memory` of normal and pub/sub
+/// clients): the sum of every client's `accounted`, kept by deltas.
+#[derive(Default)]
+pub struct ClientsMemory {
+    pub total: AtomicU64,
+    /// `Config::client_eviction_limit` (shared): 0 while no client is evicted.
+    pub limit: Arc<AtomicU64>,
 }
 
 /// A connection's buffers as CLIENT LIST reports them (bytes).
@@ -65,6 +88,9 @@ pub struct Buffers {
     /// Unparsed input (`qbuf`) and the input buffer's size (`qbuf-free` is the difference).
     pub qbuf: AtomicUsize,
     pub qbuf_cap: AtomicUsize,
+    /// The declared length of a big argument on its way (`maxmemory-clients`
+    /// counts it from its header, as Redis allocates it then), 0 for none.
+    pub qbuf_declared: AtomicUsize,
     /// The largest the input buffer has been (`rbp`).
     pub qbuf_peak: AtomicUsize,
     /// Arguments of the commands being run (`argv-mem`).
@@ -77,6 +103,8 @@ pub struct Buffers {
     /// Pub/sub messages queued for the client or in its unwritten output
     /// (counted against the pubsub output limits; part of `omem`).
     pub pubsub: AtomicUsize,
+    /// The watched keys' bookkeeping (WATCH), in bytes.
+    pub watch: AtomicUsize,
 }
 
 pub const UNBLOCK_TIMEOUT: u8 = 1;
@@ -130,6 +158,10 @@ impl ClientInfo {
             peak_in: AtomicU64::new(0),
             peak_out: AtomicU64::new(0),
             user_id: AtomicU64::new(crate::acl::DEFAULT_USER_ID),
+            no_evict: AtomicBool::new(false),
+            accounted: AtomicU64::new(0),
+            replication_link: AtomicBool::new(false),
+            pool: Arc::default(),
         }
     }
 
@@ -161,15 +193,66 @@ impl ClientInfo {
         (self.peak_in.swap(now_in, Ordering::Relaxed), self.peak_out.swap(0, Ordering::Relaxed))
     }
 
-    /// Memory this client's connection holds: its buffers, the arguments
-    /// being run or queued in MULTI, and its record.
+    /// Memory this client's connection holds (CLIENT LIST's `tot-mem`, what
+    /// `maxmemory-clients` limits): its input buffer, its output (the reply
+    /// buffer, or the messages waiting for it when more), the arguments
+    /// being run or queued in MULTI, what its watched keys, subscriptions and
+    /// tracking prefixes take, and its record. As Redis's, the bookkeeping
+    /// of subscriptions and prefixes is an estimate, not walked per byte.
     pub fn memory(&self) -> u64 {
+        /// A subscription's entries: the client's set and the channel's list.
+        const PER_SUBSCRIPTION: usize = 64;
+        /// A tracking prefix's entry besides its bytes.
+        const PER_PREFIX: usize = 48;
         let b = &self.bufs;
-        (b.qbuf_cap.load(Ordering::Relaxed)
-            + b.out_cap.load(Ordering::Relaxed)
-            + b.argv.load(Ordering::Relaxed)
-            + b.multi.load(Ordering::Relaxed)
+        let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        let out = load(&b.out_cap).max(load(&b.pubsub));
+        let subscriptions = {
+            let m = self.meta.lock();
+            m.sub + m.psub + m.ssub
+        };
+        let prefixes: usize = if self.tracking.flags() & tracking_flags::BCAST != 0 {
+            self.tracking.prefixes.lock().iter().map(|p| p.len() + PER_PREFIX).sum()
+        } else {
+            0
+        };
+        (load(&b.qbuf_cap).max(load(&b.qbuf_declared))
+            + out
+            + load(&b.argv)
+            + load(&b.multi)
+            + load(&b.watch)
+            + subscriptions * PER_SUBSCRIPTION
+            + prefixes
             + std::mem::size_of::<ClientInfo>()) as u64
+    }
+
+    /// True while `maxmemory-clients` is set: memory is then accounted as it
+    /// changes (one relaxed load otherwise).
+    #[inline]
+    pub fn eviction_on(&self) -> bool {
+        self.pool.limit.load(Ordering::Relaxed) != 0
+    }
+
+    /// Brings this client's share of the clients' total memory up to date.
+    /// Any thread may call it (a publisher for its subscriber). Shares move
+    /// by swaps, so the total stays the sum of the shares whichever threads
+    /// race; a client evicted meanwhile takes its share out again.
+    pub fn account_memory(&self) {
+        if self.replication_link.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.memory();
+        let before = self.accounted.swap(now, Ordering::SeqCst);
+        self.pool.shift(before, now);
+        if self.killed.load(Ordering::SeqCst) {
+            self.unaccount_memory();
+        }
+    }
+
+    /// Takes this client's share out of the total (evicted, gone, or a replica link).
+    pub fn unaccount_memory(&self) {
+        let before = self.accounted.swap(0, Ordering::SeqCst);
+        self.pool.shift(before, 0);
     }
 
     /// Marks a client of the Unix socket (set once, before it runs a command).
@@ -394,18 +477,42 @@ impl ClientState {
     }
 }
 
+impl ClientsMemory {
+    /// One client's share went from `before` to `now`.
+    fn shift(&self, before: u64, now: u64) {
+        if now >= before {
+            self.total.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(before - now, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
     /// Connections admitted (reserved before registering), for `maxclients`.
     admitted: AtomicUsize,
     pub clients: DashMap<u64, Arc<ClientInfo>>,
+    /// The clients' memory together (`maxmemory-clients`, `net::eviction`).
+    pub memory: Arc<ClientsMemory>,
+    /// Held while clients are evicted: one evictor at a time.
+    pub evicting: Mutex<()>,
 }
 
 impl ClientRegistry {
+    /// A registry whose clients are limited by `limit` (`maxmemory-clients`
+    /// in bytes, shared with the configuration).
+    pub fn new(limit: Arc<AtomicU64>) -> ClientRegistry {
+        let memory = Arc::new(ClientsMemory { total: AtomicU64::new(0), limit });
+        ClientRegistry { memory, ..Default::default() }
+    }
+
     pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd));
+        let mut info = ClientInfo::new(id, addr, laddr, fd);
+        info.pool = self.memory.clone();
+        let info = Arc::new(info);
         self.clients.insert(id, info.clone());
         info
     }
@@ -424,7 +531,9 @@ impl ClientRegistry {
     pub fn unregister(&self, id: u64) {
         // Slot first: once a client is gone from CLIENT LIST its slot is free.
         self.admitted.fetch_sub(1, Ordering::AcqRel);
-        self.clients.remove(&id);
+        if let Some((_, c)) = self.clients.remove(&id) {
+            c.unaccount_memory();
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
@@ -443,6 +552,15 @@ impl ClientRegistry {
     pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
         let mut v: Vec<_> = self.clients.iter().map(|e| e.value().clone()).collect();
         v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// The clients not killed, ordered by id: those CLIENT LIST and KILL
+    /// see (a killed client's connection may not have ended yet; Redis
+    /// frees another client at once).
+    pub fn live(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v = self.snapshot();
+        v.retain(|c| !c.killed.load(Ordering::Acquire));
         v
     }
 }

@@ -314,6 +314,11 @@ struct Connection {
     session: Session,
 }
 
+/// DEBUG REPLYBUFFER RESIZING 0|1: whether a reply buffer grown past 1 MB is
+/// given back after its write (on by default; off keeps a client's memory
+/// steady for measurements, as Redis's setting keeps its reply buffers).
+pub static REPLY_BUFFER_RESIZING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Woken without input to read (see `Connection::read_when_idle`).
 struct Again;
 
@@ -463,6 +468,9 @@ impl Connection {
             // counts them and the input behind them (as Redis's query buffer
             // still holds the command being executed), `argv-mem` their bytes.
             let bufs = &info.bufs;
+            if info.eviction_on() {
+                bufs.qbuf_declared.store(self.parser.pending_big_len(), Ordering::Relaxed);
+            }
             bufs.qbuf.store(unparsed, Ordering::Relaxed);
             bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
             bufs.qbuf_peak.fetch_max(self.inbuf.capacity(), Ordering::Relaxed);
@@ -500,6 +508,10 @@ impl Connection {
                 break;
             }
             if let Some(req) = server.replicas.take_handoff(info.id) {
+                // A replica's link: its memory is a replica's, not limited
+                // by `maxmemory-clients`.
+                info.replication_link.store(true, Ordering::Relaxed);
+                info.unaccount_memory();
                 let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
                 crate::replication::serve_replica(&server, stream, inbuf, &info, req).await;
                 break;
@@ -659,7 +671,7 @@ impl Connection {
         }
         s.server.stats.net_output_bytes.fetch_add(s.out_len() as u64, Ordering::Relaxed);
         s.clear_out();
-        if s.out.capacity() > 1 << 20 {
+        if s.out.capacity() > 1 << 20 && REPLY_BUFFER_RESIZING.load(Ordering::Relaxed) {
             s.out = Vec::new();
         }
         ok
@@ -673,6 +685,12 @@ impl Connection {
         let info = self.session.client.info.clone();
         info.bufs.out.store(self.session.out_len(), Ordering::Relaxed);
         info.bufs.out_cap.store(self.session.out.capacity(), Ordering::Relaxed);
+        if info.eviction_on() {
+            // Replies, watched keys, subscriptions, a MULTI queue: whatever
+            // the batch added counts before the client waits on the socket.
+            info.account_memory();
+            crate::net::eviction::evict_if_over(&self.session.server);
+        }
         let ok = self.write_all_out(&info).await;
         info.bufs.out.store(0, Ordering::Relaxed);
         ok
@@ -788,7 +806,25 @@ impl Connection {
         s.client.info.last_active.store(crate::storage::now_ms(), Ordering::Relaxed);
         s.client.info.note_input(self.inbuf.capacity());
         // Like Redis 7.0, only the unparsed input counts, not arguments already parsed.
-        !crate::net::limits::query_buffer_overcome(&s.server, &s.client.info, &self.inbuf)
+        if crate::net::limits::query_buffer_overcome(&s.server, &s.client.info, &self.inbuf) {
+            return false;
+        }
+        if s.client.info.eviction_on() {
+            return self.account_memory_after_read();
+        }
+        true
+    }
+
+    /// `maxmemory-clients`: a growing query buffer (a big argument arriving)
+    /// counts at once; false when that got this client evicted.
+    #[cold]
+    fn account_memory_after_read(&self) -> bool {
+        let info = &self.session.client.info;
+        info.bufs.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+        info.bufs.qbuf_cap.store(self.inbuf.capacity(), Ordering::Relaxed);
+        info.account_memory();
+        crate::net::eviction::evict_if_over(&self.session.server);
+        !info.killed.load(Ordering::Acquire)
     }
 }
 

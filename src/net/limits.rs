@@ -13,10 +13,11 @@ use tokio::time::Instant;
 /// How often idle clients are looked for: `timeout` counts in seconds.
 const IDLE_SCAN: Duration = Duration::from_millis(250);
 
-/// Closes clients idle for longer than `timeout` seconds. Like Redis 7.0,
-/// subscribed clients and clients inside a command (blocked ones included)
-/// are never idle.
-pub async fn idle_cron(server: Arc<Server>) {
+/// The clients cron: re-accounts clients' memory for `maxmemory-clients`
+/// (`net::eviction`) and closes clients idle for longer than `timeout`
+/// seconds. Like Redis 7.0, subscribed clients and clients inside a command
+/// (blocked ones included) are never idle.
+pub async fn clients_cron(server: Arc<Server>) {
     let mut tick = tokio::time::interval(IDLE_SCAN);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -24,6 +25,13 @@ pub async fn idle_cron(server: Arc<Server>) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        // Clients whose memory changed without a check of theirs (a
+        // no-evict flag lifted, messages delivered while they wait).
+        crate::net::eviction::reaccount_and_evict(&server);
         let secs = server.config.timeout_secs.load(Ordering::Relaxed);
         if secs == 0 {
             continue;

@@ -117,7 +117,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
     tokio::spawn(crate::storage::memory::cron(server.clone()));
     tokio::spawn(crate::stats::sampler::cron(server.clone()));
-    tokio::spawn(crate::net::limits::idle_cron(server.clone()));
+    tokio::spawn(crate::net::limits::clients_cron(server.clone()));
     tokio::spawn(crate::persist::save::cron(server.clone()));
     tokio::spawn(crate::replication::cron(server.clone()));
 
@@ -128,6 +128,20 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
             _ = wait_shutdown(&server) => break,
         };
         log(&server, "warning", &format!("Received {signal} scheduling shutdown..."));
+        // Redis shuts down from its cron: while DEBUG PAUSE-CRON holds it,
+        // the shutdown waits, and SHUTDOWN ABORT may cancel it.
+        if server.cron_paused.load(Ordering::Relaxed) {
+            server.signal_shutdown_pending.store(true, Ordering::SeqCst);
+            while server.cron_paused.load(Ordering::Relaxed)
+                && server.signal_shutdown_pending.load(Ordering::SeqCst)
+                && !server.shutting_down.load(Ordering::Relaxed)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if !server.signal_shutdown_pending.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+        }
         // shutdown-on-sigterm / -sigint: `default` saves when save points are set.
         let param = if signal == "SIGINT" { "shutdown-on-sigint" } else { "shutdown-on-sigterm" };
         let mode = server.config.get(param).unwrap_or_default();
@@ -608,6 +622,10 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         tick.tick().await;
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
+        }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
         }
         // CLIENT PAUSE WRITE/ALL: the dataset must not change.
         if server.pause.writes_paused() {

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod eviction;
 pub mod limits;
 pub mod listener;
 pub mod tls;

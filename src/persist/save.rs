@@ -694,6 +694,10 @@ pub async fn cron(server: Arc<Server>) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         let p = &server.persist;
         if p.loading.load(Ordering::Relaxed) || p.job.lock().is_some() {
             continue;

@@ -355,6 +355,12 @@ impl RequestParser {
         self.pending_bulk.is_some_and(|len| len >= BIG_ARG)
     }
 
+    /// The declared length of the big argument being read (with its CRLF),
+    /// 0 when none: what its query buffer is about to hold.
+    pub fn pending_big_len(&self) -> usize {
+        self.pending_bulk.filter(|&len| len >= BIG_ARG).map_or(0, |len| len + 2)
+    }
+
     /// Makes room in `buf` before the next read. A big bulk is not reserved
     /// whole when its header arrives (a client could declare 500 MB and stall):
     /// the buffer grows with the data that actually arrives, at most doubling,

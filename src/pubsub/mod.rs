@@ -114,6 +114,10 @@ impl Subscriber {
         }
         if self.tx.send(msg).is_err() {
             self.info.bufs.pubsub.fetch_sub(size, Ordering::AcqRel);
+        } else if self.info.eviction_on() {
+            // `maxmemory-clients`: the publisher's connection evicts if the
+            // messages waiting here put the clients over the limit.
+            self.info.account_memory();
         }
     }
 

@@ -431,6 +431,10 @@ pub async fn cron(server: Arc<Server>) {
         if server.shutting_down.load(Ordering::SeqCst) {
             return;
         }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         let limit = server.config.get_i64("repl-backlog-size").max(0) as usize;
         server.replicas.history.lock().set_limit(limit);
         let is_master = server.replicas.following.lock().master.is_none();

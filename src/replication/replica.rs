@@ -898,6 +898,7 @@ fn stream(
     server.clients.admit(usize::MAX);
     let info = server.clients.register(peer, local, std::os::fd::AsRawFd::as_raw_fd(s.socket()));
     info.set_flag('M', true);
+    info.replication_link.store(true, Ordering::Relaxed);
     struct Unregister<'a>(&'a Server, u64);
     impl Drop for Unregister<'_> {
         fn drop(&mut self) {

@@ -41,6 +41,13 @@ pub struct WatchSet {
 }
 
 impl WatchSet {
+    /// What the watched keys take for this client (CLIENT LIST's `tot-mem`):
+    /// its list and the shards' registrations, about twice the key each.
+    fn memory(&self) -> usize {
+        const PER_KEY: usize = 2 * std::mem::size_of::<(usize, usize, Bytes)>();
+        self.keys.iter().map(|k| PER_KEY + 2 * k.2.len()).sum()
+    }
+
     fn shard_ids(&self) -> Vec<usize> {
         let mut ids: Vec<usize> = self.keys.iter().map(|k| k.0).collect();
         ids.sort_unstable();
@@ -141,6 +148,7 @@ async fn watch(conn: &mut Session, keys: &[Bytes]) -> Reply {
         watches.add(db, key, &set.w, seen);
         set.keys.push((sid, db, key.clone()));
     }
+    conn.client.info.bufs.watch.store(set.memory(), std::sync::atomic::Ordering::Relaxed);
     Reply::ok()
 }
 
@@ -150,6 +158,7 @@ pub async fn unwatch_all(conn: &mut Session) {
     let Some(set) = conn.watch.take() else {
         return;
     };
+    conn.client.info.bufs.watch.store(0, std::sync::atomic::Ordering::Relaxed);
     let server = conn.server.clone();
     // Wait out a running script rather than leaving stale registrations.
     let locked = server.shards.lock_many(&set.shard_ids(), u64::MAX).await;
@@ -274,6 +283,7 @@ fn shards_needed(conn: &mut Session, cmd: Command, args: &[Bytes], ids: &mut Vec
 /// awaits: the shards stay entered from the first command to the last.
 fn run_locked(conn: &mut Session, txn: &Multi, ids: &[usize], refs: &mut [&mut ShardData]) -> Reply {
     if let Some(set) = conn.watch.take() {
+        conn.client.info.bufs.watch.store(0, std::sync::atomic::Ordering::Relaxed);
         if !set.release(refs, crate::storage::now_ms()) {
             return Reply::NilArray;
         }

@@ -20,6 +20,8 @@ pub struct Stats {
     pub keyspace_misses: AtomicU64,
     pub expired_keys: AtomicU64,
     pub evicted_keys: AtomicU64,
+    /// Clients closed for `maxmemory-clients` (`net::eviction`).
+    pub evicted_clients: AtomicU64,
     pub net_input_bytes: AtomicU64,
     /// Socket reads that returned (next to the byte count: one cache line).
     pub reads_processed: AtomicU64,
@@ -126,6 +128,7 @@ impl Stats {
             &self.keyspace_misses,
             &self.expired_keys,
             &self.evicted_keys,
+            &self.evicted_clients,
             &self.net_input_bytes,
             &self.reads_processed,
             &self.net_output_bytes,

@@ -143,6 +143,10 @@ pub async fn cron(server: Arc<Server>) {
         if server.shutting_down.load(Relaxed) {
             return;
         }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         sample(&server);
         n += 1;
         if n.is_multiple_of(10) {

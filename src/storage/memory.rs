@@ -341,6 +341,10 @@ pub async fn cron(server: std::sync::Arc<Server>) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
+        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         refresh_tracking(&server);
         let max = server.config.maxmemory.load(Ordering::Relaxed);
         if max != 0 && is_counting() && used_memory() > max && !server.pause.writes_paused() {

@@ -543,8 +543,7 @@ fn stats_section(server: &Server, f: &mut Field) {
     f("expired_time_cap_reached_count", get(&s.expire_time_cap_reached));
     f("expire_cycle_cpu_milliseconds", (s.expire_cycle_us.load(Ordering::Relaxed) / 1000).to_string());
     f("evicted_keys", get(&s.evicted_keys));
-    // maxmemory-clients is not implemented: no client is ever evicted.
-    f("evicted_clients", "0".into());
+    f("evicted_clients", get(&s.evicted_clients));
     f("total_eviction_exceeded_time", exceeded_total.to_string());
     f("current_eviction_exceeded_time", exceeded_now.to_string());
     f("keyspace_hits", get(&s.keyspace_hits));
