@@ -5,6 +5,7 @@
 //! refusing them with CROSSSLOT.
 
 mod common;
+mod raw_resp;
 
 use common::{keys_on_different_shards, q, show, Diff};
 use rand::rngs::StdRng;
@@ -550,4 +551,25 @@ fn aof_records_multi_shard_writes_as_units() {
         assert_eq!(q(&mut rc, "DEBUG DIGEST"), want, "redis-server replayed moonshard's AOF into another dataset");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sharded pub/sub takes channels of any slots in standalone mode, as a
+/// standalone Redis does (redis-py's own tests subscribe so); cluster mode
+/// keeps Redis Cluster's one-slot rule.
+#[test]
+fn shard_channels_of_different_slots() {
+    let Some(pair) = raw_resp::start_pair(&["--keyspace-mode", "standalone"]) else { return };
+    let mut both = raw_resp::Both::new(&pair);
+    both.check_n(&["SSUBSCRIBE", "a", "b", "c"], 3);
+    let mut publisher = raw_resp::Both::new(&pair);
+    publisher.check(&["SPUBLISH", "b", "hello"]);
+    publisher.check(&["PUBSUB", "SHARDNUMSUB", "a", "b", "c", "d"]);
+    both.check_n(&["SUNSUBSCRIBE", "a", "c"], 2);
+    publisher.check(&["PUBSUB", "SHARDNUMSUB", "a", "b"]);
+    // The message to `b` reached each subscriber, before the unsubscriptions.
+    let [ours, theirs] = both.drain();
+    assert_eq!(ours, theirs);
+    let cluster = common::moonshard(&["--shards", "4"]);
+    let mut c = raw_resp::Raw::connect(cluster.port);
+    assert_eq!(c.call(&["SSUBSCRIBE", "a", "b"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 }

@@ -514,6 +514,45 @@ fn scan_returns_the_same_keys() {
     }
 }
 
+/// One `SCAN 0` with a COUNT larger than the keyspace returns every key and
+/// cursor 0, as on Redis (redis-py's own tests expect it), whatever shards
+/// the keys live on; a smaller COUNT goes on where the last call stopped.
+#[test]
+fn scan_of_a_small_keyspace_finishes_in_one_call() {
+    let Some(mut d) = start() else { return };
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        ck(&mut d, &["SET", k, "v"]);
+    }
+    ck(&mut d, &["RPUSH", "list", "a"]);
+    let one_call = |con: &mut redis::Connection, extra: &[&str]| -> (String, Vec<String>) {
+        let mut args = vec!["SCAN", "0"];
+        args.extend_from_slice(extra);
+        let Ok(Value::Array(parts)) = common::run_str(con, &args) else { panic!("bad SCAN reply") };
+        let [Value::BulkString(c), Value::Array(found)] = &parts[..] else { panic!("bad SCAN shape") };
+        let mut found: Vec<String> = found
+            .iter()
+            .map(|k| match k {
+                Value::BulkString(k) => String::from_utf8_lossy(k).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        found.sort();
+        (String::from_utf8_lossy(c).into_owned(), found)
+    };
+    for extra in [&["COUNT", "100"][..], &["COUNT", "1000", "MATCH", "k1*"], &["COUNT", "100", "TYPE", "list"]] {
+        let ours = one_call(&mut d.a, extra);
+        let theirs = one_call(&mut d.b, extra);
+        assert_eq!(ours, theirs, "SCAN 0 {extra:?}");
+        assert_eq!(ours.0, "0", "{extra:?}");
+    }
+    assert_eq!(one_call(&mut d.a, &["COUNT", "100"]).1.len(), 41);
+    // COUNT 5 calls: every key once the cursor comes back to 0.
+    let ours = scan_all(&mut d.a, &["COUNT", "5"]);
+    assert_eq!(ours, scan_all(&mut d.b, &["COUNT", "5"]));
+    assert_eq!(ours.len(), 41);
+}
+
 // ------------------------------------------------------------ randomized
 
 const PLAIN: &[&str] = &["k1", "k2", "k3", "k4", "{a}x", "{a}y", "{b}x", "{b}y"];

@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::commands::spec::prelude::*;
 use crate::protocol::Reply;
+use crate::shard::ShardData;
 use crate::storage::{Entry, StrHint, Value};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
@@ -56,7 +57,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("1.0.0", "Lists the keys matching a glob pattern.")
         .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
         .acl(&["dangerous"]),
-    cmd("scan", -2, READONLY, NOKEYS, G::Generic, Routed(scan_route, scan))
+    cmd("scan", -2, READONLY, NOKEYS, G::Generic, All(scan))
         .doc("2.8.0", "Iterates the keyspace with a cursor.")
         .tips(&["nondeterministic_output", "request_policy:special"]),
     cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(randomkey))
@@ -395,16 +396,10 @@ pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 // A SCAN cursor is `position * shards + shard`: the low part names the shard,
 // the high part the position inside it as `Db::scan` understands it (0 = the
 // shard's start). Cursor 0 is shard 0's start; the last shard's end gives 0.
+// One call walks on into the next shards while COUNT allows, so a keyspace
+// smaller than COUNT comes back whole from `SCAN 0`, as from Redis.
 
 use super::sets::parse_cursor;
-
-/// An invalid cursor routes anywhere: the handler refuses it when it runs,
-/// so inside MULTI it is queued and fails in EXEC, as in Redis.
-pub fn scan_route(server: &crate::server::Server, args: &[Bytes]) -> Result<usize, Reply> {
-    let cursor = parse_cursor(&args[1]).unwrap_or(0);
-    let n = server.shards.len().max(1) as u64;
-    Ok((cursor % n) as usize)
-}
 
 struct ScanOpts<'a> {
     count: usize,
@@ -434,7 +429,9 @@ fn parse_scan_opts(args: &[Bytes]) -> Result<ScanOpts<'_>, Reply> {
     Ok(o)
 }
 
-/// One SCAN step on the shard the cursor routed to.
+/// One SCAN step: about COUNT keys visited, from the cursor's shard on.
+/// Runs with every shard entered (a point in time, as on Redis); a script
+/// that holds only its own shard walks that shard alone.
 pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     // The cursor first, then the options, as Redis checks them.
     let Some(cursor) = parse_cursor(&args[1]) else { return Reply::err(crate::protocol::errors::INVALID_CURSOR) };
@@ -443,41 +440,60 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let n = ctx.server.shards.len().max(1) as u64;
-    let pos = usize::try_from(cursor / n).unwrap_or(usize::MAX);
+    let (first, mut pos) = ((cursor % n) as usize, usize::try_from(cursor / n).unwrap_or(usize::MAX));
     let (now, dbi, server) = (ctx.now, ctx.db, ctx.server);
-    let db = &mut ctx.home().dbs[dbi];
+    let mut held: Vec<&mut ShardData> = ctx.shards().iter_mut().map(|s| &mut **s).filter(|s| s.id >= first).collect();
+    held.sort_by_key(|s| s.id);
     let mut keys = Vec::new();
-    let mut expired = Vec::new();
-    let next = db.scan(pos, opts.count, |k, e| {
-        if opts.pattern.is_some_and(|p| !glob_match(p, k, false)) {
-            return;
+    let mut budget = opts.count;
+    for shard in held.iter_mut() {
+        if shard.id != first {
+            pos = 0;
         }
-        let stale = e.expire_at != 0 && e.expire_at <= now;
-        if let Some(t) = opts.type_ {
-            // Redis looks the key up to learn its type, counting it as a read.
-            let counter = if stale { &server.stats.keyspace_misses } else { &server.stats.keyspace_hits };
-            counter.fetch_add(1, Relaxed);
-            if stale || !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
-                if stale {
-                    expired.push(Bytes::copy_from_slice(k));
-                }
+        let db = &mut shard.dbs[dbi];
+        let mut expired = Vec::new();
+        let mut visited = 0;
+        let next = db.scan(pos, budget, |k, e| {
+            visited += 1;
+            if opts.pattern.is_some_and(|p| !glob_match(p, k, false)) {
                 return;
             }
+            let stale = e.expire_at != 0 && e.expire_at <= now;
+            if let Some(t) = opts.type_ {
+                // Redis looks the key up to learn its type, counting it as a read.
+                let counter = if stale { &server.stats.keyspace_misses } else { &server.stats.keyspace_hits };
+                counter.fetch_add(1, Relaxed);
+                if stale || !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+                    if stale {
+                        expired.push(Bytes::copy_from_slice(k));
+                    }
+                    return;
+                }
+            }
+            if stale {
+                expired.push(Bytes::copy_from_slice(k));
+            } else {
+                keys.push(Reply::Bulk(Bytes::copy_from_slice(k)));
+            }
+        });
+        // Reaped as any access reaps an expired key (counted, notified and
+        // replayed as DEL, as Redis's SCAN expires what it visits). Removing
+        // visited keys only moves visited keys (see `Db::scan`).
+        for k in &expired {
+            db.delete(k, now);
         }
-        if stale {
-            expired.push(Bytes::copy_from_slice(k));
-        } else {
-            keys.push(Reply::Bulk(Bytes::copy_from_slice(k)));
+        budget = budget.saturating_sub(visited);
+        if next != 0 || budget == 0 {
+            return scan_reply(client_cursor(n, shard.id, next), keys);
         }
-    });
-    // Reaped as any access reaps an expired key (counted, notified and
-    // replayed as DEL, as Redis's SCAN expires what it visits). Removing
-    // visited keys only moves visited keys (see `Db::scan`).
-    for k in &expired {
-        db.delete(k, now);
+        // This shard is done: on to the next one held (a script holding
+        // only its own shard ends its walk with it).
     }
-    let shard = ctx.home().id;
-    Reply::Array(vec![Reply::bulk(client_cursor(n, shard, next).to_string()), Reply::Array(keys)])
+    scan_reply(0, keys)
+}
+
+fn scan_reply(cursor: u64, keys: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(cursor.to_string()), Reply::Array(keys)])
 }
 
 /// Turns a position in `shard` (0: its end) into the client's cursor.

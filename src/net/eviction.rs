@@ -48,7 +48,9 @@ pub fn reaccount_and_evict(server: &Server) {
 
 /// Whether `c` may be evicted: not CLIENT NO-EVICT, not a replica link.
 fn evictable(c: &ClientInfo) -> bool {
-    !c.no_evict.load(Ordering::Relaxed) && !c.replication_link.load(Ordering::Relaxed) && !c.killed.load(Ordering::Acquire)
+    !c.no_evict.load(Ordering::Relaxed)
+        && !c.replication_link.load(Ordering::Relaxed)
+        && !c.killed.load(Ordering::Acquire)
 }
 
 #[cold]

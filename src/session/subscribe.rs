@@ -68,8 +68,9 @@ pub fn run(conn: &mut Session, op: SessionOp, args: &[Bytes]) -> Reply {
         _ => (Via::Shard, false, "sunsubscribe"),
     };
     let channels = &args[1..];
-    // Shard channels follow Redis Cluster's rule: one slot per command.
-    if via == Via::Shard {
+    // Shard channels follow Redis Cluster's rule, one slot per command
+    // (a standalone Redis, and `keyspace-mode standalone`, take any).
+    if via == Via::Shard && !conn.server.standalone {
         if let Some(first) = channels.first() {
             let slot = crate::shard::slot::key_slot(first);
             if channels.iter().any(|c| crate::shard::slot::key_slot(c) != slot) {
