@@ -410,6 +410,9 @@ fn clients_get_loading_while_the_dataset_loads() {
     let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
         .args(["--port", &port.to_string(), "--dir", dir.0.to_str().unwrap(), "--key-load-delay", "1000"])
+        // Clients are answered (LOADING) from the first KB on, as Redis
+        // processes its events every this many bytes of a load.
+        .args(["--loading-process-events-interval-bytes", "1024"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -441,6 +444,55 @@ fn clients_get_loading_while_the_dataset_loads() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(guard);
+}
+
+/// A short load (one under `loading-process-events-interval-bytes`, or no
+/// file at all) is never seen by clients: one connecting at start-up waits
+/// and gets its answer, never LOADING, from redis-server and moonshard alike
+/// (clients and test harnesses connect as soon as the port accepts).
+#[test]
+fn a_short_start_up_load_keeps_clients_waiting_not_loading() {
+    let Some(_redis) = common::redis_server() else { return };
+    for program in [env!("CARGO_BIN_EXE_moonshard"), "redis-server"] {
+        let dir = TempDir::new("rdb-short-load");
+        {
+            let ours = in_dir(&dir.0, &[]);
+            let mut c = ours.client();
+            cmd(&mut c, &["DEBUG", "POPULATE", "2000"]);
+            assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
+        }
+        for (file, delay) in [("dump.rdb", "200"), ("absent.rdb", "0")] {
+            let port = common::free_port();
+            let mut child = Command::new(program)
+                .args(["--port", &port.to_string(), "--dir", dir.0.to_str().unwrap(), "--dbfilename", file])
+                .args(["--key-load-delay", delay, "--save", ""])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let guard = scopeguard(&mut child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut s = loop {
+                if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    break s;
+                }
+                assert!(Instant::now() < deadline, "{program} never listened");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            use std::io::{Read, Write};
+            s.write_all(
+                b"DBSIZE
+",
+            )
+            .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = [0u8; 64];
+            let n = s.read(&mut got).unwrap();
+            let want = if file == "dump.rdb" { ":2000\r\n" } else { ":0\r\n" };
+            assert_eq!(String::from_utf8_lossy(&got[..n]), want, "{program} {file}");
+            drop(guard);
+        }
+    }
 }
 
 struct Killer<'a>(&'a mut std::process::Child);

@@ -260,6 +260,8 @@ impl AsyncWrite for Stream {
 /// Serves one accepted connection; `addr` is its peer as CLIENT LIST shows
 /// it (`ip:port`, or `path:0` on the Unix socket, as Redis writes both).
 pub async fn run(server: Arc<Server>, mut stream: Stream, addr: String) {
+    // During start-up, as Redis before its event loop runs: not served yet.
+    server.persist.startup_gate().await;
     server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     let maxclients = server.config.maxclients.load(Ordering::Relaxed) as usize;
     if !server.clients.admit(maxclients) {

@@ -71,9 +71,9 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     }
 
     // Clients are accepted while the dataset loads (rebind started the
-    // accept loops), and answered LOADING until it is in memory (as Redis).
+    // accept loops); they wait, and get LOADING once the load has gone on
+    // for a while (`persist.starting`), until it is in memory (as Redis).
     log(&server, "notice", "Server initialized");
-    server.persist.loading.store(true, Ordering::SeqCst);
     let loader = server.clone();
     let loaded = tokio::task::spawn_blocking(move || crate::persist::load::at_startup(&loader))
         .await
@@ -82,6 +82,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
         crate::replication::follow_configured_master(&server);
     }
     server.persist.loading.store(false, Ordering::SeqCst);
+    server.persist.starting.store(false, Ordering::SeqCst);
     if let Err(e) = loaded {
         e.lines().for_each(|line| log(&server, "warning", line));
         server.request_shutdown();

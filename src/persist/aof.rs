@@ -1253,7 +1253,7 @@ fn load_into(
                     }
                     if (pos - published) as u64 >= progress_every {
                         published = pos;
-                        server.persist.loading_loaded_bytes.store(done_before + pos as u64, Ordering::Relaxed);
+                        server.persist.loaded_bytes(done_before + pos as u64);
                     }
                 }
                 Err(ReadError::Bad(msg)) => {

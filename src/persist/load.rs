@@ -258,7 +258,7 @@ fn read_with<R: BufRead>(
                 }
                 if reader.position() >= progress_at + progress_every {
                     progress_at = reader.position();
-                    p.loading_loaded_bytes.store(progress_at, Ordering::Relaxed);
+                    p.loaded_bytes(progress_at);
                 }
                 if key_delay > 0 {
                     std::thread::sleep(std::time::Duration::from_micros(key_delay as u64));

@@ -40,6 +40,12 @@ pub struct State {
     pub misconf: AtomicBool,
     /// The dataset is being loaded: commands without the `loading` flag get LOADING.
     pub loading: AtomicBool,
+    /// The start-up load has not ended. Connections accepted meanwhile wait
+    /// until it ends or until it has read `loading-process-events-interval-bytes`
+    /// (then `loading` is set and they get LOADING), as Redis serves them only
+    /// from its event loop, which a load runs every that many bytes: a short
+    /// load (or none) is never seen by a client.
+    pub starting: AtomicBool,
     /// A replica loads its master's payload aside while the old dataset
     /// goes on serving (`repl-diskless-load swapdb`: INFO's `async_loading`).
     pub async_loading: AtomicBool,
@@ -57,6 +63,24 @@ impl State {
         self.loading_started.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
         self.loading_total_bytes.store(total, Ordering::Relaxed);
         self.loading_loaded_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// A load's progress (`loading_loaded_bytes`), published every
+    /// `loading-process-events-interval-bytes`: from the first one on, a
+    /// start-up load answers the clients waiting for it with LOADING.
+    pub fn loaded_bytes(&self, bytes: u64) {
+        self.loading_loaded_bytes.store(bytes, Ordering::Relaxed);
+        if self.starting.load(Ordering::Relaxed) && !self.loading.load(Ordering::Relaxed) {
+            self.loading.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits while the start-up load has neither ended nor shown progress
+    /// (a connection's first step; no wait once the server is up).
+    pub async fn startup_gate(&self) {
+        while self.starting.load(Ordering::SeqCst) && !self.loading.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// Runs `load` with the server marked as loading (other clients get
@@ -88,6 +112,7 @@ impl Default for State {
             aof_base_size: AtomicU64::new(0),
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            starting: AtomicBool::new(true),
             async_loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),
             loading_total_bytes: AtomicU64::new(0),
