@@ -462,3 +462,31 @@ fn a_blocked_client_is_redirected_when_its_slot_moves() {
         assert!(cli(n.port, &["info", "clients"]).contains("blocked_clients:0"));
     }
 }
+
+/// Redis's "Cluster state changed: ok|fail" log line (a warning, `#`):
+/// client libraries' test suites (the redis crate's) and operators wait
+/// for it after `redis-cli --cluster create`.
+#[test]
+fn cluster_state_changes_are_logged_as_redis_logs_them() {
+    if !tools_present() {
+        return;
+    }
+    let dir = common::temp_dir("cluster-state-log");
+    let logs: Vec<std::path::PathBuf> = (0..3).map(|i| dir.join(format!("node{i}.log"))).collect();
+    let mut nodes: Vec<Proc> = logs
+        .iter()
+        .map(|log| ms_node(&["--cluster-node-timeout", "1000", "--logfile", log.to_str().unwrap()]))
+        .collect();
+    let refs: Vec<&Proc> = nodes.iter().collect();
+    create(&refs);
+    wait_ok(&refs);
+    let read = |i: usize| std::fs::read_to_string(&logs[i]).unwrap_or_default();
+    for i in 0..3 {
+        wait_until("the ok line", 10, || read(i).contains(" # Cluster state changed: ok"));
+        assert!(!read(i).contains("Cluster state changed: fail"), "{}", read(i));
+    }
+    // A master lost for longer than the node timeout: the others go to fail.
+    drop(nodes.pop());
+    wait_until("the fail line", 30, || read(0).contains(" # Cluster state changed: fail"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -199,13 +199,14 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
         apply_pause(&server, &mut st);
         let target = st.replication_target();
         let logs = std::mem::take(&mut st.fo.log);
+        let warnings = std::mem::take(&mut st.warnings);
         if let Err(e) = cluster.commit(&mut st) {
             drop(st);
             crate::net::listener::log(&server, "warning", &format!("Could not save the cluster config file: {e}"));
         } else {
             drop(st);
         }
-        for line in freed {
+        for line in freed.into_iter().chain(warnings) {
             crate::net::listener::log(&server, "warning", &line);
         }
         for line in logs {

@@ -337,6 +337,9 @@ pub struct State {
     pub links_freed: u64,
     first_update: u64,
     among_minority_time: u64,
+    /// Warning-level log lines for the cron to write ("Cluster state
+    /// changed: ok", which tools and client test suites wait for).
+    pub warnings: Vec<String>,
     /// Replica election and votes (`failover.rs`).
     pub fo: super::failover::Failover,
 }
@@ -387,6 +390,7 @@ impl State {
             links_freed: 0,
             first_update: 0,
             among_minority_time: 0,
+            warnings: Vec::new(),
             fo: Default::default(),
         }
     }
@@ -1267,6 +1271,7 @@ impl State {
                 return;
             }
             self.ok = ok;
+            self.warnings.push(format!("Cluster state changed: {}", if ok { "ok" } else { "fail" }));
         }
     }
 
