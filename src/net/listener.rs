@@ -74,6 +74,7 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
     // accept loops); they wait, and get LOADING once the load has gone on
     // for a while (`persist.starting`), until it is in memory (as Redis).
     log(&server, "notice", "Server initialized");
+    server.persist.loading.store(true, Ordering::SeqCst);
     let loader = server.clone();
     let loaded = tokio::task::spawn_blocking(move || crate::persist::load::at_startup(&loader))
         .await

@@ -42,10 +42,11 @@ pub struct State {
     pub loading: AtomicBool,
     /// The start-up load has not ended. Connections accepted meanwhile wait
     /// until it ends or until it has read `loading-process-events-interval-bytes`
-    /// (then `loading` is set and they get LOADING), as Redis serves them only
+    /// (`starting_seen`; then they get LOADING), as Redis serves them only
     /// from its event loop, which a load runs every that many bytes: a short
     /// load (or none) is never seen by a client.
     pub starting: AtomicBool,
+    pub starting_seen: AtomicBool,
     /// A replica loads its master's payload aside while the old dataset
     /// goes on serving (`repl-diskless-load swapdb`: INFO's `async_loading`).
     pub async_loading: AtomicBool,
@@ -70,15 +71,15 @@ impl State {
     /// start-up load answers the clients waiting for it with LOADING.
     pub fn loaded_bytes(&self, bytes: u64) {
         self.loading_loaded_bytes.store(bytes, Ordering::Relaxed);
-        if self.starting.load(Ordering::Relaxed) && !self.loading.load(Ordering::Relaxed) {
-            self.loading.store(true, Ordering::SeqCst);
+        if self.starting.load(Ordering::Relaxed) && !self.starting_seen.load(Ordering::Relaxed) {
+            self.starting_seen.store(true, Ordering::SeqCst);
         }
     }
 
     /// Waits while the start-up load has neither ended nor shown progress
     /// (a connection's first step; no wait once the server is up).
     pub async fn startup_gate(&self) {
-        while self.starting.load(Ordering::SeqCst) && !self.loading.load(Ordering::SeqCst) {
+        while self.starting.load(Ordering::SeqCst) && !self.starting_seen.load(Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
@@ -113,6 +114,7 @@ impl Default for State {
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             starting: AtomicBool::new(true),
+            starting_seen: AtomicBool::new(false),
             async_loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),
             loading_total_bytes: AtomicU64::new(0),
