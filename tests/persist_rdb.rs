@@ -401,22 +401,16 @@ fn misconf_after_a_failed_bgsave_as_redis() {
 #[test]
 fn clients_get_loading_while_the_dataset_loads() {
     let dir = TempDir::new("rdb-loading");
-    {
-        let ours = in_dir(&dir.0, &[]);
-        let mut c = ours.client();
-        cmd(&mut c, &["DEBUG", "POPULATE", "3000"]);
-        assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
-    }
+    populated_dump(&dir.0, 3000);
     let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moonshard"))
-        .args(["--port", &port.to_string(), "--dir", dir.0.to_str().unwrap(), "--key-load-delay", "1000"])
+    let (port_arg, dir_arg) = (port.to_string(), dir.0.to_str().unwrap().to_string());
+    let mut child = spawn_quiet(
+        env!("CARGO_BIN_EXE_moonshard"),
         // Clients are answered (LOADING) from the first KB on, as Redis
         // processes its events every this many bytes of a load.
-        .args(["--loading-process-events-interval-bytes", "1024"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        &["--port", &port_arg, "--dir", &dir_arg, "--key-load-delay", "1000"],
+        &["--loading-process-events-interval-bytes", "1024"],
+    );
     let guard = scopeguard(&mut child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let first = loop {
@@ -455,21 +449,15 @@ fn a_short_start_up_load_keeps_clients_waiting_not_loading() {
     let Some(_redis) = common::redis_server() else { return };
     for program in [env!("CARGO_BIN_EXE_moonshard"), "redis-server"] {
         let dir = TempDir::new("rdb-short-load");
-        {
-            let ours = in_dir(&dir.0, &[]);
-            let mut c = ours.client();
-            cmd(&mut c, &["DEBUG", "POPULATE", "2000"]);
-            assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
-        }
+        populated_dump(&dir.0, 2000);
         for (file, delay) in [("dump.rdb", "200"), ("absent.rdb", "0")] {
             let port = common::free_port();
-            let mut child = Command::new(program)
-                .args(["--port", &port.to_string(), "--dir", dir.0.to_str().unwrap(), "--dbfilename", file])
-                .args(["--key-load-delay", delay, "--save", ""])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let (port_arg, dir_arg) = (port.to_string(), dir.0.to_str().unwrap().to_string());
+            let mut child = spawn_quiet(
+                program,
+                &["--port", &port_arg, "--dir", &dir_arg, "--dbfilename", file],
+                &["--key-load-delay", delay, "--save", ""],
+            );
             let guard = scopeguard(&mut child);
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut s = loop {
@@ -493,6 +481,19 @@ fn a_short_start_up_load_keeps_clients_waiting_not_loading() {
             drop(guard);
         }
     }
+}
+
+/// A `dump.rdb` in `dir` of `keys` keys (DEBUG POPULATE), written by moonshard.
+fn populated_dump(dir: &Path, keys: usize) {
+    let ours = in_dir(dir, &[]);
+    let mut c = ours.client();
+    cmd(&mut c, &["DEBUG", "POPULATE", &keys.to_string()]);
+    assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
+}
+
+/// Starts `program` with `args` then `more`, its output discarded.
+fn spawn_quiet(program: &str, args: &[&str], more: &[&str]) -> std::process::Child {
+    Command::new(program).args(args).args(more).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
 struct Killer<'a>(&'a mut std::process::Child);
