@@ -184,6 +184,12 @@ impl Server {
         }
     }
 
+    /// DEBUG PAUSE-CRON 1: every periodic task skips its turn, as Redis's
+    /// serverCron does while paused.
+    pub fn cron_is_paused(&self) -> bool {
+        self.cron_paused.load(Ordering::Relaxed)
+    }
+
     pub fn databases(&self) -> usize {
         self.shards.get(0).databases()
     }

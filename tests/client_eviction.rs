@@ -239,6 +239,9 @@ fn debug_client_eviction_reports_the_buckets() {
     let mut texts = Vec::new();
     for (name, srv) in servers() {
         let mut admin = admin(&srv);
+        // Keeping grown reply buffers (the suite's steady measurements): both take it.
+        assert_eq!(cmd(&mut admin, &["DEBUG", "REPLYBUFFER", "RESIZING", "0"]), "OK", "{name}");
+        assert_eq!(cmd(&mut admin, &["DEBUG", "REPLYBUFFER", "RESIZING", "1"]), "OK", "{name}");
         let disabled = cmd(&mut admin, &["DEBUG", "CLIENT-EVICTION"]);
         assert_eq!(disabled, "ERR maxmemory-clients is disabled.", "{name}");
         assert_eq!(cmd(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "10mb"]), "OK");

@@ -151,8 +151,7 @@ async fn cron_loop(server: Arc<Server>, cluster: Arc<Cluster>, port: u16, cport:
         if server.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         let reads = server.config.get("cluster-allow-reads-when-down").as_deref() == Some("yes");

@@ -25,8 +25,7 @@ pub async fn clients_cron(server: Arc<Server>) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         // Clients whose memory changed without a check of theirs (a

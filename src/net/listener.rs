@@ -625,8 +625,7 @@ async fn active_expire_loop(server: Arc<Server>, shard_id: usize) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         // CLIENT PAUSE WRITE/ALL: the dataset must not change.

@@ -431,8 +431,7 @@ pub async fn cron(server: Arc<Server>) {
         if server.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         let limit = server.config.get_i64("repl-backlog-size").max(0) as usize;

@@ -143,8 +143,7 @@ pub async fn cron(server: Arc<Server>) {
         if server.shutting_down.load(Relaxed) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         sample(&server);

@@ -341,8 +341,7 @@ pub async fn cron(server: std::sync::Arc<Server>) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
-        // DEBUG PAUSE-CRON: as Redis's serverCron, skipped while paused.
-        if server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+        if server.cron_is_paused() {
             continue;
         }
         refresh_tracking(&server);
