@@ -6,7 +6,8 @@
 #   benches/callgrind.sh target/release/moonshard 16 set get incr lpush evalsha
 #   benches/callgrind.sh redis-server 16 set get
 #
-# `evalsha` runs the seed script (`evalsha <sha> 2 {s}list {s}sum 2 1 2`),
+# `evalsha` runs the seed script (`evalsha <sha> 2 {s}list {s}sum 2 1 2`), or the
+# script in file $SCRIPT with the same keys and arguments,
 # `xadd` runs `xadd mystream * myfield myvalue`.
 # `del` deletes random keys of a keyspace filled by SETs first (not measured).
 # CLUSTER=1: moonshard runs with `cluster-enabled yes` as a one-node cluster
@@ -20,7 +21,7 @@ bin=$1; pipeline=$2; shift 2
 port=${PORT:-7777}
 small=${N_SMALL:-2000}; big=${N_BIG:-22000}
 # The seed script (EVALSHA tests): benches/seed.lua.
-seed=$(cat "$(dirname "$0")/seed.lua")
+seed=$(cat "${SCRIPT:-$(dirname "$0")/seed.lua}")
 cluster_args=()
 [[ -n ${CLUSTER:-} ]] && cluster_args=(--cluster-enabled yes --cluster-config-file nodes.conf)
 count() {  # count <test> <n>: total Ir while running n requests

@@ -235,6 +235,31 @@ pub fn muted<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// How many commands the unit being collected on this thread holds so far
+/// (0 when none is collected): a position for `unit_forget`.
+pub fn unit_len() -> usize {
+    UNIT.with(|u| u.borrow().len())
+}
+
+/// Forgets the commands collected since position `from` except those
+/// `keep` accepts (given the database, the command and its position): a
+/// standalone-mode script that starts over takes back its writes, not the
+/// deletions of keys it found expired.
+pub fn unit_forget(from: usize, mut keep: impl FnMut(usize, &[Bytes], usize) -> bool) {
+    UNIT.with(|u| {
+        let mut unit = u.borrow_mut();
+        if unit.len() <= from {
+            return;
+        }
+        let tail = unit.split_off(from);
+        for (i, (db, argv)) in tail.into_iter().enumerate() {
+            if keep(db, &argv, from + i) {
+                unit.push((db, argv));
+            }
+        }
+    });
+}
+
 /// Emits one command: into the unit being collected on this thread, or
 /// straight into the stream.
 pub fn emit(stream: &Stream, db: usize, argv: &[Bytes]) {

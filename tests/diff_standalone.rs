@@ -396,6 +396,112 @@ fn concurrent_transfers_keep_the_total() {
     eprintln!("{moved} transfers, {reads} reads of the total");
 }
 
+/// Scripts never run before (no shards learned) write on one shard, then
+/// touch keys on others, from several clients at once: one that meets a
+/// busy shard below one it holds starts over after its writes are taken
+/// back (undo journal). Every call answers as if it ran once, the total
+/// never changes, each transfer is logged once, and the AOF replays into
+/// the same dataset (in moonshard and in redis-server).
+#[test]
+fn scripts_that_start_over_take_back_their_writes() {
+    transfers_by_new_scripts(&[], "");
+}
+
+/// The same with effects the journal cannot take back (a notification or a
+/// message is out once published): a script first enters every shard below
+/// its highest and never has to start over after writing. Subscribers get
+/// each announcement once.
+#[test]
+fn scripts_with_effects_that_cannot_be_taken_back() {
+    transfers_by_new_scripts(&["--notify-keyspace-events", "KEA"], "");
+    transfers_by_new_scripts(&[], "redis.call('publish', '__keyevent@0__:incrby', 'x'); ");
+}
+
+/// `extra`: server flags; `publish`: Lua run after the transfer's first
+/// write. Either one announces each write on `__keyevent@0__:incrby`.
+fn transfers_by_new_scripts(extra: &[&str], publish: &str) {
+    let dir = common::temp_dir("standalone-undo");
+    let d = dir.to_str().unwrap();
+    let flags =
+        [&["--shards", "4", "--keyspace-mode", "standalone", "--appendonly", "yes", "--dir", d][..], extra].concat();
+    let ours = common::moonshard(&[&flags[..], &["--enable-debug-command", "yes"]].concat());
+    let keys = keys_on_different_shards("undo", 4, 4);
+    let mut c = ours.client();
+    for k in &keys {
+        q(&mut c, &format!("SET {k} 1000"));
+    }
+    // With notifications on, each transfer's writes are announced once.
+    let mut events = ours.client();
+    // DECRBY and INCRBY both announce `incrby` (as in Redis), the script's PUBLISH once.
+    let announced_per_transfer = match (extra.is_empty(), publish.is_empty()) {
+        (false, _) => 2,
+        (true, false) => 1,
+        (true, true) => 0,
+    };
+    let mut events = (announced_per_transfer != 0).then(|| {
+        let mut ps = events.as_pubsub();
+        ps.subscribe("__keyevent@0__:incrby").unwrap();
+        ps.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        ps
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (url, keys, stop, publish) = (ours.url(), keys.clone(), stop.clone(), publish.to_string());
+        workers.push(std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut rng = StdRng::seed_from_u64(w);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let x = rng.gen_range(0..4);
+                let y = (x + rng.gen_range(1..4)) % 4;
+                // A new script each time: nothing learned, so it enters shards as it goes.
+                let script = format!(
+                    "-- {w}.{n}\nlocal n = tonumber(ARGV[3]); redis.call('decrby', ARGV[1], n); {publish}\
+                     redis.call('rpush', 'log:' .. ARGV[1], n); redis.call('incrby', ARGV[2], n); return 1"
+                );
+                let amount = rng.gen_range(1..10).to_string();
+                let args = ["eval", script.as_str(), "0", &keys[x], &keys[y], &amount];
+                assert_eq!(show(common::run_str(&mut c, &args)), "1");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let total = "local t = 0 for _, k in ipairs(ARGV) do t = t + tonumber(redis.call('get', k)) end return t";
+    let mut args = vec!["eval", total, "0"];
+    args.extend(keys.iter().map(String::as_str));
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(show(common::run_str(&mut c, &args)), "4000", "total read by a script");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let moved: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(moved > 50, "too little ran: {moved} transfers");
+    let logged: i64 = keys.iter().map(|k| q(&mut c, &format!("LLEN log:{k}")).parse::<i64>().unwrap()).sum();
+    assert_eq!(logged as u64, moved, "each transfer logged once");
+    if let Some(ps) = events.as_mut() {
+        let mut announced = 0;
+        while ps.get_message().is_ok() {
+            announced += 1;
+        }
+        assert_eq!(announced, announced_per_transfer * moved, "each transfer's writes announced once");
+    }
+    drop(events);
+    let want = q(&mut c, "DEBUG DIGEST");
+    drop(c);
+    drop(ours);
+    let again = common::moonshard(&[&flags[..], &["--enable-debug-command", "yes"]].concat());
+    assert_eq!(q(&mut again.client(), "DEBUG DIGEST"), want, "moonshard replayed its AOF into another dataset");
+    drop(again);
+    if common::redis_server().is_some() {
+        let redis = common::redis_on_aof(&dir);
+        assert_eq!(q(&mut redis.client(), "DEBUG DIGEST"), want, "redis-server replayed the AOF into another dataset");
+    }
+    eprintln!("{moved} transfers");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A busy script holding several shards (standalone mode) is seen and
 /// killed by SCRIPT KILL from another client; its shards serve again, and
 /// one that wrote answers UNKILLABLE as Redis does.

@@ -25,9 +25,9 @@ pub enum Abort {
     /// A script with no declared keys touched another shard's key first:
     /// rerun it there.
     Redirect(usize),
-    /// Standalone mode: the script (which has not written) touched a key on
-    /// a shard it could not enter without waiting out of order: rerun it
-    /// with the shards `Run::entered` names.
+    /// Standalone mode: the script touched a key on a shard it could not
+    /// enter without waiting out of order: its writes were taken back
+    /// (`undo`); rerun it with the shards `Run::entered` names.
     Widen,
     Shutdown,
     /// The VM hit `lua-memory-limit`: a script that catches that error
@@ -89,6 +89,9 @@ pub struct Run<'a> {
     /// False once the script was restarted (no second redirect).
     pub may_redirect: bool,
     pub wrote: bool,
+    /// Standalone mode: copies of what the script wrote while a shard below
+    /// its highest may still be missing, to start it over (`undo`).
+    pub journal: super::undo::Journal,
     /// Memory was over `maxmemory` when the script started.
     pub pre_oom: bool,
     pub abort: Option<Abort>,
@@ -519,6 +522,11 @@ fn execute(run: &mut Run<'_>, argv: &[Bytes], known: Option<Command>) -> Result<
     if let Err(e) = check_keys(run, cmd, argv) {
         return Err(refuse(run, Some(cmd), e));
     }
+    if run.server.standalone && run.journal.undoable && (spec.is_write() || spec.has(flags::MAY_REPLICATE)) {
+        if let Err(e) = prepare_effects(run, cmd, argv) {
+            return Err(refuse(run, Some(cmd), e));
+        }
+    }
     if spec.is_write() && !run.wrote {
         // SCRIPT KILL runs on another thread: it sets `script_kill`, then
         // reads `script_wrote`; this sets `script_wrote`, then reads
@@ -758,29 +766,108 @@ pub fn shard_bit(id: usize) -> u64 {
     1u64 << id.min(63)
 }
 
-/// How long a script that wrote waits for a shard below one it holds
-/// before giving up (see `enter`).
+/// How long a script whose writes cannot be taken back waits for a shard
+/// below one it holds (see `enter`; its journal keeps that from happening).
 const OUT_OF_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The highest shard id the script holds.
+fn highest_held(run: &Run<'_>) -> usize {
+    run.extra.iter().map(|e| e.shard.id).fold(run.shard.id, usize::max)
+}
+
+/// Whether the script holds every shard from 0 to its highest: it can then
+/// never need one below a shard it holds.
+fn holds_prefix(run: &Run<'_>) -> bool {
+    run.extra.len() == highest_held(run)
+}
+
+/// Standalone mode, before a command that may write or publish: makes sure
+/// the script can still start over if a shard it needs later is busy (see
+/// `undo`). The keys the command writes are copied into the journal; when
+/// that cannot serve (a big value, effects beyond the keys, keyspace
+/// notifications), the script first enters every shard below its highest,
+/// after which it never needs to start over.
+fn prepare_effects(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), CallErr> {
+    // A YES-mode debugging session writes to its scratch copy only.
+    if holds_prefix(run) || super::ldb::is_scratch(run.server, run.shard) {
+        run.journal.close();
+        return Ok(());
+    }
+    if journal_keys(run, cmd, argv) {
+        return Ok(());
+    }
+    for id in 0..highest_held(run) {
+        enter(run, id)?;
+    }
+    run.journal.close();
+    Ok(())
+}
+
+/// Copies the keys `cmd` writes into the journal; false when the journal
+/// cannot take this command back.
+fn journal_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> bool {
+    let keyed = matches!(cmd.spec.exec, Exec::Keyed(_) | Exec::Blocking(_) | Exec::Routed(..));
+    if !keyed
+        || cmd.spec.has(flags::PUBSUB)
+        || super::undo::beyond_keys(cmd)
+        || run.server.config.notify_flags.load(Ordering::Relaxed) != 0
+    {
+        return false;
+    }
+    let shards = run.server.shards.len();
+    let mut any = false;
+    for pos in cmd.spec.key_positions_iter(argv) {
+        any = true;
+        // Holding one shard, every key checked is on it (`check_keys`).
+        let id = match run.extra.is_empty() {
+            true => run.shard.id,
+            false => slot::slot_shard(slot::key_slot(&argv[pos]), shards),
+        };
+        let Some(data) = held_data(run, id) else { return false };
+        // SAFETY: `held_data` points at a shard the script holds until it
+        // returns; nothing else references it while the call is prepared.
+        let data = unsafe { &*data };
+        if !run.journal.record(data, run.db, &argv[pos]) {
+            return false;
+        }
+    }
+    // A write without keys has effects the journal cannot hold.
+    any
+}
+
+/// The data of shard `id` if the script holds it.
+fn held_data(run: &Run<'_>, id: usize) -> Option<*mut ShardData> {
+    if id == run.shard.id {
+        return Some(run.data);
+    }
+    run.extra.iter().find(|e| e.shard.id == id).map(|e| e.data)
+}
+
 /// Standalone mode: makes sure the script holds shard `id`, entering it if
-/// needed. Never waits out of order for long: a shard above every shard held
-/// is waited for (no cycle can form: every waiter waits upwards, and nothing
-/// else holds one shard while waiting for another); one below is tried,
-/// and if busy, a script that has not written yet is restarted with the
-/// larger set (`Abort::Widen`, entered in ascending order), while one that
-/// wrote waits a bounded time and then fails its call.
+/// needed, never waiting in a way that could close a cycle: a shard above
+/// every shard held is waited for (every waiter waits upwards); one below
+/// is only tried, and if busy the script starts over with the larger set,
+/// entered in ascending order (`Abort::Widen`), after its writes are taken
+/// back (`undo`). A script that wrote what cannot be taken back holds every
+/// shard from 0 to its highest (`prepare_effects`), and enters the gap up
+/// to a higher one in order, so it never meets a shard below.
 fn enter(run: &mut Run<'_>, id: usize) -> Result<(), CallErr> {
     if id == run.shard.id || run.extra.iter().any(|e| e.shard.id == id) {
         return Ok(());
     }
+    let highest = highest_held(run);
+    if id > highest + 1 && !run.journal.undoable {
+        for gap in highest + 1..id {
+            enter(run, gap)?;
+        }
+    }
     run.entered |= shard_bit(id);
     let shard = run.server.shards.get(id);
-    let highest = run.extra.iter().map(|e| e.shard.id).fold(run.shard.id, usize::max);
     let guard = match shard.try_lock() {
         Some(g) => Some(g),
         None if id > highest => Some(shard.lock_blocking()),
-        None if !run.wrote => {
-            run.abort = Some(Abort::Widen);
+        None if run.journal.undoable => {
+            start_over(run);
             return Err(CallErr::Abort);
         }
         None => {
@@ -799,6 +886,23 @@ fn enter(run: &mut Run<'_>, id: usize) -> Result<(), CallErr> {
     let data: *mut ShardData = &mut *guard;
     run.extra.push(Extra { shard, data, guard: Some(guard) });
     Ok(())
+}
+
+/// The script needs a busy shard below one it holds: its writes are taken
+/// back and it is rerun with the shards `Run::entered` names.
+#[cold]
+fn start_over(run: &mut Run<'_>) {
+    if !run.journal.is_empty() {
+        let (home, home_data) = (run.shard.id, run.data);
+        let extra: Vec<(usize, *mut ShardData)> = run.extra.iter().map(|e| (e.shard.id, e.data)).collect();
+        run.journal.roll_back(|id| {
+            if id == home {
+                return Some(home_data);
+            }
+            extra.iter().find(|(i, _)| *i == id).map(|&(_, d)| d)
+        });
+    }
+    run.abort = Some(Abort::Widen);
 }
 
 /// A script that wrote could not enter another shard in time (standalone mode).

@@ -16,6 +16,7 @@ pub mod functions;
 pub mod ldb;
 pub mod libs;
 pub mod router;
+mod undo;
 mod views;
 mod vm;
 

@@ -521,6 +521,7 @@ fn run_with_vm<'a>(
         unbound: start.unbound,
         may_redirect: start.may_redirect,
         wrote: false,
+        journal: super::undo::Journal::new(),
         pre_oom,
         abort: None,
         started_ms: now,

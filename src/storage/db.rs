@@ -75,11 +75,22 @@ impl StrHint {
 /// The low bits of `Slot::meta` that hold the `StrHint`.
 const HINT_MASK: u32 = 3;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
     /// Absolute expiry time in Unix milliseconds, 0 when the key is persistent.
     pub expire_at: u64,
+}
+
+/// `Db::save` was told the value is not worth copying.
+#[derive(Debug)]
+pub struct NotSaved;
+
+/// A key as it was (`Db::save`), to be put back (`Db::put_back`).
+pub struct SavedKey {
+    pub entry: Entry,
+    access: u32,
+    hint: u32,
 }
 
 /// Slots at dense positions, in chunks of `CHUNK`: every chunk but the last is full.
@@ -787,6 +798,31 @@ impl Db {
         expired
     }
 
+    /// A copy of `key` as stored (value, TTL, access word, string hint),
+    /// expired or not, to put back with `put_back`: a standalone-mode
+    /// script that must start over undoes its writes with these.
+    /// Err when `worth` refuses the value (too costly to copy).
+    pub fn save(&self, key: &[u8], worth: impl FnOnce(&Value) -> bool) -> Result<Option<SavedKey>, NotSaved> {
+        match self.slot(key) {
+            None => Ok(None),
+            Some(s) if !worth(&s.entry.value) => Err(NotSaved),
+            Some(s) => Ok(Some(SavedKey { entry: s.entry.clone(), access: s.access, hint: s.meta & HINT_MASK })),
+        }
+    }
+
+    /// Makes `key` what `save` copied: absent for None.
+    pub fn put_back(&mut self, key: &[u8], saved: Option<SavedKey>) {
+        let Some(saved) = saved else {
+            self.remove(key);
+            return;
+        };
+        self.set_with_expiry(key, saved.entry.value, saved.entry.expire_at);
+        if let Some(s) = self.slot_mut(key) {
+            s.access = saved.access;
+            s.meta = (s.meta & !HINT_MASK) | saved.hint;
+        }
+    }
+
     /// Stores `entry` as is (value and TTL), replacing any previous key:
     /// RENAME, COPY and MOVE carry the TTL along.
     pub fn put(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
@@ -997,6 +1033,26 @@ mod tests {
 
     fn val(s: &str) -> Value {
         Value::Str(SmallBytes::from(s))
+    }
+
+    #[test]
+    fn put_back_restores_what_save_copied() {
+        let mut db = Db::new();
+        db.set_with_expiry("k", val("old"), 5_000);
+        db.set_str_hint(b"k", StrHint::Raw);
+        let k = db.save(b"k", |_| true).unwrap();
+        let absent = db.save(b"new", |_| true).unwrap();
+        assert!(db.save(b"k", |_| false).is_err());
+        db.set("k", val("changed"));
+        db.set("new", val("x"));
+        db.put_back(b"k", k);
+        db.put_back(b"new", absent);
+        assert_eq!(text(&mut db, b"k"), Some(b"old".to_vec()));
+        assert_eq!(db.expire_at(b"k", 0), Some(5_000));
+        assert_eq!(db.volatile_len(), 1);
+        assert_eq!(db.str_hint(b"k"), StrHint::Raw);
+        assert!(!db.contains(b"new", 0));
+        assert_eq!(db.len(), 1);
     }
 
     fn text(db: &mut Db, key: &[u8]) -> Option<Vec<u8>> {
