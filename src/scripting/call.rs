@@ -770,6 +770,10 @@ pub fn shard_bit(id: usize) -> u64 {
 /// below one it holds (see `enter`; its journal keeps that from happening).
 const OUT_OF_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How long a script with writes to take back waits for a busy shard below
+/// one it holds before it takes them back and starts over.
+const SHORT_OUT_OF_ORDER_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// The highest shard id the script holds.
 fn highest_held(run: &Run<'_>) -> usize {
     run.extra.iter().map(|e| e.shard.id).fold(run.shard.id, usize::max)
@@ -867,8 +871,15 @@ fn enter(run: &mut Run<'_>, id: usize) -> Result<(), CallErr> {
         Some(g) => Some(g),
         None if id > highest => Some(shard.lock_blocking()),
         None if run.journal.undoable => {
-            start_over(run);
-            return Err(CallErr::Abort);
+            // A shard is mostly busy with a command that ends in microseconds:
+            // a short bounded wait spares the rollback (it cannot close a
+            // cycle for longer than the wait).
+            let waited = if run.journal.is_empty() { None } else { shard.try_lock_for(SHORT_OUT_OF_ORDER_WAIT) };
+            if waited.is_none() {
+                start_over(run);
+                return Err(CallErr::Abort);
+            }
+            waited
         }
         None => {
             let deadline = std::time::Instant::now() + OUT_OF_ORDER_WAIT;
