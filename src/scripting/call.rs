@@ -856,16 +856,25 @@ fn held_data(run: &Run<'_>, id: usize) -> Option<*mut ShardData> {
 /// shard from 0 to its highest (`prepare_effects`), and enters the gap up
 /// to a higher one in order, so it never meets a shard below.
 fn enter(run: &mut Run<'_>, id: usize) -> Result<(), CallErr> {
+    enter_shard(run, id, true)
+}
+
+/// `enter`; `learn`: remember the shard for the script's next runs (not
+/// the gaps filled in order: those runs start with the shards they need
+/// and keep a journal instead).
+fn enter_shard(run: &mut Run<'_>, id: usize, learn: bool) -> Result<(), CallErr> {
     if id == run.shard.id || run.extra.iter().any(|e| e.shard.id == id) {
         return Ok(());
     }
     let highest = highest_held(run);
     if id > highest + 1 && !run.journal.undoable {
         for gap in highest + 1..id {
-            enter(run, gap)?;
+            enter_shard(run, gap, false)?;
         }
     }
-    run.entered |= shard_bit(id);
+    if learn {
+        run.entered |= shard_bit(id);
+    }
     let shard = run.server.shards.get(id);
     let guard = match shard.try_lock() {
         Some(g) => Some(g),
