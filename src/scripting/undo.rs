@@ -26,9 +26,12 @@ use std::cell::Cell;
 
 /// Most keys a journal copies: past that, cheaper to hold the shards below.
 const MAX_KEYS: usize = 256;
-/// Largest string value copied (bytes).
-const MAX_STRING: usize = 64 * 1024;
-/// Largest collection copied (elements).
+/// Largest value copied (heap bytes).
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most bytes one journal holds.
+const MAX_BYTES: usize = 1024 * 1024;
+/// Largest collection copied (elements; checked first, so that measuring
+/// the bytes of a big one costs nothing).
 const MAX_ELEMENTS: usize = 128;
 
 /// What a script wrote, as it was before (see the module comment).
@@ -37,6 +40,8 @@ pub struct Journal {
     /// every shard below its highest and wrote: nothing is recorded then.
     pub undoable: bool,
     saved: Vec<Before>,
+    /// Heap bytes of the copies.
+    bytes: usize,
 }
 
 struct Before {
@@ -57,13 +62,14 @@ thread_local! {
 
 impl Journal {
     pub fn new() -> Journal {
-        Journal { undoable: true, saved: Vec::new() }
+        Journal { undoable: true, saved: Vec::new(), bytes: 0 }
     }
 
     /// No rollback can be needed any more: forget the copies.
     pub fn close(&mut self) {
         self.undoable = false;
         self.saved.clear();
+        self.bytes = 0;
     }
 
     /// Copies `key` (database `db` of `data`) unless it is already copied.
@@ -78,7 +84,15 @@ impl Journal {
             return false;
         }
         let Some(d) = data.dbs.get(db) else { return false };
-        let Ok(was) = d.save(key, cheap_to_copy) else { return false };
+        let budget = MAX_BYTES.saturating_sub(self.bytes).min(MAX_VALUE_BYTES);
+        let mut size = 0;
+        let Ok(was) = d.save(key, |v| {
+            size = copy_size(v);
+            size <= budget
+        }) else {
+            return false;
+        };
+        self.bytes += size;
         if self.saved.capacity() == 0 {
             self.saved = SPARE.with(|s| s.take());
         }
@@ -126,17 +140,22 @@ impl Drop for Journal {
     }
 }
 
-/// Whether copying `v` before a write costs little next to the script.
-fn cheap_to_copy(v: &Value) -> bool {
-    match v {
-        Value::Str(s) => s.len() <= MAX_STRING,
-        Value::List(l) => l.len() <= MAX_ELEMENTS,
-        Value::Hash(h) => h.len() <= MAX_ELEMENTS,
-        Value::Set(s) => s.len() <= MAX_ELEMENTS,
-        Value::ZSet(z) => z.len() <= MAX_ELEMENTS,
+/// What copying `v` before a write would cost, in heap bytes (usize::MAX:
+/// too much whatever the budget).
+fn copy_size(v: &Value) -> usize {
+    let elements = match v {
+        Value::Str(s) => return s.len(),
+        Value::List(l) => l.len(),
+        Value::Hash(h) => h.len(),
+        Value::Set(s) => s.len(),
+        Value::ZSet(z) => z.len(),
         // Consumer groups and pending entries come with a stream.
-        Value::Stream(_) => false,
+        Value::Stream(_) => return usize::MAX,
+    };
+    if elements > MAX_ELEMENTS {
+        return usize::MAX;
     }
+    crate::storage::usage::value_bytes(v, 0)
 }
 
 /// Commands whose writes reach beyond their keys in the script's database
