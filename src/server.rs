@@ -88,7 +88,15 @@ impl Server {
         };
         let io_threads = match config.get_i64("io-threads") {
             n if n > 0 => n as usize,
-            // At least two, so a long script never stops every connection.
+            // On one core (CPU affinity, cgroup quota), one: a second worker
+            // only preempts the first (BullMQ pinned to a core: 1,829
+            // involuntary switches against 22 and more CPU per job,
+            // docs/PERFORMANCE.md), and a long script hands its worker's
+            // connections to a fresh thread after 20 ms anyway
+            // (`scripting` hand-off).
+            _ if cores == 1 => 1,
+            // Else one per core and per shard, and at least two, so a long
+            // script never stops every connection even for those 20 ms.
             _ => cores.max(shards).max(2),
         };
         let databases = config.get_i64("databases").clamp(1, 10_000) as usize;

@@ -309,3 +309,47 @@ fn coroutine_loops_can_be_killed() {
         healthy(&srv, &mut c);
     }
 }
+
+/// On one core (CPU affinity) moonshard runs one worker thread; a script
+/// that never ends still lets other clients through (its worker's
+/// connections move to a fresh thread after 20 ms) and SCRIPT KILL stops it.
+#[test]
+fn one_core_one_worker_and_a_long_script_does_not_stop_the_rest() {
+    assert!(common::has_program("taskset"), "taskset (util-linux) is needed");
+    let port = common::free_port();
+    let dir = common::temp_dir("one-core");
+    let child = std::process::Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_moonshard"), "--port", &port.to_string(), "--save", ""])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start moonshard under taskset");
+    let srv = Proc { port, child, dir: Some(dir) };
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(con) = redis::Client::open(srv.url()).unwrap().get_connection() {
+            c = Some(con);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = c.expect("moonshard answers");
+    let info = common::field_of(&mut c, "server", "io_threads_active");
+    assert_eq!(info, "0", "one worker thread on one core");
+    let h = std::thread::spawn(move || {
+        let cl = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut con = cl.get_connection().unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        eval(&mut con, "while true do end")
+    });
+    wait_busy(&mut c);
+    let started = Instant::now();
+    let mut other = client(&srv);
+    assert_eq!(run_str(&mut other, &["PING"]), Ok(Value::SimpleString("PONG".into())));
+    assert!(started.elapsed() < Duration::from_secs(5), "a new client waited for the script");
+    assert_eq!(run_str(&mut other, &["SCRIPT", "KILL"]), Ok(Value::Okay));
+    let e = h.join().unwrap().unwrap_err();
+    assert!(e.contains("Script killed by user with SCRIPT KILL"), "{e}");
+    healthy(&srv, &mut c);
+}
