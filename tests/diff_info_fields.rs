@@ -101,6 +101,9 @@ fn workload(p: &Proc) {
     ] {
         let _ = run_str(&mut c, args);
     }
+    // The replica's full sync may still count as a save in progress for a
+    // moment (redis-server reaps its child in its cron, up to 100 ms later).
+    wait_until(30, "the full sync's save to end", || field(&info(p), "Persistence", "rdb_bgsave_in_progress") == "0");
     run_str(&mut c, &["BGSAVE"]).expect("BGSAVE");
     wait_until(30, "the BGSAVE to end", || {
         let i = info(p);
