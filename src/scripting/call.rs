@@ -913,14 +913,10 @@ fn enter_shard(run: &mut Run<'_>, id: usize, learn: bool) -> Result<(), CallErr>
 #[cold]
 fn start_over(run: &mut Run<'_>) {
     if !run.journal.is_empty() {
-        let (home, home_data) = (run.shard.id, run.data);
-        let extra: Vec<(usize, *mut ShardData)> = run.extra.iter().map(|e| (e.shard.id, e.data)).collect();
-        run.journal.roll_back(|id| {
-            if id == home {
-                return Some(home_data);
-            }
-            extra.iter().find(|(i, _)| *i == id).map(|&(_, d)| d)
-        });
+        // Out of the Run while it runs, so that `held_data` can read the Run.
+        let mut journal = std::mem::replace(&mut run.journal, super::undo::Journal::new());
+        journal.roll_back(|id| held_data(run, id));
+        run.journal = journal;
     }
     run.abort = Some(Abort::Widen);
 }

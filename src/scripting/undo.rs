@@ -159,7 +159,8 @@ fn copy_size(v: &Value) -> usize {
 }
 
 /// Commands whose writes reach beyond their keys in the script's database
-/// (another database, another server): never journaled.
+/// (another database, another server): never journaled. (Whole-keyspace
+/// commands such as SWAPDB are not keyed, so never journaled either.)
 pub fn beyond_keys(cmd: Command) -> bool {
-    matches!(cmd.spec.name, "move" | "copy" | "migrate" | "swapdb")
+    matches!(cmd.spec.name, "move" | "copy" | "migrate")
 }
