@@ -921,8 +921,10 @@ fn start_over(run: &mut Run<'_>) {
     run.abort = Some(Abort::Widen);
 }
 
-/// A script that wrote could not enter another shard in time (standalone mode).
-pub const SHARD_BUSY_AFTER_WRITE: &str =
+/// A script whose writes cannot be taken back could not enter a shard below
+/// one it holds in time (standalone mode). `prepare_effects` keeps such a
+/// script from ever needing one; this bound stays in case it does.
+const SHARD_BUSY_AFTER_WRITE: &str =
     "Script attempted to access a key on a busy shard after it wrote; its next runs enter that shard from the start";
 
 /// The script's own copy of the caller's state, for connection-level
