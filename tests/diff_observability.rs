@@ -106,6 +106,53 @@ fn monitor_shows_commands_scripts_and_transactions_as_redis() {
     assert!(list.contains("flags=O"), "{list}");
 }
 
+/// A blocking command is shown when it blocks, as Redis shows it (Redis
+/// 7.0 feeds monitors once a command returns, and a blocked one returns at
+/// once): not again when it is served or times out, and not at all to a
+/// monitor that started after it blocked. (moonshard showed it when served,
+/// after the command that served it, and to monitors newer than it.)
+#[test]
+fn monitor_shows_a_blocking_command_when_it_blocks() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let got: Vec<Vec<String>> = pair
+        .ports
+        .iter()
+        .map(|&port| {
+            // Blocked before the monitor starts: never shown.
+            let mut early = Raw::connect(port);
+            early.send(&["BLPOP", "ml", "0"]);
+            std::thread::sleep(Duration::from_millis(100));
+            let mut m = Raw::connect(port);
+            assert_eq!(m.call(&["MONITOR"]), "+OK\r\n");
+            let mut c = Raw::connect(port);
+            assert_eq!(c.call(&["LPUSH", "ml", "a"]), ":1\r\n");
+            assert_eq!(early.reply(), "*2\r\n$2\r\nml\r\n$1\r\na\r\n");
+            // Blocked while watched: shown as it blocks, before what serves
+            // it; a timeout does not show it again.
+            let mut w = Raw::connect(port);
+            assert_eq!(w.call(&["BLPOP", "ml", "0.05"]), "*-1\r\n");
+            w.send(&["BLPOP", "ml", "0"]);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(c.call(&["RPUSH", "ml", "b"]), ":1\r\n");
+            assert_eq!(w.reply(), "*2\r\n$2\r\nml\r\n$1\r\nb\r\n");
+            assert_eq!(c.call(&["PING"]), "+PONG\r\n");
+            monitor_lines(&mut m, 5)
+        })
+        .collect();
+    assert_eq!(
+        got[1],
+        [
+            "[0 client] \"LPUSH\" \"ml\" \"a\"",
+            "[0 client] \"BLPOP\" \"ml\" \"0.05\"",
+            "[0 client] \"BLPOP\" \"ml\" \"0\"",
+            "[0 client] \"RPUSH\" \"ml\" \"b\"",
+            "[0 client] \"PING\"",
+        ],
+        "redis-server"
+    );
+    assert_eq!(got[0], got[1]);
+}
+
 #[test]
 fn latency_monitor_records_and_reports_as_redis() {
     let Some(pair) = start_pair(&[]) else { return };

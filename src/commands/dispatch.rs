@@ -40,6 +40,7 @@ pub enum Origin {
     AofLoad,
 }
 
+pub use crate::stats::monitor::Span;
 pub use crate::util::clock_ns;
 
 /// The clock and the statistics of consecutive calls by one caller (a
@@ -496,12 +497,16 @@ pub fn call_inline(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tall
         _ => Reply::err(crate::protocol::errors::INTERNAL_ROUTING),
     };
     if let Reply::Blocked = reply {
-        // Nothing happened: the session waits and calls again.
+        // Nothing happened: the session waits and calls again. MONITOR
+        // shows the command now, when it blocks, as Redis does.
+        if ctx.origin == Origin::Client {
+            monitor_blocked(ctx, cmd, args, start);
+        }
         return reply;
     }
     let end = clock_ns();
     tally.clock = end;
-    account(ctx.server, ctx.client, ctx.origin, ctx.db, cmd, args, end.saturating_sub(start), &reply, tally);
+    account(ctx.server, ctx.client, ctx.origin, ctx.db, cmd, args, Span { start, end }, &reply, tally);
     drain_effects(ctx, args, tally);
     // Client-side caching: the keys a read-only command read (after the
     // invalidations of keys it reaped, as Redis orders them). A script's
@@ -511,6 +516,16 @@ pub fn call_inline(ctx: &mut Ctx, cmd: Command, args: &[Bytes], tally: &mut Tall
         remember_keys(ctx, cmd, args, tracking);
     }
     reply
+}
+
+/// A blocking command that found nothing to serve: shown to MONITOR as it
+/// blocks (not again when it is served, times out or is unblocked).
+#[cold]
+fn monitor_blocked(ctx: &Ctx, cmd: Command, args: &[Bytes], start: u64) {
+    let monitors = &ctx.server.observers.monitors;
+    if !monitors.is_empty() && !cmd.spec.has(flags::SKIP_MONITOR) && !cmd.spec.has(flags::ADMIN) {
+        monitors.feed(ctx.client, ctx.origin, ctx.db, args, Span { start, end: clock_ns() });
+    }
 }
 
 #[cold]
@@ -545,7 +560,7 @@ pub fn call_conn(ctx: &mut ConnCtx, cmd: Command, args: &[Bytes], origin: Origin
             crate::propagate::emit(&server.propagation, db, args);
         }
     }
-    account(&server, &info, origin, db, cmd, args, end.saturating_sub(start), &reply, &mut tally);
+    account(&server, &info, origin, db, cmd, args, Span { start, end }, &reply, &mut tally);
     tally.publish(&server, &info);
     reply
 }
@@ -563,7 +578,17 @@ pub fn account_session(
 ) {
     let mut tally = Tally::at(start);
     let end = clock_ns();
-    account(server, client, Origin::Client, db, cmd, args, end.saturating_sub(start), reply, &mut tally);
+    account(server, client, Origin::Client, db, cmd, args, Span { start, end }, reply, &mut tally);
+    tally.publish(server, client);
+}
+
+/// Accounts for a blocking command that ends without being served (a
+/// timeout, CLIENT UNBLOCK, a redirection): counted as Redis counts it, and
+/// not shown to MONITOR again (it was when it blocked).
+pub fn account_unserved(server: &Server, client: &ClientInfo, db: usize, cmd: Command, args: &[Bytes], reply: &Reply) {
+    let now = clock_ns();
+    let mut tally = Tally::at(now);
+    account(server, client, Origin::Blocked, db, cmd, args, Span { start: now, end: now }, reply, &mut tally);
     tally.publish(server, client);
 }
 
@@ -572,7 +597,8 @@ pub fn account_session(
 /// does not show them when they end.
 pub fn monitor_script(server: &Server, client: &ClientInfo, db: usize, args: &[Bytes]) {
     if !server.observers.monitors.is_empty() {
-        server.observers.monitors.feed(client, Origin::Client, db, args);
+        let now = clock_ns();
+        server.observers.monitors.feed(client, Origin::Client, db, args, Span { start: now, end: now });
     }
 }
 
@@ -623,10 +649,11 @@ fn account(
     db: usize,
     cmd: Command,
     args: &[Bytes],
-    took_ns: u64,
+    span: Span,
     reply: &Reply,
     tally: &mut Tally,
 ) {
+    let took_ns = span.end.saturating_sub(span.start);
     let failed = match reply.error_text() {
         // A script's errors are counted as it ran (`scripting::settle`).
         Some(_) if crate::scripting::settles_errors(cmd) => false,
@@ -654,8 +681,13 @@ fn account(
     if obs.latency_monitor.threshold.load(Relaxed) != 0 {
         obs.latency_monitor.command(server, cmd, usec);
     }
-    if !obs.monitors.is_empty() && !cmd.spec.has(flags::SKIP_MONITOR) && !cmd.spec.has(flags::ADMIN) {
-        obs.monitors.feed(client, origin, db, args);
+    // A blocked command was shown when it blocked.
+    if !obs.monitors.is_empty()
+        && !cmd.spec.has(flags::SKIP_MONITOR)
+        && !cmd.spec.has(flags::ADMIN)
+        && origin != Origin::Blocked
+    {
+        obs.monitors.feed(client, origin, db, args, span);
     }
 }
 

@@ -13,6 +13,28 @@ use tokio::sync::mpsc;
 struct Watcher {
     info: Arc<ClientInfo>,
     tx: mpsc::UnboundedSender<Bytes>,
+    /// When the client started monitoring (`clock_ns`).
+    since: u64,
+}
+
+/// When a command ran, for the monitors (`clock_ns` readings).
+#[derive(Clone, Copy)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Span {
+    /// Whether a client that started monitoring at `since` must not see
+    /// this command: it was already running then. Redis runs commands one
+    /// at a time, so a monitor sees only those that begin after its MONITOR
+    /// (a client library that reads its MONITOR's `+OK` and a line in one
+    /// read cannot tell them apart); here another thread's command may be
+    /// half done when MONITOR is registered. A clock that stepped back
+    /// (`end` before `since`) shows the command rather than hide it.
+    fn began_before(self, since: u64) -> bool {
+        self.start < since && since <= self.end
+    }
 }
 
 #[derive(Default)]
@@ -25,8 +47,9 @@ impl Monitors {
     /// Adds a monitoring client; its lines arrive on the returned queue.
     pub fn add(&self, info: Arc<ClientInfo>) -> mpsc::UnboundedReceiver<Bytes> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let since = crate::util::clock_ns();
         let mut list = self.list.lock();
-        list.push(Watcher { info, tx });
+        list.push(Watcher { info, tx, since });
         self.count.store(list.len(), Ordering::Release);
         rx
     }
@@ -45,8 +68,9 @@ impl Monitors {
         self.len() == 0
     }
 
-    /// Shows a command that ran in database `db` to every monitor.
-    pub fn feed(&self, client: &ClientInfo, origin: Origin, db: usize, args: &[Bytes]) {
+    /// Shows a command that ran in database `db` during `span` to every
+    /// monitor that was watching when it began.
+    pub fn feed(&self, client: &ClientInfo, origin: Origin, db: usize, args: &[Bytes], span: Span) {
         if self.count.load(Ordering::Relaxed) == 0 || origin == Origin::AofLoad {
             return;
         }
@@ -67,7 +91,9 @@ impl Monitors {
         line.extend_from_slice(b"\r\n");
         let line = Bytes::from(line);
         let mut list = self.list.lock();
-        list.retain(|w| !w.info.killed.load(Ordering::Relaxed) && w.tx.send(line.clone()).is_ok());
+        list.retain(|w| {
+            !w.info.killed.load(Ordering::Relaxed) && (span.began_before(w.since) || w.tx.send(line.clone()).is_ok())
+        });
         self.count.store(list.len(), Ordering::Release);
     }
 }
