@@ -113,3 +113,46 @@ fn incomplete_frames_wait_and_whole_long_inline_lines_run() {
     assert!(got[1].starts_with(b"$70000\r\n"), "redis-server runs a whole 70 KB inline line");
     assert_eq!(got[0], got[1]);
 }
+
+/// A blocked client that hangs up (closes its sending side) is gone, with
+/// whatever it pipelined behind the blocking command, whether that came in
+/// the same packet or later: Redis frees it, so the command behind never
+/// runs and the element pushed next is not taken. The connection ends with
+/// a FIN, not a reset. (moonshard ran the pipelined SET, and did not notice
+/// a hang-up behind input it had not read yet.)
+#[test]
+fn a_blocked_client_that_hangs_up_takes_its_pipeline_with_it() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let blpop = raw_resp::encode(&["BLPOP", "hl", "0"]);
+    let set = raw_resp::encode(&["SET", "hf", "1"]);
+    for together in [true, false] {
+        let got: Vec<String> = pair
+            .ports
+            .iter()
+            .map(|&port| {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                if together {
+                    s.write_all(&[blpop.clone(), set.clone()].concat()).unwrap();
+                } else {
+                    s.write_all(&blpop).unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                    s.write_all(&set).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 64];
+                let end = match s.read(&mut buf) {
+                    Ok(0) => "closed".to_string(),
+                    Ok(n) => format!("replied {:?}", String::from_utf8_lossy(&buf[..n])),
+                    Err(e) => format!("failed: {:?}", e.kind()),
+                };
+                let mut c = raw_resp::Raw::connect(port);
+                let after = [c.call(&["LPUSH", "hl", "x"]), c.call(&["GET", "hf"]), c.call(&["LPOP", "hl"])];
+                format!("{end}; {}", after.concat())
+            })
+            .collect();
+        assert_eq!(got[1], "closed; :1\r\n$-1\r\n$1\r\nx\r\n", "redis-server, together: {together}");
+        assert_eq!(got[0], got[1], "together: {together}");
+    }
+}

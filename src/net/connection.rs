@@ -174,6 +174,33 @@ impl Socket<'_> {
         }
     }
 
+    /// Waits until the peer has closed its sending side (or the connection
+    /// failed), even with unread input still queued before that end: a
+    /// client blocked with requests pipelined behind its blocking command
+    /// that hangs up is gone, as Redis finds it (it reads on while a client
+    /// is blocked). Nothing is read: the input stays for later. The kernel
+    /// tells a hang-up apart from more input (EPOLLRDHUP, which tokio shows
+    /// as `is_read_closed` and never clears); plain input only clears the
+    /// readiness so that the wait sleeps until the next event.
+    pub async fn read_closed(self) {
+        let nothing = || Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        loop {
+            let ready = match self {
+                Socket::Tcp(s) => s.ready(tokio::io::Interest::READABLE).await,
+                Socket::Unix(s) => s.ready(tokio::io::Interest::READABLE).await,
+            };
+            match ready {
+                Ok(r) if !r.is_read_closed() => {
+                    let _ = match self {
+                        Socket::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, nothing),
+                        Socket::Unix(s) => s.try_io(tokio::io::Interest::READABLE, nothing),
+                    };
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// Waits for input and copies its first bytes into `buf`, leaving them
     /// in the socket (0: the peer closed its side).
     pub async fn peek(self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -190,14 +217,30 @@ impl Socket<'_> {
         }
     }
 
+    /// Reads and drops what a peer that hung up still had queued (at most
+    /// 1 MB), so that closing the connection ends it with a FIN, as Redis's
+    /// does (it had read that input), not with a reset.
+    pub fn discard_input(self) {
+        let mut scratch = [0u8; 16 * 1024];
+        for _ in 0..64 {
+            // SAFETY: `scratch` is valid and writable for its whole length
+            // during the call; the stream keeps the fd open.
+            let n = unsafe { libc::recv(self.fd(), scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_DONTWAIT) };
+            if n <= 0 {
+                break;
+            }
+        }
+    }
+
     /// True when the peer has closed its side (checked without waiting).
     pub fn peer_closed(self) -> bool {
-        let mut b = [0u8; 1];
-        match recv_peek(self.fd(), &mut b, libc::MSG_DONTWAIT) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted),
-        }
+        // poll(2) with POLLRDHUP sees a hang-up even behind unread input
+        // (pipelined requests), where a peek would read that input first.
+        let mut fds = libc::pollfd { fd: self.fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
+        // SAFETY: one valid pollfd, for the duration of the call; a zero
+        // timeout never sleeps. The stream keeps `fd` open.
+        let n = unsafe { libc::poll(&mut fds, 1, 0) };
+        n > 0 && fds.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

@@ -110,6 +110,11 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
     let mut blocked: Option<Blocked> = None;
     loop {
         let gone = registered && stream.socket().peer_closed();
+        if gone {
+            // Not served, and nothing pipelined behind it runs (as below).
+            conn.client.close_after_reply = true;
+            stream.socket().discard_input();
+        }
         // A retry waits out a running script instead of answering BUSY.
         let threshold = if registered { u64::MAX } else { server.busy_threshold() };
         let done = match server.shards.lock_many(&ids, threshold).await {
@@ -184,12 +189,13 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 r = stream.socket().peek(&mut peek), if watch_socket => match r {
                     Ok(0) | Err(_) => Some(Wake::Gone),
                     // Pipelined input behind the blocking command: it waits
-                    // for us; stop watching the socket (it stays readable).
+                    // for us; from now on only a hang-up behind it counts.
                     Ok(_) => {
                         watch_socket = false;
                         None
                     }
                 },
+                _ = stream.socket().read_closed(), if !watch_socket => Some(Wake::Gone),
                 _ = info.kill_notify.notified() => if info.killed.load(Ordering::Acquire) {
                     Some(Wake::Gone)
                 } else {
@@ -228,7 +234,13 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
                 )
             }
             Wake::Unblocked => Reply::NilArray,
-            Wake::Gone => Reply::NoReply,
+            Wake::Gone => {
+                // What the client pipelined behind the command is dropped
+                // with it, as Redis frees a blocked client that hangs up.
+                conn.client.close_after_reply = true;
+                stream.socket().discard_input();
+                Reply::NoReply
+            }
             Wake::Redirected(reply) => reply,
         };
         drop(blocked);
@@ -241,7 +253,7 @@ pub async fn run(conn: &mut Session, cmd: Command, args: &[Bytes], ids: Vec<usiz
         if !matches!(reply, Reply::NoReply) {
             // The command ends without being served: counted as Redis counts
             // a timed-out or unblocked command.
-            dispatch::account_session(&server, &conn.client.info, db, cmd, args, dispatch::clock_ns(), &reply);
+            dispatch::account_unserved(&server, &conn.client.info, db, cmd, args, &reply);
         }
         return reply;
     }
