@@ -140,8 +140,7 @@ pub fn startup_memory() -> u64 {
 
 /// Resident set size of the process, from /proc (0 where unavailable).
 pub fn rss_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
+    let pages = crate::util::read_proc("/proc/self/statm")
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
         .unwrap_or(0);
     pages * 4096

@@ -156,16 +156,38 @@ pub fn allocation_limit() -> u64 {
     never_overcommit.then(commit_limit).flatten().unwrap_or(1 << 47)
 }
 
-/// The machine's physical memory in bytes (0 when /proc does not say).
+/// The machine's physical memory in bytes (0 when /proc does not say),
+/// read once, as Redis reads it at start-up.
 pub fn total_system_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        read_proc("/proc/meminfo")
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    })
+}
+
+/// The text of a small file under /proc or /sys (None where it cannot be
+/// read). Unlike `fs::read_to_string`, no `statx` first to size the buffer
+/// (those files report size 0 anyway): INFO reads several per call.
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(buf).ok()
 }
 
 #[cfg(test)]
