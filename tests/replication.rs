@@ -840,3 +840,35 @@ fn replica_with_default_save_points_and_aof_keeps_the_synced_dataset() {
     assert_ne!(q(&mut r, "DBSIZE"), "0");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bind-source-addr`: a replica connects to its master from that address,
+/// which the master reports (INFO `slave0:ip=`), both ways with redis-server.
+#[test]
+fn replicas_connect_from_bind_source_addr() {
+    // 127.0.0.2 is not a local client to protected mode.
+    let Some(master) = repl_redis(&["--protected-mode", "no"]) else { return };
+    let mut m = master.client();
+    let replica = repl_moonshard(2, &[]);
+    let mut r = replica.client();
+    assert_eq!(q(&mut r, "CONFIG SET bind-source-addr 127.0.0.2"), "OK");
+    assert_eq!(q(&mut r, &format!("REPLICAOF 127.0.0.1 {}", master.port)), "OK");
+    wait_until(10, "the moonshard replica to connect", || field_of(&mut m, "replication", "connected_slaves") == "1");
+    let line = field_of(&mut m, "replication", "slave0");
+    assert!(line.starts_with("ip=127.0.0.2,"), "redis-server master's slave0 line: {line}");
+
+    let ours = repl_moonshard(2, &["--protected-mode", "no"]);
+    let mut o = ours.client();
+    let port = ours.port.to_string();
+    let Some(theirs) = redis_server_with(&["--bind-source-addr", "127.0.0.2", "--replicaof", "127.0.0.1", &port])
+    else {
+        return;
+    };
+    let mut t = theirs.client();
+    wait_until(10, "the redis-server replica to connect", || {
+        field_of(&mut o, "replication", "connected_slaves") == "1"
+    });
+    let line = field_of(&mut o, "replication", "slave0");
+    assert!(line.starts_with("ip=127.0.0.2,"), "moonshard master's slave0 line: {line}");
+    assert_eq!(q(&mut o, "SET k v"), "OK");
+    wait_until(10, "the write to reach the replica", || q(&mut t, "GET k") == "v");
+}

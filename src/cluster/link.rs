@@ -360,7 +360,15 @@ async fn outbound(
     (rx, io): (tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>, Arc<LinkIo>),
     timeout_ms: u64,
 ) {
-    let connect = TcpStream::connect((ip.as_str(), port));
+    // From `bind-source-addr` when set, as Redis's bus connects.
+    let source = cluster.server.get().and_then(|s| s.upgrade()).and_then(|s| s.config.get("bind-source-addr"));
+    let connect = async {
+        let peer = tokio::net::lookup_host((ip.as_str(), port))
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address for the node"))?;
+        crate::net::outbound::connect(peer, source.as_deref().unwrap_or_default()).await
+    };
     let stream = match tokio::time::timeout(Duration::from_millis(timeout_ms.clamp(100, 5000)), connect).await {
         Ok(Ok(s)) => s,
         _ => {

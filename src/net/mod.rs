@@ -5,4 +5,5 @@ pub mod connection;
 pub mod eviction;
 pub mod limits;
 pub mod listener;
+pub mod outbound;
 pub mod tls;

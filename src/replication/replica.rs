@@ -269,8 +269,9 @@ fn sync_with_master(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> st
     // Every address the name resolves to, in order, as Redis's connect does
     // (`localhost` may give ::1 first to a master listening on 127.0.0.1 only).
     let mut connected = Err(std::io::Error::other("no address for the master"));
+    let source = server.config.get("bind-source-addr").unwrap_or_default();
     for addr in std::net::ToSocketAddrs::to_socket_addrs(&(host, port))? {
-        connected = std::net::TcpStream::connect_timeout(&addr, timeout);
+        connected = crate::net::outbound::connect_timeout(&addr, &source, timeout);
         if connected.is_ok() {
             break;
         }
