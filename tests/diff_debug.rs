@@ -629,3 +629,42 @@ fn disable_deny_scripts() {
     assert!(e.contains("DEBUG DIGEST from a script"), "{e}");
     let _ = d.check(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]);
 }
+
+/// DEBUG RELOAD NOFLUSH loads the file over a dataset that was not emptied:
+/// without MERGE, a library that still exists fails the load (Redis's
+/// "Library 'name' already exists", logged) before the keys behind it in the
+/// file; with MERGE the file's libraries and keys replace those of the same
+/// names. (moonshard merged in both cases.)
+#[test]
+fn reload_noflush_without_merge_refuses_existing_libraries() {
+    let Some(mut d) = start() else { return };
+    let lib = |n: &str| format!("#!lua name={n}\nredis.register_function('{n}', function() return 'hello' end)");
+    let (one, two) = (lib("test1"), lib("test2"));
+    for c in [
+        &["SET", "{t}x", "1"][..],
+        &["FUNCTION", "LOAD", &one],
+        &["DEBUG", "RELOAD"],
+        &["FUNCTION", "LOAD", &two],
+        &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"],
+        &["FCALL", "test1", "0"],
+        &["FCALL", "test2", "0"],
+        &["DEBUG", "RELOAD", "NOFLUSH"],
+        &["FCALL", "test2", "0"],
+        &["GET", "{t}x"],
+        &["DBSIZE"],
+        &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"],
+        &["FUNCTION", "DELETE", "test1"],
+        &["FUNCTION", "DELETE", "test2"],
+        &["RENAME", "{t}x", "{t}y"],
+        // Nothing of the file exists any more (a key of the file that
+        // exists would stop redis-server: "Duplicated key found in RDB
+        // file"): it loads next to what is there.
+        &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH"],
+        &["FCALL", "test1", "0"],
+        &["MGET", "{t}x", "{t}y"],
+    ] {
+        d.check(c);
+    }
+    let refused = d.check(&["DEBUG", "RELOAD", "NOFLUSH"]);
+    assert!(format!("{refused:?}").contains("Error trying to load the RDB dump"), "{refused:?}");
+}

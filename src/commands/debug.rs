@@ -116,7 +116,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return Reply::err("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
             }
             let has = |w: &str| args[2..].iter().any(|o| eq(o, w));
-            reload(ctx, !has("nosave"), !has("noflush"))
+            reload(ctx, !has("nosave"), !has("noflush"), has("merge"))
         }
         (b"loadaof", _) if !every_shard(ctx) => from_script(&sub),
         (b"loadaof", _) => loadaof(ctx),
@@ -222,8 +222,9 @@ fn eq(arg: &[u8], word: &str) -> bool {
 
 /// The error of a subcommand that pokes an internal moonshard does not have.
 /// DEBUG RELOAD: saves the dataset (unless NOSAVE), empties it (unless
-/// NOFLUSH) and loads the file back, every shard held throughout.
-fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
+/// NOFLUSH) and loads the file back, every shard held throughout. Without
+/// MERGE, a library of the file that was not emptied first fails the load.
+fn reload(ctx: &mut Ctx, save: bool, flush: bool, merge: bool) -> Reply {
     let server = ctx.server;
     if save {
         let held: Vec<&crate::shard::ShardData> = ctx.shards().iter().map(|s| &**s).collect();
@@ -237,8 +238,13 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
     let loaded = std::fs::File::open(crate::persist::save::rdb_path(server)).map_err(|e| e.to_string()).and_then(|f| {
         let size = f.metadata().map_or(0, |m| m.len());
         let mut target = crate::persist::load::Target::Held(ctx.shards());
+        let input = std::io::BufReader::new(f);
         server.persist.while_loading(size, || {
-            crate::persist::load::read_into(server, std::io::BufReader::new(f), &mut target, false)
+            if flush || merge {
+                crate::persist::load::read_into(server, input, &mut target, false)
+            } else {
+                crate::persist::load::read_into_keeping_libraries(server, input, &mut target)
+            }
         })
     });
     match loaded {
@@ -248,7 +254,7 @@ fn reload(ctx: &mut Ctx, save: bool, flush: bool) -> Reply {
         }
         Err(e) => {
             crate::net::listener::log(server, "warning", &e);
-            Reply::err("Error trying to load the RDB dump, check server logs.")
+            Reply::err("Error trying to load the RDB dump")
         }
     }
 }

@@ -111,6 +111,38 @@ pub fn read_into<R: BufRead>(
     target: &mut Target,
     verbose: bool,
 ) -> Result<(R, Loaded), String> {
+    read_into_with(server, input, target, verbose, Libraries::Replace)
+}
+
+/// `read_into` on a dataset that was not emptied first (DEBUG RELOAD
+/// NOFLUSH without MERGE): a library of the file that exists already fails
+/// the load as it is met, before the keys that follow it in the file, as
+/// Redis's load without `RDBFLAGS_ALLOW_DUP` does.
+pub fn read_into_keeping_libraries<R: BufRead>(
+    server: &Server,
+    input: R,
+    target: &mut Target,
+) -> Result<(R, Loaded), String> {
+    read_into_with(server, input, target, false, Libraries::Keep)
+}
+
+/// What a load does with the function libraries of the file.
+enum Libraries<'a> {
+    /// Loaded at the end, replacing libraries of the same names.
+    Replace,
+    /// Loaded as they are met; one whose name exists fails the load.
+    Keep,
+    /// Their code is handed to the caller, nothing loaded.
+    Defer(&'a mut Vec<Bytes>),
+}
+
+fn read_into_with<R: BufRead>(
+    server: &Server,
+    input: R,
+    target: &mut Target,
+    verbose: bool,
+    libraries: Libraries,
+) -> Result<(R, Loaded), String> {
     match target {
         Target::Lock(shards) => {
             let shards: &crate::shard::Shards = shards;
@@ -121,13 +153,13 @@ pub fn read_into<R: BufRead>(
                         insert_items(&mut shards.get(id).lock_blocking(), items);
                     }
                 });
-                let result = read_with(server, input, &mut Sink::Pipe(tx, shards), verbose, None);
+                let result = read_with(server, input, &mut Sink::Pipe(tx, shards), verbose, libraries);
                 // The sender is gone with the sink: the inserter ends once it drained.
                 let _ = inserter.join();
                 result
             })
         }
-        held => read_with(server, input, &mut Sink::Direct(held), verbose, None),
+        held => read_with(server, input, &mut Sink::Direct(held), verbose, libraries),
     }
 }
 
@@ -142,18 +174,17 @@ pub fn read_aside<R: BufRead>(
 ) -> Result<(R, Loaded, Vec<Bytes>), String> {
     let mut codes = Vec::new();
     let mut target = Target::Lock(side);
-    let (input, loaded) = read_with(server, input, &mut Sink::Direct(&mut target), false, Some(&mut codes))?;
+    let (input, loaded) =
+        read_with(server, input, &mut Sink::Direct(&mut target), false, Libraries::Defer(&mut codes))?;
     Ok((input, loaded, codes))
 }
 
-/// `defer_functions`: where the function libraries' code goes instead of
-/// being loaded.
 fn read_with<R: BufRead>(
     server: &Server,
     input: R,
     sink: &mut Sink,
     verbose: bool,
-    defer_functions: Option<&mut Vec<Bytes>>,
+    libraries: Libraries,
 ) -> Result<(R, Loaded), String> {
     let opts = ReaderOptions {
         checksum: server.config.get("rdbchecksum").as_deref() != Some("no")
@@ -210,6 +241,13 @@ fn read_with<R: BufRead>(
                         log(server, "notice", &format!("RDB memory usage when created {mb:.2} Mb"));
                     }
                     _ => {}
+                }
+            }
+            Item::Function(code) if matches!(libraries, Libraries::Keep) => {
+                loaded.functions += 1;
+                if let Err(e) = crate::scripting::functions::load_saved_libraries(server, vec![code], false) {
+                    failure = Some(format!("Failed loading library: {e}"));
+                    break;
                 }
             }
             Item::Function(code) => codes.push(code),
@@ -281,17 +319,17 @@ fn read_with<R: BufRead>(
     for (shard, batch) in batches.iter_mut().enumerate() {
         sink.insert(shard, batch);
     }
-    loaded.functions = codes.len();
+    loaded.functions += codes.len();
     loaded.empty_skipped = reader.empty_keys_skipped();
     loaded.empty_named = reader.empty_keys_named().to_vec();
     if let (Some(stream_db), Some(id), Some(offset)) = (repl_db, repl_id, repl_offset) {
         loaded.repl = Some(super::rdb::ReplInfo { stream_db, id, offset });
     }
-    if let Some(out) = defer_functions {
-        *out = codes;
-    } else if !codes.is_empty() {
-        crate::scripting::functions::load_saved_libraries(server, codes)
-            .map_err(|e| format!("Failed loading library: {e}"))?;
+    match libraries {
+        Libraries::Defer(out) => *out = codes,
+        _ if codes.is_empty() => {}
+        _ => crate::scripting::functions::load_saved_libraries(server, codes, true)
+            .map_err(|e| format!("Failed loading library: {e}"))?,
     }
     p.loading_loaded_bytes.store(reader.position(), Ordering::Relaxed);
     Ok((reader.into_inner(), loaded))

@@ -645,7 +645,7 @@ fn swap_in(
         std::mem::swap(&mut mine.dbs, &mut loaded.lock_blocking().dbs);
     }
     if !codes.is_empty() {
-        if let Err(e) = crate::scripting::functions::load_saved_libraries(server, codes) {
+        if let Err(e) = crate::scripting::functions::load_saved_libraries(server, codes, true) {
             log(server, "warning", &format!("Failed loading library: {e}"));
         }
     }

@@ -476,7 +476,9 @@ pub fn library_codes(server: &Server) -> Vec<Bytes> {
 
 /// Loads libraries read from an RDB file (replacing any of the same name,
 /// as Redis's loader does). Err: the text of the first refusal.
-pub fn load_saved_libraries(server: &Server, codes: Vec<Bytes>) -> Result<(), String> {
+/// `replace`: a library whose name exists replaces it; otherwise it fails
+/// with Redis's "Library 'name' already exists".
+pub fn load_saved_libraries(server: &Server, codes: Vec<Bytes>, replace: bool) -> Result<(), String> {
     let mut libs = Vec::new();
     for code in codes {
         match build_library(server, &code, true) {
@@ -487,7 +489,7 @@ pub fn load_saved_libraries(server: &Server, codes: Vec<Bytes>) -> Result<(), St
             }
         }
     }
-    server.scripts.functions.install(libs, true, false)
+    server.scripts.functions.install(libs, replace, !replace)
 }
 
 /// Drops every library (DEBUG RELOAD before loading the file back).
