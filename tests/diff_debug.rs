@@ -663,7 +663,7 @@ fn reload_noflush_without_merge_refuses_existing_libraries() {
         &["FCALL", "test1", "0"],
         &["MGET", "{t}x", "{t}y"],
     ] {
-        d.check(c);
+        let _ = d.check(c);
     }
     let refused = d.check(&["DEBUG", "RELOAD", "NOFLUSH"]);
     assert!(format!("{refused:?}").contains("Error trying to load the RDB dump"), "{refused:?}");

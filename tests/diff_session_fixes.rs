@@ -156,3 +156,37 @@ fn a_blocked_client_that_hangs_up_takes_its_pipeline_with_it() {
         assert_eq!(got[0], got[1], "together: {together}");
     }
 }
+
+/// A command pipelined behind a blocking one, in a later packet, runs once
+/// the blocking command is served (the wait for a hang-up behind that input
+/// must leave it readable).
+#[test]
+fn a_request_behind_a_blocked_command_runs_once_it_is_served() {
+    let Some(pair) = start_pair(&[]) else { return };
+    let got: Vec<String> = pair
+        .ports
+        .iter()
+        .map(|&port| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(&raw_resp::encode(&["BLPOP", "pl", "0"])).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            s.write_all(&raw_resp::encode(&["PING"])).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut c = raw_resp::Raw::connect(port);
+            assert_eq!(c.call(&["LPUSH", "pl", "x"]), ":1\r\n");
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0u8; 256];
+            let want = b"*2\r\n$2\r\npl\r\n$1\r\nx\r\n+PONG\r\n".len();
+            while out.len() < want {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .collect();
+    assert_eq!(got[1], "*2\r\n$2\r\npl\r\n$1\r\nx\r\n+PONG\r\n", "redis-server");
+    assert_eq!(got[0], got[1]);
+}

@@ -179,24 +179,31 @@ impl Socket<'_> {
     /// client blocked with requests pipelined behind its blocking command
     /// that hangs up is gone, as Redis finds it (it reads on while a client
     /// is blocked). Nothing is read: the input stays for later. The kernel
-    /// tells a hang-up apart from more input (EPOLLRDHUP, which tokio shows
-    /// as `is_read_closed` and never clears); plain input only clears the
-    /// readiness so that the wait sleeps until the next event.
+    /// tells a hang-up apart from more input (EPOLLRDHUP, `is_read_closed`).
+    /// The wait watches a duplicate of the descriptor, registered on its
+    /// own: clearing the stream's readiness for input it has not read would
+    /// leave its next read waiting for an event that never comes.
     pub async fn read_closed(self) {
-        let nothing = || Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        // SAFETY: `dup` of a descriptor the stream keeps open; the copy is
+        // owned (closed) by `OwnedFd` from here on.
+        let copy = unsafe { libc::dup(self.fd()) };
+        if copy < 0 {
+            return std::future::pending().await;
+        }
+        // SAFETY: `copy` is a fresh descriptor nothing else owns.
+        let copy = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+        // SAFETY: the OwnedFd stays open, as the same descriptor, for as
+        // long as the AsyncFd that owns it lives.
+        let registered =
+            unsafe { tokio::io::unix::AsyncFd::register_with_interest(copy, tokio::io::Interest::READABLE) };
+        let Ok(watch) = registered else {
+            return std::future::pending().await;
+        };
         loop {
-            let ready = match self {
-                Socket::Tcp(s) => s.ready(tokio::io::Interest::READABLE).await,
-                Socket::Unix(s) => s.ready(tokio::io::Interest::READABLE).await,
-            };
-            match ready {
-                Ok(r) if !r.is_read_closed() => {
-                    let _ = match self {
-                        Socket::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, nothing),
-                        Socket::Unix(s) => s.try_io(tokio::io::Interest::READABLE, nothing),
-                    };
-                }
-                _ => return,
+            match watch.readable().await {
+                Ok(guard) if guard.ready().is_read_closed() => return,
+                Ok(mut guard) => guard.clear_ready(),
+                Err(_) => return,
             }
         }
     }
