@@ -48,6 +48,42 @@ fn run_node(server: &common::Proc, prefix: &str) {
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }
 
+/// node-redis (the `redis` package, v5) step by step against moonshard and
+/// against redis-server 7.0, RESP2 and RESP3: every type's commands through
+/// the library's own reply transforms, SCAN iterators, MULTI and WATCH,
+/// scripts and functions, blocking pops on duplicated clients, pub/sub
+/// (plain, pattern and sharded), CLIENT/HELLO/COMMAND/CONFIG introspection
+/// and error texts. Each step's result must be the same line from both
+/// (tests/node/node_redis_steps.mjs; orders Redis leaves unspecified are
+/// sorted there).
+#[test]
+fn node_redis_steps_answer_as_redis_server_does() {
+    if !node::packages_ready("the node-redis steps") {
+        return;
+    }
+    let Some(theirs) = common::redis_server() else { return };
+    let ours = common::moonshard(&["--shards", "4"]);
+    let steps = |port: u16, resp: &str| {
+        let out = Command::new("node")
+            .args(["node_redis_steps.mjs", &port.to_string(), resp])
+            .current_dir(node::dir())
+            .output()
+            .expect("node could not start");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "node failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    for resp in ["2", "3"] {
+        let (a, b) = (steps(ours.port, resp), steps(theirs.port, resp));
+        assert!(b.lines().count() > 80, "redis-server's run stopped early:\n{b}");
+        assert!(!a.contains("TIMEOUT") && !b.contains("TIMEOUT"), "a step hung:\n{a}\n{b}");
+        for (x, y) in a.lines().zip(b.lines()) {
+            assert_eq!(x, y, "RESP{resp}: moonshard's line, then redis-server's");
+        }
+        assert_eq!(a.lines().count(), b.lines().count(), "RESP{resp}");
+    }
+}
+
 /// ioredis over TLS with a client certificate (tests/node/ioredis_tls.mjs).
 #[test]
 fn ioredis_over_tls() {

@@ -1,4 +1,4 @@
-//! Node.js with tests/node's packages (BullMQ, ioredis), installed from the
+//! Node.js with tests/node's packages (BullMQ, ioredis, node-redis), installed from the
 //! committed lock file (`npm ci`) on first use. Tests run in parallel and
 //! test binaries may too, so the install is serialized with a file lock
 //! (two `npm ci` at once race on node_modules). Skips loudly without node
@@ -35,7 +35,8 @@ pub fn packages_ready(what: &str) -> bool {
     if lock.lock().is_err() {
         return skip("cannot lock target/npm.lock".into());
     }
-    if dir().join("node_modules").join("bullmq").exists() {
+    // Every package of package.json (an older install may lack a newer one).
+    if ["bullmq", "ioredis", "redis"].iter().all(|p| dir().join("node_modules").join(p).exists()) {
         return true;
     }
     match Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir()).output() {
