@@ -480,6 +480,14 @@ fn transfers_by_new_scripts(extra: &[&str], publish: &str) {
     assert!(moved > 50, "too little ran: {moved} transfers");
     let logged: i64 = keys.iter().map(|k| q(&mut c, &format!("LLEN log:{k}")).parse::<i64>().unwrap()).sum();
     assert_eq!(logged as u64, moved, "each transfer logged once");
+    // Counted once too (Redis runs each script once): a run taken back
+    // withdraws its calls and its changes from the statistics.
+    for cmd in ["decrby", "rpush", "incrby"] {
+        let line = common::field_of(&mut c, "commandstats", &format!("cmdstat_{cmd}"));
+        assert!(line.starts_with(&format!("calls={moved},")), "cmdstat_{cmd}:{line} after {moved} transfers");
+    }
+    let changes = common::field_of(&mut c, "persistence", "rdb_changes_since_last_save");
+    assert_eq!(changes, (4 + 3 * moved).to_string(), "dirty count after {moved} transfers");
     if let Some(ps) = events.as_mut() {
         let mut announced = 0;
         while ps.get_message().is_ok() {

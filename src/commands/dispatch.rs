@@ -63,6 +63,18 @@ pub struct Tally {
     /// script's calls): the client's last command (CLIENT LIST `cmd=`)
     /// stays the outer one, as in Redis.
     nested: bool,
+    /// A run that may be taken back (a standalone-mode script that starts
+    /// over): what it publishes is also noted in `RETRACTABLE`, so that
+    /// `withdraw` can take it out again.
+    retractable: bool,
+}
+
+thread_local! {
+    /// What the retractable run on this thread published so far, per command
+    /// (id, calls, usec, failed). A thread runs one script at a time, and
+    /// scripts do not nest. Kept out of `Tally`, which every call path
+    /// carries, so that the others pay nothing for it.
+    static RETRACTABLE: std::cell::RefCell<Vec<(usize, u64, u64, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Tally {
@@ -84,13 +96,60 @@ impl Tally {
 
     /// A run starting at `clock` (ns since the epoch), read by the caller.
     pub fn at(clock: u64) -> Tally {
-        Tally { clock, cmd: None, calls: 0, usec: 0, failed: 0, dirty: 0, histogram: None, nested: false }
+        Tally {
+            clock,
+            cmd: None,
+            calls: 0,
+            usec: 0,
+            failed: 0,
+            dirty: 0,
+            histogram: None,
+            nested: false,
+            retractable: false,
+        }
     }
 
     /// A run of the commands of another command (EXEC, a script) starting
     /// now: they do not become the client's last command.
     pub fn nested() -> Tally {
         Tally { nested: true, ..Tally::start() }
+    }
+
+    /// `nested`, for a run that may be taken back and run again (see
+    /// `withdraw`): Redis counts a script's commands once.
+    pub fn nested_retractable() -> Tally {
+        RETRACTABLE.with_borrow_mut(Vec::clear);
+        Tally { retractable: true, ..Tally::nested() }
+    }
+
+    /// Takes back everything this run counted (calls, their time and
+    /// failures, the dirty count): the run was undone and runs again. Only
+    /// for a `nested_retractable` tally; others keep their counts.
+    pub fn withdraw(&mut self, server: &Server) {
+        if !self.retractable {
+            return;
+        }
+        let stats = &server.stats;
+        RETRACTABLE.with_borrow_mut(|published| {
+            for (id, calls, usec, failed) in published.drain(..) {
+                stats.commands_processed.fetch_sub(calls, Relaxed);
+                let s = &stats.commands[id];
+                s.calls.fetch_sub(calls, Relaxed);
+                s.usec.fetch_sub(usec, Relaxed);
+                s.failed.fetch_sub(failed, Relaxed);
+            }
+        });
+        (self.cmd, self.calls, self.usec, self.failed, self.dirty) = (None, 0, 0, 0, 0);
+    }
+
+    /// Notes what a retractable run published (see `withdraw`).
+    #[cold]
+    fn note_published(&self, id: usize) {
+        RETRACTABLE.with_borrow_mut(|published| match published.iter_mut().find(|p| p.0 == id) {
+            // One entry per command: as many as the script uses commands.
+            Some(p) => (p.1, p.2, p.3) = (p.1 + self.calls, p.2 + self.usec, p.3 + self.failed),
+            None => published.push((id, self.calls, self.usec, self.failed)),
+        });
     }
 
     #[inline(always)]
@@ -129,6 +188,9 @@ impl Tally {
         }
         if !self.nested {
             client.last_cmd.store(cmd.id, Relaxed);
+        }
+        if self.retractable {
+            self.note_published(cmd.id);
         }
         (self.calls, self.usec, self.failed) = (0, 0, 0);
     }

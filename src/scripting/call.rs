@@ -912,6 +912,8 @@ fn enter_shard(run: &mut Run<'_>, id: usize, learn: bool) -> Result<(), CallErr>
 /// back and it is rerun with the shards `Run::entered` names.
 #[cold]
 fn start_over(run: &mut Run<'_>) {
+    // Its calls are counted once, by the run that completes.
+    run.tally.withdraw(run.server);
     if !run.journal.is_empty() {
         // Out of the Run while it runs, so that `held_data` can read the Run.
         let mut journal = std::mem::replace(&mut run.journal, super::undo::Journal::new());

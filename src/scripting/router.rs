@@ -534,7 +534,12 @@ fn run_with_vm<'a>(
         args_buf: Vec::new(),
         reply: Reply::Nil,
         failed_calls: None,
-        tally: crate::commands::dispatch::Tally::nested(),
+        // Standalone mode: a run may be taken back and run again.
+        tally: if server.standalone {
+            crate::commands::dispatch::Tally::nested_retractable()
+        } else {
+            crate::commands::dispatch::Tally::nested()
+        },
     };
     let reply = match &req.job {
         Job::Script(script, cached) => {
