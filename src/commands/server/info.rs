@@ -96,7 +96,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if lazily_expired > 0 {
         server.stats.expired_keys.fetch_add(lazily_expired, Ordering::Relaxed);
     }
-    let mut text = String::with_capacity(8 * 1024);
+    let mut text = String::new();
     for (name, ..) in SECTIONS {
         if !wanted.iter().any(|w| w == name) {
             continue;
