@@ -18,23 +18,31 @@ const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 
 static ACL_SUBS: &[CommandSpec] = &[
     cmd("acl|cat", -2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(acl_cat))
+        .syntax("[categoryname]")
         .doc("6.0.0", "Lists the ACL categories, or the commands of one category."),
     cmd("acl|deluser", -3, ADM, NOKEYS, G::Server, C(acl_deluser))
+        .syntax("username [username ...]")
         .doc("6.0.0", "Removes users, disconnecting the connections authenticated as them."),
     cmd("acl|dryrun", -4, ADM, NOKEYS, G::Server, C(acl_dryrun))
+        .syntax("username command [arg [arg ...]]")
         .doc("7.0.0", "Tells whether a user could run a command, without running it."),
     cmd("acl|genpass", -2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(acl_genpass))
+        .syntax("[bits%i]")
         .doc("6.0.0", "Returns random hex digits from a secure generator, for use as a password."),
-    cmd("acl|getuser", 3, ADM, NOKEYS, G::Server, C(acl_getuser)).doc("6.0.0", "Describes one user's rules."),
+    cmd("acl|getuser", 3, ADM, NOKEYS, G::Server, C(acl_getuser))
+        .syntax("username")
+        .doc("6.0.0", "Describes one user's rules."),
     cmd("acl|help", 2, LOADING | STALE, NOKEYS, G::Server, C(acl_help)).doc("6.0.0", "Lists the ACL subcommands."),
     cmd("acl|list", 2, ADM, NOKEYS, G::Server, C(acl_list))
         .doc("6.0.0", "Lists every user with its rules, as the ACL file holds them."),
     cmd("acl|load", 2, ADM, NOKEYS, G::Server, C(acl_load))
         .doc("6.0.0", "Replaces the users with those of the ACL file."),
     cmd("acl|log", -2, ADM, NOKEYS, G::Server, C(acl_log))
+        .syntax("[count%i|RESET]")
         .doc("6.0.0", "Shows the latest refused commands and failed logins, or clears them."),
     cmd("acl|save", 2, ADM, NOKEYS, G::Server, C(acl_save)).doc("6.0.0", "Writes the users to the ACL file."),
     cmd("acl|setuser", -3, ADM, NOKEYS, G::Server, C(acl_setuser))
+        .syntax("username [rule [rule ...]]")
         .doc("6.0.0", "Creates a user or changes its rules, all rules or none."),
     cmd("acl|users", 2, ADM, NOKEYS, G::Server, C(acl_users)).doc("6.0.0", "Lists the user names."),
     cmd("acl|whoami", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(acl_whoami))

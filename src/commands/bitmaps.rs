@@ -25,18 +25,24 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("setbit", 4, WRITE | DENYOOM, K1, G::Bitmap, K(setbit))
+        .syntax("key%k offset%i value%i")
         .doc("2.2.0", "Sets or clears one bit of a string, growing it as needed; returns the old bit.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("getbit", 3, READONLY | FAST, K1, G::Bitmap, K(getbit))
+        .syntax("key%k offset%i")
         .doc("2.2.0", "Returns one bit of a string (0 past its end)."),
     cmd("bitcount", -2, READONLY, K1, G::Bitmap, K(bitcount))
+        .syntax("key%k [start%i end%i [BYTE|BIT]]")
         .doc("2.6.0", "Counts the set bits of a string, or of a byte or bit range of it."),
     cmd("bitpos", -3, READONLY, K1, G::Bitmap, K(bitpos))
+        .syntax("key%k bit%i [start%i [end%i [BYTE|BIT]]]")
         .doc("2.8.7", "Finds the first set or clear bit of a string, optionally within a range."),
     cmd("bitop", -4, WRITE | DENYOOM, k(2, -1, 1), G::Bitmap, K(bitop))
+        .syntax("operation destkey%k key%k [key ...]")
         .doc("2.6.0", "Stores the AND, OR, XOR or NOT of strings under a destination key.")
         .key_specs(&[ks(&["OW", "update"], idx(2), range(0, 1, 0)), ks(&["RO", "access"], idx(3), range(-1, 1, 0))]),
     cmd("bitfield", -2, WRITE | DENYOOM, K1, G::Bitmap, K(bitfield))
+        .syntax("key%k [(GET encoding offset%i|[OVERFLOW (WRAP|SAT|FAIL)] (SET encoding offset%i value%i)|INCRBY encoding offset%i increment%i) [GET encoding offset|[OVERFLOW WRAP|SAT|FAIL] SET encoding offset value|INCRBY encoding offset increment ...]]")
         .doc("3.2.0", "Reads, writes and increments integers of any width at bit offsets of a string.")
         .key_specs(&[ks_noted(
             "This command allows both access and modification of the key",
@@ -45,6 +51,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             range(0, 1, 0),
         )]),
     cmd("bitfield_ro", -2, READONLY | FAST, K1, G::Bitmap, K(bitfield_ro))
+        .syntax("key%k [GET encoding offset%i [GET encoding offset ...]]")
         .doc("6.0.0", "BITFIELD restricted to GET, for read-only contexts."),
 ];
 

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 static CLUSTER_SUBS: &[CommandSpec] = &[
-    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(keyslot)).doc("3.0.0", "Returns the hash slot of a key."),
+    cmd("cluster|keyslot", 3, STALE, NOKEYS, G::Cluster, C(keyslot))
+        .syntax("key")
+        .doc("3.0.0", "Returns the hash slot of a key."),
     cmd("cluster|info", 2, STALE, NOKEYS, G::Cluster, C(info))
         .doc("3.0.0", "Reports the cluster state.")
         .tips(&["nondeterministic_output"]),
@@ -29,49 +31,65 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"]),
     cmd("cluster|myid", 2, STALE, NOKEYS, G::Cluster, C(myid)).doc("3.0.0", "Returns this node's id."),
     cmd("cluster|addslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(addslots))
+        .syntax("slot%i [slot ...]")
         .doc("3.0.0", "Assigns hash slots to this node."),
     cmd("cluster|addslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(addslotsrange))
+        .syntax("start-slot%i end-slot%i [start-slot end-slot ...]")
         .doc("7.0.0", "Assigns ranges of hash slots to this node."),
     cmd("cluster|bumpepoch", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(bumpepoch))
         .doc("3.0.0", "Advances this node's config epoch.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|count-failure-reports", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(count_failure_reports))
+        .syntax("node-id")
         .doc("3.0.0", "Counts the failure reports about a node.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|countkeysinslot", 3, STALE, NOKEYS, G::Cluster, Routed(slot_shard, countkeysinslot))
+        .syntax("slot%i")
         .doc("3.0.0", "Counts the keys in a hash slot."),
     cmd("cluster|delslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(delslots))
+        .syntax("slot%i [slot ...]")
         .doc("3.0.0", "Unassigns hash slots from this node."),
     cmd("cluster|delslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(delslotsrange))
+        .syntax("start-slot%i end-slot%i [start-slot end-slot ...]")
         .doc("7.0.0", "Unassigns ranges of hash slots from this node."),
     cmd("cluster|failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(failover))
+        .syntax("[FORCE|TAKEOVER]")
         .doc("3.0.0", "Makes this replica take over from its master."),
     cmd("cluster|flushslots", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(flushslots))
         .doc("3.0.0", "Unassigns every hash slot of this node."),
     cmd("cluster|forget", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(forget))
+        .syntax("node-id")
         .doc("3.0.0", "Removes a node from this node's view of the cluster."),
     cmd("cluster|getkeysinslot", 4, STALE, NOKEYS, G::Cluster, Routed(slot_shard, getkeysinslot))
+        .syntax("slot%i count%i")
         .doc("3.0.0", "Lists keys of a hash slot.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|links", 2, STALE, NOKEYS, G::Cluster, C(links))
         .doc("7.0.0", "Describes this node's links to its peers.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|meet", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(meet))
+        .syntax("ip port%i [cluster_bus_port%i]")
         .doc("3.0.0", "Connects this node to another node of the cluster."),
     cmd("cluster|replicas", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(replicas))
+        .syntax("node-id")
         .doc("5.0.0", "Lists the replicas of a master node.")
         .tips(&["nondeterministic_output"]),
     cmd("cluster|replicate", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(replicate))
+        .syntax("node-id")
         .doc("3.0.0", "Makes this node a replica of a master."),
     cmd("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Cluster, C(reset))
+        .syntax("[HARD|SOFT]")
         .doc("3.0.0", "Resets this node's cluster state."),
     cmd("cluster|saveconfig", 2, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(saveconfig))
         .doc("3.0.0", "Writes the cluster configuration to disk."),
     cmd("cluster|set-config-epoch", 3, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(set_config_epoch))
+        .syntax("config-epoch%i")
         .doc("3.0.0", "Sets this node's config epoch."),
     cmd("cluster|setslot", -4, ADMIN | STALE | NO_ASYNC_LOADING, NOKEYS, G::Cluster, C(setslot))
+        .syntax("slot%i (IMPORTING node-id|MIGRATING node-id|NODE node-id|STABLE)")
         .doc("3.0.0", "Changes the state of a hash slot on this node."),
     cmd("cluster|slaves", 3, ADMIN | STALE, NOKEYS, G::Cluster, C(replicas))
+        .syntax("node-id")
         .doc("3.0.0", "Lists the replicas of a master node (old name of REPLICAS).")
         .tips(&["nondeterministic_output"]),
 ];

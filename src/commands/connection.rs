@@ -16,32 +16,42 @@ static CLIENT_SUBS: &[CommandSpec] = &[
     cmd("client|id", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_id))
         .doc("5.0.0", "Returns this connection's unique id."),
     cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_setname))
+        .syntax("connection-name")
         .doc("2.6.9", "Gives this connection a name."),
     cmd("client|getname", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_getname))
         .doc("2.6.9", "Returns this connection's name."),
     cmd("client|setinfo", 4, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_setinfo))
+        .syntax("(LIB-NAME libname|LIB-VER libver)")
         .doc("7.2.0", "Records the client library's name or version."),
     cmd("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_list))
+        .syntax("[TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID client-id%i [client-id ...]]")
         .doc("2.4.0", "Describes the open connections, one line each.")
         .tips(&["nondeterministic_output"]),
     cmd("client|info", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_info))
         .doc("6.2.0", "Describes this connection.")
         .tips(&["nondeterministic_output"]),
     cmd("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_kill))
+        .syntax("(ip:port|([ID client-id%i]|[TYPE (NORMAL|MASTER|SLAVE|REPLICA|PUBSUB)]|[USER username]|[ADDR ip:port]|[LADDR ip:port]|[SKIPME yes/no]) [[ID client-id]|[TYPE NORMAL|MASTER|SLAVE|REPLICA|PUBSUB]|[USER username]|[ADDR ip:port]|[LADDR ip:port]|[SKIPME yes/no] ...])")
         .doc("2.4.0", "Closes the connections matching the given filters."),
     cmd("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_no_evict))
+        .syntax("(ON|OFF)")
         .doc("7.0.0", "Sets whether this connection may be evicted."),
     cmd("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_pause))
-        .doc("3.0.0", "Holds back clients' commands (all, or those that may write) for a time."),
+        .syntax("timeout%i [WRITE|ALL]")
+        .doc("2.9.50", "Holds back clients' commands (all, or those that may write) for a time."),
     cmd("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_unpause))
         .doc("6.2.0", "Ends a CLIENT PAUSE."),
     cmd("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_unblock))
+        .syntax("client-id%i [TIMEOUT|ERROR]")
         .doc("5.0.0", "Ends another connection's wait in a blocking command."),
     cmd("client|reply", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, Session(Op::ClientReply))
+        .syntax("(ON|OFF|SKIP)")
         .doc("3.2.0", "Turns the server's replies to this connection on or off."),
     cmd("client|tracking", -3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_tracking))
+        .syntax("(ON|OFF) [REDIRECT client-id%i] [PREFIX prefix [PREFIX prefix ...]] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]")
         .doc("6.0.0", "Turns server-assisted client-side caching on or off for this connection."),
     cmd("client|caching", 3, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_caching))
+        .syntax("(YES|NO)")
         .doc("6.0.0", "Says whether the keys of the next command are tracked (OPTIN/OPTOUT modes)."),
     cmd("client|getredir", 2, NOSCRIPT | LOADING | STALE, NOKEYS, G::Connection, C(client_getredir))
         .doc("6.0.0", "Returns the client id tracking invalidations are redirected to."),
@@ -53,9 +63,12 @@ static CLIENT_SUBS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("ping", -1, FAST | SENTINEL, NOKEYS, G::Connection, C(ping))
+        .syntax("[message]")
         .doc("1.0.0", "Answers PONG, or echoes the argument; checks the connection is alive.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    cmd("echo", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(echo)).doc("1.0.0", "Returns the given string."),
+    cmd("echo", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(echo))
+        .syntax("message")
+        .doc("1.0.0", "Returns the given string."),
     cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, G::Connection, Session(Op::Quit))
         .doc("1.0.0", "Closes the connection after replying."),
     cmd(
@@ -66,6 +79,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Connection,
         C(hello),
     )
+    .syntax("[protover%i [AUTH username password] [SETNAME clientname]]")
     .doc("6.0.0", "Picks the protocol version, optionally authenticates and names the connection."),
     cmd(
         "auth",
@@ -75,8 +89,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Connection,
         C(auth),
     )
+    .syntax("[username] password")
     .doc("1.0.0", "Authenticates the connection."),
     cmd("select", 2, LOADING | STALE | FAST, NOKEYS, G::Connection, C(select))
+        .syntax("index%i")
         .doc("1.0.0", "Switches the connection to another logical database."),
     cmd(
         "reset",

@@ -25,17 +25,21 @@ use std::time::{Duration, Instant};
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("dump", 2, READONLY, K1, G::Generic, K(dump))
+        .syntax("key%k")
         .doc("2.6.0", "Serializes a key's value in the format RESTORE reads.")
         .tips(&["nondeterministic_output"]),
     cmd("restore", -4, WRITE | DENYOOM, K1, G::Generic, K(restore))
+        .syntax("key%k ttl%i serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds%i] [FREQ frequency%i]")
         .doc("2.6.0", "Creates a key from a value serialized by DUMP.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))])
         .acl(&["dangerous"]),
     cmd("restore-asking", -4, WRITE | DENYOOM | ASKING, K1, G::Server, K(restore))
+        .syntax("key%k ttl%i serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds%i] [FREQ frequency%i]")
         .doc("3.0.0", "RESTORE as sent by MIGRATE to a cluster node importing the slot.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))])
         .acl(&["keyspace", "dangerous"]),
     cmd("migrate", -6, WRITE, KeySpec::Custom { find: migrate_keys, legacy: (3, 3, 1) }, G::Generic, K(migrate))
+        .syntax("host port%i (key%k|\"\") destination-db%i timeout%i [COPY] [REPLACE] [[AUTH password]|[AUTH2 username password]] [KEYS key%k [key ...]]")
         .doc("2.6.0", "Moves keys to another server: DUMP here, RESTORE there, then DEL here.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[

@@ -48,18 +48,25 @@ const GEORADIUSBYMEMBER_KEYS: KeySpec = KeySpec::Custom { find: georadiusbymembe
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("geoadd", -5, WRITE | DENYOOM, K1, G::Geo, K(geoadd))
+        .syntax("key%k [NX|XX] [CH] longitude%d latitude%d member [longitude latitude member ...]")
         .doc("3.2.0", "Stores members at longitude/latitude positions in a sorted set (scores are geohashes)."),
     cmd("geodist", -4, READONLY, K1, G::Geo, K(geodist))
+        .syntax("key%k member1 member2 [M|KM|FT|MI]")
         .doc("3.2.0", "Returns the distance between two members of a geo set."),
     cmd("geohash", -2, READONLY, K1, G::Geo, K(geohash))
+        .syntax("key%k member [member ...]")
         .doc("3.2.0", "Returns members' positions as standard 11-character geohash strings."),
-    cmd("geopos", -2, READONLY, K1, G::Geo, K(geopos)).doc("3.2.0", "Returns members' longitude and latitude."),
+    cmd("geopos", -2, READONLY, K1, G::Geo, K(geopos))
+        .syntax("key%k member [member ...]").doc("3.2.0", "Returns members' longitude and latitude."),
     cmd("geosearch", -7, READONLY, K1, G::Geo, K(geosearch))
+        .syntax("key%k (FROMMEMBER member|FROMLONLAT longitude%d latitude%d) (BYRADIUS radius%d (M|KM|FT|MI)|BYBOX width%d height%d (M|KM|FT|MI)) [ASC|DESC] [COUNT count%i [ANY]] [WITHCOORD] [WITHDIST] [WITHHASH]")
         .doc("6.2.0", "Finds the members inside a circle or a box around a member or a position."),
     cmd("geosearchstore", -8, WRITE | DENYOOM, K12, G::Geo, K(geosearchstore))
+        .syntax("destination%k source%k (FROMMEMBER member|FROMLONLAT longitude%d latitude%d) (BYRADIUS radius%d (M|KM|FT|MI)|BYBOX width%d height%d (M|KM|FT|MI)) [ASC|DESC] [COUNT count%i [ANY]] [STOREDIST]")
         .doc("6.2.0", "Stores the result of a GEOSEARCH-like query in a sorted set.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
     cmd("georadius", -6, WRITE | DENYOOM, GEORADIUS_KEYS, G::Geo, K(georadius))
+        .syntax("key%k longitude%d latitude%d radius%d (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count%i [ANY]] [ASC|DESC] [STORE key%k] [STOREDIST key%k]")
         .doc("3.2.0", "Finds the members within a radius of a position; can store the result.")
         .key_specs(&[
             ks(&["RO", "access"], idx(1), range(0, 1, 0)),
@@ -67,6 +74,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             ks(&["OW", "update"], kw("STOREDIST", 6), range(0, 1, 0)),
         ]),
     cmd("georadiusbymember", -5, WRITE | DENYOOM, GEORADIUSBYMEMBER_KEYS, G::Geo, K(georadiusbymember))
+        .syntax("key%k member radius%d (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count%i [ANY]] [ASC|DESC] [STORE key%k] [STOREDIST key%k]")
         .doc("3.2.0", "Finds the members within a radius of a member; can store the result.")
         .key_specs(&[
             ks(&["RO", "access"], idx(1), range(0, 1, 0)),
@@ -74,8 +82,10 @@ pub static COMMANDS: &[CommandSpec] = &[
             ks(&["OW", "update"], kw("STOREDIST", 5), range(0, 1, 0)),
         ]),
     cmd("georadius_ro", -6, READONLY, K1, G::Geo, K(georadius_ro))
+        .syntax("key%k longitude%d latitude%d radius%d (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count%i [ANY]] [ASC|DESC]")
         .doc("3.2.10", "Read-only GEORADIUS: finds the members within a radius of a position."),
     cmd("georadiusbymember_ro", -5, READONLY, K1, G::Geo, K(georadiusbymember_ro))
+        .syntax("key%k member radius%d (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count%i [ANY]] [ASC|DESC]")
         .doc("3.2.10", "Read-only GEORADIUSBYMEMBER: finds the members within a radius of a member."),
 ];
 

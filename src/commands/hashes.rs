@@ -14,51 +14,66 @@ use rand::Rng;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("hset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hset))
+        .syntax("key%k field value [field value ...]")
         .doc("2.0.0", "Sets fields of a hash.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("hsetnx", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hsetnx))
+        .syntax("key%k field value")
         .doc("2.0.0", "Sets a hash field only if it does not exist.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("hget", 3, READONLY | FAST, K1, G::Hash, K(hget))
+        .syntax("key%k field")
         .doc("2.0.0", "Returns the value of a hash field.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("hmset", -4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hmset))
+        .syntax("key%k field value [field value ...]")
         .doc("2.0.0", "Sets fields of a hash (older form of HSET)."),
-    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hmget)).doc("2.0.0", "Returns the values of several hash fields."),
+    cmd("hmget", -3, READONLY | FAST, K1, G::Hash, K(hmget))
+        .syntax("key%k field [field ...]")
+        .doc("2.0.0", "Returns the values of several hash fields."),
     cmd("hgetall", 2, READONLY, K1, G::Hash, K(hgetall))
+        .syntax("key%k")
         .doc("2.0.0", "Returns every field and value of a hash.")
         .tips(&["nondeterministic_output_order"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
-    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hdel)).doc("2.0.0", "Removes fields from a hash.").key_specs(&[ks(
-        &["RW", "delete"],
-        idx(1),
-        range(0, 1, 0),
-    )]),
+    cmd("hdel", -3, WRITE | FAST, K1, G::Hash, K(hdel))
+        .syntax("key%k field [field ...]")
+        .doc("2.0.0", "Removes fields from a hash.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("hexists", 3, READONLY | FAST, K1, G::Hash, K(hexists))
+        .syntax("key%k field")
         .doc("2.0.0", "Tells whether a hash field exists.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hlen", 2, READONLY | FAST, K1, G::Hash, K(hlen))
+        .syntax("key%k")
         .doc("2.0.0", "Counts the fields of a hash.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hkeys", 2, READONLY, K1, G::Hash, K(hkeys))
+        .syntax("key%k")
         .doc("2.0.0", "Returns the field names of a hash.")
         .tips(&["nondeterministic_output_order"]),
     cmd("hvals", 2, READONLY, K1, G::Hash, K(hvals))
+        .syntax("key%k")
         .doc("2.0.0", "Returns the values of a hash.")
         .tips(&["nondeterministic_output_order"]),
     cmd("hincrby", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrby))
+        .syntax("key%k field increment%i")
         .doc("2.0.0", "Adds an integer to a hash field.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hincrbyfloat", 4, WRITE | DENYOOM | FAST, K1, G::Hash, K(hincrbyfloat))
+        .syntax("key%k field increment%d")
         .doc("2.6.0", "Adds a floating point number to a hash field.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("hstrlen", 3, READONLY | FAST, K1, G::Hash, K(hstrlen))
+        .syntax("key%k field")
         .doc("3.2.0", "Returns the length of a hash field's value.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("hrandfield", -2, READONLY, K1, G::Hash, K(hrandfield))
+        .syntax("key%k [count%i [WITHVALUES]]")
         .doc("6.2.0", "Returns random fields of a hash.")
         .tips(&["nondeterministic_output"]),
     cmd("hscan", -3, READONLY, K1, G::Hash, K(hscan))
+        .syntax("key%k cursor%i [MATCH pattern%p] [COUNT count%i]")
         .doc("2.8.0", "Iterates the fields of a hash with a cursor.")
         .tips(&["nondeterministic_output"]),
 ];

@@ -18,9 +18,11 @@ use std::sync::atomic::Ordering::Relaxed;
 /// on Redis Cluster.
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("pfadd", -2, WRITE | DENYOOM | FAST, K1, G::Hyperloglog, K(pfadd))
+        .syntax("key%k [element [element ...]]")
         .doc("2.8.9", "Adds elements to a HyperLogLog, creating it if needed.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("pfcount", -2, READONLY | MAY_REPLICATE, KALL, G::Hyperloglog, K(pfcount))
+        .syntax("key%k [key ...]")
         .doc("2.8.9", "Estimates the number of distinct elements seen by one HyperLogLog, or by the union of several.")
         .key_specs(&[ks_noted(
             "RW because it may change the internal representation of the key, and propagate to replicas",
@@ -29,12 +31,14 @@ pub static COMMANDS: &[CommandSpec] = &[
             range(-1, 1, 0),
         )]),
     cmd("pfmerge", -2, WRITE | DENYOOM, KALL, G::Hyperloglog, K(pfmerge))
+        .syntax("destkey%k sourcekey%k [sourcekey ...]")
         .doc("2.8.9", "Stores the union of HyperLogLogs in the destination key.")
         .key_specs(&[
             ks(&["RW", "access", "insert"], idx(1), range(0, 1, 0)),
             ks(&["RO", "access"], idx(2), range(-1, 1, 0)),
         ]),
     cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, K2, G::Hyperloglog, K(pfdebug))
+        .syntax("subcommand key%k")
         .doc("2.8.9", "Internal debugging of a HyperLogLog's representation.")
         .key_specs(&[ks(&["RW", "access"], idx(2), range(0, 1, 0))]),
     cmd("pfselftest", 1, ADMIN, NOKEYS, G::Hyperloglog, C(pfselftest))

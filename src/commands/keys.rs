@@ -14,74 +14,94 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE | MULTI_SHARD, KALL, G::Generic, K(del))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Removes keys.")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_specs(&[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
     cmd("unlink", -2, WRITE | FAST | MULTI_SHARD, KALL, G::Generic, K(del))
+        .syntax("key%k [key ...]")
         .doc("4.0.0", "Removes keys, freeing their memory in the background.")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_specs(&[ks(&["RM", "delete"], idx(1), range(-1, 1, 0))]),
     cmd("exists", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(exists))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Counts how many of the given keys exist.")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("touch", -2, READONLY | FAST | MULTI_SHARD, KALL, G::Generic, K(touch))
+        .syntax("key%k [key ...]")
         .doc("3.2.1", "Marks keys as accessed; counts those that exist.")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("type", 2, READONLY | FAST, K1, G::Generic, K(type_))
+        .syntax("key%k")
         .doc("1.0.0", "Returns the type of the value at a key.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("expire", -3, WRITE | FAST, K1, G::Generic, K(expire))
+        .syntax("key%k seconds%i [NX|XX|GT|LT]")
         .doc("1.0.0", "Sets a key's time to live in seconds.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("pexpire", -3, WRITE | FAST, K1, G::Generic, K(pexpire))
+        .syntax("key%k milliseconds%i [NX|XX|GT|LT]")
         .doc("2.6.0", "Sets a key's time to live in milliseconds."),
     cmd("expireat", -3, WRITE | FAST, K1, G::Generic, K(expireat))
+        .syntax("key%k unix-time-seconds%t [NX|XX|GT|LT]")
         .doc("1.2.0", "Sets a key's expiry as a Unix time in seconds."),
     cmd("pexpireat", -3, WRITE | FAST, K1, G::Generic, K(pexpireat))
+        .syntax("key%k unix-time-milliseconds%t [NX|XX|GT|LT]")
         .doc("2.6.0", "Sets a key's expiry as a Unix time in milliseconds."),
     cmd("ttl", 2, READONLY | FAST, K1, G::Generic, K(ttl))
+        .syntax("key%k")
         .doc("1.0.0", "Returns a key's remaining time to live in seconds.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("pttl", 2, READONLY | FAST, K1, G::Generic, K(pttl))
+        .syntax("key%k")
         .doc("2.6.0", "Returns a key's remaining time to live in milliseconds.")
         .tips(&["nondeterministic_output"]),
     cmd("expiretime", 2, READONLY | FAST, K1, G::Generic, K(expiretime))
+        .syntax("key%k")
         .doc("7.0.0", "Returns a key's expiry as a Unix time in seconds."),
     cmd("pexpiretime", 2, READONLY | FAST, K1, G::Generic, K(pexpiretime))
+        .syntax("key%k")
         .doc("7.0.0", "Returns a key's expiry as a Unix time in milliseconds."),
-    cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(persist)).doc("2.2.0", "Removes a key's expiry."),
+    cmd("persist", 2, WRITE | FAST, K1, G::Generic, K(persist)).syntax("key%k").doc("2.2.0", "Removes a key's expiry."),
     cmd("keys", 2, READONLY, NOKEYS, G::Generic, All(keys))
+        .syntax("pattern%p")
         .doc("1.0.0", "Lists the keys matching a glob pattern.")
         .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
         .acl(&["dangerous"]),
     cmd("scan", -2, READONLY, NOKEYS, G::Generic, All(scan))
+        .syntax("cursor%i [MATCH pattern%p] [COUNT count%i] [TYPE type]")
         .doc("2.8.0", "Iterates the keyspace with a cursor.")
         .tips(&["nondeterministic_output", "request_policy:special"]),
     cmd("randomkey", 1, READONLY, NOKEYS, G::Generic, All(randomkey))
         .doc("1.0.0", "Returns a random key.")
         .tips(&["request_policy:all_shards", "nondeterministic_output"]),
     cmd("rename", 3, WRITE, K12, G::Generic, K(rename))
+        .syntax("key%k newkey%k")
         .doc("1.0.0", "Renames a key, replacing any existing destination.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["OW", "update"], idx(2), range(0, 1, 0)),
         ]),
     cmd("renamenx", 3, WRITE | FAST, K12, G::Generic, K(renamenx))
+        .syntax("key%k newkey%k")
         .doc("1.0.0", "Renames a key only if the new name is free.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["OW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("copy", -3, WRITE | DENYOOM, K12, G::Generic, K(copy))
+        .syntax("source%k destination%k [DB destination-db%i] [REPLACE]")
         .doc("6.2.0", "Copies a key's value to another key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0)), ks(&["OW", "update"], idx(2), range(0, 1, 0))]),
     cmd("move", 3, WRITE | FAST, K1, G::Generic, K(move_))
+        .syntax("key%k db%i")
         .doc("1.0.0", "Moves a key to another database.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("swapdb", 3, WRITE | FAST, NOKEYS, G::Server, All(swapdb))
+        .syntax("index1%i index2%i")
         .doc("4.0.0", "Exchanges the contents of two databases.")
         .acl(&["keyspace", "dangerous"]),
     container("object", -2, 0, G::Generic, OBJECT_SUBS).doc("2.2.3", "Container for value introspection subcommands."),
@@ -89,18 +109,22 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 static OBJECT_SUBS: &[CommandSpec] = &[
     cmd("object|encoding", 3, READONLY, K2, G::Generic, K(object_encoding))
+        .syntax("key%k")
         .doc("2.2.3", "Returns the internal encoding of a value.")
         .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))])
         .tips(&["nondeterministic_output"]),
     cmd("object|refcount", 3, READONLY, K2, G::Generic, K(object_refcount))
+        .syntax("key%k")
         .doc("2.2.3", "Returns the reference count of a value.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|idletime", 3, READONLY, K2, G::Generic, K(object_idletime))
+        .syntax("key%k")
         .doc("2.2.3", "Returns the seconds since a key was last accessed.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("object|freq", 3, READONLY, K2, G::Generic, K(object_freq))
+        .syntax("key%k")
         .doc("4.0.0", "Returns the logarithmic access frequency counter of a key.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),

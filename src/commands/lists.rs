@@ -12,56 +12,74 @@ use bytes::Bytes;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("lpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpush))
+        .syntax("key%k element [element ...]")
         .doc("1.0.0", "Prepends elements to a list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("rpush", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpush))
+        .syntax("key%k element [element ...]")
         .doc("1.0.0", "Appends elements to a list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(lpushx))
+        .syntax("key%k element [element ...]")
         .doc("2.2.0", "Prepends elements to an existing list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("rpushx", -3, WRITE | DENYOOM | FAST, K1, G::List, K(rpushx))
+        .syntax("key%k element [element ...]")
         .doc("2.2.0", "Appends elements to an existing list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("lpop", -2, WRITE | FAST, K1, G::List, K(lpop))
+        .syntax("key%k [count%i]")
         .doc("1.0.0", "Removes and returns elements from the head of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("rpop", -2, WRITE | FAST, K1, G::List, K(rpop))
+        .syntax("key%k [count%i]")
         .doc("1.0.0", "Removes and returns elements from the tail of a list.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("llen", 2, READONLY | FAST, K1, G::List, K(llen))
+        .syntax("key%k")
         .doc("1.0.0", "Returns the length of a list.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("lrange", 4, READONLY, K1, G::List, K(lrange))
+        .syntax("key%k start%i stop%i")
         .doc("1.0.0", "Returns a range of list elements.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
-    cmd("lindex", 3, READONLY, K1, G::List, K(lindex)).doc("1.0.0", "Returns the list element at an index."),
-    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lset)).doc("1.0.0", "Replaces the list element at an index."),
+    cmd("lindex", 3, READONLY, K1, G::List, K(lindex))
+        .syntax("key%k index%i")
+        .doc("1.0.0", "Returns the list element at an index."),
+    cmd("lset", 4, WRITE | DENYOOM, K1, G::List, K(lset))
+        .syntax("key%k index%i element")
+        .doc("1.0.0", "Replaces the list element at an index."),
     cmd("lrem", 4, WRITE, K1, G::List, K(lrem))
+        .syntax("key%k count%i element")
         .doc("1.0.0", "Removes occurrences of an element from a list.")
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
-    cmd("ltrim", 4, WRITE, K1, G::List, K(ltrim)).doc("1.0.0", "Keeps only a range of a list.").key_specs(&[ks(
-        &["RW", "delete"],
-        idx(1),
-        range(0, 1, 0),
-    )]),
+    cmd("ltrim", 4, WRITE, K1, G::List, K(ltrim))
+        .syntax("key%k start%i stop%i")
+        .doc("1.0.0", "Keeps only a range of a list.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("linsert", 5, WRITE | DENYOOM, K1, G::List, K(linsert))
+        .syntax("key%k (BEFORE|AFTER) pivot element")
         .doc("2.2.0", "Inserts an element before or after another in a list.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
-    cmd("lpos", -3, READONLY, K1, G::List, K(lpos)).doc("6.0.6", "Finds the positions of an element in a list."),
+    cmd("lpos", -3, READONLY, K1, G::List, K(lpos))
+        .syntax("key%k element [RANK rank%i] [COUNT num-matches%i] [MAXLEN len%i]")
+        .doc("6.0.6", "Finds the positions of an element in a list."),
     cmd("lmove", 5, WRITE | DENYOOM, K12, G::List, K(lmove))
+        .syntax("source%k destination%k (LEFT|RIGHT) (LEFT|RIGHT)")
         .doc("6.2.0", "Pops an element from one list and pushes it onto another.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("rpoplpush", 3, WRITE | DENYOOM, K12, G::List, K(rpoplpush))
+        .syntax("source%k destination%k")
         .doc("1.2.0", "Pops from the tail of one list and pushes to the head of another.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("lmpop", -4, WRITE, nk(1), G::List, K(lmpop))
+        .syntax("numkeys%i key%k [key ...] (LEFT|RIGHT) [COUNT count%i]")
         .doc("7.0.0", "Pops elements from the first non-empty of several lists.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
     cmd(
@@ -72,6 +90,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::List,
         B(crate::commands::blocking::attempt),
     )
+    .syntax("key%k [key ...] timeout%d")
     .doc("2.0.0", "Pops from the head of the first non-empty list, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd(
@@ -82,21 +101,25 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::List,
         B(crate::commands::blocking::attempt),
     )
+    .syntax("key%k [key ...] timeout%d")
     .doc("2.0.0", "Pops from the tail of the first non-empty list, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
+        .syntax("source%k destination%k (LEFT|RIGHT) (LEFT|RIGHT) timeout%d")
         .doc("6.2.0", "Moves an element between lists, waiting for one to arrive.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, K12, G::List, B(crate::commands::blocking::attempt))
+        .syntax("source%k destination%k timeout%d")
         .doc("2.2.0", "Pops from one list's tail onto another's head, waiting if empty.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("blmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::List, B(crate::commands::blocking::attempt))
+        .syntax("timeout%d numkeys%i key%k [key ...] (LEFT|RIGHT) [COUNT count%i]")
         .doc("7.0.0", "Pops elements from the first non-empty of several lists, waiting if all are empty.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
 ];

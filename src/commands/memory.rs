@@ -33,6 +33,7 @@ static MEMORY_SUBS: &[CommandSpec] = &[
         .doc("4.0.0", "Breaks the server's memory use down by purpose.")
         .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     cmd("memory|usage", -3, READONLY, K2, G::Server, K(memory_usage))
+        .syntax("key%k [SAMPLES count%i]")
         .doc("4.0.0", "Estimates the bytes a key and its value take.")
         .key_specs(&[ks(&["RO"], idx(2), range(0, 1, 0))]),
     cmd("memory|help", 2, LOADING | STALE, NOKEYS, G::Server, C(memory_help))
@@ -42,6 +43,7 @@ static MEMORY_SUBS: &[CommandSpec] = &[
 pub static COMMANDS: &[CommandSpec] = &[
     container("memory", -2, 0, G::Server, MEMORY_SUBS).doc("4.0.0", "Container for memory diagnostics subcommands."),
     cmd("lolwut", -1, READONLY | FAST, NOKEYS, G::Server, C(super::lolwut::lolwut))
+        .syntax("[VERSION version%i]")
         .doc("5.0.0", "Draws a piece of generative art and names the server's version."),
 ];
 

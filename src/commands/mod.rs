@@ -6,6 +6,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod registry;
 pub mod spec;
+pub mod syntax;
 
 pub mod acl;
 pub mod bitmaps;

@@ -13,10 +13,13 @@ static MODULE_SUBS: &[CommandSpec] = &[
         .doc("4.0.0", "Lists the loaded modules (none).")
         .tips(&["nondeterministic_output_order"]),
     cmd("module|load", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, NOKEYS, G::Server, C(load))
+        .syntax("path [arg [arg ...]]")
         .doc("4.0.0", "Loads a module (refused: moonshard loads no modules)."),
     cmd("module|loadex", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, NOKEYS, G::Server, C(load))
+        .syntax("path [CONFIG name value [CONFIG name value ...]] [ARGS arg [arg ...]]")
         .doc("7.0.0", "Loads a module with arguments (refused: moonshard loads no modules)."),
     cmd("module|unload", 3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, NOKEYS, G::Server, C(unload))
+        .syntax("name")
         .doc("4.0.0", "Unloads a module."),
 ];
 

@@ -10,14 +10,18 @@ use bytes::Bytes;
 
 static PUBSUB_SUBS: &[CommandSpec] = &[
     cmd("pubsub|channels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_channels))
+        .syntax("[pattern%p]")
         .doc("2.8.0", "Lists the active channels, optionally matching a pattern."),
     cmd("pubsub|numsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_numsub))
+        .syntax("[channel [channel ...]]")
         .doc("2.8.0", "Counts the subscribers of channels."),
     cmd("pubsub|numpat", 2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_numpat))
         .doc("2.8.0", "Counts the pattern subscriptions."),
     cmd("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_shardchannels))
+        .syntax("[pattern%p]")
         .doc("7.0.0", "Lists the active shard channels, optionally matching a pattern."),
     cmd("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_shardnumsub))
+        .syntax("[shardchannel [shardchannel ...]]")
         .doc("7.0.0", "Counts the subscribers of shard channels."),
     cmd("pubsub|help", 2, LOADING | STALE, NOKEYS, G::Pubsub, C(pubsub_help))
         .doc("6.2.0", "Lists the PUBSUB subcommands.")
@@ -26,22 +30,30 @@ static PUBSUB_SUBS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::Subscribe))
+        .syntax("channel [channel ...]")
         .doc("2.0.0", "Listens for messages on channels."),
     cmd("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::PSubscribe))
+        .syntax("pattern%p [pattern ...]")
         .doc("2.0.0", "Listens for messages on channels matching patterns."),
     cmd("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, Session(Op::SSubscribe))
+        .syntax("shardchannel [shardchannel ...]")
         .doc("7.0.0", "Listens for messages published to shard channels.")
         .key_specs(&[ks(&["not_key"], idx(1), range(-1, 1, 0))]),
     cmd("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::Unsubscribe))
+        .syntax("[channel [channel ...]]")
         .doc("2.0.0", "Stops listening on channels."),
     cmd("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, G::Pubsub, Session(Op::PUnsubscribe))
+        .syntax("[pattern%p [pattern ...]]")
         .doc("2.0.0", "Stops listening on channel patterns."),
     cmd("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KALL, G::Pubsub, Session(Op::SUnsubscribe))
+        .syntax("[shardchannel [shardchannel ...]]")
         .doc("7.0.0", "Stops listening to shard channels.")
         .key_specs(&[ks(&["not_key"], idx(1), range(-1, 1, 0))]),
     cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, NOKEYS, G::Pubsub, K(publish))
+        .syntax("channel message")
         .doc("2.0.0", "Sends a message to a channel."),
     cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, K1, G::Pubsub, K(spublish))
+        .syntax("shardchannel message")
         .doc("7.0.0", "Posts a message to a shard channel.")
         .key_specs(&[ks(&["not_key"], idx(1), range(0, 1, 0))]),
     container("pubsub", -2, 0, G::Pubsub, PUBSUB_SUBS).doc("2.8.0", "Container for pub/sub introspection subcommands."),

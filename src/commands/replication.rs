@@ -13,16 +13,21 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("2.8.12", "Reports this server's replication role.")
         .acl(&["admin", "dangerous"]),
     cmd("failover", -1, ADMIN | NOSCRIPT | STALE, NOKEYS, G::Server, C(failover))
+        .syntax("[TO host port%i [FORCE]] [ABORT] [TIMEOUT milliseconds%i]")
         .doc("6.2.0", "Hands the master role over to a replica."),
     cmd("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, G::Server, C(replicaof))
+        .syntax("(host port%i|NO ONE)")
         .doc("5.0.0", "Follows another server as its replica, or stops following (NO ONE)."),
     cmd("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, NOKEYS, G::Server, C(replicaof))
+        .syntax("(host port%i|NO ONE)")
         .doc("1.0.0", "Follows another server as its replica, or stops following (NO ONE); old name of REPLICAOF."),
     cmd("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, G::Server, C(replconf))
         .doc("3.0.0", "Exchanges replication settings between a replica and its master (internal)."),
     cmd("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(psync))
+        .syntax("replicationid offset%i")
         .doc("2.8.0", "Asks the master for its replication stream, from an offset or in full (internal)."),
     cmd("wait", 3, NOSCRIPT, NOKEYS, G::Generic, Session(Op::Wait))
+        .syntax("numreplicas%i timeout%i")
         .doc("3.0.0", "Blocks until the client's earlier writes reached a number of replicas, or a timeout passes.")
         .tips(&["request_policy:all_shards", "response_policy:agg_min"])
         .acl(&["connection", "-keyspace"]),

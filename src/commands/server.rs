@@ -23,8 +23,10 @@ use std::sync::atomic::Ordering;
 
 static CONFIG_SUBS: &[CommandSpec] = &[
     cmd("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_get))
+        .syntax("parameter [parameter ...]")
         .doc("2.0.0", "Returns configuration parameters matching patterns."),
     cmd("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_set))
+        .syntax("parameter value [parameter value ...]")
         .doc("2.0.0", "Changes configuration parameters at run time, all or none.")
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(config_resetstat))
@@ -39,12 +41,15 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     cmd("command|count", 2, LOADING | STALE, NOKEYS, G::Server, C(command_count))
         .doc("2.8.13", "Counts the commands the server knows."),
     cmd("command|info", -2, LOADING | STALE, NOKEYS, G::Server, C(command_info))
+        .syntax("[command-name [command-name ...]]")
         .doc("2.8.13", "Describes the named commands.")
         .tips(&["nondeterministic_output_order"]),
     cmd("command|docs", -2, LOADING | STALE, NOKEYS, G::Server, C(command_docs))
+        .syntax("[command-name [command-name ...]]")
         .doc("7.0.0", "Returns documentation for commands.")
         .tips(&["nondeterministic_output_order"]),
     cmd("command|list", -2, LOADING | STALE, NOKEYS, G::Server, C(command_list))
+        .syntax("[FILTERBY (MODULE module-name|ACLCAT category|PATTERN pattern%p)]")
         .doc("7.0.0", "Lists command names, optionally filtered.")
         .tips(&["nondeterministic_output_order"]),
     cmd("command|getkeysandflags", -4, LOADING | STALE, NOKEYS, G::Server, C(command_getkeysandflags))
@@ -57,6 +62,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("info", -1, LOADING | STALE | SENTINEL, NOKEYS, G::Server, All(info::info))
+        .syntax("[section [section ...]]")
         .doc("1.0.0", "Reports server state and statistics, by section.")
         .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
         .acl(&["dangerous"]),
@@ -74,10 +80,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
         .acl(&["keyspace"]),
     cmd("flushdb", -1, WRITE, NOKEYS, G::Server, All(flushdb))
+        .syntax("[ASYNC|SYNC]")
         .doc("1.0.0", "Deletes every key of the selected database.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
         .acl(&["keyspace", "dangerous"]),
     cmd("flushall", -1, WRITE, NOKEYS, G::Server, All(flushall))
+        .syntax("[ASYNC|SYNC]")
         .doc("1.0.0", "Deletes every key of every database.")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
         .acl(&["keyspace", "dangerous"]),
@@ -92,6 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Server,
         C(shutdown),
     )
+    .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]")
     .doc("1.0.0", "Stops the server."),
     cmd("lastsave", 1, LOADING | STALE | FAST, NOKEYS, G::Server, C(lastsave))
         .doc("1.0.0", "Returns the Unix time of the last successful save.")
@@ -100,6 +109,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, G::Server, C(save))
         .doc("1.0.0", "Saves the dataset synchronously."),
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgsave))
+        .syntax("[SCHEDULE]")
         .doc("1.0.0", "Saves the dataset in the background."),
     cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, G::Server, C(bgrewriteaof))
         .doc("1.0.0", "Rewrites the append-only file from the dataset in the background."),

@@ -16,59 +16,74 @@ use rand::Rng;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("sadd", -3, WRITE | DENYOOM | FAST, K1, G::Set, K(sadd))
+        .syntax("key%k member [member ...]")
         .doc("1.0.0", "Adds members to a set.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
-    cmd("srem", -3, WRITE | FAST, K1, G::Set, K(srem)).doc("1.0.0", "Removes members from a set.").key_specs(&[ks(
-        &["RW", "delete"],
-        idx(1),
-        range(0, 1, 0),
-    )]),
+    cmd("srem", -3, WRITE | FAST, K1, G::Set, K(srem))
+        .syntax("key%k member [member ...]")
+        .doc("1.0.0", "Removes members from a set.")
+        .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("smembers", 2, READONLY, K1, G::Set, K(smembers))
+        .syntax("key%k")
         .doc("1.0.0", "Returns every member of a set.")
         .tips(&["nondeterministic_output_order"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("sismember", 3, READONLY | FAST, K1, G::Set, K(sismember))
+        .syntax("key%k member")
         .doc("1.0.0", "Tells whether a value is a member of a set.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("smismember", -3, READONLY | FAST, K1, G::Set, K(smismember))
+        .syntax("key%k member [member ...]")
         .doc("6.2.0", "Tells, for several values, whether each is a member of a set."),
     cmd("scard", 2, READONLY | FAST, K1, G::Set, K(scard))
+        .syntax("key%k")
         .doc("1.0.0", "Counts the members of a set.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("spop", -2, WRITE | FAST, K1, G::Set, K(spop))
+        .syntax("key%k [count%i]")
         .doc("1.0.0", "Removes and returns random members of a set.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("srandmember", -2, READONLY, K1, G::Set, K(srandmember))
+        .syntax("key%k [count%i]")
         .doc("1.0.0", "Returns random members of a set.")
         .tips(&["nondeterministic_output"]),
     cmd("smove", 4, WRITE | FAST, K12, G::Set, K(smove))
+        .syntax("source%k destination%k member")
         .doc("1.0.0", "Moves a member from one set to another.")
         .key_specs(&[
             ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0)),
             ks(&["RW", "insert"], idx(2), range(0, 1, 0)),
         ]),
     cmd("sinter", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sinter))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Intersects sets.")
         .tips(&["nondeterministic_output_order"]),
     cmd("sintercard", -3, READONLY | MULTI_SHARD, nk(1), G::Set, K(sintercard))
+        .syntax("numkeys%i key%k [key ...] [LIMIT limit%i]")
         .doc("7.0.0", "Counts the members of the intersection of sets."),
     cmd("sunion", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sunion))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Unites sets.")
         .tips(&["nondeterministic_output_order"]),
     cmd("sdiff", -2, READONLY | MULTI_SHARD, KALL, G::Set, K(sdiff))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Subtracts sets from the first.")
         .tips(&["nondeterministic_output_order"]),
     cmd("sinterstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sinterstore))
+        .syntax("destination%k key%k [key ...]")
         .doc("1.0.0", "Stores the intersection of sets.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sunionstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sunionstore))
+        .syntax("destination%k key%k [key ...]")
         .doc("1.0.0", "Stores the union of sets.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sdiffstore", -3, WRITE | DENYOOM, KALL, G::Set, K(sdiffstore))
+        .syntax("destination%k key%k [key ...]")
         .doc("1.0.0", "Stores the difference of sets.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(-1, 1, 0))]),
     cmd("sscan", -3, READONLY, K1, G::Set, K(sscan))
+        .syntax("key%k cursor%i [MATCH pattern%p] [COUNT count%i]")
         .doc("2.8.0", "Iterates the members of a set with a cursor.")
         .tips(&["nondeterministic_output"]),
 ];

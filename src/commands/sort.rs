@@ -111,6 +111,7 @@ const STORE_KEY: KeySpecDoc = ks_noted(
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("sort", -2, WRITE | DENYOOM, SORT_KEYS, G::Generic, K(sort))
+        .syntax("key%k [BY pattern%p1] [LIMIT offset%i count%i] [GET pattern%p1 [GET pattern ...]] [ASC|DESC] [ALPHA] [STORE destination%k]")
         .doc(
             "1.0.0",
             "Sorts a list, set or sorted set, optionally by or with values from other keys; can store the result.",
@@ -118,6 +119,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .key_specs(&[SORTED_KEY, PATTERN_KEYS, STORE_KEY])
         .acl(&["-keyspace", "set", "sortedset", "list", "dangerous"]),
     cmd("sort_ro", -2, READONLY, SORT_RO_KEYS, G::Generic, K(sort_ro))
+        .syntax("key%k [BY pattern%p1] [LIMIT offset%i count%i] [GET pattern%p1 [GET pattern ...]] [ASC|DESC] [ALPHA]")
         .doc("7.0.0", "SORT without STORE, for read-only contexts.")
         .key_specs(&[SORTED_KEY, PATTERN_KEYS])
         .acl(&["-keyspace", "set", "sortedset", "list", "dangerous"]),

@@ -205,6 +205,8 @@ pub struct CommandSpec {
     pub summary: &'static str,
     /// First Redis version with the command.
     pub since: &'static str,
+    /// The arguments, as `redis-cli help` prints them (see `syntax`).
+    pub syntax: &'static str,
     /// Redis's command tips (hints for cluster-aware clients).
     pub tips: &'static [&'static str],
     /// Redis's exact key specs, where they say more than `keys` implies.
@@ -302,6 +304,7 @@ pub const fn cmd(name: &'static str, arity: i32, flags: u32, keys: KeySpec, grou
         subcommands: &[],
         summary: "",
         since: "",
+        syntax: "",
         tips: &[],
         key_docs: &[],
         acl_extra: &[],
@@ -326,6 +329,7 @@ pub const fn container(
         subcommands: subs,
         summary: "",
         since: "",
+        syntax: "",
         tips: &[],
         key_docs: &[],
         acl_extra: &[],
@@ -337,6 +341,11 @@ impl CommandSpec {
     /// one-line summary in our own words.
     pub const fn doc(self, since: &'static str, summary: &'static str) -> CommandSpec {
         CommandSpec { since, summary, ..self }
+    }
+
+    /// The arguments for `COMMAND DOCS`, in the notation of `commands::syntax`.
+    pub const fn syntax(self, syntax: &'static str) -> CommandSpec {
+        CommandSpec { syntax, ..self }
     }
 
     pub const fn tips(self, tips: &'static [&'static str]) -> CommandSpec {

@@ -15,9 +15,11 @@ use crate::util::longdouble;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("get", 2, READONLY | FAST, K1, G::String, K(get))
+        .syntax("key%k")
         .doc("1.0.0", "Returns the string value of a key.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("set", -3, WRITE | DENYOOM, K1, G::String, K(set))
+        .syntax("key%k value [NX|XX] [GET] [EX seconds%i|PX milliseconds%i|EXAT unix-time-seconds%t|PXAT unix-time-milliseconds%t|KEEPTTL]")
         .doc("1.0.0", "Stores a string value, with optional expiry and conditions.")
         .key_specs(&[ks_noted(
             "RW and ACCESS due to the optional `GET` argument",
@@ -26,21 +28,27 @@ pub static COMMANDS: &[CommandSpec] = &[
             range(0, 1, 0),
         )]),
     cmd("setnx", 3, WRITE | DENYOOM | FAST, K1, G::String, K(setnx))
+        .syntax("key%k value")
         .doc("1.0.0", "Stores a string value only if the key does not exist.")
         .key_specs(&[ks(&["OW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("setex", 4, WRITE | DENYOOM, K1, G::String, K(setex))
+        .syntax("key%k seconds%i value")
         .doc("2.0.0", "Stores a string value with a time to live in seconds.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
     cmd("psetex", 4, WRITE | DENYOOM, K1, G::String, K(psetex))
+        .syntax("key%k milliseconds%i value")
         .doc("2.6.0", "Stores a string value with a time to live in milliseconds.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0))]),
     cmd("getset", 3, WRITE | DENYOOM | FAST, K1, G::String, K(getset))
+        .syntax("key%k value")
         .doc("1.0.0", "Stores a string value and returns the previous one.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("getdel", 2, WRITE | FAST, K1, G::String, K(getdel))
+        .syntax("key%k")
         .doc("6.2.0", "Returns a string value and deletes the key.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("getex", -2, WRITE | FAST, K1, G::String, K(getex))
+        .syntax("key%k [EX seconds%i|PX milliseconds%i|EXAT unix-time-seconds%t|PXAT unix-time-milliseconds%t|PERSIST]")
         .doc("6.2.0", "Returns a string value and changes its expiry.")
         .key_specs(&[ks_noted(
             "RW and UPDATE because it changes the TTL",
@@ -49,44 +57,58 @@ pub static COMMANDS: &[CommandSpec] = &[
             range(0, 1, 0),
         )]),
     cmd("mget", -2, READONLY | FAST | MULTI_SHARD, KALL, G::String, K(mget))
+        .syntax("key%k [key ...]")
         .doc("1.0.0", "Returns the values of several keys.")
         .tips(&["request_policy:multi_shard"])
         .key_specs(&[ks(&["RO", "access"], idx(1), range(-1, 1, 0))]),
     cmd("mset", -3, WRITE | DENYOOM | MULTI_SHARD, k(1, -1, 2), G::String, K(mset))
+        .syntax("key%k value [key value ...]")
         .doc("1.0.1", "Stores several string values.")
         .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
         .key_specs(&[ks(&["OW", "update"], idx(1), range(-1, 2, 0))]),
     cmd("msetnx", -3, WRITE | DENYOOM, k(1, -1, 2), G::String, K(msetnx))
+        .syntax("key%k value [key value ...]")
         .doc("1.0.1", "Stores several string values only if none of the keys exist.")
         .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
         .key_specs(&[ks(&["OW", "insert"], idx(1), range(-1, 2, 0))]),
     cmd("incr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(incr))
+        .syntax("key%k")
         .doc("1.0.0", "Adds one to an integer value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("decr", 2, WRITE | DENYOOM | FAST, K1, G::String, K(decr))
+        .syntax("key%k")
         .doc("1.0.0", "Subtracts one from an integer value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("incrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(incrby))
+        .syntax("key%k increment%i")
         .doc("1.0.0", "Adds an integer to an integer value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("decrby", 3, WRITE | DENYOOM | FAST, K1, G::String, K(decrby))
+        .syntax("key%k decrement%i")
         .doc("1.0.0", "Subtracts an integer from an integer value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, G::String, K(incrbyfloat))
+        .syntax("key%k increment%d")
         .doc("2.6.0", "Adds a floating point number to a numeric value.")
         .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("append", 3, WRITE | DENYOOM | FAST, K1, G::String, K(append))
+        .syntax("key%k value")
         .doc("2.0.0", "Appends to a string value.")
         .key_specs(&[ks(&["RW", "insert"], idx(1), range(0, 1, 0))]),
     cmd("strlen", 2, READONLY | FAST, K1, G::String, K(strlen))
+        .syntax("key%k")
         .doc("2.2.0", "Returns the length of a string value.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
-    cmd("getrange", 4, READONLY, K1, G::String, K(getrange)).doc("2.4.0", "Returns part of a string value."),
+    cmd("getrange", 4, READONLY, K1, G::String, K(getrange))
+        .syntax("key%k start%i end%i").doc("2.4.0", "Returns part of a string value."),
     cmd("substr", 4, READONLY, K1, G::String, K(getrange))
+        .syntax("key%k start%i end%i")
         .doc("1.0.0", "Returns part of a string value (older name of GETRANGE)."),
     cmd("setrange", 4, WRITE | DENYOOM, K1, G::String, K(setrange))
+        .syntax("key%k offset%i value")
         .doc("2.2.0", "Overwrites part of a string value at an offset."),
     cmd("lcs", -3, READONLY, K12, G::String, K(lcs))
+        .syntax("key1%k key2%k0 [LEN] [IDX] [MINMATCHLEN len%i] [WITHMATCHLEN]")
         .doc("7.0.0", "Finds the longest common subsequence of two strings."),
 ];
 

@@ -21,6 +21,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Transactions,
         Session(Op::Watch),
     )
+    .syntax("key%k [key ...]")
     .doc("2.2.0", "Makes the next transaction conditional on keys staying unchanged.")
     .key_specs(&[ks(&["RO"], idx(1), range(-1, 1, 0))]),
     cmd("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, G::Transactions, Session(Op::Unwatch))

@@ -29,93 +29,128 @@ const STORE_NK: KeySpec = KeySpec::Custom { find: store_numkeys_keys, legacy: (1
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("zadd", -4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zadd))
+        .syntax("key%k [NX|XX] [GT|LT] [CH] [INCR] score%d member [score member ...]")
     .doc("1.2.0", "Adds members with scores to a sorted set, or updates their scores.")
     .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("zrem", -3, WRITE | FAST, K1, G::SortedSet, K(zrem))
+        .syntax("key%k member [member ...]")
     .doc("1.2.0", "Removes members from a sorted set.")
     .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zscore", 3, READONLY | FAST, K1, G::SortedSet, K(zscore))
+        .syntax("key%k member")
     .doc("1.2.0", "Returns a member's score."),
     cmd("zmscore", -3, READONLY | FAST, K1, G::SortedSet, K(zmscore))
+        .syntax("key%k member [member ...]")
     .doc("6.2.0", "Returns the scores of several members."),
     cmd("zincrby", 4, WRITE | DENYOOM | FAST, K1, G::SortedSet, K(zincrby))
+        .syntax("key%k increment%i member")
     .doc("1.2.0", "Adds to a member's score.")
     .key_specs(&[ks(&["RW", "access", "update"], idx(1), range(0, 1, 0))]),
     cmd("zcard", 2, READONLY | FAST, K1, G::SortedSet, K(zcard))
+        .syntax("key%k")
     .doc("1.2.0", "Counts the members of a sorted set.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("zcount", 4, READONLY | FAST, K1, G::SortedSet, K(zcount))
+        .syntax("key%k min%d max%d")
     .doc("2.0.0", "Counts the members with scores in a range."),
     cmd("zlexcount", 4, READONLY | FAST, K1, G::SortedSet, K(zlexcount))
+        .syntax("key%k min max")
     .doc("2.8.9", "Counts the members in a lexicographical range."),
     cmd("zrank", 3, READONLY | FAST, K1, G::SortedSet, K(zrank))
+        .syntax("key%k member")
     .doc("2.0.0", "Returns a member's rank, lowest score first."),
     cmd("zrevrank", 3, READONLY | FAST, K1, G::SortedSet, K(zrevrank))
+        .syntax("key%k member")
     .doc("2.0.0", "Returns a member's rank, highest score first."),
     cmd("zrange", -4, READONLY, K1, G::SortedSet, K(zrange))
+        .syntax("key%k start stop [BYSCORE|BYLEX] [REV] [LIMIT offset%i count%i] [WITHSCORES]")
     .doc("1.2.0", "Returns members by rank, score or lexicographical range.")
     .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("zrangestore", -5, WRITE | DENYOOM, K12, G::SortedSet, K(zrangestore))
+        .syntax("dst%k src%k min max [BYSCORE|BYLEX] [REV] [LIMIT offset%i count%i]")
     .doc("6.2.0", "Stores a range of a sorted set in another key.")
     .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), range(0, 1, 0))]),
     cmd("zrangebyscore", -4, READONLY, K1, G::SortedSet, K(zrangebyscore))
+        .syntax("key%k min%d max%d [WITHSCORES] [LIMIT offset%i count%i]")
     .doc("1.0.5", "Returns members with scores in a range."),
     cmd("zrevrangebyscore", -4, READONLY, K1, G::SortedSet, K(zrevrangebyscore))
+        .syntax("key%k max%d min%d [WITHSCORES] [LIMIT offset%i count%i]")
     .doc("2.2.0", "Returns members with scores in a range, highest first."),
     cmd("zrangebylex", -4, READONLY, K1, G::SortedSet, K(zrangebylex))
+        .syntax("key%k min max [LIMIT offset%i count%i]")
     .doc("2.8.9", "Returns members in a lexicographical range."),
     cmd("zrevrangebylex", -4, READONLY, K1, G::SortedSet, K(zrevrangebylex))
+        .syntax("key%k max min [LIMIT offset%i count%i]")
     .doc("2.8.9", "Returns members in a lexicographical range, in reverse."),
     cmd("zrevrange", -4, READONLY, K1, G::SortedSet, K(zrevrange))
+        .syntax("key%k start%i stop%i [WITHSCORES]")
     .doc("1.2.0", "Returns members by rank, highest score first."),
     cmd("zremrangebyscore", 4, WRITE, K1, G::SortedSet, K(zremrangebyscore))
+        .syntax("key%k min%d max%d")
     .doc("1.2.0", "Removes members with scores in a range.")
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebyrank", 4, WRITE, K1, G::SortedSet, K(zremrangebyrank))
+        .syntax("key%k start%i stop%i")
     .doc("2.0.0", "Removes members in a rank range.")
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zremrangebylex", 4, WRITE, K1, G::SortedSet, K(zremrangebylex))
+        .syntax("key%k min max")
     .doc("2.8.9", "Removes members in a lexicographical range.")
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmin", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmin))
+        .syntax("key%k [count%i]")
     .doc("5.0.0", "Removes and returns the lowest-scored members.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zpopmax", -2, WRITE | FAST, K1, G::SortedSet, K(zpopmax))
+        .syntax("key%k [count%i]")
     .doc("5.0.0", "Removes and returns the highest-scored members.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(0, 1, 0))]),
     cmd("zmpop", -4, WRITE, nk(1), G::SortedSet, K(zmpop))
+        .syntax("numkeys%i key%k [key ...] (MIN|MAX) [COUNT count%i]")
     .doc("7.0.0", "Pops members from the first non-empty of several sorted sets.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), keynum(0, 1, 1))]),
     cmd("zrandmember", -2, READONLY, K1, G::SortedSet, K(zrandmember))
+        .syntax("key%k [count%i [WITHSCORES]]")
     .doc("6.2.0", "Returns random members of a sorted set.")
     .tips(&["nondeterministic_output"]),
     cmd("zunionstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zunionstore))
+        .syntax("destination%k numkeys%i key%k [key ...] [WEIGHTS weight%i [weight ...]] [AGGREGATE (SUM|MIN|MAX)]")
     .doc("2.0.0", "Stores the union of sorted sets.")
     .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zinterstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zinterstore))
+        .syntax("destination%k numkeys%i key%k [key ...] [WEIGHTS weight%i [weight ...]] [AGGREGATE (SUM|MIN|MAX)]")
     .doc("2.0.0", "Stores the intersection of sorted sets.")
     .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zdiffstore", -4, WRITE | DENYOOM, STORE_NK, G::SortedSet, K(zdiffstore))
+        .syntax("destination%k numkeys%i key%k [key ...]")
     .doc("6.2.0", "Stores the difference of sorted sets.")
         .key_specs(&[ks(&["OW", "update"], idx(1), range(0, 1, 0)), ks(&["RO", "access"], idx(2), keynum(0, 1, 1))]),
     cmd("zunion", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zunion))
+        .syntax("numkeys%i key%k [key ...] [WEIGHTS weight%i [weight ...]] [AGGREGATE (SUM|MIN|MAX)] [WITHSCORES]")
     .doc("6.2.0", "Unites sorted sets."),
     cmd("zinter", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zinter))
+        .syntax("numkeys%i key%k [key ...] [WEIGHTS weight%i [weight ...]] [AGGREGATE (SUM|MIN|MAX)] [WITHSCORES]")
     .doc("6.2.0", "Intersects sorted sets."),
     cmd("zdiff", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zdiff))
+        .syntax("numkeys%i key%k [key ...] [WITHSCORES]")
     .doc("6.2.0", "Subtracts sorted sets from the first."),
     cmd("zintercard", -3, READONLY | MULTI_SHARD, nk(1), G::SortedSet, K(zintercard))
+        .syntax("numkeys%i key%k [key ...] [LIMIT limit%i]")
     .doc("7.0.0", "Counts the members of the intersection of sorted sets."),
     cmd("zscan", -3, READONLY, K1, G::SortedSet, K(zscan))
+        .syntax("key%k cursor%i [MATCH pattern%p] [COUNT count%i]")
     .doc("2.8.0", "Iterates the members of a sorted set with a cursor.")
     .tips(&["nondeterministic_output"]),
     cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
+        .syntax("key%k [key ...] timeout%d")
     .doc("5.0.0", "Pops the lowest-scored member of the first non-empty sorted set, waiting if all are empty.")
     .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | MULTI_SHARD, k(1, -2, 1), G::SortedSet, B(crate::commands::blocking::attempt))
+        .syntax("key%k [key ...] timeout%d")
     .doc("5.0.0", "Removes and returns the highest-scored member of the first non-empty sorted set, blocking until one is available.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(1), range(-2, 1, 0))]),
     cmd("bzmpop", -5, WRITE | BLOCKING | MULTI_SHARD, nk(2), G::SortedSet, B(crate::commands::blocking::attempt))
+        .syntax("timeout%d numkeys%i key%k [key ...] (MIN|MAX) [COUNT count%i]")
     .doc("7.0.0", "Pops members from the first non-empty sorted set, waiting if all are empty.")
         .key_specs(&[ks(&["RW", "access", "delete"], idx(2), keynum(0, 1, 1))]),
 ];

@@ -208,6 +208,12 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
     let s = |t: &str| Reply::bulk_str(t);
     let mut fields =
         vec![(s("summary"), s(spec.summary)), (s("since"), s(spec.since)), (s("group"), s(spec.group.name()))];
+    // Every declared line parses (checked by the registry's tests).
+    if let Ok(args) = crate::commands::syntax::parse(spec.syntax) {
+        if !args.is_empty() {
+            fields.push((s("arguments"), Reply::Array(args.iter().map(|a| a.reply()).collect())));
+        }
+    }
     if !spec.subcommands.is_empty() {
         let subs = spec.subcommands.iter().map(|sub| (s(sub.name), docs_entry(sub))).collect();
         fields.push((s("subcommands"), Reply::Map(subs)));

@@ -17,18 +17,22 @@ pub static LATENCY_SUBS: &[CommandSpec] = &[
         .doc("2.8.13", "Returns the latest latency sample of every event.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_history))
+        .syntax("event")
         .doc("2.8.13", "Returns the latency samples kept for an event.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_reset))
+        .syntax("[event [event ...]]")
         .doc("2.8.13", "Forgets the latency samples of some or all events.")
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd("latency|graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_graph))
+        .syntax("event")
         .doc("2.8.13", "Draws an event's latency samples as an ASCII graph.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_doctor))
         .doc("2.8.13", "Explains the latency events observed, in words.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, G::Server, C(latency_histogram))
+        .syntax("[command [command ...]]")
         .doc("7.0.0", "Returns the latency distribution of commands.")
         .tips(&["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"]),
     cmd("latency|help", 2, LOADING | STALE, NOKEYS, G::Server, C(latency_help))

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 pub static SLOWLOG_SUBS: &[CommandSpec] = &[
     cmd("slowlog|get", -2, ADMIN | LOADING | STALE, NOKEYS, G::Server, C(slowlog_get))
+        .syntax("[count%i]")
         .doc("2.2.12", "Returns the newest entries of the slow log.")
         .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
     cmd("slowlog|len", 2, ADMIN | LOADING | STALE, NOKEYS, G::Server, C(slowlog_len))

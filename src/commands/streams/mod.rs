@@ -25,16 +25,22 @@ const XREADGROUP_KEYS: KeySpec = KeySpec::Custom { find: read::xreadgroup_keys, 
 
 static XGROUP_SUBS: &[CommandSpec] = &[
     cmd("xgroup|create", -5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
+        .syntax("key%k groupname (id|$) [MKSTREAM] [ENTRIESREAD entries_read%i]")
         .doc("5.0.0", "Creates a consumer group at a position of the stream.")
         .key_specs(&[ks(&["RW", "insert"], idx(2), range(0, 1, 0))]),
-    cmd("xgroup|setid", -5, WRITE, K2, G::Stream, K(xgroup)).doc("5.0.0", "Moves a group's last-delivered ID."),
+    cmd("xgroup|setid", -5, WRITE, K2, G::Stream, K(xgroup))
+        .syntax("key%k groupname (id|$) [ENTRIESREAD entries_read%i]")
+        .doc("5.0.0", "Moves a group's last-delivered ID."),
     cmd("xgroup|destroy", 4, WRITE, K2, G::Stream, K(xgroup))
+        .syntax("key%k groupname")
         .doc("5.0.0", "Deletes a consumer group with its pending entries.")
         .key_specs(&[ks(&["RW", "delete"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|createconsumer", 5, WRITE | DENYOOM, K2, G::Stream, K(xgroup))
+        .syntax("key%k groupname consumername")
         .doc("6.2.0", "Adds a consumer to a group.")
         .key_specs(&[ks(&["RW", "insert"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|delconsumer", 5, WRITE, K2, G::Stream, K(xgroup))
+        .syntax("key%k groupname consumername")
         .doc("5.0.0", "Removes a consumer and its pending entries from a group.")
         .key_specs(&[ks(&["RW", "delete"], idx(2), range(0, 1, 0))]),
     cmd("xgroup|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xgroup_help))
@@ -42,9 +48,14 @@ static XGROUP_SUBS: &[CommandSpec] = &[
 ];
 
 static XINFO_SUBS: &[CommandSpec] = &[
-    cmd("xinfo|stream", -3, READONLY, K2, G::Stream, K(xinfo)).doc("5.0.0", "Describes a stream, or fully with FULL."),
-    cmd("xinfo|groups", 3, READONLY, K2, G::Stream, K(xinfo)).doc("5.0.0", "Lists a stream's consumer groups."),
+    cmd("xinfo|stream", -3, READONLY, K2, G::Stream, K(xinfo))
+        .syntax("key%k [FULL [COUNT count%i]]")
+        .doc("5.0.0", "Describes a stream, or fully with FULL."),
+    cmd("xinfo|groups", 3, READONLY, K2, G::Stream, K(xinfo))
+        .syntax("key%k")
+        .doc("5.0.0", "Lists a stream's consumer groups."),
     cmd("xinfo|consumers", 4, READONLY, K2, G::Stream, K(xinfo))
+        .syntax("key%k groupname")
         .doc("5.0.0", "Lists the consumers of a group.")
         .tips(&["nondeterministic_output"]),
     cmd("xinfo|help", 2, LOADING | STALE, NOKEYS, G::Stream, C(xinfo_help))
@@ -53,6 +64,7 @@ static XINFO_SUBS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("xadd", -5, WRITE | DENYOOM | FAST, K1, G::Stream, K(xadd))
+        .syntax("key%k [NOMKSTREAM] [(MAXLEN|MINID) [=|~] threshold [LIMIT count%i]] (*|id) field value [field value ...]")
         .doc("5.0.0", "Appends an entry to a stream, creating it unless told not to; can trim in the same call.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks_noted(
@@ -62,38 +74,49 @@ pub static COMMANDS: &[CommandSpec] = &[
             range(0, 1, 0),
         )]),
     cmd("xlen", 2, READONLY | FAST, K1, G::Stream, K(xlen))
+        .syntax("key%k")
         .doc("5.0.0", "Counts the entries of a stream.")
         .key_specs(&[ks(&["RO"], idx(1), range(0, 1, 0))]),
     cmd("xrange", -4, READONLY, K1, G::Stream, K(xrange))
+        .syntax("key%k start end [COUNT count%i]")
         .doc("5.0.0", "Returns the entries between two IDs, oldest first.")
         .key_specs(&[ks(&["RO", "access"], idx(1), range(0, 1, 0))]),
     cmd("xrevrange", -4, READONLY, K1, G::Stream, K(xrevrange))
+        .syntax("key%k end start [COUNT count%i]")
         .doc("5.0.0", "Returns the entries between two IDs, newest first."),
     cmd("xdel", -3, WRITE | FAST, K1, G::Stream, K(xdel))
+        .syntax("key%k id [id ...]")
         .doc("5.0.0", "Deletes entries by ID and counts those removed.")
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("xtrim", -4, WRITE, K1, G::Stream, K(xtrim))
+        .syntax("key%k (MAXLEN|MINID) [=|~] threshold [LIMIT count%i]")
         .doc("5.0.0", "Drops the oldest entries by length or by minimal ID.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     cmd("xsetid", -3, WRITE | DENYOOM | FAST, K1, G::Stream, K(xsetid))
+        .syntax("key%k last-id [ENTRIESADDED entries_added%i] [MAXDELETEDID max_deleted_entry_id]")
         .doc("5.0.0", "Sets a stream's last ID and, optionally, its added and deleted counters."),
     cmd("xack", -4, WRITE | FAST, K1, G::Stream, K(xack))
+        .syntax("key%k group id [id ...]")
         .doc("5.0.0", "Acknowledges pending entries of a group.")
         .key_specs(&[ks(&["RW", "update"], idx(1), range(0, 1, 0))]),
     cmd("xpending", -3, READONLY, K1, G::Stream, K(xpending))
+        .syntax("key%k group [[IDLE min-idle-time%i] start end count%i [consumer]]")
         .doc("5.0.0", "Summarizes or lists the pending entries of a group.")
         .tips(&["nondeterministic_output"]),
     cmd("xclaim", -6, WRITE | FAST, K1, G::Stream, K(xclaim))
+        .syntax("key%k group consumer min-idle-time id [id ...] [IDLE ms%i] [TIME unix-time-milliseconds%t] [RETRYCOUNT count%i] [FORCE] [JUSTID] [LASTID id]")
         .doc("5.0.0", "Moves pending entries to another consumer.")
         .tips(&["nondeterministic_output"]),
     cmd("xautoclaim", -6, WRITE | FAST, K1, G::Stream, K(xautoclaim))
+        .syntax("key%k group consumer min-idle-time start [COUNT count%i] [JUSTID]")
         .doc("6.2.0", "Scans the pending entries and claims the idle ones for a consumer.")
         .tips(&["nondeterministic_output"])
         .key_specs(&[ks(&["RW", "delete"], idx(1), range(0, 1, 0))]),
     // Both may block, so the connection loop runs them (commands::blocking);
     // their streams may live on several shards.
     cmd("xread", -4, READONLY | BLOCKING | MULTI_SHARD, XREAD_KEYS, G::Stream, B(crate::commands::blocking::attempt))
+        .syntax("[COUNT count%i] [BLOCK milliseconds%i] (STREAMS key%k [key ...] id [id ...])")
         .doc("5.0.0", "Reads entries after given IDs from one or more streams, waiting if asked.")
         .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 1), range(-1, 1, 2))]),
     cmd(
@@ -104,6 +127,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G::Stream,
         B(crate::commands::blocking::attempt),
     )
+        .syntax("(GROUP group consumer) [COUNT count%i] [BLOCK milliseconds%i] [NOACK] (STREAMS key%k [key ...] id [id ...])")
     .doc("5.0.0", "Reads entries for a consumer of a group, tracking them as pending.")
     .key_specs(&[ks(&["RO", "access"], kw("STREAMS", 4), range(-1, 1, 2))]),
     container("xgroup", -2, 0, G::Stream, XGROUP_SUBS)
