@@ -456,8 +456,10 @@ fn transfers_by_new_scripts(extra: &[&str], publish: &str) {
                 let x = rng.gen_range(0..4);
                 let y = (x + rng.gen_range(1..4)) % 4;
                 // A new script each time: nothing learned, so it enters shards as it goes.
+                // Between its writes, a refused call and a failed one (errors to count once).
                 let script = format!(
                     "-- {w}.{n}\nlocal n = tonumber(ARGV[3]); redis.call('decrby', ARGV[1], n); {publish}\
+                     redis.pcall('get'); redis.pcall('lpush', ARGV[1], 'x'); \
                      redis.call('rpush', 'log:' .. ARGV[1], n); redis.call('incrby', ARGV[2], n); return 1"
                 );
                 let amount = rng.gen_range(1..10).to_string();
@@ -485,6 +487,19 @@ fn transfers_by_new_scripts(extra: &[&str], publish: &str) {
     for cmd in ["decrby", "rpush", "incrby"] {
         let line = common::field_of(&mut c, "commandstats", &format!("cmdstat_{cmd}"));
         assert!(line.starts_with(&format!("calls={moved},")), "cmdstat_{cmd}:{line} after {moved} transfers");
+    }
+    // Its errors too: the refused GET and the failed LPUSH of each transfer.
+    let get = common::field_of(&mut c, "commandstats", "cmdstat_get");
+    assert!(
+        get.ends_with(&format!("rejected_calls={moved},failed_calls=0")),
+        "cmdstat_get:{get} after {moved} transfers"
+    );
+    let lpush = common::field_of(&mut c, "commandstats", "cmdstat_lpush");
+    assert!(lpush.starts_with(&format!("calls={moved},")), "cmdstat_lpush:{lpush} after {moved} transfers");
+    assert!(lpush.ends_with(&format!("failed_calls={moved}")), "cmdstat_lpush:{lpush} after {moved} transfers");
+    for (code, count) in [("ERR", moved), ("WRONGTYPE", moved)] {
+        let line = common::field_of(&mut c, "errorstats", &format!("errorstat_{code}"));
+        assert_eq!(line, format!("count={count}"), "errorstat_{code} after {moved} transfers");
     }
     let changes = common::field_of(&mut c, "persistence", "rdb_changes_since_last_save");
     assert_eq!(changes, (4 + 3 * moved).to_string(), "dirty count after {moved} transfers");

@@ -123,20 +123,23 @@ impl Tally {
     }
 
     /// Takes back everything this run counted (calls, their time and
-    /// failures, the dirty count): the run was undone and runs again. Only
-    /// for a `nested_retractable` tally; others keep their counts.
+    /// failures, the dirty count, and with an `ErrorTakeBack` alive its
+    /// errors and refusals): the run was undone and runs again. Only for a
+    /// `nested_retractable` tally; others keep their counts.
     pub fn withdraw(&mut self, server: &Server) {
         if !self.retractable {
             return;
         }
         let stats = &server.stats;
+        stats.take_back_errors();
         RETRACTABLE.with_borrow_mut(|published| {
+            use crate::stats::take_back;
             for (id, calls, usec, failed) in published.drain(..) {
-                stats.commands_processed.fetch_sub(calls, Relaxed);
+                take_back(&stats.commands_processed, calls);
                 let s = &stats.commands[id];
-                s.calls.fetch_sub(calls, Relaxed);
-                s.usec.fetch_sub(usec, Relaxed);
-                s.failed.fetch_sub(failed, Relaxed);
+                take_back(&s.calls, calls);
+                take_back(&s.usec, usec);
+                take_back(&s.failed, failed);
             }
         });
         (self.cmd, self.calls, self.usec, self.failed, self.dirty) = (None, 0, 0, 0, 0);
@@ -207,7 +210,7 @@ impl Tally {
 
 /// Counts a command refused before it ran (`rejected_calls`) and its error.
 pub fn rejected(server: &Server, cmd: Command, reply: &Reply) {
-    server.stats.commands[cmd.id].rejected.fetch_add(1, Relaxed);
+    server.stats.count_rejected(cmd.id);
     if let Some(text) = reply.error_text() {
         server.stats.count_error(text);
     }

@@ -562,7 +562,7 @@ fn refuse(run: &Run<'_>, cmd: Option<Command>, err: CallErr) -> CallErr {
         CallErr::Abort => return err,
     }
     if let Some(cmd) = cmd {
-        stats.commands[cmd.id].rejected.fetch_add(1, Ordering::Relaxed);
+        stats.count_rejected(cmd.id);
     }
     err
 }

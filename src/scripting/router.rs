@@ -502,6 +502,8 @@ fn run_with_vm<'a>(
 ) -> (Reply, Restart) {
     let now = crate::storage::now_ms();
     let function = matches!(req.job, Job::Function(_));
+    // Standalone mode: errors of a run taken back are counted out with it.
+    let _error_take_back = server.standalone.then(crate::stats::ErrorTakeBack::begin);
     let mut run = Run {
         server,
         shard,

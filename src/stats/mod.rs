@@ -74,6 +74,65 @@ pub fn error_code(text: &[u8]) -> &[u8] {
     }
 }
 
+/// Subtracts what a run taken back had added, never below zero (a
+/// RESETSTAT may have come in between).
+pub fn take_back(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+}
+
+thread_local! {
+    /// True while this thread runs something that may be taken back and run
+    /// again (a standalone-mode script: see `dispatch::Tally`): the errors it
+    /// counts are noted in `TAKE_BACK_NOTES` so that `Stats::take_back_errors`
+    /// can count them out. A thread runs one script at a time.
+    static TAKE_BACK_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether `TAKE_BACK_NOTES` holds anything.
+    static TAKE_BACK_NOTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Touched only when such a run counts an error.
+    static TAKE_BACK_NOTES: std::cell::RefCell<ErrorNotes> = const { std::cell::RefCell::new(ErrorNotes::new()) };
+}
+
+struct ErrorNotes {
+    /// Error codes counted (`None`: only in `error_replies`, the table was full).
+    codes: Vec<Option<String>>,
+    /// Commands whose `rejected_calls` went up.
+    rejected: Vec<usize>,
+}
+
+impl ErrorNotes {
+    const fn new() -> ErrorNotes {
+        ErrorNotes { codes: Vec::new(), rejected: Vec::new() }
+    }
+}
+
+/// Notes an error counted by a run that may be taken back.
+#[cold]
+fn note_for_take_back(note: impl FnOnce(&mut ErrorNotes)) {
+    TAKE_BACK_NOTED.set(true);
+    TAKE_BACK_NOTES.with_borrow_mut(note);
+}
+
+/// While it lives, the errors this thread counts are noted for
+/// `Stats::take_back_errors`; however the run ends, the noting ends with it.
+pub struct ErrorTakeBack(());
+
+impl ErrorTakeBack {
+    pub fn begin() -> ErrorTakeBack {
+        TAKE_BACK_ON.set(true);
+        ErrorTakeBack(())
+    }
+}
+
+impl Drop for ErrorTakeBack {
+    fn drop(&mut self) {
+        TAKE_BACK_ON.set(false);
+        // What the completed run counted stays counted.
+        if TAKE_BACK_NOTED.replace(false) {
+            TAKE_BACK_NOTES.with_borrow_mut(|notes| *notes = ErrorNotes::new());
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CommandStats {
     pub calls: AtomicU64,
@@ -108,13 +167,52 @@ impl Stats {
         let code = String::from_utf8_lossy(error_code(text.as_ref()));
         let mut errors = self.errors.lock();
         let len = errors.len();
-        match errors.get_mut(&*code) {
-            Some(n) => *n += 1,
+        let counted = match errors.get_mut(&*code) {
+            Some(n) => {
+                *n += 1;
+                true
+            }
             // Bounded, as Redis bounds it: odd error codes from scripts could be endless.
             None if len < 128 => {
-                errors.insert(code.into_owned(), 1);
+                errors.insert(code.to_string(), 1);
+                true
             }
-            None => {}
+            None => false,
+        };
+        drop(errors);
+        if TAKE_BACK_ON.get() {
+            note_for_take_back(|notes| notes.codes.push(counted.then(|| code.into_owned())));
+        }
+    }
+
+    /// Counts a command refused before it ran (`rejected_calls`).
+    pub fn count_rejected(&self, command: usize) {
+        self.commands[command].rejected.fetch_add(1, Ordering::Relaxed);
+        if TAKE_BACK_ON.get() {
+            note_for_take_back(|notes| notes.rejected.push(command));
+        }
+    }
+
+    /// Counts out the errors and refusals noted since `ErrorTakeBack::begin`
+    /// (or the last take-back): their run was undone and runs again, and
+    /// Redis counts what one run does.
+    pub fn take_back_errors(&self) {
+        if !TAKE_BACK_ON.get() || !TAKE_BACK_NOTED.replace(false) {
+            return;
+        }
+        let notes = TAKE_BACK_NOTES.with_borrow_mut(|notes| std::mem::replace(notes, ErrorNotes::new()));
+        let mut errors = self.errors.lock();
+        for code in notes.codes {
+            take_back(&self.error_replies, 1);
+            if let Some(n) = code.as_ref().and_then(|c| errors.get_mut(c)) {
+                *n -= 1;
+                if *n == 0 {
+                    errors.remove(code.as_deref().unwrap_or_default());
+                }
+            }
+        }
+        for command in notes.rejected {
+            take_back(&self.commands[command].rejected, 1);
         }
     }
 
