@@ -10,6 +10,9 @@
 # script in file $SCRIPT with the same keys and arguments,
 # `xadd` runs `xadd mystream * myfield myvalue`.
 # `del` deletes random keys of a keyspace filled by SETs first (not measured).
+# `custom` runs the command line in $CMD (`CMD='setbit bm:__rand_int__ 1000 1'`),
+# after the shell line in $PRELOAD if set (not measured; the server's port is
+# $port), and prints its row as $LABEL.
 # CLUSTER=1: moonshard runs with `cluster-enabled yes` as a one-node cluster
 # serving every slot (redis-server the same).
 # CLIENTS=N: N client connections (default 1; the performance issue's -P 1
@@ -51,6 +54,11 @@ count() {  # count <test> <n>: total Ir while running n requests
     args=("${args[@]:0:${#args[@]}-2}" del 'key:__rand_int__')
   elif [[ $test == xadd ]]; then  # redis-benchmark 7.0 has no xadd test
     args=("${args[@]:0:${#args[@]}-2}" xadd mystream '*' myfield myvalue)
+  elif [[ $test == custom ]]; then
+    [[ -n ${PRELOAD:-} ]] && eval "$PRELOAD" >/dev/null
+    local words
+    read -ra words <<< "$CMD"
+    args=("${args[@]:0:${#args[@]}-2}" "${words[@]}")
   fi
   callgrind_control -i on "$pid" >/dev/null 2>&1
   redis-benchmark -p "$port" -c "${CLIENTS:-1}" -n "$n" -P "$pipeline" -r 100000 -q "${args[@]}" >/dev/null
@@ -62,5 +70,6 @@ count() {  # count <test> <n>: total Ir while running n requests
 }
 for test in "$@"; do
   a=$(count "$test" "$small"); b=$(count "$test" "$big")
-  echo "$test P$pipeline $(( (b - a) / (big - small) ))"
+  label=$test; [[ $test == custom ]] && label=${LABEL:-$CMD}
+  echo "$label P$pipeline $(( (b - a) / (big - small) ))"
 done
