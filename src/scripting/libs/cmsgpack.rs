@@ -7,7 +7,7 @@
 
 use super::arg::{c_integer, exact, number, Args};
 use crate::scripting::api::lua_error;
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{ffi, Lua, MultiValue, Table, Value};
 
 const MAX_NESTING: usize = 16;
 /// Beyond Redis: the deepest nesting and the most strings or tables one call
@@ -220,6 +220,14 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
 
 // ---------------------------------------------------------------------------
 // Unpacking
+//
+// In two passes: the input is first read in Rust into a list of tokens,
+// with every check lua-cmsgpack makes (truncation, bad format, its stack
+// use, nil or NaN map keys) in its order, and nothing is built while any of
+// them can still fail. The Lua values are then built from the tokens in one
+// protected call with Lua's own API. Building them one mlua call at a time
+// cost a protected call (two closures for Lua's collector) per string,
+// table and table slot: a fifth of a BullMQ job's instructions.
 
 enum Fail {
     Eof,
@@ -227,16 +235,32 @@ enum Fail {
     Lua(mlua::Error),
 }
 
-impl From<mlua::Error> for Fail {
-    fn from(e: mlua::Error) -> Fail {
-        Fail::Lua(e)
-    }
+/// One decoded item, in order: a container's items follow it.
+#[derive(Clone, Copy)]
+enum Token {
+    Nil,
+    Bool(bool),
+    Number(f64),
+    /// Start and length of the string's bytes in the input.
+    Str(usize, usize),
+    /// A table of this many array items, or map pairs, that follow.
+    Array(u64),
+    Map(u64),
 }
 
-/// A table being filled: an array (`next` index) or a map (`key` read).
+/// A table being filled: its items left, and for a map whether its key
+/// has been read (and was a valid one).
 enum Fill {
-    Array { t: Table, left: u64, next: i64 },
-    Map { t: Table, left: u64, key: Option<Value> },
+    Array { left: u64 },
+    Map { left: u64, key_read: bool },
+}
+
+/// What a finished value is, as a map key.
+#[derive(PartialEq)]
+enum Done {
+    Nil,
+    NaN,
+    Other,
 }
 
 struct Decoder<'a> {
@@ -246,6 +270,9 @@ struct Decoder<'a> {
     /// Lua stack slots lua-cmsgpack would be using (arguments, finished
     /// values, tables and keys being filled).
     top: usize,
+    tokens: Vec<Token>,
+    /// The deepest nesting of tables seen.
+    depth: usize,
 }
 
 impl Decoder<'_> {
@@ -271,20 +298,28 @@ impl Decoder<'_> {
         b.iter().fold(0, |acc, &x| (acc << 8) | x as u64)
     }
 
-    fn string(&mut self, hdr: usize, len: usize) -> Result<Value, Fail> {
+    fn scalar(&mut self, token: Token) -> Result<Option<Done>, Fail> {
+        self.tokens.push(token);
+        Ok(Some(match token {
+            Token::Nil => Done::Nil,
+            Token::Number(n) if n.is_nan() => Done::NaN,
+            _ => Done::Other,
+        }))
+    }
+
+    fn string(&mut self, hdr: usize, len: usize) -> Result<Option<Done>, Fail> {
         let total = hdr.checked_add(len).ok_or(Fail::Eof)?;
-        let b = self.need(total)?;
-        let s = self.lua.create_string(&b[hdr..])?;
+        self.need(total)?;
+        let start = self.pos + hdr;
         self.pos += total;
-        Ok(Value::String(s))
+        self.scalar(Token::Str(start, len))
     }
 
     /// Reads one item: a complete value, or a table to fill (pushed on
     /// `open`, then None).
-    fn item(&mut self, open: &mut Vec<Fill>) -> Result<Option<Value>, Fail> {
+    fn item(&mut self, open: &mut Vec<Fill>) -> Result<Option<Done>, Fail> {
         let head = self.need(1)?[0];
         self.check_stack(TOO_MANY)?;
-        let num = |v: f64| Ok(Some(Value::Number(v)));
         macro_rules! fixed {
             ($n:expr) => {{
                 let b = self.need(1 + $n)?;
@@ -293,150 +328,146 @@ impl Decoder<'_> {
                 v
             }};
         }
-        match head {
-            0xcc => num(fixed!(1) as f64),
-            0xd0 => num(fixed!(1) as u8 as i8 as f64),
-            0xcd => num(fixed!(2) as f64),
-            0xd1 => num(fixed!(2) as u16 as i16 as f64),
-            0xce => num(fixed!(4) as f64),
-            0xd2 => num(fixed!(4) as u32 as i32 as f64),
+        let number = match head {
+            0xcc => fixed!(1) as f64,
+            0xd0 => fixed!(1) as u8 as i8 as f64,
+            0xcd => fixed!(2) as f64,
+            0xd1 => fixed!(2) as u16 as i16 as f64,
+            0xce => fixed!(4) as f64,
+            0xd2 => fixed!(4) as u32 as i32 as f64,
             // lua-cmsgpack reads uint64 into a signed integer too.
-            0xcf | 0xd3 => num(fixed!(8) as i64 as f64),
+            0xcf | 0xd3 => fixed!(8) as i64 as f64,
             0xc0 => {
                 self.pos += 1;
-                Ok(Some(Value::Nil))
+                return self.scalar(Token::Nil);
             }
             0xc3 | 0xc2 => {
                 self.pos += 1;
-                Ok(Some(Value::Boolean(head == 0xc3)))
+                return self.scalar(Token::Bool(head == 0xc3));
             }
-            0xca => num(f32::from_bits(fixed!(4) as u32) as f64),
-            0xcb => num(f64::from_bits(fixed!(8))),
+            0xca => f32::from_bits(fixed!(4) as u32) as f64,
+            0xcb => f64::from_bits(fixed!(8)),
             0xd9 => {
                 let l = self.need(2)?[1] as usize;
-                self.string(2, l).map(Some)
+                return self.string(2, l);
             }
             0xda => {
                 let l = Self::be(&self.need(3)?[1..]) as usize;
-                self.string(3, l).map(Some)
+                return self.string(3, l);
             }
             0xdb => {
                 let l = Self::be(&self.need(5)?[1..]) as usize;
-                self.string(5, l).map(Some)
+                return self.string(5, l);
             }
             0xdc => {
                 let l = fixed!(2);
-                self.open_array(open, l)
+                return self.open_array(open, l);
             }
             0xdd => {
                 let l = fixed!(4);
-                self.open_array(open, l)
+                return self.open_array(open, l);
             }
             0xde => {
                 let l = fixed!(2);
-                self.open_map(open, l)
+                return self.open_map(open, l);
             }
             0xdf => {
                 let l = fixed!(4);
-                self.open_map(open, l)
+                return self.open_map(open, l);
             }
             _ if head & 0x80 == 0 => {
                 self.pos += 1;
-                num(head as f64)
+                head as f64
             }
             _ if head & 0xe0 == 0xe0 => {
                 self.pos += 1;
-                num(head as i8 as f64)
+                head as i8 as f64
             }
-            _ if head & 0xe0 == 0xa0 => self.string(1, (head & 0x1f) as usize).map(Some),
+            _ if head & 0xe0 == 0xa0 => return self.string(1, (head & 0x1f) as usize),
             _ if head & 0xf0 == 0x90 => {
                 self.pos += 1;
-                self.open_array(open, (head & 0xf) as u64)
+                return self.open_array(open, (head & 0xf) as u64);
             }
             _ if head & 0xf0 == 0x80 => {
                 self.pos += 1;
-                self.open_map(open, (head & 0xf) as u64)
+                return self.open_map(open, (head & 0xf) as u64);
             }
-            _ => Err(Fail::BadFormat),
-        }
+            _ => return Err(Fail::BadFormat),
+        };
+        self.scalar(Token::Number(number))
     }
 
-    fn open_array(&mut self, open: &mut Vec<Fill>, len: u64) -> Result<Option<Value>, Fail> {
-        let t = self.lua.create_table()?;
+    fn open_array(&mut self, open: &mut Vec<Fill>, len: u64) -> Result<Option<Done>, Fail> {
         self.top += 1;
         self.check_stack("in function mp_decode_to_lua_array")?;
         if open.len() >= MAX_DEPTH {
             return Err(self.overflow("in function mp_decode_to_lua_array"));
         }
+        self.tokens.push(Token::Array(len));
         if len == 0 {
             self.top -= 1;
-            return Ok(Some(Value::Table(t)));
+            return Ok(Some(Done::Other));
         }
         // The index pushed before each element.
         self.top += 1;
-        open.push(Fill::Array { t, left: len, next: 1 });
+        open.push(Fill::Array { left: len });
+        self.depth = self.depth.max(open.len());
         Ok(None)
     }
 
-    fn open_map(&mut self, open: &mut Vec<Fill>, len: u64) -> Result<Option<Value>, Fail> {
-        let t = self.lua.create_table()?;
+    fn open_map(&mut self, open: &mut Vec<Fill>, len: u64) -> Result<Option<Done>, Fail> {
+        self.tokens.push(Token::Map(len));
         if len == 0 {
-            return Ok(Some(Value::Table(t)));
+            return Ok(Some(Done::Other));
         }
         if open.len() >= MAX_DEPTH {
             return Err(self.overflow(TOO_MANY));
         }
         self.top += 1;
-        open.push(Fill::Map { t, left: len, key: None });
+        open.push(Fill::Map { left: len, key_read: false });
+        self.depth = self.depth.max(open.len());
         Ok(None)
     }
 
-    /// Decodes one top-level value.
-    fn value(&mut self) -> Result<Value, Fail> {
+    /// Reads one top-level value.
+    fn value(&mut self) -> Result<(), Fail> {
         let mut open: Vec<Fill> = Vec::new();
         loop {
-            let Some(mut v) = self.item(&mut open)? else { continue };
-            // Store finished values into their tables, closing full ones.
+            let Some(mut done) = self.item(&mut open)? else { continue };
+            // Count finished values into their tables, closing full ones.
             loop {
-                let Some(top) = open.last_mut() else { return Ok(v) };
+                let Some(top) = open.last_mut() else { return Ok(()) };
                 match top {
-                    Fill::Array { t, left, next } => {
-                        t.raw_set(*next, v)?;
-                        *next += 1;
+                    Fill::Array { left } => {
                         *left -= 1;
                         if *left > 0 {
                             break;
                         }
                         self.top -= 2;
                     }
-                    Fill::Map { t, left, key } => match key.take() {
-                        None => {
-                            *key = Some(v);
+                    Fill::Map { left, key_read } => {
+                        if !*key_read {
+                            // lua_settable: a nil or NaN key is an error.
+                            match done {
+                                Done::Nil => return Err(Fail::Lua(plain_error("table index is nil"))),
+                                Done::NaN => return Err(Fail::Lua(plain_error("table index is NaN"))),
+                                Done::Other => {}
+                            }
+                            *key_read = true;
                             self.top += 1;
                             break;
                         }
-                        Some(k) => {
-                            self.top -= 1;
-                            // lua_settable: a nil or NaN key is an error.
-                            if k.is_nil() {
-                                return Err(Fail::Lua(plain_error("table index is nil")));
-                            }
-                            if number(&k).is_some_and(f64::is_nan) {
-                                return Err(Fail::Lua(plain_error("table index is NaN")));
-                            }
-                            t.raw_set(k, v)?;
-                            *left -= 1;
-                            if *left > 0 {
-                                break;
-                            }
-                            self.top -= 1;
+                        *key_read = false;
+                        self.top -= 1;
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
                         }
-                    },
+                        self.top -= 1;
+                    }
                 }
-                v = match open.pop() {
-                    Some(Fill::Array { t, .. } | Fill::Map { t, .. }) => Value::Table(t),
-                    None => Value::Nil,
-                };
+                open.pop();
+                done = Done::Other;
             }
         }
     }
@@ -445,6 +476,46 @@ impl Decoder<'_> {
 /// An error raised by the Lua core inside a C function: no position.
 fn plain_error(msg: &str) -> mlua::Error {
     mlua::Error::RuntimeError(msg.to_string())
+}
+
+/// Pushes the value of the tokens from `*at` (moving past it) as
+/// lua-cmsgpack builds it: tables empty at first, filled in order with raw
+/// sets, so that they grow (and `pairs` walks them) as in Redis.
+///
+/// # Safety
+/// Inside a protected call, with stack space for twice the nesting; `data`
+/// holds the strings the tokens point into. A Lua error (out of memory)
+/// jumps over these frames, which hold nothing to drop.
+unsafe fn push_tokens(state: *mut ffi::lua_State, data: &[u8], tokens: &[Token], at: &mut usize) {
+    let token = tokens[*at];
+    *at += 1;
+    // SAFETY: per the function's contract; string tokens lie within `data`.
+    unsafe {
+        match token {
+            Token::Nil => ffi::lua_pushnil(state),
+            Token::Bool(b) => ffi::lua_pushboolean(state, b as std::os::raw::c_int),
+            Token::Number(n) => ffi::lua_pushnumber(state, n),
+            Token::Str(start, len) => {
+                ffi::lua_pushlstring(state, data.as_ptr().add(start).cast(), len);
+            }
+            Token::Array(len) => {
+                ffi::lua_createtable(state, 0, 0);
+                for i in 1..=len {
+                    ffi::lua_pushnumber(state, i as f64);
+                    push_tokens(state, data, tokens, at);
+                    ffi::lua_rawset(state, -3);
+                }
+            }
+            Token::Map(len) => {
+                ffi::lua_createtable(state, 0, 0);
+                for _ in 0..len {
+                    push_tokens(state, data, tokens, at);
+                    push_tokens(state, data, tokens, at);
+                    ffi::lua_rawset(state, -3);
+                }
+            }
+        }
+    }
 }
 
 /// `mp_unpack_full`: up to `limit` values from `offset`; with a limit or
@@ -465,20 +536,20 @@ fn unpack_full(lua: &Lua, a: &Args, nargs: usize, limit: i64, offset: i64) -> ml
         return Err(lua_error(lua, format!("Start offset {shown} greater than input length {}.", len as i32)));
     }
     let limit = if decode_all { i32::MAX as i64 } else { limit };
-    let mut d = Decoder { lua, data: &data[offset as usize..], pos: 0, top: nargs };
-    let mut out = Vec::new();
+    let input = &data[offset as usize..];
+    let mut d = Decoder { lua, data: input, pos: 0, top: nargs, tokens: Vec::new(), depth: 0 };
     let mut count = 0;
     let mut refs = 0;
     while d.pos < d.data.len() && count < limit {
+        let first = d.tokens.len();
         match d.value() {
-            Ok(v) => {
-                if matches!(v, Value::String(_) | Value::Table(_)) {
+            Ok(()) => {
+                if matches!(d.tokens[first], Token::Str(..) | Token::Array(_) | Token::Map(_)) {
                     refs += 1;
                     if refs > MAX_REF_RESULTS {
                         return Err(lua_error(lua, format!("stack overflow ({TOO_MANY})")));
                     }
                 }
-                out.push(v)
             }
             Err(Fail::Eof) => return Err(lua_error(lua, "Missing bytes in input.")),
             Err(Fail::BadFormat) => return Err(lua_error(lua, "Bad data format in input.")),
@@ -487,12 +558,30 @@ fn unpack_full(lua: &Lua, a: &Args, nargs: usize, limit: i64, offset: i64) -> ml
         d.top += 1;
         count += 1;
     }
+    let (tokens, depth, end) = (d.tokens, d.depth, d.pos);
+    // Room for the results and, per table level, a table and a key, with
+    // the value being built at the deepest.
+    let room = count as usize + 2 * depth + 1;
+    // SAFETY: inside mlua's protected call; `push_tokens`'s contract: the
+    // stack is grown first, `input` outlives the call, and the tokens were
+    // checked whole above (each container's items follow it).
+    let mut values = unsafe {
+        lua.exec_raw::<MultiValue>((), |state| {
+            if ffi::lua_checkstack(state, room as std::os::raw::c_int) == 0 {
+                ffi::luaL_error(state, c"stack overflow (%s)".as_ptr(), c"in function mp_unpack_full".as_ptr());
+            }
+            let mut at = 0;
+            while at < tokens.len() {
+                push_tokens(state, input, &tokens, &mut at);
+            }
+        })?
+    };
     if !decode_all {
-        let left = d.data.len() - d.pos;
+        let left = input.len() - end;
         let next = if left == 0 { -1 } else { (len - left) as i32 as i64 };
-        out.insert(0, Value::Number(next as f64));
+        values.push_front(Value::Number(next as f64));
     }
-    Ok(MultiValue::from_vec(out))
+    Ok(values)
 }
 
 fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
