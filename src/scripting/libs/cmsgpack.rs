@@ -248,11 +248,11 @@ enum Token {
     Map(u64),
 }
 
-/// A table being filled: its items left, and for a map whether its key
-/// has been read (and was a valid one).
+/// A table being filled: its items left, and for a map the key read
+/// (checked when its value is complete, as `lua_settable` does).
 enum Fill {
     Array { left: u64 },
-    Map { left: u64, key_read: bool },
+    Map { left: u64, key: Option<Done> },
 }
 
 /// What a finished value is, as a map key.
@@ -424,7 +424,7 @@ impl Decoder<'_> {
             return Err(self.overflow(TOO_MANY));
         }
         self.top += 1;
-        open.push(Fill::Map { left: len, key_read: false });
+        open.push(Fill::Map { left: len, key: None });
         self.depth = self.depth.max(open.len());
         Ok(None)
     }
@@ -445,20 +445,19 @@ impl Decoder<'_> {
                         }
                         self.top -= 2;
                     }
-                    Fill::Map { left, key_read } => {
-                        if !*key_read {
-                            // lua_settable: a nil or NaN key is an error.
-                            match done {
-                                Done::Nil => return Err(Fail::Lua(plain_error("table index is nil"))),
-                                Done::NaN => return Err(Fail::Lua(plain_error("table index is NaN"))),
-                                Done::Other => {}
-                            }
-                            *key_read = true;
+                    Fill::Map { left, key } => {
+                        let Some(k) = key.take() else {
+                            *key = Some(done);
                             self.top += 1;
                             break;
-                        }
-                        *key_read = false;
+                        };
                         self.top -= 1;
+                        // lua_settable: a nil or NaN key is an error.
+                        match k {
+                            Done::Nil => return Err(Fail::Lua(plain_error("table index is nil"))),
+                            Done::NaN => return Err(Fail::Lua(plain_error("table index is NaN"))),
+                            Done::Other => {}
+                        }
                         *left -= 1;
                         if *left > 0 {
                             break;
