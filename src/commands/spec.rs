@@ -287,6 +287,11 @@ impl CommandSpec {
         }
     }
 
+    /// Sharded pub/sub: its channels are routed like keys but are no keys.
+    pub fn keys_are_channels(&self) -> bool {
+        !self.key_docs.is_empty() && self.key_docs.iter().all(|d| d.flags.contains(&"not_key"))
+    }
+
     pub fn movable_keys(&self) -> bool {
         matches!(self.keys, KeySpec::NumKeys { .. } | KeySpec::Custom { .. })
     }

@@ -257,6 +257,17 @@ fn word(w: &str) -> Result<Arg, String> {
     Ok(arg)
 }
 
+/// `token` followed by `rest`: one argument taking the token, or a block.
+fn with_token(token: Option<String>, mut rest: Vec<Arg>) -> Arg {
+    if rest.len() == 1 && rest[0].token.is_none() && !rest[0].optional {
+        let mut one = rest.remove(0);
+        one.token = token;
+        one.bare = false;
+        return one;
+    }
+    Arg::group(ArgType::Block, token, rest)
+}
+
 /// One branch of a group: a lone argument, or a block (taking a leading token).
 fn branch(mut items: Vec<Arg>, top: bool) -> Vec<Arg> {
     if top {
@@ -264,12 +275,7 @@ fn branch(mut items: Vec<Arg>, top: bool) -> Vec<Arg> {
     }
     if items.len() > 1 && items[0].is_bare_token() && !items[1..].iter().all(Arg::is_bare_token) {
         let token = items.remove(0).token;
-        if items.len() == 1 && items[0].token.is_none() && !items[0].optional {
-            items[0].token = token;
-            items[0].bare = false;
-            return items;
-        }
-        return vec![Arg::group(ArgType::Block, token, items)];
+        return vec![with_token(token, items)];
     }
     if items.len() == 1 {
         return items;
@@ -291,15 +297,7 @@ fn repeat(items: &mut Vec<Arg>, repeated: &str) -> Result<(), String> {
     let mut folded = if group[0].is_bare_token() {
         // The token is repeated too: `GET pattern [GET pattern ...]`.
         let token = group.remove(0).token;
-        let mut folded = if group.len() == 1 && group[0].token.is_none() {
-            group.remove(0)
-        } else {
-            Arg::group(ArgType::Block, None, group)
-        };
-        folded.token = token.clone();
-        if folded.kind == ArgType::Block {
-            folded.name = token.unwrap_or_default().to_ascii_lowercase();
-        }
+        let mut folded = with_token(token, group);
         folded.multiple_token = true;
         folded
     } else {

@@ -260,9 +260,7 @@ fn getkeys_target(line: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
         let sub = line.get(1).ok_or_else(|| Reply::err(crate::protocol::errors::GETKEYS_ARITY))?;
         spec = registry::lookup_sub(spec, sub).ok_or_else(invalid)?.spec;
     }
-    // Channels of shard pub/sub are routed like keys but are no keys.
-    let only_channels = !spec.key_docs.is_empty() && spec.key_docs.iter().all(|d| d.flags.contains(&"not_key"));
-    if matches!(spec.keys, KeySpec::None) || only_channels {
+    if matches!(spec.keys, KeySpec::None) || spec.keys_are_channels() {
         return Err(Reply::err("The command has no key arguments"));
     }
     if !spec.arity_ok(line.len()) {
