@@ -785,7 +785,10 @@ impl Connection {
             // Messages go on queueing while the write waits: a subscriber under
             // the limit looks again every 100 ms.
             let (deadline, recheck) = match self.session.sub.as_ref().filter(|s| s.active()) {
-                Some(sub) => match sub.sub.soft_deadline_ms(&self.session.server.config.pubsub_limits) {
+                // The bytes taken from the queue but not yet written count too
+                // (CLIENT LIST's omem, and Redis's output buffer, hold both).
+                Some(sub) => match sub.sub.soft_deadline_ms(&self.session.server.config.pubsub_limits, total - written)
+                {
                     Some(at) => {
                         let wait = std::time::Duration::from_millis(at.saturating_sub(crate::storage::now_ms()));
                         (Some(tokio::time::Instant::now() + wait), false)

@@ -121,13 +121,13 @@ impl Subscriber {
         }
     }
 
-    /// While the bytes waiting for the subscriber stay at or over the soft
-    /// limit: the Unix ms at which it is to be closed (`soft_secs` after it
+    /// While the bytes waiting for the subscriber (queued, and `unwritten`
+    /// of its connection's output) stay at or over the soft limit: the Unix ms at which it is to be closed (`soft_secs` after it
     /// went over), so one that stopped reading is closed even when no more
     /// messages come, as Redis's clientsCron closes it.
-    pub fn soft_deadline_ms(&self, limits: &Limits) -> Option<u64> {
+    pub fn soft_deadline_ms(&self, limits: &Limits, unwritten: usize) -> Option<u64> {
         let soft = limits.soft.load(Ordering::Relaxed);
-        let pending = self.info.bufs.pubsub.load(Ordering::Acquire) as u64;
+        let pending = self.info.bufs.pubsub.load(Ordering::Acquire) as u64 + unwritten as u64;
         if soft == 0 || pending < soft {
             return None;
         }
