@@ -13,6 +13,65 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The shard a key of the running command was found to live on, known
+/// before the handler runs (a script's call computes every key's shard to
+/// check its rules). The key is recognised by its address and length only:
+/// the route is handed to a `Ctx` that lives for that one command, while
+/// the argument it names is alive and unchanged, so no other key can have
+/// the same address and length meanwhile.
+#[derive(Clone, Copy, Default)]
+pub struct KeyRoute {
+    addr: usize,
+    len: usize,
+    shard: usize,
+}
+
+impl KeyRoute {
+    pub fn new(key: &[u8], shard: usize) -> Self {
+        KeyRoute { addr: key.as_ptr() as usize, len: key.len(), shard }
+    }
+
+    /// Whether this route is `key`'s (see above for why address and
+    /// length are enough).
+    #[inline]
+    fn names(&self, key: &[u8]) -> bool {
+        self.addr == key.as_ptr() as usize && self.len == key.len()
+    }
+}
+
+/// The routes of one command's keys, kept inline (a command names few
+/// keys; past `ROUTES_KEPT` the rest are computed again when needed).
+#[derive(Default)]
+pub struct KeyRoutes {
+    len: usize,
+    at: [KeyRoute; ROUTES_KEPT],
+}
+
+const ROUTES_KEPT: usize = 8;
+
+impl KeyRoutes {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn push(&mut self, route: KeyRoute) {
+        if let Some(slot) = self.at.get_mut(self.len) {
+            *slot = route;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[KeyRoute] {
+        &self.at[..self.len]
+    }
+
+    /// The shard recorded for `key`, if any.
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> Option<usize> {
+        self.as_slice().iter().find(|r| r.names(key)).map(|r| r.shard)
+    }
+}
+
 /// What a command changed, recorded by its handler and drained by dispatch.
 #[derive(Default)]
 pub struct Effects {
@@ -42,6 +101,9 @@ pub struct Ctx<'a, 's> {
     pub client: &'a ClientInfo,
     pub origin: Origin,
     pub effects: Effects,
+    /// Shards already known for this command's keys (several shards
+    /// entered): spares the handler computing a key's slot again.
+    routes: &'a [KeyRoute],
 }
 
 impl<'a, 's> Ctx<'a, 's> {
@@ -55,7 +117,15 @@ impl<'a, 's> Ctx<'a, 's> {
         resp: u8,
         origin: Origin,
     ) -> Self {
-        Ctx { server, shards, db, now: 0, resp, client, origin, effects: Effects::default() }
+        Ctx { server, shards, db, now: 0, resp, client, origin, effects: Effects::default(), routes: &[] }
+    }
+
+    /// Hands over the shards already known for this command's arguments
+    /// (see `KeyRoute`: they must name arguments of the one command this
+    /// context runs).
+    pub fn with_routes(mut self, routes: &'a [KeyRoute]) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// True while running inside a Lua script (`redis.call`).
@@ -116,7 +186,10 @@ impl<'a, 's> Ctx<'a, 's> {
     /// `pos_for` with several shards entered.
     #[inline(never)]
     fn pos_among(&self, key: &[u8]) -> usize {
-        let id = self.server.shards.for_key(key);
+        let id = match self.routes.iter().find(|r| r.names(key)) {
+            Some(r) => r.shard,
+            None => self.server.shards.for_key(key),
+        };
         self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
     }
 

@@ -34,6 +34,6 @@ pub mod strings;
 pub mod transactions;
 pub mod zsets;
 
-pub use ctx::{ConnCtx, Ctx};
+pub use ctx::{ConnCtx, Ctx, KeyRoute, KeyRoutes};
 pub use registry::lookup;
 pub use spec::{CommandSpec, Exec, Group, KeySpec};

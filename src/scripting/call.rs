@@ -6,7 +6,7 @@ use super::cache::Flags;
 use super::convert::{self, push_bytes};
 use crate::commands::dispatch::{self, Origin, Tally};
 use crate::commands::registry::{self, flags, Command, Exec};
-use crate::commands::{ConnCtx, Ctx};
+use crate::commands::{ConnCtx, Ctx, KeyRoute, KeyRoutes};
 use crate::net::client::ClientState;
 use crate::protocol::Reply;
 use crate::server::Server;
@@ -105,6 +105,10 @@ pub struct Run<'a> {
     /// That line was logged (once per run, past `busy-reply-threshold`).
     pub slow_logged: bool,
     pub args_buf: Vec<Bytes>,
+    /// Standalone mode: the shard of each key of the call being run, as
+    /// `check_keys` found it, for the command's `Ctx` (emptied once the
+    /// command ran: the routes name its arguments).
+    pub routes: KeyRoutes,
     /// The last command's reply, kept here while it is pushed to Lua (see
     /// `raw_call`).
     pub reply: Reply,
@@ -665,6 +669,7 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
         }
         return Ok(());
     }
+    run.routes.clear();
     for pos in cmd.spec.key_positions_iter(argv) {
         let s = slot::key_slot(&argv[pos]);
         // On a cluster node, a second slot the node serves breaks the slot
@@ -675,6 +680,10 @@ fn check_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Result<(), Cal
             return Err(CallErr::Msg("Script attempted to access keys that do not hash to the same slot"));
         }
         let owner = slot::slot_shard(s, shards);
+        // Only a call holding several shards looks its keys up again.
+        if run.server.standalone && (owner != run.shard.id || !run.extra.is_empty()) {
+            run.routes.push(KeyRoute::new(&argv[pos], owner));
+        }
         if run.unbound {
             if owner != run.shard.id {
                 if !run.wrote && run.may_redirect && run.extra.is_empty() {
@@ -825,7 +834,10 @@ fn journal_keys(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> bool {
         // Holding one shard, every key checked is on it (`check_keys`).
         let id = match run.extra.is_empty() {
             true => run.shard.id,
-            false => slot::slot_shard(slot::key_slot(&argv[pos]), shards),
+            false => match run.routes.shard_of(&argv[pos]) {
+                Some(shard) => shard,
+                None => slot::slot_shard(slot::key_slot(&argv[pos]), shards),
+            },
         };
         let Some(data) = held_data(run, id) else { return false };
         // SAFETY: `held_data` points at a shard the script holds until it
@@ -992,6 +1004,7 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
     }
     // A command run on the script's shard(s).
     let reply = with_ctx(run, |ctx, tally| dispatch::call_inline(ctx, cmd, argv, tally));
+    run.routes.clear();
     remember_script_keys(run, cmd);
     reply
 }
@@ -1045,7 +1058,8 @@ fn with_entered<R>(run: &mut Run<'_>, data: &mut ShardData, f: impl FnOnce(&mut 
         // pointer meanwhile: the shards are distinct, so the references are.
         all.push(unsafe { &mut *e.data });
     }
-    let mut ctx = Ctx::new(run.server, &mut all, &run.caller.info, run.db, run.resp, Origin::Script);
+    let mut ctx = Ctx::new(run.server, &mut all, &run.caller.info, run.db, run.resp, Origin::Script)
+        .with_routes(run.routes.as_slice());
     ctx.now = run.now;
     f(&mut ctx, &mut run.tally)
 }

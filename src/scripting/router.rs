@@ -534,6 +534,7 @@ fn run_with_vm<'a>(
         },
         slow_logged: false,
         args_buf: Vec::new(),
+        routes: crate::commands::KeyRoutes::default(),
         reply: Reply::Nil,
         failed_calls: None,
         // Standalone mode: a run may be taken back and run again.

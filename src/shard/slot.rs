@@ -42,32 +42,66 @@ const fn crc16_tables() -> [[u16; 256]; 8] {
 
 static CRC16_TABLES: [[u16; 256]; 8] = crc16_tables();
 
-#[inline]
 pub fn crc16(data: &[u8]) -> u16 {
+    crc16_until::<false>(data).unwrap_or_default()
+}
+
+/// CRC16 of `data`, or None as soon as a `{` is seen when `STOP_AT_BRACE`.
+///
+/// Eight bytes at a time (slicing-by-8): one load, one test for `{` and
+/// eight independent table lookups. The CRC starts at 0, so leading zero
+/// bytes leave it unchanged: the first `len % 8` bytes go in as the end of a
+/// zero-padded word and every word after is whole, with no byte-wise tail.
+#[inline(always)]
+fn crc16_until<const STOP_AT_BRACE: bool>(data: &[u8]) -> Option<u16> {
     let t = &CRC16_TABLES;
     let mut crc: u16 = 0;
-    if data.len() < 8 {
-        // Hash tags and short keys: the plain loop has no set-up cost.
+    let Some(first) = data.first_chunk::<8>() else {
+        // Hash tags and short keys: byte by byte, with no set-up.
         for &b in data {
+            if STOP_AT_BRACE && b == b'{' {
+                return None;
+            }
             crc = (crc << 8) ^ t[0][(((crc >> 8) as u8) ^ b) as usize];
         }
-        return crc;
+        return Some(crc);
+    };
+    let head = data.len() % 8;
+    let body = &data[head..];
+    if head > 0 {
+        // The head's bytes moved to the top of the word, the rest shifted out.
+        let word = u64::from_le_bytes(*first) << (8 * (8 - head));
+        if STOP_AT_BRACE && has_byte(word, b'{') {
+            return None;
+        }
+        crc = fold_word(crc, word);
     }
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        crc = t[7][((crc >> 8) as u8 ^ c[0]) as usize]
-            ^ t[6][(crc as u8 ^ c[1]) as usize]
-            ^ t[5][c[2] as usize]
-            ^ t[4][c[3] as usize]
-            ^ t[3][c[4] as usize]
-            ^ t[2][c[5] as usize]
-            ^ t[1][c[6] as usize]
-            ^ t[0][c[7] as usize];
+    let (words, _) = body.as_chunks::<8>();
+    for w in words {
+        let word = u64::from_le_bytes(*w);
+        if STOP_AT_BRACE && has_byte(word, b'{') {
+            return None;
+        }
+        crc = fold_word(crc, word);
     }
-    for &b in chunks.remainder() {
-        crc = (crc << 8) ^ t[0][(((crc >> 8) as u8) ^ b) as usize];
-    }
-    crc
+    Some(crc)
+}
+
+/// The CRC after eight more bytes, given as a little-endian word.
+#[inline(always)]
+fn fold_word(crc: u16, word: u64) -> u16 {
+    let t = &CRC16_TABLES;
+    // The CRC's high byte meets the first byte, its low byte the second.
+    let x = word ^ crc.swap_bytes() as u64;
+    let byte = |i: u32| ((x >> (8 * i)) & 0xff) as usize;
+    t[7][byte(0)]
+        ^ t[6][byte(1)]
+        ^ t[5][byte(2)]
+        ^ t[4][byte(3)]
+        ^ t[3][byte(4)]
+        ^ t[2][byte(5)]
+        ^ t[1][byte(6)]
+        ^ t[0][byte(7)]
 }
 
 /// The part of the key that is hashed: the text inside the first `{...}` when
@@ -85,7 +119,33 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
+/// The key's hash slot. Most keys have no `{`: the CRC of the whole key is
+/// computed while the same 8-byte pass looks for one, and only a key that
+/// has one goes through `hash_tag`. (A separate `memchr` before the CRC cost
+/// about 50 instructions a key: a slot is computed for each key of each
+/// command, and a script's commands name many long keys.)
+#[inline]
 pub fn key_slot(key: &[u8]) -> u16 {
+    match crc16_until::<true>(key) {
+        Some(crc) => crc & (SLOTS as u16 - 1),
+        None => tagged_slot(key),
+    }
+}
+
+/// Whether any byte of `word` equals `byte` (the exact zero-byte test on
+/// `word ^ byte*0x01..01`).
+#[inline(always)]
+fn has_byte(word: u64, byte: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * byte as u64);
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// The slot of a key holding a `{`: of its hash tag when that is non-empty.
+#[cold]
+#[inline(never)]
+fn tagged_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) & (SLOTS as u16 - 1)
 }
 
@@ -114,6 +174,40 @@ mod tests {
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(crc16(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn fused_scan_equals_tag_then_crc() {
+        // Keys with and without braces at every position of the 8-byte
+        // pass and of its remainder, empty and unclosed tags among them.
+        let reference = |key: &[u8]| crc16(hash_tag(key)) & (SLOTS as u16 - 1);
+        let mut x: u32 = 777;
+        for len in 0..40 {
+            for brace_at in 0..=len {
+                for close in [None, Some(0usize), Some(1), Some(3)] {
+                    let mut key: Vec<u8> = (0..len)
+                        .map(|_| {
+                            x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                            b'a' + ((x >> 16) % 26) as u8
+                        })
+                        .collect();
+                    if brace_at < len {
+                        key[brace_at] = b'{';
+                        if let Some(d) = close {
+                            if brace_at + 1 + d < len {
+                                key[brace_at + 1 + d] = b'}';
+                            }
+                        }
+                    }
+                    assert_eq!(key_slot(&key), reference(&key), "{:?}", String::from_utf8_lossy(&key));
+                }
+            }
+        }
+        // Bytes next to `{` in value (0x7a, 0x7c, 0xfb) are not braces.
+        for b in [0x7au8, 0x7c, 0xfb, 0x00, 0xff] {
+            let key = vec![b; 17];
+            assert_eq!(key_slot(&key), crc16(&key) & 0x3fff);
+        }
     }
 
     #[test]
