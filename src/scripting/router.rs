@@ -233,9 +233,12 @@ async fn run_standalone(conn: &mut Session, req: &Request<'_>) -> Reply {
             Ok(g) => g,
             Err(busy) => return busy.reply(),
         };
-        // The VM of the caller's home shard when it is among them (a
-        // keyless script's first choice), else the lowest.
-        let hp = ids.iter().position(|&i| i == home).unwrap_or(0);
+        // The lowest shard's VM runs it (a keyless script's set is its
+        // caller's home shard). Not the caller's home among several: the
+        // same scripts, called over connections with different home shards,
+        // were then compiled, collected and kept warm in every VM, which
+        // cost BullMQ about a tenth of the server's CPU on two shards.
+        let hp = 0;
         let shard = server.shards.get(ids[hp]);
         let function = matches!(req.job, Job::Function(_));
         let (data, extra) = split_home(&server, guards.iter_mut().map(|g| &mut **g), hp, function);
