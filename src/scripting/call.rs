@@ -1129,18 +1129,45 @@ fn with_ctx<R>(run: &mut Run<'_>, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> 
     f(&mut ctx, &mut run.tally)
 }
 
-/// `with_ctx` for a script holding several shards (standalone mode).
+/// `with_ctx` for a script holding several shards (standalone mode): the
+/// shards' list is built on the stack for up to four (a multi-shard
+/// script's every call comes through here).
 #[cold]
 fn with_entered<R>(run: &mut Run<'_>, data: &mut ShardData, f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
-    let mut all: Vec<&mut ShardData> = Vec::with_capacity(run.extra.len() + 1);
-    all.push(data);
-    for e in &run.extra {
+    let other = |run: &Run<'_>, i: usize| {
+        let shard: *mut ShardData = run.extra[i].data;
         // SAFETY: each `extra` shard is held (by the runner or by the guard
-        // in `Extra`) until the script returns, and only reached through this
-        // pointer meanwhile: the shards are distinct, so the references are.
-        all.push(unsafe { &mut *e.data });
+        // in `Extra`) until the script returns, and only reached through
+        // this pointer meanwhile; each is taken once per call, and the
+        // shards are distinct, so the references are.
+        unsafe { &mut *shard }
+    };
+    match run.extra.len() {
+        1 => {
+            let mut all = [data, other(run, 0)];
+            with_shards(run, &mut all, f)
+        }
+        2 => {
+            let mut all = [data, other(run, 0), other(run, 1)];
+            with_shards(run, &mut all, f)
+        }
+        3 => {
+            let mut all = [data, other(run, 0), other(run, 1), other(run, 2)];
+            with_shards(run, &mut all, f)
+        }
+        n => {
+            let mut all: Vec<&mut ShardData> = Vec::with_capacity(n + 1);
+            all.push(data);
+            for i in 0..n {
+                all.push(other(run, i));
+            }
+            with_shards(run, &mut all, f)
+        }
     }
-    let mut ctx = Ctx::new(run.server, &mut all, &run.caller.info, run.db, run.resp, Origin::Script)
+}
+
+fn with_shards<R>(run: &mut Run<'_>, all: &mut [&mut ShardData], f: impl FnOnce(&mut Ctx, &mut Tally) -> R) -> R {
+    let mut ctx = Ctx::new(run.server, all, &run.caller.info, run.db, run.resp, Origin::Script)
         .with_routes(run.routes.as_slice());
     ctx.now = run.now;
     f(&mut ctx, &mut run.tally)
