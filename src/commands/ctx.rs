@@ -68,8 +68,13 @@ impl KeyRoutes {
     /// The shard recorded for `key`, if any.
     #[inline]
     pub fn shard_of(&self, key: &[u8]) -> Option<usize> {
-        self.as_slice().iter().find(|r| r.names(key)).map(|r| r.shard)
+        routed_shard(self.as_slice(), key)
     }
+}
+
+#[inline]
+fn routed_shard(routes: &[KeyRoute], key: &[u8]) -> Option<usize> {
+    routes.iter().find(|r| r.names(key)).map(|r| r.shard)
 }
 
 /// What a command changed, recorded by its handler and drained by dispatch.
@@ -186,8 +191,8 @@ impl<'a, 's> Ctx<'a, 's> {
     /// `pos_for` with several shards entered.
     #[inline(never)]
     fn pos_among(&self, key: &[u8]) -> usize {
-        let id = match self.routes.iter().find(|r| r.names(key)) {
-            Some(r) => r.shard,
+        let id = match routed_shard(self.routes, key) {
+            Some(shard) => shard,
             None => self.server.shards.for_key(key),
         };
         self.shards.iter().position(|s| s.id == id).expect("key routed to a shard that was not entered")
