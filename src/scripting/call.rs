@@ -496,7 +496,7 @@ mod recent {
         }
 
         #[test]
-        fn every_name_finds_its_own_command_and_alike_names_share_a_set() {
+        fn every_name_finds_its_own_command_once_seen() {
             // The commands BullMQ's scripts call for every job (those that
             // missed a one-entry-per-slot cache), several alike.
             let names = [
