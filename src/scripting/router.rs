@@ -238,10 +238,9 @@ async fn run_standalone(conn: &mut Session, req: &Request<'_>) -> Reply {
         // same scripts, called over connections with different home shards,
         // were then compiled, collected and kept warm in every VM, which
         // cost BullMQ about a tenth of the server's CPU on two shards.
-        let hp = 0;
-        let shard = server.shards.get(ids[hp]);
+        let shard = server.shards.get(ids[0]);
         let function = matches!(req.job, Job::Function(_));
-        let (data, extra) = split_home(&server, guards.iter_mut().map(|g| &mut **g), hp, function);
+        let (data, extra) = split_home(&server, guards.iter_mut().map(|g| &mut **g), 0, function);
         let Some(data) = data else {
             return Reply::err(crate::protocol::errors::INTERNAL_ROUTING);
         };
