@@ -594,6 +594,12 @@ fn appendonly_switched_on_with_data_writes_a_base_redis_loads() {
         assert_eq!(cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"]), "OK");
         cmd(&mut c, &["SET", "after-switch", "1"]);
         cmd(&mut c, &["INCR", "after-switch"]);
+        // The base is written in the background (as redis-server's child does).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while common::field_of(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
+            assert!(Instant::now() < deadline, "the first base was not written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let want = digest(&mut c);
         let sizes = dbsizes(&mut c);
         drop(c);
@@ -622,6 +628,83 @@ fn appendonly_switched_on_with_data_writes_a_base_redis_loads() {
         let mut rc = redis.client();
         assert_eq!(dbsizes(&mut rc), sizes, "redis-server, preamble {preamble}");
         assert_eq!(digest(&mut rc), want, "redis-server's load, preamble {preamble}");
+    }
+}
+
+/// `CONFIG SET appendonly yes` on a server holding data answers at once and
+/// writes the AOF's first base in the background, as Redis does: meanwhile
+/// the AOF counts as on, SHUTDOWN refuses to exit (the dataset would have no
+/// AOF), BGREWRITEAOF is refused, writes go on, and `appendonly no` gives
+/// the rewrite up. Switched on again (a FLUSHALL and new data while the
+/// base is written), both servers leave the same files, and each directory
+/// restarts either server into the dataset the clients saw.
+#[test]
+fn appendonly_switched_on_writes_its_first_base_in_the_background_like_redis() {
+    if common::redis_server().is_none() {
+        return;
+    }
+    let dirs = [TempDir::new("aof-first-base-ours"), TempDir::new("aof-first-base-redis")];
+    let mut seen: Vec<(Vec<String>, Vec<String>, String)> = Vec::new();
+    for (which, dir) in ["moonshard", "redis-server"].into_iter().zip(&dirs) {
+        // 450 keys at 5 ms each: the walk lasts about 2 s.
+        let flags = ["--appendfsync", "always", "--rdb-key-save-delay", "5000", "--enable-debug-command", "yes"];
+        let server = if which == "moonshard" {
+            in_dir(&dir.0, &flags)
+        } else {
+            let mut args = vec!["--dir", dir.0.to_str().unwrap()];
+            args.extend_from_slice(&flags);
+            common::redis_server_with(&args).expect("redis-server")
+        };
+        let mut c = server.client();
+        fill(&mut c, 5);
+        let field =
+            |c: &mut redis::Connection, name: &str| format!("{name}:{}", common::field_of(c, "persistence", name));
+        let mut replies = vec![cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"])];
+        replies.push(field(&mut c, "aof_enabled"));
+        replies.push(field(&mut c, "aof_rewrite_in_progress"));
+        replies.push(cmd(&mut c, &["SHUTDOWN"]));
+        replies.push(cmd(&mut c, &["BGREWRITEAOF"]));
+        for i in 0..50 {
+            cmd(&mut c, &["SET", &format!("during{i}"), "x"]);
+            cmd(&mut c, &["INCR", "counter"]);
+        }
+        replies.push(field(&mut c, "aof_rewrite_in_progress"));
+        replies.push(cmd(&mut c, &["CONFIG", "SET", "appendonly", "no"]));
+        replies.push(field(&mut c, "aof_enabled"));
+        replies.push(field(&mut c, "aof_rewrite_in_progress"));
+        // On again; a FLUSHALL while the base is written (Redis's child goes
+        // on, moonshard starts its snapshot over) leaves the same result.
+        replies.push(cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"]));
+        replies.push(cmd(&mut c, &["FLUSHALL"]));
+        fill(&mut c, 6);
+        cmd(&mut c, &["INCR", "counter"]);
+        cmd(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while common::field_of(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
+            assert!(Instant::now() < deadline, "{which}: the first base was not written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replies.push(field(&mut c, "aof_last_bgrewrite_status"));
+        cmd(&mut c, &["SET", "after", "1"]);
+        let want = digest(&mut c);
+        let mut files: Vec<String> = std::fs::read_dir(dir.0.join("appendonlydir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        seen.push((replies, files, want));
+        drop(c);
+        drop(server);
+    }
+    assert_eq!(seen[0].0, seen[1].0, "replies and INFO fields, moonshard then redis-server");
+    assert_eq!(seen[0].1, seen[1].1, "the files of the AOF directory");
+    assert_eq!(seen[0].2, seen[1].2, "the dataset");
+    for (dir, want) in dirs.iter().zip([&seen[0].2, &seen[1].2]) {
+        let again = in_dir(&dir.0, &["--appendonly", "yes"]);
+        assert_eq!(&digest(&mut again.client()), want, "moonshard restarted from {}", dir.0.display());
+        drop(again);
+        let redis = common::redis_on_aof(&dir.0);
+        assert_eq!(&digest(&mut redis.client()), want, "redis-server restarted from {}", dir.0.display());
     }
 }
 

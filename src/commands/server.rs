@@ -295,7 +295,7 @@ pub fn bgsave(ctx: &mut ConnCtx, args: &[Bytes]) -> Reply {
             ctx.server.persist.bgsave_scheduled.store(true, Ordering::Relaxed);
             Reply::status("Background saving scheduled")
         }
-        Err(Refused::Busy) => Reply::err(
+        Err(Refused::Busy | Refused::Failed(_)) => Reply::err(
             "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to \
              schedule a BGSAVE whenever possible.",
         ),
@@ -310,6 +310,9 @@ pub fn bgrewriteaof(ctx: &mut ConnCtx, _args: &[Bytes]) -> Reply {
         Err(Refused::Busy) => {
             ctx.server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
             Reply::status("Background append only file rewriting scheduled")
+        }
+        Err(Refused::Failed(_)) => {
+            Reply::err("Can't execute an AOF background rewriting. Please check the server logs for more information.")
         }
     }
 }
@@ -465,7 +468,7 @@ fn switch_aof(server: &std::sync::Arc<crate::server::Server>, value: &str) -> Re
     if value.eq_ignore_ascii_case("yes") {
         crate::persist::aof::enable_at_runtime(server)
     } else {
-        crate::persist::aof::disable(server);
+        crate::persist::save::stop_aof(server);
         Ok(())
     }
 }

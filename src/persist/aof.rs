@@ -651,103 +651,60 @@ fn upgrade_single_file(server: &Server, layout: &Layout, m: &mut Manifest) -> st
     Ok(true)
 }
 
-/// `CONFIG SET appendonly yes` at run time. Redis first writes a base
-/// from the dataset; here it is written with every shard held (so no write
-/// slips between the base and the subscription to the write stream).
+/// `CONFIG SET appendonly yes` at run time. As Redis does, the AOF counts
+/// as on at once, and its first base is written by a background rewrite
+/// (`save::bgrewriteaof`, which sees `aof_initial`): until it ends the write
+/// stream goes to a temporary incremental file and no manifest names
+/// anything (a crash meanwhile leaves the directory as it was), SHUTDOWN
+/// refuses to exit without FORCE, and a failed rewrite is tried again.
+/// With another background job running, the rewrite starts after it.
+/// Err: the rewrite could not start (the AOF stays off).
 pub fn enable_at_runtime(server: &Arc<Server>) -> Result<(), String> {
-    if server.aof.lock().is_some() {
+    let p = &server.persist;
+    if server.aof.lock().is_some() || p.aof_initial.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
-    let guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
-    let layout = Layout::from_config(server);
-    let manifest = if guards.iter().any(|g| g.total_keys() > 0)
-        || !crate::scripting::functions::library_codes(server).is_empty()
-    {
-        let held: Vec<&crate::shard::ShardData> = guards.iter().map(|g| &**g).collect();
-        create_from_dataset(server, &layout, &held)
-    } else {
-        create_fresh(server, &layout)
+    match super::save::bgrewriteaof(server) {
+        Ok(()) => Ok(()),
+        Err(super::save::Refused::Failed(why)) => {
+            p.aof_initial.store(false, Ordering::Release);
+            crate::net::listener::log(
+                server,
+                "warning",
+                "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation. Check the \
+                 above logs for more info about the error.",
+            );
+            Err(why)
+        }
+        Err(_) => {
+            p.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+            crate::net::listener::log(
+                server,
+                "warning",
+                "AOF was enabled but there is already another background operation. An AOF background was \
+                 scheduled to start when possible.",
+            );
+            Ok(())
+        }
     }
-    .map_err(|e| format!("Can't create the append-only file: {e}"))?;
-    let aof = start_writer(server, &layout, &manifest).map_err(|e| e.to_string())?;
-    drop(guards);
-    *server.aof.lock() = Some(aof);
-    crate::net::listener::log(server, "notice", "Background append only file rewriting started");
-    Ok(())
 }
 
-/// A new AOF whose base holds the dataset of `shards` (every shard held):
-/// an RDB preamble or commands per `aof-use-rdb-preamble`. Files of an
-/// earlier AOF in the directory are replaced.
-fn create_from_dataset(
-    server: &Server,
-    layout: &Layout,
-    shards: &[&crate::shard::ShardData],
-) -> std::io::Result<Manifest> {
-    std::fs::create_dir_all(&layout.dir)?;
-    let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
-    let old = std::fs::read_to_string(layout.manifest_path()).ok().and_then(|t| Manifest::parse(&t).ok());
-    let seq = old
-        .as_ref()
-        .map_or(0, |m| m.base.as_ref().map_or(0, |b| b.seq).max(m.incrs.iter().map(|i| i.seq).max().unwrap_or(0)))
-        + 1;
-    let base_name = format!("{}.{seq}.base.{}", layout.filename, if preamble { "rdb" } else { "aof" });
-    let tmp = format!("temp-rewriteaof-{}.aof", std::process::id());
-    super::save::write_durably(&layout.path(&base_name), &tmp, |out| {
-        if preamble {
-            super::save::write_held(server, shards, out, true)
-        } else {
-            write_commands(server, shards, out)
-        }
-    })?;
-    let incr_name = format!("{}.{seq}.incr.aof", layout.filename);
-    std::fs::File::create(layout.path(&incr_name))?.sync_all()?;
-    let m = Manifest {
-        base: Some(FileEntry { name: base_name, seq, kind: 'b' }),
-        incrs: vec![FileEntry { name: incr_name, seq, kind: 'i' }],
-    };
-    write_manifest(layout, &m)?;
-    if let Some(old) = old {
-        for f in old.base.iter().chain(old.incrs.iter()) {
-            let _ = std::fs::remove_file(layout.path(&f.name));
-        }
+/// `CONFIG SET appendonly no`: stops appending (everything pending written
+/// and fsynced); a first base still being written is given up and its
+/// temporary incremental file removed. The caller has stopped any rewrite.
+pub fn switch_off(server: &Server) {
+    server.persist.aof_rewrite_scheduled.store(false, Ordering::Relaxed);
+    let initial = server.persist.aof_initial.swap(false, Ordering::AcqRel);
+    disable(server);
+    if initial {
+        let layout = Layout::from_config(server);
+        let _ = std::fs::remove_file(layout.path(&temp_incr_name(&layout)));
     }
-    Ok(m)
 }
 
-/// The dataset as commands (a base without RDB preamble): per database a
-/// SELECT, then per key the commands that rebuild it and its PEXPIREAT.
-fn write_commands<W: std::io::Write>(
-    server: &Server,
-    shards: &[&crate::shard::ShardData],
-    mut out: W,
-) -> std::io::Result<W> {
-    let mut buf = Vec::new();
-    for code in crate::scripting::functions::library_codes(server) {
-        push_command(&mut buf, &[b"FUNCTION", b"LOAD", &code]);
-    }
-    for db in 0..server.databases() {
-        if shards.iter().all(|s| s.dbs[db].is_empty()) {
-            continue;
-        }
-        push_command(&mut buf, &[b"SELECT", db.to_string().as_bytes()]);
-        for shard in shards {
-            for (key, e) in shard.dbs[db].iter() {
-                // RESTORE of the value's DUMP payload rebuilds any type in one command.
-                let payload = super::rdb::dump_payload(&e.value, &super::rdb::encode_options(&server.config));
-                push_command(&mut buf, &[b"RESTORE", key, b"0", &payload, b"REPLACE"]);
-                if e.expire_at != 0 {
-                    push_command(&mut buf, &[b"PEXPIREAT", key, e.expire_at.to_string().as_bytes()]);
-                }
-                if buf.len() >= 1 << 16 {
-                    out.write_all(&buf)?;
-                    buf.clear();
-                }
-            }
-        }
-    }
-    out.write_all(&buf)?;
-    Ok(out)
+/// The incremental file written while the first base is (Redis's name).
+fn temp_incr_name(layout: &Layout) -> String {
+    format!("temp-{}.incr", layout.filename)
 }
 
 fn push_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
@@ -799,6 +756,9 @@ pub struct Cut {
     /// The files before the cut, deleted once the new base is in place.
     old: Option<Manifest>,
     preamble: bool,
+    /// The AOF's first base (`aof_initial`): the stream goes to the
+    /// temporary incremental file, renamed to `incr` when the base is done.
+    pub initial: bool,
 }
 
 /// BGREWRITEAOF's cut, with every shard held by the caller: a new
@@ -815,17 +775,29 @@ pub fn cut(server: &Arc<Server>) -> Result<Cut, String> {
         + 1;
     let incr = FileEntry { name: format!("{}.{seq}.incr.aof", layout.filename), seq, kind: 'i' };
     let sync = |f: std::fs::File| f.sync_all();
-    std::fs::File::create(layout.path(&incr.name)).and_then(sync).map_err(|e| e.to_string())?;
-    let mut during = old.clone().unwrap_or(Manifest { base: None, incrs: Vec::new() });
-    during.incrs.push(incr.clone());
-    write_manifest(&layout, &during).map_err(|e| e.to_string())?;
-    if server.aof.lock().is_some() {
+    let initial = server.persist.aof_initial.load(Ordering::Acquire);
+    if initial {
+        // Nothing is named in the manifest before the base is written. (A
+        // writer left by a first base cancelled by FLUSHALL starts over.)
         disable(server);
+        let temp = FileEntry { name: temp_incr_name(&layout), seq, kind: 'i' };
+        std::fs::File::create(layout.path(&temp.name)).and_then(sync).map_err(|e| e.to_string())?;
+        let during = Manifest { base: None, incrs: vec![temp] };
         let aof = start_writer(server, &layout, &during).map_err(|e| e.to_string())?;
         *server.aof.lock() = Some(aof);
+    } else {
+        std::fs::File::create(layout.path(&incr.name)).and_then(sync).map_err(|e| e.to_string())?;
+        let mut during = old.clone().unwrap_or(Manifest { base: None, incrs: Vec::new() });
+        during.incrs.push(incr.clone());
+        write_manifest(&layout, &during).map_err(|e| e.to_string())?;
+        if server.aof.lock().is_some() {
+            disable(server);
+            let aof = start_writer(server, &layout, &during).map_err(|e| e.to_string())?;
+            *server.aof.lock() = Some(aof);
+        }
     }
     let preamble = server.config.get("aof-use-rdb-preamble").as_deref() != Some("no");
-    Ok(Cut { layout, seq, incr, old, preamble })
+    Ok(Cut { layout, seq, incr, old, preamble, initial })
 }
 
 /// Writes the rewrite's new base through a temporary file.
@@ -833,7 +805,7 @@ pub fn write_base(
     cut: &Cut,
     fill: impl FnOnce(std::io::BufWriter<std::fs::File>, bool) -> std::io::Result<std::io::BufWriter<std::fs::File>>,
 ) -> std::io::Result<()> {
-    let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
+    let tmp = super::save::background_temp_name("temp-rewriteaof-bg", "aof");
     super::save::write_durably(&cut.layout.path(&base_name(cut)), &tmp, |out| fill(out, cut.preamble))
 }
 
@@ -844,6 +816,13 @@ fn base_name(cut: &Cut) -> String {
 /// The rewrite's end: the manifest names the new base and the incremental
 /// file started at the cut; the files before the cut go.
 pub fn rewrite_done(server: &Server, cut: &Cut) -> std::io::Result<()> {
+    if cut.initial {
+        std::fs::rename(cut.layout.path(&temp_incr_name(&cut.layout)), cut.layout.path(&cut.incr.name))?;
+        sync_dir(&cut.layout.dir)?;
+        if let Some(aof) = server.aof.lock().as_ref() {
+            aof.out.lock().name = cut.incr.name.clone();
+        }
+    }
     let m = Manifest {
         base: Some(FileEntry { name: base_name(cut), seq: cut.seq, kind: 'b' }),
         incrs: vec![cut.incr.clone()],
@@ -865,7 +844,19 @@ pub fn rewrite_done(server: &Server, cut: &Cut) -> std::io::Result<()> {
         aof.start_bytes.store(size, Ordering::Relaxed);
     }
     server.persist.aof_base_size.store(size, Ordering::Relaxed);
+    if cut.initial {
+        server.persist.aof_initial.store(false, Ordering::Release);
+    }
     Ok(())
+}
+
+/// A first base that failed: the AOF stops appending to its temporary
+/// incremental file, which goes, and stays waiting for the next try.
+pub fn initial_failed(server: &Server, cut: &Cut) {
+    if cut.initial {
+        disable(server);
+        let _ = std::fs::remove_file(cut.layout.path(&temp_incr_name(&cut.layout)));
+    }
 }
 
 /// `auto-aof-rewrite-percentage` / `-min-size`: the AOF grew enough since

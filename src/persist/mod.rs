@@ -29,6 +29,12 @@ pub struct State {
     pub aof_last_rewrite_secs: AtomicI64,
     pub aof_rewrites: AtomicU64,
     pub aof_rewrite_failures: AtomicU64,
+    /// Unix seconds of the last failed rewrite: after 3 failures in a row
+    /// the next scheduled or automatic one waits (`save::rewrite_limited`).
+    pub aof_rewrite_failed_at: AtomicU64,
+    /// `CONFIG SET appendonly yes` turned the AOF on and its first base is
+    /// not written yet (Redis's AOF_WAIT_REWRITE): see `aof::enable_at_runtime`.
+    pub aof_initial: AtomicBool,
     /// Bytes of the AOF (base and incremental files) after the last rewrite
     /// or load: `auto-aof-rewrite-percentage` grows from it.
     pub aof_base_size: AtomicU64,
@@ -110,6 +116,8 @@ impl Default for State {
             aof_last_rewrite_secs: AtomicI64::new(-1),
             aof_rewrites: AtomicU64::new(0),
             aof_rewrite_failures: AtomicU64::new(0),
+            aof_rewrite_failed_at: AtomicU64::new(0),
+            aof_initial: AtomicBool::new(false),
             aof_base_size: AtomicU64::new(0),
             misconf: AtomicBool::new(false),
             loading: AtomicBool::new(false),

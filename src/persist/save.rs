@@ -141,6 +141,14 @@ pub fn write_durably(
     result
 }
 
+/// The temporary file of a background job: Redis names it by its child's
+/// pid; here every job gets its own number, so that a cancelled job still
+/// cleaning up never removes the file of the job started after it.
+pub fn background_temp_name(prefix: &str, ext: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{prefix}-{}-{}.{ext}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// SAVE with every shard held by the caller: writes `dbfilename`, and on
 /// success LASTSAVE moves and the changes since the last save start over.
 pub fn save_held(server: &Server, shards: &[&ShardData]) -> Result<(), String> {
@@ -327,6 +335,8 @@ pub enum Refused {
     AlreadyRunning,
     /// A job of the other kind runs.
     Busy,
+    /// It could not start (logged; the text says why).
+    Failed(String),
 }
 
 /// Starts a snapshot job with every shard in `guards` entered: attaches the
@@ -432,7 +442,7 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Refused> {
     let srv = server.clone();
     spawn_walk(server, job, move |job| {
         let path = rdb_path(&srv);
-        let tmp = format!("temp-bg-{}.rdb", std::process::id());
+        let tmp = background_temp_name("temp-bg", "rdb");
         let result = write_durably(&path, &tmp, |out| {
             let opts = WriterOptions { repl: job.repl.clone(), ..writer_options(&srv, false) };
             let mut w = RdbWriter::new(out, &opts)?;
@@ -623,7 +633,7 @@ pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
             drop(guards);
             log(server, "warning", &format!("Can't rewrite the append only file: {e}"));
             server.persist.aof_rewrite_ok.store(false, Ordering::Relaxed);
-            return Ok(());
+            return Err(Refused::Failed(e));
         }
     };
     let job = begin(server, JobKind::AofRewrite, &mut guards, None);
@@ -663,13 +673,45 @@ pub fn bgrewriteaof(server: &Arc<Server>) -> Result<(), Refused> {
             }
             Err(e) => {
                 p.aof_rewrite_failures.fetch_add(1, Ordering::Relaxed);
+                p.aof_rewrite_failed_at.store(now_secs(), Ordering::Relaxed);
                 p.aof_rewrite_ok.store(false, Ordering::Relaxed);
                 log(&srv, "warning", &format!("Background AOF rewrite failed: {e}"));
+                if cut.initial && p.aof_initial.load(Ordering::Acquire) {
+                    // The AOF waits for its first base: tried again by the cron.
+                    super::aof::initial_failed(&srv, &cut);
+                    p.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+                }
             }
         }
         release(&srv, job);
     });
     Ok(())
+}
+
+/// After 3 failed AOF rewrites in a row, as Redis does, a scheduled or
+/// automatic one waits a minute after the last failure, doubling with each
+/// further failure up to an hour (BGREWRITEAOF itself is not held back).
+fn rewrite_limited(p: &super::State) -> bool {
+    let failures = p.aof_rewrite_failures.load(Ordering::Relaxed);
+    if failures < 3 {
+        return false;
+    }
+    let wait = (60u64 << (failures - 3).min(6)).min(3600);
+    now_secs().saturating_sub(p.aof_rewrite_failed_at.load(Ordering::Relaxed)) < wait
+}
+
+/// `CONFIG SET appendonly no`: an AOF rewrite in progress stops (as Redis
+/// kills its child), then the AOF.
+pub fn stop_aof(server: &Server) {
+    let rewriting = || server.persist.running().is_some_and(|j| j.kind == JobKind::AofRewrite);
+    if rewriting() {
+        let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
+        let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
+        if rewriting() && cancel_held(server, &mut refs) {
+            log(server, "notice", &format!("Killing running AOF rewrite child: {}", std::process::id()));
+        }
+    }
+    super::aof::switch_off(server);
 }
 
 /// Stops the background save in progress, if any (FLUSHALL, SHUTDOWN),
@@ -682,6 +724,10 @@ pub fn cancel_held(server: &Server, shards: &mut [&mut ShardData]) -> bool {
     job.cancel();
     for s in shards.iter_mut() {
         s.dbs.iter_mut().for_each(|d| d.snapshot_abort());
+    }
+    if job.kind == JobKind::AofRewrite && server.persist.aof_initial.load(Ordering::Acquire) {
+        // The AOF still waits for its first base: a new one is written.
+        server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
     }
     true
 }
@@ -701,7 +747,9 @@ pub async fn cron(server: Arc<Server>) {
         if p.loading.load(Ordering::Relaxed) || p.job.lock().is_some() {
             continue;
         }
-        if p.aof_rewrite_scheduled.swap(false, Ordering::Relaxed) || super::aof::rewrite_due(&server) {
+        if !rewrite_limited(p)
+            && (p.aof_rewrite_scheduled.swap(false, Ordering::Relaxed) || super::aof::rewrite_due(&server))
+        {
             let srv = server.clone();
             let _ = tokio::task::spawn_blocking(move || bgrewriteaof(&srv)).await;
             continue;
@@ -734,16 +782,35 @@ pub async fn cron(server: Arc<Server>) {
     }
 }
 
+/// Redis's log line for a save stopped by a shutdown.
+fn killing_text(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Rdb => "There is a child saving an .rdb. Killing it!",
+        JobKind::AofRewrite => "There is a child rewriting the AOF. Killing it!",
+    }
+}
+
 /// The persistence part of a shutdown: a background save in progress
 /// stops, and when `save` the final RDB file is written (every shard held).
 /// Err: the save failed and `force` is off, so the server must not exit.
+/// While the AOF's first base is written, the server does not exit unless
+/// `force` (the dataset would have no AOF), as Redis.
 pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), String> {
+    let running = server.persist.running().map(|j| j.kind);
+    if running == Some(JobKind::AofRewrite) && server.persist.aof_initial.load(Ordering::Acquire) {
+        // Exiting now would leave no AOF of the dataset.
+        if !force {
+            log(server, "warning", "Writing initial AOF, can't exit.");
+            return Err("writing initial AOF".into());
+        }
+        log(server, "warning", "Writing initial AOF. Exit anyway.");
+    }
     if !save {
         // Exiting without a save: the running save only has to stop (a busy
         // script may hold a shard, so none is entered).
         if let Some(job) = server.persist.job.lock().take() {
             job.cancel();
-            log(server, "warning", "There is a child saving an .rdb. Killing it!");
+            log(server, "warning", killing_text(job.kind));
         }
         return Ok(());
     }
@@ -761,8 +828,9 @@ pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), 
     let applying = server.replicas.at_unit_boundary(Duration::from_secs(1));
     let mut guards: Vec<_> = server.shards.list.iter().map(|s| s.lock_blocking()).collect();
     let mut refs: Vec<&mut ShardData> = guards.iter_mut().map(|g| &mut **g).collect();
-    if cancel_held(server, &mut refs) {
-        log(server, "warning", "There is a child saving an .rdb. Killing it!");
+    let running = server.persist.running().map(|j| j.kind);
+    if let Some(kind) = running.filter(|_| cancel_held(server, &mut refs)) {
+        log(server, "warning", killing_text(kind));
     }
     {
         log(server, "notice", "Saving the final RDB snapshot before exiting.");

@@ -685,13 +685,23 @@ fn adopt(server: &Server, replid: String, offset: u64) {
         f.stream_db = 0;
     }
     log(server, "notice", "MASTER <-> REPLICA sync: Finished with success");
-    // The AOF holds the old dataset: as Redis restarts it after a sync, a
-    // rewrite makes the loaded one its base (a restart would otherwise
-    // replay an AOF that lacks everything the payload brought).
-    if server.aof.lock().is_some() {
+    // The AOF holds the old dataset: as Redis restarts it after a sync, it
+    // is switched off and on again, so that its first base is the loaded
+    // dataset (until that base is written, the old files stay as they were:
+    // a restart replays the old dataset whole, never old and new mixed).
+    if server.aof.lock().is_some() || server.persist.aof_initial.load(Ordering::Acquire) {
         if let Some(shared) = server.arc() {
-            if crate::persist::save::bgrewriteaof(&shared).is_err() {
-                server.persist.aof_rewrite_scheduled.store(true, Ordering::Relaxed);
+            crate::persist::save::stop_aof(server);
+            for _ in 0..10 {
+                if crate::persist::aof::enable_at_runtime(&shared).is_ok() {
+                    break;
+                }
+                log(
+                    server,
+                    "warning",
+                    "Failed enabling the AOF after successful master synchronization! Trying it again in one second.",
+                );
+                std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
     }

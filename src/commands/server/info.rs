@@ -407,7 +407,8 @@ fn persistence_section(server: &Server, f: &mut Field) {
     f("rdb_last_cow_size", get(&p.last_cow_bytes));
     f("rdb_last_load_keys_expired", get(&p.last_load_keys_expired));
     f("rdb_last_load_keys_loaded", get(&p.last_load_keys_loaded));
-    f("aof_enabled", (aof.is_some() as u8).to_string());
+    let aof_on = aof.is_some() || p.aof_initial.load(Ordering::Relaxed);
+    f("aof_enabled", u8::from(aof_on).to_string());
     f("aof_rewrite_in_progress", (aof_job.is_some() as u8).to_string());
     f("aof_rewrite_scheduled", (p.aof_rewrite_scheduled.load(Ordering::Relaxed) as u8).to_string());
     f("aof_last_rewrite_time_sec", p.aof_last_rewrite_secs.load(Ordering::Relaxed).to_string());
