@@ -486,8 +486,16 @@ fn promoted_moonshard_replica_lets_the_other_replica_continue() {
     assert_same_history(&mut m, &mut r1);
     assert_same_history(&mut m, &mut r2);
 
-    // Promote R1 while M and both replicas are at the same offset.
+    // Promote R1 while M and both replicas are at the same offset. M's
+    // PINGs stop first: one that reached R2 and not R1 would put R2 past
+    // the history R1 continues, and Redis's answer to that is a full sync.
+    assert_eq!(q(&mut m, "CONFIG SET repl-ping-replica-period 3600"), "OK");
     let old_id = field_of(&mut m, "replication", "master_replid");
+    wait_until(10, "both replicas at the master's offset", || {
+        let at = num(&mut m, "replication", "master_repl_offset");
+        num(&mut r1, "replication", "master_repl_offset") == at
+            && num(&mut r2, "replication", "master_repl_offset") == at
+    });
     let offset = num(&mut m, "replication", "master_repl_offset");
     assert_eq!(q(&mut r1, "REPLICAOF NO ONE"), "OK");
     assert_eq!(field_of(&mut r1, "replication", "master_replid2"), old_id);
