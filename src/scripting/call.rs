@@ -1049,6 +1049,9 @@ fn run_through_dispatch(run: &mut Run<'_>, cmd: Command, argv: &[Bytes]) -> Repl
     run.tally.restart();
     match cmd.spec.exec {
         Exec::Keyed(_) | Exec::AllShards(_) | Exec::Blocking(_) => {}
+        // (The slot-routed CLUSTER subcommands answer "cluster support
+        // disabled" on a server without cluster mode, wherever they run.)
+        Exec::Routed(..) if run.server.cluster.is_none() => {}
         Exec::Routed(route, _) => match route(run.server, argv) {
             Err(e) => {
                 // Counted as the session counts it.
