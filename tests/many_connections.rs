@@ -98,3 +98,37 @@ fn client_list_reports_idle_connections_without_a_buffer() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A connection whose requests follow each other keeps its read buffer
+/// between them (CLIENT LIST shows its room, as Redis keeps a client's query
+/// buffer), and gives it back once it has waited 2 s, as Redis's cron trims
+/// an idle client's buffer.
+#[test]
+fn a_busy_connection_keeps_its_read_buffer_until_it_idles() {
+    let server = common::moonshard(&[]);
+    let mut busy = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    busy.write_all(b"CLIENT SETNAME busy\r\n").unwrap();
+    reply(&mut busy, b"+OK\r\n");
+    for _ in 0..5 {
+        busy.write_all(b"PING\r\n").unwrap();
+        reply(&mut busy, b"+PONG\r\n");
+    }
+    let mut c = server.client();
+    let line = |c: &mut redis::Connection| {
+        q(c, "CLIENT LIST").lines().find(|l| l.contains("name=busy")).expect("the busy client").to_string()
+    };
+    let kept = line(&mut c);
+    assert!(!kept.contains(" qbuf-free=0 ") && !kept.contains(" rbs=0 "), "the buffer was given back: {kept}");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let now = line(&mut c);
+        if now.contains(" qbuf=0 qbuf-free=0 ") && now.contains(" rbs=0 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "an idle connection kept its buffer: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It is served as before.
+    busy.write_all(b"PING\r\n").unwrap();
+    reply(&mut busy, b"+PONG\r\n");
+}

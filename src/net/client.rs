@@ -32,6 +32,10 @@ pub struct ClientInfo {
     pub meta: Mutex<ClientMeta>,
     /// Set by CLIENT KILL; the connection closes at its next wakeup.
     pub killed: AtomicBool,
+    /// Set by the clients cron for a connection that has waited 2 s holding
+    /// its read buffer: woken, it gives the buffer back (Redis trims an idle
+    /// client's query buffer in its cron).
+    pub trim_buffers: AtomicBool,
     /// Wakes the connection wherever it waits: for CLIENT KILL (`killed` is
     /// set first) or for pushes queued in `pushes`. Waiters check `killed`.
     pub kill_notify: tokio::sync::Notify,
@@ -149,6 +153,7 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
             idle_waker: Mutex::new(None),
+            trim_buffers: AtomicBool::new(false),
             tracking: Tracking::default(),
             pushes: Pushes::default(),
             blocked: AtomicBool::new(false),

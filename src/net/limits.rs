@@ -32,17 +32,28 @@ pub async fn clients_cron(server: Arc<Server>) {
         // no-evict flag lifted, messages delivered while they wait).
         crate::net::eviction::reaccount_and_evict(&server);
         let secs = server.config.timeout_secs.load(Ordering::Relaxed);
-        if secs == 0 {
-            continue;
-        }
         let now = crate::storage::now_ms();
         for c in server.clients.snapshot() {
-            if is_idle(&c, now, secs.saturating_mul(1000)) {
+            if secs != 0 && is_idle(&c, now, secs.saturating_mul(1000)) {
                 crate::net::listener::log(&server, "verbose", "Closing idle client");
                 c.kill();
+            } else if holds_idle_buffer(&c, now) {
+                c.trim_buffers.store(true, Ordering::Relaxed);
+                c.wake_idle();
             }
         }
     }
+}
+
+/// A connection that kept its read buffer (its requests came close
+/// together) and has now waited 2 s with it empty, as Redis trims an idle
+/// client's query buffer.
+fn holds_idle_buffer(c: &ClientInfo, now_ms: u64) -> bool {
+    c.bufs.qbuf_cap.load(Ordering::Relaxed) != 0
+        && c.bufs.qbuf.load(Ordering::Relaxed) == 0
+        && !c.busy.load(Ordering::Acquire)
+        && !c.trim_buffers.load(Ordering::Relaxed)
+        && now_ms.saturating_sub(c.last_active.load(Ordering::Relaxed)) > 2000
 }
 
 fn is_idle(c: &ClientInfo, now_ms: u64, max_idle_ms: u64) -> bool {
