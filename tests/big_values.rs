@@ -145,7 +145,10 @@ fn memory_is_given_back_when_long_values_go() {
         let _: Vec<u8> = redis::cmd("GET").arg(format!("k{i}")).query(&mut c).unwrap();
     }
     let full = used(&mut c);
-    assert!(full - before >= 20 << 20, "used_memory grew by {} for 20 MB of values", full - before);
+    // (Give or take the connection's 16 KB read buffer, held at `before`
+    // by a connection whose requests follow each other, and not after a big
+    // request, whose buffer is freed.)
+    assert!(full - before >= (20 << 20) - (16 << 10), "used_memory grew by {} for 20 MB of values", full - before);
     assert!(full - before < 24 << 20, "used_memory grew by {} for 20 MB of values", full - before);
     redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
     let after = used(&mut c);

@@ -339,6 +339,7 @@ pub async fn run(server: Arc<Server>, mut stream: Stream, addr: String) {
         inbuf: BytesMut::new(),
         batch: Batch::default(),
         waited_at_ms: 0,
+        drained: false,
         session: Session::new(server.clone(), info.clone()),
     };
     if let Stream::Tls(tls) = &conn.stream {
@@ -371,6 +372,9 @@ struct Connection {
     /// connection whose requests follow each other closely keeps its read
     /// buffer while it waits (see `read_when_idle`).
     waited_at_ms: u64,
+    /// The last read of `read_when_idle` emptied the socket (and cleared
+    /// its readiness): the next wait for input needs no read before it.
+    drained: bool,
     session: Session,
 }
 
@@ -449,6 +453,15 @@ fn give_back_read_buffer(mut buf: BytesMut) {
             p.push(buf);
         }
     });
+}
+
+/// `Socket::try_read_buf`, noting in `drained` whether the read emptied
+/// the socket (it read less than the buffer had room for).
+fn read_noting(sock: Socket<'_>, buf: &mut BytesMut, drained: &mut bool) -> std::io::Result<usize> {
+    let room = buf.capacity() - buf.len();
+    let r = sock.try_read_buf(buf);
+    *drained = matches!(r, Ok(n) if n > 0 && n < room);
+    r
 }
 
 /// What woke a subscribed or monitoring connection.
@@ -625,7 +638,10 @@ impl Connection {
             }
         };
         // Input may be there already (the next pipelined batch): read it
-        // before waiting, as a plain read would.
+        // before waiting, as a plain read would. Unless the last read
+        // emptied the socket: that read cleared its readiness, so this one
+        // would only learn that nothing came (at one request per round trip,
+        // every time), and the wait below sees whatever came since.
         let mut buf = std::mem::take(&mut self.inbuf);
         let held = buf.capacity() != 0;
         if !held {
@@ -634,7 +650,12 @@ impl Connection {
                 self.batch = take_batch();
             }
         }
-        match sock.try_read_buf(&mut buf) {
+        let first = if held && self.drained {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            read_noting(sock, &mut buf, &mut self.drained)
+        };
+        match first {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let active = info.last_active.load(Ordering::Relaxed);
                 let recent = active.saturating_sub(self.waited_at_ms) < KEEP_BUFFER_WITHIN_MS;
@@ -675,7 +696,7 @@ impl Connection {
         if self.batch.capacity() == 0 {
             self.batch = take_batch();
         }
-        match sock.try_read_buf(&mut self.inbuf) {
+        match read_noting(sock, &mut self.inbuf, &mut self.drained) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(Err(Again)),
             r => Some(Ok(r)),
         }
