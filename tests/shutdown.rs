@@ -296,3 +296,45 @@ fn shutdown_abort_cancels_a_sigterm_while_the_cron_is_paused() {
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0], ["OK", "OK", "OK", "PONG", "ERR No shutdown in progress."]);
 }
+
+/// While the AOF's first base is written (`CONFIG SET appendonly yes`),
+/// neither SHUTDOWN nor SIGTERM exits, with Redis's log lines, and
+/// SHUTDOWN FORCE does; the same on both servers.
+#[test]
+fn no_exit_while_the_first_aof_base_is_written_unless_forced() {
+    if common::redis_server_with(&[]).is_none() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for ours in [true, false] {
+        let dir = common::temp_dir("first-aof-base-shutdown");
+        let log = dir.join("server.log");
+        let d = dir.to_str().unwrap();
+        let args = ["--dir", d, "--logfile", log.to_str().unwrap(), "--rdb-key-save-delay", "1000000"];
+        let mut srv = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let mut c = srv.client();
+        for i in 0..20 {
+            common::q(&mut c, &format!("SET k{i} v"));
+        }
+        let mut got = vec![common::q(&mut c, "CONFIG SET appendonly yes")];
+        got.push(common::q(&mut c, "SHUTDOWN"));
+        // SAFETY: kill(2) on the pid of a child this test started and still owns.
+        unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        // Refused twice: the SHUTDOWN, then the signal.
+        let refusals = "Errors trying to shut down the server. Check the logs for more information.";
+        common::wait_until(10, "the refused SIGTERM logged", || log_text().matches(refusals).count() == 2);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(srv.alive(), "ours: {ours}");
+        got.push(common::q(&mut c, "PING"));
+        assert_eq!(log_text().matches("Writing initial AOF, can't exit.").count(), 2, "ours: {ours}");
+        assert!(!log_text().contains("received but errors"), "ours: {ours}: a line Redis 7.0 logs only while loading");
+        let _ = common::run_str(&mut c, &["SHUTDOWN", "NOSAVE", "FORCE"]);
+        common::wait_until(10, "the forced exit", || !srv.alive());
+        assert!(log_text().contains("Writing initial AOF. Exit anyway."), "ours: {ours}");
+        seen.push(got);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], ["OK", "ERR Errors trying to SHUTDOWN. Check logs.", "PONG"]);
+}

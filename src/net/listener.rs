@@ -168,13 +168,17 @@ pub async fn serve(server: Arc<Server>, ready: Option<tokio::sync::oneshot::Send
             Err(e) if e.is_empty() => continue,
             Err(_) => crate::replication::release_shutdown_hold(&server),
         }
-        log(
-            &server,
-            "warning",
-            &format!(
-                "{signal} received but errors trying to shut down the server, check the logs for more information"
-            ),
-        );
+        // (prepare_shutdown logged why; Redis 7.0 adds this line only for a
+        // signal that came while the dataset was loading.)
+        if server.persist.loading.load(Ordering::Relaxed) {
+            log(
+                &server,
+                "warning",
+                &format!(
+                    "{signal} received but errors trying to shut down the server, check the logs for more information"
+                ),
+            );
+        }
     }
     server.request_shutdown();
     // The cluster configuration a recent change left for the cron.

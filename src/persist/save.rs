@@ -796,6 +796,14 @@ fn killing_text(kind: JobKind) -> &'static str {
 /// While the AOF's first base is written, the server does not exit unless
 /// `force` (the dataset would have no AOF), as Redis.
 pub fn prepare_shutdown(server: &Server, save: bool, force: bool) -> Result<(), String> {
+    let result = prepare_shutdown_steps(server, save, force);
+    if result.is_err() {
+        log(server, "warning", "Errors trying to shut down the server. Check the logs for more information.");
+    }
+    result
+}
+
+fn prepare_shutdown_steps(server: &Server, save: bool, force: bool) -> Result<(), String> {
     let running = server.persist.running().map(|j| j.kind);
     if running == Some(JobKind::AofRewrite) && server.persist.aof_initial.load(Ordering::Acquire) {
         // Exiting now would leave no AOF of the dataset.
