@@ -188,6 +188,18 @@ fn reply_splitter_detects_partial_replies() {
     assert_eq!(split_replies(b"*2\r\n:1\r\n").1, 8);
 }
 
+/// Starts moonshard (`ours`) or redis-server with `args`, logging to a file
+/// in a fresh directory named for `what`: the server, that directory (to
+/// remove at the end) and the log file.
+fn start_logged(ours: bool, what: &str, args: &[&str]) -> (common::Proc, std::path::PathBuf, std::path::PathBuf) {
+    let dir = common::temp_dir(what);
+    let log = dir.join("server.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let all = [args, &["--logfile", log_arg.as_str()]].concat();
+    let server = if ours { common::moonshard(&all) } else { common::redis_server_with(&all).expect("redis-server") };
+    (server, dir, log)
+}
+
 /// SHUTDOWN waits for a lagging replica (`shutdown-timeout`), holding writes back while reads go on,
 /// `SHUTDOWN ABORT` ends that wait, and the log says what was waited for: the same replies and log
 /// lines from moonshard and redis-server (each with a redis-server replica stopped by SIGSTOP).
@@ -198,11 +210,8 @@ fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
     }
     let mut seen = Vec::new();
     for ours in [true, false] {
-        let dir = common::temp_dir("shutdown-wait");
-        let log = dir.join("master.log");
-        let log_arg = log.to_str().unwrap();
-        let args = ["--shutdown-timeout", "3", "--repl-diskless-sync-delay", "0", "--logfile", log_arg];
-        let mut master = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let args = ["--shutdown-timeout", "3", "--repl-diskless-sync-delay", "0"];
+        let (mut master, dir, log) = start_logged(ours, "shutdown-wait", &args);
         let port = master.port.to_string();
         let mut replica = common::redis_server_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
         let mut m = master.client();
@@ -255,6 +264,7 @@ fn shutdown_waits_for_a_lagging_replica_as_redis_server() {
         unsafe { libc::kill(replica.child.id() as i32, libc::SIGCONT) };
         let _ = replica.child.kill();
         seen.push(got);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0][3], "ERR Errors trying to SHUTDOWN. Check logs.", "{seen:?}");
@@ -271,10 +281,7 @@ fn shutdown_abort_cancels_a_sigterm_while_the_cron_is_paused() {
     }
     let mut seen = Vec::new();
     for ours in [true, false] {
-        let dir = common::temp_dir("sigterm-abort");
-        let log = dir.join("server.log");
-        let args = ["--enable-debug-command", "yes", "--logfile", log.to_str().unwrap()];
-        let mut srv = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let (mut srv, dir, log) = start_logged(ours, "sigterm-abort", &["--enable-debug-command", "yes"]);
         let mut c = srv.client();
         let mut got = vec![common::q(&mut c, "DEBUG PAUSE-CRON 1")];
         // SAFETY: kill(2) on the pid of a child this test started and still owns.
@@ -307,11 +314,7 @@ fn no_exit_while_the_first_aof_base_is_written_unless_forced() {
     }
     let mut seen = Vec::new();
     for ours in [true, false] {
-        let dir = common::temp_dir("first-aof-base-shutdown");
-        let log = dir.join("server.log");
-        let d = dir.to_str().unwrap();
-        let args = ["--dir", d, "--logfile", log.to_str().unwrap(), "--rdb-key-save-delay", "1000000"];
-        let mut srv = if ours { common::moonshard(&args) } else { common::redis_server_with(&args).unwrap() };
+        let (mut srv, dir, log) = start_logged(ours, "first-aof-base-shutdown", &["--rdb-key-save-delay", "1000000"]);
         let mut c = srv.client();
         for i in 0..20 {
             common::q(&mut c, &format!("SET k{i} v"));
