@@ -254,9 +254,18 @@ fn a_fatal_signal_leaves_a_crash_report_like_redis() {
         drop(connect_when_up(port, &mut child));
         // SAFETY: sends SIGABRT to the child this test started and owns.
         unsafe { libc::kill(child.id() as i32, libc::SIGABRT) };
-        let status = exits_within(&mut child, 10).expect("the server survived SIGABRT");
+        let status = exits_within(&mut child, 10);
         let log = log_of(&dir);
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGABRT), "{name}");
+        match status {
+            Some(status) => {
+                assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGABRT), "{name}")
+            }
+            // redis-server's report can hang when the signal lands inside
+            // its allocator (the report's INFO section allocates): seen once
+            // in CI. The reference's lines are still checked below.
+            None if name == "redis-server" && log.contains("crashed by signal") => {}
+            None => panic!("{name} survived SIGABRT:\n{log}"),
+        }
         assert!(log.contains("crashed by signal: 6"), "{name}:\n{log}");
         assert!(log.contains(&format!("Killed by PID: {}", std::process::id())), "{name}:\n{log}");
         let _ = std::fs::remove_dir_all(&dir);
